@@ -1,0 +1,47 @@
+"""Build the Cython kernels in sparse_ref/_kernels/ (with OpenMP when the compiler has it)."""
+
+import os
+import sys
+from glob import glob
+
+from setuptools import Extension, setup
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from build_tools.openmp import openmp_flags  # noqa: E402
+
+# DESIGN.md section 4: no -ffast-math, no -Ofast, no -march=native, and no fused
+# multiply-add contraction, so that C rounds exactly as NumPy and the reference do.
+BASE_COMPILE_ARGS = ["-O3", "-ffp-contract=off"] if sys.platform != "win32" else ["/O2", "/fp:precise"]
+
+DEBUG = os.environ.get("SPARSE_REF_DEBUG") == "1"
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+    "binding": True,
+    "embedsignature": False,
+}
+
+
+def extensions():
+    from Cython.Build import cythonize
+
+    omp_compile, omp_link = openmp_flags()
+    exts = []
+    for path in sorted(glob(os.path.join("sparse_ref", "_kernels", "*.pyx"))):
+        name = path[:-4].replace(os.sep, ".")
+        exts.append(
+            Extension(
+                name,
+                [path],
+                extra_compile_args=BASE_COMPILE_ARGS + omp_compile,
+                extra_link_args=omp_link,
+            )
+        )
+    return cythonize(exts, compiler_directives=DIRECTIVES, annotate=os.environ.get("SPARSE_REF_ANNOTATE") == "1")
+
+
+setup(ext_modules=extensions())

@@ -1,0 +1,68 @@
+"""sparse_ref: a teaching and reference implementation of ``torch.sparse.mm``.
+
+``import sparse_ref as sr`` and use it as you would use torch::
+
+    a = sr.randn(2, 3).to_sparse()
+    a.coalesce()
+
+Every kernel exists twice, as readable Python in :mod:`sparse_ref.reference` and as a
+Cython/OpenMP kernel in :mod:`sparse_ref._kernels`; :func:`use_backend` picks one.
+"""
+
+from sparse_ref._backend import get_backend, use_backend
+from sparse_ref._dtypes import (
+    Layout,
+    complex64,
+    complex128,
+    float32,
+    float64,
+    int32,
+    int64,
+    sparse_coo,
+    sparse_csr,
+    strided,
+)
+from sparse_ref._tensor import (
+    SparseTensor,
+    Tensor,
+    manual_seed,
+    ones,
+    randn,
+    sparse_coo_tensor,
+    tensor,
+    zeros,
+)
+from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
+from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Layout",
+    "SparseTensor",
+    "Tensor",
+    "complex64",
+    "complex128",
+    "float32",
+    "float64",
+    "from_scipy",
+    "from_torch",
+    "get_backend",
+    "get_num_threads",
+    "int32",
+    "int64",
+    "manual_seed",
+    "ones",
+    "openmp_enabled",
+    "randn",
+    "set_num_threads",
+    "sparse_coo",
+    "sparse_coo_tensor",
+    "sparse_csr",
+    "strided",
+    "tensor",
+    "to_scipy",
+    "to_torch",
+    "use_backend",
+    "zeros",
+]

@@ -1,0 +1,70 @@
+"""Dtypes and layouts, named as in torch.
+
+A sparse_ref dtype *is* a NumPy dtype (``sr.float64 == np.dtype("float64")``), so arrays
+move between the two without translation. ``dtype=`` arguments also take NumPy scalar
+types and strings.
+"""
+
+import numpy as np
+
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+complex64 = np.dtype(np.complex64)
+complex128 = np.dtype(np.complex128)
+
+SUPPORTED = (int32, int64, float32, float64, complex64, complex128)
+SUPPORTED_NAMES = ", ".join(d.name for d in SUPPORTED)
+
+# torch's defaults: Python floats become float32, ints int64, complex numbers complex64.
+default_dtype = float32
+
+
+class Layout:
+    """A storage layout: ``sr.strided`` (dense), ``sr.sparse_coo``, ``sr.sparse_csr``."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"sparse_ref.{self.name}"
+
+
+strided = Layout("strided")
+sparse_coo = Layout("sparse_coo")
+sparse_csr = Layout("sparse_csr")
+
+
+def as_dtype(dtype, where: str = "dtype") -> np.dtype:
+    """Turn a dtype-like (sr dtype, NumPy type, string) into a supported NumPy dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: {dtype!r} is not a dtype; use one of {SUPPORTED_NAMES}") from None
+    if dt not in SUPPORTED:
+        raise TypeError(f"{where}: sparse_ref does not support dtype {dt.name}; use one of {SUPPORTED_NAMES}")
+    return dt
+
+
+def natural_dtype(array: np.ndarray, from_python: bool, where: str) -> np.dtype:
+    """The dtype a new tensor takes when ``dtype=None``.
+
+    Data given as NumPy arrays or tensors keeps its dtype; Python numbers and lists follow
+    torch: floats -> float32, ints -> int64, complex -> complex64.
+    """
+    kind = array.dtype.kind
+    if kind == "b":
+        raise TypeError(f"{where}: bool values are not supported; use one of {SUPPORTED_NAMES}")
+    if from_python:
+        if kind == "f":
+            return float32
+        if kind == "c":
+            return complex64
+        if kind in "iu":
+            return int64
+    return as_dtype(array.dtype, where)
+
+
+def repr_name(dt: np.dtype) -> str:
+    return f"sparse_ref.{dt.name}"

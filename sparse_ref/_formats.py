@@ -1,0 +1,86 @@
+"""Array-level format operations: one call per op, validate-free (the tensor layer has
+checked), then normalise -> allocate -> kernel. The kernels come from the current backend.
+
+Huge shapes: a counting sort needs O(nrows) memory, which is impossible for, say, 2**40
+rows. When the row count is much larger than nnz, the rows that occur are first renamed
+to 0..r-1 (``np.unique``), the kernel works on r rows, and the names are restored. No
+(row, col) pair is ever linearised into a single int64 key, so rows * cols may exceed
+2**63.
+"""
+
+import numpy as np
+
+from sparse_ref._backend import kernel_module
+from sparse_ref._threads import effective_n_threads
+
+I64 = np.int64
+
+
+def _compress(keys: np.ndarray, n: int):
+    """Rename ``keys`` (each in [0, n)) to ranks 0..r-1 when n is far larger than needed.
+
+    Returns ``(keys, n, names)``: ``names`` maps a rank back to its key, or is None when
+    nothing was renamed. Renaming keeps order, so sorted stays sorted.
+    """
+    if n <= 2 * keys.shape[0] + 1024:
+        return keys, n, None
+    names, ranks = np.unique(keys, return_inverse=True)
+    return np.ascontiguousarray(ranks, dtype=I64), int(names.shape[0]), names
+
+
+def crow_to_row(crow: np.ndarray, n_threads=None) -> np.ndarray:
+    """One row index per stored entry from CSR row pointers."""
+    out_row = np.empty(int(crow[-1]), dtype=I64)
+    nt = effective_n_threads(n_threads, work=out_row.shape[0])
+    kernel_module("convert").csr_to_coo(crow, out_row, nt)
+    return out_row
+
+
+def coalesce(row, col, val, nrows: int, n_threads=None):
+    """Coalesce COO arrays. Returns ``(row, col, val, pos)`` of the coalesced matrix, where
+    ``pos[p]`` is the coalesced position of stored entry p."""
+    nnz = row.shape[0]
+    rows, r, names = _compress(row, nrows)
+    k = kernel_module("coalesce")
+    nt = effective_n_threads(n_threads, work=nnz)
+    perm = np.empty(nnz, dtype=I64)
+    seg = np.empty(r + 1, dtype=I64)
+    crow = np.empty(r + 1, dtype=I64)
+    k.coalesce_symbolic(rows, col, r, perm, seg, crow, nt)
+    nnz_out = int(crow[r])
+    out_col = np.empty(nnz_out, dtype=I64)
+    out_val = np.empty(nnz_out, dtype=val.dtype)
+    out_pos = np.empty(nnz, dtype=I64)
+    k.coalesce_numeric(col, val, perm, seg, crow, out_col, out_val, out_pos, nt)
+    out_row = crow_to_row(crow, n_threads)
+    if names is not None:
+        out_row = names[out_row]
+    return out_row, out_col, out_val, out_pos
+
+
+def coo_to_csr(row, nrows: int, n_threads=None) -> np.ndarray:
+    """Row pointers of a row-sorted COO matrix (nrows + 1 of them)."""
+    if nrows + 1 > np.iinfo(np.intp).max // 8 or nrows > 2 * row.shape[0] + (1 << 27):
+        raise MemoryError(
+            f"CSR needs nrows + 1 = {nrows + 1} row pointers, too many to allocate for a "
+            f"matrix with {row.shape[0]} stored entries; keep it in COO"
+        )
+    out_crow = np.empty(nrows + 1, dtype=I64)
+    kernel_module("convert").coo_to_csr(row, nrows, out_crow, effective_n_threads(n_threads, work=row.shape[0]))
+    return out_crow
+
+
+def csr_transpose(crow, col, ncols: int, n_threads=None):
+    """Transpose CSR structure. Returns ``(t_crow, t_col, perm)``; values are ``val[perm]``.
+
+    Huge column counts are renamed first, so the transpose's row pointers stay small;
+    the returned ``t_crow`` then has one pointer per *occurring* column and a fourth item,
+    the column names, is not None.
+    """
+    cols, c, names = _compress(col, ncols)
+    out_crow = np.empty(c + 1, dtype=I64)
+    out_col = np.empty(col.shape[0], dtype=I64)
+    out_perm = np.empty(col.shape[0], dtype=I64)
+    nt = effective_n_threads(n_threads, work=col.shape[0])
+    kernel_module("convert").csr_transpose(crow, cols, c, out_crow, out_col, out_perm, nt)
+    return out_crow, out_col, out_perm, names

@@ -1,0 +1,430 @@
+"""The two tensor types: a dense ``Tensor`` over a NumPy array, and a ``SparseTensor`` in
+COO form (indices, values, size, coalesced flag). Names and behaviour follow torch.
+
+The tensor layer never loops over entries: it validates (``_validate``), then hands whole
+arrays to the array-level operations in ``_formats``, which call the kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sparse_ref import _dtypes, _formats, _validate
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator behind :func:`randn` (like ``torch.manual_seed``).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.manual_seed(0); a = sr.randn(2)
+    >>> sr.manual_seed(0); b = sr.randn(2)
+    >>> bool((a.numpy() == b.numpy()).all())
+    True
+    """
+    global _generator
+    _generator = np.random.default_rng(seed)
+
+
+def _format_array(arr: np.ndarray, prefix: str) -> str:
+    if arr.size == 0:
+        return "[]" if arr.ndim == 1 else np.array2string(arr, separator=", ")
+    kind = arr.dtype.kind
+    if kind in "fc":
+        finite = arr[np.isfinite(arr)] if kind == "f" else arr
+        integral = kind == "f" and finite.size and np.all(finite == np.round(finite))
+        if integral and np.all(np.abs(finite) < 1e8):
+            fmt = {"float_kind": lambda x: (f"{x:.0f}." if np.isfinite(x) else str(x))}
+            return np.array2string(arr, separator=", ", prefix=prefix, formatter=fmt)
+        return np.array2string(arr, separator=", ", prefix=prefix, precision=4, floatmode="fixed",
+                               suppress_small=False)
+    return np.array2string(arr, separator=", ", prefix=prefix)
+
+
+def _suffix(dt: np.dtype, default_kinds=(_dtypes.float32, _dtypes.int64)) -> str:
+    return "" if dt in default_kinds else f", dtype={_dtypes.repr_name(dt)}"
+
+
+class Tensor:
+    """A dense tensor: a NumPy array, plus ``requires_grad``, ``grad`` and ``grad_fn``.
+
+    Build one with :func:`tensor`, :func:`randn`, :func:`zeros` or :func:`ones`; NumPy
+    sees its data through ``np.asarray(t)`` or ``t.numpy()`` (shared memory, as in torch).
+    """
+
+    __array_priority__ = 1000
+    is_sparse = False
+    layout = _dtypes.strided
+
+    def __init__(self, data: np.ndarray, requires_grad: bool = False):
+        self._data = data
+        self.requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # -- what it is -----------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def size(self, dim: int | None = None):
+        return self._data.shape if dim is None else self._data.shape[dim]
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (shared memory, like ``torch.Tensor.numpy``)."""
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if copy is False and dtype is not None and np.dtype(dtype) != self._data.dtype:
+            raise ValueError("np.asarray(tensor, copy=False) cannot change the dtype without a copy")
+        out = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        return out.copy() if copy else out
+
+    def item(self):
+        if self._data.size != 1:
+            raise ValueError(f"a Tensor with {self._data.size} elements cannot be converted to a Python scalar")
+        return self._data.reshape(()).item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    # -- autograd flags -------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Mark the tensor as a leaf whose gradient ``backward`` should compute."""
+        if requires_grad and self.dtype.kind not in "fc":
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph (shares memory, like torch)."""
+        return Tensor(self._data)
+
+    def clone(self) -> "Tensor":
+        return Tensor(self._data.copy(), requires_grad=self.requires_grad)
+
+    # -- conversions ----------------------------------------------------------------
+    def to_sparse(self) -> "SparseTensor":
+        """The nonzero entries as a coalesced COO tensor: zeros (and -0.0) are dropped, NaN kept.
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.tensor([[0., 2.], [3., 0.]]).to_sparse()
+        tensor(indices=tensor([[0, 1],
+                               [1, 0]]),
+               values=tensor([2., 3.]),
+               size=(2, 2), nnz=2, layout=sparse_ref.sparse_coo)
+        """
+        if self._data.ndim != 2:
+            raise ValueError(f"to_sparse: {_validate.EXPECTED_2D}, got a {self._data.ndim}-D tensor")
+        row, col = np.nonzero(self._data)  # row-major order, so the result is coalesced
+        indices = np.stack([row, col]).astype(np.int64)
+        values = self._data[row, col]
+        return SparseTensor._make(indices, values, self.shape, coalesced=True)
+
+    def t(self) -> "Tensor":
+        if self._data.ndim > 2:
+            raise ValueError(f"t() expects a tensor with <= 2 dimensions, but self is {self._data.ndim}D")
+        return Tensor(self._data.T)
+
+    @property
+    def T(self) -> "Tensor":
+        return self.t()
+
+    def __repr__(self) -> str:
+        body = _format_array(self._data, "tensor(")
+        extra = _suffix(self.dtype)
+        if self.grad_fn is not None:
+            extra += f", grad_fn=<{self.grad_fn.name()}>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+
+class SparseTensor:
+    """A 2-D sparse matrix in COO form: ``indices`` (2 x nnz, int64), ``values`` (nnz),
+    ``size`` and a ``coalesced`` flag (sorted row-major, no duplicates).
+
+    Build one with :func:`sparse_coo_tensor` or ``Tensor.to_sparse()``. The stored arrays
+    are read-only: no operation writes into a tensor it was given.
+    """
+
+    is_sparse = True
+    layout = _dtypes.sparse_coo
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("build a SparseTensor with sr.sparse_coo_tensor(indices, values, size)")
+
+    @classmethod
+    def _make(cls, indices: np.ndarray, values: np.ndarray, shape, coalesced: bool,
+              requires_grad: bool = False) -> "SparseTensor":
+        """Wrap arrays that already satisfy every invariant (no checks, no copies)."""
+        self = object.__new__(cls)
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        values = np.ascontiguousarray(values)
+        indices.flags.writeable = False
+        values.flags.writeable = False
+        self._idx = indices
+        self._val = values
+        self._shape = (int(shape[0]), int(shape[1]))
+        self._coalesced = bool(coalesced) or values.shape[0] <= 1
+        self.requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+        if requires_grad:
+            self.requires_grad_(True)
+        return self
+
+    # -- what it is -----------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self._shape
+
+    def size(self, dim: int | None = None):
+        return self._shape if dim is None else self._shape[dim]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._val.dtype
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def dim(self) -> int:
+        return 2
+
+    def sparse_dim(self) -> int:
+        return 2
+
+    def dense_dim(self) -> int:
+        return 0
+
+    def _nnz(self) -> int:
+        return int(self._val.shape[0])
+
+    def is_coalesced(self) -> bool:
+        return self._coalesced
+
+    def _indices(self) -> Tensor:
+        """The stored indices (2 x nnz), coalesced or not."""
+        return Tensor(self._idx)
+
+    def _values(self) -> Tensor:
+        """The stored values, coalesced or not."""
+        return Tensor(self._val)
+
+    def indices(self) -> Tensor:
+        """The indices of a coalesced tensor (raises on an uncoalesced one, as torch does)."""
+        self._require_coalesced("indices")
+        return Tensor(self._idx)
+
+    def values(self) -> Tensor:
+        """The values of a coalesced tensor (raises on an uncoalesced one, as torch does)."""
+        self._require_coalesced("values")
+        return Tensor(self._val)
+
+    def _require_coalesced(self, what: str) -> None:
+        if not self._coalesced:
+            raise RuntimeError(f"Cannot get {what} on an uncoalesced tensor, please call .coalesce() first")
+
+    # -- autograd flags -------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> "SparseTensor":
+        """Mark the tensor as a leaf whose gradient ``backward`` should compute."""
+        if requires_grad and self.dtype.kind not in "fc":
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def detach(self) -> "SparseTensor":
+        return SparseTensor._make(self._idx, self._val, self._shape, self._coalesced)
+
+    def clone(self) -> "SparseTensor":
+        return SparseTensor._make(self._idx.copy(), self._val.copy(), self._shape, self._coalesced,
+                                  requires_grad=self.requires_grad)
+
+    # -- operations -----------------------------------------------------------------
+    def coalesce(self, n_threads: int | None = None) -> "SparseTensor":
+        """Sort the entries row-major and sum duplicates in storage order.
+
+        Explicit zeros and exact cancellations stay as stored zeros. A coalesced tensor
+        is returned as it is.
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> s = sr.sparse_coo_tensor([[1, 0, 1], [0, 2, 0]], [1., 2., 3.], (2, 3))
+        >>> s.is_coalesced()
+        False
+        >>> c = s.coalesce()
+        >>> c.indices().tolist(), c.values().tolist()
+        ([[0, 1], [2, 0]], [2.0, 4.0])
+        """
+        if self._coalesced:
+            return self
+        row, col, val, _ = _formats.coalesce(self._idx[0], self._idx[1], self._val, self._shape[0], n_threads)
+        return SparseTensor._make(np.stack([row, col]), val, self._shape, coalesced=True)
+
+    def to_dense(self) -> Tensor:
+        """The dense matrix; duplicates are summed as ``coalesce`` sums them.
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.sparse_coo_tensor([[0, 1, 1], [1, 0, 0]], [5., 1., 2.], (2, 2)).to_dense()
+        tensor([[0., 5.],
+                [3., 0.]])
+        """
+        c = self.coalesce()
+        out = np.zeros(self._shape, dtype=self.dtype)
+        out[c._idx[0], c._idx[1]] = c._val
+        return Tensor(out)
+
+    def to_sparse(self) -> "SparseTensor":
+        return self
+
+    def t(self) -> "SparseTensor":
+        """The transpose (indices swapped; like torch, the result is flagged uncoalesced)."""
+        return SparseTensor._make(self._idx[::-1], self._val, self._shape[::-1], coalesced=False)
+
+    @property
+    def T(self) -> "SparseTensor":
+        return self.t()
+
+    def _csr(self, n_threads: int | None = None):
+        """``(crow, col, val)`` of the coalesced matrix: the arrays the kernels take."""
+        c = self.coalesce(n_threads)
+        return _formats.coo_to_csr(c._idx[0], self._shape[0], n_threads), c._idx[1], c._val
+
+    def __repr__(self) -> str:
+        pad = " " * len("tensor(")
+        idx = _format_array(self._idx, pad + "indices=tensor(")
+        val = _format_array(self._val, pad + "values=tensor(")
+        grad = f", grad_fn=<{self.grad_fn.name()}>" if self.grad_fn is not None else (
+            ", requires_grad=True" if self.requires_grad else "")
+        return (
+            f"tensor(indices=tensor({idx}),\n{pad}values=tensor({val}),\n{pad}"
+            f"size={self._shape}, nnz={self._nnz()}{_suffix(self.dtype)}, "
+            f"layout={self.layout!r}{grad})"
+        )
+
+
+# -- construction -----------------------------------------------------------------------
+
+def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: bool = False,
+                      is_coalesced: bool | None = None) -> SparseTensor:
+    """A 2-D sparse COO tensor from indices (2 x nnz) and values (nnz), like torch's.
+
+    Every index is checked against ``size`` (negative and out-of-range indices raise
+    ``IndexError``); when ``size`` is omitted it is inferred as max index + 1. Inputs are
+    copied, so later changes to them do not reach the tensor. ``is_coalesced=True`` is
+    verified, not trusted.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.sparse_coo_tensor([[0, 0, 1], [0, 2, 1]], [1., 0., 2.], (2, 3))
+    tensor(indices=tensor([[0, 0, 1],
+                           [0, 2, 1]]),
+           values=tensor([1., 0., 2.]),
+           size=(2, 3), nnz=3, layout=sparse_ref.sparse_coo)
+    """
+    idx = _validate.coo_indices(indices)
+    val = _validate.coo_values(values, idx.shape[1], dtype)
+    if size is None:
+        shape = _validate.inferred_shape(idx)
+    else:
+        shape = _validate.sparse_shape(size, "sparse_coo_tensor")
+    _validate.index_bounds(idx, shape)
+    if is_coalesced:
+        _validate.coalesced_claim(idx)
+    return SparseTensor._make(idx, val, shape, coalesced=bool(is_coalesced), requires_grad=requires_grad)
+
+
+def tensor(data, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A dense tensor from a list, a NumPy array or a tensor (always copied).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.tensor([[1., 2.], [3., 4.]], dtype=sr.float64)
+    tensor([[1., 2.],
+            [3., 4.]], dtype=sparse_ref.float64)
+    """
+    return Tensor(_validate.dense_data(data, dtype, "tensor"), requires_grad=requires_grad)
+
+
+def _filled(fill, size, dtype, requires_grad, where):
+    shape = _validate.size_arg(size, where)
+    dt = _dtypes.as_dtype(dtype, where) if dtype is not None else _dtypes.default_dtype
+    return Tensor(np.full(shape, fill, dtype=dt), requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A dense tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+    return _filled(0, size, dtype, requires_grad, "zeros")
+
+
+def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A dense tensor of ones (float32 unless ``dtype`` says otherwise)."""
+    return _filled(1, size, dtype, requires_grad, "ones")
+
+
+def randn(*size, dtype=None, requires_grad: bool = False, generator=None) -> Tensor:
+    """Standard normal samples (float32 unless ``dtype`` says otherwise).
+
+    ``generator`` is a ``numpy.random.Generator``; without one the generator seeded by
+    :func:`manual_seed` is used. Complex dtypes get real and imaginary parts each of
+    variance 1/2, as in torch.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.randn(2, 3).shape
+    (2, 3)
+    """
+    shape = _validate.size_arg(size, "randn")
+    dt = _dtypes.as_dtype(dtype, "randn") if dtype is not None else _dtypes.default_dtype
+    if dt.kind not in "fc":
+        raise TypeError(f"randn: expected a floating or complex dtype, got {dt.name}")
+    rng = generator if generator is not None else _generator
+    if dt.kind == "c":
+        data = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+    else:
+        data = rng.standard_normal(shape)
+    return Tensor(np.ascontiguousarray(data, dtype=dt), requires_grad=requires_grad)

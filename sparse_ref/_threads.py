@@ -1,0 +1,87 @@
+"""How many threads a kernel gets: one policy, in one place.
+
+``n_threads=None`` on a call means "the process-wide setting", which starts as OpenMP's
+default (``OMP_NUM_THREADS`` or the core count) and changes with :func:`set_num_threads`.
+Negative numbers count back from the core count as in scikit-learn (-1 = all cores,
+-2 = all but one); 0 is an error. Without OpenMP every kernel runs on one thread.
+Small inputs run serial whatever the setting: starting threads costs more than it saves.
+"""
+
+import os
+
+_num_threads = None  # None: OpenMP's default
+
+# Below this much work (roughly, entries touched) a kernel runs on one thread.
+SERIAL_BELOW = 20_000
+
+
+def _helpers():
+    from sparse_ref._kernels import _openmp_helpers
+
+    return _openmp_helpers
+
+
+def openmp_enabled() -> bool:
+    """True if the Cython kernels were compiled with OpenMP.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> isinstance(sr.openmp_enabled(), bool)
+    True
+    """
+    return _helpers().openmp_enabled()
+
+
+def _default_threads() -> int:
+    return max(int(_helpers().max_threads()), 1)
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the kernels use when a call does not say (like torch's).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> old = sr.get_num_threads()
+    >>> sr.set_num_threads(1)
+    >>> sr.get_num_threads()
+    1
+    >>> sr.set_num_threads(old)
+    """
+    global _num_threads
+    _num_threads = _check_count(n, "set_num_threads")
+
+
+def get_num_threads() -> int:
+    """The number of threads a kernel uses when a call does not say."""
+    if _num_threads is None:
+        return _default_threads() if openmp_enabled() else 1
+    return effective_n_threads(_num_threads)
+
+
+def _check_count(n, where):
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{where}: the thread count must be an int, got {type(n).__name__}")
+    if n == 0:
+        raise ValueError(f"{where}: the thread count must not be 0 (use 1 for serial, -1 for all cores)")
+    return n
+
+
+def effective_n_threads(n_threads=None, work: int | None = None) -> int:
+    """Resolve a ``n_threads`` argument to the count a kernel will use.
+
+    ``None`` takes the process-wide setting; a negative n means ``cores + 1 + n``;
+    without OpenMP the answer is 1; with ``work`` below :data:`SERIAL_BELOW` it is 1.
+    """
+    if n_threads is None:
+        n = get_num_threads()
+    else:
+        n = _check_count(n_threads, "n_threads")
+        if n < 0:
+            n = max((os.cpu_count() or 1) + 1 + n, 1)
+    if not openmp_enabled():
+        return 1
+    if work is not None and work < SERIAL_BELOW:
+        return 1
+    return n

@@ -1,0 +1,91 @@
+"""Conversions to and from SciPy and torch (optional dependencies, imported on use).
+
+NumPy needs nothing here: ``sr.tensor(array)`` and ``np.asarray(t)`` already convert.
+"""
+
+import numpy as np
+
+from sparse_ref._tensor import SparseTensor, Tensor, sparse_coo_tensor, tensor
+
+
+def _require(name: str, purpose: str):
+    try:
+        return __import__(name)
+    except ImportError:
+        raise ImportError(
+            f"{purpose} needs the optional package {name!r}, which is not installed "
+            f"(pip install {name if name != 'scipy' else 'scipy'})"
+        ) from None
+
+
+def from_scipy(matrix) -> SparseTensor:
+    """A COO tensor from any ``scipy.sparse`` matrix or array (indices are checked).
+
+    A SciPy matrix in canonical form (sorted, no duplicates) gives a coalesced tensor.
+
+    Examples
+    --------
+    >>> import scipy.sparse, sparse_ref as sr
+    >>> sr.from_scipy(scipy.sparse.coo_array(([1.0, 2.0], ([0, 1], [1, 0])), shape=(2, 2))).to_dense()
+    tensor([[0., 1.],
+            [2., 0.]], dtype=sparse_ref.float64)
+    """
+    sp = _require("scipy.sparse", "from_scipy")
+    if not sp.issparse(matrix):
+        raise TypeError(f"from_scipy: expected a scipy.sparse matrix or array, got {type(matrix).__name__}")
+    coo = matrix.tocoo()
+    canonical = bool(getattr(coo, "has_canonical_format", False))
+    indices = np.stack([np.asarray(coo.row), np.asarray(coo.col)])
+    out = sparse_coo_tensor(indices, np.asarray(coo.data), coo.shape)
+    if canonical:
+        out._coalesced = True  # scipy guarantees sorted and unique in canonical form
+    return out
+
+
+def to_scipy(t: SparseTensor):
+    """A ``scipy.sparse.coo_array`` with the same stored entries (duplicates kept).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.to_scipy(sr.tensor([[0., 3.]]).to_sparse()).toarray()
+    array([[0., 3.]], dtype=float32)
+    """
+    sp = _require("scipy.sparse", "to_scipy")
+    if not isinstance(t, SparseTensor):
+        raise TypeError(f"to_scipy: expected a sparse_ref SparseTensor, got {type(t).__name__}")
+    out = sp.coo_array((t._val.copy(), (t._idx[0].copy(), t._idx[1].copy())), shape=t.shape)
+    if t.is_coalesced():
+        out.has_canonical_format = True
+    return out
+
+
+def from_torch(t):
+    """A sparse_ref tensor from a torch tensor: strided -> ``Tensor``, sparse COO ->
+    ``SparseTensor`` (the coalesced flag carries over). Data is copied."""
+    torch = _require("torch", "from_torch")
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"from_torch: expected a torch.Tensor, got {type(t).__name__}")
+    t = t.detach().cpu()
+    if t.layout == torch.strided:
+        return tensor(t.resolve_conj().numpy())
+    if t.layout == torch.sparse_coo:
+        coalesced = t.is_coalesced()
+        out = sparse_coo_tensor(t._indices().numpy(), t._values().resolve_conj().numpy(), tuple(t.shape),
+                                is_coalesced=coalesced or None)
+        return out
+    raise TypeError(f"from_torch: layout {t.layout} is not supported yet; use a strided or sparse_coo tensor")
+
+
+def to_torch(t):
+    """A torch tensor with the same data (copied): ``Tensor`` -> strided, ``SparseTensor`` ->
+    sparse COO carrying the coalesced flag."""
+    torch = _require("torch", "to_torch")
+    if isinstance(t, Tensor):
+        return torch.from_numpy(np.array(t._data, copy=True))
+    if isinstance(t, SparseTensor):
+        return torch.sparse_coo_tensor(
+            torch.from_numpy(t._idx.copy()), torch.from_numpy(t._val.copy()), t.shape,
+            is_coalesced=t.is_coalesced(),
+        )
+    raise TypeError(f"to_torch: expected a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")

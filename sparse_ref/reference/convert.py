@@ -1,0 +1,124 @@
+"""Format conversions as counting sorts: COO rows -> CSR row pointers, CSR -> COO rows,
+and the transpose of a CSR matrix. Twin of ``sparse_ref/_kernels/convert.pyx``.
+"""
+
+
+def coo_to_csr(a_row, nrows, out_crow, n_threads=1):
+    """Row pointers of a COO matrix whose entries are sorted by row.
+
+    Inputs
+    ------
+    a_row : int64[nnz]
+        Row of each stored entry, non-decreasing.
+    nrows : int
+        Number of rows; every ``a_row[p]`` is in ``[0, nrows)``.
+
+    Outputs
+    -------
+    out_crow : int64[nrows + 1]
+        ``out_crow[i]`` is the number of entries in rows ``< i``, so row i holds the
+        entries ``out_crow[i]:out_crow[i + 1]``.
+
+    Preconditions
+    -------------
+    ``a_row`` sorted and in range.
+
+    Complexity
+    ----------
+    O(nnz + nrows) time, no extra memory.
+
+    Parallelism
+    -----------
+    Serial: a count and a prefix sum, bound by memory.
+    """
+    for i in range(nrows + 1):
+        out_crow[i] = 0
+    for p in range(len(a_row)):
+        out_crow[a_row[p] + 1] += 1
+    for i in range(nrows):
+        out_crow[i + 1] += out_crow[i]
+
+
+def csr_to_coo(a_crow, out_row, n_threads=1):
+    """Expand CSR row pointers into one row index per stored entry.
+
+    Inputs
+    ------
+    a_crow : int64[nrows + 1]
+        Row pointers, non-decreasing, ``a_crow[0] == 0``.
+
+    Outputs
+    -------
+    out_row : int64[a_crow[nrows]]
+        ``out_row[q] = i`` for every q in ``a_crow[i]:a_crow[i + 1]``.
+
+    Preconditions
+    -------------
+    ``a_crow`` is a valid row-pointer array.
+
+    Complexity
+    ----------
+    O(nnz + nrows) time, no extra memory.
+
+    Parallelism
+    -----------
+    A ``prange`` over rows; each row writes its own slice.
+    """
+    for i in range(len(a_crow) - 1):
+        for q in range(a_crow[i], a_crow[i + 1]):
+            out_row[q] = i
+
+
+def csr_transpose(a_crow, a_col, ncols, out_crow, out_col, out_perm, n_threads=1):
+    """The transpose of a CSR matrix, as a CSR matrix with sorted columns.
+
+    Inputs
+    ------
+    a_crow : int64[nrows + 1]
+        Row pointers of A.
+    a_col : int64[nnz]
+        Column of each stored entry of A.
+    ncols : int
+        Number of columns of A (rows of the transpose).
+
+    Outputs
+    -------
+    out_crow : int64[ncols + 1]
+        Row pointers of A^T.
+    out_col : int64[nnz]
+        Columns of A^T (the rows of A), ascending within each row of A^T.
+    out_perm : int64[nnz]
+        ``out_perm[q]`` is the position in A of the entry stored at q in A^T, so the
+        values of A^T are ``a_val[out_perm]`` (conjugated for A^H).
+
+    Preconditions
+    -------------
+    Columns in ``[0, ncols)``. If A is sorted and unique within rows, so is A^T.
+
+    Complexity
+    ----------
+    O(nnz + nrows + ncols) time, O(ncols) extra memory.
+
+    Parallelism
+    -----------
+    Serial counting sort (count by column, prefix sum, fill in row order), which is
+    what makes it stable: entries of one column of A land in ascending row order.
+
+    Reference
+    ---------
+    SciPy's ``csr_tocsc`` (sparsetools/csr.h) is the same counting sort.
+    """
+    nrows = len(a_crow) - 1
+    for j in range(ncols + 1):
+        out_crow[j] = 0
+    for q in range(len(a_col)):
+        out_crow[a_col[q] + 1] += 1
+    for j in range(ncols):
+        out_crow[j + 1] += out_crow[j]
+    next_slot = [out_crow[j] for j in range(ncols)]
+    for i in range(nrows):
+        for q in range(a_crow[i], a_crow[i + 1]):
+            j = a_col[q]
+            out_col[next_slot[j]] = i
+            out_perm[next_slot[j]] = q
+            next_slot[j] += 1
