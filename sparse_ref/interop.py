@@ -86,6 +86,6 @@ def to_torch(t):
     if isinstance(t, SparseTensor):
         return torch.sparse_coo_tensor(
             torch.from_numpy(t._idx.copy()), torch.from_numpy(t._val.copy()), t.shape,
-            is_coalesced=t.is_coalesced(),
+            is_coalesced=t.is_coalesced(), check_invariants=False,  # our indices are checked
         )
     raise TypeError(f"to_torch: expected a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
