@@ -71,17 +71,15 @@ def _check_count(n, where):
 def effective_n_threads(n_threads=None, work: int | None = None) -> int:
     """Resolve a ``n_threads`` argument to the count a kernel will use.
 
-    ``None`` takes the process-wide setting; a negative n means ``cores + 1 + n``;
-    without OpenMP the answer is 1; with ``work`` below :data:`SERIAL_BELOW` it is 1.
+    ``None`` takes the process-wide setting, except that ``work`` below
+    :data:`SERIAL_BELOW` runs serial; an explicit count is honoured as given (so tests can
+    run small inputs on several threads). A negative n means ``cores + 1 + n``. Without
+    OpenMP the answer is always 1.
     """
     if n_threads is None:
-        n = get_num_threads()
+        n = 1 if work is not None and work < SERIAL_BELOW else get_num_threads()
     else:
         n = _check_count(n_threads, "n_threads")
         if n < 0:
             n = max((os.cpu_count() or 1) + 1 + n, 1)
-    if not openmp_enabled():
-        return 1
-    if work is not None and work < SERIAL_BELOW:
-        return 1
-    return n
+    return n if openmp_enabled() else 1

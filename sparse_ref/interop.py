@@ -3,6 +3,8 @@
 NumPy needs nothing here: ``sr.tensor(array)`` and ``np.asarray(t)`` already convert.
 """
 
+import importlib
+
 import numpy as np
 
 from sparse_ref._tensor import SparseTensor, Tensor, sparse_coo_tensor, tensor
@@ -10,11 +12,12 @@ from sparse_ref._tensor import SparseTensor, Tensor, sparse_coo_tensor, tensor
 
 def _require(name: str, purpose: str):
     try:
-        return __import__(name)
+        return importlib.import_module(name)
     except ImportError:
+        package = name.split(".")[0]
         raise ImportError(
-            f"{purpose} needs the optional package {name!r}, which is not installed "
-            f"(pip install {name if name != 'scipy' else 'scipy'})"
+            f"{purpose} needs the optional package {package!r}, which is not installed "
+            f"(pip install {package})"
         ) from None
 
 

@@ -1,0 +1,57 @@
+"""Shared helpers. The suite runs on the backend named by SPARSE_REF_BACKEND (cython when
+unset); tests that compare the two paths switch explicitly with sr.use_backend."""
+
+import numpy as np
+import pytest
+
+import sparse_ref as sr
+
+VALUE_DTYPES = [sr.float32, sr.float64, sr.complex64, sr.complex128]
+ALL_DTYPES = [sr.int32, sr.int64, *VALUE_DTYPES]
+THREADS = [1, 2, 4]
+
+
+def random_values(rng, n, dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        return (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(dtype)
+    if dtype.kind in "iu":
+        return rng.integers(-9, 10, n).astype(dtype)
+    return rng.standard_normal(n).astype(dtype)
+
+
+def random_coo(rng, shape, nnz, dtype=np.float64):
+    """Random COO arrays in storage order: unsorted, with duplicates when nnz is large."""
+    row = rng.integers(0, max(shape[0], 1), nnz) if shape[0] else np.zeros(0, np.int64)
+    col = rng.integers(0, max(shape[1], 1), nnz) if shape[1] else np.zeros(0, np.int64)
+    if shape[0] == 0 or shape[1] == 0:
+        row, col = row[:0], col[:0]
+    return np.stack([row, col]).astype(np.int64), random_values(rng, row.shape[0], dtype)
+
+
+def dense_oracle(indices, values, shape):
+    """The dense matrix NumPy builds with np.add.at (its own summation order)."""
+    out = np.zeros(shape, dtype=values.dtype)
+    np.add.at(out, (indices[0], indices[1]), values)
+    return out
+
+
+def same_bits(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    return x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+
+
+def assert_same_sparse(x, y):
+    assert x.shape == y.shape
+    assert x.is_coalesced() == y.is_coalesced()
+    assert same_bits(x._indices().numpy(), y._indices().numpy())
+    assert same_bits(x._values().numpy(), y._values().numpy())
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def torch_or_skip():
+    return pytest.importorskip("torch")

@@ -1,0 +1,219 @@
+"""coalesce on both paths: semantics, edge cases, cross-checks with NumPy, SciPy, torch."""
+
+import numpy as np
+import pytest
+from conftest import (
+    ALL_DTYPES,
+    THREADS,
+    VALUE_DTYPES,
+    assert_same_sparse,
+    dense_oracle,
+    random_coo,
+    same_bits,
+    torch_or_skip,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sparse_ref as sr
+
+
+def coo(indices, values, shape, dtype=sr.float64):
+    return sr.sparse_coo_tensor(indices, values, shape, dtype=dtype)
+
+
+def test_coalesce_sorts_row_major_and_sums_duplicates():
+    s = coo([[1, 0, 1, 0], [0, 2, 0, 1]], [1.0, 2.0, 3.0, 4.0], (2, 3))
+    c = s.coalesce()
+    assert c.is_coalesced()
+    assert c.indices().tolist() == [[0, 0, 1], [1, 2, 0]]
+    assert c.values().tolist() == [4.0, 2.0, 4.0]
+
+
+def test_coalesce_sums_duplicates_in_storage_order():
+    # SEMANTICS.md: [1e8, 1, -1e8] -> 0.0 and [1e8, -1e8, 1] -> 1.0 in float32
+    a = coo([[0, 0, 0], [0, 0, 0]], [1e8, 1.0, -1e8], (1, 1), dtype=sr.float32).coalesce()
+    b = coo([[0, 0, 0], [0, 0, 0]], [1e8, -1e8, 1.0], (1, 1), dtype=sr.float32).coalesce()
+    assert a.values().tolist() == [0.0]
+    assert b.values().tolist() == [1.0]
+
+
+def test_coalesce_keeps_explicit_zeros_and_cancellations():
+    c = coo([[0, 1, 1], [0, 1, 1]], [0.0, 2.5, -2.5], (2, 2)).coalesce()
+    assert c.indices().tolist() == [[0, 1], [0, 1]]
+    assert c.values().tolist() == [0.0, 0.0]
+
+
+def test_coalesce_keeps_negative_zero_of_a_single_entry():
+    c = coo([[0, 0], [1, 0]], [-0.0, 1.0], (1, 2)).coalesce()
+    assert np.signbit(c.values().numpy()[1])  # the sum starts from the value, not from +0.0
+
+
+def test_coalesce_returns_self_when_coalesced():
+    c = coo([[0, 1], [0, 1]], [1.0, 2.0], (2, 2)).coalesce()
+    assert c.coalesce() is c
+
+
+def test_coalesce_does_not_change_the_tensor():
+    s = coo([[1, 0, 1], [0, 2, 0]], [1.0, 2.0, 3.0], (2, 3))
+    before_i, before_v = s._indices().numpy().copy(), s._values().numpy().copy()
+    s.coalesce()
+    assert not s.is_coalesced()
+    assert same_bits(s._indices().numpy(), before_i) and same_bits(s._values().numpy(), before_v)
+
+
+@pytest.mark.parametrize(
+    "shape,indices",
+    [
+        ((3, 4), np.zeros((2, 0), np.int64)),  # nnz = 0
+        ((0, 5), np.zeros((2, 0), np.int64)),  # 0 x N
+        ((5, 0), np.zeros((2, 0), np.int64)),  # N x 0
+        ((0, 0), np.zeros((2, 0), np.int64)),
+        ((2, 2), np.array([[1] * 6, [1] * 6])),  # every entry a duplicate
+        ((4, 3), np.array([[3, 2, 1, 0, 3], [2, 1, 0, 2, 0]])),  # unsorted, empty rows none
+        ((6, 3), np.array([[5, 0, 5], [2, 2, 0]])),  # empty rows in the middle
+    ],
+)
+def test_coalesce_edge_cases_match_the_dense_oracle(shape, indices, rng):
+    values = rng.standard_normal(indices.shape[1])
+    c = coo(indices, values, shape).coalesce()
+    assert c.shape == shape and c.is_coalesced()
+    np.testing.assert_allclose(c.to_dense().numpy(), dense_oracle(indices, values, shape), rtol=1e-12)
+    idx = c.indices().numpy()
+    keys = list(zip(idx[0].tolist(), idx[1].tolist()))
+    assert keys == sorted(set(keys))
+
+
+def test_coalesce_accepts_int32_and_non_contiguous_input(rng):
+    base = rng.integers(0, 7, size=(2, 40))
+    idx32 = np.asfortranarray(base.astype(np.int32))
+    vals = rng.standard_normal(80)[::2]  # a strided view
+    assert not vals.flags.c_contiguous
+    c = sr.sparse_coo_tensor(idx32, vals, (7, 7)).coalesce()
+    assert c.indices().dtype == sr.int64
+    np.testing.assert_allclose(c.to_dense().numpy(), dense_oracle(base, vals, (7, 7)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_coalesce_every_dtype_matches_the_oracle(dtype, rng):
+    indices, values = random_coo(rng, (9, 7), 60, dtype)
+    c = sr.sparse_coo_tensor(indices, values, (9, 7)).coalesce()
+    assert c.dtype == dtype
+    np.testing.assert_allclose(c.to_dense().numpy(), dense_oracle(indices, values, (9, 7)), rtol=1e-5)
+
+
+def test_coalesce_huge_shape_whose_size_overflows_int64():
+    n = 2**40
+    s = sr.sparse_coo_tensor([[n - 1, 5, n - 1, 0], [7, n - 2, 7, n - 1]], [1.0, 2.0, 3.0, 4.0], (n, n))
+    for backend in ("reference", "cython"):
+        with sr.use_backend(backend):
+            c = s.coalesce()
+        assert c.indices().tolist() == [[0, 5, n - 1], [n - 1, n - 2, 7]]
+        assert c.values().tolist() == [4.0, 2.0, 4.0]
+        t = c.t().coalesce()
+        assert t.indices().tolist() == [[7, n - 2, n - 1], [n - 1, 5, 0]]
+
+
+def test_csr_arrays_of_a_shape_whose_size_overflows_int64():
+    s = sr.sparse_coo_tensor([[3, 0, 3], [2**62, 5, 1]], [1.0, 2.0, 3.0], (4, 2**62 + 1))
+    crow, col, val = s._csr()
+    assert crow.tolist() == [0, 1, 1, 1, 3]
+    assert col.tolist() == [5, 1, 2**62]
+    assert val.tolist() == [2.0, 3.0, 1.0]
+
+
+def test_csr_arrays_refuse_a_row_count_too_large_to_allocate():
+    s = sr.sparse_coo_tensor([[2**40 - 1], [0]], [1.0], (2**40, 2))
+    with pytest.raises(MemoryError, match="row pointers"):
+        s._csr()
+
+
+# -- the two paths agree bit for bit, for every thread count ------------------------------
+
+@st.composite
+def coo_cases(draw):
+    m = draw(st.integers(0, 8))
+    n = draw(st.integers(0, 8))
+    nnz = draw(st.integers(0, 40)) if m and n else 0
+    rows = draw(st.lists(st.integers(0, max(m - 1, 0)), min_size=nnz, max_size=nnz))
+    cols = draw(st.lists(st.integers(0, max(n - 1, 0)), min_size=nnz, max_size=nnz))
+    # small integers and their halves make exact ties and cancellations likely
+    vals = draw(st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 3.0, -2.5, 1e8, -1e8, 1e-3]),
+                         min_size=nnz, max_size=nnz))
+    imag = draw(st.lists(st.sampled_from([0.0, 1.0, -0.5, 1e8]), min_size=nnz, max_size=nnz))
+    dtype = draw(st.sampled_from(VALUE_DTYPES))
+    values = np.array(vals, dtype=np.float64)
+    if np.dtype(dtype).kind == "c":
+        values = values + 1j * np.array(imag)
+    indices = np.array([rows, cols], dtype=np.int64).reshape(2, nnz)
+    return indices, values.astype(dtype), (m, n)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=coo_cases())
+def test_cython_coalesce_equals_reference_bitwise(case):
+    indices, values, shape = case
+    s = sr.sparse_coo_tensor(indices, values, shape)
+    with sr.use_backend("reference"):
+        expected = s.coalesce()
+    with sr.use_backend("cython"):
+        for n_threads in THREADS:
+            assert_same_sparse(s.coalesce(n_threads=n_threads), expected)
+    np.testing.assert_allclose(expected.to_dense().numpy(), dense_oracle(indices, values, shape),
+                               rtol=1e-5, atol=1e-5 * 1e8)
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+def test_cython_coalesce_equals_reference_on_long_rows(n_threads, rng):
+    # rows far longer than the insertion-sort run, so the merge sort really merges
+    indices, values = random_coo(rng, (3, 50), 700)
+    s = sr.sparse_coo_tensor(indices, values, (3, 50))
+    with sr.use_backend("reference"):
+        expected = s.coalesce()
+    with sr.use_backend("cython"):
+        assert_same_sparse(s.coalesce(n_threads=n_threads), expected)
+
+
+def test_cython_coalesce_result_does_not_change_under_threadpool_limits(rng):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    indices, values = random_coo(rng, (300, 300), 30_000)
+    s = sr.sparse_coo_tensor(indices, values, (300, 300))
+    with sr.use_backend("cython"):
+        free = s.coalesce()
+        with threadpoolctl.threadpool_limits(1, "openmp"):
+            limited = s.coalesce()
+    assert_same_sparse(free, limited)
+
+
+# -- SciPy and torch ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES)
+def test_coalesce_matches_scipy_sum_duplicates(dtype, rng):
+    sp = pytest.importorskip("scipy.sparse")
+    indices, values = random_coo(rng, (30, 20), 400, dtype)
+    ours = sr.sparse_coo_tensor(indices, values, (30, 20)).coalesce()
+    ref = sp.coo_array((values, (indices[0], indices[1])), shape=(30, 20))
+    ref.sum_duplicates()  # sorts row-major, sums duplicates (in its own order)
+    assert ours.indices().numpy().tolist() == [ref.row.tolist(), ref.col.tolist()]
+    np.testing.assert_allclose(ours.values().numpy(), ref.data, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES)
+def test_coalesce_matches_torch(dtype, rng):
+    """Indices exactly; values to rounding: for runs of 3+ duplicates torch 2.13 does not
+    add strictly in storage order (float32 runs accumulate in double, long runs are
+    reduced in another order), while we do (DESIGN.md section 4)."""
+    torch = torch_or_skip()
+    indices, values = random_coo(rng, (30, 20), 400, dtype)
+    ours = sr.sparse_coo_tensor(indices, values, (30, 20)).coalesce()
+    theirs = torch.sparse_coo_tensor(torch.from_numpy(indices), torch.from_numpy(values), (30, 20)).coalesce()
+    assert same_bits(ours.indices().numpy(), theirs.indices().numpy())
+    np.testing.assert_allclose(ours.values().numpy(), theirs.values().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_coalesce_storage_order_example_matches_torch():
+    torch = torch_or_skip()
+    for vals in ([1e8, 1.0, -1e8], [1e8, -1e8, 1.0]):
+        t = torch.sparse_coo_tensor([[0, 0, 0], [0, 0, 0]], vals, (1, 1), dtype=torch.float32).coalesce()
+        s = coo([[0, 0, 0], [0, 0, 0]], vals, (1, 1), dtype=sr.float32).coalesce()
+        assert s.values().tolist() == t.values().tolist()

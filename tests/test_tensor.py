@@ -1,0 +1,173 @@
+"""The tensor model: construction, flags, accessors, conversions and reprs, as in torch."""
+
+import numpy as np
+import pytest
+from conftest import same_bits
+
+import sparse_ref as sr
+
+
+def test_sparse_coo_tensor_mirrors_torch_accessors():
+    s = sr.sparse_coo_tensor([[0, 0, 1], [0, 2, 1]], [1.0, 0.0, 2.0], (2, 3))
+    assert s.shape == (2, 3) and s.size() == (2, 3) and s.size(1) == 3
+    assert s._nnz() == 3 and s.dtype == sr.float32
+    assert s.layout is sr.sparse_coo and s.is_sparse
+    assert s.dim() == 2 and s.sparse_dim() == 2 and s.dense_dim() == 0
+    assert not s.is_coalesced()  # like torch: built by hand with nnz >= 2
+    assert s._indices().tolist() == [[0, 0, 1], [0, 2, 1]]
+    assert s._values().tolist() == [1.0, 0.0, 2.0]
+    assert s.requires_grad is False and s.grad is None and s.grad_fn is None
+
+
+def test_indices_and_values_raise_on_an_uncoalesced_tensor():
+    s = sr.sparse_coo_tensor([[1, 0], [0, 0]], [1.0, 2.0], (2, 2))
+    with pytest.raises(RuntimeError, match="Cannot get indices on an uncoalesced tensor, please call .coalesce"):
+        s.indices()
+    with pytest.raises(RuntimeError, match="Cannot get values on an uncoalesced tensor"):
+        s.values()
+
+
+@pytest.mark.parametrize("nnz", [0, 1])
+def test_tiny_tensors_are_coalesced(nnz):
+    s = sr.sparse_coo_tensor(np.zeros((2, nnz), np.int64), np.ones(nnz), (2, 2))
+    assert s.is_coalesced()
+
+
+def test_is_coalesced_true_is_accepted_for_sorted_unique_indices():
+    s = sr.sparse_coo_tensor([[0, 0, 1], [0, 2, 1]], [1.0, 2.0, 3.0], (2, 3), is_coalesced=True)
+    assert s.is_coalesced() and s.indices().tolist() == [[0, 0, 1], [0, 2, 1]]
+
+
+def test_size_is_inferred_from_the_indices():
+    s = sr.sparse_coo_tensor([[0, 4], [2, 1]], [1.0, 2.0])
+    assert s.shape == (5, 3)
+    assert sr.sparse_coo_tensor(np.zeros((2, 0), np.int64), []).shape == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "values,dtype,expected",
+    [
+        ([1.0, 2.0], None, sr.float32),
+        ([1, 2], None, sr.int64),
+        ([1j, 2], None, sr.complex64),
+        (np.array([1.0, 2.0]), None, sr.float64),
+        (np.array([1, 2], np.int32), None, sr.int32),
+        ([1.0, 2.0], "float64", sr.float64),
+        ([1.0, 2.0], np.complex128, sr.complex128),
+        ([1.0, 2.0], sr.int32, sr.int32),
+    ],
+)
+def test_dtype_follows_torch_defaults_and_accepts_numpy_names(values, dtype, expected):
+    s = sr.sparse_coo_tensor([[0, 1], [1, 0]], values, (2, 2), dtype=dtype)
+    assert s.dtype == expected
+    assert sr.tensor(values, dtype=dtype).dtype == expected
+
+
+def test_to_sparse_drops_zeros_and_negative_zero_but_keeps_nan():
+    d = sr.tensor([[0.0, -0.0, 1.5], [np.nan, 0.0, -2.0]], dtype=sr.float64)
+    s = d.to_sparse()
+    assert s.is_coalesced()
+    assert s.indices().tolist() == [[0, 1, 1], [2, 0, 2]]
+    v = s.values().numpy()
+    assert v[0] == 1.5 and np.isnan(v[1]) and v[2] == -2.0
+
+
+def test_to_dense_round_trip_and_duplicates_are_summed():
+    s = sr.sparse_coo_tensor([[0, 1, 1], [1, 0, 0]], [5.0, 1.0, 2.0], (2, 2), dtype=sr.float64)
+    assert s.to_dense().numpy().tolist() == [[0.0, 5.0], [3.0, 0.0]]
+    d = sr.randn(4, 5, dtype=sr.float64)
+    assert same_bits(d.to_sparse().to_dense().numpy(), d.numpy())
+
+
+def test_t_swaps_indices_and_shape():
+    s = sr.sparse_coo_tensor([[0, 1], [2, 0]], [1.0, 2.0], (2, 3), is_coalesced=True)
+    t = s.t()
+    assert t.shape == (3, 2) and not t.is_coalesced()  # as torch flags it
+    assert t._indices().tolist() == [[2, 0], [0, 1]]
+    assert same_bits(t.to_dense().numpy(), s.to_dense().numpy().T)
+    assert same_bits(sr.tensor([[1.0, 2.0]]).t().numpy(), np.array([[1.0], [2.0]], np.float32))
+
+
+def test_clone_copies_and_detach_shares():
+    s = sr.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2)).requires_grad_()
+    c, d = s.clone(), s.detach()
+    assert c.requires_grad and not d.requires_grad
+    assert c._values().numpy() is not s._values().numpy()
+    assert np.shares_memory(d._values().numpy(), s._values().numpy())
+    assert c.is_coalesced() == s.is_coalesced()
+
+
+def test_stored_arrays_are_read_only():
+    s = sr.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2))
+    with pytest.raises(ValueError, match="read-only"):
+        s._values().numpy()[0] = 5.0
+    with pytest.raises(ValueError, match="read-only"):
+        s._indices().numpy()[0, 0] = 1
+
+
+def test_requires_grad_only_for_floating_and_complex():
+    assert sr.randn(2, 2).requires_grad_().requires_grad
+    assert sr.randn(2, 2, requires_grad=True).requires_grad
+    with pytest.raises(RuntimeError, match="only Tensors of floating point and complex dtype"):
+        sr.tensor([1, 2]).requires_grad_()
+    with pytest.raises(RuntimeError, match="only Tensors of floating point and complex dtype"):
+        sr.sparse_coo_tensor([[0], [0]], [1], (1, 1), requires_grad=True)
+
+
+def test_dense_tensor_basics():
+    t = sr.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert t.shape == (2, 2) and t.dtype == sr.float32 and t.layout is sr.strided and not t.is_sparse
+    assert np.asarray(t).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert np.shares_memory(np.asarray(t), t.numpy())
+    assert t.numel() == 4 and len(t) == 2 and sr.tensor(3.5).item() == 3.5
+    assert sr.zeros(2, 3).numpy().tolist() == [[0.0] * 3] * 2
+    assert sr.ones((2,), dtype=sr.int64).tolist() == [1, 1]
+    with pytest.raises(RuntimeError, match="Use tensor.detach"):
+        sr.randn(2, requires_grad=True).numpy()
+
+
+def test_tensor_copies_its_input():
+    a = np.array([1.0, 2.0])
+    t = sr.tensor(a)
+    a[0] = 9.0
+    assert t.tolist() == [1.0, 2.0]
+
+
+def test_randn_is_reproducible_and_has_the_right_dtype():
+    sr.manual_seed(7)
+    a = sr.randn(3, 2)
+    sr.manual_seed(7)
+    b = sr.randn(3, 2)
+    assert same_bits(a.numpy(), b.numpy()) and a.dtype == sr.float32
+    gen = np.random.default_rng(3)
+    assert sr.randn(4, dtype=sr.complex128, generator=gen).dtype == sr.complex128
+    with pytest.raises(TypeError, match="floating or complex"):
+        sr.randn(2, dtype=sr.int64)
+
+
+def test_sparse_repr_reads_like_torch():
+    s = sr.sparse_coo_tensor([[0, 0, 1], [0, 2, 1]], [1.0, 0.0, 2.0], (2, 3))
+    assert repr(s) == (
+        "tensor(indices=tensor([[0, 0, 1],\n"
+        "                       [0, 2, 1]]),\n"
+        "       values=tensor([1., 0., 2.]),\n"
+        "       size=(2, 3), nnz=3, layout=sparse_ref.sparse_coo)"
+    )
+    s64 = sr.sparse_coo_tensor([[0], [1]], [0.5], (1, 2), dtype=sr.float64)
+    assert "dtype=sparse_ref.float64" in repr(s64)
+
+
+def test_dense_repr_reads_like_torch():
+    assert repr(sr.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=sr.float64, requires_grad=True)) == (
+        "tensor([[1., 2.],\n        [3., 4.]], dtype=sparse_ref.float64, requires_grad=True)"
+    )
+    assert repr(sr.tensor([1, 2, 3])) == "tensor([1, 2, 3])"
+    assert repr(sr.tensor([0.5, -1.25])) == "tensor([ 0.5000, -1.2500])"
+
+
+def test_repr_matches_torch_text():
+    torch = pytest.importorskip("torch")
+    idx, val = [[0, 0, 1], [0, 2, 1]], [1.0, 0.0, 2.0]
+    ours = repr(sr.sparse_coo_tensor(idx, val, (2, 3)))
+    theirs = repr(torch.sparse_coo_tensor(idx, val, (2, 3)))
+    assert ours == theirs.replace("torch.", "sparse_ref.")

@@ -1,0 +1,67 @@
+"""The backend switch and the thread policy."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import sparse_ref as sr
+from sparse_ref._threads import SERIAL_BELOW, effective_n_threads
+
+
+def test_use_backend_is_a_context_manager_and_a_call():
+    start = sr.get_backend()
+    with sr.use_backend("reference"):
+        assert sr.get_backend() == "reference"
+        with sr.use_backend("cython"):
+            assert sr.get_backend() == "cython"
+        assert sr.get_backend() == "reference"
+    assert sr.get_backend() == start
+    sr.use_backend("reference")
+    try:
+        assert sr.get_backend() == "reference"
+    finally:
+        sr.use_backend(start)
+
+
+def test_backend_comes_from_the_environment():
+    code = "import sparse_ref as sr; print(sr.get_backend())"
+    env = dict(os.environ, SPARSE_REF_BACKEND="reference")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "reference"
+    env["SPARSE_REF_BACKEND"] = "fortran"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown backend 'fortran'" in bad.stderr
+
+
+def test_set_num_threads_round_trips():
+    old = sr.get_num_threads()
+    try:
+        sr.set_num_threads(1)
+        assert sr.get_num_threads() == 1
+        sr.set_num_threads(3)
+        assert sr.get_num_threads() == (3 if sr.openmp_enabled() else 1)
+    finally:
+        sr.set_num_threads(old)
+
+
+def test_thread_policy():
+    n_cpu = os.cpu_count() or 1
+    if sr.openmp_enabled():
+        assert effective_n_threads(2) == 2
+        assert effective_n_threads(-1) == n_cpu
+        assert effective_n_threads(None, work=SERIAL_BELOW - 1) == 1
+        assert effective_n_threads(None, work=SERIAL_BELOW) == sr.get_num_threads()
+        assert effective_n_threads(4, work=10) == 4  # an explicit count is honoured
+    else:
+        assert effective_n_threads(4) == 1
+    with pytest.raises(ValueError, match="must not be 0"):
+        effective_n_threads(0)
+
+
+def test_openmp_is_on_when_ci_requires_it():
+    if os.environ.get("SPARSE_REF_FAIL_NO_OPENMP") == "1":
+        assert sr.openmp_enabled()
+    else:
+        assert isinstance(sr.openmp_enabled(), bool)

@@ -1,0 +1,107 @@
+"""Every bad input gets the right exception with a message that names the problem, and
+no function writes into what it was given."""
+
+import numpy as np
+import pytest
+
+import sparse_ref as sr
+
+IDX = [[0, 1], [1, 0]]
+
+
+@pytest.mark.parametrize(
+    "indices,values,size,kwargs,exc,message",
+    [
+        ([[0.0, 1.0], [1.0, 0.0]], [1.0, 2.0], (2, 2), {}, TypeError,
+         "indices must be an integer array, got dtype float64"),
+        ([0, 1], [1.0, 2.0], (2, 2), {}, ValueError,
+         r"indices must have shape \(2, nnz\), got an array with 1 dims"),
+        ([[0, 1], [1, 0], [0, 0]], [1.0, 2.0], (2, 2, 2), {}, ValueError,
+         r"expected a 2-D sparse matrix \(sparse_dim=2, dense_dim=0\), got indices of shape \(3, 2\) \(sparse_dim=3\)"),
+        (IDX, [[1.0, 2.0], [3.0, 4.0]], (2, 2), {}, ValueError,
+         r"expected a 2-D sparse matrix \(sparse_dim=2, dense_dim=0\), got values of shape \(2, 2\) \(dense_dim=1\)"),
+        (IDX, [1.0, 2.0, 3.0], (2, 2), {}, ValueError,
+         r"indices and values must have the same number of entries \(nnz\), got 2 indices and 3 values"),
+        (IDX, [1.0, 2.0], (2, 2, 2), {}, ValueError,
+         r"expected a 2-D sparse matrix .*got size \(2, 2, 2\) with 3 dims"),
+        (IDX, [1.0, 2.0], (2, -2), {}, ValueError, r"size must be non-negative, got \(2, -2\)"),
+        (IDX, [1.0, 2.0], (2, 2.5), {}, TypeError, "size must be ints"),
+        (IDX, [1.0, 2.0], 4, {}, TypeError, r"size must be a pair \(nrows, ncols\)"),
+        ([[0, -1], [1, 0]], [1.0, 2.0], (2, 2), {}, IndexError, r"found negative index -1 for dim 0 \(size 2\)"),
+        ([[0, 1], [5, 0]], [1.0, 2.0], (2, 3), {}, IndexError,
+         "size is inconsistent with indices: for dim 1, size is 3 but found index 5"),
+        ([[0, 2], [1, 0]], [1.0, 2.0], (2, 3), {}, IndexError, "for dim 0, size is 2 but found index 2"),
+        (IDX, [True, False], (2, 2), {}, TypeError, "bool values are not supported"),
+        (IDX, np.array([1.0, 2.0], np.float16), (2, 2), {}, TypeError,
+         "sparse_ref does not support dtype float16; use one of int32, int64, float32"),
+        (IDX, [1.0, 2.0], (2, 2), {"dtype": "foo"}, TypeError, "'foo' is not a dtype"),
+        (IDX, [1.0, 2.0], (2, 2), {"dtype": bool}, TypeError, "does not support dtype bool"),
+        ([[1, 0], [0, 0]], [1.0, 2.0], (2, 2), {"is_coalesced": True}, ValueError,
+         r"is_coalesced=True but the indices are not sorted row-major and unique \(entry 1 at \(0, 0\) follows \(1, 0\)\)"),
+        ([[0, 0], [1, 1]], [1.0, 2.0], (2, 2), {"is_coalesced": True}, ValueError, "not sorted row-major and unique"),
+        ([[0, 1], [1, 0]], ["a", "b"], (2, 2), {}, TypeError, "does not support dtype"),
+    ],
+)
+def test_sparse_coo_tensor_rejects_bad_input(indices, values, size, kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        sr.sparse_coo_tensor(indices, values, size, **kwargs)
+
+
+def test_inferred_size_rejects_negative_indices():
+    with pytest.raises(IndexError, match="found negative index -3 for dim 1"):
+        sr.sparse_coo_tensor([[0, 1], [-3, 0]], [1.0, 2.0])
+
+
+def test_uint64_index_too_large_for_int64_is_rejected():
+    with pytest.raises(IndexError, match="does not fit in int64"):
+        sr.sparse_coo_tensor(np.array([[0], [2**63]], np.uint64), [1.0], (1, 2))
+
+
+@pytest.mark.parametrize(
+    "call,exc,message",
+    [
+        (lambda: sr.tensor([[1.0, 2.0], [3.0]]), TypeError, "cannot make an array|ragged"),
+        (lambda: sr.tensor(sr.tensor([[1.0]]).to_sparse()), TypeError, "expected dense data, got a sparse tensor"),
+        (lambda: sr.tensor([1.0, 2.0]).to_sparse(), ValueError, "expected a 2-D sparse matrix .*got a 1-D tensor"),
+        (lambda: sr.zeros(2, -1), ValueError, "size must be non-negative"),
+        (lambda: sr.randn(2, "3"), TypeError, "size must be ints"),
+        (lambda: sr.set_num_threads(0), ValueError, "must not be 0"),
+        (lambda: sr.set_num_threads(1.5), TypeError, "thread count must be an int"),
+        (lambda: sr.use_backend("numba"), ValueError, "unknown backend 'numba': expected one of cython, reference"),
+        (lambda: sr.SparseTensor(), TypeError, "sr.sparse_coo_tensor"),
+        (lambda: sr.tensor([1.0]).item() + sr.tensor([1.0, 2.0]).item(), ValueError, "cannot be converted"),
+    ],
+)
+def test_other_bad_input(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_no_function_writes_into_its_inputs():
+    rng = np.random.default_rng(0)
+    indices = np.stack([rng.integers(0, 5, 30), rng.integers(0, 4, 30)])
+    values = rng.standard_normal(30)
+    dense = rng.standard_normal((3, 4))
+    keep = indices.copy(), values.copy(), dense.copy()
+    s = sr.sparse_coo_tensor(indices, values, (5, 4))
+    s_idx, s_val = s._indices().numpy().copy(), s._values().numpy().copy()
+    for backend in ("reference", "cython"):
+        with sr.use_backend(backend):
+            s.coalesce().to_dense()
+            s.t().coalesce()
+            s._csr()
+    d = sr.tensor(dense)
+    d.to_sparse().to_dense()
+    pytest.importorskip("scipy")
+    sr.to_scipy(s)
+    assert np.array_equal(indices, keep[0]) and np.array_equal(values, keep[1]) and np.array_equal(dense, keep[2])
+    assert indices.flags.writeable and values.flags.writeable
+    assert np.array_equal(s._indices().numpy(), s_idx) and np.array_equal(s._values().numpy(), s_val)
+    assert not s.is_coalesced()
+
+
+def test_a_failed_call_leaves_the_tensor_as_it_was():
+    s = sr.sparse_coo_tensor([[2**40 - 1, 0], [0, 1]], [1.0, 2.0], (2**40, 2))
+    with pytest.raises(MemoryError):
+        s._csr()
+    assert not s.is_coalesced() and s._indices().tolist() == [[2**40 - 1, 0], [0, 1]]
