@@ -36,26 +36,25 @@ def crow_to_row(crow: np.ndarray, n_threads=None) -> np.ndarray:
     return out_row
 
 
-def coalesce(row, col, val, nrows: int, n_threads=None):
-    """Coalesce COO arrays. Returns ``(row, col, val, pos)`` of the coalesced matrix, where
-    ``pos[p]`` is the coalesced position of stored entry p."""
+def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
+    """Coalesce COO arrays. Returns ``(indices, val, pos)``: indices (2, nnz_out) whose two
+    rows are each contiguous, and, if ``with_pos``, ``pos[p]`` = the coalesced position of
+    stored entry p (else None)."""
     nnz = row.shape[0]
     rows, r, names = _compress(row, nrows)
-    k = kernel_module("coalesce")
     nt = effective_n_threads(n_threads, work=nnz)
-    perm = np.empty(nnz, dtype=I64)
-    seg = np.empty(r + 1, dtype=I64)
-    crow = np.empty(r + 1, dtype=I64)
-    k.coalesce_symbolic(rows, col, r, perm, seg, crow, nt)
-    nnz_out = int(crow[r])
-    out_col = np.empty(nnz_out, dtype=I64)
-    out_val = np.empty(nnz_out, dtype=val.dtype)
-    out_pos = np.empty(nnz, dtype=I64)
-    k.coalesce_numeric(col, val, perm, seg, crow, out_col, out_val, out_pos, nt)
-    out_row = crow_to_row(crow, n_threads)
+    out_crow = np.empty(r + 1, dtype=I64)
+    out_idx = np.empty((2, nnz), dtype=I64)  # nnz is an upper bound on the result's size
+    out_val = np.empty(nnz, dtype=val.dtype)
+    out_pos = np.empty(nnz if with_pos else 0, dtype=I64)
+    kernel_module("coalesce").coalesce(rows, col, val, r, out_crow, out_idx[1], out_val, out_pos, nt)
+    m = int(out_crow[r])
+    kernel_module("convert").csr_to_coo(out_crow, out_idx[0], nt)
     if names is not None:
-        out_row = names[out_row]
-    return out_row, out_col, out_val, out_pos
+        out_idx[0, :m] = names[out_idx[0, :m]]
+    if m < 0.75 * nnz:  # many duplicates: give the unused memory back
+        return out_idx[:, :m].copy(), out_val[:m].copy(), (out_pos if with_pos else None)
+    return out_idx[:, :m], out_val[:m], (out_pos if with_pos else None)
 
 
 def coo_to_csr(row, nrows: int, n_threads=None) -> np.ndarray:

@@ -191,7 +191,8 @@ class SparseTensor:
               requires_grad: bool = False) -> "SparseTensor":
         """Wrap arrays that already satisfy every invariant (no checks, no copies)."""
         self = object.__new__(cls)
-        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        if indices.dtype != np.int64 or indices.strides[1] != 8:  # each row must be contiguous
+            indices = np.ascontiguousarray(indices, dtype=np.int64)
         values = np.ascontiguousarray(values)
         indices.flags.writeable = False
         values.flags.writeable = False
@@ -297,8 +298,8 @@ class SparseTensor:
         """
         if self._coalesced:
             return self
-        row, col, val, _ = _formats.coalesce(self._idx[0], self._idx[1], self._val, self._shape[0], n_threads)
-        return SparseTensor._make(np.stack([row, col]), val, self._shape, coalesced=True)
+        indices, val, _ = _formats.coalesce(self._idx[0], self._idx[1], self._val, self._shape[0], n_threads)
+        return SparseTensor._make(indices, val, self._shape, coalesced=True)
 
     def to_dense(self) -> Tensor:
         """The dense matrix; duplicates are summed as ``coalesce`` sums them.

@@ -1,11 +1,14 @@
 """Coalescing a COO matrix: sort row-major, sum duplicates in storage order.
 
-Typed twin of ``sparse_ref/reference/coalesce.py``: same functions, same arguments, same
-contracts, and bit for bit the same results.
+Typed twin of ``sparse_ref/reference/coalesce.py``: same function, same arguments, same
+contract, and bit for bit the same results. Where the reference keeps a list of storage
+positions, this kernel moves (column, position) pairs, so that step 2 sorts contiguous
+memory and step 3 reads the columns in order.
 """
 
 from cython.parallel cimport parallel, prange
-from libc.stdlib cimport free, malloc
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
@@ -79,178 +82,271 @@ cdef inline entry_t* stable_sort(entry_t* a, entry_t* tmp, idx_t n) noexcept nog
     return src
 
 
-cdef inline idx_t sort_row(const idx_t* a_col, idx_t* perm, idx_t start, idx_t end,
-                           entry_t* buf, entry_t* tmp) noexcept nogil:
-    """Sort perm[start:end] by column (stably) and return the number of distinct columns."""
-    cdef idx_t n = end - start, q, distinct
-    cdef bint is_sorted = True
-    cdef entry_t* sorted_entries
+# -- packed keys: the fast path for rows whose columns span less than 2**32 -------------
+#
+# key = (col - lowest col of the row) << 32 | rank of the entry within its row. The rank
+# (storage order, since the counting sort is stable) breaks ties, so keys are unique and
+# sorting them is stable by construction. Sorting 8-byte integers lets the compiler use
+# conditional moves instead of branches, which matters for random columns.
+
+cdef inline void compare_exchange(uint64_t* k, idx_t i, idx_t j) noexcept nogil:
+    cdef uint64_t x = k[i], y = k[j]
+    k[i] = x if x < y else y
+    k[j] = y if x < y else x
+
+
+cdef inline void merge_keys(const uint64_t* left, idx_t n_left, const uint64_t* right,
+                            idx_t n_right, uint64_t* out) noexcept nogil:
+    cdef idx_t a = 0, b = 0, c = 0
+    cdef uint64_t x, y
+    cdef idx_t take_right
+    while a < n_left and b < n_right:
+        x = left[a]
+        y = right[b]
+        take_right = y < x
+        out[c] = y if take_right else x
+        b += take_right
+        a += 1 - take_right
+        c += 1
+    while a < n_left:
+        out[c] = left[a]
+        a += 1
+        c += 1
+    while b < n_right:
+        out[c] = right[b]
+        b += 1
+        c += 1
+
+
+cdef inline uint64_t* sort_keys(uint64_t* k, uint64_t* tmp, idx_t n) noexcept nogil:
+    """Sort unique keys: 4-element sorting networks, then bottom-up merges. Returns the
+    buffer (k or tmp) that holds the result."""
+    cdef idx_t s, lo, mid, hi, width
+    cdef uint64_t* src = k
+    cdef uint64_t* dst = tmp
+    cdef uint64_t* swap
+    s = 0
+    while s + 4 <= n:
+        compare_exchange(k + s, 0, 1)
+        compare_exchange(k + s, 2, 3)
+        compare_exchange(k + s, 0, 2)
+        compare_exchange(k + s, 1, 3)
+        compare_exchange(k + s, 1, 2)
+        s += 4
+    if n - s == 3:
+        compare_exchange(k + s, 0, 1)
+        compare_exchange(k + s, 1, 2)
+        compare_exchange(k + s, 0, 1)
+    elif n - s == 2:
+        compare_exchange(k + s, 0, 1)
+    width = 4
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            merge_keys(src + lo, mid - lo, src + mid, hi - mid, dst + lo)
+            lo += 2 * width
+        swap = src
+        src = dst
+        dst = swap
+        width *= 2
+    return src
+
+
+cdef inline idx_t sort_row(entry_t* row_entries, idx_t n, entry_t* scratch) noexcept nogil:
+    """Sort one row's entries by column, stably, in place; return its distinct columns.
+
+    ``scratch`` holds 2 * n entries (32 bytes each row entry)."""
+    cdef idx_t q, distinct
+    cdef idx_t lowest, highest
+    cdef bint in_order = True
+    cdef entry_t* result
+    cdef uint64_t* keys
+    cdef uint64_t* sorted_keys
     if n == 0:
         return 0
-    for q in range(n):
-        buf[q].pos = perm[start + q]
-        buf[q].col = a_col[buf[q].pos]
-        if q > 0 and buf[q].col < buf[q - 1].col:
-            is_sorted = False
-    if is_sorted:
-        sorted_entries = buf
-    else:
-        sorted_entries = stable_sort(buf, tmp, n)
-    distinct = 1
-    perm[start] = sorted_entries[0].pos
+    lowest = row_entries[0].col
+    highest = lowest
     for q in range(1, n):
-        perm[start + q] = sorted_entries[q].pos
-        if sorted_entries[q].col != sorted_entries[q - 1].col:
+        if row_entries[q].col < row_entries[q - 1].col:
+            in_order = False
+        lowest = min(lowest, row_entries[q].col)
+        highest = max(highest, row_entries[q].col)
+    if not in_order:
+        if <uint64_t>(highest - lowest) < (<uint64_t>1 << 32) and n < (<idx_t>1 << 32):
+            keys = <uint64_t*> scratch   # n keys, then n more as the merge buffer
+            for q in range(n):
+                keys[q] = (<uint64_t>(row_entries[q].col - lowest) << 32) | <uint64_t>q
+            sorted_keys = sort_keys(keys, keys + n, n)
+            # positions follow their keys: copy them out first (scratch[n:] is free)
+            for q in range(n):
+                scratch[n + q].pos = row_entries[q].pos
+            for q in range(n):
+                row_entries[q].col = lowest + <idx_t>(sorted_keys[q] >> 32)
+                row_entries[q].pos = scratch[n + <idx_t>(sorted_keys[q] & 0xFFFFFFFF)].pos
+        else:
+            result = stable_sort(row_entries, scratch, n)
+            if result != row_entries:
+                memcpy(row_entries, result, n * sizeof(entry_t))
+    distinct = 1
+    for q in range(1, n):
+        if row_entries[q].col != row_entries[q - 1].col:
             distinct += 1
     return distinct
 
 
-def coalesce_symbolic(const idx_t[::1] a_row, const idx_t[::1] a_col, idx_t nrows,
-                      idx_t[::1] out_perm, idx_t[::1] out_seg, idx_t[::1] out_crow,
-                      int n_threads=1):
-    """Find the row-major order of a COO matrix and the size of its coalesced form.
+# Entries per chunk below which the row count pass is not split across threads.
+cdef enum:
+    MIN_CHUNK = 65536
+
+
+cdef inline void count_chunk(const idx_t* a_row, idx_t lo, idx_t hi, idx_t* counts) noexcept nogil:
+    cdef idx_t p
+    for p in range(lo, hi):
+        counts[a_row[p]] += 1
+
+
+cdef inline void scatter_chunk(const idx_t* a_row, const idx_t* a_col, idx_t lo, idx_t hi,
+                               idx_t* next_slot, entry_t* entries) noexcept nogil:
+    cdef idx_t p, slot
+    for p in range(lo, hi):
+        slot = next_slot[a_row[p]]
+        entries[slot].col = a_col[p]
+        entries[slot].pos = p
+        next_slot[a_row[p]] = slot + 1
+
+
+cdef inline void write_row(const entry_t* row_entries, idx_t n, const value_t* a_val,
+                           idx_t first_out, idx_t* out_col, value_t* out_val,
+                           idx_t* out_pos) noexcept nogil:
+    cdef idx_t q, q_out = first_out - 1
+    for q in range(n):
+        if q == 0 or row_entries[q].col != out_col[q_out]:
+            q_out += 1
+            out_col[q_out] = row_entries[q].col
+            out_val[q_out] = a_val[row_entries[q].pos]
+        else:
+            out_val[q_out] = out_val[q_out] + a_val[row_entries[q].pos]
+        if out_pos != NULL:
+            out_pos[row_entries[q].pos] = q_out
+
+
+def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] a_val,
+             idx_t nrows, idx_t[::1] out_crow, idx_t[::1] out_col, value_t[::1] out_val,
+             idx_t[::1] out_pos, int n_threads=1):
+    """Sort a COO matrix row-major and sum its duplicates in storage order.
 
     Inputs
     ------
     a_row, a_col : int64[nnz]
-        Row and column of each stored entry, in storage order, any order, duplicates allowed.
+        Row and column of each stored entry, in storage order: any order, duplicates allowed.
+    a_val : value[nnz]
+        Value of each stored entry.
     nrows : int
         Number of rows; every ``a_row[p]`` is in ``[0, nrows)``.
 
     Outputs
     -------
-    out_perm : int64[nnz]
-        Storage positions in row-major order; duplicates stay in storage order (stable).
-    out_seg : int64[nrows + 1]
-        Row i's entries are ``out_perm[out_seg[i]:out_seg[i + 1]]`` (duplicates included).
     out_crow : int64[nrows + 1]
-        Row pointers of the coalesced matrix: row i keeps ``out_crow[i + 1] - out_crow[i]``
-        distinct columns, and ``out_crow[nrows]`` is its nnz.
+        Row pointers of the result: row i holds ``out_crow[i]:out_crow[i + 1]``, and
+        ``nnz_out = out_crow[nrows]``.
+    out_col : int64[>= nnz_out]
+        Columns of the result, strictly ascending within each row (first nnz_out used).
+    out_val : value[>= nnz_out]
+        ``out_val[q] = ((a_val[p0] + a_val[p1]) + a_val[p2]) + ...`` over the duplicates
+        p0 < p1 < p2 < ... of that (row, column): storage order, starting from the first
+        value itself (not from 0, which would turn -0.0 into 0.0). Explicit zeros and
+        exact cancellations stay as stored zeros.
+    out_pos : int64[nnz] or int64[0]
+        If it has length nnz: ``out_pos[p]`` is the position in the result of stored
+        entry p (the backward of coalesce gathers with it). Length 0 skips it.
 
     Preconditions
     -------------
-    Indices in range (the tensor layer checks this). Columns may be any int64.
+    Indices in range (the tensor layer checks); columns may be any int64. The caller
+    allocates ``out_col`` and ``out_val`` with nnz entries (an upper bound on nnz_out)
+    and keeps the first ``out_crow[nrows]``.
 
     Complexity
     ----------
-    O(nnz + nrows) for the counting sort by row, plus O(L log L) to sort each row of L
-    entries by column. Extra memory O(nrows) plus, in the kernel, two buffers of the
-    longest row per thread.
+    O(nnz + nrows) for the counting sort, plus O(L log L) to sort each row of L entries
+    by column. Extra memory: O(nnz + threads * nrows) in the kernel.
 
     Parallelism
     -----------
-    The counting sort is serial (it is bound by memory); the per-row sorts run in a
-    ``prange`` over rows, each thread with its own buffers. Every row is sorted by a
-    stable sort, so the result does not depend on the thread count.
+    The kernel splits the entries into one contiguous chunk per thread: each chunk
+    counts its rows, a serial pass turns the counts into per-chunk offsets (chunk c
+    writes after chunks < c within every row, so the sort stays stable), and each chunk
+    scatters its entries. Rows are then sorted and written in ``prange`` loops over rows,
+    each thread with its own buffer. No step depends on the thread count's scheduling,
+    so the result is the same bit for bit for any number of threads.
 
     Reference
     ---------
-    Counting sort: Knuth, TAOCP vol. 3, 5.2; SciPy's ``coo_tocsr`` uses the same
-    count / prefix sum / fill pattern.
+    Counting sort: Knuth, TAOCP vol. 3, 5.2. SciPy's ``coo_tocsr`` and
+    ``csr_sum_duplicates`` (sparsetools) use the same count / prefix sum / fill pattern.
     """
     cdef idx_t nnz = a_row.shape[0]
-    cdef idx_t i, p, longest = 0
-    cdef idx_t* next_slot
-    cdef entry_t* buffers
-    cdef entry_t* mine = NULL
     cdef int n_workers = max(n_threads, 1)
-    cdef const idx_t* col_ptr = &a_col[0] if nnz > 0 else NULL
-    cdef idx_t* perm_ptr = &out_perm[0] if nnz > 0 else NULL
+    cdef idx_t n_chunks = max(1, min(<idx_t>n_workers, nnz // MIN_CHUNK))
+    cdef idx_t c, i, total, count, longest = 0
+    cdef idx_t* offsets      # offsets[c * nrows + i]: counts, then next free slot, of chunk c in row i
+    cdef idx_t* start        # start[i]: first slot of row i among the sorted entries
+    cdef entry_t* entries    # (column, position) pairs, sorted by row, then by column
+    cdef entry_t* buffers    # scratch of twice the longest row per thread
+    cdef entry_t* mine = NULL
+    cdef idx_t* pos_ptr = &out_pos[0] if out_pos.shape[0] > 0 else NULL
 
-    # 1. Counting sort by row, stable.
-    next_slot = <idx_t*> malloc(max(nrows, 1) * sizeof(idx_t))
-    if next_slot == NULL:
-        raise MemoryError("coalesce_symbolic: no memory for the row counts")
-    with nogil:
-        for i in range(nrows + 1):
-            out_seg[i] = 0
-        for p in range(nnz):
-            out_seg[a_row[p] + 1] += 1
-        for i in range(nrows):
-            out_seg[i + 1] += out_seg[i]
-            longest = max(longest, out_seg[i + 1] - out_seg[i])
-        if nrows > 0:
-            memcpy(next_slot, &out_seg[0], nrows * sizeof(idx_t))
-        for p in range(nnz):
-            i = a_row[p]
-            out_perm[next_slot[i]] = p
-            next_slot[i] += 1
-    free(next_slot)
-
-    # 2. Sort each row by column; two buffers of the longest row per thread.
-    buffers = <entry_t*> malloc(max(2 * longest * n_workers, 1) * sizeof(entry_t))
-    if buffers == NULL:
-        raise MemoryError("coalesce_symbolic: no memory for the row-sort buffers")
-    with nogil, parallel(num_threads=n_workers):
-        mine = buffers + 2 * longest * omp_get_thread_num()
-        for i in prange(nrows, schedule="guided"):
-            out_crow[i + 1] = sort_row(col_ptr, perm_ptr, out_seg[i], out_seg[i + 1],
-                                       mine, mine + longest)
-    free(buffers)
+    # Splitting the count pass costs n_chunks * nrows memory: only when rows are few.
+    if n_chunks * nrows > 4 * nnz + 1024:
+        n_chunks = 1
     out_crow[0] = 0
-    for i in range(nrows):
-        out_crow[i + 1] += out_crow[i]
-
-
-cdef inline void write_row(const idx_t* a_col, const value_t* a_val, const idx_t* perm,
-                           idx_t start, idx_t end, idx_t first_out,
-                           idx_t* out_col, value_t* out_val, idx_t* out_pos) noexcept nogil:
-    cdef idx_t q, p, q_out = first_out - 1
-    for q in range(start, end):
-        p = perm[q]
-        if q == start or a_col[p] != out_col[q_out]:
-            q_out += 1
-            out_col[q_out] = a_col[p]
-            out_val[q_out] = a_val[p]
-        else:
-            out_val[q_out] = out_val[q_out] + a_val[p]
-        out_pos[p] = q_out
-
-
-def coalesce_numeric(const idx_t[::1] a_col, const value_t[::1] a_val, const idx_t[::1] perm,
-                     const idx_t[::1] seg, const idx_t[::1] crow, idx_t[::1] out_col,
-                     value_t[::1] out_val, idx_t[::1] out_pos, int n_threads=1):
-    """Write the coalesced matrix: one entry per distinct (row, column), duplicates summed.
-
-    Inputs
-    ------
-    a_col : int64[nnz]
-        Column of each stored entry, in storage order.
-    a_val : value[nnz]
-        Value of each stored entry, in storage order.
-    perm, seg, crow : int64[nnz], int64[nrows + 1], int64[nrows + 1]
-        The outputs of ``coalesce_symbolic``.
-
-    Outputs
-    -------
-    out_col : int64[crow[nrows]]
-        Columns of the coalesced matrix, ascending within each row.
-    out_val : value[crow[nrows]]
-        ``out_val[q] = ((a_val[p0] + a_val[p1]) + a_val[p2]) + ...`` over the duplicates
-        p0 < p1 < p2 < ... of that (row, column), summed in storage order and starting
-        from the first value itself (not from 0, which would turn -0.0 into 0.0).
-        Explicit zeros and exact cancellations are kept as stored zeros.
-    out_pos : int64[nnz]
-        ``out_pos[p]`` is the position in the coalesced matrix of stored entry p; the
-        backward of coalesce gathers the gradient with it.
-
-    Preconditions
-    -------------
-    ``perm``, ``seg`` and ``crow`` come from ``coalesce_symbolic`` on the same matrix.
-
-    Complexity
-    ----------
-    O(nnz + nrows) time, no extra memory.
-
-    Parallelism
-    -----------
-    A ``prange`` over rows: each row writes only its own slice of the outputs.
-    """
-    cdef idx_t nrows = seg.shape[0] - 1
-    cdef idx_t i
-    if perm.shape[0] == 0:
+    if nnz == 0:
+        for i in range(nrows):
+            out_crow[i + 1] = 0
         return
-    with nogil:
-        for i in prange(nrows, schedule="guided", num_threads=max(n_threads, 1)):
-            write_row(&a_col[0], &a_val[0], &perm[0], seg[i], seg[i + 1], crow[i],
-                      &out_col[0], &out_val[0], &out_pos[0])
+    offsets = <idx_t*> calloc(n_chunks * nrows, sizeof(idx_t))
+    start = <idx_t*> malloc((nrows + 1) * sizeof(idx_t))
+    entries = <entry_t*> malloc(nnz * sizeof(entry_t))
+    buffers = NULL
+    try:
+        if offsets == NULL or start == NULL or entries == NULL:
+            raise MemoryError("coalesce: no memory for the sort buffers")
+        with nogil:
+            # 1. Stable counting sort by row, one contiguous chunk of entries per thread.
+            for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+                count_chunk(&a_row[0], c * nnz // n_chunks, (c + 1) * nnz // n_chunks,
+                            offsets + c * nrows)
+            start[0] = 0
+            for i in range(nrows):
+                total = start[i]
+                for c in range(n_chunks):
+                    count = offsets[c * nrows + i]
+                    offsets[c * nrows + i] = total
+                    total = total + count
+                start[i + 1] = total
+                longest = max(longest, total - start[i])
+            for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
+                scatter_chunk(&a_row[0], &a_col[0], c * nnz // n_chunks, (c + 1) * nnz // n_chunks,
+                              offsets + c * nrows, entries)
+        buffers = <entry_t*> malloc(2 * longest * n_workers * sizeof(entry_t))
+        if buffers == NULL:
+            raise MemoryError("coalesce: no memory for the row-sort buffers")
+        with nogil:
+            # 2. Sort each row by column and count its distinct columns.
+            with parallel(num_threads=n_workers):
+                mine = buffers + 2 * longest * omp_get_thread_num()
+                for i in prange(nrows, schedule="guided"):
+                    out_crow[i + 1] = sort_row(entries + start[i], start[i + 1] - start[i], mine)
+            for i in range(nrows):
+                out_crow[i + 1] += out_crow[i]
+            # 3. Write each distinct (row, column) once, duplicates summed in storage order.
+            for i in prange(nrows, schedule="guided", num_threads=n_workers):
+                write_row(entries + start[i], start[i + 1] - start[i], &a_val[0], out_crow[i],
+                          &out_col[0], &out_val[0], pos_ptr)
+    finally:
+        free(offsets)
+        free(start)
+        free(entries)
+        free(buffers)

@@ -1,127 +1,106 @@
 """Coalescing a COO matrix: sort row-major, sum duplicates in storage order.
 
-Two passes, as in every kernel that makes a sparse output: a *symbolic* pass that finds
-the order and the output size, then (after the caller allocates the output) a *numeric*
-pass that writes it. Twin of ``sparse_ref/_kernels/coalesce.pyx``.
+Twin of ``sparse_ref/_kernels/coalesce.pyx``. Three steps, the same in both:
+
+1. a stable counting sort of the entries by row (count, prefix sum, fill);
+2. a stable sort of each row by column, counting the distinct columns; a prefix sum of
+   those counts gives the row pointers of the result;
+3. one pass that writes each distinct (row, column) once, summing its duplicates in
+   storage order.
 """
 
 
-def coalesce_symbolic(a_row, a_col, nrows, out_perm, out_seg, out_crow, n_threads=1):
-    """Find the row-major order of a COO matrix and the size of its coalesced form.
+def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+    """Sort a COO matrix row-major and sum its duplicates in storage order.
 
     Inputs
     ------
     a_row, a_col : int64[nnz]
-        Row and column of each stored entry, in storage order, any order, duplicates allowed.
+        Row and column of each stored entry, in storage order: any order, duplicates allowed.
+    a_val : value[nnz]
+        Value of each stored entry.
     nrows : int
         Number of rows; every ``a_row[p]`` is in ``[0, nrows)``.
 
     Outputs
     -------
-    out_perm : int64[nnz]
-        Storage positions in row-major order; duplicates stay in storage order (stable).
-    out_seg : int64[nrows + 1]
-        Row i's entries are ``out_perm[out_seg[i]:out_seg[i + 1]]`` (duplicates included).
     out_crow : int64[nrows + 1]
-        Row pointers of the coalesced matrix: row i keeps ``out_crow[i + 1] - out_crow[i]``
-        distinct columns, and ``out_crow[nrows]`` is its nnz.
+        Row pointers of the result: row i holds ``out_crow[i]:out_crow[i + 1]``, and
+        ``nnz_out = out_crow[nrows]``.
+    out_col : int64[>= nnz_out]
+        Columns of the result, strictly ascending within each row (first nnz_out used).
+    out_val : value[>= nnz_out]
+        ``out_val[q] = ((a_val[p0] + a_val[p1]) + a_val[p2]) + ...`` over the duplicates
+        p0 < p1 < p2 < ... of that (row, column): storage order, starting from the first
+        value itself (not from 0, which would turn -0.0 into 0.0). Explicit zeros and
+        exact cancellations stay as stored zeros.
+    out_pos : int64[nnz] or int64[0]
+        If it has length nnz: ``out_pos[p]`` is the position in the result of stored
+        entry p (the backward of coalesce gathers with it). Length 0 skips it.
 
     Preconditions
     -------------
-    Indices in range (the tensor layer checks this). Columns may be any int64.
+    Indices in range (the tensor layer checks); columns may be any int64. The caller
+    allocates ``out_col`` and ``out_val`` with nnz entries (an upper bound on nnz_out)
+    and keeps the first ``out_crow[nrows]``.
 
     Complexity
     ----------
-    O(nnz + nrows) for the counting sort by row, plus O(L log L) to sort each row of L
-    entries by column. Extra memory O(nrows) plus, in the kernel, two buffers of the
-    longest row per thread.
+    O(nnz + nrows) for the counting sort, plus O(L log L) to sort each row of L entries
+    by column. Extra memory: O(nnz + threads * nrows) in the kernel.
 
     Parallelism
     -----------
-    The counting sort is serial (it is bound by memory); the per-row sorts run in a
-    ``prange`` over rows, each thread with its own buffers. Every row is sorted by a
-    stable sort, so the result does not depend on the thread count.
+    The kernel splits the entries into one contiguous chunk per thread: each chunk
+    counts its rows, a serial pass turns the counts into per-chunk offsets (chunk c
+    writes after chunks < c within every row, so the sort stays stable), and each chunk
+    scatters its entries. Rows are then sorted and written in ``prange`` loops over rows,
+    each thread with its own buffer. No step depends on the thread count's scheduling,
+    so the result is the same bit for bit for any number of threads.
 
     Reference
     ---------
-    Counting sort: Knuth, TAOCP vol. 3, 5.2; SciPy's ``coo_tocsr`` uses the same
-    count / prefix sum / fill pattern.
+    Counting sort: Knuth, TAOCP vol. 3, 5.2. SciPy's ``coo_tocsr`` and
+    ``csr_sum_duplicates`` (sparsetools) use the same count / prefix sum / fill pattern.
     """
     nnz = len(a_row)
-    # 1. Counting sort by row, stable: count each row, prefix-sum the counts, then drop
-    #    every entry into the next free slot of its row, scanning in storage order.
-    for i in range(nrows + 1):
-        out_seg[i] = 0
+    # 1. Stable counting sort by row: count each row, prefix-sum the counts into row
+    #    starts, then drop every entry into the next free slot of its row, scanning in
+    #    storage order. `order` lists storage positions, row by row.
+    start = [0] * (nrows + 1)
     for p in range(nnz):
-        out_seg[a_row[p] + 1] += 1
+        start[a_row[p] + 1] += 1
     for i in range(nrows):
-        out_seg[i + 1] += out_seg[i]
-    next_slot = [out_seg[i] for i in range(nrows)]
+        start[i + 1] += start[i]
+    next_slot = start[:nrows]
+    order = [0] * nnz
     for p in range(nnz):
         i = a_row[p]
-        out_perm[next_slot[i]] = p
+        order[next_slot[i]] = p
         next_slot[i] += 1
 
     # 2. Sort each row by column. Python's sort is stable, so duplicates keep their
-    #    storage order, which fixes the order in which coalesce_numeric sums them.
+    #    storage order (which fixes the order in which step 3 adds them). Count the
+    #    distinct columns of each row; their prefix sum is out_crow.
     out_crow[0] = 0
     for i in range(nrows):
-        start, end = out_seg[i], out_seg[i + 1]
-        row_entries = sorted(out_perm[start:end], key=lambda p: a_col[p])
+        order[start[i]:start[i + 1]] = sorted(order[start[i]:start[i + 1]], key=lambda p: a_col[p])
         distinct = 0
-        for q, p in enumerate(row_entries):
-            out_perm[start + q] = p
-            if q == 0 or a_col[p] != a_col[row_entries[q - 1]]:
+        for q in range(start[i], start[i + 1]):
+            if q == start[i] or a_col[order[q]] != a_col[order[q - 1]]:
                 distinct += 1
         out_crow[i + 1] = out_crow[i] + distinct
 
-
-def coalesce_numeric(a_col, a_val, perm, seg, crow, out_col, out_val, out_pos, n_threads=1):
-    """Write the coalesced matrix: one entry per distinct (row, column), duplicates summed.
-
-    Inputs
-    ------
-    a_col : int64[nnz]
-        Column of each stored entry, in storage order.
-    a_val : value[nnz]
-        Value of each stored entry, in storage order.
-    perm, seg, crow : int64[nnz], int64[nrows + 1], int64[nrows + 1]
-        The outputs of ``coalesce_symbolic``.
-
-    Outputs
-    -------
-    out_col : int64[crow[nrows]]
-        Columns of the coalesced matrix, ascending within each row.
-    out_val : value[crow[nrows]]
-        ``out_val[q] = ((a_val[p0] + a_val[p1]) + a_val[p2]) + ...`` over the duplicates
-        p0 < p1 < p2 < ... of that (row, column), summed in storage order and starting
-        from the first value itself (not from 0, which would turn -0.0 into 0.0).
-        Explicit zeros and exact cancellations are kept as stored zeros.
-    out_pos : int64[nnz]
-        ``out_pos[p]`` is the position in the coalesced matrix of stored entry p; the
-        backward of coalesce gathers the gradient with it.
-
-    Preconditions
-    -------------
-    ``perm``, ``seg`` and ``crow`` come from ``coalesce_symbolic`` on the same matrix.
-
-    Complexity
-    ----------
-    O(nnz + nrows) time, no extra memory.
-
-    Parallelism
-    -----------
-    A ``prange`` over rows: each row writes only its own slice of the outputs.
-    """
-    nrows = len(seg) - 1
+    # 3. Write each distinct (row, column) once; add each duplicate to the entry before.
     for i in range(nrows):
-        q_out = crow[i] - 1
-        for q in range(seg[i], seg[i + 1]):
-            p = perm[q]
-            if q == seg[i] or a_col[p] != out_col[q_out]:
+        q_out = out_crow[i] - 1
+        for q in range(start[i], start[i + 1]):
+            p = order[q]
+            if q == start[i] or a_col[p] != out_col[q_out]:
                 q_out += 1
                 out_col[q_out] = a_col[p]
                 out_val[q_out] = a_val[p]
             else:
                 out_val[q_out] += a_val[p]
-            out_pos[p] = q_out
+            if len(out_pos) > 0:
+                out_pos[p] = q_out
