@@ -12,3 +12,41 @@ ctypedef fused value_t:
     double
     float complex
     double complex
+
+# A hint to the CPU to start loading a cache line that a random gather or scatter will
+# touch a few iterations later (a no-op where the compiler has no such builtin).
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define SPARSE_REF_PREFETCH(p) __builtin_prefetch(p)
+    #define SPARSE_REF_PREFETCH_W(p) __builtin_prefetch((p), 1)
+    #else
+    #define SPARSE_REF_PREFETCH(p) ((void)0)
+    #define SPARSE_REF_PREFETCH_W(p) ((void)0)
+    #endif
+    """
+    void prefetch "SPARSE_REF_PREFETCH"(const void* p) noexcept nogil
+    void prefetch_w "SPARSE_REF_PREFETCH_W"(const void* p) noexcept nogil
+
+# Scratch buffers that random scatters and gathers touch: aligned to 2 MiB and, on Linux,
+# marked for transparent huge pages, so that the walk over a buffer of hundreds of MB
+# does not miss the TLB on nearly every access. Free with libc's free().
+cdef extern from *:
+    """
+    #include <stdlib.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    static void* sparse_ref_big_alloc(size_t nbytes) {
+        const size_t huge = (size_t)1 << 21;
+        void* p = NULL;
+        if (nbytes < huge) return malloc(nbytes > 0 ? nbytes : 1);
+        nbytes = (nbytes + huge - 1) / huge * huge;
+        if (posix_memalign(&p, huge, nbytes) != 0) return NULL;
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        madvise(p, nbytes, MADV_HUGEPAGE);
+    #endif
+        return p;
+    }
+    """
+    void* big_alloc "sparse_ref_big_alloc"(size_t nbytes) noexcept nogil

@@ -12,7 +12,7 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
-from sparse_ref._kernels._types cimport idx_t, value_t
+from sparse_ref._kernels._types cimport big_alloc, idx_t, prefetch, prefetch_w, value_t
 
 # Runs of this length are sorted by insertion sort before merging.
 cdef enum:
@@ -118,28 +118,40 @@ cdef inline void merge_keys(const uint64_t* left, idx_t n_left, const uint64_t* 
         c += 1
 
 
+cdef inline void sort8(uint64_t* k) noexcept nogil:
+    # An optimal 19-comparator sorting network for 8 keys (checked by the 0-1 principle).
+    compare_exchange(k, 0, 2); compare_exchange(k, 1, 3); compare_exchange(k, 4, 6); compare_exchange(k, 5, 7)
+    compare_exchange(k, 0, 4); compare_exchange(k, 1, 5); compare_exchange(k, 2, 6); compare_exchange(k, 3, 7)
+    compare_exchange(k, 0, 1); compare_exchange(k, 2, 3); compare_exchange(k, 4, 5); compare_exchange(k, 6, 7)
+    compare_exchange(k, 2, 4); compare_exchange(k, 3, 5)
+    compare_exchange(k, 1, 4); compare_exchange(k, 3, 6)
+    compare_exchange(k, 1, 2); compare_exchange(k, 3, 4); compare_exchange(k, 5, 6)
+
+
+cdef inline void insertion_sort_keys(uint64_t* k, idx_t n) noexcept nogil:
+    cdef idx_t i, j
+    cdef uint64_t x
+    for i in range(1, n):
+        x = k[i]
+        j = i
+        while j > 0 and k[j - 1] > x:
+            k[j] = k[j - 1]
+            j -= 1
+        k[j] = x
+
+
 cdef inline uint64_t* sort_keys(uint64_t* k, uint64_t* tmp, idx_t n) noexcept nogil:
-    """Sort unique keys: 4-element sorting networks, then bottom-up merges. Returns the
-    buffer (k or tmp) that holds the result."""
-    cdef idx_t s, lo, mid, hi, width
+    """Sort unique keys: 8-key sorting networks, then bottom-up branch-free merges.
+    Returns the buffer (k or tmp) that holds the result."""
+    cdef idx_t s = 0, lo, mid, hi, width
     cdef uint64_t* src = k
     cdef uint64_t* dst = tmp
     cdef uint64_t* swap
-    s = 0
-    while s + 4 <= n:
-        compare_exchange(k + s, 0, 1)
-        compare_exchange(k + s, 2, 3)
-        compare_exchange(k + s, 0, 2)
-        compare_exchange(k + s, 1, 3)
-        compare_exchange(k + s, 1, 2)
-        s += 4
-    if n - s == 3:
-        compare_exchange(k + s, 0, 1)
-        compare_exchange(k + s, 1, 2)
-        compare_exchange(k + s, 0, 1)
-    elif n - s == 2:
-        compare_exchange(k + s, 0, 1)
-    width = 4
+    while s + 8 <= n:
+        sort8(k + s)
+        s += 8
+    insertion_sort_keys(k + s, n - s)
+    width = 8
     while width < n:
         lo = 0
         while lo < n:
@@ -157,48 +169,51 @@ cdef inline uint64_t* sort_keys(uint64_t* k, uint64_t* tmp, idx_t n) noexcept no
 cdef inline idx_t sort_row(entry_t* row_entries, idx_t n, entry_t* scratch) noexcept nogil:
     """Sort one row's entries by column, stably, in place; return its distinct columns.
 
-    ``scratch`` holds 2 * n entries (32 bytes each row entry)."""
+    ``scratch`` holds 2 * n entries."""
     cdef idx_t q, distinct
     cdef idx_t lowest, highest
     cdef bint in_order = True
     cdef entry_t* result
-    cdef uint64_t* keys
+    cdef uint64_t* keys = <uint64_t*> scratch     # 2n keys: the keys and the merge buffer
     cdef uint64_t* sorted_keys
-    if n == 0:
-        return 0
+    cdef idx_t* positions = <idx_t*> (scratch + n)  # the positions, in storage order
+    cdef uint64_t low32 = (<uint64_t>1 << 32) - 1
+    cdef uint64_t key
+    if n <= 1:
+        return n
     lowest = row_entries[0].col
     highest = lowest
     for q in range(1, n):
-        if row_entries[q].col < row_entries[q - 1].col:
-            in_order = False
+        in_order = in_order & (row_entries[q].col >= row_entries[q - 1].col)
         lowest = min(lowest, row_entries[q].col)
         highest = max(highest, row_entries[q].col)
     if not in_order:
-        if <uint64_t>(highest - lowest) < (<uint64_t>1 << 32) and n < (<idx_t>1 << 32):
-            keys = <uint64_t*> scratch   # n keys, then n more as the merge buffer
+        if <uint64_t>(highest - lowest) <= low32 and n <= <idx_t>low32:
             for q in range(n):
                 keys[q] = (<uint64_t>(row_entries[q].col - lowest) << 32) | <uint64_t>q
+                positions[q] = row_entries[q].pos
             sorted_keys = sort_keys(keys, keys + n, n)
-            # positions follow their keys: copy them out first (scratch[n:] is free)
             for q in range(n):
-                scratch[n + q].pos = row_entries[q].pos
-            for q in range(n):
-                row_entries[q].col = lowest + <idx_t>(sorted_keys[q] >> 32)
-                row_entries[q].pos = scratch[n + <idx_t>(sorted_keys[q] & 0xFFFFFFFF)].pos
+                key = sorted_keys[q]
+                row_entries[q].col = lowest + <idx_t>(key >> 32)
+                row_entries[q].pos = positions[<idx_t>(key & low32)]
         else:
             result = stable_sort(row_entries, scratch, n)
             if result != row_entries:
                 memcpy(row_entries, result, n * sizeof(entry_t))
     distinct = 1
     for q in range(1, n):
-        if row_entries[q].col != row_entries[q - 1].col:
-            distinct += 1
+        distinct += row_entries[q].col != row_entries[q - 1].col
     return distinct
 
 
 # Entries per chunk below which the row count pass is not split across threads.
 cdef enum:
     MIN_CHUNK = 65536
+
+# How many entries ahead the random gathers and scatters prefetch.
+cdef enum:
+    AHEAD = 16
 
 
 cdef inline void count_chunk(const idx_t* a_row, idx_t lo, idx_t hi, idx_t* counts) noexcept nogil:
@@ -211,6 +226,8 @@ cdef inline void scatter_chunk(const idx_t* a_row, const idx_t* a_col, idx_t lo,
                                idx_t* next_slot, entry_t* entries) noexcept nogil:
     cdef idx_t p, slot
     for p in range(lo, hi):
+        if p + AHEAD < hi:
+            prefetch_w(entries + next_slot[a_row[p + AHEAD]])
         slot = next_slot[a_row[p]]
         entries[slot].col = a_col[p]
         entries[slot].pos = p
@@ -222,6 +239,8 @@ cdef inline void write_row(const entry_t* row_entries, idx_t n, const value_t* a
                            idx_t* out_pos) noexcept nogil:
     cdef idx_t q, q_out = first_out - 1
     for q in range(n):
+        if q + AHEAD < n:
+            prefetch(a_val + row_entries[q + AHEAD].pos)
         if q == 0 or row_entries[q].col != out_col[q_out]:
             q_out += 1
             out_col[q_out] = row_entries[q].col
@@ -308,7 +327,7 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
         return
     offsets = <idx_t*> calloc(n_chunks * nrows, sizeof(idx_t))
     start = <idx_t*> malloc((nrows + 1) * sizeof(idx_t))
-    entries = <entry_t*> malloc(nnz * sizeof(entry_t))
+    entries = <entry_t*> big_alloc(nnz * sizeof(entry_t))
     buffers = NULL
     try:
         if offsets == NULL or start == NULL or entries == NULL:
