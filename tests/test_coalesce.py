@@ -217,3 +217,20 @@ def test_coalesce_storage_order_example_matches_torch():
         t = torch.sparse_coo_tensor([[0, 0, 0], [0, 0, 0]], vals, (1, 1), dtype=torch.float32).coalesce()
         s = coo([[0, 0, 0], [0, 0, 0]], vals, (1, 1), dtype=sr.float32).coalesce()
         assert s.values().tolist() == t.values().tolist()
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+def test_rows_spanning_more_than_2_to_the_32_columns_sort_correctly(n_threads, rng):
+    # such rows cannot use the packed 64-bit keys: the kernel's general merge sort runs
+    shape = (3, 2**40)
+    indices = np.stack([rng.integers(0, 3, 300), rng.integers(0, 2**40, 300)])
+    indices[1, ::7] = indices[1, 0]  # and some duplicates
+    indices[0, ::7] = 1
+    values = rng.standard_normal(300)
+    s = sr.sparse_coo_tensor(indices, values, shape)
+    with sr.use_backend("reference"):
+        expected = s.coalesce()
+    with sr.use_backend("cython"):
+        assert_same_sparse(s.coalesce(n_threads=n_threads), expected)
+    keys = list(zip(*expected.indices().tolist()))
+    assert keys == sorted(set(zip(*indices.tolist())))
