@@ -12,6 +12,7 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
+from sparse_ref._kernels._sort cimport sort_keys
 from sparse_ref._kernels._types cimport big_alloc, idx_t, prefetch, prefetch_w, value_t
 
 # Runs of this length are sorted by insertion sort before merging.
@@ -88,83 +89,6 @@ cdef inline entry_t* stable_sort(entry_t* a, entry_t* tmp, idx_t n) noexcept nog
 # (storage order, since the counting sort is stable) breaks ties, so keys are unique and
 # sorting them is stable by construction. Sorting 8-byte integers lets the compiler use
 # conditional moves instead of branches, which matters for random columns.
-
-cdef inline void compare_exchange(uint64_t* k, idx_t i, idx_t j) noexcept nogil:
-    cdef uint64_t x = k[i], y = k[j]
-    k[i] = x if x < y else y
-    k[j] = y if x < y else x
-
-
-cdef inline void merge_keys(const uint64_t* left, idx_t n_left, const uint64_t* right,
-                            idx_t n_right, uint64_t* out) noexcept nogil:
-    cdef idx_t a = 0, b = 0, c = 0
-    cdef uint64_t x, y
-    cdef idx_t take_right
-    while a < n_left and b < n_right:
-        x = left[a]
-        y = right[b]
-        take_right = y < x
-        out[c] = y if take_right else x
-        b += take_right
-        a += 1 - take_right
-        c += 1
-    while a < n_left:
-        out[c] = left[a]
-        a += 1
-        c += 1
-    while b < n_right:
-        out[c] = right[b]
-        b += 1
-        c += 1
-
-
-cdef inline void sort8(uint64_t* k) noexcept nogil:
-    # An optimal 19-comparator sorting network for 8 keys (checked by the 0-1 principle).
-    compare_exchange(k, 0, 2); compare_exchange(k, 1, 3); compare_exchange(k, 4, 6); compare_exchange(k, 5, 7)
-    compare_exchange(k, 0, 4); compare_exchange(k, 1, 5); compare_exchange(k, 2, 6); compare_exchange(k, 3, 7)
-    compare_exchange(k, 0, 1); compare_exchange(k, 2, 3); compare_exchange(k, 4, 5); compare_exchange(k, 6, 7)
-    compare_exchange(k, 2, 4); compare_exchange(k, 3, 5)
-    compare_exchange(k, 1, 4); compare_exchange(k, 3, 6)
-    compare_exchange(k, 1, 2); compare_exchange(k, 3, 4); compare_exchange(k, 5, 6)
-
-
-cdef inline void insertion_sort_keys(uint64_t* k, idx_t n) noexcept nogil:
-    cdef idx_t i, j
-    cdef uint64_t x
-    for i in range(1, n):
-        x = k[i]
-        j = i
-        while j > 0 and k[j - 1] > x:
-            k[j] = k[j - 1]
-            j -= 1
-        k[j] = x
-
-
-cdef inline uint64_t* sort_keys(uint64_t* k, uint64_t* tmp, idx_t n) noexcept nogil:
-    """Sort unique keys: 8-key sorting networks, then bottom-up branch-free merges.
-    Returns the buffer (k or tmp) that holds the result."""
-    cdef idx_t s = 0, lo, mid, hi, width
-    cdef uint64_t* src = k
-    cdef uint64_t* dst = tmp
-    cdef uint64_t* swap
-    while s + 8 <= n:
-        sort8(k + s)
-        s += 8
-    insertion_sort_keys(k + s, n - s)
-    width = 8
-    while width < n:
-        lo = 0
-        while lo < n:
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            merge_keys(src + lo, mid - lo, src + mid, hi - mid, dst + lo)
-            lo += 2 * width
-        swap = src
-        src = dst
-        dst = swap
-        width *= 2
-    return src
-
 
 cdef inline idx_t sort_row(entry_t* row_entries, idx_t n, entry_t* scratch) noexcept nogil:
     """Sort one row's entries by column, stably, in place; return its distinct columns.

@@ -1,0 +1,209 @@
+"""Sparse x dense (SpMM): ``out = A @ B`` for a CSR matrix A and a dense matrix B, and the
+row-wise reductions ``reduce='sum' | 'mean' | 'amax' | 'amin'``.
+Typed twin of ``sparse_ref/reference/spmm.py``.
+"""
+
+from cython.parallel cimport prange
+from libc.math cimport isnan
+
+from sparse_ref._kernels._arith cimport div_count, mul
+from sparse_ref._kernels._types cimport idx_t, value_t
+
+REDUCTIONS = ("sum", "mean", "amax", "amin")
+
+cdef enum:
+    SUM = 0
+    MEAN = 1
+    AMAX = 2
+    AMIN = 3
+
+# The columns of B are processed in blocks so that the rows of B that a block touches stay
+# in the cache: when B is larger than this many bytes, a block holds
+# CACHE_BYTES // (rows of B * item size) columns (at least one cache line of them).
+cdef enum:
+    CACHE_BYTES = 8 * 1024 * 1024
+    LINE_BYTES = 64
+
+
+cdef idx_t column_block(idx_t k_rows, idx_t n, Py_ssize_t itemsize) noexcept nogil:
+    cdef idx_t per_line = max(LINE_BYTES // itemsize, 1)
+    cdef idx_t width
+    if k_rows * n * itemsize <= CACHE_BYTES or k_rows == 0:
+        return max(n, 1)
+    width = CACHE_BYTES // (k_rows * itemsize)
+    width = max(width // per_line, 1) * per_line
+    return min(width, n)
+
+
+cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
+                          const value_t* b, idx_t n, idx_t j0, idx_t j1,
+                          value_t* out_row) noexcept nogil:
+    cdef idx_t q, j
+    cdef value_t a
+    cdef const value_t* b_row
+    for j in range(j0, j1):
+        out_row[j] = 0
+    for q in range(start, end):
+        a = a_val[q]
+        b_row = b + a_col[q] * n
+        for j in range(j0, j1):
+            out_row[j] = out_row[j] + mul(a, b_row[j])
+
+
+def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
+         const value_t[:, ::1] b, value_t[:, ::1] out, int n_threads=1):
+    """Sparse times dense: ``out[i, :] = sum_q a_val[q] * b[a_col[q], :]`` over row i.
+
+    Inputs
+    ------
+    a_crow : int64[nrows + 1]
+        Row pointers of A.
+    a_col : int64[nnz]
+        Columns of A, ascending within each row (A is coalesced).
+    a_val : value[nnz]
+        Values of A.
+    b : value[ncols_a, n], C-contiguous
+        The dense matrix B.
+
+    Outputs
+    -------
+    out : value[nrows, n], C-contiguous
+        ``out[i, j] = ((0 + a_val[q0] * b[k0, j]) + a_val[q1] * b[k1, j]) + ...`` over the
+        stored entries q0 < q1 < ... of row i, in that order: one multiply and one add each.
+        Empty rows give 0. Every element of ``out`` is written.
+
+    Preconditions
+    -------------
+    Columns in ``[0, ncols_a)``; ``b`` and ``out`` do not overlap; same value type.
+
+    Complexity
+    ----------
+    O(nnz * n + nrows * n) time, no extra memory.
+
+    Parallelism
+    -----------
+    A ``prange`` over rows of A (guided schedule, since rows differ in length); a row's
+    work is sequential, so every element of ``out`` sees the same order of additions on
+    any number of threads. The kernel splits the columns of B into blocks that fit in
+    the cache when B is large; that changes which element is computed when, never the
+    order of additions within an element.
+
+    Reference
+    ---------
+    The row-by-row product of CSR and dense matrices, as in SciPy's ``csr_matvecs``.
+    """
+    cdef idx_t nrows = a_crow.shape[0] - 1
+    cdef idx_t n = b.shape[1]
+    cdef idx_t i, j0, width
+    cdef const value_t* b_ptr
+    cdef const idx_t* col_ptr
+    cdef const value_t* val_ptr
+    if nrows <= 0 or n == 0:
+        return
+    b_ptr = &b[0, 0] if b.shape[0] > 0 else NULL
+    col_ptr = &a_col[0] if a_col.shape[0] > 0 else NULL
+    val_ptr = &a_val[0] if a_val.shape[0] > 0 else NULL
+    width = column_block(b.shape[0], n, sizeof(value_t))
+    with nogil:
+        j0 = 0
+        while j0 < n:
+            for i in prange(nrows, schedule="guided", num_threads=max(n_threads, 1)):
+                spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], b_ptr, n,
+                         j0, min(j0 + width, n), &out[i, 0])
+            j0 = j0 + width
+
+
+cdef inline void reduce_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
+                            const value_t* b, idx_t n, int op, value_t* out_row,
+                            idx_t* arg_row) noexcept nogil:
+    cdef idx_t q, j
+    cdef value_t v
+    cdef bint better
+    if start == end:
+        for j in range(n):
+            out_row[j] = 0
+        if op == AMAX or op == AMIN:
+            for j in range(n):
+                arg_row[j] = -1
+        return
+    if op == SUM or op == MEAN:
+        spmm_row(a_col, a_val, start, end, b, n, 0, n, out_row)
+        if op == MEAN:
+            for j in range(n):
+                out_row[j] = div_count(out_row[j], end - start)
+        return
+    if value_t is floatcomplex or value_t is doublecomplex:
+        return  # amax/amin of complex values are rejected before the kernel
+    else:
+        for j in range(n):
+            out_row[j] = mul(a_val[start], b[a_col[start] * n + j])
+            arg_row[j] = start
+        for q in range(start + 1, end):
+            for j in range(n):
+                v = mul(a_val[q], b[a_col[q] * n + j])
+                if op == AMAX:
+                    better = v > out_row[j]
+                else:
+                    better = v < out_row[j]
+                if value_t is float or value_t is double:
+                    better = better or (isnan(v) and not isnan(out_row[j]))
+                if better:
+                    out_row[j] = v
+                    arg_row[j] = q
+
+
+def spmm_reduce(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
+                const value_t[:, ::1] b, str reduce, value_t[:, ::1] out, idx_t[:, ::1] out_arg,
+                int n_threads=1):
+    """Sparse times dense with a row-wise reduction instead of a sum:
+    ``out[i, j] = reduce_q (a_val[q] * b[a_col[q], j])`` over the stored entries q of row i.
+
+    Inputs
+    ------
+    a_crow, a_col, a_val
+        A in CSR form, as for ``spmm``.
+    b : value[ncols_a, n], C-contiguous
+        The dense matrix B.
+    reduce : str
+        ``"sum"``, ``"mean"`` (the sum divided by the row's stored count), ``"amax"`` or
+        ``"amin"``.
+
+    Outputs
+    -------
+    out : value[nrows, n]
+        The reduction. Explicit zeros take part like any stored entry; empty rows give 0.
+        ``sum`` and ``mean`` add in the order of ``spmm``. ``amax``/``amin``: NaN
+        propagates (the first NaN wins); among equal values the first stored entry wins.
+    out_arg : int64[nrows, n] or int64[0, 0]
+        For ``amax``/``amin``: the position q of the winning entry, or -1 for an empty
+        row (the backward routes the gradient there). Not written for sum and mean.
+
+    Preconditions
+    -------------
+    As ``spmm``. ``amax``/``amin`` take real values only.
+
+    Complexity
+    ----------
+    O(nnz * n + nrows * n) time, no extra memory.
+
+    Parallelism
+    -----------
+    A ``prange`` over rows of A, as ``spmm``: each row's work is sequential.
+    """
+    cdef idx_t nrows = a_crow.shape[0] - 1
+    cdef idx_t n = b.shape[1]
+    cdef idx_t i
+    cdef int op = REDUCTIONS.index(reduce)
+    cdef bint with_arg = op == AMAX or op == AMIN
+    cdef const value_t* b_ptr
+    cdef const idx_t* col_ptr
+    cdef const value_t* val_ptr
+    if nrows <= 0 or n == 0:
+        return
+    b_ptr = &b[0, 0] if b.shape[0] > 0 else NULL
+    col_ptr = &a_col[0] if a_col.shape[0] > 0 else NULL
+    val_ptr = &a_val[0] if a_val.shape[0] > 0 else NULL
+    with nogil:
+        for i in prange(nrows, schedule="guided", num_threads=max(n_threads, 1)):
+            reduce_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], b_ptr, n, op, &out[i, 0],
+                       &out_arg[i, 0] if with_arg else NULL)
