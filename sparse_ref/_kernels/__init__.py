@@ -8,7 +8,7 @@ import importlib.machinery
 import os
 import sys
 
-KERNEL_MODULES = ("coalesce", "convert")
+KERNEL_MODULES = ("coalesce", "convert", "sddmm", "spgemm", "spmm")
 
 
 def _has_built_modules(folder: str) -> bool:

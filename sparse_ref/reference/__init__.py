@@ -9,4 +9,4 @@ These functions loop over entries in plain Python on purpose: they are written t
 read and stepped through, not to be fast. Keep inputs small when you call them.
 """
 
-KERNEL_MODULES = ("coalesce", "convert")
+KERNEL_MODULES = ("coalesce", "convert", "sddmm", "spgemm", "spmm")
