@@ -34,6 +34,7 @@ from sparse_ref._tensor import (
 )
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
+from sparse_ref import sparse  # noqa: E402  (sr.sparse.mm, like torch.sparse.mm)
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,7 @@ __all__ = [
     "openmp_enabled",
     "randn",
     "set_num_threads",
+    "sparse",
     "sparse_coo",
     "sparse_coo_tensor",
     "sparse_csr",

@@ -69,14 +69,15 @@ def coo_to_csr(row, nrows: int, n_threads=None) -> np.ndarray:
     return out_crow
 
 
-def csr_transpose(crow, col, ncols: int, n_threads=None):
-    """Transpose CSR structure. Returns ``(t_crow, t_col, perm)``; values are ``val[perm]``.
+def csr_transpose(crow, col, ncols: int, n_threads=None, rename: bool = True):
+    """Transpose CSR structure. Returns ``(t_crow, t_col, perm, names)``; values are
+    ``val[perm]``.
 
-    Huge column counts are renamed first, so the transpose's row pointers stay small;
-    the returned ``t_crow`` then has one pointer per *occurring* column and a fourth item,
-    the column names, is not None.
+    With ``rename``, huge column counts are renamed first, so the transpose's row pointers
+    stay small; the returned ``t_crow`` then has one pointer per *occurring* column and
+    ``names`` (the column of each) is not None.
     """
-    cols, c, names = _compress(col, ncols)
+    cols, c, names = _compress(col, ncols) if rename else (col, ncols, None)
     out_crow = np.empty(c + 1, dtype=I64)
     out_col = np.empty(col.shape[0], dtype=I64)
     out_perm = np.empty(col.shape[0], dtype=I64)

@@ -37,7 +37,11 @@ def _format_array(arr: np.ndarray, prefix: str) -> str:
         finite = arr[np.isfinite(arr)] if kind == "f" else arr
         integral = kind == "f" and finite.size and np.all(finite == np.round(finite))
         if integral and np.all(np.abs(finite) < 1e8):
-            fmt = {"float_kind": lambda x: (f"{x:.0f}." if np.isfinite(x) else str(x))}
+            def text(x):
+                return f"{x:.0f}." if np.isfinite(x) else str(x)
+
+            width = max(len(text(x)) for x in arr.ravel())
+            fmt = {"float_kind": lambda x: text(x).rjust(width)}
             return np.array2string(arr, separator=", ", prefix=prefix, formatter=fmt)
         return np.array2string(arr, separator=", ", prefix=prefix, precision=4, floatmode="fixed",
                                suppress_small=False)
@@ -162,6 +166,11 @@ class Tensor:
     def T(self) -> "Tensor":
         return self.t()
 
+    def __matmul__(self, other):
+        from sparse_ref import sparse
+
+        return sparse.mm(self, other)
+
     def __repr__(self) -> str:
         body = _format_array(self._data, "tensor(")
         extra = _suffix(self.dtype)
@@ -200,6 +209,7 @@ class SparseTensor:
         self._val = values
         self._shape = (int(shape[0]), int(shape[1]))
         self._coalesced = bool(coalesced) or values.shape[0] <= 1
+        self._cache = {}  # derived arrays (coalesced form, CSR, transpose), made on first use
         self.requires_grad = False
         self.grad = None
         self.grad_fn = None
@@ -327,10 +337,40 @@ class SparseTensor:
     def T(self) -> "SparseTensor":
         return self.t()
 
-    def _csr(self, n_threads: int | None = None):
-        """``(crow, col, val)`` of the coalesced matrix: the arrays the kernels take."""
-        c = self.coalesce(n_threads)
-        return _formats.coo_to_csr(c._idx[0], self._shape[0], n_threads), c._idx[1], c._val
+    def __matmul__(self, other):
+        from sparse_ref import sparse
+
+        return sparse.mm(self, other)
+
+    def __rmatmul__(self, other):
+        from sparse_ref import sparse
+
+        return sparse.mm(other, self)
+
+    # -- the arrays the kernels take (computed once: the stored arrays never change) ------
+    def _coalesced_form(self) -> "SparseTensor":
+        """``coalesce()``, computed once per tensor."""
+        if self._coalesced:
+            return self
+        if self._cache.get("coalesced") is None:
+            self._cache["coalesced"] = self.coalesce()
+        return self._cache["coalesced"]
+
+    def _csr(self):
+        """``(crow, col, val)`` of the coalesced matrix."""
+        if "csr" not in self._cache:
+            c = self._coalesced_form()
+            crow = _formats.coo_to_csr(c._idx[0], self._shape[0])
+            self._cache["csr"] = (crow, c._idx[1], c._val)
+        return self._cache["csr"]
+
+    def _csr_t(self):
+        """``(crow, col, val, perm)`` of the transpose, as CSR: ``val = csr val[perm]``."""
+        if "csr_t" not in self._cache:
+            crow, col, val = self._csr()
+            t_crow, t_col, perm, _ = _formats.csr_transpose(crow, col, self._shape[1], rename=False)
+            self._cache["csr_t"] = (t_crow, t_col, val[perm], perm)
+        return self._cache["csr_t"]
 
     def __repr__(self) -> str:
         pad = " " * len("tensor(")

@@ -140,3 +140,124 @@ def coalesced_claim(indices: np.ndarray, where: str = "sparse_coo_tensor") -> No
             f"(entry {p} at ({row[p]}, {col[p]}) follows ({row[p - 1]}, {col[p - 1]})); "
             "leave is_coalesced unset and call .coalesce()"
         )
+
+
+# -- products ---------------------------------------------------------------------------------
+
+REDUCE_ALIASES = {None: "sum", "sum": "sum", "mean": "mean", "amax": "amax", "amin": "amin",
+                  "max": "amax", "min": "amin"}
+FLOATING = "fc"
+
+
+def _operand(t, name: str, where: str):
+    from sparse_ref._tensor import SparseTensor, Tensor
+
+    if not isinstance(t, (SparseTensor, Tensor)):
+        raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
+    if t.ndim != 2:
+        raise ValueError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape {tuple(t.shape)}")
+    return t
+
+
+def _same_dtype(pairs, where: str):
+    (first_name, first), *rest = pairs
+    for name, t in rest:
+        if t.dtype != first.dtype:
+            raise TypeError(
+                f"{where}: {first_name} dtype {first.dtype.name} does not match {name} dtype "
+                f"{t.dtype.name}; sparse_ref does not promote dtypes, so give both the same dtype"
+            )
+
+
+def _shapes_multiply(mat1, mat2, where: str):
+    if mat1.shape[1] != mat2.shape[0]:
+        raise ValueError(
+            f"{where}: mat1 and mat2 shapes cannot be multiplied "
+            f"({mat1.shape[0]}x{mat1.shape[1]} and {mat2.shape[0]}x{mat2.shape[1]})"
+        )
+
+
+def reduce_arg(reduce, dtype, where: str) -> str:
+    if reduce == "prod":
+        raise ValueError(f"{where}: reduce='prod' is not supported (torch.sparse.mm rejects it too); "
+                         "use 'sum', 'mean', 'amax' or 'amin'")
+    if not isinstance(reduce, (str, type(None))) or reduce not in REDUCE_ALIASES:
+        raise ValueError(f"{where}: reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    op = REDUCE_ALIASES[reduce]
+    if op in ("amax", "amin") and dtype.kind == "c":
+        raise TypeError(f"{where}: reduce='{op}' needs ordered values; complex dtype {dtype.name} has no order")
+    if op == "mean" and dtype.kind not in FLOATING:
+        raise TypeError(f"{where}: reduce='mean' needs a floating or complex dtype, got {dtype.name}")
+    return op
+
+
+def mm_operands(mat1, mat2, reduce, where: str = "mm") -> str:
+    """Check the operands of ``sparse.mm``; return the reduction's canonical name."""
+    from sparse_ref._tensor import SparseTensor
+
+    _operand(mat1, "mat1", where)
+    _operand(mat2, "mat2", where)
+    _shapes_multiply(mat1, mat2, where)
+    _same_dtype([("mat1", mat1), ("mat2", mat2)], where)
+    if reduce is not None and not (isinstance(mat1, SparseTensor) and not isinstance(mat2, SparseTensor)):
+        raise ValueError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
+                         f"{mat1.layout!r} and {mat2.layout!r}")
+    if isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor) and mat1.dtype.kind not in FLOATING:
+        raise TypeError(f"{where}: sparse x sparse needs float32, float64, complex64 or complex128, "
+                        f"got {mat1.dtype.name}")
+    return reduce_arg(reduce, mat1.dtype, where)
+
+
+def _scalar(x, name: str, dtype, where: str):
+    if isinstance(x, bool) or not isinstance(x, (int, float, complex, np.number)):
+        raise TypeError(f"{where}: {name} must be a number, got {type(x).__name__}")
+    if isinstance(x, (complex, np.complexfloating)) and dtype.kind != "c":
+        raise TypeError(f"{where}: a complex {name} needs complex operands, got {dtype.name}")
+    if isinstance(x, (float, np.floating)) and dtype.kind in "iu" and x != int(x):
+        raise TypeError(f"{where}: a fractional {name} needs floating operands, got {dtype.name}")
+
+
+def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:
+    from sparse_ref._tensor import SparseTensor, Tensor
+
+    if not isinstance(mat1, SparseTensor):
+        raise TypeError(f"{where}: mat1 must be a sparse matrix, got {type(mat1).__name__}")
+    if not isinstance(mat2, Tensor):
+        raise TypeError(f"{where}: mat2 must be a dense Tensor, got {type(mat2).__name__}")
+    if not isinstance(mat, Tensor):
+        raise TypeError(f"{where}: mat must be a dense Tensor, got {type(mat).__name__}")
+    _operand(mat1, "mat1", where)
+    _operand(mat2, "mat2", where)
+    _shapes_multiply(mat1, mat2, where)
+    _same_dtype([("mat", mat), ("mat1", mat1), ("mat2", mat2)], where)
+    out_shape = (mat1.shape[0], mat2.shape[1])
+    try:
+        shape = np.broadcast_shapes(mat.shape, out_shape)
+    except ValueError:
+        shape = None
+    if shape != out_shape:
+        raise ValueError(f"{where}: mat of shape {tuple(mat.shape)} does not broadcast to the "
+                         f"product's shape {out_shape}")
+    _scalar(beta, "beta", mat1.dtype, where)
+    _scalar(alpha, "alpha", mat1.dtype, where)
+
+
+def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled_addmm") -> None:
+    from sparse_ref._tensor import SparseTensor, Tensor
+
+    if not isinstance(input, SparseTensor):
+        raise TypeError(f"{where}: input must be a sparse matrix (its pattern is sampled), "
+                        f"got {type(input).__name__}")
+    for name, t in (("mat1", mat1), ("mat2", mat2)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{where}: {name} must be a dense Tensor, got {type(t).__name__}")
+        _operand(t, name, where)
+    _shapes_multiply(mat1, mat2, where)
+    if input.shape != (mat1.shape[0], mat2.shape[1]):
+        raise ValueError(f"{where}: input of shape {input.shape} does not match the product's shape "
+                         f"({mat1.shape[0]}, {mat2.shape[1]})")
+    _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
+    if input.dtype.kind not in FLOATING:
+        raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
+    _scalar(beta, "beta", input.dtype, where)
+    _scalar(alpha, "alpha", input.dtype, where)

@@ -1,0 +1,57 @@
+"""Array-level products: allocate the outputs, pick the thread count, call the kernels of
+the current backend. No validation here: ``sparse_ref.sparse`` has checked everything.
+"""
+
+import numpy as np
+
+from sparse_ref._backend import kernel_module
+from sparse_ref._formats import crow_to_row
+from sparse_ref._threads import effective_n_threads
+
+I64 = np.int64
+
+
+def spmm(crow, col, val, b, n_threads=None):
+    """Dense ``A @ B`` for A in CSR arrays and a C-contiguous B."""
+    nrows, n = crow.shape[0] - 1, b.shape[1]
+    out = np.empty((nrows, n), dtype=val.dtype)
+    nt = effective_n_threads(n_threads, work=col.shape[0] * max(n, 1) + nrows)
+    kernel_module("spmm").spmm(crow, col, val, b, out, nt)
+    return out
+
+
+def spmm_reduce(crow, col, val, b, reduce, n_threads=None):
+    """``(out, arg)``: the row-wise reduction and, for amax/amin, the winning positions."""
+    nrows, n = crow.shape[0] - 1, b.shape[1]
+    out = np.empty((nrows, n), dtype=val.dtype)
+    arg = np.empty((nrows, n) if reduce in ("amax", "amin") else (0, 0), dtype=I64)
+    nt = effective_n_threads(n_threads, work=col.shape[0] * max(n, 1) + nrows)
+    kernel_module("spmm").spmm_reduce(crow, col, val, b, reduce, out, arg, nt)
+    return out, (arg if reduce in ("amax", "amin") else None)
+
+
+def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None):
+    """``C = A @ B`` for CSR arrays; returns C's ``(crow, col, val)``, rows sorted."""
+    k = kernel_module("spgemm")
+    nrows = a_crow.shape[0] - 1
+    nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
+    crow = np.empty(nrows + 1, dtype=I64)
+    k.spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, crow, nt)
+    nnz = int(crow[nrows])
+    out_col = np.empty(nnz, dtype=I64)
+    out_val = np.empty(nnz, dtype=a_val.dtype)
+    k.spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_col, out_val, nt)
+    return crow, out_col, out_val
+
+
+def sddmm(row, col, x, y, n_threads=None):
+    """``out[p] = sum_j x[row[p], j] * y[col[p], j]`` (C-contiguous x and y)."""
+    out = np.empty(row.shape[0], dtype=x.dtype)
+    nt = effective_n_threads(n_threads, work=row.shape[0] * max(x.shape[1], 1))
+    kernel_module("sddmm").sddmm(row, col, x, y, out, nt)
+    return out
+
+
+def csr_to_indices(crow, col):
+    """COO indices (2 x nnz) of CSR arrays."""
+    return np.stack([crow_to_row(crow), col])
