@@ -55,3 +55,21 @@ def rng():
 
 def torch_or_skip():
     return pytest.importorskip("torch")
+
+
+@pytest.fixture
+def tiny_work_uses_threads(monkeypatch):
+    """Let sr.set_num_threads / n_threads=None reach the kernels even for tiny inputs."""
+    monkeypatch.setattr("sparse_ref._threads.SERIAL_BELOW", 0)
+
+
+def random_sparse(rng, shape, nnz, dtype=np.float64, explicit_zeros=True):
+    """An uncoalesced SparseTensor with duplicates, (optionally) explicit zeros, empty rows."""
+    indices, values = random_coo(rng, shape, nnz, dtype)
+    if explicit_zeros and values.size:
+        values[:: 5] = 0
+    return sr.sparse_coo_tensor(indices, values, shape)
+
+
+def random_dense(rng, shape, dtype=np.float64):
+    return sr.tensor(random_values(rng, int(np.prod(shape)), dtype).reshape(shape))

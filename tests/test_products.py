@@ -1,0 +1,474 @@
+"""sparse.mm (SpMM, SpGEMM, dense x sparse), reduce=, addmm and sampled_addmm: the dense
+oracle, both paths bit for bit at every thread count, torch 2.13 and SciPy parity."""
+
+import numpy as np
+import pytest
+from conftest import (
+    ALL_DTYPES,
+    THREADS,
+    VALUE_DTYPES,
+    random_dense,
+    random_sparse,
+    same_bits,
+    torch_or_skip,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sparse_ref as sr
+from sparse_ref import _products
+
+RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.complex64): 1e-4}
+
+
+def rtol(dtype):
+    return RTOL.get(np.dtype(dtype), 1e-10)
+
+
+def dense_of(t):
+    return t.to_dense().numpy() if isinstance(t, sr.SparseTensor) else t.numpy()
+
+
+# -- the dense oracle ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_sparse_times_dense_matches_the_dense_product(dtype, rng):
+    a = random_sparse(rng, (9, 7), 40, dtype)
+    b = random_dense(rng, (7, 5), dtype)
+    out = sr.sparse.mm(a, b)
+    assert isinstance(out, sr.Tensor) and out.shape == (9, 5) and out.dtype == dtype
+    assert out.numpy().flags.c_contiguous
+    np.testing.assert_allclose(out.numpy(), dense_of(a) @ b.numpy(), rtol=rtol(dtype), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES)
+def test_sparse_times_sparse_is_coalesced_and_matches_the_dense_product(dtype, rng):
+    a = random_sparse(rng, (8, 6), 25, dtype)
+    b = random_sparse(rng, (6, 7), 20, dtype)
+    c = sr.sparse.mm(a, b)
+    assert isinstance(c, sr.SparseTensor) and c.is_coalesced() and c.shape == (8, 7)
+    idx = c.indices().numpy()
+    keys = list(zip(idx[0].tolist(), idx[1].tolist()))
+    assert keys == sorted(set(keys))
+    np.testing.assert_allclose(dense_of(c), dense_of(a) @ dense_of(b), rtol=rtol(dtype), atol=1e-5)
+
+
+def test_sparse_times_sparse_is_the_structural_product():
+    # SEMANTICS.md: [[1, 1]] @ [[1], [-1]] keeps one stored 0; products of explicit zeros too
+    a = sr.sparse_coo_tensor([[0, 0], [0, 1]], [1.0, 1.0], (1, 2))
+    b = sr.sparse_coo_tensor([[0, 1], [0, 0]], [1.0, -1.0], (2, 1))
+    c = sr.sparse.mm(a, b)
+    assert c.indices().tolist() == [[0], [0]] and c.values().tolist() == [0.0]
+    z = sr.sparse_coo_tensor([[0], [0]], [0.0], (1, 1))
+    assert sr.sparse.mm(z, z)._nnz() == 1
+
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES)
+def test_dense_times_sparse_matches_the_dense_product(dtype, rng):
+    x = random_dense(rng, (4, 9), dtype)
+    s = random_sparse(rng, (9, 6), 30, dtype)
+    out = sr.sparse.mm(x, s)
+    assert isinstance(out, sr.Tensor) and out.numpy().flags.c_contiguous
+    np.testing.assert_allclose(out.numpy(), x.numpy() @ dense_of(s), rtol=rtol(dtype), atol=1e-5)
+    np.testing.assert_allclose((x @ s).numpy(), out.numpy(), rtol=0)
+
+
+def test_matmul_operator_dispatches_to_sparse_mm(rng):
+    a = random_sparse(rng, (5, 4), 12)
+    b = random_dense(rng, (4, 3))
+    assert same_bits((a @ b).numpy(), sr.sparse.mm(a, b).numpy())
+    assert same_bits((a @ a.t()).to_dense().numpy(), sr.sparse.mm(a, a.t()).to_dense().numpy())
+
+
+def test_transposed_and_strided_dense_operands_give_correct_results(rng):
+    a = random_sparse(rng, (6, 5), 15)
+    base = rng.standard_normal((3, 5))
+    b_t = sr.tensor(base).t()  # a transposed view: not C-contiguous
+    assert not b_t.numpy().flags.c_contiguous
+    np.testing.assert_allclose(sr.sparse.mm(a, b_t).numpy(), dense_of(a) @ base.T, rtol=1e-12)
+    strided = sr.Tensor(rng.standard_normal((5, 8))[:, ::2])
+    np.testing.assert_allclose(sr.sparse.mm(a, strided).numpy(), dense_of(a) @ strided.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "m,k,n",
+    [(0, 3, 2), (3, 0, 2), (3, 2, 0), (0, 0, 0), (4, 5, 3)],
+)
+def test_zero_size_and_empty_operands_give_natural_shapes(m, k, n, rng):
+    a = sr.sparse_coo_tensor(np.zeros((2, 0), np.int64), np.zeros(0), (m, k))
+    b = random_dense(rng, (k, n))
+    out = sr.sparse.mm(a, b)
+    assert out.shape == (m, n) and not out.numpy().any()
+    c = sr.sparse.mm(a, sr.sparse_coo_tensor(np.zeros((2, 0), np.int64), np.zeros(0), (k, n)))
+    assert c.shape == (m, n) and c._nnz() == 0 and c.is_coalesced()
+    d = sr.sparse.mm(random_dense(rng, (n, m)), a)
+    assert d.shape == (n, k) and not d.numpy().any()
+    for reduce in ("sum", "mean", "amax", "amin"):
+        assert sr.sparse.mm(a, b, reduce=reduce).shape == (m, n)
+
+
+def test_empty_rows_give_zero(rng):
+    a = sr.sparse_coo_tensor([[2, 2], [0, 1]], [1.0, 2.0], (4, 2), dtype=sr.float64)
+    out = sr.sparse.mm(a, sr.ones(2, 3, dtype=sr.float64)).numpy()
+    assert out.tolist() == [[0.0] * 3, [0.0] * 3, [3.0] * 3, [0.0] * 3]
+
+
+def test_duplicates_are_coalesced_before_the_product():
+    # duplicates summed first: (1e16 + 1) - 1e16 = 0 in storage order, then times b
+    a = sr.sparse_coo_tensor([[0, 0, 0], [0, 0, 0]], [1e16, 1.0, -1e16], (1, 1), dtype=sr.float64)
+    assert sr.sparse.mm(a, sr.tensor([[3.0]], dtype=sr.float64)).tolist() == [[0.0]]
+
+
+# -- both paths, bit for bit, for every thread count ----------------------------------------
+
+@st.composite
+def product_cases(draw):
+    m, k, n = draw(st.integers(0, 7)), draw(st.integers(0, 7)), draw(st.integers(0, 19))
+    dtype = draw(st.sampled_from(VALUE_DTYPES))
+    seed = draw(st.integers(0, 2**32 - 1))
+    nnz = draw(st.integers(0, 30)) if m and k else 0
+    return m, k, n, dtype, seed, nnz
+
+
+def both_paths(fn):
+    with sr.use_backend("reference"):
+        expected = fn(1)
+    with sr.use_backend("cython"):
+        got = [fn(t) for t in THREADS]
+    return expected, got
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=product_cases())
+def test_spmm_cython_equals_reference_bitwise(case):
+    m, k, n, dtype, seed, nnz = case
+    rng = np.random.default_rng(seed)
+    a = random_sparse(rng, (m, k), nnz, dtype)
+    b = random_dense(rng, (k, n), dtype).numpy()
+    crow, col, val = a._csr()
+    expected, got = both_paths(lambda t: _products.spmm(crow, col, val, b, n_threads=t))
+    for g in got:
+        assert same_bits(g, expected)
+    np.testing.assert_allclose(expected, dense_of(a) @ b, rtol=rtol(dtype), atol=1e-5)
+    for reduce in ("sum", "mean") + (("amax", "amin") if np.dtype(dtype).kind == "f" else ()):
+        (e_out, e_arg), got = both_paths(lambda t: _products.spmm_reduce(crow, col, val, b, reduce, n_threads=t))
+        for g_out, g_arg in got:
+            assert same_bits(g_out, e_out)
+            assert (g_arg is None and e_arg is None) or np.array_equal(g_arg, e_arg)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=product_cases())
+def test_spgemm_cython_equals_reference_bitwise(case):
+    m, k, n, dtype, seed, nnz = case
+    rng = np.random.default_rng(seed)
+    a = random_sparse(rng, (m, k), nnz, dtype)
+    b = random_sparse(rng, (k, n), 2 * nnz if n else 0, dtype)
+    ac, bc = a._csr(), b._csr()
+    expected, got = both_paths(lambda t: _products.spgemm(*ac, *bc, n, n_threads=t))
+    for g in got:
+        for x, y in zip(g, expected):
+            assert same_bits(x, y)
+    c = sr.sparse.mm(a, b)
+    np.testing.assert_allclose(dense_of(c), dense_of(a) @ dense_of(b), rtol=rtol(dtype), atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=product_cases())
+def test_sddmm_cython_equals_reference_bitwise(case):
+    m, k, n, dtype, seed, nnz = case
+    rng = np.random.default_rng(seed)
+    pattern = random_sparse(rng, (m, k), nnz, dtype)
+    x = random_dense(rng, (m, n), dtype).numpy()
+    y = random_dense(rng, (k, n), dtype).numpy()
+    row, col = pattern._indices().numpy()
+    expected, got = both_paths(lambda t: _products.sddmm(row, col, x, y, n_threads=t))
+    for g in got:
+        assert same_bits(g, expected)
+    np.testing.assert_allclose(expected, (x @ y.T)[row, col], rtol=rtol(dtype), atol=1e-5)
+
+
+def test_long_rows_and_wide_products_agree_bitwise(rng):
+    # rows long enough for the multi-level merges, a dense operand wider than 8 lanes
+    a = random_sparse(rng, (6, 300), 900)
+    b = random_dense(rng, (300, 37)).numpy()
+    crow, col, val = a._csr()
+    expected, got = both_paths(lambda t: _products.spmm(crow, col, val, b, n_threads=t))
+    assert all(same_bits(g, expected) for g in got)
+    bs = random_sparse(rng, (300, 200), 3000)
+    expected, got = both_paths(lambda t: _products.spgemm(crow, col, val, *bs._csr(), 200, n_threads=t))
+    assert all(same_bits(x, y) for g in got for x, y in zip(g, expected))
+
+
+def test_spmm_column_blocks_do_not_change_a_bit(rng, monkeypatch):
+    # B larger than the kernel's cache budget: the columns are processed in blocks
+    a = random_sparse(rng, (50, 40_000), 2_000)
+    b = rng.standard_normal((40_000, 40))
+    crow, col, val = a._csr()
+    with sr.use_backend("cython"):
+        blocked = _products.spmm(crow, col, val, b, n_threads=2)
+    with sr.use_backend("reference"):
+        expected = _products.spmm(crow, col, val, b)
+    assert same_bits(blocked, expected)
+
+
+def test_public_mm_is_thread_count_independent(rng, tiny_work_uses_threads):
+    a = random_sparse(rng, (40, 30), 300)
+    b = random_dense(rng, (30, 17))
+    old = sr.get_num_threads()
+    try:
+        results = []
+        for t in THREADS:
+            sr.set_num_threads(t)
+            results.append((sr.sparse.mm(a, b).numpy(), sr.sparse.mm(a, a.t()).values().numpy()))
+    finally:
+        sr.set_num_threads(old)
+    assert all(same_bits(r[0], results[0][0]) and same_bits(r[1], results[0][1]) for r in results)
+
+
+# -- reduce= ------------------------------------------------------------------------------
+
+A_EXAMPLE = ([[0, 0, 2, 2], [0, 2, 1, 3]], [1.0, 2.0, 3.0, -1.0], (3, 4))
+B_EXAMPLE = [[1.0, -2.0], [4.0, 5.0], [-3.0, 0.5], [2.0, 2.0]]
+
+
+@pytest.mark.parametrize(
+    "reduce,expected",
+    [
+        ("sum", [[-5, -1], [0, 0], [10, 13]]),
+        (None, [[-5, -1], [0, 0], [10, 13]]),
+        ("mean", [[-2.5, -0.5], [0, 0], [5, 6.5]]),
+        ("amax", [[1, 1], [0, 0], [12, 15]]),
+        ("max", [[1, 1], [0, 0], [12, 15]]),
+        ("amin", [[-6, -2], [0, 0], [-2, -2]]),
+        ("min", [[-6, -2], [0, 0], [-2, -2]]),
+    ],
+)
+def test_reduce_semantics_example(reduce, expected):
+    a = sr.sparse_coo_tensor(*A_EXAMPLE, dtype=sr.float64)
+    out = sr.sparse.mm(a, sr.tensor(B_EXAMPLE, dtype=sr.float64), reduce=reduce)
+    assert out.numpy().tolist() == expected
+
+
+def test_reduce_explicit_zeros_take_part_and_nan_propagates():
+    a = sr.sparse_coo_tensor([[0, 0, 1, 1], [0, 1, 0, 1]], [0.0, -1.0, 2.0, 1.0], (2, 2), dtype=sr.float64)
+    b = sr.tensor([[1.0], [np.nan]], dtype=sr.float64)
+    assert sr.sparse.mm(a, sr.tensor([[1.0], [1.0]], dtype=sr.float64), reduce="amax").tolist() == [[0.0], [2.0]]
+    assert sr.sparse.mm(a, sr.tensor([[1.0], [1.0]], dtype=sr.float64), reduce="mean").tolist() == [[-0.5], [1.5]]
+    for reduce in ("sum", "mean", "amax", "amin"):
+        out = sr.sparse.mm(a, b, reduce=reduce).numpy()
+        assert np.isnan(out).all(), reduce
+
+
+def test_reduce_ties_go_to_the_first_stored_entry():
+    from sparse_ref import _products
+
+    a = sr.sparse_coo_tensor([[0, 0, 0], [0, 1, 2]], [2.0, 1.0, 2.0], (1, 3), dtype=sr.float64)
+    crow, col, val = a._csr()
+    b = np.array([[1.0], [2.0], [1.0]])
+    for backend in ("reference", "cython"):
+        with sr.use_backend(backend):
+            out, arg = _products.spmm_reduce(crow, col, val, b, "amax")
+        assert out.tolist() == [[2.0]] and arg.tolist() == [[0]]  # three-way tie: entry 0 wins
+
+
+def dense_reduce(a, b, reduce):
+    """The oracle: products of each row's stored entries, reduced with NumPy."""
+    c = a.coalesce()
+    rows, cols = c.indices().numpy()
+    vals = c.values().numpy()
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=b.dtype)
+    for i in range(a.shape[0]):
+        sel = rows == i
+        if sel.any():
+            prods = vals[sel][:, None] * b[cols[sel]]
+            out[i] = {"sum": np.sum, "mean": np.mean, "amax": np.max, "amin": np.min}[reduce](prods, axis=0)
+    return out
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])
+@pytest.mark.parametrize("dtype", [sr.float32, sr.float64])
+def test_reduce_matches_the_oracle(reduce, dtype, rng):
+    a = random_sparse(rng, (12, 8), 50, dtype)
+    b = random_dense(rng, (8, 5), dtype)
+    out = sr.sparse.mm(a, b, reduce=reduce)
+    np.testing.assert_allclose(out.numpy(), dense_reduce(a, b.numpy(), reduce), rtol=rtol(dtype), atol=1e-5)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])
+def test_reduce_matches_torch_csr(reduce, rng):
+    torch = torch_or_skip()
+    a = random_sparse(rng, (12, 8), 50, sr.float64)
+    b = random_dense(rng, (8, 5), sr.float64)
+    ta = sr.to_torch(a.coalesce()).to_sparse_csr()
+    expected = torch.sparse.mm(ta, torch.from_numpy(b.numpy()), reduce).numpy()
+    np.testing.assert_allclose(sr.sparse.mm(a, b, reduce=reduce).numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+# -- torch and SciPy parity -----------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES)
+def test_mm_matches_torch_coo_times_dense(dtype, rng):
+    torch = torch_or_skip()
+    a = random_sparse(rng, (9, 7), 40, dtype)
+    b = random_dense(rng, (7, 5), dtype)
+    expected = torch.sparse.mm(sr.to_torch(a), torch.from_numpy(b.numpy())).numpy()
+    np.testing.assert_allclose(sr.sparse.mm(a, b).numpy(), expected, rtol=rtol(dtype), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES)
+def test_mm_matches_torch_coo_times_coo_values_and_pattern(dtype, rng):
+    torch = torch_or_skip()
+    a = random_sparse(rng, (9, 7), 30, dtype)
+    b = random_sparse(rng, (7, 8), 25, dtype)
+    expected = torch.sparse.mm(sr.to_torch(a), sr.to_torch(b))
+    ours = sr.sparse.mm(a, b)
+    assert expected.is_coalesced()
+    assert np.array_equal(ours.indices().numpy(), expected.indices().numpy())
+    np.testing.assert_allclose(ours.values().numpy(), expected.values().numpy(), rtol=rtol(dtype), atol=1e-5)
+
+
+def test_structural_zero_matches_torch():
+    torch = torch_or_skip()
+    a, b = torch.tensor([[1.0, 1.0]]).to_sparse(), torch.tensor([[1.0], [-1.0]]).to_sparse()
+    expected = torch.sparse.mm(a, b)
+    ours = sr.sparse.mm(sr.from_torch(a), sr.from_torch(b))
+    assert ours.indices().tolist() == expected.indices().tolist() and ours.values().tolist() == expected.values().tolist()
+
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES)
+def test_spmm_and_spgemm_match_scipy(dtype, rng):
+    sp = pytest.importorskip("scipy.sparse")
+    # SciPy's SpGEMM drops products that sum to zero; without explicit zeros (and with
+    # continuous values) the structural pattern and SciPy's agree
+    a = random_sparse(rng, (20, 15), 80, dtype, explicit_zeros=False)
+    b = random_dense(rng, (15, 6), dtype)
+    ma = sr.to_scipy(a).tocsr()
+    np.testing.assert_allclose(sr.sparse.mm(a, b).numpy(), ma @ b.numpy(), rtol=rtol(dtype), atol=1e-5)
+    s = random_sparse(rng, (15, 12), 60, dtype, explicit_zeros=False)
+    ours = sr.sparse.mm(a, s)
+    ref = (ma @ sr.to_scipy(s).tocsr()).tocsr()
+    ref.sort_indices()
+    crow, col, val = ours._csr()
+    assert np.array_equal(crow, ref.indptr) and np.array_equal(col, ref.indices)
+    np.testing.assert_allclose(val, ref.data, rtol=rtol(dtype), atol=1e-5)
+
+
+# -- addmm and sampled_addmm ------------------------------------------------------------------
+
+@pytest.mark.parametrize("mat_shape", [(6, 4), (1, 4), (6, 1), (4,), ()])
+def test_addmm_broadcasts_mat(mat_shape, rng):
+    a = random_sparse(rng, (6, 5), 20)
+    b = random_dense(rng, (5, 4))
+    mat = random_dense(rng, mat_shape)
+    out = sr.sparse.addmm(mat, a, b, beta=0.5, alpha=-2.0)
+    assert out.shape == (6, 4)
+    np.testing.assert_allclose(out.numpy(), 0.5 * mat.numpy() - 2.0 * (dense_of(a) @ b.numpy()), rtol=1e-12)
+
+
+def test_addmm_with_beta_zero_ignores_nan_in_mat(rng):
+    a = random_sparse(rng, (3, 3), 5)
+    b = random_dense(rng, (3, 2))
+    mat = sr.tensor(np.full((3, 2), np.nan))
+    out = sr.sparse.addmm(mat, a, b, beta=0)
+    assert not np.isnan(out.numpy()).any()
+    np.testing.assert_allclose(out.numpy(), dense_of(a) @ b.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES)
+def test_addmm_matches_torch(dtype, rng):
+    torch = torch_or_skip()
+    a = random_sparse(rng, (6, 5), 20, dtype)
+    b, mat = random_dense(rng, (5, 4), dtype), random_dense(rng, (6, 4), dtype)
+    expected = torch.sparse.addmm(torch.from_numpy(mat.numpy()), sr.to_torch(a), torch.from_numpy(b.numpy()),
+                                  beta=0.5, alpha=3).numpy()
+    np.testing.assert_allclose(sr.sparse.addmm(mat, a, b, beta=0.5, alpha=3).numpy(), expected,
+                               rtol=rtol(dtype), atol=1e-5)
+
+
+def test_sampled_addmm_samples_explicit_zeros_and_keeps_the_pattern(rng):
+    mask = sr.sparse_coo_tensor([[1, 0, 1, 1], [0, 2, 0, 2]], [0.0, 1.0, 1.0, 0.0], (2, 3), dtype=sr.float64)
+    x, y = random_dense(rng, (2, 4)), random_dense(rng, (4, 3))
+    out = sr.sparse.sampled_addmm(mask, x, y, beta=2.0, alpha=0.5)
+    c = mask.coalesce()
+    assert out.is_coalesced() and out.indices().tolist() == c.indices().tolist()
+    full = x.numpy() @ y.numpy()
+    rows, cols = c.indices().numpy()
+    np.testing.assert_allclose(out.values().numpy(), 2.0 * c.values().numpy() + 0.5 * full[rows, cols], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES)
+def test_sampled_addmm_matches_torch_csr(dtype, rng):
+    torch = torch_or_skip()
+    mask = random_sparse(rng, (7, 6), 20, dtype)
+    x, y = random_dense(rng, (7, 9), dtype), random_dense(rng, (9, 6), dtype)
+    tin = sr.to_torch(mask.coalesce()).to_sparse_csr()
+    expected = torch.sparse.sampled_addmm(tin, torch.from_numpy(x.numpy()), torch.from_numpy(y.numpy()),
+                                          beta=0.5, alpha=2.0).to_dense().numpy()
+    ours = sr.sparse.sampled_addmm(mask, x, y, beta=0.5, alpha=2.0)
+    np.testing.assert_allclose(ours.to_dense().numpy(), expected, rtol=rtol(dtype), atol=1e-5)
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+S23 = sr.sparse_coo_tensor([[0, 1], [2, 0]], [1.0, 2.0], (2, 3))
+D42 = sr.ones(4, 2)
+D32 = sr.ones(3, 2)
+
+
+@pytest.mark.parametrize(
+    "call,exc,message",
+    [
+        (lambda: sr.sparse.mm(S23, D42), ValueError, r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x2\)"),
+        (lambda: sr.sparse.mm(S23, sr.ones(3, 2, dtype=sr.float64)), TypeError,
+         "mat1 dtype float32 does not match mat2 dtype float64; sparse_ref does not promote"),
+        (lambda: sr.sparse.mm(S23, sr.ones(3)), ValueError, r"mat2 must be a 2-D matrix, got a 1-D tensor of shape \(3,\)"),
+        (lambda: sr.sparse.mm(S23, sr.ones(3, 2, 2)), ValueError, "mat2 must be a 2-D matrix, got a 3-D tensor"),
+        (lambda: sr.sparse.mm(S23, [[1.0, 2.0]] * 3), TypeError, "mat2 must be a sparse_ref Tensor or SparseTensor, got list"),
+        (lambda: sr.sparse.mm(S23, D32, reduce="prod"), ValueError, "reduce='prod' is not supported"),
+        (lambda: sr.sparse.mm(S23, D32, reduce="foo"), ValueError,
+         "reduce argument must be either sum, prod, mean, amax or amin, got foo"),
+        (lambda: sr.sparse.mm(S23, S23.t(), reduce="sum"), ValueError, "needs a sparse mat1 and a dense mat2"),
+        (lambda: sr.sparse.mm(D32.t(), S23.t(), reduce="mean"), ValueError, "needs a sparse mat1 and a dense mat2"),
+        (lambda: sr.sparse.mm(sr.sparse_coo_tensor([[0], [0]], [1j], (1, 1)), sr.ones(1, 1, dtype=sr.complex64),
+                              reduce="amax"), TypeError, "complex dtype complex64 has no order"),
+        (lambda: sr.sparse.mm(sr.sparse_coo_tensor([[0], [0]], [1], (1, 1)), sr.ones(1, 1, dtype=sr.int64), reduce="mean"),
+         TypeError, "reduce='mean' needs a floating or complex dtype, got int64"),
+        (lambda: sr.sparse.mm(sr.sparse_coo_tensor([[0], [0]], [1], (1, 1)), sr.sparse_coo_tensor([[0], [0]], [1], (1, 1))),
+         TypeError, "sparse x sparse needs float32, float64, complex64 or complex128, got int64"),
+        (lambda: sr.sparse.addmm(sr.ones(2, 3), S23, D32), ValueError,
+         r"mat of shape \(2, 3\) does not broadcast to the product's shape \(2, 2\)"),
+        (lambda: sr.sparse.addmm(sr.ones(2, 2), S23.to_dense(), D32), TypeError, "mat1 must be a sparse matrix"),
+        (lambda: sr.sparse.addmm(sr.ones(2, 2), S23, D32, alpha="2"), TypeError, "alpha must be a number, got str"),
+        (lambda: sr.sparse.addmm(sr.ones(2, 2), S23, D32, beta=1j), TypeError, "a complex beta needs complex operands"),
+        (lambda: sr.sparse.addmm(sr.ones(2, 2, dtype=sr.float64), S23, D32), TypeError,
+         "mat dtype float64 does not match mat1 dtype float32"),
+        (lambda: sr.sparse.sampled_addmm(S23.to_dense(), D32.t(), D32.t()), TypeError, "input must be a sparse matrix"),
+        (lambda: sr.sparse.sampled_addmm(S23, sr.ones(2, 4), sr.ones(4, 2)), ValueError,
+         r"input of shape \(2, 3\) does not match the product's shape \(2, 2\)"),
+        (lambda: sr.sparse.sampled_addmm(S23, sr.ones(2, 4), sr.ones(5, 3)), ValueError, "shapes cannot be multiplied"),
+        (lambda: sr.sparse.sampled_addmm(sr.sparse_coo_tensor([[0], [0]], [1], (1, 1)), sr.ones(1, 1, dtype=sr.int64),
+                                         sr.ones(1, 1, dtype=sr.int64)), TypeError, "needs float32"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_kernel(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_products_do_not_mutate_their_inputs(rng):
+    a = random_sparse(rng, (6, 5), 20)
+    b = random_dense(rng, (5, 4))
+    mat = random_dense(rng, (6, 4))
+    saved = [t.numpy().copy() for t in (b, mat)] + [a._indices().numpy().copy(), a._values().numpy().copy()]
+    for backend in ("reference", "cython"):
+        with sr.use_backend(backend):
+            sr.sparse.mm(a, b)
+            sr.sparse.mm(a, b, reduce="amax")
+            sr.sparse.mm(a, a.t())
+            sr.sparse.mm(mat.t(), a)
+            sr.sparse.addmm(mat, a, b, beta=2, alpha=3)
+            sr.sparse.sampled_addmm(a @ a.t(), mat, mat.t())
+    after = [t.numpy() for t in (b, mat)] + [a._indices().numpy(), a._values().numpy()]
+    assert all(same_bits(x, y) for x, y in zip(saved, after))
+    assert not a.is_coalesced()
