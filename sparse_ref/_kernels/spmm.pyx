@@ -7,7 +7,7 @@ from cython.parallel cimport prange
 from libc.math cimport isnan
 
 from sparse_ref._kernels._arith cimport div_count, mul
-from sparse_ref._kernels._types cimport idx_t, value_t
+from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
@@ -17,33 +17,58 @@ cdef enum:
     AMAX = 2
     AMIN = 3
 
-# The columns of B are processed in blocks so that the rows of B that a block touches stay
-# in the cache: when B is larger than this many bytes, a block holds
-# CACHE_BYTES // (rows of B * item size) columns (at least one cache line of them).
-cdef enum:
-    CACHE_BYTES = 8 * 1024 * 1024
-    LINE_BYTES = 64
+# Column blocks ("tiling"): when B is larger than CACHE_BYTES, the columns of B can be
+# processed in blocks of CACHE_BYTES // (rows of B * item size) columns (never fewer than
+# MIN_BLOCK_BYTES' worth), so that the rows of B one block touches stay in the cache.
+# Measured on the benchmark machine (2 cores, 1 MiB L2 per core, 32 MiB L3), every budget
+# tried (8-24 MiB, blocks of 128 B to 2 KiB per row) was slower than one pass, because
+# each block streams A and the output once more: uniform n = 200,000, k = 64, 2 threads,
+# 72 ms in one pass, 80-122 ms tiled; k = 1024 (n = 50,000): 274 ms vs 319-354 ms. So
+# tiling is off by default (CACHE_BYTES = 0); benchmarks/bench_products.py can turn it
+# on to repeat the measurement. Blocks never change the order of additions of an element.
+cdef Py_ssize_t CACHE_BYTES = 0
+cdef Py_ssize_t MIN_BLOCK_BYTES = 512
+
+
+def _set_blocking(Py_ssize_t cache_bytes, Py_ssize_t min_block_bytes):
+    """Tuning hook for benchmarks and tests (not public API): ``cache_bytes = 0`` turns
+    column blocks off."""
+    global CACHE_BYTES, MIN_BLOCK_BYTES
+    CACHE_BYTES = cache_bytes
+    MIN_BLOCK_BYTES = min_block_bytes
 
 
 cdef idx_t column_block(idx_t k_rows, idx_t n, Py_ssize_t itemsize) noexcept nogil:
-    cdef idx_t per_line = max(LINE_BYTES // itemsize, 1)
+    cdef idx_t least = max(MIN_BLOCK_BYTES // itemsize, 1)
     cdef idx_t width
-    if k_rows * n * itemsize <= CACHE_BYTES or k_rows == 0:
+    if CACHE_BYTES <= 0 or k_rows * n * itemsize <= CACHE_BYTES or k_rows == 0:
         return max(n, 1)
-    width = CACHE_BYTES // (k_rows * itemsize)
-    width = max(width // per_line, 1) * per_line
+    width = max(CACHE_BYTES // (k_rows * itemsize), least)
+    width = (width + least - 1) // least * least
     return min(width, n)
 
 
+# Rows of B are gathered in a random order; the kernel asks for the row of the entry this
+# many positions ahead (possibly in the next row of A) before it needs it.
+cdef enum:
+    AHEAD = 6
+
+
 cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
-                          const value_t* b, idx_t n, idx_t j0, idx_t j1,
+                          idx_t nnz, const value_t* b, idx_t n, idx_t j0, idx_t j1,
                           value_t* out_row) noexcept nogil:
     cdef idx_t q, j
     cdef value_t a
     cdef const value_t* b_row
+    cdef const char* ahead
+    cdef Py_ssize_t line, row_bytes = (j1 - j0) * sizeof(value_t)
     for j in range(j0, j1):
         out_row[j] = 0
     for q in range(start, end):
+        if q + AHEAD < nnz:
+            ahead = <const char*> (b + a_col[q + AHEAD] * n + j0)
+            for line in range(0, row_bytes, 64):
+                prefetch(ahead + line)
         a = a_val[q]
         b_row = b + a_col[q] * n
         for j in range(j0, j1):
@@ -108,7 +133,7 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
         j0 = 0
         while j0 < n:
             for i in prange(nrows, schedule="guided", num_threads=max(n_threads, 1)):
-                spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], b_ptr, n,
+                spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
                          j0, min(j0 + width, n), &out[i, 0])
             j0 = j0 + width
 
@@ -127,7 +152,7 @@ cdef inline void reduce_row(const idx_t* a_col, const value_t* a_val, idx_t star
                 arg_row[j] = -1
         return
     if op == SUM or op == MEAN:
-        spmm_row(a_col, a_val, start, end, b, n, 0, n, out_row)
+        spmm_row(a_col, a_val, start, end, end, b, n, 0, n, out_row)
         if op == MEAN:
             for j in range(n):
                 out_row[j] = div_count(out_row[j], end - start)
