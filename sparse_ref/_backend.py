@@ -56,9 +56,19 @@ class use_backend:
         return False
 
 
+_modules = {}  # (backend, name) -> module: every op asks, so look each up only once
+
+
 def kernel_module(name: str, backend: str | None = None):
     """The module ``name`` (e.g. "coalesce") of the given or the current backend."""
-    backend = _check(backend or _current)
+    key = (backend or _current, name)
+    module = _modules.get(key)
+    if module is None:
+        module = _modules[key] = _import(name, _check(key[0]))
+    return module
+
+
+def _import(name: str, backend: str):
     try:
         return importlib.import_module(f"{_PACKAGES[backend]}.{name}")
     except ImportError as exc:

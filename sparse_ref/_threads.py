@@ -10,6 +10,7 @@ Small inputs run serial whatever the setting: starting threads costs more than i
 import os
 
 _num_threads = None  # None: OpenMP's default
+_openmp = None  # whether the kernels have OpenMP, read once
 
 # Below this much work (roughly, entries touched) a kernel runs on one thread.
 SERIAL_BELOW = 20_000
@@ -30,7 +31,10 @@ def openmp_enabled() -> bool:
     >>> isinstance(sr.openmp_enabled(), bool)
     True
     """
-    return _helpers().openmp_enabled()
+    global _openmp
+    if _openmp is None:
+        _openmp = bool(_helpers().openmp_enabled())
+    return _openmp
 
 
 def _default_threads() -> int:

@@ -12,10 +12,23 @@ from sparse_ref import _dtypes
 EXPECTED_2D = "expected a 2-D sparse matrix (sparse_dim=2, dense_dim=0)"
 
 
+def _tensor_types():
+    """``(SparseTensor, Tensor)``, imported on first use (the tensor module imports this one)."""
+    global _TYPES
+    if _TYPES is None:
+        from sparse_ref._tensor import SparseTensor, Tensor
+
+        _TYPES = (SparseTensor, Tensor)
+    return _TYPES
+
+
+_TYPES = None
+
+
 def _as_array(data, where: str):
     """An ndarray view of array-likes, sr tensors and torch tensors; a flag says if it came
     from plain Python numbers (which take torch's default dtypes)."""
-    from sparse_ref._tensor import SparseTensor, Tensor
+    SparseTensor, Tensor = _tensor_types()
 
     if isinstance(data, Tensor):
         return data._data, False
@@ -150,9 +163,7 @@ FLOATING = "fc"
 
 
 def _operand(t, name: str, where: str):
-    from sparse_ref._tensor import SparseTensor, Tensor
-
-    if not isinstance(t, (SparseTensor, Tensor)):
+    if not isinstance(t, _tensor_types()):
         raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
     if t.ndim != 2:
         raise ValueError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape {tuple(t.shape)}")
@@ -193,7 +204,7 @@ def reduce_arg(reduce, dtype, where: str) -> str:
 
 def mm_operands(mat1, mat2, reduce, where: str = "mm") -> str:
     """Check the operands of ``sparse.mm``; return the reduction's canonical name."""
-    from sparse_ref._tensor import SparseTensor
+    SparseTensor, _ = _tensor_types()
 
     _operand(mat1, "mat1", where)
     _operand(mat2, "mat2", where)
@@ -218,7 +229,7 @@ def _scalar(x, name: str, dtype, where: str):
 
 
 def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:
-    from sparse_ref._tensor import SparseTensor, Tensor
+    SparseTensor, Tensor = _tensor_types()
 
     if not isinstance(mat1, SparseTensor):
         raise TypeError(f"{where}: mat1 must be a sparse matrix, got {type(mat1).__name__}")
@@ -243,7 +254,7 @@ def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:
 
 
 def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled_addmm") -> None:
-    from sparse_ref._tensor import SparseTensor, Tensor
+    SparseTensor, Tensor = _tensor_types()
 
     if not isinstance(input, SparseTensor):
         raise TypeError(f"{where}: input must be a sparse matrix (its pattern is sampled), "
