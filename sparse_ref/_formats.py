@@ -28,14 +28,6 @@ def _compress(keys: np.ndarray, n: int):
     return np.ascontiguousarray(ranks, dtype=I64), int(names.shape[0]), names
 
 
-def crow_to_row(crow: np.ndarray, n_threads=None) -> np.ndarray:
-    """One row index per stored entry from CSR row pointers."""
-    out_row = np.empty(int(crow[-1]), dtype=I64)
-    nt = effective_n_threads(n_threads, work=out_row.shape[0])
-    kernel_module("convert").csr_to_coo(crow, out_row, nt)
-    return out_row
-
-
 def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
     """Coalesce COO arrays. Returns ``(indices, val, pos)``: indices (2, nnz_out) whose two
     rows are each contiguous, and, if ``with_pos``, ``pos[p]`` = the coalesced position of

@@ -5,7 +5,6 @@ the current backend. No validation here: ``sparse_ref.sparse`` has checked every
 import numpy as np
 
 from sparse_ref._backend import kernel_module
-from sparse_ref._formats import crow_to_row
 from sparse_ref._threads import effective_n_threads
 
 I64 = np.int64
@@ -31,17 +30,20 @@ def spmm_reduce(crow, col, val, b, reduce, n_threads=None):
 
 
 def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None):
-    """``C = A @ B`` for CSR arrays; returns C's ``(crow, col, val)``, rows sorted."""
+    """``C = A @ B`` for CSR arrays; returns C's COO ``(indices, val)`` (rows sorted, then
+    columns) and its row pointers. The column array is written straight into the second
+    row of ``indices``, so the output is allocated once, at its exact size."""
     k = kernel_module("spgemm")
     nrows = a_crow.shape[0] - 1
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
     crow = np.empty(nrows + 1, dtype=I64)
     k.spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, crow, nt)
     nnz = int(crow[nrows])
-    out_col = np.empty(nnz, dtype=I64)
+    indices = np.empty((2, nnz), dtype=I64)
     out_val = np.empty(nnz, dtype=a_val.dtype)
-    k.spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_col, out_val, nt)
-    return crow, out_col, out_val
+    k.spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, indices[1], out_val, nt)
+    kernel_module("convert").csr_to_coo(crow, indices[0], nt)
+    return indices, out_val, crow
 
 
 def sddmm(row, col, x, y, n_threads=None):
@@ -50,8 +52,3 @@ def sddmm(row, col, x, y, n_threads=None):
     nt = effective_n_threads(n_threads, work=row.shape[0] * max(x.shape[1], 1))
     kernel_module("sddmm").sddmm(row, col, x, y, out, nt)
     return out
-
-
-def csr_to_indices(crow, col):
-    """COO indices (2 x nnz) of CSR arrays."""
-    return np.stack([crow_to_row(crow), col])

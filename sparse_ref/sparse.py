@@ -86,9 +86,10 @@ def _dense_sparse(x: np.ndarray, s: SparseTensor) -> np.ndarray:
 def _sparse_sparse(a: SparseTensor, b: SparseTensor) -> SparseTensor:
     a_crow, a_col, a_val = a._csr()
     b_crow, b_col, b_val = b._csr()
-    crow, col, val = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1])
-    return SparseTensor._make(_products.csr_to_indices(crow, col), val, (a.shape[0], b.shape[1]),
-                              coalesced=True)
+    indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1])
+    out = SparseTensor._make(indices, val, (a.shape[0], b.shape[1]), coalesced=True)
+    out._cache["csr"] = (crow, out._idx[1], out._val)
+    return out
 
 
 def addmm(mat, mat1, mat2, *, beta=1, alpha=1):

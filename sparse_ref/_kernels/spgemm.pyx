@@ -96,29 +96,36 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
         free(markers)
 
 
-cdef inline void fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
-                          const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
-                          idx_t i, idx_t* marker, value_t* acc, uint64_t* keys,
-                          idx_t* out_col, value_t* out_val) noexcept nogil:
-    cdef idx_t q, r, j, k, t, n_keys = 0
+cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
+                           const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
+                           idx_t stamp, idx_t* where, value_t* vals, uint64_t* keys,
+                           idx_t* out_col, value_t* out_val) noexcept nogil:
+    """Accumulate one row of C and write it sorted; return the next stamp.
+
+    ``where[j] - stamp`` is column j's slot in this row's short list (``vals``, which stays
+    in L1) when it is >= 0; stamps only grow, so no array is ever reset between rows."""
+    cdef idx_t q, r, j, k, t, slot, n_keys = 0
     cdef value_t a
     cdef uint64_t* sorted_keys
+    cdef uint64_t low32 = (<uint64_t>1 << 32) - 1
     for q in range(start, end):
         k = a_col[q]
         a = a_val[q]
         for r in range(b_crow[k], b_crow[k + 1]):
             j = b_col[r]
-            if marker[j] != i:
-                marker[j] = i
-                acc[j] = 0
-                keys[n_keys] = <uint64_t>j
+            slot = where[j] - stamp
+            if slot < 0:   # first time this row meets column j
+                slot = n_keys
+                where[j] = stamp + slot
+                vals[slot] = 0
+                keys[slot] = (<uint64_t>j << 32) | <uint64_t>slot
                 n_keys += 1
-            acc[j] = acc[j] + mul(a, b_val[r])
+            vals[slot] = vals[slot] + mul(a, b_val[r])
     sorted_keys = sort_keys(keys, keys + n_keys, n_keys)
     for t in range(n_keys):
-        j = <idx_t>sorted_keys[t]
-        out_col[t] = j
-        out_val[t] = acc[j]
+        out_col[t] = <idx_t>(sorted_keys[t] >> 32)
+        out_val[t] = vals[<idx_t>(sorted_keys[t] & low32)]
+    return stamp + n_keys
 
 
 def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
@@ -170,34 +177,42 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef idx_t nrows = a_crow.shape[0] - 1
     cdef int n_workers = max(n_threads, 1)
     cdef idx_t i, j, longest = 0
-    cdef idx_t* markers = NULL
-    cdef value_t* accs = NULL
+    cdef idx_t* stamps = NULL    # per thread: where[j] - stamp is a slot in the current row
+    cdef idx_t* my_stamp = NULL
+    cdef idx_t* wheres = NULL
+    cdef value_t* vals = NULL
     cdef uint64_t* key_buffers = NULL
-    cdef idx_t* my_marker = NULL
-    cdef value_t* my_acc = NULL
+    cdef idx_t* my_where = NULL
+    cdef value_t* my_vals = NULL
     cdef uint64_t* my_keys = NULL
     if nrows <= 0 or crow[nrows] == 0:
         return
     for i in range(nrows):
         longest = max(longest, crow[i + 1] - crow[i])
+    if ncols >= (<idx_t>1 << 32) or longest >= (<idx_t>1 << 32):
+        raise ValueError("spgemm_numeric: columns must be below 2**32 (the caller renames them)")
     try:
-        markers = <idx_t*> malloc(max(ncols * n_workers, 1) * sizeof(idx_t))
-        accs = <value_t*> malloc(max(ncols * n_workers, 1) * sizeof(value_t))
+        wheres = <idx_t*> malloc(max(ncols * n_workers, 1) * sizeof(idx_t))
+        vals = <value_t*> malloc(max(longest * n_workers, 1) * sizeof(value_t))
         key_buffers = <uint64_t*> malloc(max(2 * longest * n_workers, 1) * sizeof(uint64_t))
-        if markers == NULL or accs == NULL or key_buffers == NULL:
+        stamps = <idx_t*> malloc(n_workers * sizeof(idx_t))
+        if wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL:
             raise MemoryError("spgemm_numeric: no memory for the accumulators")
         with nogil:
             for j in range(ncols * n_workers):
-                markers[j] = -1
+                wheres[j] = -1
             with parallel(num_threads=n_workers):
-                my_marker = markers + ncols * omp_get_thread_num()
-                my_acc = accs + ncols * omp_get_thread_num()
+                my_where = wheres + ncols * omp_get_thread_num()
+                my_vals = vals + longest * omp_get_thread_num()
                 my_keys = key_buffers + 2 * longest * omp_get_thread_num()
+                my_stamp = stamps + omp_get_thread_num()
+                my_stamp[0] = 0
                 for i in prange(nrows, schedule="guided"):
-                    fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], &b_crow[0], &b_col[0],
-                             &b_val[0], i, my_marker, my_acc, my_keys,
-                             &out_col[crow[i]], &out_val[crow[i]])
+                    my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], &b_crow[0],
+                                           &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
+                                           my_keys, &out_col[crow[i]], &out_val[crow[i]])
     finally:
-        free(markers)
-        free(accs)
+        free(wheres)
+        free(vals)
         free(key_buffers)
+        free(stamps)

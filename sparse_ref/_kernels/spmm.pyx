@@ -62,6 +62,13 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
     cdef const value_t* b_row
     cdef const char* ahead
     cdef Py_ssize_t line, row_bytes = (j1 - j0) * sizeof(value_t)
+    cdef value_t acc = 0
+    if j1 - j0 == 1:
+        # one column (a matrix-vector product): keep the running sum in a register
+        for q in range(start, end):
+            acc = acc + mul(a_val[q], b[a_col[q] * n + j0])
+        out_row[j0] = acc
+        return
     for j in range(j0, j1):
         out_row[j] = 0
     for q in range(start, end):

@@ -1,0 +1,127 @@
+"""SpMM, SpGEMM, SDDMM and the per-call overhead: sparse_ref vs SciPy vs torch (issue 3).
+
+Everything runs in one process on the same arrays, float64, 2 threads for sparse_ref and
+torch (SciPy is serial). sparse_ref is timed through its public API (``sr.sparse.mm``,
+``sr.sparse.sampled_addmm``: validation, allocation and the kernel) on a coalesced COO
+operand whose CSR arrays are cached after the first call.
+
+    python benchmarks/bench_products.py [--quick] [--repeat 5]
+"""
+
+import argparse
+import gc
+
+import numpy as np
+from _common import save, table, timeit
+from matrices import MATRICES
+
+import sparse_ref as sr
+
+
+def peak_rss_delta(fn):
+    """Extra resident memory (bytes) while fn runs, from Linux's peak-RSS counter."""
+    def read(key):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak to the current RSS
+    except OSError:
+        return None
+    base = read("VmRSS:")
+    result = fn()
+    extra = read("VmHWM:") - base
+    del result
+    return extra
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    sr.set_num_threads(2)
+    rng = np.random.default_rng(42)
+    rows = []
+    ks = (1, 16) if args.quick else (1, 16, 64, 256)
+    repeat = args.repeat
+
+    def record(op, matrix, library, stats, **extra):
+        rows.append({"op": op, "matrix": matrix, "library": library, **extra, **stats})
+
+    for name, make in MATRICES.items():
+        m = make(20_000) if (args.quick and name != "laplacian") else (make(100) if args.quick else make())
+        n = m.shape[0]
+        a = sr.from_scipy(m)  # coalesced COO
+        crow = torch.from_numpy(m.indptr.astype(np.int64))
+        col = torch.from_numpy(m.indices.astype(np.int64))
+        ta_csr = torch.sparse_csr_tensor(crow, col, torch.from_numpy(m.data), (n, n))
+        ta_csr32 = torch.sparse_csr_tensor(crow.int(), col.int(), torch.from_numpy(m.data), (n, n))
+        print(f"{name}: n = {n}, nnz = {m.nnz}")
+
+        # -- SpMM
+        for k in ks:
+            b_np = rng.standard_normal((n, k))
+            b, tb = sr.tensor(b_np), torch.from_numpy(b_np)
+            ours = sr.sparse.mm(a, b).numpy()
+            np.testing.assert_allclose(ours, m @ b_np, rtol=1e-9, atol=1e-9)
+            record("spmm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, b), repeat), k=k)
+            record("spmm", name, "torch_csr", timeit(lambda: torch.sparse.mm(ta_csr, tb), repeat), k=k)
+            if k == 1:
+                record("spmm", name, "torch_csr_int32", timeit(lambda: torch.sparse.mm(ta_csr32, tb), repeat), k=k)
+            record("spmm", name, "scipy", timeit(lambda: m @ b_np, repeat), k=k)
+            del b, tb, b_np
+
+        # -- SpGEMM A @ A
+        ours = sr.sparse.mm(a, a)
+        ref = m @ m
+        assert ours._nnz() >= ref.nnz
+        record("spgemm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, a), repeat),
+               out_nnz=ours._nnz(), out_bytes=ours._nnz() * 24,
+               peak_extra_bytes=peak_rss_delta(lambda: sr.sparse.mm(a, a)))
+        record("spgemm", name, "scipy", timeit(lambda: m @ m, repeat), out_nnz=ref.nnz,
+               peak_extra_bytes=peak_rss_delta(lambda: m @ m))
+        ta_coo = sr.to_torch(a)
+        record("spgemm", name, "torch_coo", timeit(lambda: torch.sparse.mm(ta_coo, ta_coo), max(2, repeat // 2)))
+        del ours, ref
+
+        # -- SDDMM, k = 64, on the uniform pattern
+        if name == "uniform":
+            k = 16 if args.quick else 64
+            x_np, y_np = rng.standard_normal((n, k)), rng.standard_normal((n, k))
+            x, mat2 = sr.tensor(x_np), sr.tensor(y_np).t()  # mat2 = y^T, a transposed view
+            tx, tmat2 = torch.from_numpy(x_np), torch.from_numpy(y_np).t()
+            record("sddmm", name, "sparse_ref", timeit(lambda: sr.sparse.sampled_addmm(a, x, mat2), repeat), k=k)
+            record("sddmm", name, "torch_csr", timeit(lambda: torch.sparse.sampled_addmm(ta_csr, tx, tmat2), repeat),
+                   k=k)
+
+    # -- per-call overhead of a 10 x 10 SpMM
+    import scipy.sparse as sp
+
+    small = sp.random_array((10, 10), density=0.3, format="csr", rng=np.random.default_rng(0))
+    sb = np.random.default_rng(1).standard_normal((10, 10))
+    s_small, t_sb = sr.from_scipy(small), sr.tensor(sb)
+    record("spmm_10x10", "random", "sparse_ref", timeit(lambda: sr.sparse.mm(s_small, t_sb), 20_000, warmup=100), k=10)
+    record("spmm_10x10", "random", "scipy", timeit(lambda: small @ sb, 20_000, warmup=100), k=10)
+    rows[-2]["unit"] = rows[-1]["unit"] = "ms per call (median of 20,000 single calls)"
+
+    # ratios: each library's median over sparse_ref's for the same op, matrix and k
+    for r in rows:
+        base = next(x for x in rows if x["library"] == "sparse_ref" and x["op"] == r["op"]
+                    and x["matrix"] == r["matrix"] and x.get("k") == r.get("k"))
+        r["ratio_vs_sparse_ref"] = round(r["median_ms"] / base["median_ms"], 2)
+    print(table(rows, ["op", "matrix", "k", "library", "median_ms", "ratio_vs_sparse_ref", "peak_extra_bytes"]))
+    if not args.quick:
+        print(f"\nwrote {save('products', {'dtype': 'float64', 'threads': 2, 'results': rows})}")
+
+
+if __name__ == "__main__":
+    main()
