@@ -32,9 +32,9 @@ def main():
 
     with sr.use_backend("cython"):
         for threads in (1, 2):
-            rows.append({"library": "sparse_ref", "threads": threads,
-                         **timeit(lambda: s.coalesce(n_threads=threads), args.repeat)})
-        ours = s.coalesce(n_threads=2)
+            sr.set_num_threads(threads)
+            rows.append({"library": "sparse_ref", "threads": threads, **timeit(s.coalesce, args.repeat)})
+        ours = s.coalesce()
 
     try:
         import scipy.sparse as sp

@@ -34,7 +34,8 @@ from sparse_ref._tensor import (
 )
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
-from sparse_ref import sparse  # noqa: E402  (sr.sparse.mm, like torch.sparse.mm)
+from sparse_ref import autograd, sparse  # noqa: E402  (sr.sparse.mm, like torch.sparse.mm)
+from sparse_ref.autograd import no_grad  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ __all__ = [
     "Layout",
     "SparseTensor",
     "Tensor",
+    "autograd",
     "complex64",
     "complex128",
     "float32",
@@ -53,6 +55,7 @@ __all__ = [
     "int32",
     "int64",
     "manual_seed",
+    "no_grad",
     "ones",
     "openmp_enabled",
     "randn",

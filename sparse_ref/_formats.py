@@ -76,3 +76,21 @@ def csr_transpose(crow, col, ncols: int, n_threads=None, rename: bool = True):
     nt = effective_n_threads(n_threads, work=col.shape[0])
     kernel_module("convert").csr_transpose(crow, cols, c, out_crow, out_col, out_perm, nt)
     return out_crow, out_col, out_perm, names
+
+
+def values_at(src_idx, src_val, dst_idx) -> np.ndarray:
+    """The values of a coalesced matrix (src) at the positions of another coalesced pattern
+    (dst), 0 where src stores nothing: how a sparse gradient with another pattern is masked.
+
+    Both patterns are sorted row-major and unique, so one stable sort of the two lists of
+    (row, column) keys puts every shared position's two copies side by side.
+    """
+    n_dst = dst_idx.shape[1]
+    rows = np.concatenate([dst_idx[0], src_idx[0]])
+    cols = np.concatenate([dst_idx[1], src_idx[1]])
+    order = np.lexsort((cols, rows))  # stable: a dst key comes before an equal src key
+    first, second = order[:-1], order[1:]
+    match = (first < n_dst) & (second >= n_dst) & (rows[first] == rows[second]) & (cols[first] == cols[second])
+    out = np.zeros(n_dst, dtype=src_val.dtype)
+    out[first[match]] = src_val[second[match] - n_dst]
+    return out

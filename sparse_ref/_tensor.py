@@ -150,17 +150,16 @@ class Tensor:
                values=tensor([2., 3.]),
                size=(2, 2), nnz=2, layout=sparse_ref.sparse_coo)
         """
-        if self._data.ndim != 2:
-            raise ValueError(f"to_sparse: {_validate.EXPECTED_2D}, got a {self._data.ndim}-D tensor")
-        row, col = np.nonzero(self._data)  # row-major order, so the result is coalesced
-        indices = np.stack([row, col]).astype(np.int64)
-        values = self._data[row, col]
-        return SparseTensor._make(indices, values, self.shape, coalesced=True)
+        from sparse_ref.autograd.sparse_ops import ToSparse
+
+        return ToSparse.apply(self)
 
     def t(self) -> "Tensor":
         if self._data.ndim > 2:
             raise ValueError(f"t() expects a tensor with <= 2 dimensions, but self is {self._data.ndim}D")
-        return Tensor(self._data.T)
+        from sparse_ref.autograd.dense_ops import Transpose
+
+        return Transpose.apply(self)
 
     @property
     def T(self) -> "Tensor":
@@ -170,6 +169,93 @@ class Tensor:
         from sparse_ref import sparse
 
         return sparse.mm(self, other)
+
+    # -- differentiable arithmetic (sparse_ref.autograd.dense_ops) ---------------------
+    def _operand(self, other, op: str) -> "Tensor":
+        if isinstance(other, Tensor):
+            if other.dtype != self.dtype:
+                raise TypeError(f"{op}: dtypes {self.dtype.name} and {other.dtype.name} differ; "
+                                "sparse_ref does not promote dtypes")
+            return other
+        if isinstance(other, (bool, np.bool_)) or not isinstance(other, (int, float, complex, np.number)):
+            raise TypeError(f"{op}: expected a Tensor or a number, got {type(other).__name__}")
+        if isinstance(other, (complex, np.complexfloating)) and self.dtype.kind != "c":
+            raise TypeError(f"{op}: a complex number needs a complex tensor, got {self.dtype.name}")
+        return Tensor(np.asarray(other, dtype=self.dtype))
+
+    def __add__(self, other):
+        from sparse_ref.autograd.dense_ops import Add
+
+        return Add.apply(self, self._operand(other, "+"))
+
+    def __radd__(self, other):
+        from sparse_ref.autograd.dense_ops import Add
+
+        return Add.apply(self._operand(other, "+"), self)
+
+    def __sub__(self, other):
+        from sparse_ref.autograd.dense_ops import Sub
+
+        return Sub.apply(self, self._operand(other, "-"))
+
+    def __rsub__(self, other):
+        from sparse_ref.autograd.dense_ops import Sub
+
+        return Sub.apply(self._operand(other, "-"), self)
+
+    def __mul__(self, other):
+        from sparse_ref.autograd.dense_ops import Mul
+
+        return Mul.apply(self, self._operand(other, "*"))
+
+    def __rmul__(self, other):
+        from sparse_ref.autograd.dense_ops import Mul
+
+        return Mul.apply(self._operand(other, "*"), self)
+
+    def __neg__(self):
+        from sparse_ref.autograd.dense_ops import Neg
+
+        return Neg.apply(self)
+
+    def __pow__(self, p):
+        from sparse_ref.autograd.dense_ops import Pow
+
+        if isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise TypeError(f"**: the exponent must be a real number, got {type(p).__name__}")
+        return Pow.apply(self, p)
+
+    def pow(self, p):
+        return self ** p
+
+    def sum(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        """Sum of all elements, or along ``dim`` (differentiable)."""
+        from sparse_ref.autograd.dense_ops import Sum
+
+        return Sum.apply(self, dim, keepdim)
+
+    def mean(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        """Mean of all elements, or along ``dim`` (differentiable)."""
+        from sparse_ref.autograd.dense_ops import Mean
+
+        if self.dtype.kind not in "fc":
+            raise TypeError(f"mean: needs a floating or complex dtype, got {self.dtype.name}")
+        return Mean.apply(self, dim, keepdim)
+
+    def backward(self, gradient: "Tensor | None" = None, retain_graph: bool = False) -> None:
+        """Add the gradient of this tensor to ``.grad`` of every leaf it depends on.
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> x = sr.tensor([1., 2.], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        tensor([2., 4.])
+        """
+        from sparse_ref.autograd.engine import backward
+
+        backward(self, gradient, retain_graph)
 
     def __repr__(self) -> str:
         body = _format_array(self._data, "tensor(")
@@ -262,9 +348,12 @@ class SparseTensor:
         return Tensor(self._idx)
 
     def values(self) -> Tensor:
-        """The values of a coalesced tensor (raises on an uncoalesced one, as torch does)."""
+        """The values of a coalesced tensor (raises on an uncoalesced one, as torch does);
+        differentiable."""
+        from sparse_ref.autograd.sparse_ops import Values
+
         self._require_coalesced("values")
-        return Tensor(self._val)
+        return Values.apply(self)
 
     def _require_coalesced(self, what: str) -> None:
         if not self._coalesced:
@@ -290,7 +379,7 @@ class SparseTensor:
                                   requires_grad=self.requires_grad)
 
     # -- operations -----------------------------------------------------------------
-    def coalesce(self, n_threads: int | None = None) -> "SparseTensor":
+    def coalesce(self) -> "SparseTensor":
         """Sort the entries row-major and sum duplicates in storage order.
 
         Explicit zeros and exact cancellations stay as stored zeros. A coalesced tensor
@@ -308,8 +397,9 @@ class SparseTensor:
         """
         if self._coalesced:
             return self
-        indices, val, _ = _formats.coalesce(self._idx[0], self._idx[1], self._val, self._shape[0], n_threads)
-        return SparseTensor._make(indices, val, self._shape, coalesced=True)
+        from sparse_ref.autograd.sparse_ops import Coalesce
+
+        return Coalesce.apply(self)
 
     def to_dense(self) -> Tensor:
         """The dense matrix; duplicates are summed as ``coalesce`` sums them.
@@ -321,17 +411,39 @@ class SparseTensor:
         tensor([[0., 5.],
                 [3., 0.]])
         """
-        c = self.coalesce()
-        out = np.zeros(self._shape, dtype=self.dtype)
-        out[c._idx[0], c._idx[1]] = c._val
-        return Tensor(out)
+        from sparse_ref.autograd.sparse_ops import ToDense
+
+        return ToDense.apply(self)
 
     def to_sparse(self) -> "SparseTensor":
         return self
 
     def t(self) -> "SparseTensor":
         """The transpose (indices swapped; like torch, the result is flagged uncoalesced)."""
-        return SparseTensor._make(self._idx[::-1], self._val, self._shape[::-1], coalesced=False)
+        from sparse_ref.autograd.sparse_ops import SparseTranspose
+
+        return SparseTranspose.apply(self)
+
+    def sum(self) -> Tensor:
+        """The sum of the stored values, as a 0-d dense tensor (differentiable: every stored
+        entry receives the gradient, explicit zeros included).
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.sparse_coo_tensor([[0, 0], [1, 1]], [2., 3.], (1, 2)).sum()
+        tensor(5.)
+        """
+        from sparse_ref.autograd.sparse_ops import SparseSum
+
+        return SparseSum.apply(self)
+
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Backward from a sparse tensor; ``gradient`` may be dense (it is masked to this
+        tensor's pattern) or sparse."""
+        from sparse_ref.autograd.engine import backward
+
+        backward(self, gradient, retain_graph)
 
     @property
     def T(self) -> "SparseTensor":
@@ -349,11 +461,12 @@ class SparseTensor:
 
     # -- the arrays the kernels take (computed once: the stored arrays never change) ------
     def _coalesced_form(self) -> "SparseTensor":
-        """``coalesce()``, computed once per tensor."""
+        """``coalesce()`` outside the graph, computed once per tensor."""
         if self._coalesced:
             return self
         if self._cache.get("coalesced") is None:
-            self._cache["coalesced"] = self.coalesce()
+            indices, val, _ = _formats.coalesce(self._idx[0], self._idx[1], self._val, self._shape[0])
+            self._cache["coalesced"] = SparseTensor._make(indices, val, self._shape, coalesced=True)
         return self._cache["coalesced"]
 
     def _csr(self):

@@ -13,14 +13,16 @@ dense           dense           dense
 
 Every check runs before any kernel (``sparse_ref._validate``); uncoalesced operands are
 coalesced first, so results follow the accumulation order in the kernels' docstrings.
+Each product is a differentiable op of ``sparse_ref.autograd.sparse_ops``, where its
+forward and backward stand side by side.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from sparse_ref import _products, _validate
-from sparse_ref._tensor import SparseTensor, Tensor
+from sparse_ref import _validate
+from sparse_ref._tensor import SparseTensor
+from sparse_ref.autograd import sparse_ops as ops
+from sparse_ref.autograd.dense_ops import MatMul
 
 __all__ = ["addmm", "mm", "sampled_addmm"]
 
@@ -59,37 +61,12 @@ def mm(mat1, mat2, reduce: str | None = None):
     """
     reduce = _validate.mm_operands(mat1, mat2, reduce, "mm")
     if isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor):
-        return _sparse_sparse(mat1, mat2)
+        return ops.SparseSparseMm.apply(mat1, mat2)
     if isinstance(mat1, SparseTensor):
-        return Tensor(_sparse_dense(mat1, mat2._data, reduce)[0])
+        return ops.SparseMm.apply(mat1, mat2, reduce)
     if isinstance(mat2, SparseTensor):
-        return Tensor(_dense_sparse(mat1._data, mat2))
-    return Tensor(np.matmul(mat1._data, mat2._data))
-
-
-def _sparse_dense(a: SparseTensor, b: np.ndarray, reduce: str = "sum"):
-    """``(out, arg)`` of a sparse @ dense product (arg: the amax/amin winners, else None)."""
-    crow, col, val = a._csr()
-    b = np.ascontiguousarray(b)
-    if reduce == "sum":
-        return _products.spmm(crow, col, val, b), None
-    return _products.spmm_reduce(crow, col, val, b, reduce)
-
-
-def _dense_sparse(x: np.ndarray, s: SparseTensor) -> np.ndarray:
-    """``X @ S`` as ``(S^T @ X^T)^T``: SpMM with the transposed CSR of S."""
-    t_crow, t_col, t_val, _ = s._csr_t()
-    out_t = _products.spmm(t_crow, t_col, t_val, np.ascontiguousarray(x.T))
-    return np.ascontiguousarray(out_t.T)
-
-
-def _sparse_sparse(a: SparseTensor, b: SparseTensor) -> SparseTensor:
-    a_crow, a_col, a_val = a._csr()
-    b_crow, b_col, b_val = b._csr()
-    indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1])
-    out = SparseTensor._make(indices, val, (a.shape[0], b.shape[1]), coalesced=True)
-    out._cache["csr"] = (crow, out._idx[1], out._val)
-    return out
+        return ops.DenseSparseMm.apply(mat1, mat2)
+    return MatMul.apply(mat1, mat2)
 
 
 def addmm(mat, mat1, mat2, *, beta=1, alpha=1):
@@ -108,18 +85,7 @@ def addmm(mat, mat1, mat2, *, beta=1, alpha=1):
             [4.5000, 0.5000]])
     """
     _validate.addmm_operands(mat, mat1, mat2, beta, alpha, "addmm")
-    product, _ = _sparse_dense(mat1, mat2._data)
-    return Tensor(_combine(mat._data, product, beta, alpha))
-
-
-def _combine(base: np.ndarray, product: np.ndarray, beta, alpha) -> np.ndarray:
-    """``beta * base + alpha * product`` in the product's dtype; beta == 0 drops base."""
-    dt = product.dtype
-    scaled = product if alpha == 1 else product * dt.type(alpha)
-    if beta == 0:
-        return np.ascontiguousarray(np.broadcast_to(scaled, product.shape)) if alpha != 1 else scaled
-    base = base if beta == 1 else base * dt.type(beta)
-    return np.ascontiguousarray(np.broadcast_to(base, product.shape) + scaled)
+    return ops.SparseAddmm.apply(mat, mat1, mat2, beta, alpha)
 
 
 def sampled_addmm(input, mat1, mat2, *, beta=1, alpha=1):
@@ -140,8 +106,4 @@ def sampled_addmm(input, mat1, mat2, *, beta=1, alpha=1):
             [25.,  0.]])
     """
     _validate.sampled_addmm_operands(input, mat1, mat2, beta, alpha, "sampled_addmm")
-    c = input._coalesced_form()
-    y = np.ascontiguousarray(mat2._data.T)
-    x = np.ascontiguousarray(mat1._data)
-    product = _products.sddmm(c._idx[0], c._idx[1], x, y)
-    return SparseTensor._make(c._idx, _combine(c._val, product, beta, alpha), c.shape, coalesced=True)
+    return ops.SparseSampledAddmm.apply(input, mat1, mat2, beta, alpha)

@@ -216,3 +216,73 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         free(vals)
         free(key_buffers)
         free(stamps)
+
+
+cdef inline value_t masked_dot(const idx_t* x_col, const value_t* x_val, idx_t s, idx_t s_end,
+                               const idx_t* y_col, const value_t* y_val, idx_t t,
+                               idx_t t_end) noexcept nogil:
+    cdef value_t acc = 0
+    while s < s_end and t < t_end:
+        if x_col[s] < y_col[t]:
+            s += 1
+        elif y_col[t] < x_col[s]:
+            t += 1
+        else:
+            acc = acc + mul(x_val[s], y_val[t])
+            s += 1
+            t += 1
+    return acc
+
+
+def spgemm_masked(const idx_t[::1] p_row, const idx_t[::1] p_col, const idx_t[::1] x_crow,
+                  const idx_t[::1] x_col, const value_t[::1] x_val, const idx_t[::1] y_crow,
+                  const idx_t[::1] y_col, const value_t[::1] y_val, value_t[::1] out,
+                  int n_threads=1):
+    """Masked sparse-sparse product: ``out[p] = sum_c x[p_row[p], c] * y[p_col[p], c]``.
+
+    The entries of ``X @ Y^T`` at the sampled positions only, for sparse X and Y: the
+    backward of SpGEMM (``grad_A = mask(G @ B^H, A)`` with X = G, Y = conj(B); and
+    ``grad_B = mask(A^H @ G, B)`` with X = A^H, Y = G^T, both in CSR form).
+
+    Inputs
+    ------
+    p_row, p_col : int64[nnz]
+        The sampled positions.
+    x_crow, x_col, x_val
+        X in CSR form, coalesced (columns ascending within each row).
+    y_crow, y_col, y_val
+        Y in CSR form, coalesced; X and Y have the same number of columns.
+
+    Outputs
+    -------
+    out : value[nnz]
+        ``out[p] = ((0 + x[i, c0] * y[k, c0]) + x[i, c1] * y[k, c1]) + ...`` over the
+        columns c0 < c1 < ... stored in both row i = p_row[p] of X and row k = p_col[p] of
+        Y (a merge of the two sorted rows). No common column gives 0.
+
+    Preconditions
+    -------------
+    Rows in range; both matrices coalesced.
+
+    Complexity
+    ----------
+    O(sum over p of (length of row i of X + length of row k of Y)) time, no extra memory:
+    never the dense product.
+
+    Parallelism
+    -----------
+    A ``prange`` over sampled positions; each output is independent.
+    """
+    cdef idx_t nnz = p_row.shape[0]
+    cdef idx_t p, i, k
+    cdef const idx_t* xc = &x_col[0] if x_col.shape[0] > 0 else NULL
+    cdef const value_t* xv = &x_val[0] if x_val.shape[0] > 0 else NULL
+    cdef const idx_t* yc = &y_col[0] if y_col.shape[0] > 0 else NULL
+    cdef const value_t* yv = &y_val[0] if y_val.shape[0] > 0 else NULL
+    if nnz == 0:
+        return
+    with nogil:
+        for p in prange(nnz, schedule="guided", num_threads=max(n_threads, 1)):
+            i = p_row[p]
+            k = p_col[p]
+            out[p] = masked_dot(xc, xv, x_crow[i], x_crow[i + 1], yc, yv, y_crow[k], y_crow[k + 1])

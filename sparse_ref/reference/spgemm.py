@@ -111,3 +111,55 @@ def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_
         for t, j in enumerate(sorted(acc)):
             out_col[crow[i] + t] = j
             out_val[crow[i] + t] = acc[j]
+
+
+def spgemm_masked(p_row, p_col, x_crow, x_col, x_val, y_crow, y_col, y_val, out, n_threads=1):
+    """Masked sparse-sparse product: ``out[p] = sum_c x[p_row[p], c] * y[p_col[p], c]``.
+
+    The entries of ``X @ Y^T`` at the sampled positions only, for sparse X and Y: the
+    backward of SpGEMM (``grad_A = mask(G @ B^H, A)`` with X = G, Y = conj(B); and
+    ``grad_B = mask(A^H @ G, B)`` with X = A^H, Y = G^T, both in CSR form).
+
+    Inputs
+    ------
+    p_row, p_col : int64[nnz]
+        The sampled positions.
+    x_crow, x_col, x_val
+        X in CSR form, coalesced (columns ascending within each row).
+    y_crow, y_col, y_val
+        Y in CSR form, coalesced; X and Y have the same number of columns.
+
+    Outputs
+    -------
+    out : value[nnz]
+        ``out[p] = ((0 + x[i, c0] * y[k, c0]) + x[i, c1] * y[k, c1]) + ...`` over the
+        columns c0 < c1 < ... stored in both row i = p_row[p] of X and row k = p_col[p] of
+        Y (a merge of the two sorted rows). No common column gives 0.
+
+    Preconditions
+    -------------
+    Rows in range; both matrices coalesced.
+
+    Complexity
+    ----------
+    O(sum over p of (length of row i of X + length of row k of Y)) time, no extra memory:
+    never the dense product.
+
+    Parallelism
+    -----------
+    A ``prange`` over sampled positions; each output is independent.
+    """
+    for p in range(len(p_row)):
+        i, k = p_row[p], p_col[p]
+        s, t = x_crow[i], y_crow[k]
+        acc = out.dtype.type(0)
+        while s < x_crow[i + 1] and t < y_crow[k + 1]:
+            if x_col[s] < y_col[t]:
+                s += 1
+            elif y_col[t] < x_col[s]:
+                t += 1
+            else:
+                acc = acc + mul(x_val[s], y_val[t])
+                s += 1
+                t += 1
+        out[p] = acc

@@ -1,0 +1,13 @@
+"""A small reverse-mode autograd: ``requires_grad``, ``grad_fn``, ``backward``, ``no_grad``
+and ``gradcheck``, with torch's names.
+
+- ``engine``: graph nodes (:class:`Function`) and the backward pass;
+- ``dense_ops``: sum, mean, +, -, *, unary -, ** n, @ and t() for dense tensors;
+- ``sparse_ops``: the products of ``sr.sparse`` and the sparse tensor methods;
+- ``gradcheck``: analytical gradients against central differences.
+"""
+
+from sparse_ref.autograd.engine import Function, backward, is_grad_enabled, no_grad
+from sparse_ref.autograd.gradcheck import gradcheck
+
+__all__ = ["Function", "backward", "gradcheck", "is_grad_enabled", "no_grad"]

@@ -1,0 +1,151 @@
+"""Differentiable dense ops, forward and backward side by side.
+
+Conventions (as in torch): for an op ``out = f(x)`` the gradient passed back is
+``conj(df/dx) * grad`` for complex values (so real-valued losses get
+``dL/dRe + i dL/dIm``), and gradients of broadcast inputs are summed back to their shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sparse_ref.autograd.engine import Function
+
+
+def _tensor(data):
+    from sparse_ref._tensor import Tensor
+
+    return Tensor(data)
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``grad`` over the dimensions that broadcasting added or stretched."""
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for axis, n in enumerate(shape):
+        if n == 1 and grad.shape[axis] != 1:
+            grad = grad.sum(axis=axis, keepdims=True)
+    return grad
+
+
+class Sum(Function):
+    """``out = x.sum(dim)``; the gradient spreads ``grad`` back over the summed dims."""
+
+    name = "SumBackward0"
+
+    def forward(self, x, dim, keepdim):
+        self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
+        return _tensor(np.asarray(x._data.sum(axis=dim, keepdims=keepdim)))
+
+    def backward(self, grad):
+        if self.dim is not None and not self.keepdim:
+            grad = np.expand_dims(grad, self.dim)
+        return np.ascontiguousarray(np.broadcast_to(grad, self.shape)), None, None
+
+
+class Mean(Function):
+    """``out = x.mean(dim)``; the gradient is ``grad / count`` on every averaged element."""
+
+    name = "MeanBackward0"
+
+    def forward(self, x, dim, keepdim):
+        self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
+        data = x._data
+        self.count = data.size if dim is None else int(np.prod([data.shape[d] for d in np.atleast_1d(dim)]))
+        return _tensor(np.asarray(data.mean(axis=dim, keepdims=keepdim)))
+
+    def backward(self, grad):
+        if self.dim is not None and not self.keepdim:
+            grad = np.expand_dims(grad, self.dim)
+        return np.ascontiguousarray(np.broadcast_to(grad / self.count, self.shape)), None, None
+
+
+class Add(Function):
+    """``out = x + y`` (broadcasting); each input gets ``grad`` summed to its shape."""
+
+    name = "AddBackward0"
+
+    def forward(self, x, y):
+        self.shapes = (x.shape, y.shape)
+        return _tensor(x._data + y._data)
+
+    def backward(self, grad):
+        return unbroadcast(grad, self.shapes[0]), unbroadcast(grad, self.shapes[1])
+
+
+class Sub(Function):
+    """``out = x - y``; x gets ``grad``, y gets ``-grad``."""
+
+    name = "SubBackward0"
+
+    def forward(self, x, y):
+        self.shapes = (x.shape, y.shape)
+        return _tensor(x._data - y._data)
+
+    def backward(self, grad):
+        return unbroadcast(grad, self.shapes[0]), unbroadcast(-grad, self.shapes[1])
+
+
+class Mul(Function):
+    """``out = x * y`` elementwise; ``grad_x = conj(y) * grad``, ``grad_y = conj(x) * grad``."""
+
+    name = "MulBackward0"
+
+    def forward(self, x, y):
+        self.x, self.y = x._data, y._data
+        return _tensor(x._data * y._data)
+
+    def backward(self, grad):
+        return (unbroadcast(np.conj(self.y) * grad, self.x.shape),
+                unbroadcast(np.conj(self.x) * grad, self.y.shape))
+
+
+class Neg(Function):
+    """``out = -x``; ``grad_x = -grad``."""
+
+    name = "NegBackward0"
+
+    def forward(self, x):
+        return _tensor(-x._data)
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class Pow(Function):
+    """``out = x ** p`` for a number p; ``grad_x = conj(p * x ** (p - 1)) * grad``."""
+
+    name = "PowBackward0"
+
+    def forward(self, x, p):
+        self.x, self.p = x._data, p
+        return _tensor(x._data ** x.dtype.type(p))
+
+    def backward(self, grad):
+        p = self.x.dtype.type(self.p)
+        return np.conj(p * self.x ** (p - 1)) * grad, None
+
+
+class MatMul(Function):
+    """Dense ``out = A @ B``; ``grad_A = grad @ B^H``, ``grad_B = A^H @ grad``."""
+
+    name = "MmBackward0"
+
+    def forward(self, a, b):
+        self.a, self.b = a._data, b._data
+        return _tensor(np.matmul(a._data, b._data))
+
+    def backward(self, grad):
+        return grad @ np.conj(self.b).T, np.conj(self.a).T @ grad
+
+
+class Transpose(Function):
+    """``out = x.t()``; ``grad_x = grad.t()``."""
+
+    name = "TBackward0"
+
+    def forward(self, x):
+        return _tensor(x._data.T)
+
+    def backward(self, grad):
+        return (np.ascontiguousarray(grad.T),)

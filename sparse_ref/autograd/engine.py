@@ -1,0 +1,218 @@
+"""The reverse-mode engine: what a graph node is, and how ``backward`` walks the graph.
+
+A tensor made by a differentiable op remembers that op as its ``grad_fn`` (a
+:class:`Function` instance), and the op remembers its inputs. ``backward`` visits the ops
+from the output back to the leaves in topological order, so that every op has received
+the gradient from all of its consumers before it passes gradients on.
+
+How gradients are carried (the "masked" convention for sparse tensors):
+
+- for a dense ``Tensor``: an ndarray of the tensor's shape;
+- for a ``SparseTensor``: an ndarray with one value per entry of the tensor's *coalesced*
+  pattern (row-major order). It is the gradient of the loss with respect to the dense
+  matrix that the tensor represents, restricted to the stored positions: entries that
+  are not stored get no gradient, and explicit zeros do. A leaf's ``.grad`` is then a
+  coalesced ``SparseTensor`` with exactly that pattern.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops record the graph (False inside ``sr.no_grad()``)."""
+    return _grad_enabled
+
+
+class no_grad:
+    """Context manager (and decorator) in which no op records the graph, like torch's.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.randn(2, requires_grad=True)
+    >>> with sr.no_grad():
+    ...     y = x * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+        return False
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+        return wrapper
+
+
+def _is_tensor(x) -> bool:
+    from sparse_ref._tensor import SparseTensor, Tensor
+
+    return isinstance(x, (Tensor, SparseTensor))
+
+
+class Function:
+    """One differentiable op. Subclasses define ``forward`` and ``backward`` side by side.
+
+    ``forward(self, *args)`` computes the output from the inputs (tensors and plain
+    values) and keeps on ``self`` what ``backward`` will need. ``backward(self, grad)``
+    takes the gradient of the output and returns one gradient per argument of forward
+    (None where there is none). ``name`` is what ``grad_fn`` shows, as in torch.
+    """
+
+    name = "Function"
+
+    def __init__(self):
+        self.inputs: tuple = ()
+        self.needs: tuple = ()
+        self.released = False
+
+    @classmethod
+    def apply(cls, *args):
+        fn = cls()
+        out = fn.forward(*args)
+        if _grad_enabled:
+            needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
+            if any(needs):
+                fn.inputs = args
+                fn.needs = needs
+                out.requires_grad = True
+                out.grad_fn = fn
+        return out
+
+    def forward(self, *args):  # pragma: no cover - every op overrides it
+        raise NotImplementedError
+
+    def backward(self, grad):  # pragma: no cover - every op overrides it
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop what forward saved (after a backward without ``retain_graph``)."""
+        keep = {"inputs", "needs", "released"}
+        for key in [k for k in vars(self) if k not in keep]:
+            delattr(self, key)
+        self.released = True
+
+    def next_functions(self):
+        return tuple((a.grad_fn if _is_tensor(a) else None) for a in self.inputs)
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def _topological_order(root_fn: Function) -> list:
+    """Ops reachable from root_fn, each after every op that consumes its output."""
+    order, seen, stack = [], {id(root_fn)}, [(root_fn, False)]
+    while stack:
+        fn, done = stack.pop()
+        if done:
+            order.append(fn)
+            continue
+        stack.append((fn, True))
+        for a in fn.inputs:
+            nxt = a.grad_fn if _is_tensor(a) else None
+            if nxt is not None and id(nxt) not in seen:
+                seen.add(id(nxt))
+                stack.append((nxt, False))
+    return order[::-1]
+
+
+def seed_gradient(root, gradient):
+    """The gradient that starts backward, in the carried form for ``root``."""
+    from sparse_ref._tensor import SparseTensor, Tensor
+
+    if gradient is None:
+        if isinstance(root, SparseTensor) or root._data.size != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        return np.ones(root.shape, dtype=root.dtype)
+    if isinstance(root, Tensor):
+        if not isinstance(gradient, Tensor) or gradient.shape != root.shape or gradient.dtype != root.dtype:
+            raise RuntimeError(
+                f"backward: gradient must be a dense tensor of shape {root.shape} and dtype "
+                f"{root.dtype.name}, got {_describe(gradient)}"
+            )
+        return np.array(gradient._data, copy=True)
+    from sparse_ref import _formats
+
+    pattern = root._coalesced_form()._idx
+    if isinstance(gradient, Tensor) and gradient.shape == root.shape and gradient.dtype == root.dtype:
+        return np.ascontiguousarray(gradient._data[pattern[0], pattern[1]])  # a dense G, masked
+    if isinstance(gradient, SparseTensor) and gradient.shape == root.shape and gradient.dtype == root.dtype:
+        g = gradient._coalesced_form()
+        return _formats.values_at(g._idx, g._val, pattern)
+    raise RuntimeError(
+        f"backward: gradient must be a tensor (dense or sparse) of shape {root.shape} and dtype "
+        f"{root.dtype.name}, got {_describe(gradient)}"
+    )
+
+
+def _describe(x) -> str:
+    if _is_tensor(x):
+        return f"a {'sparse' if x.is_sparse else 'dense'} tensor of shape {x.shape} and dtype {x.dtype.name}"
+    return type(x).__name__
+
+
+def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
+    from sparse_ref._tensor import SparseTensor, Tensor
+
+    if isinstance(leaf, SparseTensor):
+        if leaf.grad is None:
+            c = leaf._coalesced_form()
+            leaf.grad = SparseTensor._make(c._idx, np.array(grad, copy=True), leaf.shape, coalesced=True)
+        else:
+            leaf.grad = SparseTensor._make(leaf.grad._idx, leaf.grad._val + grad, leaf.shape, coalesced=True)
+    else:
+        leaf.grad = Tensor(np.array(grad, copy=True) if leaf.grad is None else leaf.grad._data + grad)
+
+
+def backward(root, gradient=None, retain_graph: bool = False) -> None:
+    """Compute the gradients of ``root`` with respect to every leaf that requires them,
+    and add them to the leaves' ``.grad``.
+
+    ``gradient`` is required unless ``root`` has one element. For a sparse ``root`` it may
+    be dense (it is then masked to root's pattern) or sparse. Without ``retain_graph`` the
+    graph's saved arrays are freed, and a second backward through it raises.
+    """
+    if not root.requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    seed = seed_gradient(root, gradient)
+    if root.grad_fn is None:
+        _accumulate_leaf(root, seed)
+        return
+    grads = {id(root.grad_fn): seed}
+    for fn in _topological_order(root.grad_fn):
+        grad = grads.pop(id(fn), None)
+        if grad is None:
+            continue
+        if fn.released:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved tensors "
+                "after they have already been freed). Specify retain_graph=True if you need to backward "
+                "through the graph a second time."
+            )
+        in_grads = fn.backward(grad)
+        for a, need, g in zip(fn.inputs, fn.needs, in_grads):
+            if not need or g is None:
+                continue
+            if a.grad_fn is None:
+                _accumulate_leaf(a, g)
+            else:
+                key = id(a.grad_fn)
+                grads[key] = g if key not in grads else grads[key] + g
+        if not retain_graph:
+            fn.release()
