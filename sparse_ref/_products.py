@@ -52,3 +52,12 @@ def sddmm(row, col, x, y, n_threads=None):
     nt = effective_n_threads(n_threads, work=row.shape[0] * max(x.shape[1], 1))
     kernel_module("sddmm").sddmm(row, col, x, y, out, nt)
     return out
+
+
+def spgemm_masked(row, col, x_crow, x_col, x_val, y_crow, y_col, y_val, n_threads=None):
+    """``out[p] = sum_c x[row[p], c] * y[col[p], c]`` for CSR X and Y (masked SpGEMM)."""
+    out = np.empty(row.shape[0], dtype=x_val.dtype)
+    nt = effective_n_threads(n_threads, work=row.shape[0] + x_col.shape[0] + y_col.shape[0])
+    kernel_module("spgemm").spgemm_masked(row, col, x_crow, x_col, np.ascontiguousarray(x_val),
+                                          y_crow, y_col, np.ascontiguousarray(y_val), out, nt)
+    return out

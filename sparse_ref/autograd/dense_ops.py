@@ -31,7 +31,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 class Sum(Function):
     """``out = x.sum(dim)``; the gradient spreads ``grad`` back over the summed dims."""
 
-    name = "SumBackward0"
+    _name = "SumBackward0"
 
     def forward(self, x, dim, keepdim):
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
@@ -46,7 +46,7 @@ class Sum(Function):
 class Mean(Function):
     """``out = x.mean(dim)``; the gradient is ``grad / count`` on every averaged element."""
 
-    name = "MeanBackward0"
+    _name = "MeanBackward0"
 
     def forward(self, x, dim, keepdim):
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
@@ -63,7 +63,7 @@ class Mean(Function):
 class Add(Function):
     """``out = x + y`` (broadcasting); each input gets ``grad`` summed to its shape."""
 
-    name = "AddBackward0"
+    _name = "AddBackward0"
 
     def forward(self, x, y):
         self.shapes = (x.shape, y.shape)
@@ -76,7 +76,7 @@ class Add(Function):
 class Sub(Function):
     """``out = x - y``; x gets ``grad``, y gets ``-grad``."""
 
-    name = "SubBackward0"
+    _name = "SubBackward0"
 
     def forward(self, x, y):
         self.shapes = (x.shape, y.shape)
@@ -89,7 +89,7 @@ class Sub(Function):
 class Mul(Function):
     """``out = x * y`` elementwise; ``grad_x = conj(y) * grad``, ``grad_y = conj(x) * grad``."""
 
-    name = "MulBackward0"
+    _name = "MulBackward0"
 
     def forward(self, x, y):
         self.x, self.y = x._data, y._data
@@ -103,7 +103,7 @@ class Mul(Function):
 class Neg(Function):
     """``out = -x``; ``grad_x = -grad``."""
 
-    name = "NegBackward0"
+    _name = "NegBackward0"
 
     def forward(self, x):
         return _tensor(-x._data)
@@ -115,7 +115,7 @@ class Neg(Function):
 class Pow(Function):
     """``out = x ** p`` for a number p; ``grad_x = conj(p * x ** (p - 1)) * grad``."""
 
-    name = "PowBackward0"
+    _name = "PowBackward0"
 
     def forward(self, x, p):
         self.x, self.p = x._data, p
@@ -129,7 +129,7 @@ class Pow(Function):
 class MatMul(Function):
     """Dense ``out = A @ B``; ``grad_A = grad @ B^H``, ``grad_B = A^H @ grad``."""
 
-    name = "MmBackward0"
+    _name = "MmBackward0"
 
     def forward(self, a, b):
         self.a, self.b = a._data, b._data
@@ -142,7 +142,7 @@ class MatMul(Function):
 class Transpose(Function):
     """``out = x.t()``; ``grad_x = grad.t()``."""
 
-    name = "TBackward0"
+    _name = "TBackward0"
 
     def forward(self, x):
         return _tensor(x._data.T)

@@ -72,10 +72,13 @@ class Function:
     ``forward(self, *args)`` computes the output from the inputs (tensors and plain
     values) and keeps on ``self`` what ``backward`` will need. ``backward(self, grad)``
     takes the gradient of the output and returns one gradient per argument of forward
-    (None where there is none). ``name`` is what ``grad_fn`` shows, as in torch.
+    (None where there is none). ``name()`` is what ``grad_fn`` shows, as in torch.
     """
 
-    name = "Function"
+    _name = "Function"
+
+    def name(self) -> str:
+        return self._name
 
     def __init__(self):
         self.inputs: tuple = ()
@@ -103,7 +106,7 @@ class Function:
 
     def release(self) -> None:
         """Drop what forward saved (after a backward without ``retain_graph``)."""
-        keep = {"inputs", "needs", "released"}
+        keep = {"inputs", "needs", "released", "_name"}
         for key in [k for k in vars(self) if k not in keep]:
             delattr(self, key)
         self.released = True
@@ -112,7 +115,7 @@ class Function:
         return tuple((a.grad_fn if _is_tensor(a) else None) for a in self.inputs)
 
     def __repr__(self) -> str:
-        return f"<{self.name}>"
+        return f"<{self._name}>"
 
 
 def _topological_order(root_fn: Function) -> list:

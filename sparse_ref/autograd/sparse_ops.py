@@ -85,12 +85,12 @@ class SparseMm(Function):
                 grad_B[k_q, j] += conj(a_q) * G[i, j] (empty rows give nothing)
     """
 
-    name = "SparseAddmmBackward0"
+    _name = "SparseAddmmBackward0"
 
     def forward(self, a, b, reduce="sum"):
         SparseTensor, Tensor = _types()
         if reduce != "sum":
-            self.name = "SparseMmReduceImplBackward0"
+            self._name = "SparseMmReduceImplBackward0"
         self.a, self.b, self.reduce = a, b._data, reduce
         out, self.arg = sparse_dense(a, b._data, reduce)
         return Tensor(out)
@@ -131,7 +131,7 @@ class SparseMm(Function):
 class DenseSparseMm(Function):
     """``C = X @ S``, X dense, S sparse: grad_X = G @ S^H, grad_S = mask(X^H @ G, S)."""
 
-    name = "MmBackward0"
+    _name = "MmBackward0"
 
     def forward(self, x, s):
         _, Tensor = _types()
@@ -157,7 +157,7 @@ class SparseSparseMm(Function):
     C's pattern, which holds every (i, j) that any a_ik * b_kj reaches, so nothing is lost.
     """
 
-    name = "SparseSparseMatmulBackward0"
+    _name = "SparseSparseMatmulBackward0"
 
     def forward(self, a, b):
         SparseTensor, _ = _types()
@@ -191,7 +191,7 @@ class SparseAddmm(Function):
     over broadcast dims), grad_A = conj(alpha) mask(G @ B^H, A), grad_B = conj(alpha) A^H G.
     (torch 2.13 leaves alpha and beta unconjugated in the first two; this is the math.)"""
 
-    name = "SparseAddmmBackward0"
+    _name = "SparseAddmmBackward0"
 
     def forward(self, mat, a, b, beta, alpha):
         _, Tensor = _types()
@@ -218,7 +218,7 @@ class SparseSampledAddmm(Function):
     grad_input = conj(beta) G, grad_mat1 = conj(alpha) G @ mat2^H (SpMM),
     grad_mat2 = conj(alpha) mat1^H @ G (SpMM with G's transposed pattern)."""
 
-    name = "SparseSampledAddmmBackward0"
+    _name = "SparseSampledAddmmBackward0"
 
     def forward(self, input, mat1, mat2, beta, alpha):
         SparseTensor, _ = _types()
@@ -250,7 +250,7 @@ class SparseSampledAddmm(Function):
 class ToDense(Function):
     """``D = S.to_dense()``: grad_S = mask(G, S)."""
 
-    name = "ToDenseBackward0"
+    _name = "ToDenseBackward0"
 
     def forward(self, s):
         _, Tensor = _types()
@@ -268,7 +268,7 @@ class ToDense(Function):
 class ToSparse(Function):
     """``S = X.to_sparse()`` (the nonzeros of X): grad_X = G scattered at S's pattern."""
 
-    name = "ToSparseBackward0"
+    _name = "ToSparseBackward0"
 
     def forward(self, x):
         SparseTensor, _ = _types()
@@ -290,7 +290,7 @@ class Coalesce(Function):
     """``C = S.coalesce()``: the same matrix, so the masked gradient passes unchanged (each
     stored duplicate of S receives the gradient of its merged entry)."""
 
-    name = "CoalesceBackward0"
+    _name = "CoalesceBackward0"
 
     def forward(self, s):
         SparseTensor, _ = _types()
@@ -306,7 +306,7 @@ class Coalesce(Function):
 class Values(Function):
     """``v = S.values()`` of a coalesced S: grad_S = G (one value per stored entry)."""
 
-    name = "ValuesBackward0"
+    _name = "ValuesBackward0"
 
     def forward(self, s):
         _, Tensor = _types()
@@ -320,7 +320,7 @@ class SparseTranspose(Function):
     """``T = S.t()``: T's coalesced entry q is S's coalesced entry perm[q], so
     grad_S[perm] = G."""
 
-    name = "TBackward0"
+    _name = "TBackward0"
 
     def forward(self, s):
         SparseTensor, _ = _types()
@@ -337,7 +337,7 @@ class SparseTranspose(Function):
 class SparseSum(Function):
     """``s = S.sum()`` over the stored entries: grad_S = G on every stored entry."""
 
-    name = "SumBackward0"
+    _name = "SumBackward0"
 
     def forward(self, s):
         _, Tensor = _types()
