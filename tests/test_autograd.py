@@ -1,0 +1,354 @@
+"""Gradients: the torch doc example, gradcheck of every op (float64 and complex128, both
+paths, awkward inputs), torch 2.13 parity, masked patterns, the engine's rules, memory."""
+
+import numpy as np
+import pytest
+from conftest import random_dense, random_sparse, same_bits, torch_or_skip
+
+import sparse_ref as sr
+from sparse_ref.autograd import gradcheck
+
+F64, C128 = sr.float64, sr.complex128
+
+
+@pytest.fixture(params=["reference", "cython"])
+def backend(request):
+    with sr.use_backend(request.param):
+        yield request.param
+
+
+def leaf(t):
+    return t.detach().requires_grad_(True)
+
+
+# -- the doc example ---------------------------------------------------------------------------
+
+def test_torch_doc_example_runs_as_written():
+    a = sr.randn(2, 3).to_sparse().requires_grad_(True)
+    b = sr.randn(3, 2, requires_grad=True)
+    y = sr.sparse.mm(a, b)
+    assert y.grad_fn.name() == "SparseAddmmBackward0"
+    y.sum().backward()
+    assert isinstance(a.grad, sr.SparseTensor) and a.grad.is_coalesced()
+    assert a.grad.indices().tolist() == a.indices().tolist()
+    rows_of_b = b.detach().numpy().sum(axis=1)
+    np.testing.assert_allclose(a.grad.values().numpy(), rows_of_b[a.indices().numpy()[1]], rtol=1e-6)
+    cols_of_a = a.detach().to_dense().numpy().sum(axis=0)
+    np.testing.assert_allclose(b.grad.numpy(), np.repeat(cols_of_a[:, None], 2, axis=1), rtol=1e-6)
+
+
+def test_uncoalesced_mat1_gets_the_coalesced_pattern():
+    a = sr.sparse_coo_tensor([[1, 0, 1, 0], [0, 2, 0, 1]], [1.0, 2.0, 3.0, 0.0], (2, 3), dtype=F64,
+                             requires_grad=True)
+    b = sr.randn(3, 2, dtype=F64, requires_grad=True)
+    sr.sparse.mm(a, b).sum().backward()
+    assert a.grad._nnz() == 3 and a.grad.is_coalesced()
+    assert a.grad.indices().tolist() == [[0, 0, 1], [1, 2, 0]]  # the explicit zero keeps a gradient
+    np.testing.assert_allclose(a.grad.values().numpy(), b.detach().numpy().sum(axis=1)[[1, 2, 0]])
+
+
+# -- gradcheck of every op, both paths, real and complex ----------------------------------------
+
+def awkward_sparse(rng, shape, dtype):
+    """Duplicates, an explicit zero and an empty row."""
+    s = random_sparse(rng, shape, 3 * shape[0], dtype)
+    idx, val = s._indices().numpy().copy(), s._values().numpy().copy()
+    idx[0][idx[0] == 1] = 0  # row 1 empty
+    idx[:, 1] = idx[:, 0]    # a duplicate
+    val[2] = 0               # an explicit zero
+    return sr.sparse_coo_tensor(idx, val, shape, requires_grad=True)
+
+
+OPS = {
+    "mm": (lambda a, b: sr.sparse.mm(a, b), "sd"),
+    "mm_mean": (lambda a, b: sr.sparse.mm(a, b, reduce="mean"), "sd"),
+    "spgemm": (lambda a, c: sr.sparse.mm(a, c), "ss"),
+    "spgemm_dense_loss": (lambda a, c: sr.sparse.mm(a, c).to_dense(), "ss"),
+    "dense_sparse": (lambda x, a: sr.sparse.mm(x, a), "xs"),
+    "addmm": (lambda m, a, b: sr.sparse.addmm(m, a, b, beta=0.5, alpha=-2.0), "msd"),
+    "sampled_addmm": (lambda a, x, y: sr.sparse.sampled_addmm(a, x, y, beta=0.5, alpha=2.0), "sxy"),
+    "to_dense": (lambda a: a.to_dense(), "s"),
+    "coalesce": (lambda a: a.coalesce(), "s"),
+    "values": (lambda a: a.coalesce().values(), "s"),
+    "transpose": (lambda a: a.t(), "s"),
+    "sparse_sum": (lambda a: a.sum(), "s"),
+    "to_sparse": (lambda x: x.to_sparse(), "x"),
+}
+
+
+def operands(kinds, rng, dtype):
+    shapes = {"s": (4, 3), "d": (3, 5), "x": (2, 4), "m": (1, 5), "y": (4, 3)}
+    out = []
+    for k in kinds:
+        if k == "s":
+            out.append(awkward_sparse(rng, (4, 3), dtype))
+        elif k == "ss":
+            pass
+        elif k == "x" and kinds == "sxy":
+            out.append(leaf(random_dense(rng, (4, 6), dtype)))
+        elif k == "y":
+            out.append(leaf(random_dense(rng, (6, 3), dtype)))
+        else:
+            out.append(leaf(random_dense(rng, shapes[k], dtype)))
+    if kinds == "ss":
+        out = [awkward_sparse(rng, (4, 3), dtype), awkward_sparse(rng, (3, 5), dtype)]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_gradcheck_every_op(op, dtype, backend, rng):
+    fn, kinds = OPS[op]
+    assert gradcheck(fn, operands(kinds, rng, dtype))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])
+def test_gradcheck_reduce(reduce, backend, rng):
+    a = awkward_sparse(rng, (4, 3), F64)
+    b = leaf(random_dense(rng, (3, 5), F64))
+    assert gradcheck(lambda a, b: sr.sparse.mm(a, b, reduce=reduce), (a, b))
+
+
+def test_gradcheck_complex_scalars_follow_the_math(rng):
+    m = leaf(random_dense(rng, (4, 5), C128))
+    a = awkward_sparse(rng, (4, 3), C128)
+    b = leaf(random_dense(rng, (3, 5), C128))
+    assert gradcheck(lambda m, a, b: sr.sparse.addmm(m, a, b, beta=0.5 - 1j, alpha=2 + 0.5j), (m, a, b))
+    x, y = leaf(random_dense(rng, (4, 6), C128)), leaf(random_dense(rng, (6, 3), C128))
+    assert gradcheck(lambda a, x, y: sr.sparse.sampled_addmm(a, x, y, beta=1j, alpha=2 - 1j), (a, x, y))
+
+
+def test_gradcheck_dense_ops(rng):
+    x = leaf(random_dense(rng, (3, 4), F64))
+    w = leaf(random_dense(rng, (4, 2), F64))
+    assert gradcheck(lambda x, w: ((x @ w) * 2.0 - x.sum() + (-(w.t() @ x.t())).t() ** 2).mean(0), (x, w))
+    assert gradcheck(lambda x: (1.0 - x * x + 3.0).sum(1, keepdim=True) - x.mean(), (x,))
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [((0, 3), (3, 2)), ((3, 0), (0, 2)), ((3, 2), (2, 0))])
+def test_gradients_of_zero_size_operands(shape_a, shape_b):
+    a = sr.sparse_coo_tensor(np.zeros((2, 0), np.int64), np.zeros(0), shape_a, requires_grad=True)
+    b = sr.zeros(*shape_b, dtype=F64, requires_grad=True)
+    sr.sparse.mm(a, b).sum().backward()
+    assert a.grad._nnz() == 0 and a.grad.shape == shape_a
+    assert b.grad.shape == shape_b and not b.grad.numpy().any()
+
+
+def test_nnz_zero_operand_gets_an_empty_gradient(rng):
+    a = sr.sparse_coo_tensor(np.zeros((2, 0), np.int64), np.zeros(0), (3, 4), requires_grad=True)
+    b = leaf(random_dense(rng, (4, 2), F64))
+    sr.sparse.mm(a, b).sum().backward()
+    assert a.grad._nnz() == 0 and not b.grad.numpy().any()
+    assert gradcheck(sr.sparse.mm, (a.detach().requires_grad_(), leaf(b)))
+
+
+def test_both_paths_give_the_same_gradient_bits(rng):
+    a0 = awkward_sparse(rng, (30, 20), F64)
+    b0 = random_dense(rng, (20, 9), F64)
+    c0 = awkward_sparse(rng, (20, 12), F64)
+    grads = {}
+    for backend in ("reference", "cython"):
+        with sr.use_backend(backend):
+            a, b, c = leaf(a0), leaf(b0), leaf(c0)
+            (sr.sparse.mm(a, b).sum() + sr.sparse.mm(a, c).sum()).backward()
+            grads[backend] = (a.grad.values().numpy(), b.grad.numpy(), c.grad.values().numpy())
+    assert all(same_bits(x, y) for x, y in zip(grads["reference"], grads["cython"]))
+
+
+# -- torch parity ---------------------------------------------------------------------------------
+
+def torch_leaf(torch, t):
+    out = sr.to_torch(t.detach())
+    return out.requires_grad_(True)
+
+
+@pytest.mark.parametrize("dtype", [F64, C128])
+def test_coo_times_dense_gradients_match_torch(dtype, rng):
+    torch = torch_or_skip()
+    a, b = awkward_sparse(rng, (5, 4), dtype), leaf(random_dense(rng, (4, 3), dtype))
+    ta, tb = torch_leaf(torch, a), torch_leaf(torch, b)
+    g = random_dense(rng, (5, 3), dtype)
+    sr.sparse.mm(a, b).backward(g)
+    torch.sparse.mm(ta, tb).backward(torch.from_numpy(g.numpy()))
+    tg = ta.grad.coalesce()
+    assert a.grad.indices().tolist() == tg.indices().tolist()  # exact indices
+    np.testing.assert_allclose(a.grad.values().numpy(), tg.values().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12)
+
+
+def test_addmm_gradients_match_torch_for_real_scalars(rng):
+    torch = torch_or_skip()
+    m, a, b = leaf(random_dense(rng, (1, 3), F64)), awkward_sparse(rng, (5, 4), F64), leaf(random_dense(rng, (4, 3), F64))
+    tm, ta, tb = torch_leaf(torch, m), torch_leaf(torch, a), torch_leaf(torch, b)
+    sr.sparse.addmm(m, a, b, beta=0.5, alpha=3.0).sum().backward()
+    torch.sparse.addmm(tm, ta, tb, beta=0.5, alpha=3.0).sum().backward()
+    np.testing.assert_allclose(m.grad.numpy(), tm.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(a.grad.values().numpy(), ta.grad.coalesce().values().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])
+def test_reduce_gradients_match_torch_csr(reduce, rng):
+    torch = torch_or_skip()
+    a = random_sparse(rng, (6, 5), 18, F64, explicit_zeros=False).coalesce().detach().requires_grad_()
+    b = leaf(random_dense(rng, (5, 3), F64))
+    ta = sr.to_torch(a.detach()).to_sparse_csr().requires_grad_(True)
+    tb = torch_leaf(torch, b)
+    g = random_dense(rng, (6, 3), F64)
+    sr.sparse.mm(a, b, reduce=reduce).backward(g)
+    torch.sparse.mm(ta, tb, reduce).backward(torch.from_numpy(g.numpy()))
+    np.testing.assert_allclose(a.grad.values().numpy(), ta.grad.values().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_sampled_addmm_gradients_match_torch_csr(rng):
+    torch = torch_or_skip()
+    s = random_sparse(rng, (5, 4), 9, F64, explicit_zeros=False).coalesce().detach().requires_grad_()
+    x, y = leaf(random_dense(rng, (5, 6), F64)), leaf(random_dense(rng, (6, 4), F64))
+    ts = sr.to_torch(s.detach()).to_sparse_csr().requires_grad_(True)
+    tx, ty = torch_leaf(torch, x), torch_leaf(torch, y)
+    sr.sparse.sampled_addmm(s, x, y, beta=0.5, alpha=2.0).sum().backward()
+    torch.sparse.sampled_addmm(ts, tx, ty, beta=0.5, alpha=2.0).sum().backward()
+    # torch 2.13 returns this gradient dense (strided); compare it at s's stored positions
+    rows, cols = s.indices().numpy()
+    tg = ts.grad.to_dense() if ts.grad.layout != torch.strided else ts.grad
+    np.testing.assert_allclose(s.grad.values().numpy(), tg.numpy()[rows, cols], rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(y.grad.numpy(), ty.grad.numpy(), rtol=1e-12)
+
+
+def test_coo_times_coo_with_a_sparse_gradient_matches_torch(rng):
+    torch = torch_or_skip()
+    a = random_sparse(rng, (5, 4), 9, F64, explicit_zeros=False).coalesce().detach().requires_grad_()
+    c = random_sparse(rng, (4, 6), 10, F64, explicit_zeros=False).coalesce().detach().requires_grad_()
+    ta, tc = torch_leaf(torch, a), torch_leaf(torch, c)
+    z, tz = sr.sparse.mm(a, c), torch.sparse.mm(ta, tc)
+    g_vals = rng.standard_normal(z._nnz())
+    g = sr.sparse_coo_tensor(z.indices().numpy(), g_vals, z.shape)
+    z.backward(g)
+    tz.backward(torch.sparse_coo_tensor(tz.indices(), torch.from_numpy(g_vals), tz.shape))
+    # torch's gradient pattern follows a heuristic; compare the dense values
+    np.testing.assert_allclose(a.grad.to_dense().numpy(), ta.grad.to_dense().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(c.grad.to_dense().numpy(), tc.grad.to_dense().numpy(), rtol=1e-12, atol=1e-14)
+
+
+# -- where sparse_ref does better than torch -------------------------------------------------------
+
+@pytest.mark.parametrize("loss", ["sum", "to_dense_sum"])
+def test_sparse_times_sparse_backward_with_a_dense_gradient(loss, rng):
+    a, c = awkward_sparse(rng, (4, 3), F64), awkward_sparse(rng, (3, 5), F64)
+    z = sr.sparse.mm(a, c)
+    (z.sum() if loss == "sum" else z.to_dense().sum()).backward()
+    for t in (a, c):
+        assert t.grad.is_coalesced()
+        assert t.grad.indices().tolist() == t.coalesce().indices().tolist()
+    # the masked rule, by hand: grad_a = mask(G @ c^T), G = ones on z's pattern
+    g = (z.detach().to_dense().numpy() != 0) | np.isin(np.arange(20).reshape(4, 5), [])
+    zi = z.detach().coalesce().indices().numpy()
+    g = np.zeros((4, 5))
+    g[zi[0], zi[1]] = 1
+    rows, cols = a.coalesce().indices().numpy()
+    np.testing.assert_allclose(a.grad.values().numpy(), (g @ c.detach().to_dense().numpy().T)[rows, cols])
+
+
+def test_backward_from_a_sparse_output_with_a_dense_gradient(rng):
+    a, c = awkward_sparse(rng, (4, 3), F64), awkward_sparse(rng, (3, 5), F64)
+    z = sr.sparse.mm(a, c)
+    g = random_dense(rng, (4, 5), F64)
+    z.backward(g)  # masked to z's pattern
+    a2, c2 = leaf(a), leaf(c)
+    z2 = sr.sparse.mm(a2, c2)
+    zc = z2.detach().coalesce()
+    masked = sr.sparse_coo_tensor(zc.indices().numpy(), g.numpy()[tuple(zc.indices().numpy())], z2.shape)
+    z2.backward(masked)
+    assert same_bits(a.grad.values().numpy(), a2.grad.values().numpy())
+
+
+def test_huge_sparse_backward_never_builds_a_dense_m_by_k_matrix():
+    import time
+    import tracemalloc
+
+    n = 2**20
+    a = sr.sparse_coo_tensor([[0, 5, n - 1], [n - 1, 3, 0]], [1.0, 2.0, 3.0], (n, n), dtype=F64,
+                             requires_grad=True)
+    b = sr.ones(n, 4, dtype=F64, requires_grad=True)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    sr.sparse.mm(a, b).sum().backward()
+    elapsed = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 200 * 2**20, peak  # a dense n x n (or n x 4 per op many times) would not fit
+    assert elapsed < 5.0  # generous for the reference path; typically well under a second
+    assert a.grad.values().tolist() == [4.0, 4.0, 4.0]
+    assert b.grad.numpy()[[n - 1, 3, 0], 0].tolist() == [1.0, 2.0, 3.0] and b.grad.numpy().sum() == 24.0
+
+
+# -- engine rules ----------------------------------------------------------------------------------
+
+def test_gradients_accumulate_across_backward_calls(rng):
+    a, b = awkward_sparse(rng, (4, 3), F64), leaf(random_dense(rng, (3, 2), F64))
+    sr.sparse.mm(a, b).sum().backward()
+    first_a, first_b = a.grad.values().numpy().copy(), b.grad.numpy().copy()
+    sr.sparse.mm(a, b).sum().backward()
+    np.testing.assert_allclose(a.grad.values().numpy(), 2 * first_a)
+    np.testing.assert_allclose(b.grad.numpy(), 2 * first_b)
+
+
+def test_graph_is_freed_unless_retained(rng):
+    a, b = awkward_sparse(rng, (4, 3), F64), leaf(random_dense(rng, (3, 2), F64))
+    y = sr.sparse.mm(a, b).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()
+
+
+def test_backward_errors_like_torch(rng):
+    x = leaf(random_dense(rng, (2, 2), F64))
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+        (x * 2.0).backward()
+    with pytest.raises(RuntimeError, match="element 0 of tensors does not require grad"):
+        random_dense(rng, (1,), F64).sum().backward()
+    with pytest.raises(RuntimeError, match="gradient must be a dense tensor of shape"):
+        (x * 2.0).backward(sr.ones(3, dtype=F64))
+
+
+def test_no_grad_records_nothing(rng):
+    a, b = awkward_sparse(rng, (4, 3), F64), leaf(random_dense(rng, (3, 2), F64))
+    with sr.no_grad():
+        y = sr.sparse.mm(a, b)
+    assert not y.requires_grad and y.grad_fn is None
+
+
+def test_grad_fn_names_and_repr(rng):
+    a, b = awkward_sparse(rng, (4, 3), F64), leaf(random_dense(rng, (3, 2), F64))
+    names = {
+        "SparseAddmmBackward0": sr.sparse.mm(a, b),
+        "SparseMmReduceImplBackward0": sr.sparse.mm(a, b, reduce="amax"),
+        "SparseSparseMatmulBackward0": sr.sparse.mm(a, a.t()),
+        "SparseSampledAddmmBackward0": sr.sparse.sampled_addmm(a, leaf(random_dense(rng, (4, 2), F64)), b.t()),
+        "SumBackward0": b.sum(),
+        "ToDenseBackward0": a.to_dense(),
+        "MulBackward0": b * 2.0,
+    }
+    for name, t in names.items():
+        assert t.grad_fn.name() == name
+    assert repr(sr.sparse.mm(a, b)).endswith("grad_fn=<SparseAddmmBackward0>)")
+
+
+def test_ops_do_not_mutate_inputs_in_backward(rng):
+    a, b = awkward_sparse(rng, (4, 3), F64), leaf(random_dense(rng, (3, 2), F64))
+    saved = a._values().numpy().copy(), b.detach().numpy().copy()
+    sr.sparse.mm(a, b, reduce="amax").sum().backward()
+    assert same_bits(a._values().numpy(), saved[0]) and same_bits(b.detach().numpy(), saved[1])
+
+
+def test_gradcheck_reports_a_wrong_gradient(monkeypatch, rng):
+    from sparse_ref.autograd import sparse_ops
+
+    original = sparse_ops.ToDense.backward
+    monkeypatch.setattr(sparse_ops.ToDense, "backward", lambda self, g: (2 * original(self, g)[0],))
+    a = awkward_sparse(rng, (3, 3), F64)
+    with pytest.raises(AssertionError, match="gradcheck: input 0 \\(sparse\\)"):
+        gradcheck(lambda a: a.to_dense(), (a,))
