@@ -11,8 +11,10 @@ def test_demo_reports_agreement():
     out = io.StringIO()
     assert demo(out) == 0
     text = out.getvalue()
-    assert "reference and cython agree bit for bit: True" in text
+    assert "forward and backward, reference and cython paths agree bit for bit: True" in text
+    assert "coalesce(): reference and cython agree bit for bit: True" in text
     assert "a = sr.randn(2, 3).to_sparse().requires_grad_(True)" in text
+    assert "a.grad (coalesced: True)" in text
 
 
 def test_demo_runs_as_a_module():
