@@ -6,9 +6,20 @@ Typed twin of ``sparse_ref/reference/sddmm.py``.
 from cython.parallel cimport prange
 
 from sparse_ref._kernels._arith cimport mul
-from sparse_ref._kernels._types cimport idx_t, value_t
+from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 LANES = 8
+
+# The rows of y are gathered in a random order: ask for the one this many positions ahead.
+cdef enum:
+    AHEAD = 8
+
+
+cdef inline void prefetch_row(const value_t* row, idx_t n) noexcept nogil:
+    cdef const char* start = <const char*> row
+    cdef Py_ssize_t line
+    for line in range(0, n * sizeof(value_t), 64):
+        prefetch(start + line)
 
 
 cdef inline value_t dot(const value_t* x, const value_t* y, idx_t n) noexcept nogil:
@@ -88,4 +99,6 @@ def sddmm(const idx_t[::1] p_row, const idx_t[::1] p_col, const value_t[:, ::1] 
         return
     with nogil:
         for p in prange(nnz, schedule="static", num_threads=max(n_threads, 1)):
+            if p + AHEAD < nnz:
+                prefetch_row(&y[p_col[p + AHEAD], 0], n)
             out[p] = dot(&x[p_row[p], 0], &y[p_col[p], 0], n)
