@@ -18,6 +18,11 @@ def _tensor(data):
     return Tensor(data)
 
 
+def conj(x: np.ndarray) -> np.ndarray:
+    """The complex conjugate; real arrays are returned as they are (no copy)."""
+    return np.conj(x) if np.iscomplexobj(x) else x
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` over the dimensions that broadcasting added or stretched."""
     while grad.ndim > len(shape):
@@ -96,8 +101,8 @@ class Mul(Function):
         return _tensor(x._data * y._data)
 
     def backward(self, grad):
-        return (unbroadcast(np.conj(self.y) * grad, self.x.shape),
-                unbroadcast(np.conj(self.x) * grad, self.y.shape))
+        return (unbroadcast(conj(self.y) * grad, self.x.shape),
+                unbroadcast(conj(self.x) * grad, self.y.shape))
 
 
 class Neg(Function):
@@ -123,7 +128,7 @@ class Pow(Function):
 
     def backward(self, grad):
         p = self.x.dtype.type(self.p)
-        return np.conj(p * self.x ** (p - 1)) * grad, None
+        return conj(p * self.x ** (p - 1)) * grad, None
 
 
 class MatMul(Function):
@@ -136,7 +141,7 @@ class MatMul(Function):
         return _tensor(np.matmul(a._data, b._data))
 
     def backward(self, grad):
-        return grad @ np.conj(self.b).T, np.conj(self.a).T @ grad
+        return grad @ conj(self.b).T, conj(self.a).T @ grad
 
 
 class Transpose(Function):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from sparse_ref import _formats, _products
-from sparse_ref.autograd.dense_ops import unbroadcast
+from sparse_ref.autograd.dense_ops import conj, unbroadcast
 from sparse_ref.autograd.engine import Function
 
 
@@ -54,7 +54,7 @@ def sparse_dense(a, b: np.ndarray, reduce: str = "sum"):
 def sparse_h_dense(a, g: np.ndarray) -> np.ndarray:
     """``A^H @ G``: SpMM with A's transposed CSR and conjugated values."""
     t_crow, t_col, t_val, _ = a._csr_t()
-    return _products.spmm(t_crow, t_col, np.conj(t_val), np.ascontiguousarray(g))
+    return _products.spmm(t_crow, t_col, conj(t_val), np.ascontiguousarray(g))
 
 
 def dense_sparse(x: np.ndarray, s) -> np.ndarray:
@@ -107,7 +107,7 @@ class SparseMm(Function):
         grad_a = grad_b = None
         if need_a:
             rows, cols = _pattern(a)
-            grad_a = _products.sddmm(rows, cols, np.ascontiguousarray(grad), np.ascontiguousarray(np.conj(b)))
+            grad_a = _products.sddmm(rows, cols, np.ascontiguousarray(grad), np.ascontiguousarray(conj(b)))
         if need_b:
             grad_b = sparse_h_dense(a, grad)
         return grad_a, grad_b, None
@@ -121,10 +121,10 @@ class SparseMm(Function):
         grad_a = grad_b = None
         if need_a:
             grad_a = np.zeros(val.shape[0], dtype=val.dtype)
-            np.add.at(grad_a, q, grad[i, j] * np.conj(b[k, j]))
+            np.add.at(grad_a, q, grad[i, j] * conj(b[k, j]))
         if need_b:
             grad_b = np.zeros(b.shape, dtype=b.dtype)
-            np.add.at(grad_b, (k, j), np.conj(val[q]) * grad[i, j])
+            np.add.at(grad_b, (k, j), conj(val[q]) * grad[i, j])
         return grad_a, grad_b
 
 
@@ -143,10 +143,10 @@ class DenseSparseMm(Function):
         if self.needs[0]:
             crow, col, val = self.s._csr()  # G @ S^H = (conj(S) @ G^T)^T
             grad_x = np.ascontiguousarray(
-                _products.spmm(crow, col, np.conj(val), np.ascontiguousarray(grad.T)).T)
+                _products.spmm(crow, col, conj(val), np.ascontiguousarray(grad.T)).T)
         if self.needs[1]:
             rows, cols = _pattern(self.s)
-            grad_s = _products.sddmm(rows, cols, np.ascontiguousarray(np.conj(self.x).T),
+            grad_s = _products.sddmm(rows, cols, np.ascontiguousarray(conj(self.x).T),
                                      np.ascontiguousarray(grad.T))
         return grad_x, grad_s
 
@@ -176,12 +176,12 @@ class SparseSparseMm(Function):
             rows, cols = _pattern(a)
             b_crow, b_col, b_val = b._csr()
             grad_a = _products.spgemm_masked(rows, cols, self.c_crow, self.c_col, grad,
-                                             b_crow, b_col, np.conj(b_val))
+                                             b_crow, b_col, conj(b_val))
         if self.needs[1]:
             rows, cols = _pattern(b)
             at_crow, at_col, at_val, _ = a._csr_t()
             gt_crow, gt_col, perm, _ = _formats.csr_transpose(self.c_crow, self.c_col, b.shape[1], rename=False)
-            grad_b = _products.spgemm_masked(rows, cols, at_crow, at_col, np.conj(at_val),
+            grad_b = _products.spgemm_masked(rows, cols, at_crow, at_col, conj(at_val),
                                              gt_crow, gt_col, grad[perm])
         return grad_a, grad_b
 
@@ -203,13 +203,13 @@ class SparseAddmm(Function):
         dt = grad.dtype.type
         grad_mat = grad_a = grad_b = None
         if self.needs[0]:
-            grad_mat = unbroadcast(grad * dt(np.conj(self.beta)), self.mat_shape)
+            grad_mat = unbroadcast(grad * dt(np.conjugate(self.beta)), self.mat_shape)
         if self.needs[1]:
             rows, cols = _pattern(self.a)
-            grad_a = _products.sddmm(rows, cols, np.ascontiguousarray(grad), np.ascontiguousarray(np.conj(self.b)))
-            grad_a = grad_a * dt(np.conj(self.alpha))
+            grad_a = _products.sddmm(rows, cols, np.ascontiguousarray(grad), np.ascontiguousarray(conj(self.b)))
+            grad_a = grad_a * dt(np.conjugate(self.alpha))
         if self.needs[2]:
-            grad_b = sparse_h_dense(self.a, grad) * dt(np.conj(self.alpha))
+            grad_b = sparse_h_dense(self.a, grad) * dt(np.conjugate(self.alpha))
         return grad_mat, grad_a, grad_b, None, None
 
 
@@ -231,17 +231,17 @@ class SparseSampledAddmm(Function):
 
     def backward(self, grad):
         dt = grad.dtype.type
-        alpha = dt(np.conj(self.alpha))
+        alpha = dt(np.conjugate(self.alpha))
         grad_in = grad_1 = grad_2 = None
         if self.needs[0]:
-            grad_in = grad * dt(np.conj(self.beta))
+            grad_in = grad * dt(np.conjugate(self.beta))
         crow, col, _ = self.input._csr()
         if self.needs[1]:
-            grad_1 = _products.spmm(crow, col, grad, np.ascontiguousarray(np.conj(self.mat2).T)) * alpha
+            grad_1 = _products.spmm(crow, col, grad, np.ascontiguousarray(conj(self.mat2).T)) * alpha
         if self.needs[2]:
             t_crow, t_col, _, perm = self.input._csr_t()
             grad_2 = np.ascontiguousarray(
-                _products.spmm(t_crow, t_col, grad[perm], np.ascontiguousarray(np.conj(self.mat1))).T) * alpha
+                _products.spmm(t_crow, t_col, grad[perm], np.ascontiguousarray(conj(self.mat1))).T) * alpha
         return grad_in, grad_1, grad_2, None, None
 
 
