@@ -188,6 +188,22 @@ def test_sddmm_cython_equals_reference_bitwise(case):
     np.testing.assert_allclose(expected, (x @ y.T)[row, col], rtol=rtol(dtype), atol=1e-5)
 
 
+@settings(max_examples=60, deadline=None)
+@given(case=product_cases())
+def test_masked_spgemm_cython_equals_reference_bitwise(case):
+    m, k, n, dtype, seed, nnz = case
+    rng = np.random.default_rng(seed)
+    x = random_sparse(rng, (m, n), 2 * nnz if n else 0, dtype)
+    y = random_sparse(rng, (k, n), 2 * nnz if n else 0, dtype)
+    pattern = random_sparse(rng, (m, k), nnz, dtype)
+    row, col = pattern._indices().numpy()
+    xc, yc = x._csr(), y._csr()
+    expected, got = both_paths(lambda t: _products.spgemm_masked(row, col, *xc, *yc, n_threads=t))
+    for g in got:
+        assert same_bits(g, expected)
+    np.testing.assert_allclose(expected, (dense_of(x) @ dense_of(y).T)[row, col], rtol=rtol(dtype), atol=1e-5)
+
+
 def test_long_rows_and_wide_products_agree_bitwise(rng):
     # rows long enough for the multi-level merges, a dense operand wider than 8 lanes
     a = random_sparse(rng, (6, 300), 900)
