@@ -121,6 +121,9 @@ class Tensor:
     # -- autograd flags -------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         """Mark the tensor as a leaf whose gradient ``backward`` should compute."""
+        if self.grad_fn is not None and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables; "
+                               "use .detach() to get a tensor cut from the graph")
         if requires_grad and self.dtype.kind not in "fc":
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         self.requires_grad = bool(requires_grad)
@@ -181,6 +184,9 @@ class Tensor:
             raise TypeError(f"{op}: expected a Tensor or a number, got {type(other).__name__}")
         if isinstance(other, (complex, np.complexfloating)) and self.dtype.kind != "c":
             raise TypeError(f"{op}: a complex number needs a complex tensor, got {self.dtype.name}")
+        if self.dtype.kind in "iu" and isinstance(other, (float, np.floating)) and other != int(other):
+            raise TypeError(f"{op}: {other} would be truncated to the integer dtype {self.dtype.name}; "
+                            "sparse_ref does not promote dtypes")
         return Tensor(np.asarray(other, dtype=self.dtype))
 
     def __add__(self, other):
@@ -213,6 +219,20 @@ class Tensor:
 
         return Mul.apply(self._operand(other, "*"), self)
 
+    def __truediv__(self, other):
+        from sparse_ref.autograd.dense_ops import Div
+
+        if self.dtype.kind not in "fc":
+            raise TypeError(f"/: needs a floating or complex dtype, got {self.dtype.name}")
+        return Div.apply(self, self._operand(other, "/"))
+
+    def __rtruediv__(self, other):
+        from sparse_ref.autograd.dense_ops import Div
+
+        if self.dtype.kind not in "fc":
+            raise TypeError(f"/: needs a floating or complex dtype, got {self.dtype.name}")
+        return Div.apply(self._operand(other, "/"), self)
+
     def __neg__(self):
         from sparse_ref.autograd.dense_ops import Neg
 
@@ -223,6 +243,8 @@ class Tensor:
 
         if isinstance(p, bool) or not isinstance(p, (int, float)):
             raise TypeError(f"**: the exponent must be a real number, got {type(p).__name__}")
+        if self.dtype.kind in "iu" and (p != int(p) or p < 0):
+            raise TypeError(f"**: exponent {p} needs a floating tensor, got {self.dtype.name}")
         return Pow.apply(self, p)
 
     def pow(self, p):
@@ -277,6 +299,7 @@ class SparseTensor:
 
     is_sparse = True
     layout = _dtypes.sparse_coo
+    __array_ufunc__ = None  # ndarray @ sparse calls __rmatmul__, which names the problem
 
     def __init__(self, *args, **kwargs):
         raise TypeError("build a SparseTensor with sr.sparse_coo_tensor(indices, values, size)")
@@ -362,6 +385,9 @@ class SparseTensor:
     # -- autograd flags -------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> "SparseTensor":
         """Mark the tensor as a leaf whose gradient ``backward`` should compute."""
+        if self.grad_fn is not None and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables; "
+                               "use .detach() to get a tensor cut from the graph")
         if requires_grad and self.dtype.kind not in "fc":
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         self.requires_grad = bool(requires_grad)
@@ -527,6 +553,14 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
     _validate.index_bounds(idx, shape)
     if is_coalesced:
         _validate.coalesced_claim(idx)
+    if isinstance(values, Tensor) and values.requires_grad:
+        from sparse_ref.autograd.engine import is_grad_enabled
+        from sparse_ref.autograd.sparse_ops import SparseFromValues
+
+        if is_grad_enabled():  # differentiable in the values, like torch's
+            out = SparseFromValues.apply(values, idx, val, shape)
+            out._coalesced = bool(is_coalesced) or val.shape[0] <= 1
+            return out
     return SparseTensor._make(idx, val, shape, coalesced=bool(is_coalesced), requires_grad=requires_grad)
 
 

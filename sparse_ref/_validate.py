@@ -12,6 +12,16 @@ from sparse_ref import _dtypes
 EXPECTED_2D = "expected a 2-D sparse matrix (sparse_dim=2, dense_dim=0)"
 
 
+class ShapeError(ValueError, RuntimeError):
+    """Operands whose shapes do not fit. A ValueError, and a RuntimeError like torch's, so
+    code written for either catches it."""
+
+
+class DTypeError(TypeError, RuntimeError):
+    """Operands of different dtypes (sparse_ref never promotes). A TypeError, and a
+    RuntimeError like torch's."""
+
+
 def _tensor_types():
     """``(SparseTensor, Tensor)``, imported on first use (the tensor module imports this one)."""
     global _TYPES
@@ -37,7 +47,7 @@ def _as_array(data, where: str):
     if isinstance(data, np.ndarray):
         return data, False
     if type(data).__module__.startswith("torch"):
-        return np.asarray(data.detach().cpu().numpy()), False
+        return np.asarray(data.detach().cpu().resolve_conj().resolve_neg().numpy()), False
     try:
         arr = np.asarray(data)
     except (ValueError, TypeError) as exc:
@@ -77,7 +87,9 @@ def sparse_shape(size, where: str) -> tuple:
 
 def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
     """A read-only, C-contiguous int64 (2, nnz) copy of COO indices."""
-    arr, _ = _as_array(indices, where)
+    arr, from_python = _as_array(indices, where)
+    if from_python and arr.size == 0:
+        arr = arr.astype(np.int64)  # [[], []]: no entries, no dtype to infer
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{where}: indices must be an integer array, got dtype {arr.dtype.name}")
     if arr.ndim != 2:
@@ -174,7 +186,7 @@ def _same_dtype(pairs, where: str):
     (first_name, first), *rest = pairs
     for name, t in rest:
         if t.dtype != first.dtype:
-            raise TypeError(
+            raise DTypeError(
                 f"{where}: {first_name} dtype {first.dtype.name} does not match {name} dtype "
                 f"{t.dtype.name}; sparse_ref does not promote dtypes, so give both the same dtype"
             )
@@ -182,7 +194,7 @@ def _same_dtype(pairs, where: str):
 
 def _shapes_multiply(mat1, mat2, where: str):
     if mat1.shape[1] != mat2.shape[0]:
-        raise ValueError(
+        raise ShapeError(
             f"{where}: mat1 and mat2 shapes cannot be multiplied "
             f"({mat1.shape[0]}x{mat1.shape[1]} and {mat2.shape[0]}x{mat2.shape[1]})"
         )

@@ -39,10 +39,13 @@ def from_scipy(matrix) -> SparseTensor:
     coo = matrix.tocoo()
     canonical = bool(getattr(coo, "has_canonical_format", False))
     indices = np.stack([np.asarray(coo.row), np.asarray(coo.col)])
-    out = sparse_coo_tensor(indices, np.asarray(coo.data), coo.shape)
+    # SciPy's canonical flag can go stale if its arrays are edited: verify it, don't trust it
     if canonical:
-        out._coalesced = True  # scipy guarantees sorted and unique in canonical form
-    return out
+        try:
+            return sparse_coo_tensor(indices, np.asarray(coo.data), coo.shape, is_coalesced=True)
+        except ValueError:
+            pass  # not sorted and unique after all: keep it as an uncoalesced tensor
+    return sparse_coo_tensor(indices, np.asarray(coo.data), coo.shape)
 
 
 def to_scipy(t: SparseTensor):
@@ -71,10 +74,10 @@ def from_torch(t):
         raise TypeError(f"from_torch: expected a torch.Tensor, got {type(t).__name__}")
     t = t.detach().cpu()
     if t.layout == torch.strided:
-        return tensor(t.resolve_conj().numpy())
+        return tensor(t.resolve_conj().resolve_neg().numpy())
     if t.layout == torch.sparse_coo:
         coalesced = t.is_coalesced()
-        out = sparse_coo_tensor(t._indices().numpy(), t._values().resolve_conj().numpy(), tuple(t.shape),
+        out = sparse_coo_tensor(t._indices().numpy(), t._values().resolve_conj().resolve_neg().numpy(), tuple(t.shape),
                                 is_coalesced=coalesced or None)
         return out
     raise TypeError(f"from_torch: layout {t.layout} is not supported yet; use a strided or sparse_coo tensor")

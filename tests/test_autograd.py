@@ -353,3 +353,75 @@ def test_gradcheck_reports_a_wrong_gradient(monkeypatch, rng):
     a = awkward_sparse(rng, (3, 3), F64)
     with pytest.raises(AssertionError, match="gradcheck: input 0 \\(sparse\\)"):
         gradcheck(lambda a: a.to_dense(), (a,))
+
+
+# -- review findings, pinned -----------------------------------------------------------------------
+
+def test_a_result_used_twice_gets_both_gradients():
+    x = sr.tensor([1.0], dtype=F64, requires_grad=True)
+    y = x * 2.0
+    (y + y * 3.0).sum().backward()
+    assert x.grad.tolist() == [8.0]
+
+
+def test_residual_connection_gradients(rng):
+    a = awkward_sparse(rng, (4, 4), F64)
+    x = leaf(random_dense(rng, (4, 2), F64))
+
+    def layer(a, x):
+        h = sr.sparse.mm(a, x)
+        return h + sr.sparse.mm(a, h)
+
+    assert gradcheck(layer, (a, x))
+    torch = pytest.importorskip("torch")
+    ta, tx = torch_leaf(torch, a), torch_leaf(torch, x)
+    h = torch.sparse.mm(ta, tx)
+    (h + torch.sparse.mm(ta, h)).sum().backward()
+    layer(a, x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+
+
+def test_sparse_coo_tensor_is_differentiable_in_its_values():
+    v = sr.tensor([1.0, 2.0, 3.0], dtype=F64, requires_grad=True)
+    s = sr.sparse_coo_tensor([[0, 1, 0], [1, 0, 1]], v, (2, 2))
+    assert s.grad_fn.name() == "SparseCooTensorWithDimsAndTensorsBackward0" and not s.is_coalesced()
+    (s.to_dense() * sr.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=F64)).sum().backward()
+    assert v.grad.tolist() == [2.0, 3.0, 2.0]  # the duplicates of (0, 1) both get its gradient
+    w = sr.tensor([1.0, 2.0, 3.0], dtype=F64, requires_grad=True)
+    assert gradcheck(lambda w: sr.sparse_coo_tensor([[0, 1, 0], [1, 0, 1]], w, (2, 2)).to_dense(), (w,))
+
+
+def test_pow_zero_has_zero_gradient():
+    x = sr.tensor([0.0, 2.0], dtype=F64, requires_grad=True)
+    (x ** 0).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0]
+
+
+def test_division_and_its_gradient(rng):
+    x, y = leaf(random_dense(rng, (3,), F64)), leaf(sr.tensor([1.5, -2.0, 3.0], dtype=F64))
+    assert gradcheck(lambda x, y: x / y + 1.0 / y - y / 2.0, (x, y))
+
+
+def test_requires_grad_false_on_a_non_leaf_raises(rng):
+    y = leaf(random_dense(rng, (2,), F64)) * 2.0
+    with pytest.raises(RuntimeError, match="only change requires_grad flags of leaf variables"):
+        y.requires_grad_(False)
+
+
+def test_gradcheck_refuses_single_precision_and_moving_patterns(rng):
+    with pytest.raises(ValueError, match="should be float64 or complex128, got complex64"):
+        gradcheck(lambda x: x * 2, (leaf(random_dense(rng, (2,), sr.complex64)),))
+    x = leaf(sr.tensor([[0.0, 1.0]], dtype=F64))
+    with pytest.raises(ValueError, match="sparsity pattern changed"):
+        gradcheck(lambda x: x.to_sparse(), (x,))
+
+
+def test_sparse_times_sparse_with_columns_beyond_any_array(rng):
+    n = 2**61
+    a = sr.sparse_coo_tensor([[0, 0], [0, 1]], [1.0, 2.0], (1, 2), dtype=F64, requires_grad=True)
+    b = sr.sparse_coo_tensor([[0, 1, 1], [2**40, 5, 2**50]], [1.0, 3.0, 4.0], (2, n), dtype=F64, requires_grad=True)
+    z = sr.sparse.mm(a, b)
+    assert z.indices().tolist() == [[0, 0, 0], [5, 2**40, 2**50]] and z.values().tolist() == [6.0, 1.0, 8.0]
+    z.sum().backward()
+    assert a.grad.values().tolist() == [1.0, 7.0] and b.grad.values().tolist() == [1.0, 2.0, 2.0]
+    assert gradcheck(sr.sparse.mm, (a.detach().requires_grad_(), b.detach().requires_grad_()))

@@ -105,3 +105,40 @@ def test_a_failed_call_leaves_the_tensor_as_it_was():
     with pytest.raises(MemoryError):
         s._csr()
     assert not s.is_coalesced() and s._indices().tolist() == [[2**40 - 1, 0], [0, 1]]
+
+
+def test_integer_tensors_refuse_fractional_scalars():
+    with pytest.raises(TypeError, match="would be truncated to the integer dtype int64"):
+        sr.tensor([1, 2]) * 2.5
+    with pytest.raises(TypeError, match="needs a floating tensor"):
+        sr.tensor([4, 9]) ** 0.5
+    assert (sr.tensor([1, 2]) * 2.0).tolist() == [2, 4]  # a whole number is fine
+
+
+def test_empty_index_lists_are_accepted():
+    s = sr.sparse_coo_tensor([[], []], [], (2, 2))
+    assert s._nnz() == 0 and s.indices().dtype == sr.int64
+
+
+def test_product_errors_are_also_runtime_errors_like_torch():
+    s = sr.sparse_coo_tensor([[0], [0]], [1.0], (2, 3))
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        sr.sparse.mm(s, sr.ones(4, 2))
+    with pytest.raises(RuntimeError, match="does not match mat2 dtype"):
+        sr.sparse.mm(s, sr.ones(3, 2, dtype=sr.float64))
+
+
+def test_numpy_array_times_sparse_gives_a_clear_error():
+    s = sr.sparse_coo_tensor([[0], [0]], [1.0], (2, 3))
+    with pytest.raises(TypeError, match="mat1 must be a sparse_ref Tensor or SparseTensor, got ndarray"):
+        np.ones((2, 2)) @ s
+
+
+def test_from_scipy_verifies_a_stale_canonical_flag():
+    sp = pytest.importorskip("scipy.sparse")
+    m = sp.coo_array(([1.0, 2.0], ([0, 1], [0, 0])), shape=(2, 1))
+    m.sum_duplicates()
+    m.row[:] = m.row[::-1].copy()  # edit the arrays: SciPy still claims canonical form
+    s = sr.from_scipy(m)
+    assert not s.is_coalesced()
+    assert sr.sparse.mm(s, sr.ones(1, 1, dtype=sr.float64)).tolist() == [[2.0], [1.0]]

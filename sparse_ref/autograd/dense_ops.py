@@ -105,6 +105,21 @@ class Mul(Function):
                 unbroadcast(conj(self.x) * grad, self.y.shape))
 
 
+class Div(Function):
+    """``out = x / y`` elementwise; ``grad_x = grad / conj(y)``,
+    ``grad_y = -grad * conj(x / y**2)``."""
+
+    _name = "DivBackward0"
+
+    def forward(self, x, y):
+        self.x, self.y = x._data, y._data
+        return _tensor(x._data / y._data)
+
+    def backward(self, grad):
+        return (unbroadcast(grad / conj(self.y), self.x.shape),
+                unbroadcast(-grad * conj(self.x / (self.y * self.y)), self.y.shape))
+
+
 class Neg(Function):
     """``out = -x``; ``grad_x = -grad``."""
 
@@ -127,6 +142,8 @@ class Pow(Function):
         return _tensor(x._data ** x.dtype.type(p))
 
     def backward(self, grad):
+        if self.p == 0:  # x ** 0 is constant: no gradient (not 0 * x ** -1, NaN at 0)
+            return np.zeros_like(grad), None
         p = self.x.dtype.type(self.p)
         return conj(p * self.x ** (p - 1)) * grad, None
 

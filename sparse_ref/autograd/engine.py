@@ -5,6 +5,10 @@ A tensor made by a differentiable op remembers that op as its ``grad_fn`` (a
 from the output back to the leaves in topological order, so that every op has received
 the gradient from all of its consumers before it passes gradients on.
 
+The walk is Kahn's algorithm: count, for every op, the edges that will bring it a
+gradient; run an op when its count reaches zero, so a result used twice (``y + y * 3``,
+a residual connection) has received both contributions before it passes them on.
+
 How gradients are carried (the "masked" convention for sparse tensors):
 
 - for a dense ``Tensor``: an ndarray of the tensor's shape;
@@ -118,21 +122,20 @@ class Function:
         return f"<{self._name}>"
 
 
-def _topological_order(root_fn: Function) -> list:
-    """Ops reachable from root_fn, each after every op that consumes its output."""
-    order, seen, stack = [], {id(root_fn)}, [(root_fn, False)]
+def _consumer_counts(root_fn: Function) -> dict:
+    """For every op reachable from root_fn: how many edges of the graph feed it a gradient."""
+    counts, stack, seen = {id(root_fn): 0}, [root_fn], {id(root_fn)}
     while stack:
-        fn, done = stack.pop()
-        if done:
-            order.append(fn)
-            continue
-        stack.append((fn, True))
+        fn = stack.pop()
         for a in fn.inputs:
             nxt = a.grad_fn if _is_tensor(a) else None
-            if nxt is not None and id(nxt) not in seen:
+            if nxt is None:
+                continue
+            counts[id(nxt)] = counts.get(id(nxt), 0) + 1
+            if id(nxt) not in seen:
                 seen.add(id(nxt))
-                stack.append((nxt, False))
-    return order[::-1]
+                stack.append(nxt)
+    return counts
 
 
 def seed_gradient(root, gradient):
@@ -197,11 +200,13 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
     if root.grad_fn is None:
         _accumulate_leaf(root, seed)
         return
+    # Kahn's order: an op runs once every consumer of its output has passed its gradient.
+    pending = _consumer_counts(root.grad_fn)
     grads = {id(root.grad_fn): seed}
-    for fn in _topological_order(root.grad_fn):
-        grad = grads.pop(id(fn), None)
-        if grad is None:
-            continue
+    ready = [root.grad_fn]
+    while ready:
+        fn = ready.pop()
+        grad = grads.pop(id(fn))
         if fn.released:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -210,12 +215,17 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             )
         in_grads = fn.backward(grad)
         for a, need, g in zip(fn.inputs, fn.needs, in_grads):
-            if not need or g is None:
+            if not need:
                 continue
             if a.grad_fn is None:
-                _accumulate_leaf(a, g)
-            else:
-                key = id(a.grad_fn)
+                if g is not None:
+                    _accumulate_leaf(a, g)
+                continue
+            key = id(a.grad_fn)
+            if g is not None:
                 grads[key] = g if key not in grads else grads[key] + g
+            pending[key] -= 1
+            if pending[key] == 0 and key in grads:
+                ready.append(a.grad_fn)
         if not retain_graph:
             fn.release()

@@ -163,7 +163,12 @@ class SparseSparseMm(Function):
         SparseTensor, _ = _types()
         a_crow, a_col, a_val = a._csr()
         b_crow, b_col, b_val = b._csr()
-        indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1])
+        # the kernels keep one accumulator slot per column of B: with very many columns,
+        # number the columns that occur instead (order-preserving) and name them back after
+        cols, ncols, names = _formats._compress(b_col, b.shape[1])
+        indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, cols, b_val, ncols)
+        if names is not None:
+            indices[1] = names[indices[1]]
         out = SparseTensor._make(indices, val, (a.shape[0], b.shape[1]), coalesced=True)
         out._cache["csr"] = (crow, out._idx[1], out._val)
         self.a, self.b, self.c_crow, self.c_col = a, b, crow, out._idx[1]
@@ -180,7 +185,14 @@ class SparseSparseMm(Function):
         if self.needs[1]:
             rows, cols = _pattern(b)
             at_crow, at_col, at_val, _ = a._csr_t()
-            gt_crow, gt_col, perm, _ = _formats.csr_transpose(self.c_crow, self.c_col, b.shape[1], rename=False)
+            gt_crow, gt_col, perm, names = _formats.csr_transpose(self.c_crow, self.c_col, b.shape[1])
+            if names is not None:  # G^T's rows are the columns of C that occur: look B's up
+                rank = np.searchsorted(names, cols)
+                found = np.zeros(cols.shape[0], dtype=bool)
+                inside = rank < names.shape[0]
+                found[inside] = names[rank[inside]] == cols[inside]
+                gt_crow = np.append(gt_crow, gt_crow[-1])  # an empty row for columns C lacks
+                cols = np.where(found, rank, names.shape[0])
             grad_b = _products.spgemm_masked(rows, cols, at_crow, at_col, conj(at_val),
                                              gt_crow, gt_col, grad[perm])
         return grad_a, grad_b
@@ -246,6 +258,26 @@ class SparseSampledAddmm(Function):
 
 
 # -- conversions and views --------------------------------------------------------------------
+
+class SparseFromValues(Function):
+    """``S = sparse_coo_tensor(indices, v)`` with values v that require grad: S's gradient
+    (one value per coalesced entry) goes back to every stored value, duplicates each
+    receiving their merged entry's gradient."""
+
+    _name = "SparseCooTensorWithDimsAndTensorsBackward0"
+
+    def forward(self, values, indices, data, shape):
+        SparseTensor, _ = _types()
+        self.values_dtype = values.dtype
+        out = SparseTensor._make(indices, data, shape, coalesced=False)
+        self.out_idx, self.out_val, self.shape = out._idx, out._val, shape
+        return out
+
+    def backward(self, grad):
+        _, _, pos = _formats.coalesce(self.out_idx[0], self.out_idx[1], self.out_val, self.shape[0],
+                                      with_pos=True)
+        return grad[pos].astype(self.values_dtype, copy=False), None, None, None
+
 
 class ToDense(Function):
     """``D = S.to_dense()``: grad_S = mask(G, S)."""
