@@ -11,7 +11,9 @@ from build_tools.openmp import openmp_flags  # noqa: E402
 
 # DESIGN.md section 4: no -ffast-math, no -Ofast, no -march=native, and no fused
 # multiply-add contraction, so that C rounds exactly as NumPy and the reference do.
-BASE_COMPILE_ARGS = ["-O3", "-ffp-contract=off"] if sys.platform != "win32" else ["/O2", "/fp:precise"]
+# -fwrapv: signed integer overflow wraps, as it does in NumPy (in C it would be undefined).
+BASE_COMPILE_ARGS = (["-O3", "-ffp-contract=off", "-fwrapv"] if sys.platform != "win32"
+                     else ["/O2", "/fp:precise"])
 
 DEBUG = os.environ.get("SPARSE_REF_DEBUG") == "1"
 

@@ -5,6 +5,7 @@ the current backend. No validation here: ``sparse_ref.sparse`` has checked every
 import numpy as np
 
 from sparse_ref._backend import kernel_module
+from sparse_ref._formats import _compress
 from sparse_ref._threads import effective_n_threads
 
 I64 = np.int64
@@ -32,10 +33,14 @@ def spmm_reduce(crow, col, val, b, reduce, n_threads=None):
 def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None):
     """``C = A @ B`` for CSR arrays; returns C's COO ``(indices, val)`` (rows sorted, then
     columns) and its row pointers. The column array is written straight into the second
-    row of ``indices``, so the output is allocated once, at its exact size."""
+    row of ``indices``, so the output is allocated once, at its exact size.
+
+    The kernels keep one slot per column of B and thread: with very many columns, the
+    columns that occur are numbered first (order-preserving) and named back after."""
     k = kernel_module("spgemm")
     nrows = a_crow.shape[0] - 1
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
+    b_col, ncols, names = _compress(b_col, ncols)
     crow = np.empty(nrows + 1, dtype=I64)
     k.spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, crow, nt)
     nnz = int(crow[nrows])
@@ -43,6 +48,8 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None):
     out_val = np.empty(nnz, dtype=a_val.dtype)
     k.spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, indices[1], out_val, nt)
     kernel_module("convert").csr_to_coo(crow, indices[0], nt)
+    if names is not None:
+        indices[1] = names[indices[1]]
     return indices, out_val, crow
 
 

@@ -15,6 +15,17 @@ _openmp = None  # whether the kernels have OpenMP, read once
 # Below this much work (roughly, entries touched) a kernel runs on one thread.
 SERIAL_BELOW = 20_000
 
+# Kernels keep buffers per thread: more threads than this is a mistake, not a setting.
+MAX_THREADS = 1024
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
 
 def _helpers():
     from sparse_ref._kernels import _openmp_helpers
@@ -69,6 +80,8 @@ def _check_count(n, where):
         raise TypeError(f"{where}: the thread count must be an int, got {type(n).__name__}")
     if n == 0:
         raise ValueError(f"{where}: the thread count must not be 0 (use 1 for serial, -1 for all cores)")
+    if abs(n) > MAX_THREADS:
+        raise ValueError(f"{where}: {n} threads is more than the {MAX_THREADS} sparse_ref allows")
     return n
 
 
@@ -85,5 +98,5 @@ def effective_n_threads(n_threads=None, work: int | None = None) -> int:
     else:
         n = _check_count(n_threads, "n_threads")
         if n < 0:
-            n = max((os.cpu_count() or 1) + 1 + n, 1)
+            n = max(_cores() + 1 + n, 1)
     return n if openmp_enabled() else 1

@@ -241,3 +241,14 @@ def test_rows_spanning_more_than_2_to_the_32_columns_sort_correctly(n_threads, r
         assert_same_sparse(coalesce_on_threads(s, n_threads), expected)
     keys = list(zip(*expected.indices().tolist()))
     assert keys == sorted(set(zip(*indices.tolist())))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_rows_longer_than_the_parallel_sort_buffers(n_threads, rng):
+    # rows over 4096 entries are sorted one at a time with a shared buffer
+    indices = np.stack([rng.integers(0, 2, 9000), rng.integers(0, 3000, 9000)])
+    s = sr.sparse_coo_tensor(indices, rng.standard_normal(9000), (3, 3000))
+    with sr.use_backend("reference"):
+        expected = s.coalesce()
+    with sr.use_backend("cython"):
+        assert_same_sparse(coalesce_on_threads(s, n_threads), expected)

@@ -494,3 +494,11 @@ def test_products_do_not_mutate_their_inputs(rng):
     after = [t.numpy() for t in (b, mat)] + [a._indices().numpy(), a._values().numpy()]
     assert all(same_bits(x, y) for x, y in zip(saved, after))
     assert not a.is_coalesced()
+
+
+def test_spgemm_kernel_refuses_a_column_count_it_cannot_allocate():
+    from sparse_ref._kernels import spgemm as kernel
+
+    crow, col = np.array([0, 1], np.int64), np.array([0], np.int64)
+    with pytest.raises(MemoryError, match="columns x 2 threads"):
+        kernel.spgemm_symbolic(crow, col, crow, np.array([10**8], np.int64), 2**62, np.empty(2, np.int64), 2)

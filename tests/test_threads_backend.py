@@ -47,7 +47,9 @@ def test_set_num_threads_round_trips():
 
 
 def test_thread_policy():
-    n_cpu = os.cpu_count() or 1
+    from sparse_ref._threads import _cores
+
+    n_cpu = _cores()
     if sr.openmp_enabled():
         assert effective_n_threads(2) == 2
         assert effective_n_threads(-1) == n_cpu
@@ -58,6 +60,8 @@ def test_thread_policy():
         assert effective_n_threads(4) == 1
     with pytest.raises(ValueError, match="must not be 0"):
         effective_n_threads(0)
+    with pytest.raises(ValueError, match="more than the 1024 sparse_ref allows"):
+        sr.set_num_threads(2**31)
 
 
 def test_openmp_is_on_when_ci_requires_it():

@@ -112,14 +112,14 @@ cdef inline idx_t sort_row(entry_t* row_entries, idx_t n, entry_t* scratch) noex
         lowest = min(lowest, row_entries[q].col)
         highest = max(highest, row_entries[q].col)
     if not in_order:
-        if <uint64_t>(highest - lowest) <= low32 and n <= <idx_t>low32:
+        if <uint64_t>highest - <uint64_t>lowest <= low32 and n <= <idx_t>low32:
             for q in range(n):
-                keys[q] = (<uint64_t>(row_entries[q].col - lowest) << 32) | <uint64_t>q
+                keys[q] = ((<uint64_t>row_entries[q].col - <uint64_t>lowest) << 32) | <uint64_t>q
                 positions[q] = row_entries[q].pos
             sorted_keys = sort_keys(keys, keys + n, n)
             for q in range(n):
                 key = sorted_keys[q]
-                row_entries[q].col = lowest + <idx_t>(key >> 32)
+                row_entries[q].col = <idx_t>(<uint64_t>lowest + (key >> 32))
                 row_entries[q].pos = positions[<idx_t>(key & low32)]
         else:
             result = stable_sort(row_entries, scratch, n)
@@ -134,6 +134,12 @@ cdef inline idx_t sort_row(entry_t* row_entries, idx_t n, entry_t* scratch) noex
 # Entries per chunk below which the row count pass is not split across threads.
 cdef enum:
     MIN_CHUNK = 65536
+
+# Rows up to this long are sorted in parallel, each thread with a buffer of this size;
+# longer rows are sorted one after another with one shared buffer, so scratch memory
+# does not grow with threads x the longest row.
+cdef enum:
+    SHORT_ROW = 4096
 
 # How many entries ahead the random gathers and scatters prefetch.
 cdef enum:
@@ -214,7 +220,9 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
     Complexity
     ----------
     O(nnz + nrows) for the counting sort, plus O(L log L) to sort each row of L entries
-    by column. Extra memory: O(nnz + threads * nrows) in the kernel.
+    by column. Extra memory in the kernel: O(nnz + threads * nrows) for the sort and the
+    per-chunk counts, plus 2 * min(longest row, 4096) entries per thread and twice the
+    longest row once.
 
     Parallelism
     -----------
@@ -222,8 +230,9 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
     counts its rows, a serial pass turns the counts into per-chunk offsets (chunk c
     writes after chunks < c within every row, so the sort stays stable), and each chunk
     scatters its entries. Rows are then sorted and written in ``prange`` loops over rows,
-    each thread with its own buffer. No step depends on the thread count's scheduling,
-    so the result is the same bit for bit for any number of threads.
+    each thread with its own buffer (rows longer than 4096 entries are sorted one at a
+    time afterwards, with one shared buffer). No step depends on the thread count's
+    scheduling, so the result is the same bit for bit for any number of threads.
 
     Reference
     ---------
@@ -233,11 +242,11 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
     cdef idx_t nnz = a_row.shape[0]
     cdef int n_workers = max(n_threads, 1)
     cdef idx_t n_chunks = max(1, min(<idx_t>n_workers, nnz // MIN_CHUNK))
-    cdef idx_t c, i, total, count, longest = 0
+    cdef idx_t c, i, total, count, short, longest = 0
     cdef idx_t* offsets      # offsets[c * nrows + i]: counts, then next free slot, of chunk c in row i
     cdef idx_t* start        # start[i]: first slot of row i among the sorted entries
     cdef entry_t* entries    # (column, position) pairs, sorted by row, then by column
-    cdef entry_t* buffers    # scratch of twice the longest row per thread
+    cdef entry_t* buffers    # per thread 2 * SHORT_ROW entries, then 2 * longest shared
     cdef entry_t* mine = NULL
     cdef idx_t* pos_ptr = &out_pos[0] if out_pos.shape[0] > 0 else NULL
 
@@ -273,15 +282,22 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
             for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
                 scatter_chunk(&a_row[0], &a_col[0], c * nnz // n_chunks, (c + 1) * nnz // n_chunks,
                               offsets + c * nrows, entries)
-        buffers = <entry_t*> malloc(2 * longest * n_workers * sizeof(entry_t))
+        short = min(longest, <idx_t>SHORT_ROW)
+        buffers = <entry_t*> malloc(max(2 * short * n_workers, 2 * longest) * sizeof(entry_t))
         if buffers == NULL:
             raise MemoryError("coalesce: no memory for the row-sort buffers")
         with nogil:
-            # 2. Sort each row by column and count its distinct columns.
+            # 2. Sort each row by column and count its distinct columns: short rows in
+            #    parallel, long ones after, one at a time.
             with parallel(num_threads=n_workers):
-                mine = buffers + 2 * longest * omp_get_thread_num()
+                mine = buffers + 2 * short * omp_get_thread_num()
                 for i in prange(nrows, schedule="guided"):
-                    out_crow[i + 1] = sort_row(entries + start[i], start[i + 1] - start[i], mine)
+                    if start[i + 1] - start[i] <= short:
+                        out_crow[i + 1] = sort_row(entries + start[i], start[i + 1] - start[i], mine)
+            if longest > short:
+                for i in range(nrows):
+                    if start[i + 1] - start[i] > short:
+                        out_crow[i + 1] = sort_row(entries + start[i], start[i + 1] - start[i], buffers)
             for i in range(nrows):
                 out_crow[i + 1] += out_crow[i]
             # 3. Write each distinct (row, column) once, duplicates summed in storage order.

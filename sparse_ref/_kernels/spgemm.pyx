@@ -6,6 +6,7 @@ Typed twin of ``sparse_ref/reference/spgemm.py``.
 
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport uint64_t
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdlib cimport free, malloc
 
 from sparse_ref._kernels._arith cimport mul
@@ -78,6 +79,8 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
     out_crow[0] = 0
     if nrows <= 0:
         return
+    if ncols > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(idx_t) // n_workers:
+        raise MemoryError(f"spgemm_symbolic: {ncols} columns x {n_workers} threads of markers")
     markers = <idx_t*> malloc(max(ncols * n_workers, 1) * sizeof(idx_t))
     if markers == NULL:
         raise MemoryError("spgemm_symbolic: no memory for the marker arrays")
@@ -107,7 +110,6 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
     cdef idx_t q, r, j, k, t, slot, n_keys = 0
     cdef value_t a
     cdef uint64_t* sorted_keys
-    cdef uint64_t low32 = (<uint64_t>1 << 32) - 1
     for q in range(start, end):
         k = a_col[q]
         a = a_val[q]
@@ -118,13 +120,14 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
                 slot = n_keys
                 where[j] = stamp + slot
                 vals[slot] = 0
-                keys[slot] = (<uint64_t>j << 32) | <uint64_t>slot
+                keys[slot] = <uint64_t>j   # columns are unique within the row: unique keys
                 n_keys += 1
             vals[slot] = vals[slot] + mul(a, b_val[r])
     sorted_keys = sort_keys(keys, keys + n_keys, n_keys)
     for t in range(n_keys):
-        out_col[t] = <idx_t>(sorted_keys[t] >> 32)
-        out_val[t] = vals[<idx_t>(sorted_keys[t] & low32)]
+        j = <idx_t>sorted_keys[t]
+        out_col[t] = j
+        out_val[t] = vals[where[j] - stamp]
     return stamp + n_keys
 
 
@@ -160,14 +163,14 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
 
     Complexity
     ----------
-    O(flops + nnz(C) log(row length of C)) time; O(threads * ncols) extra memory in the
-    kernel (a dense accumulator and a marker array per thread) plus a sort buffer of the
-    longest output row.
+    O(flops + nnz(C) log(row length of C)) time. Extra memory in the kernel, per thread:
+    a slot array over the columns (where column j's running sum sits in this row's short
+    list) and 3 x the longest output row (the short list of sums and a sort buffer).
 
     Parallelism
     -----------
-    A ``prange`` over rows of A; each thread owns its accumulator, marker and sort
-    buffer, allocated once inside the parallel block. Rows write disjoint slices of the
+    A ``prange`` over rows of A; each thread owns its slot array, sums and sort buffer,
+    allocated once before the parallel block. Rows write disjoint slices of the
     output, and each C[i, j] is summed in the order above on any number of threads.
 
     Reference
@@ -185,12 +188,16 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef idx_t* my_where = NULL
     cdef value_t* my_vals = NULL
     cdef uint64_t* my_keys = NULL
+    cdef idx_t* out_col_ptr
+    cdef value_t* out_val_ptr
     if nrows <= 0 or crow[nrows] == 0:
         return
+    out_col_ptr = &out_col[0]
+    out_val_ptr = &out_val[0]
     for i in range(nrows):
         longest = max(longest, crow[i + 1] - crow[i])
-    if ncols >= (<idx_t>1 << 32) or longest >= (<idx_t>1 << 32):
-        raise ValueError("spgemm_numeric: columns must be below 2**32 (the caller renames them)")
+    if ncols > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(idx_t) // n_workers:
+        raise MemoryError(f"spgemm_numeric: {ncols} columns x {n_workers} threads of accumulator slots")
     try:
         wheres = <idx_t*> malloc(max(ncols * n_workers, 1) * sizeof(idx_t))
         vals = <value_t*> malloc(max(longest * n_workers, 1) * sizeof(value_t))
@@ -210,7 +217,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                 for i in prange(nrows, schedule="guided"):
                     my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], &b_crow[0],
                                            &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                           my_keys, &out_col[crow[i]], &out_val[crow[i]])
+                                           my_keys, out_col_ptr + crow[i], out_val_ptr + crow[i])
     finally:
         free(wheres)
         free(vals)

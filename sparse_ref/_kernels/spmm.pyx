@@ -116,9 +116,9 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     -----------
     A ``prange`` over rows of A (guided schedule, since rows differ in length); a row's
     work is sequential, so every element of ``out`` sees the same order of additions on
-    any number of threads. The kernel splits the columns of B into blocks that fit in
-    the cache when B is large; that changes which element is computed when, never the
-    order of additions within an element.
+    any number of threads. The kernel can split the columns of B into blocks that fit
+    in the cache (off by default: measured slower here); blocks change which element is
+    computed when, never the order of additions within an element.
 
     Reference
     ---------

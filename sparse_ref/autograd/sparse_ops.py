@@ -163,12 +163,7 @@ class SparseSparseMm(Function):
         SparseTensor, _ = _types()
         a_crow, a_col, a_val = a._csr()
         b_crow, b_col, b_val = b._csr()
-        # the kernels keep one accumulator slot per column of B: with very many columns,
-        # number the columns that occur instead (order-preserving) and name them back after
-        cols, ncols, names = _formats._compress(b_col, b.shape[1])
-        indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, cols, b_val, ncols)
-        if names is not None:
-            indices[1] = names[indices[1]]
+        indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1])
         out = SparseTensor._make(indices, val, (a.shape[0], b.shape[1]), coalesced=True)
         out._cache["csr"] = (crow, out._idx[1], out._val)
         self.a, self.b, self.c_crow, self.c_col = a, b, crow, out._idx[1]
@@ -360,7 +355,8 @@ class SparseTranspose(Function):
         return SparseTensor._make(s._idx[::-1], s._val, s.shape[::-1], coalesced=False)
 
     def backward(self, grad):
-        perm = self.s._csr_t()[3]
+        crow, col, _ = self.s._csr()
+        perm = _formats.csr_transpose(crow, col, self.s.shape[1])[2]  # renames huge column counts
         out = np.empty_like(grad)
         out[perm] = grad
         return (out,)

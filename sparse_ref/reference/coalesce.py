@@ -47,7 +47,9 @@ def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_
     Complexity
     ----------
     O(nnz + nrows) for the counting sort, plus O(L log L) to sort each row of L entries
-    by column. Extra memory: O(nnz + threads * nrows) in the kernel.
+    by column. Extra memory in the kernel: O(nnz + threads * nrows) for the sort and the
+    per-chunk counts, plus 2 * min(longest row, 4096) entries per thread and twice the
+    longest row once.
 
     Parallelism
     -----------
@@ -55,8 +57,9 @@ def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_
     counts its rows, a serial pass turns the counts into per-chunk offsets (chunk c
     writes after chunks < c within every row, so the sort stays stable), and each chunk
     scatters its entries. Rows are then sorted and written in ``prange`` loops over rows,
-    each thread with its own buffer. No step depends on the thread count's scheduling,
-    so the result is the same bit for bit for any number of threads.
+    each thread with its own buffer (rows longer than 4096 entries are sorted one at a
+    time afterwards, with one shared buffer). No step depends on the thread count's
+    scheduling, so the result is the same bit for bit for any number of threads.
 
     Reference
     ---------

@@ -87,14 +87,14 @@ def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_
 
     Complexity
     ----------
-    O(flops + nnz(C) log(row length of C)) time; O(threads * ncols) extra memory in the
-    kernel (a dense accumulator and a marker array per thread) plus a sort buffer of the
-    longest output row.
+    O(flops + nnz(C) log(row length of C)) time. Extra memory in the kernel, per thread:
+    a slot array over the columns (where column j's running sum sits in this row's short
+    list) and 3 x the longest output row (the short list of sums and a sort buffer).
 
     Parallelism
     -----------
-    A ``prange`` over rows of A; each thread owns its accumulator, marker and sort
-    buffer, allocated once inside the parallel block. Rows write disjoint slices of the
+    A ``prange`` over rows of A; each thread owns its slot array, sums and sort buffer,
+    allocated once before the parallel block. Rows write disjoint slices of the
     output, and each C[i, j] is summed in the order above on any number of threads.
 
     Reference
