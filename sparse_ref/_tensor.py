@@ -52,7 +52,25 @@ def _suffix(dt: np.dtype, default_kinds=(_dtypes.float32, _dtypes.int64)) -> str
     return "" if dt in default_kinds else f", dtype={_dtypes.repr_name(dt)}"
 
 
-class Tensor:
+class _Differentiable:
+    """What both tensor types carry for autograd: ``requires_grad``, ``grad``, ``grad_fn``."""
+
+    def requires_grad_(self, requires_grad: bool = True):
+        """Mark the tensor as a leaf whose gradient ``backward`` should compute."""
+        if self.grad_fn is not None and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables; "
+                               "use .detach() to get a tensor cut from the graph")
+        if requires_grad and self.dtype.kind not in "fc":
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+
+class Tensor(_Differentiable):
     """A dense tensor: a NumPy array, plus ``requires_grad``, ``grad`` and ``grad_fn``.
 
     Build one with :func:`tensor`, :func:`randn`, :func:`zeros` or :func:`ones`; NumPy
@@ -117,21 +135,6 @@ class Tensor:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self._data.shape[0]
-
-    # -- autograd flags -------------------------------------------------------------
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        """Mark the tensor as a leaf whose gradient ``backward`` should compute."""
-        if self.grad_fn is not None and not requires_grad:
-            raise RuntimeError("you can only change requires_grad flags of leaf variables; "
-                               "use .detach() to get a tensor cut from the graph")
-        if requires_grad and self.dtype.kind not in "fc":
-            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
-        self.requires_grad = bool(requires_grad)
-        return self
-
-    @property
-    def is_leaf(self) -> bool:
-        return self.grad_fn is None
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory, like torch)."""
@@ -289,7 +292,7 @@ class Tensor:
         return f"tensor({body}{extra})"
 
 
-class SparseTensor:
+class SparseTensor(_Differentiable):
     """A 2-D sparse matrix in COO form: ``indices`` (2 x nnz, int64), ``values`` (nnz),
     ``size`` and a ``coalesced`` flag (sorted row-major, no duplicates).
 
@@ -381,21 +384,6 @@ class SparseTensor:
     def _require_coalesced(self, what: str) -> None:
         if not self._coalesced:
             raise RuntimeError(f"Cannot get {what} on an uncoalesced tensor, please call .coalesce() first")
-
-    # -- autograd flags -------------------------------------------------------------
-    def requires_grad_(self, requires_grad: bool = True) -> "SparseTensor":
-        """Mark the tensor as a leaf whose gradient ``backward`` should compute."""
-        if self.grad_fn is not None and not requires_grad:
-            raise RuntimeError("you can only change requires_grad flags of leaf variables; "
-                               "use .detach() to get a tensor cut from the graph")
-        if requires_grad and self.dtype.kind not in "fc":
-            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
-        self.requires_grad = bool(requires_grad)
-        return self
-
-    @property
-    def is_leaf(self) -> bool:
-        return self.grad_fn is None
 
     def detach(self) -> "SparseTensor":
         return SparseTensor._make(self._idx, self._val, self._shape, self._coalesced)
