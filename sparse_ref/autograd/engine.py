@@ -64,10 +64,16 @@ class no_grad:
         return wrapper
 
 
-def _is_tensor(x) -> bool:
-    from sparse_ref._tensor import SparseTensor, Tensor
+_TENSOR_TYPES = None  # (Tensor, SparseTensor), imported on first use (they import us)
 
-    return isinstance(x, (Tensor, SparseTensor))
+
+def _is_tensor(x) -> bool:
+    global _TENSOR_TYPES
+    if _TENSOR_TYPES is None:
+        from sparse_ref._tensor import SparseTensor, Tensor
+
+        _TENSOR_TYPES = (Tensor, SparseTensor)
+    return isinstance(x, _TENSOR_TYPES)
 
 
 class Function:
@@ -93,7 +99,7 @@ class Function:
     def apply(cls, *args):
         fn = cls()
         out = fn.forward(*args)
-        if _grad_enabled:
+        if _grad_enabled and any(getattr(a, "requires_grad", False) is True for a in args):
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
                 fn.inputs = args

@@ -28,10 +28,17 @@ from sparse_ref.autograd.dense_ops import conj, unbroadcast
 from sparse_ref.autograd.engine import Function
 
 
-def _types():
-    from sparse_ref._tensor import SparseTensor, Tensor
+_TYPES = None
 
-    return SparseTensor, Tensor
+
+def _types():
+    """``(SparseTensor, Tensor)``, imported on first use (the tensor module imports us)."""
+    global _TYPES
+    if _TYPES is None:
+        from sparse_ref._tensor import SparseTensor, Tensor
+
+        _TYPES = (SparseTensor, Tensor)
+    return _TYPES
 
 
 def _pattern(s):
