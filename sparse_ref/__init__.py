@@ -23,12 +23,14 @@ from sparse_ref._dtypes import (
     strided,
 )
 from sparse_ref._tensor import (
+    SparseCsrTensor,
     SparseTensor,
     Tensor,
     manual_seed,
     ones,
     randn,
     sparse_coo_tensor,
+    sparse_csr_tensor,
     tensor,
     zeros,
 )
@@ -41,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Layout",
+    "SparseCsrTensor",
     "SparseTensor",
     "Tensor",
     "autograd",
@@ -64,6 +67,7 @@ __all__ = [
     "sparse_coo",
     "sparse_coo_tensor",
     "sparse_csr",
+    "sparse_csr_tensor",
     "strided",
     "tensor",
     "to_scipy",

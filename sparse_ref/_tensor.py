@@ -79,6 +79,7 @@ class Tensor(_Differentiable):
 
     __array_priority__ = 1000
     is_sparse = False
+    is_sparse_csr = False
     layout = _dtypes.strided
 
     def __init__(self, data: np.ndarray, requires_grad: bool = False):
@@ -159,6 +160,10 @@ class Tensor(_Differentiable):
         from sparse_ref.autograd.sparse_ops import ToSparse
 
         return ToSparse.apply(self)
+
+    def to_sparse_csr(self) -> "SparseCsrTensor":
+        """The nonzero entries in CSR form (like ``to_sparse()``, then CSR); differentiable."""
+        return self.to_sparse().to_sparse_csr()
 
     def t(self) -> "Tensor":
         if self._data.ndim > 2:
@@ -301,6 +306,7 @@ class SparseTensor(_Differentiable):
     """
 
     is_sparse = True
+    is_sparse_csr = False
     layout = _dtypes.sparse_coo
     __array_ufunc__ = None  # ndarray @ sparse calls __rmatmul__, which names the problem
 
@@ -386,11 +392,14 @@ class SparseTensor(_Differentiable):
             raise RuntimeError(f"Cannot get {what} on an uncoalesced tensor, please call .coalesce() first")
 
     def detach(self) -> "SparseTensor":
-        return SparseTensor._make(self._idx, self._val, self._shape, self._coalesced)
+        return self._with_values(self._val)
+
+    def _with_values(self, values: np.ndarray) -> "SparseTensor":
+        """A tensor with this one's pattern, layout and flag, holding ``values``."""
+        return SparseTensor._make(self._idx, values, self._shape, self._coalesced)
 
     def clone(self) -> "SparseTensor":
-        return SparseTensor._make(self._idx.copy(), self._val.copy(), self._shape, self._coalesced,
-                                  requires_grad=self.requires_grad)
+        return self._with_values(self._val.copy()).requires_grad_(self.requires_grad)
 
     # -- operations -----------------------------------------------------------------
     def coalesce(self) -> "SparseTensor":
@@ -431,6 +440,25 @@ class SparseTensor(_Differentiable):
 
     def to_sparse(self) -> "SparseTensor":
         return self
+
+    def to_sparse_coo(self) -> "SparseTensor":
+        return self
+
+    def to_sparse_csr(self) -> "SparseCsrTensor":
+        """The same matrix in CSR form (coalesced first); differentiable.
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.sparse_coo_tensor([[1, 0], [0, 2]], [5., 6.], (2, 3)).to_sparse_csr()
+        tensor(crow_indices=tensor([0, 1, 2]),
+               col_indices=tensor([2, 0]),
+               values=tensor([6., 5.]), size=(2, 3), nnz=2,
+               layout=sparse_ref.sparse_csr)
+        """
+        from sparse_ref.autograd.sparse_ops import ToCsr
+
+        return ToCsr.apply(self)
 
     def t(self) -> "SparseTensor":
         """The transpose (indices swapped; like torch, the result is flagged uncoalesced)."""
@@ -510,6 +538,111 @@ class SparseTensor(_Differentiable):
             f"size={self._shape}, nnz={self._nnz()}{_suffix(self.dtype)}, "
             f"layout={self.layout!r}{grad})"
         )
+
+
+class SparseCsrTensor(SparseTensor):
+    """A 2-D sparse matrix in CSR form: ``crow_indices`` (nrows + 1 row pointers),
+    ``col_indices`` and ``values`` (nnz each), columns sorted and unique within each row.
+
+    It is always coalesced, so it can stand wherever a coalesced COO tensor can: every
+    product takes it, its gradient is a CSR tensor with the same ``crow_indices`` and
+    ``col_indices``, and the kernels read its arrays as they are (no conversion).
+    Build one with :func:`sparse_csr_tensor`, ``to_sparse_csr()`` or ``sr.from_scipy``.
+    """
+
+    is_sparse = False
+    is_sparse_csr = True
+    layout = _dtypes.sparse_csr
+
+    @classmethod
+    def _make_csr(cls, crow: np.ndarray, col: np.ndarray, values: np.ndarray, shape,
+                  requires_grad: bool = False) -> "SparseCsrTensor":
+        """Wrap CSR arrays that satisfy every invariant (no checks)."""
+        self = object.__new__(cls)
+        crow, col, values = (a.view() for a in (crow, col, values))  # our views are read-only,
+        for a in (crow, col, values):                                # the caller's arrays untouched
+            a.flags.writeable = False
+        self._crow, self._col, self._val = crow, col, values
+        self._shape = (int(shape[0]), int(shape[1]))
+        self._coalesced = True
+        self._cache = {"csr": (crow, col, values)}
+        self.requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+        if requires_grad:
+            self.requires_grad_(True)
+        return self
+
+    @property
+    def _idx(self) -> np.ndarray:
+        """COO indices (2 x nnz), made from the row pointers on first use."""
+        if "idx" not in self._cache:
+            idx = np.empty((2, self._col.shape[0]), dtype=np.int64)
+            from sparse_ref._backend import kernel_module
+
+            kernel_module("convert").csr_to_coo(self._crow, idx[0], 1)
+            idx[1] = self._col
+            idx.flags.writeable = False
+            self._cache["idx"] = idx
+        return self._cache["idx"]
+
+    def crow_indices(self) -> Tensor:
+        return Tensor(self._crow)
+
+    def col_indices(self) -> Tensor:
+        return Tensor(self._col)
+
+    def _with_values(self, values: np.ndarray) -> "SparseCsrTensor":
+        return SparseCsrTensor._make_csr(self._crow, self._col, np.ascontiguousarray(values), self._shape)
+
+    def to_sparse(self) -> SparseTensor:
+        """The same matrix as a (coalesced) COO tensor; differentiable."""
+        from sparse_ref.autograd.sparse_ops import ToCoo
+
+        return ToCoo.apply(self)
+
+    def to_sparse_coo(self) -> SparseTensor:
+        return self.to_sparse()
+
+    def to_sparse_csr(self) -> "SparseCsrTensor":
+        return self
+
+    def __repr__(self) -> str:
+        pad = " " * len("tensor(")
+        crow = _format_array(self._crow, pad + "crow_indices=tensor(")
+        col = _format_array(self._col, pad + "col_indices=tensor(")
+        val = _format_array(self._val, pad + "values=tensor(")
+        grad = f", grad_fn=<{self.grad_fn.name()}>" if self.grad_fn is not None else (
+            ", requires_grad=True" if self.requires_grad else "")
+        return (
+            f"tensor(crow_indices=tensor({crow}),\n{pad}col_indices=tensor({col}),\n{pad}"
+            f"values=tensor({val}), size={self._shape}, nnz={self._nnz()}"
+            f"{_suffix(self.dtype)},\n{pad}layout={self.layout!r}{grad})"
+        )
+
+
+def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None,
+                      requires_grad: bool = False, check_invariants: bool = True) -> SparseCsrTensor:
+    """A 2-D sparse CSR tensor, like ``torch.sparse_csr_tensor``.
+
+    ``crow_indices`` must have nrows + 1 entries, start at 0, never decrease and end at
+    nnz; every column must be in range. Columns must also be sorted and unique within each
+    row; ``check_invariants=False`` skips only that O(nnz) check, for input the caller
+    vouches for (a violation then gives wrong results, never a crash). int64 arrays of the
+    right layout are used without a copy.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> a = sr.sparse_csr_tensor([0, 2, 3], [0, 2, 1], [1., 2., 3.], (2, 3))
+    >>> a.to_dense()
+    tensor([[1., 0., 2.],
+            [0., 3., 0.]])
+    """
+    crow, col, val, shape = _validate.csr_arrays(crow_indices, col_indices, values, size, dtype,
+                                                 check_invariants)
+    return SparseCsrTensor._make_csr(crow, col, val, shape, requires_grad=requires_grad)
+
 
 
 # -- construction -----------------------------------------------------------------------

@@ -284,3 +284,69 @@ def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled
         raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
     _scalar(beta, "beta", input.dtype, where)
     _scalar(alpha, "alpha", input.dtype, where)
+
+
+# -- CSR ----------------------------------------------------------------------------------
+
+def _index_vector(data, name: str, where: str) -> np.ndarray:
+    """A 1-D int64 array; int64 C-contiguous input is used as it is (no copy)."""
+    arr, from_python = _as_array(data, where)
+    if from_python and arr.size == 0:
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype.name}")
+    if arr.ndim != 1:
+        raise ValueError(f"{where}: {EXPECTED_2D}: {name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise IndexError(f"{where}: {name} holds {arr.max()}, which does not fit in int64")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants: bool,
+               where: str = "sparse_csr_tensor"):
+    """Checked ``(crow, col, values, shape)`` of a CSR matrix (see ``sparse_csr_tensor``)."""
+    crow = _index_vector(crow_indices, "crow_indices", where)
+    col = _index_vector(col_indices, "col_indices", where)
+    nnz = col.shape[0]
+    val = coo_values(values, nnz, dtype, where) if not (
+        isinstance(values, np.ndarray) and values.ndim == 1 and values.flags.c_contiguous
+        and values.shape[0] == nnz and dtype is None and values.dtype in _dtypes.SUPPORTED
+    ) else values
+    if crow.shape[0] == 0:
+        raise ValueError(f"{where}: crow_indices must have nrows + 1 entries (at least 1), got 0")
+    if crow[0] != 0:
+        raise ValueError(f"{where}: crow_indices must start at 0, got {crow[0]}")
+    steps = np.diff(crow)
+    if (steps < 0).any():
+        i = int(np.argmax(steps < 0)) + 1
+        raise ValueError(f"{where}: crow_indices must not decrease: crow_indices[{i}] = {crow[i]} "
+                         f"< crow_indices[{i - 1}] = {crow[i - 1]}")
+    if crow[-1] != nnz:
+        raise ValueError(f"{where}: crow_indices must end at nnz = {nnz} (the length of col_indices), "
+                         f"got {crow[-1]}")
+    nrows = crow.shape[0] - 1
+    if size is None:
+        shape = (nrows, int(col.max()) + 1 if nnz else 0)
+    else:
+        shape = sparse_shape(size, where)
+        if shape[0] != nrows:
+            raise ValueError(f"{where}: crow_indices has {crow.shape[0]} entries, so the matrix has "
+                             f"{nrows} rows, but size is {shape}")
+    if nnz:
+        if col.min() < 0:
+            raise IndexError(f"{where}: found negative column index {col.min()}")
+        if col.max() >= shape[1]:
+            raise IndexError(f"{where}: column index {col.max()} is out of range for {shape[1]} columns")
+    if check_invariants and nnz > 1:
+        starts = np.zeros(nnz, dtype=bool)
+        starts[crow[:-1][crow[:-1] < nnz]] = True
+        bad = ~starts[1:] & (np.diff(col) <= 0)
+        if bad.any():
+            q = int(np.argmax(bad)) + 1
+            row = int(np.searchsorted(crow, q, side="right")) - 1
+            raise ValueError(
+                f"{where}: col_indices must be sorted and unique within each row: row {row} has "
+                f"column {col[q]} after column {col[q - 1]} (check_invariants=False is only for "
+                "input you vouch for)"
+            )
+    return crow, col, val, shape

@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from sparse_ref._tensor import SparseTensor, Tensor, sparse_coo_tensor, tensor
+from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor, sparse_coo_tensor, sparse_csr_tensor, tensor
 
 
 def _require(name: str, purpose: str):
@@ -22,9 +22,11 @@ def _require(name: str, purpose: str):
 
 
 def from_scipy(matrix) -> SparseTensor:
-    """A COO tensor from any ``scipy.sparse`` matrix or array (indices are checked).
+    """A sparse tensor from any ``scipy.sparse`` matrix or array (indices are checked).
 
-    A SciPy matrix in canonical form (sorted, no duplicates) gives a coalesced tensor.
+    CSR gives a ``SparseCsrTensor`` (SciPy's int64 index arrays and values are shared, not
+    copied; duplicates are summed first if SciPy has any); every other format gives a COO
+    tensor, coalesced when SciPy's is in canonical form.
 
     Examples
     --------
@@ -36,6 +38,12 @@ def from_scipy(matrix) -> SparseTensor:
     sp = _require("scipy.sparse", "from_scipy")
     if not sp.issparse(matrix):
         raise TypeError(f"from_scipy: expected a scipy.sparse matrix or array, got {type(matrix).__name__}")
+    if matrix.format == "csr":
+        if not matrix.has_canonical_format:
+            matrix = matrix.copy()
+            matrix.sum_duplicates()  # sorted, unique columns in every row
+        # int64 index arrays are shared, not copied (the invariants are still checked)
+        return sparse_csr_tensor(matrix.indptr, matrix.indices, matrix.data, matrix.shape)
     coo = matrix.tocoo()
     canonical = bool(getattr(coo, "has_canonical_format", False))
     indices = np.stack([np.asarray(coo.row), np.asarray(coo.col)])
@@ -49,7 +57,8 @@ def from_scipy(matrix) -> SparseTensor:
 
 
 def to_scipy(t: SparseTensor):
-    """A ``scipy.sparse.coo_array`` with the same stored entries (duplicates kept).
+    """A ``scipy.sparse.coo_array`` with the same stored entries (duplicates kept), or a
+    ``csr_array`` for a CSR tensor.
 
     Examples
     --------
@@ -58,6 +67,8 @@ def to_scipy(t: SparseTensor):
     array([[0., 3.]], dtype=float32)
     """
     sp = _require("scipy.sparse", "to_scipy")
+    if isinstance(t, SparseCsrTensor):
+        return sp.csr_array((t._val.copy(), t._col.copy(), t._crow.copy()), shape=t.shape)
     if not isinstance(t, SparseTensor):
         raise TypeError(f"to_scipy: expected a sparse_ref SparseTensor, got {type(t).__name__}")
     out = sp.coo_array((t._val.copy(), (t._idx[0].copy(), t._idx[1].copy())), shape=t.shape)
@@ -68,7 +79,8 @@ def to_scipy(t: SparseTensor):
 
 def from_torch(t):
     """A sparse_ref tensor from a torch tensor: strided -> ``Tensor``, sparse COO ->
-    ``SparseTensor`` (the coalesced flag carries over). Data is copied."""
+    ``SparseTensor`` (the coalesced flag carries over), sparse CSR -> ``SparseCsrTensor``.
+    Data is copied."""
     torch = _require("torch", "from_torch")
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"from_torch: expected a torch.Tensor, got {type(t).__name__}")
@@ -80,7 +92,10 @@ def from_torch(t):
         out = sparse_coo_tensor(t._indices().numpy(), t._values().resolve_conj().resolve_neg().numpy(), tuple(t.shape),
                                 is_coalesced=coalesced or None)
         return out
-    raise TypeError(f"from_torch: layout {t.layout} is not supported yet; use a strided or sparse_coo tensor")
+    if t.layout == torch.sparse_csr:
+        return sparse_csr_tensor(t.crow_indices().numpy(), t.col_indices().numpy(),
+                                 t.values().resolve_conj().resolve_neg().numpy(), tuple(t.shape))
+    raise TypeError(f"from_torch: layout {t.layout} is not supported; use strided, sparse_coo or sparse_csr")
 
 
 def to_torch(t):
@@ -89,6 +104,9 @@ def to_torch(t):
     torch = _require("torch", "to_torch")
     if isinstance(t, Tensor):
         return torch.from_numpy(np.array(t._data, copy=True))
+    if isinstance(t, SparseCsrTensor):
+        return torch.sparse_csr_tensor(torch.from_numpy(t._crow.copy()), torch.from_numpy(t._col.copy()),
+                                       torch.from_numpy(t._val.copy()), t.shape, check_invariants=False)
     if isinstance(t, SparseTensor):
         return torch.sparse_coo_tensor(
             torch.from_numpy(t._idx.copy()), torch.from_numpy(t._val.copy()), t.shape,

@@ -5,11 +5,16 @@
 ==============  ==============  ==========================================
 mat1            mat2            result
 ==============  ==============  ==========================================
-sparse COO      dense           dense (SpMM; ``reduce=`` allowed)
-sparse COO      sparse COO      sparse COO, coalesced (SpGEMM)
-dense           sparse COO      dense
+sparse          dense           dense (SpMM; ``reduce=`` allowed)
+sparse CSR      sparse CSR      sparse CSR (SpGEMM)
+sparse          sparse          sparse COO, coalesced (SpGEMM), when
+                                either operand is COO
+dense           sparse          dense
 dense           dense           dense
 ==============  ==============  ==========================================
+
+"sparse" is COO or CSR (``SparseCsrTensor``); the kernels read a CSR operand's arrays
+as they are, and a COO operand's CSR form is computed once and kept with the tensor.
 
 Every check runs before any kernel (``sparse_ref._validate``); uncoalesced operands are
 coalesced first, so results follow the accumulation order in the kernels' docstrings.

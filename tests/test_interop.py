@@ -50,8 +50,8 @@ def test_torch_round_trip_keeps_entries_dtype_and_flag(dtype, rng):
 
 def test_from_torch_rejects_other_layouts_and_types():
     torch = pytest.importorskip("torch")
-    with pytest.raises(TypeError, match="layout torch.sparse_csr is not supported yet"):
-        sr.from_torch(torch.eye(2).to_sparse_csr())
+    with pytest.raises(TypeError, match="layout torch.sparse_csc is not supported"):
+        sr.from_torch(torch.eye(2).to_sparse_csc())
     with pytest.raises(TypeError, match="expected a torch.Tensor"):
         sr.from_torch(np.eye(2))
 

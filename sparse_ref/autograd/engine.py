@@ -175,19 +175,18 @@ def seed_gradient(root, gradient):
 
 def _describe(x) -> str:
     if _is_tensor(x):
-        return f"a {'sparse' if x.is_sparse else 'dense'} tensor of shape {x.shape} and dtype {x.dtype.name}"
+        return f"a {x.layout!r} tensor of shape {x.shape} and dtype {x.dtype.name}"
     return type(x).__name__
 
 
 def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
     from sparse_ref._tensor import SparseTensor, Tensor
 
-    if isinstance(leaf, SparseTensor):
+    if isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
         if leaf.grad is None:
-            c = leaf._coalesced_form()
-            leaf.grad = SparseTensor._make(c._idx, np.array(grad, copy=True), leaf.shape, coalesced=True)
+            leaf.grad = leaf._coalesced_form()._with_values(np.array(grad, copy=True))
         else:
-            leaf.grad = SparseTensor._make(leaf.grad._idx, leaf.grad._val + grad, leaf.shape, coalesced=True)
+            leaf.grad = leaf.grad._with_values(leaf.grad._val + grad)
     else:
         leaf.grad = Tensor(np.array(grad, copy=True) if leaf.grad is None else leaf.grad._data + grad)
 

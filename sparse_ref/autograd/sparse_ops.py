@@ -171,9 +171,15 @@ class SparseSparseMm(Function):
         a_crow, a_col, a_val = a._csr()
         b_crow, b_col, b_val = b._csr()
         indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1])
-        out = SparseTensor._make(indices, val, (a.shape[0], b.shape[1]), coalesced=True)
-        out._cache["csr"] = (crow, out._idx[1], out._val)
-        self.a, self.b, self.c_crow, self.c_col = a, b, crow, out._idx[1]
+        shape = (a.shape[0], b.shape[1])
+        if a.is_sparse_csr and b.is_sparse_csr:  # CSR @ CSR -> CSR, like torch
+            from sparse_ref._tensor import SparseCsrTensor
+
+            out = SparseCsrTensor._make_csr(crow, indices[1], val, shape)
+        else:
+            out = SparseTensor._make(indices, val, shape, coalesced=True)
+            out._cache["csr"] = (crow, out._idx[1], out._val)
+        self.a, self.b, self.c_crow, self.c_col = a, b, crow, out._csr()[1]
         return out
 
     def backward(self, grad):
@@ -241,7 +247,7 @@ class SparseSampledAddmm(Function):
         y = np.ascontiguousarray(mat2._data.T)
         product = _products.sddmm(c._idx[0], c._idx[1], x, y)
         self.input, self.mat1, self.mat2, self.beta, self.alpha = input, mat1._data, mat2._data, beta, alpha
-        return SparseTensor._make(c._idx, combine(c._val, product, beta, alpha), c.shape, coalesced=True)
+        return c._with_values(combine(c._val, product, beta, alpha))  # input's pattern and layout
 
     def backward(self, grad):
         dt = grad.dtype.type
@@ -279,6 +285,36 @@ class SparseFromValues(Function):
         _, _, pos = _formats.coalesce(self.out_idx[0], self.out_idx[1], self.out_val, self.shape[0],
                                       with_pos=True)
         return grad[pos].astype(self.values_dtype, copy=False), None, None, None
+
+
+class ToCsr(Function):
+    """``C = S.to_sparse_csr()``: the same coalesced entries in CSR order, so the gradient
+    passes unchanged."""
+
+    _name = "ToSparseCsrBackward0"
+
+    def forward(self, s):
+        from sparse_ref._tensor import SparseCsrTensor
+
+        crow, col, val = s._csr()
+        return SparseCsrTensor._make_csr(crow, col, val, s.shape)
+
+    def backward(self, grad):
+        return (grad,)
+
+
+class ToCoo(Function):
+    """``S = C.to_sparse()`` of a CSR tensor: the same entries, so the gradient passes
+    unchanged."""
+
+    _name = "ToSparseBackward0"
+
+    def forward(self, c):
+        SparseTensor, _ = _types()
+        return SparseTensor._make(c._idx, c._val, c.shape, coalesced=True)
+
+    def backward(self, grad):
+        return (grad,)
 
 
 class ToDense(Function):
