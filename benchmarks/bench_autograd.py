@@ -34,7 +34,7 @@ def main():
     m = uniform()
     n, k = m.shape[0], 64
     b_np = np.random.default_rng(3).standard_normal((n, k))
-    a0, b0 = sr.from_scipy(m), sr.tensor(b_np)
+    a0, b0 = sr.from_scipy(m).to_sparse(), sr.tensor(b_np)  # COO (a CSR mat1 works the same)
     a0._csr()  # the CSR arrays of the constant operand, as a training loop would have them
 
     def ours():

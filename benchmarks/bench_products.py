@@ -2,8 +2,9 @@
 
 Everything runs in one process on the same arrays, float64, 2 threads for sparse_ref and
 torch (SciPy is serial). sparse_ref is timed through its public API (``sr.sparse.mm``,
-``sr.sparse.sampled_addmm``: validation, allocation and the kernel) on a coalesced COO
-operand whose CSR arrays are cached after the first call.
+``sr.sparse.sampled_addmm``: validation, allocation and the kernel) with both layouts of
+the sparse operand: ``sparse_ref`` is a coalesced COO tensor (its CSR arrays are made on
+the first call and kept), ``sparse_ref_csr`` a CSR tensor sharing SciPy's arrays.
 
     python benchmarks/bench_products.py [--quick] [--repeat 5]
 """
@@ -60,7 +61,8 @@ def main():
     for name, make in MATRICES.items():
         m = make(20_000) if (args.quick and name != "laplacian") else (make(100) if args.quick else make())
         n = m.shape[0]
-        a = sr.from_scipy(m)  # coalesced COO
+        a_csr = sr.from_scipy(m)  # CSR, sharing SciPy's int64 arrays
+        a = a_csr.to_sparse()  # coalesced COO
         crow = torch.from_numpy(m.indptr.astype(np.int64))
         col = torch.from_numpy(m.indices.astype(np.int64))
         ta_csr = torch.sparse_csr_tensor(crow, col, torch.from_numpy(m.data), (n, n))
@@ -74,6 +76,7 @@ def main():
             ours = sr.sparse.mm(a, b).numpy()
             np.testing.assert_allclose(ours, m @ b_np, rtol=1e-9, atol=1e-9)
             record("spmm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, b), repeat), k=k)
+            record("spmm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.mm(a_csr, b), repeat), k=k)
             record("spmm", name, "torch_csr", timeit(lambda: torch.sparse.mm(ta_csr, tb), repeat), k=k)
             if k == 1:
                 record("spmm", name, "torch_csr_int32", timeit(lambda: torch.sparse.mm(ta_csr32, tb), repeat), k=k)
@@ -87,6 +90,8 @@ def main():
         record("spgemm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, a), repeat),
                out_nnz=ours._nnz(), out_bytes=ours._nnz() * 24,
                peak_extra_bytes=peak_rss_delta(lambda: sr.sparse.mm(a, a)))
+        record("spgemm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.mm(a_csr, a_csr), repeat),
+               out_nnz=ours._nnz())
         record("spgemm", name, "scipy", timeit(lambda: m @ m, repeat), out_nnz=ref.nnz,
                peak_extra_bytes=peak_rss_delta(lambda: m @ m))
         ta_coo = sr.to_torch(a)
@@ -100,6 +105,8 @@ def main():
             x, mat2 = sr.tensor(x_np), sr.tensor(y_np).t()  # mat2 = y^T, a transposed view
             tx, tmat2 = torch.from_numpy(x_np), torch.from_numpy(y_np).t()
             record("sddmm", name, "sparse_ref", timeit(lambda: sr.sparse.sampled_addmm(a, x, mat2), repeat), k=k)
+            record("sddmm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.sampled_addmm(a_csr, x, mat2), repeat),
+                   k=k)
             record("sddmm", name, "torch_csr", timeit(lambda: torch.sparse.sampled_addmm(ta_csr, tx, tmat2), repeat),
                    k=k)
 
@@ -108,7 +115,7 @@ def main():
 
     small = sp.random_array((10, 10), density=0.3, format="csr", rng=np.random.default_rng(0))
     sb = np.random.default_rng(1).standard_normal((10, 10))
-    s_small, t_sb = sr.from_scipy(small), sr.tensor(sb)
+    s_small, t_sb = sr.from_scipy(small).to_sparse(), sr.tensor(sb)
     record("spmm_10x10", "random", "sparse_ref", timeit(lambda: sr.sparse.mm(s_small, t_sb), 20_000, warmup=100), k=10)
     record("spmm_10x10", "random", "scipy", timeit(lambda: small @ sb, 20_000, warmup=100), k=10)
     rows[-2]["unit"] = rows[-1]["unit"] = "ms per call (median of 20,000 single calls)"
