@@ -99,6 +99,12 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
         free(markers)
 
 
+# Each thread's stamp sits on its own cache line: threads update theirs on every row, and
+# two stamps on one line would make the line bounce between cores (false sharing).
+cdef enum:
+    STAMP_STRIDE = 8
+
+
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                            const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
                            idx_t stamp, idx_t* where, value_t* vals, uint64_t* keys,
@@ -202,7 +208,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         wheres = <idx_t*> malloc(max(ncols * n_workers, 1) * sizeof(idx_t))
         vals = <value_t*> malloc(max(longest * n_workers, 1) * sizeof(value_t))
         key_buffers = <uint64_t*> malloc(max(2 * longest * n_workers, 1) * sizeof(uint64_t))
-        stamps = <idx_t*> malloc(n_workers * sizeof(idx_t))
+        stamps = <idx_t*> malloc(n_workers * STAMP_STRIDE * sizeof(idx_t))
         if wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL:
             raise MemoryError("spgemm_numeric: no memory for the accumulators")
         with nogil:
@@ -212,7 +218,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                 my_where = wheres + ncols * omp_get_thread_num()
                 my_vals = vals + longest * omp_get_thread_num()
                 my_keys = key_buffers + 2 * longest * omp_get_thread_num()
-                my_stamp = stamps + omp_get_thread_num()
+                my_stamp = stamps + STAMP_STRIDE * omp_get_thread_num()
                 my_stamp[0] = 0
                 for i in prange(nrows, schedule="guided"):
                     my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], &b_crow[0],
