@@ -55,6 +55,13 @@ def _suffix(dt: np.dtype, default_kinds=(_dtypes.float32, _dtypes.int64)) -> str
 class _Differentiable:
     """What both tensor types carry for autograd: ``requires_grad``, ``grad``, ``grad_fn``."""
 
+    def _start_autograd(self, requires_grad: bool) -> None:
+        self.requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+        if requires_grad:
+            self.requires_grad_(True)
+
     def requires_grad_(self, requires_grad: bool = True):
         """Mark the tensor as a leaf whose gradient ``backward`` should compute."""
         if self.grad_fn is not None and not requires_grad:
@@ -84,11 +91,7 @@ class Tensor(_Differentiable):
 
     def __init__(self, data: np.ndarray, requires_grad: bool = False):
         self._data = data
-        self.requires_grad = False
-        self.grad = None
-        self.grad_fn = None
-        if requires_grad:
-            self.requires_grad_(True)
+        self._start_autograd(requires_grad)
 
     # -- what it is -----------------------------------------------------------------
     @property
@@ -328,11 +331,7 @@ class SparseTensor(_Differentiable):
         self._shape = (int(shape[0]), int(shape[1]))
         self._coalesced = bool(coalesced) or values.shape[0] <= 1
         self._cache = {}  # derived arrays (coalesced form, CSR, transpose), made on first use
-        self.requires_grad = False
-        self.grad = None
-        self.grad_fn = None
-        if requires_grad:
-            self.requires_grad_(True)
+        self._start_autograd(requires_grad)
         return self
 
     # -- what it is -----------------------------------------------------------------
@@ -566,11 +565,7 @@ class SparseCsrTensor(SparseTensor):
         self._shape = (int(shape[0]), int(shape[1]))
         self._coalesced = True
         self._cache = {"csr": (crow, col, values)}
-        self.requires_grad = False
-        self.grad = None
-        self.grad_fn = None
-        if requires_grad:
-            self.requires_grad_(True)
+        self._start_autograd(requires_grad)
         return self
 
     @property
