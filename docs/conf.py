@@ -38,6 +38,10 @@ import numpy as np
 import sparse_ref as sr
 sr.manual_seed(0)
 REPO = {os.path.abspath("..")!r}
+try:
+    import torch
+except ImportError:
+    torch = None
 """
 
 html_theme = "alabaster"

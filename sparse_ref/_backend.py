@@ -39,6 +39,15 @@ class use_backend:
 
     Called plainly it switches for the rest of the process; used with ``with`` it
     switches back when the block ends.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> s = sr.sparse_coo_tensor([[1, 0], [0, 1]], [1., 2.], (2, 2))
+    >>> with sr.use_backend("reference"):   # the readable Python kernels
+    ...     slow = s.coalesce()
+    >>> slow.values().tolist() == s.coalesce().values().tolist()
+    True
     """
 
     def __init__(self, name: str):

@@ -262,13 +262,27 @@ class Tensor(_Differentiable):
         return self ** p
 
     def sum(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
-        """Sum of all elements, or along ``dim`` (differentiable)."""
+        """Sum of all elements, or along ``dim`` (differentiable).
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.tensor([[1., 2.], [3., 4.]]).sum(0)
+        tensor([4., 6.])
+        """
         from sparse_ref.autograd.dense_ops import Sum
 
         return Sum.apply(self, dim, keepdim)
 
     def mean(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
-        """Mean of all elements, or along ``dim`` (differentiable)."""
+        """Mean of all elements, or along ``dim`` (differentiable).
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.tensor([[1., 2.], [3., 4.]]).mean()
+        tensor(2.5000)
+        """
         from sparse_ref.autograd.dense_ops import Mean
 
         if self.dtype.kind not in "fc":
@@ -363,6 +377,15 @@ class SparseTensor(_Differentiable):
         return int(self._val.shape[0])
 
     def is_coalesced(self) -> bool:
+        """Whether the entries are sorted row-major with no duplicates (a flag, as in torch).
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> s = sr.sparse_coo_tensor([[1, 0], [0, 0]], [1., 2.], (2, 2))
+        >>> s.is_coalesced(), s.coalesce().is_coalesced()
+        (False, True)
+        """
         return self._coalesced
 
     def _indices(self) -> Tensor:
@@ -582,16 +605,40 @@ class SparseCsrTensor(SparseTensor):
         return self._cache["idx"]
 
     def crow_indices(self) -> Tensor:
+        """The row pointers (nrows + 1 of them).
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.sparse_csr_tensor([0, 1, 3], [2, 0, 1], [1., 2., 3.], (2, 3)).crow_indices()
+        tensor([0, 1, 3])
+        """
         return Tensor(self._crow)
 
     def col_indices(self) -> Tensor:
+        """The column of every stored entry, ascending within each row.
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.sparse_csr_tensor([0, 1, 3], [2, 0, 1], [1., 2., 3.], (2, 3)).col_indices()
+        tensor([2, 0, 1])
+        """
         return Tensor(self._col)
 
     def _with_values(self, values: np.ndarray) -> "SparseCsrTensor":
         return SparseCsrTensor._make_csr(self._crow, self._col, np.ascontiguousarray(values), self._shape)
 
     def to_sparse(self) -> SparseTensor:
-        """The same matrix as a (coalesced) COO tensor; differentiable."""
+        """The same matrix as a (coalesced) COO tensor; differentiable.
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.sparse_csr_tensor([0, 1, 2], [1, 0], [5., 6.], (2, 2)).to_sparse().indices()
+        tensor([[0, 1],
+                [1, 0]])
+        """
         from sparse_ref.autograd.sparse_ops import ToCoo
 
         return ToCoo.apply(self)
@@ -700,12 +747,27 @@ def _filled(fill, size, dtype, requires_grad, where):
 
 
 def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    """A dense tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+    """A dense tensor of zeros (float32 unless ``dtype`` says otherwise).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.zeros(2, 2, dtype=sr.int64)
+    tensor([[0, 0],
+            [0, 0]])
+    """
     return _filled(0, size, dtype, requires_grad, "zeros")
 
 
 def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    """A dense tensor of ones (float32 unless ``dtype`` says otherwise)."""
+    """A dense tensor of ones (float32 unless ``dtype`` says otherwise).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.ones(3)
+    tensor([1., 1., 1.])
+    """
     return _filled(1, size, dtype, requires_grad, "ones")
 
 

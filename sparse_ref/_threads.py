@@ -69,7 +69,14 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads a kernel uses when a call does not say."""
+    """The number of threads a kernel uses when a call does not say.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.get_num_threads() >= 1
+    True
+    """
     if _num_threads is None:
         return _default_threads() if openmp_enabled() else 1
     return effective_n_threads(_num_threads)

@@ -80,7 +80,14 @@ def to_scipy(t: SparseTensor):
 def from_torch(t):
     """A sparse_ref tensor from a torch tensor: strided -> ``Tensor``, sparse COO ->
     ``SparseTensor`` (the coalesced flag carries over), sparse CSR -> ``SparseCsrTensor``.
-    Data is copied."""
+    Data is copied.
+
+    Examples
+    --------
+    >>> import torch, sparse_ref as sr
+    >>> sr.from_torch(torch.tensor([[0., 2.]]).to_sparse()).values()
+    tensor([2.])
+    """
     torch = _require("torch", "from_torch")
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"from_torch: expected a torch.Tensor, got {type(t).__name__}")
@@ -100,7 +107,14 @@ def from_torch(t):
 
 def to_torch(t):
     """A torch tensor with the same data (copied): ``Tensor`` -> strided, ``SparseTensor`` ->
-    sparse COO carrying the coalesced flag."""
+    sparse COO carrying the coalesced flag, ``SparseCsrTensor`` -> sparse CSR.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.to_torch(sr.tensor([[0., 2.]]).to_sparse()).is_coalesced()
+    True
+    """
     torch = _require("torch", "to_torch")
     if isinstance(t, Tensor):
         return torch.from_numpy(np.array(t._data, copy=True))

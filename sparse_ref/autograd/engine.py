@@ -83,6 +83,21 @@ class Function:
     values) and keeps on ``self`` what ``backward`` will need. ``backward(self, grad)``
     takes the gradient of the output and returns one gradient per argument of forward
     (None where there is none). ``name()`` is what ``grad_fn`` shows, as in torch.
+
+    Examples
+    --------
+    >>> import numpy as np, sparse_ref as sr
+    >>> class Square(sr.autograd.Function):
+    ...     _name = "SquareBackward0"
+    ...     def forward(self, x):
+    ...         self.x = x._data
+    ...         return sr.Tensor(x._data ** 2)
+    ...     def backward(self, grad):
+    ...         return (2 * np.conj(self.x) * grad,)
+    >>> x = sr.tensor([3.], requires_grad=True)
+    >>> Square.apply(x).sum().backward()
+    >>> x.grad
+    tensor([6.])
     """
 
     _name = "Function"
@@ -193,11 +208,19 @@ def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
 
 def backward(root, gradient=None, retain_graph: bool = False) -> None:
     """Compute the gradients of ``root`` with respect to every leaf that requires them,
-    and add them to the leaves' ``.grad``.
+    and add them to the leaves' ``.grad`` (what ``tensor.backward()`` calls).
 
     ``gradient`` is required unless ``root`` has one element. For a sparse ``root`` it may
     be dense (it is then masked to root's pattern) or sparse. Without ``retain_graph`` the
     graph's saved arrays are freed, and a second backward through it raises.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.tensor([1., 2.], requires_grad=True)
+    >>> sr.autograd.backward((x * x).sum())
+    >>> x.grad
+    tensor([2., 4.])
     """
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
