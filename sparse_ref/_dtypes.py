@@ -22,7 +22,14 @@ default_dtype = float32
 
 
 class Layout:
-    """A storage layout: ``sr.strided`` (dense), ``sr.sparse_coo``, ``sr.sparse_csr``."""
+    """A storage layout: ``sr.strided`` (dense), ``sr.sparse_coo``, ``sr.sparse_csr``.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.ones(1, 1).layout, sr.ones(1, 1).to_sparse().layout
+    (sparse_ref.strided, sparse_ref.sparse_coo)
+    """
 
     def __init__(self, name: str):
         self.name = name

@@ -82,6 +82,15 @@ class Tensor(_Differentiable):
 
     Build one with :func:`tensor`, :func:`randn`, :func:`zeros` or :func:`ones`; NumPy
     sees its data through ``np.asarray(t)`` or ``t.numpy()`` (shared memory, as in torch).
+
+    Examples
+    --------
+    >>> import numpy as np, sparse_ref as sr
+    >>> t = sr.tensor([[1., 2.]], requires_grad=True)
+    >>> (t * 3.0).sum()
+    tensor(9., grad_fn=<SumBackward0>)
+    >>> np.asarray(t.detach()).shape
+    (1, 2)
     """
 
     __array_priority__ = 1000
@@ -320,6 +329,13 @@ class SparseTensor(_Differentiable):
 
     Build one with :func:`sparse_coo_tensor` or ``Tensor.to_sparse()``. The stored arrays
     are read-only: no operation writes into a tensor it was given.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> s = sr.tensor([[0., 1.], [2., 0.]]).to_sparse()
+    >>> s.layout, s._nnz(), s.is_coalesced()
+    (sparse_ref.sparse_coo, 2, True)
     """
 
     is_sparse = True
@@ -570,6 +586,13 @@ class SparseCsrTensor(SparseTensor):
     product takes it, its gradient is a CSR tensor with the same ``crow_indices`` and
     ``col_indices``, and the kernels read its arrays as they are (no conversion).
     Build one with :func:`sparse_csr_tensor`, ``to_sparse_csr()`` or ``sr.from_scipy``.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> a = sr.tensor([[0., 1.], [2., 0.]]).to_sparse_csr()
+    >>> a.layout, a.crow_indices().tolist(), a.col_indices().tolist()
+    (sparse_ref.sparse_csr, [0, 1, 2], [1, 0])
     """
 
     is_sparse = False
