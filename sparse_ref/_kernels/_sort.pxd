@@ -60,12 +60,16 @@ cdef inline void insertion_sort_keys(uint64_t* k, idx_t n) noexcept nogil:
 
 
 cdef inline uint64_t* sort_keys(uint64_t* k, uint64_t* tmp, idx_t n) noexcept nogil:
-    """Sort unique keys: 8-key sorting networks, then bottom-up branch-free merges.
-    Returns the buffer (k or tmp) that holds the result."""
+    """Sort unique keys: 8-key sorting networks, then bottom-up branch-free merges; up to
+    16 keys, insertion sort (few moves when the keys arrive nearly sorted, as in banded
+    matrices). Returns the buffer (k or tmp) that holds the result."""
     cdef idx_t s = 0, lo, mid, hi, width
     cdef uint64_t* src = k
     cdef uint64_t* dst = tmp
     cdef uint64_t* swap
+    if n <= 16:
+        insertion_sort_keys(k, n)
+        return k
     while s + 8 <= n:
         sort8(k + s)
         s += 8
