@@ -66,12 +66,20 @@ def mm(mat1, mat2, reduce: str | None = None):
     """
     reduce = _validate.mm_operands(mat1, mat2, reduce, "mm")
     if isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor):
+        if _huge(mat1.shape[0], mat1._nnz()) or _huge(mat1.shape[1], mat1._nnz() + mat2._nnz()):
+            return ops.huge_sparse_sparse(mat1, mat2)  # rows*cols beyond row pointers: renamed
         return ops.SparseSparseMm.apply(mat1, mat2)
     if isinstance(mat1, SparseTensor):
         return ops.SparseMm.apply(mat1, mat2, reduce)
     if isinstance(mat2, SparseTensor):
         return ops.DenseSparseMm.apply(mat1, mat2)
     return MatMul.apply(mat1, mat2)
+
+
+def _huge(n: int, nnz: int) -> bool:
+    """A dimension too large to give every index a row pointer (the renaming threshold of
+    ``_formats._compress``)."""
+    return n > 2 * nnz + 1024 and n > 2**26
 
 
 def addmm(mat, mat1, mat2, *, beta=1, alpha=1):

@@ -425,3 +425,20 @@ def test_sparse_times_sparse_with_columns_beyond_any_array(rng):
     z.sum().backward()
     assert a.grad.values().tolist() == [1.0, 7.0] and b.grad.values().tolist() == [1.0, 2.0, 2.0]
     assert gradcheck(sr.sparse.mm, (a.detach().requires_grad_(), b.detach().requires_grad_()))
+
+
+@pytest.mark.parametrize("backend", ["reference", "cython"])
+def test_sparse_times_sparse_with_rows_and_shared_dimension_of_2_to_the_40(backend):
+    n = 2**40
+    a = sr.sparse_coo_tensor([[n - 1, 5, n - 1], [n - 2, 3, 7]], [1.0, 2.0, 3.0], (n, n), dtype=F64,
+                             requires_grad=True)
+    b = sr.sparse_coo_tensor([[n - 2, 7, 3], [1, n - 1, 0]], [4.0, 5.0, 6.0], (n, n), dtype=F64,
+                             requires_grad=True)
+    with sr.use_backend(backend):
+        c = sr.sparse.mm(a, b)
+        assert c.is_coalesced() and c.shape == (n, n)
+        assert c.indices().tolist() == [[5, n - 1, n - 1], [0, 1, n - 1]]
+        assert c.values().tolist() == [12.0, 4.0, 15.0]
+        c.sum().backward()
+        assert a.grad.values().tolist() == [6.0, 5.0, 4.0] and b.grad.values().tolist() == [2.0, 3.0, 1.0]
+        assert gradcheck(sr.sparse.mm, (a.detach().requires_grad_(), b.detach().requires_grad_()))

@@ -206,6 +206,38 @@ class SparseSparseMm(Function):
         return grad_a, grad_b
 
 
+class Relabel(Function):
+    """The same stored values under new row and column numbers (an order-preserving
+    renaming, so the coalesced order of the values does not change): the gradient passes
+    unchanged. Used to multiply matrices whose row or shared dimension is too large for
+    row pointers: the rows and columns that occur are numbered 0, 1, ... first."""
+
+    _name = "RelabelBackward0"
+
+    def forward(self, s, rows, cols, shape):
+        SparseTensor, _ = _types()
+        return SparseTensor._make(np.stack([rows, cols]), s._coalesced_form()._val, shape, coalesced=True)
+
+    def backward(self, grad):
+        return grad, None, None, None
+
+
+def huge_sparse_sparse(a, b):
+    """``A @ B`` when A's row count or the shared dimension is far larger than nnz (say
+    2**40): number the rows of A, and the shared indices, that occur; multiply the small
+    matrices; name the rows back. Differentiable through ``Relabel``."""
+    a_row, a_col = _pattern(a)
+    b_row, b_col = _pattern(b)
+    row_names, a_rows = np.unique(a_row, return_inverse=True)
+    shared = np.unique(np.concatenate([a_col, b_row]))
+    a_small = Relabel.apply(a, a_rows.astype(np.int64), np.searchsorted(shared, a_col),
+                            (row_names.shape[0], shared.shape[0]))
+    b_small = Relabel.apply(b, np.searchsorted(shared, b_row), b_col, (shared.shape[0], b.shape[1]))
+    c_small = SparseSparseMm.apply(a_small, b_small)
+    rows, cols = c_small._idx
+    return Relabel.apply(c_small, row_names[rows], cols, (a.shape[0], b.shape[1]))
+
+
 class SparseAddmm(Function):
     """``out = beta * mat + alpha * (A @ B)``, A sparse: grad_mat = conj(beta) G (summed
     over broadcast dims), grad_A = conj(alpha) mask(G @ B^H, A), grad_B = conj(alpha) A^H G.
