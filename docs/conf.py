@@ -3,7 +3,9 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.abspath(".."))
+# No sys.path entry for the checkout: the site documents (and its doctests run) the
+# *installed* sparse_ref, as a user gets it. Build it with `python -P -m sphinx` from the
+# checkout's root (or from docs/), after `pip install ".[docs]"`.
 
 project = "sparse_ref"
 author = "the sparse_ref team"

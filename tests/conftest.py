@@ -1,10 +1,37 @@
 """Shared helpers. The suite runs on the backend named by SPARSE_REF_BACKEND (cython when
-unset); tests that compare the two paths switch explicitly with sr.use_backend."""
+unset); tests that compare the two paths switch explicitly with sr.use_backend.
+
+The suite tests the sparse_ref that Python imports: after ``pip install .``, run it with
+``python -P -m pytest`` (``-P`` keeps the checkout's own folder off ``sys.path``) or from
+any other folder. With SPARSE_REF_EXPECT_INSTALLED=1 (CI sets it) the session stops at once
+if sparse_ref came from the checkout instead of site-packages.
+"""
+
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import sparse_ref as sr
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def imported_from_checkout() -> bool:
+    where = Path(sr.__file__).resolve()
+    return CHECKOUT in where.parents and "site-packages" not in where.parts
+
+
+def pytest_report_header(config):
+    return f"sparse_ref {sr.__version__} from {Path(sr.__file__).resolve().parent}"
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("SPARSE_REF_EXPECT_INSTALLED") == "1" and imported_from_checkout():
+        raise pytest.UsageError(
+            f"sparse_ref was imported from the checkout ({sr.__file__}), not from the installed "
+            "package: run the suite with `python -P -m pytest` or from another folder")
 
 VALUE_DTYPES = [sr.float32, sr.float64, sr.complex64, sr.complex128]
 ALL_DTYPES = [sr.int32, sr.int64, *VALUE_DTYPES]
@@ -83,3 +110,21 @@ def random_sparse(rng, shape, nnz, dtype=np.float64, explicit_zeros=True):
 
 def random_dense(rng, shape, dtype=np.float64):
     return sr.tensor(random_values(rng, int(np.prod(shape)), dtype).reshape(shape))
+
+
+def child_env(**extra) -> dict:
+    """The environment for a child Python that must import the same sparse_ref as this one
+    (run it with cwd outside the checkout: ``python -c`` puts its cwd first on sys.path)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(sr.__file__).resolve().parent.parent)
+    env.update(extra)
+    return env
+
+
+def run_child(args, tmp_path, timeout=120, **extra_env):
+    """Run ``python *args`` in tmp_path with the same sparse_ref; return the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=child_env(**extra_env),
+                          capture_output=True, text=True, timeout=timeout)

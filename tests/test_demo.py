@@ -1,9 +1,8 @@
 """`python -m sparse_ref demo` runs and shows the two paths agreeing."""
 
 import io
-import subprocess
-import sys
 
+from conftest import run_child
 from sparse_ref.__main__ import demo
 
 
@@ -17,7 +16,7 @@ def test_demo_reports_agreement():
     assert "a.grad (coalesced: True)" in text
 
 
-def test_demo_runs_as_a_module():
-    run = subprocess.run([sys.executable, "-m", "sparse_ref", "demo"], capture_output=True, text=True)
+def test_demo_runs_as_a_module_from_another_folder(tmp_path):
+    run = run_child(["-m", "sparse_ref", "demo"], tmp_path)
     assert run.returncode == 0, run.stderr
     assert "agree bit for bit: True" in run.stdout

@@ -1,10 +1,9 @@
 """The backend switch and the thread policy."""
 
 import os
-import subprocess
-import sys
 
 import pytest
+from conftest import run_child
 
 import sparse_ref as sr
 from sparse_ref._threads import SERIAL_BELOW, effective_n_threads
@@ -25,13 +24,12 @@ def test_use_backend_is_a_context_manager_and_a_call():
         sr.use_backend(start)
 
 
-def test_backend_comes_from_the_environment():
+def test_backend_comes_from_the_environment(tmp_path):
     code = "import sparse_ref as sr; print(sr.get_backend())"
-    env = dict(os.environ, SPARSE_REF_BACKEND="reference")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = run_child(["-c", code], tmp_path, SPARSE_REF_BACKEND="reference")
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "reference"
-    env["SPARSE_REF_BACKEND"] = "fortran"
-    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    bad = run_child(["-c", code], tmp_path, SPARSE_REF_BACKEND="fortran")
     assert bad.returncode != 0 and "unknown backend 'fortran'" in bad.stderr
 
 
