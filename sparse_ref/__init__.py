@@ -37,7 +37,7 @@ from sparse_ref._tensor import (
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
 from sparse_ref import autograd, sparse  # noqa: E402  (sr.sparse.mm, like torch.sparse.mm)
-from sparse_ref.autograd import no_grad  # noqa: E402
+from sparse_ref.autograd import enable_grad, no_grad, set_grad_enabled  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -49,6 +49,7 @@ __all__ = [
     "autograd",
     "complex64",
     "complex128",
+    "enable_grad",
     "float32",
     "float64",
     "from_scipy",
@@ -62,6 +63,7 @@ __all__ = [
     "ones",
     "openmp_enabled",
     "randn",
+    "set_grad_enabled",
     "set_num_threads",
     "sparse",
     "sparse_coo",

@@ -3,8 +3,13 @@
 The choice starts from the ``SPARSE_REF_BACKEND`` environment variable ("cython" when it
 is unset) and changes with :func:`use_backend`, which works as a plain call and as a
 context manager that restores the previous choice on exit.
+
+Threads, as in torch's grad mode: the choice is context-local (a ``contextvars.ContextVar``:
+this thread, or this asyncio task) over the process default that the environment variable
+sets, so one thread's switch never changes another thread's kernels.
 """
 
+import contextvars
 import importlib
 import os
 
@@ -18,7 +23,8 @@ def _check(name):
     return name
 
 
-_current = _check(os.environ.get("SPARSE_REF_BACKEND", "cython") or "cython")
+_default = _check(os.environ.get("SPARSE_REF_BACKEND", "cython") or "cython")
+_context = contextvars.ContextVar("sparse_ref_backend", default=None)  # set by `with`
 
 
 def get_backend() -> str:
@@ -31,14 +37,17 @@ def get_backend() -> str:
     ...     sr.get_backend()
     'reference'
     """
-    return _current
+    return _context.get() or _default
 
 
 class use_backend:
-    """Switch the kernels to ``"reference"`` or ``"cython"``.
+    """Switch the kernels to ``"reference"`` or ``"cython"`` in the current thread.
 
-    Called plainly it switches for the rest of the process; used with ``with`` it
-    switches back when the block ends.
+    Used with ``with`` it switches back when the block ends; called plainly it switches
+    the current thread (context) until the next call. Either way other threads keep their
+    own choice, which starts at the process default (``SPARSE_REF_BACKEND``, else
+    "cython") -- as torch's ``set_grad_enabled`` is per thread. A name that is unknown, or
+    a backend that cannot be imported, raises and changes nothing.
 
     Examples
     --------
@@ -51,17 +60,14 @@ class use_backend:
     """
 
     def __init__(self, name: str):
-        global _current
-        self._previous = _current
-        _current = _check(name)
-        kernel_module("coalesce")  # fail now, not in the middle of an op
+        kernel_module("coalesce", _check(name))  # fail now, before anything has changed
+        self._token = _context.set(name)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        global _current
-        _current = self._previous
+        _context.reset(self._token)
         return False
 
 
@@ -70,7 +76,7 @@ _modules = {}  # (backend, name) -> module: every op asks, so look each up only 
 
 def kernel_module(name: str, backend: str | None = None):
     """The module ``name`` (e.g. "coalesce") of the given or the current backend."""
-    key = (backend or _current, name)
+    key = (backend or _context.get() or _default, name)
     module = _modules.get(key)
     if module is None:
         module = _modules[key] = _import(name, _check(key[0]))

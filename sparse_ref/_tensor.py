@@ -59,6 +59,9 @@ class _Differentiable:
         self.requires_grad = False
         self.grad = None
         self.grad_fn = None
+        # The version counter: every in-place write adds 1 (shared with detach()es of this
+        # tensor, as in torch); backward refuses data saved at another version.
+        self._version = [0]
         if requires_grad:
             self.requires_grad_(True)
 
@@ -125,15 +128,29 @@ class Tensor(_Differentiable):
         return int(self._data.size)
 
     def numpy(self) -> np.ndarray:
-        """The data as a NumPy array (shared memory, like ``torch.Tensor.numpy``)."""
+        """The data as a NumPy array (shared memory, like ``torch.Tensor.numpy``).
+
+        It is read-only when the data belongs to a graph (the tensor, or the tensor it was
+        detached from, requires grad): a write through NumPy would change what backward
+        reads without a trace. Change such data with the in-place methods (``add_``,
+        ``copy_``, ...), which backward checks, or work on a ``clone()``.
+        """
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        return self._data
+        return self._exposed()
+
+    def _exposed(self) -> np.ndarray:
+        if not (self.requires_grad or getattr(self, "_guarded", False)) or not self._data.flags.writeable:
+            return self._data
+        view = self._data.view()
+        view.flags.writeable = False
+        return view
 
     def __array__(self, dtype=None, copy=None):
         if copy is False and dtype is not None and np.dtype(dtype) != self._data.dtype:
             raise ValueError("np.asarray(tensor, copy=False) cannot change the dtype without a copy")
-        out = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        data = self._exposed()
+        out = data if dtype is None else data.astype(dtype, copy=False)
         return out.copy() if copy else out
 
     def item(self):
@@ -150,8 +167,116 @@ class Tensor(_Differentiable):
         return self._data.shape[0]
 
     def detach(self) -> "Tensor":
-        """The same data, cut from the graph (shares memory, like torch)."""
-        return Tensor(self._data)
+        """The same data, cut from the graph (shares memory and the version counter, like
+        torch's; NumPy sees it read-only when this tensor requires grad)."""
+        out = Tensor(self._data)
+        out._version = self._version
+        out._guarded = self.requires_grad or getattr(self, "_guarded", False)
+        return out
+
+    # -- in-place ops (torch's rules; each bumps the version counter) -----------------
+    def _inplace(self, op: str) -> np.ndarray:
+        """The writable data of ``self`` for an in-place op, after torch's checks."""
+        from sparse_ref.autograd.engine import is_grad_enabled
+
+        if self.requires_grad and is_grad_enabled():
+            if self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                                   f"operation ({op}); do the update inside `with sr.no_grad():`")
+            raise RuntimeError(f"{op}: in-place ops on a tensor that is part of a graph are not "
+                               "supported by sparse_ref; use the out-of-place op")
+        if not self._data.flags.writeable:
+            raise RuntimeError(f"{op}: this tensor's data is read-only (it views a sparse tensor's "
+                               "indices or values, or a read-only array); clone() it first")
+        return self._data
+
+    def _inplace_operand(self, other, op: str) -> np.ndarray:
+        if isinstance(other, Tensor):
+            from sparse_ref.autograd.engine import is_grad_enabled
+
+            if other.requires_grad and is_grad_enabled():
+                raise RuntimeError(f"{op}: an operand that requires grad would make this tensor part "
+                                   "of a graph; in-place ops do not record one (use sr.no_grad())")
+        value = self._operand(other, op)._data
+        try:
+            np.broadcast_to(value, self._data.shape)
+        except ValueError:
+            raise RuntimeError(f"{op}: output with shape {list(self.shape)} doesn't match the "
+                               f"broadcast shape of an operand of shape {list(np.shape(value))}") from None
+        return value
+
+    def _bump(self):
+        self._version[0] += 1
+        return self
+
+    def add_(self, other, *, alpha=1) -> "Tensor":
+        """``self += alpha * other`` in place (torch's rules: a leaf that requires grad only
+        inside ``sr.no_grad()``); bumps the version counter.
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> w = sr.tensor([1., 2.], requires_grad=True)
+        >>> with sr.no_grad():
+        ...     _ = w.add_(sr.tensor([1., 1.]), alpha=-0.5)
+        >>> w
+        tensor([0.5000, 1.5000], requires_grad=True)
+        """
+        data = self._inplace("add_")
+        value = self._inplace_operand(other, "add_")
+        if alpha != 1:
+            value = value * self._operand(alpha, "add_")._data
+        np.add(data, value, out=data, casting="no")
+        return self._bump()
+
+    def sub_(self, other, *, alpha=1) -> "Tensor":
+        """``self -= alpha * other`` in place (see ``add_``)."""
+        data = self._inplace("sub_")
+        value = self._inplace_operand(other, "sub_")
+        if alpha != 1:
+            value = value * self._operand(alpha, "sub_")._data
+        np.subtract(data, value, out=data, casting="no")
+        return self._bump()
+
+    def mul_(self, other) -> "Tensor":
+        """``self *= other`` in place (see ``add_``)."""
+        data = self._inplace("mul_")
+        np.multiply(data, self._inplace_operand(other, "mul_"), out=data, casting="no")
+        return self._bump()
+
+    def div_(self, other) -> "Tensor":
+        """``self /= other`` in place (see ``add_``); floating and complex dtypes only."""
+        if self.dtype.kind not in "fc":
+            raise TypeError(f"div_: needs a floating or complex dtype, got {self.dtype.name}")
+        data = self._inplace("div_")
+        np.divide(data, self._inplace_operand(other, "div_"), out=data, casting="no")
+        return self._bump()
+
+    def zero_(self) -> "Tensor":
+        """Set every element to 0 in place (see ``add_``)."""
+        self._inplace("zero_")[...] = 0
+        return self._bump()
+
+    def fill_(self, value) -> "Tensor":
+        """Set every element to ``value`` in place (see ``add_``)."""
+        data = self._inplace("fill_")
+        data[...] = self._inplace_operand(value, "fill_")
+        return self._bump()
+
+    def copy_(self, src) -> "Tensor":
+        """Copy ``src`` (same dtype, broadcastable) into this tensor in place (see ``add_``)."""
+        data = self._inplace("copy_")
+        if not isinstance(src, Tensor):
+            raise TypeError(f"copy_: src must be a Tensor, got {type(src).__name__}")
+        data[...] = self._inplace_operand(src, "copy_")
+        return self._bump()
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+
+    def __itruediv__(self, other):
+        return self.div_(other)
 
     def clone(self) -> "Tensor":
         return Tensor(self._data.copy(), requires_grad=self.requires_grad)

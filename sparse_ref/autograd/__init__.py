@@ -7,7 +7,15 @@ and ``gradcheck``, with torch's names.
 - ``gradcheck``: analytical gradients against central differences.
 """
 
-from sparse_ref.autograd.engine import Function, backward, is_grad_enabled, no_grad
+from sparse_ref.autograd.engine import (
+    Function,
+    backward,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from sparse_ref.autograd.gradcheck import gradcheck
 
-__all__ = ["Function", "backward", "gradcheck", "is_grad_enabled", "no_grad"]
+__all__ = ["Function", "backward", "enable_grad", "gradcheck", "is_grad_enabled", "no_grad",
+           "set_grad_enabled"]

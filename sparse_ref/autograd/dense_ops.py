@@ -37,6 +37,7 @@ class Sum(Function):
     """``out = x.sum(dim)``; the gradient spreads ``grad`` back over the summed dims."""
 
     _name = "SumBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, x, dim, keepdim):
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
@@ -52,6 +53,7 @@ class Mean(Function):
     """``out = x.mean(dim)``; the gradient is ``grad / count`` on every averaged element."""
 
     _name = "MeanBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, x, dim, keepdim):
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
@@ -69,6 +71,7 @@ class Add(Function):
     """``out = x + y`` (broadcasting); each input gets ``grad`` summed to its shape."""
 
     _name = "AddBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, x, y):
         self.shapes = (x.shape, y.shape)
@@ -82,6 +85,7 @@ class Sub(Function):
     """``out = x - y``; x gets ``grad``, y gets ``-grad``."""
 
     _name = "SubBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, x, y):
         self.shapes = (x.shape, y.shape)
@@ -124,6 +128,7 @@ class Neg(Function):
     """``out = -x``; ``grad_x = -grad``."""
 
     _name = "NegBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, x):
         return _tensor(-x._data)
@@ -165,6 +170,7 @@ class Transpose(Function):
     """``out = x.t()``; ``grad_x = grad.t()``."""
 
     _name = "TBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, x):
         return _tensor(x._data.T)

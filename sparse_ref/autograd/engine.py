@@ -23,16 +23,67 @@ from __future__ import annotations
 
 import numpy as np
 
-_grad_enabled = True
+import threading
+
+from sparse_ref import _backend
+
+# Grad mode is per thread, as in torch: one thread's `with no_grad():` never stops another
+# thread's graph. Every thread starts with grad mode on.
+_state = threading.local()
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops record the graph (False inside ``sr.no_grad()``)."""
-    return _grad_enabled
+    """Whether ops record the graph in this thread (False inside ``sr.no_grad()``).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> with sr.no_grad():
+    ...     sr.autograd.is_grad_enabled()
+    False
+    """
+    return getattr(_state, "enabled", True)
 
 
-class no_grad:
+def _set_enabled(mode: bool) -> None:
+    _state.enabled = mode
+
+
+class _GradMode:
+    """Shared by no_grad, enable_grad and set_grad_enabled: set a mode for a block (this
+    thread only) and put the previous one back when the block ends; also a decorator."""
+
+    _mode = True
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _set_enabled(self._mode)
+        return self
+
+    def __exit__(self, *exc):
+        _set_enabled(self._previous)
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        mode = self._mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            previous = is_grad_enabled()
+            _set_enabled(mode)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _set_enabled(previous)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
     """Context manager (and decorator) in which no op records the graph, like torch's.
+    It acts on the current thread only.
 
     Examples
     --------
@@ -44,24 +95,48 @@ class no_grad:
     False
     """
 
+    _mode = False
+
+
+class enable_grad(_GradMode):
+    """Context manager (and decorator) that turns recording back on inside ``no_grad``.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.randn(2, requires_grad=True)
+    >>> with sr.no_grad():
+    ...     with sr.enable_grad():
+    ...         y = x * 2
+    >>> y.requires_grad
+    True
+    """
+
+    _mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """Turn recording on or off: as a call (this thread, until changed again) or for a
+    ``with`` block, like ``torch.set_grad_enabled``.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.randn(2, requires_grad=True)
+    >>> with sr.set_grad_enabled(False):
+    ...     (x * 2).requires_grad
+    False
+    """
+
+    def __init__(self, mode: bool):
+        if not isinstance(mode, bool):
+            raise TypeError(f"set_grad_enabled: mode must be a bool, got {type(mode).__name__}")
+        self._previous = is_grad_enabled()
+        self._mode = mode
+        _set_enabled(mode)  # a plain call takes effect at once, as in torch
+
     def __enter__(self):
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = False
         return self
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
-        return False
-
-    def __call__(self, fn):
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
-
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-        return wrapper
 
 
 _TENSOR_TYPES = None  # (Tensor, SparseTensor), imported on first use (they import us)
@@ -101,6 +176,9 @@ class Function:
     """
 
     _name = "Function"
+    # Positions of the arguments whose data backward reads (None: every tensor argument).
+    # Their version counters are recorded at forward and checked before backward.
+    saves = None
 
     def name(self) -> str:
         return self._name
@@ -114,14 +192,29 @@ class Function:
     def apply(cls, *args):
         fn = cls()
         out = fn.forward(*args)
-        if _grad_enabled and any(getattr(a, "requires_grad", False) is True for a in args):
+        if is_grad_enabled() and any(getattr(a, "requires_grad", False) is True for a in args):
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
                 fn.inputs = args
                 fn.needs = needs
+                saved = range(len(args)) if cls.saves is None else cls.saves
+                fn.versions = tuple((p, args[p]._version[0]) for p in saved if _is_tensor(args[p]))
+                fn.backend = _backend.get_backend()  # backward runs on the forward's kernels
                 out.requires_grad = True
                 out.grad_fn = fn
         return out
+
+    def check_versions(self) -> None:
+        """Raise torch's error if an input whose data backward needs was changed in place."""
+        for p, version in self.versions:
+            t = self.inputs[p]
+            if t._version[0] != version:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an "
+                    f"inplace operation: [{t.layout!r} {t.dtype.name} {list(t.shape)}] is at version "
+                    f"{t._version[0]}; expected version {version} instead. Hint: do the in-place "
+                    "change after backward, or on a .clone()."
+                )
 
     def forward(self, *args):  # pragma: no cover - every op overrides it
         raise NotImplementedError
@@ -131,7 +224,7 @@ class Function:
 
     def release(self) -> None:
         """Drop what forward saved (after a backward without ``retain_graph``)."""
-        keep = {"inputs", "needs", "released", "_name"}
+        keep = {"inputs", "needs", "released", "_name", "versions", "backend", "active"}
         for key in [k for k in vars(self) if k not in keep]:
             delattr(self, key)
         self.released = True
@@ -194,7 +287,19 @@ def _describe(x) -> str:
     return type(x).__name__
 
 
+# One lock for every leaf's .grad: two threads' backward into one shared weight add exactly
+# (a read-add-write without it loses updates). Held only for the addition itself.
+_grad_lock = threading.Lock()
+# Guards the "is this graph already freed?" check against another thread freeing it.
+_graph_lock = threading.Lock()
+
+
 def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
+    with _grad_lock:
+        _add_to_grad(leaf, grad)
+
+
+def _add_to_grad(leaf, grad: np.ndarray) -> None:
     from sparse_ref._tensor import SparseTensor, Tensor
 
     if isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
@@ -229,19 +334,18 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         _accumulate_leaf(root, seed)
         return
     # Kahn's order: an op runs once every consumer of its output has passed its gradient.
+    # An op whose incoming gradients were all None still "runs" (it passes None on), so
+    # the ops below it are released and no other path into them is starved.
     pending = _consumer_counts(root.grad_fn)
     grads = {id(root.grad_fn): seed}
     ready = [root.grad_fn]
     while ready:
         fn = ready.pop()
-        grad = grads.pop(id(fn))
-        if fn.released:
-            raise RuntimeError(
-                "Trying to backward through the graph a second time (or directly access saved tensors "
-                "after they have already been freed). Specify retain_graph=True if you need to backward "
-                "through the graph a second time."
-            )
-        in_grads = fn.backward(grad)
+        grad = grads.pop(id(fn), None)
+        if grad is None:
+            in_grads = (None,) * len(fn.inputs)
+        else:
+            in_grads = _run_node(fn, grad, retain_graph)
         for a, need, g in zip(fn.inputs, fn.needs, in_grads):
             if not need:
                 continue
@@ -253,7 +357,29 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             if g is not None:
                 grads[key] = g if key not in grads else grads[key] + g
             pending[key] -= 1
-            if pending[key] == 0 and key in grads:
+            if pending[key] == 0:
                 ready.append(a.grad_fn)
+
+
+def _run_node(fn: Function, grad, retain_graph: bool):
+    """``fn.backward(grad)`` on the backend its forward ran on, after checking that the
+    graph is still there and its saved inputs unchanged; frees fn unless retain_graph."""
+    with _graph_lock:  # another thread's backward may be freeing this graph right now
+        if fn.released:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved tensors "
+                "after they have already been freed). Specify retain_graph=True if you need to backward "
+                "through the graph a second time."
+            )
+        fn.active = getattr(fn, "active", 0) + 1
         if not retain_graph:
-            fn.release()
+            fn.released = True  # claimed: from now on, any other backward through it raises
+    try:
+        fn.check_versions()
+        with _backend.use_backend(fn.backend):
+            return fn.backward(grad)
+    finally:
+        with _graph_lock:
+            fn.active -= 1
+            if fn.released and fn.active == 0:
+                fn.release()
