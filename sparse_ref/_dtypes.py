@@ -49,6 +49,9 @@ def as_dtype(dtype, where: str = "dtype") -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{where}: {dtype!r} is not a dtype; use one of {SUPPORTED_NAMES}") from None
+    if not dt.isnative and dt.newbyteorder("=") in SUPPORTED:
+        raise TypeError(f"{where}: {describe(dt)} is not supported: sparse_ref stores numbers in this "
+                        f"machine's byte order; use dtype={dt.newbyteorder('=').name}")
     if dt not in SUPPORTED:
         raise TypeError(f"{where}: sparse_ref does not support dtype {dt.name}; use one of {SUPPORTED_NAMES}")
     return dt
@@ -61,6 +64,8 @@ def natural_dtype(array: np.ndarray, from_python: bool, where: str) -> np.dtype:
     torch: floats -> float32, ints -> int64, complex -> complex64.
     """
     kind = array.dtype.kind
+    if not array.dtype.isnative and array.dtype.newbyteorder("=") in SUPPORTED:
+        return array.dtype.newbyteorder("=")  # the same numbers, in this machine's byte order
     if kind == "b":
         raise TypeError(f"{where}: bool values are not supported; use one of {SUPPORTED_NAMES}")
     if from_python:
@@ -75,3 +80,12 @@ def natural_dtype(array: np.ndarray, from_python: bool, where: str) -> np.dtype:
 
 def repr_name(dt: np.dtype) -> str:
     return f"sparse_ref.{dt.name}"
+
+
+def describe(dt: np.dtype) -> str:
+    """A dtype's name that says its byte order when it is not this machine's
+    ("big-endian float64 ('>f8')"), so two dtypes never read alike in a message."""
+    if dt.isnative or dt.byteorder == "|":
+        return dt.name
+    order = "big" if dt.byteorder == ">" else "little"
+    return f"{order}-endian {dt.name} ({dt.str!r})"

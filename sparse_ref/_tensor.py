@@ -329,10 +329,11 @@ class Tensor(_Differentiable):
             raise TypeError(f"{op}: expected a Tensor or a number, got {type(other).__name__}")
         if isinstance(other, (complex, np.complexfloating)) and self.dtype.kind != "c":
             raise TypeError(f"{op}: a complex number needs a complex tensor, got {self.dtype.name}")
-        if self.dtype.kind in "iu" and isinstance(other, (float, np.floating)) and other != int(other):
+        if self.dtype.kind in "iu" and isinstance(other, (float, np.floating)) and (
+                not np.isfinite(other) or other != int(other)):
             raise TypeError(f"{op}: {other} would be truncated to the integer dtype {self.dtype.name}; "
                             "sparse_ref does not promote dtypes")
-        return Tensor(np.asarray(other, dtype=self.dtype))
+        return Tensor(_validate.converted(np.asarray(other), self.dtype, op))
 
     def __add__(self, other):
         from sparse_ref.autograd.dense_ops import Add
@@ -478,7 +479,8 @@ class SparseTensor(_Differentiable):
         self = object.__new__(cls)
         if indices.dtype != np.int64 or indices.strides[1] != 8:  # each row must be contiguous
             indices = np.ascontiguousarray(indices, dtype=np.int64)
-        values = np.ascontiguousarray(values)
+        indices = indices.view()  # read-only views: the flag never touches an array we were given
+        values = np.ascontiguousarray(values).view()
         indices.flags.writeable = False
         values.flags.writeable = False
         self._idx = indices
@@ -818,8 +820,13 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     ``crow_indices`` must have nrows + 1 entries, start at 0, never decrease and end at
     nnz; every column must be in range. Columns must also be sorted and unique within each
     row; ``check_invariants=False`` skips only that O(nnz) check, for input the caller
-    vouches for (a violation then gives wrong results, never a crash). int64 arrays of the
-    right layout are used without a copy.
+    vouches for (a violation then gives wrong results, never a crash).
+
+    Ownership: the index arrays are copied, so the tensor owns them and no later change to
+    the caller's arrays can reach a kernel. ``values`` is shared, not copied, when it is a
+    plain NumPy array of the right dtype whose memory NumPy owns (torch's ``from_numpy``
+    rule): a later change to it shows up as changed values, never as a crash. Anything
+    else (a memmap, a view of another library's buffer, a list) is copied.
 
     Examples
     --------
@@ -862,6 +869,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
     else:
         shape = _validate.sparse_shape(size, "sparse_coo_tensor")
     _validate.index_bounds(idx, shape)
+    is_coalesced = _validate.coalesced_flag(is_coalesced)
     if is_coalesced:
         _validate.coalesced_claim(idx)
     if isinstance(values, Tensor) and values.requires_grad:
@@ -870,9 +878,9 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
 
         if is_grad_enabled():  # differentiable in the values, like torch's
             out = SparseFromValues.apply(values, idx, val, shape)
-            out._coalesced = bool(is_coalesced) or val.shape[0] <= 1
+            out._coalesced = is_coalesced or val.shape[0] <= 1
             return out
-    return SparseTensor._make(idx, val, shape, coalesced=bool(is_coalesced), requires_grad=requires_grad)
+    return SparseTensor._make(idx, val, shape, coalesced=is_coalesced, requires_grad=requires_grad)
 
 
 def tensor(data, *, dtype=None, requires_grad: bool = False) -> Tensor:

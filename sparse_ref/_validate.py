@@ -9,6 +9,7 @@ import numpy as np
 
 from sparse_ref import _dtypes
 
+INT64_MAX = int(np.iinfo(np.int64).max)
 EXPECTED_2D = "expected a 2-D sparse matrix (sparse_dim=2, dense_dim=0)"
 
 
@@ -20,6 +21,24 @@ class ShapeError(ValueError, RuntimeError):
 class DTypeError(TypeError, RuntimeError):
     """Operands of different dtypes (sparse_ref never promotes). A TypeError, and a
     RuntimeError like torch's."""
+
+
+class ArgumentError(ValueError, RuntimeError):
+    """An operand or argument that torch refuses with a RuntimeError (a matrix that is not
+    2-D, a shape that does not broadcast, a layout an op does not take). A ValueError too,
+    so code written for either catches it."""
+
+
+class ArgumentTypeError(TypeError, RuntimeError):
+    """A wrong kind of operand where torch raises RuntimeError (a dense tensor where a
+    sparse one is needed). A TypeError too."""
+
+
+class ConversionError(ValueError, RuntimeError):
+    """A value that the target dtype cannot represent (an integer out of range, NaN or inf
+    to an integer type, a finite float beyond the target's range): refused, never
+    converted in silence. A RuntimeError like torch's "value cannot be converted to type
+    int32 without overflow", and a ValueError."""
 
 
 def _tensor_types():
@@ -44,6 +63,9 @@ def _as_array(data, where: str):
         return data._data, False
     if isinstance(data, SparseTensor):
         raise TypeError(f"{where}: expected dense data, got a sparse tensor")
+    if isinstance(data, np.ma.MaskedArray):
+        raise TypeError(f"{where}: masked arrays are not supported (the mask would be ignored); "
+                        "fill the masked entries (arr.filled(0)) or drop them (arr.compressed())")
     if isinstance(data, np.ndarray):
         return data, False
     if type(data).__module__.startswith("torch"):
@@ -61,7 +83,83 @@ def dense_data(data, dtype, where: str) -> np.ndarray:
     """A private, writable ndarray for a new dense tensor (never the caller's memory)."""
     arr, from_python = _as_array(data, where)
     dt = _dtypes.as_dtype(dtype, where) if dtype is not None else _dtypes.natural_dtype(arr, from_python, where)
+    return converted(arr, dt, where)
+
+
+def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
+    """A private C-contiguous copy of ``arr`` as ``dt``, refusing every value that ``dt``
+    cannot represent (torch's rules for Python data, applied to every input).
+
+    Refused: a complex value with an imaginary part to a real type (TypeError); NaN or inf
+    to an integer type, an integer or float out of the integer type's range, a finite
+    float that would become inf in a narrower float type (ConversionError). Kept, as in
+    torch: ordinary rounding (float64 -> float32, int64 -> float) and the truncation of a
+    float's fraction to an integer.
+    """
+    src = arr.dtype
+    if src != dt and arr.size:
+        if src.kind == "c" and dt.kind != "c":
+            bad = arr.imag != 0
+            if bad.any():
+                x = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+                raise TypeError(f"{where}: value {x} has an imaginary part, so it cannot become "
+                                f"{dt.name} (must be real number, not complex); take .real first")
+            arr = arr.real
+        if dt.kind in "iu" and arr.dtype.kind in "fiu":
+            _fits_integer(arr, dt, where)
+        elif dt.kind in "fc" and arr.dtype.kind in "fc" and arr.dtype.itemsize > dt.itemsize:
+            part = arr.real if arr.dtype.kind == "c" else arr
+            parts = (part, arr.imag) if arr.dtype.kind == "c" else (part,)
+            limit = np.finfo(dt).max
+            for p in parts:
+                bad = np.isfinite(p) & (np.abs(p) > limit)
+                if bad.any():
+                    x = p.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+                    raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
+                                          "without overflow (it would become inf)")
     return np.array(arr, dtype=dt, copy=True, order="C")
+
+
+def _fits_integer(arr: np.ndarray, dt: np.dtype, where: str) -> None:
+    info = np.iinfo(dt)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            x = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+            raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
+                                  "(NaN and inf have no integer value)")
+        # float(info.max) may round up to 2**63: compare against the exact power of two
+        lo, hi = float(info.min), float(info.max) + 1.0
+        bad = (arr < lo) | (arr >= hi)
+    else:
+        lo_ok = arr.min() >= info.min if arr.dtype.kind == "i" or info.min == 0 else True
+        hi_ok = int(arr.max()) <= info.max
+        bad = None if (lo_ok and hi_ok) else ((arr < info.min) | (arr > info.max))
+    if bad is not None and bad.any():
+        x = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+        raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} without "
+                              f"overflow (its range is {info.min} .. {info.max})")
+
+
+def _numpy_owned(arr: np.ndarray) -> bool:
+    """Whether ``arr``'s memory belongs to a NumPy array (so it lives as long as ``arr`` and
+    nothing can shrink or unmap it): not a memmap, not a view of torch's or another
+    library's buffer."""
+    base = arr
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    return base.base is None and base.flags.owndata and not isinstance(base, np.memmap)
+
+
+def shared_values(arr: np.ndarray, dtype, where: str) -> np.ndarray | None:
+    """``arr`` itself when a tensor may share it (torch's ``from_numpy`` rule: a plain,
+    C-contiguous, 1-D NumPy array of a supported dtype in native byte order, whose memory
+    NumPy owns), else None (the caller copies)."""
+    if (isinstance(arr, np.ndarray) and type(arr) is np.ndarray and arr.ndim == 1
+            and arr.flags.c_contiguous and (dtype is None or np.dtype(dtype) == arr.dtype)
+            and arr.dtype in _dtypes.SUPPORTED and _numpy_owned(arr)):
+        return arr
+    return None
 
 
 def size_arg(size, where: str) -> tuple:
@@ -73,6 +171,8 @@ def size_arg(size, where: str) -> tuple:
             raise TypeError(f"{where}: size must be ints, got {size!r}")
         if n < 0:
             raise ValueError(f"{where}: size must be non-negative, got {tuple(size)!r}")
+        if n > INT64_MAX:
+            raise ValueError(f"{where}: size {n} does not fit in int64, got {tuple(size)!r}")
     return tuple(int(n) for n in size)
 
 
@@ -122,9 +222,19 @@ def coo_values(values, nnz: int, dtype, where: str = "sparse_coo_tensor") -> np.
             f"got {nnz} indices and {arr.shape[0]} values"
         )
     dt = _dtypes.as_dtype(dtype, where) if dtype is not None else _dtypes.natural_dtype(arr, from_python, where)
-    out = np.array(arr, dtype=dt, copy=True, order="C")
+    out = converted(arr, dt, where)
     out.flags.writeable = False
     return out
+
+
+def coalesced_flag(is_coalesced, where: str = "sparse_coo_tensor") -> bool:
+    """``is_coalesced`` must be None, True or False (a string such as 'no' is an error, not
+    a truthy claim)."""
+    if is_coalesced is None:
+        return False
+    if not isinstance(is_coalesced, (bool, np.bool_)):
+        raise TypeError(f"{where}: is_coalesced must be a bool or None, got {is_coalesced!r}")
+    return bool(is_coalesced)
 
 
 def index_bounds(indices: np.ndarray, shape: tuple, where: str = "sparse_coo_tensor") -> None:
@@ -148,7 +258,12 @@ def inferred_shape(indices: np.ndarray) -> tuple:
     if indices.min() < 0:
         dim = int(np.argmin(indices.min(axis=1)))
         raise IndexError(f"sparse_coo_tensor: found negative index {indices[dim].min()} for dim {dim}")
-    return (int(indices[0].max()) + 1, int(indices[1].max()) + 1)
+    shape = (int(indices[0].max()) + 1, int(indices[1].max()) + 1)
+    for dim, n in enumerate(shape):
+        if n > INT64_MAX:
+            raise IndexError(f"sparse_coo_tensor: index {n - 1} for dim {dim} leaves no size that fits "
+                             f"in int64 (the largest size is {INT64_MAX}); give size= explicitly")
+    return shape
 
 
 def coalesced_claim(indices: np.ndarray, where: str = "sparse_coo_tensor") -> None:
@@ -178,7 +293,8 @@ def _operand(t, name: str, where: str):
     if not isinstance(t, _tensor_types()):
         raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
     if t.ndim != 2:
-        raise ValueError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape {tuple(t.shape)}")
+        raise ArgumentError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape "
+                            f"{tuple(t.shape)}")
     return t
 
 
@@ -187,8 +303,8 @@ def _same_dtype(pairs, where: str):
     for name, t in rest:
         if t.dtype != first.dtype:
             raise DTypeError(
-                f"{where}: {first_name} dtype {first.dtype.name} does not match {name} dtype "
-                f"{t.dtype.name}; sparse_ref does not promote dtypes, so give both the same dtype"
+                f"{where}: {first_name} dtype {_dtypes.describe(first.dtype)} does not match {name} "
+                f"dtype {_dtypes.describe(t.dtype)}; sparse_ref does not promote dtypes, so give both the same dtype"
             )
 
 
@@ -202,10 +318,10 @@ def _shapes_multiply(mat1, mat2, where: str):
 
 def reduce_arg(reduce, dtype, where: str) -> str:
     if reduce == "prod":
-        raise ValueError(f"{where}: reduce='prod' is not supported (torch.sparse.mm rejects it too); "
+        raise ArgumentError(f"{where}: reduce='prod' is not supported (torch.sparse.mm rejects it too); "
                          "use 'sum', 'mean', 'amax' or 'amin'")
     if not isinstance(reduce, (str, type(None))) or reduce not in REDUCE_ALIASES:
-        raise ValueError(f"{where}: reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+        raise ArgumentError(f"{where}: reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     op = REDUCE_ALIASES[reduce]
     if op in ("amax", "amin") and dtype.kind == "c":
         raise TypeError(f"{where}: reduce='{op}' needs ordered values; complex dtype {dtype.name} has no order")
@@ -223,7 +339,7 @@ def mm_operands(mat1, mat2, reduce, where: str = "mm") -> str:
     _shapes_multiply(mat1, mat2, where)
     _same_dtype([("mat1", mat1), ("mat2", mat2)], where)
     if reduce is not None and not (isinstance(mat1, SparseTensor) and not isinstance(mat2, SparseTensor)):
-        raise ValueError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
+        raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
                          f"{mat1.layout!r} and {mat2.layout!r}")
     if isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor) and mat1.dtype.kind not in FLOATING:
         raise TypeError(f"{where}: sparse x sparse needs float32, float64, complex64 or complex128, "
@@ -236,19 +352,28 @@ def _scalar(x, name: str, dtype, where: str):
         raise TypeError(f"{where}: {name} must be a number, got {type(x).__name__}")
     if isinstance(x, (complex, np.complexfloating)) and dtype.kind != "c":
         raise TypeError(f"{where}: a complex {name} needs complex operands, got {dtype.name}")
-    if isinstance(x, (float, np.floating)) and dtype.kind in "iu" and x != int(x):
-        raise TypeError(f"{where}: a fractional {name} needs floating operands, got {dtype.name}")
+    if dtype.kind in "iu" and isinstance(x, (float, np.floating)):
+        if not np.isfinite(x):
+            raise TypeError(f"{where}: {name}={x} has no integer value; integer operands "
+                            f"({dtype.name}) need a whole-number {name}")
+        if x != int(x):
+            raise TypeError(f"{where}: a fractional {name} needs floating operands, got {dtype.name}")
+    if dtype.kind in "iu" and isinstance(x, (int, float, np.integer, np.floating)):
+        info = np.iinfo(dtype)
+        if not info.min <= int(x) <= info.max:
+            raise ConversionError(f"{where}: {name}={x} does not fit in the operands' dtype "
+                                  f"{dtype.name} (range {info.min} .. {info.max})")
 
 
 def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:
     SparseTensor, Tensor = _tensor_types()
 
     if not isinstance(mat1, SparseTensor):
-        raise TypeError(f"{where}: mat1 must be a sparse matrix, got {type(mat1).__name__}")
+        raise ArgumentTypeError(f"{where}: mat1 must be a sparse matrix, got {type(mat1).__name__}")
     if not isinstance(mat2, Tensor):
-        raise TypeError(f"{where}: mat2 must be a dense Tensor, got {type(mat2).__name__}")
+        raise ArgumentTypeError(f"{where}: mat2 must be a dense Tensor, got {type(mat2).__name__}")
     if not isinstance(mat, Tensor):
-        raise TypeError(f"{where}: mat must be a dense Tensor, got {type(mat).__name__}")
+        raise ArgumentTypeError(f"{where}: mat must be a dense Tensor, got {type(mat).__name__}")
     _operand(mat1, "mat1", where)
     _operand(mat2, "mat2", where)
     _shapes_multiply(mat1, mat2, where)
@@ -259,7 +384,7 @@ def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:
     except ValueError:
         shape = None
     if shape != out_shape:
-        raise ValueError(f"{where}: mat of shape {tuple(mat.shape)} does not broadcast to the "
+        raise ArgumentError(f"{where}: mat of shape {tuple(mat.shape)} does not broadcast to the "
                          f"product's shape {out_shape}")
     _scalar(beta, "beta", mat1.dtype, where)
     _scalar(alpha, "alpha", mat1.dtype, where)
@@ -269,15 +394,16 @@ def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled
     SparseTensor, Tensor = _tensor_types()
 
     if not isinstance(input, SparseTensor):
-        raise TypeError(f"{where}: input must be a sparse matrix (its pattern is sampled), "
+        raise ArgumentTypeError(f"{where}: input must be a sparse matrix (its pattern is sampled), "
                         f"got {type(input).__name__}")
     for name, t in (("mat1", mat1), ("mat2", mat2)):
         if not isinstance(t, Tensor):
-            raise TypeError(f"{where}: {name} must be a dense Tensor, got {type(t).__name__}")
+            raise ArgumentTypeError(f"{where}: {name} must be a dense Tensor (strided layout), got "
+                                    f"{type(t).__name__}")
         _operand(t, name, where)
     _shapes_multiply(mat1, mat2, where)
     if input.shape != (mat1.shape[0], mat2.shape[1]):
-        raise ValueError(f"{where}: input of shape {input.shape} does not match the product's shape "
+        raise ShapeError(f"{where}: input of shape {input.shape} does not match the product's shape "
                          f"({mat1.shape[0]}, {mat2.shape[1]})")
     _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
     if input.dtype.kind not in FLOATING:
@@ -289,7 +415,8 @@ def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled
 # -- CSR ----------------------------------------------------------------------------------
 
 def _index_vector(data, name: str, where: str) -> np.ndarray:
-    """A 1-D int64 array; int64 C-contiguous input is used as it is (no copy)."""
+    """A private, read-only 1-D int64 copy: the tensor owns its index arrays, so no later
+    change to the caller's array can send a kernel out of bounds."""
     arr, from_python = _as_array(data, where)
     if from_python and arr.size == 0:
         arr = arr.astype(np.int64)
@@ -299,7 +426,9 @@ def _index_vector(data, name: str, where: str) -> np.ndarray:
         raise ValueError(f"{where}: {EXPECTED_2D}: {name} must be 1-D, got shape {arr.shape}")
     if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise IndexError(f"{where}: {name} holds {arr.max()}, which does not fit in int64")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    out = np.array(arr, dtype=np.int64, copy=True, order="C")
+    out.flags.writeable = False
+    return out
 
 
 def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants: bool,
@@ -308,10 +437,9 @@ def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants:
     crow = _index_vector(crow_indices, "crow_indices", where)
     col = _index_vector(col_indices, "col_indices", where)
     nnz = col.shape[0]
-    val = coo_values(values, nnz, dtype, where) if not (
-        isinstance(values, np.ndarray) and values.ndim == 1 and values.flags.c_contiguous
-        and values.shape[0] == nnz and dtype is None and values.dtype in _dtypes.SUPPORTED
-    ) else values
+    val = shared_values(values, dtype, where) if isinstance(values, np.ndarray) else None
+    if val is None or val.shape[0] != nnz:
+        val = coo_values(values, nnz, dtype, where)
     if crow.shape[0] == 0:
         raise ValueError(f"{where}: crow_indices must have nrows + 1 entries (at least 1), got 0")
     if crow[0] != 0:

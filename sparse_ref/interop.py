@@ -24,9 +24,15 @@ def _require(name: str, purpose: str):
 def from_scipy(matrix) -> SparseTensor:
     """A sparse tensor from any ``scipy.sparse`` matrix or array (indices are checked).
 
-    CSR gives a ``SparseCsrTensor`` (SciPy's int64 index arrays and values are shared, not
-    copied; duplicates are summed first if SciPy has any); every other format gives a COO
-    tensor, coalesced when SciPy's is in canonical form.
+    CSR gives a ``SparseCsrTensor`` (duplicates are summed first if SciPy has any); every
+    other format gives a COO tensor, coalesced when SciPy's is in canonical form. SciPy's
+    ``has_canonical_format`` flag is verified, never trusted (it goes stale when SciPy's
+    arrays are edited).
+
+    Ownership: the index arrays are copied (the tensor owns them, so no later change to
+    the SciPy matrix -- ``m.indices[0] = ...``, ``m.eliminate_zeros()`` -- can reach a
+    kernel); CSR values are shared with ``m.data`` as torch's ``from_numpy`` shares, so a
+    later change to them shows up as a change of values, never as a crash.
 
     Examples
     --------
@@ -39,10 +45,14 @@ def from_scipy(matrix) -> SparseTensor:
     if not sp.issparse(matrix):
         raise TypeError(f"from_scipy: expected a scipy.sparse matrix or array, got {type(matrix).__name__}")
     if matrix.format == "csr":
-        if not matrix.has_canonical_format:
-            matrix = matrix.copy()
-            matrix.sum_duplicates()  # sorted, unique columns in every row
-        # int64 index arrays are shared, not copied (the invariants are still checked)
+        if matrix.has_canonical_format:
+            try:  # the invariants are checked, so a stale flag is caught here
+                return sparse_csr_tensor(matrix.indptr, matrix.indices, matrix.data, matrix.shape)
+            except ValueError:
+                pass
+        matrix = matrix.copy()
+        matrix.has_canonical_format = False  # make SciPy really sort and sum
+        matrix.sum_duplicates()  # sorted, unique columns in every row
         return sparse_csr_tensor(matrix.indptr, matrix.indices, matrix.data, matrix.shape)
     coo = matrix.tocoo()
     canonical = bool(getattr(coo, "has_canonical_format", False))

@@ -43,22 +43,25 @@ def test_conversions_round_trip(rng):
     assert same_bits(d.to_sparse_csr().to_dense().numpy(), d.numpy())
 
 
-def test_int64_arrays_are_used_without_a_copy_and_inputs_stay_writable():
+def test_index_arrays_are_owned_values_shared_and_inputs_stay_writable():
     crow, col, val = np.array([0, 1, 2]), np.array([1, 0]), np.array([5.0, 6.0])
     a = sr.sparse_csr_tensor(crow, col, val, (2, 2))
-    assert np.shares_memory(a.crow_indices().numpy(), crow) and np.shares_memory(a.values().numpy(), val)
+    assert not np.shares_memory(a.crow_indices().numpy(), crow)  # indices: the tensor's own copy
+    assert not np.shares_memory(a.col_indices().numpy(), col)
+    assert np.shares_memory(a.values().numpy(), val)  # values: shared, as torch's from_numpy
     assert crow.flags.writeable and val.flags.writeable  # the caller's arrays are untouched
     with pytest.raises(ValueError, match="read-only"):
         a.values().numpy()[0] = 1.0
 
 
-def test_from_scipy_csr_shares_memory_and_to_scipy_keeps_csr():
+def test_from_scipy_csr_owns_indices_shares_values_and_to_scipy_keeps_csr():
     sp = pytest.importorskip("scipy.sparse")
     m = sp.random_array((30, 20), density=0.2, format="csr", rng=np.random.default_rng(0))
     m.indptr, m.indices = m.indptr.astype(np.int64), m.indices.astype(np.int64)
     a = sr.from_scipy(m)
     assert a.layout is sr.sparse_csr
-    assert np.shares_memory(a.col_indices().numpy(), m.indices) and np.shares_memory(a.values().numpy(), m.data)
+    assert not np.shares_memory(a.col_indices().numpy(), m.indices)
+    assert np.shares_memory(a.values().numpy(), m.data)
     back = sr.to_scipy(a)
     assert back.format == "csr" and same_bits(back.toarray(), m.toarray())
 
