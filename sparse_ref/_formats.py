@@ -11,6 +11,7 @@ to 0..r-1 (``np.unique``), the kernel works on r rows, and the names are restore
 import numpy as np
 
 from sparse_ref._backend import kernel_module
+from sparse_ref._memory import check_fits
 from sparse_ref._threads import effective_n_threads
 
 I64 = np.int64
@@ -28,10 +29,56 @@ def _compress(keys: np.ndarray, n: int):
     return np.ascontiguousarray(ranks, dtype=I64), int(names.shape[0]), names
 
 
+# Above this many entries, coalesce works on blocks of rows of about this size, one kernel
+# call each, so that Python gets control (and answers Ctrl-C) between them.
+COALESCE_BLOCK = 1 << 23
+
+
 def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
     """Coalesce COO arrays. Returns ``(indices, val, pos)``: indices (2, nnz_out) whose two
     rows are each contiguous, and, if ``with_pos``, ``pos[p]`` = the coalesced position of
-    stored entry p (else None)."""
+    stored entry p (else None).
+
+    Large inputs are cut into blocks of whole rows first (a stable partition, so every
+    row keeps its storage order and the sums are the same bits); each block is one kernel
+    call, and Ctrl-C stops the work between two of them."""
+    if row.shape[0] > 2 * COALESCE_BLOCK and nrows > 1:
+        return _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos)
+    return _coalesce(row, col, val, nrows, n_threads, with_pos)
+
+
+def _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos):
+    nnz = row.shape[0]
+    shift = max(int(nrows - 1).bit_length() - 16, 0)  # at most 65536 bins of rows
+    bins = np.bincount(row >> shift)
+    # consecutive bins make a block of about COALESCE_BLOCK entries (a bin is never split)
+    block_of_bin = np.maximum(np.cumsum(bins) - 1, 0) // COALESCE_BLOCK
+    block_of_bin = np.minimum(block_of_bin, 255).astype(np.uint8)
+    block = block_of_bin[row >> shift]
+    order = np.argsort(block, kind="stable")  # a radix sort for uint8 keys: O(nnz)
+    sizes = np.bincount(block, minlength=int(block_of_bin[-1]) + 1)
+    first_bin = np.searchsorted(block_of_bin, np.arange(sizes.shape[0]), side="left")
+    parts, pos = [], (np.empty(nnz, dtype=I64) if with_pos else None)
+    start = done = 0
+    for b, size in enumerate(sizes.tolist()):
+        if size == 0:
+            continue
+        take = order[start:start + size]
+        lo = int(first_bin[b]) << shift
+        hi = min((int(first_bin[b + 1]) << shift) if b + 1 < sizes.shape[0] else nrows, nrows)
+        idx, v, p = _coalesce(row[take] - lo, col[take], val[take], hi - lo, n_threads, with_pos)
+        idx[0] += lo
+        if with_pos:
+            pos[take] = p + done
+        parts.append((idx, v))
+        start += size
+        done += v.shape[0]
+    indices = np.concatenate([i for i, _ in parts], axis=1) if parts else np.empty((2, 0), dtype=I64)
+    values = np.concatenate([v for _, v in parts]) if parts else np.empty(0, dtype=val.dtype)
+    return indices, values, pos
+
+
+def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
     nnz = row.shape[0]
     rows, r, names = _compress(row, nrows)
     nt = effective_n_threads(n_threads, work=nnz)
@@ -51,11 +98,11 @@ def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
 
 def coo_to_csr(row, nrows: int, n_threads=None) -> np.ndarray:
     """Row pointers of a row-sorted COO matrix (nrows + 1 of them)."""
-    if nrows + 1 > np.iinfo(np.intp).max // 8 or nrows > 2 * row.shape[0] + (1 << 27):
-        raise MemoryError(
-            f"CSR needs nrows + 1 = {nrows + 1} row pointers, too many to allocate for a "
-            f"matrix with {row.shape[0]} stored entries; keep it in COO"
-        )
+    if nrows + 1 > np.iinfo(np.intp).max // 8:
+        raise MemoryError(f"CSR needs nrows + 1 = {nrows + 1} row pointers, more than an array can hold; "
+                          "keep the matrix in COO")
+    check_fits((nrows + 1) * 8, f"CSR of a matrix with {nrows} rows and {row.shape[0]} stored entries "
+                                f"({nrows + 1} row pointers)")
     out_crow = np.empty(nrows + 1, dtype=I64)
     kernel_module("convert").coo_to_csr(row, nrows, out_crow, effective_n_threads(n_threads, work=row.shape[0]))
     return out_crow

@@ -6,6 +6,7 @@ import numpy as np
 
 from sparse_ref._backend import kernel_module
 from sparse_ref._formats import _compress
+from sparse_ref._memory import check_fits
 from sparse_ref._threads import effective_n_threads
 
 I64 = np.int64
@@ -30,27 +31,109 @@ def spmm_reduce(crow, col, val, b, reduce, n_threads=None):
     return out, (arg if reduce in ("amax", "amin") else None)
 
 
-def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None):
+# A kernel call does at most about this many products, so that a long SpGEMM returns to
+# Python (which then answers Ctrl-C) a few times a second; small products are one call.
+CHUNK_WORK = 1 << 24
+
+
+def spgemm_bounds(a_crow, a_col, b_crow):
+    """Bounds on nnz(A @ B) in O(nnz(A)), before any pass over the products.
+
+    Returns ``(lower, upper, flops_per_row)``: row i of C has at least as many entries as
+    the longest row of B that row i of A reaches, and at most as many as its products
+    (``flops_per_row[i]``, the sum of those rows' lengths); ``lower`` and ``upper`` are
+    the sums over rows.
+    """
+    b_len = np.diff(b_crow)
+    per_entry = b_len[a_col]
+    ends = np.concatenate([[0], np.cumsum(per_entry, dtype=I64)])
+    flops = ends[a_crow[1:]] - ends[a_crow[:-1]]
+    longest = np.zeros(a_crow.shape[0] - 1, dtype=I64)
+    starts = a_crow[:-1]
+    nonempty = np.diff(a_crow) > 0
+    if per_entry.shape[0]:
+        longest[nonempty] = np.maximum.reduceat(per_entry, starts[nonempty])
+    return int(longest.sum()), int(ends[-1]), flops
+
+
+def _chunks(flops, extra_per_chunk: int):
+    """Row ranges ``(r0, r1)`` of about CHUNK_WORK products each (whole rows)."""
+    nrows = flops.shape[0]
+    target = max(CHUNK_WORK, 8 * extra_per_chunk)
+    cum = np.cumsum(flops)
+    total = int(cum[-1]) if nrows else 0
+    if total <= target:
+        return [(0, nrows)]
+    cuts = np.searchsorted(cum, np.arange(target, total, target), side="left") + 1
+    edges = np.unique(np.concatenate([[0], cuts, [nrows]]))
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def _entry_bytes(dtype) -> int:
+    return 2 * 8 + np.dtype(dtype).itemsize  # a COO entry: row, column, value
+
+
+def _refuse(nnz: int, dtype, max_nnz, what: str) -> None:
+    if max_nnz is not None and nnz > max_nnz:
+        raise MemoryError(f"sparse x sparse: the product has {what} {nnz} stored entries, more than "
+                          f"max_nnz={max_nnz}")
+    check_fits(nnz * _entry_bytes(dtype), f"sparse x sparse: the product's {what} {nnz} stored entries")
+
+
+def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads=None):
+    """Row pointers of ``C = A @ B`` (the exact count), in chunks that Ctrl-C can stop."""
+    k = kernel_module("spgemm")
+    nrows = a_crow.shape[0] - 1
+    nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
+    crow = np.zeros(nrows + 1, dtype=I64)
+    for r0, r1 in _chunks(flops, ncols * nt):
+        part = np.empty(r1 - r0 + 1, dtype=I64)
+        k.spgemm_symbolic(a_crow[r0:r1 + 1], a_col, b_crow, b_col, ncols, part, nt)
+        crow[r0 + 1:r1 + 1] = part[1:] + crow[r0]
+    return crow
+
+
+def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, max_nnz=None):
     """``C = A @ B`` for CSR arrays; returns C's COO ``(indices, val)`` (rows sorted, then
     columns) and its row pointers. The column array is written straight into the second
     row of ``indices``, so the output is allocated once, at its exact size.
+
+    Fail fast: the bounds of :func:`spgemm_bounds` come first; an output whose lower
+    bound cannot fit in memory (or exceeds ``max_nnz``) is refused in O(nnz(A)), before
+    any pass over the products. Otherwise both passes run in chunks of whole rows, so
+    Ctrl-C stops them within a fraction of a second, and the exact count is checked
+    against memory before the output is allocated.
 
     The kernels keep one slot per column of B and thread: with very many columns, the
     columns that occur are numbered first (order-preserving) and named back after."""
     k = kernel_module("spgemm")
     nrows = a_crow.shape[0] - 1
+    lower, upper, flops = spgemm_bounds(a_crow, a_col, b_crow)
+    _refuse(lower, a_val.dtype, max_nnz, "at least")
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
     b_col, ncols, names = _compress(b_col, ncols)
-    crow = np.empty(nrows + 1, dtype=I64)
-    k.spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, crow, nt)
+    crow = spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, nt)
     nnz = int(crow[nrows])
+    if nnz > lower:
+        _refuse(nnz, a_val.dtype, max_nnz, "exactly")
     indices = np.empty((2, nnz), dtype=I64)
     out_val = np.empty(nnz, dtype=a_val.dtype)
-    k.spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, indices[1], out_val, nt)
+    for r0, r1 in _chunks(flops, ncols * nt):
+        k.spgemm_numeric(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols,
+                         crow[r0:r1 + 1], indices[1], out_val, nt)
     kernel_module("convert").csr_to_coo(crow, indices[0], nt)
     if names is not None:
         indices[1] = names[indices[1]]
     return indices, out_val, crow
+
+
+def spgemm_nnz(a_crow, a_col, b_crow, b_col, ncols, n_threads=None) -> int:
+    """nnz(A @ B), exactly, without computing a value (the symbolic pass alone)."""
+    lower, upper, flops = spgemm_bounds(a_crow, a_col, b_crow)
+    if lower == upper:
+        return upper
+    b_col, ncols, _ = _compress(b_col, ncols)
+    return int(spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads)[-1])
 
 
 def sddmm(row, col, x, y, n_threads=None):

@@ -5,6 +5,11 @@ default (``OMP_NUM_THREADS`` or the core count) and changes with :func:`set_num_
 Negative numbers count back from the core count as in scikit-learn (-1 = all cores,
 -2 = all but one); 0 is an error. Without OpenMP every kernel runs on one thread.
 Small inputs run serial whatever the setting: starting threads costs more than it saves.
+
+Every count is capped at the CPUs this process may run on (its affinity mask): more
+threads than that only wait for each other, and an OpenMP runtime that cannot create the
+threads it was asked for (under an address-space limit, say) ends the process instead of
+raising, so sparse_ref never asks for more.
 """
 
 import os
@@ -49,11 +54,13 @@ def openmp_enabled() -> bool:
 
 
 def _default_threads() -> int:
-    return max(int(_helpers().max_threads()), 1)
+    return min(max(int(_helpers().max_threads()), 1), _cores())
 
 
 def set_num_threads(n: int) -> None:
     """Set the number of threads the kernels use when a call does not say (like torch's).
+
+    A count above the CPUs this process may use is lowered to that number.
 
     Examples
     --------
@@ -106,4 +113,4 @@ def effective_n_threads(n_threads=None, work: int | None = None) -> int:
         n = _check_count(n_threads, "n_threads")
         if n < 0:
             n = max(_cores() + 1 + n, 1)
-    return n if openmp_enabled() else 1
+    return min(n, _cores()) if openmp_enabled() else 1

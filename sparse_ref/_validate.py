@@ -347,6 +347,16 @@ def mm_operands(mat1, mat2, reduce, where: str = "mm") -> str:
     return reduce_arg(reduce, mat1.dtype, where)
 
 
+def max_nnz_arg(max_nnz, both_sparse: bool, where: str):
+    if max_nnz is None:
+        return None
+    if not both_sparse:
+        raise ArgumentError(f"{where}: max_nnz is for a product of two sparse operands")
+    if isinstance(max_nnz, bool) or not isinstance(max_nnz, (int, np.integer)) or max_nnz < 0:
+        raise TypeError(f"{where}: max_nnz must be a non-negative int, got {max_nnz!r}")
+    return int(max_nnz)
+
+
 def _scalar(x, name: str, dtype, where: str):
     if isinstance(x, bool) or not isinstance(x, (int, float, complex, np.number)):
         raise TypeError(f"{where}: {name} must be a number, got {type(x).__name__}")

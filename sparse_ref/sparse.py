@@ -24,15 +24,16 @@ forward and backward stand side by side.
 
 from __future__ import annotations
 
-from sparse_ref import _validate
+from sparse_ref import _products, _validate
 from sparse_ref._tensor import SparseTensor
+from sparse_ref.autograd.engine import no_grad
 from sparse_ref.autograd import sparse_ops as ops
 from sparse_ref.autograd.dense_ops import MatMul
 
-__all__ = ["addmm", "mm", "sampled_addmm"]
+__all__ = ["addmm", "mm", "sampled_addmm", "spgemm_nnz"]
 
 
-def mm(mat1, mat2, reduce: str | None = None):
+def mm(mat1, mat2, reduce: str | None = None, *, max_nnz: int | None = None):
     """Matrix product of two 2-D tensors, at least one of them sparse, like ``torch.sparse.mm``.
 
     Parameters
@@ -44,6 +45,11 @@ def mm(mat1, mat2, reduce: str | None = None):
         ``mat1[i, k] * mat2[k, j]`` over the stored entries of row i instead of summing
         them. ``"max"``/``"min"`` are aliases. Explicit zeros take part, empty rows give 0,
         NaN propagates, and among equal values the first stored entry wins.
+    max_nnz : int, optional
+        Only for two sparse operands: refuse (MemoryError) a product with more stored
+        entries than this. Whatever it says, a product that cannot fit in the memory this
+        process can still allocate is refused before any work, with the sizes named (see
+        :func:`spgemm_nnz`).
 
     Returns
     -------
@@ -65,15 +71,53 @@ def mm(mat1, mat2, reduce: str | None = None):
             [ 3.,  6.]])
     """
     reduce = _validate.mm_operands(mat1, mat2, reduce, "mm")
-    if isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor):
-        if _huge(mat1.shape[0], mat1._nnz()) or _huge(mat1.shape[1], mat1._nnz() + mat2._nnz()):
-            return ops.huge_sparse_sparse(mat1, mat2)  # rows*cols beyond row pointers: renamed
-        return ops.SparseSparseMm.apply(mat1, mat2)
+    both_sparse = isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor)
+    max_nnz = _validate.max_nnz_arg(max_nnz, both_sparse, "mm")
+    if both_sparse:
+        if _needs_relabel(mat1, mat2):
+            return ops.huge_sparse_sparse(mat1, mat2, max_nnz)  # rows*cols beyond row pointers: renamed
+        return ops.SparseSparseMm.apply(mat1, mat2, max_nnz)
     if isinstance(mat1, SparseTensor):
         return ops.SparseMm.apply(mat1, mat2, reduce)
     if isinstance(mat2, SparseTensor):
         return ops.DenseSparseMm.apply(mat1, mat2)
     return MatMul.apply(mat1, mat2)
+
+
+def spgemm_nnz(mat1, mat2) -> int:
+    """The number of stored entries of ``mm(mat1, mat2)`` for two sparse operands, counted
+    exactly without computing a value (Gustavson's symbolic pass alone).
+
+    Two bounds come first, in O(nnz(mat1)): each row of the product holds at least as many
+    entries as the longest row of mat2 that it reaches, and at most its number of products.
+    When they agree, that is the answer; otherwise the count runs in chunks of rows that
+    Ctrl-C can stop. Use it to size work before you commit to it; ``mm(..., max_nnz=n)``
+    refuses a product with more than n entries.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> col = sr.sparse_coo_tensor([[0, 1, 2], [0, 0, 0]], [1., 1., 1.], (3, 1))
+    >>> row = sr.sparse_coo_tensor([[0, 0], [0, 2]], [1., 1.], (1, 3))
+    >>> sr.sparse.spgemm_nnz(col, row)   # the outer product: 3 x 2 entries
+    6
+    >>> sr.sparse.spgemm_nnz(row, col)   # the inner product: 1 entry
+    1
+    """
+    _validate.mm_operands(mat1, mat2, None, "spgemm_nnz")
+    if not (isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor)):
+        raise _validate.ArgumentTypeError(
+            f"spgemm_nnz: needs two sparse operands, got {mat1.layout!r} and {mat2.layout!r}")
+    with no_grad():
+        if _needs_relabel(mat1, mat2):
+            mat1, mat2, _ = ops.relabeled_operands(mat1, mat2)
+        a_crow, a_col, _ = mat1._csr()
+        b_crow, b_col, _ = mat2._csr()
+    return _products.spgemm_nnz(a_crow, a_col, b_crow, b_col, mat2.shape[1])
+
+
+def _needs_relabel(mat1, mat2) -> bool:
+    return _huge(mat1.shape[0], mat1._nnz()) or _huge(mat1.shape[1], mat1._nnz() + mat2._nnz())
 
 
 def _huge(n: int, nnz: int) -> bool:

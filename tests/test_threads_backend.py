@@ -34,12 +34,14 @@ def test_backend_comes_from_the_environment(tmp_path):
 
 
 def test_set_num_threads_round_trips():
+    from sparse_ref._threads import _cores
+
     old = sr.get_num_threads()
     try:
         sr.set_num_threads(1)
         assert sr.get_num_threads() == 1
         sr.set_num_threads(3)
-        assert sr.get_num_threads() == (3 if sr.openmp_enabled() else 1)
+        assert sr.get_num_threads() == (min(3, _cores()) if sr.openmp_enabled() else 1)
     finally:
         sr.set_num_threads(old)
 
@@ -53,7 +55,9 @@ def test_thread_policy():
         assert effective_n_threads(-1) == n_cpu
         assert effective_n_threads(None, work=SERIAL_BELOW - 1) == 1
         assert effective_n_threads(None, work=SERIAL_BELOW) == sr.get_num_threads()
-        assert effective_n_threads(4, work=10) == 4  # an explicit count is honoured
+        assert effective_n_threads(2, work=10) == min(2, n_cpu)  # an explicit count is honoured
+        assert effective_n_threads(n_cpu + 3) == n_cpu  # ... up to the CPUs we may use
+        assert effective_n_threads(1000) == n_cpu
     else:
         assert effective_n_threads(4) == 1
     with pytest.raises(ValueError, match="must not be 0"):

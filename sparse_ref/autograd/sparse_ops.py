@@ -166,11 +166,12 @@ class SparseSparseMm(Function):
 
     _name = "SparseSparseMatmulBackward0"
 
-    def forward(self, a, b):
+    def forward(self, a, b, max_nnz=None):
         SparseTensor, _ = _types()
         a_crow, a_col, a_val = a._csr()
         b_crow, b_col, b_val = b._csr()
-        indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1])
+        indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1],
+                                              max_nnz=max_nnz)
         shape = (a.shape[0], b.shape[1])
         if a.is_sparse_csr and b.is_sparse_csr:  # CSR @ CSR -> CSR, like torch
             from sparse_ref._tensor import SparseCsrTensor
@@ -203,7 +204,7 @@ class SparseSparseMm(Function):
                 cols = np.where(found, rank, names.shape[0])
             grad_b = _products.spgemm_masked(rows, cols, at_crow, at_col, conj(at_val),
                                              gt_crow, gt_col, grad[perm])
-        return grad_a, grad_b
+        return grad_a, grad_b, None
 
 
 class Relabel(Function):
@@ -222,10 +223,9 @@ class Relabel(Function):
         return grad, None, None, None
 
 
-def huge_sparse_sparse(a, b):
-    """``A @ B`` when A's row count or the shared dimension is far larger than nnz (say
-    2**40): number the rows of A, and the shared indices, that occur; multiply the small
-    matrices; name the rows back. Differentiable through ``Relabel``."""
+def relabeled_operands(a, b):
+    """``(a_small, b_small, row_names)``: A and B with the rows of A, and the shared
+    indices, that occur numbered 0, 1, ... (differentiable through ``Relabel``)."""
     a_row, a_col = _pattern(a)
     b_row, b_col = _pattern(b)
     row_names, a_rows = np.unique(a_row, return_inverse=True)
@@ -233,7 +233,15 @@ def huge_sparse_sparse(a, b):
     a_small = Relabel.apply(a, a_rows.astype(np.int64), np.searchsorted(shared, a_col),
                             (row_names.shape[0], shared.shape[0]))
     b_small = Relabel.apply(b, np.searchsorted(shared, b_row), b_col, (shared.shape[0], b.shape[1]))
-    c_small = SparseSparseMm.apply(a_small, b_small)
+    return a_small, b_small, row_names
+
+
+def huge_sparse_sparse(a, b, max_nnz=None):
+    """``A @ B`` when A's row count or the shared dimension is far larger than nnz (say
+    2**40): number the rows of A, and the shared indices, that occur; multiply the small
+    matrices; name the rows back. Differentiable through ``Relabel``."""
+    a_small, b_small, row_names = relabeled_operands(a, b)
+    c_small = SparseSparseMm.apply(a_small, b_small, max_nnz)
     rows, cols = c_small._idx
     return Relabel.apply(c_small, row_names[rows], cols, (a.shape[0], b.shape[1]))
 
@@ -430,7 +438,11 @@ class SparseTranspose(Function):
         return SparseTensor._make(s._idx[::-1], s._val, s.shape[::-1], coalesced=False)
 
     def backward(self, grad):
-        crow, col, _ = self.s._csr()
+        # S's coalesced pattern in CSR form, its rows renamed first when there are far more
+        # rows than entries (2**40, say): the forward took any shape, so backward does too.
+        row, col = _pattern(self.s)
+        rows, nrows, _ = _formats._compress(row, self.s.shape[0])
+        crow = _formats.coo_to_csr(rows, nrows)
         perm = _formats.csr_transpose(crow, col, self.s.shape[1])[2]  # renames huge column counts
         out = np.empty_like(grad)
         out[perm] = grad
