@@ -120,6 +120,12 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     leaves = tuple(_with_data(t, _data(t)).requires_grad_(t.requires_grad) if k in checked else t
                    for k, t in enumerate(inputs))
     out = fn(*leaves)
+    if not isinstance(out, _types()):
+        raise TypeError(f"gradcheck: fn must return one sparse_ref Tensor or SparseTensor, got "
+                        f"{type(out).__name__}; wrap several outputs in separate checks")
+    if not out.requires_grad:
+        raise ValueError("gradcheck: fn's output does not depend on any input that requires grad "
+                         "(was it computed under sr.no_grad(), or from .detach()ed data?)")
     seed_tensor, v = _seed(out, np.random.default_rng(seed))
     pattern = out._coalesced_form()._idx if isinstance(out, _types()[0]) else None
     out.backward(seed_tensor)
