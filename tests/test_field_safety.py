@@ -161,7 +161,7 @@ def _in_threads(*targets):
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(fn,)) for fn in targets]
+    threads = [threading.Thread(target=run, args=(fn,), daemon=True) for fn in targets]
     for t in threads:
         t.start()
     for t in threads:
@@ -171,7 +171,7 @@ def _in_threads(*targets):
 
 
 def test_no_grad_in_one_thread_does_not_stop_another_threads_graph():
-    inside, done = threading.Barrier(2), threading.Barrier(2)
+    inside, done = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
     x = sr.tensor([1.0, 2.0], requires_grad=True)
 
     def quiet():
@@ -190,7 +190,7 @@ def test_no_grad_in_one_thread_does_not_stop_another_threads_graph():
 
 
 def test_overlapping_no_grad_blocks_leave_grad_mode_on():
-    a_in, b_in, a_out = threading.Barrier(2), threading.Barrier(2), threading.Event()
+    a_in, b_in, a_out = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30), threading.Event()
 
     def a():
         with sr.no_grad():
@@ -248,7 +248,7 @@ def test_a_graph_freed_by_one_thread_raises_in_the_next():
 def test_backend_choice_is_per_thread():
     default = sr.get_backend()
     other = "reference" if default == "cython" else "cython"
-    inside, done = threading.Barrier(2), threading.Barrier(2)
+    inside, done = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
     seen = []
 
     def switcher():
