@@ -29,6 +29,16 @@ def manual_seed(seed: int) -> None:
     _generator = np.random.default_rng(seed)
 
 
+def _freeze(arr: np.ndarray) -> None:
+    """Make an index array the tensor owns read-only down to the array that holds its
+    memory, so that nobody can turn writing back on (NumPy allows that on a view whose
+    base is writable): indices reach the kernels, and a changed one could send them out
+    of bounds."""
+    while isinstance(arr, np.ndarray):
+        arr.flags.writeable = False
+        arr = arr.base
+
+
 def _format_array(arr: np.ndarray, prefix: str) -> str:
     if arr.size == 0:
         return "[]" if arr.ndim == 1 else np.array2string(arr, separator=", ")
@@ -140,7 +150,12 @@ class Tensor(_Differentiable):
         return self._exposed()
 
     def _exposed(self) -> np.ndarray:
-        if not (self.requires_grad or getattr(self, "_guarded", False)) or not self._data.flags.writeable:
+        """``_data`` for NumPy: itself when it may be written, else a read-only view of it.
+
+        A view, not ``_data`` itself: NumPy lets anyone turn WRITEABLE back on for an array
+        that owns its memory, but not for a view whose base is read-only. (Reaching past
+        it through ``.base`` is deliberate circumvention, outside the contract.)"""
+        if self._data.flags.writeable and not (self.requires_grad or getattr(self, "_guarded", False)):
             return self._data
         view = self._data.view()
         view.flags.writeable = False
@@ -479,10 +494,9 @@ class SparseTensor(_Differentiable):
         self = object.__new__(cls)
         if indices.dtype != np.int64 or indices.strides[1] != 8:  # each row must be contiguous
             indices = np.ascontiguousarray(indices, dtype=np.int64)
-        indices = indices.view()  # read-only views: the flag never touches an array we were given
-        values = np.ascontiguousarray(values).view()
-        indices.flags.writeable = False
-        values.flags.writeable = False
+        _freeze(indices)  # ours (validated copies or kernel outputs): read-only to the root
+        values = np.ascontiguousarray(values).view()  # values may be the caller's: a read-only
+        values.flags.writeable = False                 # view, their array untouched
         self._idx = indices
         self._val = values
         self._shape = (int(shape[0]), int(shape[1]))
@@ -731,9 +745,10 @@ class SparseCsrTensor(SparseTensor):
                   requires_grad: bool = False) -> "SparseCsrTensor":
         """Wrap CSR arrays that satisfy every invariant (no checks)."""
         self = object.__new__(cls)
-        crow, col, values = (a.view() for a in (crow, col, values))  # our views are read-only,
-        for a in (crow, col, values):                                # the caller's arrays untouched
-            a.flags.writeable = False
+        _freeze(crow)  # index arrays are ours (validated copies or kernel outputs)
+        _freeze(col)
+        values = values.view()  # values may be shared with the caller: a read-only view
+        values.flags.writeable = False
         self._crow, self._col, self._val = crow, col, values
         self._shape = (int(shape[0]), int(shape[1]))
         self._coalesced = True

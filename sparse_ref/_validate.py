@@ -441,6 +441,18 @@ def _index_vector(data, name: str, where: str) -> np.ndarray:
     return out
 
 
+def unsorted_position(crow: np.ndarray, col: np.ndarray):
+    """The first position q whose column is not above the previous one in its row (a CSR
+    matrix that is not sorted and unique), or None. ``crow`` must be valid already."""
+    nnz = col.shape[0]
+    if nnz <= 1:
+        return None
+    starts = np.zeros(nnz, dtype=bool)
+    starts[crow[:-1][crow[:-1] < nnz]] = True
+    bad = ~starts[1:] & (np.diff(col) <= 0)
+    return int(np.argmax(bad)) + 1 if bad.any() else None
+
+
 def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants: bool,
                where: str = "sparse_csr_tensor"):
     """Checked ``(crow, col, values, shape)`` of a CSR matrix (see ``sparse_csr_tensor``)."""
@@ -475,16 +487,13 @@ def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants:
             raise IndexError(f"{where}: found negative column index {col.min()}")
         if col.max() >= shape[1]:
             raise IndexError(f"{where}: column index {col.max()} is out of range for {shape[1]} columns")
-    if check_invariants and nnz > 1:
-        starts = np.zeros(nnz, dtype=bool)
-        starts[crow[:-1][crow[:-1] < nnz]] = True
-        bad = ~starts[1:] & (np.diff(col) <= 0)
-        if bad.any():
-            q = int(np.argmax(bad)) + 1
-            row = int(np.searchsorted(crow, q, side="right")) - 1
+    if check_invariants:
+        bad = unsorted_position(crow, col)
+        if bad is not None:
+            row = int(np.searchsorted(crow, bad, side="right")) - 1
             raise ValueError(
                 f"{where}: col_indices must be sorted and unique within each row: row {row} has "
-                f"column {col[q]} after column {col[q - 1]} (check_invariants=False is only for "
+                f"column {col[bad]} after column {col[bad - 1]} (check_invariants=False is only for "
                 "input you vouch for)"
             )
     return crow, col, val, shape

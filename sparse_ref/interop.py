@@ -7,6 +7,7 @@ import importlib
 
 import numpy as np
 
+from sparse_ref import _validate
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor, sparse_coo_tensor, sparse_csr_tensor, tensor
 
 
@@ -44,19 +45,19 @@ def from_scipy(matrix) -> SparseTensor:
     sp = _require("scipy.sparse", "from_scipy")
     if not sp.issparse(matrix):
         raise TypeError(f"from_scipy: expected a scipy.sparse matrix or array, got {type(matrix).__name__}")
-    if matrix.format == "csr":
-        if matrix.has_canonical_format:
-            try:  # the invariants are checked, so a stale flag is caught here
-                return sparse_csr_tensor(matrix.indptr, matrix.indices, matrix.data, matrix.shape)
-            except ValueError:
-                pass
-        matrix = matrix.copy()
-        matrix.has_canonical_format = False  # make SciPy really sort and sum
-        matrix.sum_duplicates()  # sorted, unique columns in every row
-        return sparse_csr_tensor(matrix.indptr, matrix.indices, matrix.data, matrix.shape)
-    coo = matrix.tocoo()
+    # SciPy's own methods (copy, sum_duplicates, tocoo) trust the index arrays, and its C++
+    # dies on a corrupted one: every array is checked here, by us, before SciPy touches it.
+    if matrix.format in ("csr", "csc"):
+        return _from_compressed(matrix)
+    if matrix.format == "coo":
+        coo = matrix
+    else:
+        if hasattr(matrix, "check_format"):
+            matrix = matrix.copy()  # check_format may tidy the matrix: never the caller's
+            matrix.check_format(full_check=True)
+        coo = matrix.tocoo()
     canonical = bool(getattr(coo, "has_canonical_format", False))
-    indices = np.stack([np.asarray(coo.row), np.asarray(coo.col)])
+    indices = np.stack([np.asarray(coo.row), np.asarray(coo.col)]) if coo.nnz else np.zeros((2, 0), np.int64)
     # SciPy's canonical flag can go stale if its arrays are edited: verify it, don't trust it
     if canonical:
         try:
@@ -64,6 +65,21 @@ def from_scipy(matrix) -> SparseTensor:
         except ValueError:
             pass  # not sorted and unique after all: keep it as an uncoalesced tensor
     return sparse_coo_tensor(indices, np.asarray(coo.data), coo.shape)
+
+
+def _from_compressed(matrix):
+    """CSR -> SparseCsrTensor, CSC -> COO; the index arrays are checked (and copied) by
+    sparse_ref first, duplicates and unsorted rows summed by sparse_ref's own coalesce."""
+    csc = matrix.format == "csc"
+    shape = matrix.shape[::-1] if csc else matrix.shape  # CSC is the CSR of the transpose
+    ptr, idx, val, shape = _validate.csr_arrays(matrix.indptr, matrix.indices, matrix.data, shape,
+                                                None, check_invariants=False, where="from_scipy")
+    if not csc and _validate.unsorted_position(ptr, idx) is None:
+        return SparseCsrTensor._make_csr(ptr, idx, val, shape)
+    major = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(ptr))
+    indices = np.stack([idx, major]) if csc else np.stack([major, idx])
+    coo = sparse_coo_tensor(indices, val, shape[::-1] if csc else shape)
+    return coo if csc else coo.coalesce().to_sparse_csr()
 
 
 def to_scipy(t: SparseTensor):
