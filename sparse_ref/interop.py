@@ -114,6 +114,8 @@ def from_torch(t):
     >>> sr.from_torch(torch.tensor([[0., 2.]]).to_sparse()).values()
     tensor([2.])
     """
+    if not type(t).__module__.startswith("torch"):  # no torch needed to refuse a non-tensor
+        raise TypeError(f"from_torch: expected a torch.Tensor, got {type(t).__name__}")
     torch = _require("torch", "from_torch")
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"from_torch: expected a torch.Tensor, got {type(t).__name__}")
@@ -141,6 +143,8 @@ def to_torch(t):
     >>> sr.to_torch(sr.tensor([[0., 2.]]).to_sparse()).is_coalesced()
     True
     """
+    if not isinstance(t, (Tensor, SparseTensor)):
+        raise TypeError(f"to_torch: expected a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
     torch = _require("torch", "to_torch")
     if isinstance(t, Tensor):
         return torch.from_numpy(np.array(t._data, copy=True))
