@@ -14,7 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# SPARSE_REF_BENCH_RESULTS sends a run elsewhere (say, a baseline of an older commit)
+RESULTS = Path(os.environ.get("SPARSE_REF_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def timeit(fn, repeat: int = 7, warmup: int = 1) -> dict:
@@ -61,9 +62,20 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def cpu_slug() -> str:
+    """A folder name for this CPU model ("intel-r-xeon-r-processor-2-80ghz")."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", _cpu_model().lower()).strip("-") or "unknown-cpu"
+
+
 def save(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    """Write ``results/<cpu>/<name>.json``: one folder per CPU model, so a run on one
+    machine never overwrites another's. (The files directly in ``results/`` are the first
+    runs, on an AMD EPYC, which the docs' plots read.)"""
+    folder = RESULTS / cpu_slug()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d"), "machine": machine(), **payload}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

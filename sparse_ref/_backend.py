@@ -27,6 +27,15 @@ _default = _check(os.environ.get("SPARSE_REF_BACKEND", "cython") or "cython")
 _context = contextvars.ContextVar("sparse_ref_backend", default=None)  # set by `with`
 
 
+def _enter(name: str):
+    """Switch this context to ``name`` (already checked) for a moment; returns the token
+    for ``_context.reset`` (None when nothing changed). The engine runs each backward on
+    its forward's backend with this."""
+    if (_context.get() or _default) == name:
+        return None
+    return _context.set(name)
+
+
 def get_backend() -> str:
     """The backend the ops use now: ``"cython"`` or ``"reference"``.
 

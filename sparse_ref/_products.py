@@ -36,24 +36,19 @@ def spmm_reduce(crow, col, val, b, reduce, n_threads=None):
 CHUNK_WORK = 1 << 24
 
 
-def spgemm_bounds(a_crow, a_col, b_crow):
+def spgemm_bounds(a_crow, a_col, b_crow, n_threads=None):
     """Bounds on nnz(A @ B) in O(nnz(A)), before any pass over the products.
 
     Returns ``(lower, upper, flops_per_row)``: row i of C has at least as many entries as
     the longest row of B that row i of A reaches, and at most as many as its products
-    (``flops_per_row[i]``, the sum of those rows' lengths); ``lower`` and ``upper`` are
-    the sums over rows.
+    (``flops_per_row[i]``); ``lower`` and ``upper`` are the sums over rows.
     """
-    b_len = np.diff(b_crow)
-    per_entry = b_len[a_col]
-    ends = np.concatenate([[0], np.cumsum(per_entry, dtype=I64)])
-    flops = ends[a_crow[1:]] - ends[a_crow[:-1]]
-    longest = np.zeros(a_crow.shape[0] - 1, dtype=I64)
-    starts = a_crow[:-1]
-    nonempty = np.diff(a_crow) > 0
-    if per_entry.shape[0]:
-        longest[nonempty] = np.maximum.reduceat(per_entry, starts[nonempty])
-    return int(longest.sum()), int(ends[-1]), flops
+    nrows = a_crow.shape[0] - 1
+    flops = np.empty(nrows, dtype=I64)
+    longest = np.empty(nrows, dtype=I64)
+    nt = effective_n_threads(n_threads, work=a_col.shape[0])
+    kernel_module("spgemm").spgemm_bounds(a_crow, a_col, b_crow, flops, longest, nt)
+    return int(longest.sum()), int(flops.sum()), flops
 
 
 def _chunks(flops, extra_per_chunk: int):

@@ -24,12 +24,18 @@ SERIAL_BELOW = 20_000
 MAX_THREADS = 1024
 
 
-def _cores() -> int:
+_cores_seen = None  # read once (every kernel call asks); set_num_threads reads it again
+
+
+def _cores(refresh: bool = False) -> int:
     """The cores this process may run on (its affinity, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    global _cores_seen
+    if _cores_seen is None or refresh:
+        try:
+            _cores_seen = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            _cores_seen = os.cpu_count() or 1
+    return _cores_seen
 
 
 def _helpers():
@@ -73,6 +79,7 @@ def set_num_threads(n: int) -> None:
     """
     global _num_threads
     _num_threads = _check_count(n, "set_num_threads")
+    _cores(refresh=True)  # the affinity may have changed since the last look
 
 
 def get_num_threads() -> int:
@@ -108,7 +115,9 @@ def effective_n_threads(n_threads=None, work: int | None = None) -> int:
     OpenMP the answer is always 1.
     """
     if n_threads is None:
-        n = 1 if work is not None and work < SERIAL_BELOW else get_num_threads()
+        if work is not None and work < SERIAL_BELOW:
+            return 1  # the common case of a small call: no more questions
+        n = get_num_threads()
     else:
         n = _check_count(n_threads, "n_threads")
         if n < 0:

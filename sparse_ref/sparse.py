@@ -72,7 +72,8 @@ def mm(mat1, mat2, reduce: str | None = None, *, max_nnz: int | None = None):
     """
     reduce = _validate.mm_operands(mat1, mat2, reduce, "mm")
     both_sparse = isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor)
-    max_nnz = _validate.max_nnz_arg(max_nnz, both_sparse, "mm")
+    if max_nnz is not None:
+        max_nnz = _validate.max_nnz_arg(max_nnz, both_sparse, "mm")
     if both_sparse:
         if _needs_relabel(mat1, mat2):
             return ops.huge_sparse_sparse(mat1, mat2, max_nnz)  # rows*cols beyond row pointers: renamed

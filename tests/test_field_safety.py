@@ -552,3 +552,22 @@ def test_gradcheck_of_a_function_returning_a_non_tensor_says_so():
 def test_what_torch_raises_as_runtime_error_is_a_runtime_error(call):
     with pytest.raises(RuntimeError):
         call()
+
+
+def test_spgemm_bounds_hold_and_both_paths_agree(rng):
+    from conftest import random_sparse
+
+    from sparse_ref import _products
+
+    for _ in range(5):
+        a = random_sparse(rng, (40, 30), 150)
+        b = random_sparse(rng, (30, 35), 120)
+        a_crow, a_col, _ = a._csr()
+        b_crow, _, _ = b._csr()
+        with sr.use_backend("reference"):
+            ref = _products.spgemm_bounds(a_crow, a_col, b_crow)
+        with sr.use_backend("cython"):
+            fast = _products.spgemm_bounds(a_crow, a_col, b_crow, n_threads=2)
+        assert ref[:2] == fast[:2] and np.array_equal(ref[2], fast[2])
+        lower, upper, _ = fast
+        assert lower <= sr.sparse.mm(a, b)._nnz() <= upper

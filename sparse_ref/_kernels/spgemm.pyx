@@ -15,6 +15,57 @@ from sparse_ref._kernels._sort cimport sort_keys
 from sparse_ref._kernels._types cimport idx_t, value_t
 
 
+def spgemm_bounds(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t[::1] b_crow,
+                  idx_t[::1] out_flops, idx_t[::1] out_longest, int n_threads=1):
+    """Per-row bounds on the size of ``C = A @ B``, from row lengths alone, before any
+    product is formed (how SpGEMM refuses an impossible output in O(nnz(A))).
+
+    Inputs
+    ------
+    a_crow, a_col : int64[nrows + 1], int64[nnz_a]
+        The pattern of A (CSR).
+    b_crow : int64[ncols_a + 1]
+        Row pointers of B.
+
+    Outputs
+    -------
+    out_flops : int64[nrows]
+        ``out_flops[i]`` = the number of products a_ik * b_kj of row i: the sum of the
+        lengths of the rows k of B that row i of A reaches. An upper bound on the entries
+        of row i of C, and the work of row i.
+    out_longest : int64[nrows]
+        ``out_longest[i]`` = the longest of those rows of B (0 for an empty row): a lower
+        bound on the entries of row i of C, since the columns of one row of B are distinct.
+
+    Preconditions
+    -------------
+    Columns of A in ``[0, ncols_a)``.
+
+    Complexity
+    ----------
+    O(nrows + nnz(A)) time, no extra memory.
+
+    Parallelism
+    -----------
+    A ``prange`` over rows of A; each writes its own two outputs.
+    """
+    cdef idx_t nrows = a_crow.shape[0] - 1
+    cdef idx_t i, q, n, flops, longest
+    if nrows <= 0:
+        return
+    with nogil:
+        for i in prange(nrows, schedule="static", num_threads=max(n_threads, 1)):
+            flops = 0
+            longest = 0
+            for q in range(a_crow[i], a_crow[i + 1]):
+                n = b_crow[a_col[q] + 1] - b_crow[a_col[q]]
+                flops = flops + n
+                if n > longest:
+                    longest = n
+            out_flops[i] = flops
+            out_longest[i] = longest
+
+
 cdef inline idx_t count_row(const idx_t* a_col, idx_t start, idx_t end, const idx_t* b_crow,
                             const idx_t* b_col, idx_t i, idx_t* marker) noexcept nogil:
     cdef idx_t q, r, j, k, count = 0

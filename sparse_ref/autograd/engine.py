@@ -192,13 +192,15 @@ class Function:
     def apply(cls, *args):
         fn = cls()
         out = fn.forward(*args)
-        if is_grad_enabled() and any(getattr(a, "requires_grad", False) is True for a in args):
+        if getattr(_state, "enabled", True) and any(getattr(a, "requires_grad", False) is True for a in args):
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
                 fn.inputs = args
                 fn.needs = needs
+                # the versions of the saved dense inputs (sparse tensors have no in-place ops)
                 saved = range(len(args)) if cls.saves is None else cls.saves
-                fn.versions = tuple((p, args[p]._version[0]) for p in saved if _is_tensor(args[p]))
+                fn.versions = [(p, args[p]._version[0]) for p in saved
+                               if getattr(args[p], "is_sparse", True) is False and not args[p].is_sparse_csr]
                 fn.backend = _backend.get_backend()  # backward runs on the forward's kernels
                 out.requires_grad = True
                 out.grad_fn = fn
@@ -374,11 +376,14 @@ def _run_node(fn: Function, grad, retain_graph: bool):
         fn.active = getattr(fn, "active", 0) + 1
         if not retain_graph:
             fn.released = True  # claimed: from now on, any other backward through it raises
+    token = None
     try:
         fn.check_versions()
-        with _backend.use_backend(fn.backend):
-            return fn.backward(grad)
+        token = _backend._enter(fn.backend)
+        return fn.backward(grad)
     finally:
+        if token is not None:
+            _backend._context.reset(token)
         with _graph_lock:
             fn.active -= 1
             if fn.released and fn.active == 0:

@@ -7,6 +7,45 @@ Twin of ``sparse_ref/_kernels/spgemm.pyx``.
 from sparse_ref.reference._arith import mul
 
 
+def spgemm_bounds(a_crow, a_col, b_crow, out_flops, out_longest, n_threads=1):
+    """Per-row bounds on the size of ``C = A @ B``, from row lengths alone, before any
+    product is formed (how SpGEMM refuses an impossible output in O(nnz(A))).
+
+    Inputs
+    ------
+    a_crow, a_col : int64[nrows + 1], int64[nnz_a]
+        The pattern of A (CSR).
+    b_crow : int64[ncols_a + 1]
+        Row pointers of B.
+
+    Outputs
+    -------
+    out_flops : int64[nrows]
+        ``out_flops[i]`` = the number of products a_ik * b_kj of row i: the sum of the
+        lengths of the rows k of B that row i of A reaches. An upper bound on the entries
+        of row i of C, and the work of row i.
+    out_longest : int64[nrows]
+        ``out_longest[i]`` = the longest of those rows of B (0 for an empty row): a lower
+        bound on the entries of row i of C, since the columns of one row of B are distinct.
+
+    Preconditions
+    -------------
+    Columns of A in ``[0, ncols_a)``.
+
+    Complexity
+    ----------
+    O(nrows + nnz(A)) time, no extra memory.
+
+    Parallelism
+    -----------
+    A ``prange`` over rows of A; each writes its own two outputs.
+    """
+    for i in range(len(a_crow) - 1):
+        lengths = [b_crow[k + 1] - b_crow[k] for k in a_col[a_crow[i]:a_crow[i + 1]]]
+        out_flops[i] = sum(lengths)
+        out_longest[i] = max(lengths, default=0)
+
+
 def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, out_crow, n_threads=1):
     """Count the entries of each row of ``C = A @ B`` (the structural product).
 
