@@ -79,8 +79,15 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
+# Below this size an allocation is not checked: reading /proc costs tens of microseconds,
+# more than a small product itself, and so little memory is never the problem.
+CHECK_ABOVE = 64 << 20
+
+
 def check_fits(nbytes: int, what: str) -> None:
     """Raise MemoryError, naming ``what`` and both sizes, if ``nbytes`` cannot be had."""
+    if nbytes <= CHECK_ABOVE:
+        return
     room = available_bytes()
     if room is not None and nbytes > room:
         raise MemoryError(f"{what} needs {gib(nbytes)} ({nbytes} bytes), more than the "

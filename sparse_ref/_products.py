@@ -80,8 +80,13 @@ def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads=None):
     k = kernel_module("spgemm")
     nrows = a_crow.shape[0] - 1
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
+    chunks = _chunks(flops, ncols * nt)
+    if len(chunks) == 1:  # the usual case: one call, straight into the output
+        crow = np.empty(nrows + 1, dtype=I64)
+        k.spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, crow, nt)
+        return crow
     crow = np.zeros(nrows + 1, dtype=I64)
-    for r0, r1 in _chunks(flops, ncols * nt):
+    for r0, r1 in chunks:
         part = np.empty(r1 - r0 + 1, dtype=I64)
         k.spgemm_symbolic(a_crow[r0:r1 + 1], a_col, b_crow, b_col, ncols, part, nt)
         crow[r0 + 1:r1 + 1] = part[1:] + crow[r0]

@@ -39,6 +39,19 @@ def _freeze(arr: np.ndarray) -> None:
         arr = arr.base
 
 
+def _own_values(values: np.ndarray):
+    """``(view, shared)``: a read-only view of a tensor's values, and whether their memory
+    is a caller's array (torch's ``from_numpy`` sharing). Values that are the tensor's own
+    are made read-only down to their root as well, so nobody can turn writing back on;
+    a caller's array keeps its flags."""
+    shared = _validate.is_callers(values)
+    if not shared:
+        _freeze(values)
+    view = values.view()
+    view.flags.writeable = False
+    return view, shared
+
+
 def _format_array(arr: np.ndarray, prefix: str) -> str:
     if arr.size == 0:
         return "[]" if arr.ndim == 1 else np.array2string(arr, separator=", ")
@@ -261,8 +274,8 @@ class Tensor(_Differentiable):
 
     def div_(self, other) -> "Tensor":
         """``self /= other`` in place (see ``add_``); floating and complex dtypes only."""
-        if self.dtype.kind not in "fc":
-            raise TypeError(f"div_: needs a floating or complex dtype, got {self.dtype.name}")
+        if self.dtype.kind not in "fc":  # torch: "result type Float can't be cast to ... Long"
+            raise _validate.DTypeError(f"div_: needs a floating or complex dtype, got {self.dtype.name}")
         data = self._inplace("div_")
         np.divide(data, self._inplace_operand(other, "div_"), out=data, casting="no")
         return self._bump()
@@ -286,12 +299,29 @@ class Tensor(_Differentiable):
         data[...] = self._inplace_operand(src, "copy_")
         return self._bump()
 
-    __iadd__ = add_
-    __isub__ = sub_
-    __imul__ = mul_
+    # `x += y` etc.: in place, as torch does, except where torch would record the in-place
+    # op in the graph (x is a result of the graph, or y requires grad): sparse_ref records
+    # no in-place ops, so there x is rebound to the out-of-place result -- the same values
+    # and gradients, though other references to the old x do not see the change. A leaf
+    # that requires grad still raises torch's error outside no_grad.
+    def _records_graph(self, other) -> bool:
+        from sparse_ref.autograd.engine import is_grad_enabled
+
+        if not is_grad_enabled() or (self.requires_grad and self.grad_fn is None):
+            return False
+        return self.grad_fn is not None or (isinstance(other, Tensor) and other.requires_grad)
+
+    def __iadd__(self, other):
+        return self + other if self._records_graph(other) else self.add_(other)
+
+    def __isub__(self, other):
+        return self - other if self._records_graph(other) else self.sub_(other)
+
+    def __imul__(self, other):
+        return self * other if self._records_graph(other) else self.mul_(other)
 
     def __itruediv__(self, other):
-        return self.div_(other)
+        return self / other if self._records_graph(other) else self.div_(other)
 
     def clone(self) -> "Tensor":
         return Tensor(self._data.copy(), requires_grad=self.requires_grad)
@@ -319,7 +349,7 @@ class Tensor(_Differentiable):
 
     def t(self) -> "Tensor":
         if self._data.ndim > 2:
-            raise ValueError(f"t() expects a tensor with <= 2 dimensions, but self is {self._data.ndim}D")
+            raise _validate.ArgumentError(f"t() expects a tensor with <= 2 dimensions, but self is {self._data.ndim}D")
         from sparse_ref.autograd.dense_ops import Transpose
 
         return Transpose.apply(self)
@@ -495,8 +525,7 @@ class SparseTensor(_Differentiable):
         if indices.dtype != np.int64 or indices.strides[1] != 8:  # each row must be contiguous
             indices = np.ascontiguousarray(indices, dtype=np.int64)
         _freeze(indices)  # ours (validated copies or kernel outputs): read-only to the root
-        values = np.ascontiguousarray(values).view()  # values may be the caller's: a read-only
-        values.flags.writeable = False                 # view, their array untouched
+        values, self._shared_values = _own_values(np.ascontiguousarray(values))
         self._idx = indices
         self._val = values
         self._shape = (int(shape[0]), int(shape[1]))
@@ -699,12 +728,15 @@ class SparseTensor(_Differentiable):
         return self._cache["csr"]
 
     def _csr_t(self):
-        """``(crow, col, val, perm)`` of the transpose, as CSR: ``val = csr val[perm]``."""
+        """``(crow, col, val, perm)`` of the transpose, as CSR: ``val = csr val[perm]``.
+        The pattern is computed once; the values too, unless they are shared with the
+        caller's array (then a change of it must show up here as well)."""
         if "csr_t" not in self._cache:
             crow, col, val = self._csr()
             t_crow, t_col, perm, _ = _formats.csr_transpose(crow, col, self._shape[1], rename=False)
-            self._cache["csr_t"] = (t_crow, t_col, val[perm], perm)
-        return self._cache["csr_t"]
+            self._cache["csr_t"] = (t_crow, t_col, None if self._shared_values else val[perm], perm)
+        t_crow, t_col, t_val, perm = self._cache["csr_t"]
+        return t_crow, t_col, (self._csr()[2][perm] if t_val is None else t_val), perm
 
     def __repr__(self) -> str:
         pad = " " * len("tensor(")
@@ -747,8 +779,7 @@ class SparseCsrTensor(SparseTensor):
         self = object.__new__(cls)
         _freeze(crow)  # index arrays are ours (validated copies or kernel outputs)
         _freeze(col)
-        values = values.view()  # values may be shared with the caller: a read-only view
-        values.flags.writeable = False
+        values, self._shared_values = _own_values(values)
         self._crow, self._col, self._val = crow, col, values
         self._shape = (int(shape[0]), int(shape[1]))
         self._coalesced = True

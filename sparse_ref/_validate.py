@@ -5,6 +5,8 @@ C-contiguous, indices in range), so no input can crash the process. Messages nam
 argument, what was expected and what was given, in torch's words where torch has them.
 """
 
+import weakref
+
 import numpy as np
 
 from sparse_ref import _dtypes
@@ -74,9 +76,16 @@ def _as_array(data, where: str):
         arr = np.asarray(data)
     except (ValueError, TypeError) as exc:
         raise TypeError(f"{where}: cannot make an array of {type(data).__name__}: {exc}") from None
-    if arr.dtype == object:
+    except OverflowError as exc:
+        raise ConversionError(f"{where}: {exc}") from None
+    if arr.dtype == object and _python_ints(arr):
+        return arr, True  # integers beyond int64: `converted` takes them to a float dtype or refuses
         raise TypeError(f"{where}: expected numbers, got {type(data).__name__} of mixed or ragged entries")
     return arr, True
+
+
+def _python_ints(arr: np.ndarray) -> bool:
+    return arr.size > 0 and all(type(x) is int for x in arr.flat)
 
 
 def dense_data(data, dtype, where: str) -> np.ndarray:
@@ -97,6 +106,14 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
     float's fraction to an integer.
     """
     src = arr.dtype
+    if src == object:  # Python integers beyond int64 (see _as_array)
+        if dt.kind in "iu":
+            info = np.iinfo(dt)
+            x = next(v for v in arr.flat if not info.min <= v <= info.max)
+            raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} without "
+                                  f"overflow (its range is {info.min} .. {info.max})")
+        arr = arr.astype(np.float64)
+        src = arr.dtype
     if src != dt and arr.size:
         if src.kind == "c" and dt.kind != "c":
             bad = arr.imag != 0
@@ -151,13 +168,35 @@ def _numpy_owned(arr: np.ndarray) -> bool:
     return base.base is None and base.flags.owndata and not isinstance(base, np.memmap)
 
 
+# The arrays whose memory a tensor shares with its caller (by id, while they live): every
+# other array behind a tensor is the tensor's own and is made read-only down to its root.
+_caller_roots = weakref.WeakValueDictionary()
+
+
+def root(arr: np.ndarray) -> np.ndarray:
+    """The array that holds ``arr``'s memory (the end of its chain of ndarray bases)."""
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return arr
+
+
+def is_callers(arr: np.ndarray) -> bool:
+    """Whether ``arr``'s memory belongs to an array a caller handed to a tensor."""
+    r = root(arr)
+    return _caller_roots.get(id(r)) is r
+
+
 def shared_values(arr: np.ndarray, dtype, where: str) -> np.ndarray | None:
     """``arr`` itself when a tensor may share it (torch's ``from_numpy`` rule: a plain,
     C-contiguous, 1-D NumPy array of a supported dtype in native byte order, whose memory
-    NumPy owns), else None (the caller copies)."""
+    NumPy owns), else None (the caller copies). A shared array is remembered as the
+    caller's, so sparse_ref never changes its flags and never caches anything made from
+    its values."""
     if (isinstance(arr, np.ndarray) and type(arr) is np.ndarray and arr.ndim == 1
             and arr.flags.c_contiguous and (dtype is None or np.dtype(dtype) == arr.dtype)
             and arr.dtype in _dtypes.SUPPORTED and _numpy_owned(arr)):
+        r = root(arr)
+        _caller_roots[id(r)] = r
         return arr
     return None
 
@@ -190,6 +229,8 @@ def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
     arr, from_python = _as_array(indices, where)
     if from_python and arr.size == 0:
         arr = arr.astype(np.int64)  # [[], []]: no entries, no dtype to infer
+    if arr.dtype == object:  # Python integers beyond int64
+        raise IndexError(f"{where}: index {max(arr.flat, key=abs)} does not fit in int64")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{where}: indices must be an integer array, got dtype {arr.dtype.name}")
     if arr.ndim != 2:
@@ -364,8 +405,8 @@ def _scalar(x, name: str, dtype, where: str):
         raise TypeError(f"{where}: a complex {name} needs complex operands, got {dtype.name}")
     if dtype.kind in "iu" and isinstance(x, (float, np.floating)):
         if not np.isfinite(x):
-            raise TypeError(f"{where}: {name}={x} has no integer value; integer operands "
-                            f"({dtype.name}) need a whole-number {name}")
+            raise ConversionError(f"{where}: {name}={x} has no integer value; integer operands "
+                                  f"({dtype.name}) need a whole-number {name}")
         if x != int(x):
             raise TypeError(f"{where}: a fractional {name} needs floating operands, got {dtype.name}")
     if dtype.kind in "iu" and isinstance(x, (int, float, np.integer, np.floating)):
@@ -430,6 +471,8 @@ def _index_vector(data, name: str, where: str) -> np.ndarray:
     arr, from_python = _as_array(data, where)
     if from_python and arr.size == 0:
         arr = arr.astype(np.int64)
+    if arr.dtype == object:  # Python integers beyond int64
+        raise IndexError(f"{where}: {name} holds {max(arr.flat, key=abs)}, which does not fit in int64")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype.name}")
     if arr.ndim != 1:

@@ -571,3 +571,92 @@ def test_spgemm_bounds_hold_and_both_paths_agree(rng):
         assert ref[:2] == fast[:2] and np.array_equal(ref[2], fast[2])
         lower, upper, _ = fast
         assert lower <= sr.sparse.mm(a, b)._nnz() <= upper
+
+
+# -- found in review ------------------------------------------------------------------------
+
+def test_set_grad_enabled_as_a_decorator_acts_only_inside():
+    @sr.set_grad_enabled(False)
+    def f(x):
+        return x * 2.0
+
+    assert sr.autograd.is_grad_enabled()
+    x = sr.tensor([1.0], requires_grad=True)
+    assert not f(x).requires_grad
+    assert (x * 2.0).requires_grad
+
+
+def test_augmented_assignment_inside_a_graph_stays_differentiable():
+    w = sr.tensor([1.0, 2.0], requires_grad=True)
+    loss = sr.tensor(0.0)
+    loss += (w * w).sum()  # torch records this in place; sparse_ref rebinds, same gradient
+    h = w * 2.0
+    h += 1.0
+    (loss + h.sum()).backward()
+    assert w.grad.tolist() == [4.0, 6.0]
+
+
+def test_a_transposed_view_shares_the_version_counter():
+    w = sr.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    x = sr.tensor([[1.0, 2.0], [3.0, 4.0]])
+    y = (w * x).sum()
+    with sr.no_grad():
+        x.t().add_(100.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
+def test_ops_that_save_no_data_do_not_check_versions():
+    x = sr.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
+    s = x.to_sparse()
+    with sr.no_grad():
+        x.mul_(2.0)
+    s.sum().backward()  # ToSparse's backward reads no data of x (torch agrees)
+    assert x.grad.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_shared_csr_values_changed_later_reach_forward_and_backward_alike():
+    vals = np.array([1.0, 2.0])
+    a = sr.sparse_csr_tensor([0, 1, 2], [1, 0], vals, (2, 2))
+    x = sr.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=sr.float64, requires_grad=True)
+    sr.sparse.mm(a, x).sum().backward()
+    assert x.grad.tolist() == [[2.0, 2.0], [1.0, 1.0]]
+    vals[:] = [10.0, 20.0]  # shared as torch's from_numpy shares: a change is data
+    x.grad = None
+    sr.sparse.mm(a, x).sum().backward()
+    assert x.grad.tolist() == [[20.0, 20.0], [10.0, 10.0]]
+
+
+def test_a_backward_with_the_wrong_number_of_gradients_raises():
+    class Two(sr.autograd.Function):
+        _name = "TwoBackward"
+
+        def forward(self, x, y):
+            return sr.Tensor(x._data + y._data)
+
+        def backward(self, grad):
+            return (grad,)  # one gradient for two inputs
+
+    x = sr.tensor([1.0], requires_grad=True)
+    y = sr.tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="incorrect number of gradients"):
+        Two.apply(x, y).sum().backward()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: sr.Tensor(np.ones((2, 2, 2), np.float32)).t(),
+    lambda: sr.tensor([1, 2]).div_(2),
+])
+def test_more_errors_torch_raises_as_runtime_error(call):
+    with pytest.raises(RuntimeError):
+        call()
+
+
+def test_python_integers_beyond_int64_are_refused_or_stored_as_floats():
+    with pytest.raises(RuntimeError, match="does not fit in int64"):
+        sr.tensor([2**64])
+    assert sr.tensor([2**64], dtype=sr.float64).item() == 2.0**64
+    with pytest.raises(RuntimeError, match="without overflow"):
+        sr.tensor([1, 2], dtype=sr.int32) + 2**70
+    with pytest.raises(IndexError, match="does not fit in int64"):
+        sr.sparse_coo_tensor([[0], [2**64]], [1.0])

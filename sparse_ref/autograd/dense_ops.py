@@ -173,7 +173,9 @@ class Transpose(Function):
     saves = ()  # backward reads no input data
 
     def forward(self, x):
-        return _tensor(x._data.T)
+        out = _tensor(x._data.T)
+        out._version = x._version  # a view: an in-place change of either is a change of both
+        return out
 
     def backward(self, grad):
         return (np.ascontiguousarray(grad.T),)

@@ -138,6 +138,10 @@ class set_grad_enabled(_GradMode):
     def __enter__(self):
         return self
 
+    def __call__(self, fn):
+        _set_enabled(self._previous)  # as a decorator it acts only while fn runs (torch's rule)
+        return super().__call__(fn)
+
 
 _TENSOR_TYPES = None  # (Tensor, SparseTensor), imported on first use (they import us)
 
@@ -348,6 +352,11 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             in_grads = (None,) * len(fn.inputs)
         else:
             in_grads = _run_node(fn, grad, retain_graph)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)  # one input, one gradient: a bare return is allowed
+            if len(in_grads) != len(fn.inputs):
+                raise RuntimeError(f"function {fn.name()} returned an incorrect number of gradients "
+                                   f"(expected {len(fn.inputs)}, got {len(in_grads)})")
         for a, need, g in zip(fn.inputs, fn.needs, in_grads):
             if not need:
                 continue

@@ -252,6 +252,7 @@ class SparseAddmm(Function):
     (torch 2.13 leaves alpha and beta unconjugated in the first two; this is the math.)"""
 
     _name = "SparseAddmmBackward0"
+    saves = (2,)  # backward reads mat2's data (mat1 is sparse)
 
     def forward(self, mat, a, b, beta, alpha):
         _, Tensor = _types()
@@ -313,6 +314,7 @@ class SparseFromValues(Function):
     receiving their merged entry's gradient."""
 
     _name = "SparseCooTensorWithDimsAndTensorsBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, values, indices, data, shape):
         SparseTensor, _ = _types()
@@ -379,6 +381,7 @@ class ToSparse(Function):
     """``S = X.to_sparse()`` (the nonzeros of X): grad_X = G scattered at S's pattern."""
 
     _name = "ToSparseBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, x):
         SparseTensor, _ = _types()
