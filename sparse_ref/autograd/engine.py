@@ -29,7 +29,11 @@ from sparse_ref import _backend
 
 # Grad mode is per thread, as in torch: one thread's `with no_grad():` never stops another
 # thread's graph. Every thread starts with grad mode on.
-_state = threading.local()
+class _GradState(threading.local):
+    enabled = True  # every thread starts with grad mode on (a class default: no lookup miss)
+
+
+_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
@@ -42,7 +46,7 @@ def is_grad_enabled() -> bool:
     ...     sr.autograd.is_grad_enabled()
     False
     """
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def _set_enabled(mode: bool) -> None:
@@ -180,6 +184,7 @@ class Function:
     """
 
     _name = "Function"
+    active = 0  # how many backward passes are inside this node right now (see _run_node)
     # Positions of the arguments whose data backward reads (None: every tensor argument).
     # Their version counters are recorded at forward and checked before backward.
     saves = None
@@ -196,7 +201,7 @@ class Function:
     def apply(cls, *args):
         fn = cls()
         out = fn.forward(*args)
-        if getattr(_state, "enabled", True) and any(getattr(a, "requires_grad", False) is True for a in args):
+        if _state.enabled and any(getattr(a, "requires_grad", False) is True for a in args):
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
                 fn.inputs = args
@@ -382,7 +387,7 @@ def _run_node(fn: Function, grad, retain_graph: bool):
                 "after they have already been freed). Specify retain_graph=True if you need to backward "
                 "through the graph a second time."
             )
-        fn.active = getattr(fn, "active", 0) + 1
+        fn.active += 1
         if not retain_graph:
             fn.released = True  # claimed: from now on, any other backward through it raises
     token = None
