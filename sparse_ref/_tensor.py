@@ -250,34 +250,29 @@ class Tensor(_Differentiable):
         >>> w
         tensor([0.5000, 1.5000], requires_grad=True)
         """
-        data = self._inplace("add_")
-        value = self._inplace_operand(other, "add_")
-        if alpha != 1:
-            value = value * self._operand(alpha, "add_")._data
-        np.add(data, value, out=data, casting="no")
-        return self._bump()
+        return self._update("add_", np.add, other, alpha)
 
     def sub_(self, other, *, alpha=1) -> "Tensor":
         """``self -= alpha * other`` in place (see ``add_``)."""
-        data = self._inplace("sub_")
-        value = self._inplace_operand(other, "sub_")
-        if alpha != 1:
-            value = value * self._operand(alpha, "sub_")._data
-        np.subtract(data, value, out=data, casting="no")
-        return self._bump()
+        return self._update("sub_", np.subtract, other, alpha)
 
     def mul_(self, other) -> "Tensor":
         """``self *= other`` in place (see ``add_``)."""
-        data = self._inplace("mul_")
-        np.multiply(data, self._inplace_operand(other, "mul_"), out=data, casting="no")
-        return self._bump()
+        return self._update("mul_", np.multiply, other)
 
     def div_(self, other) -> "Tensor":
         """``self /= other`` in place (see ``add_``); floating and complex dtypes only."""
         if self.dtype.kind not in "fc":  # torch: "result type Float can't be cast to ... Long"
             raise _validate.DTypeError(f"div_: needs a floating or complex dtype, got {self.dtype.name}")
-        data = self._inplace("div_")
-        np.divide(data, self._inplace_operand(other, "div_"), out=data, casting="no")
+        return self._update("div_", np.divide, other)
+
+    def _update(self, op: str, ufunc, other, alpha=1) -> "Tensor":
+        """``self = ufunc(self, alpha * other)`` in place, after torch's checks."""
+        data = self._inplace(op)
+        value = self._inplace_operand(other, op)
+        if alpha != 1:
+            value = value * self._operand(alpha, op)._data
+        ufunc(data, value, out=data, casting="no")
         return self._bump()
 
     def zero_(self) -> "Tensor":
