@@ -24,7 +24,7 @@ def _check(name):
 
 
 _default = _check(os.environ.get("SPARSE_REF_BACKEND", "cython") or "cython")
-_context = contextvars.ContextVar("sparse_ref_backend", default=None)  # set by `with`
+_context = contextvars.ContextVar("sparse_ref_backend", default=None)  # set by use_backend()
 
 
 def _enter(name: str):

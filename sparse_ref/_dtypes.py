@@ -64,12 +64,6 @@ def natural_dtype(array: np.ndarray, from_python: bool, where: str) -> np.dtype:
     torch: floats -> float32, ints -> int64, complex -> complex64.
     """
     kind = array.dtype.kind
-    if kind == "O":  # Python integers too large for int64 (torch's dtype for Python ints)
-        big = next(x for x in array.flat if not -2**63 <= x < 2**63)
-        from sparse_ref._validate import ConversionError
-
-        raise ConversionError(f"{where}: value {big} does not fit in int64, the dtype of Python "
-                              "integers; pass dtype=float64 to store it as a float")
     if not array.dtype.isnative and array.dtype.newbyteorder("=") in SUPPORTED:
         return array.dtype.newbyteorder("=")  # the same numbers, in this machine's byte order
     if kind == "b":

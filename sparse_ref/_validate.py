@@ -84,6 +84,17 @@ def _as_array(data, where: str):
     return arr, True
 
 
+def target_dtype(arr: np.ndarray, from_python: bool, dtype, where: str) -> np.dtype:
+    """The dtype a new tensor takes: ``dtype`` if given, else the data's natural one."""
+    if dtype is not None:
+        return _dtypes.as_dtype(dtype, where)
+    if arr.dtype == object:  # Python integers beyond int64, torch's dtype for Python ints
+        big = next(x for x in arr.flat if not -2**63 <= x < 2**63)
+        raise ConversionError(f"{where}: value {big} does not fit in int64, the dtype of Python "
+                              "integers; pass dtype=float64 to store it as a float")
+    return _dtypes.natural_dtype(arr, from_python, where)
+
+
 def _python_ints(arr: np.ndarray) -> bool:
     return arr.size > 0 and all(type(x) is int for x in arr.flat)
 
@@ -91,7 +102,7 @@ def _python_ints(arr: np.ndarray) -> bool:
 def dense_data(data, dtype, where: str) -> np.ndarray:
     """A private, writable ndarray for a new dense tensor (never the caller's memory)."""
     arr, from_python = _as_array(data, where)
-    dt = _dtypes.as_dtype(dtype, where) if dtype is not None else _dtypes.natural_dtype(arr, from_python, where)
+    dt = target_dtype(arr, from_python, dtype, where)
     return converted(arr, dt, where)
 
 
@@ -162,9 +173,7 @@ def _numpy_owned(arr: np.ndarray) -> bool:
     """Whether ``arr``'s memory belongs to a NumPy array (so it lives as long as ``arr`` and
     nothing can shrink or unmap it): not a memmap, not a view of torch's or another
     library's buffer."""
-    base = arr
-    while isinstance(base.base, np.ndarray):
-        base = base.base
+    base = root(arr)
     return base.base is None and base.flags.owndata and not isinstance(base, np.memmap)
 
 
@@ -262,7 +271,7 @@ def coo_values(values, nnz: int, dtype, where: str = "sparse_coo_tensor") -> np.
             f"{where}: indices and values must have the same number of entries (nnz), "
             f"got {nnz} indices and {arr.shape[0]} values"
         )
-    dt = _dtypes.as_dtype(dtype, where) if dtype is not None else _dtypes.natural_dtype(arr, from_python, where)
+    dt = target_dtype(arr, from_python, dtype, where)
     out = converted(arr, dt, where)
     out.flags.writeable = False
     return out
