@@ -22,27 +22,32 @@ from sparse_ref._dtypes import (
     sparse_csr,
     strided,
 )
-from sparse_ref._tensor import (
-    SparseCsrTensor,
-    SparseTensor,
-    Tensor,
-    manual_seed,
-    ones,
-    randn,
-    sparse_coo_tensor,
-    sparse_csr_tensor,
-    tensor,
-    zeros,
-)
+from sparse_ref._factories import manual_seed, ones, randn, sparse_coo_tensor, sparse_csr_tensor, tensor, zeros
+from sparse_ref._functions import add, div, matmul, mean, mm, mul, neg, pow, sub, sum, t
+from sparse_ref._grad_mode import enable_grad, no_grad, set_grad_enabled
+from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
-from sparse_ref import autograd, sparse  # noqa: E402  (sr.sparse.mm, like torch.sparse.mm)
-from sparse_ref.autograd import enable_grad, no_grad, set_grad_enabled  # noqa: E402
+from sparse_ref import _functions, _tensor, autograd, sparse  # sr.sparse.mm, like torch.sparse.mm
+
+# The one edge that runs up (see sparse_ref/_tensor.py): tensor methods call these functions.
+_tensor.bind(_functions)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Layout",
+    "add",
+    "div",
+    "matmul",
+    "mean",
+    "mm",
+    "mul",
+    "neg",
+    "pow",
+    "sub",
+    "sum",
+    "t",
     "SparseCsrTensor",
     "SparseTensor",
     "Tensor",

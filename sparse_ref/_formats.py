@@ -17,13 +17,20 @@ from sparse_ref._threads import effective_n_threads
 I64 = np.int64
 
 
-def _compress(keys: np.ndarray, n: int):
+def too_many_pointers(n: int, nnz: int) -> bool:
+    """Whether a dimension of ``n`` indices holding ``nnz`` entries is too long to give
+    every index a row pointer (or a counter): then the indices that occur are renamed
+    first (:func:`renamed_keys`). The one threshold for every such choice."""
+    return n > 2 * nnz + 1024
+
+
+def renamed_keys(keys: np.ndarray, n: int):
     """Rename ``keys`` (each in [0, n)) to ranks 0..r-1 when n is far larger than needed.
 
     Returns ``(keys, n, names)``: ``names`` maps a rank back to its key, or is None when
     nothing was renamed. Renaming keeps order, so sorted stays sorted.
     """
-    if n <= 2 * keys.shape[0] + 1024:
+    if not too_many_pointers(n, keys.shape[0]):
         return keys, n, None
     names, ranks = np.unique(keys, return_inverse=True)
     return np.ascontiguousarray(ranks, dtype=I64), int(names.shape[0]), names
@@ -80,7 +87,7 @@ def _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos):
 
 def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
     nnz = row.shape[0]
-    rows, r, names = _compress(row, nrows)
+    rows, r, names = renamed_keys(row, nrows)
     nt = effective_n_threads(n_threads, work=nnz)
     out_crow = np.empty(r + 1, dtype=I64)
     out_idx = np.empty((2, nnz), dtype=I64)  # nnz is an upper bound on the result's size
@@ -108,6 +115,13 @@ def coo_to_csr(row, nrows: int, n_threads=None) -> np.ndarray:
     return out_crow
 
 
+def csr_to_coo(crow, n_threads=None) -> np.ndarray:
+    """The row of every stored entry of a CSR matrix (the inverse of :func:`coo_to_csr`)."""
+    out_row = np.empty(int(crow[-1]), dtype=I64)
+    kernel_module("convert").csr_to_coo(crow, out_row, effective_n_threads(n_threads, work=out_row.shape[0]))
+    return out_row
+
+
 def csr_transpose(crow, col, ncols: int, n_threads=None, rename: bool = True):
     """Transpose CSR structure. Returns ``(t_crow, t_col, perm, names)``; values are
     ``val[perm]``.
@@ -116,7 +130,7 @@ def csr_transpose(crow, col, ncols: int, n_threads=None, rename: bool = True):
     stay small; the returned ``t_crow`` then has one pointer per *occurring* column and
     ``names`` (the column of each) is not None.
     """
-    cols, c, names = _compress(col, ncols) if rename else (col, ncols, None)
+    cols, c, names = renamed_keys(col, ncols) if rename else (col, ncols, None)
     out_crow = np.empty(c + 1, dtype=I64)
     out_col = np.empty(col.shape[0], dtype=I64)
     out_perm = np.empty(col.shape[0], dtype=I64)

@@ -5,7 +5,7 @@ the current backend. No validation here: ``sparse_ref.sparse`` has checked every
 import numpy as np
 
 from sparse_ref._backend import kernel_module
-from sparse_ref._formats import _compress
+from sparse_ref._formats import renamed_keys
 from sparse_ref._memory import check_fits
 from sparse_ref._threads import effective_n_threads
 
@@ -111,7 +111,7 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     lower, upper, flops = spgemm_bounds(a_crow, a_col, b_crow)
     _refuse(lower, a_val.dtype, max_nnz, "at least")
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
-    b_col, ncols, names = _compress(b_col, ncols)
+    b_col, ncols, names = renamed_keys(b_col, ncols)
     crow = spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, nt)
     nnz = int(crow[nrows])
     if nnz > lower:
@@ -132,7 +132,7 @@ def spgemm_nnz(a_crow, a_col, b_crow, b_col, ncols, n_threads=None) -> int:
     lower, upper, flops = spgemm_bounds(a_crow, a_col, b_crow)
     if lower == upper:
         return upper
-    b_col, ncols, _ = _compress(b_col, ncols)
+    b_col, ncols, _ = renamed_keys(b_col, ncols)
     return int(spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads)[-1])
 
 

@@ -1,79 +1,51 @@
-"""The two tensor types: a dense ``Tensor`` over a NumPy array, and a ``SparseTensor`` in
-COO form (indices, values, size, coalesced flag). Names and behaviour follow torch.
+"""The tensor classes (layer 2): a dense ``Tensor`` over a NumPy array, a ``SparseTensor``
+in COO form (indices, values, size, coalesced flag) and a ``SparseCsrTensor``. Names and
+behaviour follow torch.
 
-The tensor layer never loops over entries: it validates (``_validate``), then hands whole
-arrays to the array-level operations in ``_formats``, which call the kernels.
+This module holds the classes only: what a tensor stores, its invariants, the arrays the
+kernels take (made once, through the array-level ops of ``_formats``), and its methods.
+Printing is in ``_tensor_str``; the factories (``sr.tensor``, ``sr.sparse_coo_tensor``,
+...) are in ``_factories``. It never loops over entries.
+
+The one edge that runs up
+-------------------------
+A method such as ``a.sum()``, ``a @ b`` or ``s.coalesce()`` runs an op of a higher layer
+(an autograd Function, ``sr.sparse.mm``), just as torch's ``Tensor.sum`` runs
+``torch.sum``. This module cannot import those layers (they import it), so the package
+hands the module of public functions down to it once, when ``sparse_ref`` is imported::
+
+    _tensor.bind(_functions)          # in sparse_ref/__init__.py
+
+and every such method is one line, ``return _F.<name>(self, ...)``. No other module
+imports or reaches upward; ``tests/test_layers.py`` holds the package to that.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sparse_ref import _dtypes, _formats, _validate
-
-_generator = np.random.default_rng()
-
-
-def manual_seed(seed: int) -> None:
-    """Seed the generator behind :func:`randn` (like ``torch.manual_seed``).
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> sr.manual_seed(0); a = sr.randn(2)
-    >>> sr.manual_seed(0); b = sr.randn(2)
-    >>> bool((a.numpy() == b.numpy()).all())
-    True
-    """
-    global _generator
-    _generator = np.random.default_rng(seed)
+from sparse_ref import _dtypes, _formats, _tensor_str
+from sparse_ref._arrays import converted, freeze, own_values
+from sparse_ref._errors import DTypeError
+from sparse_ref._grad_mode import is_grad_enabled
 
 
-def _freeze(arr: np.ndarray) -> None:
-    """Make an index array the tensor owns read-only down to the array that holds its
-    memory, so that nobody can turn writing back on (NumPy allows that on a view whose
-    base is writable): indices reach the kernels, and a changed one could send them out
-    of bounds."""
-    while isinstance(arr, np.ndarray):
-        arr.flags.writeable = False
-        arr = arr.base
+class _Unbound:
+    """What ``_F`` is until ``bind`` runs: any use says what is missing."""
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"Tensor.{name}: sparse_ref._tensor is used before sparse_ref was imported "
+                           "(import sparse_ref binds the tensor methods)")
 
 
-def _own_values(values: np.ndarray):
-    """``(view, shared)``: a read-only view of a tensor's values, and whether their memory
-    is a caller's array (torch's ``from_numpy`` sharing). Values that are the tensor's own
-    are made read-only down to their root as well, so nobody can turn writing back on;
-    a caller's array keeps its flags."""
-    shared = _validate.is_callers(values)
-    if not shared:
-        _freeze(values)
-    view = values.view()
-    view.flags.writeable = False
-    return view, shared
+_F = _Unbound()  # the public functions the methods call (sparse_ref/_functions.py)
 
 
-def _format_array(arr: np.ndarray, prefix: str) -> str:
-    if arr.size == 0:
-        return "[]" if arr.ndim == 1 else np.array2string(arr, separator=", ")
-    kind = arr.dtype.kind
-    if kind in "fc":
-        finite = arr[np.isfinite(arr)] if kind == "f" else arr
-        integral = kind == "f" and finite.size and np.all(finite == np.round(finite))
-        if integral and np.all(np.abs(finite) < 1e8):
-            def text(x):
-                return f"{x:.0f}." if np.isfinite(x) else str(x)
-
-            width = max(len(text(x)) for x in arr.ravel())
-            fmt = {"float_kind": lambda x: text(x).rjust(width)}
-            return np.array2string(arr, separator=", ", prefix=prefix, formatter=fmt)
-        return np.array2string(arr, separator=", ", prefix=prefix, precision=4, floatmode="fixed",
-                               suppress_small=False)
-    return np.array2string(arr, separator=", ", prefix=prefix)
-
-
-def _suffix(dt: np.dtype, default_kinds=(_dtypes.float32, _dtypes.int64)) -> str:
-    return "" if dt in default_kinds else f", dtype={_dtypes.repr_name(dt)}"
-
+def bind(functions) -> None:
+    """Hand the tensor methods the module of public functions they call (once, from
+    ``sparse_ref/__init__.py``)."""
+    global _F
+    _F = functions
 
 class _Differentiable:
     """What both tensor types carry for autograd: ``requires_grad``, ``grad``, ``grad_fn``."""
@@ -205,8 +177,6 @@ class Tensor(_Differentiable):
     # -- in-place ops (torch's rules; each bumps the version counter) -----------------
     def _inplace(self, op: str) -> np.ndarray:
         """The writable data of ``self`` for an in-place op, after torch's checks."""
-        from sparse_ref.autograd.engine import is_grad_enabled
-
         if self.requires_grad and is_grad_enabled():
             if self.grad_fn is None:
                 raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
@@ -220,8 +190,6 @@ class Tensor(_Differentiable):
 
     def _inplace_operand(self, other, op: str) -> np.ndarray:
         if isinstance(other, Tensor):
-            from sparse_ref.autograd.engine import is_grad_enabled
-
             if other.requires_grad and is_grad_enabled():
                 raise RuntimeError(f"{op}: an operand that requires grad would make this tensor part "
                                    "of a graph; in-place ops do not record one (use sr.no_grad())")
@@ -263,7 +231,7 @@ class Tensor(_Differentiable):
     def div_(self, other) -> "Tensor":
         """``self /= other`` in place (see ``add_``); floating and complex dtypes only."""
         if self.dtype.kind not in "fc":  # torch: "result type Float can't be cast to ... Long"
-            raise _validate.DTypeError(f"div_: needs a floating or complex dtype, got {self.dtype.name}")
+            raise DTypeError(f"div_: needs a floating or complex dtype, got {self.dtype.name}")
         return self._update("div_", np.divide, other)
 
     def _update(self, op: str, ufunc, other, alpha=1) -> "Tensor":
@@ -300,8 +268,6 @@ class Tensor(_Differentiable):
     # and gradients, though other references to the old x do not see the change. A leaf
     # that requires grad still raises torch's error outside no_grad.
     def _records_graph(self, other) -> bool:
-        from sparse_ref.autograd.engine import is_grad_enabled
-
         if not is_grad_enabled() or (self.requires_grad and self.grad_fn is None):
             return False
         return self.grad_fn is not None or (isinstance(other, Tensor) and other.requires_grad)
@@ -334,29 +300,22 @@ class Tensor(_Differentiable):
                values=tensor([2., 3.]),
                size=(2, 2), nnz=2, layout=sparse_ref.sparse_coo)
         """
-        from sparse_ref.autograd.sparse_ops import ToSparse
-
-        return ToSparse.apply(self)
+        return _F.to_sparse(self)
 
     def to_sparse_csr(self) -> "SparseCsrTensor":
         """The nonzero entries in CSR form (like ``to_sparse()``, then CSR); differentiable."""
         return self.to_sparse().to_sparse_csr()
 
     def t(self) -> "Tensor":
-        if self._data.ndim > 2:
-            raise _validate.ArgumentError(f"t() expects a tensor with <= 2 dimensions, but self is {self._data.ndim}D")
-        from sparse_ref.autograd.dense_ops import Transpose
-
-        return Transpose.apply(self)
+        """The transpose of a matrix (a tensor of 0 or 1 dimensions as it is); differentiable."""
+        return _F.t(self)
 
     @property
     def T(self) -> "Tensor":
         return self.t()
 
     def __matmul__(self, other):
-        from sparse_ref import sparse
-
-        return sparse.mm(self, other)
+        return _F.matmul(self, other)
 
     # -- differentiable arithmetic (sparse_ref.autograd.dense_ops) ---------------------
     def _operand(self, other, op: str) -> "Tensor":
@@ -373,68 +332,40 @@ class Tensor(_Differentiable):
                 not np.isfinite(other) or other != int(other)):
             raise TypeError(f"{op}: {other} would be truncated to the integer dtype {self.dtype.name}; "
                             "sparse_ref does not promote dtypes")
-        return Tensor(_validate.converted(np.asarray(other), self.dtype, op))
+        return Tensor(converted(np.asarray(other), self.dtype, op))
 
     def __add__(self, other):
-        from sparse_ref.autograd.dense_ops import Add
-
-        return Add.apply(self, self._operand(other, "+"))
+        return _F.add(self, self._operand(other, "+"))
 
     def __radd__(self, other):
-        from sparse_ref.autograd.dense_ops import Add
-
-        return Add.apply(self._operand(other, "+"), self)
+        return _F.add(self._operand(other, "+"), self)
 
     def __sub__(self, other):
-        from sparse_ref.autograd.dense_ops import Sub
-
-        return Sub.apply(self, self._operand(other, "-"))
+        return _F.sub(self, self._operand(other, "-"))
 
     def __rsub__(self, other):
-        from sparse_ref.autograd.dense_ops import Sub
-
-        return Sub.apply(self._operand(other, "-"), self)
+        return _F.sub(self._operand(other, "-"), self)
 
     def __mul__(self, other):
-        from sparse_ref.autograd.dense_ops import Mul
-
-        return Mul.apply(self, self._operand(other, "*"))
+        return _F.mul(self, self._operand(other, "*"))
 
     def __rmul__(self, other):
-        from sparse_ref.autograd.dense_ops import Mul
-
-        return Mul.apply(self._operand(other, "*"), self)
+        return _F.mul(self._operand(other, "*"), self)
 
     def __truediv__(self, other):
-        from sparse_ref.autograd.dense_ops import Div
-
-        if self.dtype.kind not in "fc":
-            raise TypeError(f"/: needs a floating or complex dtype, got {self.dtype.name}")
-        return Div.apply(self, self._operand(other, "/"))
+        return _F.div(self, self._operand(other, "/"))
 
     def __rtruediv__(self, other):
-        from sparse_ref.autograd.dense_ops import Div
-
-        if self.dtype.kind not in "fc":
-            raise TypeError(f"/: needs a floating or complex dtype, got {self.dtype.name}")
-        return Div.apply(self._operand(other, "/"), self)
+        return _F.div(self._operand(other, "/"), self)
 
     def __neg__(self):
-        from sparse_ref.autograd.dense_ops import Neg
-
-        return Neg.apply(self)
+        return _F.neg(self)
 
     def __pow__(self, p):
-        from sparse_ref.autograd.dense_ops import Pow
-
-        if isinstance(p, bool) or not isinstance(p, (int, float)):
-            raise TypeError(f"**: the exponent must be a real number, got {type(p).__name__}")
-        if self.dtype.kind in "iu" and (p != int(p) or p < 0):
-            raise TypeError(f"**: exponent {p} needs a floating tensor, got {self.dtype.name}")
-        return Pow.apply(self, p)
+        return _F.pow(self, p)
 
     def pow(self, p):
-        return self ** p
+        return _F.pow(self, p)
 
     def sum(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
         """Sum of all elements, or along ``dim`` (differentiable).
@@ -445,9 +376,7 @@ class Tensor(_Differentiable):
         >>> sr.tensor([[1., 2.], [3., 4.]]).sum(0)
         tensor([4., 6.])
         """
-        from sparse_ref.autograd.dense_ops import Sum
-
-        return Sum.apply(self, dim, keepdim)
+        return _F.sum(self, dim, keepdim)
 
     def mean(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
         """Mean of all elements, or along ``dim`` (differentiable).
@@ -458,11 +387,7 @@ class Tensor(_Differentiable):
         >>> sr.tensor([[1., 2.], [3., 4.]]).mean()
         tensor(2.5000)
         """
-        from sparse_ref.autograd.dense_ops import Mean
-
-        if self.dtype.kind not in "fc":
-            raise TypeError(f"mean: needs a floating or complex dtype, got {self.dtype.name}")
-        return Mean.apply(self, dim, keepdim)
+        return _F.mean(self, dim, keepdim)
 
     def backward(self, gradient: "Tensor | None" = None, retain_graph: bool = False) -> None:
         """Add the gradient of this tensor to ``.grad`` of every leaf it depends on.
@@ -475,18 +400,10 @@ class Tensor(_Differentiable):
         >>> x.grad
         tensor([2., 4.])
         """
-        from sparse_ref.autograd.engine import backward
-
-        backward(self, gradient, retain_graph)
+        _F.backward(self, gradient, retain_graph)
 
     def __repr__(self) -> str:
-        body = _format_array(self._data, "tensor(")
-        extra = _suffix(self.dtype)
-        if self.grad_fn is not None:
-            extra += f", grad_fn=<{self.grad_fn.name()}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        return _tensor_str.dense_str(self)
 
 
 class SparseTensor(_Differentiable):
@@ -519,8 +436,8 @@ class SparseTensor(_Differentiable):
         self = object.__new__(cls)
         if indices.dtype != np.int64 or indices.strides[1] != 8:  # each row must be contiguous
             indices = np.ascontiguousarray(indices, dtype=np.int64)
-        _freeze(indices)  # ours (validated copies or kernel outputs): read-only to the root
-        values, self._shared_values = _own_values(np.ascontiguousarray(values))
+        freeze(indices)  # ours (validated copies or kernel outputs): read-only to the root
+        values, self._shared_values = own_values(np.ascontiguousarray(values))
         self._idx = indices
         self._val = values
         self._shape = (int(shape[0]), int(shape[1]))
@@ -585,10 +502,8 @@ class SparseTensor(_Differentiable):
     def values(self) -> Tensor:
         """The values of a coalesced tensor (raises on an uncoalesced one, as torch does);
         differentiable."""
-        from sparse_ref.autograd.sparse_ops import Values
-
         self._require_coalesced("values")
-        return Values.apply(self)
+        return _F.values(self)
 
     def _require_coalesced(self, what: str) -> None:
         if not self._coalesced:
@@ -621,11 +536,7 @@ class SparseTensor(_Differentiable):
         >>> c.indices().tolist(), c.values().tolist()
         ([[0, 1], [2, 0]], [2.0, 4.0])
         """
-        if self._coalesced:
-            return self
-        from sparse_ref.autograd.sparse_ops import Coalesce
-
-        return Coalesce.apply(self)
+        return self if self._coalesced else _F.coalesce(self)
 
     def to_dense(self) -> Tensor:
         """The dense matrix; duplicates are summed as ``coalesce`` sums them.
@@ -637,9 +548,7 @@ class SparseTensor(_Differentiable):
         tensor([[0., 5.],
                 [3., 0.]])
         """
-        from sparse_ref.autograd.sparse_ops import ToDense
-
-        return ToDense.apply(self)
+        return _F.to_dense(self)
 
     def to_sparse(self) -> "SparseTensor":
         return self
@@ -659,15 +568,11 @@ class SparseTensor(_Differentiable):
                values=tensor([6., 5.]), size=(2, 3), nnz=2,
                layout=sparse_ref.sparse_csr)
         """
-        from sparse_ref.autograd.sparse_ops import ToCsr
-
-        return ToCsr.apply(self)
+        return _F.to_sparse_csr(self)
 
     def t(self) -> "SparseTensor":
         """The transpose (indices swapped; like torch, the result is flagged uncoalesced)."""
-        from sparse_ref.autograd.sparse_ops import SparseTranspose
-
-        return SparseTranspose.apply(self)
+        return _F.t(self)
 
     def sum(self) -> Tensor:
         """The sum of the stored values, as a 0-d dense tensor (differentiable: every stored
@@ -679,30 +584,22 @@ class SparseTensor(_Differentiable):
         >>> sr.sparse_coo_tensor([[0, 0], [1, 1]], [2., 3.], (1, 2)).sum()
         tensor(5.)
         """
-        from sparse_ref.autograd.sparse_ops import SparseSum
-
-        return SparseSum.apply(self)
+        return _F.sum(self)
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Backward from a sparse tensor; ``gradient`` may be dense (it is masked to this
         tensor's pattern) or sparse."""
-        from sparse_ref.autograd.engine import backward
-
-        backward(self, gradient, retain_graph)
+        _F.backward(self, gradient, retain_graph)
 
     @property
     def T(self) -> "SparseTensor":
         return self.t()
 
     def __matmul__(self, other):
-        from sparse_ref import sparse
-
-        return sparse.mm(self, other)
+        return _F.matmul(self, other)
 
     def __rmatmul__(self, other):
-        from sparse_ref import sparse
-
-        return sparse.mm(other, self)
+        return _F.matmul(other, self)
 
     # -- the arrays the kernels take (computed once: the stored arrays never change) ------
     def _coalesced_form(self) -> "SparseTensor":
@@ -734,16 +631,7 @@ class SparseTensor(_Differentiable):
         return t_crow, t_col, (self._csr()[2][perm] if t_val is None else t_val), perm
 
     def __repr__(self) -> str:
-        pad = " " * len("tensor(")
-        idx = _format_array(self._idx, pad + "indices=tensor(")
-        val = _format_array(self._val, pad + "values=tensor(")
-        grad = f", grad_fn=<{self.grad_fn.name()}>" if self.grad_fn is not None else (
-            ", requires_grad=True" if self.requires_grad else "")
-        return (
-            f"tensor(indices=tensor({idx}),\n{pad}values=tensor({val}),\n{pad}"
-            f"size={self._shape}, nnz={self._nnz()}{_suffix(self.dtype)}, "
-            f"layout={self.layout!r}{grad})"
-        )
+        return _tensor_str.coo_str(self)
 
 
 class SparseCsrTensor(SparseTensor):
@@ -772,9 +660,9 @@ class SparseCsrTensor(SparseTensor):
                   requires_grad: bool = False) -> "SparseCsrTensor":
         """Wrap CSR arrays that satisfy every invariant (no checks)."""
         self = object.__new__(cls)
-        _freeze(crow)  # index arrays are ours (validated copies or kernel outputs)
-        _freeze(col)
-        values, self._shared_values = _own_values(values)
+        freeze(crow)  # index arrays are ours (validated copies or kernel outputs)
+        freeze(col)
+        values, self._shared_values = own_values(values)
         self._crow, self._col, self._val = crow, col, values
         self._shape = (int(shape[0]), int(shape[1]))
         self._coalesced = True
@@ -787,9 +675,7 @@ class SparseCsrTensor(SparseTensor):
         """COO indices (2 x nnz), made from the row pointers on first use."""
         if "idx" not in self._cache:
             idx = np.empty((2, self._col.shape[0]), dtype=np.int64)
-            from sparse_ref._backend import kernel_module
-
-            kernel_module("convert").csr_to_coo(self._crow, idx[0], 1)
+            idx[0] = _formats.csr_to_coo(self._crow)
             idx[1] = self._col
             idx.flags.writeable = False
             self._cache["idx"] = idx
@@ -830,9 +716,7 @@ class SparseCsrTensor(SparseTensor):
         tensor([[0, 1],
                 [1, 0]])
         """
-        from sparse_ref.autograd.sparse_ops import ToCoo
-
-        return ToCoo.apply(self)
+        return _F.to_sparse_coo(self)
 
     def to_sparse_coo(self) -> SparseTensor:
         return self.to_sparse()
@@ -841,153 +725,4 @@ class SparseCsrTensor(SparseTensor):
         return self
 
     def __repr__(self) -> str:
-        pad = " " * len("tensor(")
-        crow = _format_array(self._crow, pad + "crow_indices=tensor(")
-        col = _format_array(self._col, pad + "col_indices=tensor(")
-        val = _format_array(self._val, pad + "values=tensor(")
-        grad = f", grad_fn=<{self.grad_fn.name()}>" if self.grad_fn is not None else (
-            ", requires_grad=True" if self.requires_grad else "")
-        return (
-            f"tensor(crow_indices=tensor({crow}),\n{pad}col_indices=tensor({col}),\n{pad}"
-            f"values=tensor({val}), size={self._shape}, nnz={self._nnz()}"
-            f"{_suffix(self.dtype)},\n{pad}layout={self.layout!r}{grad})"
-        )
-
-
-def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None,
-                      requires_grad: bool = False, check_invariants: bool = True) -> SparseCsrTensor:
-    """A 2-D sparse CSR tensor, like ``torch.sparse_csr_tensor``.
-
-    ``crow_indices`` must have nrows + 1 entries, start at 0, never decrease and end at
-    nnz; every column must be in range. Columns must also be sorted and unique within each
-    row; ``check_invariants=False`` skips only that O(nnz) check, for input the caller
-    vouches for (a violation then gives wrong results, never a crash).
-
-    Ownership: the index arrays are copied, so the tensor owns them and no later change to
-    the caller's arrays can reach a kernel. ``values`` is shared, not copied, when it is a
-    plain NumPy array of the right dtype whose memory NumPy owns (torch's ``from_numpy``
-    rule): a later change to it shows up as changed values, never as a crash. Anything
-    else (a memmap, a view of another library's buffer, a list) is copied.
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> a = sr.sparse_csr_tensor([0, 2, 3], [0, 2, 1], [1., 2., 3.], (2, 3))
-    >>> a.to_dense()
-    tensor([[1., 0., 2.],
-            [0., 3., 0.]])
-    """
-    crow, col, val, shape = _validate.csr_arrays(crow_indices, col_indices, values, size, dtype,
-                                                 check_invariants)
-    return SparseCsrTensor._make_csr(crow, col, val, shape, requires_grad=requires_grad)
-
-
-
-# -- construction -----------------------------------------------------------------------
-
-def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: bool = False,
-                      is_coalesced: bool | None = None) -> SparseTensor:
-    """A 2-D sparse COO tensor from indices (2 x nnz) and values (nnz), like torch's.
-
-    Every index is checked against ``size`` (negative and out-of-range indices raise
-    ``IndexError``); when ``size`` is omitted it is inferred as max index + 1. Inputs are
-    copied, so later changes to them do not reach the tensor. ``is_coalesced=True`` is
-    verified, not trusted.
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> sr.sparse_coo_tensor([[0, 0, 1], [0, 2, 1]], [1., 0., 2.], (2, 3))
-    tensor(indices=tensor([[0, 0, 1],
-                           [0, 2, 1]]),
-           values=tensor([1., 0., 2.]),
-           size=(2, 3), nnz=3, layout=sparse_ref.sparse_coo)
-    """
-    idx = _validate.coo_indices(indices)
-    val = _validate.coo_values(values, idx.shape[1], dtype)
-    if size is None:
-        shape = _validate.inferred_shape(idx)
-    else:
-        shape = _validate.sparse_shape(size, "sparse_coo_tensor")
-    _validate.index_bounds(idx, shape)
-    is_coalesced = _validate.coalesced_flag(is_coalesced)
-    if is_coalesced:
-        _validate.coalesced_claim(idx)
-    if isinstance(values, Tensor) and values.requires_grad:
-        from sparse_ref.autograd.engine import is_grad_enabled
-        from sparse_ref.autograd.sparse_ops import SparseFromValues
-
-        if is_grad_enabled():  # differentiable in the values, like torch's
-            out = SparseFromValues.apply(values, idx, val, shape)
-            out._coalesced = is_coalesced or val.shape[0] <= 1
-            return out
-    return SparseTensor._make(idx, val, shape, coalesced=is_coalesced, requires_grad=requires_grad)
-
-
-def tensor(data, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    """A dense tensor from a list, a NumPy array or a tensor (always copied).
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> sr.tensor([[1., 2.], [3., 4.]], dtype=sr.float64)
-    tensor([[1., 2.],
-            [3., 4.]], dtype=sparse_ref.float64)
-    """
-    return Tensor(_validate.dense_data(data, dtype, "tensor"), requires_grad=requires_grad)
-
-
-def _filled(fill, size, dtype, requires_grad, where):
-    shape = _validate.size_arg(size, where)
-    dt = _dtypes.as_dtype(dtype, where) if dtype is not None else _dtypes.default_dtype
-    return Tensor(np.full(shape, fill, dtype=dt), requires_grad=requires_grad)
-
-
-def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    """A dense tensor of zeros (float32 unless ``dtype`` says otherwise).
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> sr.zeros(2, 2, dtype=sr.int64)
-    tensor([[0, 0],
-            [0, 0]])
-    """
-    return _filled(0, size, dtype, requires_grad, "zeros")
-
-
-def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    """A dense tensor of ones (float32 unless ``dtype`` says otherwise).
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> sr.ones(3)
-    tensor([1., 1., 1.])
-    """
-    return _filled(1, size, dtype, requires_grad, "ones")
-
-
-def randn(*size, dtype=None, requires_grad: bool = False, generator=None) -> Tensor:
-    """Standard normal samples (float32 unless ``dtype`` says otherwise).
-
-    ``generator`` is a ``numpy.random.Generator``; without one the generator seeded by
-    :func:`manual_seed` is used. Complex dtypes get real and imaginary parts each of
-    variance 1/2, as in torch.
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> sr.randn(2, 3).shape
-    (2, 3)
-    """
-    shape = _validate.size_arg(size, "randn")
-    dt = _dtypes.as_dtype(dtype, "randn") if dtype is not None else _dtypes.default_dtype
-    if dt.kind not in "fc":
-        raise TypeError(f"randn: expected a floating or complex dtype, got {dt.name}")
-    rng = generator if generator is not None else _generator
-    if dt.kind == "c":
-        data = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
-    else:
-        data = rng.standard_normal(shape)
-    return Tensor(np.ascontiguousarray(data, dtype=dt), requires_grad=requires_grad)
+        return _tensor_str.csr_str(self)

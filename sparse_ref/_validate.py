@@ -5,62 +5,26 @@ C-contiguous, indices in range), so no input can crash the process. Messages nam
 argument, what was expected and what was given, in torch's words where torch has them.
 """
 
-import weakref
-
 import numpy as np
 
 from sparse_ref import _dtypes
+from sparse_ref._arrays import converted, shared_values
+from sparse_ref._errors import (  # noqa: F401  (re-exported: sparse_ref._validate.DTypeError etc.)
+    ArgumentError,
+    ArgumentTypeError,
+    ConversionError,
+    DTypeError,
+    ShapeError,
+)
+from sparse_ref._tensor import SparseTensor, Tensor
 
 INT64_MAX = int(np.iinfo(np.int64).max)
 EXPECTED_2D = "expected a 2-D sparse matrix (sparse_dim=2, dense_dim=0)"
 
 
-class ShapeError(ValueError, RuntimeError):
-    """Operands whose shapes do not fit. A ValueError, and a RuntimeError like torch's, so
-    code written for either catches it."""
-
-
-class DTypeError(TypeError, RuntimeError):
-    """Operands of different dtypes (sparse_ref never promotes). A TypeError, and a
-    RuntimeError like torch's."""
-
-
-class ArgumentError(ValueError, RuntimeError):
-    """An operand or argument that torch refuses with a RuntimeError (a matrix that is not
-    2-D, a shape that does not broadcast, a layout an op does not take). A ValueError too,
-    so code written for either catches it."""
-
-
-class ArgumentTypeError(TypeError, RuntimeError):
-    """A wrong kind of operand where torch raises RuntimeError (a dense tensor where a
-    sparse one is needed). A TypeError too."""
-
-
-class ConversionError(ValueError, RuntimeError):
-    """A value that the target dtype cannot represent (an integer out of range, NaN or inf
-    to an integer type, a finite float beyond the target's range): refused, never
-    converted in silence. A RuntimeError like torch's "value cannot be converted to type
-    int32 without overflow", and a ValueError."""
-
-
-def _tensor_types():
-    """``(SparseTensor, Tensor)``, imported on first use (the tensor module imports this one)."""
-    global _TYPES
-    if _TYPES is None:
-        from sparse_ref._tensor import SparseTensor, Tensor
-
-        _TYPES = (SparseTensor, Tensor)
-    return _TYPES
-
-
-_TYPES = None
-
-
 def _as_array(data, where: str):
     """An ndarray view of array-likes, sr tensors and torch tensors; a flag says if it came
     from plain Python numbers (which take torch's default dtypes)."""
-    SparseTensor, Tensor = _tensor_types()
-
     if isinstance(data, Tensor):
         return data._data, False
     if isinstance(data, SparseTensor):
@@ -78,8 +42,9 @@ def _as_array(data, where: str):
         raise TypeError(f"{where}: cannot make an array of {type(data).__name__}: {exc}") from None
     except OverflowError as exc:
         raise ConversionError(f"{where}: {exc}") from None
-    if arr.dtype == object and _python_ints(arr):
-        return arr, True  # integers beyond int64: `converted` takes them to a float dtype or refuses
+    if arr.dtype == object:
+        if _python_ints(arr):
+            return arr, True  # integers beyond int64: `converted` takes them to a float dtype or refuses
         raise TypeError(f"{where}: expected numbers, got {type(data).__name__} of mixed or ragged entries")
     return arr, True
 
@@ -104,110 +69,6 @@ def dense_data(data, dtype, where: str) -> np.ndarray:
     arr, from_python = _as_array(data, where)
     dt = target_dtype(arr, from_python, dtype, where)
     return converted(arr, dt, where)
-
-
-def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
-    """A private C-contiguous copy of ``arr`` as ``dt``, refusing every value that ``dt``
-    cannot represent (torch's rules for Python data, applied to every input).
-
-    Refused: a complex value with an imaginary part to a real type (TypeError); NaN or inf
-    to an integer type, an integer or float out of the integer type's range, a finite
-    float that would become inf in a narrower float type (ConversionError). Kept, as in
-    torch: ordinary rounding (float64 -> float32, int64 -> float) and the truncation of a
-    float's fraction to an integer.
-    """
-    src = arr.dtype
-    if src == object:  # Python integers beyond int64 (see _as_array)
-        if dt.kind in "iu":
-            info = np.iinfo(dt)
-            x = next(v for v in arr.flat if not info.min <= v <= info.max)
-            raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} without "
-                                  f"overflow (its range is {info.min} .. {info.max})")
-        arr = arr.astype(np.float64)
-        src = arr.dtype
-    if src != dt and arr.size:
-        if src.kind == "c" and dt.kind != "c":
-            bad = arr.imag != 0
-            if bad.any():
-                x = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
-                raise TypeError(f"{where}: value {x} has an imaginary part, so it cannot become "
-                                f"{dt.name} (must be real number, not complex); take .real first")
-            arr = arr.real
-        if dt.kind in "iu" and arr.dtype.kind in "fiu":
-            _fits_integer(arr, dt, where)
-        elif dt.kind in "fc" and arr.dtype.kind in "fc" and arr.dtype.itemsize > dt.itemsize:
-            part = arr.real if arr.dtype.kind == "c" else arr
-            parts = (part, arr.imag) if arr.dtype.kind == "c" else (part,)
-            limit = np.finfo(dt).max
-            for p in parts:
-                bad = np.isfinite(p) & (np.abs(p) > limit)
-                if bad.any():
-                    x = p.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
-                    raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
-                                          "without overflow (it would become inf)")
-    return np.array(arr, dtype=dt, copy=True, order="C")
-
-
-def _fits_integer(arr: np.ndarray, dt: np.dtype, where: str) -> None:
-    info = np.iinfo(dt)
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            x = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
-            raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
-                                  "(NaN and inf have no integer value)")
-        # float(info.max) may round up to 2**63: compare against the exact power of two
-        lo, hi = float(info.min), float(info.max) + 1.0
-        bad = (arr < lo) | (arr >= hi)
-    else:
-        lo_ok = arr.min() >= info.min if arr.dtype.kind == "i" or info.min == 0 else True
-        hi_ok = int(arr.max()) <= info.max
-        bad = None if (lo_ok and hi_ok) else ((arr < info.min) | (arr > info.max))
-    if bad is not None and bad.any():
-        x = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
-        raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} without "
-                              f"overflow (its range is {info.min} .. {info.max})")
-
-
-def _numpy_owned(arr: np.ndarray) -> bool:
-    """Whether ``arr``'s memory belongs to a NumPy array (so it lives as long as ``arr`` and
-    nothing can shrink or unmap it): not a memmap, not a view of torch's or another
-    library's buffer."""
-    base = root(arr)
-    return base.base is None and base.flags.owndata and not isinstance(base, np.memmap)
-
-
-# The arrays whose memory a tensor shares with its caller (by id, while they live): every
-# other array behind a tensor is the tensor's own and is made read-only down to its root.
-_caller_roots = weakref.WeakValueDictionary()
-
-
-def root(arr: np.ndarray) -> np.ndarray:
-    """The array that holds ``arr``'s memory (the end of its chain of ndarray bases)."""
-    while isinstance(arr.base, np.ndarray):
-        arr = arr.base
-    return arr
-
-
-def is_callers(arr: np.ndarray) -> bool:
-    """Whether ``arr``'s memory belongs to an array a caller handed to a tensor."""
-    r = root(arr)
-    return _caller_roots.get(id(r)) is r
-
-
-def shared_values(arr: np.ndarray, dtype, where: str) -> np.ndarray | None:
-    """``arr`` itself when a tensor may share it (torch's ``from_numpy`` rule: a plain,
-    C-contiguous, 1-D NumPy array of a supported dtype in native byte order, whose memory
-    NumPy owns), else None (the caller copies). A shared array is remembered as the
-    caller's, so sparse_ref never changes its flags and never caches anything made from
-    its values."""
-    if (isinstance(arr, np.ndarray) and type(arr) is np.ndarray and arr.ndim == 1
-            and arr.flags.c_contiguous and (dtype is None or np.dtype(dtype) == arr.dtype)
-            and arr.dtype in _dtypes.SUPPORTED and _numpy_owned(arr)):
-        r = root(arr)
-        _caller_roots[id(r)] = r
-        return arr
-    return None
 
 
 def size_arg(size, where: str) -> tuple:
@@ -340,7 +201,7 @@ FLOATING = "fc"
 
 
 def _operand(t, name: str, where: str):
-    if not isinstance(t, _tensor_types()):
+    if not isinstance(t, (SparseTensor, Tensor)):
         raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
     if t.ndim != 2:
         raise ArgumentError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape "
@@ -382,8 +243,6 @@ def reduce_arg(reduce, dtype, where: str) -> str:
 
 def mm_operands(mat1, mat2, reduce, where: str = "mm") -> str:
     """Check the operands of ``sparse.mm``; return the reduction's canonical name."""
-    SparseTensor, _ = _tensor_types()
-
     _operand(mat1, "mat1", where)
     _operand(mat2, "mat2", where)
     _shapes_multiply(mat1, mat2, where)
@@ -426,8 +285,6 @@ def _scalar(x, name: str, dtype, where: str):
 
 
 def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:
-    SparseTensor, Tensor = _tensor_types()
-
     if not isinstance(mat1, SparseTensor):
         raise ArgumentTypeError(f"{where}: mat1 must be a sparse matrix, got {type(mat1).__name__}")
     if not isinstance(mat2, Tensor):
@@ -451,8 +308,6 @@ def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:
 
 
 def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled_addmm") -> None:
-    SparseTensor, Tensor = _tensor_types()
-
     if not isinstance(input, SparseTensor):
         raise ArgumentTypeError(f"{where}: input must be a sparse matrix (its pattern is sampled), "
                         f"got {type(input).__name__}")

@@ -8,7 +8,8 @@ import importlib
 import numpy as np
 
 from sparse_ref import _validate
-from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor, sparse_coo_tensor, sparse_csr_tensor, tensor
+from sparse_ref._factories import sparse_coo_tensor, sparse_csr_tensor, tensor
+from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 
 
 def _require(name: str, purpose: str):

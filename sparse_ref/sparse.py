@@ -24,9 +24,9 @@ forward and backward stand side by side.
 
 from __future__ import annotations
 
-from sparse_ref import _products, _validate
+from sparse_ref import _formats, _products, _validate
 from sparse_ref._tensor import SparseTensor
-from sparse_ref.autograd.engine import no_grad
+from sparse_ref._grad_mode import no_grad
 from sparse_ref.autograd import sparse_ops as ops
 from sparse_ref.autograd.dense_ops import MatMul
 
@@ -121,10 +121,15 @@ def _needs_relabel(mat1, mat2) -> bool:
     return _huge(mat1.shape[0], mat1._nnz()) or _huge(mat1.shape[1], mat1._nnz() + mat2._nnz())
 
 
+# Below this many rows or columns, an operand's pointers cost at most 512 MiB: SpGEMM keeps
+# them rather than relabel both operands (an extra pass), even when most are empty.
+RELABEL_ABOVE = 2**26
+
+
 def _huge(n: int, nnz: int) -> bool:
-    """A dimension too large to give every index a row pointer (the renaming threshold of
-    ``_formats._compress``)."""
-    return n > 2 * nnz + 1024 and n > 2**26
+    """A dimension too long to give every index a pointer (``_formats.too_many_pointers``),
+    and long enough that its pointers would cost real memory."""
+    return _formats.too_many_pointers(n, nnz) and n > RELABEL_ABOVE
 
 
 def addmm(mat, mat1, mat2, *, beta=1, alpha=1):

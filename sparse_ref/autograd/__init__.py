@@ -1,20 +1,16 @@
 """A small reverse-mode autograd: ``requires_grad``, ``grad_fn``, ``backward``, ``no_grad``
 and ``gradcheck``, with torch's names.
 
+- grad mode (``no_grad`` and friends) lives in ``sparse_ref._grad_mode``, below the tensor
+  classes, whose in-place ops ask it;
 - ``engine``: graph nodes (:class:`Function`) and the backward pass;
 - ``dense_ops``: sum, mean, +, -, *, unary -, ** n, @ and t() for dense tensors;
 - ``sparse_ops``: the products of ``sr.sparse`` and the sparse tensor methods;
 - ``gradcheck``: analytical gradients against central differences.
 """
 
-from sparse_ref.autograd.engine import (
-    Function,
-    backward,
-    enable_grad,
-    is_grad_enabled,
-    no_grad,
-    set_grad_enabled,
-)
+from sparse_ref._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from sparse_ref.autograd.engine import Function, backward
 from sparse_ref.autograd.gradcheck import gradcheck
 
 __all__ = ["Function", "backward", "enable_grad", "gradcheck", "is_grad_enabled", "no_grad",

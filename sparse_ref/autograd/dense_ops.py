@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sparse_ref._tensor import Tensor
 from sparse_ref.autograd.engine import Function
-
-
-def _tensor(data):
-    from sparse_ref._tensor import Tensor
-
-    return Tensor(data)
 
 
 def conj(x: np.ndarray) -> np.ndarray:
@@ -41,7 +36,7 @@ class Sum(Function):
 
     def forward(self, x, dim, keepdim):
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
-        return _tensor(np.asarray(x._data.sum(axis=dim, keepdims=keepdim)))
+        return Tensor(np.asarray(x._data.sum(axis=dim, keepdims=keepdim)))
 
     def backward(self, grad):
         if self.dim is not None and not self.keepdim:
@@ -59,7 +54,7 @@ class Mean(Function):
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
         data = x._data
         self.count = data.size if dim is None else int(np.prod([data.shape[d] for d in np.atleast_1d(dim)]))
-        return _tensor(np.asarray(data.mean(axis=dim, keepdims=keepdim)))
+        return Tensor(np.asarray(data.mean(axis=dim, keepdims=keepdim)))
 
     def backward(self, grad):
         if self.dim is not None and not self.keepdim:
@@ -75,7 +70,7 @@ class Add(Function):
 
     def forward(self, x, y):
         self.shapes = (x.shape, y.shape)
-        return _tensor(x._data + y._data)
+        return Tensor(x._data + y._data)
 
     def backward(self, grad):
         return unbroadcast(grad, self.shapes[0]), unbroadcast(grad, self.shapes[1])
@@ -89,7 +84,7 @@ class Sub(Function):
 
     def forward(self, x, y):
         self.shapes = (x.shape, y.shape)
-        return _tensor(x._data - y._data)
+        return Tensor(x._data - y._data)
 
     def backward(self, grad):
         return unbroadcast(grad, self.shapes[0]), unbroadcast(-grad, self.shapes[1])
@@ -102,7 +97,7 @@ class Mul(Function):
 
     def forward(self, x, y):
         self.x, self.y = x._data, y._data
-        return _tensor(x._data * y._data)
+        return Tensor(x._data * y._data)
 
     def backward(self, grad):
         return (unbroadcast(conj(self.y) * grad, self.x.shape),
@@ -117,7 +112,7 @@ class Div(Function):
 
     def forward(self, x, y):
         self.x, self.y = x._data, y._data
-        return _tensor(x._data / y._data)
+        return Tensor(x._data / y._data)
 
     def backward(self, grad):
         return (unbroadcast(grad / conj(self.y), self.x.shape),
@@ -131,7 +126,7 @@ class Neg(Function):
     saves = ()  # backward reads no input data
 
     def forward(self, x):
-        return _tensor(-x._data)
+        return Tensor(-x._data)
 
     def backward(self, grad):
         return (-grad,)
@@ -144,7 +139,7 @@ class Pow(Function):
 
     def forward(self, x, p):
         self.x, self.p = x._data, p
-        return _tensor(x._data ** x.dtype.type(p))
+        return Tensor(x._data ** x.dtype.type(p))
 
     def backward(self, grad):
         if self.p == 0:  # x ** 0 is constant: no gradient (not 0 * x ** -1, NaN at 0)
@@ -160,7 +155,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a._data, b._data
-        return _tensor(np.matmul(a._data, b._data))
+        return Tensor(np.matmul(a._data, b._data))
 
     def backward(self, grad):
         return grad @ conj(self.b).T, conj(self.a).T @ grad
@@ -173,7 +168,7 @@ class Transpose(Function):
     saves = ()  # backward reads no input data
 
     def forward(self, x):
-        out = _tensor(x._data.T)
+        out = Tensor(x._data.T)
         out._version = x._version  # a view: an in-place change of either is a change of both
         return out
 

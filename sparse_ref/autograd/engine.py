@@ -21,142 +21,16 @@ How gradients are carried (the "masked" convention for sparse tensors):
 
 from __future__ import annotations
 
-import numpy as np
-
 import threading
 
-from sparse_ref import _backend
+import numpy as np
 
-# Grad mode is per thread, as in torch: one thread's `with no_grad():` never stops another
-# thread's graph. Every thread starts with grad mode on.
-class _GradState(threading.local):
-    enabled = True  # every thread starts with grad mode on (a class default: no lookup miss)
-
-
-_state = _GradState()
-
-
-def is_grad_enabled() -> bool:
-    """Whether ops record the graph in this thread (False inside ``sr.no_grad()``).
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> with sr.no_grad():
-    ...     sr.autograd.is_grad_enabled()
-    False
-    """
-    return _state.enabled
-
-
-def _set_enabled(mode: bool) -> None:
-    _state.enabled = mode
-
-
-class _GradMode:
-    """Shared by no_grad, enable_grad and set_grad_enabled: set a mode for a block (this
-    thread only) and put the previous one back when the block ends; also a decorator."""
-
-    _mode = True
-
-    def __enter__(self):
-        self._previous = is_grad_enabled()
-        _set_enabled(self._mode)
-        return self
-
-    def __exit__(self, *exc):
-        _set_enabled(self._previous)
-        return False
-
-    def __call__(self, fn):
-        import functools
-
-        mode = self._mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            previous = is_grad_enabled()
-            _set_enabled(mode)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _set_enabled(previous)
-
-        return wrapper
-
-
-class no_grad(_GradMode):
-    """Context manager (and decorator) in which no op records the graph, like torch's.
-    It acts on the current thread only.
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> x = sr.randn(2, requires_grad=True)
-    >>> with sr.no_grad():
-    ...     y = x * 2
-    >>> y.requires_grad
-    False
-    """
-
-    _mode = False
-
-
-class enable_grad(_GradMode):
-    """Context manager (and decorator) that turns recording back on inside ``no_grad``.
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> x = sr.randn(2, requires_grad=True)
-    >>> with sr.no_grad():
-    ...     with sr.enable_grad():
-    ...         y = x * 2
-    >>> y.requires_grad
-    True
-    """
-
-    _mode = True
-
-
-class set_grad_enabled(_GradMode):
-    """Turn recording on or off: as a call (this thread, until changed again) or for a
-    ``with`` block, like ``torch.set_grad_enabled``.
-
-    Examples
-    --------
-    >>> import sparse_ref as sr
-    >>> x = sr.randn(2, requires_grad=True)
-    >>> with sr.set_grad_enabled(False):
-    ...     (x * 2).requires_grad
-    False
-    """
-
-    def __init__(self, mode: bool):
-        if not isinstance(mode, bool):
-            raise TypeError(f"set_grad_enabled: mode must be a bool, got {type(mode).__name__}")
-        self._previous = is_grad_enabled()
-        self._mode = mode
-        _set_enabled(mode)  # a plain call takes effect at once, as in torch
-
-    def __enter__(self):
-        return self
-
-    def __call__(self, fn):
-        _set_enabled(self._previous)  # as a decorator it acts only while fn runs (torch's rule)
-        return super().__call__(fn)
-
-
-_TENSOR_TYPES = None  # (Tensor, SparseTensor), imported on first use (they import us)
-
+from sparse_ref import _backend, _formats
+from sparse_ref._grad_mode import _state
+from sparse_ref._tensor import SparseTensor, Tensor
 
 def _is_tensor(x) -> bool:
-    global _TENSOR_TYPES
-    if _TENSOR_TYPES is None:
-        from sparse_ref._tensor import SparseTensor, Tensor
-
-        _TENSOR_TYPES = (Tensor, SparseTensor)
-    return isinstance(x, _TENSOR_TYPES)
+    return isinstance(x, (Tensor, SparseTensor))
 
 
 class Function:
@@ -265,8 +139,6 @@ def _consumer_counts(root_fn: Function) -> dict:
 
 def seed_gradient(root, gradient):
     """The gradient that starts backward, in the carried form for ``root``."""
-    from sparse_ref._tensor import SparseTensor, Tensor
-
     if gradient is None:
         if isinstance(root, SparseTensor) or root._data.size != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
@@ -278,8 +150,6 @@ def seed_gradient(root, gradient):
                 f"{root.dtype.name}, got {_describe(gradient)}"
             )
         return np.array(gradient._data, copy=True)
-    from sparse_ref import _formats
-
     pattern = root._coalesced_form()._idx
     if isinstance(gradient, Tensor) and gradient.shape == root.shape and gradient.dtype == root.dtype:
         return np.ascontiguousarray(gradient._data[pattern[0], pattern[1]])  # a dense G, masked
@@ -311,8 +181,6 @@ def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
 
 
 def _add_to_grad(leaf, grad: np.ndarray) -> None:
-    from sparse_ref._tensor import SparseTensor, Tensor
-
     if isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
         if leaf.grad is None:
             leaf.grad = leaf._coalesced_form()._with_values(np.array(grad, copy=True))

@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _types():
-    from sparse_ref._tensor import SparseTensor, Tensor
-
-    return SparseTensor, Tensor
+from sparse_ref import _formats
+from sparse_ref._grad_mode import no_grad
+from sparse_ref._tensor import SparseTensor, Tensor
 
 
 def _data(t) -> np.ndarray:
-    SparseTensor, _ = _types()
     return t._val if isinstance(t, SparseTensor) else t._data
 
 
 def _with_data(t, data: np.ndarray):
     """A fresh tensor like t (same pattern and flags) holding ``data``."""
-    SparseTensor, Tensor = _types()
     if isinstance(t, SparseTensor):
         return t._with_values(data)
     return Tensor(data)
@@ -37,7 +33,6 @@ def _with_data(t, data: np.ndarray):
 
 def _loss(out, v, pattern) -> float:
     """``Re(sum(conj(v) * out))`` over the output's (coalesced) values."""
-    SparseTensor, _ = _types()
     if isinstance(out, SparseTensor):
         c = out._coalesced_form()
         if c._idx.shape != pattern.shape or not np.array_equal(c._idx, pattern):
@@ -51,7 +46,6 @@ def _loss(out, v, pattern) -> float:
 
 def _seed(out, rng):
     """A random gradient for the output, as a tensor, and its carried values."""
-    SparseTensor, Tensor = _types()
     values = out._coalesced_form()._val if isinstance(out, SparseTensor) else out._data
     v = rng.standard_normal(values.shape)
     if values.dtype.kind == "c":
@@ -64,13 +58,10 @@ def _seed(out, rng):
 
 def _analytical_at_stored(t, grad) -> np.ndarray:
     """The gradient of every stored value of input t (dense: every element)."""
-    SparseTensor, _ = _types()
     if not isinstance(t, SparseTensor):
         return grad._data if grad is not None else np.zeros_like(t._data)
     if grad is None:
         return np.zeros(t._nnz(), dtype=t.dtype)
-    from sparse_ref import _formats
-
     _, _, pos = _formats.coalesce(t._idx[0], t._idx[1], t._val, t.shape[0], with_pos=True)
     return grad._val[pos]
 
@@ -120,21 +111,19 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     leaves = tuple(_with_data(t, _data(t)).requires_grad_(t.requires_grad) if k in checked else t
                    for k, t in enumerate(inputs))
     out = fn(*leaves)
-    if not isinstance(out, _types()):
+    if not isinstance(out, (SparseTensor, Tensor)):
         raise TypeError(f"gradcheck: fn must return one sparse_ref Tensor or SparseTensor, got "
                         f"{type(out).__name__}; wrap several outputs in separate checks")
     if not out.requires_grad:
         raise ValueError("gradcheck: fn's output does not depend on any input that requires grad "
                          "(was it computed under sr.no_grad(), or from .detach()ed data?)")
     seed_tensor, v = _seed(out, np.random.default_rng(seed))
-    pattern = out._coalesced_form()._idx if isinstance(out, _types()[0]) else None
+    pattern = out._coalesced_form()._idx if isinstance(out, SparseTensor) else None
     out.backward(seed_tensor)
 
     def loss_with(k, data):
         args = list(inputs)
         args[k] = _with_data(inputs[k], data)
-        from sparse_ref.autograd.engine import no_grad
-
         with no_grad():
             return _loss(fn(*args), v, pattern)
 
@@ -157,7 +146,7 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
         if bad.any():
             worst = int(np.argmax(diff - (atol + rtol * np.abs(numerical))))
             raise AssertionError(
-                f"gradcheck: input {k} ({'sparse' if isinstance(t, _types()[0]) else 'dense'}), entry {worst}: "
+                f"gradcheck: input {k} ({'sparse' if isinstance(t, SparseTensor) else 'dense'}), entry {worst}: "
                 f"analytical {analytical[worst]} vs numerical {numerical[worst]} "
                 f"({int(bad.sum())} of {bad.size} entries differ)"
             )

@@ -24,21 +24,10 @@ from __future__ import annotations
 import numpy as np
 
 from sparse_ref import _formats, _products
+from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
+from sparse_ref._validate import EXPECTED_2D
 from sparse_ref.autograd.dense_ops import conj, unbroadcast
 from sparse_ref.autograd.engine import Function
-
-
-_TYPES = None
-
-
-def _types():
-    """``(SparseTensor, Tensor)``, imported on first use (the tensor module imports us)."""
-    global _TYPES
-    if _TYPES is None:
-        from sparse_ref._tensor import SparseTensor, Tensor
-
-        _TYPES = (SparseTensor, Tensor)
-    return _TYPES
 
 
 def _pattern(s):
@@ -95,7 +84,6 @@ class SparseMm(Function):
     _name = "SparseAddmmBackward0"
 
     def forward(self, a, b, reduce="sum"):
-        SparseTensor, Tensor = _types()
         if reduce != "sum":
             self._name = "SparseMmReduceImplBackward0"
         self.a, self.b, self.reduce = a, b._data, reduce
@@ -141,7 +129,6 @@ class DenseSparseMm(Function):
     _name = "MmBackward0"
 
     def forward(self, x, s):
-        _, Tensor = _types()
         self.x, self.s = x._data, s
         return Tensor(dense_sparse(x._data, s))
 
@@ -167,15 +154,12 @@ class SparseSparseMm(Function):
     _name = "SparseSparseMatmulBackward0"
 
     def forward(self, a, b, max_nnz=None):
-        SparseTensor, _ = _types()
         a_crow, a_col, a_val = a._csr()
         b_crow, b_col, b_val = b._csr()
         indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1],
                                               max_nnz=max_nnz)
         shape = (a.shape[0], b.shape[1])
         if a.is_sparse_csr and b.is_sparse_csr:  # CSR @ CSR -> CSR, like torch
-            from sparse_ref._tensor import SparseCsrTensor
-
             out = SparseCsrTensor._make_csr(crow, indices[1], val, shape)
         else:
             out = SparseTensor._make(indices, val, shape, coalesced=True)
@@ -216,7 +200,6 @@ class Relabel(Function):
     _name = "RelabelBackward0"
 
     def forward(self, s, rows, cols, shape):
-        SparseTensor, _ = _types()
         return SparseTensor._make(np.stack([rows, cols]), s._coalesced_form()._val, shape, coalesced=True)
 
     def backward(self, grad):
@@ -255,7 +238,6 @@ class SparseAddmm(Function):
     saves = (2,)  # backward reads mat2's data (mat1 is sparse)
 
     def forward(self, mat, a, b, beta, alpha):
-        _, Tensor = _types()
         self.mat_shape, self.a, self.b, self.beta, self.alpha = mat.shape, a, b._data, beta, alpha
         product, _ = sparse_dense(a, b._data)
         return Tensor(combine(mat._data, product, beta, alpha))
@@ -282,7 +264,6 @@ class SparseSampledAddmm(Function):
     _name = "SparseSampledAddmmBackward0"
 
     def forward(self, input, mat1, mat2, beta, alpha):
-        SparseTensor, _ = _types()
         c = input._coalesced_form()
         x = np.ascontiguousarray(mat1._data)
         y = np.ascontiguousarray(mat2._data.T)
@@ -317,7 +298,6 @@ class SparseFromValues(Function):
     saves = ()  # backward reads no input data
 
     def forward(self, values, indices, data, shape):
-        SparseTensor, _ = _types()
         self.values_dtype = values.dtype
         out = SparseTensor._make(indices, data, shape, coalesced=False)
         self.out_idx, self.out_val, self.shape = out._idx, out._val, shape
@@ -336,8 +316,6 @@ class ToCsr(Function):
     _name = "ToSparseCsrBackward0"
 
     def forward(self, s):
-        from sparse_ref._tensor import SparseCsrTensor
-
         crow, col, val = s._csr()
         return SparseCsrTensor._make_csr(crow, col, val, s.shape)
 
@@ -352,7 +330,6 @@ class ToCoo(Function):
     _name = "ToSparseBackward0"
 
     def forward(self, c):
-        SparseTensor, _ = _types()
         return SparseTensor._make(c._idx, c._val, c.shape, coalesced=True)
 
     def backward(self, grad):
@@ -365,7 +342,6 @@ class ToDense(Function):
     _name = "ToDenseBackward0"
 
     def forward(self, s):
-        _, Tensor = _types()
         self.s = s
         c = s._coalesced_form()
         out = np.zeros(s.shape, dtype=s.dtype)
@@ -384,10 +360,7 @@ class ToSparse(Function):
     saves = ()  # backward reads no input data
 
     def forward(self, x):
-        SparseTensor, _ = _types()
         if x._data.ndim != 2:
-            from sparse_ref._validate import EXPECTED_2D
-
             raise ValueError(f"to_sparse: {EXPECTED_2D}, got a {x._data.ndim}-D tensor")
         row, col = np.nonzero(x._data)  # row-major order, so the result is coalesced
         self.shape, self.row, self.col = x.shape, row, col
@@ -406,7 +379,6 @@ class Coalesce(Function):
     _name = "CoalesceBackward0"
 
     def forward(self, s):
-        SparseTensor, _ = _types()
         indices, val, _ = _formats.coalesce(s._idx[0], s._idx[1], s._val, s.shape[0])
         out = SparseTensor._make(indices, val, s.shape, coalesced=True)
         s._cache.setdefault("coalesced", out.detach())
@@ -422,7 +394,6 @@ class Values(Function):
     _name = "ValuesBackward0"
 
     def forward(self, s):
-        _, Tensor = _types()
         return Tensor(s._val)
 
     def backward(self, grad):
@@ -436,7 +407,6 @@ class SparseTranspose(Function):
     _name = "TBackward0"
 
     def forward(self, s):
-        SparseTensor, _ = _types()
         self.s = s
         return SparseTensor._make(s._idx[::-1], s._val, s.shape[::-1], coalesced=False)
 
@@ -444,7 +414,7 @@ class SparseTranspose(Function):
         # S's coalesced pattern in CSR form, its rows renamed first when there are far more
         # rows than entries (2**40, say): the forward took any shape, so backward does too.
         row, col = _pattern(self.s)
-        rows, nrows, _ = _formats._compress(row, self.s.shape[0])
+        rows, nrows, _ = _formats.renamed_keys(row, self.s.shape[0])
         crow = _formats.coo_to_csr(rows, nrows)
         perm = _formats.csr_transpose(crow, col, self.s.shape[1])[2]  # renames huge column counts
         out = np.empty_like(grad)
@@ -458,7 +428,6 @@ class SparseSum(Function):
     _name = "SumBackward0"
 
     def forward(self, s):
-        _, Tensor = _types()
         c = s._coalesced_form()
         self.nnz = c._nnz()
         return Tensor(np.asarray(c._val.sum()))

@@ -1,0 +1,147 @@
+"""Array-level safety (layer 1): lossless dtype conversion and who owns an array's memory.
+
+Two rules of the field-safety contract live here, below the tensor classes that rely on
+them:
+
+- **No silent conversion.** :func:`converted` copies data to a dtype and refuses every
+  value that dtype cannot represent (overflow, NaN to an integer, complex to real).
+- **Nobody can change what a kernel reads.** A tensor's index arrays are its own,
+  read-only down to the array that holds their memory (:func:`freeze`); its values are
+  its own too, except for a plain NumPy array a caller handed over (torch's
+  ``from_numpy`` sharing, :func:`shared_values`), which is remembered as the caller's
+  (:func:`is_callers`) so that nothing derived from it is ever cached.
+"""
+
+import weakref
+
+import numpy as np
+
+from sparse_ref import _dtypes
+from sparse_ref._errors import ConversionError
+
+
+def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
+    """A private C-contiguous copy of ``arr`` as ``dt``, refusing every value that ``dt``
+    cannot represent (torch's rules for Python data, applied to every input).
+
+    Refused: a complex value with an imaginary part to a real type (TypeError); NaN or inf
+    to an integer type, an integer or float out of the integer type's range, a finite
+    float that would become inf in a narrower float type (ConversionError). Kept, as in
+    torch: ordinary rounding (float64 -> float32, int64 -> float) and the truncation of a
+    float's fraction to an integer.
+    """
+    src = arr.dtype
+    if src == object:  # Python integers beyond int64 (see _as_array)
+        if dt.kind in "iu":
+            info = np.iinfo(dt)
+            x = next(v for v in arr.flat if not info.min <= v <= info.max)
+            raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} without "
+                                  f"overflow (its range is {info.min} .. {info.max})")
+        arr = arr.astype(np.float64)
+        src = arr.dtype
+    if src != dt and arr.size:
+        if src.kind == "c" and dt.kind != "c":
+            bad = arr.imag != 0
+            if bad.any():
+                x = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+                raise TypeError(f"{where}: value {x} has an imaginary part, so it cannot become "
+                                f"{dt.name} (must be real number, not complex); take .real first")
+            arr = arr.real
+        if dt.kind in "iu" and arr.dtype.kind in "fiu":
+            _fits_integer(arr, dt, where)
+        elif dt.kind in "fc" and arr.dtype.kind in "fc" and arr.dtype.itemsize > dt.itemsize:
+            part = arr.real if arr.dtype.kind == "c" else arr
+            parts = (part, arr.imag) if arr.dtype.kind == "c" else (part,)
+            limit = np.finfo(dt).max
+            for p in parts:
+                bad = np.isfinite(p) & (np.abs(p) > limit)
+                if bad.any():
+                    x = p.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+                    raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
+                                          "without overflow (it would become inf)")
+    return np.array(arr, dtype=dt, copy=True, order="C")
+
+
+def _fits_integer(arr: np.ndarray, dt: np.dtype, where: str) -> None:
+    info = np.iinfo(dt)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            x = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+            raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
+                                  "(NaN and inf have no integer value)")
+        # float(info.max) may round up to 2**63: compare against the exact power of two
+        lo, hi = float(info.min), float(info.max) + 1.0
+        bad = (arr < lo) | (arr >= hi)
+    else:
+        lo_ok = arr.min() >= info.min if arr.dtype.kind == "i" or info.min == 0 else True
+        hi_ok = int(arr.max()) <= info.max
+        bad = None if (lo_ok and hi_ok) else ((arr < info.min) | (arr > info.max))
+    if bad is not None and bad.any():
+        x = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+        raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} without "
+                              f"overflow (its range is {info.min} .. {info.max})")
+
+
+def _numpy_owned(arr: np.ndarray) -> bool:
+    """Whether ``arr``'s memory belongs to a NumPy array (so it lives as long as ``arr`` and
+    nothing can shrink or unmap it): not a memmap, not a view of torch's or another
+    library's buffer."""
+    base = root(arr)
+    return base.base is None and base.flags.owndata and not isinstance(base, np.memmap)
+
+
+# The arrays whose memory a tensor shares with its caller (by id, while they live): every
+# other array behind a tensor is the tensor's own and is made read-only down to its root.
+_caller_roots = weakref.WeakValueDictionary()
+
+
+def root(arr: np.ndarray) -> np.ndarray:
+    """The array that holds ``arr``'s memory (the end of its chain of ndarray bases)."""
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return arr
+
+
+def is_callers(arr: np.ndarray) -> bool:
+    """Whether ``arr``'s memory belongs to an array a caller handed to a tensor."""
+    r = root(arr)
+    return _caller_roots.get(id(r)) is r
+
+
+def shared_values(arr: np.ndarray, dtype, where: str) -> np.ndarray | None:
+    """``arr`` itself when a tensor may share it (torch's ``from_numpy`` rule: a plain,
+    C-contiguous, 1-D NumPy array of a supported dtype in native byte order, whose memory
+    NumPy owns), else None (the caller copies). A shared array is remembered as the
+    caller's, so sparse_ref never changes its flags and never caches anything made from
+    its values."""
+    if (isinstance(arr, np.ndarray) and type(arr) is np.ndarray and arr.ndim == 1
+            and arr.flags.c_contiguous and (dtype is None or np.dtype(dtype) == arr.dtype)
+            and arr.dtype in _dtypes.SUPPORTED and _numpy_owned(arr)):
+        r = root(arr)
+        _caller_roots[id(r)] = r
+        return arr
+    return None
+
+
+def freeze(arr: np.ndarray) -> None:
+    """Make an index array the tensor owns read-only down to the array that holds its
+    memory, so that nobody can turn writing back on (NumPy allows that on a view whose
+    base is writable): indices reach the kernels, and a changed one could send them out
+    of bounds."""
+    while isinstance(arr, np.ndarray):
+        arr.flags.writeable = False
+        arr = arr.base
+
+
+def own_values(values: np.ndarray):
+    """``(view, shared)``: a read-only view of a tensor's values, and whether their memory
+    is a caller's array (torch's ``from_numpy`` sharing). Values that are the tensor's own
+    are made read-only down to their root as well, so nobody can turn writing back on;
+    a caller's array keeps its flags."""
+    shared = is_callers(values)
+    if not shared:
+        freeze(values)
+    view = values.view()
+    view.flags.writeable = False
+    return view, shared
