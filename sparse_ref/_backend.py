@@ -1,29 +1,159 @@
-"""Which kernels run: the readable reference or the Cython twins, chosen in one place.
+"""Which kernels run: a backend is an object with a declared interface, chosen in one place.
+
+A backend is a package of kernel modules that implements :data:`INTERFACE`: the kernel
+modules, their functions and each function's parameters, in order. Two are built in:
+
+- ``"cython"``: :mod:`sparse_ref._kernels`, typed Cython with OpenMP ``prange``;
+- ``"reference"``: :mod:`sparse_ref.reference`, readable Python, the same names.
+
+A backend is checked against the interface when it is first chosen or first used: every
+module imports, every function is there, with these parameters. So a kernel package with a
+missing function or a parameter out of order is refused by name before any op calls it
+(the base on which a course's own kernels plug in).
 
 The choice starts from the ``SPARSE_REF_BACKEND`` environment variable ("cython" when it
-is unset) and changes with :func:`use_backend`, which works as a plain call and as a
-context manager that restores the previous choice on exit.
+is unset) and changes with :func:`use_backend`, a plain call or a context manager that
+restores the previous choice on exit. Threads, as in torch's grad mode: the choice is
+context-local (a ``contextvars.ContextVar``: this thread, or this asyncio task) over the
+process default, so one thread's switch never changes another thread's kernels.
 
-Threads, as in torch's grad mode: the choice is context-local (a ``contextvars.ContextVar``:
-this thread, or this asyncio task) over the process default that the environment variable
-sets, so one thread's switch never changes another thread's kernels.
+Layer 0: this module imports nothing of the package; the array-level ops (``_formats``,
+``_products``) ask it for a module with :func:`kernel_module`.
 """
 
 import contextvars
 import importlib
+import inspect
 import os
+import threading
 
-BACKENDS = ("cython", "reference")
-_PACKAGES = {"cython": "sparse_ref._kernels", "reference": "sparse_ref.reference"}
+# module -> function -> its parameters, in order (each ends with n_threads=1). The contract
+# of each function (inputs, outputs, preconditions, accumulation order) is the docstring
+# the reference and the Cython twin share.
+INTERFACE = {
+    "coalesce": {
+        "coalesce": ("a_row", "a_col", "a_val", "nrows", "out_crow", "out_col", "out_val", "out_pos",
+                     "n_threads"),
+    },
+    "convert": {
+        "coo_to_csr": ("a_row", "nrows", "out_crow", "n_threads"),
+        "csr_to_coo": ("a_crow", "out_row", "n_threads"),
+        "csr_transpose": ("a_crow", "a_col", "ncols", "out_crow", "out_col", "out_perm", "n_threads"),
+    },
+    "sddmm": {
+        "sddmm": ("p_row", "p_col", "x", "y", "out", "n_threads"),
+    },
+    "spgemm": {
+        "spgemm_bounds": ("a_crow", "a_col", "b_crow", "out_flops", "out_longest", "n_threads"),
+        "spgemm_symbolic": ("a_crow", "a_col", "b_crow", "b_col", "ncols", "out_crow", "n_threads"),
+        "spgemm_numeric": ("a_crow", "a_col", "a_val", "b_crow", "b_col", "b_val", "ncols", "crow",
+                           "out_col", "out_val", "n_threads"),
+        "spgemm_masked": ("p_row", "p_col", "x_crow", "x_col", "x_val", "y_crow", "y_col", "y_val", "out",
+                          "n_threads"),
+    },
+    "spmm": {
+        "spmm": ("a_crow", "a_col", "a_val", "b", "out", "n_threads"),
+        "spmm_reduce": ("a_crow", "a_col", "a_val", "b", "reduce", "out", "out_arg", "n_threads"),
+    },
+}
 
 
-def _check(name):
-    if name not in BACKENDS:
+class BackendError(ImportError):
+    """A backend that cannot run: a kernel module that does not import, or one that does
+    not implement :data:`INTERFACE` (a function missing, parameters that differ)."""
+
+
+class Backend:
+    """A named package of kernel modules that implements :data:`INTERFACE`.
+
+    ``module(name)`` imports a kernel module on first use and keeps it; ``check()``
+    verifies the whole interface once and raises :class:`BackendError` naming every
+    problem.
+
+    Examples
+    --------
+    >>> from sparse_ref._backend import Backend
+    >>> ref = Backend("reference", "sparse_ref.reference")
+    >>> ref.check()
+    >>> ref.module("spmm").spmm.__name__
+    'spmm'
+    """
+
+    def __init__(self, name: str, package: str, hint: str = ""):
+        self.name = name
+        self.package = package
+        self._hint = hint  # what to do when a module does not import
+        self._modules = {}
+        self._checked = False
+        self._lock = threading.Lock()
+
+    def module(self, name: str):
+        """The kernel module ``name`` ("coalesce", "spmm", ...) of this backend."""
+        module = self._modules.get(name)
+        if module is None:
+            self.check()
+            module = self._modules[name]
+        return module
+
+    def check(self) -> None:
+        """Import every kernel module and check it against :data:`INTERFACE` (once)."""
+        if self._checked:
+            return
+        with self._lock:
+            if self._checked:
+                return
+            modules = {}
+            for name in INTERFACE:
+                try:
+                    modules[name] = importlib.import_module(f"{self.package}.{name}")
+                except ImportError as exc:
+                    raise BackendError(f"backend {self.name!r}: cannot import {self.package}.{name} "
+                                       f"({exc}){self._hint}") from exc
+            problems = [p for name, module in modules.items() for p in interface_problems(module, name)]
+            if problems:
+                raise BackendError(f"backend {self.name!r} does not implement the kernel interface: "
+                                   + "; ".join(problems))
+            self._modules.update(modules)
+            self._checked = True
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, {self.package!r})"
+
+
+def interface_problems(module, name: str) -> list:
+    """What keeps ``module`` from being the kernel module ``name`` of :data:`INTERFACE`."""
+    problems = []
+    for fname, params in INTERFACE[name].items():
+        f = getattr(module, fname, None)
+        if not callable(f):
+            problems.append(f"{name}.{fname} is missing")
+            continue
+        try:
+            got = tuple(inspect.signature(f).parameters)
+        except (TypeError, ValueError):
+            problems.append(f"{name}.{fname} has no inspectable signature")
+            continue
+        if got != params:
+            problems.append(f"{name}.{fname} takes ({', '.join(got)}), the interface says ({', '.join(params)})")
+    return problems
+
+
+BACKENDS = {
+    "cython": Backend("cython", "sparse_ref._kernels", hint=(
+        "; the Cython kernels of sparse_ref are not built: install the package (pip install .) "
+        'or build in place (python setup.py build_ext --inplace), or use sr.use_backend("reference")')),
+    "reference": Backend("reference", "sparse_ref.reference"),
+}
+
+
+def _check(name) -> Backend:
+    backend = BACKENDS.get(name) if isinstance(name, str) else None
+    if backend is None:
         raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")
-    return name
+    return backend
 
 
-_default = _check(os.environ.get("SPARSE_REF_BACKEND", "cython") or "cython")
+_default = _check(os.environ.get("SPARSE_REF_BACKEND", "cython") or "cython").name
 _context = contextvars.ContextVar("sparse_ref_backend", default=None)  # set by use_backend()
 
 
@@ -56,7 +186,8 @@ class use_backend:
     the current thread (context) until the next call. Either way other threads keep their
     own choice, which starts at the process default (``SPARSE_REF_BACKEND``, else
     "cython") -- as torch's ``set_grad_enabled`` is per thread. A name that is unknown, or
-    a backend that cannot be imported, raises and changes nothing.
+    a backend that cannot be imported or does not implement the kernel interface, raises
+    and changes nothing.
 
     Examples
     --------
@@ -69,7 +200,7 @@ class use_backend:
     """
 
     def __init__(self, name: str):
-        kernel_module("coalesce", _check(name))  # fail now, before anything has changed
+        _check(name).check()  # fail now, before anything has changed
         self._token = _context.set(name)
 
     def __enter__(self):
@@ -80,26 +211,6 @@ class use_backend:
         return False
 
 
-_modules = {}  # (backend, name) -> module: every op asks, so look each up only once
-
-
 def kernel_module(name: str, backend: str | None = None):
-    """The module ``name`` (e.g. "coalesce") of the given or the current backend."""
-    key = (backend or _context.get() or _default, name)
-    module = _modules.get(key)
-    if module is None:
-        module = _modules[key] = _import(name, _check(key[0]))
-    return module
-
-
-def _import(name: str, backend: str):
-    try:
-        return importlib.import_module(f"{_PACKAGES[backend]}.{name}")
-    except ImportError as exc:
-        if backend == "cython":
-            raise ImportError(
-                "the Cython kernels of sparse_ref are not built; install the package "
-                "(pip install .) or build in place (python setup.py build_ext --inplace), "
-                'or use sr.use_backend("reference")'
-            ) from exc
-        raise
+    """The kernel module ``name`` (e.g. "coalesce") of the given or the current backend."""
+    return _check(backend or _context.get() or _default).module(name)

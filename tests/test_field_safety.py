@@ -281,8 +281,10 @@ def test_backward_runs_on_the_backend_its_forward_ran_on(monkeypatch):
 
 
 def test_a_failed_backend_switch_changes_nothing(monkeypatch):
-    monkeypatch.setitem(_backend._PACKAGES, "cython", "sparse_ref._no_such_kernels")
-    monkeypatch.setattr(_backend, "_modules", {})
+    cython = _backend.BACKENDS["cython"]
+    monkeypatch.setattr(cython, "package", "sparse_ref._no_such_kernels")
+    monkeypatch.setattr(cython, "_modules", {})
+    monkeypatch.setattr(cython, "_checked", False)
     with sr.use_backend("reference"):
         with pytest.raises(ImportError, match="not built"):
             sr.use_backend("cython")

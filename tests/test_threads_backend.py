@@ -71,3 +71,74 @@ def test_openmp_is_on_when_ci_requires_it():
         assert sr.openmp_enabled()
     else:
         assert isinstance(sr.openmp_enabled(), bool)
+
+
+# -- the backend interface ---------------------------------------------------------------------
+
+def test_the_interface_is_what_the_reference_implements():
+    """INTERFACE declares every public function of every reference kernel module, with its
+    parameters in order (test_mirror holds the Cython twins to the reference)."""
+    import importlib
+    import inspect
+
+    from sparse_ref import _backend, reference
+
+    assert sorted(_backend.INTERFACE) == sorted(reference.KERNEL_MODULES)
+    for name, functions in _backend.INTERFACE.items():
+        module = importlib.import_module(f"sparse_ref.reference.{name}")
+        public = {n for n, f in vars(module).items() if inspect.isfunction(f) and f.__module__ == module.__name__
+                  and not n.startswith("_") and n in getattr(module, "__all__", functions)}
+        assert public == set(functions), name
+        for fname, params in functions.items():
+            assert tuple(inspect.signature(getattr(module, fname)).parameters) == params, fname
+
+
+def _fake_backend(tmp_path, monkeypatch, spmm_source):
+    """A package of kernel modules: the reference's, except spmm.py."""
+    import sys
+
+    from sparse_ref import _backend
+
+    package = tmp_path / "my_kernels"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in _backend.INTERFACE:
+        if name != "spmm":
+            (package / f"{name}.py").write_text(f"from sparse_ref.reference.{name} import *  # noqa: F403\n")
+    (package / "spmm.py").write_text(spmm_source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "my_kernels" or m.startswith("my_kernels.")]:
+        monkeypatch.delitem(sys.modules, name)
+    return _backend.Backend("mine", "my_kernels")
+
+
+def test_a_backend_that_implements_the_interface_runs(tmp_path, monkeypatch):
+    backend = _fake_backend(tmp_path, monkeypatch, "from sparse_ref.reference.spmm import spmm, spmm_reduce\n")
+    backend.check()
+    assert backend.module("spmm").spmm.__module__ == "sparse_ref.reference.spmm"
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("from sparse_ref.reference.spmm import spmm\n", "spmm.spmm_reduce is missing"),
+    ("from sparse_ref.reference.spmm import spmm_reduce\n"
+     "def spmm(a_crow, a_col, a_val, out, b, n_threads=1):\n    pass\n",
+     "spmm.spmm takes (a_crow, a_col, a_val, out, b, n_threads), the interface says "
+     "(a_crow, a_col, a_val, b, out, n_threads)"),
+])
+def test_a_backend_that_breaks_the_interface_is_refused_by_name(tmp_path, monkeypatch, source, problem):
+    from sparse_ref._backend import BackendError
+
+    backend = _fake_backend(tmp_path, monkeypatch, source)
+    with pytest.raises(BackendError, match="backend 'mine' does not implement the kernel interface") as info:
+        backend.check()
+    assert problem in str(info.value)
+    with pytest.raises(BackendError):
+        backend.module("spmm")  # refused on every use, not only the first
+
+
+def test_a_backend_that_does_not_import_names_the_module(tmp_path, monkeypatch):
+    from sparse_ref._backend import BackendError
+
+    backend = _fake_backend(tmp_path, monkeypatch, "raise ImportError('no compiler')\n")
+    with pytest.raises(BackendError, match=r"backend 'mine': cannot import my_kernels.spmm \(no compiler\)"):
+        backend.check()
