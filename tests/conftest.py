@@ -94,6 +94,16 @@ def torch_or_skip():
     return pytest.importorskip("torch")
 
 
+def openmp_or_skip():
+    """Skip a test about thread counts, with the reason, when this build runs serial; where
+    OpenMP is required (CI sets SPARSE_REF_FAIL_NO_OPENMP=1) a serial build fails instead."""
+    if sr.openmp_enabled():
+        return
+    if os.environ.get("SPARSE_REF_FAIL_NO_OPENMP") == "1":
+        pytest.fail("OpenMP is off in this build, and SPARSE_REF_FAIL_NO_OPENMP=1 requires it")
+    pytest.skip("this build has no OpenMP (the compiler had no -fopenmp): every kernel runs serial")
+
+
 @pytest.fixture
 def tiny_work_uses_threads(monkeypatch):
     """Let sr.set_num_threads / n_threads=None reach the kernels even for tiny inputs."""

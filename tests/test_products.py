@@ -369,6 +369,10 @@ def test_spmm_and_spgemm_match_scipy(dtype, rng):
     np.testing.assert_allclose(sr.sparse.mm(a, b).numpy(), ma @ b.numpy(), rtol=rtol(dtype), atol=1e-5)
     s = random_sparse(rng, (15, 12), 60, dtype, explicit_zeros=False)
     ours = sr.sparse.mm(a, s)
+    theirs = sp.csr_matrix(ma @ sr.to_scipy(s).tocsr())
+    np.testing.assert_allclose(ours.to_dense().numpy(), theirs.toarray(), rtol=rtol(dtype), atol=1e-5)
+    assert ours._nnz() >= theirs.nnz  # the structural pattern holds every entry SciPy keeps
+    ours = sr.sparse.mm(a, s)
     ref = (ma @ sr.to_scipy(s).tocsr()).tocsr()
     ref.sort_indices()
     crow, col, val = ours._csr()

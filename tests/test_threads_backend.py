@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from conftest import run_child
+from conftest import openmp_or_skip, run_child
 
 import sparse_ref as sr
 from sparse_ref._threads import SERIAL_BELOW, effective_n_threads
@@ -36,41 +36,53 @@ def test_backend_comes_from_the_environment(tmp_path):
 def test_set_num_threads_round_trips():
     from sparse_ref._threads import _cores
 
+    openmp_or_skip()
     old = sr.get_num_threads()
     try:
         sr.set_num_threads(1)
         assert sr.get_num_threads() == 1
         sr.set_num_threads(3)
-        assert sr.get_num_threads() == (min(3, _cores()) if sr.openmp_enabled() else 1)
+        assert sr.get_num_threads() == min(3, _cores())
     finally:
         sr.set_num_threads(old)
+
+
+def test_a_serial_build_reports_one_thread():
+    if sr.openmp_enabled():
+        pytest.skip("this build has OpenMP (the serial case is for builds without it)")
+    old = sr.get_num_threads()
+    try:
+        sr.set_num_threads(3)
+        assert sr.get_num_threads() == 1 and effective_n_threads(4) == 1
+    finally:
+        sr.set_num_threads(old)
+
+
+def test_openmp_is_on_where_required():
+    if os.environ.get("SPARSE_REF_FAIL_NO_OPENMP") != "1":
+        pytest.skip("SPARSE_REF_FAIL_NO_OPENMP is not 1 here (CI sets it to require OpenMP)")
+    assert sr.openmp_enabled()
 
 
 def test_thread_policy():
     from sparse_ref._threads import _cores
 
+    openmp_or_skip()
     n_cpu = _cores()
-    if sr.openmp_enabled():
-        assert effective_n_threads(2) == 2
-        assert effective_n_threads(-1) == n_cpu
-        assert effective_n_threads(None, work=SERIAL_BELOW - 1) == 1
-        assert effective_n_threads(None, work=SERIAL_BELOW) == sr.get_num_threads()
-        assert effective_n_threads(2, work=10) == min(2, n_cpu)  # an explicit count is honoured
-        assert effective_n_threads(n_cpu + 3) == n_cpu  # ... up to the CPUs we may use
-        assert effective_n_threads(1000) == n_cpu
-    else:
-        assert effective_n_threads(4) == 1
+    assert effective_n_threads(2) == min(2, n_cpu)
+    assert effective_n_threads(-1) == n_cpu
+    assert effective_n_threads(None, work=SERIAL_BELOW - 1) == 1
+    assert effective_n_threads(None, work=SERIAL_BELOW) == sr.get_num_threads()
+    assert effective_n_threads(2, work=10) == min(2, n_cpu)  # an explicit count is honoured
+    assert effective_n_threads(n_cpu + 3) == n_cpu  # ... up to the CPUs we may use
+    assert effective_n_threads(1000) == n_cpu
+
+
+def test_thread_counts_are_checked():
     with pytest.raises(ValueError, match="must not be 0"):
         effective_n_threads(0)
     with pytest.raises(ValueError, match="more than the 1024 sparse_ref allows"):
         sr.set_num_threads(2**31)
-
-
-def test_openmp_is_on_when_ci_requires_it():
-    if os.environ.get("SPARSE_REF_FAIL_NO_OPENMP") == "1":
-        assert sr.openmp_enabled()
-    else:
-        assert isinstance(sr.openmp_enabled(), bool)
 
 
 # -- the backend interface ---------------------------------------------------------------------
