@@ -14,6 +14,8 @@ float64 = np.dtype(np.float64)
 complex64 = np.dtype(np.complex64)
 complex128 = np.dtype(np.complex128)
 
+bool_ = np.dtype(np.bool_)  # dense tensors only: masks and the results of comparisons
+
 SUPPORTED = (int32, int64, float32, float64, complex64, complex128)
 SUPPORTED_NAMES = ", ".join(d.name for d in SUPPORTED)
 
@@ -43,12 +45,15 @@ sparse_coo = Layout("sparse_coo")
 sparse_csr = Layout("sparse_csr")
 
 
-def as_dtype(dtype, where: str = "dtype") -> np.dtype:
-    """Turn a dtype-like (sr dtype, NumPy type, string) into a supported NumPy dtype."""
+def as_dtype(dtype, where: str = "dtype", dense: bool = False) -> np.dtype:
+    """Turn a dtype-like (sr dtype, NumPy type, string) into a supported NumPy dtype
+    (``bool`` too, for a dense tensor)."""
     try:
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{where}: {dtype!r} is not a dtype; use one of {SUPPORTED_NAMES}") from None
+    if dense and dt == bool_:
+        return dt
     if not dt.isnative and dt.newbyteorder("=") in SUPPORTED:
         raise TypeError(f"{where}: {describe(dt)} is not supported: sparse_ref stores numbers in this "
                         f"machine's byte order; use dtype={dt.newbyteorder('=').name}")
@@ -57,7 +62,7 @@ def as_dtype(dtype, where: str = "dtype") -> np.dtype:
     return dt
 
 
-def natural_dtype(array: np.ndarray, from_python: bool, where: str) -> np.dtype:
+def natural_dtype(array: np.ndarray, from_python: bool, where: str, dense: bool = False) -> np.dtype:
     """The dtype a new tensor takes when ``dtype=None``.
 
     Data given as NumPy arrays or tensors keeps its dtype; Python numbers and lists follow
@@ -67,6 +72,8 @@ def natural_dtype(array: np.ndarray, from_python: bool, where: str) -> np.dtype:
     if not array.dtype.isnative and array.dtype.newbyteorder("=") in SUPPORTED:
         return array.dtype.newbyteorder("=")  # the same numbers, in this machine's byte order
     if kind == "b":
+        if dense:
+            return bool_
         raise TypeError(f"{where}: bool values are not supported; use one of {SUPPORTED_NAMES}")
     if from_python:
         if kind == "f":
@@ -75,7 +82,17 @@ def natural_dtype(array: np.ndarray, from_python: bool, where: str) -> np.dtype:
             return complex64
         if kind in "iu":
             return int64
-    return as_dtype(array.dtype, where)
+    return as_dtype(array.dtype, where, dense)
+
+
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int32": "IntTensor",
+               "int64": "LongTensor", "complex64": "ComplexFloatTensor",
+               "complex128": "ComplexDoubleTensor", "bool": "BoolTensor"}
+
+
+def tensor_type_name(dt: np.dtype) -> str:
+    """torch's name of a dense tensor type ("FloatTensor" for float32)."""
+    return _TYPE_NAMES[dt.name]
 
 
 def repr_name(dt: np.dtype) -> str:

@@ -110,7 +110,7 @@ def tensor(data, *, dtype=None, requires_grad: bool = False) -> Tensor:
 
 def _filled(fill, size, dtype, requires_grad, where):
     shape = _validate.size_arg(size, where)
-    dt = _dtypes.as_dtype(dtype, where) if dtype is not None else _dtypes.default_dtype
+    dt = _dtypes.as_dtype(dtype, where, dense=True) if dtype is not None else _dtypes.default_dtype
     return Tensor(np.full(shape, fill, dtype=dt), requires_grad=requires_grad)
 
 

@@ -13,20 +13,29 @@ in one place.
 
 from __future__ import annotations
 
-from sparse_ref import sparse
+import builtins  # this module defines sum, max, min, abs and pow, as torch does
+
+import numpy as np
+
+from sparse_ref import _dtypes, _errors, _validate, sparse
 from sparse_ref._errors import ArgumentError
 from sparse_ref._tensor import SparseTensor, Tensor
 from sparse_ref.autograd import dense_ops, sparse_ops
 from sparse_ref.autograd.engine import backward  # noqa: F401  (Tensor.backward runs it)
 
-__all__ = ["add", "div", "matmul", "mean", "mm", "mul", "neg", "pow", "sub", "sum", "t"]
+__all__ = ["abs", "add", "argmax", "argmin", "cat", "clamp", "div", "exp", "flatten", "log", "log_softmax",
+           "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul", "neg", "norm", "permute",
+           "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "t",
+           "tanh", "transpose", "unsqueeze", "where"]
 
 
 def _dense(input, other, op: str):
     """``(input, other)`` as two dense tensors of one dtype (a number takes input's dtype)."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected a dense Tensor, got {type(input).__name__}")
-    return input, input._operand(other, op)
+    other = input._operand(other, op)
+    _broadcast(input, other, op)
+    return input, other
 
 
 def add(input, other) -> Tensor:
@@ -122,7 +131,7 @@ def sum(input, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa
         if dim is not None or keepdim:
             raise ArgumentError("sum: a sparse tensor sums all its stored values (no dim or keepdim)")
         return sparse_ops.SparseSum.apply(input)
-    return dense_ops.Sum.apply(input, dim, keepdim)
+    return dense_ops.Sum.apply(input, _dims(dim, input.ndim, "sum"), keepdim)
 
 
 def mean(input, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -136,7 +145,19 @@ def mean(input, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """
     if input.dtype.kind not in "fc":
         raise TypeError(f"mean: needs a floating or complex dtype, got {input.dtype.name}")
-    return dense_ops.Mean.apply(input, dim, keepdim)
+    return dense_ops.Mean.apply(input, _dims(dim, input.ndim, "mean"), keepdim)
+
+
+def _dims(dim, ndim: int, where: str):
+    """None, one dimension or a tuple of them, checked (torch's message when out of range)."""
+    if dim is None:
+        return None
+    if isinstance(dim, (tuple, list)):
+        dims = tuple(_validate.dim_arg(d, ndim, where) for d in dim)
+        if len(set(dims)) != len(dims):
+            raise ArgumentError(f"{where}: dim {list(dim)} names a dimension twice")
+        return dims
+    return _validate.dim_arg(dim, ndim, where)
 
 
 def t(input):
@@ -158,7 +179,9 @@ def t(input):
 
 
 def matmul(input, other):
-    """``input @ other`` for 2-D operands, dense or sparse (:func:`sparse_ref.sparse.mm`).
+    """``input @ other`` as torch's ``matmul``: 2-D operands dense or sparse
+    (:func:`sparse_ref.sparse.mm`); a 1-D operand is a vector (``v @ v`` is their dot
+    product, ``A @ v`` a vector); dense operands of more dimensions are batches.
 
     Examples
     --------
@@ -167,12 +190,611 @@ def matmul(input, other):
     >>> sr.matmul(a, sr.tensor([[1.], [1.]]))
     tensor([[2.],
             [3.]])
+    >>> sr.matmul(a, sr.tensor([1., 1.]))
+    tensor([2., 3.])
     """
-    return sparse.mm(input, other)
+    if not (isinstance(input, (Tensor, SparseTensor)) and isinstance(other, (Tensor, SparseTensor))) or (
+            input.ndim == 2 and other.ndim == 2):
+        return sparse.mm(input, other)  # its checks name a bad operand
+    if input.ndim == 0 or other.ndim == 0:
+        raise ArgumentError("matmul: both arguments need at least 1 dimension, got "
+                            f"{input.ndim}D and {other.ndim}D")
+    if isinstance(input, SparseTensor) or isinstance(other, SparseTensor):
+        if input.ndim == 2 and other.ndim == 1:
+            return squeeze(sparse.mm(input, unsqueeze(other, 1)), 1)
+        if input.ndim == 1 and other.ndim == 2:
+            return squeeze(sparse.mm(unsqueeze(input, 0), other), 0)
+        raise ArgumentError(f"matmul: a sparse operand takes a 1-D or 2-D partner, got {input.ndim}D "
+                            f"and {other.ndim}D")
+    _validate.same_dtype_arg(input, other, "matmul")
+    if input.ndim == 1 and other.ndim == 1:
+        if input.shape != other.shape:
+            raise _errors.ShapeError(f"inconsistent tensor size, expected tensor [{input.shape[0]}] and "
+                                     f"src [{other.shape[0]}] to have the same number of elements")
+        return squeeze(squeeze(dense_ops.MatMul.apply(unsqueeze(input, 0), unsqueeze(other, 1)), 1), 0)
+    if input.ndim == 1:
+        return squeeze(matmul(unsqueeze(input, 0), other), -2)
+    if other.ndim == 1:
+        return squeeze(matmul(input, unsqueeze(other, 1)), -1)
+    if input.shape[-1] != other.shape[-2]:
+        raise _errors.ShapeError(f"matmul: shapes cannot be multiplied ({list(input.shape)} and "
+                                 f"{list(other.shape)})")
+    try:
+        np.broadcast_shapes(input.shape[:-2], other.shape[:-2])
+    except ValueError:
+        raise _errors.ShapeError(f"matmul: batch shapes {list(input.shape[:-2])} and "
+                                 f"{list(other.shape[:-2])} do not broadcast") from None
+    return dense_ops.MatMul.apply(input, other)
 
 
-mm = matmul
+def mm(input, mat2):
+    """``input @ mat2`` for two matrices (2-D), dense or sparse, as ``torch.mm``.
 
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.mm(sr.tensor([[1., 2.]]), sr.tensor([[3.], [4.]]))
+    tensor([[11.]])
+    """
+    return sparse.mm(input, mat2)
+
+
+
+# -- shapes ---------------------------------------------------------------------------------
+
+def _dense_arg(x, where: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: expected a dense Tensor, got {type(x).__name__}")
+    return x
+
+
+def reshape(input, *shape) -> Tensor:
+    """The same elements in another shape (one size may be -1); a view when it can be.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.reshape(sr.tensor([1., 2., 3., 4.]), (2, -1))
+    tensor([[1., 2.],
+            [3., 4.]])
+    """
+    _dense_arg(input, "reshape")
+    return dense_ops.Reshape.apply(input, _validate.new_shape(shape, input.numel(), "reshape"))
+
+
+def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Dimensions ``start_dim`` .. ``end_dim`` merged into one.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.flatten(sr.zeros(2, 3, 4), 1).shape
+    (2, 12)
+    """
+    _dense_arg(input, "flatten")
+    if input.ndim == 0:
+        return reshape(input, (1,))
+    a = _validate.dim_arg(start_dim, input.ndim, "flatten")
+    b = _validate.dim_arg(end_dim, input.ndim, "flatten")
+    if a > b:
+        raise ArgumentError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = input.shape
+    return reshape(input, shape[:a] + (int(np.prod(shape[a:b + 1])),) + shape[b + 1:])
+
+
+def unsqueeze(input, dim: int) -> Tensor:
+    """A new dimension of size 1 at ``dim``.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.unsqueeze(sr.tensor([1., 2.]), 1).shape
+    (2, 1)
+    """
+    _dense_arg(input, "unsqueeze")
+    d = _validate.dim_arg(dim, input.ndim + 1, "unsqueeze")
+    return dense_ops.Reshape.apply(input, input.shape[:d] + (1,) + input.shape[d:])
+
+
+def squeeze(input, dim=None) -> Tensor:
+    """The dimensions of size 1 removed (only ``dim``, if given and of size 1).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.squeeze(sr.zeros(2, 1, 3)).shape
+    (2, 3)
+    """
+    _dense_arg(input, "squeeze")
+    if dim is None:
+        shape = tuple(n for n in input.shape if n != 1)
+    else:
+        d = _validate.dim_arg(dim, input.ndim, "squeeze")
+        shape = input.shape if input.ndim == 0 or input.shape[d] != 1 else input.shape[:d] + input.shape[d + 1:]
+    return dense_ops.Reshape.apply(input, shape)
+
+
+def permute(input, dims) -> Tensor:
+    """The dimensions in the order ``dims`` (a view).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.permute(sr.zeros(2, 3, 4), (2, 0, 1)).shape
+    (4, 2, 3)
+    """
+    _dense_arg(input, "permute")
+    dims = tuple(_validate.dim_arg(d, input.ndim, "permute") for d in dims)
+    if sorted(dims) != list(range(input.ndim)):
+        raise ArgumentError(f"permute: dims {list(dims)} must name each of the {input.ndim} dimensions once")
+    return dense_ops.Permute.apply(input, dims)
+
+
+def transpose(input, dim0: int, dim1: int) -> Tensor:
+    """Dimensions ``dim0`` and ``dim1`` swapped (a view); of a sparse matrix, ``t()``.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.transpose(sr.zeros(2, 3, 4), 0, 2).shape
+    (4, 3, 2)
+    """
+    if isinstance(input, SparseTensor):
+        a, b = (_validate.dim_arg(d, 2, "transpose") for d in (dim0, dim1))
+        return input if a == b else t(input)
+    _dense_arg(input, "transpose")
+    a, b = (_validate.dim_arg(d, input.ndim, "transpose") for d in (dim0, dim1))
+    dims = list(range(input.ndim))
+    dims[a], dims[b] = dims[b], dims[a]
+    return dense_ops.Permute.apply(input, tuple(dims))
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Tensors of one shape joined along a new dimension ``dim``; differentiable.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.stack([sr.tensor([1., 2.]), sr.tensor([3., 4.])], 1)
+    tensor([[1., 3.],
+            [2., 4.]])
+    """
+    return _join("stack", tensors, dim)
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Tensors joined along the existing dimension ``dim``; differentiable.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.cat([sr.tensor([1., 2.]), sr.tensor([3.])])
+    tensor([1., 2., 3.])
+    """
+    return _join("cat", tensors, dim)
+
+
+def _join(join: str, tensors, dim: int) -> Tensor:
+    tensors = list(tensors) if isinstance(tensors, (list, tuple)) else None
+    if not tensors:
+        raise ArgumentError(f"{join}: expected a non-empty list or tuple of Tensors")
+    for k, x in enumerate(tensors):
+        _dense_arg(x, f"{join}: tensors[{k}]")
+        _validate.same_dtype_arg(tensors[0], x, join)
+    first = tensors[0]
+    d = _validate.dim_arg(dim, first.ndim + (join == "stack"), join)
+    for k, x in enumerate(tensors):
+        same = x.shape == first.shape if join == "stack" else (
+            x.ndim == first.ndim and x.shape[:d] + x.shape[d + 1:] == first.shape[:d] + first.shape[d + 1:])
+        if not same:
+            raise _errors.ShapeError(f"{join}: tensors[{k}] has shape {list(x.shape)}, which does not fit "
+                                     f"tensors[0]'s {list(first.shape)}")
+    return dense_ops.Stack.apply(join, d, *tensors)
+
+
+# -- elementwise math -----------------------------------------------------------------------
+
+def _unary(op, x, where: str, complex_ok: bool = True):
+    _dense_arg(x, where)
+    _validate.floating_arg(x, where, complex_ok)
+    return op.apply(x)
+
+
+def exp(input) -> Tensor:
+    """``e ** input`` elementwise; differentiable.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.exp(sr.tensor([0., 1.]))
+    tensor([1.0000, 2.7183])
+    """
+    return _unary(dense_ops.Exp, input, "exp")
+
+
+def log(input) -> Tensor:
+    """The natural logarithm elementwise (``-inf`` at 0, NaN below, as torch).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.log(sr.tensor([1., 4.]))
+    tensor([0.0000, 1.3863])
+    """
+    return _unary(dense_ops.Log, input, "log")
+
+
+def sqrt(input) -> Tensor:
+    """The square root elementwise.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.sqrt(sr.tensor([4., 9.]))
+    tensor([2., 3.])
+    """
+    return _unary(dense_ops.Sqrt, input, "sqrt")
+
+
+def abs(input) -> Tensor:  # noqa: A001 (torch's name)
+    """``|input|`` elementwise (the modulus, for complex values: a real result).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.abs(sr.tensor([-1., 2.]))
+    tensor([1., 2.])
+    """
+    _dense_arg(input, "abs")
+    return dense_ops.Abs.apply(input)
+
+
+def relu(input) -> Tensor:
+    """``max(input, 0)`` elementwise (real dtypes).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.relu(sr.tensor([-1., 2.]))
+    tensor([0., 2.])
+    """
+    _dense_arg(input, "relu")
+    if input.dtype.kind == "c":
+        raise _errors.DTypeError("relu: complex values have no order; use a real dtype")
+    return dense_ops.Relu.apply(input)
+
+
+def sigmoid(input) -> Tensor:
+    """``1 / (1 + exp(-input))`` elementwise.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.sigmoid(sr.tensor([0.]))
+    tensor([0.5000])
+    """
+    return _unary(dense_ops.Sigmoid, input, "sigmoid")
+
+
+def tanh(input) -> Tensor:
+    """The hyperbolic tangent elementwise.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.tanh(sr.tensor([0.]))
+    tensor([0.])
+    """
+    return _unary(dense_ops.Tanh, input, "tanh")
+
+
+def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002 (torch's names)
+    """Every element limited to ``[min, max]`` (either may be None); real dtypes.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.clamp(sr.tensor([-2., 0.5, 3.]), min=0., max=1.)
+    tensor([0.0000, 0.5000, 1.0000])
+    """
+    _dense_arg(input, "clamp")
+    if min is None and max is None:
+        raise ArgumentError("clamp: at least one of 'min' or 'max' must not be None")
+    if input.dtype.kind == "c":
+        raise _errors.DTypeError("clamp is not supported for complex types")
+    lo = None if min is None else input._operand(min, "clamp")._data
+    hi = None if max is None else input._operand(max, "clamp")._data
+    return dense_ops.Clamp.apply(input, lo, hi)
+
+
+def maximum(input, other) -> Tensor:
+    """The larger of two tensors elementwise (a tie gives each half the gradient).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.maximum(sr.tensor([1., 5.]), sr.tensor([3., 2.]))
+    tensor([3., 5.])
+    """
+    return _pick(input, other, np.maximum, "maximum")
+
+
+def minimum(input, other) -> Tensor:
+    """The smaller of two tensors elementwise.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.minimum(sr.tensor([1., 5.]), sr.tensor([3., 2.]))
+    tensor([1., 2.])
+    """
+    return _pick(input, other, np.minimum, "minimum")
+
+
+def _pick(input, other, pick, where: str) -> Tensor:
+    input, other = _dense(input, other, where)
+    if input.dtype.kind == "c":
+        raise _errors.DTypeError(f"{where} is not implemented for complex tensors.")
+    return dense_ops.Maximum.apply(input, other, pick)
+
+
+def _broadcast(a, b, where: str) -> None:
+    """Refuse shapes that do not broadcast, in torch's words."""
+    if a.shape == b.shape:
+        return
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        for k in range(1, 1 + builtins.min(a.ndim, b.ndim)):
+            if a.shape[-k] != b.shape[-k] and 1 not in (a.shape[-k], b.shape[-k]):
+                raise _errors.ShapeError(
+                    f"{where}: The size of tensor a ({a.shape[-k]}) must match the size of tensor b "
+                    f"({b.shape[-k]}) at non-singleton dimension {builtins.max(a.ndim, b.ndim) - k}") from None
+
+
+def where(condition, input, other) -> Tensor:
+    """``input`` where ``condition`` holds, else ``other`` (numbers take the tensor's dtype).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.tensor([-1., 2.])
+    >>> sr.where(x > 0, x, 0.)
+    tensor([0., 2.])
+    """
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    if cond.dtype != np.bool_:
+        raise _errors.DTypeError(f"where: expected condition to be a boolean tensor, got {cond.dtype.name}")
+    if not isinstance(input, Tensor):
+        if not isinstance(other, Tensor):
+            raise TypeError("where: input or other must be a Tensor")
+        input = other._operand(input, "where")
+    other = input._operand(other, "where")
+    try:
+        np.broadcast_shapes(cond.shape, input.shape, other.shape)
+    except ValueError:
+        raise _errors.ShapeError(f"where: condition {list(cond.shape)}, input {list(input.shape)} and "
+                                 f"other {list(other.shape)} do not broadcast") from None
+    return dense_ops.Where.apply(cond, input, other)
+
+
+# -- reductions -----------------------------------------------------------------------------
+
+class _ValuesIndices(tuple):
+    """``(values, indices)`` of ``max(dim)`` / ``min(dim)``, like torch's named tuple."""
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def max(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
+    """The largest element; with ``dim``, ``(values, indices)`` along it (the first of
+    equal ones), as torch. Real dtypes.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.tensor([[1., 5.], [4., 2.]])
+    >>> sr.max(x)
+    tensor(5.)
+    >>> sr.max(x, 1).indices
+    tensor([1, 0])
+    """
+    return _extreme(input, dim, keepdim, "max")
+
+
+def min(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
+    """The smallest element; with ``dim``, ``(values, indices)`` along it (see :func:`max`).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.min(sr.tensor([[1., 5.], [4., 2.]]), 0).values
+    tensor([1., 2.])
+    """
+    return _extreme(input, dim, keepdim, "min")
+
+
+def _extreme(input, dim, keepdim, where: str):
+    _dense_arg(input, where)
+    if input.dtype.kind == "c":
+        raise _errors.DTypeError(f"{where} is not implemented for complex tensors.")
+    if input.numel() == 0:
+        raise ArgumentError(f"{where}(): Expected reduction dim to be specified for input.numel() == 0. "
+                            "Specify the reduction dim with the 'dim' argument.")
+    if dim is None:
+        return dense_ops.MaxAll.apply(input, np.max if where == "max" else np.min)
+    d = _validate.dim_arg(dim, input.ndim, where)
+    arg = np.argmax if where == "max" else np.argmin
+    values = dense_ops.MaxDim.apply(input, d, keepdim, arg)
+    indices = np.expand_dims(arg(input._data, axis=d), d) if keepdim else arg(input._data, axis=d)
+    return _ValuesIndices((values, Tensor(np.asarray(indices, dtype=np.int64))))
+
+
+def argmax(input, dim=None, keepdim: bool = False) -> Tensor:
+    """The index of the largest element (of the flattened tensor, or along ``dim``).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.argmax(sr.tensor([[1., 5.], [4., 2.]]), dim=1)
+    tensor([1, 0])
+    """
+    return _arg(input, dim, keepdim, np.argmax, "argmax")
+
+
+def argmin(input, dim=None, keepdim: bool = False) -> Tensor:
+    """The index of the smallest element (of the flattened tensor, or along ``dim``).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.argmin(sr.tensor([3., 1., 2.]))
+    tensor(1)
+    """
+    return _arg(input, dim, keepdim, np.argmin, "argmin")
+
+
+def _arg(input, dim, keepdim, arg, where: str) -> Tensor:
+    _dense_arg(input, where)
+    if input.dtype.kind == "c":
+        raise _errors.DTypeError(f"{where} is not implemented for complex tensors.")
+    if dim is None:
+        out = np.asarray(arg(input._data))
+        return Tensor(out.reshape((1,) * input.ndim) if keepdim else out.astype(np.int64))
+    d = _validate.dim_arg(dim, input.ndim, where)
+    return Tensor(np.asarray(arg(input._data, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+def norm(input, p=2, dim=None, keepdim: bool = False) -> Tensor:
+    """The p-norm of all elements, or along ``dim`` (``p="fro"`` is p = 2); a real result.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.norm(sr.tensor([3., 4.]))
+    tensor(5.)
+    """
+    _dense_arg(input, "norm")
+    _validate.floating_arg(input, "norm")
+    p = 2 if p == "fro" else p
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < float("inf"):
+        raise ArgumentError(f"norm: p must be a positive finite number or 'fro', got {p!r}")
+    if dim is not None:
+        dim = _validate.dim_arg(dim, input.ndim, "norm")
+    return dense_ops.Norm.apply(input, p, dim, keepdim)
+
+
+def softmax(input, dim: int) -> Tensor:
+    """``exp(input) / sum(exp(input), dim)``, computed stably; real floating dtypes.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.softmax(sr.tensor([0., 0.]), dim=0)
+    tensor([0.5000, 0.5000])
+    """
+    _dense_arg(input, "softmax")
+    _validate.floating_arg(input, "softmax", complex_ok=False)
+    return dense_ops.Softmax.apply(input, _validate.dim_arg(dim, input.ndim, "softmax"))
+
+
+def log_softmax(input, dim: int) -> Tensor:
+    """``input - log(sum(exp(input), dim))``, computed stably; real floating dtypes.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.log_softmax(sr.tensor([0., 0.]), dim=0)
+    tensor([-0.6931, -0.6931])
+    """
+    _dense_arg(input, "log_softmax")
+    _validate.floating_arg(input, "log_softmax", complex_ok=False)
+    return dense_ops.LogSoftmax.apply(input, _validate.dim_arg(dim, input.ndim, "log_softmax"))
+
+
+# -- dtypes ---------------------------------------------------------------------------------
+
+def to(input, dtype):
+    """``input`` as ``dtype`` (itself when the dtype is already right); between floating and
+    complex dtypes differentiable. A value the dtype cannot represent is refused.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.tensor([1.5]).to(sr.float64)
+    tensor([1.5000], dtype=sparse_ref.float64)
+    """
+    _dense_arg(input, "to")
+    if dtype is None:
+        return input
+    dt = _dtypes.as_dtype(dtype, "to", dense=True)
+    if dt == input.dtype:
+        return input
+    data = _validate.cast_data(input, dt, "to")
+    if dt.kind in "fc":
+        return dense_ops.Cast.apply(input, data)
+    return Tensor(data)  # an integer or bool result has no gradient (as torch)
+
+
+# -- comparisons (no gradient) ------------------------------------------------------------
+
+def compare(input, other, op: str) -> Tensor:
+    """``input <op> other`` elementwise as a bool tensor (``<``, ``<=``, ``>``, ``>=``,
+    ``==``, ``!=``); no gradient flows through a comparison."""
+    input, other = _dense(input, other, op)
+    if input.dtype.kind == "c" and op not in ("==", "!="):
+        raise _errors.DTypeError(f"{op}: complex values have no order")
+    return Tensor(_COMPARE[op](input._data, other._data))
+
+
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+            "==": np.equal, "!=": np.not_equal}
+
+
+# -- indexing and casts (method bodies) -----------------------------------------------------
+
+def index(input, key) -> Tensor:
+    """``input[key]``: a view for ints and slices, a gather for integer tensors, arrays or
+    lists and for boolean masks; differentiable (the gradient is scattered back)."""
+    if input.ndim == 0 and key not in ((), Ellipsis, None):
+        raise IndexError("invalid index of a 0-dim tensor. Use tensor.item() to get a Python number")
+    return dense_ops.Index.apply(input, _validate.index_key(key, input.shape))
+
+
+index_key = _validate.index_key  # __setitem__ checks its key the same way
+
+
+def to_args(args, dtype, kwargs):
+    """The dtype of ``x.to(...)``: ``to(dtype)``, ``to(dtype=...)``, ``to("cpu", dtype)``;
+    a device may only be the CPU, and no other keyword is taken."""
+    extra = set(kwargs) - {"device", "copy", "non_blocking"}
+    if extra:
+        raise TypeError(f"to() got an unexpected keyword argument {sorted(extra)[0]!r}")
+    devices = [a for a in args if isinstance(a, str) and not _is_dtype_name(a)] + (
+        [kwargs["device"]] if kwargs.get("device") is not None else [])
+    for device in devices:
+        if str(device) != "cpu":
+            raise ArgumentError(f"to: sparse_ref runs on the CPU only, got device {device!r}")
+    dtypes = [a for a in args if not (isinstance(a, str) and not _is_dtype_name(a))]
+    if dtype is not None:
+        dtypes.append(dtype)
+    if len(dtypes) > 1:
+        raise TypeError("to() received more than one dtype")
+    return dtypes[0] if dtypes else None
+
+
+def _is_dtype_name(text: str) -> bool:
+    try:
+        np.dtype(text)
+    except TypeError:
+        return False
+    return True
 
 # -- method bodies with no torch function of their own --------------------------------------
 

@@ -22,11 +22,14 @@ imports or reaches upward; ``tests/test_layers.py`` holds the package to that.
 
 from __future__ import annotations
 
+import warnings
+import weakref
+
 import numpy as np
 
 from sparse_ref import _dtypes, _formats, _tensor_str
 from sparse_ref._arrays import converted, freeze, own_values
-from sparse_ref._errors import DTypeError
+from sparse_ref._errors import ArgumentError, DTypeError
 from sparse_ref._grad_mode import is_grad_enabled
 
 
@@ -73,6 +76,37 @@ class _Differentiable:
     @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
+
+    _retains_grad = False  # set by retain_grad() on a tensor made by an op
+
+    @property
+    def grad(self):
+        """The gradient ``backward`` accumulated: for a leaf that requires grad, and for a
+        tensor made by an op after ``retain_grad()``; on any other non-leaf it stays None
+        and reading it warns, as torch does."""
+        if self.grad_fn is not None and not self._retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+                "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+                "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor.",
+                UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        self._grad = value
+
+    def retain_grad(self) -> None:
+        """Let ``backward`` fill ``.grad`` of this non-leaf tensor too (a no-op on a leaf)."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None and not self._retains_grad:
+            self._retains_grad = True
+            self.grad_fn.retained = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
 
 
 class Tensor(_Differentiable):
@@ -173,6 +207,19 @@ class Tensor(_Differentiable):
         out._version = self._version
         out._guarded = self.requires_grad or getattr(self, "_guarded", False)
         return out
+
+    @property
+    def data(self) -> "Tensor":
+        """The data as a tensor outside the graph that shares memory but not the version
+        counter (torch's ``.data``: a change through it is not seen by backward; prefer
+        ``detach()`` or an update under ``sr.no_grad()``)."""
+        return Tensor(self._data)
+
+    @data.setter
+    def data(self, value) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data: expected a dense Tensor, got {type(value).__name__}")
+        self._data = value._data
 
     # -- in-place ops (torch's rules; each bumps the version counter) -----------------
     def _inplace(self, op: str) -> np.ndarray:
@@ -312,10 +359,14 @@ class Tensor(_Differentiable):
 
     @property
     def T(self) -> "Tensor":
-        return self.t()
+        """The transpose of a matrix; of a tensor of more dimensions, all reversed (torch's rule)."""
+        return self.t() if self.ndim <= 2 else _F.permute(self, tuple(range(self.ndim))[::-1])
 
     def __matmul__(self, other):
         return _F.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _F.matmul(other, self)
 
     # -- differentiable arithmetic (sparse_ref.autograd.dense_ops) ---------------------
     def _operand(self, other, op: str) -> "Tensor":
@@ -335,21 +386,33 @@ class Tensor(_Differentiable):
         return Tensor(converted(np.asarray(other), self.dtype, op))
 
     def __add__(self, other):
+        if isinstance(other, SparseTensor):
+            return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
         return _F.add(self, self._operand(other, "+"))
 
     def __radd__(self, other):
+        if isinstance(other, SparseTensor):
+            return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
         return _F.add(self._operand(other, "+"), self)
 
     def __sub__(self, other):
+        if isinstance(other, SparseTensor):
+            return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
         return _F.sub(self, self._operand(other, "-"))
 
     def __rsub__(self, other):
+        if isinstance(other, SparseTensor):
+            return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
         return _F.sub(self._operand(other, "-"), self)
 
     def __mul__(self, other):
+        if isinstance(other, SparseTensor):
+            return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
         return _F.mul(self, self._operand(other, "*"))
 
     def __rmul__(self, other):
+        if isinstance(other, SparseTensor):
+            return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
         return _F.mul(self._operand(other, "*"), self)
 
     def __truediv__(self, other):
@@ -388,6 +451,177 @@ class Tensor(_Differentiable):
         tensor(2.5000)
         """
         return _F.mean(self, dim, keepdim)
+
+    def max(self, dim=None, keepdim: bool = False):
+        """See :func:`sparse_ref.max`."""
+        return _F.max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim: bool = False):
+        """See :func:`sparse_ref.min`."""
+        return _F.min(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim: bool = False) -> "Tensor":
+        return _F.argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim: bool = False) -> "Tensor":
+        return _F.argmin(self, dim, keepdim)
+
+    def norm(self, p=2, dim=None, keepdim: bool = False) -> "Tensor":
+        return _F.norm(self, p, dim, keepdim)
+
+    def softmax(self, dim: int) -> "Tensor":
+        return _F.softmax(self, dim)
+
+    def log_softmax(self, dim: int) -> "Tensor":
+        return _F.log_softmax(self, dim)
+
+    # -- elementwise math (sparse_ref._functions) -------------------------------------
+    def exp(self) -> "Tensor":
+        return _F.exp(self)
+
+    def log(self) -> "Tensor":
+        return _F.log(self)
+
+    def sqrt(self) -> "Tensor":
+        return _F.sqrt(self)
+
+    def abs(self) -> "Tensor":
+        return _F.abs(self)
+
+    __abs__ = abs
+
+    def relu(self) -> "Tensor":
+        return _F.relu(self)
+
+    def sigmoid(self) -> "Tensor":
+        return _F.sigmoid(self)
+
+    def tanh(self) -> "Tensor":
+        return _F.tanh(self)
+
+    def clamp(self, min=None, max=None) -> "Tensor":  # noqa: A002 (torch's names)
+        return _F.clamp(self, min, max)
+
+    def clamp_(self, min=None, max=None) -> "Tensor":  # noqa: A002
+        """Limit every element to ``[min, max]`` in place (see ``add_``)."""
+        data = self._inplace("clamp_")
+        if min is None and max is None:
+            raise ArgumentError("clamp_: at least one of 'min' or 'max' must not be None")
+        lo = None if min is None else self._operand(min, "clamp_")._data
+        hi = None if max is None else self._operand(max, "clamp_")._data
+        np.clip(data, lo, hi, out=data)
+        return self._bump()
+
+    def maximum(self, other) -> "Tensor":
+        return _F.maximum(self, other)
+
+    def minimum(self, other) -> "Tensor":
+        return _F.minimum(self, other)
+
+    def matmul(self, other):
+        return _F.matmul(self, other)
+
+    def mm(self, other):
+        return _F.mm(self, other)
+
+    # -- comparisons: bool tensors, no gradient ---------------------------------------
+    def __lt__(self, other):
+        return _F.compare(self, other, "<")
+
+    def __le__(self, other):
+        return _F.compare(self, other, "<=")
+
+    def __gt__(self, other):
+        return _F.compare(self, other, ">")
+
+    def __ge__(self, other):
+        return _F.compare(self, other, ">=")
+
+    def __eq__(self, other):
+        return _F.compare(self, other, "==")
+
+    def __ne__(self, other):
+        return _F.compare(self, other, "!=")
+
+    __hash__ = object.__hash__  # by identity, as torch's (== compares elements)
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {'more than one value' if self._data.size else 'no values'} "
+                               "is ambiguous")
+        return bool(self._data.reshape(()))
+
+    # -- shapes and indexing ----------------------------------------------------------
+    def __getitem__(self, key) -> "Tensor":
+        return _F.index(self, key)
+
+    def __setitem__(self, key, value) -> None:
+        """``x[key] = value`` in place (torch's rules for in-place ops, see ``add_``)."""
+        data = self._inplace("setitem")
+        key = _F.index_key(key, self.shape)
+        if isinstance(value, Tensor) and value.requires_grad and is_grad_enabled():
+            raise RuntimeError("setitem: a value that requires grad would make this tensor part of a graph; "
+                               "in-place ops do not record one (use sr.no_grad())")
+        data[key] = self._operand(value, "setitem")._data
+        self._bump()
+
+    def reshape(self, *shape) -> "Tensor":
+        return _F.reshape(self, *shape)
+
+    def view(self, *shape) -> "Tensor":
+        """The same data in another shape (as ``reshape``; sparse_ref's views of
+        contiguous data share memory and the version counter)."""
+        return _F.reshape(self, *shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        return _F.flatten(self, start_dim, end_dim)
+
+    def unsqueeze(self, dim: int) -> "Tensor":
+        return _F.unsqueeze(self, dim)
+
+    def squeeze(self, dim=None) -> "Tensor":
+        return _F.squeeze(self, dim)
+
+    def permute(self, *dims) -> "Tensor":
+        return _F.permute(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+
+    def transpose(self, dim0: int, dim1: int) -> "Tensor":
+        return _F.transpose(self, dim0, dim1)
+
+    @property
+    def mT(self) -> "Tensor":
+        """The last two dimensions swapped (a batch of matrix transposes)."""
+        if self.ndim < 2:
+            raise ArgumentError(f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor.")
+        return _F.transpose(self, -2, -1)
+
+    # -- dtypes -------------------------------------------------------------------------
+    def to(self, *args, dtype=None, **kwargs) -> "Tensor":
+        """This tensor as ``dtype`` (``x.to(sr.float64)``, ``x.to(dtype=...)``); a device
+        argument may only be "cpu". Differentiable between floating and complex dtypes."""
+        return _F.to(self, _F.to_args(args, dtype, kwargs))
+
+    def double(self) -> "Tensor":
+        return _F.to(self, _dtypes.float64)
+
+    def float(self) -> "Tensor":
+        return _F.to(self, _dtypes.float32)
+
+    def long(self) -> "Tensor":
+        return _F.to(self, _dtypes.int64)
+
+    def int(self) -> "Tensor":
+        return _F.to(self, _dtypes.int32)
+
+    def bool(self) -> "Tensor":
+        return _F.to(self, _dtypes.bool_)
+
+    def type(self, dtype=None):
+        """Without an argument, the type's name (``"sparse_ref.FloatTensor"``); with one,
+        ``to(dtype)``."""
+        if dtype is None:
+            return f"sparse_ref.{_dtypes.tensor_type_name(self.dtype)}"
+        return _F.to(self, dtype)
 
     def backward(self, gradient: "Tensor | None" = None, retain_graph: bool = False) -> None:
         """Add the gradient of this tensor to ``.grad`` of every leaf it depends on.

@@ -31,7 +31,7 @@ def format_array(arr: np.ndarray, prefix: str) -> str:
     return np.array2string(arr, separator=", ", prefix=prefix)
 
 
-def dtype_suffix(dt: np.dtype, default_kinds=(_dtypes.float32, _dtypes.int64)) -> str:
+def dtype_suffix(dt: np.dtype, default_kinds=(_dtypes.float32, _dtypes.int64, _dtypes.bool_)) -> str:
     return "" if dt in default_kinds else f", dtype={_dtypes.repr_name(dt)}"
 
 

@@ -34,6 +34,8 @@ def _as_array(data, where: str):
                         "fill the masked entries (arr.filled(0)) or drop them (arr.compressed())")
     if isinstance(data, np.ndarray):
         return data, False
+    if isinstance(data, np.generic):  # a NumPy scalar keeps its dtype, as in torch
+        return np.asarray(data), False
     if type(data).__module__.startswith("torch"):
         return np.asarray(data.detach().cpu().resolve_conj().resolve_neg().numpy()), False
     try:
@@ -49,15 +51,16 @@ def _as_array(data, where: str):
     return arr, True
 
 
-def target_dtype(arr: np.ndarray, from_python: bool, dtype, where: str) -> np.dtype:
-    """The dtype a new tensor takes: ``dtype`` if given, else the data's natural one."""
+def target_dtype(arr: np.ndarray, from_python: bool, dtype, where: str, dense: bool = False) -> np.dtype:
+    """The dtype a new tensor takes: ``dtype`` if given, else the data's natural one
+    (``bool`` only for a dense tensor)."""
     if dtype is not None:
-        return _dtypes.as_dtype(dtype, where)
+        return _dtypes.as_dtype(dtype, where, dense)
     if arr.dtype == object:  # Python integers beyond int64, torch's dtype for Python ints
         big = next(x for x in arr.flat if not -2**63 <= x < 2**63)
         raise ConversionError(f"{where}: value {big} does not fit in int64, the dtype of Python "
                               "integers; pass dtype=float64 to store it as a float")
-    return _dtypes.natural_dtype(arr, from_python, where)
+    return _dtypes.natural_dtype(arr, from_python, where, dense)
 
 
 def _python_ints(arr: np.ndarray) -> bool:
@@ -67,7 +70,7 @@ def _python_ints(arr: np.ndarray) -> bool:
 def dense_data(data, dtype, where: str) -> np.ndarray:
     """A private, writable ndarray for a new dense tensor (never the caller's memory)."""
     arr, from_python = _as_array(data, where)
-    dt = target_dtype(arr, from_python, dtype, where)
+    dt = target_dtype(arr, from_python, dtype, where, dense=True)
     return converted(arr, dt, where)
 
 
@@ -404,3 +407,94 @@ def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants:
                 "input you vouch for)"
             )
     return crow, col, val, shape
+
+
+# -- dense tensor ops ---------------------------------------------------------------------------
+
+def dim_arg(dim, ndim: int, where: str) -> int:
+    """A dimension in ``[-ndim, ndim)`` as a non-negative int (torch's message otherwise)."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{where}: dim must be an int, got {type(dim).__name__}")
+    lo, hi = -max(ndim, 1), max(ndim, 1) - 1
+    if not lo <= dim <= hi:
+        raise IndexError(f"{where}: Dimension out of range (expected to be in range of [{lo}, {hi}], "
+                         f"but got {dim})")
+    return int(dim) % max(ndim, 1)
+
+
+def index_key(key, shape: tuple, where: str = "index"):
+    """A key for ``x[key]`` with tensors turned into arrays and every integer array and
+    boolean mask checked against ``shape`` (NumPy would raise too, but a bad gather must
+    be refused before backward could scatter with it)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    out, axis = [], 0
+    for k in parts:
+        if isinstance(k, SparseTensor):
+            raise TypeError(f"{where}: a sparse tensor cannot index")
+        if isinstance(k, Tensor):
+            k = k._data
+        elif isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, np.ndarray):
+            if k.dtype.kind == "b":
+                if k.shape != shape[axis:axis + k.ndim]:
+                    raise IndexError(f"{where}: the shape of the mask {list(k.shape)} does not match the "
+                                     f"shape of the indexed tensor {list(shape[axis:axis + k.ndim])}")
+                axis += k.ndim
+            elif k.dtype.kind in "iu":
+                if axis >= len(shape):
+                    raise IndexError(f"{where}: too many indices for a tensor of dimension {len(shape)}")
+                if k.size and (k.min() < -shape[axis] or k.max() >= shape[axis]):
+                    bad = k.max() if k.max() >= shape[axis] else k.min()
+                    raise IndexError(f"{where}: index {bad} is out of bounds for dimension {axis} "
+                                     f"with size {shape[axis]}")
+                axis += 1
+            else:
+                raise IndexError(f"{where}: tensors used as indices must be long, int or bool, "
+                                 f"got {k.dtype.name}")
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            if axis >= len(shape):
+                raise IndexError(f"{where}: too many indices for a tensor of dimension {len(shape)}")
+            if not -shape[axis] <= k < shape[axis]:
+                raise IndexError(f"{where}: index {k} is out of bounds for dimension {axis} with size {shape[axis]}")
+            axis += 1
+        elif k is not None and k is not Ellipsis:
+            axis += 1
+        out.append(k)
+    return tuple(out) if isinstance(key, tuple) else out[0]
+
+
+def cast_data(x: Tensor, dtype, where: str = "to") -> np.ndarray:
+    """``x``'s data as ``dtype``, refusing what that dtype cannot represent (see
+    ``_arrays.converted``); the data itself when the dtype is already right."""
+    dt = _dtypes.as_dtype(dtype, where, dense=True)
+    return x._data if dt == x.dtype else converted(x._data, dt, where)
+
+
+def same_dtype_arg(input, other, where: str) -> None:
+    """Two tensors of one dtype (sparse_ref never promotes)."""
+    _same_dtype((("input", input), ("other", other)), where)
+
+
+def floating_arg(x, where: str, complex_ok: bool = True) -> None:
+    """A tensor of a floating (or, where torch allows it, complex) dtype."""
+    kinds = "fc" if complex_ok else "f"
+    if x.dtype.kind not in kinds:
+        raise DTypeError(f"{where}: needs a floating{' or complex' if complex_ok else ''} dtype, "
+                         f"got {x.dtype.name}")
+
+
+def new_shape(shape, numel: int, where: str) -> tuple:
+    """A shape for ``numel`` elements, given as ints or one tuple/list; one size may be -1."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) for n in shape):
+        raise TypeError(f"{where}: sizes must be ints, got {list(shape)}")
+    shape = tuple(int(n) for n in shape)
+    known = int(np.prod([n for n in shape if n != -1], dtype=object))
+    free = shape.count(-1)
+    ok = free <= 1 and all(n >= -1 for n in shape) and (
+        known == numel if free == 0 else (known != 0 and numel % known == 0))
+    if not ok:
+        raise ArgumentError(f"{where}: shape '{list(shape)}' is invalid for input of size {numel}")
+    return tuple(numel // known if n == -1 else n for n in shape)

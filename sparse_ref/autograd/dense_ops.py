@@ -158,7 +158,9 @@ class MatMul(Function):
         return Tensor(np.matmul(a._data, b._data))
 
     def backward(self, grad):
-        return grad @ conj(self.b).T, conj(self.a).T @ grad
+        a, b = self.a, self.b  # batched operands broadcast as np.matmul does
+        return (unbroadcast(grad @ np.swapaxes(conj(b), -1, -2), a.shape),
+                unbroadcast(np.swapaxes(conj(a), -1, -2) @ grad, b.shape))
 
 
 class Transpose(Function):
@@ -174,3 +176,368 @@ class Transpose(Function):
 
     def backward(self, grad):
         return (np.ascontiguousarray(grad.T),)
+
+
+def _view(out: Tensor, x: Tensor) -> Tensor:
+    """Mark ``out`` as a view of ``x``: an in-place change of either is a change of both,
+    so they share the version counter (as torch's views do)."""
+    if np.shares_memory(out._data, x._data):
+        out._version = x._version
+    return out
+
+
+# -- shapes: views, with the gradient taken back to the input's shape ---------------------
+
+class Reshape(Function):
+    """``out = x.reshape(shape)`` (also view, flatten, squeeze, unsqueeze);
+    ``grad_x = grad.reshape(x.shape)``."""
+
+    _name = "ViewBackward0"
+    saves = ()
+
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return _view(Tensor(x._data.reshape(shape)), x)
+
+    def backward(self, grad):
+        return grad.reshape(self.shape), None
+
+
+class Permute(Function):
+    """``out = x.permute(dims)`` (also transpose, .T, .mT); ``grad_x`` is ``grad`` permuted back."""
+
+    _name = "PermuteBackward0"
+    saves = ()
+
+    def forward(self, x, dims):
+        self.inverse = tuple(np.argsort(dims))
+        return _view(Tensor(np.transpose(x._data, dims)), x)
+
+    def backward(self, grad):
+        return np.ascontiguousarray(np.transpose(grad, self.inverse)), None
+
+
+def _basic_key(key) -> bool:
+    """Whether an index takes a view (ints, slices, None, ...), not a gather."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return all(isinstance(k, (int, np.integer, slice, type(None), type(Ellipsis))) and not isinstance(k, bool)
+               for k in parts)
+
+
+class Index(Function):
+    """``out = x[key]``: a view for ints and slices, a gather for integer arrays and
+    boolean masks. ``grad_x`` is ``grad`` put back at the indexed places (added up where
+    an index repeats)."""
+
+    _name = "IndexBackward0"
+    saves = ()
+
+    def forward(self, x, key):
+        self.shape, self.key, self.basic = x.shape, key, _basic_key(key)
+        out = Tensor(x._data[key])
+        return _view(out, x) if self.basic else out
+
+    def backward(self, grad):
+        out = np.zeros(self.shape, dtype=grad.dtype)
+        if self.basic:
+            out[self.key] = grad
+        else:
+            np.add.at(out, self.key, grad)
+        return out, None
+
+
+class Cast(Function):
+    """``out = x.to(dtype)`` between floating and complex dtypes; the gradient is cast
+    back (its real part, for a real input)."""
+
+    _name = "ToCopyBackward0"
+    saves = ()
+
+    def forward(self, x, data):
+        self.dtype = x.dtype
+        return Tensor(data)
+
+    def backward(self, grad):
+        if self.dtype.kind != "c" and np.iscomplexobj(grad):
+            grad = grad.real
+        return grad.astype(self.dtype), None
+
+
+class Stack(Function):
+    """``out = stack(xs, dim)`` or ``cat(xs, dim)``; each input gets its slice of ``grad``."""
+
+    _name = "StackBackward0"
+    saves = ()
+
+    def forward(self, join, dim, *xs):
+        self.dim, self.join = dim, join
+        self.sizes = [x.shape[dim] if join == "cat" else 1 for x in xs]
+        data = [x._data for x in xs]
+        return Tensor(np.concatenate(data, axis=dim) if join == "cat" else np.stack(data, axis=dim))
+
+    def name(self) -> str:
+        return "CatBackward0" if self.join == "cat" else "StackBackward0"
+
+    def backward(self, grad):
+        parts = np.split(grad, np.cumsum(self.sizes)[:-1], axis=self.dim)
+        if self.join == "stack":
+            parts = [np.squeeze(p, axis=self.dim) for p in parts]
+        return (None, None, *[np.ascontiguousarray(p) for p in parts])
+
+
+# -- elementwise math -----------------------------------------------------------------------
+
+class Exp(Function):
+    """``out = exp(x)``; ``grad_x = conj(out) * grad``."""
+
+    _name = "ExpBackward0"
+
+    def forward(self, x):
+        self.out = np.exp(x._data)
+        return Tensor(self.out)
+
+    def backward(self, grad):
+        return (conj(self.out) * grad,)
+
+
+class Log(Function):
+    """``out = log(x)``; ``grad_x = grad / conj(x)``."""
+
+    _name = "LogBackward0"
+
+    def forward(self, x):
+        self.x = x._data
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, log(-1) = nan, as torch
+            return Tensor(np.log(x._data))
+
+    def backward(self, grad):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (grad / conj(self.x),)
+
+
+class Sqrt(Function):
+    """``out = sqrt(x)``; ``grad_x = grad / (2 conj(out))``."""
+
+    _name = "SqrtBackward0"
+
+    def forward(self, x):
+        with np.errstate(invalid="ignore"):
+            self.out = np.sqrt(x._data)
+        return Tensor(self.out)
+
+    def backward(self, grad):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (grad / (2 * conj(self.out)),)
+
+
+class Abs(Function):
+    """``out = |x|``; ``grad_x = sgn(x) * grad`` with ``sgn(x) = x / |x|`` (0 at 0), as torch."""
+
+    _name = "AbsBackward0"
+
+    def forward(self, x):
+        self.x = x._data
+        return Tensor(np.abs(x._data))
+
+    def backward(self, grad):
+        if np.iscomplexobj(self.x):
+            size = np.abs(self.x)
+            sgn = np.divide(self.x, size, out=np.zeros_like(self.x), where=size != 0)
+            return (sgn * grad,)
+        return (np.sign(self.x) * grad,)
+
+
+class Relu(Function):
+    """``out = max(x, 0)``; ``grad_x = grad`` where ``x > 0``, else 0."""
+
+    _name = "ReluBackward0"
+
+    def forward(self, x):
+        self.out = np.maximum(x._data, 0)
+        return Tensor(self.out)
+
+    def backward(self, grad):
+        return (np.where(self.out > 0, grad, 0).astype(grad.dtype),)
+
+
+class Sigmoid(Function):
+    """``out = 1 / (1 + exp(-x))``; ``grad_x = conj(out (1 - out)) * grad``."""
+
+    _name = "SigmoidBackward0"
+
+    def forward(self, x):
+        data = x._data
+        if data.dtype.kind == "c":
+            self.out = 1 / (1 + np.exp(-data))
+        else:  # the stable form: no overflow of exp for large |x|
+            e = np.exp(-np.abs(data))
+            self.out = np.where(data >= 0, 1 / (1 + e), e / (1 + e)).astype(data.dtype)
+        return Tensor(self.out)
+
+    def backward(self, grad):
+        return (conj(self.out * (1 - self.out)) * grad,)
+
+
+class Tanh(Function):
+    """``out = tanh(x)``; ``grad_x = conj(1 - out^2) * grad``."""
+
+    _name = "TanhBackward0"
+
+    def forward(self, x):
+        self.out = np.tanh(x._data)
+        return Tensor(self.out)
+
+    def backward(self, grad):
+        return (conj(1 - self.out * self.out) * grad,)
+
+
+class Clamp(Function):
+    """``out = min(max(x, lo), hi)``; ``grad_x = grad`` where ``lo <= x <= hi``, else 0."""
+
+    _name = "ClampBackward1"
+
+    def forward(self, x, lo, hi):
+        self.x, self.lo, self.hi = x._data, lo, hi
+        return Tensor(np.clip(x._data, lo, hi).astype(x.dtype))
+
+    def backward(self, grad):
+        keep = np.ones(self.x.shape, dtype=bool)
+        if self.lo is not None:
+            keep &= self.x >= self.lo
+        if self.hi is not None:
+            keep &= self.x <= self.hi
+        return np.where(keep, grad, 0).astype(grad.dtype), None, None
+
+
+class Maximum(Function):
+    """``out = maximum(x, y)`` (``minimum`` with ``pick=np.minimum``); the larger gets
+    ``grad``, and a tie gives each half, as torch."""
+
+    _name = "MaximumBackward0"
+
+    def forward(self, x, y, pick):
+        self.x, self.y, self.pick = x._data, y._data, pick
+        if pick is np.minimum:
+            self._name = "MinimumBackward0"
+        return Tensor(pick(x._data, y._data))
+
+    def backward(self, grad):
+        first = self.x > self.y if self.pick is np.maximum else self.x < self.y
+        tie = self.x == self.y
+        gx = np.where(first, grad, 0) + np.where(tie, grad / 2, 0)
+        gy = np.where(~first & ~tie, grad, 0) + np.where(tie, grad / 2, 0)
+        return (unbroadcast(gx.astype(grad.dtype), self.x.shape),
+                unbroadcast(gy.astype(grad.dtype), self.y.shape), None)
+
+
+class Where(Function):
+    """``out = where(cond, x, y)``; x gets ``grad`` where cond holds, y elsewhere."""
+
+    _name = "WhereBackward0"
+    saves = (1, 2)
+
+    def forward(self, cond, x, y):
+        self.cond, self.shapes = cond, (x.shape, y.shape)
+        return Tensor(np.where(cond, x._data, y._data))
+
+    def backward(self, grad):
+        zero = np.zeros((), dtype=grad.dtype)
+        return (None, unbroadcast(np.where(self.cond, grad, zero), self.shapes[0]),
+                unbroadcast(np.where(self.cond, zero, grad), self.shapes[1]))
+
+
+# -- reductions -----------------------------------------------------------------------------
+
+class MaxAll(Function):
+    """``out = x.max()`` (or ``min``) over every element; ties share ``grad`` evenly, as torch."""
+
+    _name = "MaxBackward1"
+
+    def forward(self, x, pick):
+        self.x = x._data
+        self.out = pick(x._data)
+        if pick is np.min:
+            self._name = "MinBackward1"
+        return Tensor(np.asarray(self.out))
+
+    def backward(self, grad):
+        hit = self.x == self.out
+        return np.where(hit, grad / hit.sum(), 0).astype(grad.dtype), None
+
+
+class MaxDim(Function):
+    """``values = x.max(dim)`` (or ``min``): ``grad`` goes to the element each index names
+    (the first of equal ones); the indices are returned by ``indices``."""
+
+    _name = "MaxBackward0"
+
+    def forward(self, x, dim, keepdim, arg):
+        self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
+        self.indices = np.expand_dims(arg(x._data, axis=dim), dim)
+        if arg is np.argmin:
+            self._name = "MinBackward0"
+        values = np.take_along_axis(x._data, self.indices, axis=dim)
+        return Tensor(values if keepdim else np.squeeze(values, axis=dim))
+
+    def backward(self, grad):
+        if not self.keepdim:
+            grad = np.expand_dims(grad, self.dim)
+        out = np.zeros(self.shape, dtype=grad.dtype)
+        np.put_along_axis(out, self.indices, grad, axis=self.dim)
+        return out, None, None, None
+
+
+class Norm(Function):
+    """``out = ||x||_p`` over all elements or ``dim``;
+    ``grad_x = x |x|^(p-2) / out^(p-1) * grad`` (for p = 2: ``x / out * grad``), 0 where out is 0."""
+
+    _name = "NormBackward1"
+
+    def forward(self, x, p, dim, keepdim):
+        self.x, self.p, self.dim, self.keepdim = x._data, p, dim, keepdim
+        size = np.abs(x._data)
+        out = np.sqrt(np.sum(size * size, axis=dim, keepdims=True)) if p == 2 else \
+            np.sum(size ** p, axis=dim, keepdims=True) ** (1.0 / p)
+        self.out = out.astype(size.dtype)
+        return Tensor(np.asarray(self.out if keepdim else (
+            self.out.reshape(()) if dim is None else np.squeeze(self.out, axis=dim))))
+
+    def backward(self, grad):
+        grad = grad.reshape(self.out.shape) if self.dim is None else (
+            grad if self.keepdim else np.expand_dims(grad, self.dim))
+        size = np.abs(self.x)
+        scale = self.x if self.p == 2 else self.x * size ** (self.p - 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.where(self.out != 0, scale / self.out ** (self.p - 1), 0) * grad
+        return g.astype(self.x.dtype), None, None, None
+
+
+class Softmax(Function):
+    """``out = exp(x) / sum(exp(x), dim)``; ``grad_x = out * (grad - sum(grad * out, dim))``."""
+
+    _name = "SoftmaxBackward0"
+
+    def forward(self, x, dim):
+        self.dim = dim
+        shifted = x._data - np.max(x._data, axis=dim, keepdims=True)
+        e = np.exp(shifted)
+        self.out = e / e.sum(axis=dim, keepdims=True)
+        return Tensor(self.out)
+
+    def backward(self, grad):
+        return self.out * (grad - np.sum(grad * self.out, axis=self.dim, keepdims=True)), None
+
+
+class LogSoftmax(Function):
+    """``out = x - log(sum(exp(x), dim))``; ``grad_x = grad - exp(out) * sum(grad, dim)``."""
+
+    _name = "LogSoftmaxBackward0"
+
+    def forward(self, x, dim):
+        self.dim = dim
+        shifted = x._data - np.max(x._data, axis=dim, keepdims=True)
+        self.out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+        return Tensor(self.out)
+
+    def backward(self, grad):
+        return grad - np.exp(self.out) * np.sum(grad, axis=self.dim, keepdims=True), None

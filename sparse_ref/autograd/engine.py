@@ -62,6 +62,8 @@ class Function:
     # Positions of the arguments whose data backward reads (None: every tensor argument).
     # Their version counters are recorded at forward and checked before backward.
     saves = None
+    # A weak reference to the output, when it called retain_grad(): backward fills its .grad.
+    retained = None
 
     def name(self) -> str:
         return self._name
@@ -109,7 +111,7 @@ class Function:
 
     def release(self) -> None:
         """Drop what forward saved (after a backward without ``retain_graph``)."""
-        keep = {"inputs", "needs", "released", "_name", "versions", "backend", "active"}
+        keep = {"inputs", "needs", "released", "_name", "versions", "backend", "active", "retained"}
         for key in [k for k in vars(self) if k not in keep]:
             delattr(self, key)
         self.released = True
@@ -221,6 +223,8 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
     while ready:
         fn = ready.pop()
         grad = grads.pop(id(fn), None)
+        if grad is not None and fn.retained is not None and fn.retained() is not None:
+            _accumulate_leaf(fn.retained(), grad)  # retain_grad(): this output's whole gradient
         if grad is None:
             in_grads = (None,) * len(fn.inputs)
         else:

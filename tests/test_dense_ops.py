@@ -1,0 +1,270 @@
+"""The dense tensor ops a course types (issue 11): each against torch 2.13 (values, and
+gradients through backward), gradcheck in float64 and complex128 where torch allows
+complex, indexing, shapes, casts, comparisons, retain_grad, .data, and the update step."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import torch_or_skip
+
+import sparse_ref as sr
+from sparse_ref.autograd import gradcheck
+
+F64, C128 = sr.float64, sr.complex128
+
+
+def data(shape, dtype=np.float64, seed=0, positive=False):
+    rng = np.random.default_rng(seed)
+    x = np.asarray(rng.standard_normal(shape))
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(shape)
+    if positive:
+        x = np.abs(x) + 0.5
+    return x.astype(dtype)
+
+
+# name -> (function of one tensor module `m` and inputs, input shapes, positive inputs, complex ok)
+OPS = {
+    "exp": (lambda m, x: m.exp(x), [(3, 4)], False, True),
+    "log": (lambda m, x: m.log(x), [(3, 4)], True, True),
+    "sqrt": (lambda m, x: m.sqrt(x), [(3, 4)], True, True),
+    "abs": (lambda m, x: m.abs(x), [(3, 4)], True, True),
+    "relu": (lambda m, x: m.relu(x), [(3, 4)], False, False),
+    "sigmoid": (lambda m, x: m.sigmoid(x), [(3, 4)], False, True),
+    "tanh": (lambda m, x: m.tanh(x), [(3, 4)], False, True),
+    "clamp": (lambda m, x: m.clamp(x, min=-0.5, max=0.7), [(3, 4)], False, False),
+    "maximum": (lambda m, x, y: m.maximum(x, y), [(3, 4), (4,)], False, False),
+    "minimum": (lambda m, x, y: m.minimum(x, y), [(3, 4), (3, 1)], False, False),
+    "where": (lambda m, x, y: m.where(x > 0, x, y), [(3, 4), (3, 4)], False, False),
+    "sum_dim": (lambda m, x: x.sum(1, keepdim=True), [(3, 4)], False, True),
+    "mean_dim": (lambda m, x: x.mean(0), [(3, 4)], False, True),
+    "max_all": (lambda m, x: x.max(), [(3, 4)], False, False),
+    "max_dim": (lambda m, x: x.max(1).values, [(3, 4)], False, False),
+    "min_dim_keepdim": (lambda m, x: x.min(0, keepdim=True)[0], [(3, 4)], False, False),
+    "norm": (lambda m, x: x.norm(), [(3, 4)], False, True),
+    "norm_dim": (lambda m, x: m.norm(x, dim=1), [(3, 4)], False, True),
+    "norm_p3": (lambda m, x: m.norm(x, p=3), [(3, 4)], False, False),
+    "softmax": (lambda m, x: m.softmax(x, dim=1), [(3, 4)], False, False),
+    "log_softmax": (lambda m, x: m.log_softmax(x, dim=0), [(3, 4)], False, False),
+    "matmul_vv": (lambda m, x, y: m.matmul(x, y), [(4,), (4,)], False, True),
+    "matmul_mv": (lambda m, x, y: x @ y, [(3, 4), (4,)], False, True),
+    "matmul_vm": (lambda m, x, y: x @ y, [(3,), (3, 4)], False, True),
+    "matmul_batched": (lambda m, x, y: m.matmul(x, y), [(2, 3, 4), (4, 2)], False, True),
+    "mm": (lambda m, x, y: m.mm(x, y), [(3, 4), (4, 2)], False, True),
+    "index_int": (lambda m, x: x[1], [(3, 4)], False, True),
+    "index_slice": (lambda m, x: x[:, 1:3], [(3, 4)], False, True),
+    "index_gather": (lambda m, x: x[m.tensor([2, 0, 2])], [(3, 4)], False, True),
+    "index_mask": (lambda m, x: x[x.detach().abs() > 0.5], [(3, 4)], False, True),
+    "reshape": (lambda m, x: x.reshape(2, -1) * 2, [(3, 4)], False, True),
+    "view_flatten": (lambda m, x: x.view(12).flatten() * 2, [(3, 4)], False, True),
+    "unsqueeze_squeeze": (lambda m, x: x.unsqueeze(0).squeeze(0).unsqueeze(2) * 2, [(3, 4)], False, True),
+    "transpose": (lambda m, x: x.transpose(0, 2) * 2, [(2, 3, 4)], False, True),
+    "T_mT": (lambda m, x: x.T * x.mT.permute(1, 2, 0), [(2, 3, 4)], False, True),
+    "permute": (lambda m, x: x.permute(2, 0, 1) * 2, [(2, 3, 4)], False, True),
+    "stack": (lambda m, x, y: m.stack([x, y, x], dim=1), [(3, 4), (3, 4)], False, True),
+    "cat": (lambda m, x, y: m.cat([x, y], dim=1), [(3, 4), (3, 2)], False, True),
+    "float_round_trip": (lambda m, x: x.float().double(), [(3, 4)], False, False),
+    "to_complex": (lambda m, x: x.to(m.complex128) * (1 + 2j), [(3, 4)], False, False),
+}
+
+
+def run(name, module, arrays, requires_grad=True):
+    fn, *_ = OPS[name]
+    if module is sr:
+        inputs = [sr.tensor(a, requires_grad=requires_grad) for a in arrays]
+    else:
+        inputs = [module.tensor(a, requires_grad=requires_grad) for a in arrays]
+    return fn(module, *inputs), inputs
+
+
+def arrays_for(name, dtype):
+    _, shapes, positive, _ = OPS[name]
+    return [data(s, dtype, seed=k, positive=positive) for k, s in enumerate(shapes)]
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_values_and_gradients_match_torch(name):
+    torch = torch_or_skip()
+    dtypes = [np.float64] + ([np.complex128] if OPS[name][3] else [])
+    for dtype in dtypes:
+        arrays = arrays_for(name, dtype)
+        ours, ours_in = run(name, sr, arrays)
+        theirs, theirs_in = run(name, torch, arrays)
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
+        v = data(theirs.shape, theirs.detach().numpy().dtype, seed=9)
+        ours.backward(sr.tensor(v))
+        theirs.backward(torch.tensor(v))
+        for a, b in zip(ours_in, theirs_in):
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cython"])
+@pytest.mark.parametrize("name", sorted(set(OPS) - {"float_round_trip"}))  # float32 defeats differences
+def test_gradcheck(name, backend):
+    dtypes = [np.float64] + ([np.complex128] if OPS[name][3] else [])
+    with sr.use_backend(backend):
+        for dtype in dtypes:
+            arrays = arrays_for(name, dtype)
+            inputs = tuple(sr.tensor(a, requires_grad=True) for a in arrays)
+            assert gradcheck(lambda *xs: OPS[name][0](sr, *xs), inputs)
+
+
+def test_no_op_changes_its_inputs():
+    for name in OPS:
+        arrays = arrays_for(name, np.float64)
+        before = [a.copy() for a in arrays]
+        out, inputs = run(name, sr, arrays)
+        out.backward(sr.ones(*out.shape, dtype=out.dtype))
+        for a, b, t in zip(arrays, before, inputs):
+            assert np.array_equal(a, b) and np.array_equal(t.detach().numpy(), b), name
+
+
+def test_ties_share_the_gradient_as_torch():
+    torch = torch_or_skip()
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
+    fns = [lambda m, t: t.max(), lambda m, t: t.max(1)[0].sum(), lambda m, t: m.maximum(t, t * 0 + 2).sum()]
+    for fn in fns:
+        a, b = sr.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        fn(sr, a).backward()
+        fn(torch, b).backward()
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+
+
+# -- the update step and in-place rules ---------------------------------------------------------
+
+def sgd_steps(m, steps=3):
+    w = m.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=m.float64, requires_grad=True)
+    x = m.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=m.float64)
+    losses = []
+    for _ in range(steps):
+        loss = ((x @ w).relu() ** 2).mean()
+        loss.backward()
+        with m.no_grad():
+            w -= 0.01 * w.grad
+            w.grad.zero_()
+        losses.append(loss.item())
+    return losses, w.detach().numpy().copy()
+
+
+def test_the_sgd_step_trains_as_in_torch():
+    torch = torch_or_skip()
+    ours, theirs = sgd_steps(sr), sgd_steps(torch)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-14)
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-14)
+    assert ours[0][2] < ours[0][0]
+
+
+def test_the_update_outside_no_grad_gives_torchs_error():
+    w = sr.tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+        w -= 0.1 * w.grad
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+        w.clamp_(min=0.0)
+
+
+def test_data_shares_memory_but_not_the_graph():
+    w = sr.tensor([1.0, 2.0], requires_grad=True)
+    d = w.data
+    assert not d.requires_grad and d.grad_fn is None
+    w.data -= 1.0
+    assert w.tolist() == [0.0, 1.0] and w.requires_grad and w.is_leaf
+    w.data = sr.tensor([5.0, 6.0])
+    assert w.tolist() == [5.0, 6.0]
+
+
+def test_setitem_and_clamp_in_place():
+    x = sr.zeros(3, 2)
+    x[1] = 2.0
+    x[:, 0] = sr.tensor([1.0, 1.0, 1.0])
+    x[x > 1.5] = 9.0
+    assert x.tolist() == [[1.0, 0.0], [1.0, 9.0], [1.0, 0.0]]
+    assert x.clamp_(max=5.0).tolist() == [[1.0, 0.0], [1.0, 5.0], [1.0, 0.0]]
+    assert x._version[0] == 4
+
+
+def test_a_changed_view_is_seen_by_backward():
+    x = sr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1.0
+    z = y.exp()
+    with sr.no_grad():
+        y[0] = 5.0  # y is in the graph, and Exp saved its output ... and y is the input of exp
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (z * y).sum().backward()
+
+
+# -- retain_grad and the non-leaf warning -------------------------------------------------------
+
+def test_retain_grad_fills_a_non_leaf_grad_as_torch():
+    torch = torch_or_skip()
+    grads = []
+    for m in (sr, torch):
+        x = m.tensor([1.0, 2.0], dtype=m.float64, requires_grad=True)
+        y = x * 3
+        y.retain_grad()
+        (y * y).sum().backward()
+        grads.append((y.grad.numpy(), x.grad.numpy()))
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])
+
+
+def test_grad_of_a_non_leaf_warns():
+    x = sr.tensor([1.0], requires_grad=True)
+    y = x * 2
+    with pytest.warns(UserWarning, match="not a leaf Tensor"):
+        assert y.grad is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert x.grad is None  # a leaf: no warning
+
+
+# -- comparisons, casts, bool -----------------------------------------------------------------
+
+def test_comparisons_give_bool_tensors_without_grad():
+    x = sr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    mask = x > 1.5
+    assert mask.dtype == sr.bool and not mask.requires_grad
+    assert mask.tolist() == [False, True, True]
+    assert (x == 2.0).tolist() == [False, True, False] and (x != 2.0).tolist() == [True, False, True]
+    assert bool(x[0] < x[1]) and {x: 1}[x] == 1  # hashable by identity, as torch
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(mask)
+
+
+def test_casts_refuse_what_the_dtype_cannot_hold():
+    with pytest.raises(TypeError, match="imaginary part"):
+        sr.tensor([1 + 2j]).to(sr.float32)
+    with pytest.raises(RuntimeError, match="NaN and inf have no integer value"):
+        sr.tensor([float("nan")]).long()
+    x = sr.tensor([1.5], requires_grad=True)
+    assert x.to(sr.float32) is x and x.long().tolist() == [1] and not x.long().requires_grad
+    assert x.to("cpu", sr.float64).dtype == sr.float64 and x.type() == "sparse_ref.FloatTensor"
+    with pytest.raises(RuntimeError, match="CPU only"):
+        x.to("cuda")
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda x: x[5], IndexError, "index 5 is out of bounds for dimension 0 with size 3"),
+    (lambda x: x[sr.tensor([0, 3])], IndexError, "index 3 is out of bounds"),
+    (lambda x: x[sr.tensor([1.0])], IndexError, "must be long, int or bool"),
+    (lambda x: x[sr.tensor([True, False])], IndexError, "shape of the mask"),
+    (lambda x: x.reshape(5, -1), RuntimeError, "shape '\\[5, -1\\]' is invalid for input of size 12"),
+    (lambda x: x.sum(2), IndexError, "Dimension out of range"),
+    (lambda x: x.softmax(dim=3), IndexError, "Dimension out of range"),
+    (lambda x: sr.stack([x, x.T]), RuntimeError, "does not fit"),
+    (lambda x: sr.cat([x, x.double()]), TypeError, "does not promote dtypes"),
+    (lambda x: x @ sr.ones(5), RuntimeError, "cannot be multiplied"),
+    (lambda x: sr.clamp(x), RuntimeError, "at least one of 'min' or 'max'"),
+    (lambda x: x * sr.ones(3), RuntimeError, "must match the size of tensor b"),
+    (lambda x: x.long().exp(), TypeError, "needs a floating or complex dtype"),
+    (lambda x: x.to(sr.complex64).relu(), TypeError, "complex"),
+    (lambda x: sr.where(x, x, x), TypeError, "boolean"),
+    (lambda x: x.permute(0, 0), RuntimeError, "each of the 2 dimensions once"),
+])
+def test_bad_input_is_refused_with_a_clear_error(call, error, match):
+    x = sr.ones(3, 4)
+    with pytest.raises(error, match=match):
+        call(x)
