@@ -23,7 +23,10 @@ from sparse_ref._dtypes import (
     sparse_csr,
     strided,
 )
-from sparse_ref._factories import manual_seed, ones, randn, sparse_coo_tensor, sparse_csr_tensor, tensor, zeros
+from sparse_ref._factories import (
+    Generator, arange, eye, full, manual_seed, ones, ones_like, rand, randint, randn, sparse_coo_tensor,
+    sparse_csr_tensor, tensor, zeros, zeros_like,
+)
 from sparse_ref._functions import (  # noqa: A004 (torch's names: sr.sum, sr.max, sr.abs, ...)
     abs, add, argmax, argmin, cat, clamp, div, exp, flatten, log, log_softmax, matmul, max, maximum, mean,
     min, minimum, mm, mul, neg, norm, permute, pow, relu, reshape, sigmoid, softmax, sqrt, squeeze, stack,
@@ -41,6 +44,14 @@ _tensor.bind(_functions)
 __version__ = "0.1.0"
 
 __all__ = [
+    "zeros_like",
+    "randint",
+    "rand",
+    "ones_like",
+    "full",
+    "eye",
+    "arange",
+    "Generator",
     "Layout",
     "SparseCsrTensor",
     "SparseTensor",

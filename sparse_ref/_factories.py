@@ -139,12 +139,63 @@ def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
     return _filled(1, size, dtype, requires_grad, "ones")
 
 
+class Generator:
+    """A seedable source of random numbers, like ``torch.Generator``: pass it as
+    ``generator=`` to :func:`randn`, :func:`rand` or :func:`randint` (a
+    ``numpy.random.Generator`` works there too).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> g = sr.Generator().manual_seed(7)
+    >>> a = sr.rand(2, generator=g)
+    >>> b = sr.rand(2, generator=sr.Generator().manual_seed(7))
+    >>> a.tolist() == b.tolist()
+    True
+    """
+
+    def __init__(self, device: str = "cpu"):
+        if str(device) != "cpu":
+            raise ValueError(f"Generator: sparse_ref runs on the CPU only, got device {device!r}")
+        self._rng = np.random.default_rng()
+        self._seed = None
+
+    def manual_seed(self, seed: int) -> "Generator":
+        """Seed it; returns the generator (as torch's)."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
+        self._seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF  # torch wraps negative seeds the same way
+        self._rng = np.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+
+def _rng(generator, where: str):
+    if generator is None:
+        return _generator
+    if isinstance(generator, Generator):
+        return generator._rng
+    if isinstance(generator, np.random.Generator):
+        return generator
+    raise TypeError(f"{where}: generator must be an sr.Generator or a numpy.random.Generator, "
+                    f"got {type(generator).__name__}")
+
+
+def _float_dtype(dtype, where: str) -> np.dtype:
+    dt = _dtypes.as_dtype(dtype, where) if dtype is not None else _dtypes.default_dtype
+    if dt.kind not in "fc":
+        raise TypeError(f"{where}: expected a floating or complex dtype, got {dt.name}")
+    return dt
+
+
 def randn(*size, dtype=None, requires_grad: bool = False, generator=None) -> Tensor:
     """Standard normal samples (float32 unless ``dtype`` says otherwise).
 
-    ``generator`` is a ``numpy.random.Generator``; without one the generator seeded by
-    :func:`manual_seed` is used. Complex dtypes get real and imaginary parts each of
-    variance 1/2, as in torch.
+    ``generator`` is an :class:`sr.Generator <Generator>` or a ``numpy.random.Generator``;
+    without one the generator seeded by :func:`manual_seed` is used. Complex dtypes get
+    real and imaginary parts each of variance 1/2, as in torch.
 
     Examples
     --------
@@ -153,12 +204,149 @@ def randn(*size, dtype=None, requires_grad: bool = False, generator=None) -> Ten
     (2, 3)
     """
     shape = _validate.size_arg(size, "randn")
-    dt = _dtypes.as_dtype(dtype, "randn") if dtype is not None else _dtypes.default_dtype
-    if dt.kind not in "fc":
-        raise TypeError(f"randn: expected a floating or complex dtype, got {dt.name}")
-    rng = generator if generator is not None else _generator
+    dt = _float_dtype(dtype, "randn")
+    rng = _rng(generator, "randn")
     if dt.kind == "c":
         data = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
     else:
         data = rng.standard_normal(shape)
     return Tensor(np.ascontiguousarray(data, dtype=dt), requires_grad=requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad: bool = False, generator=None) -> Tensor:
+    """Samples uniform on [0, 1) (float32 unless ``dtype`` says otherwise; a complex dtype
+    gets uniform real and imaginary parts, as torch).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.rand(1000)
+    >>> bool((x >= 0).numpy().all() and (x < 1).numpy().all())
+    True
+    """
+    shape = _validate.size_arg(size, "rand")
+    dt = _float_dtype(dtype, "rand")
+    rng = _rng(generator, "rand")
+    data = rng.random(shape) + (1j * rng.random(shape) if dt.kind == "c" else 0)
+    return Tensor(np.ascontiguousarray(data, dtype=dt), requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=None, *, dtype=None, generator=None) -> Tensor:
+    """Integers uniform on [low, high) (``randint(high, size)`` starts at 0); int64 unless
+    ``dtype`` says otherwise.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.randint(0, 3, (100,))
+    >>> x.dtype == sr.int64, sorted(set(x.tolist()))
+    (True, [0, 1, 2])
+    """
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"randint: {name} must be an int, got {type(v).__name__}")
+    if not low < high:
+        raise ValueError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    shape = _validate.size_arg(tuple(size) if isinstance(size, (tuple, list)) else (size,), "randint")
+    dt = _dtypes.as_dtype(dtype, "randint") if dtype is not None else _dtypes.int64
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        if low < info.min or high - 1 > info.max:
+            raise _validate.ConversionError(f"randint: [{low}, {high}) does not fit in {dt.name}")
+    data = _rng(generator, "randint").integers(low, high, shape)
+    return Tensor(np.ascontiguousarray(data, dtype=dt))
+
+
+def full(size, fill_value, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A dense tensor of ``fill_value``; its dtype is ``dtype`` or, as torch, the value's
+    (a float gives float32, an int int64, a bool bool).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.full((2,), 7)
+    tensor([7, 7])
+    """
+    shape = _validate.size_arg(tuple(size) if isinstance(size, (tuple, list)) else (size,), "full")
+    value = _validate.dense_data(fill_value, dtype, "full")
+    if value.ndim != 0:
+        raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
+    return Tensor(np.full(shape, value, dtype=value.dtype), requires_grad=requires_grad)
+
+
+def zeros_like(input, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Zeros of ``input``'s shape and (unless ``dtype`` is given) dtype.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.zeros_like(sr.ones(2, dtype=sr.float64))
+    tensor([0., 0.], dtype=sparse_ref.float64)
+    """
+    return _like(input, 0, dtype, requires_grad, "zeros_like")
+
+
+def ones_like(input, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Ones of ``input``'s shape and (unless ``dtype`` is given) dtype.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.ones_like(sr.zeros(2, 1))
+    tensor([[1.],
+            [1.]])
+    """
+    return _like(input, 1, dtype, requires_grad, "ones_like")
+
+
+def _like(input, fill, dtype, requires_grad, where):
+    if not isinstance(input, (Tensor, SparseTensor)):
+        raise TypeError(f"{where}: expected a Tensor, got {type(input).__name__}")
+    dt = _dtypes.as_dtype(dtype, where, dense=True) if dtype is not None else input.dtype
+    return Tensor(np.full(input.shape, fill, dtype=dt), requires_grad=requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    """The n x m identity matrix (m = n unless given).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.eye(2)
+    tensor([[1., 0.],
+            [0., 1.]])
+    """
+    shape = _validate.size_arg((n,) if m is None else (n, m), "eye")
+    shape = shape * 2 if m is None else shape
+    dt = _dtypes.as_dtype(dtype, "eye", dense=True) if dtype is not None else _dtypes.default_dtype
+    return Tensor(np.eye(shape[0], shape[1], dtype=dt), requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``start, start + step, ...`` below ``end`` (``arange(end)`` starts at 0); int64 when
+    every argument is an int, else float32, unless ``dtype`` says otherwise.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.arange(4), sr.arange(0, 1, 0.25)
+    (tensor([0, 1, 2, 3]), tensor([0.0000, 0.2500, 0.5000, 0.7500]))
+    """
+    if end is None:
+        start, end = 0, start
+    for name, v in (("start", start), ("end", end), ("step", step)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            raise TypeError(f"arange: {name} must be a finite number, got {v!r}")
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError("arange: upper bound and larger bound inconsistent with step sign")
+    ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+    dt = _dtypes.as_dtype(dtype, "arange") if dtype is not None else (_dtypes.int64 if ints else _dtypes.default_dtype)
+    count = int(np.ceil((end - start) / step))
+    data = start + step * np.arange(count, dtype=np.float64 if not ints else np.int64)
+    return Tensor(_validate.converted(data, dt, "arange"), requires_grad=requires_grad)

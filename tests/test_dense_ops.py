@@ -268,3 +268,53 @@ def test_bad_input_is_refused_with_a_clear_error(call, error, match):
     x = sr.ones(3, 4)
     with pytest.raises(error, match=match):
         call(x)
+
+
+# -- factories ------------------------------------------------------------------------------
+
+def test_factories_match_torch_dtypes_and_values():
+    torch = torch_or_skip()
+    pairs = [
+        (sr.arange(5), torch.arange(5)),
+        (sr.arange(1, 2, 0.25), torch.arange(1, 2, 0.25)),
+        (sr.arange(5, 0, -2), torch.arange(5, 0, -2)),
+        (sr.eye(3), torch.eye(3)),
+        (sr.eye(2, 3, dtype=sr.float64), torch.eye(2, 3, dtype=torch.float64)),
+        (sr.full((2, 2), 1.5), torch.full((2, 2), 1.5)),
+        (sr.full((2,), 3), torch.full((2,), 3)),
+        (sr.full((2,), True), torch.full((2,), True)),
+        (sr.zeros_like(sr.ones(2, 3, dtype=sr.int32)), torch.zeros_like(torch.ones(2, 3, dtype=torch.int32))),
+        (sr.ones_like(sr.zeros(4)), torch.ones_like(torch.zeros(4))),
+    ]
+    for ours, theirs in pairs:
+        assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_seeded_generators_repeat():
+    a = sr.randn(3, generator=sr.Generator().manual_seed(1)).tolist()
+    b = sr.randn(3, generator=sr.Generator().manual_seed(1)).tolist()
+    c = sr.randn(3, generator=sr.Generator().manual_seed(2)).tolist()
+    assert a == b != c
+    sr.manual_seed(5)
+    first = (sr.rand(2).tolist(), sr.randint(0, 10, (4,)).tolist())
+    sr.manual_seed(5)
+    assert (sr.rand(2).tolist(), sr.randint(0, 10, (4,)).tolist()) == first
+    x = sr.randint(3, (1000,))
+    assert x.dtype == sr.int64 and set(x.tolist()) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: sr.randint(5, 5, (2,)), ValueError, "expects 'from' to be less than 'to'"),
+    (lambda: sr.randint(0, 2**40, (2,), dtype=sr.int32), RuntimeError, "does not fit in int32"),
+    (lambda: sr.arange(0, 5, 0), ValueError, "step must be nonzero"),
+    (lambda: sr.arange(0, 5, -1), ValueError, "inconsistent with step sign"),
+    (lambda: sr.arange(float("nan")), TypeError, "finite number"),
+    (lambda: sr.rand(2, dtype=sr.int64), TypeError, "floating or complex"),
+    (lambda: sr.randn(2, generator=3), TypeError, "generator must be"),
+    (lambda: sr.full((2,), [1, 2]), TypeError, "fill_value must be a number"),
+    (lambda: sr.Generator("cuda"), ValueError, "CPU only"),
+])
+def test_factories_refuse_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
