@@ -10,6 +10,7 @@ Cython/OpenMP kernel in :mod:`sparse_ref._kernels`; :func:`use_backend` picks on
 """
 
 from sparse_ref._backend import get_backend, use_backend
+from sparse_ref._errors import missing as _missing
 from sparse_ref._dtypes import (
     Layout,
     bool_ as bool,  # noqa: A004 (torch's name: sr.bool)
@@ -36,14 +37,22 @@ from sparse_ref._grad_mode import enable_grad, no_grad, set_grad_enabled
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
-from sparse_ref import _functions, _tensor, autograd, sparse  # sr.sparse.mm, like torch.sparse.mm
+from sparse_ref import _functions, _tensor, autograd, datasets, nn, optim, sparse  # sr.sparse.mm, like torch
 
 # The one edge that runs up (see sparse_ref/_tensor.py): tensor methods call these functions.
 _tensor.bind(_functions)
 
+
+def __getattr__(name):
+    """A torch name sparse_ref does not have: an AttributeError that says so."""
+    raise _missing("module 'sparse_ref'", name)
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "optim",
+    "nn",
+    "datasets",
     "zeros_like",
     "randint",
     "rand",

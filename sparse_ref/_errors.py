@@ -32,3 +32,17 @@ class ConversionError(ValueError, RuntimeError):
     to an integer type, a finite float beyond the target's range): refused, never
     converted in silence. A RuntimeError like torch's "value cannot be converted to type
     int32 without overflow", and a ValueError."""
+
+
+API_PAGE = "the API reference page of sparse_ref's docs (docs/api.rst)"
+
+
+def missing(owner: str, name: str) -> AttributeError:
+    """The AttributeError for a name torch has and sparse_ref does not: it says so, and
+    where to see what exists (a plain "has no attribute" reads like a typo)."""
+    if name.startswith("_"):
+        return AttributeError(f"{owner} has no attribute {name!r}")
+    return AttributeError(
+        f"{owner} has no attribute {name!r}: sparse_ref implements the part of torch that "
+        f"sparse-model coursework uses, and {name!r} is not (yet) part of it; see {API_PAGE} "
+        "for what exists")

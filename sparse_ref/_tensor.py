@@ -29,7 +29,7 @@ import numpy as np
 
 from sparse_ref import _dtypes, _formats, _tensor_str
 from sparse_ref._arrays import converted, freeze, own_values
-from sparse_ref._errors import ArgumentError, DTypeError
+from sparse_ref._errors import ArgumentError, DTypeError, missing
 from sparse_ref._grad_mode import is_grad_enabled
 
 
@@ -76,6 +76,10 @@ class _Differentiable:
     @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
+
+    def __getattr__(self, name):
+        # only reached when the name is nowhere: a torch method sparse_ref lacks says so
+        raise missing(f"'{type(self).__name__}' object", name)
 
     _retains_grad = False  # set by retain_grad() on a tensor made by an op
 

@@ -24,6 +24,7 @@ forward and backward stand side by side.
 
 from __future__ import annotations
 
+from sparse_ref._errors import missing
 from sparse_ref import _formats, _products, _validate
 from sparse_ref._tensor import SparseTensor
 from sparse_ref._grad_mode import no_grad
@@ -170,3 +171,8 @@ def sampled_addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """
     _validate.sampled_addmm_operands(input, mat1, mat2, beta, alpha, "sampled_addmm")
     return ops.SparseSampledAddmm.apply(input, mat1, mat2, beta, alpha)
+
+
+def __getattr__(name):
+    """A torch name sparse_ref does not have: an AttributeError that says so."""
+    raise missing("module 'sparse_ref.sparse'", name)

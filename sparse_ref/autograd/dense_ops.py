@@ -541,3 +541,25 @@ class LogSoftmax(Function):
 
     def backward(self, grad):
         return grad - np.exp(self.out) * np.sum(grad, axis=self.dim, keepdims=True), None
+
+
+# -- losses ---------------------------------------------------------------------------------
+
+class BinaryCrossEntropyWithLogits(Function):
+    """``loss = max(x, 0) - x y + log(1 + exp(-|x|))`` elementwise (the stable form of
+    ``-[y log s(x) + (1 - y) log(1 - s(x))]``, s the sigmoid), summed or averaged;
+    ``grad_x = (s(x) - y) * grad`` (divided by the count for the mean), ``grad_y = -x * grad``."""
+
+    _name = "BinaryCrossEntropyWithLogitsBackward0"
+
+    def forward(self, x, y, reduction):
+        self.x, self.y, self.reduction = x._data, y._data, reduction
+        loss = np.maximum(self.x, 0) - self.x * self.y + np.log1p(np.exp(-np.abs(self.x)))
+        out = loss if reduction == "none" else (loss.sum() if reduction == "sum" else loss.mean())
+        return Tensor(np.asarray(out, dtype=self.x.dtype))
+
+    def backward(self, grad):
+        e = np.exp(-np.abs(self.x))
+        s = np.where(self.x >= 0, 1 / (1 + e), e / (1 + e))
+        scale = grad / self.x.size if self.reduction == "mean" else grad
+        return ((s - self.y) * scale).astype(self.x.dtype), (-self.x * scale).astype(self.x.dtype), None

@@ -1,0 +1,195 @@
+"""``sr.nn``: the small part of ``torch.nn`` a course's models use (layer 5):
+:class:`Module` (parameters, ``zero_grad``, ``train``/``eval``, ``__call__``),
+:class:`Parameter`, :class:`Linear`, :class:`Sequential` and :mod:`sparse_ref.nn.functional`.
+
+Examples
+--------
+>>> import sparse_ref as sr
+>>> class TwoLayer(sr.nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.hidden = sr.nn.Linear(3, 4)
+...         self.out = sr.nn.Linear(4, 2)
+...     def forward(self, x):
+...         return self.out(sr.relu(self.hidden(x)))
+>>> model = TwoLayer()
+>>> [name for name, _ in model.named_parameters()]
+['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']
+>>> model(sr.ones(5, 3)).shape
+(5, 2)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sparse_ref import _dtypes, _factories, _tensor_str
+from sparse_ref._errors import ArgumentError, ShapeError, missing
+from sparse_ref._tensor import Tensor
+from sparse_ref.nn import functional
+
+__all__ = ["Linear", "Module", "Parameter", "Sequential", "functional"]
+
+
+class Parameter(Tensor):
+    """A tensor that is a model's weight: a leaf that requires grad (unless told not to),
+    which :meth:`Module.parameters` finds. It shares the memory of the tensor it wraps.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> w = sr.nn.Parameter(sr.zeros(2))
+    >>> w.requires_grad, w.is_leaf
+    (True, True)
+    """
+
+    def __init__(self, data=None, requires_grad: bool = True):
+        if data is None:
+            data = Tensor(np.empty(0, dtype=_dtypes.default_dtype))
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Parameter: data must be a dense Tensor, got {type(data).__name__}")
+        super().__init__(data._data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + _tensor_str.dense_str(self)
+
+
+class Module:
+    """The base of a model: set :class:`Parameter` s and sub-modules as attributes in
+    ``__init__`` and write ``forward``; calling the module calls ``forward``.
+    ``parameters()`` lists them in the order they were set, as torch does."""
+
+    training = True
+
+    def __init__(self):
+        self.training = True
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - every model overrides it
+        raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"forward\" function")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def named_children(self):
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def modules(self):
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    def named_parameters(self, prefix: str = ""):
+        """``(name, parameter)`` of this module's and its sub-modules', each once."""
+        seen = set()
+        for name, p in self._named_parameters(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _named_parameters(self, prefix):
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value._named_parameters(f"{prefix}{name}.")
+
+    def parameters(self):
+        return (p for _, p in self.named_parameters())
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop (or, with ``set_to_none=False``, zero) every parameter's gradient."""
+        for p in self.parameters():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad = Tensor(np.zeros_like(p.grad._data))
+
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            m.training = bool(mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def state_dict(self) -> dict:
+        """Every parameter's values (copies), by name."""
+        return {name: Tensor(p._data.copy()) for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy values into the parameters of the same names (shapes and dtypes must match)."""
+        params = dict(self.named_parameters())
+        missing, unexpected = sorted(set(params) - set(state)), sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise ArgumentError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, p in params.items():
+            value = state[name]
+            value = value._data if isinstance(value, Tensor) else np.asarray(value)
+            if value.shape != p.shape:
+                raise ShapeError(f"load_state_dict: {name} has shape {list(p.shape)}, the value {list(value.shape)}")
+            p._data[...] = value.astype(p.dtype, copy=False)
+            p._version[0] += 1
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias``, with ``weight`` (out x in) and ``bias`` (out) drawn
+    uniform on ``[-1/sqrt(in), 1/sqrt(in)]`` as torch initialises them.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> layer = sr.nn.Linear(3, 2)
+    >>> layer.weight.shape, layer.bias.shape, layer(sr.ones(4, 3)).shape
+    ((2, 3), (2,), (4, 2))
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None, generator=None):
+        super().__init__()
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ArgumentError(f"Linear: {name} must be a non-negative int, got {n!r}")
+        self.in_features, self.out_features = in_features, out_features
+        dt = _dtypes.as_dtype(dtype, "Linear") if dtype is not None else _dtypes.default_dtype
+        bound = 1 / math.sqrt(in_features) if in_features else 0.0
+        rng = _factories._rng(generator, "Linear")
+        self.weight = Parameter(Tensor(rng.uniform(-bound, bound, (out_features, in_features)).astype(dt)))
+        self.bias = Parameter(Tensor(rng.uniform(-bound, bound, out_features).astype(dt))) if bias else None
+
+    def forward(self, input):
+        return functional.linear(input, self.weight, self.bias)
+
+
+class Sequential(Module):
+    """Modules applied one after the other.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> net = sr.nn.Sequential(sr.nn.Linear(3, 4), sr.nn.Linear(4, 1))
+    >>> net(sr.ones(2, 3)).shape, len(list(net.parameters()))
+    ((2, 1), 4)
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        for k, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {k} is not a Module, got {type(m).__name__}")
+            setattr(self, str(k), m)
+
+    def forward(self, input):
+        for m in self.children():
+            input = m(input)
+        return input
+
+
+def __getattr__(name):
+    """A torch name sparse_ref does not have: an AttributeError that says so."""
+    raise missing("module 'sparse_ref.nn'", name)

@@ -1,0 +1,160 @@
+"""``sr.optim``: SGD and Adam with torch's update formulas (layer 5), step for step.
+
+An optimiser holds the parameters and, per parameter, its state (momentum buffer, Adam's
+moments) as NumPy arrays; ``step()`` changes each parameter in place, outside the graph,
+and bumps its version counter, as torch's in-place update does.
+
+Examples
+--------
+>>> import sparse_ref as sr
+>>> w = sr.tensor([1., 2.], requires_grad=True)
+>>> opt = sr.optim.SGD([w], lr=0.1)
+>>> (w * w).sum().backward()
+>>> opt.step(); opt.zero_grad()
+>>> w
+tensor([0.8000, 1.6000], requires_grad=True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sparse_ref._errors import ArgumentError, missing
+from sparse_ref._tensor import SparseTensor, Tensor
+
+__all__ = ["Adam", "Optimizer", "SGD"]
+
+
+class Optimizer:
+    """What SGD and Adam share: the parameter list, ``zero_grad`` and per-parameter state."""
+
+    def __init__(self, params, defaults: dict):
+        params = list(params)
+        if not params:
+            raise ArgumentError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = []
+        for group in groups:
+            group = {**defaults, **group, "params": list(group["params"])}
+            for p in group["params"]:
+                if not isinstance(p, Tensor) or isinstance(p, SparseTensor):
+                    raise TypeError(f"optimizer can only optimize dense Tensors, got {type(p).__name__}")
+                if not p.is_leaf:
+                    raise ValueError("can't optimize a non-leaf Tensor")
+            self.param_groups.append(group)
+        self.state = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop (or, with ``set_to_none=False``, zero) every parameter's gradient."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad = Tensor(np.zeros_like(p.grad._data))
+
+    def _params_with_grad(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    yield group, p, p.grad._data
+
+    @staticmethod
+    def _update(p: Tensor, new: np.ndarray) -> None:
+        p._data[...] = new
+        p._version[0] += 1
+
+
+def _check(name: str, value, low: float = 0.0) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
+        raise ArgumentError(f"Invalid {name} value: {value}")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, torch's formula: with weight decay ``wd``, momentum
+    ``m`` and dampening ``d``, ``g = grad + wd p``; ``buf = g`` at the first step, else
+    ``buf = m buf + (1 - d) g``; ``g = g + m buf`` (nesterov) or ``buf``; ``p = p - lr g``.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> w = sr.tensor([1.], requires_grad=True)
+    >>> opt = sr.optim.SGD([w], lr=0.5, momentum=0.9)
+    >>> for _ in range(2):
+    ...     opt.zero_grad(); (w * w).sum().backward(); opt.step()
+    >>> round(w.item(), 4)
+    -0.9
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
+        for name, v in (("learning rate", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            _check(name, v)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ArgumentError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+
+    def step(self) -> None:
+        for group, p, g in self._params_with_grad():
+            g = -g if group["maximize"] else g
+            if group["weight_decay"]:
+                g = g + group["weight_decay"] * p._data
+            m = group["momentum"]
+            if m:
+                buf = self.state.get(id(p))
+                buf = np.array(g, copy=True) if buf is None else buf * m + (1 - group["dampening"]) * g
+                self.state[id(p)] = buf
+                g = g + m * buf if group["nesterov"] else buf
+            self._update(p, p._data - group["lr"] * g)
+
+
+class Adam(Optimizer):
+    """Adam, torch's formula: ``g = grad + wd p``; ``m = m + (1 - b1)(g - m)``;
+    ``v = b2 v + (1 - b2) g conj(g)``; ``p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> w = sr.tensor([1.], requires_grad=True)
+    >>> opt = sr.optim.Adam([w], lr=0.1)
+    >>> (w * w).sum().backward(); opt.step()
+    >>> round(w.item(), 4)
+    0.9
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False):
+        _check("learning rate", lr)
+        _check("epsilon", eps)
+        _check("weight_decay", weight_decay)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
+            raise ArgumentError(f"Invalid beta parameters: {betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    def step(self) -> None:
+        for group, p, g in self._params_with_grad():
+            g = -g if group["maximize"] else g
+            beta1, beta2 = group["betas"]
+            state = self.state.setdefault(id(p), {"step": 0, "exp_avg": np.zeros_like(p._data),
+                                                  "exp_avg_sq": np.zeros_like(p._data),
+                                                  "max_exp_avg_sq": np.zeros_like(p._data)})
+            state["step"] += 1
+            t = state["step"]
+            if group["weight_decay"]:
+                g = g + group["weight_decay"] * p._data
+            m = state["exp_avg"] = state["exp_avg"] + (1 - beta1) * (g - state["exp_avg"])  # torch's lerp
+            v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * np.conj(g)  # addcmul
+            if group["amsgrad"]:
+                v = state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
+            step_size = group["lr"] / (1 - beta1 ** t)
+            denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
+            self._update(p, p._data + (-step_size * m) / denom)  # torch's addcdiv order
+
+
+def __getattr__(name):
+    """A torch name sparse_ref does not have: an AttributeError that says so."""
+    raise missing("module 'sparse_ref.optim'", name)

@@ -1,0 +1,209 @@
+"""sr.nn, sr.nn.functional, sr.optim and sr.datasets against torch 2.13, and the error a
+torch name that sparse_ref lacks gives."""
+
+import numpy as np
+import pytest
+from conftest import torch_or_skip
+
+import sparse_ref as sr
+import sparse_ref.nn.functional as F
+from sparse_ref.autograd import gradcheck
+
+
+def arr(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+# -- losses -----------------------------------------------------------------------------------
+
+LOSSES = {
+    "nll_loss": lambda m, x, t: m.nn.functional.nll_loss(m.log_softmax(x, 1), t["cls"], reduction=t["red"]),
+    "cross_entropy": lambda m, x, t: m.nn.functional.cross_entropy(x, t["cls"], reduction=t["red"]),
+    "mse_loss": lambda m, x, t: m.nn.functional.mse_loss(x, t["real"], reduction=t["red"]),
+    "bce_with_logits": lambda m, x, t: m.nn.functional.binary_cross_entropy_with_logits(x, t["prob"],
+                                                                                        reduction=t["red"]),
+    "leaky_relu": lambda m, x, t: m.nn.functional.leaky_relu(x, 0.2),
+    "linear": lambda m, x, t: m.nn.functional.linear(x, t["w"], t["b"]),
+}
+
+
+def targets(m, red):
+    return {"cls": m.tensor([0, 2, 1, 2]), "real": m.tensor(arr((4, 3), 1)), "red": red,
+            "prob": m.tensor(np.random.default_rng(2).uniform(0, 1, (4, 3))),
+            "w": m.tensor(arr((5, 3), 3)), "b": m.tensor(arr(5, 4))}
+
+
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_losses_match_torch(name, red):
+    torch = torch_or_skip()
+    x = arr((4, 3))
+    a, b = sr.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ours, theirs = LOSSES[name](sr, a, targets(sr, red)), LOSSES[name](torch, b, targets(torch, red))
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-13, atol=1e-15)
+    g = arr(theirs.shape, 5)
+    ours.backward(sr.tensor(g))
+    theirs.backward(torch.tensor(g))
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cython"])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_losses_pass_gradcheck(name, backend):
+    with sr.use_backend(backend):
+        assert gradcheck(lambda x: LOSSES[name](sr, x, targets(sr, "mean")), (sr.tensor(arr((4, 3)), requires_grad=True),))
+
+
+def test_bce_with_logits_is_stable_and_differentiable_in_the_target():
+    x = sr.tensor([-800.0, 0.0, 800.0], dtype=sr.float64, requires_grad=True)
+    y = sr.tensor([1.0, 0.5, 0.0], dtype=sr.float64, requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(x, y, reduction="sum")
+    assert np.isfinite(loss.item()) and loss.item() == pytest.approx(1600 + np.log(2))
+    loss.backward()
+    assert x.grad.tolist() == [-1.0, 0.0, 1.0] and y.grad.tolist() == [800.0, 0.0, -800.0]
+
+
+def test_dropout_scales_what_it_keeps_and_is_off_in_eval():
+    x = sr.ones(10000, dtype=sr.float64)
+    out = F.dropout(x, p=0.25, generator=sr.Generator().manual_seed(0))
+    kept = out.numpy() != 0
+    assert np.allclose(out.numpy()[kept], 1 / 0.75) and 0.7 < kept.mean() < 0.8
+    assert F.dropout(x, p=0.25, training=False) is x
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: F.nll_loss(sr.zeros(2, 3), sr.tensor([0, 3])), IndexError, "Target 3 is out of bounds"),
+    (lambda: F.nll_loss(sr.zeros(2, 3), sr.tensor([0.0, 1.0])), RuntimeError, "integer tensor"),
+    (lambda: F.cross_entropy(sr.zeros(3), sr.tensor([0])), RuntimeError, "2-D tensor"),
+    (lambda: F.mse_loss(sr.zeros(2), sr.zeros(3)), RuntimeError, "differ"),
+    (lambda: F.mse_loss(sr.zeros(2), sr.zeros(2), reduction="avg"), RuntimeError, "not a valid value"),
+    (lambda: F.binary_cross_entropy_with_logits(sr.zeros(2), sr.zeros(3)), RuntimeError, "Target size"),
+    (lambda: F.dropout(sr.zeros(2), p=1.5), RuntimeError, "between 0 and 1"),
+])
+def test_losses_refuse_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# -- optimisers -------------------------------------------------------------------------------
+
+OPTIMISERS = {
+    "sgd": lambda m, ps: m.optim.SGD(ps, lr=0.1),
+    "sgd_momentum_wd": lambda m, ps: m.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01, dampening=0.1),
+    "sgd_nesterov_maximize": lambda m, ps: m.optim.SGD(ps, lr=0.05, momentum=0.5, nesterov=True, maximize=True),
+    "adam": lambda m, ps: m.optim.Adam(ps, lr=0.1),
+    "adam_wd_amsgrad": lambda m, ps: m.optim.Adam(ps, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
+                                                  amsgrad=True),
+}
+
+
+def optimise(m, name, steps=6):
+    w = m.tensor(arr((3, 2)), requires_grad=True)
+    b = m.tensor(arr(2, 1), requires_grad=True)
+    x = m.tensor(arr((5, 3), 2))
+    opt = OPTIMISERS[name](m, [w, b])
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((x @ w + b).tanh() ** 2).sum()
+        loss.backward()
+        opt.step()
+    return w.detach().numpy().copy(), b.detach().numpy().copy()
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+def test_optimisers_follow_torchs_formulas(name):
+    torch = torch_or_skip()
+    for ours, theirs in zip(optimise(sr, name), optimise(torch, name)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-15)
+
+
+def test_an_optimiser_step_bumps_the_version_and_keeps_the_leaf():
+    w = sr.tensor([1.0, 2.0], requires_grad=True)
+    opt = sr.optim.SGD([w], lr=0.1)
+    (w * w).sum().backward()
+    version = w._version[0]
+    opt.step()
+    assert w._version[0] == version + 1 and w.is_leaf and w.requires_grad
+    opt.zero_grad()
+    assert w.grad is None
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: sr.optim.SGD([], lr=0.1), RuntimeError, "empty parameter list"),
+    (lambda: sr.optim.SGD([sr.ones(2, requires_grad=True)], lr=-1), RuntimeError, "Invalid learning rate"),
+    (lambda: sr.optim.Adam([sr.ones(2, requires_grad=True)], betas=(0.9, 1.0)), RuntimeError, "Invalid beta"),
+    (lambda: sr.optim.SGD([sr.ones(2, requires_grad=True) * 2], lr=0.1), ValueError, "non-leaf"),
+    (lambda: sr.optim.SGD([sr.ones(2, requires_grad=True)], lr=0.1, nesterov=True), RuntimeError, "Nesterov"),
+])
+def test_optimisers_refuse_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# -- modules ----------------------------------------------------------------------------------
+
+def test_module_finds_parameters_in_order_and_zero_grad_drops_them():
+    net = sr.nn.Sequential(sr.nn.Linear(3, 4, dtype=sr.float64), sr.nn.Linear(4, 1, dtype=sr.float64))
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    net(sr.ones(2, 3, dtype=sr.float64)).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+    assert not net.eval().training and all(not m.training for m in net.modules())
+    state = net.state_dict()
+    net.load_state_dict({k: v * 0 for k, v in state.items()})
+    assert all((p.detach().numpy() == 0).all() for p in net.parameters())
+    with pytest.raises(RuntimeError, match="missing keys"):
+        net.load_state_dict({})
+
+
+def test_linear_matches_torch_given_the_same_weights():
+    torch = torch_or_skip()
+    ours, theirs = sr.nn.Linear(3, 2, dtype=sr.float64), torch.nn.Linear(3, 2, dtype=torch.float64)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = arr((4, 3))
+    np.testing.assert_allclose(ours(sr.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-15)
+    bound = 1 / np.sqrt(3)
+    fresh = sr.nn.Linear(3, 2).weight.detach().numpy()
+    assert (np.abs(fresh) <= bound).all()
+
+
+def test_parameter_is_a_leaf_sharing_memory():
+    t = sr.zeros(2)
+    p = sr.nn.Parameter(t)
+    assert p.requires_grad and p.is_leaf and repr(p).startswith("Parameter containing:")
+    with sr.no_grad():
+        p.add_(1.0)
+    assert t.tolist() == [1.0, 1.0]
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+def test_karate_club_is_zacharys_graph():
+    g = sr.datasets.karate_club()
+    e = g.edge_index.numpy()
+    assert e.shape == (2, 156) and g.num_nodes == 34
+    pairs = set(zip(e[0].tolist(), e[1].tolist()))
+    assert all((v, u) in pairs for u, v in pairs) and not any(u == v for u, v in pairs)
+    degree = np.bincount(e[0], minlength=34)
+    assert degree[0] == 16 and degree[33] == 17 and degree[32] == 12 and degree.sum() == 156
+    assert g.y.tolist()[0] == 0 and g.y.tolist()[33] == 1 and sum(g.y.tolist()) == 17
+    a = g.adjacency(dtype=sr.float64, self_loops=True)
+    assert a._nnz() == 190 and a.is_coalesced()
+
+
+# -- what torch has and sparse_ref does not -----------------------------------------------------
+
+@pytest.mark.parametrize("get, owner", [
+    (lambda: sr.conv2d, "module 'sparse_ref'"),
+    (lambda: sr.nn.Conv2d, "module 'sparse_ref.nn'"),
+    (lambda: sr.nn.functional.gelu, "module 'sparse_ref.nn.functional'"),
+    (lambda: sr.optim.RMSprop, "module 'sparse_ref.optim'"),
+    (lambda: sr.sparse.spsolve, "module 'sparse_ref.sparse'"),
+    (lambda: sr.ones(2).cumsum, "'Tensor' object"),
+])
+def test_a_missing_torch_name_says_so_and_where_to_look(get, owner):
+    with pytest.raises(AttributeError, match=f"^{owner} has no attribute .*not \\(yet\\) part of it; see the API"):
+        get()
