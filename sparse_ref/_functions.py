@@ -256,4 +256,6 @@ def sparse_sum(input, dim=None, keepdim: bool = False):
 
 def sparse_to(input, dtype, copy: bool = False):
     """``SparseTensor.to(dtype)``, ``.double()``, ``.float()``."""
+    if dtype is None:  # np.dtype(None) would be float64
+        raise TypeError("to: expected a dtype (sr.float64, ...), got None")
     return sparse_ops.cast(input, _dtypes.as_dtype(dtype, "to"), copy)

@@ -455,8 +455,8 @@ class SparseSum(Function):
 
 def with_layout_of(s, indices: np.ndarray, values: np.ndarray, shape) -> SparseTensor:
     """A coalesced result: CSR when s is CSR (torch keeps CSR there), else COO."""
-    if s.is_sparse_csr:
-        return SparseCsrTensor._make_csr(_formats.coo_to_csr(indices[0], shape[0]),
+    if s.is_sparse_csr:  # (indices taken with a fancy index may be laid out by column)
+        return SparseCsrTensor._make_csr(_formats.coo_to_csr(np.ascontiguousarray(indices[0]), shape[0]),
                                          np.ascontiguousarray(indices[1]), values, shape)
     return SparseTensor._make(indices, values, shape, coalesced=True)
 
@@ -554,11 +554,13 @@ def union(a, b, sign: int):
 
 
 class SparseAdd(Function):
-    """``out = A + B`` (sign 1) or ``A - B`` (sign -1), both sparse, as torch builds it:
-    coalesced on the union of the patterns when both are coalesced (or A is CSR: then CSR),
-    else the two lists of stored entries one after the other, flagged uncoalesced.
-    Both have the union as coalesced pattern, so: grad_A = mask(G, A), grad_B = sign *
-    mask(G, B) -- G read at each operand's own entries (``pos``)."""
+    """``out = A + B`` (sign 1) or ``A - B`` (sign -1), both sparse. When both are coalesced
+    (or A is CSR: then the result is CSR), the coalesced union of the patterns, as torch
+    gives it bit for bit. Otherwise, like torch, an uncoalesced result: the two lists of
+    stored entries one after the other (torch runs its two-pointer merge on the unsorted
+    lists, which merges some equal neighbours; the matrix and the flag are the same).
+    Either way the coalesced pattern is the union, so grad_A = mask(G, A) and
+    grad_B = sign * mask(G, B): G read at each operand's own entries (``pos``)."""
 
     _name = "AddBackward0"
     saves = ()  # backward reads no input data
@@ -740,7 +742,8 @@ class SparseSoftmax(Function):
         self.order, self.starts, self.counts, _ = groups(c, dim)
         x = grouped(c._val, self.order)
         if x.shape[0]:
-            shifted = x - np.repeat(np.maximum.reduceat(x, self.starts), self.counts)
+            with np.errstate(invalid="ignore"):  # inf - inf: NaN for the whole group, as torch
+                shifted = x - np.repeat(np.maximum.reduceat(x, self.starts), self.counts)
             e = np.exp(shifted)
             total = np.repeat(group_sums(e, self.starts), self.counts)
             y = shifted - np.log(total) if log else e / total
