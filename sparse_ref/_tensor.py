@@ -641,7 +641,7 @@ class SparseTensor(_Differentiable):
         Examples
         --------
         >>> import sparse_ref as sr
-        >>> s = sr.sparse_coo_tensor([[0, 1], [1, 0]], [1.5, 2.], (2, 2))
+        >>> s = sr.sparse_coo_tensor([[0, 1], [1, 0]], [1.5, 2.], (2, 2)).coalesce()
         >>> s.to(sr.float64).values()
         tensor([1.5000, 2.0000], dtype=sparse_ref.float64)
         >>> s.double().dtype, s.double().float().dtype
