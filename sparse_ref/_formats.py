@@ -144,14 +144,16 @@ def values_at(src_idx, src_val, dst_idx) -> np.ndarray:
     (dst), 0 where src stores nothing: how a sparse gradient with another pattern is masked.
 
     Both patterns are sorted row-major and unique, so one stable sort of the two lists of
-    (row, column) keys puts every shared position's two copies side by side.
+    (row, column) keys puts every shared position's two copies side by side. (Any number of
+    index rows works the same way: a sparse vector has one.)
     """
     n_dst = dst_idx.shape[1]
-    rows = np.concatenate([dst_idx[0], src_idx[0]])
-    cols = np.concatenate([dst_idx[1], src_idx[1]])
-    order = np.lexsort((cols, rows))  # stable: a dst key comes before an equal src key
+    keys = [np.concatenate([dst_idx[d], src_idx[d]]) for d in range(dst_idx.shape[0])]
+    order = np.lexsort(keys[::-1])  # stable: a dst key comes before an equal src key
     first, second = order[:-1], order[1:]
-    match = (first < n_dst) & (second >= n_dst) & (rows[first] == rows[second]) & (cols[first] == cols[second])
+    match = (first < n_dst) & (second >= n_dst)
+    for key in keys:
+        match &= key[first] == key[second]
     out = np.zeros(n_dst, dtype=src_val.dtype)
     out[first[match]] = src_val[second[match] - n_dst]
     return out

@@ -119,7 +119,8 @@ def pow(input, exponent) -> Tensor:
 
 def sum(input, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001 (torch's name)
     """The sum of all elements, or along ``dim``; of a sparse tensor, the sum of its stored
-    values (every stored entry receives the gradient, explicit zeros included).
+    values (every stored entry receives the gradient, explicit zeros included), along one
+    ``dim`` a sparse vector (:func:`sparse_ref.sparse.sum`).
 
     Examples
     --------
@@ -128,9 +129,7 @@ def sum(input, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa
     tensor([3., 7.])
     """
     if isinstance(input, SparseTensor):
-        if dim is not None or keepdim:
-            raise ArgumentError("sum: a sparse tensor sums all its stored values (no dim or keepdim)")
-        return sparse_ops.SparseSum.apply(input)
+        return sparse_sum(input, dim, keepdim)
     return dense_ops.Sum.apply(input, _dims(dim, input.ndim, "sum"), keepdim)
 
 
@@ -172,7 +171,7 @@ def t(input):
             [2.]])
     """
     if isinstance(input, SparseTensor):
-        return sparse_ops.SparseTranspose.apply(input)
+        return sparse_ops.SparseTranspose.apply(input) if input.ndim == 2 else input  # a sparse vector
     if input.ndim > 2:
         raise ArgumentError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
     return dense_ops.Transpose.apply(input)
@@ -805,6 +804,7 @@ def to_sparse(input) -> SparseTensor:
 
 def to_sparse_csr(input):
     """``SparseTensor.to_sparse_csr()``."""
+    _validate.sparse_matrix(input, "self", "to_sparse_csr")  # not a sparse vector
     return sparse_ops.ToCsr.apply(input)
 
 
@@ -826,3 +826,58 @@ def coalesce(input) -> SparseTensor:
 def values(input) -> Tensor:
     """``SparseTensor.values()`` of a coalesced tensor."""
     return sparse_ops.Values.apply(input)
+
+
+# -- sparse arithmetic ------------------------------------------------------------------------
+# The bodies of SparseTensor's arithmetic methods, sums and casts: check (``_validate``),
+# then run one op of ``sparse_ops``, where each rule and its gradient are written. Results
+# keep a CSR input's layout where torch does (and for ``s - t``, ``s / c`` and ``s * t``
+# with a COO ``t``, where torch raises); a sum over one dim is a COO sparse vector.
+
+def sparse_mul(input, other):
+    """``input * other`` (and ``other * input``) for a sparse ``input``: with a number or a
+    dense tensor (broadcast to input's shape), input's stored entries scaled, its pattern
+    kept; with a sparse tensor, the intersection of the two patterns (coalesced)."""
+    if isinstance(other, SparseTensor):
+        _validate.sparse_pair(input, other, "mul")
+        return sparse_ops.SparseMul.apply(input, other)
+    if isinstance(other, Tensor):
+        _validate.sparse_dense_pair(input, other, "mul")
+        return sparse_ops.SparseDenseMul.apply(input, other)
+    return sparse_ops.SparseScale.apply(input, _validate.scalar_operand(other, input.dtype, "mul"))
+
+
+def sparse_div(input, other):
+    """``input / other`` for a sparse ``input`` and a number or 0-d dense ``other``."""
+    return sparse_ops.SparseDiv.apply(input, _validate.divisor(input, other, "div"))
+
+
+def sparse_neg(input):
+    """``-input`` for a sparse ``input``."""
+    return sparse_ops.SparseNeg.apply(input)
+
+
+def sparse_add(input, other):
+    """``input + other``, both sparse: the union of their patterns."""
+    _validate.sparse_add_operand(other, "add")
+    _validate.sparse_pair(input, other, "add")
+    return sparse_ops.SparseAdd.apply(input, other, 1)
+
+
+def sparse_sub(input, other):
+    """``input - other``, both sparse: the union of their patterns."""
+    _validate.sparse_add_operand(other, "sub")
+    _validate.sparse_pair(input, other, "sub")
+    return sparse_ops.SparseAdd.apply(input, other, -1)
+
+
+def sparse_sum(input, dim=None, keepdim: bool = False):
+    """``SparseTensor.sum(dim, keepdim)``: see :func:`sparse_ref.sparse.sum`."""
+    return sparse_ops.sparse_sum(input, _validate.reduce_dims(dim, input.ndim, "sum"), keepdim)
+
+
+def sparse_to(input, dtype, copy: bool = False):
+    """``SparseTensor.to(dtype)``, ``.double()``, ``.float()``."""
+    if dtype is None:  # np.dtype(None) would be float64
+        raise TypeError("to: expected a dtype (sr.float64, ...), got None")
+    return sparse_ops.cast(input, _dtypes.as_dtype(dtype, "to"), copy)

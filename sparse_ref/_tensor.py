@@ -651,12 +651,30 @@ class SparseTensor(_Differentiable):
     Build one with :func:`sparse_coo_tensor` or ``Tensor.to_sparse()``. The stored arrays
     are read-only: no operation writes into a tensor it was given.
 
+    Arithmetic follows torch (see ``sparse_ref.autograd.sparse_ops`` for every rule):
+    ``s * 2``, ``s / 2``, ``-s`` and ``s * x`` (x dense, broadcast to s's shape) keep s's
+    stored entries; ``s + t`` and ``s - t`` hold the union of the two patterns, ``s * t``
+    their intersection. Every gradient of a sparse operand has that operand's coalesced
+    pattern.
+
+    A sum over one dimension (``s.sum(1)``, :func:`sparse_ref.sparse.sum`) is, as in torch,
+    a 1-D sparse tensor (a sparse vector: indices 1 x nnz): it has ``to_dense()``,
+    ``values()``, ``indices()``, ``sum()``, casts and arithmetic with numbers; the matrix
+    operations refuse it by name.
+
     Examples
     --------
     >>> import sparse_ref as sr
     >>> s = sr.tensor([[0., 1.], [2., 0.]]).to_sparse()
     >>> s.layout, s._nnz(), s.is_coalesced()
     (sparse_ref.sparse_coo, 2, True)
+    >>> (2 * s - s).to_dense()
+    tensor([[0., 1.],
+            [2., 0.]])
+    >>> s.sum(1)
+    tensor(indices=tensor([[0, 1]]),
+           values=tensor([1., 2.]),
+           size=(2,), nnz=2, layout=sparse_ref.sparse_coo)
     """
 
     is_sparse = True
@@ -678,7 +696,7 @@ class SparseTensor(_Differentiable):
         values, self._shared_values = own_values(np.ascontiguousarray(values))
         self._idx = indices
         self._val = values
-        self._shape = (int(shape[0]), int(shape[1]))
+        self._shape = tuple(int(n) for n in shape)  # (nrows, ncols); (n,) for a sum's sparse vector
         self._coalesced = bool(coalesced) or values.shape[0] <= 1
         self._cache = {}  # derived arrays (coalesced form, CSR, transpose), made on first use
         self._start_autograd(requires_grad)
@@ -698,13 +716,13 @@ class SparseTensor(_Differentiable):
 
     @property
     def ndim(self) -> int:
-        return 2
+        return len(self._shape)
 
     def dim(self) -> int:
-        return 2
+        return len(self._shape)
 
     def sparse_dim(self) -> int:
-        return 2
+        return len(self._shape)
 
     def dense_dim(self) -> int:
         return 0
@@ -812,17 +830,68 @@ class SparseTensor(_Differentiable):
         """The transpose (indices swapped; like torch, the result is flagged uncoalesced)."""
         return _F.t(self)
 
-    def sum(self) -> Tensor:
-        """The sum of the stored values, as a 0-d dense tensor (differentiable: every stored
-        entry receives the gradient, explicit zeros included).
+    def sum(self, dim=None, keepdim: bool = False):
+        """The sum of the stored values (a 0-d dense tensor), or along ``dim``: then, as in
+        torch, a sparse vector holding one entry per row (``dim=1``) or column (``dim=0``)
+        that stores anything, explicit zeros included (``keepdim=True``: a sparse n x 1 or
+        1 x n matrix). Differentiable: every stored entry receives its sum's gradient.
 
         Examples
         --------
         >>> import sparse_ref as sr
-        >>> sr.sparse_coo_tensor([[0, 0], [1, 1]], [2., 3.], (1, 2)).sum()
+        >>> s = sr.sparse_coo_tensor([[0, 0, 2], [0, 1, 1]], [2., 3., 0.], (3, 2))
+        >>> s.sum()
         tensor(5.)
+        >>> s.sum(1).to_dense()         # row 1 stores nothing, row 2 an explicit zero
+        tensor([5., 0., 0.])
+        >>> s.sum(1).indices()
+        tensor([[0, 2]])
         """
-        return _F.sum(self)
+        return _F.sparse_sum(self, dim, keepdim)
+
+    # -- arithmetic (sparse_ref.autograd.sparse_ops; results keep a CSR input's layout) --
+    def __mul__(self, other):
+        return _F.sparse_mul(self, other)
+
+    def __rmul__(self, other):
+        return _F.sparse_mul(self, other)  # elementwise products commute
+
+    def __truediv__(self, other):
+        return _F.sparse_div(self, other)
+
+    def __neg__(self):
+        return _F.sparse_neg(self)
+
+    def __add__(self, other):
+        return _F.sparse_add(self, other)
+
+    def __sub__(self, other):
+        return _F.sparse_sub(self, other)
+
+    def to(self, dtype, *, copy: bool = False) -> "SparseTensor":
+        """The same entries as ``dtype`` (the pattern, flag and layout kept); ``self`` when
+        it has that dtype already, unless ``copy``. A value the dtype cannot hold (a
+        complex number with an imaginary part for a real dtype, an out-of-range integer) is
+        refused, never changed in silence. Differentiable between floating dtypes.
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> s = sr.sparse_coo_tensor([[0, 1], [1, 0]], [1.5, 2.], (2, 2)).coalesce()
+        >>> s.to(sr.float64).values()
+        tensor([1.5000, 2.0000], dtype=sparse_ref.float64)
+        >>> s.double().dtype, s.double().float().dtype
+        (dtype('float64'), dtype('float32'))
+        """
+        return _F.sparse_to(self, dtype, copy)
+
+    def double(self) -> "SparseTensor":
+        """``self.to(sr.float64)``."""
+        return _F.sparse_to(self, _dtypes.float64)
+
+    def float(self) -> "SparseTensor":
+        """``self.to(sr.float32)``."""
+        return _F.sparse_to(self, _dtypes.float32)
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Backward from a sparse tensor; ``gradient`` may be dense (it is masked to this

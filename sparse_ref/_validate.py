@@ -498,3 +498,115 @@ def new_shape(shape, numel: int, where: str) -> tuple:
     if not ok:
         raise ArgumentError(f"{where}: shape '{list(shape)}' is invalid for input of size {numel}")
     return tuple(numel // known if n == -1 else n for n in shape)
+
+
+# -- sparse arithmetic ----------------------------------------------------------------------
+
+def sparse_tensor(t, name: str, where: str) -> None:
+    """A sparse tensor: a matrix (COO or CSR) or a sum's sparse vector."""
+    if not isinstance(t, SparseTensor):
+        raise ArgumentTypeError(f"{where}: {name} must be a sparse tensor, got {type(t).__name__}")
+
+
+def sparse_matrix(t, name: str, where: str) -> None:
+    """A 2-D sparse tensor, COO or CSR (not a dense one, and not a sum's sparse vector)."""
+    sparse_tensor(t, name, where)
+    if t.ndim != 2:
+        raise ArgumentError(f"{where}: {name} must be a 2-D sparse matrix, got a {t.ndim}-D sparse "
+                            f"tensor of shape {t.shape}")
+
+
+def sparse_pair(a, b, where: str) -> None:
+    """Two sparse matrices of one shape and one dtype (``a + b``, ``a - b``, ``a * b``)."""
+    sparse_matrix(a, "self", where)
+    sparse_matrix(b, "other", where)
+    if a.shape != b.shape:
+        raise ShapeError(f"{where}: expected sizes of 'self' and 'other' to match, but "
+                         f"{list(a.shape)} != {list(b.shape)}")
+    _same_dtype([("self", a), ("other", b)], where)
+
+
+def sparse_dense_pair(s, x, where: str) -> None:
+    """A sparse matrix and a dense tensor that broadcasts to its shape (``s * x``): the
+    result has s's pattern, so x may not make it bigger."""
+    sparse_matrix(s, "self", where)
+    if x.ndim > 2 or any(n not in (1, m) for n, m in zip(x.shape[::-1], s.shape[::-1])):
+        raise ShapeError(f"{where}: the dense operand of shape {tuple(x.shape)} does not broadcast to "
+                         f"the sparse operand's shape {s.shape} (the result keeps the sparse pattern)")
+    _same_dtype([("self", s), ("other", x)], where)
+
+
+def scalar_operand(x, dtype: np.dtype, where: str):
+    """A number as a scalar of ``dtype``. sparse_ref never promotes: a complex number for a
+    real tensor, a fraction (or NaN, inf) for an integer one, and a number out of the
+    dtype's range are refused."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, complex, np.number)):
+        raise TypeError(f"{where}: expected a sparse tensor, a dense Tensor or a number, got "
+                        f"{type(x).__name__}")
+    if isinstance(x, (complex, np.complexfloating)) and dtype.kind != "c":
+        raise TypeError(f"{where}: the complex number {x} needs a complex tensor, got {dtype.name}; "
+                        "sparse_ref does not promote dtypes")
+    if dtype.kind in "iu" and isinstance(x, (float, np.floating)) and not (np.isfinite(x) and x == int(x)):
+        raise TypeError(f"{where}: {x} would be truncated to the integer dtype {dtype.name}; "
+                        "sparse_ref does not promote dtypes")
+    return converted(np.asarray(x), dtype, where)[()]
+
+
+def floating(t, where: str) -> None:
+    if t.dtype.kind not in FLOATING:
+        raise DTypeError(f"{where}: needs a floating or complex dtype, got {t.dtype.name}; "
+                         "sparse_ref does not promote dtypes (cast first: .double())")
+
+
+def divisor(s, y, where: str):
+    """The divisor of ``s / y``: a number (as a scalar of s's dtype) or a 0-d dense tensor of
+    s's dtype, as torch allows; s must be floating or complex."""
+    floating(s, where)
+    if isinstance(y, (Tensor, SparseTensor)):
+        if isinstance(y, SparseTensor) or y.ndim != 0:
+            raise ArgumentError(f"{where}: Sparse division requires a scalar or zero-dim dense tensor "
+                                f"divisor (got shape {list(y.shape)} for divisor)")
+        _same_dtype([("self", s), ("other", y)], where)
+        return y
+    return scalar_operand(y, s.dtype, where)
+
+
+def sparse_add_operand(other, where: str) -> None:
+    """The right operand of ``s + other`` / ``s - other`` must be sparse (torch's rule)."""
+    if not isinstance(other, SparseTensor):
+        raise ArgumentTypeError(f"{where}: {where}(sparse, {type(other).__name__}) is not supported (as in "
+                                "torch); add two sparse tensors, or call .to_dense() first")
+
+
+def reduce_dims(dim, ndim: int, where: str) -> tuple:
+    """``dim`` (None, an int, or a tuple or list of ints) as sorted dims in [0, ndim); None
+    means every dim. Messages as torch's."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    out = []
+    for d in dims:
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"{where}: dim must be an int or a tuple of ints, got {dim!r}")
+        if not -ndim <= d < ndim:
+            raise IndexError(f"{where}: Dimension out of range (expected to be in range of "
+                             f"[{-ndim}, {ndim - 1}], but got {d})")
+        d = int(d) % ndim
+        if d in out:
+            raise ArgumentError(f"{where}: dim {d} appears multiple times in the list of dims")
+        out.append(d)
+    return tuple(sorted(out))
+
+
+def softmax_dim(input, dim, where: str) -> int:
+    """The dim of ``softmax(input, dim)``: one int, for a 2-D sparse matrix."""
+    sparse_matrix(input, "input", where)
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{where}: dim must be an int, got {dim!r}")
+    return reduce_dims(dim, 2, where)[0]
+
+
+def softmax_dtype(input, where: str) -> None:
+    if input.dtype.kind != "f":
+        raise DTypeError(f'{where}: "{where}" not implemented for {input.dtype.name} (nor in torch); '
+                         "it needs float32 or float64")

@@ -24,14 +24,14 @@ forward and backward stand side by side.
 
 from __future__ import annotations
 
+from sparse_ref import _dtypes, _formats, _products, _validate
 from sparse_ref._errors import missing
-from sparse_ref import _formats, _products, _validate
 from sparse_ref._tensor import SparseTensor
 from sparse_ref._grad_mode import no_grad
 from sparse_ref.autograd import sparse_ops as ops
 from sparse_ref.autograd.dense_ops import MatMul
 
-__all__ = ["addmm", "mm", "sampled_addmm", "spgemm_nnz"]
+__all__ = ["addmm", "log_softmax", "mm", "sampled_addmm", "softmax", "spgemm_nnz", "sum"]
 
 
 def mm(mat1, mat2, reduce: str | None = None, *, max_nnz: int | None = None):
@@ -171,6 +171,102 @@ def sampled_addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """
     _validate.sampled_addmm_operands(input, mat1, mat2, beta, alpha, "sampled_addmm")
     return ops.SparseSampledAddmm.apply(input, mat1, mat2, beta, alpha)
+
+
+# -- sums and softmax over the stored entries ---------------------------------------------------
+
+def sum(input, dim=None, dtype=None):  # noqa: A001 (torch's name)
+    """The sum of a sparse tensor's stored values over ``dim``, like ``torch.sparse.sum``.
+
+    Parameters
+    ----------
+    input : SparseTensor
+        COO or CSR (or a sparse vector, from an earlier sum).
+    dim : int or tuple of ints, optional
+        The dims to sum over; all of them when omitted.
+    dtype : dtype, optional
+        Cast ``input`` to it first (refusing values it cannot hold).
+
+    Returns
+    -------
+    Tensor or SparseTensor
+        Over every dim: a 0-d dense tensor. Over one dim of a matrix: a sparse vector (COO,
+        coalesced) with one entry per row (``dim=1``) or column (``dim=0``) that stores
+        anything -- a row of explicit zeros gives a stored 0, an empty row no entry -- as
+        torch returns it. Over no dim (``dim=()``): ``input`` coalesced.
+
+    Each row (column) is summed in the order of its coalesced entries with
+    ``np.add.reduceat``. Every stored entry receives its sum's gradient (explicit zeros
+    included), so the gradient has ``input``'s coalesced pattern.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> a = sr.sparse_coo_tensor([[0, 0, 2], [0, 2, 1]], [1., 2., 0.], (3, 3))
+    >>> sr.sparse.sum(a)
+    tensor(3.)
+    >>> rows = sr.sparse.sum(a, 1)        # row 1 stores nothing: no entry
+    >>> rows.indices().tolist(), rows.values().tolist(), rows.shape
+    ([[0, 2]], [3.0, 0.0], (3,))
+    >>> sr.sparse.sum(a, 0).to_dense()
+    tensor([1., 0., 2.])
+    """
+    _validate.sparse_tensor(input, "input", "sum")
+    dims = _validate.reduce_dims(dim, input.ndim, "sum")
+    if dtype is not None:
+        input = ops.cast(input, _dtypes.as_dtype(dtype, "sum"))
+    return ops.sparse_sum(input, dims)
+
+
+def softmax(input, dim: int, *, dtype=None):
+    r"""Softmax over the stored entries of each row (``dim=1``) or column (``dim=0``) of a
+    sparse matrix, like ``torch.sparse.softmax``: entries that are not stored count as
+    -inf, so they are left out and stay unstored. Explicit zeros are stored values (they
+    count as 0, i.e. weight exp(0)).
+
+    .. math::
+
+       Y_{ij} = \frac{\exp(S_{ij})}{\sum_{k:\,(i,k)\ \mathrm{stored}} \exp(S_{ik})}
+       \qquad \text{for every stored } (i, j) \quad (\texttt{dim=1})
+
+    computed as ``exp(x - max) / sum(exp(x - max))`` per row. The result has ``input``'s
+    coalesced pattern (CSR for a CSR input; torch takes COO only). float32 and float64
+    only (as torch); ``dtype`` casts ``input`` first. Differentiable: the gradient has
+    ``input``'s coalesced pattern (see the Gradients page). This is the normalisation of
+    attention weights over the edges of a graph (GAT).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> scores = sr.sparse_coo_tensor([[0, 0, 1], [0, 2, 1]], [1., 1., 5.], (2, 3))
+    >>> w = sr.sparse.softmax(scores, dim=1)
+    >>> w.indices().tolist(), w.values().tolist()
+    ([[0, 0, 1], [0, 2, 1]], [0.5, 0.5, 1.0])
+    """
+    dim = _validate.softmax_dim(input, dim, "softmax")
+    if dtype is not None:
+        input = ops.cast(input, _dtypes.as_dtype(dtype, "softmax"))
+    _validate.softmax_dtype(input, "softmax")
+    return ops.SparseSoftmax.apply(input, dim, False)
+
+
+def log_softmax(input, dim: int, *, dtype=None):
+    """``log(softmax(input, dim))`` over the stored entries, computed as
+    ``(x - max) - log(sum(exp(x - max)))`` per row (or column), like
+    ``torch.sparse.log_softmax``; see :func:`softmax` for the pattern and the dtypes.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> scores = sr.sparse_coo_tensor([[0, 0, 1], [0, 2, 1]], [1., 1., 5.], (2, 3), dtype=sr.float64)
+    >>> sr.sparse.log_softmax(scores, dim=1).values()
+    tensor([-0.6931, -0.6931,  0.0000], dtype=sparse_ref.float64)
+    """
+    dim = _validate.softmax_dim(input, dim, "log_softmax")
+    if dtype is not None:
+        input = ops.cast(input, _dtypes.as_dtype(dtype, "log_softmax"))
+    _validate.softmax_dtype(input, "log_softmax")
+    return ops.SparseSoftmax.apply(input, dim, True)
 
 
 def __getattr__(name):

@@ -154,7 +154,7 @@ def seed_gradient(root, gradient):
         return np.array(gradient._data, copy=True)
     pattern = root._coalesced_form()._idx
     if isinstance(gradient, Tensor) and gradient.shape == root.shape and gradient.dtype == root.dtype:
-        return np.ascontiguousarray(gradient._data[pattern[0], pattern[1]])  # a dense G, masked
+        return np.ascontiguousarray(gradient._data[tuple(pattern)])  # a dense G, masked
     if isinstance(gradient, SparseTensor) and gradient.shape == root.shape and gradient.dtype == root.dtype:
         g = gradient._coalesced_form()
         return _formats.values_at(g._idx, g._val, pattern)

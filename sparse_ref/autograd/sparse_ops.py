@@ -7,16 +7,24 @@ input's gradient is carried as one value per entry of its coalesced pattern (see
 ``engine``), so every sparse gradient below is a *masked* one, computed without ever
 forming the dense matrix:
 
-==========================  ==========================================  ===================
-op                          gradient of the sparse operand              of a dense operand
-==========================  ==========================================  ===================
-``C = A @ B`` (B dense)     ``mask(G @ B^H, A)``: SDDMM                 ``A^H @ G``: SpMM
-``C = X @ S`` (X dense)     ``mask(X^H @ G, S)``: SDDMM                 ``G @ S^H``: SpMM
-``C = A @ B`` (sparse)      ``mask(G @ B^H, A)``, ``mask(A^H @ G, B)``:
-                            masked SpGEMM
-``sampled_addmm``           ``conj(beta) G`` (input)                    ``conj(alpha) G @ mat2^H``,
-                                                                        ``conj(alpha) mat1^H @ G``
-==========================  ==========================================  ===================
+=============================  ==============================================  ============================
+op                             gradient of a sparse operand                    of a dense operand
+=============================  ==============================================  ============================
+``C = A @ B`` (B dense)        ``mask(G @ B^H, A)``: SDDMM                     ``A^H @ G``: SpMM
+``C = X @ S`` (X dense)        ``mask(X^H @ G, S)``: SDDMM                     ``G @ S^H``: SpMM
+``C = A @ B`` (sparse)         ``mask(G @ B^H, A)``, ``mask(A^H @ G, B)``:
+                               masked SpGEMM
+``sampled_addmm``              ``conj(beta) G`` (input)                        ``conj(alpha) G @ mat2^H``,
+                                                                               ``conj(alpha) mat1^H @ G``
+``c * S``, ``S / c``, ``-S``   ``conj(c) G``, ``G / conj(c)``, ``-G``
+``S * X`` (X dense)            ``G conj(X)`` at S's entries                    ``G conj(S)`` at S's entries
+``A + B``, ``A - B``           ``mask(G, A)``, ``+-mask(G, B)``
+``A * B`` (both sparse)        ``mask(G conj(B), A)``, ``mask(G conj(A), B)``
+``S.sum(dim)``                 G of the sum each entry is in
+``softmax(S, dim)``            ``Y (G - rowsum(G Y))``
+``log_softmax(S, dim)``        ``G - exp(Y) rowsum(G)``
+``S.to(dtype)``                G converted back to S's dtype
+=============================  ==============================================  ============================
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from sparse_ref import _formats, _products
+from sparse_ref._arrays import converted
+from sparse_ref._grad_mode import no_grad
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref._validate import EXPECTED_2D
 from sparse_ref.autograd.dense_ops import conj, unbroadcast
@@ -337,7 +347,8 @@ class ToCoo(Function):
 
 
 class ToDense(Function):
-    """``D = S.to_dense()``: grad_S = mask(G, S)."""
+    """``D = S.to_dense()``: grad_S = mask(G, S). (S may be a sparse vector: its indices
+    have one row, so every index below is a tuple of the index rows.)"""
 
     _name = "ToDenseBackward0"
 
@@ -345,12 +356,11 @@ class ToDense(Function):
         self.s = s
         c = s._coalesced_form()
         out = np.zeros(s.shape, dtype=s.dtype)
-        out[c._idx[0], c._idx[1]] = c._val
+        out[tuple(c._idx)] = c._val
         return Tensor(out)
 
     def backward(self, grad):
-        rows, cols = _pattern(self.s)
-        return (np.ascontiguousarray(grad[rows, cols]),)
+        return (np.ascontiguousarray(grad[tuple(self.s._coalesced_form()._idx)]),)
 
 
 class ToSparse(Function):
@@ -434,3 +444,318 @@ class SparseSum(Function):
 
     def backward(self, grad):
         return (np.full(self.nnz, grad.reshape(()), dtype=grad.dtype),)
+
+
+# -- sparse arithmetic ------------------------------------------------------------------------
+#
+# Ops that keep S's pattern (c * S, S / c, -S, S * X for a dense X, casts) keep S's stored
+# entries -- duplicates, explicit zeros, the coalesced flag and the layout -- as torch does.
+# The output's coalesced pattern is then S's, so the carried gradient maps one to one.
+# The union (S + T) and the intersection (S * T) are built from the coalesced patterns.
+
+def with_layout_of(s, indices: np.ndarray, values: np.ndarray, shape) -> SparseTensor:
+    """A coalesced result: CSR when s is CSR (torch keeps CSR there), else COO."""
+    if s.is_sparse_csr:  # (indices taken with a fancy index may be laid out by column)
+        return SparseCsrTensor._make_csr(_formats.coo_to_csr(np.ascontiguousarray(indices[0]), shape[0]),
+                                         np.ascontiguousarray(indices[1]), values, shape)
+    return SparseTensor._make(indices, values, shape, coalesced=True)
+
+
+class SparseScale(Function):
+    """``out = c * S`` for a number c: every stored value times c. grad_S = conj(c) G."""
+
+    _name = "MulBackward0"
+    saves = ()  # backward reads no input data
+
+    def forward(self, s, c):
+        self.c = c
+        return s._with_values(s._val * c)
+
+    def backward(self, grad):
+        return grad * np.conj(self.c), None
+
+
+class SparseNeg(Function):
+    """``out = -S``: every stored value negated (an explicit 0 becomes -0.0, as in torch).
+    grad_S = -G."""
+
+    _name = "NegBackward0"
+    saves = ()  # backward reads no input data
+
+    def forward(self, s):
+        return s._with_values(-s._val)
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class SparseDiv(Function):
+    """``out = S / y`` for a number or a 0-d dense tensor y: every stored value divided by y.
+    grad_S = G / conj(y); grad_y = -sum(G * conj(s / y**2)) over S's coalesced values s."""
+
+    _name = "DivBackward0"
+
+    def forward(self, s, y):
+        self.s, self.y = s, (y._data if isinstance(y, Tensor) else y)
+        return s._with_values(s._val / self.y)
+
+    def backward(self, grad):
+        grad_s = grad_y = None
+        if self.needs[0]:
+            grad_s = grad / np.conj(self.y)
+        if self.needs[1]:
+            x = self.s._coalesced_form()._val
+            grad_y = np.asarray(-np.sum(grad * np.conj(x / (self.y * self.y))), dtype=grad.dtype)
+        return grad_s, grad_y
+
+
+def scatter_to(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple) -> np.ndarray:
+    """The dense gradient of an operand of ``shape`` that was broadcast to a matrix and read
+    at (rows, cols): every value added into the element it was read from."""
+    shape2 = (1,) * (2 - len(shape)) + tuple(shape)
+    out = np.zeros(shape2, dtype=values.dtype)
+    where = (rows if shape2[0] != 1 else np.zeros_like(rows), cols if shape2[1] != 1 else np.zeros_like(cols))
+    np.add.at(out, where, values)
+    return out.reshape(shape)
+
+
+class SparseDenseMul(Function):
+    """``out = S * X`` (and ``X * S``), X dense and broadcast to S's shape: S's stored
+    values times X at their positions, S's pattern kept (as torch). At S's coalesced
+    entries p = (i, j): grad_S[p] = G[p] conj(X[i, j]); grad_X[i, j] += G[p] conj(s_p)
+    (summed over the dims X was broadcast along; zero where S stores nothing)."""
+
+    _name = "MulBackward0"
+
+    def forward(self, s, x):
+        self.s, self.x = s, x._data
+        full = np.broadcast_to(x._data, s.shape)
+        return s._with_values(s._val * full[s._idx[0], s._idx[1]])
+
+    def backward(self, grad):
+        rows, cols = _pattern(self.s)
+        grad_s = grad_x = None
+        if self.needs[0]:
+            grad_s = grad * conj(np.broadcast_to(self.x, self.s.shape)[rows, cols])
+        if self.needs[1]:
+            grad_x = scatter_to(grad * conj(self.s._coalesced_form()._val), rows, cols, self.x.shape)
+        return grad_s, grad_x
+
+
+def union(a, b, sign: int):
+    """``(indices, values, pos)`` of A + sign * B on the union of the coalesced patterns:
+    ``_formats.coalesce`` of the two coalesced lists one after the other, so a shared
+    entry is a + sign * b (in that order) and explicit zeros and cancellations stay.
+    ``pos[p]`` is the union position of A's coalesced entry p (p < nnz(A)), then of B's."""
+    ca, cb = a._coalesced_form(), b._coalesced_form()
+    idx = np.concatenate([ca._idx, cb._idx], axis=1)
+    val = np.concatenate([ca._val, cb._val if sign > 0 else -cb._val])
+    return _formats.coalesce(idx[0], idx[1], val, a.shape[0], with_pos=True)
+
+
+class SparseAdd(Function):
+    """``out = A + B`` (sign 1) or ``A - B`` (sign -1), both sparse. When both are coalesced
+    (or A is CSR: then the result is CSR), the coalesced union of the patterns, as torch
+    gives it bit for bit. Otherwise, like torch, an uncoalesced result: the two lists of
+    stored entries one after the other (torch runs its two-pointer merge on the unsorted
+    lists, which merges some equal neighbours; the matrix and the flag are the same).
+    Either way the coalesced pattern is the union, so grad_A = mask(G, A) and
+    grad_B = sign * mask(G, B): G read at each operand's own entries (``pos``)."""
+
+    _name = "AddBackward0"
+    saves = ()  # backward reads no input data
+
+    def forward(self, a, b, sign):
+        if sign < 0:
+            self._name = "SubBackward0"
+        self.a, self.b, self.sign, self.pos = a, b, sign, None
+        if a.is_sparse_csr or (a.is_coalesced() and b.is_coalesced()):
+            indices, val, self.pos = union(a, b, sign)
+            return with_layout_of(a, indices, val, a.shape)
+        val = np.concatenate([a._val, b._val if sign > 0 else -b._val])
+        return SparseTensor._make(np.concatenate([a._idx, b._idx], axis=1), val, a.shape, coalesced=False)
+
+    def backward(self, grad):
+        pos = self.pos if self.pos is not None else union(self.a, self.b, self.sign)[2]
+        n_a = self.a._coalesced_form()._nnz()
+        grad_a = grad[pos[:n_a]] if self.needs[0] else None
+        grad_b = None
+        if self.needs[1]:
+            grad_b = grad[pos[n_a:]] if self.sign > 0 else -grad[pos[n_a:]]
+        return grad_a, grad_b, None
+
+
+class SparseMul(Function):
+    """``out = A * B`` elementwise, both sparse: the intersection of the coalesced patterns
+    (coalesced; CSR when A is CSR), explicit zeros kept. At a shared entry a_p b_q:
+    grad_A[p] = G conj(b_q), grad_B[q] = G conj(a_p); A's and B's other entries get 0
+    (masked: each gradient has its operand's own pattern)."""
+
+    _name = "MulBackward0"
+
+    def forward(self, a, b):
+        ca, cb = a._coalesced_form(), b._coalesced_form()
+        # position of each of A's entries among B's (-1: B does not store it)
+        in_b = _formats.values_at(cb._idx, np.arange(1, cb._nnz() + 1), ca._idx) - 1
+        self.p = np.flatnonzero(in_b >= 0)
+        self.q = in_b[self.p]
+        self.a_val, self.b_val = ca._val, cb._val
+        return with_layout_of(a, ca._idx[:, self.p], ca._val[self.p] * cb._val[self.q], a.shape)
+
+    def backward(self, grad):
+        grad_a = grad_b = None
+        if self.needs[0]:
+            grad_a = np.zeros(self.a_val.shape[0], dtype=grad.dtype)
+            grad_a[self.p] = grad * conj(self.b_val[self.q])
+        if self.needs[1]:
+            grad_b = np.zeros(self.b_val.shape[0], dtype=grad.dtype)
+            grad_b[self.q] = grad * conj(self.a_val[self.p])
+        return grad_a, grad_b
+
+
+class SparseTo(Function):
+    """``out = S.to(dtype)``: the stored values converted (a value the dtype cannot hold is
+    refused), S's pattern kept. grad_S = G converted back (its real part for a real S)."""
+
+    _name = "ToCopyBackward0"
+    saves = ()  # backward reads no input data
+
+    def forward(self, s, dtype):
+        self.source = s.dtype
+        return s._with_values(converted(s._val, dtype, "to"))
+
+    def backward(self, grad):
+        if self.source.kind != "c":
+            grad = grad.real
+        return grad.astype(self.source), None
+
+
+def cast(s, dtype, copy: bool = False):
+    """``s.to(dtype)``: s itself when it has that dtype (unless copy), as in torch. A cast to
+    an integer dtype is not differentiable (its result cannot require grad)."""
+    if s.dtype == dtype and not copy:
+        return s
+    if dtype.kind not in "fc":
+        with no_grad():
+            return SparseTo.apply(s, dtype)
+    return SparseTo.apply(s, dtype)
+
+
+# Reductions and softmax over one dim work on groups of S's coalesced entries: the entries
+# of one row (dim=1) or of one column (dim=0), each group in ascending order of the other
+# index. Rows are groups in the coalesced (row-major) order already; columns come from one
+# stable sort by column. No group is empty, so np.*.reduceat over the group starts is exact.
+
+def groups(s, dim: int):
+    """``(order, starts, counts, keys)`` of S's coalesced entries grouped along ``dim``:
+    entry ``order[k]`` is the k-th in group order (order is None for rows: the identity),
+    group g starts at ``starts[g]``, holds ``counts[g]`` entries and is row (or column)
+    ``keys[g]``."""
+    key = s._coalesced_form()._idx[1 - dim]
+    order = None if dim == 1 else np.argsort(key, kind="stable")
+    key = key if order is None else key[order]
+    n = key.shape[0]
+    starts = np.flatnonzero(np.concatenate([[n > 0], key[1:] != key[:-1]]))
+    counts = np.diff(np.append(starts, n))
+    return order, starts, counts, key[starts]
+
+
+def grouped(values: np.ndarray, order) -> np.ndarray:
+    return values if order is None else values[order]
+
+
+def ungrouped(values: np.ndarray, order) -> np.ndarray:
+    if order is None:
+        return values
+    out = np.empty_like(values)
+    out[order] = values
+    return out
+
+
+def group_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The sum of every group (np.add.reduceat in the group order; no group is empty)."""
+    if values.shape[0] == 0:
+        return values[:0]
+    return np.add.reduceat(values, starts, dtype=values.dtype)
+
+
+class SparseSumDim(Function):
+    """``v = S.sum(dim)`` for one dim of a 2-D S: a sparse vector with one entry per row
+    (dim=1) or column (dim=0) that stores anything, coalesced (with keepdim: a sparse
+    m x 1 or 1 x n matrix). Each entry of S feeds its group's sum, so grad_S[p] = G[group
+    of p] (np.repeat over the group sizes)."""
+
+    _name = "SparseSumBackward0"
+    saves = ()  # backward reads no input data
+
+    def forward(self, s, dim, keepdim):
+        self.order, starts, self.counts, keys = groups(s, dim)
+        sums = group_sums(grouped(s._coalesced_form()._val, self.order), starts)
+        if not keepdim:
+            return SparseTensor._make(keys[None, :], sums, (s.shape[1 - dim],), coalesced=True)
+        zeros = np.zeros_like(keys)
+        indices = np.stack([keys, zeros] if dim == 1 else [zeros, keys])
+        shape = (s.shape[0], 1) if dim == 1 else (1, s.shape[1])
+        return SparseTensor._make(indices, sums, shape, coalesced=True)
+
+    def backward(self, grad):
+        return ungrouped(np.repeat(grad, self.counts), self.order), None, None
+
+
+def sparse_sum(s, dims: tuple, keepdim: bool = False):
+    """The sum of s over ``dims`` (checked, sorted): every dim -> a 0-d dense tensor
+    (keepdim: 1 x 1), one dim -> ``SparseSumDim``, none -> s coalesced (as torch)."""
+    if len(dims) == s.ndim:
+        return SparseSumKeepdim.apply(s, (1,) * s.ndim) if keepdim else SparseSum.apply(s)
+    if not dims:
+        return s.coalesce()
+    return SparseSumDim.apply(s, dims[0], keepdim)
+
+
+class SparseSumKeepdim(SparseSum):
+    """``S.sum(every dim, keepdim=True)``: the sum as a dense 1 x 1 tensor, as torch gives it."""
+
+    def forward(self, s, shape):
+        return Tensor(super().forward(s)._data.reshape(shape))
+
+    def backward(self, grad):
+        return super().backward(grad)[0], None
+
+
+class SparseSoftmax(Function):
+    """``Y = softmax(S, dim)`` (``log=True``: log_softmax) over the stored entries of each
+    row (dim=1) or column (dim=0); entries S does not store count as -inf (they are left
+    out), so Y has S's coalesced pattern. In a group with values x and maximum m:
+
+        softmax:      y = exp(x - m) / sum(exp(x - m))
+        log_softmax:  y = (x - m) - log(sum(exp(x - m)))
+
+    Backward, per group (real dtypes only): softmax grad_x = y * (G - sum(G * y));
+    log_softmax grad_x = G - exp(y) * sum(G)."""
+
+    _name = "SparseSoftmaxBackward0"
+
+    def forward(self, s, dim, log):
+        if log:
+            self._name = "SparseLogSoftmaxBackward0"
+        c = s._coalesced_form()
+        self.order, self.starts, self.counts, _ = groups(c, dim)
+        x = grouped(c._val, self.order)
+        if x.shape[0]:
+            with np.errstate(invalid="ignore"):  # inf - inf: NaN for the whole group, as torch
+                shifted = x - np.repeat(np.maximum.reduceat(x, self.starts), self.counts)
+            e = np.exp(shifted)
+            total = np.repeat(group_sums(e, self.starts), self.counts)
+            y = shifted - np.log(total) if log else e / total
+        else:
+            y = x.copy()
+        self.log, self.y = log, y
+        return c._with_values(ungrouped(y, self.order))
+
+    def backward(self, grad):
+        g = grouped(grad, self.order)
+        if self.log:
+            gx = g - np.exp(self.y) * np.repeat(group_sums(g, self.starts), self.counts)
+        else:
+            gx = self.y * (g - np.repeat(group_sums(g * self.y, self.starts), self.counts))
+        return ungrouped(gx, self.order), None, None
