@@ -29,6 +29,13 @@ __all__ = ["abs", "add", "argmax", "argmin", "cat", "clamp", "div", "exp", "flat
            "tanh", "transpose", "unsqueeze", "where"]
 
 
+def _dense_of(s, like, op: str) -> Tensor:
+    """The dense matrix of sparse ``s`` (differentiable), for an op with a dense ``like``."""
+    if isinstance(like, Tensor):
+        _validate.same_dtype_arg(like, s, op)
+    return s.to_dense()
+
+
 def _dense(input, other, op: str):
     """``(input, other)`` as two dense tensors of one dtype (a number takes input's dtype)."""
     if not isinstance(input, Tensor):
@@ -47,6 +54,10 @@ def add(input, other) -> Tensor:
     >>> sr.add(sr.tensor([1., 2.]), 1.5)
     tensor([2.5000, 3.5000])
     """
+    if isinstance(input, SparseTensor):
+        return sparse_add(input, other)
+    if isinstance(other, SparseTensor):  # dense + sparse: a dense result, as torch
+        return dense_ops.Add.apply(*_dense(input, _dense_of(other, input, "add"), "add"))
     return dense_ops.Add.apply(*_dense(input, other, "add"))
 
 
@@ -59,6 +70,10 @@ def sub(input, other) -> Tensor:
     >>> sr.sub(sr.tensor([1., 2.]), sr.tensor([0.5, 0.5]))
     tensor([0.5000, 1.5000])
     """
+    if isinstance(input, SparseTensor):
+        return sparse_sub(input, other)
+    if isinstance(other, SparseTensor):  # dense - sparse: a dense result, as torch
+        return dense_ops.Sub.apply(*_dense(input, _dense_of(other, input, "sub"), "sub"))
     return dense_ops.Sub.apply(*_dense(input, other, "sub"))
 
 
@@ -71,6 +86,10 @@ def mul(input, other) -> Tensor:
     >>> sr.mul(sr.tensor([1., 2.]), 3.)
     tensor([3., 6.])
     """
+    if isinstance(input, SparseTensor):
+        return sparse_mul(input, other)
+    if isinstance(other, SparseTensor):  # dense * sparse: a sparse result, as torch
+        return sparse_mul(other, input)
     return dense_ops.Mul.apply(*_dense(input, other, "mul"))
 
 
@@ -83,6 +102,11 @@ def div(input, other) -> Tensor:
     >>> sr.div(sr.tensor([1., 2.]), 4.)
     tensor([0.2500, 0.5000])
     """
+    if isinstance(input, SparseTensor):
+        return sparse_div(input, other)
+    if isinstance(other, SparseTensor):
+        raise _errors.ArgumentTypeError("div: a sparse divisor is not supported (as in torch); divide by a "
+                                        "number or a 0-d tensor, or call .to_dense() first")
     input, other = _dense(input, other, "div")
     if input.dtype.kind not in "fc":
         raise TypeError(f"/: needs a floating or complex dtype, got {input.dtype.name}")
@@ -90,7 +114,7 @@ def div(input, other) -> Tensor:
 
 
 def neg(input) -> Tensor:
-    """``-input``; differentiable.
+    """``-input`` (sparse too: the pattern kept); differentiable.
 
     Examples
     --------
@@ -98,6 +122,8 @@ def neg(input) -> Tensor:
     >>> sr.neg(sr.tensor([1., -2.]))
     tensor([-1.,  2.])
     """
+    if isinstance(input, SparseTensor):
+        return sparse_neg(input)
     return dense_ops.Neg.apply(input)
 
 

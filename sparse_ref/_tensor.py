@@ -391,7 +391,7 @@ class Tensor(_Differentiable):
 
     def __add__(self, other):
         if isinstance(other, SparseTensor):
-            return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
+            return _F.add(self, other)  # dense + sparse: a dense result, as torch
         return _F.add(self, self._operand(other, "+"))
 
     def __radd__(self, other):
@@ -401,7 +401,7 @@ class Tensor(_Differentiable):
 
     def __sub__(self, other):
         if isinstance(other, SparseTensor):
-            return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
+            return _F.sub(self, other)  # dense - sparse: a dense result, as torch
         return _F.sub(self, self._operand(other, "-"))
 
     def __rsub__(self, other):
@@ -420,6 +420,8 @@ class Tensor(_Differentiable):
         return _F.mul(self._operand(other, "*"), self)
 
     def __truediv__(self, other):
+        if isinstance(other, SparseTensor):
+            return _F.div(self, other)  # refused, as torch, with the reason
         return _F.div(self, self._operand(other, "/"))
 
     def __rtruediv__(self, other):

@@ -318,3 +318,36 @@ def test_seeded_generators_repeat():
 def test_factories_refuse_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# -- dense with sparse ------------------------------------------------------------------------
+
+def test_dense_plus_sparse_is_dense_as_torch_and_its_gradient_is_masked():
+    torch = torch_or_skip()
+    x = np.array([[0.0, 1.5], [2.0, 0.0]])
+    results = []
+    for m in (sr, torch):
+        s = m.tensor(x, dtype=m.float64).to_sparse().requires_grad_(True)
+        d = m.tensor(data((2, 2)), dtype=m.float64, requires_grad=True)
+        y = m.add(d, s) * (d - s) + (d * s).to_dense()
+        y.backward(m.tensor(data((2, 2), seed=3)))
+        results.append((y.detach().numpy(), s.grad.to_dense().numpy(), d.grad.numpy(), y.layout))
+    ours, theirs = results
+    assert str(ours[3]) == "sparse_ref.strided" and str(theirs[3]) == "torch.strided"
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-14)
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-14)
+    mask = x != 0  # torch's sparse gradient, restricted to s's pattern, is ours
+    np.testing.assert_allclose(ours[1][mask], theirs[1][mask], rtol=1e-14)
+    assert (ours[1][~mask] == 0).all()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda s, d: s + d, "add\\(sparse, Tensor\\) is not supported"),
+    (lambda s, d: s - 1.0, "sub\\(sparse, float\\) is not supported"),
+    (lambda s, d: d / s, "a sparse divisor is not supported"),
+    (lambda s, d: d.double() + s, "does not promote dtypes"),
+])
+def test_sparse_with_dense_refusals(call, match):
+    s = sr.tensor([[0.0, 1.0]]).to_sparse()
+    with pytest.raises((TypeError, RuntimeError), match=match):
+        call(s, sr.ones(1, 2))
