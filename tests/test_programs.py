@@ -62,6 +62,48 @@ def gcn(torch, data, steps=30):
     return losses, {k: p for k, p in model.named_parameters()}, accuracy
 
 
+def gat(torch, data, steps=25):
+    """GAT-style attention on the karate club: scores on the edges, a sparse softmax over
+    each node's neighbours, a sparse product, Adam."""
+    F = torch.nn.functional
+    n, edges = data["n"], data["edges"]
+    loops = np.arange(n)
+    idx = torch.tensor(np.concatenate([edges, np.stack([loops, loops])], axis=1))
+    src, dst = idx[0], idx[1]
+    x = torch.eye(n, dtype=torch.float64)
+    y = torch.tensor(data["y"])
+    train = torch.tensor([0, 1, 32, 33])
+
+    class GAT(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(n, 8, bias=False, dtype=torch.float64)
+            self.att_src = torch.nn.Parameter(torch.zeros(8, dtype=torch.float64))
+            self.att_dst = torch.nn.Parameter(torch.zeros(8, dtype=torch.float64))
+            self.out = torch.nn.Linear(8, 2, dtype=torch.float64)
+
+        def forward(self, x):
+            h = self.lin(x)
+            scores = F.leaky_relu((h * self.att_src).sum(1)[src] + (h * self.att_dst).sum(1)[dst], 0.2)
+            att = torch.sparse.softmax(torch.sparse_coo_tensor(torch.stack([src, dst]), scores, (n, n)), dim=1)
+            h = torch.relu(torch.sparse.mm(att, h))
+            return F.log_softmax(self.out(h), dim=1)
+
+    model = GAT()
+    model.load_state_dict({k: torch.tensor(v) for k, v in data["init"].items()})
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.nll_loss(model(x)[train], y[train])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        accuracy = (model(x).argmax(1) == y).double().mean().item()
+    return losses, {k: p for k, p in model.named_parameters()}, accuracy
+
+
 def logistic_regression(torch, data, steps=25):
     """Logistic regression on sparse features, SGD with momentum and weight decay."""
     F = torch.nn.functional
@@ -126,6 +168,15 @@ def gcn_data():
     return data
 
 
+def gat_data():
+    data = karate()
+    rng = np.random.default_rng(3)
+    data["init"] = {"lin.weight": rng.uniform(-0.2, 0.2, (8, 34)), "att_src": rng.standard_normal(8),
+                    "att_dst": rng.standard_normal(8), "out.weight": rng.uniform(-0.35, 0.35, (2, 8)),
+                    "out.bias": rng.uniform(-0.35, 0.35, 2)}
+    return data
+
+
 def logistic_data():
     rng = np.random.default_rng(1)
     n, d, nnz = 200, 50, 500
@@ -148,6 +199,7 @@ def factorisation_data():
 
 PROGRAMS = {
     "gcn": (gcn, gcn_data),
+    "gat": (gat, gat_data),
     "logistic_regression": (logistic_regression, logistic_data),
     "matrix_factorisation": (matrix_factorisation, factorisation_data),
     "pagerank": (pagerank, karate),
@@ -170,7 +222,7 @@ def test_program_agrees_with_torch(name):
     assert ours[2] == theirs[2]
 
 
-@pytest.mark.parametrize("name", ["gcn", "logistic_regression", "matrix_factorisation"])
+@pytest.mark.parametrize("name", ["gcn", "gat", "logistic_regression", "matrix_factorisation"])
 def test_program_trains_on_both_paths(name):
     program, make_data = PROGRAMS[name]
     runs = []
