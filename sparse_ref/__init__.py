@@ -9,7 +9,7 @@ Every kernel exists twice, as readable Python in :mod:`sparse_ref.reference` and
 Cython/OpenMP kernel in :mod:`sparse_ref._kernels`; :func:`use_backend` picks one.
 """
 
-from sparse_ref._backend import get_backend, use_backend
+from sparse_ref._backend import get_backend, register_backend, use_backend
 from sparse_ref._errors import missing as _missing
 from sparse_ref._dtypes import (
     Layout,
@@ -50,6 +50,7 @@ def __getattr__(name):
 __version__ = "0.1.0"
 
 __all__ = [
+    "register_backend",
     "optim",
     "nn",
     "datasets",

@@ -1,11 +1,15 @@
-"""``python -m sparse_ref demo``: the torch doc example, run through both kernel paths."""
+"""``python -m sparse_ref demo``: the torch doc example, run through both kernel paths;
+``python -m sparse_ref check PACKAGE``: a package of kernels against the reference;
+``python -m sparse_ref exercise NAME DIR``: the starter package of an exercise."""
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
 import sparse_ref as sr
+from sparse_ref import course
 
 
 def _bits(t) -> bytes:
@@ -89,13 +93,43 @@ def demo(out=sys.stdout) -> int:
     return 0 if ok else 1
 
 
+def _import_target(target: str) -> str:
+    """The import name of PACKAGE: a folder (its parent goes on sys.path, so it imports
+    even under ``python -P``) or an importable name."""
+    path = Path(target)
+    if path.is_dir():
+        path = path.resolve()
+        sys.path.insert(0, str(path.parent))
+        return path.name
+    return target
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sparse_ref", description=__doc__)
-    parser.add_argument("command", choices=["demo"], help="what to run")
+    parser = argparse.ArgumentParser(prog="python -m sparse_ref",
+                                     description="sparse_ref's demo, checker and exercises.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="the torch.sparse.mm doc example through both kernel paths")
+    check = commands.add_parser("check", help="check a package of kernels against the reference")
+    check.add_argument("package", help="the package: a folder (my_kernels) or an import name")
+    check.add_argument("--kernel", action="append", metavar="NAME",
+                       help="only this kernel module or function (spmm, spmm.spmm_reduce, a task); repeatable")
+    check.add_argument("--allow-reordering", action="store_true",
+                       help="accept results equal to rounding only (another order of additions), and say so")
+    exercise = commands.add_parser("exercise", help="write the starter package of an exercise")
+    exercise.add_argument("name", choices=sorted(course.exercises.EXERCISES))
+    exercise.add_argument("directory", help="a new folder, named like a Python identifier")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
-    return 2
+    if args.command == "exercise":
+        path = course.exercises.write_starter(args.name, args.directory)
+        goal = course.exercises.EXERCISES[args.name][0]
+        print(f"wrote {path}/ -- {goal}\nfill in the functions that raise NotImplementedError, then run:\n"
+              f"    python -m sparse_ref check {path}")
+        return 0
+    results = course.check.check(_import_target(args.package), args.kernel, args.allow_reordering)
+    print(course.check.report(results))
+    return 0 if results and all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":

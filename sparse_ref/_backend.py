@@ -26,6 +26,8 @@ import importlib
 import inspect
 import os
 import threading
+import types
+import warnings
 
 # module -> function -> its parameters, in order (each ends with n_threads=1). The contract
 # of each function (inputs, outputs, preconditions, accumulation order) is the docstring
@@ -68,7 +70,9 @@ class Backend:
 
     ``module(name)`` imports a kernel module on first use and keeps it; ``check()``
     verifies the whole interface once and raises :class:`BackendError` naming every
-    problem.
+    problem. With a ``fallback`` backend, a kernel module or function the package lacks is
+    taken from the fallback instead (listed in ``fallbacks``); one that is there with
+    other parameters is still refused.
 
     Examples
     --------
@@ -79,9 +83,11 @@ class Backend:
     'spmm'
     """
 
-    def __init__(self, name: str, package: str, hint: str = ""):
+    def __init__(self, name: str, package: str, hint: str = "", fallback: "Backend | None" = None):
         self.name = name
         self.package = package
+        self.fallback = fallback
+        self.fallbacks = ()  # "module.function" names taken from the fallback (after check())
         self._hint = hint  # what to do when a module does not import
         self._modules = {}
         self._checked = False
@@ -106,25 +112,52 @@ class Backend:
             for name in INTERFACE:
                 try:
                     modules[name] = importlib.import_module(f"{self.package}.{name}")
+                except ModuleNotFoundError as exc:
+                    if self.fallback is None or exc.name != f"{self.package}.{name}":
+                        raise BackendError(f"backend {self.name!r}: cannot import {self.package}.{name} "
+                                           f"({exc}){self._hint}") from exc
+                    modules[name] = None  # the whole module comes from the fallback
                 except ImportError as exc:
                     raise BackendError(f"backend {self.name!r}: cannot import {self.package}.{name} "
                                        f"({exc}){self._hint}") from exc
-            problems = [p for name, module in modules.items() for p in interface_problems(module, name)]
+            problems = [p for name, module in modules.items() if module is not None
+                        for p in interface_problems(module, name, missing_ok=self.fallback is not None)]
             if problems:
                 raise BackendError(f"backend {self.name!r} does not implement the kernel interface: "
                                    + "; ".join(problems))
+            if self.fallback is not None:
+                modules, self.fallbacks = self._with_fallbacks(modules)
             self._modules.update(modules)
             self._checked = True
+
+    def _with_fallbacks(self, modules):
+        """Each kernel module as a namespace of this package's functions, the missing ones
+        taken from the fallback; and the names of those."""
+        merged, taken = {}, []
+        for name, functions in INTERFACE.items():
+            own = modules[name]
+            table = {}
+            for fname in functions:
+                f = getattr(own, fname, None) if own is not None else None
+                if f is None:
+                    f = getattr(self.fallback.module(name), fname)
+                    taken.append(f"{name}.{fname}")
+                table[fname] = f
+            merged[name] = types.SimpleNamespace(__name__=f"{self.package}.{name}", **table)
+        return merged, tuple(taken)
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, {self.package!r})"
 
 
-def interface_problems(module, name: str) -> list:
-    """What keeps ``module`` from being the kernel module ``name`` of :data:`INTERFACE`."""
+def interface_problems(module, name: str, missing_ok: bool = False) -> list:
+    """What keeps ``module`` from being the kernel module ``name`` of :data:`INTERFACE`
+    (with ``missing_ok``, a missing function is not a problem: it falls back)."""
     problems = []
     for fname, params in INTERFACE[name].items():
         f = getattr(module, fname, None)
+        if f is None and missing_ok:
+            continue
         if not callable(f):
             problems.append(f"{name}.{fname} is missing")
             continue
@@ -146,10 +179,56 @@ BACKENDS = {
 }
 
 
+BUILT_IN = ("cython", "reference")
+
+
+def register_backend(name: str, package) -> Backend:
+    """Make a package of kernels a backend: ``sr.use_backend(name)`` then runs every op,
+    forward and backward, on it.
+
+    ``package`` is a package (or its import name) whose modules and functions have the
+    names and parameters of :mod:`sparse_ref.reference` (``coalesce.coalesce``,
+    ``spmm.spmm``, ...). What it lacks -- a whole module or one function -- falls back to
+    the reference, and the fallback is visible: a warning names it, and the returned
+    backend lists it in ``fallbacks``. A function with other parameters is refused. A
+    name may be registered again (say, after the student edited the package).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> mine = sr.register_backend("mine", "sparse_ref.reference")   # the reference itself
+    >>> mine.fallbacks
+    ()
+    >>> s = sr.sparse_coo_tensor([[1, 0], [0, 1]], [1., 2.], (2, 2))
+    >>> with sr.use_backend("mine"):
+    ...     s.coalesce().indices().tolist()
+    [[0, 1], [1, 0]]
+    """
+    if not isinstance(name, str) or not name or name in BUILT_IN:
+        raise ValueError(f"register_backend: name must be a new non-empty string (not {', '.join(BUILT_IN)}), "
+                         f"got {name!r}")
+    if isinstance(package, types.ModuleType):
+        if not hasattr(package, "__path__"):
+            raise TypeError(f"register_backend: {package.__name__} is a module, not a package: put each kernel "
+                            "module (coalesce.py, spmm.py, ...) in a package folder")
+        package = package.__name__
+    if not isinstance(package, str):
+        raise TypeError(f"register_backend: package must be a package or its import name, got "
+                        f"{type(package).__name__}")
+    backend = Backend(name, package, fallback=BACKENDS["reference"])
+    backend.check()
+    BACKENDS[name] = backend
+    if backend.fallbacks:
+        warnings.warn(f"backend {name!r}: {', '.join(backend.fallbacks)} not found in {package}; "
+                      "the reference runs in their place", UserWarning, stacklevel=2)
+    return backend
+
+
 def _check(name) -> Backend:
     backend = BACKENDS.get(name) if isinstance(name, str) else None
     if backend is None:
-        raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)} "
+                         "(sr.register_backend adds one)")
     return backend
 
 

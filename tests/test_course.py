@@ -1,0 +1,216 @@
+"""The course kit: student kernels plug in (sr.register_backend), the checker passes the
+reference and catches a planted bug in each kernel by name and case, and every exercise's
+starter fails the check until it is solved."""
+
+import itertools
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import child_env
+
+import sparse_ref as sr
+from sparse_ref._backend import INTERFACE, BackendError
+from sparse_ref.course import check, exercises
+
+_count = itertools.count()
+
+
+def package(tmp_path, modules: dict) -> str:
+    """A package in tmp_path with the given module sources; returns its import name."""
+    name = f"student_{next(_count)}"
+    root = tmp_path / name
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+    sys.path.insert(0, str(tmp_path))
+    return name
+
+
+@pytest.fixture(autouse=True)
+def _restore_sys_path():
+    before = list(sys.path)
+    yield
+    sys.path[:] = before
+
+
+COPY = {m: f"from sparse_ref.reference.{m} import *  # noqa: F403\n" for m in INTERFACE}
+
+
+def test_a_copy_of_the_reference_passes(tmp_path):
+    results = check.check(package(tmp_path, COPY))
+    assert results and all(r.status == "pass" for r in results), check.report(results)
+    kernels = {r.kernel for r in results}
+    assert {f"{m}.{f}" for m, fs in INTERFACE.items() for f in fs} <= kernels
+    assert {f"{m} (gradients)" for m in INTERFACE} <= kernels
+
+
+# module -> (function, planted bug as the source of a module that replaces it, the case it breaks)
+BUGS = {
+    "coalesce: a dropped duplicate": ("coalesce", "coalesce", """
+        from sparse_ref.reference.coalesce import coalesce as _ref
+        import numpy as np
+        def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+            keys = list(zip(a_row.tolist(), a_col.tolist()))
+            val = a_val.copy()
+            for p, key in enumerate(keys):
+                if key in keys[:p]:  # every duplicate after the first is dropped
+                    val[p] = 0
+            _ref(a_row, a_col, val, nrows, out_crow, out_col, out_val, out_pos)
+        """, "duplicates in storage order"),
+    "convert: an off-by-one row pointer": ("convert", "coo_to_csr", """
+        from sparse_ref.reference.convert import coo_to_csr as _ref
+        def coo_to_csr(a_row, nrows, out_crow, n_threads=1):
+            _ref(a_row, nrows, out_crow)
+            out_crow[1:-1] -= 1
+        """, "empty matrix"),
+    "spmm: the wrong order of additions": ("spmm", "spmm", """
+        import numpy as np
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            for i in range(len(a_crow) - 1):
+                acc = np.zeros(b.shape[1], dtype=out.dtype)
+                for q in reversed(range(a_crow[i], a_crow[i + 1])):  # last entry first
+                    acc = acc + a_val[q] * b[a_col[q]]
+                out[i] = acc
+        """, "one long row"),
+    "spgemm: the numeric pass in the wrong order": ("spgemm", "spgemm_numeric", """
+        import numpy as np
+        from sparse_ref.reference.spgemm import spgemm_numeric as _ref
+        def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_col, out_val, n_threads=1):
+            _ref(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_col, out_val)
+            out_val[:] = out_val * (1 + 2**-52)  # one ulp off: as if added in another order
+        """, "empty rows"),
+    "sddmm: one plain running sum instead of the contract's lanes": ("sddmm", "sddmm", """
+        import numpy as np
+        def sddmm(p_row, p_col, x, y, out, n_threads=1):
+            for p in range(len(p_row)):
+                acc = out.dtype.type(0)
+                for j in range(x.shape[1]):
+                    acc = acc + x[p_row[p], j] * y[p_col[p], j]
+                out[p] = acc
+        """, "19 columns"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_a_planted_bug_fails_and_the_report_names_the_kernel_and_case(tmp_path, bug):
+    module, function, source, case = BUGS[bug]
+    modules = dict(COPY)
+    modules[module] = COPY[module] + textwrap.dedent(source)
+    results = check.check(package(tmp_path, modules), kernels=[module])
+    failed = [r for r in results if not r.ok]
+    assert [r.kernel for r in failed][:1] == [f"{module}.{function}"], check.report(results)
+    text = str(failed[0])
+    assert text.startswith(f"FAIL  {module}.{function}: case ") and case in text
+    assert "to reproduce:" in text and "the contract says:" in text
+
+
+def test_another_order_passes_with_allow_reordering_and_says_so(tmp_path):
+    module, function, source, _ = BUGS["spmm: the wrong order of additions"]
+    name = package(tmp_path, {"spmm": COPY["spmm"] + textwrap.dedent(source)})
+    strict = {r.kernel: r for r in check.check(name, kernels=["spmm.spmm"])}
+    assert strict["spmm.spmm"].status == "fail" and "order of additions" in strict["spmm.spmm"].detail
+    loose = {r.kernel: r for r in check.check(name, kernels=["spmm.spmm"], allow_reordering=True)}
+    assert loose["spmm.spmm"].status == "rounding" and "order of additions" in str(loose["spmm.spmm"])
+
+
+def test_a_kernel_that_writes_its_input_fails(tmp_path):
+    source = COPY["convert"] + textwrap.dedent("""
+        from sparse_ref.reference.convert import csr_to_coo as _ref
+        def csr_to_coo(a_crow, out_row, n_threads=1):
+            _ref(a_crow, out_row)
+            a_crow[0] = 99  # an input must never be written
+        """)
+    results = check.check(package(tmp_path, {"convert": source}), kernels=["convert.csr_to_coo"])
+    assert results[0].status == "fail" and "it is an input" in results[0].detail
+
+
+@pytest.mark.parametrize("name", sorted(exercises.EXERCISES))
+def test_each_starter_fails_until_solved(tmp_path, name):
+    path = exercises.write_starter(name, tmp_path / f"ex_{name}")
+    sys.path.insert(0, str(tmp_path))
+    results = check.check(path.name)
+    failed = [r for r in results if not r.ok]
+    assert failed and all("not implemented yet" in r.detail or "NotImplementedError" in r.detail for r in failed)
+    goal, kernels, tasks = exercises.EXERCISES[name]
+    assert {r.kernel for r in failed} >= set(kernels) | {f"tasks.{t}" for t in tasks}
+
+
+@pytest.mark.parametrize("task", sorted(exercises.TASKS))
+def test_the_model_solution_of_each_task_passes(tmp_path, task):
+    name = package(tmp_path, {"tasks": f"from sparse_ref.course.exercises import {task}  # noqa: F401\n"})
+    results = check.check(name, kernels=[task])
+    assert [(r.kernel, r.status) for r in results if r.kernel.startswith("tasks.")] == [(f"tasks.{task}", "pass")]
+
+
+def test_a_chunked_sum_that_adds_partial_sums_fails(tmp_path):
+    source = """
+        import numpy as np
+        def chunked_sum(values, n_chunks):
+            parts = np.array_split(np.asarray(values), n_chunks)
+            total = 0.0
+            for part in parts:  # per-chunk partial sums: the order depends on n_chunks
+                s = 0.0
+                for v in part:
+                    s = s + v
+                total = total + s
+            return total
+        """
+    results = check.check(package(tmp_path, {"tasks": source}), kernels=["chunked_sum"])
+    task = [r for r in results if r.kernel == "tasks.chunked_sum"][0]
+    assert task.status == "fail" and "sequential sum" in task.detail
+
+
+# -- register_backend ----------------------------------------------------------------------------
+
+def test_a_registered_backend_runs_forward_and_backward_and_shows_its_fallbacks(tmp_path):
+    calls = tmp_path / "calls.txt"
+    source = COPY["spmm"] + textwrap.dedent(f"""
+        from sparse_ref.reference.spmm import spmm as _ref
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            with open({str(calls)!r}, "a") as f:
+                f.write("spmm\\n")
+            _ref(a_crow, a_col, a_val, b, out)
+        """)
+    name = package(tmp_path, {"spmm": source})
+    with pytest.warns(UserWarning, match="coalesce.coalesce, .* not found in .*; the reference runs in their place"):
+        backend = sr.register_backend("mine", name)
+    assert "spmm.spmm" not in backend.fallbacks and "coalesce.coalesce" in backend.fallbacks
+    a = sr.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2), dtype=sr.float64, requires_grad=True)
+    b = sr.ones(2, 3, dtype=sr.float64, requires_grad=True)
+    with sr.use_backend("mine"):
+        y = sr.sparse.mm(a, b)
+    y.sum().backward()  # backward runs on the forward's backend: A^H @ G is an SpMM too
+    assert calls.read_text().count("spmm") == 2
+    assert sr.get_backend() != "mine"
+
+
+def test_register_backend_refuses_bad_packages(tmp_path):
+    bad = package(tmp_path, {"spmm": "def spmm(a_crow, out, n_threads=1):\n    pass\n"})
+    with pytest.raises(BackendError, match="spmm.spmm takes \\(a_crow, out, n_threads\\)"):
+        sr.register_backend("bad", bad)
+    with pytest.raises(ValueError, match="not cython, reference"):
+        sr.register_backend("cython", bad)
+    with pytest.raises(TypeError, match="is a module, not a package"):
+        sr.register_backend("flat", textwrap)
+    with pytest.raises(ValueError, match="unknown backend 'bad'"):
+        sr.use_backend("bad")
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+def test_the_commands_write_a_starter_and_check_it(tmp_path):
+    env = child_env()
+    run = lambda *args: subprocess.run([sys.executable, "-P", "-m", "sparse_ref", *args], cwd=tmp_path,  # noqa: E731
+                                       env=env, capture_output=True, text=True, timeout=300)
+    made = run("exercise", "coo_to_csr", "my_csr")
+    assert made.returncode == 0 and "python -m sparse_ref check" in made.stdout, made.stderr
+    failing = run("check", "my_csr", "--kernel", "convert")
+    assert failing.returncode == 1 and "FAIL  convert.coo_to_csr: not implemented yet" in failing.stdout
+    (tmp_path / "my_csr" / "convert.py").write_text("from sparse_ref.reference.convert import *  # noqa: F403\n")
+    passing = run("check", "my_csr", "--kernel", "convert")
+    assert passing.returncode == 0 and "PASS  convert.coo_to_csr" in passing.stdout, passing.stdout
+    again = run("exercise", "coo_to_csr", "my_csr")
+    assert again.returncode != 0 and "not empty" in again.stderr
