@@ -1,5 +1,7 @@
 """coalesce on both paths: semantics, edge cases, cross-checks with NumPy, SciPy, torch."""
 
+import contextlib
+
 import numpy as np
 import pytest
 from conftest import (
@@ -252,3 +254,79 @@ def test_rows_longer_than_the_parallel_sort_buffers(n_threads, rng):
         expected = s.coalesce()
     with sr.use_backend("cython"):
         assert_same_sparse(coalesce_on_threads(s, n_threads), expected)
+
+
+# -- the chunked counting sort: several chunks only from n_threads * MIN_CHUNK entries on,
+# -- so the tests lower MIN_CHUNK to reach it with a few entries --------------------------
+
+@contextlib.contextmanager
+def tiny_chunks():
+    """The Cython coalesce module with one entry per chunk allowed (restored afterwards)."""
+    from sparse_ref._kernels import coalesce as kernel
+
+    previous = kernel._set_min_chunk(1)
+    try:
+        yield kernel
+    finally:
+        kernel._set_min_chunk(previous)
+
+
+def test_counting_sort_splits_into_chunks_only_for_many_entries():
+    from sparse_ref._kernels import coalesce as kernel
+
+    assert kernel._chunk_count(2 * 65536 - 1, 100, 2) == 1
+    assert kernel._chunk_count(2 * 65536, 100, 2) == 2
+    assert kernel._chunk_count(10**7, 10**8, 2) == 1  # more rows than entries: one chunk
+
+
+def test_tiny_chunks_give_one_chunk_per_thread():
+    with tiny_chunks() as kernel:
+        assert kernel._chunk_count(40, 8, 8) == 8
+        assert kernel._chunk_count(3, 8, 8) == 3  # never an empty chunk
+        assert kernel._chunk_count(0, 8, 8) == 1
+    assert kernel._chunk_count(40, 8, 8) == 1
+
+
+@st.composite
+def raw_coo_cases(draw):
+    """Kernel arguments: unsorted rows (some empty), duplicates, explicit zeros, and now and
+    then columns spanning 2**32 or more (sorted by their top bits, then each run of ties)."""
+    nrows = draw(st.integers(1, 12))
+    nnz = draw(st.integers(0, 80))
+    rows = draw(st.lists(st.integers(0, nrows - 1), min_size=nnz, max_size=nnz))
+    wide = draw(st.booleans())
+    columns = st.integers(0, 6)
+    if wide:  # near neighbours far apart: ties on the top bits, then a sort of each run
+        columns = columns | st.integers(2**40, 2**40 + 3) | st.integers(2**62, 2**62 + 3)
+    cols = draw(st.lists(columns, min_size=nnz, max_size=nnz))
+    vals = draw(st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 3.0, 1e8, -1e8]),
+                         min_size=nnz, max_size=nnz))
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.complex128]))
+    values = np.array(vals, dtype=np.float64)
+    if np.dtype(dtype).kind == "c":
+        values = values - 1j * values[::-1]
+    with_pos = draw(st.booleans())
+    n_threads = draw(st.sampled_from([2, 3, 4, 8]))
+    return (np.array(rows, np.int64), np.array(cols, np.int64), values.astype(dtype), nrows,
+            with_pos, n_threads)
+
+
+def run_coalesce(module, a_row, a_col, a_val, nrows, with_pos, n_threads):
+    nnz = a_row.shape[0]
+    out = (np.full(nrows + 1, -7, np.int64), np.full(nnz, -7, np.int64),
+           np.zeros(nnz, a_val.dtype), np.full(nnz if with_pos else 0, -7, np.int64))
+    module.coalesce(a_row, a_col, a_val, nrows, *out, n_threads)
+    crow, col, val, pos = out
+    return crow, col[:crow[-1]], val[:crow[-1]], pos
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=raw_coo_cases())
+def test_chunked_coalesce_equals_reference_bitwise(case):
+    from sparse_ref.reference import coalesce as reference
+
+    expected = run_coalesce(reference, *case)
+    with tiny_chunks() as kernel:
+        got = run_coalesce(kernel, *case)
+    for name, e, g in zip(("crow", "col", "val", "pos"), expected, got):
+        assert same_bits(e, g), name

@@ -317,6 +317,20 @@ def test_reduce_matches_the_oracle(reduce, dtype, rng):
     np.testing.assert_allclose(out.numpy(), dense_reduce(a, b.numpy(), reduce), rtol=rtol(dtype), atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_integer_mean_kernels_agree_and_truncate_toward_zero(dtype):
+    """The tensor layer refuses integer means; the kernels still agree (C's division)."""
+    from sparse_ref._backend import kernel_module
+
+    crow, col = np.array([0, 2, 3, 3], np.int64), np.array([0, 1, 0], np.int64)
+    val, b = np.array([-3, -4, 5], dtype), np.array([[1, 2], [0, 1]], dtype)
+    for backend in ("reference", "cython"):
+        out = np.full((3, 2), 99, dtype)
+        kernel_module("spmm", backend).spmm_reduce(crow, col, val, b, "mean", out,
+                                                   np.zeros((0, 0), np.int64), 1)
+        assert out.tolist() == [[-1, -5], [5, 10], [0, 0]], backend  # -3 / 2 -> -1, not -2
+
+
 @pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])
 def test_reduce_matches_torch_csr(reduce, rng):
     torch = torch_or_skip()

@@ -1,4 +1,5 @@
-# Sorting helpers shared by the kernels (cdef inline, so each kernel compiles its own copy).
+# The one sort of the kernels (cdef inline, so each kernel compiles its own copy): SpGEMM
+# sorts a row's columns with it, and coalesce its packed (column digit, rank) keys.
 #
 # Keys are unique unsigned 64-bit integers, so any correct sort gives the same result:
 # there are no ties to order. Sorting integers lets the compiler use conditional moves

@@ -1,108 +1,74 @@
 """Coalescing a COO matrix: sort row-major, sum duplicates in storage order.
 
 Typed twin of ``sparse_ref/reference/coalesce.py``: same function, same arguments, same
-contract, and bit for bit the same results. Where the reference keeps a list of storage
-positions, this kernel moves (column, position) pairs, so that step 2 sorts contiguous
-memory and step 3 reads the columns in order.
+contract, same helpers (``count_chunk``, ``scatter_chunk``, ``sort_row``, ``write_row``),
+and bit for bit the same results. Both move (column, position) pairs, so that step 2 sorts
+contiguous memory and step 3 reads the columns in order.
 """
 
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy
 
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport sort_keys
 from sparse_ref._kernels._types cimport big_alloc, idx_t, prefetch, prefetch_w, value_t
 
-# Runs of this length are sorted by insertion sort before merging.
-cdef enum:
-    RUN = 16
-
+__all__ = ["coalesce"]
 
 cdef struct entry_t:
     idx_t col   # the sort key
-    idx_t pos   # storage position: ascending among equal columns, which keeps the sort stable
+    idx_t pos   # storage position
 
 
-cdef inline void insertion_sort(entry_t* a, idx_t n) noexcept nogil:
-    cdef idx_t i, j
-    cdef entry_t x
-    for i in range(1, n):
-        x = a[i]
-        j = i
-        while j > 0 and a[j - 1].col > x.col:   # strict: equal columns keep their order
-            a[j] = a[j - 1]
-            j -= 1
-        a[j] = x
+# Sorting a row: sort packed 8-byte keys ``digit << rank_bits | rank`` with the one merge
+# sort of _sort.pxd, where the digit is the column's offset ``col - lowest col of the
+# row`` and the rank the entry's place in the row (storage order, since the counting sort
+# is stable). The rank breaks ties, so keys are unique and the sort is stable by
+# construction. rank_bits is 32 (more only for rows over 2**32 entries), which leaves
+# 32 bits for the digit: the whole offset when the row's columns span less than 2**32.
+# Wider rows sort by the offset's top bits first, then sort again each run of entries
+# that tie there (few, and short) by their full columns.
 
+cdef inline void sort_pass(entry_t* row_entries, idx_t n, uint64_t lowest, int shift,
+                           int rank_bits, entry_t* scratch) noexcept nogil:
+    """Stable sort of one row's entries by the digit ``(col - lowest) >> shift``.
 
-cdef inline void merge(const entry_t* left, idx_t n_left, const entry_t* right,
-                       idx_t n_right, entry_t* out) noexcept nogil:
-    cdef idx_t a = 0, b = 0, c = 0
-    while a < n_left and b < n_right:
-        if right[b].col < left[a].col:   # ties take the left run first: stable
-            out[c] = right[b]
-            b += 1
-        else:
-            out[c] = left[a]
-            a += 1
-        c += 1
-    while a < n_left:
-        out[c] = left[a]
-        a += 1
-        c += 1
-    while b < n_right:
-        out[c] = right[b]
-        b += 1
-        c += 1
+    ``scratch`` holds 2 * n entries: 2n keys (the keys and the merge buffer), then the
+    positions (and, when shift > 0, the columns) in their order before the sort."""
+    cdef idx_t q, rank
+    cdef uint64_t* keys = <uint64_t*> scratch
+    cdef uint64_t* sorted_keys
+    cdef idx_t* positions = <idx_t*> (scratch + n)
+    cdef idx_t* columns = positions + n
+    cdef uint64_t rank_mask = ((<uint64_t>1) << rank_bits) - 1
+    for q in range(n):
+        keys[q] = (((<uint64_t>row_entries[q].col - lowest) >> shift) << rank_bits) | <uint64_t>q
+        positions[q] = row_entries[q].pos
+    if shift == 0:  # the key holds the whole offset: the column comes back from it
+        sorted_keys = sort_keys(keys, keys + n, n)
+        for q in range(n):
+            row_entries[q].col = <idx_t>(lowest + (sorted_keys[q] >> rank_bits))
+            row_entries[q].pos = positions[<idx_t>(sorted_keys[q] & rank_mask)]
+    else:
+        for q in range(n):
+            columns[q] = row_entries[q].col
+        sorted_keys = sort_keys(keys, keys + n, n)
+        for q in range(n):
+            rank = <idx_t>(sorted_keys[q] & rank_mask)
+            row_entries[q].col = columns[rank]
+            row_entries[q].pos = positions[rank]
 
-
-cdef inline entry_t* stable_sort(entry_t* a, entry_t* tmp, idx_t n) noexcept nogil:
-    """Bottom-up merge sort by column; returns whichever of a / tmp holds the result."""
-    cdef idx_t s, lo, mid, hi, width
-    cdef entry_t* src = a
-    cdef entry_t* dst = tmp
-    cdef entry_t* swap
-    s = 0
-    while s < n:
-        insertion_sort(a + s, min(<idx_t>RUN, n - s))
-        s += RUN
-    width = RUN
-    while width < n:
-        lo = 0
-        while lo < n:
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            merge(src + lo, mid - lo, src + mid, hi - mid, dst + lo)
-            lo += 2 * width
-        swap = src
-        src = dst
-        dst = swap
-        width *= 2
-    return src
-
-
-# -- packed keys: the fast path for rows whose columns span less than 2**32 -------------
-#
-# key = (col - lowest col of the row) << 32 | rank of the entry within its row. The rank
-# (storage order, since the counting sort is stable) breaks ties, so keys are unique and
-# sorting them is stable by construction. Sorting 8-byte integers lets the compiler use
-# conditional moves instead of branches, which matters for random columns.
 
 cdef inline idx_t sort_row(entry_t* row_entries, idx_t n, entry_t* scratch) noexcept nogil:
     """Sort one row's entries by column, stably, in place; return its distinct columns.
 
     ``scratch`` holds 2 * n entries."""
-    cdef idx_t q, distinct
+    cdef idx_t q, start, distinct
     cdef idx_t lowest, highest
     cdef bint in_order = True
-    cdef entry_t* result
-    cdef uint64_t* keys = <uint64_t*> scratch     # 2n keys: the keys and the merge buffer
-    cdef uint64_t* sorted_keys
-    cdef idx_t* positions = <idx_t*> (scratch + n)  # the positions, in storage order
-    cdef uint64_t low32 = (<uint64_t>1 << 32) - 1
-    cdef uint64_t key
+    cdef int rank_bits = 32, shift = 0
+    cdef uint64_t span
     if n <= 1:
         return n
     lowest = row_entries[0].col
@@ -112,28 +78,54 @@ cdef inline idx_t sort_row(entry_t* row_entries, idx_t n, entry_t* scratch) noex
         lowest = min(lowest, row_entries[q].col)
         highest = max(highest, row_entries[q].col)
     if not in_order:
-        if <uint64_t>highest - <uint64_t>lowest <= low32 and n <= <idx_t>low32:
-            for q in range(n):
-                keys[q] = ((<uint64_t>row_entries[q].col - <uint64_t>lowest) << 32) | <uint64_t>q
-                positions[q] = row_entries[q].pos
-            sorted_keys = sort_keys(keys, keys + n, n)
-            for q in range(n):
-                key = sorted_keys[q]
-                row_entries[q].col = <idx_t>(<uint64_t>lowest + (key >> 32))
-                row_entries[q].pos = positions[<idx_t>(key & low32)]
-        else:
-            result = stable_sort(row_entries, scratch, n)
-            if result != row_entries:
-                memcpy(row_entries, result, n * sizeof(entry_t))
+        while (<uint64_t>(n - 1)) >> rank_bits:
+            rank_bits += 1
+        span = <uint64_t>highest - <uint64_t>lowest
+        while shift < 64 and (span >> shift) >> (64 - rank_bits):
+            shift += 1   # the offset's bits that do not fit beside the rank
+        sort_pass(row_entries, n, <uint64_t>lowest, shift, rank_bits, scratch)
+        if shift > 0:    # runs that tie on the top bits: sort each by its full columns
+            start = 0
+            for q in range(1, n + 1):
+                if q == n or ((<uint64_t>row_entries[q].col - <uint64_t>lowest) >> shift
+                              != (<uint64_t>row_entries[start].col - <uint64_t>lowest) >> shift):
+                    if q - start > 1:
+                        sort_row(row_entries + start, q - start, scratch)
+                    start = q
     distinct = 1
     for q in range(1, n):
         distinct += row_entries[q].col != row_entries[q - 1].col
     return distinct
 
 
-# Entries per chunk below which the row count pass is not split across threads.
-cdef enum:
-    MIN_CHUNK = 65536
+# Entries per chunk below which the count and scatter passes are not split across
+# threads. A variable, not a constant, so that tests can lower it (_set_min_chunk) and
+# reach the several-chunk path with a few entries.
+cdef idx_t MIN_CHUNK = 65536
+
+
+def _set_min_chunk(idx_t min_chunk):
+    """Test hook (not part of the kernel interface): set the entries per chunk below which
+    the counting sort runs as one chunk; returns the previous value."""
+    global MIN_CHUNK
+    previous = MIN_CHUNK
+    MIN_CHUNK = max(min_chunk, 1)
+    return previous
+
+
+cdef idx_t chunk_count(idx_t nnz, idx_t nrows, int n_workers) noexcept nogil:
+    """One contiguous chunk of at least MIN_CHUNK entries per thread; splitting costs
+    n_chunks * nrows counts, so only when rows are few."""
+    cdef idx_t n_chunks = max(1, min(<idx_t>n_workers, nnz // MIN_CHUNK))
+    if n_chunks * nrows > 4 * nnz + 1024:
+        return 1
+    return n_chunks
+
+
+def _chunk_count(idx_t nnz, idx_t nrows, int n_threads):
+    """Test hook: how many chunks the counting sort of ``coalesce`` uses."""
+    return chunk_count(nnz, nrows, max(n_threads, 1))
+
 
 # Rows up to this long are sorted in parallel, each thread with a buffer of this size;
 # longer rows are sorted one after another with one shared buffer, so scratch memory
@@ -185,6 +177,18 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
              idx_t nrows, idx_t[::1] out_crow, idx_t[::1] out_col, value_t[::1] out_val,
              idx_t[::1] out_pos, int n_threads=1):
     """Sort a COO matrix row-major and sum its duplicates in storage order.
+
+    Simple version
+    --------------
+    The same result (``out_pos`` aside), without the sort's details; outputs start as
+    zeros::
+
+        sums = {}                                      # (i, j) -> its values, summed
+        for p in range(len(a_row)):                    # in storage order
+            sums[a_row[p], a_col[p]] = sums.get((a_row[p], a_col[p]), 0) + a_val[p]
+        for q, (i, j) in enumerate(sorted(sums)):      # row-major
+            out_col[q], out_val[q] = j, sums[i, j]
+            out_crow[i + 1:] = q + 1                   # rows <= i end before q + 1
 
     Inputs
     ------
@@ -241,7 +245,7 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
     """
     cdef idx_t nnz = a_row.shape[0]
     cdef int n_workers = max(n_threads, 1)
-    cdef idx_t n_chunks = max(1, min(<idx_t>n_workers, nnz // MIN_CHUNK))
+    cdef idx_t n_chunks = chunk_count(nnz, nrows, n_workers)
     cdef idx_t c, i, total, count, short, longest = 0
     cdef idx_t* offsets      # offsets[c * nrows + i]: counts, then next free slot, of chunk c in row i
     cdef idx_t* start        # start[i]: first slot of row i among the sorted entries
@@ -250,9 +254,6 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
     cdef entry_t* mine = NULL
     cdef idx_t* pos_ptr = &out_pos[0] if out_pos.shape[0] > 0 else NULL
 
-    # Splitting the count pass costs n_chunks * nrows memory: only when rows are few.
-    if n_chunks * nrows > 4 * nnz + 1024:
-        n_chunks = 1
     out_crow[0] = 0
     if nnz == 0:
         for i in range(nrows):

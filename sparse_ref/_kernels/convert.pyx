@@ -8,9 +8,18 @@ from libc.string cimport memcpy
 
 from sparse_ref._kernels._types cimport idx_t
 
+__all__ = ["coo_to_csr", "csr_to_coo", "csr_transpose"]
+
 
 def coo_to_csr(const idx_t[::1] a_row, idx_t nrows, idx_t[::1] out_crow, int n_threads=1):
     """Row pointers of a COO matrix whose entries are sorted by row.
+
+    Simple version
+    --------------
+    The same result; outputs start as zeros::
+
+        for i in a_row:
+            out_crow[i + 1:] += 1          # an entry of row i counts for every later row
 
     Inputs
     ------
@@ -50,6 +59,12 @@ def coo_to_csr(const idx_t[::1] a_row, idx_t nrows, idx_t[::1] out_crow, int n_t
 def csr_to_coo(const idx_t[::1] a_crow, idx_t[::1] out_row, int n_threads=1):
     """Expand CSR row pointers into one row index per stored entry.
 
+    Simple version
+    --------------
+    The same result::
+
+        out_row[:] = np.repeat(np.arange(len(a_crow) - 1), np.diff(a_crow))
+
     Inputs
     ------
     a_crow : int64[nrows + 1]
@@ -84,6 +99,16 @@ def csr_transpose(const idx_t[::1] a_crow, const idx_t[::1] a_col, idx_t ncols,
                   idx_t[::1] out_crow, idx_t[::1] out_col, idx_t[::1] out_perm,
                   int n_threads=1):
     """The transpose of a CSR matrix, as a CSR matrix with sorted columns.
+
+    Simple version
+    --------------
+    The same result; outputs start as zeros::
+
+        entries = sorted((a_col[q], i, q) for i in range(len(a_crow) - 1)
+                         for q in range(a_crow[i], a_crow[i + 1]))   # by column, then row
+        for t, (j, i, q) in enumerate(entries):
+            out_col[t], out_perm[t] = i, q
+            out_crow[j + 1:] = t + 1       # rows <= j of A^T end before t + 1
 
     Inputs
     ------

@@ -8,7 +8,11 @@ from cython.parallel cimport prange
 from sparse_ref._kernels._arith cimport mul
 from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
-LANES = 8
+__all__ = ["sddmm"]
+
+# The sum over j runs as LANES interleaved partial sums (the contract's order).
+cdef enum:
+    LANES = 8
 
 # The rows of y are gathered in a random order: ask for the one this many positions ahead.
 cdef enum:
@@ -23,10 +27,11 @@ cdef inline void prefetch_row(const value_t* row, idx_t n) noexcept nogil:
 
 
 cdef inline value_t dot(const value_t* x, const value_t* y, idx_t n) noexcept nogil:
-    # 8 independent partial sums: the compiler keeps them in SIMD registers.
+    # LANES = 8 independent partial sums, s_r over j = r, r + 8, ...: the compiler keeps
+    # them in SIMD registers.
     cdef value_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
     cdef idx_t j = 0
-    while j + 8 <= n:
+    while j + LANES <= n:
         s0 = s0 + mul(x[j], y[j])
         s1 = s1 + mul(x[j + 1], y[j + 1])
         s2 = s2 + mul(x[j + 2], y[j + 2])
@@ -35,7 +40,7 @@ cdef inline value_t dot(const value_t* x, const value_t* y, idx_t n) noexcept no
         s5 = s5 + mul(x[j + 5], y[j + 5])
         s6 = s6 + mul(x[j + 6], y[j + 6])
         s7 = s7 + mul(x[j + 7], y[j + 7])
-        j += 8
+        j += LANES
     if j < n:
         s0 = s0 + mul(x[j], y[j])
     if j + 1 < n:
@@ -56,6 +61,13 @@ cdef inline value_t dot(const value_t* x, const value_t* y, idx_t n) noexcept no
 def sddmm(const idx_t[::1] p_row, const idx_t[::1] p_col, const value_t[:, ::1] x,
           const value_t[:, ::1] y, value_t[::1] out, int n_threads=1):
     """``out[p] = sum_j x[p_row[p], j] * y[p_col[p], j]`` for every sampled position p.
+
+    Simple version
+    --------------
+    The same result up to rounding, with one running sum per output::
+
+        for p in range(len(p_row)):
+            out[p] = x[p_row[p]] @ y[p_col[p]]        # no conjugate
 
     Inputs
     ------

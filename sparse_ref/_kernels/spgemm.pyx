@@ -14,11 +14,22 @@ from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport sort_keys
 from sparse_ref._kernels._types cimport idx_t, value_t
 
+__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
+
 
 def spgemm_bounds(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t[::1] b_crow,
                   idx_t[::1] out_flops, idx_t[::1] out_longest, int n_threads=1):
     """Per-row bounds on the size of ``C = A @ B``, from row lengths alone, before any
     product is formed (how SpGEMM refuses an impossible output in O(nnz(A))).
+
+    Simple version
+    --------------
+    The same result, with NumPy::
+
+        lengths = np.diff(b_crow)[a_col]           # the length of row k of B, per stored (i, k)
+        for i in range(len(a_crow) - 1):
+            out_flops[i] = lengths[a_crow[i]:a_crow[i + 1]].sum()
+            out_longest[i] = lengths[a_crow[i]:a_crow[i + 1]].max(initial=0)
 
     Inputs
     ------
@@ -82,6 +93,15 @@ cdef inline idx_t count_row(const idx_t* a_col, idx_t start, idx_t end, const id
 def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t[::1] b_crow,
                     const idx_t[::1] b_col, idx_t ncols, idx_t[::1] out_crow, int n_threads=1):
     """Count the entries of each row of ``C = A @ B`` (the structural product).
+
+    Simple version
+    --------------
+    The same result; outputs start as zeros::
+
+        for i in range(len(a_crow) - 1):
+            ks = a_col[a_crow[i]:a_crow[i + 1]]    # the rows of B that row i of A reaches
+            row = {j for k in ks for j in b_col[b_crow[k]:b_crow[k + 1]]}
+            out_crow[i + 1] = out_crow[i] + len(row)
 
     Inputs
     ------
@@ -193,6 +213,18 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                    idx_t ncols, const idx_t[::1] crow, idx_t[::1] out_col, value_t[::1] out_val,
                    int n_threads=1):
     """Fill ``C = A @ B`` into the row pointers that ``spgemm_symbolic`` counted.
+
+    Simple version
+    --------------
+    The same result up to rounding::
+
+        for i in range(len(a_crow) - 1):
+            row = {}                                          # j -> C[i, j]
+            for q in range(a_crow[i], a_crow[i + 1]):
+                for r in range(b_crow[a_col[q]], b_crow[a_col[q] + 1]):
+                    row[b_col[r]] = row.get(b_col[r], 0) + a_val[q] * b_val[r]
+            out_col[crow[i]:crow[i + 1]] = sorted(row)
+            out_val[crow[i]:crow[i + 1]] = [row[j] for j in sorted(row)]
 
     Inputs
     ------
@@ -307,6 +339,17 @@ def spgemm_masked(const idx_t[::1] p_row, const idx_t[::1] p_col, const idx_t[::
     The entries of ``X @ Y^T`` at the sampled positions only, for sparse X and Y: the
     backward of SpGEMM (``grad_A = mask(G @ B^H, A)`` with X = G, Y = conj(B); and
     ``grad_B = mask(A^H @ G, B)`` with X = A^H, Y = G^T, both in CSR form).
+
+    Simple version
+    --------------
+    The same result up to rounding; outputs start as zeros::
+
+        for p in range(len(p_row)):
+            i, k = p_row[p], p_col[p]
+            for s in range(x_crow[i], x_crow[i + 1]):         # x[i, c] ...
+                for t in range(y_crow[k], y_crow[k + 1]):     # ... meets y[k, c]
+                    if x_col[s] == y_col[t]:
+                        out[p] += x_val[s] * y_val[t]
 
     Inputs
     ------

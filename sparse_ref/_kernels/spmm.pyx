@@ -9,6 +9,8 @@ from libc.math cimport isnan
 from sparse_ref._kernels._arith cimport div_count, mul
 from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
+__all__ = ["spmm", "spmm_reduce"]
+
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
 cdef enum:
@@ -85,6 +87,14 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
 def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
          const value_t[:, ::1] b, value_t[:, ::1] out, int n_threads=1):
     """Sparse times dense: ``out[i, :] = sum_q a_val[q] * b[a_col[q], :]`` over row i.
+
+    Simple version
+    --------------
+    The same result up to rounding; outputs start as zeros::
+
+        for i in range(len(a_crow) - 1):
+            for q in range(a_crow[i], a_crow[i + 1]):
+                out[i] += a_val[q] * b[a_col[q]]
 
     Inputs
     ------
@@ -189,6 +199,16 @@ def spmm_reduce(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[:
                 int n_threads=1):
     """Sparse times dense with a row-wise reduction instead of a sum:
     ``out[i, j] = reduce_q (a_val[q] * b[a_col[q], j])`` over the stored entries q of row i.
+
+    Simple version
+    --------------
+    The same ``out`` up to rounding (``out_arg`` aside)::
+
+        pick = {"sum": np.sum, "mean": np.mean, "amax": np.max, "amin": np.min}[reduce]
+        for i in range(len(a_crow) - 1):
+            q = np.arange(a_crow[i], a_crow[i + 1])          # row i's stored entries
+            products = a_val[q][:, None] * b[a_col[q]]       # one row per entry
+            out[i] = pick(products, axis=0) if len(q) else 0
 
     Inputs
     ------

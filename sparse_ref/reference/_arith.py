@@ -26,12 +26,14 @@ def mul(x, y):
 
 
 def div_count(x, count):
-    """``x / count`` with the count in x's precision; complex parts divided separately.
-    (Integer means are rejected before any kernel runs.)"""
+    """``x / count`` with the count in x's precision; complex parts divided separately;
+    integers truncate toward zero, as C's division does. (The tensor layer refuses
+    integer means, so that branch only keeps the twins equal.)"""
     x = np.asarray(x)
     if x.dtype.kind == "c":
         real_type = x.real.dtype.type
         return _complex(x.real / real_type(count), x.imag / real_type(count), x.dtype)
     if x.dtype.kind == "f":
         return x / x.dtype.type(count)
-    raise TypeError("div_count: integer means are not supported")
+    floor = x // count  # Python floors; C truncates: one up where a negative x left a remainder
+    return np.where((floor < 0) & (floor * count != x), floor + 1, floor).astype(x.dtype)

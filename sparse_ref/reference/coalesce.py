@@ -2,16 +2,31 @@
 
 Twin of ``sparse_ref/_kernels/coalesce.pyx``. Three steps, the same in both:
 
-1. a stable counting sort of the entries by row (count, prefix sum, fill);
+1. a stable counting sort of the entries by row (count, prefix sum, fill), which moves
+   (column, position) pairs;
 2. a stable sort of each row by column, counting the distinct columns; a prefix sum of
    those counts gives the row pointers of the result;
 3. one pass that writes each distinct (row, column) once, summing its duplicates in
    storage order.
 """
 
+__all__ = ["coalesce"]
+
 
 def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
     """Sort a COO matrix row-major and sum its duplicates in storage order.
+
+    Simple version
+    --------------
+    The same result (``out_pos`` aside), without the sort's details; outputs start as
+    zeros::
+
+        sums = {}                                      # (i, j) -> its values, summed
+        for p in range(len(a_row)):                    # in storage order
+            sums[a_row[p], a_col[p]] = sums.get((a_row[p], a_col[p]), 0) + a_val[p]
+        for q, (i, j) in enumerate(sorted(sums)):      # row-major
+            out_col[q], out_val[q] = j, sums[i, j]
+            out_crow[i + 1:] = q + 1                   # rows <= i end before q + 1
 
     Inputs
     ------
@@ -68,42 +83,60 @@ def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_
     """
     nnz = len(a_row)
     # 1. Stable counting sort by row: count each row, prefix-sum the counts into row
-    #    starts, then drop every entry into the next free slot of its row, scanning in
-    #    storage order. `order` lists storage positions, row by row.
+    #    starts, then drop each (column, position) pair into the next free slot of its
+    #    row, scanning in storage order. (The kernel splits this into one chunk per
+    #    thread; one chunk gives the same result.)
+    counts = [0] * nrows
+    count_chunk(a_row, 0, nnz, counts)
     start = [0] * (nrows + 1)
-    for p in range(nnz):
-        start[a_row[p] + 1] += 1
     for i in range(nrows):
-        start[i + 1] += start[i]
-    next_slot = start[:nrows]
-    order = [0] * nnz
-    for p in range(nnz):
-        i = a_row[p]
-        order[next_slot[i]] = p
-        next_slot[i] += 1
+        start[i + 1] = start[i] + counts[i]
+    entries = [None] * nnz
+    scatter_chunk(a_row, a_col, 0, nnz, start[:nrows], entries)
+    rows = [entries[start[i]:start[i + 1]] for i in range(nrows)]
 
-    # 2. Sort each row by column. Python's sort is stable, so duplicates keep their
-    #    storage order (which fixes the order in which step 3 adds them). Count the
-    #    distinct columns of each row; their prefix sum is out_crow.
+    # 2. Sort each row by column and count its distinct columns; the prefix sum of the
+    #    counts is out_crow.
     out_crow[0] = 0
     for i in range(nrows):
-        order[start[i]:start[i + 1]] = sorted(order[start[i]:start[i + 1]], key=lambda p: a_col[p])
-        distinct = 0
-        for q in range(start[i], start[i + 1]):
-            if q == start[i] or a_col[order[q]] != a_col[order[q - 1]]:
-                distinct += 1
-        out_crow[i + 1] = out_crow[i] + distinct
+        out_crow[i + 1] = out_crow[i] + sort_row(rows[i])
 
-    # 3. Write each distinct (row, column) once; add each duplicate to the entry before.
+    # 3. Write each distinct (row, column) once, its duplicates summed in storage order.
     for i in range(nrows):
-        q_out = out_crow[i] - 1
-        for q in range(start[i], start[i + 1]):
-            p = order[q]
-            if q == start[i] or a_col[p] != out_col[q_out]:
-                q_out += 1
-                out_col[q_out] = a_col[p]
-                out_val[q_out] = a_val[p]
-            else:
-                out_val[q_out] += a_val[p]
-            if len(out_pos) > 0:
-                out_pos[p] = q_out
+        write_row(rows[i], a_val, out_crow[i], out_col, out_val, out_pos)
+
+
+def count_chunk(a_row, lo, hi, counts):
+    """Count the entries ``lo:hi`` of each row."""
+    for p in range(lo, hi):
+        counts[a_row[p]] += 1
+
+
+def scatter_chunk(a_row, a_col, lo, hi, next_slot, entries):
+    """Drop the entries ``lo:hi``, in storage order, into the next free slot of their row."""
+    for p in range(lo, hi):
+        entries[next_slot[a_row[p]]] = (a_col[p], p)
+        next_slot[a_row[p]] += 1
+
+
+def sort_row(row_entries):
+    """Sort one row's (column, position) pairs by column, in place; return its distinct
+    columns. Python's sort is stable, so duplicates keep their storage order (which fixes
+    the order in which ``write_row`` adds them)."""
+    row_entries.sort(key=lambda entry: entry[0])
+    return len({col for col, _ in row_entries})
+
+
+def write_row(row_entries, a_val, first_out, out_col, out_val, out_pos):
+    """Write one sorted row from ``first_out`` on: each distinct column once, each
+    duplicate added to the entry before it."""
+    q_out = first_out - 1
+    for q, (col, p) in enumerate(row_entries):
+        if q == 0 or col != out_col[q_out]:
+            q_out += 1
+            out_col[q_out] = col
+            out_val[q_out] = a_val[p]
+        else:
+            out_val[q_out] += a_val[p]
+        if len(out_pos) > 0:
+            out_pos[p] = q_out

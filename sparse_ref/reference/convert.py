@@ -2,9 +2,18 @@
 and the transpose of a CSR matrix. Twin of ``sparse_ref/_kernels/convert.pyx``.
 """
 
+__all__ = ["coo_to_csr", "csr_to_coo", "csr_transpose"]
+
 
 def coo_to_csr(a_row, nrows, out_crow, n_threads=1):
     """Row pointers of a COO matrix whose entries are sorted by row.
+
+    Simple version
+    --------------
+    The same result; outputs start as zeros::
+
+        for i in a_row:
+            out_crow[i + 1:] += 1          # an entry of row i counts for every later row
 
     Inputs
     ------
@@ -42,6 +51,12 @@ def coo_to_csr(a_row, nrows, out_crow, n_threads=1):
 def csr_to_coo(a_crow, out_row, n_threads=1):
     """Expand CSR row pointers into one row index per stored entry.
 
+    Simple version
+    --------------
+    The same result::
+
+        out_row[:] = np.repeat(np.arange(len(a_crow) - 1), np.diff(a_crow))
+
     Inputs
     ------
     a_crow : int64[nrows + 1]
@@ -71,6 +86,16 @@ def csr_to_coo(a_crow, out_row, n_threads=1):
 
 def csr_transpose(a_crow, a_col, ncols, out_crow, out_col, out_perm, n_threads=1):
     """The transpose of a CSR matrix, as a CSR matrix with sorted columns.
+
+    Simple version
+    --------------
+    The same result; outputs start as zeros::
+
+        entries = sorted((a_col[q], i, q) for i in range(len(a_crow) - 1)
+                         for q in range(a_crow[i], a_crow[i + 1]))   # by column, then row
+        for t, (j, i, q) in enumerate(entries):
+            out_col[t], out_perm[t] = i, q
+            out_crow[j + 1:] = t + 1       # rows <= j of A^T end before t + 1
 
     Inputs
     ------

@@ -5,11 +5,21 @@ Twin of ``sparse_ref/_kernels/sddmm.pyx``.
 
 from sparse_ref.reference._arith import mul
 
+__all__ = ["sddmm"]
+
+# The sum over j runs as LANES interleaved partial sums (the contract's order).
 LANES = 8
 
 
 def sddmm(p_row, p_col, x, y, out, n_threads=1):
     """``out[p] = sum_j x[p_row[p], j] * y[p_col[p], j]`` for every sampled position p.
+
+    Simple version
+    --------------
+    The same result up to rounding, with one running sum per output::
+
+        for p in range(len(p_row)):
+            out[p] = x[p_row[p]] @ y[p_col[p]]        # no conjugate
 
     Inputs
     ------
@@ -42,12 +52,17 @@ def sddmm(p_row, p_col, x, y, out, n_threads=1):
     -----------
     A ``prange`` over sampled positions; each output is independent.
     """
-    n = x.shape[1]
     for p in range(len(p_row)):
-        x_row, y_row = x[p_row[p]], y[p_col[p]]
-        lanes = [out.dtype.type(0)] * LANES
-        for j in range(n):
-            lanes[j % LANES] = lanes[j % LANES] + mul(x_row[j], y_row[j])
-        out[p] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + (
-            (lanes[4] + lanes[5]) + (lanes[6] + lanes[7])
-        )
+        out[p] = dot(x[p_row[p]], y[p_col[p]])
+
+
+def dot(x_row, y_row):
+    """``sum_j x_row[j] * y_row[j]`` as LANES interleaved partial sums: lane r adds the
+    products j = r, r + LANES, ... in turn, starting from 0; then the lanes are combined
+    pairwise. (The kernel keeps the lanes in SIMD registers.)"""
+    lanes = [x_row.dtype.type(0)] * LANES
+    for j in range(len(x_row)):
+        lanes[j % LANES] = lanes[j % LANES] + mul(x_row[j], y_row[j])
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + (
+        (lanes[4] + lanes[5]) + (lanes[6] + lanes[7])
+    )

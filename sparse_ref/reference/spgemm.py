@@ -6,10 +6,21 @@ Twin of ``sparse_ref/_kernels/spgemm.pyx``.
 
 from sparse_ref.reference._arith import mul
 
+__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
+
 
 def spgemm_bounds(a_crow, a_col, b_crow, out_flops, out_longest, n_threads=1):
     """Per-row bounds on the size of ``C = A @ B``, from row lengths alone, before any
     product is formed (how SpGEMM refuses an impossible output in O(nnz(A))).
+
+    Simple version
+    --------------
+    The same result, with NumPy::
+
+        lengths = np.diff(b_crow)[a_col]           # the length of row k of B, per stored (i, k)
+        for i in range(len(a_crow) - 1):
+            out_flops[i] = lengths[a_crow[i]:a_crow[i + 1]].sum()
+            out_longest[i] = lengths[a_crow[i]:a_crow[i + 1]].max(initial=0)
 
     Inputs
     ------
@@ -49,6 +60,15 @@ def spgemm_bounds(a_crow, a_col, b_crow, out_flops, out_longest, n_threads=1):
 def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, out_crow, n_threads=1):
     """Count the entries of each row of ``C = A @ B`` (the structural product).
 
+    Simple version
+    --------------
+    The same result; outputs start as zeros::
+
+        for i in range(len(a_crow) - 1):
+            ks = a_col[a_crow[i]:a_crow[i + 1]]    # the rows of B that row i of A reaches
+            row = {j for k in ks for j in b_col[b_crow[k]:b_crow[k + 1]]}
+            out_crow[i + 1] = out_crow[i] + len(row)
+
     Inputs
     ------
     a_crow, a_col : int64[nrows + 1], int64[nnz_a]
@@ -86,19 +106,39 @@ def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, out_crow, n_threads=1):
     permuted transposition", ACM TOMS 4(3), 1978; R. E. Bank and C. C. Douglas, "Sparse
     matrix multiplication package (SMMP)", 1993. SciPy: ``csr_matmat_maxnnz``.
     """
+    nrows = len(a_crow) - 1
     out_crow[0] = 0
-    for i in range(len(a_crow) - 1):
-        columns = set()
-        for q in range(a_crow[i], a_crow[i + 1]):
-            k = a_col[q]
-            for r in range(b_crow[k], b_crow[k + 1]):
-                columns.add(b_col[r])
-        out_crow[i + 1] = out_crow[i] + len(columns)
+    for i in range(nrows):
+        out_crow[i + 1] = count_row(a_col, a_crow[i], a_crow[i + 1], b_crow, b_col)
+    for i in range(nrows):  # the prefix sum turns the counts into row pointers
+        out_crow[i + 1] += out_crow[i]
 
+
+def count_row(a_col, start, end, b_crow, b_col):
+    """The distinct columns j of one row of C, from the stored (i, k) ``start:end`` of A:
+    the columns of every row k of B it reaches, counted once each."""
+    columns = set()
+    for q in range(start, end):
+        k = a_col[q]
+        for r in range(b_crow[k], b_crow[k + 1]):
+            columns.add(b_col[r])
+    return len(columns)
 
 def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_col, out_val,
                    n_threads=1):
     """Fill ``C = A @ B`` into the row pointers that ``spgemm_symbolic`` counted.
+
+    Simple version
+    --------------
+    The same result up to rounding::
+
+        for i in range(len(a_crow) - 1):
+            row = {}                                          # j -> C[i, j]
+            for q in range(a_crow[i], a_crow[i + 1]):
+                for r in range(b_crow[a_col[q]], b_crow[a_col[q] + 1]):
+                    row[b_col[r]] = row.get(b_col[r], 0) + a_val[q] * b_val[r]
+            out_col[crow[i]:crow[i + 1]] = sorted(row)
+            out_val[crow[i]:crow[i + 1]] = [row[j] for j in sorted(row)]
 
     Inputs
     ------
@@ -141,16 +181,23 @@ def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_
     Gustavson 1978 (dense accumulator, "SPA"); SciPy: ``csr_matmat``.
     """
     for i in range(len(a_crow) - 1):
-        acc = {}  # column -> running sum, in the order the products arrive
-        for q in range(a_crow[i], a_crow[i + 1]):
-            k = a_col[q]
-            for r in range(b_crow[k], b_crow[k + 1]):
-                j = b_col[r]
-                acc[j] = acc.get(j, out_val.dtype.type(0)) + mul(a_val[q], b_val[r])
-        for t, j in enumerate(sorted(acc)):
-            out_col[crow[i] + t] = j
-            out_val[crow[i] + t] = acc[j]
+        row = slice(crow[i], crow[i + 1])
+        fill_row(a_col, a_val, a_crow[i], a_crow[i + 1], b_crow, b_col, b_val,
+                 out_col[row], out_val[row])
 
+
+def fill_row(a_col, a_val, start, end, b_crow, b_col, b_val, out_col, out_val):
+    """One row of C, from the stored (i, k) ``start:end`` of A, written sorted by column
+    into ``out_col`` and ``out_val`` (this row's slices of the outputs)."""
+    acc = {}  # column -> running sum, in the order the products arrive
+    for q in range(start, end):
+        k = a_col[q]
+        for r in range(b_crow[k], b_crow[k + 1]):
+            j = b_col[r]
+            acc[j] = acc.get(j, out_val.dtype.type(0)) + mul(a_val[q], b_val[r])
+    for t, j in enumerate(sorted(acc)):
+        out_col[t] = j
+        out_val[t] = acc[j]
 
 def spgemm_masked(p_row, p_col, x_crow, x_col, x_val, y_crow, y_col, y_val, out, n_threads=1):
     """Masked sparse-sparse product: ``out[p] = sum_c x[p_row[p], c] * y[p_col[p], c]``.
@@ -158,6 +205,17 @@ def spgemm_masked(p_row, p_col, x_crow, x_col, x_val, y_crow, y_col, y_val, out,
     The entries of ``X @ Y^T`` at the sampled positions only, for sparse X and Y: the
     backward of SpGEMM (``grad_A = mask(G @ B^H, A)`` with X = G, Y = conj(B); and
     ``grad_B = mask(A^H @ G, B)`` with X = A^H, Y = G^T, both in CSR form).
+
+    Simple version
+    --------------
+    The same result up to rounding; outputs start as zeros::
+
+        for p in range(len(p_row)):
+            i, k = p_row[p], p_col[p]
+            for s in range(x_crow[i], x_crow[i + 1]):         # x[i, c] ...
+                for t in range(y_crow[k], y_crow[k + 1]):     # ... meets y[k, c]
+                    if x_col[s] == y_col[t]:
+                        out[p] += x_val[s] * y_val[t]
 
     Inputs
     ------
@@ -190,15 +248,21 @@ def spgemm_masked(p_row, p_col, x_crow, x_col, x_val, y_crow, y_col, y_val, out,
     """
     for p in range(len(p_row)):
         i, k = p_row[p], p_col[p]
-        s, t = x_crow[i], y_crow[k]
-        acc = out.dtype.type(0)
-        while s < x_crow[i + 1] and t < y_crow[k + 1]:
-            if x_col[s] < y_col[t]:
-                s += 1
-            elif y_col[t] < x_col[s]:
-                t += 1
-            else:
-                acc = acc + mul(x_val[s], y_val[t])
-                s += 1
-                t += 1
-        out[p] = acc
+        out[p] = masked_dot(x_col, x_val, x_crow[i], x_crow[i + 1],
+                            y_col, y_val, y_crow[k], y_crow[k + 1])
+
+
+def masked_dot(x_col, x_val, s, s_end, y_col, y_val, t, t_end):
+    """``sum_c x[c] * y[c]`` over the columns c stored in both sparse rows (x's entries
+    ``s:s_end``, y's ``t:t_end``, each sorted): a merge, adding in ascending c from 0."""
+    acc = x_val.dtype.type(0)
+    while s < s_end and t < t_end:
+        if x_col[s] < y_col[t]:
+            s += 1
+        elif y_col[t] < x_col[s]:
+            t += 1
+        else:
+            acc = acc + mul(x_val[s], y_val[t])
+            s += 1
+            t += 1
+    return acc

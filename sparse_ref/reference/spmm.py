@@ -7,11 +7,21 @@ import numpy as np
 
 from sparse_ref.reference._arith import div_count, mul
 
+__all__ = ["spmm", "spmm_reduce"]
+
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
 
 def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
     """Sparse times dense: ``out[i, :] = sum_q a_val[q] * b[a_col[q], :]`` over row i.
+
+    Simple version
+    --------------
+    The same result up to rounding; outputs start as zeros::
+
+        for i in range(len(a_crow) - 1):
+            for q in range(a_crow[i], a_crow[i + 1]):
+                out[i] += a_val[q] * b[a_col[q]]
 
     Inputs
     ------
@@ -52,15 +62,31 @@ def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
     The row-by-row product of CSR and dense matrices, as in SciPy's ``csr_matvecs``.
     """
     for i in range(len(a_crow) - 1):
-        acc = np.zeros(b.shape[1], dtype=out.dtype)
-        for q in range(a_crow[i], a_crow[i + 1]):
-            acc = acc + mul(a_val[q], b[a_col[q]])
-        out[i] = acc
+        out[i] = spmm_row(a_col, a_val, a_crow[i], a_crow[i + 1], b)
+
+
+def spmm_row(a_col, a_val, start, end, b):
+    """Row i of A @ B from its stored entries ``start:end``: one running sum per column,
+    from 0, one multiply and one add per entry, in storage order."""
+    acc = np.zeros(b.shape[1], dtype=b.dtype)
+    for q in range(start, end):
+        acc = acc + mul(a_val[q], b[a_col[q]])
+    return acc
 
 
 def spmm_reduce(a_crow, a_col, a_val, b, reduce, out, out_arg, n_threads=1):
     """Sparse times dense with a row-wise reduction instead of a sum:
     ``out[i, j] = reduce_q (a_val[q] * b[a_col[q], j])`` over the stored entries q of row i.
+
+    Simple version
+    --------------
+    The same ``out`` up to rounding (``out_arg`` aside)::
+
+        pick = {"sum": np.sum, "mean": np.mean, "amax": np.max, "amin": np.min}[reduce]
+        for i in range(len(a_crow) - 1):
+            q = np.arange(a_crow[i], a_crow[i + 1])          # row i's stored entries
+            products = a_val[q][:, None] * b[a_col[q]]       # one row per entry
+            out[i] = pick(products, axis=0) if len(q) else 0
 
     Inputs
     ------
@@ -95,26 +121,28 @@ def spmm_reduce(a_crow, a_col, a_val, b, reduce, out, out_arg, n_threads=1):
     A ``prange`` over rows of A, as ``spmm``: each row's work is sequential.
     """
     for i in range(len(a_crow) - 1):
-        start, end = a_crow[i], a_crow[i + 1]
-        if start == end:
-            out[i] = 0
-            if reduce in ("amax", "amin"):
-                out_arg[i] = -1
-            continue
-        if reduce in ("sum", "mean"):
-            acc = np.zeros(b.shape[1], dtype=out.dtype)
-            for q in range(start, end):
-                acc = acc + mul(a_val[q], b[a_col[q]])
-            out[i] = div_count(acc, end - start) if reduce == "mean" else acc
-        else:
-            best = mul(a_val[start], b[a_col[start]])
-            arg = np.full(b.shape[1], start, dtype=np.int64)
-            for q in range(start + 1, end):
-                v = mul(a_val[q], b[a_col[q]])
-                # strictly better, or the first NaN: ties keep the earlier entry
-                better = (v > best) if reduce == "amax" else (v < best)
-                better = better | (np.isnan(v) & ~np.isnan(best))
-                best = np.where(better, v, best)
-                arg = np.where(better, q, arg)
-            out[i] = best
-            out_arg[i] = arg
+        arg_row = out_arg[i] if reduce in ("amax", "amin") else None
+        reduce_row(a_col, a_val, a_crow[i], a_crow[i + 1], b, reduce, out[i], arg_row)
+
+
+def reduce_row(a_col, a_val, start, end, b, reduce, out_row, arg_row):
+    """Row i of ``spmm_reduce`` from its stored entries ``start:end``, written into
+    ``out_row`` (and, for amax/amin, the winners' positions into ``arg_row``)."""
+    if start == end:  # an empty row gives 0, and no winner
+        out_row[:] = 0
+        if arg_row is not None:
+            arg_row[:] = -1
+    elif reduce in ("sum", "mean"):
+        out_row[:] = spmm_row(a_col, a_val, start, end, b)
+        if reduce == "mean":
+            out_row[:] = div_count(out_row, end - start)
+    else:
+        out_row[:] = mul(a_val[start], b[a_col[start]])
+        arg_row[:] = start
+        for q in range(start + 1, end):
+            v = mul(a_val[q], b[a_col[q]])
+            # strictly better, or the first NaN: ties keep the earlier entry
+            better = (v > out_row) if reduce == "amax" else (v < out_row)
+            better |= np.isnan(v) & ~np.isnan(out_row)
+            out_row[better] = v[better]
+            arg_row[better] = q
