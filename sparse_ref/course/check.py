@@ -165,8 +165,13 @@ class Result:
         return self.status in ("pass", "rounding", "fallback")
 
     def __str__(self) -> str:
-        head = {"pass": f"PASS  {self.kernel}: {self.cases} cases, bit for bit",
-                "rounding": f"PASS  {self.kernel}: {self.cases} cases, equal to rounding only -- {self.detail}",
+        cases = f"{self.cases} case{'s' if self.cases != 1 else ''}"
+        passed = (f"gradcheck of {self.cases} op{'s' if self.cases != 1 else ''} on these kernels"
+                  if self.kernel.endswith("(gradients)") else
+                  f"{cases}, to rounding" if self.kernel.startswith("tasks.") and self.kernel != "tasks.chunked_sum"
+                  else f"{cases}, bit for bit")
+        head = {"pass": f"PASS  {self.kernel}: {passed}",
+                "rounding": f"PASS  {self.kernel}: {cases}, equal to rounding only -- {self.detail}",
                 "fallback": f"REF   {self.kernel}: not in the package; the reference ran in its place",
                 "fail": f"FAIL  {self.kernel}: {self.detail}",
                 "error": f"ERROR {self.kernel}: {self.detail}"}[self.status]
