@@ -351,3 +351,17 @@ def test_sparse_with_dense_refusals(call, match):
     s = sr.tensor([[0.0, 1.0]]).to_sparse()
     with pytest.raises((TypeError, RuntimeError), match=match):
         call(s, sr.ones(1, 2))
+
+
+def test_the_update_of_a_non_leaf_fails_as_in_torch():
+    torch = torch_or_skip()
+    errors = []
+    for m in (sr, torch):
+        w = m.tensor([1.0, 2.0], requires_grad=True)
+        v = w * 2  # not a leaf: backward leaves its .grad None (and reading it warns)
+        (v * v).sum().backward()
+        with pytest.warns(UserWarning, match="not a leaf Tensor"), pytest.raises(TypeError) as info:
+            with m.no_grad():
+                v -= 0.1 * v.grad
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] == "unsupported operand type(s) for *: 'float' and 'NoneType'"
