@@ -1,7 +1,8 @@
 """How many threads a kernel gets: one policy, in one place.
 
 ``n_threads=None`` on a call means "the process-wide setting", which starts as OpenMP's
-default (``OMP_NUM_THREADS`` or the core count) and changes with :func:`set_num_threads`.
+default (``OMP_NUM_THREADS`` or the core count) and changes with :func:`set_num_threads`,
+lowered to the cores other processes leave free (:func:`free_cores`).
 Negative numbers count back from the core count as in scikit-learn (-1 = all cores,
 -2 = all but one); 0 is an error. Without OpenMP every kernel runs on one thread.
 Small inputs run serial whatever the setting: starting threads costs more than it saves.
@@ -13,6 +14,7 @@ raising, so sparse_ref never asks for more.
 """
 
 import os
+import time
 
 _num_threads = None  # None: OpenMP's default
 _openmp = None  # whether the kernels have OpenMP, read once
@@ -36,6 +38,47 @@ def _cores(refresh: bool = False) -> int:
         except (AttributeError, OSError):
             _cores_seen = os.cpu_count() or 1
     return _cores_seen
+
+
+# -- cores other processes keep busy --------------------------------------------------------
+# An OpenMP team waits at its barrier for its slowest thread: when another process holds a
+# core, one of our threads waits for a time slice (10 ms or more), and two threads run far
+# slower than one. So the default count never exceeds the cores that are free: the CPU
+# time the whole machine spent (/proc/stat) minus this process's own, over the last
+# SAMPLE_SECONDS, is what others use. Cheap (one read per SAMPLE_SECONDS), Linux only
+# (elsewhere every core counts as free), and only for the default count: an explicit
+# n_threads is honoured as given.
+
+SAMPLE_SECONDS = 0.05
+_last = None  # (wall, machine busy seconds, own cpu seconds) of the last sample
+_busy_elsewhere = 0.0  # cores others kept busy over the last window
+
+
+def _machine_busy_seconds():
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = f.readline().split()[1:]
+    except OSError:
+        return None
+    ticks = [int(x) for x in fields[:8]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def free_cores() -> int:
+    """The cores this process may use that other processes did not keep busy lately."""
+    global _last, _busy_elsewhere
+    now = time.monotonic()
+    if _last is None or now - _last[0] >= SAMPLE_SECONDS:
+        busy = _machine_busy_seconds()
+        mine = sum(os.times()[:2])
+        if busy is not None:
+            if _last is not None:
+                wall = now - _last[0]
+                _busy_elsewhere = max(0.0, (busy - _last[1]) - (mine - _last[2])) / wall
+            _last = (now, busy, mine)
+    cores = _cores()
+    return max(1, min(cores, cores - int(_busy_elsewhere + 0.5)))
 
 
 def _helpers():
@@ -117,7 +160,7 @@ def effective_n_threads(n_threads=None, work: int | None = None) -> int:
     if n_threads is None:
         if work is not None and work < SERIAL_BELOW:
             return 1  # the common case of a small call: no more questions
-        n = get_num_threads()
+        n = min(get_num_threads(), free_cores())
     else:
         n = _check_count(n_threads, "n_threads")
         if n < 0:

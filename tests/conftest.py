@@ -106,8 +106,12 @@ def openmp_or_skip():
 
 @pytest.fixture
 def tiny_work_uses_threads(monkeypatch):
-    """Let sr.set_num_threads / n_threads=None reach the kernels even for tiny inputs."""
-    monkeypatch.setattr("sparse_ref._threads.SERIAL_BELOW", 0)
+    """Let sr.set_num_threads / n_threads=None reach the kernels even for tiny inputs, and
+    on every core, even while other processes keep some busy."""
+    from sparse_ref import _threads
+
+    monkeypatch.setattr(_threads, "SERIAL_BELOW", 0)
+    monkeypatch.setattr(_threads, "free_cores", _threads._cores)
 
 
 def random_sparse(rng, shape, nnz, dtype=np.float64, explicit_zeros=True):

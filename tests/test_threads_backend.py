@@ -64,10 +64,12 @@ def test_openmp_is_on_where_required():
     assert sr.openmp_enabled()
 
 
-def test_thread_policy():
+def test_thread_policy(monkeypatch):
+    from sparse_ref import _threads
     from sparse_ref._threads import _cores
 
     openmp_or_skip()
+    monkeypatch.setattr(_threads, "free_cores", _cores)  # as if no other process ran
     n_cpu = _cores()
     assert effective_n_threads(2) == min(2, n_cpu)
     assert effective_n_threads(-1) == n_cpu
@@ -154,3 +156,34 @@ def test_a_backend_that_does_not_import_names_the_module(tmp_path, monkeypatch):
     backend = _fake_backend(tmp_path, monkeypatch, "raise ImportError('no compiler')\n")
     with pytest.raises(BackendError, match=r"backend 'mine': cannot import my_kernels.spmm \(no compiler\)"):
         backend.check()
+
+
+
+def test_the_default_count_leaves_the_cores_others_keep_busy(monkeypatch):
+    """Another process spinning on one core: the default count drops to the free cores
+    (an OpenMP barrier would wait a time slice for a preempted thread); explicit counts
+    are honoured as given."""
+    from sparse_ref import _threads
+
+    openmp_or_skip()
+    clock = {"wall": 100.0, "busy": 50.0, "mine": 5.0}
+    monkeypatch.setattr(_threads, "_cores", lambda refresh=False: 4)
+    monkeypatch.setattr(_threads, "_last", None)
+    monkeypatch.setattr(_threads, "_busy_elsewhere", 0.0)
+    monkeypatch.setattr(_threads.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(_threads, "_machine_busy_seconds", lambda: clock["busy"])
+    monkeypatch.setattr(_threads.os, "times", lambda: (clock["mine"], 0.0, 0, 0, 0))
+    assert _threads.free_cores() == 4  # the first look: nothing known yet
+    # 1 s later: the machine was busy 2.9 core-seconds, 0.9 of them ours -> others held 2 cores
+    clock.update(wall=101.0, busy=52.9, mine=5.9)
+    assert _threads.free_cores() == 2
+    monkeypatch.setattr(_threads, "get_num_threads", lambda: 4)
+    assert _threads.effective_n_threads(None, work=10**9) == 2
+    assert _threads.effective_n_threads(4, work=10**9) == min(4, _threads._cores()) == 4
+    clock.update(wall=101.01)  # within SAMPLE_SECONDS: the last figure stands, no new read
+    monkeypatch.setattr(_threads, "_machine_busy_seconds", lambda: 1 / 0)
+    assert _threads.free_cores() == 2
+    # our own threads' time does not count against us: all busy time ours -> all free
+    monkeypatch.setattr(_threads, "_machine_busy_seconds", lambda: clock["busy"])
+    clock.update(wall=102.0, busy=56.9, mine=9.9)
+    assert _threads.free_cores() == 4
