@@ -30,6 +30,9 @@ def timeit(fn, repeat: int = 7, warmup: int = 1) -> dict:
     return {"min_ms": round(min(times), 3), "median_ms": round(statistics.median(times), 3), "repeat": repeat}
 
 
+_BANDWIDTH = None
+
+
 def machine() -> dict:
     import numpy
 
@@ -40,6 +43,8 @@ def machine() -> dict:
         "platform": platform.platform(),
         "processor": _cpu_model(),
         "cores": os.cpu_count(),
+        "caches": caches(),
+        "bandwidth_gb_s": bandwidth(),
         "numpy": numpy.__version__,
         "sparse_ref": sr.__version__,
         "sparse_ref_openmp": sr.openmp_enabled(),
@@ -50,6 +55,56 @@ def machine() -> dict:
         except ImportError:
             info[name] = None
     return info
+
+
+def caches() -> dict:
+    """The data caches of CPU 0 (Linux sysfs): {"L1d": "32K", "L2": "1024K", "L3": ...}."""
+    out = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            kind = (index / "type").read_text().strip()
+            if kind == "Instruction":
+                continue
+            level = (index / "level").read_text().strip()
+            out[f"L{level}{'d' if kind == 'Data' else ''}"] = (index / "size").read_text().strip()
+        except OSError:
+            continue
+    return out
+
+
+def bandwidth() -> dict:
+    """Memory bandwidth measured once per run (GB/s): a copy of 256 MiB (read + write
+    counted), with 1 thread and with 2 threads each copying half; the best of 5. The
+    ceiling a memory-bound kernel's figure is set against."""
+    global _BANDWIDTH
+    if _BANDWIDTH is not None:
+        return _BANDWIDTH
+    import threading
+
+    import numpy as np
+
+    n = 32 * 1024 * 1024  # 256 MiB of float64
+    src, dst = np.ones(n), np.empty(n)
+    np.copyto(dst, src)  # first touch
+
+    def copy(lo, hi):
+        np.copyto(dst[lo:hi], src[lo:hi])
+
+    result = {}
+    for threads in (1, 2):
+        best = float("inf")
+        for _ in range(5):
+            parts = [threading.Thread(target=copy, args=(t * n // threads, (t + 1) * n // threads))
+                     for t in range(threads)]
+            t0 = time.perf_counter()
+            for p in parts:
+                p.start()
+            for p in parts:
+                p.join()
+            best = min(best, time.perf_counter() - t0)
+        result[f"copy_{threads}_thread{'s' if threads > 1 else ''}"] = round(2 * 8 * n / best / 1e9, 2)
+    _BANDWIDTH = result
+    return result
 
 
 def _cpu_model() -> str:

@@ -13,7 +13,7 @@ import argparse
 import gc
 
 import numpy as np
-from _common import save, table, timeit
+from _common import bandwidth, save, table, timeit
 from matrices import MATRICES
 
 import sparse_ref as sr
@@ -75,7 +75,9 @@ def main():
             b, tb = sr.tensor(b_np), torch.from_numpy(b_np)
             ours = sr.sparse.mm(a, b).numpy()
             np.testing.assert_allclose(ours, m @ b_np, rtol=1e-9, atol=1e-9)
-            record("spmm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, b), repeat), k=k)
+            # the least memory SpMM can move: A's arrays, B and out once each
+            least = 8 * (n + 1) + 16 * m.nnz + 8 * n * k + 8 * n * k
+            record("spmm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, b), repeat), k=k, min_bytes=least)
             record("spmm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.mm(a_csr, b), repeat), k=k)
             record("spmm", name, "torch_csr", timeit(lambda: torch.sparse.mm(ta_csr, tb), repeat), k=k)
             if k == 1:
@@ -125,7 +127,13 @@ def main():
         base = next(x for x in rows if x["library"] == "sparse_ref" and x["op"] == r["op"]
                     and x["matrix"] == r["matrix"] and x.get("k") == r.get("k"))
         r["ratio_vs_sparse_ref"] = round(r["median_ms"] / base["median_ms"], 2)
-    print(table(rows, ["op", "matrix", "k", "library", "median_ms", "ratio_vs_sparse_ref", "peak_extra_bytes"]))
+    # as a fraction of the ceiling: the least bytes moved / time, against the copy bandwidth
+    ceiling = bandwidth()["copy_2_threads"]
+    for r in rows:
+        if r.get("min_bytes"):
+            r["fraction_of_bandwidth"] = round(r["min_bytes"] / (r["median_ms"] / 1e3) / 1e9 / ceiling, 3)
+    print(table(rows, ["op", "matrix", "k", "library", "median_ms", "ratio_vs_sparse_ref", "peak_extra_bytes",
+                       "fraction_of_bandwidth"]))
     if not args.quick:
         print(f"\nwrote {save('products', {'dtype': 'float64', 'threads': 2, 'results': rows})}")
 
