@@ -25,6 +25,7 @@ extensions = [
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_custom_sections = [
+    "Simple version",
     ("Inputs", "params_style"),
     ("Outputs", "params_style"),
     "Preconditions",
