@@ -70,7 +70,7 @@ def spy(t, ax=None, *, markersize=None, values=False, color="C0", zero_color="C3
     >>> matplotlib.use("Agg")
     >>> s = sr.sparse_coo_tensor([[0, 1, 2], [2, 0, 1]], [1., 0., 3.], (3, 3))
     >>> ax = sr.viz.spy(s)
-    >>> [(line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines]
+    >>> [(line.get_label(), line.get_xdata().tolist(), line.get_ydata().tolist()) for line in ax.lines]
     [('stored', [2, 1], [0, 2]), ('explicit zero', [0], [1])]
     """
     (nrows, ncols), rows, cols, vals, explicit = _stored_entries(t)
