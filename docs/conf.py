@@ -7,7 +7,8 @@ import sys
 # *installed* sparse_ref, as a user gets it. Build it with `python -P -m sphinx` from the
 # checkout's root (or from docs/), after `pip install ".[docs]"`.
 
-# docs/_ext holds the drawing code of the pictures (sr_pictures.py), not the package.
+# docs/_ext holds the drawing code of the pictures (sr_pictures.py) and the sr-run directive,
+# not the package.
 sys.path.insert(0, os.path.join(os.path.abspath("."), "_ext"))
 
 project = "sparse_ref"
@@ -24,6 +25,7 @@ extensions = [
     "matplotlib.sphinxext.plot_directive",
     "sphinx_copybutton",  # a copy button on every code block (prompts and output left out)
     "sphinx_gallery.gen_gallery",  # examples/*.py, run at build time, with their figures
+    "sr_run",  # docs/_ext/sr_run.py: code run at build time, shown with what it printed
 ]
 
 # Kernel docstrings carry a contract in numpydoc-like sections of their own.
