@@ -63,7 +63,7 @@ html_css_files = ["wide.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    "header_links_before_dropdown": 7,
+    "header_links_before_dropdown": 5,
     "navbar_align": "left",
     "icon_links": [],
     "secondary_sidebar_items": ["page-toc"],
@@ -71,7 +71,11 @@ html_theme_options = {
     "footer_end": [],
     "show_prev_next": True,
 }
-html_sidebars = {"index": [], "semantics": [], "performance": []}
+# A left sidebar only where a section has pages to list (the algorithms, the gallery);
+# elsewhere the page gets the width, for code.
+html_sidebars = {page: [] for page in (
+    "index", "tutorial", "training", "formats", "gradients", "autograd", "stepping", "numerics",
+    "semantics", "design", "pitfalls", "field", "performance", "api")}
 # Pictures included into the algorithm pages (docs/pictures/*.rst) are not pages of their own.
 exclude_patterns = ["_build", "pictures/*", "auto_examples/*.ipynb", "auto_examples/*.py"]
 

@@ -20,6 +20,7 @@ from sparse_ref.datasets import karate_club
 from sparse_ref.viz import spy
 
 F = torch.nn.functional
+# sphinx_gallery_thumbnail_number = 3
 torch.manual_seed(0)
 
 # %%

@@ -16,6 +16,7 @@ import sparse_ref as torch  # the program below is torch code
 from sparse_ref.viz import spy
 
 F = torch.nn.functional
+# sphinx_gallery_thumbnail_number = 2
 
 # %%
 # Ratings from a hidden rank-2 taste model, plus noise
