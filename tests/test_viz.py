@@ -49,7 +49,7 @@ def test_spy_of_a_csr_and_a_dense_matrix(plt):
 
 
 def test_spy_draws_on_the_axes_given(plt):
-    fig, (left, right) = plt.subplots(1, 2)
+    _, (left, right) = plt.subplots(1, 2)
     assert sr.viz.spy(sr.eye(3).to_sparse(), ax=right, values=True) is right
     assert len(left.lines) == 0 and points(right, "stored") == {(0, 0), (1, 1), (2, 2)}
     assert [t.get_text() for t in right.texts] == ["1", "1", "1"]
@@ -128,7 +128,7 @@ def test_trace_steps_are_copies_that_later_steps_do_not_change():
 
 
 def test_trace_caps_the_steps_and_still_runs_the_kernel_to_the_end():
-    steps, (crow, col, val, pos) = run_coalesce(sr.viz.trace, max_steps=5)
+    steps, (_, _, val, _) = run_coalesce(sr.viz.trace, max_steps=5)
     assert len(steps) == 5 and steps.truncated
     assert val[:4].tolist() == [-1., 2., 4.5, 0.]
     assert "stopped recording after 5 steps" in str(steps)

@@ -27,11 +27,11 @@ class SrRun(SphinxDirective):
         spaces = self.env.temp_data.setdefault("sr_run_namespace", {})
         namespace = spaces.setdefault(self.env.docname, {})
         if not namespace:
-            exec("import numpy as np\nimport sparse_ref as sr", namespace)
+            exec("import numpy as np\nimport sparse_ref as sr", namespace)  # noqa: S102 - the directive's purpose
         out = io.StringIO()
         try:
             with contextlib.redirect_stdout(out):
-                exec(compile(code, f"<{self.env.docname} sr-run>", "exec"), namespace)
+                exec(compile(code, f"<{self.env.docname} sr-run>", "exec"), namespace)  # noqa: S102
         except Exception:  # noqa: BLE001 - any failure is reported, with its traceback
             raise self.error(f"sr-run: the code raised\n{traceback.format_exc()}") from None
         source = nodes.literal_block(code, code, language="python")
