@@ -9,7 +9,7 @@ from setuptools import Extension, setup
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from build_tools.openmp import openmp_flags  # noqa: E402
 
-# DESIGN.md section 4: no fast-math style flags and no tuning for the build machine's own
+# The numerics contract (docs/numerics.rst, docs/design.rst): no fast-math style flags and no tuning for the build machine's own
 # processor, and no fused multiply-add contraction, so that C rounds exactly as NumPy and
 # the reference do.
 # -fwrapv: signed integer overflow wraps, as it does in NumPy (in C it would be undefined).

@@ -40,7 +40,7 @@ def test_coalesce_sorts_row_major_and_sums_duplicates():
 
 
 def test_coalesce_sums_duplicates_in_storage_order():
-    # SEMANTICS.md: [1e8, 1, -1e8] -> 0.0 and [1e8, -1e8, 1] -> 1.0 in float32
+    # torch 2.13 (docs/semantics.rst): [1e8, 1, -1e8] -> 0.0 and [1e8, -1e8, 1] -> 1.0 in float32
     a = coo([[0, 0, 0], [0, 0, 0]], [1e8, 1.0, -1e8], (1, 1), dtype=sr.float32).coalesce()
     b = coo([[0, 0, 0], [0, 0, 0]], [1e8, -1e8, 1.0], (1, 1), dtype=sr.float32).coalesce()
     assert a.values().tolist() == [0.0]
@@ -211,7 +211,7 @@ def test_coalesce_matches_scipy_sum_duplicates(dtype, rng):
 def test_coalesce_matches_torch(dtype, rng):
     """Indices exactly; values to rounding: for runs of 3+ duplicates torch 2.13 does not
     add strictly in storage order (float32 runs accumulate in double, long runs are
-    reduced in another order), while we do (DESIGN.md section 4)."""
+    reduced in another order), while we do (the numerics contract, docs/numerics.rst)."""
     torch = torch_or_skip()
     indices, values = random_coo(rng, (30, 20), 400, dtype)
     ours = sr.sparse_coo_tensor(indices, values, (30, 20)).coalesce()

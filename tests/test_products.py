@@ -54,7 +54,7 @@ def test_sparse_times_sparse_is_coalesced_and_matches_the_dense_product(dtype, r
 
 
 def test_sparse_times_sparse_is_the_structural_product():
-    # SEMANTICS.md: [[1, 1]] @ [[1], [-1]] keeps one stored 0; products of explicit zeros too
+    # torch 2.13 (docs/semantics.rst): [[1, 1]] @ [[1], [-1]] keeps one stored 0; products of explicit zeros too
     a = sr.sparse_coo_tensor([[0, 0], [0, 1]], [1.0, 1.0], (1, 2))
     b = sr.sparse_coo_tensor([[0, 1], [0, 0]], [1.0, -1.0], (2, 1))
     c = sr.sparse.mm(a, b)
