@@ -26,6 +26,7 @@ extensions = [
     "sphinx_copybutton",  # a copy button on every code block (prompts and output left out)
     "sphinx_gallery.gen_gallery",  # examples/*.py, run at build time, with their figures
     "sr_run",  # docs/_ext/sr_run.py: code run at build time, shown with what it printed
+    "sr_source",  # docs/_ext/sr_source.py: a kernel's simple version and its body without the docstring
 ]
 
 # Kernel docstrings carry a contract in numpydoc-like sections of their own.
