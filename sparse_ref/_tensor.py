@@ -363,8 +363,15 @@ class Tensor(_Differentiable):
 
     @property
     def T(self) -> "Tensor":
-        """The transpose of a matrix; of a tensor of more dimensions, all reversed (torch's rule)."""
-        return self.t() if self.ndim <= 2 else _F.permute(self, tuple(range(self.ndim))[::-1])
+        """The transpose of a matrix; of a tensor of more dimensions, all reversed, with
+        torch's deprecation warning."""
+        if self.ndim <= 2:
+            return self.t()
+        warnings.warn("The use of `x.T` on tensors of dimension other than 2 to reverse their shape is "
+                      "deprecated and it will throw an error in a future release. Consider `x.mT` to "
+                      "transpose batches of matrices or `x.permute(*torch.arange(x.ndim - 1, -1, -1))` to "
+                      "reverse the dimensions of a tensor.", UserWarning, stacklevel=2)
+        return _F.permute(self, tuple(range(self.ndim))[::-1])
 
     def __matmul__(self, other):
         return _F.matmul(self, other)

@@ -83,6 +83,7 @@ def arrays_for(name, dtype):
     return [data(s, dtype, seed=k, positive=positive) for k, s in enumerate(shapes)]
 
 
+@pytest.mark.filterwarnings("ignore:The use of `x.T` on tensors of dimension other than 2")  # both warn
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_values_and_gradients_match_torch(name):
     torch = torch_or_skip()
@@ -99,6 +100,7 @@ def test_values_and_gradients_match_torch(name):
             np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:The use of `x.T` on tensors of dimension other than 2")
 @pytest.mark.parametrize("backend", ["reference", "cython"])
 @pytest.mark.parametrize("name", sorted(set(OPS) - {"float_round_trip"}))  # float32 defeats differences
 def test_gradcheck(name, backend):
@@ -110,6 +112,7 @@ def test_gradcheck(name, backend):
             assert gradcheck(lambda *xs: OPS[name][0](sr, *xs), inputs)
 
 
+@pytest.mark.filterwarnings("ignore:The use of `x.T` on tensors of dimension other than 2")
 def test_no_op_changes_its_inputs():
     for name in OPS:
         arrays = arrays_for(name, np.float64)
@@ -365,3 +368,9 @@ def test_the_update_of_a_non_leaf_fails_as_in_torch():
                 v -= 0.1 * v.grad
         errors.append(str(info.value))
     assert errors[0] == errors[1] == "unsupported operand type(s) for *: 'float' and 'NoneType'"
+
+
+
+def test_T_of_more_than_two_dimensions_warns_as_torch():
+    with pytest.warns(UserWarning, match="The use of `x.T` on tensors of dimension other than 2"):
+        assert sr.zeros(2, 3, 4).T.shape == (4, 3, 2)
