@@ -66,6 +66,7 @@ def operands(rng, dtype, m=23, k=17):
 def test_from_sparse_cuts_whole_rows_of_about_equal_entries(client, rng):
     a = random_sparse(rng, (40, 9), 200)
     A = srd.from_sparse(a, 4)
+    assert A.wait() is A  # every part made, on the workers
     counts = A.nnz_per_part()
     assert A.shape == (40, 9) and A.nparts == 4 and sum(counts) == a.coalesce()._nnz()
     assert max(counts) - min(counts) <= 2 * max(np.diff(a._csr()[0]))  # cut between whole rows

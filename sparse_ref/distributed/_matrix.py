@@ -18,7 +18,7 @@ import uuid
 
 import dask
 import numpy as np
-from distributed import default_client
+from distributed import default_client, wait
 
 from sparse_ref import _dtypes, _formats
 from sparse_ref._errors import ArgumentError, ArgumentTypeError
@@ -204,6 +204,15 @@ class DistSparse(External):
             batch = Batch(self._client, "nnz")
             self._nnz_per_part = batch.gather(batch.map("nnz", w.nnz, self._parts))
         return list(self._nnz_per_part)
+
+    def wait(self) -> DistSparse:
+        """Block until every part has been computed (they stay on the workers); a task's
+        error is raised here. Returns the matrix itself."""
+        wait(self._parts)
+        for future in self._parts:
+            if future.status == "error":
+                future.result()  # raises the task's exception
+        return self
 
     def requires_grad_(self, requires_grad: bool = True) -> DistSparse:
         """Mark the matrix as a leaf whose gradient ``backward`` should compute: a

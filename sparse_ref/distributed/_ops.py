@@ -51,13 +51,28 @@ def _gather_rows(batch: Batch, futures) -> np.ndarray:
     return np.concatenate(batch.gather(futures))
 
 
+def _asks(batch: Batch, need, row_starts) -> list:
+    """``asks[p][q]``: the rows part p needs (``need[p]``, sorted) that part q holds (rows
+    ``row_starts[q]`` on), cut where need[p] lives, so each holder receives only its own."""
+    splits = batch.map("ask", w.split_sorted, need, row_starts)
+    return [[batch.field(f"ask-{q}", split, q, p=p) for q in range(row_starts.shape[0] - 1)]
+            for p, split in enumerate(splits)]
+
+
+def _picked(batch: Batch, what: str, pick, holders, row_starts, need) -> list:
+    """``picked[p][q]``: the rows part p needs, picked by ``pick`` from holder q (where it
+    lives), so p receives only the rows it needs, in the order of ``need[p]``."""
+    asks = _asks(batch, need, row_starts)
+    return [[batch.submit(f"{what}-{q}", pick, holder, int(row_starts[q]), asks[p][q], p=p)
+             for q, holder in enumerate(holders)]
+            for p in range(len(need))]
+
+
 def _with_needed_rows(batch: Batch, t_parts, blocks, row_starts, fn, *args) -> list:
     """For every part t of a transpose: ``fn(backend, t, need, pieces, *args)``, with the
     rows of the dense row blocks (``blocks``, rows from ``row_starts``) that t needs."""
     need = batch.map("need", w.needed, t_parts)
-    pieces = [[batch.submit(f"pick-{p}", w.pick_dense, block, int(row_starts[p]), need_q, p=q)
-               for p, block in enumerate(blocks)]
-              for q, need_q in enumerate(need)]
+    pieces = _picked(batch, "pick", w.pick_dense, blocks, row_starts, need)
     return batch.map("rows", fn, get_backend(), t_parts, need, pieces, *args)
 
 
@@ -80,10 +95,11 @@ class DistMm(Function):
         batch = Batch(a.client, "spmm")
         self.b = batch.source("b", w.array, np.ascontiguousarray(b._data))  # one copy per worker
         rows = batch.map("rows", w.spmm, get_backend(), a._parts, self.b, reduce)
-        out = _gather_rows(batch, [batch.field("out", r, 0, p=p) for p, r in enumerate(rows)])
         self.arg = None
         if reduce in ("amax", "amin"):
             self.arg = [batch.field("arg", r, 1, p=p) for p, r in enumerate(rows)]
+            rows = [batch.field("out", r, 0, p=p) for p, r in enumerate(rows)]
+        out = _gather_rows(batch, rows)
         self.a, self.reduce, self.n = a, reduce, b.shape[1]
         return Tensor(out)
 
@@ -130,7 +146,7 @@ class DistSpgemm(Function):
     def forward(self, a, b):
         batch = Batch(a.client, "spgemm")
         self.need = batch.map("need", w.needed, a._parts)
-        picked = _picked_rows(batch, b._parts, b.row_starts, self.need)
+        picked = _picked(batch, "pick", w.pick_rows, b._parts, b.row_starts, self.need)
         self.b_rows = batch.map("b-rows", w.stack_rows, picked)
         self.c = batch.map("rows", w.spgemm, get_backend(), a._parts, self.need, self.b_rows, b.shape[1])
         self.a, self.b = a, b
@@ -150,18 +166,10 @@ class DistSpgemm(Function):
             g_cuts = column_cuts(batch, g, b.shape[1], a.nparts)
             gt = transpose_parts(batch, g, a.row_starts, b.shape[1], g_cuts)
             need = batch.map("need", w.needed, b._parts)
-            pieces = _picked_rows(batch, gt, g_cuts, need)
+            pieces = _picked(batch, "pick", w.pick_rows, gt, g_cuts, need)
             grad_b = DistValues(a.client, batch.map("grad-b", w.masked_b, backend, b._parts, need, at,
                                                     pieces))
         return grad_a, grad_b
-
-
-def _picked_rows(batch: Batch, parts, row_starts, need) -> list:
-    """For every ``need[p]``: the rows it names, picked from each of ``parts`` (where they
-    live), in part order -- the rows of a sparse operand that part p needs."""
-    return [[batch.submit(f"pick-{q}", w.pick_rows, part, int(row_starts[q]), need_p, p=p)
-             for q, part in enumerate(parts)]
-            for p, need_p in enumerate(need)]
 
 
 class DistSampledAddmm(Function):

@@ -121,11 +121,18 @@ def local_cols(p, need):
     return np.searchsorted(need, p[1])
 
 
-def pick_rows(p, r0: int, need):
-    """The rows of part p (rows ``[r0, r0 + len)``) that ``need`` names, empty ones too,
-    as ``(lengths, col, val)``."""
+def split_sorted(keys, cuts):
+    """Sorted ``keys`` cut by the ranges ``[cuts[q], cuts[q + 1])``: one array per range
+    (what a part asks of each part that holds some of the rows it needs)."""
+    at = np.searchsorted(keys, cuts, side="left")
+    return [keys[a:b] for a, b in zip(at[:-1], at[1:])]
+
+
+def pick_rows(p, r0: int, ask):
+    """The rows ``ask`` (sorted, all among part p's rows ``r0, r0 + 1, ...``) of part p,
+    empty ones too, as ``(lengths, col, val)``."""
     crow, col, val = p
-    sel = need[(need >= r0) & (need < r0 + crow.shape[0] - 1)] - r0
+    sel = ask - r0
     lengths = crow[sel + 1] - crow[sel]
     offsets = np.cumsum(lengths) - lengths  # where each picked row starts among the picked entries
     at = np.repeat(crow[sel] - offsets, lengths) + np.arange(int(lengths.sum()), dtype=I64)
@@ -141,20 +148,21 @@ def stack_rows(pieces):
             np.concatenate([piece[2] for piece in pieces]))
 
 
-def pick_dense(block, r0: int, need):
-    """The rows of a dense row block (rows ``[r0, r0 + len)``) that ``need`` names."""
-    return block[need[(need >= r0) & (need < r0 + block.shape[0])] - r0]
+def pick_dense(block, r0: int, ask):
+    """The rows ``ask`` (all among the block's rows ``r0, r0 + 1, ...``) of a dense block."""
+    return block[ask - r0]
 
 
 # -- SpMM: C = A @ B, B dense -----------------------------------------------------------------
 
 def spmm(backend, p, b, reduce: str):
-    """Rows of ``A @ B`` for part p of A: ``(out, arg)`` as on one machine (arg: the
-    amax/amin winners as positions in the part)."""
+    """Rows of ``A @ B`` for part p of A, as on one machine; for amax/amin ``(out, arg)``
+    with the winners (positions in the part)."""
     with kernels(backend):
         if reduce == "sum":
-            return _products.spmm(p[0], p[1], p[2], b), None
-        return _products.spmm_reduce(p[0], p[1], p[2], b, reduce)
+            return _products.spmm(p[0], p[1], p[2], b)
+        out, arg = _products.spmm_reduce(p[0], p[1], p[2], b, reduce)
+    return out if arg is None else (out, arg)
 
 
 def mean_scaled(p, g):
