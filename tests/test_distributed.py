@@ -146,6 +146,24 @@ def test_spgemm_forward_and_backward_are_the_local_bits(client, rng, nparts, dty
     assert_same_sparse(B.grad.gather(), b_loc.grad)
 
 
+def test_wide_operands_are_looked_up_without_a_table_per_column(client, rng):
+    """Columns far more than entries: the rows a part needs are found by sorting, not by a
+    mark per column (the other path of _worker.needed and local_cols), with the same bits."""
+    a = random_sparse(rng, (6, 200_000), 30)
+    b = random_sparse(rng, (200_000, 4), 40000)
+    a_loc, _ = local_and_distributed(a)
+    b_loc, _ = local_and_distributed(b)
+    c = sr.sparse.mm(a_loc, b_loc)
+    c.sum().backward()
+    A = srd.from_sparse(a.detach(), 3).requires_grad_(True)
+    B = srd.from_sparse(b.detach(), 2).requires_grad_(True)
+    c_dist = srd.mm(A, B).gather()
+    assert_same_sparse(c_dist, c)
+    c_dist.sum().backward()
+    assert_same_sparse(A.grad.gather(), a_loc.grad)
+    assert_same_sparse(B.grad.gather(), b_loc.grad)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nparts", NPARTS)
 def test_sddmm_forward_and_backward_are_the_local_bits(client, rng, nparts, dtype):

@@ -112,13 +112,27 @@ def join_rows(pieces, k0: int, k1: int):
 # -- the rows a part needs from another operand ------------------------------------------------
 
 def needed(p):
-    """The columns part p stores anything in (sorted): the rows it needs of a right operand."""
-    return np.unique(p[1])
+    """The columns part p stores anything in (sorted): the rows it needs of a right operand.
+    A mark per column (O(nnz + columns)) unless the columns are far more than the entries."""
+    col = p[1]
+    n = int(col.max()) + 1 if col.shape[0] else 0
+    if _formats.too_many_pointers(n, col.shape[0]):
+        return np.unique(col)
+    seen = np.zeros(n, dtype=bool)
+    seen[col] = True
+    return np.flatnonzero(seen)
 
 
 def local_cols(p, need):
-    """Part p's columns renumbered to positions in ``need`` (order kept)."""
-    return np.searchsorted(need, p[1])
+    """Part p's columns renumbered to their positions in ``need`` (which holds them all;
+    the order is kept): a table lookup, or a binary search where a table would be large."""
+    col = p[1]
+    n = int(need[-1]) + 1 if need.shape[0] else 0
+    if _formats.too_many_pointers(n, col.shape[0] + need.shape[0]):
+        return np.searchsorted(need, col)
+    rank = np.empty(n, dtype=I64)
+    rank[need] = np.arange(need.shape[0], dtype=I64)
+    return rank[col]
 
 
 def split_sorted(keys, cuts):
