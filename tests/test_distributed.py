@@ -184,6 +184,18 @@ def test_sddmm_forward_and_backward_are_the_local_bits(client, rng, nparts, dtyp
     assert_same_dense(y_dist.grad, y_loc.grad)
 
 
+def test_operands_are_taken_as_they_are_at_the_call(client, rng):
+    """What goes to the cluster is copied at the call: changing an operand in place after
+    an op returns (before its tasks ran, say) does not reach the result."""
+    s = random_sparse(rng, (23, 13), 60)
+    x, y = random_dense(rng, (23, 9)), random_dense(rng, (9, 13))
+    expected = sr.sparse.sampled_addmm(s, x, y)
+    out = srd.sampled_addmm(srd.from_sparse(s, 3), x, y)  # returns before the parts are made
+    x.add_(1.0)
+    y.mul_(2.0)
+    assert_same_sparse(out.gather(), expected)
+
+
 def test_the_transpose_is_a_shuffle_and_differentiable(client, rng):
     a, _ = operands(rng, sr.complex128)
     b = random_dense(rng, (23, 4), sr.complex128)

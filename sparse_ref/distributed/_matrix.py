@@ -48,7 +48,10 @@ class Batch:
     def source(self, what: str, fn, *args, p: int | None = None):
         """A task that carries its arrays with it: the scheduler keeps them, so it can run
         the task again after a worker is lost (Dask would warn about the graph's size;
-        here the size is the point)."""
+        here the size is the point). The arrays are copied first: they leave this process
+        after the call returns, and a later change of the caller's array must not go
+        with them."""
+        args = [np.array(a, copy=True, order="C") if isinstance(a, np.ndarray) else a for a in args]
         with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 PiB"}):
             return self.submit(what, fn, *args, p=p)
 
@@ -301,8 +304,8 @@ class Distribute(Function):
         for p in range(nparts):
             r0, r1 = int(starts[p]), int(starts[p + 1])
             s, e = int(crow[r0]), int(crow[r1])
-            parts.append(batch.source("part", w.part, crow[r0:r1 + 1] - crow[r0], np.array(col[s:e]),
-                                      np.array(val[s:e]), p=p))
+            parts.append(batch.source("part", w.part, crow[r0:r1 + 1] - crow[r0], col[s:e], val[s:e],
+                                      p=p))
         self.client = client
         layout = _dtypes.sparse_csr if a.is_sparse_csr else _dtypes.sparse_coo
         nnz = np.diff(crow[starts]).tolist()
@@ -335,7 +338,7 @@ class Gather(Function):
 
     def backward(self, grad):
         batch, o = Batch(self.client, "gather-backward"), self.offsets
-        slices = [np.array(grad[o[p]:o[p + 1]]) for p in range(o.shape[0] - 1)]
+        slices = [grad[o[p]:o[p + 1]] for p in range(o.shape[0] - 1)]
         return (DistValues(self.client, [batch.source("grad", w.array, g, p=p)
                                          for p, g in enumerate(slices)]),)
 

@@ -42,7 +42,7 @@ from sparse_ref.distributed._matrix import (
 
 def _blocks(batch: Batch, what: str, x: np.ndarray, row_starts) -> list:
     """The row blocks of a local dense array, one per part (each inside its task)."""
-    return [batch.source(what, w.array, np.ascontiguousarray(x[r0:r1]), p=p)
+    return [batch.source(what, w.array, x[r0:r1], p=p)
             for p, (r0, r1) in enumerate(zip(row_starts[:-1].tolist(), row_starts[1:].tolist()))]
 
 
@@ -93,7 +93,7 @@ class DistMm(Function):
         if reduce != "sum":
             self._name = "SparseMmReduceImplBackward0"
         batch = Batch(a.client, "spmm")
-        self.b = batch.source("b", w.array, np.ascontiguousarray(b._data))  # one copy per worker
+        self.b = batch.source("b", w.array, b._data)  # one copy per worker
         rows = batch.map("rows", w.spmm, get_backend(), a._parts, self.b, reduce)
         self.arg = None
         if reduce in ("amax", "amin"):
@@ -188,7 +188,7 @@ class DistSampledAddmm(Function):
     def forward(self, s, x, y, beta, alpha):
         batch = Batch(s.client, "sddmm")
         self.x = _blocks(batch, "x", x._data, s.row_starts)
-        self.yt = batch.source("yt", w.array, np.ascontiguousarray(y._data.T))
+        self.yt = batch.source("yt", w.array, y._data.T)
         parts = batch.map("out", w.sampled_addmm, get_backend(), s._parts, self.x, self.yt, beta, alpha)
         self.s, self.beta, self.alpha = s, beta, alpha
         return s._with_parts(parts)
