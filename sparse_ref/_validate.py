@@ -203,8 +203,8 @@ REDUCE_ALIASES = {None: "sum", "sum": "sum", "mean": "mean", "amax": "amax", "am
 FLOATING = "fc"
 
 
-def _operand(t, name: str, where: str):
-    if not isinstance(t, (SparseTensor, Tensor)):
+def _operand(t, name: str, where: str, sparse=SparseTensor):
+    if not isinstance(t, (sparse, Tensor)):
         raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
     if t.ndim != 2:
         raise ArgumentError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape "
@@ -244,16 +244,18 @@ def reduce_arg(reduce, dtype, where: str) -> str:
     return op
 
 
-def mm_operands(mat1, mat2, reduce, where: str = "mm") -> str:
-    """Check the operands of ``sparse.mm``; return the reduction's canonical name."""
-    _operand(mat1, "mat1", where)
-    _operand(mat2, "mat2", where)
+def mm_operands(mat1, mat2, reduce, where: str = "mm", sparse=SparseTensor) -> str:
+    """Check the operands of ``sparse.mm``; return the reduction's canonical name.
+    ``sparse``: the class (or classes) of sparse operand accepted (``sparse_ref.distributed``
+    adds its own)."""
+    _operand(mat1, "mat1", where, sparse)
+    _operand(mat2, "mat2", where, sparse)
     _shapes_multiply(mat1, mat2, where)
     _same_dtype([("mat1", mat1), ("mat2", mat2)], where)
-    if reduce is not None and not (isinstance(mat1, SparseTensor) and not isinstance(mat2, SparseTensor)):
+    if reduce is not None and not (isinstance(mat1, sparse) and not isinstance(mat2, sparse)):
         raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
                          f"{mat1.layout!r} and {mat2.layout!r}")
-    if isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor) and mat1.dtype.kind not in FLOATING:
+    if isinstance(mat1, sparse) and isinstance(mat2, sparse) and mat1.dtype.kind not in FLOATING:
         raise TypeError(f"{where}: sparse x sparse needs float32, float64, complex64 or complex128, "
                         f"got {mat1.dtype.name}")
     return reduce_arg(reduce, mat1.dtype, where)
@@ -310,8 +312,9 @@ def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:
     _scalar(alpha, "alpha", mat1.dtype, where)
 
 
-def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled_addmm") -> None:
-    if not isinstance(input, SparseTensor):
+def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled_addmm",
+                           sparse=SparseTensor) -> None:
+    if not isinstance(input, sparse):
         raise ArgumentTypeError(f"{where}: input must be a sparse matrix (its pattern is sampled), "
                         f"got {type(input).__name__}")
     for name, t in (("mat1", mat1), ("mat2", mat2)):

@@ -29,8 +29,22 @@ from sparse_ref import _backend, _formats
 from sparse_ref._grad_mode import _state
 from sparse_ref._tensor import SparseTensor, Tensor
 
+
+class External:
+    """A tensor whose data lives outside this process (the matrices of
+    ``sparse_ref.distributed``, kept on Dask workers). The engine walks through it as
+    through any tensor; its gradient is carried in whatever form its own ops return, and
+    ``_accumulate`` adds one to its ``.grad`` (the engine never looks inside)."""
+
+    requires_grad = False
+    grad_fn = None
+
+    def _accumulate(self, grad) -> None:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+
 def _is_tensor(x) -> bool:
-    return isinstance(x, (Tensor, SparseTensor))
+    return isinstance(x, (Tensor, SparseTensor, External))
 
 
 class Function:
@@ -183,7 +197,9 @@ def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
 
 
 def _add_to_grad(leaf, grad: np.ndarray) -> None:
-    if isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
+    if isinstance(leaf, External):  # its gradient's form is its own business
+        leaf._accumulate(grad)
+    elif isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
         if leaf.grad is None:
             leaf.grad = leaf._coalesced_form()._with_values(np.array(grad, copy=True))
         else:
