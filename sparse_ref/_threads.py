@@ -60,9 +60,10 @@ def _machine_busy_seconds():
             fields = f.readline().split()[1:]
     except OSError:
         return None
-    ticks = [int(x) for x in fields[:8]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    # steal (a virtual machine's host running someone else) is not a process of ours to
+    # leave room for: a thread started now still runs when the host gives the CPU back
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def free_cores() -> int:
