@@ -118,10 +118,14 @@ def _cpu_model() -> str:
 
 
 def cpu_slug() -> str:
-    """A folder name for this CPU model ("intel-r-xeon-r-processor-2-80ghz")."""
+    """A folder name for this CPU: its model and, since one model name covers several
+    chips (an "Intel Xeon Processor @ 2.80GHz" came with 1.25 MiB and with 4 MiB of L2),
+    its L2 and L3 sizes ("intel-r-xeon-r-processor-2-80ghz-l2-1280k-l3-49152k")."""
     import re
 
-    return re.sub(r"[^a-z0-9]+", "-", _cpu_model().lower()).strip("-") or "unknown-cpu"
+    c = caches()
+    sizes = "".join(f"-{level.lower()}-{c[level].lower()}" for level in ("L2", "L3") if level in c)
+    return re.sub(r"[^a-z0-9]+", "-", (_cpu_model() + sizes).lower()).strip("-") or "unknown-cpu"
 
 
 def save(name: str, payload: dict) -> Path:
