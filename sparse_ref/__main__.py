@@ -127,7 +127,11 @@ def main(argv=None) -> int:
         print(f"wrote {path}/ -- {goal}\nfill in the functions that raise NotImplementedError, then run:\n"
               f"    python -m sparse_ref check {path}")
         return 0
-    results = course.check.check(_import_target(args.package), args.kernel, args.allow_reordering)
+    try:
+        results = course.check.check(_import_target(args.package), args.kernel, args.allow_reordering)
+    except ImportError as exc:  # a package that does not import, or breaks the kernel interface
+        print(f"check: {exc}", file=sys.stderr)
+        return 2
     print(course.check.report(results))
     return 0 if results and all(r.ok for r in results) else 1
 

@@ -29,7 +29,7 @@ def manual_seed(seed: int) -> None:
     True
     """
     global _generator
-    _generator = np.random.default_rng(seed)
+    _generator = np.random.default_rng(_seed(seed))
 
 
 def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None,
@@ -162,14 +162,21 @@ class Generator:
 
     def manual_seed(self, seed: int) -> "Generator":
         """Seed it; returns the generator (as torch's)."""
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
-        self._seed = int(seed) & 0xFFFF_FFFF_FFFF_FFFF  # torch wraps negative seeds the same way
+        self._seed = _seed(seed)
         self._rng = np.random.default_rng(self._seed)
         return self
 
     def initial_seed(self):
         return self._seed
+
+
+def _seed(seed) -> int:
+    """A seed as torch takes it: an int in [-2**63, 2**64), negative ones wrapped to 64 bits."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
+    if not -2**63 <= int(seed) < 2**64:
+        raise RuntimeError(f"manual_seed: seed {seed} is out of range: it must be within [-2**63, 2**64)")
+    return int(seed) & 0xFFFF_FFFF_FFFF_FFFF
 
 
 def _rng(generator, where: str):

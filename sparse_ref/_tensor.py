@@ -98,6 +98,18 @@ class _Differentiable:
 
     @grad.setter
     def grad(self, value) -> None:
+        if value is not None:
+            kind = SparseTensor if isinstance(self, SparseTensor) else Tensor
+            if not isinstance(value, kind):
+                raise TypeError(f"assigned grad expected to be a {kind.__name__}, got {type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError(f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor "
+                                   f"of size '{list(self.shape)}'. Please ensure that the gradient and the tensor "
+                                   "are the same size")
+            if value.dtype != self.dtype:
+                raise RuntimeError(f"attempting to assign a gradient with dtype '{value.dtype.name}' to a tensor "
+                                   f"with dtype '{self.dtype.name}'. Please ensure that the gradient and the "
+                                   "tensor have the same dtype")
         self._grad = value
 
     def retain_grad(self) -> None:
@@ -223,6 +235,11 @@ class Tensor(_Differentiable):
     def data(self, value) -> None:
         if not isinstance(value, Tensor):
             raise TypeError(f"data: expected a dense Tensor, got {type(value).__name__}")
+        if self.requires_grad and value.dtype.kind not in "fc":
+            raise RuntimeError("data set to a tensor that requires gradients must be floating point or complex "
+                               f"dtype, got {value.dtype.name}")
+        if self.grad is not None and (value.shape != self.shape or value.dtype != self.dtype):
+            self._grad = None  # a gradient of the old shape or dtype no longer fits (torch keeps it and fails later)
         self._data = value._data
 
     # -- in-place ops (torch's rules; each bumps the version counter) -----------------

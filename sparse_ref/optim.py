@@ -43,6 +43,9 @@ class Optimizer:
                     raise TypeError(f"optimizer can only optimize dense Tensors, got {type(p).__name__}")
                 if not p.is_leaf:
                     raise ValueError("can't optimize a non-leaf Tensor")
+                if not p._data.flags.writeable:
+                    raise ValueError("can't optimize a tensor whose data is read-only (it views a sparse "
+                                     "tensor's values or a read-only array): optimize a clone()")
             self.param_groups.append(group)
         self.state = {}
 

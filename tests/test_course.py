@@ -214,3 +214,9 @@ def test_the_commands_write_a_starter_and_check_it(tmp_path):
     assert passing.returncode == 0 and "PASS  convert.coo_to_csr" in passing.stdout, passing.stdout
     again = run("exercise", "coo_to_csr", "my_csr")
     assert again.returncode != 0 and "not empty" in again.stderr
+
+
+def test_check_of_a_missing_package_says_so(tmp_path):
+    out = subprocess.run([sys.executable, "-P", "-m", "sparse_ref", "check", "no_such_package_here"], cwd=tmp_path,
+                         env=child_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "cannot import no_such_package_here" in out.stderr and "Traceback" not in out.stderr

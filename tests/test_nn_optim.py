@@ -207,3 +207,44 @@ def test_karate_club_is_zacharys_graph():
 def test_a_missing_torch_name_says_so_and_where_to_look(get, owner):
     with pytest.raises(AttributeError, match=f"^{owner} has no attribute .*not \\(yet\\) part of it; see the API"):
         get()
+
+
+# -- what the adversarial review found: refused at once, with torch's words ---------------------
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda x: setattr(x, "data", sr.tensor([1, 2])), RuntimeError, "must be floating point or complex"),
+    (lambda x: setattr(x, "grad", 5), TypeError, "assigned grad expected to be a Tensor"),
+    (lambda x: setattr(x, "grad", sr.tensor([1.0, 2.0, 3.0])), RuntimeError, "gradient of size '\\[3\\]'"),
+    (lambda x: setattr(x, "grad", sr.tensor([1.0, 2.0], dtype=sr.float64)), RuntimeError, "dtype 'float64'"),
+    (lambda x: F.dropout(sr.ones(4).int(), 0.3), TypeError, "needs a floating or complex tensor"),
+    (lambda x: sr.Generator().manual_seed(2**70), RuntimeError, "out of range"),
+    (lambda x: sr.optim.SGD([sr.nn.Parameter(sr.tensor([[0.0, 1.0]]).to_sparse().values())], lr=0.1),
+     ValueError, "read-only"),
+])
+def test_silent_mistakes_are_refused(call, error, match):
+    x = sr.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(error, match=match):
+        call(x)
+
+
+def test_a_parameter_cannot_be_replaced_by_a_plain_tensor():
+    layer = sr.nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="cannot assign 'Tensor' as parameter 'weight'"):
+        layer.weight = sr.ones(2, 2)
+    layer.bias = None  # None is allowed, as in torch
+    assert [n for n, _ in layer.named_parameters()] == ["weight"]
+
+
+def test_replacing_data_of_another_shape_fails_backward_with_the_reason():
+    x = sr.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    x.data = sr.tensor([5.0, 6.0, 7.0])
+    with pytest.raises(RuntimeError, match="its .data was replaced"):
+        y.backward()
+
+
+def test_negative_seeds_wrap_as_in_torch():
+    sr.manual_seed(-5)
+    a = sr.rand(2).tolist()
+    sr.manual_seed(2**64 - 5)
+    assert sr.rand(2).tolist() == a

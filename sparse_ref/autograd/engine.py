@@ -205,6 +205,9 @@ def _add_to_grad(leaf, grad: np.ndarray) -> None:
         else:
             leaf.grad = leaf.grad._with_values(leaf.grad._val + grad)
     else:
+        if grad.shape != leaf.shape:  # the leaf's .data was replaced by one of another shape
+            raise RuntimeError(f"backward: the gradient has shape {list(grad.shape)}, but the leaf now has shape "
+                               f"{list(leaf.shape)} (its .data was replaced after the graph was built)")
         leaf.grad = Tensor(np.array(grad, copy=True) if leaf.grad is None else leaf.grad._data + grad)
 
 

@@ -66,6 +66,12 @@ class Module:
     def __init__(self):
         self.training = True
 
+    def __setattr__(self, name, value):
+        if isinstance(vars(self).get(name), Parameter) and not (value is None or isinstance(value, Parameter)):
+            raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                            "(sr.nn.Parameter or None expected)")
+        object.__setattr__(self, name, value)
+
     def forward(self, *args, **kwargs):  # pragma: no cover - every model overrides it
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"forward\" function")
 

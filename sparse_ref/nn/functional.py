@@ -70,6 +70,9 @@ def dropout(input, p: float = 0.5, training: bool = True, generator=None) -> Ten
     """
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
         raise ArgumentError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not isinstance(input, Tensor) or input.dtype.kind not in "fc":
+        raise DTypeError(f"dropout: needs a floating or complex tensor, got "
+                         f"{getattr(input, 'dtype', type(input).__name__)} (the kept values are scaled by 1 / (1 - p))")
     if not training or p == 0:
         return input
     keep = _factories._rng(generator, "dropout").random(input.shape) >= p
