@@ -61,12 +61,17 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
 
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: bool = False,
                       is_coalesced: bool | None = None) -> SparseTensor:
-    """A 2-D sparse COO tensor from indices (2 x nnz) and values (nnz), like torch's.
+    """A sparse COO tensor from indices (S x nnz) and values (nnz, *dense_sizes), like torch's.
+
+    S = ``indices.shape[0]`` >= 1 is the tensor's ``sparse_dim()``; the values hold one
+    number per entry (dense_dim 0: a matrix when S = 2) or one dense block per entry (a
+    *hybrid* tensor, ``dense_dim() = values.ndim - 1``). The size is the S sparse sizes,
+    then the block's sizes.
 
     Every index is checked against ``size`` (negative and out-of-range indices raise
-    ``IndexError``); when ``size`` is omitted it is inferred as max index + 1. Inputs are
-    copied, so later changes to them do not reach the tensor. ``is_coalesced=True`` is
-    verified, not trusted.
+    ``IndexError``); when ``size`` is omitted it is inferred as max index + 1 in every
+    sparse dim, then the block's shape. Inputs are copied, so later changes to them do not
+    reach the tensor. ``is_coalesced=True`` is verified, not trusted.
 
     Examples
     --------
@@ -76,13 +81,16 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
                            [0, 2, 1]]),
            values=tensor([1., 0., 2.]),
            size=(2, 3), nnz=3, layout=sparse_ref.sparse_coo)
+    >>> h = sr.sparse_coo_tensor([[0, 1], [2, 0]], [[1., 2.], [3., 4.]])   # hybrid
+    >>> h.shape, h.sparse_dim(), h.dense_dim()
+    ((2, 3, 2), 2, 1)
     """
     idx = _validate.coo_indices(indices)
     val = _validate.coo_values(values, idx.shape[1], dtype)
     if size is None:
-        shape = _validate.inferred_shape(idx)
+        shape = _validate.inferred_shape(idx, val.shape[1:])
     else:
-        shape = _validate.sparse_shape(size, "sparse_coo_tensor")
+        shape = _validate.coo_shape(size, idx.shape[0], val.shape)
     _validate.index_bounds(idx, shape)
     is_coalesced = _validate.coalesced_flag(is_coalesced)
     if is_coalesced:

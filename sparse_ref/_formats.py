@@ -5,7 +5,9 @@ Huge shapes: a counting sort needs O(nrows) memory, which is impossible for, say
 rows. When the row count is much larger than nnz, the rows that occur are first renamed
 to 0..r-1 (``np.unique``), the kernel works on r rows, and the names are restored. No
 (row, col) pair is ever linearised into a single int64 key, so rows * cols may exceed
-2**63.
+2**63. A tensor with more index rows (sparse_dim S > 2) keeps its last index as the column
+and reads the leading S - 1 as one row key only when their sizes' product fits in int64
+(else the tuples that occur are ranked): :func:`row_keys`.
 """
 
 import numpy as np
@@ -103,6 +105,99 @@ def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False)
     return out_idx[:, :m], out_val[:m], (out_pos if with_pos else None)
 
 
+def row_keys(indices: np.ndarray, shape: tuple):
+    """``(row, col, nrows)`` of COO indices with any number S >= 1 of index rows: the last
+    index is the column; the leading S - 1 indices, read as one number in mixed radix
+    (``row = (i0 * n1 + i1) * n2 + i2 ...``), are the row. Row-major order of (row, col) is
+    then the lexicographic order of the index tuples (a 3-D tensor is batch-major), so the
+    2-D coalesce kernel sorts any S.
+
+    No key overflows int64: when the product of the leading sizes does not fit, the index
+    tuples that occur are ranked instead (``np.unique`` over columns, which keeps
+    lexicographic order), as :func:`renamed_keys` ranks huge row numbers. S == 1 has one
+    row (key 0) holding every entry."""
+    nnz = indices.shape[1]
+    lead, col = indices[:-1], np.ascontiguousarray(indices[-1])
+    if lead.shape[0] == 0:
+        return np.zeros(nnz, dtype=I64), col, 1
+    if lead.shape[0] == 1:
+        return np.ascontiguousarray(lead[0]), col, int(shape[0])
+    nrows = 1
+    for n in shape[:lead.shape[0]]:
+        nrows *= int(n)  # Python ints: exact, however large
+    if nrows <= np.iinfo(I64).max:
+        row = np.zeros(nnz, dtype=I64)
+        for d in range(lead.shape[0]):  # Horner's rule: every partial key is below nrows
+            row *= shape[d]
+            row += lead[d]
+        return row, col, nrows
+    names, ranks = np.unique(lead, axis=1, return_inverse=True)
+    return np.ascontiguousarray(ranks.reshape(-1), dtype=I64), col, int(names.shape[1])
+
+
+def coalesce_coo(indices: np.ndarray, values: np.ndarray, shape: tuple, n_threads=None,
+                 with_pos: bool = False):
+    """Coalesce a COO tensor of any sparse_dim S = ``indices.shape[0]`` and any dense dims
+    (``values`` of shape (nnz, *dense_sizes)). Returns ``(indices, values, pos)`` as
+    :func:`coalesce` does: the index tuples in lexicographic order, unique.
+
+    A matrix (S == 2, one value per entry) is :func:`coalesce` itself. Otherwise the
+    indices become (row, col) keys (:func:`row_keys`) and one kernel call sorts them and
+    gives every stored entry's coalesced position ``pos``; the index tuples of the result
+    are read back from the first stored entry of each position. With dense dims, a value
+    block per entry, the blocks are summed in NumPy (the same code on both kernel paths)
+    in one defined order, storage order: see :func:`sum_blocks`."""
+    s = indices.shape[0]
+    if s == 2 and values.ndim == 1:
+        return coalesce(indices[0], indices[1], values, shape[0], n_threads, with_pos)
+    row, col, nrows = row_keys(indices, shape)
+    blocks = values.ndim > 1
+    val = np.zeros(values.shape[0], dtype=values.dtype) if blocks else values
+    _, out_val, pos = coalesce(row, col, val, nrows, n_threads, with_pos=True)
+    by_entry, starts = grouped_by_position(pos)
+    out_idx = np.ascontiguousarray(indices[:, by_entry[starts]])  # each entry's first stored copy
+    out_val = sum_blocks(values, by_entry, starts) if blocks else out_val
+    return out_idx, out_val, (pos if with_pos else None)
+
+
+def grouped_by_position(pos: np.ndarray):
+    """``(by_entry, starts)``: the stored entries ordered by coalesced position, each
+    position's duplicates in storage order (a stable sort), and where each position's
+    group starts (position q's group is ``by_entry[starts[q]:starts[q + 1]]``)."""
+    by_entry = np.argsort(pos, kind="stable")
+    sorted_pos = pos[by_entry]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_pos[1:] != sorted_pos[:-1]])) if pos.shape[0] \
+        else np.zeros(0, dtype=I64)
+    return by_entry, starts
+
+
+def sum_blocks(values: np.ndarray, by_entry: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The coalesced value blocks: ``out[q]`` = the sum of the blocks of the stored entries
+    in group q (see :func:`grouped_by_position`), added in storage order,
+    ``((v_p1 + v_p2) + v_p3) + ...`` for p1 < p2 < p3, each element of a block on its own,
+    exactly as the coalesce kernel adds single values.
+
+    Round k adds the k-th stored duplicate of every entry at once (round 0 copies the
+    first, so -0.0 stays as stored); within a round every target is distinct, so a round
+    is one vectorised NumPy add whose result has no order to depend on. There are as many
+    rounds as the most duplicated entry has copies."""
+    nnz, m = by_entry.shape[0], starts.shape[0]
+    out = np.empty((m,) + values.shape[1:], dtype=values.dtype)
+    if nnz == 0:
+        return out
+    sizes = np.diff(np.append(starts, nnz))
+    target = np.repeat(np.arange(m), sizes)  # the position of by_entry[i]
+    rank = np.arange(nnz) - np.repeat(starts, sizes)  # it is the rank-th copy of its entry
+    order = np.argsort(rank, kind="stable")  # round 0's copies, then round 1's, ...
+    bounds = np.searchsorted(rank[order], np.arange(int(sizes.max()) + 1))
+    take, where = by_entry[order], target[order]
+    out[where[:bounds[1]]] = values[take[:bounds[1]]]
+    for k in range(1, bounds.shape[0] - 1):
+        lo, hi = bounds[k], bounds[k + 1]
+        out[where[lo:hi]] += values[take[lo:hi]]
+    return out
+
+
 def coo_to_csr(row, nrows: int, n_threads=None) -> np.ndarray:
     """Row pointers of a row-sorted COO matrix (nrows + 1 of them)."""
     if nrows + 1 > np.iinfo(np.intp).max // 8:
@@ -154,6 +249,6 @@ def values_at(src_idx, src_val, dst_idx) -> np.ndarray:
     match = (first < n_dst) & (second >= n_dst)
     for key in keys:
         match &= key[first] == key[second]
-    out = np.zeros(n_dst, dtype=src_val.dtype)
+    out = np.zeros((n_dst,) + src_val.shape[1:], dtype=src_val.dtype)  # a block per entry if hybrid
     out[first[match]] = src_val[second[match] - n_dst]
     return out

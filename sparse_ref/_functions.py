@@ -197,6 +197,9 @@ def t(input):
             [2.]])
     """
     if isinstance(input, SparseTensor):
+        if input.sparse_dim() > 2 or input.dense_dim() > 0:
+            raise ArgumentError(f"t() expects a tensor with <= 2 sparse and 0 dense dimensions, but got "
+                                f"{input.sparse_dim()} sparse and {input.dense_dim()} dense dimensions")
         return sparse_ops.SparseTranspose.apply(input) if input.ndim == 2 else input  # a sparse vector
     if input.ndim > 2:
         raise ArgumentError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
@@ -218,6 +221,9 @@ def matmul(input, other):
     >>> sr.matmul(a, sr.tensor([1., 1.]))
     tensor([2., 3.])
     """
+    for name, x in (("mat1", input), ("mat2", other)):
+        if isinstance(x, SparseTensor) and (x.sparse_dim() > 2 or x.dense_dim() > 0):
+            _validate.sparse_layout(x, name, "matmul")  # refuses: the product's rule, by name
     if not (isinstance(input, (Tensor, SparseTensor)) and isinstance(other, (Tensor, SparseTensor))) or (
             input.ndim == 2 and other.ndim == 2):
         return sparse.mm(input, other)  # its checks name a bad operand
@@ -365,6 +371,7 @@ def transpose(input, dim0: int, dim1: int) -> Tensor:
     (4, 3, 2)
     """
     if isinstance(input, SparseTensor):
+        _validate.sparse_layout(input, "input", "transpose", sparse_dims=(1, 2))
         a, b = (_validate.dim_arg(d, 2, "transpose") for d in (dim0, dim1))
         return input if a == b else t(input)
     _dense_arg(input, "transpose")
@@ -823,9 +830,10 @@ def _is_dtype_name(text: str) -> bool:
 
 # -- method bodies with no torch function of their own --------------------------------------
 
-def to_sparse(input) -> SparseTensor:
-    """``Tensor.to_sparse()``: the nonzero entries as a coalesced COO tensor."""
-    return sparse_ops.ToSparse.apply(input)
+def to_sparse(input, sparse_dim=None) -> SparseTensor:
+    """``Tensor.to_sparse(sparse_dim)``: the leading ``sparse_dim`` dims (default: all)
+    sparse, the rest dense; a coalesced COO tensor."""
+    return sparse_ops.ToSparse.apply(input, _validate.sparse_dim_arg(sparse_dim, input.ndim, "to_sparse"))
 
 
 def to_sparse_csr(input):
@@ -899,6 +907,7 @@ def sparse_sub(input, other):
 
 def sparse_sum(input, dim=None, keepdim: bool = False):
     """``SparseTensor.sum(dim, keepdim)``: see :func:`sparse_ref.sparse.sum`."""
+    _validate.sparse_layout(input, "self", "sum", sparse_dims=(1, 2))
     return sparse_ops.sparse_sum(input, _validate.reduce_dims(dim, input.ndim, "sum"), keepdim)
 
 

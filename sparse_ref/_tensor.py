@@ -356,8 +356,13 @@ class Tensor(_Differentiable):
         return Tensor(self._data.copy(), requires_grad=self.requires_grad)
 
     # -- conversions ----------------------------------------------------------------
-    def to_sparse(self) -> "SparseTensor":
+    def to_sparse(self, sparse_dim: int | None = None) -> "SparseTensor":
         """The nonzero entries as a coalesced COO tensor: zeros (and -0.0) are dropped, NaN kept.
+
+        With ``sparse_dim=k`` (torch's rule), the leading k dimensions are sparse and the
+        rest dense: the result is a *hybrid* tensor that stores, for every index tuple of
+        the leading k dims whose block ``self[i0, ..., ik-1]`` holds any nonzero, that whole
+        block. Without it every dimension is sparse (a 3-D tensor gives sparse_dim 3).
 
         Examples
         --------
@@ -367,8 +372,11 @@ class Tensor(_Differentiable):
                                [1, 0]]),
                values=tensor([2., 3.]),
                size=(2, 2), nnz=2, layout=sparse_ref.sparse_coo)
+        >>> h = sr.tensor([[[1., 2.], [0., 0.]], [[0., 0.], [0., 3.]]]).to_sparse(2)
+        >>> h.sparse_dim(), h.dense_dim(), h.indices().tolist(), h.values().tolist()
+        (2, 1, [[0, 1], [0, 1]], [[1.0, 2.0], [0.0, 3.0]])
         """
-        return _F.to_sparse(self)
+        return _F.to_sparse(self, sparse_dim)
 
     def to_sparse_csr(self) -> "SparseCsrTensor":
         """The nonzero entries in CSR form (like ``to_sparse()``, then CSR); differentiable."""
@@ -671,8 +679,17 @@ class Tensor(_Differentiable):
 
 
 class SparseTensor(_Differentiable):
-    """A 2-D sparse matrix in COO form: ``indices`` (2 x nnz, int64), ``values`` (nnz),
-    ``size`` and a ``coalesced`` flag (sorted row-major, no duplicates).
+    """A sparse tensor in COO form: ``indices`` (S x nnz, int64), ``values`` (nnz, *dense
+    sizes), ``size`` and a ``coalesced`` flag (index tuples sorted lexicographically --
+    row-major for a matrix --, no duplicates).
+
+    ``sparse_dim()`` is S, ``dense_dim()`` is ``values.ndim - 1``; the shape is the S
+    sparse sizes, then the dense sizes. The common case is a 2-D matrix (S = 2, one value
+    per entry); with dense_dim > 0 each stored entry holds a dense block (a *hybrid*
+    tensor, as ``to_sparse(2)`` of a 3-D tensor gives). Any S and dense dims construct,
+    coalesce, convert (``to_dense``, ``values``, ``sr.to_torch``) and differentiate through
+    those; every matrix operation (products, ``t``, CSR, arithmetic between tensors, sums
+    over a dim, softmax) needs sparse_dim 2 and dense_dim 0 and says so otherwise.
 
     Build one with :func:`sparse_coo_tensor` or ``Tensor.to_sparse()``. The stored arrays
     are read-only: no operation writes into a tensor it was given.
@@ -722,7 +739,7 @@ class SparseTensor(_Differentiable):
         values, self._shared_values = own_values(np.ascontiguousarray(values))
         self._idx = indices
         self._val = values
-        self._shape = tuple(int(n) for n in shape)  # (nrows, ncols); (n,) for a sum's sparse vector
+        self._shape = tuple(int(n) for n in shape)  # sparse sizes, then dense sizes: (nrows, ncols) mostly
         self._coalesced = bool(coalesced) or values.shape[0] <= 1
         self._cache = {}  # derived arrays (coalesced form, CSR, transpose), made on first use
         self._start_autograd(requires_grad)
@@ -748,10 +765,12 @@ class SparseTensor(_Differentiable):
         return len(self._shape)
 
     def sparse_dim(self) -> int:
-        return len(self._shape)
+        """The number of sparse dimensions: rows of ``indices`` (2 for a matrix)."""
+        return self._idx.shape[0]
 
     def dense_dim(self) -> int:
-        return 0
+        """The number of dense dimensions: those of a stored value block (0 for a matrix)."""
+        return self._val.ndim - 1
 
     def _nnz(self) -> int:
         return int(self._val.shape[0])
@@ -769,7 +788,7 @@ class SparseTensor(_Differentiable):
         return self._coalesced
 
     def _indices(self) -> Tensor:
-        """The stored indices (2 x nnz), coalesced or not."""
+        """The stored indices (sparse_dim x nnz), coalesced or not."""
         return Tensor(self._idx)
 
     def _values(self) -> Tensor:
@@ -806,7 +825,9 @@ class SparseTensor(_Differentiable):
         """Sort the entries row-major and sum duplicates in storage order.
 
         Explicit zeros and exact cancellations stay as stored zeros. A coalesced tensor
-        is returned as it is.
+        is returned as it is. Any sparse_dim sorts its index tuples lexicographically (a
+        3-D tensor batch-major); duplicate value blocks of a hybrid tensor are summed in
+        storage order, element by element.
 
         Examples
         --------
@@ -832,7 +853,12 @@ class SparseTensor(_Differentiable):
         """
         return _F.to_dense(self)
 
-    def to_sparse(self) -> "SparseTensor":
+    def to_sparse(self, sparse_dim: int | None = None) -> "SparseTensor":
+        """``self`` (torch refuses another ``sparse_dim``, and so does sparse_ref)."""
+        if sparse_dim is not None and sparse_dim != self.sparse_dim():
+            raise RuntimeError("to_sparse: conversion from Sparse to Sparse with sparse_dim argument "
+                               f"!=self.sparse_dim() is not supported (sparse_dim is {self.sparse_dim()}, "
+                               f"got {sparse_dim})")
         return self
 
     def to_sparse_coo(self) -> "SparseTensor":
@@ -940,7 +966,7 @@ class SparseTensor(_Differentiable):
         if self._coalesced:
             return self
         if self._cache.get("coalesced") is None:
-            indices, val, _ = _formats.coalesce(self._idx[0], self._idx[1], self._val, self._shape[0])
+            indices, val, _ = _formats.coalesce_coo(self._idx, self._val, self._shape)
             self._cache["coalesced"] = SparseTensor._make(indices, val, self._shape, coalesced=True)
         return self._cache["coalesced"]
 
@@ -1039,8 +1065,9 @@ class SparseCsrTensor(SparseTensor):
     def _with_values(self, values: np.ndarray) -> "SparseCsrTensor":
         return SparseCsrTensor._make_csr(self._crow, self._col, np.ascontiguousarray(values), self._shape)
 
-    def to_sparse(self) -> SparseTensor:
-        """The same matrix as a (coalesced) COO tensor; differentiable.
+    def to_sparse(self, sparse_dim: int | None = None) -> SparseTensor:
+        """The same matrix as a (coalesced) COO tensor; differentiable (``sparse_dim``, if
+        given, must be 2).
 
         Examples
         --------
@@ -1049,6 +1076,8 @@ class SparseCsrTensor(SparseTensor):
         tensor([[0, 1],
                 [1, 0]])
         """
+        if sparse_dim is not None and sparse_dim != 2:
+            raise RuntimeError(f"to_sparse: a CSR matrix converts to sparse_dim 2 only, got sparse_dim={sparse_dim}")
         return _F.to_sparse_coo(self)
 
     def to_sparse_coo(self) -> SparseTensor:

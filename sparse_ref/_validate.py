@@ -97,8 +97,25 @@ def sparse_shape(size, where: str) -> tuple:
     return size_arg(size, where)
 
 
+def coo_shape(size, sparse_dim: int, values_shape: tuple, where: str = "sparse_coo_tensor") -> tuple:
+    """The size of a COO tensor: ``sparse_dim`` sparse sizes, then the dense sizes, which
+    must be the values' block shape (torch's messages)."""
+    if not isinstance(size, (tuple, list)) and not hasattr(size, "__len__"):
+        raise TypeError(f"{where}: size must be a sequence of ints (sparse sizes, then dense sizes), "
+                        f"got {size!r}")
+    size = size_arg(tuple(size), where)
+    dense_dim = len(values_shape) - 1
+    if len(size) != sparse_dim + dense_dim:
+        raise ValueError(f"{where}: 'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = "
+                         f"{len(size)}, sparse_dim = {sparse_dim}, dense_dim = {dense_dim}")
+    if size[sparse_dim:] != tuple(values_shape[1:]):
+        raise ValueError(f"{where}: values has incorrect size, expected {[values_shape[0], *size[sparse_dim:]]}, "
+                         f"got {list(values_shape)}")
+    return size
+
+
 def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
-    """A read-only, C-contiguous int64 (2, nnz) copy of COO indices."""
+    """A read-only, C-contiguous int64 (sparse_dim, nnz) copy of COO indices, sparse_dim >= 1."""
     arr, from_python = _as_array(indices, where)
     if from_python and arr.size == 0:
         arr = arr.astype(np.int64)  # [[], []]: no entries, no dtype to infer
@@ -107,15 +124,11 @@ def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{where}: indices must be an integer array, got dtype {arr.dtype.name}")
     if arr.ndim != 2:
-        raise ValueError(
-            f"{where}: indices must have shape (2, nnz), got an array with {arr.ndim} dims "
-            f"of shape {arr.shape}"
-        )
-    if arr.shape[0] != 2:
-        raise ValueError(
-            f"{where}: {EXPECTED_2D}, got indices of shape {arr.shape} "
-            f"(sparse_dim={arr.shape[0]}); indices must have shape (2, nnz)"
-        )
+        raise ValueError(f"{where}: indices must be sparse_dim x nnz, but got: {list(arr.shape)} "
+                         "(one row of indices per sparse dimension)")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{where}: indices of shape {arr.shape} have sparse_dim 0; sparse_ref needs "
+                         "sparse_dim >= 1 (a tensor with no sparse dimension is a dense one: sr.tensor)")
     if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise IndexError(f"{where}: index {arr.max()} does not fit in int64")
     out = np.array(arr, dtype=np.int64, copy=True, order="C")
@@ -123,13 +136,17 @@ def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
     return out
 
 
-def coo_values(values, nnz: int, dtype, where: str = "sparse_coo_tensor") -> np.ndarray:
+def coo_values(values, nnz: int, dtype, where: str = "sparse_coo_tensor", blocks: bool = True) -> np.ndarray:
+    """A read-only copy of the values: shape (nnz, *dense_sizes) (``blocks``), else (nnz,)."""
     arr, from_python = _as_array(values, where)
-    if arr.ndim != 1:
+    if not blocks and arr.ndim != 1:
         raise ValueError(
             f"{where}: {EXPECTED_2D}, got values of shape {arr.shape} "
             f"(dense_dim={max(arr.ndim - 1, 0)}); values must be 1-D with one value per entry"
         )
+    if arr.ndim == 0:
+        raise ValueError(f"{where}: values must have shape (nnz, *dense_sizes), one value or block per "
+                         "entry; got a 0-d array")
     if arr.shape[0] != nnz:
         raise ValueError(
             f"{where}: indices and values must have the same number of entries (nnz), "
@@ -155,7 +172,7 @@ def index_bounds(indices: np.ndarray, shape: tuple, where: str = "sparse_coo_ten
     """Reject negative and out-of-range indices (one vectorised pass per dimension)."""
     if indices.shape[1] == 0:
         return
-    for dim in range(2):
+    for dim in range(indices.shape[0]):
         lo, hi = indices[dim].min(), indices[dim].max()
         if lo < 0:
             raise IndexError(f"{where}: found negative index {lo} for dim {dim} (size {shape[dim]})")
@@ -166,34 +183,69 @@ def index_bounds(indices: np.ndarray, shape: tuple, where: str = "sparse_coo_ten
             )
 
 
-def inferred_shape(indices: np.ndarray) -> tuple:
+def inferred_shape(indices: np.ndarray, dense_sizes: tuple = ()) -> tuple:
+    """max index + 1 in every sparse dim (0 when nothing is stored), then the dense sizes."""
     if indices.shape[1] == 0:
-        return (0, 0)
+        return (0,) * indices.shape[0] + tuple(dense_sizes)
     if indices.min() < 0:
         dim = int(np.argmin(indices.min(axis=1)))
         raise IndexError(f"sparse_coo_tensor: found negative index {indices[dim].min()} for dim {dim}")
-    shape = (int(indices[0].max()) + 1, int(indices[1].max()) + 1)
+    shape = tuple(int(m) + 1 for m in indices.max(axis=1))
     for dim, n in enumerate(shape):
         if n > INT64_MAX:
             raise IndexError(f"sparse_coo_tensor: index {n - 1} for dim {dim} leaves no size that fits "
                              f"in int64 (the largest size is {INT64_MAX}); give size= explicitly")
-    return shape
+    return shape + tuple(dense_sizes)
 
 
 def coalesced_claim(indices: np.ndarray, where: str = "sparse_coo_tensor") -> None:
-    """``is_coalesced=True`` is checked, not trusted: kernels rely on it."""
-    row, col = indices[0], indices[1]
-    if row.shape[0] < 2:
+    """``is_coalesced=True`` is checked, not trusted: kernels rely on it. The index tuples
+    must ascend strictly in lexicographic order (row-major for a matrix)."""
+    n = indices.shape[1]
+    if n < 2:
         return
-    dr = np.diff(row)
-    ok = (dr > 0) | ((dr == 0) & (np.diff(col) > 0))
+    decided = np.zeros(n - 1, dtype=bool)  # the first differing index decides each pair
+    ok = np.zeros(n - 1, dtype=bool)
+    for dim in range(indices.shape[0]):
+        step = np.diff(indices[dim])
+        ok |= ~decided & (step > 0)
+        decided |= step != 0
     if not ok.all():
         p = int(np.argmin(ok)) + 1
+        here, before = tuple(indices[:, p].tolist()), tuple(indices[:, p - 1].tolist())
         raise ValueError(
             f"{where}: is_coalesced=True but the indices are not sorted row-major and unique "
-            f"(entry {p} at ({row[p]}, {col[p]}) follows ({row[p - 1]}, {col[p - 1]})); "
-            "leave is_coalesced unset and call .coalesce()"
+            f"(entry {p} at {here} follows {before}); leave is_coalesced unset and call .coalesce()"
         )
+
+
+def sparse_dim_arg(sparse_dim, ndim: int, where: str = "to_sparse") -> int:
+    """``Tensor.to_sparse(sparse_dim)``: None means every dim; else in [1, ndim] (torch's
+    messages; torch's sparse_dim 0 of a 0-d tensor is refused: sparse_ref needs S >= 1)."""
+    if ndim == 0:
+        raise ValueError(f"{where}: a 0-d tensor has no dimension to make sparse (sparse_ref's sparse "
+                         "tensors have sparse_dim >= 1)")
+    if sparse_dim is None:
+        return ndim
+    if isinstance(sparse_dim, (bool, np.bool_)) or not isinstance(sparse_dim, (int, np.integer)):
+        raise TypeError(f"{where}: sparse_dim must be an int, got {sparse_dim!r}")
+    if not 0 <= sparse_dim <= ndim:
+        raise ValueError(f"dense_to_sparse: sparse_dim argument must be in [0,{ndim}] range, but "
+                         f"{sparse_dim} is given")
+    if sparse_dim == 0:
+        raise ValueError("dense_to_sparse: sparse_dim argument must be in >0 when self.dim()>0")
+    return int(sparse_dim)
+
+
+def sparse_layout(t, name: str, where: str, sparse_dims: tuple = (2,)) -> None:
+    """The one check of every op that needs a sparse matrix (products, ``t``, CSR,
+    arithmetic, sums over a dim, softmax): sparse_dim 2 (or one of ``sparse_dims``) and
+    dense_dim 0. A hybrid tensor (dense_dim > 0) and a tensor of more sparse dims are
+    refused by the rule they break, before any kernel runs."""
+    if t.sparse_dim() not in sparse_dims or t.dense_dim() != 0:
+        want = " or ".join(str(d) for d in sparse_dims)
+        raise ArgumentError(f"{where}: {name} must have sparse_dim {want} and dense_dim 0, got sparse_dim "
+                            f"{t.sparse_dim()} and dense_dim {t.dense_dim()} ({where} needs a 2-D sparse matrix)")
 
 
 # -- products ---------------------------------------------------------------------------------
@@ -206,6 +258,8 @@ FLOATING = "fc"
 def _operand(t, name: str, where: str, sparse=SparseTensor):
     if not isinstance(t, (sparse, Tensor)):
         raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
+    if isinstance(t, SparseTensor):
+        sparse_layout(t, name, where)
     if t.ndim != 2:
         raise ArgumentError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape "
                             f"{tuple(t.shape)}")
@@ -317,6 +371,8 @@ def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled
     if not isinstance(input, sparse):
         raise ArgumentTypeError(f"{where}: input must be a sparse matrix (its pattern is sampled), "
                         f"got {type(input).__name__}")
+    if isinstance(input, SparseTensor):
+        sparse_layout(input, "input", where)
     for name, t in (("mat1", mat1), ("mat2", mat2)):
         if not isinstance(t, Tensor):
             raise ArgumentTypeError(f"{where}: {name} must be a dense Tensor (strided layout), got "
@@ -374,7 +430,7 @@ def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants:
     nnz = col.shape[0]
     val = shared_values(values, dtype, where) if isinstance(values, np.ndarray) else None
     if val is None or val.shape[0] != nnz:
-        val = coo_values(values, nnz, dtype, where)
+        val = coo_values(values, nnz, dtype, where, blocks=False)
     if crow.shape[0] == 0:
         raise ValueError(f"{where}: crow_indices must have nrows + 1 entries (at least 1), got 0")
     if crow[0] != 0:
@@ -514,9 +570,7 @@ def sparse_tensor(t, name: str, where: str) -> None:
 def sparse_matrix(t, name: str, where: str) -> None:
     """A 2-D sparse tensor, COO or CSR (not a dense one, and not a sum's sparse vector)."""
     sparse_tensor(t, name, where)
-    if t.ndim != 2:
-        raise ArgumentError(f"{where}: {name} must be a 2-D sparse matrix, got a {t.ndim}-D sparse "
-                            f"tensor of shape {t.shape}")
+    sparse_layout(t, name, where)
 
 
 def sparse_pair(a, b, where: str) -> None:

@@ -98,6 +98,7 @@ def to_scipy(t: SparseTensor):
         return sp.csr_array((t._val.copy(), t._col.copy(), t._crow.copy()), shape=t.shape)
     if not isinstance(t, SparseTensor):
         raise TypeError(f"to_scipy: expected a sparse_ref SparseTensor, got {type(t).__name__}")
+    _validate.sparse_layout(t, "t", "to_scipy", sparse_dims=(1, 2))  # SciPy has no hybrid or 3-D arrays
     coords = tuple(row.copy() for row in t._idx)  # one row for a sum's sparse vector
     out = sp.coo_array((t._val.copy(), coords), shape=t.shape)
     if t.is_coalesced():

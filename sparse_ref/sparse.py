@@ -212,6 +212,7 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch's name)
     tensor([1., 0., 2.])
     """
     _validate.sparse_tensor(input, "input", "sum")
+    _validate.sparse_layout(input, "input", "sum", sparse_dims=(1, 2))
     dims = _validate.reduce_dims(dim, input.ndim, "sum")
     if dtype is not None:
         input = ops.cast(input, _dtypes.as_dtype(dtype, "sum"))

@@ -14,6 +14,7 @@ import types
 
 import numpy as np
 
+from sparse_ref import _validate
 from sparse_ref._tensor import SparseTensor, Tensor
 
 __all__ = ["Trace", "spy", "trace"]
@@ -26,8 +27,7 @@ def _stored_entries(t):
     a sparse tensor as stored (``explicit=True``: a stored 0 is an explicit zero), the
     nonzero elements of a dense one."""
     if isinstance(t, SparseTensor):  # COO or CSR
-        if len(t.shape) != 2:
-            raise ValueError(f"spy: expected a 2-D matrix, got a sparse tensor of shape {tuple(t.shape)}")
+        _validate.sparse_layout(t, "t", "spy")
         idx = np.asarray(t._idx)
         return tuple(t.shape), idx[0], idx[1], np.asarray(t._val), True
     data = t._data if isinstance(t, Tensor) else np.asarray(t)

@@ -61,8 +61,8 @@ def _analytical_at_stored(t, grad) -> np.ndarray:
     if not isinstance(t, SparseTensor):
         return grad._data if grad is not None else np.zeros_like(t._data)
     if grad is None:
-        return np.zeros(t._nnz(), dtype=t.dtype)
-    _, _, pos = _formats.coalesce(t._idx[0], t._idx[1], t._val, t.shape[0], with_pos=True)
+        return np.zeros_like(t._val)  # one value (or dense block) per stored entry
+    _, _, pos = _formats.coalesce_coo(t._idx, t._val, t.shape, with_pos=True)
     return grad._val[pos]
 
 

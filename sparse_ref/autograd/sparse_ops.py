@@ -35,7 +35,6 @@ from sparse_ref import _formats, _products
 from sparse_ref._arrays import converted
 from sparse_ref._grad_mode import no_grad
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
-from sparse_ref._validate import EXPECTED_2D
 from sparse_ref.autograd.dense_ops import conj, unbroadcast
 from sparse_ref.autograd.engine import Function
 
@@ -314,8 +313,7 @@ class SparseFromValues(Function):
         return out
 
     def backward(self, grad):
-        _, _, pos = _formats.coalesce(self.out_idx[0], self.out_idx[1], self.out_val, self.shape[0],
-                                      with_pos=True)
+        _, _, pos = _formats.coalesce_coo(self.out_idx, self.out_val, self.shape, with_pos=True)
         return grad[pos].astype(self.values_dtype, copy=False), None, None, None
 
 
@@ -347,8 +345,9 @@ class ToCoo(Function):
 
 
 class ToDense(Function):
-    """``D = S.to_dense()``: grad_S = mask(G, S). (S may be a sparse vector: its indices
-    have one row, so every index below is a tuple of the index rows.)"""
+    """``D = S.to_dense()``: grad_S = mask(G, S). (S may have any number of index rows and
+    dense dims: every index below is the tuple of the index rows, which picks a whole dense
+    block per entry, ``D[i0, i1, ...] = block``.)"""
 
     _name = "ToDenseBackward0"
 
@@ -364,22 +363,25 @@ class ToDense(Function):
 
 
 class ToSparse(Function):
-    """``S = X.to_sparse()`` (the nonzeros of X): grad_X = G scattered at S's pattern."""
+    """``S = X.to_sparse(k)``: the leading k dims of X sparse, the rest dense. An index tuple
+    is stored when its block ``X[i0, ..., ik-1]`` holds any nonzero (NaN counts; 0 and -0.0
+    do not), with its whole block. grad_X = G's blocks scattered at S's pattern."""
 
     _name = "ToSparseBackward0"
     saves = ()  # backward reads no input data
 
-    def forward(self, x):
-        if x._data.ndim != 2:
-            raise ValueError(f"to_sparse: {EXPECTED_2D}, got a {x._data.ndim}-D tensor")
-        row, col = np.nonzero(x._data)  # row-major order, so the result is coalesced
-        self.shape, self.row, self.col = x.shape, row, col
-        return SparseTensor._make(np.stack([row, col]), x._data[row, col], x.shape, coalesced=True)
+    def forward(self, x, sparse_dim):
+        data = x._data
+        lead = data.shape[:sparse_dim]
+        stored = (data != 0).reshape(lead + (-1,)).any(axis=-1)  # any nonzero in the block
+        self.shape, self.where = x.shape, np.nonzero(stored)  # row-major: the result is coalesced
+        indices = np.stack(self.where).astype(np.int64, copy=False)
+        return SparseTensor._make(indices, data[self.where], x.shape, coalesced=True)
 
     def backward(self, grad):
         out = np.zeros(self.shape, dtype=grad.dtype)
-        out[self.row, self.col] = grad
-        return (out,)
+        out[self.where] = grad
+        return out, None
 
 
 class Coalesce(Function):
@@ -389,7 +391,7 @@ class Coalesce(Function):
     _name = "CoalesceBackward0"
 
     def forward(self, s):
-        indices, val, _ = _formats.coalesce(s._idx[0], s._idx[1], s._val, s.shape[0])
+        indices, val, _ = _formats.coalesce_coo(s._idx, s._val, s.shape)
         out = SparseTensor._make(indices, val, s.shape, coalesced=True)
         s._cache.setdefault("coalesced", out.detach())
         return out

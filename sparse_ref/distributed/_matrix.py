@@ -20,7 +20,7 @@ import dask
 import numpy as np
 from distributed import default_client, wait
 
-from sparse_ref import _dtypes, _formats
+from sparse_ref import _dtypes, _formats, _validate
 from sparse_ref._errors import ArgumentError, ArgumentTypeError
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor
 from sparse_ref.autograd.engine import External, Function
@@ -383,9 +383,7 @@ def from_sparse(a, nparts: int, client=None) -> DistSparse:
     if not isinstance(a, SparseTensor):
         raise ArgumentTypeError("from_sparse: a must be a sparse matrix (COO or CSR), got "
                                 f"{type(a).__name__}")
-    if a.ndim != 2:
-        raise ArgumentError(f"from_sparse: a must be a 2-D matrix, got a {a.ndim}-D tensor of shape "
-                            f"{a.shape}")
+    _validate.sparse_layout(a, "a", "from_sparse")
     if isinstance(nparts, bool) or not isinstance(nparts, (int, np.integer)) or nparts < 1:
         raise ArgumentError(f"from_sparse: nparts must be a positive int, got {nparts!r}")
     return Distribute.apply(a, int(nparts), current_client(client, "from_sparse"))
