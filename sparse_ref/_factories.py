@@ -61,7 +61,7 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
 
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: bool = False,
                       is_coalesced: bool | None = None) -> SparseTensor:
-    """A sparse COO tensor from indices (S x nnz) and values (nnz, *dense_sizes), like torch's.
+    """A sparse COO tensor from indices (S x nnz) and values ``(nnz, *dense_sizes)``, like torch's.
 
     S = ``indices.shape[0]`` >= 1 is the tensor's ``sparse_dim()``; the values hold one
     number per entry (dense_dim 0: a matrix when S = 2) or one dense block per entry (a

@@ -679,9 +679,9 @@ class Tensor(_Differentiable):
 
 
 class SparseTensor(_Differentiable):
-    """A sparse tensor in COO form: ``indices`` (S x nnz, int64), ``values`` (nnz, *dense
-    sizes), ``size`` and a ``coalesced`` flag (index tuples sorted lexicographically --
-    row-major for a matrix --, no duplicates).
+    """A sparse tensor in COO form: ``indices`` (S x nnz, int64), ``values`` (nnz, then
+    the dense sizes), ``size`` and a ``coalesced`` flag (index tuples sorted
+    lexicographically -- row-major for a matrix --, no duplicates).
 
     ``sparse_dim()`` is S, ``dense_dim()`` is ``values.ndim - 1``; the shape is the S
     sparse sizes, then the dense sizes. The common case is a 2-D matrix (S = 2, one value
@@ -1039,6 +1039,10 @@ class SparseCsrTensor(SparseTensor):
             idx.flags.writeable = False
             self._cache["idx"] = idx
         return self._cache["idx"]
+
+    def sparse_dim(self) -> int:
+        """2, always (without building the COO indices that ``_idx`` would make)."""
+        return 2
 
     def crow_indices(self) -> Tensor:
         """The row pointers (nrows + 1 of them).

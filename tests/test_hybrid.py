@@ -210,6 +210,23 @@ def test_to_sparse_matches_torch(k):
     np.testing.assert_array_equal(ours.to_dense().numpy(), x)
 
 
+@pytest.mark.parametrize("shape,k", [((0, 3), 1), ((3, 0), 1), ((2, 0, 2), 1), ((2, 0, 2), 3), ((0,), 1)])
+def test_to_sparse_of_zero_size_tensors_matches_torch(shape, k):
+    same_as_torch(sr.zeros(*shape).to_sparse(k), torch.zeros(*shape).to_sparse(k))
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(0, 3), min_size=1, max_size=4), seed=st.integers(0, 2**32 - 1),
+       data=st.data())
+def test_to_sparse_matches_torch_on_random_tensors(shape, seed, data):
+    k = data.draw(st.integers(1, len(shape)))
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 2, shape) * (rng.random(shape) < 0.3)  # mostly zeros, some blocks all zero
+    x = x.astype(np.float64)
+    same_as_torch(sr.tensor(x).to_sparse(k), torch.from_numpy(x).to_sparse(k))
+    np.testing.assert_array_equal(sr.tensor(x).to_sparse(k).to_dense().numpy(), x)
+
+
 def test_to_sparse_of_a_3d_tensor_is_sparse_dim_3_and_of_a_vector_1():
     assert sr.tensor(example_3d()).to_sparse().sparse_dim() == 3
     v = sr.tensor([0., 2., 0.]).to_sparse()

@@ -373,7 +373,8 @@ class ToSparse(Function):
     def forward(self, x, sparse_dim):
         data = x._data
         lead = data.shape[:sparse_dim]
-        stored = (data != 0).reshape(lead + (-1,)).any(axis=-1)  # any nonzero in the block
+        block = int(np.prod(data.shape[sparse_dim:], dtype=np.int64))
+        stored = (data != 0).reshape(lead + (block,)).any(axis=-1)  # any nonzero in the block
         self.shape, self.where = x.shape, np.nonzero(stored)  # row-major: the result is coalesced
         indices = np.stack(self.where).astype(np.int64, copy=False)
         return SparseTensor._make(indices, data[self.where], x.shape, coalesced=True)
