@@ -244,8 +244,9 @@ def sparse_layout(t, name: str, where: str, sparse_dims: tuple = (2,)) -> None:
     refused by the rule they break, before any kernel runs."""
     if t.sparse_dim() not in sparse_dims or t.dense_dim() != 0:
         want = " or ".join(str(d) for d in sparse_dims)
+        needs = "a 2-D sparse matrix" if sparse_dims == (2,) else f"one value per entry of a sparse_dim {want} tensor"
         raise ArgumentError(f"{where}: {name} must have sparse_dim {want} and dense_dim 0, got sparse_dim "
-                            f"{t.sparse_dim()} and dense_dim {t.dense_dim()} ({where} needs a 2-D sparse matrix)")
+                            f"{t.sparse_dim()} and dense_dim {t.dense_dim()} ({where} needs {needs})")
 
 
 # -- products ---------------------------------------------------------------------------------

@@ -327,6 +327,18 @@ def test_a_hybrid_leafs_gradient_is_masked_to_its_pattern():
     assert x.grad.numpy().tolist() == np.repeat(stored[:, :, None], 2, axis=2).astype(float).tolist()
 
 
+def test_backward_from_a_hybrid_root_masks_a_sparse_or_dense_gradient():
+    s = sr.sparse_coo_tensor([[1, 0, 1], [0, 1, 0]], [[1., 2.], [3., 4.], [5., 6.]], (2, 3, 2),
+                             dtype=F64, requires_grad=True)
+    g = sr.sparse_coo_tensor([[0, 1], [2, 0]], [[7., 8.], [9., 10.]], (2, 3, 2), dtype=F64)  # (0, 2): not s's
+    s.coalesce().backward(g)
+    assert s.grad.indices().tolist() == [[0, 1], [1, 0]]
+    assert s.grad.values().tolist() == [[0., 0.], [9., 10.]]
+    s.grad = None
+    s.coalesce().backward(g.to_dense())
+    assert s.grad.values().tolist() == [[0., 0.], [9., 10.]]
+
+
 # -- errors -------------------------------------------------------------------------------------
 
 def torch_message(call):
