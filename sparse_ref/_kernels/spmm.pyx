@@ -11,6 +11,37 @@ from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 __all__ = ["spmm", "spmm_reduce"]
 
+# float64 and float32 rows run in C with vectors as wide as the CPU has (AVX-512, AVX2 or
+# SSE2, chosen at run time); each lane is one column of the output and adds in the order
+# of spmm_row below, so the bits are the same on every level (_simd.h says how).
+cdef extern from "_simd.h":
+    void simd_row_f64 "sr_spmm_row_f64"(const idx_t* col, const double* val, idx_t start,
+                                        idx_t end, idx_t nnz, const double* b, idx_t n,
+                                        idx_t j0, idx_t j1, double* out) noexcept nogil
+    void simd_row_f32 "sr_spmm_row_f32"(const idx_t* col, const float* val, idx_t start,
+                                        idx_t end, idx_t nnz, const float* b, idx_t n,
+                                        idx_t j0, idx_t j1, float* out) noexcept nogil
+    int simd_current "sr_simd"() noexcept nogil
+    int simd_best "sr_simd_best"() noexcept nogil
+    void simd_set "sr_simd_set"(int level) noexcept nogil
+
+SIMD_LEVELS = ("baseline", "avx2", "avx512")  # "baseline": SSE2 on x86-64
+
+
+def _simd_level():
+    """The vector instructions the float SpMM rows use here: ``"avx512"``, ``"avx2"`` or
+    ``"baseline"`` (SSE2 on x86-64; the compiler's own vectors elsewhere)."""
+    return SIMD_LEVELS[simd_current()]
+
+
+def _set_simd_level(str level):
+    """Tuning hook for benchmarks and tests (not public API): use ``level`` or a narrower
+    one, never a wider one than the CPU has. Returns the level now in use."""
+    if level not in SIMD_LEVELS:
+        raise ValueError(f"SIMD level must be one of {SIMD_LEVELS}, got {level!r}")
+    simd_set(min(SIMD_LEVELS.index(level), simd_best()))
+    return _simd_level()
+
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
 cdef enum:
@@ -71,17 +102,22 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
             acc = acc + mul(a_val[q], b[a_col[q] * n + j0])
         out_row[j0] = acc
         return
-    for j in range(j0, j1):
-        out_row[j] = 0
-    for q in range(start, end):
-        if q + AHEAD < nnz:
-            ahead = <const char*> (b + a_col[q + AHEAD] * n + j0)
-            for line in range(0, row_bytes, 64):
-                prefetch(ahead + line)
-        a = a_val[q]
-        b_row = b + a_col[q] * n
+    if value_t is double:  # vectors as wide as the CPU has, the same order (_simd.h)
+        simd_row_f64(a_col, a_val, start, end, nnz, b, n, j0, j1, out_row)
+    elif value_t is float:
+        simd_row_f32(a_col, a_val, start, end, nnz, b, n, j0, j1, out_row)
+    else:
         for j in range(j0, j1):
-            out_row[j] = out_row[j] + mul(a, b_row[j])
+            out_row[j] = 0
+        for q in range(start, end):
+            if q + AHEAD < nnz:
+                ahead = <const char*> (b + a_col[q + AHEAD] * n + j0)
+                for line in range(0, row_bytes, 64):
+                    prefetch(ahead + line)
+            a = a_val[q]
+            b_row = b + a_col[q] * n
+            for j in range(j0, j1):
+                out_row[j] = out_row[j] + mul(a, b_row[j])
 
 
 def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
