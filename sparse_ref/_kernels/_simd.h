@@ -12,8 +12,10 @@
  * the whole row, instead of a load and a store of out[j] per stored entry.
  *
  * Blocks: 8 vectors of columns, then 4, 2 and 1 for what is left, then single columns.
- * While it does its first block, the kernel asks for the row of B of the entry AHEAD places
- * on (its columns j0..j1, every cache line), as the scalar kernel does.
+ * While it does its first block, the kernel asks for the row of B of the entry
+ * sr_prefetch_ahead places on: its first sr_prefetch_bytes (the CPU's own prefetcher
+ * follows a long row once it has started; asking for every line of a 2 KiB row was
+ * measured slower). Both are tuning knobs (spmm._set_prefetch), never a change of order.
  *
  * Anything that is not GCC or Clang on x86-64 gets the portable vectors of the compiler's
  * baseline (SR_SIMD_BASELINE): the same bits, other speed.
@@ -24,7 +26,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#define SR_AHEAD 6
+static int64_t sr_prefetch_ahead = 10;  /* entries */
+static int64_t sr_prefetch_bytes = 256;
+static void sr_set_prefetch(int64_t ahead, int64_t nbytes) {
+    sr_prefetch_ahead = ahead;
+    sr_prefetch_bytes = nbytes;
+}
 
 enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
 
@@ -45,13 +52,14 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
                                       int64_t end, int64_t nnz, const T* b, int64_t n,       \
                                       int64_t j, int64_t j0, int64_t j1, int first, T* out) { \
         VT acc[NACC], a, x;                                                                  \
-        int64_t q, line, t;                                                                  \
+        int64_t q, line, t, ahead = sr_prefetch_ahead;                                       \
+        int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
+        if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
         for (t = 0; t < NACC; t++) acc[t] = (VT){0};                                         \
         for (q = start; q < end; q++) {                                                      \
-            if (first && q + SR_AHEAD < nnz) {                                               \
-                const char* ahead = (const char*)(b + col[q + SR_AHEAD] * n + j0);           \
-                for (line = 0; line < (j1 - j0) * (int64_t)sizeof(T); line += 64)            \
-                    SR_PREFETCH(ahead + line);                                               \
+            if (first && q + ahead < nnz) {                                                  \
+                const char* next = (const char*)(b + col[q + ahead] * n + j0);               \
+                for (line = 0; line < reach; line += 64) SR_PREFETCH(next + line);           \
             }                                                                                \
             a = (VT){0} + val[q]; /* val[q] in every lane */                                 \
             for (t = 0; t < NACC; t++) {                                                     \

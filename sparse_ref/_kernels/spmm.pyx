@@ -24,6 +24,7 @@ cdef extern from "_simd.h":
     int simd_current "sr_simd"() noexcept nogil
     int simd_best "sr_simd_best"() noexcept nogil
     void simd_set "sr_simd_set"(int level) noexcept nogil
+    void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes) noexcept nogil
 
 SIMD_LEVELS = ("baseline", "avx2", "avx512")  # "baseline": SSE2 on x86-64
 
@@ -41,6 +42,12 @@ def _set_simd_level(str level):
         raise ValueError(f"SIMD level must be one of {SIMD_LEVELS}, got {level!r}")
     simd_set(min(SIMD_LEVELS.index(level), simd_best()))
     return _simd_level()
+
+
+def _set_prefetch(idx_t ahead, idx_t nbytes):
+    """Tuning hook for benchmarks (not public API): the float rows ask for the row of B
+    of the entry ``ahead`` places on, its first ``nbytes``; defaults 10 and 256."""
+    simd_set_prefetch(max(ahead, 1), max(nbytes, 0))
 
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
