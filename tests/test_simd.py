@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sparse_ref.reference import spmm as reference_spmm
+from sparse_ref._kernels import sddmm as sddmm_kernel
 from sparse_ref._kernels import spmm as kernel
 
 LEVELS = ("baseline", "avx2", "avx512")
@@ -21,6 +22,7 @@ def level():
     widest = kernel._simd_level()
     yield widest
     kernel._set_simd_level(widest)
+    sddmm_kernel._set_simd_level(widest)
 
 
 def matrices(rng, dtype, n):
@@ -91,3 +93,23 @@ def test_a_level_wider_than_the_cpu_is_never_used(level):
     assert kernel._set_simd_level("avx512") == level  # the widest it has, no wider
     with pytest.raises(ValueError, match="SIMD level must be one of"):
         kernel._set_simd_level("avx1024")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sddmm_dot_gives_the_reference_bits_on_every_level(level, dtype):
+    # the 8 partial sums of the contract are the 8 lanes of one vector on every level
+    from sparse_ref.reference import sddmm as slow
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65, 130):
+        x = (rng.standard_normal((6, n)) * 10.0 ** rng.integers(-8, 9, (6, n))).astype(dtype)
+        y = (rng.standard_normal((7, n)) * 10.0 ** rng.integers(-8, 9, (7, n))).astype(dtype)
+        row = rng.integers(0, 6, 30).astype(np.int64)
+        col = rng.integers(0, 7, 30).astype(np.int64)
+        want = np.full(30, np.nan, dtype=dtype)
+        slow.sddmm(row, col, x, y, want)
+        for name in LEVELS[:LEVELS.index(level) + 1]:
+            assert sddmm_kernel._set_simd_level(name) == name
+            out = np.full(30, np.nan, dtype=dtype)
+            sddmm_kernel.sddmm(row, col, x, y, out, 2)
+            assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n)

@@ -165,4 +165,62 @@ static void sr_spmm_row_f32(const int64_t* col, const float* val, int64_t start,
     sr_row_f32_base(col, val, start, end, nnz, b, n, j0, j1, out);
 }
 
+/* SDDMM's dot product in the contract's order: 8 partial sums s_r over j = r, r + 8, ...,
+ * then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)). The 8 partial sums are the 8
+ * lanes of one vector (of 8 doubles: 4 SSE2, 2 AVX2 or 1 AVX-512 register; of 8 floats:
+ * 2, 1 or half of one), so every level adds in that same order. */
+#define SR_DOT(NAME, T, V8, TARGET)                                                          \
+    TARGET static T NAME(const T* x, const T* y, int64_t n) {                                \
+        V8 s = (V8){0}, a, b;                                                                \
+        int64_t j = 0, r;                                                                    \
+        T lane[8];                                                                           \
+        for (; j + 8 <= n; j += 8) {                                                         \
+            memcpy(&a, x + j, sizeof(V8));                                                   \
+            memcpy(&b, y + j, sizeof(V8));                                                   \
+            s = s + a * b;                                                                   \
+        }                                                                                    \
+        memcpy(lane, &s, sizeof(V8));                                                        \
+        for (r = 0; j + r < n; r++) lane[r] = lane[r] + x[j + r] * y[j + r];                 \
+        return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])); \
+    }
+
+#if defined(__GNUC__) || defined(__clang__)
+typedef double sr_d8v __attribute__((vector_size(64)));
+typedef float sr_f8v __attribute__((vector_size(32)));
+SR_DOT(sr_dot_f64_base, double, sr_d8v, )
+SR_DOT(sr_dot_f32_base, float, sr_f8v, )
+#else
+#define SR_SCALAR_DOT(NAME, T)                                                               \
+    static T NAME(const T* x, const T* y, int64_t n) {                                       \
+        T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                \
+        int64_t j;                                                                           \
+        for (j = 0; j < n; j++) lane[j % 8] = lane[j % 8] + x[j] * y[j];                     \
+        return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])); \
+    }
+SR_SCALAR_DOT(sr_dot_f64_base, double)
+SR_SCALAR_DOT(sr_dot_f32_base, float)
+#endif
+
+#ifdef SR_X86
+SR_DOT(sr_dot_f64_avx2, double, sr_d8v, __attribute__((target("avx2"))))
+SR_DOT(sr_dot_f32_avx2, float, sr_f8v, __attribute__((target("avx2"))))
+SR_DOT(sr_dot_f64_avx512, double, sr_d8v, __attribute__((target("avx512f"))))
+#endif
+
+static double sr_dot_f64(const double* x, const double* y, int64_t n) {
+#ifdef SR_X86
+    int level = sr_simd();
+    if (level == SR_SIMD_AVX512) return sr_dot_f64_avx512(x, y, n);
+    if (level == SR_SIMD_AVX2) return sr_dot_f64_avx2(x, y, n);
+#endif
+    return sr_dot_f64_base(x, y, n);
+}
+
+static float sr_dot_f32(const float* x, const float* y, int64_t n) {
+#ifdef SR_X86
+    if (sr_simd() >= SR_SIMD_AVX2) return sr_dot_f32_avx2(x, y, n); /* 8 floats: one AVX2 register */
+#endif
+    return sr_dot_f32_base(x, y, n);
+}
+
 #endif /* SPARSE_REF_SIMD_H */

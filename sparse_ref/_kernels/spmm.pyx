@@ -21,27 +21,9 @@ cdef extern from "_simd.h":
     void simd_row_f32 "sr_spmm_row_f32"(const idx_t* col, const float* val, idx_t start,
                                         idx_t end, idx_t nnz, const float* b, idx_t n,
                                         idx_t j0, idx_t j1, float* out) noexcept nogil
-    int simd_current "sr_simd"() noexcept nogil
-    int simd_best "sr_simd_best"() noexcept nogil
-    void simd_set "sr_simd_set"(int level) noexcept nogil
     void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes) noexcept nogil
 
-SIMD_LEVELS = ("baseline", "avx2", "avx512")  # "baseline": SSE2 on x86-64
-
-
-def _simd_level():
-    """The vector instructions the float SpMM rows use here: ``"avx512"``, ``"avx2"`` or
-    ``"baseline"`` (SSE2 on x86-64; the compiler's own vectors elsewhere)."""
-    return SIMD_LEVELS[simd_current()]
-
-
-def _set_simd_level(str level):
-    """Tuning hook for benchmarks and tests (not public API): use ``level`` or a narrower
-    one, never a wider one than the CPU has. Returns the level now in use."""
-    if level not in SIMD_LEVELS:
-        raise ValueError(f"SIMD level must be one of {SIMD_LEVELS}, got {level!r}")
-    simd_set(min(SIMD_LEVELS.index(level), simd_best()))
-    return _simd_level()
+include "_simd.pxi"
 
 
 def _set_prefetch(idx_t ahead, idx_t nbytes):
