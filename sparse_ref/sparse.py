@@ -24,7 +24,7 @@ forward and backward stand side by side.
 
 from __future__ import annotations
 
-from sparse_ref import _dtypes, _formats, _products, _validate
+from sparse_ref import _batched, _dtypes, _products, _validate
 from sparse_ref._errors import missing
 from sparse_ref._tensor import SparseTensor
 from sparse_ref._grad_mode import no_grad
@@ -71,14 +71,17 @@ def mm(mat1, mat2, reduce: str | None = None, *, max_nnz: int | None = None):
     tensor([[10., 12.],
             [ 3.,  6.]])
     """
+    if _validate.is_batch(mat1) or _validate.is_batch(mat2):  # a 3-D sparse operand: a batch of products
+        reduce = _validate.bmm_operands(mat1, mat2, reduce, "mm", ("mat1", "mat2"))
+        both_sparse = isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor)
+        max_nnz = None if max_nnz is None else _validate.max_nnz_arg(max_nnz, both_sparse, "mm")
+        return _batched.mm(mat1, mat2, reduce, max_nnz)
     reduce = _validate.mm_operands(mat1, mat2, reduce, "mm")
     both_sparse = isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor)
     if max_nnz is not None:
         max_nnz = _validate.max_nnz_arg(max_nnz, both_sparse, "mm")
     if both_sparse:
-        if _needs_relabel(mat1, mat2):
-            return ops.huge_sparse_sparse(mat1, mat2, max_nnz)  # rows*cols beyond row pointers: renamed
-        return ops.SparseSparseMm.apply(mat1, mat2, max_nnz)
+        return ops.sparse_sparse_mm(mat1, mat2, max_nnz)
     if isinstance(mat1, SparseTensor):
         return ops.SparseMm.apply(mat1, mat2, reduce)
     if isinstance(mat2, SparseTensor):
@@ -111,26 +114,11 @@ def spgemm_nnz(mat1, mat2) -> int:
         raise _validate.ArgumentTypeError(
             f"spgemm_nnz: needs two sparse operands, got {mat1.layout!r} and {mat2.layout!r}")
     with no_grad():
-        if _needs_relabel(mat1, mat2):
+        if ops.needs_relabel(mat1, mat2):
             mat1, mat2, _ = ops.relabeled_operands(mat1, mat2)
         a_crow, a_col, _ = mat1._csr()
         b_crow, b_col, _ = mat2._csr()
     return _products.spgemm_nnz(a_crow, a_col, b_crow, b_col, mat2.shape[1])
-
-
-def _needs_relabel(mat1, mat2) -> bool:
-    return _huge(mat1.shape[0], mat1._nnz()) or _huge(mat1.shape[1], mat1._nnz() + mat2._nnz())
-
-
-# Below this many rows or columns, an operand's pointers cost at most 512 MiB: SpGEMM keeps
-# them rather than relabel both operands (an extra pass), even when most are empty.
-RELABEL_ABOVE = 2**26
-
-
-def _huge(n: int, nnz: int) -> bool:
-    """A dimension too long to give every index a pointer (``_formats.too_many_pointers``),
-    and long enough that its pointers would cost real memory."""
-    return _formats.too_many_pointers(n, nnz) and n > RELABEL_ABOVE
 
 
 def addmm(mat, mat1, mat2, *, beta=1, alpha=1):
@@ -169,6 +157,9 @@ def sampled_addmm(input, mat1, mat2, *, beta=1, alpha=1):
     tensor([[ 0., 10.],
             [25.,  0.]])
     """
+    if _validate.is_batch(input):  # 3-D: a batch of sampled products
+        _validate.batched_sampled_addmm_operands(input, mat1, mat2, beta, alpha, "sampled_addmm")
+        return _batched.sampled_addmm(input, mat1, mat2, beta, alpha)
     _validate.sampled_addmm_operands(input, mat1, mat2, beta, alpha, "sampled_addmm")
     return ops.SparseSampledAddmm.apply(input, mat1, mat2, beta, alpha)
 
