@@ -197,6 +197,7 @@ def t(input):
             [2.]])
     """
     if isinstance(input, SparseTensor):
+        _validate.sparse_transpose(input, "t")
         return sparse_ops.SparseTranspose.apply(input) if input.ndim == 2 else input  # a sparse vector
     if input.ndim > 2:
         raise ArgumentError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
@@ -394,6 +395,7 @@ def transpose(input, dim0: int, dim1: int) -> Tensor:
     (4, 3, 2)
     """
     if isinstance(input, SparseTensor):
+        _validate.sparse_transpose(input, "transpose")
         a, b = (_validate.dim_arg(d, 2, "transpose") for d in (dim0, dim1))
         return input if a == b else t(input)
     _dense_arg(input, "transpose")
@@ -928,7 +930,9 @@ def sparse_sub(input, other):
 
 def sparse_sum(input, dim=None, keepdim: bool = False):
     """``SparseTensor.sum(dim, keepdim)``: see :func:`sparse_ref.sparse.sum`."""
-    return sparse_ops.sparse_sum(input, _validate.reduce_dims(dim, input.ndim, "sum"), keepdim)
+    dims = _validate.reduce_dims(dim, input.ndim, "sum")
+    _validate.sparse_sum_dims(input, dims, "sum")
+    return sparse_ops.sparse_sum(input, dims, keepdim)
 
 
 def sparse_to(input, dtype, copy: bool = False):

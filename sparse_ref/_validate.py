@@ -230,7 +230,7 @@ def _operand(t, name: str, where: str, sparse=SparseTensor):
     if not isinstance(t, (sparse, Tensor)):
         raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
     if t.ndim != 2:
-        hint = "; a batch of products needs a 3-D sparse operand (batch, row, column)" if t.ndim == 3 else ""
+        hint = "; batches of matrices (3-D) multiply with sr.bmm or sr.sparse.mm" if t.ndim == 3 else ""
         raise ArgumentError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape "
                             f"{tuple(t.shape)}{hint}")
     return t
@@ -719,6 +719,22 @@ def reduce_dims(dim, ndim: int, where: str) -> tuple:
             raise ArgumentError(f"{where}: dim {d} appears multiple times in the list of dims")
         out.append(d)
     return tuple(sorted(out))
+
+
+def sparse_sum_dims(input, dims: tuple, where: str) -> None:
+    """A sum of a 3-D sparse tensor (a batch) runs over every dim or none: the sums over
+    some of them are not written yet (torch has them)."""
+    if input.ndim > 2 and 0 < len(dims) < input.ndim:
+        raise ArgumentError(f"{where}: summing a {input.ndim}-D sparse tensor over dims {list(dims)} is not "
+                            "supported by sparse_ref yet; sum over every dim, or call .to_dense() first")
+
+
+def sparse_transpose(input, where: str) -> None:
+    """sparse_ref transposes sparse matrices and sparse vectors, not batches (torch's
+    message for t())."""
+    if input.ndim > 2:
+        raise ArgumentError(f"{where}: t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D "
+                            "(sparse_ref does not transpose 3-D sparse tensors)")
 
 
 def softmax_dim(input, dim, where: str) -> int:

@@ -204,6 +204,7 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch's name)
     """
     _validate.sparse_tensor(input, "input", "sum")
     dims = _validate.reduce_dims(dim, input.ndim, "sum")
+    _validate.sparse_sum_dims(input, dims, "sum")
     if dtype is not None:
         input = ops.cast(input, _dtypes.as_dtype(dtype, "sum"))
     return ops.sparse_sum(input, dims)
