@@ -52,16 +52,25 @@ def batch_indices(idx: np.ndarray, shape: tuple) -> np.ndarray:
 class BlockDiagonal(Function):
     """``D = blockdiag(S)``: a 3-D sparse S of shape (B, m, n) as the 2-D matrix of shape
     (B*m, B*n) with S's batch b as its diagonal block b. D is coalesced, its entries in
-    the order of S's coalesced entries, so grad_S = grad_D (unchanged)."""
+    the order of S's coalesced entries, so grad_S = grad_D (unchanged).
+
+    D's indices (and the CSR forms the products derive from them) are kept with S, so a
+    tensor used again pays for them once. D's values are S's values (the same memory)."""
 
     _name = "BlockDiagonalBackward0"
     saves = ()  # backward reads no input data
 
     def forward(self, s):
         c = s._coalesced_form()
-        batches, m, n = s.shape
-        indices = block_diagonal_indices(c._idx, s.shape)
-        return SparseTensor._make(indices, c._val, (batches * m, batches * n), coalesced=True)
+        if "block_diagonal" not in c._cache:  # made once per tensor, like its CSR form
+            batches, m, n = s.shape
+            indices = block_diagonal_indices(c._idx, s.shape)
+            c._cache["block_diagonal"] = SparseTensor._make(indices, c._val, (batches * m, batches * n),
+                                                            coalesced=True)
+        d = c._cache["block_diagonal"]
+        out = SparseTensor._make(d._idx, d._val, d.shape, coalesced=True)  # a new node of the graph
+        out._cache = d._cache  # the same entries: its CSR forms are made once, for every call
+        return out
 
     def backward(self, grad):
         return (grad,)
