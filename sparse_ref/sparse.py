@@ -16,6 +16,12 @@ dense           dense           dense
 "sparse" is COO or CSR (``SparseCsrTensor``); the kernels read a CSR operand's arrays
 as they are, and a COO operand's CSR form is computed once and kept with the tensor.
 
+Batches: when an operand is a 3-D sparse COO tensor (a batch, indices of (batch, row,
+column)), ``mm`` multiplies batch b by batch b (both operands 3-D, sparse or dense, as
+``sr.bmm``), ``reduce=`` included, and ``sampled_addmm`` takes a 3-D sparse ``input``
+with 3-D dense ``mat1`` and ``mat2``. A batch runs as one block-diagonal 2-D product
+(``sparse_ref._batched``).
+
 Every check runs before any kernel (``sparse_ref._validate``); uncoalesced operands are
 coalesced first, so results follow the accumulation order in the kernels' docstrings.
 Each product is a differentiable op of ``sparse_ref.autograd.sparse_ops``, where its
@@ -40,7 +46,10 @@ def mm(mat1, mat2, reduce: str | None = None, *, max_nnz: int | None = None):
     Parameters
     ----------
     mat1, mat2 : SparseTensor or Tensor
-        The operands; see the table in the module docstring for the result's layout.
+        The operands; see the table in the module docstring for the result's layout. With
+        a 3-D sparse operand, both are batches, (B, m, n) and (B, n, p): batch b of the
+        result is ``mat1[b] @ mat2[b]`` (sparse results 3-D and coalesced), and
+        ``reduce`` works per batch.
     reduce : {None, "sum", "mean", "amax", "amin"}, optional
         Only for sparse ``mat1`` and dense ``mat2``: reduce each row's products
         ``mat1[i, k] * mat2[k, j]`` over the stored entries of row i instead of summing
@@ -70,6 +79,11 @@ def mm(mat1, mat2, reduce: str | None = None, *, max_nnz: int | None = None):
     >>> sr.sparse.mm(a, b, reduce="amax")
     tensor([[10., 12.],
             [ 3.,  6.]])
+    >>> batch = sr.sparse_coo_tensor([[0, 1], [0, 0], [1, 0]], [2., 3.], (2, 1, 2))
+    >>> sr.sparse.mm(batch, sr.ones(2, 2, 1), reduce="mean")
+    tensor([[[2.]],
+    <BLANKLINE>
+            [[3.]]])
     """
     if _validate.is_batch(mat1) or _validate.is_batch(mat2):  # a 3-D sparse operand: a batch of products
         reduce = _validate.bmm_operands(mat1, mat2, reduce, "mm", ("mat1", "mat2"))
@@ -146,7 +160,9 @@ def sampled_addmm(input, mat1, mat2, *, beta=1, alpha=1):
 
     The result is sparse with ``input``'s coalesced pattern; explicit zeros of ``input``
     are sampled too. torch takes a CSR ``input`` only; sparse_ref takes COO. With
-    ``beta == 0`` the values of ``input`` are ignored.
+    ``beta == 0`` the values of ``input`` are ignored. A 3-D sparse ``input`` (B, m, p)
+    samples a batch: ``mat1`` (B, m, k) and ``mat2`` (B, k, p), batch b with batch b
+    (torch 2.13 runs a batch of CSR inputs forward, not backward).
 
     Examples
     --------
