@@ -61,7 +61,8 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
 
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: bool = False,
                       is_coalesced: bool | None = None) -> SparseTensor:
-    """A 2-D sparse COO tensor from indices (2 x nnz) and values (nnz), like torch's.
+    """A 2-D sparse COO tensor from indices (2 x nnz) and values (nnz), like torch's; or a
+    batch of them, 3-D, from indices (3 x nnz) of (batch, row, column) and size (B, m, n).
 
     Every index is checked against ``size`` (negative and out-of-range indices raise
     ``IndexError``); when ``size`` is omitted it is inferred as max index + 1. Inputs are
@@ -81,8 +82,10 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
     val = _validate.coo_values(values, idx.shape[1], dtype)
     if size is None:
         shape = _validate.inferred_shape(idx)
+        if len(shape) == 3:
+            _validate.stacked_rows(shape, "sparse_coo_tensor")
     else:
-        shape = _validate.sparse_shape(size, "sparse_coo_tensor")
+        shape = _validate.sparse_shape(size, "sparse_coo_tensor", idx.shape[0])
     _validate.index_bounds(idx, shape)
     is_coalesced = _validate.coalesced_flag(is_coalesced)
     if is_coalesced:

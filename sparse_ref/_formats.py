@@ -54,6 +54,26 @@ def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
     return _coalesce(row, col, val, nrows, n_threads, with_pos)
 
 
+def coalesce_coo(idx, val, shape, n_threads=None, with_pos: bool = False):
+    """:func:`coalesce` of COO ``indices`` with two rows (a matrix) or three (a batch of
+    matrices: batch, row, column, shape (B, m, n)). Returns ``(indices, val, pos)`` with as
+    many index rows as were given.
+
+    A batch is coalesced as the stacked (B*m, n) matrix whose row b*m + r is row r of
+    batch b: its row-major order is the batch-major order (b, r, c), so the result and
+    the order in which duplicates are summed are those of the 2-D kernel. (The caller has
+    checked that B*m fits in int64.)"""
+    if idx.shape[0] == 2:
+        return coalesce(idx[0], idx[1], val, shape[0], n_threads, with_pos)
+    batches, m, _ = shape
+    indices, out_val, pos = coalesce(idx[0] * m + idx[1], idx[2], val, batches * m, n_threads, with_pos)
+    out = np.empty((3, indices.shape[1]), dtype=I64)
+    if m:
+        np.divmod(indices[0], m, out=(out[0], out[1]))
+    out[2] = indices[1]
+    return out, out_val, pos
+
+
 def _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos):
     nnz = row.shape[0]
     shift = max(int(nrows - 1).bit_length() - 16, 0)  # at most 65536 bins of rows

@@ -554,6 +554,9 @@ class Tensor(_Differentiable):
     def mm(self, other):
         return _F.mm(self, other)
 
+    def bmm(self, other):
+        return _F.bmm(self, other)
+
     # -- comparisons: bool tensors, no gradient ---------------------------------------
     def __lt__(self, other):
         return _F.compare(self, other, "<")
@@ -934,13 +937,17 @@ class SparseTensor(_Differentiable):
     def __rmatmul__(self, other):
         return _F.matmul(other, self)
 
+    def bmm(self, other):
+        """``sr.bmm(self, other)``: a batch of products (3-D operands)."""
+        return _F.bmm(self, other)
+
     # -- the arrays the kernels take (computed once: the stored arrays never change) ------
     def _coalesced_form(self) -> "SparseTensor":
         """``coalesce()`` outside the graph, computed once per tensor."""
         if self._coalesced:
             return self
         if self._cache.get("coalesced") is None:
-            indices, val, _ = _formats.coalesce(self._idx[0], self._idx[1], self._val, self._shape[0])
+            indices, val, _ = _formats.coalesce_coo(self._idx, self._val, self._shape)
             self._cache["coalesced"] = SparseTensor._make(indices, val, self._shape, coalesced=True)
         return self._cache["coalesced"]
 

@@ -88,13 +88,32 @@ def size_arg(size, where: str) -> tuple:
     return tuple(int(n) for n in size)
 
 
-def sparse_shape(size, where: str) -> tuple:
+def sparse_shape(size, where: str, sparse_dim: int = 2) -> tuple:
+    """The size of a sparse tensor with ``sparse_dim`` index rows (2: a matrix; 3: a batch
+    of matrices, (B, m, n))."""
     if not isinstance(size, (tuple, list)) and not hasattr(size, "__len__"):
         raise TypeError(f"{where}: size must be a pair (nrows, ncols), got {size!r}")
     size = tuple(size)
-    if len(size) != 2:
-        raise ValueError(f"{where}: {EXPECTED_2D}, got size {size!r} with {len(size)} dims")
-    return size_arg(size, where)
+    if len(size) != sparse_dim:
+        if sparse_dim == 2:
+            raise ValueError(f"{where}: {EXPECTED_2D}, got size {size!r} with {len(size)} dims")
+        raise ValueError(f"{where}: number of dimensions must be sparse_dim ({sparse_dim}) + dense_dim (0), "
+                         f"but got {len(size)} (size {size!r})")
+    shape = size_arg(size, where)
+    if sparse_dim == 3:
+        stacked_rows(shape, where)
+    return shape
+
+
+def stacked_rows(shape: tuple, where: str) -> int:
+    """B * m for a batch of shape (B, m, n): a batch is coalesced (and multiplied) as one
+    matrix whose row b*m + r is row r of batch b, so B * m must fit in int64."""
+    rows = shape[0] * shape[1]
+    if rows > INT64_MAX:
+        raise ValueError(f"{where}: a batch of {shape[0]} matrices of {shape[1]} rows has {rows} rows in all, "
+                         f"more than int64 can number ({INT64_MAX}); sparse_ref runs a batch as one matrix "
+                         "of B * m rows")
+    return rows
 
 
 def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
@@ -111,10 +130,10 @@ def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
             f"{where}: indices must have shape (2, nnz), got an array with {arr.ndim} dims "
             f"of shape {arr.shape}"
         )
-    if arr.shape[0] != 2:
+    if arr.shape[0] not in (2, 3):
         raise ValueError(
-            f"{where}: {EXPECTED_2D}, got indices of shape {arr.shape} "
-            f"(sparse_dim={arr.shape[0]}); indices must have shape (2, nnz)"
+            f"{where}: {EXPECTED_2D} or a batch of them (sparse_dim=3), got indices of shape "
+            f"{arr.shape} (sparse_dim={arr.shape[0]}); indices must have shape (2, nnz) or (3, nnz)"
         )
     if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise IndexError(f"{where}: index {arr.max()} does not fit in int64")
@@ -155,7 +174,7 @@ def index_bounds(indices: np.ndarray, shape: tuple, where: str = "sparse_coo_ten
     """Reject negative and out-of-range indices (one vectorised pass per dimension)."""
     if indices.shape[1] == 0:
         return
-    for dim in range(2):
+    for dim in range(indices.shape[0]):
         lo, hi = indices[dim].min(), indices[dim].max()
         if lo < 0:
             raise IndexError(f"{where}: found negative index {lo} for dim {dim} (size {shape[dim]})")
@@ -168,11 +187,11 @@ def index_bounds(indices: np.ndarray, shape: tuple, where: str = "sparse_coo_ten
 
 def inferred_shape(indices: np.ndarray) -> tuple:
     if indices.shape[1] == 0:
-        return (0, 0)
+        return (0,) * indices.shape[0]
     if indices.min() < 0:
         dim = int(np.argmin(indices.min(axis=1)))
         raise IndexError(f"sparse_coo_tensor: found negative index {indices[dim].min()} for dim {dim}")
-    shape = (int(indices[0].max()) + 1, int(indices[1].max()) + 1)
+    shape = tuple(int(row.max()) + 1 for row in indices)
     for dim, n in enumerate(shape):
         if n > INT64_MAX:
             raise IndexError(f"sparse_coo_tensor: index {n - 1} for dim {dim} leaves no size that fits "
@@ -182,17 +201,21 @@ def inferred_shape(indices: np.ndarray) -> tuple:
 
 def coalesced_claim(indices: np.ndarray, where: str = "sparse_coo_tensor") -> None:
     """``is_coalesced=True`` is checked, not trusted: kernels rely on it."""
-    row, col = indices[0], indices[1]
-    if row.shape[0] < 2:
+    if indices.shape[1] < 2:
         return
-    dr = np.diff(row)
-    ok = (dr > 0) | ((dr == 0) & (np.diff(col) > 0))
+    # each entry must be above the one before it in the lexicographic order of its index rows
+    ok = np.zeros(indices.shape[1] - 1, dtype=bool)
+    tied = np.ones(indices.shape[1] - 1, dtype=bool)
+    for row in indices:
+        step = np.diff(row)
+        ok |= tied & (step > 0)
+        tied &= step == 0
     if not ok.all():
         p = int(np.argmin(ok)) + 1
+        here, before = tuple(indices[:, p].tolist()), tuple(indices[:, p - 1].tolist())
         raise ValueError(
             f"{where}: is_coalesced=True but the indices are not sorted row-major and unique "
-            f"(entry {p} at ({row[p]}, {col[p]}) follows ({row[p - 1]}, {col[p - 1]})); "
-            "leave is_coalesced unset and call .coalesce()"
+            f"(entry {p} at {here} follows {before}); leave is_coalesced unset and call .coalesce()"
         )
 
 
@@ -207,8 +230,9 @@ def _operand(t, name: str, where: str, sparse=SparseTensor):
     if not isinstance(t, (sparse, Tensor)):
         raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
     if t.ndim != 2:
+        hint = "; batches of matrices (3-D) multiply with sr.bmm or sr.sparse.mm" if t.ndim == 3 else ""
         raise ArgumentError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape "
-                            f"{tuple(t.shape)}")
+                            f"{tuple(t.shape)}{hint}")
     return t
 
 
@@ -329,6 +353,102 @@ def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled
     _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
     if input.dtype.kind not in FLOATING:
         raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
+    _scalar(beta, "beta", input.dtype, where)
+    _scalar(alpha, "alpha", input.dtype, where)
+
+
+# -- batched (3-D) products ---------------------------------------------------------------
+# A batch runs as one block-diagonal 2-D product (sparse_ref.autograd.batched_ops), so
+# besides torch.bmm's checks, B*m, B*n and B*p must fit in int64.
+
+def is_batch(t) -> bool:
+    """A batch of sparse matrices: a sparse tensor with 3 sparse dims (batch, row, column).
+    A product with one runs batched (and checks its partner with ``bmm_operands``)."""
+    return isinstance(t, SparseTensor) and t.sparse_dim() == 3
+
+
+def _batch_operand(t, name: str, where: str) -> None:
+    """A batch of matrices: dense 3-D, or sparse COO with 3 sparse dims and no dense dim
+    (torch's messages)."""
+    if isinstance(t, SparseTensor):
+        if t.is_sparse_csr:
+            raise ArgumentTypeError(f"{where}: {name} is a sparse CSR matrix; a batch of sparse matrices is "
+                                    "a 3-D sparse COO tensor (indices of (batch, row, column))")
+        if t.sparse_dim() != 3:
+            raise ArgumentError(f"{where}: Tensor '{name}' must have 3 sparse dims, but has {t.sparse_dim()}")
+        if t.dense_dim() != 0:
+            raise ArgumentError(f"{where}: Tensor '{name}' must have 0 dense dims, but has {t.dense_dim()}")
+    elif isinstance(t, Tensor):
+        if t.ndim != 3:
+            raise ArgumentError(f"{where}: Tensor '{name}' must have 3 dims, but has {t.ndim}")
+    else:
+        raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
+
+
+def block_diagonal_sizes(batches: int, sizes, where: str) -> None:
+    """Refuse a batch whose block-diagonal matrix could not be numbered in int64: each of
+    ``batches * size`` (B*m, B*n, B*p) must fit."""
+    for n in sizes:
+        if batches * n > INT64_MAX:
+            raise ValueError(f"{where}: a batch of {batches} matrices with a dimension of size {n} runs as one "
+                             f"block-diagonal matrix with {batches * n} rows or columns, more than int64 can "
+                             f"number ({INT64_MAX}); split the batch")
+
+
+def bmm_operands(mat1, mat2, reduce, where: str = "bmm", names=("self", "mat2")) -> str:
+    """The operands of a batched product ``mat1 @ mat2`` (``bmm``, ``sparse.mm`` and ``@``
+    with 3-D operands): (B, m, n) and (B, n, p), sparse or dense, one dtype. Returns the
+    reduction's canonical name (only for sparse x dense). ``names``: the operands' names
+    in messages (torch.bmm's are self and mat2)."""
+    one, two = names
+    _batch_operand(mat1, one, where)
+    _batch_operand(mat2, two, where)
+    if mat1.shape[0] != mat2.shape[0]:
+        raise ShapeError(f"{where}: '{one}.size(0)' and '{two}.size(0)' must match (the batch sizes are "
+                         f"{mat1.shape[0]} and {mat2.shape[0]})")
+    if mat1.shape[2] != mat2.shape[1]:
+        raise ShapeError(f"{where}: '{one}.size(2)' and '{two}.size(1)' must match (shapes {list(mat1.shape)} "
+                         f"and {list(mat2.shape)})")
+    _same_dtype([(one, mat1), (two, mat2)], where)
+    sparse1, sparse2 = isinstance(mat1, SparseTensor), isinstance(mat2, SparseTensor)
+    if reduce is not None and not (sparse1 and not sparse2):
+        raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
+                            f"{mat1.layout!r} and {mat2.layout!r}")
+    if sparse1 and sparse2 and mat1.dtype.kind not in FLOATING:
+        raise TypeError(f"{where}: sparse x sparse needs float32, float64, complex64 or complex128, "
+                        f"got {mat1.dtype.name}")
+    batches, m, n = mat1.shape
+    block_diagonal_sizes(batches, (m, n, mat2.shape[2]), where)
+    return reduce_arg(reduce, mat1.dtype, where)
+
+
+def batched_sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled_addmm") -> None:
+    """``sampled_addmm`` of a batch: a 3-D sparse ``input`` (B, m, p) and dense mat1
+    (B, m, k) and mat2 (B, k, p) (torch takes a batch of CSR matrices there)."""
+    if not isinstance(input, SparseTensor):
+        raise ArgumentTypeError(f"{where}: input must be a sparse tensor (its pattern is sampled), "
+                                f"got {type(input).__name__}")
+    _batch_operand(input, "input", where)
+    for name, t in (("mat1", mat1), ("mat2", mat2)):
+        if not isinstance(t, Tensor):
+            raise ArgumentTypeError(f"{where}: {name} must be a dense Tensor (strided layout), got "
+                                    f"{type(t).__name__}")
+        if t.ndim != 3:
+            raise ArgumentError(f"{where}: a 3-D (batched) input needs 3-D mat1 and mat2, got {name} of shape "
+                                f"{tuple(t.shape)}")
+    if mat1.shape[0] != mat2.shape[0]:
+        raise ShapeError(f"{where}: Expected mat1 and mat2 to have the same batch size, but got "
+                         f"[{mat1.shape[0]}] and [{mat2.shape[0]}]")
+    if mat1.shape[2] != mat2.shape[1]:
+        raise ShapeError(f"{where}: mat1 and mat2 shapes cannot be multiplied "
+                         f"({mat1.shape[1]}x{mat1.shape[2]} and {mat2.shape[1]}x{mat2.shape[2]})")
+    product = (mat1.shape[0], mat1.shape[1], mat2.shape[2])
+    if input.shape != product:
+        raise ShapeError(f"{where}: input of shape {input.shape} does not match the product's shape {product}")
+    _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
+    if input.dtype.kind not in FLOATING:
+        raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
+    block_diagonal_sizes(product[0], product[1:], where)
     _scalar(beta, "beta", input.dtype, where)
     _scalar(alpha, "alpha", input.dtype, where)
 
@@ -599,6 +719,22 @@ def reduce_dims(dim, ndim: int, where: str) -> tuple:
             raise ArgumentError(f"{where}: dim {d} appears multiple times in the list of dims")
         out.append(d)
     return tuple(sorted(out))
+
+
+def sparse_sum_dims(input, dims: tuple, where: str) -> None:
+    """A sum of a 3-D sparse tensor (a batch) runs over every dim or none: the sums over
+    some of them are not written yet (torch has them)."""
+    if input.ndim > 2 and 0 < len(dims) < input.ndim:
+        raise ArgumentError(f"{where}: summing a {input.ndim}-D sparse tensor over dims {list(dims)} is not "
+                            "supported by sparse_ref yet; sum over every dim, or call .to_dense() first")
+
+
+def sparse_transpose(input, where: str) -> None:
+    """sparse_ref transposes sparse matrices and sparse vectors, not batches (torch's
+    message for t())."""
+    if input.ndim > 2:
+        raise ArgumentError(f"{where}: t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D "
+                            "(sparse_ref does not transpose 3-D sparse tensors)")
 
 
 def softmax_dim(input, dim, where: str) -> int:

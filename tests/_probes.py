@@ -59,6 +59,10 @@ def malformed_table():
     def D(*shape, dtype=F64):
         return sr.ones(*shape, dtype=dtype)
 
+    def S3(dtype=F64):
+        """A batch of two sparse 2 x 2 matrices (3-D), with a duplicate."""
+        return sr.sparse_coo_tensor([[0, 1, 1], [1, 0, 0], [0, 1, 1]], [1, 2, 3], (2, 2, 2), dtype=dtype)
+
     def coo(indices, values=(1.0,), size=(2, 2), **kw):
         return lambda: sr.sparse_coo_tensor(indices, values, size, **kw)
 
@@ -137,7 +141,10 @@ def malformed_table():
         ("coo indices 1-D", coo([0, 1], [1.0, 2.0]), R),
         ("coo indices 3-D", coo(np.zeros((2, 1, 1), np.int64)), R),
         ("coo indices 0-D", coo(np.int64(0)), R),
-        ("coo indices with 3 rows", coo([[0], [0], [0]], size=(1, 1, 1)), R),
+        ("coo indices with 4 rows", coo([[0], [0], [0], [0]], size=(1, 1, 1, 1)), R),
+        ("coo indices with 3 rows, 2-D size", coo([[0], [0], [0]], size=(1, 1)), R),
+        ("coo indices with 3 rows (a batch, valid)", coo([[0], [0], [0]], size=(1, 1, 1)), A),
+        ("coo batch of B*m rows beyond int64", coo([[0], [0], [0]], size=(2**62, 4, 1)), R),
         ("coo indices with 1 row", coo([[0]]), R),
         ("coo indices float", coo([[0.0], [1.0]]), R),
         ("coo indices float NaN", coo(np.array([[nan], [0.0]])), R),
@@ -334,6 +341,24 @@ def malformed_table():
         ("sampled_addmm beta str", lambda: sr.sparse.sampled_addmm(S(F64), D(2, 2), D(2, 2), beta="x"), R),
         ("matmul ndarray @ sparse", lambda: np.ones((2, 2)) @ S(F64), R),
         ("matmul sparse @ None", lambda: S(F64) @ None, R),
+        # -- batched (3-D) products
+        ("bmm batch sizes differ", lambda: sr.bmm(S3(), D(3, 2, 2)), R),
+        ("bmm inner sizes differ", lambda: sr.bmm(S3(), D(2, 3, 2)), R),
+        ("bmm 3-D sparse @ 2-D", lambda: sr.bmm(S3(), D(2, 2)), R),
+        ("bmm 2-D sparse @ 3-D", lambda: sr.bmm(S(F64), D(2, 2, 2)), R),
+        ("bmm sparse x None", lambda: sr.bmm(S3(), None), R),
+        ("bmm mixed dtypes", lambda: sr.bmm(S3(), D(2, 2, 2, dtype=sr.float32)), R),
+        ("bmm int sparse x sparse", lambda: sr.bmm(S3(sr.int64), S3(sr.int64)), R),
+        ("bmm B*n beyond int64", lambda: sr.bmm(sr.sparse_coo_tensor([[0], [0], [0]], [1.0], (2**40, 1, 2**30)),
+                                                sr.sparse_coo_tensor([[0], [0], [0]], [1.0], (2**40, 2**30, 1))), R),
+        ("bmm dense x sparse (valid)", lambda: sr.bmm(D(2, 3, 2), S3()), A),
+        ("bmm sparse x sparse (valid)", lambda: sr.bmm(S3(), S3()), A),
+        ("matmul 3-D sparse @ 2-D", lambda: S3() @ D(2, 2), R),
+        ("mm reduce on dense x 3-D sparse", lambda: sr.sparse.mm(D(2, 2, 2), S3(), reduce="amax"), R),
+        ("sampled_addmm 3-D input, 2-D mats", lambda: sr.sparse.sampled_addmm(S3(), D(2, 2), D(2, 2)), R),
+        ("sampled_addmm 3-D, batch sizes differ", lambda: sr.sparse.sampled_addmm(S3(), D(3, 2, 2), D(2, 2, 2)), R),
+        ("3-D sparse t()", lambda: S3().t(), R),
+        ("3-D sparse sum(1)", lambda: S3().sum(1), R),
         # -- backward
         ("backward gradient wrong shape", lambda: grad_graph()[0].backward(D(3, 3)), R),
         ("backward gradient transposed shape", lambda: grad_graph()[0].backward(D(3, 2)), R),

@@ -16,8 +16,9 @@ IDX = [[0, 1], [1, 0]]
          "indices must be an integer array, got dtype float64"),
         ([0, 1], [1.0, 2.0], (2, 2), {}, ValueError,
          r"indices must have shape \(2, nnz\), got an array with 1 dims"),
-        ([[0, 1], [1, 0], [0, 0]], [1.0, 2.0], (2, 2, 2), {}, ValueError,
-         r"expected a 2-D sparse matrix \(sparse_dim=2, dense_dim=0\), got indices of shape \(3, 2\) \(sparse_dim=3\)"),
+        ([[0, 1], [1, 0], [0, 0], [0, 0]], [1.0, 2.0], (2, 2, 2, 2), {}, ValueError,
+         r"expected a 2-D sparse matrix \(sparse_dim=2, dense_dim=0\) or a batch of them \(sparse_dim=3\), "
+         r"got indices of shape \(4, 2\) \(sparse_dim=4\)"),
         (IDX, [[1.0, 2.0], [3.0, 4.0]], (2, 2), {}, ValueError,
          r"expected a 2-D sparse matrix \(sparse_dim=2, dense_dim=0\), got values of shape \(2, 2\) \(dense_dim=1\)"),
         (IDX, [1.0, 2.0, 3.0], (2, 2), {}, ValueError,

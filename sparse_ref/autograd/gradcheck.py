@@ -62,7 +62,7 @@ def _analytical_at_stored(t, grad) -> np.ndarray:
         return grad._data if grad is not None else np.zeros_like(t._data)
     if grad is None:
         return np.zeros(t._nnz(), dtype=t.dtype)
-    _, _, pos = _formats.coalesce(t._idx[0], t._idx[1], t._val, t.shape[0], with_pos=True)
+    _, _, pos = _formats.coalesce_coo(t._idx, t._val, t.shape, with_pos=True)
     return grad._val[pos]
 
 

@@ -239,6 +239,30 @@ def huge_sparse_sparse(a, b, max_nnz=None):
     return Relabel.apply(c_small, row_names[rows], cols, (a.shape[0], b.shape[1]))
 
 
+# Below this many rows or columns, an operand's pointers cost at most 512 MiB: SpGEMM keeps
+# them rather than relabel both operands (an extra pass), even when most are empty.
+RELABEL_ABOVE = 2**26
+
+
+def _huge(n: int, nnz: int) -> bool:
+    """A dimension too long to give every index a pointer (``_formats.too_many_pointers``),
+    and long enough that its pointers would cost real memory."""
+    return _formats.too_many_pointers(n, nnz) and n > RELABEL_ABOVE
+
+
+def needs_relabel(a, b) -> bool:
+    """Whether ``A @ B`` should run on relabelled operands (:func:`huge_sparse_sparse`)."""
+    return _huge(a.shape[0], a._nnz()) or _huge(a.shape[1], a._nnz() + b._nnz())
+
+
+def sparse_sparse_mm(a, b, max_nnz=None):
+    """``A @ B`` for two (checked) sparse matrices: ``SparseSparseMm``, or, when A's rows or
+    the shared dimension are far too many for row pointers, on relabelled operands."""
+    if needs_relabel(a, b):
+        return huge_sparse_sparse(a, b, max_nnz)
+    return SparseSparseMm.apply(a, b, max_nnz)
+
+
 class SparseAddmm(Function):
     """``out = beta * mat + alpha * (A @ B)``, A sparse: grad_mat = conj(beta) G (summed
     over broadcast dims), grad_A = conj(alpha) mask(G @ B^H, A), grad_B = conj(alpha) A^H G.
@@ -314,8 +338,7 @@ class SparseFromValues(Function):
         return out
 
     def backward(self, grad):
-        _, _, pos = _formats.coalesce(self.out_idx[0], self.out_idx[1], self.out_val, self.shape[0],
-                                      with_pos=True)
+        _, _, pos = _formats.coalesce_coo(self.out_idx, self.out_val, self.shape, with_pos=True)
         return grad[pos].astype(self.values_dtype, copy=False), None, None, None
 
 
@@ -389,7 +412,7 @@ class Coalesce(Function):
     _name = "CoalesceBackward0"
 
     def forward(self, s):
-        indices, val, _ = _formats.coalesce(s._idx[0], s._idx[1], s._val, s.shape[0])
+        indices, val, _ = _formats.coalesce_coo(s._idx, s._val, s.shape)
         out = SparseTensor._make(indices, val, s.shape, coalesced=True)
         s._cache.setdefault("coalesced", out.detach())
         return out
