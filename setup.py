@@ -42,6 +42,7 @@ def extensions():
                 [path],
                 extra_compile_args=BASE_COMPILE_ARGS + omp_compile,
                 extra_link_args=omp_link,
+                depends=sorted(glob(os.path.join("sparse_ref", "_kernels", "*.h")) + glob(os.path.join("sparse_ref", "_kernels", "*.pxi"))),
             )
         )
     return cythonize(exts, compiler_directives=DIRECTIVES, annotate=os.environ.get("SPARSE_REF_ANNOTATE") == "1")

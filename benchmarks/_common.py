@@ -48,6 +48,7 @@ def machine() -> dict:
         "numpy": numpy.__version__,
         "sparse_ref": sr.__version__,
         "sparse_ref_openmp": sr.openmp_enabled(),
+        "sparse_ref_simd": _simd_level(),
     }
     for name in ("scipy", "torch"):
         try:
@@ -55,6 +56,15 @@ def machine() -> dict:
         except ImportError:
             info[name] = None
     return info
+
+
+def _simd_level() -> str | None:
+    """The vectors SpMM's float rows use on this CPU (avx512, avx2 or baseline)."""
+    try:
+        from sparse_ref._kernels import spmm
+    except ImportError:
+        return None
+    return spmm._simd_level()
 
 
 def caches() -> dict:

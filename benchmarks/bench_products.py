@@ -41,6 +41,36 @@ def peak_rss_delta(fn):
     return extra
 
 
+def spmm_rows(record, name, m, a, a_csr, ta_csr, ta_csr32, k, dt, rng, repeat):
+    """SpMM with a dense B of k columns of dtype dt: sparse_ref (COO and CSR), torch CSR,
+    SciPy, one after the other on the same arrays."""
+    import torch
+
+    n = m.shape[0]
+    b_np = rng.standard_normal((n, k)).astype(dt)
+    if dt != np.float64:
+        a, a_csr = a.to(dt), a_csr.to(dt)
+        ta_csr = ta_csr.to(getattr(torch, dt.name))
+        m = m.astype(dt)
+    b, tb = sr.tensor(b_np), torch.from_numpy(b_np)
+    ours = sr.sparse.mm(a, b).numpy()
+    np.testing.assert_allclose(ours, m @ b_np, rtol=1e-9 if dt == np.float64 else 1e-3,
+                               atol=1e-9 if dt == np.float64 else 1e-3)
+    size = dt.itemsize
+    # the least memory SpMM can move: A's arrays, B and out once each; and what it must
+    # gather when no row of B is reused from the cache: a row of B per stored entry
+    least = 8 * (n + 1) + (8 + size) * m.nnz + 2 * size * n * k
+    gathered = 8 * (n + 1) + (8 + size) * m.nnz + size * m.nnz * k + size * n * k
+    extra = {"k": k, "dtype": dt.name}
+    record("spmm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, b), repeat), **extra,
+           min_bytes=least, gathered_bytes=gathered)
+    record("spmm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.mm(a_csr, b), repeat), **extra)
+    record("spmm", name, "torch_csr", timeit(lambda: torch.sparse.mm(ta_csr, tb), repeat), **extra)
+    if k == 1 and dt == np.float64:
+        record("spmm", name, "torch_csr_int32", timeit(lambda: torch.sparse.mm(ta_csr32, tb), repeat), **extra)
+    record("spmm", name, "scipy", timeit(lambda: m @ b_np, repeat), **extra)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
@@ -69,21 +99,12 @@ def main():
         ta_csr32 = torch.sparse_csr_tensor(crow.int(), col.int(), torch.from_numpy(m.data), (n, n))
         print(f"{name}: n = {n}, nnz = {m.nnz}")
 
-        # -- SpMM
+        # -- SpMM, float64 at every k, float32 at k >= 16 (and k = 1 on the grid)
         for k in ks:
-            b_np = rng.standard_normal((n, k))
-            b, tb = sr.tensor(b_np), torch.from_numpy(b_np)
-            ours = sr.sparse.mm(a, b).numpy()
-            np.testing.assert_allclose(ours, m @ b_np, rtol=1e-9, atol=1e-9)
-            # the least memory SpMM can move: A's arrays, B and out once each
-            least = 8 * (n + 1) + 16 * m.nnz + 8 * n * k + 8 * n * k
-            record("spmm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, b), repeat), k=k, min_bytes=least)
-            record("spmm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.mm(a_csr, b), repeat), k=k)
-            record("spmm", name, "torch_csr", timeit(lambda: torch.sparse.mm(ta_csr, tb), repeat), k=k)
-            if k == 1:
-                record("spmm", name, "torch_csr_int32", timeit(lambda: torch.sparse.mm(ta_csr32, tb), repeat), k=k)
-            record("spmm", name, "scipy", timeit(lambda: m @ b_np, repeat), k=k)
-            del b, tb, b_np
+            for dt in ("float64", "float32"):
+                if dt == "float32" and k == 1 and name != "laplacian":
+                    continue
+                spmm_rows(record, name, m, a, a_csr, ta_csr, ta_csr32, k, np.dtype(dt), rng, repeat)
 
         # -- SpGEMM A @ A
         ours = sr.sparse.mm(a, a)
@@ -91,6 +112,7 @@ def main():
         assert ours._nnz() >= ref.nnz
         record("spgemm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, a), repeat),
                out_nnz=ours._nnz(), out_bytes=ours._nnz() * 24,
+               min_bytes=2 * (8 * (n + 1) + 16 * m.nnz) + ours._nnz() * 24,
                peak_extra_bytes=peak_rss_delta(lambda: sr.sparse.mm(a, a)))
         record("spgemm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.mm(a_csr, a_csr), repeat),
                out_nnz=ours._nnz())
@@ -106,7 +128,9 @@ def main():
             x_np, y_np = rng.standard_normal((n, k)), rng.standard_normal((n, k))
             x, mat2 = sr.tensor(x_np), sr.tensor(y_np).t()  # mat2 = y^T, a transposed view
             tx, tmat2 = torch.from_numpy(x_np), torch.from_numpy(y_np).t()
-            record("sddmm", name, "sparse_ref", timeit(lambda: sr.sparse.sampled_addmm(a, x, mat2), repeat), k=k)
+            record("sddmm", name, "sparse_ref", timeit(lambda: sr.sparse.sampled_addmm(a, x, mat2), repeat), k=k,
+                   min_bytes=8 * (n + 1) + 16 * m.nnz + 2 * 8 * n * k + 24 * m.nnz,
+                   gathered_bytes=8 * (n + 1) + 16 * m.nnz + 8 * n * k + 8 * m.nnz * k + 24 * m.nnz)
             record("sddmm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.sampled_addmm(a_csr, x, mat2), repeat),
                    k=k)
             record("sddmm", name, "torch_csr", timeit(lambda: torch.sparse.sampled_addmm(ta_csr, tx, tmat2), repeat),
@@ -125,15 +149,17 @@ def main():
     # ratios: each library's median over sparse_ref's for the same op, matrix and k
     for r in rows:
         base = next(x for x in rows if x["library"] == "sparse_ref" and x["op"] == r["op"]
-                    and x["matrix"] == r["matrix"] and x.get("k") == r.get("k"))
+                    and x["matrix"] == r["matrix"] and x.get("k") == r.get("k")
+                    and x.get("dtype") == r.get("dtype"))
         r["ratio_vs_sparse_ref"] = round(r["median_ms"] / base["median_ms"], 2)
     # as a fraction of the ceiling: the least bytes moved / time, against the copy bandwidth
     ceiling = bandwidth()["copy_2_threads"]
     for r in rows:
-        if r.get("min_bytes"):
-            r["fraction_of_bandwidth"] = round(r["min_bytes"] / (r["median_ms"] / 1e3) / 1e9 / ceiling, 3)
-    print(table(rows, ["op", "matrix", "k", "library", "median_ms", "ratio_vs_sparse_ref", "peak_extra_bytes",
-                       "fraction_of_bandwidth"]))
+        for key, frac in (("min_bytes", "fraction_of_bandwidth"), ("gathered_bytes", "gathered_fraction")):
+            if r.get(key):
+                r[frac] = round(r[key] / (r["median_ms"] / 1e3) / 1e9 / ceiling, 3)
+    print(table(rows, ["op", "matrix", "k", "dtype", "library", "median_ms", "ratio_vs_sparse_ref",
+                       "peak_extra_bytes", "fraction_of_bandwidth", "gathered_fraction"]))
     if not args.quick:
         print(f"\nwrote {save('products', {'dtype': 'float64', 'threads': 2, 'results': rows})}")
 

@@ -25,6 +25,7 @@ extensions = [
     "matplotlib.sphinxext.plot_directive",
     "sphinx_copybutton",  # a copy button on every code block (prompts and output left out)
     "sphinx_gallery.gen_gallery",  # examples/*.py, run at build time, with their figures
+    "sr_targets",  # docs/_ext/sr_targets.py: issue 13's targets, one column per machine's results
     "sr_run",  # docs/_ext/sr_run.py: code run at build time, shown with what it printed
     "sr_source",  # docs/_ext/sr_source.py: a kernel's simple version and its body without the docstring
 ]

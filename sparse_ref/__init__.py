@@ -29,7 +29,7 @@ from sparse_ref._factories import (
     sparse_csr_tensor, tensor, zeros, zeros_like,
 )
 from sparse_ref._functions import (  # noqa: A004 (torch's names: sr.sum, sr.max, sr.abs, ...)
-    abs, add, argmax, argmin, cat, clamp, div, exp, flatten, log, log_softmax, matmul, max, maximum, mean,
+    abs, add, argmax, argmin, bmm, cat, clamp, div, exp, flatten, log, log_softmax, matmul, max, maximum, mean,
     min, minimum, mm, mul, neg, norm, permute, pow, relu, reshape, sigmoid, softmax, sqrt, squeeze, stack,
     sub, sum, t, tanh, transpose, unsqueeze, where,
 )
@@ -99,6 +99,7 @@ __all__ = [
     "min",
     "minimum",
     "mm",
+    "bmm",
     "mul",
     "neg",
     "no_grad",

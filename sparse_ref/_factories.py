@@ -64,9 +64,10 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
     """A sparse COO tensor from indices (S x nnz) and values ``(nnz, *dense_sizes)``, like torch's.
 
     S = ``indices.shape[0]`` >= 1 is the tensor's ``sparse_dim()``; the values hold one
-    number per entry (dense_dim 0: a matrix when S = 2) or one dense block per entry (a
-    *hybrid* tensor, ``dense_dim() = values.ndim - 1``). The size is the S sparse sizes,
-    then the block's sizes.
+    number per entry (dense_dim 0: a matrix when S = 2, a batch of matrices for ``sr.bmm``
+    when S = 3, indices of (batch, row, column)) or one dense block per entry (a *hybrid*
+    tensor, ``dense_dim() = values.ndim - 1``). The size is the S sparse sizes, then the
+    block's sizes.
 
     Every index is checked against ``size`` (negative and out-of-range indices raise
     ``IndexError``); when ``size`` is omitted it is inferred as max index + 1 in every

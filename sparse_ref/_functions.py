@@ -17,13 +17,13 @@ import builtins  # this module defines sum, max, min, abs and pow, as torch does
 
 import numpy as np
 
-from sparse_ref import _dtypes, _errors, _validate, sparse
+from sparse_ref import _batched, _dtypes, _errors, _validate, sparse
 from sparse_ref._errors import ArgumentError
 from sparse_ref._tensor import SparseTensor, Tensor
 from sparse_ref.autograd import dense_ops, sparse_ops
 from sparse_ref.autograd.engine import backward  # noqa: F401  (Tensor.backward runs it)
 
-__all__ = ["abs", "add", "argmax", "argmin", "cat", "clamp", "div", "exp", "flatten", "log", "log_softmax",
+__all__ = ["abs", "add", "argmax", "argmin", "bmm", "cat", "clamp", "div", "exp", "flatten", "log", "log_softmax",
            "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "mul", "neg", "norm", "permute",
            "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "t",
            "tanh", "transpose", "unsqueeze", "where"]
@@ -222,7 +222,7 @@ def matmul(input, other):
     tensor([2., 3.])
     """
     for name, x in (("mat1", input), ("mat2", other)):
-        if isinstance(x, SparseTensor) and (x.sparse_dim() > 2 or x.dense_dim() > 0):
+        if isinstance(x, SparseTensor) and (x.sparse_dim() > 3 or x.dense_dim() > 0):
             _validate.sparse_layout(x, name, "matmul")  # refuses: the product's rule, by name
     if not (isinstance(input, (Tensor, SparseTensor)) and isinstance(other, (Tensor, SparseTensor))) or (
             input.ndim == 2 and other.ndim == 2):
@@ -231,6 +231,11 @@ def matmul(input, other):
         raise ArgumentError("matmul: both arguments need at least 1 dimension, got "
                             f"{input.ndim}D and {other.ndim}D")
     if isinstance(input, SparseTensor) or isinstance(other, SparseTensor):
+        if input.ndim == 3 or other.ndim == 3:  # a batch of sparse matrices: bmm (torch refuses)
+            if input.ndim != other.ndim:
+                raise ArgumentError(f"matmul: a batch of matrices (3-D) with a sparse operand takes a 3-D partner "
+                                    f"(batch b times batch b, as sr.bmm), got {input.ndim}-D and {other.ndim}-D")
+            return bmm(input, other)
         if input.ndim == 2 and other.ndim == 1:
             return squeeze(sparse.mm(input, unsqueeze(other, 1)), 1)
         if input.ndim == 1 and other.ndim == 2:
@@ -256,6 +261,30 @@ def matmul(input, other):
         raise _errors.ShapeError(f"matmul: batch shapes {list(input.shape[:-2])} and "
                                  f"{list(other.shape[:-2])} do not broadcast") from None
     return dense_ops.MatMul.apply(input, other)
+
+
+def bmm(input, mat2):
+    """``input[b] @ mat2[b]`` for every b, as ``torch.bmm``: two batches of matrices (3-D),
+    (B, m, n) and (B, n, p), each dense or sparse COO (a 3-D sparse tensor: indices of
+    (batch, row, column)). sparse x dense -> dense, as torch; sparse x sparse -> sparse
+    (3-D, coalesced) and dense x sparse -> dense, which torch 2.13 refuses. Differentiable:
+    the gradient of a sparse operand has that operand's own coalesced pattern (torch gives
+    a dense one). A batch runs as one block-diagonal 2-D product (``sparse_ref._batched``);
+    batch b is bit for bit the 2-D product of batch b.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> a = sr.sparse_coo_tensor([[0, 1], [0, 1], [1, 0]], [2., 3.], (2, 2, 2))
+    >>> sr.bmm(a, sr.ones(2, 2, 1))
+    tensor([[[2.],
+             [0.]],
+    <BLANKLINE>
+            [[0.],
+             [3.]]])
+    """
+    reduce = _validate.bmm_operands(input, mat2, None, "bmm")
+    return _batched.mm(input, mat2, reduce)
 
 
 def mm(input, mat2):
@@ -907,8 +936,10 @@ def sparse_sub(input, other):
 
 def sparse_sum(input, dim=None, keepdim: bool = False):
     """``SparseTensor.sum(dim, keepdim)``: see :func:`sparse_ref.sparse.sum`."""
-    _validate.sparse_layout(input, "self", "sum", sparse_dims=(1, 2))
-    return sparse_ops.sparse_sum(input, _validate.reduce_dims(dim, input.ndim, "sum"), keepdim)
+    _validate.sparse_layout(input, "self", "sum", sparse_dims=(1, 2, 3))
+    dims = _validate.reduce_dims(dim, input.ndim, "sum")
+    _validate.sparse_sum_dims(input, dims, "sum")
+    return sparse_ops.sparse_sum(input, dims, keepdim)
 
 
 def sparse_to(input, dtype, copy: bool = False):

@@ -562,6 +562,9 @@ class Tensor(_Differentiable):
     def mm(self, other):
         return _F.mm(self, other)
 
+    def bmm(self, other):
+        return _F.bmm(self, other)
+
     # -- comparisons: bool tensors, no gradient ---------------------------------------
     def __lt__(self, other):
         return _F.compare(self, other, "<")
@@ -689,7 +692,8 @@ class SparseTensor(_Differentiable):
     tensor, as ``to_sparse(2)`` of a 3-D tensor gives). Any S and dense dims construct,
     coalesce, convert (``to_dense``, ``values``, ``sr.to_torch``) and differentiate through
     those; every matrix operation (products, ``t``, CSR, arithmetic between tensors, sums
-    over a dim, softmax) needs sparse_dim 2 and dense_dim 0 and says so otherwise.
+    over a dim, softmax) needs sparse_dim 2 and dense_dim 0 and says so otherwise. The
+    products also take sparse_dim 3 with dense_dim 0 as a batch of matrices (``sr.bmm``).
 
     Build one with :func:`sparse_coo_tensor` or ``Tensor.to_sparse()``. The stored arrays
     are read-only: no operation writes into a tensor it was given.
@@ -959,6 +963,10 @@ class SparseTensor(_Differentiable):
 
     def __rmatmul__(self, other):
         return _F.matmul(other, self)
+
+    def bmm(self, other):
+        """``sr.bmm(self, other)``: a batch of products (3-D operands)."""
+        return _F.bmm(self, other)
 
     # -- the arrays the kernels take (computed once: the stored arrays never change) ------
     def _coalesced_form(self) -> "SparseTensor":

@@ -243,7 +243,8 @@ def sparse_layout(t, name: str, where: str, sparse_dims: tuple = (2,)) -> None:
     dense_dim 0. A hybrid tensor (dense_dim > 0) and a tensor of more sparse dims are
     refused by the rule they break, before any kernel runs."""
     if t.sparse_dim() not in sparse_dims or t.dense_dim() != 0:
-        want = " or ".join(str(d) for d in sparse_dims)
+        want = " or ".join(str(d) for d in sparse_dims) if len(sparse_dims) < 3 else \
+            ", ".join(str(d) for d in sparse_dims[:-1]) + f" or {sparse_dims[-1]}"
         needs = "a 2-D sparse matrix" if sparse_dims == (2,) else f"one value per entry of a sparse_dim {want} tensor"
         raise ArgumentError(f"{where}: {name} must have sparse_dim {want} and dense_dim 0, got sparse_dim "
                             f"{t.sparse_dim()} and dense_dim {t.dense_dim()} ({where} needs {needs})")
@@ -262,8 +263,9 @@ def _operand(t, name: str, where: str, sparse=SparseTensor):
     if isinstance(t, SparseTensor):
         sparse_layout(t, name, where)
     if t.ndim != 2:
+        hint = "; batches of matrices (3-D) multiply with sr.bmm or sr.sparse.mm" if t.ndim == 3 else ""
         raise ArgumentError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape "
-                            f"{tuple(t.shape)}")
+                            f"{tuple(t.shape)}{hint}")
     return t
 
 
@@ -386,6 +388,104 @@ def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled
     _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
     if input.dtype.kind not in FLOATING:
         raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
+    _scalar(beta, "beta", input.dtype, where)
+    _scalar(alpha, "alpha", input.dtype, where)
+
+
+# -- batched (3-D) products ---------------------------------------------------------------
+# A batch runs as one block-diagonal 2-D product (sparse_ref.autograd.batched_ops), so
+# besides torch.bmm's checks, B*m, B*n and B*p must fit in int64.
+
+def is_batch(t) -> bool:
+    """A batch of sparse matrices: a sparse tensor with 3 sparse dims (batch, row, column)
+    and one value per entry. A product with one runs batched (and checks its partner with
+    ``bmm_operands``); any other layout, a hybrid tensor included, meets the matrix rule
+    (:func:`sparse_layout`) in the 2-D checks."""
+    return isinstance(t, SparseTensor) and t.sparse_dim() == 3 and t.dense_dim() == 0
+
+
+def _batch_operand(t, name: str, where: str) -> None:
+    """A batch of matrices: dense 3-D, or sparse COO with 3 sparse dims and no dense dim
+    (torch's messages)."""
+    if isinstance(t, SparseTensor):
+        if t.is_sparse_csr:
+            raise ArgumentTypeError(f"{where}: {name} is a sparse CSR matrix; a batch of sparse matrices is "
+                                    "a 3-D sparse COO tensor (indices of (batch, row, column))")
+        if t.sparse_dim() != 3:
+            raise ArgumentError(f"{where}: Tensor '{name}' must have 3 sparse dims, but has {t.sparse_dim()}")
+        if t.dense_dim() != 0:
+            raise ArgumentError(f"{where}: Tensor '{name}' must have 0 dense dims, but has {t.dense_dim()}")
+    elif isinstance(t, Tensor):
+        if t.ndim != 3:
+            raise ArgumentError(f"{where}: Tensor '{name}' must have 3 dims, but has {t.ndim}")
+    else:
+        raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
+
+
+def block_diagonal_sizes(batches: int, sizes, where: str) -> None:
+    """Refuse a batch whose block-diagonal matrix could not be numbered in int64: each of
+    ``batches * size`` (B*m, B*n, B*p) must fit."""
+    for n in sizes:
+        if batches * n > INT64_MAX:
+            raise ValueError(f"{where}: a batch of {batches} matrices with a dimension of size {n} runs as one "
+                             f"block-diagonal matrix with {batches * n} rows or columns, more than int64 can "
+                             f"number ({INT64_MAX}); split the batch")
+
+
+def bmm_operands(mat1, mat2, reduce, where: str = "bmm", names=("self", "mat2")) -> str:
+    """The operands of a batched product ``mat1 @ mat2`` (``bmm``, ``sparse.mm`` and ``@``
+    with 3-D operands): (B, m, n) and (B, n, p), sparse or dense, one dtype. Returns the
+    reduction's canonical name (only for sparse x dense). ``names``: the operands' names
+    in messages (torch.bmm's are self and mat2)."""
+    one, two = names
+    _batch_operand(mat1, one, where)
+    _batch_operand(mat2, two, where)
+    if mat1.shape[0] != mat2.shape[0]:
+        raise ShapeError(f"{where}: '{one}.size(0)' and '{two}.size(0)' must match (the batch sizes are "
+                         f"{mat1.shape[0]} and {mat2.shape[0]})")
+    if mat1.shape[2] != mat2.shape[1]:
+        raise ShapeError(f"{where}: '{one}.size(2)' and '{two}.size(1)' must match (shapes {list(mat1.shape)} "
+                         f"and {list(mat2.shape)})")
+    _same_dtype([(one, mat1), (two, mat2)], where)
+    sparse1, sparse2 = isinstance(mat1, SparseTensor), isinstance(mat2, SparseTensor)
+    if reduce is not None and not (sparse1 and not sparse2):
+        raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
+                            f"{mat1.layout!r} and {mat2.layout!r}")
+    if sparse1 and sparse2 and mat1.dtype.kind not in FLOATING:
+        raise TypeError(f"{where}: sparse x sparse needs float32, float64, complex64 or complex128, "
+                        f"got {mat1.dtype.name}")
+    batches, m, n = mat1.shape
+    block_diagonal_sizes(batches, (m, n, mat2.shape[2]), where)
+    return reduce_arg(reduce, mat1.dtype, where)
+
+
+def batched_sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled_addmm") -> None:
+    """``sampled_addmm`` of a batch: a 3-D sparse ``input`` (B, m, p) and dense mat1
+    (B, m, k) and mat2 (B, k, p) (torch takes a batch of CSR matrices there)."""
+    if not isinstance(input, SparseTensor):
+        raise ArgumentTypeError(f"{where}: input must be a sparse tensor (its pattern is sampled), "
+                                f"got {type(input).__name__}")
+    _batch_operand(input, "input", where)
+    for name, t in (("mat1", mat1), ("mat2", mat2)):
+        if not isinstance(t, Tensor):
+            raise ArgumentTypeError(f"{where}: {name} must be a dense Tensor (strided layout), got "
+                                    f"{type(t).__name__}")
+        if t.ndim != 3:
+            raise ArgumentError(f"{where}: a 3-D (batched) input needs 3-D mat1 and mat2, got {name} of shape "
+                                f"{tuple(t.shape)}")
+    if mat1.shape[0] != mat2.shape[0]:
+        raise ShapeError(f"{where}: Expected mat1 and mat2 to have the same batch size, but got "
+                         f"[{mat1.shape[0]}] and [{mat2.shape[0]}]")
+    if mat1.shape[2] != mat2.shape[1]:
+        raise ShapeError(f"{where}: mat1 and mat2 shapes cannot be multiplied "
+                         f"({mat1.shape[1]}x{mat1.shape[2]} and {mat2.shape[1]}x{mat2.shape[2]})")
+    product = (mat1.shape[0], mat1.shape[1], mat2.shape[2])
+    if input.shape != product:
+        raise ShapeError(f"{where}: input of shape {input.shape} does not match the product's shape {product}")
+    _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
+    if input.dtype.kind not in FLOATING:
+        raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
+    block_diagonal_sizes(product[0], product[1:], where)
     _scalar(beta, "beta", input.dtype, where)
     _scalar(alpha, "alpha", input.dtype, where)
 
@@ -654,6 +754,14 @@ def reduce_dims(dim, ndim: int, where: str) -> tuple:
             raise ArgumentError(f"{where}: dim {d} appears multiple times in the list of dims")
         out.append(d)
     return tuple(sorted(out))
+
+
+def sparse_sum_dims(input, dims: tuple, where: str) -> None:
+    """A sum of a 3-D sparse tensor (a batch) runs over every dim or none: the sums over
+    some of them are not written yet (torch has them)."""
+    if input.ndim > 2 and 0 < len(dims) < input.ndim:
+        raise ArgumentError(f"{where}: summing a {input.ndim}-D sparse tensor over dims {list(dims)} is not "
+                            "supported by sparse_ref yet; sum over every dim, or call .to_dense() first")
 
 
 def softmax_dim(input, dim, where: str) -> int:

@@ -16,6 +16,12 @@ dense           dense           dense
 "sparse" is COO or CSR (``SparseCsrTensor``); the kernels read a CSR operand's arrays
 as they are, and a COO operand's CSR form is computed once and kept with the tensor.
 
+Batches: when an operand is a 3-D sparse COO tensor (a batch, indices of (batch, row,
+column)), ``mm`` multiplies batch b by batch b (both operands 3-D, sparse or dense, as
+``sr.bmm``), ``reduce=`` included, and ``sampled_addmm`` takes a 3-D sparse ``input``
+with 3-D dense ``mat1`` and ``mat2``. A batch runs as one block-diagonal 2-D product
+(``sparse_ref._batched``).
+
 Every check runs before any kernel (``sparse_ref._validate``); uncoalesced operands are
 coalesced first, so results follow the accumulation order in the kernels' docstrings.
 Each product is a differentiable op of ``sparse_ref.autograd.sparse_ops``, where its
@@ -24,7 +30,7 @@ forward and backward stand side by side.
 
 from __future__ import annotations
 
-from sparse_ref import _dtypes, _formats, _products, _validate
+from sparse_ref import _batched, _dtypes, _products, _validate
 from sparse_ref._errors import missing
 from sparse_ref._tensor import SparseTensor
 from sparse_ref._grad_mode import no_grad
@@ -40,7 +46,10 @@ def mm(mat1, mat2, reduce: str | None = None, *, max_nnz: int | None = None):
     Parameters
     ----------
     mat1, mat2 : SparseTensor or Tensor
-        The operands; see the table in the module docstring for the result's layout.
+        The operands; see the table in the module docstring for the result's layout. With
+        a 3-D sparse operand, both are batches, (B, m, n) and (B, n, p): batch b of the
+        result is ``mat1[b] @ mat2[b]`` (sparse results 3-D and coalesced), and
+        ``reduce`` works per batch.
     reduce : {None, "sum", "mean", "amax", "amin"}, optional
         Only for sparse ``mat1`` and dense ``mat2``: reduce each row's products
         ``mat1[i, k] * mat2[k, j]`` over the stored entries of row i instead of summing
@@ -70,15 +79,23 @@ def mm(mat1, mat2, reduce: str | None = None, *, max_nnz: int | None = None):
     >>> sr.sparse.mm(a, b, reduce="amax")
     tensor([[10., 12.],
             [ 3.,  6.]])
+    >>> batch = sr.sparse_coo_tensor([[0, 1], [0, 0], [1, 0]], [2., 3.], (2, 1, 2))
+    >>> sr.sparse.mm(batch, sr.ones(2, 2, 1), reduce="mean")
+    tensor([[[2.]],
+    <BLANKLINE>
+            [[3.]]])
     """
+    if _validate.is_batch(mat1) or _validate.is_batch(mat2):  # a 3-D sparse operand: a batch of products
+        reduce = _validate.bmm_operands(mat1, mat2, reduce, "mm", ("mat1", "mat2"))
+        both_sparse = isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor)
+        max_nnz = None if max_nnz is None else _validate.max_nnz_arg(max_nnz, both_sparse, "mm")
+        return _batched.mm(mat1, mat2, reduce, max_nnz)
     reduce = _validate.mm_operands(mat1, mat2, reduce, "mm")
     both_sparse = isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor)
     if max_nnz is not None:
         max_nnz = _validate.max_nnz_arg(max_nnz, both_sparse, "mm")
     if both_sparse:
-        if _needs_relabel(mat1, mat2):
-            return ops.huge_sparse_sparse(mat1, mat2, max_nnz)  # rows*cols beyond row pointers: renamed
-        return ops.SparseSparseMm.apply(mat1, mat2, max_nnz)
+        return ops.sparse_sparse_mm(mat1, mat2, max_nnz)
     if isinstance(mat1, SparseTensor):
         return ops.SparseMm.apply(mat1, mat2, reduce)
     if isinstance(mat2, SparseTensor):
@@ -111,26 +128,11 @@ def spgemm_nnz(mat1, mat2) -> int:
         raise _validate.ArgumentTypeError(
             f"spgemm_nnz: needs two sparse operands, got {mat1.layout!r} and {mat2.layout!r}")
     with no_grad():
-        if _needs_relabel(mat1, mat2):
+        if ops.needs_relabel(mat1, mat2):
             mat1, mat2, _ = ops.relabeled_operands(mat1, mat2)
         a_crow, a_col, _ = mat1._csr()
         b_crow, b_col, _ = mat2._csr()
     return _products.spgemm_nnz(a_crow, a_col, b_crow, b_col, mat2.shape[1])
-
-
-def _needs_relabel(mat1, mat2) -> bool:
-    return _huge(mat1.shape[0], mat1._nnz()) or _huge(mat1.shape[1], mat1._nnz() + mat2._nnz())
-
-
-# Below this many rows or columns, an operand's pointers cost at most 512 MiB: SpGEMM keeps
-# them rather than relabel both operands (an extra pass), even when most are empty.
-RELABEL_ABOVE = 2**26
-
-
-def _huge(n: int, nnz: int) -> bool:
-    """A dimension too long to give every index a pointer (``_formats.too_many_pointers``),
-    and long enough that its pointers would cost real memory."""
-    return _formats.too_many_pointers(n, nnz) and n > RELABEL_ABOVE
 
 
 def addmm(mat, mat1, mat2, *, beta=1, alpha=1):
@@ -158,7 +160,9 @@ def sampled_addmm(input, mat1, mat2, *, beta=1, alpha=1):
 
     The result is sparse with ``input``'s coalesced pattern; explicit zeros of ``input``
     are sampled too. torch takes a CSR ``input`` only; sparse_ref takes COO. With
-    ``beta == 0`` the values of ``input`` are ignored.
+    ``beta == 0`` the values of ``input`` are ignored. A 3-D sparse ``input`` (B, m, p)
+    samples a batch: ``mat1`` (B, m, k) and ``mat2`` (B, k, p), batch b with batch b
+    (torch 2.13 runs a batch of CSR inputs forward, not backward).
 
     Examples
     --------
@@ -169,6 +173,9 @@ def sampled_addmm(input, mat1, mat2, *, beta=1, alpha=1):
     tensor([[ 0., 10.],
             [25.,  0.]])
     """
+    if _validate.is_batch(input):  # 3-D: a batch of sampled products
+        _validate.batched_sampled_addmm_operands(input, mat1, mat2, beta, alpha, "sampled_addmm")
+        return _batched.sampled_addmm(input, mat1, mat2, beta, alpha)
     _validate.sampled_addmm_operands(input, mat1, mat2, beta, alpha, "sampled_addmm")
     return ops.SparseSampledAddmm.apply(input, mat1, mat2, beta, alpha)
 
@@ -212,8 +219,9 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch's name)
     tensor([1., 0., 2.])
     """
     _validate.sparse_tensor(input, "input", "sum")
-    _validate.sparse_layout(input, "input", "sum", sparse_dims=(1, 2))
+    _validate.sparse_layout(input, "input", "sum", sparse_dims=(1, 2, 3))
     dims = _validate.reduce_dims(dim, input.ndim, "sum")
+    _validate.sparse_sum_dims(input, dims, "sum")
     if dtype is not None:
         input = ops.cast(input, _dtypes.as_dtype(dtype, "sum"))
     return ops.sparse_sum(input, dims)

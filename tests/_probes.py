@@ -59,6 +59,10 @@ def malformed_table():
     def D(*shape, dtype=F64):
         return sr.ones(*shape, dtype=dtype)
 
+    def S3(dtype=F64):
+        """A batch of two sparse 2 x 2 matrices (3-D), with a duplicate."""
+        return sr.sparse_coo_tensor([[0, 1, 1], [1, 0, 0], [0, 1, 1]], [1, 2, 3], (2, 2, 2), dtype=dtype)
+
     def coo(indices, values=(1.0,), size=(2, 2), **kw):
         return lambda: sr.sparse_coo_tensor(indices, values, size, **kw)
 
@@ -138,11 +142,19 @@ def malformed_table():
         ("coo indices 3-D", coo(np.zeros((2, 1, 1), np.int64)), R),
         ("coo indices 0-D", coo(np.int64(0)), R),
         ("coo indices with 3 rows, size of 2", coo([[0], [0], [0]], size=(1, 1)), R),
-        ("coo indices with 3 rows (a 3-D tensor)", coo([[0], [0], [0]], size=(1, 1, 1)), A),
+        ("coo indices with 3 rows (a batch, valid)", coo([[0], [0], [0]], size=(1, 1, 1)), A),
+        ("coo indices with 4 rows (a 4-D tensor, valid)", coo([[0], [0], [0], [0]], size=(1, 1, 1, 1)), A),
         ("coo indices with 0 rows", coo(np.zeros((0, 1), np.int64), size=(1,)), R),
+        ("coo batch of B*m rows beyond int64, coalesced (valid: ranked keys)",
+         lambda: sr.sparse_coo_tensor([[0, 0], [3, 3], [0, 0]], [1.0, 2.0], (2**62, 4, 1)).coalesce(), A),
         ("coo hybrid, dense size wrong", lambda: sr.sparse_coo_tensor([[0], [0]], [[1.0, 2.0]], (1, 1, 3)), R),
         ("mm of a hybrid", lambda: sr.sparse.mm(sr.sparse_coo_tensor([[0], [0]], [[1.0, 2.0]]), sr.ones(1, 1)), R),
-        ("mm of a 3-D sparse", lambda: sr.sparse.mm(sr.ones(1, 1, 1).to_sparse(), sr.ones(1, 1)), R),
+        ("mm of a 3-D sparse and a 2-D dense", lambda: sr.sparse.mm(sr.ones(1, 1, 1).to_sparse(), sr.ones(1, 1)), R),
+        ("mm of a hybrid batch (sparse_dim 3, dense_dim 1)",
+         lambda: sr.sparse.mm(sr.ones(1, 1, 1, 2).to_sparse(3), sr.ones(1, 1, 1)), R),
+        ("bmm of a 3-D hybrid", lambda: sr.bmm(sr.ones(1, 1, 1).to_sparse(2), sr.ones(1, 1, 1)), R),
+        ("matmul of a 3-D hybrid", lambda: sr.ones(1, 1, 1).to_sparse(2) @ sr.ones(1, 1, 1), R),
+        ("bmm of a 4-D sparse", lambda: sr.bmm(sr.ones(1, 1, 1, 1).to_sparse(), sr.ones(1, 1, 1)), R),
         ("coo indices with 1 row", coo([[0]]), R),
         ("coo indices float", coo([[0.0], [1.0]]), R),
         ("coo indices float NaN", coo(np.array([[nan], [0.0]])), R),
@@ -339,6 +351,26 @@ def malformed_table():
         ("sampled_addmm beta str", lambda: sr.sparse.sampled_addmm(S(F64), D(2, 2), D(2, 2), beta="x"), R),
         ("matmul ndarray @ sparse", lambda: np.ones((2, 2)) @ S(F64), R),
         ("matmul sparse @ None", lambda: S(F64) @ None, R),
+        # -- batched (3-D) products
+        ("bmm batch sizes differ", lambda: sr.bmm(S3(), D(3, 2, 2)), R),
+        ("bmm inner sizes differ", lambda: sr.bmm(S3(), D(2, 3, 2)), R),
+        ("bmm 3-D sparse @ 2-D", lambda: sr.bmm(S3(), D(2, 2)), R),
+        ("bmm 2-D sparse @ 3-D", lambda: sr.bmm(S(F64), D(2, 2, 2)), R),
+        ("bmm sparse x None", lambda: sr.bmm(S3(), None), R),
+        ("bmm mixed dtypes", lambda: sr.bmm(S3(), D(2, 2, 2, dtype=sr.float32)), R),
+        ("bmm int sparse x sparse", lambda: sr.bmm(S3(sr.int64), S3(sr.int64)), R),
+        ("bmm B*m beyond int64", lambda: sr.bmm(sr.sparse_coo_tensor([[0], [0], [0]], [1.0], (2**62, 4, 1)),
+                                                sr.sparse_coo_tensor([[0], [0], [0]], [1.0], (2**62, 1, 1))), R),
+        ("bmm B*n beyond int64", lambda: sr.bmm(sr.sparse_coo_tensor([[0], [0], [0]], [1.0], (2**40, 1, 2**30)),
+                                                sr.sparse_coo_tensor([[0], [0], [0]], [1.0], (2**40, 2**30, 1))), R),
+        ("bmm dense x sparse (valid)", lambda: sr.bmm(D(2, 3, 2), S3()), A),
+        ("bmm sparse x sparse (valid)", lambda: sr.bmm(S3(), S3()), A),
+        ("matmul 3-D sparse @ 2-D", lambda: S3() @ D(2, 2), R),
+        ("mm reduce on dense x 3-D sparse", lambda: sr.sparse.mm(D(2, 2, 2), S3(), reduce="amax"), R),
+        ("sampled_addmm 3-D input, 2-D mats", lambda: sr.sparse.sampled_addmm(S3(), D(2, 2), D(2, 2)), R),
+        ("sampled_addmm 3-D, batch sizes differ", lambda: sr.sparse.sampled_addmm(S3(), D(3, 2, 2), D(2, 2, 2)), R),
+        ("3-D sparse t()", lambda: S3().t(), R),
+        ("3-D sparse sum(1)", lambda: S3().sum(1), R),
         # -- backward
         ("backward gradient wrong shape", lambda: grad_graph()[0].backward(D(3, 3)), R),
         ("backward gradient transposed shape", lambda: grad_graph()[0].backward(D(3, 2)), R),

@@ -402,8 +402,9 @@ def vector_hybrid():  # sparse_dim 1, dense_dim 1: 2-D, yet no matrix
 ])
 def test_matrix_ops_refuse_by_the_rule(make, name, call):
     h = make()
-    rule = re.escape(RULE.format(h.sparse_dim(), h.dense_dim())).replace("sparse_dim\\ 2", "sparse_dim\\ (1\\ or\\ )?2")
-    with pytest.raises(ValueError, match=f"{name} {rule}"):  # (sums also take a sparse vector: "1 or 2")
+    rule = re.escape(RULE.format(h.sparse_dim(), h.dense_dim())).replace(
+        "sparse_dim\\ 2", "sparse_dim\\ ((1\\ or\\ )?2|1,\\ 2\\ or\\ 3)")
+    with pytest.raises(ValueError, match=f"{name} {rule}"):  # (sums also take a sparse vector and a batch: "1, 2 or 3")
         call(h)
 
 
@@ -414,7 +415,12 @@ def test_the_issue_example_names_the_rule_where_torch_does_not():
     with pytest.raises(ValueError, match=re.escape("mm: mat1 must have sparse_dim 2 and dense_dim 0, got sparse_dim 2 "
                                                    "and dense_dim 1")):
         sr.sparse.mm(sr.tensor(x).to_sparse(2), sr.ones(5, 2, dtype=F64))
-    with pytest.raises(ValueError, match=re.escape("mat1 " + RULE.format(3, 0))):
+    with pytest.raises(ValueError, match=re.escape("mat1 " + RULE.format(4, 0))):
+        sr.sparse.mm(sr.tensor(x.reshape(2, 2, 5, 3)).to_sparse(), sr.ones(5, 2, dtype=F64))
+    with pytest.raises(ValueError, match=re.escape("mat1 " + RULE.format(3, 1))):  # a batch of hybrids
+        sr.sparse.mm(sr.tensor(x.reshape(2, 2, 5, 3)).to_sparse(3), sr.ones(2, 5, 2, dtype=F64))
+    # sparse_dim 3, dense_dim 0 is a batch of matrices (sr.bmm): its partner must be a batch too
+    with pytest.raises(ValueError, match="Tensor 'mat2' must have 3 dims, but has 2"):
         sr.sparse.mm(sr.tensor(x).to_sparse(), sr.ones(5, 2, dtype=F64))
 
 

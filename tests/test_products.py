@@ -520,3 +520,28 @@ def test_spgemm_kernel_refuses_a_column_count_it_cannot_allocate():
     crow, col = np.array([0, 1], np.int64), np.array([0], np.int64)
     with pytest.raises(MemoryError, match="columns x 2 threads"):
         kernel.spgemm_symbolic(crow, col, crow, np.array([10**8], np.int64), 2**62, np.empty(2, np.int64), 2)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 7, 40, 1000])
+def test_spgemm_tag_resets_keep_the_result(rng, limit):
+    # The kernels' per-column markers and slots are int32 tags that restart from 0 before
+    # they could pass 2**31 (rows in the symbolic pass, output entries in the numeric one).
+    # A low limit makes both restart many times, mid-matrix and on every thread.
+    from sparse_ref._kernels import spgemm as kernel
+
+    a = random_sparse(rng, (60, 45), 400)
+    b = random_sparse(rng, (45, 70), 500)
+    a_crow, a_col, a_val = a._csr()
+    b_crow, b_col, b_val = b._csr()
+    with sr.use_backend("reference"):
+        want_idx, want_val, want_crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, 70)
+    kernel._set_tag_limit(limit)
+    try:
+        with sr.use_backend("cython"):
+            for threads in (1, 2):
+                idx, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, 70,
+                                                  n_threads=threads)
+                assert np.array_equal(crow, want_crow) and np.array_equal(idx, want_idx)
+                assert same_bits(val, want_val)
+    finally:
+        kernel._set_tag_limit(2**31 - 1)

@@ -17,6 +17,8 @@ IDX = [[0, 1], [1, 0]]
         ([0, 1], [1.0, 2.0], (2, 2), {}, ValueError, r"indices must be sparse_dim x nnz, but got: \[2\]"),
         ([[0, 1], [1, 0], [0, 0]], [1.0, 2.0], (2, 2), {}, ValueError,
          r"'len\(size\) == sparse_dim \+ dense_dim' is not satisfied: len\(size\) = 2, sparse_dim = 3, dense_dim = 0"),
+        ([[0, 1], [1, 0], [0, 0], [0, 0]], [1.0, 2.0], (2, 2, 2), {}, ValueError,
+         r"len\(size\) = 3, sparse_dim = 4, dense_dim = 0"),
         (IDX, [[1.0, 2.0], [3.0, 4.0]], (2, 2), {}, ValueError,
          r"'len\(size\) == sparse_dim \+ dense_dim' is not satisfied: len\(size\) = 2, sparse_dim = 2, dense_dim = 1"),
         (IDX, [1.0, 2.0, 3.0], (2, 2), {}, ValueError,

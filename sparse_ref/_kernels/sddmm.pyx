@@ -10,6 +10,14 @@ from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 __all__ = ["sddmm"]
 
+# float64 and float32 dot products run in C with vectors as wide as the CPU has (the 8
+# partial sums are the lanes of one vector: the same order on every level; _simd.h).
+cdef extern from "_simd.h":
+    double simd_dot_f64 "sr_dot_f64"(const double* x, const double* y, idx_t n) noexcept nogil
+    float simd_dot_f32 "sr_dot_f32"(const float* x, const float* y, idx_t n) noexcept nogil
+
+include "_simd.pxi"
+
 # The sum over j runs as LANES interleaved partial sums (the contract's order).
 cdef enum:
     LANES = 8
@@ -27,6 +35,15 @@ cdef inline void prefetch_row(const value_t* row, idx_t n) noexcept nogil:
 
 
 cdef inline value_t dot(const value_t* x, const value_t* y, idx_t n) noexcept nogil:
+    if value_t is double:  # the same order with vectors as wide as the CPU has (_simd.h)
+        return simd_dot_f64(x, y, n)
+    elif value_t is float:
+        return simd_dot_f32(x, y, n)
+    else:
+        return dot_lanes(x, y, n)
+
+
+cdef inline value_t dot_lanes(const value_t* x, const value_t* y, idx_t n) noexcept nogil:
     # LANES = 8 independent partial sums, s_r over j = r, r + 8, ...: the compiler keeps
     # them in SIMD registers.
     cdef value_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0

@@ -5,7 +5,7 @@ Typed twin of ``sparse_ref/reference/spgemm.py``.
 """
 
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int32_t, uint64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdlib cimport free, malloc
 
@@ -77,15 +77,29 @@ def spgemm_bounds(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t[:
             out_longest[i] = longest
 
 
+# The per-column arrays of both passes (markers, slots) are int32: half the bytes of int64,
+# so that for 200,000 columns they fit in a 1 MiB L2 cache, and the random access to them
+# on every product misses less. Their entries are tags that only grow; before a tag could
+# pass tag_limit, the array is reset to -1 and the tags start again at 0.
+cdef idx_t tag_limit = 2147483647  # INT32_MAX
+
+
+def _set_tag_limit(idx_t limit):
+    """Test hook (not public API): lower the tag limit so that tests reach the resets
+    (at the real limit they need 2**31 rows or output entries)."""
+    global tag_limit
+    tag_limit = min(max(limit, 1), 2147483647)
+
+
 cdef inline idx_t count_row(const idx_t* a_col, idx_t start, idx_t end, const idx_t* b_crow,
-                            const idx_t* b_col, idx_t i, idx_t* marker) noexcept nogil:
+                            const idx_t* b_col, int32_t tag, int32_t* marker) noexcept nogil:
     cdef idx_t q, r, j, k, count = 0
     for q in range(start, end):
         k = a_col[q]
         for r in range(b_crow[k], b_crow[k + 1]):
             j = b_col[r]
-            if marker[j] != i:   # first time row i meets column j
-                marker[j] = i
+            if marker[j] != tag:   # first time this row meets column j
+                marker[j] = tag
                 count += 1
     return count
 
@@ -142,28 +156,32 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
     """
     cdef idx_t nrows = a_crow.shape[0] - 1
     cdef int n_workers = max(n_threads, 1)
-    cdef idx_t i, j
-    cdef idx_t* markers
-    cdef idx_t* mine = NULL
+    cdef idx_t i, j, first, last
+    cdef int32_t* markers
+    cdef int32_t* mine = NULL
     cdef const idx_t* a_col_ptr = &a_col[0] if a_col.shape[0] > 0 else NULL
     cdef const idx_t* b_col_ptr = &b_col[0] if b_col.shape[0] > 0 else NULL
     out_crow[0] = 0
     if nrows <= 0:
         return
-    if ncols > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(idx_t) // n_workers:
+    if ncols > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
         raise MemoryError(f"spgemm_symbolic: {ncols} columns x {n_workers} threads of markers")
-    markers = <idx_t*> malloc(max(ncols * n_workers, 1) * sizeof(idx_t))
+    markers = <int32_t*> malloc(max(ncols * n_workers, 1) * sizeof(int32_t))
     if markers == NULL:
         raise MemoryError("spgemm_symbolic: no memory for the marker arrays")
     try:
         with nogil:
-            for j in range(ncols * n_workers):
-                markers[j] = -1
-            with parallel(num_threads=n_workers):
-                mine = markers + ncols * omp_get_thread_num()
-                for i in prange(nrows, schedule="guided"):
-                    out_crow[i + 1] = count_row(a_col_ptr, a_crow[i], a_crow[i + 1], &b_crow[0],
-                                                b_col_ptr, i, mine)
+            first = 0
+            while first < nrows:  # row i's tag is i - first (one round below 2**31 rows)
+                last = min(nrows, first + tag_limit)
+                for j in range(ncols * n_workers):
+                    markers[j] = -1
+                with parallel(num_threads=n_workers):
+                    mine = markers + ncols * omp_get_thread_num()
+                    for i in prange(first, last, schedule="guided"):
+                        out_crow[i + 1] = count_row(a_col_ptr, a_crow[i], a_crow[i + 1], &b_crow[0],
+                                                    b_col_ptr, <int32_t>(i - first), mine)
+                first = first + tag_limit
             for i in range(nrows):
                 out_crow[i + 1] += out_crow[i]
     finally:
@@ -178,12 +196,13 @@ cdef enum:
 
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                            const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
-                           idx_t stamp, idx_t* where, value_t* vals, uint64_t* keys,
+                           idx_t stamp, int32_t* where, value_t* vals, uint64_t* keys,
                            idx_t* out_col, value_t* out_val) noexcept nogil:
     """Accumulate one row of C and write it sorted; return the next stamp.
 
     ``where[j] - stamp`` is column j's slot in this row's short list (``vals``, which stays
-    in L1) when it is >= 0; stamps only grow, so no array is ever reset between rows."""
+    in L1) when it is >= 0; stamps only grow, so the array is not reset between rows (only
+    when the next stamp could pass tag_limit)."""
     cdef idx_t q, r, j, k, t, slot, n_keys = 0
     cdef value_t a
     cdef uint64_t* sorted_keys
@@ -195,7 +214,7 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
             slot = where[j] - stamp
             if slot < 0:   # first time this row meets column j
                 slot = n_keys
-                where[j] = stamp + slot
+                where[j] = <int32_t>(stamp + slot)
                 vals[slot] = 0
                 keys[slot] = <uint64_t>j   # columns are unique within the row: unique keys
                 n_keys += 1
@@ -271,10 +290,10 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef idx_t i, j, longest = 0
     cdef idx_t* stamps = NULL    # per thread: where[j] - stamp is a slot in the current row
     cdef idx_t* my_stamp = NULL
-    cdef idx_t* wheres = NULL
+    cdef int32_t* wheres = NULL
     cdef value_t* vals = NULL
     cdef uint64_t* key_buffers = NULL
-    cdef idx_t* my_where = NULL
+    cdef int32_t* my_where = NULL
     cdef value_t* my_vals = NULL
     cdef uint64_t* my_keys = NULL
     cdef idx_t* out_col_ptr
@@ -285,10 +304,10 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     out_val_ptr = &out_val[0]
     for i in range(nrows):
         longest = max(longest, crow[i + 1] - crow[i])
-    if ncols > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(idx_t) // n_workers:
+    if ncols > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
         raise MemoryError(f"spgemm_numeric: {ncols} columns x {n_workers} threads of accumulator slots")
     try:
-        wheres = <idx_t*> malloc(max(ncols * n_workers, 1) * sizeof(idx_t))
+        wheres = <int32_t*> malloc(max(ncols * n_workers, 1) * sizeof(int32_t))
         vals = <value_t*> malloc(max(longest * n_workers, 1) * sizeof(value_t))
         key_buffers = <uint64_t*> malloc(max(2 * longest * n_workers, 1) * sizeof(uint64_t))
         stamps = <idx_t*> malloc(n_workers * STAMP_STRIDE * sizeof(idx_t))
@@ -304,6 +323,10 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                 my_stamp = stamps + STAMP_STRIDE * omp_get_thread_num()
                 my_stamp[0] = 0
                 for i in prange(nrows, schedule="guided"):
+                    if my_stamp[0] > tag_limit - longest:  # the next row's slots could pass it
+                        for j in range(ncols):
+                            my_where[j] = -1
+                        my_stamp[0] = 0
                     my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], &b_crow[0],
                                            &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
                                            my_keys, out_col_ptr + crow[i], out_val_ptr + crow[i])

@@ -11,6 +11,26 @@ from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 __all__ = ["spmm", "spmm_reduce"]
 
+# float64 and float32 rows run in C with vectors as wide as the CPU has (AVX-512, AVX2 or
+# SSE2, chosen at run time); each lane is one column of the output and adds in the order
+# of spmm_row below, so the bits are the same on every level (_simd.h says how).
+cdef extern from "_simd.h":
+    void simd_row_f64 "sr_spmm_row_f64"(const idx_t* col, const double* val, idx_t start,
+                                        idx_t end, idx_t nnz, const double* b, idx_t n,
+                                        idx_t j0, idx_t j1, double* out) noexcept nogil
+    void simd_row_f32 "sr_spmm_row_f32"(const idx_t* col, const float* val, idx_t start,
+                                        idx_t end, idx_t nnz, const float* b, idx_t n,
+                                        idx_t j0, idx_t j1, float* out) noexcept nogil
+    void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes) noexcept nogil
+
+include "_simd.pxi"
+
+
+def _set_prefetch(idx_t ahead, idx_t nbytes):
+    """Tuning hook for benchmarks (not public API): the float rows ask for the row of B
+    of the entry ``ahead`` places on, its first ``nbytes``; defaults 10 and 256."""
+    simd_set_prefetch(max(ahead, 1), max(nbytes, 0))
+
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
 cdef enum:
@@ -71,17 +91,22 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
             acc = acc + mul(a_val[q], b[a_col[q] * n + j0])
         out_row[j0] = acc
         return
-    for j in range(j0, j1):
-        out_row[j] = 0
-    for q in range(start, end):
-        if q + AHEAD < nnz:
-            ahead = <const char*> (b + a_col[q + AHEAD] * n + j0)
-            for line in range(0, row_bytes, 64):
-                prefetch(ahead + line)
-        a = a_val[q]
-        b_row = b + a_col[q] * n
+    if value_t is double:  # vectors as wide as the CPU has, the same order (_simd.h)
+        simd_row_f64(a_col, a_val, start, end, nnz, b, n, j0, j1, out_row)
+    elif value_t is float:
+        simd_row_f32(a_col, a_val, start, end, nnz, b, n, j0, j1, out_row)
+    else:
         for j in range(j0, j1):
-            out_row[j] = out_row[j] + mul(a, b_row[j])
+            out_row[j] = 0
+        for q in range(start, end):
+            if q + AHEAD < nnz:
+                ahead = <const char*> (b + a_col[q + AHEAD] * n + j0)
+                for line in range(0, row_bytes, 64):
+                    prefetch(ahead + line)
+            a = a_val[q]
+            b_row = b + a_col[q] * n
+            for j in range(j0, j1):
+                out_row[j] = out_row[j] + mul(a, b_row[j])
 
 
 def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,

@@ -6,6 +6,7 @@ and ``gradcheck``, with torch's names.
 - ``engine``: graph nodes (:class:`Function`) and the backward pass;
 - ``dense_ops``: sum, mean, +, -, *, unary -, ** n, @ and t() for dense tensors;
 - ``sparse_ops``: the products of ``sr.sparse`` and the sparse tensor methods;
+- ``batched_ops``: a batch of sparse matrices (3-D) as one block-diagonal matrix, and back;
 - ``gradcheck``: analytical gradients against central differences.
 """
 

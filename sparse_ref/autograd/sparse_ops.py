@@ -238,6 +238,30 @@ def huge_sparse_sparse(a, b, max_nnz=None):
     return Relabel.apply(c_small, row_names[rows], cols, (a.shape[0], b.shape[1]))
 
 
+# Below this many rows or columns, an operand's pointers cost at most 512 MiB: SpGEMM keeps
+# them rather than relabel both operands (an extra pass), even when most are empty.
+RELABEL_ABOVE = 2**26
+
+
+def _huge(n: int, nnz: int) -> bool:
+    """A dimension too long to give every index a pointer (``_formats.too_many_pointers``),
+    and long enough that its pointers would cost real memory."""
+    return _formats.too_many_pointers(n, nnz) and n > RELABEL_ABOVE
+
+
+def needs_relabel(a, b) -> bool:
+    """Whether ``A @ B`` should run on relabelled operands (:func:`huge_sparse_sparse`)."""
+    return _huge(a.shape[0], a._nnz()) or _huge(a.shape[1], a._nnz() + b._nnz())
+
+
+def sparse_sparse_mm(a, b, max_nnz=None):
+    """``A @ B`` for two (checked) sparse matrices: ``SparseSparseMm``, or, when A's rows or
+    the shared dimension are far too many for row pointers, on relabelled operands."""
+    if needs_relabel(a, b):
+        return huge_sparse_sparse(a, b, max_nnz)
+    return SparseSparseMm.apply(a, b, max_nnz)
+
+
 class SparseAddmm(Function):
     """``out = beta * mat + alpha * (A @ B)``, A sparse: grad_mat = conj(beta) G (summed
     over broadcast dims), grad_A = conj(alpha) mask(G @ B^H, A), grad_B = conj(alpha) A^H G.

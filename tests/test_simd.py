@@ -1,0 +1,115 @@
+"""SpMM's float rows run with vectors as wide as the CPU has (AVX-512, AVX2 or the SSE2
+baseline, chosen at run time: sparse_ref/_kernels/_simd.h). Each vector lane is one output
+column and adds in the contract's order, so every level must give the reference's bits,
+for every width of B (every mix of 8-, 4-, 2- and 1-vector blocks and single columns), on
+column blocks that start inside a row (the cache blocking), on any thread count."""
+
+import numpy as np
+import pytest
+
+from sparse_ref.reference import spmm as reference_spmm
+from sparse_ref._kernels import sddmm as sddmm_kernel
+from sparse_ref._kernels import spmm as kernel
+
+LEVELS = ("baseline", "avx2", "avx512")
+# below, at and above every block size of float64 and float32 on every level
+WIDTHS = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 65, 97, 128, 131, 257)
+
+
+@pytest.fixture
+def level():
+    """Restores the widest level after a test that narrows it."""
+    widest = kernel._simd_level()
+    yield widest
+    kernel._set_simd_level(widest)
+    sddmm_kernel._set_simd_level(widest)
+
+
+def matrices(rng, dtype, n):
+    nrows, ncols, nnz = 37, 29, 260
+    rows = np.sort(rng.integers(0, nrows, nnz))
+    cols = rng.integers(0, ncols, nnz)
+    keys = np.unique(rows * ncols + cols)  # coalesced: sorted, unique
+    crow = np.searchsorted(keys // ncols, np.arange(nrows + 1)).astype(np.int64)
+    col = (keys % ncols).astype(np.int64)
+    # values spread over many magnitudes, so that another order of additions shows up
+    val = (rng.standard_normal(col.shape[0]) * 10.0 ** rng.integers(-8, 9, col.shape[0])).astype(dtype)
+    b = (rng.standard_normal((ncols, n)) * 10.0 ** rng.integers(-8, 9, (ncols, n))).astype(dtype)
+    return crow, col, val, b
+
+
+def expected(crow, col, val, b):
+    out = np.full((crow.shape[0] - 1, b.shape[1]), np.nan, dtype=b.dtype)
+    reference_spmm.spmm(crow, col, val, b, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", WIDTHS)
+def test_every_level_gives_the_reference_bits(level, dtype, n):
+    rng = np.random.default_rng(n)
+    crow, col, val, b = matrices(rng, dtype, n)
+    want = expected(crow, col, val, b)
+    for name in LEVELS[:LEVELS.index(level) + 1]:
+        assert kernel._set_simd_level(name) == name
+        for threads in (1, 2):
+            out = np.full_like(want, np.nan)
+            kernel.spmm(crow, col, val, b, out, threads)
+            assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, threads)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_blocks_that_start_inside_a_row(level, dtype):
+    # 2 KiB budget over 29 rows of B: blocks of a few columns, starting at j0 > 0
+    rng = np.random.default_rng(3)
+    crow, col, val, b = matrices(rng, dtype, 75)
+    want = expected(crow, col, val, b)
+    kernel._set_blocking(2048, 16)
+    try:
+        for name in LEVELS[:LEVELS.index(level) + 1]:
+            kernel._set_simd_level(name)
+            out = np.full_like(want, np.nan)
+            kernel.spmm(crow, col, val, b, out, 2)
+            assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), name
+    finally:
+        kernel._set_blocking(0, 512)
+
+
+def test_nan_inf_and_signed_zeros_pass_through_every_lane(level):
+    crow = np.array([0, 3, 3, 5], dtype=np.int64)
+    col = np.array([0, 1, 2, 0, 2], dtype=np.int64)
+    val = np.array([1.0, -0.0, np.inf, -1.0, np.nan])
+    b = np.tile(np.array([[0.0], [-0.0], [1e308], [np.inf]])[:3], (1, 40))
+    b[1, ::2] = np.nan
+    want = expected(crow, col, val, b)
+    for name in LEVELS[:LEVELS.index(level) + 1]:
+        kernel._set_simd_level(name)
+        out = np.full_like(want, 7.0)
+        kernel.spmm(crow, col, val, b, out, 1)
+        assert np.array_equal(out.view(np.uint64), want.view(np.uint64)), name
+
+
+def test_a_level_wider_than_the_cpu_is_never_used(level):
+    assert kernel._set_simd_level("avx512") == level  # the widest it has, no wider
+    with pytest.raises(ValueError, match="SIMD level must be one of"):
+        kernel._set_simd_level("avx1024")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sddmm_dot_gives_the_reference_bits_on_every_level(level, dtype):
+    # the 8 partial sums of the contract are the 8 lanes of one vector on every level
+    from sparse_ref.reference import sddmm as slow
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65, 130):
+        x = (rng.standard_normal((6, n)) * 10.0 ** rng.integers(-8, 9, (6, n))).astype(dtype)
+        y = (rng.standard_normal((7, n)) * 10.0 ** rng.integers(-8, 9, (7, n))).astype(dtype)
+        row = rng.integers(0, 6, 30).astype(np.int64)
+        col = rng.integers(0, 7, 30).astype(np.int64)
+        want = np.full(30, np.nan, dtype=dtype)
+        slow.sddmm(row, col, x, y, want)
+        for name in LEVELS[:LEVELS.index(level) + 1]:
+            assert sddmm_kernel._set_simd_level(name) == name
+            out = np.full(30, np.nan, dtype=dtype)
+            sddmm_kernel.sddmm(row, col, x, y, out, 2)
+            assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n)
