@@ -1,0 +1,154 @@
+"""The levers of issue 13, each measured against what it replaced, in one process.
+
+Each lever is timed A/B, interleaved (A, B, A, B, ...) on the same arrays, 2 threads,
+float64 unless named, and only the kernel call is timed (no Python layer):
+
+- ``simd``: SpMM and SDDMM rows on each vector level the CPU has (``baseline`` = SSE2,
+  ``avx2``, ``avx512``), chosen through the kernels' tuning hooks;
+- ``prefetch``: SpMM's prefetch of the row of B ahead: 10 entries ahead, the first 256
+  bytes (kept) against 6 ahead, every line of the row (the scalar kernel's choice);
+- ``before``: with ``--old PATH``, the kernels of an older build (a checkout of the commit
+  before the levers, built in place: ``python setup.py build_ext --inplace``) loaded
+  beside the current ones -- SpMM (scalar rows: a load and a store of ``out`` per stored
+  entry), SDDMM and SpGEMM (int64 markers and slots).
+
+    python benchmarks/bench_levers.py [--old /tmp/oldtree] [--repeat 9]
+"""
+
+import argparse
+import glob
+import importlib.machinery
+import importlib.util
+import os
+import statistics
+import time
+
+import numpy as np
+from _common import save, table
+from matrices import MATRICES
+
+from sparse_ref._kernels import sddmm as SDDMM
+from sparse_ref._kernels import spgemm as SPGEMM
+from sparse_ref._kernels import spmm as SPMM
+
+THREADS = 2
+LEVELS = ("baseline", "avx2", "avx512")
+
+
+def load_old(tree: str, name: str):
+    """The compiled kernel module ``name`` of another build, under its own module name."""
+    path = glob.glob(os.path.join(tree, "sparse_ref", "_kernels", f"{name}.*.so"))[0]
+    full = f"sparse_ref._kernels.{name}"
+    loader = importlib.machinery.ExtensionFileLoader(full, path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(full, loader))
+    loader.exec_module(module)
+    return module
+
+
+def interleaved(variants: dict, repeat: int) -> dict:
+    """{name: median ms} of each zero-argument callable, timed in turn ``repeat`` times."""
+    times = {name: [] for name in variants}
+    for fn in variants.values():
+        fn()  # warm up
+    for _ in range(repeat):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: round(statistics.median(t), 3) for name, t in times.items()}
+
+
+def with_level(module, level, fn):
+    def run():
+        module._set_simd_level(level)
+        fn()
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--old", help="a checkout of the commit before the levers, built in place")
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
+    args = parser.parse_args()
+    old = {name: load_old(args.old, name) for name in ("spmm", "sddmm", "spgemm")} if args.old else {}
+    widest = SPMM._simd_level()
+    levels = LEVELS[:LEVELS.index(widest) + 1]
+    rows = []
+
+    def record(lever, case, medians, kept):
+        base = medians.get("before") or medians[next(iter(medians))]
+        for variant, ms in medians.items():
+            rows.append({"lever": lever, "case": case, "variant": variant, "median_ms": ms,
+                         "speedup_vs_first": round(base / ms, 2), "kept": variant == kept})
+
+    for name in ("uniform", "powerlaw", "laplacian"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if args.quick else MATRICES[name]()
+        crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+        for dt in (np.float64, np.float32):
+            val = m.data.astype(dt)
+            for k in (16, 64, 256):
+                if dt == np.float32 and k != 64:
+                    continue
+                b = np.random.default_rng(k).standard_normal((m.shape[1], k)).astype(dt)
+                out = np.empty((m.shape[0], k), dtype=dt)
+                variants = {}
+                if old:
+                    variants["before"] = lambda b=b, out=out: old["spmm"].spmm(crow, col, val, b, out, THREADS)
+                for level in levels:
+                    variants[level] = with_level(SPMM, level, lambda b=b, out=out: SPMM.spmm(crow, col, val, b, out,
+                                                                                            THREADS))
+                record("simd", f"spmm {name} k={k} {np.dtype(dt).name}", interleaved(variants, args.repeat), widest)
+                SPMM._set_simd_level(widest)
+                if dt == np.float64:
+                    def prefetch(ahead, nbytes, b=b, out=out):
+                        def run():
+                            SPMM._set_prefetch(ahead, nbytes)
+                            SPMM.spmm(crow, col, val, b, out, THREADS)
+                        return run
+                    medians = interleaved({"6 ahead, whole row": prefetch(6, 1 << 30),
+                                           "10 ahead, 256 bytes": prefetch(10, 256)}, args.repeat)
+                    SPMM._set_prefetch(10, 256)
+                    record("prefetch", f"spmm {name} k={k}", medians, "10 ahead, 256 bytes")
+        if name == "uniform":
+            coo = m.tocoo()
+            row, pcol = coo.row.astype(np.int64), coo.col.astype(np.int64)
+            for dt in (np.float64, np.float32):
+                x = np.random.default_rng(1).standard_normal((m.shape[0], 64)).astype(dt)
+                y = np.random.default_rng(2).standard_normal((m.shape[0], 64)).astype(dt)
+                out = np.empty(row.shape[0], dtype=dt)
+                variants = {}
+                if old:
+                    variants["before"] = lambda x=x, y=y, out=out: old["sddmm"].sddmm(row, pcol, x, y, out, THREADS)
+                for level in levels:
+                    variants[level] = with_level(SDDMM, level, lambda x=x, y=y, out=out: SDDMM.sddmm(row, pcol, x, y,
+                                                                                                     out, THREADS))
+                record("simd", f"sddmm {name} k=64 {np.dtype(dt).name}", interleaved(variants, args.repeat), widest)
+                SDDMM._set_simd_level(widest)
+        if old:
+            n = m.shape[1]
+            val = m.data
+            out_crow = np.empty(m.shape[0] + 1, dtype=np.int64)
+            SPGEMM.spgemm_symbolic(crow, col, crow, col, n, out_crow, THREADS)
+            out_col, out_val = np.empty(out_crow[-1], np.int64), np.empty(out_crow[-1])
+            medians = interleaved({
+                "before": lambda: old["spgemm"].spgemm_symbolic(crow, col, crow, col, n, np.empty_like(out_crow),
+                                                                THREADS),
+                "int32 tags": lambda: SPGEMM.spgemm_symbolic(crow, col, crow, col, n, np.empty_like(out_crow),
+                                                             THREADS)}, args.repeat)
+            record("spgemm int32 tags", f"symbolic {name}", medians, "int32 tags")
+            medians = interleaved({
+                "before": lambda: old["spgemm"].spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col,
+                                                               out_val, THREADS),
+                "int32 tags": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col,
+                                                            out_val, THREADS)}, args.repeat)
+            record("spgemm int32 tags", f"numeric {name}", medians, "int32 tags")
+        print(f"{name} done", flush=True)
+
+    print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
+    if not args.quick:
+        print(f"\nwrote {save('levers', {'threads': THREADS, 'old_build': args.old, 'results': rows})}")
+
+
+if __name__ == "__main__":
+    main()
