@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparse_ref import _formats, _products
+from sparse_ref import _dtypes, _formats, _products
 from sparse_ref._arrays import converted
 from sparse_ref._grad_mode import no_grad
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
@@ -635,7 +635,7 @@ def cast(s, dtype, copy: bool = False):
     an integer dtype is not differentiable (its result cannot require grad)."""
     if s.dtype == dtype and not copy:
         return s
-    if dtype.kind not in "fc":
+    if _dtypes.kind(dtype) not in "fc":
         with no_grad():
             return SparseTo.apply(s, dtype)
     return SparseTo.apply(s, dtype)

@@ -222,7 +222,7 @@ class DistSparse(External):
         DistSparse with this matrix's pattern (masked and coalesced), in ``.grad``."""
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables")
-        if requires_grad and self._dtype.kind not in "fc":
+        if requires_grad and _dtypes.kind(self._dtype) not in "fc":
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         self.requires_grad = bool(requires_grad)
         return self
