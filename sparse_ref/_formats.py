@@ -10,6 +10,7 @@ to 0..r-1 (``np.unique``), the kernel works on r rows, and the names are restore
 
 import numpy as np
 
+from sparse_ref import _precision
 from sparse_ref._backend import kernel_module
 from sparse_ref._memory import check_fits
 from sparse_ref._threads import effective_n_threads
@@ -48,10 +49,17 @@ def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
 
     Large inputs are cut into blocks of whole rows first (a stable partition, so every
     row keeps its storage order and the sums are the same bits); each block is one kernel
-    call, and Ctrl-C stops the work between two of them."""
+    call, and Ctrl-C stops the work between two of them.
+
+    float16 and bfloat16 values are summed in float32 (in the same storage order) and
+    each sum is rounded once at the end (``sparse_ref._precision``)."""
+    small = _precision.small_dtype(val)
+    val = _precision.wide(val)
     if row.shape[0] > 2 * COALESCE_BLOCK and nrows > 1:
-        return _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos)
-    return _coalesce(row, col, val, nrows, n_threads, with_pos)
+        indices, values, pos = _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos)
+    else:
+        indices, values, pos = _coalesce(row, col, val, nrows, n_threads, with_pos)
+    return indices, _precision.finish(values, small), pos
 
 
 def _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos):

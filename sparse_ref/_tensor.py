@@ -634,6 +634,14 @@ class Tensor(_Differentiable):
     def double(self) -> "Tensor":
         return _F.to(self, _dtypes.float64)
 
+    def half(self) -> "Tensor":
+        """``self.to(sr.float16)``."""
+        return _F.to(self, _dtypes.float16)
+
+    def bfloat16(self) -> "Tensor":
+        """``self.to(sr.bfloat16)`` (needs the ml_dtypes package)."""
+        return _F.to(self, _dtypes.bfloat16 if _dtypes.bfloat16 is not None else "bfloat16")
+
     def float(self) -> "Tensor":
         return _F.to(self, _dtypes.float32)
 
@@ -914,6 +922,14 @@ class SparseTensor(_Differentiable):
     def double(self) -> "SparseTensor":
         """``self.to(sr.float64)``."""
         return _F.sparse_to(self, _dtypes.float64)
+
+    def half(self) -> "SparseTensor":
+        """``self.to(sr.float16)``."""
+        return _F.sparse_to(self, _dtypes.float16)
+
+    def bfloat16(self) -> "SparseTensor":
+        """``self.to(sr.bfloat16)`` (needs the ml_dtypes package)."""
+        return _F.sparse_to(self, _dtypes.bfloat16 if _dtypes.bfloat16 is not None else "bfloat16")
 
     def float(self) -> "SparseTensor":
         """``self.to(sr.float32)``."""
