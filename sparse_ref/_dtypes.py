@@ -35,7 +35,7 @@ BFLOAT16_MISSING = ("sparse_ref.bfloat16 needs the ml_dtypes package (NumPy's bf
 
 bool_ = np.dtype(np.bool_)  # dense tensors only: masks and the results of comparisons
 
-SUPPORTED = (int32, int64, *HALF, float32, float64, complex64, complex128)
+SUPPORTED = (int32, int64, float32, float64, complex64, complex128, *HALF)
 SUPPORTED_NAMES = ", ".join(d.name for d in SUPPORTED)
 
 # torch's defaults: Python floats become float32, ints int64, complex numbers complex64.
