@@ -307,3 +307,179 @@ def test_product_and_gradients_both_paths_and_the_float32_oracle(op, dt, rng):
         assert got.dtype == dt, op
         assert same16(got, other), f"{op}: the two paths differ"
         assert same16(got, library_rounding(want, dt)), f"{op}: not float32 rounded once"
+
+
+# -- the float32-accumulating NumPy oracle, in each contract's order ---------------------------
+#
+# Written from the contracts (docs/numerics.rst), not from the kernels: widen, one float32
+# multiply and one float32 add per product in the stated order, then one rounding.
+
+F32 = np.float32
+
+
+def oracle_coalesce(idx, val32):
+    """Sorted row-major; duplicates summed in storage order (float32), not yet rounded."""
+    order = np.lexsort((idx[1], idx[0]))  # stable: duplicates keep their storage order
+    keys, sums = [], []
+    for p in order:
+        key = (int(idx[0, p]), int(idx[1, p]))
+        if keys and keys[-1] == key:
+            sums[-1] = F32(sums[-1] + val32[p])
+        else:
+            keys.append(key)
+            sums.append(F32(val32[p]))
+    return np.array(keys, dtype=np.int64).reshape(-1, 2).T, np.array(sums, dtype=F32)
+
+
+def oracle_spmm(idx, val32, b32, nrows):
+    """Row i: ``((0 + a_q0 * b[k0]) + a_q1 * b[k1]) + ...`` in ascending column order."""
+    out = np.zeros((nrows, b32.shape[1]), dtype=F32)
+    for (i, k), v in zip(idx.T, val32):  # coalesced: rows, then columns, ascending
+        out[i] = out[i] + v * b32[k]
+    return out
+
+
+def oracle_spgemm(idx_a, val_a, idx_b, val_b):
+    """Gustavson: for row i, for (i, k) in ascending k, for (k, j) in ascending j:
+    ``acc[j] += a_ik * b_kj``; the row is emitted sorted by j."""
+    out = {}
+    for (i, k), a in zip(idx_a.T, val_a):
+        for (k2, j), b in zip(idx_b.T, val_b):
+            if k2 == k:
+                out[(i, j)] = F32(out.get((i, j), F32(0)) + F32(a * b))
+    keys = sorted(out)
+    return np.array(keys, dtype=np.int64).reshape(-1, 2).T, np.array([out[q] for q in keys], dtype=F32)
+
+
+def oracle_sddmm(idx, x32, y32):
+    """``sum_j x[i, j] * y[k, j]`` as 8 interleaved partial sums combined pairwise."""
+    out = []
+    for i, k in idx.T:
+        lanes = [F32(0)] * 8
+        for j in range(x32.shape[1]):
+            lanes[j % 8] = F32(lanes[j % 8] + F32(x32[i, j] * y32[k, j]))
+        out.append(((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])))
+    return np.array(out, dtype=F32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_products_equal_the_numpy_float32_oracle(dt, backend, rng):
+    inputs = make_inputs(rng, dt)
+    (idx, raw), (idx2, raw2) = inputs["a"], inputs["a2"]
+    b, c, s1, s2 = inputs["b"], inputs["c"], inputs["s1"], inputs["s2"]
+    w = np.float32  # widening is exact: .astype(np.float32)
+    with sr.use_backend(backend):
+        a = sr.sparse_coo_tensor(idx, raw, (M, K))
+        a2 = sr.sparse_coo_tensor(idx2, raw2, (K, N))
+        # coalesce: the sums of duplicates in float32, in storage order, rounded once
+        ci, cv = oracle_coalesce(idx, raw.astype(w))
+        got = a.coalesce()
+        assert np.array_equal(got.indices().numpy(), ci) and same16(got.values().numpy(), library_rounding(cv, dt))
+        assert same16(a.to_dense().numpy(), library_rounding(oracle_spmm(ci, cv, np.eye(K, dtype=F32), M), dt))
+        # the products read the coalesced operands as stored (in the half type)
+        ci, cv = ci, got.values().numpy().astype(w)
+        ci2, cv2 = oracle_coalesce(idx2, raw2.astype(w))
+        cv2 = library_rounding(cv2, dt).astype(w)
+        p32 = oracle_spmm(ci, cv, b.astype(w), M)
+        assert same16(sr.sparse.mm(a, sr.tensor(b)).numpy(), library_rounding(p32, dt))
+        assert same16(sr.sparse.mm(a.to_sparse_csr(), sr.tensor(b)).numpy(), library_rounding(p32, dt))
+        # addmm: beta * M + alpha * P formed in float32 (beta, alpha as float32), rounded once
+        want = c.astype(w) * F32(0.75) + p32 * F32(-1.25)
+        got = sr.sparse.addmm(sr.tensor(c), a, sr.tensor(b), beta=0.75, alpha=-1.25).numpy()
+        assert same16(got, library_rounding(want, dt))
+        gi, gv = oracle_spgemm(ci, cv, ci2, cv2)
+        got = sr.sparse.mm(a, a2)
+        assert np.array_equal(got.indices().numpy(), gi) and same16(got.values().numpy(), library_rounding(gv, dt))
+        # sampled_addmm: the SDDMM's float32 sums, then beta * input + alpha * them, rounded once
+        want = cv * F32(0.5) + oracle_sddmm(ci, s1.astype(w), np.ascontiguousarray(s2.T).astype(w)) * F32(2.5)
+        got = sr.sparse.sampled_addmm(a, sr.tensor(s1), sr.tensor(s2), beta=0.5, alpha=2.5)
+        assert same16(got.values().numpy(), library_rounding(want, dt))
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_long_sums_do_not_stall_where_torch_does(dt):
+    """4096 products of ones: the contract's float32 sum is 4096, exact in both half
+    types. torch 2.13's COO @ dense adds in the small type, where the running sum stalls at
+    2048 (float16: 2048 + 1 rounds back to 2048) or 256 (bfloat16)."""
+    a = sr.ones(1, 4096, dtype=dt).to_sparse()
+    b = sr.ones(4096, 1, dtype=dt)
+    assert sr.sparse.mm(a, b).tolist() == [[4096.0]]
+    assert sr.sparse.mm(a, a.t()).to_dense().tolist() == [[4096.0]]
+    torch = torch_or_skip()
+    theirs = torch.sparse.mm(sr.to_torch(a), sr.to_torch(b))
+    assert theirs.float().tolist() == [[2048.0 if dt == sr.float16 else 256.0]]
+
+
+def torch_dtype(torch, dt):
+    return {"float16": torch.float16, "bfloat16": torch.bfloat16}[dt.name]
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_torch_parity_within_the_half_rounding(dt, rng):
+    """Where torch 2.13 runs the op in the half type, ours agrees to the rounding of the
+    small type: torch rounds every partial sum (error up to about one unit in the last
+    place per addition), ours once. K = 9 additions at most, so the bound is 10 ulps of
+    the sum of magnitudes."""
+    torch = torch_or_skip()
+    inputs = make_inputs(rng, dt)
+    idx, raw = inputs["a"]
+    eps = float(_dtypes.finfo(dt).eps)
+    a = sr.sparse_coo_tensor(idx, raw, (M, K)).coalesce()
+    abs_a = np.abs(a.to_dense().numpy().astype(F32))
+    ta = sr.to_torch(a).requires_grad_()
+    a.requires_grad_()
+    b, tb = sr.tensor(inputs["b"], requires_grad=True), torch.tensor(inputs["b"].astype(np.float32)).to(
+        torch_dtype(torch, dt)).requires_grad_()
+    g = inputs["g_mn"]
+    ours = sr.sparse.mm(a, b)
+    ours.backward(sr.tensor(g))
+    theirs = torch.sparse.mm(ta, tb)
+    theirs.backward(torch.tensor(g.astype(np.float32)).to(torch_dtype(torch, dt)))
+    scale_out = abs_a @ np.abs(inputs["b"].astype(F32))
+    close(ours.detach().numpy(), theirs.detach().float().numpy(), 10 * eps * (scale_out + 1e-3))
+    close(b.grad.numpy(), tb.grad.float().numpy(),
+          10 * eps * (abs_a.T @ np.abs(g.astype(F32)) + 1e-3))
+    ga = a.grad.coalesce()
+    tga = ta.grad.coalesce()
+    assert np.array_equal(ga.indices().numpy(), tga.indices().numpy())
+    bound = np.abs(g.astype(F32)) @ np.abs(inputs["b"].astype(F32)).T
+    close(ga.values().numpy(), tga.values().float().numpy(), 10 * eps * (bound[tuple(ga.indices().numpy())] + 1e-3))
+    # addmm, dense @ sparse, coalesce, to_dense
+    c = inputs["c"]
+    got = sr.sparse.addmm(sr.tensor(c), a.detach(), b.detach(), beta=0.5, alpha=2.0).numpy()
+    want = torch.sparse.addmm(torch.tensor(c.astype(F32)).to(torch_dtype(torch, dt)), ta.detach(), tb.detach(),
+                              beta=0.5, alpha=2.0).float().numpy()
+    close(got, want, 10 * eps * (2 * scale_out + np.abs(c.astype(F32)) + 1e-3))
+    x = inputs["x"]
+    got = sr.mm(sr.tensor(x), a.detach()).numpy()
+    want = torch.mm(torch.tensor(x.astype(F32)).to(torch_dtype(torch, dt)), ta.detach()).float().numpy()
+    close(got, want, 10 * eps * (np.abs(x.astype(F32)) @ abs_a + 1e-3))
+    raw_a = sr.sparse_coo_tensor(idx, raw, (M, K))
+    t_raw = sr.to_torch(raw_a)
+    close(raw_a.to_dense().numpy(), t_raw.to_dense().float().numpy(),
+          10 * eps * (sr.sparse_coo_tensor(idx, np.abs(raw.astype(F32)), (M, K)).to_dense().numpy() + 1e-3))
+    close(raw_a.coalesce().values().numpy(), t_raw.coalesce().values().float().numpy(),
+          10 * eps * (sr.sparse_coo_tensor(idx, np.abs(raw.astype(F32)), (M, K)).coalesce().values().numpy() + 1e-3))
+
+
+def close(ours, theirs, bound):
+    ours = np.asarray(ours).astype(F32)
+    assert ours.shape == theirs.shape
+    assert np.all(np.abs(ours - theirs) <= bound), np.max(np.abs(ours - theirs) - bound)
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_products_torch_refuses_in_the_half_types_run_here(dt):
+    """torch 2.13 has no half COO @ COO and no half CSR @ dense on the CPU; sparse_ref has
+    both, with the contract's numerics."""
+    torch = torch_or_skip()
+    a = sr.sparse_coo_tensor([[0, 1, 1], [1, 0, 1]], [1.0, 2.0, 3.0], (2, 2), dtype=dt)
+    b = sr.ones(2, 2, dtype=dt)
+    name = "Half" if dt == sr.float16 else "BFloat16"
+    with pytest.raises(RuntimeError, match=f'"sparse_matmul" not implemented for \'{name}\''):
+        torch.sparse.mm(sr.to_torch(a), sr.to_torch(a))
+    with pytest.raises(RuntimeError, match='"addmm_out_sparse_csr_impl_mkl" not implemented'):
+        torch.sparse.mm(sr.to_torch(a.to_sparse_csr()), sr.to_torch(b))
+    assert sr.sparse.mm(a, a).to_dense().tolist() == [[2.0, 3.0], [6.0, 11.0]]
+    assert sr.sparse.mm(a.to_sparse_csr(), b).tolist() == [[1.0, 1.0], [5.0, 5.0]]
