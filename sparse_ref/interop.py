@@ -98,6 +98,8 @@ def to_scipy(t: SparseTensor):
         return sp.csr_array((t._val.copy(), t._col.copy(), t._crow.copy()), shape=t.shape)
     if not isinstance(t, SparseTensor):
         raise TypeError(f"to_scipy: expected a sparse_ref SparseTensor, got {type(t).__name__}")
+    if _dtypes.is_half(t.dtype):
+        raise TypeError(f"to_scipy: scipy.sparse has no {t.dtype.name}; convert first, e.g. t.float()")
     coords = tuple(row.copy() for row in t._idx)  # one row for a sum's sparse vector
     out = sp.coo_array((t._val.copy(), coords), shape=t.shape)
     if t.is_coalesced():

@@ -483,3 +483,18 @@ def test_products_torch_refuses_in_the_half_types_run_here(dt):
         torch.sparse.mm(sr.to_torch(a.to_sparse_csr()), sr.to_torch(b))
     assert sr.sparse.mm(a, a).to_dense().tolist() == [[2.0, 3.0], [6.0, 11.0]]
     assert sr.sparse.mm(a.to_sparse_csr(), b).tolist() == [[1.0, 1.0], [5.0, 5.0]]
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_the_cluster_refuses_half_types_with_a_clear_error(dt):
+    srd = pytest.importorskip("sparse_ref.distributed")
+    a = sr.sparse_coo_tensor([[0], [0]], [1.0], (1, 1), dtype=dt)
+    with pytest.raises(TypeError, match=f"from_sparse: {dt.name} is not supported on a cluster"):
+        srd.from_sparse(a, 1)
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_to_scipy_says_scipy_has_no_half_types(dt):
+    pytest.importorskip("scipy")
+    with pytest.raises(TypeError, match=f"scipy.sparse has no {dt.name}; convert first"):
+        sr.to_scipy(sr.sparse_coo_tensor([[0], [0]], [1.0], (1, 1), dtype=dt))
