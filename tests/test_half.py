@@ -55,7 +55,14 @@ def edge_patterns():
                         0x7F7F7FFF, 0x7F7F8000, 0x7F7FFFFF, 0x7F800000, 0x7F800001, 0x7F802000,
                         0x7FA00000, 0x7FC00000, 0x7FC00001, 0x7FFFFFFF, 0x33000000, 0x33000001,
                         0x32FFFFFF, 0x38800000, 0x387FFFFF, 0x00000001, 0x007FFFFF, 0], dtype=np.uint32)
-    x = np.concatenate([(exps[:, None] | low).ravel(), (exps[:, None] | high).ravel(), special])
+    # exact ties (and one below, one above) with the tie bit at every position s of the
+    # fraction: float16 drops 13 bits (normal) to 24 (smallest subnormals), bfloat16 16
+    s = np.arange(1, 24, dtype=np.uint32)[:, None]
+    kept = np.array([0, 1, 2, 3, 0x7E, 0x7F, 0x3FE, 0x3FF, 0xFFFF], dtype=np.uint32)[None, :]
+    tie = ((kept << s) | (np.uint32(1) << (s - 1))).ravel() & np.uint32(0x7FFFFF)
+    near = np.concatenate([tie, tie - 1, tie + 1]) & np.uint32(0x7FFFFF)
+    x = np.concatenate([(exps[:, None] | low).ravel(), (exps[:, None] | high).ravel(),
+                        (exps[:, None] | near).ravel(), special])
     return np.concatenate([x, x | np.uint32(0x80000000)])
 
 
