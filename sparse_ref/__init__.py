@@ -38,7 +38,8 @@ from sparse_ref._grad_mode import enable_grad, no_grad, set_grad_enabled
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
-from sparse_ref import _dtypes, _errors, _functions, _tensor, autograd, datasets, nn, optim, sparse, viz  # sr.sparse.mm, like torch
+from sparse_ref import _functions, _tensor, autograd, datasets, nn, optim, sparse, viz  # sr.sparse.mm, like torch
+from sparse_ref import _dtypes, _errors  # sr.bfloat16 (below)
 
 # The one edge that runs up (see sparse_ref/_tensor.py): tensor methods call these functions.
 _tensor.bind(_functions)

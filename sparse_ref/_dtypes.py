@@ -123,7 +123,8 @@ def natural_dtype(array: np.ndarray, from_python: bool, where: str, dense: bool 
     return as_dtype(array.dtype, where, dense)
 
 
-_TYPE_NAMES = {"float16": "HalfTensor", "bfloat16": "BFloat16Tensor", "float32": "FloatTensor", "float64": "DoubleTensor", "int32": "IntTensor",
+_TYPE_NAMES = {"float16": "HalfTensor", "bfloat16": "BFloat16Tensor", "float32": "FloatTensor",
+               "float64": "DoubleTensor", "int32": "IntTensor",
                "int64": "LongTensor", "complex64": "ComplexFloatTensor",
                "complex128": "ComplexDoubleTensor", "bool": "BoolTensor"}
 

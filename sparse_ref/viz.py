@@ -136,7 +136,8 @@ def _same(a, b) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, np.ndarray):
-        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=_dtypes.kind(a.dtype) in "fc")
+        return (a.shape == b.shape and a.dtype == b.dtype
+                and np.array_equal(a, b, equal_nan=_dtypes.kind(a.dtype) in "fc"))
     try:
         return bool(a == b)
     except (TypeError, ValueError):  # containers holding arrays: compare their reprs

@@ -15,6 +15,7 @@ import sparse_ref as sr
 from sparse_ref import _dtypes
 from sparse_ref._errors import ConversionError
 from sparse_ref._kernels import convert as fast_convert
+from sparse_ref.course import check
 from sparse_ref.reference import convert as ref_convert
 
 HALF = [sr.float16] + ([_dtypes.bfloat16] if _dtypes.bfloat16 is not None else [])
@@ -505,3 +506,16 @@ def test_to_scipy_says_scipy_has_no_half_types(dt):
     pytest.importorskip("scipy")
     with pytest.raises(TypeError, match=f"scipy.sparse has no {dt.name}; convert first"):
         sr.to_scipy(sr.sparse_coo_tensor([[0], [0]], [1.0], (1, 1), dtype=dt))
+
+
+def test_course_checker_checks_the_rounding_kernels():
+    results = check.check("sparse_ref._kernels", ["convert.round_to_float16", "convert.round_to_bfloat16"],
+                          name="half-kernels")
+    assert [r.status for r in results if not r.kernel.endswith("(gradients)")] == ["pass", "pass"]
+
+    def truncating(a_bits, out_bits, n_threads=1):  # a student's first try: no rounding at all
+        out_bits[:] = ((a_bits >> 16) & 0x8000) | (((a_bits & 0x7FFFFFFF) >> 13) - (112 << 10)) & 0x7FFF
+
+    case, kwargs = next(iter(check.calls("convert", "round_to_float16")))
+    found = check.compare_case("convert", "round_to_float16", kwargs, truncating)
+    assert found is not None and found[0] == "out_bits" and found[1] == "differs"

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sparse_ref import _backend, _dtypes, reference
+# calls() runs reference.coalesce, .convert and .spgemm to make its inputs, whichever
+# kernels are checked: import them here (``--kernel convert`` alone once found them missing)
+from sparse_ref.reference import coalesce as _coalesce, convert as _convert, spgemm as _spgemm  # noqa: F401
 from sparse_ref._backend import INTERFACE, use_backend
 from sparse_ref._factories import sparse_coo_tensor, tensor
 from sparse_ref._functions import mm
