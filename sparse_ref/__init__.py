@@ -16,6 +16,7 @@ from sparse_ref._dtypes import (
     bool_ as bool,  # noqa: A004 (torch's name: sr.bool)
     complex64,
     complex128,
+    float16,
     float32,
     float64,
     int32,
@@ -38,13 +39,20 @@ from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
 from sparse_ref import _functions, _tensor, autograd, datasets, nn, optim, sparse, viz  # sr.sparse.mm, like torch
+from sparse_ref import _dtypes, _errors  # sr.bfloat16 (below)
 
 # The one edge that runs up (see sparse_ref/_tensor.py): tensor methods call these functions.
 _tensor.bind(_functions)
 
 
 def __getattr__(name):
-    """A torch name sparse_ref does not have: an AttributeError that says so."""
+    """A torch name sparse_ref does not have: an AttributeError that says so. ``bfloat16``
+    lives here when ml_dtypes is installed; without it, an error that says to install it
+    (an AttributeError, so that ``hasattr`` answers False)."""
+    if name == "bfloat16":
+        if _dtypes.bfloat16 is not None:
+            return _dtypes.bfloat16
+        raise _errors.MissingDependency(_dtypes.BFLOAT16_MISSING)
     raise _missing("module 'sparse_ref'", name)
 
 __version__ = "0.1.0"
@@ -81,6 +89,7 @@ __all__ = [
     "enable_grad",
     "exp",
     "flatten",
+    "float16",
     "float32",
     "float64",
     "from_scipy",

@@ -28,7 +28,10 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
     to an integer type, an integer or float out of the integer type's range, a finite
     float that would become inf in a narrower float type (ConversionError). Kept, as in
     torch: ordinary rounding (float64 -> float32, int64 -> float) and the truncation of a
-    float's fraction to an integer.
+    float's fraction to an integer. The half types follow the same rules: a float16 or
+    bfloat16 source is widened to float32 first (exactly), and a value beyond float16's
+    or bfloat16's largest finite value is refused as for float32; in range, NumPy (and
+    ml_dtypes) round to nearest, ties to even.
     """
     src = arr.dtype
     if src == object:  # Python integers beyond int64 (see _as_array)
@@ -38,6 +41,9 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
             raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} without "
                                   f"overflow (its range is {info.min} .. {info.max})")
         arr = arr.astype(np.float64)
+        src = arr.dtype
+    if src != dt and _dtypes.is_half(src):  # float32 holds every half value exactly
+        arr = arr.astype(np.float32)
         src = arr.dtype
     if src != dt and arr.size:
         if src.kind == "c" and dt.kind != "c":
@@ -49,10 +55,10 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
             arr = arr.real
         if dt.kind in "iu" and arr.dtype.kind in "fiu":
             _fits_integer(arr, dt, where)
-        elif dt.kind in "fc" and arr.dtype.kind in "fc" and arr.dtype.itemsize > dt.itemsize:
+        elif _dtypes.kind(dt) in "fc" and arr.dtype.kind in "fc" and arr.dtype.itemsize > dt.itemsize:
             part = arr.real if arr.dtype.kind == "c" else arr
             parts = (part, arr.imag) if arr.dtype.kind == "c" else (part,)
-            limit = np.finfo(dt).max
+            limit = float(_dtypes.finfo(dt).max)
             for p in parts:
                 bad = np.isfinite(p) & (np.abs(p) > limit)
                 if bad.any():

@@ -41,6 +41,8 @@ INTERFACE = {
         "coo_to_csr": ("a_row", "nrows", "out_crow", "n_threads"),
         "csr_to_coo": ("a_crow", "out_row", "n_threads"),
         "csr_transpose": ("a_crow", "a_col", "ncols", "out_crow", "out_col", "out_perm", "n_threads"),
+        "round_to_float16": ("a_bits", "out_bits", "n_threads"),
+        "round_to_bfloat16": ("a_bits", "out_bits", "n_threads"),
     },
     "sddmm": {
         "sddmm": ("p_row", "p_col", "x", "y", "out", "n_threads"),

@@ -3,9 +3,20 @@
 A sparse_ref dtype *is* a NumPy dtype (``sr.float64 == np.dtype("float64")``), so arrays
 move between the two without translation. ``dtype=`` arguments also take NumPy scalar
 types and strings.
+
+The two 16-bit floating types: ``float16`` is NumPy's own; ``bfloat16`` is the dtype of
+the ``ml_dtypes`` package (the NumPy extension JAX uses), an optional dependency. Without
+it ``bfloat16`` is None here and ``sr.bfloat16`` raises an error that says to install it.
+NumPy reports bfloat16's kind as ``"V"``, so code asks :func:`kind` (``"f"`` for both)
+and :func:`finfo`, never ``dt.kind`` or ``np.finfo``, where a half type may arrive.
 """
 
 import numpy as np
+
+try:
+    import ml_dtypes as _ml_dtypes
+except ImportError:  # optional: only sr.bfloat16 needs it
+    _ml_dtypes = None
 
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
@@ -13,10 +24,18 @@ float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 complex64 = np.dtype(np.complex64)
 complex128 = np.dtype(np.complex128)
+float16 = np.dtype(np.float16)
+bfloat16 = np.dtype(_ml_dtypes.bfloat16) if _ml_dtypes is not None else None
+
+# The half types: values stored in 16 bits, every product computed in float32 and rounded
+# once (see sparse_ref._precision).
+HALF = (float16,) if bfloat16 is None else (float16, bfloat16)
+BFLOAT16_MISSING = ("sparse_ref.bfloat16 needs the ml_dtypes package (NumPy's bfloat16 dtype, as JAX "
+                    "uses it): pip install ml_dtypes")
 
 bool_ = np.dtype(np.bool_)  # dense tensors only: masks and the results of comparisons
 
-SUPPORTED = (int32, int64, float32, float64, complex64, complex128)
+SUPPORTED = (int32, int64, float32, float64, complex64, complex128, *HALF)
 SUPPORTED_NAMES = ", ".join(d.name for d in SUPPORTED)
 
 # torch's defaults: Python floats become float32, ints int64, complex numbers complex64.
@@ -45,9 +64,28 @@ sparse_coo = Layout("sparse_coo")
 sparse_csr = Layout("sparse_csr")
 
 
+def kind(dt: np.dtype) -> str:
+    """``dt.kind``, except ``"f"`` for bfloat16 (which NumPy calls ``"V"``)."""
+    return "f" if bfloat16 is not None and dt == bfloat16 else dt.kind
+
+
+def is_half(dt: np.dtype) -> bool:
+    """Whether ``dt`` is float16 or bfloat16."""
+    return any(dt == h for h in HALF)
+
+
+def finfo(dt: np.dtype):
+    """``np.finfo`` for every floating dtype, bfloat16 included."""
+    if bfloat16 is not None and dt == bfloat16:
+        return _ml_dtypes.finfo(bfloat16)
+    return np.finfo(dt)
+
+
 def as_dtype(dtype, where: str = "dtype", dense: bool = False) -> np.dtype:
     """Turn a dtype-like (sr dtype, NumPy type, string) into a supported NumPy dtype
     (``bool`` too, for a dense tensor)."""
+    if bfloat16 is None and getattr(dtype, "__name__", dtype) == "bfloat16":
+        raise TypeError(f"{where}: {BFLOAT16_MISSING}")
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -68,24 +106,25 @@ def natural_dtype(array: np.ndarray, from_python: bool, where: str, dense: bool 
     Data given as NumPy arrays or tensors keeps its dtype; Python numbers and lists follow
     torch: floats -> float32, ints -> int64, complex -> complex64.
     """
-    kind = array.dtype.kind
+    k = kind(array.dtype)
     if not array.dtype.isnative and array.dtype.newbyteorder("=") in SUPPORTED:
         return array.dtype.newbyteorder("=")  # the same numbers, in this machine's byte order
-    if kind == "b":
+    if k == "b":
         if dense:
             return bool_
         raise TypeError(f"{where}: bool values are not supported; use one of {SUPPORTED_NAMES}")
     if from_python:
-        if kind == "f":
+        if k == "f":
             return float32
-        if kind == "c":
+        if k == "c":
             return complex64
-        if kind in "iu":
+        if k in "iu":
             return int64
     return as_dtype(array.dtype, where, dense)
 
 
-_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int32": "IntTensor",
+_TYPE_NAMES = {"float16": "HalfTensor", "bfloat16": "BFloat16Tensor", "float32": "FloatTensor",
+               "float64": "DoubleTensor", "int32": "IntTensor",
                "int64": "LongTensor", "complex64": "ComplexFloatTensor",
                "complex128": "ComplexDoubleTensor", "bool": "BoolTensor"}
 

@@ -34,6 +34,12 @@ class ConversionError(ValueError, RuntimeError):
     int32 without overflow", and a ValueError."""
 
 
+class MissingDependency(AttributeError):
+    """A feature whose optional package is not installed (``sr.bfloat16`` without
+    ml_dtypes): the message names the package to install. An AttributeError (Python
+    cannot make it an ImportError too), so ``hasattr`` answers False."""
+
+
 API_PAGE = "the API reference page of sparse_ref's docs (docs/api.rst)"
 
 

@@ -201,7 +201,7 @@ def _rng(generator, where: str):
 
 def _float_dtype(dtype, where: str) -> np.dtype:
     dt = _dtypes.as_dtype(dtype, where) if dtype is not None else _dtypes.default_dtype
-    if dt.kind not in "fc":
+    if _dtypes.kind(dt) not in "fc":
         raise TypeError(f"{where}: expected a floating or complex dtype, got {dt.name}")
     return dt
 

@@ -12,6 +12,7 @@ and reads the leading S - 1 as one row key only when their sizes' product fits i
 
 import numpy as np
 
+from sparse_ref import _precision
 from sparse_ref._backend import kernel_module
 from sparse_ref._memory import check_fits
 from sparse_ref._threads import effective_n_threads
@@ -50,10 +51,17 @@ def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
 
     Large inputs are cut into blocks of whole rows first (a stable partition, so every
     row keeps its storage order and the sums are the same bits); each block is one kernel
-    call, and Ctrl-C stops the work between two of them."""
+    call, and Ctrl-C stops the work between two of them.
+
+    float16 and bfloat16 values are summed in float32 (in the same storage order) and
+    each sum is rounded once at the end (``sparse_ref._precision``)."""
+    small = _precision.small_dtype(val)
+    val = _precision.wide(val)
     if row.shape[0] > 2 * COALESCE_BLOCK and nrows > 1:
-        return _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos)
-    return _coalesce(row, col, val, nrows, n_threads, with_pos)
+        indices, values, pos = _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos)
+    else:
+        indices, values, pos = _coalesce(row, col, val, nrows, n_threads, with_pos)
+    return indices, _precision.finish(values, small), pos
 
 
 def _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos):
@@ -146,7 +154,8 @@ def coalesce_coo(indices: np.ndarray, values: np.ndarray, shape: tuple, n_thread
     gives every stored entry's coalesced position ``pos``; the index tuples of the result
     are read back from the first stored entry of each position. With dense dims, a value
     block per entry, the blocks are summed in NumPy (the same code on both kernel paths)
-    in one defined order, storage order: see :func:`sum_blocks`."""
+    in one defined order, storage order: see :func:`sum_blocks` (float16 and bfloat16
+    blocks in float32, each sum rounded once, as :func:`coalesce` does)."""
     s = indices.shape[0]
     if s == 2 and values.ndim == 1:
         return coalesce(indices[0], indices[1], values, shape[0], n_threads, with_pos)
@@ -156,7 +165,9 @@ def coalesce_coo(indices: np.ndarray, values: np.ndarray, shape: tuple, n_thread
     _, out_val, pos = coalesce(row, col, val, nrows, n_threads, with_pos=True)
     by_entry, starts = grouped_by_position(pos)
     out_idx = np.ascontiguousarray(indices[:, by_entry[starts]])  # each entry's first stored copy
-    out_val = sum_blocks(values, by_entry, starts) if blocks else out_val
+    if blocks:  # half blocks: summed in float32, each sum rounded once (as coalesce does)
+        small = _precision.small_dtype(values)
+        out_val = _precision.finish(sum_blocks(_precision.wide(values), by_entry, starts), small)
     return out_idx, out_val, (pos if with_pos else None)
 
 

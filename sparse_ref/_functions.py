@@ -108,7 +108,7 @@ def div(input, other) -> Tensor:
         raise _errors.ArgumentTypeError("div: a sparse divisor is not supported (as in torch); divide by a "
                                         "number or a 0-d tensor, or call .to_dense() first")
     input, other = _dense(input, other, "div")
-    if input.dtype.kind not in "fc":
+    if _dtypes.kind(input.dtype) not in "fc":
         raise TypeError(f"/: needs a floating or complex dtype, got {input.dtype.name}")
     return dense_ops.Div.apply(input, other)
 
@@ -168,7 +168,7 @@ def mean(input, dim: int | None = None, keepdim: bool = False) -> Tensor:
     >>> sr.mean(sr.tensor([[1., 2.], [3., 4.]]), 0)
     tensor([2., 3.])
     """
-    if input.dtype.kind not in "fc":
+    if _dtypes.kind(input.dtype) not in "fc":
         raise TypeError(f"mean: needs a floating or complex dtype, got {input.dtype.name}")
     return dense_ops.Mean.apply(input, _dims(dim, input.ndim, "mean"), keepdim)
 
@@ -798,7 +798,7 @@ def to(input, dtype):
     if dt == input.dtype:
         return input
     data = _validate.cast_data(input, dt, "to")
-    if dt.kind in "fc":
+    if _dtypes.kind(dt) in "fc":
         return dense_ops.Cast.apply(input, data)
     return Tensor(data)  # an integer or bool result has no gradient (as torch)
 

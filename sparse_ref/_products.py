@@ -1,9 +1,15 @@
 """Array-level products: allocate the outputs, pick the thread count, call the kernels of
 the current backend. No validation here: ``sparse_ref.sparse`` has checked everything.
+
+float16 and bfloat16 operands are widened to float32 on the way in and the result is
+rounded once on the way out (``sparse_ref._precision``); with ``wide=True`` the float32
+result is returned unrounded, for a caller that combines it further (addmm, a gradient
+scaled by alpha) and then rounds once itself.
 """
 
 import numpy as np
 
+from sparse_ref import _precision
 from sparse_ref._backend import kernel_module
 from sparse_ref._formats import renamed_keys
 from sparse_ref._memory import check_fits
@@ -12,23 +18,27 @@ from sparse_ref._threads import effective_n_threads
 I64 = np.int64
 
 
-def spmm(crow, col, val, b, n_threads=None):
+def spmm(crow, col, val, b, n_threads=None, wide=False):
     """Dense ``A @ B`` for A in CSR arrays and a C-contiguous B."""
+    small = _precision.small_dtype(val, b)
+    val, b = _precision.wide(val), _precision.wide(b)
     nrows, n = crow.shape[0] - 1, b.shape[1]
     out = np.empty((nrows, n), dtype=val.dtype)
     nt = effective_n_threads(n_threads, work=col.shape[0] * max(n, 1) + nrows)
     kernel_module("spmm").spmm(crow, col, val, b, out, nt)
-    return out
+    return out if wide else _precision.finish(out, small)
 
 
 def spmm_reduce(crow, col, val, b, reduce, n_threads=None):
     """``(out, arg)``: the row-wise reduction and, for amax/amin, the winning positions."""
+    small = _precision.small_dtype(val, b)
+    val, b = _precision.wide(val), _precision.wide(b)
     nrows, n = crow.shape[0] - 1, b.shape[1]
     out = np.empty((nrows, n), dtype=val.dtype)
     arg = np.empty((nrows, n) if reduce in ("amax", "amin") else (0, 0), dtype=I64)
     nt = effective_n_threads(n_threads, work=col.shape[0] * max(n, 1) + nrows)
     kernel_module("spmm").spmm_reduce(crow, col, val, b, reduce, out, arg, nt)
-    return out, (arg if reduce in ("amax", "amin") else None)
+    return _precision.finish(out, small), (arg if reduce in ("amax", "amin") else None)
 
 
 # A kernel call does at most about this many products, so that a long SpGEMM returns to
@@ -107,6 +117,8 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     The kernels keep one slot per column of B and thread: with very many columns, the
     columns that occur are numbered first (order-preserving) and named back after."""
     k = kernel_module("spgemm")
+    small = _precision.small_dtype(a_val, b_val)
+    a_val, b_val = _precision.wide(a_val), _precision.wide(b_val)
     nrows = a_crow.shape[0] - 1
     lower, upper, flops = spgemm_bounds(a_crow, a_col, b_crow)
     _refuse(lower, a_val.dtype, max_nnz, "at least")
@@ -124,7 +136,7 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     kernel_module("convert").csr_to_coo(crow, indices[0], nt)
     if names is not None:
         indices[1] = names[indices[1]]
-    return indices, out_val, crow
+    return indices, _precision.finish(out_val, small), crow
 
 
 def spgemm_nnz(a_crow, a_col, b_crow, b_col, ncols, n_threads=None) -> int:
@@ -136,18 +148,22 @@ def spgemm_nnz(a_crow, a_col, b_crow, b_col, ncols, n_threads=None) -> int:
     return int(spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads)[-1])
 
 
-def sddmm(row, col, x, y, n_threads=None):
+def sddmm(row, col, x, y, n_threads=None, wide=False):
     """``out[p] = sum_j x[row[p], j] * y[col[p], j]`` (C-contiguous x and y)."""
+    small = _precision.small_dtype(x, y)
+    x, y = _precision.wide(x), _precision.wide(y)
     out = np.empty(row.shape[0], dtype=x.dtype)
     nt = effective_n_threads(n_threads, work=row.shape[0] * max(x.shape[1], 1))
     kernel_module("sddmm").sddmm(row, col, x, y, out, nt)
-    return out
+    return out if wide else _precision.finish(out, small)
 
 
 def spgemm_masked(row, col, x_crow, x_col, x_val, y_crow, y_col, y_val, n_threads=None):
     """``out[p] = sum_c x[row[p], c] * y[col[p], c]`` for CSR X and Y (masked SpGEMM)."""
+    small = _precision.small_dtype(x_val, y_val)
+    x_val, y_val = _precision.wide(x_val), _precision.wide(y_val)
     out = np.empty(row.shape[0], dtype=x_val.dtype)
     nt = effective_n_threads(n_threads, work=row.shape[0] + x_col.shape[0] + y_col.shape[0])
     kernel_module("spgemm").spgemm_masked(row, col, x_crow, x_col, np.ascontiguousarray(x_val),
                                           y_crow, y_col, np.ascontiguousarray(y_val), out, nt)
-    return out
+    return _precision.finish(out, small)

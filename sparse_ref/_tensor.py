@@ -68,7 +68,7 @@ class _Differentiable:
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; "
                                "use .detach() to get a tensor cut from the graph")
-        if requires_grad and self.dtype.kind not in "fc":
+        if requires_grad and _dtypes.kind(self.dtype) not in "fc":
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         self.requires_grad = bool(requires_grad)
         return self
@@ -235,7 +235,7 @@ class Tensor(_Differentiable):
     def data(self, value) -> None:
         if not isinstance(value, Tensor):
             raise TypeError(f"data: expected a dense Tensor, got {type(value).__name__}")
-        if self.requires_grad and value.dtype.kind not in "fc":
+        if self.requires_grad and _dtypes.kind(value.dtype) not in "fc":
             raise RuntimeError("data set to a tensor that requires gradients must be floating point or complex "
                                f"dtype, got {value.dtype.name}")
         if self.grad is not None and (value.shape != self.shape or value.dtype != self.dtype):
@@ -298,7 +298,7 @@ class Tensor(_Differentiable):
 
     def div_(self, other) -> "Tensor":
         """``self /= other`` in place (see ``add_``); floating and complex dtypes only."""
-        if self.dtype.kind not in "fc":  # torch: "result type Float can't be cast to ... Long"
+        if _dtypes.kind(self.dtype) not in "fc":  # torch: "result type Float can't be cast to ... Long"
             raise DTypeError(f"div_: needs a floating or complex dtype, got {self.dtype.name}")
         return self._update("div_", np.divide, other)
 
@@ -645,6 +645,14 @@ class Tensor(_Differentiable):
     def double(self) -> "Tensor":
         return _F.to(self, _dtypes.float64)
 
+    def half(self) -> "Tensor":
+        """``self.to(sr.float16)``."""
+        return _F.to(self, _dtypes.float16)
+
+    def bfloat16(self) -> "Tensor":
+        """``self.to(sr.bfloat16)`` (needs the ml_dtypes package)."""
+        return _F.to(self, _dtypes.bfloat16 if _dtypes.bfloat16 is not None else "bfloat16")
+
     def float(self) -> "Tensor":
         return _F.to(self, _dtypes.float32)
 
@@ -944,6 +952,14 @@ class SparseTensor(_Differentiable):
     def double(self) -> "SparseTensor":
         """``self.to(sr.float64)``."""
         return _F.sparse_to(self, _dtypes.float64)
+
+    def half(self) -> "SparseTensor":
+        """``self.to(sr.float16)``."""
+        return _F.sparse_to(self, _dtypes.float16)
+
+    def bfloat16(self) -> "SparseTensor":
+        """``self.to(sr.bfloat16)`` (needs the ml_dtypes package)."""
+        return _F.sparse_to(self, _dtypes.bfloat16 if _dtypes.bfloat16 is not None else "bfloat16")
 
     def float(self) -> "SparseTensor":
         """``self.to(sr.float32)``."""

@@ -15,6 +15,8 @@ def format_array(arr: np.ndarray, prefix: str) -> str:
     """The body of ``tensor(...)``: NumPy's ``array2string`` with torch's float rules."""
     if arr.size == 0:
         return "[]" if arr.ndim == 1 else np.array2string(arr, separator=", ")
+    if _dtypes.is_half(arr.dtype):  # printed as torch prints them: the exact float32 value
+        arr = arr.astype(np.float32)
     kind = arr.dtype.kind
     if kind in "fc":
         finite = arr[np.isfinite(arr)] if kind == "f" else arr

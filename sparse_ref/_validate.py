@@ -296,7 +296,7 @@ def reduce_arg(reduce, dtype, where: str) -> str:
     op = REDUCE_ALIASES[reduce]
     if op in ("amax", "amin") and dtype.kind == "c":
         raise TypeError(f"{where}: reduce='{op}' needs ordered values; complex dtype {dtype.name} has no order")
-    if op == "mean" and dtype.kind not in FLOATING:
+    if op == "mean" and _dtypes.kind(dtype) not in FLOATING:
         raise TypeError(f"{where}: reduce='mean' needs a floating or complex dtype, got {dtype.name}")
     return op
 
@@ -312,7 +312,7 @@ def mm_operands(mat1, mat2, reduce, where: str = "mm", sparse=SparseTensor) -> s
     if reduce is not None and not (isinstance(mat1, sparse) and not isinstance(mat2, sparse)):
         raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
                          f"{mat1.layout!r} and {mat2.layout!r}")
-    if isinstance(mat1, sparse) and isinstance(mat2, sparse) and mat1.dtype.kind not in FLOATING:
+    if isinstance(mat1, sparse) and isinstance(mat2, sparse) and _dtypes.kind(mat1.dtype) not in FLOATING:
         raise TypeError(f"{where}: sparse x sparse needs float32, float64, complex64 or complex128, "
                         f"got {mat1.dtype.name}")
     return reduce_arg(reduce, mat1.dtype, where)
@@ -386,7 +386,7 @@ def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled
         raise ShapeError(f"{where}: input of shape {input.shape} does not match the product's shape "
                          f"({mat1.shape[0]}, {mat2.shape[1]})")
     _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
-    if input.dtype.kind not in FLOATING:
+    if _dtypes.kind(input.dtype) not in FLOATING:
         raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
     _scalar(beta, "beta", input.dtype, where)
     _scalar(alpha, "alpha", input.dtype, where)
@@ -639,7 +639,7 @@ def same_dtype_arg(input, other, where: str) -> None:
 def floating_arg(x, where: str, complex_ok: bool = True) -> None:
     """A tensor of a floating (or, where torch allows it, complex) dtype."""
     kinds = "fc" if complex_ok else "f"
-    if x.dtype.kind not in kinds:
+    if _dtypes.kind(x.dtype) not in kinds:
         raise DTypeError(f"{where}: needs a floating{' or complex' if complex_ok else ''} dtype, "
                          f"got {x.dtype.name}")
 
@@ -711,7 +711,7 @@ def scalar_operand(x, dtype: np.dtype, where: str):
 
 
 def floating(t, where: str) -> None:
-    if t.dtype.kind not in FLOATING:
+    if _dtypes.kind(t.dtype) not in FLOATING:
         raise DTypeError(f"{where}: needs a floating or complex dtype, got {t.dtype.name}; "
                          "sparse_ref does not promote dtypes (cast first: .double())")
 
@@ -773,6 +773,6 @@ def softmax_dim(input, dim, where: str) -> int:
 
 
 def softmax_dtype(input, where: str) -> None:
-    if input.dtype.kind != "f":
+    if _dtypes.kind(input.dtype) != "f":
         raise DTypeError(f'{where}: "{where}" not implemented for {input.dtype.name} (nor in torch); '
                          "it needs float32 or float64")

@@ -7,7 +7,7 @@ import importlib
 
 import numpy as np
 
-from sparse_ref import _validate
+from sparse_ref import _dtypes, _validate
 from sparse_ref._factories import sparse_coo_tensor, sparse_csr_tensor, tensor
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 
@@ -94,16 +94,35 @@ def to_scipy(t: SparseTensor):
     array([[0., 3.]], dtype=float32)
     """
     sp = _require("scipy.sparse", "to_scipy")
-    if isinstance(t, SparseCsrTensor):
-        return sp.csr_array((t._val.copy(), t._col.copy(), t._crow.copy()), shape=t.shape)
     if not isinstance(t, SparseTensor):
         raise TypeError(f"to_scipy: expected a sparse_ref SparseTensor, got {type(t).__name__}")
+    if _dtypes.is_half(t.dtype):  # COO and CSR alike
+        raise TypeError(f"to_scipy: scipy.sparse has no {t.dtype.name}; convert first, e.g. t.float()")
+    if isinstance(t, SparseCsrTensor):
+        return sp.csr_array((t._val.copy(), t._col.copy(), t._crow.copy()), shape=t.shape)
     _validate.sparse_layout(t, "t", "to_scipy", sparse_dims=(1, 2))  # SciPy has no hybrid or 3-D arrays
     coords = tuple(row.copy() for row in t._idx)  # one row for a sum's sparse vector
     out = sp.coo_array((t._val.copy(), coords), shape=t.shape)
     if t.is_coalesced():
         out.has_canonical_format = True
     return out
+
+
+def _numpy_values(v, torch):
+    """A torch tensor's values as a NumPy array. NumPy has no bfloat16, and torch will not
+    hand one over: its 16 bits go across as int16 and become ml_dtypes' bfloat16."""
+    if v.dtype == torch.bfloat16:
+        if _dtypes.bfloat16 is None:
+            raise TypeError(f"from_torch: {_dtypes.BFLOAT16_MISSING}")
+        return v.contiguous().view(torch.int16).numpy().view(_dtypes.bfloat16)
+    return v.resolve_conj().resolve_neg().numpy()
+
+
+def _torch_values(arr: np.ndarray, torch):
+    """A copy of a NumPy array as a torch tensor (bfloat16 through its 16 bits)."""
+    if _dtypes.bfloat16 is not None and arr.dtype == _dtypes.bfloat16:
+        return torch.from_numpy(np.array(arr.view(np.int16), copy=True)).view(torch.bfloat16)
+    return torch.from_numpy(np.array(arr, copy=True))
 
 
 def from_torch(t):
@@ -124,15 +143,15 @@ def from_torch(t):
         raise TypeError(f"from_torch: expected a torch.Tensor, got {type(t).__name__}")
     t = t.detach().cpu()
     if t.layout == torch.strided:
-        return tensor(t.resolve_conj().resolve_neg().numpy())
+        return tensor(_numpy_values(t, torch))
     if t.layout == torch.sparse_coo:
         coalesced = t.is_coalesced()
-        out = sparse_coo_tensor(t._indices().numpy(), t._values().resolve_conj().resolve_neg().numpy(), tuple(t.shape),
+        out = sparse_coo_tensor(t._indices().numpy(), _numpy_values(t._values(), torch), tuple(t.shape),
                                 is_coalesced=coalesced or None)
         return out
     if t.layout == torch.sparse_csr:
         return sparse_csr_tensor(t.crow_indices().numpy(), t.col_indices().numpy(),
-                                 t.values().resolve_conj().resolve_neg().numpy(), tuple(t.shape))
+                                 _numpy_values(t.values(), torch), tuple(t.shape))
     raise TypeError(f"from_torch: layout {t.layout} is not supported; use strided, sparse_coo or sparse_csr")
 
 
@@ -150,13 +169,13 @@ def to_torch(t):
         raise TypeError(f"to_torch: expected a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
     torch = _require("torch", "to_torch")
     if isinstance(t, Tensor):
-        return torch.from_numpy(np.array(t._data, copy=True))
+        return _torch_values(t._data, torch)
     if isinstance(t, SparseCsrTensor):
         return torch.sparse_csr_tensor(torch.from_numpy(t._crow.copy()), torch.from_numpy(t._col.copy()),
-                                       torch.from_numpy(t._val.copy()), t.shape, check_invariants=False)
+                                       _torch_values(t._val, torch), t.shape, check_invariants=False)
     if isinstance(t, SparseTensor):
         return torch.sparse_coo_tensor(
-            torch.from_numpy(t._idx.copy()), torch.from_numpy(t._val.copy()), t.shape,
+            torch.from_numpy(t._idx.copy()), _torch_values(t._val, torch), t.shape,
             is_coalesced=t.is_coalesced(), check_invariants=False,  # our indices are checked
         )
     raise TypeError(f"to_torch: expected a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")

@@ -14,7 +14,7 @@ import types
 
 import numpy as np
 
-from sparse_ref import _validate
+from sparse_ref import _dtypes, _validate
 from sparse_ref._tensor import SparseTensor, Tensor
 
 __all__ = ["Trace", "spy", "trace"]
@@ -135,7 +135,8 @@ def _same(a, b) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, np.ndarray):
-        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        return (a.shape == b.shape and a.dtype == b.dtype
+                and np.array_equal(a, b, equal_nan=_dtypes.kind(a.dtype) in "fc"))
     try:
         return bool(a == b)
     except (TypeError, ValueError):  # containers holding arrays: compare their reprs

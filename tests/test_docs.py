@@ -8,7 +8,7 @@ import pytest
 import sparse_ref as sr
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-DATA = {"float32", "float64", "complex64", "complex128", "int32", "int64", "bool", "strided", "sparse_coo",
+DATA = {"float16", "float32", "float64", "complex64", "complex128", "int32", "int64", "bool", "strided", "sparse_coo",
         "sparse_csr", "sparse", "autograd", "nn", "optim", "datasets", "viz"}  # dtypes, layouts and subpackages
 
 

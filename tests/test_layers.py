@@ -25,7 +25,7 @@ PACKAGE = Path(sparse_ref.__file__).resolve().parent
 
 LAYERS = {
     0: ["_dtypes", "_errors", "_grad_mode", "_threads", "_memory", "_backend", "reference", "_kernels"],
-    1: ["_arrays", "_formats", "_products"],
+    1: ["_arrays", "_formats", "_precision", "_products"],
     2: ["_tensor_str", "_tensor"],
     3: ["_validate"],
     4: ["autograd"],

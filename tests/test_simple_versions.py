@@ -45,6 +45,10 @@ def cases(name, kernel, rng, dtype):
         return (dict(a_row=row, a_col=col, a_val=val, nrows=m, out_crow=z(m + 1, np.int64),
                      out_col=z(nnz, np.int64), out_val=z(nnz, dtype), out_pos=z(nnz, np.int64)),
                 ["out_crow", "out_col", "out_val"])
+    if kernel in ("round_to_float16", "round_to_bfloat16"):  # values, whatever the dtype
+        x = (rng.standard_normal(200) * 10.0 ** rng.integers(-9, 6, 200)).astype(np.float32)
+        x[:4] = [np.inf, -np.inf, np.nan, -0.0]
+        return dict(a_bits=x.view(np.uint32), out_bits=z(200, np.uint16)), ["out_bits"]
     a_crow, a_col, a_val = csr(rng, (m, k), 20, dtype)
     b_crow, b_col, b_val = csr(rng, (k, n), 15, dtype)
     nnz = len(a_col)

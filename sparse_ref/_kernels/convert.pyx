@@ -1,14 +1,16 @@
 """Format conversions as counting sorts: COO rows -> CSR row pointers, CSR -> COO rows,
-and the transpose of a CSR matrix. Typed twin of ``sparse_ref/reference/convert.py``.
+and the transpose of a CSR matrix; and the one rounding of float32 values to the half
+types (float16, bfloat16), on bit patterns. Typed twin of ``sparse_ref/reference/convert.py``.
 """
 
 from cython.parallel cimport prange
+from libc.stdint cimport uint16_t, uint32_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from sparse_ref._kernels._types cimport idx_t
 
-__all__ = ["coo_to_csr", "csr_to_coo", "csr_transpose"]
+__all__ = ["coo_to_csr", "csr_to_coo", "csr_transpose", "round_to_float16", "round_to_bfloat16"]
 
 
 def coo_to_csr(const idx_t[::1] a_row, idx_t nrows, idx_t[::1] out_crow, int n_threads=1):
@@ -168,3 +170,121 @@ def csr_transpose(const idx_t[::1] a_crow, const idx_t[::1] a_col, idx_t ncols,
                 out_perm[slot] = q
                 next_slot[j] = slot + 1
     free(next_slot)
+
+
+# float32:  sign (1 bit) | exponent e (8 bits, bias 127) | fraction (23 bits)
+# float16:  sign (1 bit) | exponent   (5 bits, bias 15)  | fraction (10 bits)
+# bfloat16: sign (1 bit) | exponent   (8 bits, bias 127) | fraction (7 bits)
+
+cdef inline uint16_t float16_bits(uint32_t x) noexcept nogil:
+    """The float16 nearest to the float32 with bits x (ties to even; NaN made quiet)."""
+    cdef uint32_t sign = (x >> 16) & 0x8000
+    cdef uint32_t mag = x & 0x7FFFFFFF
+    cdef int e = <int>(mag >> 23)
+    cdef uint32_t frac = (mag & 0x7FFFFF) | 0x800000
+    cdef uint32_t shift, kept, rest, half, up
+    if mag > 0x7F800000:                      # NaN: quiet, with the top of its payload
+        return <uint16_t>(sign | 0x7E00 | ((mag >> 13) & 0x3FF))
+    if mag >= 0x477FF000:                     # 65520 and up (and inf): inf
+        return <uint16_t>(sign | 0x7C00)
+    if e < 102:                               # below 2**-25: zero
+        return <uint16_t>sign
+    shift = 13 if e >= 113 else <uint32_t>(126 - e)   # normal: 11 bits kept; subnormal: fewer
+    kept = frac >> shift
+    rest = frac & ((1u << shift) - 1)
+    half = 1u << (shift - 1)
+    up = 1 if (rest > half or (rest == half and (kept & 1))) else 0
+    if e >= 113:                              # the carry of up runs into the exponent by itself
+        return <uint16_t>(sign | ((<uint32_t>(e - 113) << 10) + kept + up))
+    return <uint16_t>(sign | (kept + up))
+
+
+cdef inline uint16_t bfloat16_bits(uint32_t x) noexcept nogil:
+    """The bfloat16 nearest to the float32 with bits x (ties to even; NaN: 0x7FC0 signed)."""
+    if (x & 0x7FFFFFFF) > 0x7F800000:
+        return <uint16_t>(((x >> 16) & 0x8000) | 0x7FC0)
+    return <uint16_t>((x + 0x7FFF + ((x >> 16) & 1)) >> 16)
+
+
+def round_to_float16(const uint32_t[::1] a_bits, uint16_t[::1] out_bits, int n_threads=1):
+    """Round float32 values to float16, to nearest with ties to even, on bit patterns.
+
+    Simple version
+    --------------
+    The same result for every value but a signalling NaN (NumPy keeps it signalling;
+    this kernel sets the quiet bit)::
+
+        out_bits[:] = a_bits.view(np.float32).astype(np.float16).view(np.uint16)
+
+    Inputs
+    ------
+    a_bits : uint32[n]
+        The bit patterns of float32 values (``x.view(np.uint32)``).
+
+    Outputs
+    -------
+    out_bits : uint16[n]
+        The bit patterns of the float16 values nearest to them, ties to the even
+        pattern: magnitudes from 65520 (half way between the largest finite float16,
+        65504, and 2**16) up become inf; below 2**-14 the result is subnormal (a
+        multiple of 2**-24), and 2**-25 and less become (signed) zero. NaN stays NaN,
+        quiet, with its sign and the top 9 bits of its payload. -0.0 stays -0.0.
+
+    Preconditions
+    -------------
+    None: every bit pattern is a valid input.
+
+    Complexity
+    ----------
+    O(n) time, no extra memory in the Cython kernel.
+
+    Parallelism
+    -----------
+    A ``prange`` over the values; each writes its own output.
+    """
+    cdef Py_ssize_t i
+    with nogil:
+        for i in prange(a_bits.shape[0], schedule="static", num_threads=max(n_threads, 1)):
+            out_bits[i] = float16_bits(a_bits[i])
+
+
+def round_to_bfloat16(const uint32_t[::1] a_bits, uint16_t[::1] out_bits, int n_threads=1):
+    """Round float32 values to bfloat16, to nearest with ties to even, on bit patterns.
+
+    Simple version
+    --------------
+    The same result (ml_dtypes is the package that gives NumPy a bfloat16 dtype)::
+
+        import ml_dtypes
+        out_bits[:] = a_bits.view(np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)
+
+    Inputs
+    ------
+    a_bits : uint32[n]
+        The bit patterns of float32 values (``x.view(np.uint32)``).
+
+    Outputs
+    -------
+    out_bits : uint16[n]
+        The bit patterns of the bfloat16 values nearest to them, ties to the even
+        pattern. bfloat16 has float32's exponent range, so this keeps the top 16 bits,
+        rounded: subnormals stay subnormal, and values from half way above the largest
+        finite bfloat16 become inf. NaN becomes the quiet NaN of its sign
+        (0x7FC0 / 0xFFC0), as ml_dtypes gives it. -0.0 stays -0.0.
+
+    Preconditions
+    -------------
+    None: every bit pattern is a valid input.
+
+    Complexity
+    ----------
+    O(n) time, no extra memory in the Cython kernel.
+
+    Parallelism
+    -----------
+    A ``prange`` over the values; each writes its own output.
+    """
+    cdef Py_ssize_t i
+    with nogil:
+        for i in prange(a_bits.shape[0], schedule="static", num_threads=max(n_threads, 1)):
+            out_bits[i] = bfloat16_bits(a_bits[i])

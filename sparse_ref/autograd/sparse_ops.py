@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparse_ref import _formats, _products
+from sparse_ref import _dtypes, _formats, _precision, _products
 from sparse_ref._arrays import converted
 from sparse_ref._grad_mode import no_grad
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
@@ -47,19 +47,20 @@ def _pattern(s):
 
 # -- forward helpers (shared by the ops below) ---------------------------------------------
 
-def sparse_dense(a, b: np.ndarray, reduce: str = "sum"):
-    """``(out, arg)`` of ``A @ B`` for sparse A and dense B (arg: amax/amin winners)."""
+def sparse_dense(a, b: np.ndarray, reduce: str = "sum", wide: bool = False):
+    """``(out, arg)`` of ``A @ B`` for sparse A and dense B (arg: amax/amin winners);
+    ``wide``: a half product in float32, not yet rounded."""
     crow, col, val = a._csr()
     b = np.ascontiguousarray(b)
     if reduce == "sum":
-        return _products.spmm(crow, col, val, b), None
+        return _products.spmm(crow, col, val, b, wide=wide), None
     return _products.spmm_reduce(crow, col, val, b, reduce)
 
 
-def sparse_h_dense(a, g: np.ndarray) -> np.ndarray:
+def sparse_h_dense(a, g: np.ndarray, wide: bool = False) -> np.ndarray:
     """``A^H @ G``: SpMM with A's transposed CSR and conjugated values."""
     t_crow, t_col, t_val, _ = a._csr_t()
-    return _products.spmm(t_crow, t_col, conj(t_val), np.ascontiguousarray(g))
+    return _products.spmm(t_crow, t_col, conj(t_val), np.ascontiguousarray(g), wide=wide)
 
 
 def dense_sparse(x: np.ndarray, s) -> np.ndarray:
@@ -68,14 +69,24 @@ def dense_sparse(x: np.ndarray, s) -> np.ndarray:
     return np.ascontiguousarray(_products.spmm(t_crow, t_col, t_val, np.ascontiguousarray(x.T)).T)
 
 
-def combine(base: np.ndarray, product: np.ndarray, beta, alpha) -> np.ndarray:
-    """``beta * base + alpha * product`` in the product's dtype; beta == 0 drops base."""
+def combine(base: np.ndarray, product: np.ndarray, beta, alpha, small=None) -> np.ndarray:
+    """``beta * base + alpha * product`` in the product's dtype; beta == 0 drops base.
+    For a half dtype ``small``, ``product`` is the unrounded float32 product: base is
+    widened, the whole expression formed in float32 and rounded once."""
     dt = product.dtype
     scaled = product if alpha == 1 else product * dt.type(alpha)
     if beta == 0:
-        return scaled
+        return _precision.finish(scaled, small)
+    base = _precision.wide(base)
     base = base if beta == 1 else base * dt.type(beta)
-    return np.ascontiguousarray(np.broadcast_to(base, product.shape) + scaled)
+    return _precision.finish(np.ascontiguousarray(np.broadcast_to(base, product.shape) + scaled), small)
+
+
+def scaled(x: np.ndarray, c, small=None) -> np.ndarray:
+    """``x * c`` in x's dtype (c rounded to it first, as for float32). For a half dtype
+    ``small``, x is (or is widened to) float32 and the product is rounded once."""
+    x = _precision.wide(x)
+    return _precision.finish(x * x.dtype.type(c), small)
 
 
 # -- products -------------------------------------------------------------------------------
@@ -104,8 +115,9 @@ class SparseMm(Function):
         need_a, need_b = self.needs[0], self.needs[1]
         if reduce in ("amax", "amin"):
             return (*self._routed(grad, need_a, need_b), None)
-        if reduce == "mean":
+        if reduce == "mean":  # (half: G / count in float32, rounded once with the product)
             crow = a._csr()[0]
+            grad = _precision.wide(grad)
             counts = np.maximum(np.diff(crow), 1).astype(grad.real.dtype)
             grad = grad / counts[:, None]
         grad_a = grad_b = None
@@ -119,6 +131,8 @@ class SparseMm(Function):
     def _routed(self, grad, need_a, need_b):
         crow, col, val = self.a._csr()
         arg, b = self.arg, self.b
+        small = _precision.small_dtype(val)  # half: the sums in float32, rounded once
+        grad, val, b = _precision.wide(grad), _precision.wide(val), _precision.wide(b)
         i, j = np.nonzero(arg >= 0)  # row-major: contributions are added in this order
         q = arg[i, j]
         k = col[q]
@@ -126,9 +140,11 @@ class SparseMm(Function):
         if need_a:
             grad_a = np.zeros(val.shape[0], dtype=val.dtype)
             np.add.at(grad_a, q, grad[i, j] * conj(b[k, j]))
+            grad_a = _precision.finish(grad_a, small)
         if need_b:
             grad_b = np.zeros(b.shape, dtype=b.dtype)
             np.add.at(grad_b, (k, j), conj(val[q]) * grad[i, j])
+            grad_b = _precision.finish(grad_b, small)
         return grad_a, grad_b
 
 
@@ -272,20 +288,22 @@ class SparseAddmm(Function):
 
     def forward(self, mat, a, b, beta, alpha):
         self.mat_shape, self.a, self.b, self.beta, self.alpha = mat.shape, a, b._data, beta, alpha
-        product, _ = sparse_dense(a, b._data)
-        return Tensor(combine(mat._data, product, beta, alpha))
+        product, _ = sparse_dense(a, b._data, wide=True)
+        return Tensor(combine(mat._data, product, beta, alpha, _precision.small_dtype(b._data)))
 
     def backward(self, grad):
-        dt = grad.dtype.type
+        small = _precision.small_dtype(grad)  # half: each gradient in float32, rounded once
+        beta, alpha = np.conjugate(self.beta), np.conjugate(self.alpha)
         grad_mat = grad_a = grad_b = None
         if self.needs[0]:
-            grad_mat = unbroadcast(grad * dt(np.conjugate(self.beta)), self.mat_shape)
+            grad_mat = _precision.finish(unbroadcast(scaled(grad, beta), self.mat_shape), small)
         if self.needs[1]:
             rows, cols = _pattern(self.a)
-            grad_a = _products.sddmm(rows, cols, np.ascontiguousarray(grad), np.ascontiguousarray(conj(self.b)))
-            grad_a = grad_a * dt(np.conjugate(self.alpha))
+            grad_a = _products.sddmm(rows, cols, np.ascontiguousarray(grad), np.ascontiguousarray(conj(self.b)),
+                                     wide=True)
+            grad_a = scaled(grad_a, alpha, small)
         if self.needs[2]:
-            grad_b = sparse_h_dense(self.a, grad) * dt(np.conjugate(self.alpha))
+            grad_b = scaled(sparse_h_dense(self.a, grad, wide=True), alpha, small)
         return grad_mat, grad_a, grad_b, None, None
 
 
@@ -300,23 +318,26 @@ class SparseSampledAddmm(Function):
         c = input._coalesced_form()
         x = np.ascontiguousarray(mat1._data)
         y = np.ascontiguousarray(mat2._data.T)
-        product = _products.sddmm(c._idx[0], c._idx[1], x, y)
+        product = _products.sddmm(c._idx[0], c._idx[1], x, y, wide=True)
         self.input, self.mat1, self.mat2, self.beta, self.alpha = input, mat1._data, mat2._data, beta, alpha
-        return c._with_values(combine(c._val, product, beta, alpha))  # input's pattern and layout
+        small = _precision.small_dtype(x)
+        return c._with_values(combine(c._val, product, beta, alpha, small))  # input's pattern and layout
 
     def backward(self, grad):
-        dt = grad.dtype.type
-        alpha = dt(np.conjugate(self.alpha))
+        small = _precision.small_dtype(grad)  # half: each gradient in float32, rounded once
+        alpha = np.conjugate(self.alpha)
         grad_in = grad_1 = grad_2 = None
         if self.needs[0]:
-            grad_in = grad * dt(np.conjugate(self.beta))
+            grad_in = scaled(grad, np.conjugate(self.beta), small)
         crow, col, _ = self.input._csr()
         if self.needs[1]:
-            grad_1 = _products.spmm(crow, col, grad, np.ascontiguousarray(conj(self.mat2).T)) * alpha
+            grad_1 = scaled(_products.spmm(crow, col, grad, np.ascontiguousarray(conj(self.mat2).T), wide=True),
+                            alpha, small)
         if self.needs[2]:
             t_crow, t_col, _, perm = self.input._csr_t()
-            grad_2 = np.ascontiguousarray(
-                _products.spmm(t_crow, t_col, grad[perm], np.ascontiguousarray(conj(self.mat1))).T) * alpha
+            grad_2 = np.ascontiguousarray(scaled(
+                _products.spmm(t_crow, t_col, grad[perm], np.ascontiguousarray(conj(self.mat1)), wide=True),
+                alpha, small).T)
         return grad_in, grad_1, grad_2, None, None
 
 
@@ -662,7 +683,7 @@ def cast(s, dtype, copy: bool = False):
     an integer dtype is not differentiable (its result cannot require grad)."""
     if s.dtype == dtype and not copy:
         return s
-    if dtype.kind not in "fc":
+    if _dtypes.kind(dtype) not in "fc":
         with no_grad():
             return SparseTo.apply(s, dtype)
     return SparseTo.apply(s, dtype)

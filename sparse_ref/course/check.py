@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sparse_ref import _backend, reference
+from sparse_ref import _backend, _dtypes, reference
+# calls() runs reference.coalesce, .convert and .spgemm to make its inputs, whichever
+# kernels are checked: import them here (``--kernel convert`` alone once found them missing)
+from sparse_ref.reference import coalesce as _coalesce, convert as _convert, spgemm as _spgemm  # noqa: F401
 from sparse_ref._backend import INTERFACE, use_backend
 from sparse_ref._factories import sparse_coo_tensor, tensor
 from sparse_ref._functions import mm
@@ -80,6 +83,14 @@ def calls(module: str, function: str):
     outputs are preallocated and filled with a marker, so an output a kernel forgets to
     write shows up."""
     rng = np.random.default_rng(7)
+    if module == "convert" and function in ("round_to_float16", "round_to_bfloat16"):
+        # values, not matrices: the rounding's edge cases, then every case's values as float32
+        yield ("ties, subnormals, overflow, inf, NaN payloads, -0.0",
+               dict(a_bits=ROUNDING_EDGES, out_bits=_marker(ROUNDING_EDGES.shape[0], np.uint16)))
+        for case, _, _, _, val in coo_cases():
+            bits = np.ascontiguousarray(val.astype(np.float32).view(np.uint32))
+            yield case, dict(a_bits=bits, out_bits=_marker(bits.shape[0], np.uint16))
+        return
     for case, shape, row, col, val in coo_cases():
         nrows, ncols = shape
         nnz = row.shape[0]
@@ -137,7 +148,21 @@ def calls(module: str, function: str):
 
 def _marker(shape, dtype):
     """An output array filled with a value no kernel computes here."""
-    return np.full(shape, -7777 if np.dtype(dtype).kind in "iu" else 7.777e77, dtype=dtype)
+    kind = np.dtype(dtype).kind
+    return np.full(shape, -7777 if kind == "i" else 0x7777 if kind == "u" else 7.777e77, dtype=dtype)
+
+
+# float32 bit patterns where a rounding to float16 or bfloat16 goes wrong first: exact ties
+# (even and odd kept part) and their neighbours, float16's largest finite value and the
+# tie above it (65520, which becomes inf), the subnormal range and the smallest values,
+# float32 subnormals, inf, NaN with payloads (quiet and signalling), both zeros.
+ROUNDING_EDGES = np.array(
+    [0x00000000, 0x80000000, 0x3F800000, 0x3F801000, 0x3F803000, 0x3F800FFF, 0x3F801001,
+     0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0x477FE000, 0x477FEFFF, 0x477FF000,
+     0x477FFFFF, 0x47800000, 0x7F7FFFFF, 0x7F7F7FFF, 0x7F7F8000, 0x38800000, 0x387FFFFF,
+     0x387FE000, 0x33800000, 0x33000000, 0x33000001, 0x32FFFFFF, 0x33C00000, 0x00000001,
+     0x00400000, 0x007FFFFF, 0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00001, 0x7F800001,
+     0x7FA00000, 0x7FFFFFFF, 0xC7800000, 0xB8800000], dtype=np.uint32)
 
 
 def _dense(rng, shape, case: str):
@@ -217,7 +242,7 @@ def compare_case(module: str, function: str, kwargs: dict, theirs):
         got = _used(name, our_args, our_args[name], function)
         if _same_bits(got, want):
             continue
-        if got.shape == want.shape and got.dtype.kind in "fc" and np.allclose(got, want, rtol=1e-12, atol=0,
+        if got.shape == want.shape and _dtypes.kind(got.dtype) in "fc" and np.allclose(got, want, rtol=1e-12, atol=0,
                                                                               equal_nan=True):
             rounding = rounding or (name, ROUNDING_ONLY, got, want)
             continue

@@ -21,7 +21,7 @@ import numpy as np
 from distributed import default_client, wait
 
 from sparse_ref import _dtypes, _formats, _validate
-from sparse_ref._errors import ArgumentError, ArgumentTypeError
+from sparse_ref._errors import ArgumentError, ArgumentTypeError, DTypeError
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor
 from sparse_ref.autograd.engine import External, Function
 from sparse_ref.distributed import _worker as w
@@ -222,7 +222,7 @@ class DistSparse(External):
         DistSparse with this matrix's pattern (masked and coalesced), in ``.grad``."""
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables")
-        if requires_grad and self._dtype.kind not in "fc":
+        if requires_grad and _dtypes.kind(self._dtype) not in "fc":
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         self.requires_grad = bool(requires_grad)
         return self
@@ -386,4 +386,7 @@ def from_sparse(a, nparts: int, client=None) -> DistSparse:
     _validate.sparse_layout(a, "a", "from_sparse")
     if isinstance(nparts, bool) or not isinstance(nparts, (int, np.integer)) or nparts < 1:
         raise ArgumentError(f"from_sparse: nparts must be a positive int, got {nparts!r}")
+    if _dtypes.is_half(a.dtype):  # the workers scale and combine products in the stored dtype
+        raise DTypeError(f"from_sparse: {a.dtype.name} is not supported on a cluster (yet): its products "
+                         "would round more than once there; use a.float() or multiply on one machine")
     return Distribute.apply(a, int(nparts), current_client(client, "from_sparse"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparse_ref import _factories, _functions
+from sparse_ref import _dtypes, _factories, _functions
 from sparse_ref._errors import ArgumentError, DTypeError, ShapeError, missing
 from sparse_ref._tensor import Tensor
 from sparse_ref.autograd import dense_ops
@@ -70,7 +70,7 @@ def dropout(input, p: float = 0.5, training: bool = True, generator=None) -> Ten
     """
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
         raise ArgumentError(f"dropout probability has to be between 0 and 1, but got {p}")
-    if not isinstance(input, Tensor) or input.dtype.kind not in "fc":
+    if not isinstance(input, Tensor) or _dtypes.kind(input.dtype) not in "fc":
         raise DTypeError(f"dropout: needs a floating or complex tensor, got "
                          f"{getattr(input, 'dtype', type(input).__name__)} (the kept values are scaled by 1 / (1 - p))")
     if not training or p == 0:
@@ -152,7 +152,7 @@ def binary_cross_entropy_with_logits(input, target, reduction: str = "mean") -> 
     if input.shape != target.shape:
         raise ShapeError(f"binary_cross_entropy_with_logits: Target size ({list(target.shape)}) must be the "
                          f"same as input size ({list(input.shape)})")
-    if input.dtype != target.dtype or input.dtype.kind != "f":
+    if input.dtype != target.dtype or _dtypes.kind(input.dtype) != "f":
         raise DTypeError(f"binary_cross_entropy_with_logits: input and target must share one real floating "
                          f"dtype, got {input.dtype.name} and {target.dtype.name}")
     if reduction not in REDUCTIONS:
