@@ -30,6 +30,23 @@ def timeit(fn, repeat: int = 7, warmup: int = 1) -> dict:
     return {"min_ms": round(min(times), 3), "median_ms": round(statistics.median(times), 3), "repeat": repeat}
 
 
+def timeit_interleaved(fns: dict, repeat: int = 7, warmup: int = 1) -> dict:
+    """Time several callables side by side: one call of each in turn, ``repeat`` rounds,
+    so that a slow spell of a shared machine (another tenant, a frequency change) falls on
+    every library alike instead of on whichever ran then. {name: stats as ``timeit``}."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: {"min_ms": round(min(t), 3), "median_ms": round(statistics.median(t), 3), "repeat": repeat}
+            for name, t in times.items()}
+
+
 _BANDWIDTH = None
 
 

@@ -15,7 +15,7 @@ import time
 import tracemalloc
 
 import numpy as np
-from _common import bandwidth, save, table, timeit
+from _common import bandwidth, save, table, timeit, timeit_interleaved
 from matrices import uniform
 
 import sparse_ref as sr
@@ -23,7 +23,7 @@ import sparse_ref as sr
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     import torch
 
@@ -61,9 +61,9 @@ def main():
     # the least memory the three products move, each array once: y = A B (A, B, y);
     # grad B = A^T G (A^T, G, grad B); grad A = SDDMM (pattern, G, B, grad A's values)
     least = 2 * (8 * (n + 1) + 16 * m.nnz) + 24 * m.nnz + 6 * 8 * n * k
-    rows.append({"case": "uniform fwd+bwd k=64", "library": "sparse_ref", **timeit(ours, args.repeat),
-                 "min_bytes": least})
-    rows.append({"case": "uniform fwd+bwd k=64", "library": "torch_csr", **timeit(theirs, args.repeat)})
+    stats = timeit_interleaved({"sparse_ref": ours, "torch_csr": theirs}, args.repeat)
+    rows.append({"case": "uniform fwd+bwd k=64", "library": "sparse_ref", **stats["sparse_ref"], "min_bytes": least})
+    rows.append({"case": "uniform fwd+bwd k=64", "library": "torch_csr", **stats["torch_csr"]})
 
     big = 2**20
     a_big = sr.sparse_coo_tensor([[0, 5, big - 1], [big - 1, 3, 0]], [1.0, 2.0, 3.0], (big, big), dtype=sr.float64)

@@ -13,7 +13,7 @@ import argparse
 import gc
 
 import numpy as np
-from _common import bandwidth, save, table, timeit
+from _common import bandwidth, save, table, timeit, timeit_interleaved
 from matrices import MATRICES
 
 import sparse_ref as sr
@@ -62,18 +62,20 @@ def spmm_rows(record, name, m, a, a_csr, ta_csr, ta_csr32, k, dt, rng, repeat):
     least = 8 * (n + 1) + (8 + size) * m.nnz + 2 * size * n * k
     gathered = 8 * (n + 1) + (8 + size) * m.nnz + size * m.nnz * k + size * n * k
     extra = {"k": k, "dtype": dt.name}
-    record("spmm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, b), repeat), **extra,
-           min_bytes=least, gathered_bytes=gathered)
-    record("spmm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.mm(a_csr, b), repeat), **extra)
-    record("spmm", name, "torch_csr", timeit(lambda: torch.sparse.mm(ta_csr, tb), repeat), **extra)
+    fns = {"sparse_ref": lambda: sr.sparse.mm(a, b), "sparse_ref_csr": lambda: sr.sparse.mm(a_csr, b),
+           "torch_csr": lambda: torch.sparse.mm(ta_csr, tb)}
     if k == 1 and dt == np.float64:
-        record("spmm", name, "torch_csr_int32", timeit(lambda: torch.sparse.mm(ta_csr32, tb), repeat), **extra)
-    record("spmm", name, "scipy", timeit(lambda: m @ b_np, repeat), **extra)
+        fns["torch_csr_int32"] = lambda: torch.sparse.mm(ta_csr32, tb)
+    fns["scipy"] = lambda: m @ b_np
+    stats = timeit_interleaved(fns, repeat)
+    for library, st in stats.items():
+        more = {"min_bytes": least, "gathered_bytes": gathered} if library == "sparse_ref" else {}
+        record("spmm", name, library, st, **extra, **more)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args()
     import torch
@@ -110,15 +112,18 @@ def main():
         ours = sr.sparse.mm(a, a)
         ref = m @ m
         assert ours._nnz() >= ref.nnz
-        record("spgemm", name, "sparse_ref", timeit(lambda: sr.sparse.mm(a, a), repeat),
+        ta_coo = sr.to_torch(a)
+        stats = timeit_interleaved({"sparse_ref": lambda: sr.sparse.mm(a, a),
+                                    "sparse_ref_csr": lambda: sr.sparse.mm(a_csr, a_csr),
+                                    "scipy": lambda: m @ m}, repeat)
+        record("spgemm", name, "sparse_ref", stats["sparse_ref"],
                out_nnz=ours._nnz(), out_bytes=ours._nnz() * 24,
                min_bytes=2 * (8 * (n + 1) + 16 * m.nnz) + ours._nnz() * 24,
                peak_extra_bytes=peak_rss_delta(lambda: sr.sparse.mm(a, a)))
-        record("spgemm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.mm(a_csr, a_csr), repeat),
-               out_nnz=ours._nnz())
-        record("spgemm", name, "scipy", timeit(lambda: m @ m, repeat), out_nnz=ref.nnz,
+        record("spgemm", name, "sparse_ref_csr", stats["sparse_ref_csr"], out_nnz=ours._nnz())
+        record("spgemm", name, "scipy", stats["scipy"], out_nnz=ref.nnz,
                peak_extra_bytes=peak_rss_delta(lambda: m @ m))
-        ta_coo = sr.to_torch(a)
+        # torch's COO x COO is slow: fewer calls, on their own
         record("spgemm", name, "torch_coo", timeit(lambda: torch.sparse.mm(ta_coo, ta_coo), max(2, repeat // 2)))
         del ours, ref
 
@@ -128,13 +133,15 @@ def main():
             x_np, y_np = rng.standard_normal((n, k)), rng.standard_normal((n, k))
             x, mat2 = sr.tensor(x_np), sr.tensor(y_np).t()  # mat2 = y^T, a transposed view
             tx, tmat2 = torch.from_numpy(x_np), torch.from_numpy(y_np).t()
-            record("sddmm", name, "sparse_ref", timeit(lambda: sr.sparse.sampled_addmm(a, x, mat2), repeat), k=k,
+            stats = timeit_interleaved({
+                "sparse_ref": lambda: sr.sparse.sampled_addmm(a, x, mat2),
+                "sparse_ref_csr": lambda: sr.sparse.sampled_addmm(a_csr, x, mat2),
+                "torch_csr": lambda: torch.sparse.sampled_addmm(ta_csr, tx, tmat2)}, repeat)
+            record("sddmm", name, "sparse_ref", stats["sparse_ref"], k=k,
                    min_bytes=8 * (n + 1) + 16 * m.nnz + 2 * 8 * n * k + 24 * m.nnz,
                    gathered_bytes=8 * (n + 1) + 16 * m.nnz + 8 * n * k + 8 * m.nnz * k + 24 * m.nnz)
-            record("sddmm", name, "sparse_ref_csr", timeit(lambda: sr.sparse.sampled_addmm(a_csr, x, mat2), repeat),
-                   k=k)
-            record("sddmm", name, "torch_csr", timeit(lambda: torch.sparse.sampled_addmm(ta_csr, tx, tmat2), repeat),
-                   k=k)
+            record("sddmm", name, "sparse_ref_csr", stats["sparse_ref_csr"], k=k)
+            record("sddmm", name, "torch_csr", stats["torch_csr"], k=k)
 
     # -- per-call overhead of a 10 x 10 SpMM
     import scipy.sparse as sp
@@ -142,8 +149,10 @@ def main():
     small = sp.random_array((10, 10), density=0.3, format="csr", rng=np.random.default_rng(0))
     sb = np.random.default_rng(1).standard_normal((10, 10))
     s_small, t_sb = sr.from_scipy(small).to_sparse(), sr.tensor(sb)
-    record("spmm_10x10", "random", "sparse_ref", timeit(lambda: sr.sparse.mm(s_small, t_sb), 20_000, warmup=100), k=10)
-    record("spmm_10x10", "random", "scipy", timeit(lambda: small @ sb, 20_000, warmup=100), k=10)
+    stats = timeit_interleaved({"sparse_ref": lambda: sr.sparse.mm(s_small, t_sb), "scipy": lambda: small @ sb},
+                               20_000, warmup=100)
+    record("spmm_10x10", "random", "sparse_ref", stats["sparse_ref"], k=10)
+    record("spmm_10x10", "random", "scipy", stats["scipy"], k=10)
     rows[-2]["unit"] = rows[-1]["unit"] = "ms per call (median of 20,000 single calls)"
 
     # ratios: each library's median over sparse_ref's for the same op, matrix and k
