@@ -5,7 +5,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
 
 - ``simd``: SpMM and SDDMM rows on each vector level the CPU has (``baseline`` = SSE2,
   ``avx2``, ``avx512``), chosen through the kernels' tuning hooks;
-- ``prefetch``: SpMM's prefetch of the row of B ahead: 10 entries ahead, the first 256
+- ``prefetch``: SpMM's prefetch of the row of B ahead: 10 entries ahead, the first 512
   bytes (kept) against 6 ahead, every line of the row (the scalar kernel's choice);
 - ``before``: with ``--old PATH``, the kernels of an older build (a checkout of the commit
   before the levers, built in place: ``python setup.py build_ext --inplace``) loaded
@@ -107,9 +107,9 @@ def main():
                             SPMM.spmm(crow, col, val, b, out, THREADS)
                         return run
                     medians = interleaved({"6 ahead, whole row": prefetch(6, 1 << 30),
-                                           "10 ahead, 256 bytes": prefetch(10, 256)}, args.repeat)
-                    SPMM._set_prefetch(10, 256)
-                    record("prefetch", f"spmm {name} k={k}", medians, "10 ahead, 256 bytes")
+                                           "10 ahead, 512 bytes": prefetch(10, 512)}, args.repeat)
+                    SPMM._set_prefetch(10, 512)
+                    record("prefetch", f"spmm {name} k={k}", medians, "10 ahead, 512 bytes")
         if name == "uniform":
             coo = m.tocoo()
             row, pcol = coo.row.astype(np.int64), coo.col.astype(np.int64)

@@ -15,7 +15,9 @@
  * While it does its first block, the kernel asks for the row of B of the entry
  * sr_prefetch_ahead places on: its first sr_prefetch_bytes (the CPU's own prefetcher
  * follows a long row once it has started; asking for every line of a 2 KiB row was
- * measured slower). Both are tuning knobs (spmm._set_prefetch), never a change of order.
+ * measured 1.2-1.7x slower, asking for only 256 bytes of a 512-byte row 10 % slower:
+ * benchmarks/bench_levers.py). Both are tuning knobs (spmm._set_prefetch), never a change
+ * of order.
  *
  * Anything that is not GCC or Clang on x86-64 gets the portable vectors of the compiler's
  * baseline (SR_SIMD_BASELINE): the same bits, other speed.
@@ -27,7 +29,7 @@
 #include <string.h>
 
 static int64_t sr_prefetch_ahead = 10;  /* entries */
-static int64_t sr_prefetch_bytes = 256;
+static int64_t sr_prefetch_bytes = 512;
 static void sr_set_prefetch(int64_t ahead, int64_t nbytes) {
     sr_prefetch_ahead = ahead;
     sr_prefetch_bytes = nbytes;
@@ -202,23 +204,26 @@ SR_SCALAR_DOT(sr_dot_f32_base, float)
 #endif
 
 #ifdef SR_X86
-SR_DOT(sr_dot_f64_avx2, double, sr_d8v, __attribute__((target("avx2"))))
-SR_DOT(sr_dot_f32_avx2, float, sr_f8v, __attribute__((target("avx2"))))
 SR_DOT(sr_dot_f64_avx512, double, sr_d8v, __attribute__((target("avx512f"))))
+SR_DOT(sr_dot_f32_avx512, float, sr_f8v, __attribute__((target("avx512f"))))
 #endif
+
+/* Whether sr_dot_* is worth calling here: only with AVX-512 (one register holds the 8
+ * partial sums of doubles). On SSE2 and AVX2 the vector code was measured 0.6-0.85x the
+ * speed of the kernel's own loop of 8 scalar sums (which the compiler vectorises well),
+ * so sddmm keeps that loop there (benchmarks/bench_levers.py). Same bits either way. */
+static inline int sr_dot_wide(void) { return sr_simd() == SR_SIMD_AVX512; }
 
 static double sr_dot_f64(const double* x, const double* y, int64_t n) {
 #ifdef SR_X86
-    int level = sr_simd();
-    if (level == SR_SIMD_AVX512) return sr_dot_f64_avx512(x, y, n);
-    if (level == SR_SIMD_AVX2) return sr_dot_f64_avx2(x, y, n);
+    if (sr_simd() == SR_SIMD_AVX512) return sr_dot_f64_avx512(x, y, n);
 #endif
     return sr_dot_f64_base(x, y, n);
 }
 
 static float sr_dot_f32(const float* x, const float* y, int64_t n) {
 #ifdef SR_X86
-    if (sr_simd() >= SR_SIMD_AVX2) return sr_dot_f32_avx2(x, y, n); /* 8 floats: one AVX2 register */
+    if (sr_simd() == SR_SIMD_AVX512) return sr_dot_f32_avx512(x, y, n);
 #endif
     return sr_dot_f32_base(x, y, n);
 }

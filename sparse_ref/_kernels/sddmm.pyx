@@ -10,11 +10,13 @@ from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 __all__ = ["sddmm"]
 
-# float64 and float32 dot products run in C with vectors as wide as the CPU has (the 8
-# partial sums are the lanes of one vector: the same order on every level; _simd.h).
+# float64 and float32 dot products run in C with AVX-512 where the CPU has it (the 8
+# partial sums are the lanes of one vector: the same order; _simd.h), and as the loop of
+# 8 scalar sums below elsewhere (measured faster there than the C vectors).
 cdef extern from "_simd.h":
     double simd_dot_f64 "sr_dot_f64"(const double* x, const double* y, idx_t n) noexcept nogil
     float simd_dot_f32 "sr_dot_f32"(const float* x, const float* y, idx_t n) noexcept nogil
+    bint simd_dot_wide "sr_dot_wide"() noexcept nogil
 
 include "_simd.pxi"
 
@@ -35,10 +37,10 @@ cdef inline void prefetch_row(const value_t* row, idx_t n) noexcept nogil:
 
 
 cdef inline value_t dot(const value_t* x, const value_t* y, idx_t n) noexcept nogil:
-    if value_t is double:  # the same order with vectors as wide as the CPU has (_simd.h)
-        return simd_dot_f64(x, y, n)
+    if value_t is double:  # the same order in one AVX-512 register, where there is one
+        return simd_dot_f64(x, y, n) if simd_dot_wide() else dot_lanes(x, y, n)
     elif value_t is float:
-        return simd_dot_f32(x, y, n)
+        return simd_dot_f32(x, y, n) if simd_dot_wide() else dot_lanes(x, y, n)
     else:
         return dot_lanes(x, y, n)
 

@@ -28,7 +28,7 @@ include "_simd.pxi"
 
 def _set_prefetch(idx_t ahead, idx_t nbytes):
     """Tuning hook for benchmarks (not public API): the float rows ask for the row of B
-    of the entry ``ahead`` places on, its first ``nbytes``; defaults 10 and 256."""
+    of the entry ``ahead`` places on, its first ``nbytes``; defaults 10 and 512."""
     simd_set_prefetch(max(ahead, 1), max(nbytes, 0))
 
 REDUCTIONS = ("sum", "mean", "amax", "amin")
