@@ -401,7 +401,8 @@ def is_batch(t) -> bool:
     and one value per entry. A product with one runs batched (and checks its partner with
     ``bmm_operands``); any other layout, a hybrid tensor included, meets the matrix rule
     (:func:`sparse_layout`) in the 2-D checks."""
-    return isinstance(t, SparseTensor) and t.sparse_dim() == 3 and t.dense_dim() == 0
+    # the number of dims first: the cheap answer for every matrix (asked on every product)
+    return isinstance(t, SparseTensor) and len(t.shape) == 3 and t.sparse_dim() == 3 and t.dense_dim() == 0
 
 
 def _batch_operand(t, name: str, where: str) -> None:

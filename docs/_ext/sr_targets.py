@@ -185,13 +185,15 @@ def _table(header, body, widths):
 
 class SrTargets(SphinxDirective):
     has_content = False
-    option_spec = {"bandwidth": lambda x: True}
+    option_spec = {"bandwidth": lambda x: True, "levers": lambda x: True}
 
     def run(self):
         results = Path(self.env.srcdir).parent / "benchmarks" / "results"
         found = machines(results)
         for path in results.rglob("*.json"):
             self.env.note_dependency(str(path))
+        if "levers" in self.options:
+            return self._levers(results)
         header = ["target", "case", "goal"] + [label for label, _ in found]
         body = []
         if "bandwidth" in self.options:
@@ -213,6 +215,22 @@ class SrTargets(SphinxDirective):
                     cells.append(f"{value:.2f}x {HOLDS if ok else MISSES}")
             body.append([section, label, ("\u2264 " if lower else "\u2265 ") + f"{goal:g}x"] + cells)
         return [_table(header, body, [14, 22, 6] + [12] * len(found))]
+
+
+    def _levers(self, results: Path):
+        """One table per machine that ran benchmarks/bench_levers.py."""
+        out = []
+        for path in sorted(results.rglob("levers.json")):
+            run = json.loads(path.read_text())
+            info = run.get("machine", {})
+            title = f"{info.get('processor', path.parent.name)}, L2 {info.get('caches', {}).get('L2', '?')}, " \
+                    f"SIMD {info.get('sparse_ref_simd', '?')} ({run.get('date', '?')})"
+            out.append(nodes.paragraph(text=title))
+            body = [[r["lever"], r["case"], r["variant"] + (" (kept)" if r["kept"] else ""),
+                     f"{r['median_ms']:.1f}", f"{r['speedup_vs_first']:.2f}x"] for r in run["results"]]
+            out.append(_table(["lever", "case", "variant", "median ms", "speed-up vs the first"], body,
+                              [10, 20, 14, 8, 8]))
+        return out
 
 
 def setup(app):
