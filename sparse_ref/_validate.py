@@ -452,7 +452,7 @@ def bmm_operands(mat1, mat2, reduce, where: str = "bmm", names=("self", "mat2"))
     if reduce is not None and not (sparse1 and not sparse2):
         raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
                             f"{mat1.layout!r} and {mat2.layout!r}")
-    if sparse1 and sparse2 and mat1.dtype.kind not in FLOATING:
+    if sparse1 and sparse2 and _dtypes.kind(mat1.dtype) not in FLOATING:
         raise TypeError(f"{where}: sparse x sparse needs float32, float64, complex64 or complex128, "
                         f"got {mat1.dtype.name}")
     batches, m, n = mat1.shape
@@ -484,7 +484,7 @@ def batched_sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = 
     if input.shape != product:
         raise ShapeError(f"{where}: input of shape {input.shape} does not match the product's shape {product}")
     _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
-    if input.dtype.kind not in FLOATING:
+    if _dtypes.kind(input.dtype) not in FLOATING:
         raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
     block_diagonal_sizes(product[0], product[1:], where)
     _scalar(beta, "beta", input.dtype, where)

@@ -540,3 +540,20 @@ def test_hybrid_blocks_of_a_half_type_are_summed_in_float32(name):
             assert got.tobytes() == want.tobytes()
             assert s.to_dense().numpy()[0, 1].tobytes() == want.tobytes()
     assert float(want[0].astype(np.float32)) > 1.0
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_batched_products_of_a_half_type_equal_each_batch_alone(name):
+    # the batched products (one block-diagonal 2-D product) take the half types as the
+    # 2-D ones do: batch b is bit for bit the 2-D product of batch b, sparse x sparse too
+    dt = getattr(sr, name)
+    rng = np.random.default_rng(7)
+    dense = rng.standard_normal((3, 4, 4)) * (rng.random((3, 4, 4)) < 0.5)
+    a = sr.tensor(dense).to(dt).to_sparse()
+    x = sr.tensor(rng.standard_normal((3, 4, 2))).to(dt)
+    both = sr.bmm(a, a).to_dense().numpy()
+    mixed = sr.bmm(a, x).numpy()
+    for b in range(3):
+        ab = sr.tensor(dense[b]).to(dt).to_sparse()
+        assert sr.sparse.mm(ab, ab).to_dense().numpy().tobytes() == both[b].tobytes()
+        assert sr.sparse.mm(ab, sr.tensor(x.numpy()[b])).numpy().tobytes() == mixed[b].tobytes()
