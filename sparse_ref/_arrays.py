@@ -29,9 +29,11 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
     float that would become inf in a narrower float type (ConversionError). Kept, as in
     torch: ordinary rounding (float64 -> float32, int64 -> float) and the truncation of a
     float's fraction to an integer. The half types follow the same rules: a float16 or
-    bfloat16 source is widened to float32 first (exactly), and a value beyond float16's
-    or bfloat16's largest finite value is refused as for float32; in range, NumPy (and
-    ml_dtypes) round to nearest, ties to even.
+    bfloat16 source is widened to float32 first (exactly), and a value (integers
+    included) that would round to inf in float16 or bfloat16 is refused as for float32 --
+    from the largest finite value plus half a unit in the last place up (65520 for
+    float16: 65510 rounds to 65504, as in torch); in range, NumPy (and ml_dtypes) round to
+    nearest, ties to even (ml_dtypes rounds a float64 to float32 first, as torch does).
     """
     src = arr.dtype
     if src == object:  # Python integers beyond int64 (see _as_array)
@@ -55,17 +57,26 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
             arr = arr.real
         if dt.kind in "iu" and arr.dtype.kind in "fiu":
             _fits_integer(arr, dt, where)
-        elif _dtypes.kind(dt) in "fc" and arr.dtype.kind in "fc" and arr.dtype.itemsize > dt.itemsize:
-            part = arr.real if arr.dtype.kind == "c" else arr
+        elif _dtypes.kind(dt) in "fc" and (arr.dtype.kind in "fc" and arr.dtype.itemsize > dt.itemsize
+                                            or arr.dtype.kind in "iu" and _dtypes.is_half(dt)):
+            part = arr.real if arr.dtype.kind == "c" else arr.astype(np.float64, copy=False)
             parts = (part, arr.imag) if arr.dtype.kind == "c" else (part,)
-            limit = float(_dtypes.finfo(dt).max)
             for p in parts:
-                bad = np.isfinite(p) & (np.abs(p) > limit)
+                bad = np.isfinite(p) & (np.abs(p) >= _overflow_limit(dt))
                 if bad.any():
                     x = p.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
                     raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
                                           "without overflow (it would become inf)")
     return np.array(arr, dtype=dt, copy=True, order="C")
+
+
+def _overflow_limit(dt: np.dtype) -> float:
+    """The smallest magnitude that rounds to inf in the float type ``dt`` (to nearest, ties
+    to even): its largest finite value plus half a unit in the last place there (65520 for
+    float16). Anything below rounds to a finite value, the largest at worst."""
+    info = _dtypes.finfo(dt)
+    ulp_at_max = float(info.eps) * 2.0 ** (int(info.maxexp) - 1)
+    return float(info.max) + ulp_at_max / 2
 
 
 def _fits_integer(arr: np.ndarray, dt: np.dtype, where: str) -> None:

@@ -313,7 +313,7 @@ def mm_operands(mat1, mat2, reduce, where: str = "mm", sparse=SparseTensor) -> s
         raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
                          f"{mat1.layout!r} and {mat2.layout!r}")
     if isinstance(mat1, sparse) and isinstance(mat2, sparse) and _dtypes.kind(mat1.dtype) not in FLOATING:
-        raise TypeError(f"{where}: sparse x sparse needs float32, float64, complex64 or complex128, "
+        raise TypeError(f"{where}: sparse x sparse needs float16, bfloat16, float32, float64, complex64 or complex128, "
                         f"got {mat1.dtype.name}")
     return reduce_arg(reduce, mat1.dtype, where)
 
@@ -453,7 +453,7 @@ def bmm_operands(mat1, mat2, reduce, where: str = "bmm", names=("self", "mat2"))
         raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
                             f"{mat1.layout!r} and {mat2.layout!r}")
     if sparse1 and sparse2 and _dtypes.kind(mat1.dtype) not in FLOATING:
-        raise TypeError(f"{where}: sparse x sparse needs float32, float64, complex64 or complex128, "
+        raise TypeError(f"{where}: sparse x sparse needs float16, bfloat16, float32, float64, complex64 or complex128, "
                         f"got {mat1.dtype.name}")
     batches, m, n = mat1.shape
     block_diagonal_sizes(batches, (m, n, mat2.shape[2]), where)
@@ -774,6 +774,6 @@ def softmax_dim(input, dim, where: str) -> int:
 
 
 def softmax_dtype(input, where: str) -> None:
-    if _dtypes.kind(input.dtype) != "f":
+    if _dtypes.kind(input.dtype) != "f" or _dtypes.is_half(input.dtype):  # torch: not for Half either
         raise DTypeError(f'{where}: "{where}" not implemented for {input.dtype.name} (nor in torch); '
                          "it needs float32 or float64")

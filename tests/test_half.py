@@ -557,3 +557,31 @@ def test_batched_products_of_a_half_type_equal_each_batch_alone(name):
         ab = sr.tensor(dense[b]).to(dt).to_sparse()
         assert sr.sparse.mm(ab, ab).to_dense().numpy().tobytes() == both[b].tobytes()
         assert sr.sparse.mm(ab, sr.tensor(x.numpy()[b])).numpy().tobytes() == mixed[b].tobytes()
+
+
+def test_a_value_that_rounds_to_the_largest_half_is_kept_and_one_that_rounds_to_inf_is_refused():
+    # 65504 is float16's largest value and 32 its last step there: below 65520 a value rounds
+    # to 65504 (as in torch), from 65520 up to inf (refused, integers as well as floats)
+    from sparse_ref._errors import ConversionError
+
+    assert sr.tensor([65510.0, 65519.99, -65519.0]).half().tolist() == [65504.0, 65504.0, -65504.0]
+    for bad in ([65520.0], [-70000.0]):
+        with pytest.raises(ConversionError, match="overflow"):
+            sr.tensor(bad).half()
+    with pytest.raises(ConversionError, match="overflow"):
+        sr.tensor([70000], dtype=sr.float16)
+    with pytest.raises(ConversionError, match="overflow"):
+        sr.sparse_coo_tensor([[0], [0]], [100000], (1, 1)).half()
+    if sr.bfloat16 is not None:
+        big = float(np.finfo(np.float32).max)  # rounds to inf in bfloat16 (its max is 3.3895e38)
+        with pytest.raises(ConversionError, match="overflow"):
+            sr.tensor([big]).bfloat16()
+        assert sr.tensor([3.39e38]).bfloat16().numpy().astype(np.float32)[0] == np.float32(3.3895313892515355e38)
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_sparse_softmax_refuses_the_half_types_as_torch_does(name):
+    s = sr.sparse_coo_tensor([[0, 0, 1], [0, 1, 1]], [1.0, 2.0, 3.0], (2, 2), dtype=getattr(sr, name))
+    for fn in (sr.sparse.softmax, sr.sparse.log_softmax):
+        with pytest.raises(Exception, match="not implemented for"):
+            fn(s, 1)
