@@ -475,7 +475,7 @@ D32 = sr.ones(3, 2)
         (lambda: sr.sparse.mm(sr.sparse_coo_tensor([[0], [0]], [1], (1, 1)), sr.ones(1, 1, dtype=sr.int64), reduce="mean"),
          TypeError, "reduce='mean' needs a floating or complex dtype, got int64"),
         (lambda: sr.sparse.mm(sr.sparse_coo_tensor([[0], [0]], [1], (1, 1)), sr.sparse_coo_tensor([[0], [0]], [1], (1, 1))),
-         TypeError, "sparse x sparse needs float32, float64, complex64 or complex128, got int64"),
+         TypeError, "sparse x sparse needs float16, bfloat16, float32, float64, complex64 or complex128, got int64"),
         (lambda: sr.sparse.addmm(sr.ones(2, 3), S23, D32), ValueError,
          r"mat of shape \(2, 3\) does not broadcast to the product's shape \(2, 2\)"),
         (lambda: sr.sparse.addmm(sr.ones(2, 2), S23.to_dense(), D32), TypeError, "mat1 must be a sparse matrix"),
