@@ -401,7 +401,10 @@ def test_spgemm_nnz_is_exact_and_max_nnz_refuses(rng):
 
 
 INTERRUPT_CHILD = r"""
-import sys, time, numpy as np, sparse_ref as sr
+import signal, sys, time, numpy as np, sparse_ref as sr
+# Ctrl-C as a terminal delivers it: a child started from a background job inherits SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler at all
+signal.signal(signal.SIGINT, signal.default_int_handler)
 n, per = 20000, 600
 step = n // per
 cols = np.sort((np.arange(n)[:, None] + np.arange(per)[None, :] * step) % n, axis=1).ravel()
