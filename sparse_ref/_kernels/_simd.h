@@ -168,11 +168,15 @@ static void sr_spmm_row_f32(const int64_t* col, const float* val, int64_t start,
 }
 
 /* SDDMM's dot product in the contract's order: 8 partial sums s_r over j = r, r + 8, ...,
- * then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)). The 8 partial sums are the 8
- * lanes of one vector (of 8 doubles: 4 SSE2, 2 AVX2 or 1 AVX-512 register; of 8 floats:
- * 2, 1 or half of one), so every level adds in that same order. */
-#define SR_DOT(NAME, T, V8, TARGET)                                                          \
-    TARGET static T NAME(const T* x, const T* y, int64_t n) {                                \
+ * then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)). With AVX-512 the 8 partial sums
+ * are the 8 lanes of one register (8 doubles; 8 floats fill half of one), so it adds in
+ * that same order. Only there is it worth calling (sr_dot_wide): on SSE2 and AVX2 explicit
+ * vectors were measured 0.6-0.85x the speed of the kernel's own loop of 8 scalar sums
+ * (which the compiler vectorises well), so sddmm keeps that loop there
+ * (benchmarks/bench_levers.py). Same bits either way. */
+#ifdef SR_X86
+#define SR_DOT(NAME, T, V8)                                                                  \
+    __attribute__((target("avx512f"))) static T NAME(const T* x, const T* y, int64_t n) {   \
         V8 s = (V8){0}, a, b;                                                                \
         int64_t j = 0, r;                                                                    \
         T lane[8];                                                                           \
@@ -185,47 +189,16 @@ static void sr_spmm_row_f32(const int64_t* col, const float* val, int64_t start,
         for (r = 0; j + r < n; r++) lane[r] = lane[r] + x[j + r] * y[j + r];                 \
         return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])); \
     }
-
-#if defined(__GNUC__) || defined(__clang__)
 typedef double sr_d8v __attribute__((vector_size(64)));
 typedef float sr_f8v __attribute__((vector_size(32)));
-SR_DOT(sr_dot_f64_base, double, sr_d8v, )
-SR_DOT(sr_dot_f32_base, float, sr_f8v, )
-#else
-#define SR_SCALAR_DOT(NAME, T)                                                               \
-    static T NAME(const T* x, const T* y, int64_t n) {                                       \
-        T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                \
-        int64_t j;                                                                           \
-        for (j = 0; j < n; j++) lane[j % 8] = lane[j % 8] + x[j] * y[j];                     \
-        return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])); \
-    }
-SR_SCALAR_DOT(sr_dot_f64_base, double)
-SR_SCALAR_DOT(sr_dot_f32_base, float)
-#endif
+SR_DOT(sr_dot_f64, double, sr_d8v)
+SR_DOT(sr_dot_f32, float, sr_f8v)
 
-#ifdef SR_X86
-SR_DOT(sr_dot_f64_avx512, double, sr_d8v, __attribute__((target("avx512f"))))
-SR_DOT(sr_dot_f32_avx512, float, sr_f8v, __attribute__((target("avx512f"))))
-#endif
-
-/* Whether sr_dot_* is worth calling here: only with AVX-512 (one register holds the 8
- * partial sums of doubles). On SSE2 and AVX2 the vector code was measured 0.6-0.85x the
- * speed of the kernel's own loop of 8 scalar sums (which the compiler vectorises well),
- * so sddmm keeps that loop there (benchmarks/bench_levers.py). Same bits either way. */
 static inline int sr_dot_wide(void) { return sr_simd() == SR_SIMD_AVX512; }
-
-static double sr_dot_f64(const double* x, const double* y, int64_t n) {
-#ifdef SR_X86
-    if (sr_simd() == SR_SIMD_AVX512) return sr_dot_f64_avx512(x, y, n);
+#else /* never called (sr_dot_wide is 0): only so that sddmm compiles everywhere */
+static double sr_dot_f64(const double* x, const double* y, int64_t n) { (void)x; (void)y; (void)n; return 0; }
+static float sr_dot_f32(const float* x, const float* y, int64_t n) { (void)x; (void)y; (void)n; return 0; }
+static inline int sr_dot_wide(void) { return 0; }
 #endif
-    return sr_dot_f64_base(x, y, n);
-}
-
-static float sr_dot_f32(const float* x, const float* y, int64_t n) {
-#ifdef SR_X86
-    if (sr_simd() == SR_SIMD_AVX512) return sr_dot_f32_avx512(x, y, n);
-#endif
-    return sr_dot_f32_base(x, y, n);
-}
 
 #endif /* SPARSE_REF_SIMD_H */
