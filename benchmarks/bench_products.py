@@ -13,7 +13,7 @@ import argparse
 import gc
 
 import numpy as np
-from _common import bandwidth, save, table, timeit, timeit_interleaved
+from _common import bandwidth, per_call, save, table, timeit, timeit_interleaved
 from matrices import MATRICES
 
 import sparse_ref as sr
@@ -149,11 +149,12 @@ def main():
     small = sp.random_array((10, 10), density=0.3, format="csr", rng=np.random.default_rng(0))
     sb = np.random.default_rng(1).standard_normal((10, 10))
     s_small, t_sb = sr.from_scipy(small).to_sparse(), sr.tensor(sb)
-    # calls of microseconds are timed in runs of their own: interleaving single calls would
-    # time each library's first call after the other's (cold caches), not a loop of them
-    record("spmm_10x10", "random", "sparse_ref", timeit(lambda: sr.sparse.mm(s_small, t_sb), 20_000, warmup=100), k=10)
-    record("spmm_10x10", "random", "scipy", timeit(lambda: small @ sb, 20_000, warmup=100), k=10)
-    rows[-2]["unit"] = rows[-1]["unit"] = "ms per call (median of 20,000 single calls)"
+    # calls of microseconds are timed in loops of 1000 (a single call is near the timer's
+    # resolution and the results' 1 us rounding); the two libraries' loops alternate
+    stats = per_call({"sparse_ref": lambda: sr.sparse.mm(s_small, t_sb), "scipy": lambda: small @ sb})
+    for library in ("sparse_ref", "scipy"):
+        record("spmm_10x10", "random", library, stats[library], k=10)
+        rows[-1]["unit"] = "ms per call (median of 31 loops of 1000 calls, the libraries alternating)"
 
     # ratios: each library's median over sparse_ref's for the same op, matrix and k
     for r in rows:

@@ -21,7 +21,8 @@ I64 = np.int64
 def spmm(crow, col, val, b, n_threads=None, wide=False):
     """Dense ``A @ B`` for A in CSR arrays and a C-contiguous B."""
     small = _precision.small_dtype(val, b)
-    val, b = _precision.wide(val), _precision.wide(b)
+    if small is not None:
+        val, b = _precision.wide(val), _precision.wide(b)
     nrows, n = crow.shape[0] - 1, b.shape[1]
     out = np.empty((nrows, n), dtype=val.dtype)
     nt = effective_n_threads(n_threads, work=col.shape[0] * max(n, 1) + nrows)

@@ -273,10 +273,14 @@ def _same_dtype(pairs, where: str):
     (first_name, first), *rest = pairs
     for name, t in rest:
         if t.dtype != first.dtype:
-            raise DTypeError(
-                f"{where}: {first_name} dtype {_dtypes.describe(first.dtype)} does not match {name} "
-                f"dtype {_dtypes.describe(t.dtype)}; sparse_ref does not promote dtypes, so give both the same dtype"
-            )
+            _dtype_mismatch(first_name, first, name, t, where)
+
+
+def _dtype_mismatch(first_name: str, first, name: str, t, where: str):
+    raise DTypeError(
+        f"{where}: {first_name} dtype {_dtypes.describe(first.dtype)} does not match {name} "
+        f"dtype {_dtypes.describe(t.dtype)}; sparse_ref does not promote dtypes, so give both the same dtype"
+    )
 
 
 def _shapes_multiply(mat1, mat2, where: str):
@@ -288,6 +292,8 @@ def _shapes_multiply(mat1, mat2, where: str):
 
 
 def reduce_arg(reduce, dtype, where: str) -> str:
+    if reduce is None:  # the common case, asked on every product
+        return "sum"
     if reduce == "prod":
         raise ArgumentError(f"{where}: reduce='prod' is not supported (torch.sparse.mm rejects it too); "
                          "use 'sum', 'mean', 'amax' or 'amin'")
@@ -308,7 +314,8 @@ def mm_operands(mat1, mat2, reduce, where: str = "mm", sparse=SparseTensor) -> s
     _operand(mat1, "mat1", where, sparse)
     _operand(mat2, "mat2", where, sparse)
     _shapes_multiply(mat1, mat2, where)
-    _same_dtype([("mat1", mat1), ("mat2", mat2)], where)
+    if mat1.dtype is not mat2.dtype and mat1.dtype != mat2.dtype:
+        _dtype_mismatch("mat1", mat1, "mat2", mat2, where)
     if reduce is not None and not (isinstance(mat1, sparse) and not isinstance(mat2, sparse)):
         raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
                          f"{mat1.layout!r} and {mat2.layout!r}")
@@ -316,6 +323,19 @@ def mm_operands(mat1, mat2, reduce, where: str = "mm", sparse=SparseTensor) -> s
         raise TypeError(f"{where}: sparse x sparse needs float16, bfloat16, float32, float64, complex64 or complex128, "
                         f"got {mat1.dtype.name}")
     return reduce_arg(reduce, mat1.dtype, where)
+
+
+def plain_sparse_dense(mat1, mat2) -> bool:
+    """True when ``mm(mat1, mat2)`` is the commonest product and certainly valid: a 2-D COO
+    matrix (one value per entry) times a 2-D dense matrix of the same dtype whose rows match
+    its columns. A quick accept for small calls, which otherwise spend half their time in
+    checks; False means only "ask :func:`mm_operands`", which names any problem.
+    ``tests/test_validate_fast.py`` checks that every True here passes those checks."""
+    if type(mat1) is not SparseTensor or type(mat2) is not Tensor:
+        return False
+    data = mat2._data
+    return (mat1._idx.shape[0] == 2 and mat1._val.ndim == 1 and data.ndim == 2
+            and mat1._shape[1] == data.shape[0] and mat1._val.dtype is data.dtype)
 
 
 def max_nnz_arg(max_nnz, both_sparse: bool, where: str):

@@ -85,6 +85,8 @@ def mm(mat1, mat2, reduce: str | None = None, *, max_nnz: int | None = None):
     <BLANKLINE>
             [[3.]]])
     """
+    if reduce is None and max_nnz is None and _validate.plain_sparse_dense(mat1, mat2):
+        return ops.SparseMm.apply(mat1, mat2, "sum")  # the commonest call, certainly valid
     if _validate.is_batch(mat1) or _validate.is_batch(mat2):  # a 3-D sparse operand: a batch of products
         reduce = _validate.bmm_operands(mat1, mat2, reduce, "mm", ("mat1", "mat2"))
         both_sparse = isinstance(mat1, SparseTensor) and isinstance(mat2, SparseTensor)

@@ -174,9 +174,14 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     with nogil:
         j0 = 0
         while j0 < n:
-            for i in prange(nrows, schedule="guided", num_threads=max(n_threads, 1)):
-                spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
-                         j0, min(j0 + width, n), &out[i, 0])
+            if n_threads <= 1:  # no parallel region at all: it costs about 1 us, a small call's whole work
+                for i in range(nrows):
+                    spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
+                             j0, min(j0 + width, n), &out[i, 0])
+            else:
+                for i in prange(nrows, schedule="guided", num_threads=n_threads):
+                    spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
+                             j0, min(j0 + width, n), &out[i, 0])
             j0 = j0 + width
 
 

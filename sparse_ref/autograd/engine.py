@@ -47,6 +47,13 @@ def _is_tensor(x) -> bool:
     return isinstance(x, (Tensor, SparseTensor, External))
 
 
+def _any_requires_grad(args) -> bool:
+    for a in args:  # (a loop, not any(): every op call asks it)
+        if getattr(a, "requires_grad", False) is True:
+            return True
+    return False
+
+
 class Function:
     """One differentiable op. Subclasses define ``forward`` and ``backward`` side by side.
 
@@ -91,7 +98,7 @@ class Function:
     def apply(cls, *args):
         fn = cls()
         out = fn.forward(*args)
-        if _state.enabled and any(getattr(a, "requires_grad", False) is True for a in args):
+        if _state.enabled and _any_requires_grad(args):
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
                 fn.inputs = args
