@@ -442,3 +442,56 @@ def test_sparse_times_sparse_with_rows_and_shared_dimension_of_2_to_the_40(backe
         c.sum().backward()
         assert a.grad.values().tolist() == [6.0, 5.0, 4.0] and b.grad.values().tolist() == [2.0, 3.0, 1.0]
         assert gradcheck(sr.sparse.mm, (a.detach().requires_grad_(), b.detach().requires_grad_()))
+
+
+# -- a leaf's first gradient: taken as it is when nothing else holds it ------------------------
+
+def test_sparse_mm_hands_its_fresh_gradients_to_the_leaves_without_a_copy(monkeypatch):
+    from sparse_ref import _products
+
+    made = []
+    for name in ("spmm", "sddmm"):
+        real = getattr(_products, name)
+
+        def recording(*args, _real=real, **kwargs):
+            out = _real(*args, **kwargs)
+            made.append(out)
+            return out
+
+        monkeypatch.setattr(_products, name, recording)
+    a = sr.randn(5, 4).to_sparse().requires_grad_(True)
+    b = sr.randn(4, 3, requires_grad=True)
+    sr.sparse.mm(a, b).sum().backward()
+    assert any(b.grad._data is m for m in made)  # grad B = A^T G: the kernel's own output
+    assert any(np.shares_memory(a.grad._val, m) for m in made)  # grad A: (a read-only view of) the SDDMM's values
+    np.testing.assert_allclose(b.grad.numpy(), a.detach().to_dense().numpy().T @ np.ones((5, 3)), rtol=1e-5)
+
+
+def test_a_gradient_returned_for_two_leaves_is_copied_for_each_even_when_fresh():
+    class Twice(sr.autograd.Function):
+        _name = "TwiceBackward0"
+        fresh_grads = True  # but the one array goes to both inputs
+
+        def forward(self, x, y):
+            return sr.Tensor(x._data + y._data)
+
+        def backward(self, grad):
+            g = np.array(grad, copy=True)
+            return g, g
+
+    x, y = sr.randn(3, requires_grad=True), sr.randn(3, requires_grad=True)
+    Twice.apply(x, y).sum().backward()
+    assert not np.shares_memory(x.grad._data, y.grad._data)
+    x.grad.zero_()
+    np.testing.assert_array_equal(y.grad.numpy(), np.ones(3))  # untouched by x's in-place change
+
+
+def test_a_second_backward_adds_to_a_taken_gradient_without_changing_the_first_array():
+    a = sr.randn(4, 3).to_sparse().requires_grad_(True)
+    b = sr.randn(3, 2, requires_grad=True)
+    sr.sparse.mm(a, b).sum().backward()
+    first = b.grad._data
+    kept = first.copy()
+    sr.sparse.mm(a, b).sum().backward()
+    np.testing.assert_array_equal(first, kept)  # accumulation made a new array
+    np.testing.assert_allclose(b.grad.numpy(), 2 * kept)

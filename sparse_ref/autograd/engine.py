@@ -85,6 +85,10 @@ class Function:
     saves = None
     # A weak reference to the output, when it called retain_grad(): backward fills its .grad.
     retained = None
+    # True: backward returns new arrays that nothing else holds (a kernel's fresh outputs),
+    # so a leaf's first .grad may be one of them as it is instead of a copy (as torch
+    # steals an unshared gradient). An array returned for two inputs is still copied.
+    fresh_grads = False
 
     def name(self) -> str:
         return self._name
@@ -198,24 +202,27 @@ _grad_lock = threading.Lock()
 _graph_lock = threading.Lock()
 
 
-def _accumulate_leaf(leaf, grad: np.ndarray) -> None:
+def _accumulate_leaf(leaf, grad: np.ndarray, fresh: bool = False) -> None:
     with _grad_lock:
-        _add_to_grad(leaf, grad)
+        _add_to_grad(leaf, grad, fresh)
 
 
-def _add_to_grad(leaf, grad: np.ndarray) -> None:
+def _add_to_grad(leaf, grad: np.ndarray, fresh: bool = False) -> None:
+    """Add ``grad`` to ``leaf.grad``. The first gradient is copied, unless ``fresh`` (an
+    array that nothing else holds: see ``Function.fresh_grads``) -- a later in-place change
+    of the .grad must not reach anything else."""
     if isinstance(leaf, External):  # its gradient's form is its own business
         leaf._accumulate(grad)
     elif isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
         if leaf.grad is None:
-            leaf.grad = leaf._coalesced_form()._with_values(np.array(grad, copy=True))
+            leaf.grad = leaf._coalesced_form()._with_values(np.array(grad, copy=not fresh))
         else:
             leaf.grad = leaf.grad._with_values(leaf.grad._val + grad)
     else:
         if grad.shape != leaf.shape:  # the leaf's .data was replaced by one of another shape
             raise RuntimeError(f"backward: the gradient has shape {list(grad.shape)}, but the leaf now has shape "
                                f"{list(leaf.shape)} (its .data was replaced after the graph was built)")
-        leaf.grad = Tensor(np.array(grad, copy=True) if leaf.grad is None else leaf.grad._data + grad)
+        leaf.grad = Tensor(np.array(grad, copy=not fresh) if leaf.grad is None else leaf.grad._data + grad)
 
 
 def backward(root, gradient=None, retain_graph: bool = False) -> None:
@@ -265,7 +272,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
                 continue
             if a.grad_fn is None:
                 if g is not None:
-                    _accumulate_leaf(a, g)
+                    _accumulate_leaf(a, g, fn.fresh_grads and sum(x is g for x in in_grads) == 1)
                 continue
             key = id(a.grad_fn)
             if g is not None:

@@ -102,6 +102,7 @@ class SparseMm(Function):
     """
 
     _name = "SparseAddmmBackward0"
+    fresh_grads = True  # both gradients are new kernel outputs (sddmm, spmm, or np.zeros)
 
     def forward(self, a, b, reduce="sum"):
         if reduce != "sum":
