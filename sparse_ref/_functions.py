@@ -221,6 +221,8 @@ def matmul(input, other):
     >>> sr.matmul(a, sr.tensor([1., 1.]))
     tensor([2., 3.])
     """
+    if _validate.plain_sparse_dense(input, other):  # the commonest call: straight to the product
+        return sparse.mm(input, other)
     for name, x in (("mat1", input), ("mat2", other)):
         if isinstance(x, SparseTensor) and (x.sparse_dim() > 3 or x.dense_dim() > 0):
             _validate.sparse_layout(x, name, "matmul")  # refuses: the product's rule, by name

@@ -89,6 +89,7 @@ def test_the_quick_path_gives_the_general_paths_result(name1, name2):
     quick = sr.sparse.mm(mat1, mat2)
     general = ops.SparseMm.apply(mat1, mat2, _validate.mm_operands(mat1, mat2, None, "mm"))
     np.testing.assert_array_equal(quick.detach().numpy(), general.detach().numpy())
+    np.testing.assert_array_equal((mat1 @ mat2).detach().numpy(), general.detach().numpy())  # matmul's quick way
     assert quick.requires_grad == general.requires_grad
     assert type(quick.grad_fn) is type(general.grad_fn)
 
