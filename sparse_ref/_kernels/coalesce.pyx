@@ -12,7 +12,7 @@ from libc.stdlib cimport calloc, free, malloc
 
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport sort_keys
-from sparse_ref._kernels._types cimport big_alloc, idx_t, prefetch, prefetch_w, value_t
+from sparse_ref._kernels._types cimport big_alloc, idx_t, prefetch, prefetch_w, thread_stride, value_t
 
 __all__ = ["coalesce"]
 
@@ -246,7 +246,7 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
     cdef idx_t nnz = a_row.shape[0]
     cdef int n_workers = max(n_threads, 1)
     cdef idx_t n_chunks = chunk_count(nnz, nrows, n_workers)
-    cdef idx_t c, i, total, count, short, longest = 0
+    cdef idx_t c, i, total, count, short, stride, longest = 0
     cdef idx_t* offsets      # offsets[c * nrows + i]: counts, then next free slot, of chunk c in row i
     cdef idx_t* start        # start[i]: first slot of row i among the sorted entries
     cdef entry_t* entries    # (column, position) pairs, sorted by row, then by column
@@ -284,14 +284,15 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
                 scatter_chunk(&a_row[0], &a_col[0], c * nnz // n_chunks, (c + 1) * nnz // n_chunks,
                               offsets + c * nrows, entries)
         short = min(longest, <idx_t>SHORT_ROW)
-        buffers = <entry_t*> malloc(max(2 * short * n_workers, 2 * longest) * sizeof(entry_t))
+        stride = thread_stride(2 * short)  # a thread's buffer shares no cache line with another's
+        buffers = <entry_t*> malloc(max(stride * n_workers, 2 * longest) * sizeof(entry_t))
         if buffers == NULL:
             raise MemoryError("coalesce: no memory for the row-sort buffers")
         with nogil:
             # 2. Sort each row by column and count its distinct columns: short rows in
             #    parallel, long ones after, one at a time.
             with parallel(num_threads=n_workers):
-                mine = buffers + 2 * short * omp_get_thread_num()
+                mine = buffers + stride * omp_get_thread_num()
                 for i in prange(nrows, schedule="guided"):
                     if start[i + 1] - start[i] <= short:
                         out_crow[i + 1] = sort_row(entries + start[i], start[i + 1] - start[i], mine)

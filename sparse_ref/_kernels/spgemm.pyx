@@ -12,7 +12,7 @@ from libc.stdlib cimport free, malloc
 from sparse_ref._kernels._arith cimport mul
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport sort_keys
-from sparse_ref._kernels._types cimport idx_t, value_t
+from sparse_ref._kernels._types cimport idx_t, prefetch, thread_stride, value_t
 
 __all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
 
@@ -91,10 +91,45 @@ def _set_tag_limit(idx_t limit):
     tag_limit = min(max(limit, 1), 2147483647)
 
 
-cdef inline idx_t count_row(const idx_t* a_col, idx_t start, idx_t end, const idx_t* b_crow,
+# How many entries of A ahead both passes prefetch the row of B that an entry reaches
+# (its first column, and in the numeric pass its first value), and twice that far ahead
+# the row pointer that locates it: random rows of a large B are a cache miss each. The
+# prefetch runs on past the end of the row, into the rows this thread does next.
+# A variable for the tuning hook _set_prefetch (0: no prefetch).
+cdef idx_t prefetch_ahead = 8
+
+
+def _set_prefetch(idx_t ahead):
+    """Tuning hook (not part of the kernel interface): entries of A ahead to prefetch
+    rows of B (0: none); returns the previous value."""
+    global prefetch_ahead
+    previous = prefetch_ahead
+    prefetch_ahead = max(ahead, 0)
+    return previous
+
+
+cdef inline void prefetch_b_row(const idx_t* a_col, idx_t q, idx_t a_nnz, idx_t ahead,
+                                const idx_t* b_crow, const idx_t* b_col,
+                                const void* b_val_row0, Py_ssize_t itemsize) noexcept nogil:
+    """Prefetch for entry q of A: the row of B of entry q + ahead, and the row pointer of
+    entry q + 2 * ahead (``b_val_row0``: B's values, or NULL for the symbolic pass)."""
+    cdef idx_t k
+    if q + 2 * ahead < a_nnz:
+        prefetch(b_crow + a_col[q + 2 * ahead])
+    if q + ahead < a_nnz:
+        k = a_col[q + ahead]
+        prefetch(b_col + b_crow[k])
+        if b_val_row0 != NULL:
+            prefetch(<const char*> b_val_row0 + b_crow[k] * itemsize)
+
+
+cdef inline idx_t count_row(const idx_t* a_col, idx_t start, idx_t end, idx_t a_nnz, const idx_t* b_crow,
                             const idx_t* b_col, int32_t tag, int32_t* marker) noexcept nogil:
     cdef idx_t q, r, j, k, count = 0
+    cdef idx_t ahead = prefetch_ahead
     for q in range(start, end):
+        if ahead > 0:
+            prefetch_b_row(a_col, q, a_nnz, ahead, b_crow, b_col, NULL, 0)
         k = a_col[q]
         for r in range(b_crow[k], b_crow[k + 1]):
             j = b_col[r]
@@ -164,9 +199,10 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
     out_crow[0] = 0
     if nrows <= 0:
         return
-    if ncols > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
+    cdef idx_t stride = thread_stride(ncols)  # each thread's markers (no cache line shared)
+    if stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
         raise MemoryError(f"spgemm_symbolic: {ncols} columns x {n_workers} threads of markers")
-    markers = <int32_t*> malloc(max(ncols * n_workers, 1) * sizeof(int32_t))
+    markers = <int32_t*> malloc(stride * n_workers * sizeof(int32_t))
     if markers == NULL:
         raise MemoryError("spgemm_symbolic: no memory for the marker arrays")
     try:
@@ -174,12 +210,12 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
             first = 0
             while first < nrows:  # row i's tag is i - first (one round below 2**31 rows)
                 last = min(nrows, first + tag_limit)
-                for j in range(ncols * n_workers):
+                for j in range(stride * n_workers):
                     markers[j] = -1
                 with parallel(num_threads=n_workers):
-                    mine = markers + ncols * omp_get_thread_num()
+                    mine = markers + stride * omp_get_thread_num()
                     for i in prange(first, last, schedule="guided"):
-                        out_crow[i + 1] = count_row(a_col_ptr, a_crow[i], a_crow[i + 1], &b_crow[0],
+                        out_crow[i + 1] = count_row(a_col_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
                                                     b_col_ptr, <int32_t>(i - first), mine)
                 first = first + tag_limit
             for i in range(nrows):
@@ -195,7 +231,7 @@ cdef enum:
 
 
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
-                           const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
+                           idx_t a_nnz, const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
                            idx_t stamp, int32_t* where, value_t* vals, uint64_t* keys,
                            idx_t* out_col, value_t* out_val) noexcept nogil:
     """Accumulate one row of C and write it sorted; return the next stamp.
@@ -206,7 +242,10 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
     cdef idx_t q, r, j, k, t, slot, n_keys = 0
     cdef value_t a
     cdef uint64_t* sorted_keys
+    cdef idx_t ahead = prefetch_ahead
     for q in range(start, end):
+        if ahead > 0:
+            prefetch_b_row(a_col, q, a_nnz, ahead, b_crow, b_col, b_val, sizeof(value_t))
         k = a_col[q]
         a = a_val[q]
         for r in range(b_crow[k], b_crow[k + 1]):
@@ -304,22 +343,26 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     out_val_ptr = &out_val[0]
     for i in range(nrows):
         longest = max(longest, crow[i + 1] - crow[i])
-    if ncols > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
+    # each thread's slots, sums and sort buffer, no cache line shared with another thread's
+    cdef idx_t where_stride = thread_stride(ncols)
+    cdef idx_t vals_stride = thread_stride(longest)
+    cdef idx_t keys_stride = thread_stride(2 * longest)
+    if where_stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
         raise MemoryError(f"spgemm_numeric: {ncols} columns x {n_workers} threads of accumulator slots")
     try:
-        wheres = <int32_t*> malloc(max(ncols * n_workers, 1) * sizeof(int32_t))
-        vals = <value_t*> malloc(max(longest * n_workers, 1) * sizeof(value_t))
-        key_buffers = <uint64_t*> malloc(max(2 * longest * n_workers, 1) * sizeof(uint64_t))
+        wheres = <int32_t*> malloc(where_stride * n_workers * sizeof(int32_t))
+        vals = <value_t*> malloc(vals_stride * n_workers * sizeof(value_t))
+        key_buffers = <uint64_t*> malloc(keys_stride * n_workers * sizeof(uint64_t))
         stamps = <idx_t*> malloc(n_workers * STAMP_STRIDE * sizeof(idx_t))
         if wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL:
             raise MemoryError("spgemm_numeric: no memory for the accumulators")
         with nogil:
-            for j in range(ncols * n_workers):
+            for j in range(where_stride * n_workers):
                 wheres[j] = -1
             with parallel(num_threads=n_workers):
-                my_where = wheres + ncols * omp_get_thread_num()
-                my_vals = vals + longest * omp_get_thread_num()
-                my_keys = key_buffers + 2 * longest * omp_get_thread_num()
+                my_where = wheres + where_stride * omp_get_thread_num()
+                my_vals = vals + vals_stride * omp_get_thread_num()
+                my_keys = key_buffers + keys_stride * omp_get_thread_num()
                 my_stamp = stamps + STAMP_STRIDE * omp_get_thread_num()
                 my_stamp[0] = 0
                 for i in prange(nrows, schedule="guided"):
@@ -327,7 +370,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                         for j in range(ncols):
                             my_where[j] = -1
                         my_stamp[0] = 0
-                    my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], &b_crow[0],
+                    my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
                                            &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
                                            my_keys, out_col_ptr + crow[i], out_val_ptr + crow[i])
     finally:
