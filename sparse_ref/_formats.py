@@ -221,9 +221,10 @@ def coo_to_csr(row, nrows: int, n_threads=None) -> np.ndarray:
     return out_crow
 
 
-def csr_to_coo(crow, n_threads=None) -> np.ndarray:
-    """The row of every stored entry of a CSR matrix (the inverse of :func:`coo_to_csr`)."""
-    out_row = np.empty(int(crow[-1]), dtype=I64)
+def csr_to_coo(crow, n_threads=None, out: np.ndarray | None = None) -> np.ndarray:
+    """The row of every stored entry of a CSR matrix (the inverse of :func:`coo_to_csr`),
+    written into ``out`` (int64, crow[-1] of them) when given."""
+    out_row = np.empty(int(crow[-1]), dtype=I64) if out is None else out
     kernel_module("convert").csr_to_coo(crow, out_row, effective_n_threads(n_threads, work=out_row.shape[0]))
     return out_row
 

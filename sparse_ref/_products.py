@@ -104,10 +104,13 @@ def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads=None):
     return crow
 
 
-def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, max_nnz=None):
+def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, max_nnz=None,
+           rows: bool = True):
     """``C = A @ B`` for CSR arrays; returns C's COO ``(indices, val)`` (rows sorted, then
     columns) and its row pointers. The column array is written straight into the second
-    row of ``indices``, so the output is allocated once, at its exact size.
+    row of ``indices``, so the output is allocated once, at its exact size. With
+    ``rows=False`` the first row of ``indices`` (the row of every entry) is left unwritten,
+    for a caller that writes it from the row pointers only if it is ever needed.
 
     Fail fast: the bounds of :func:`spgemm_bounds` come first; an output whose lower
     bound cannot fit in memory (or exceeds ``max_nnz``) is refused in O(nnz(A)), before
@@ -134,7 +137,8 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     for r0, r1 in _chunks(flops, ncols * nt):
         k.spgemm_numeric(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols,
                          crow[r0:r1 + 1], indices[1], out_val, nt)
-    kernel_module("convert").csr_to_coo(crow, indices[0], nt)
+    if rows:
+        kernel_module("convert").csr_to_coo(crow, indices[0], nt)
     if names is not None:
         indices[1] = names[indices[1]]
     return indices, _precision.finish(out_val, small), crow

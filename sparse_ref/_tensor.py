@@ -22,6 +22,7 @@ imports or reaches upward; ``tests/test_layers.py`` holds the package to that.
 
 from __future__ import annotations
 
+import threading
 import warnings
 import weakref
 
@@ -42,6 +43,7 @@ class _Unbound:
 
 
 _F = _Unbound()  # the public functions the methods call (sparse_ref/_functions.py)
+_ROWS_LOCK = threading.Lock()  # SparseTensor._write_rows: one writer of a product's row indices
 
 
 def bind(functions) -> None:
@@ -757,6 +759,49 @@ class SparseTensor(_Differentiable):
         self._start_autograd(requires_grad)
         return self
 
+    @classmethod
+    def _make_rows_later(cls, crow: np.ndarray, indices: np.ndarray, values: np.ndarray,
+                         shape) -> "SparseTensor":
+        """A coalesced 2-D COO matrix from a product's CSR output, whose row indices are
+        written on first use: ``indices`` (2 x nnz, C-contiguous, ours) holds the columns in
+        its second row, and its first row is filled from ``crow`` when anything reads
+        ``_idx`` (``indices()``, printing, a COO op). A product that is only multiplied
+        again, summed, or converted to CSR or SciPy never writes it: the row array is a
+        third of the output's bytes."""
+        self = object.__new__(cls)
+        freeze(crow)
+        col = indices[1].view()
+        col.flags.writeable = False
+        values, self._shared_values = own_values(np.ascontiguousarray(values))
+        self._rows_later = (indices, crow)  # no _idx yet: __getattr__ makes it
+        self._val = values
+        self._shape = (int(shape[0]), int(shape[1]))
+        self._coalesced = True
+        self._cache = {"csr": (crow, col, values)}
+        self._start_autograd(False)
+        return self
+
+    def __getattr__(self, name):
+        # reached only for a name that is not set: _idx of a _make_rows_later tensor
+        if name == "_idx" and "_rows_later" in self.__dict__:
+            return self._write_rows()
+        return super().__getattr__(name)
+
+    def __getstate__(self):  # pickle and deepcopy: the rows written first (no unset memory copied)
+        if "_rows_later" in self.__dict__:
+            self._write_rows()
+        return self.__dict__
+
+    def _write_rows(self) -> np.ndarray:
+        with _ROWS_LOCK:  # two threads asking at once: one writes, both get the same array
+            if "_rows_later" in self.__dict__:
+                indices, crow = self.__dict__["_rows_later"]
+                _formats.csr_to_coo(crow, out=indices[0])
+                freeze(indices)
+                self.__dict__["_idx"] = indices
+                del self.__dict__["_rows_later"]
+        return self.__dict__["_idx"]
+
     # -- what it is -----------------------------------------------------------------
     @property
     def shape(self) -> tuple:
@@ -778,7 +823,7 @@ class SparseTensor(_Differentiable):
 
     def sparse_dim(self) -> int:
         """The number of sparse dimensions: rows of ``indices`` (2 for a matrix)."""
-        return self._idx.shape[0]
+        return 2 if "_rows_later" in self.__dict__ else self._idx.shape[0]
 
     def dense_dim(self) -> int:
         """The number of dense dimensions: those of a stored value block (0 for a matrix)."""

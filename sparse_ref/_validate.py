@@ -334,7 +334,7 @@ def plain_sparse_dense(mat1, mat2) -> bool:
     if type(mat1) is not SparseTensor or type(mat2) is not Tensor:
         return False
     data = mat2._data
-    return (mat1._idx.shape[0] == 2 and mat1._val.ndim == 1 and data.ndim == 2
+    return (mat1.sparse_dim() == 2 and mat1._val.ndim == 1 and data.ndim == 2
             and mat1._shape[1] == data.shape[0] and mat1._val.dtype is data.dtype)
 
 

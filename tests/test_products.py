@@ -1,6 +1,10 @@
 """sparse.mm (SpMM, SpGEMM, dense x sparse), reduce=, addmm and sampled_addmm: the dense
 oracle, both paths bit for bit at every thread count, torch 2.13 and SciPy parity."""
 
+import copy
+import pickle
+import threading
+
 import numpy as np
 import pytest
 from conftest import (
@@ -545,3 +549,75 @@ def test_spgemm_tag_resets_keep_the_result(rng, limit):
                 assert same_bits(val, want_val)
     finally:
         kernel._set_tag_limit(2**31 - 1)
+
+
+# -- a sparse product's COO row indices: written from its row pointers on first use ----------
+
+def _pending(t) -> bool:
+    return "_rows_later" in vars(t)
+
+
+def test_a_sparse_products_row_indices_are_written_only_when_read():
+    rng = np.random.default_rng(7)
+    a = sr.tensor(rng.standard_normal((30, 20)) * (rng.random((30, 20)) < 0.2)).to_sparse()
+    b = sr.tensor(rng.standard_normal((20, 25)) * (rng.random((20, 25)) < 0.2)).to_sparse()
+    c = sr.sparse.mm(a, b)
+    assert _pending(c) and c.sparse_dim() == 2 and c.is_coalesced()
+    again = sr.sparse.mm(c, sr.ones(25, 3, dtype=sr.float64))  # a product of it needs only its CSR form
+    assert _pending(c)
+    expected = (a.to_dense().numpy() @ b.to_dense().numpy())
+    np.testing.assert_allclose(again.numpy(), expected @ np.ones((25, 3)), rtol=1e-12)
+    rows, cols = np.nonzero(sr.sparse.mm(a.to_sparse_csr(), b.to_sparse_csr()).to_dense().numpy() != 0)
+    idx = c.indices().numpy()  # read: now written
+    assert not _pending(c)
+    structural = np.array(sorted({(i, j) for i, k in zip(*a.indices().numpy())
+                                  for k2, j in zip(*b.indices().numpy()) if k2 == k}))
+    np.testing.assert_array_equal(idx.T, structural)
+    assert not idx.flags.writeable and not c._idx.flags.writeable
+    np.testing.assert_allclose(c.to_dense().numpy(), expected, rtol=1e-12)
+
+
+def test_row_indices_written_later_are_the_same_on_both_kernel_paths_and_every_reader():
+    a = sr.sparse_coo_tensor([[0, 0, 2, 3], [1, 3, 0, 2]], [1.0, 2.0, 3.0, 4.0], (4, 4))
+    readers = [lambda t: t.indices().numpy(), lambda t: t.to_dense().numpy(), lambda t: repr(t),
+               lambda t: t.coalesce().indices().numpy(), lambda t: t.t().to_dense().numpy(),
+               lambda t: pickle.loads(pickle.dumps(t)).indices().numpy(),
+               lambda t: copy.deepcopy(t).indices().numpy()]
+    for backend in ("cython", "reference"):
+        with sr.use_backend(backend):
+            dense = a.to_dense().numpy() @ a.to_dense().numpy()
+            for read in readers:
+                c = sr.sparse.mm(a, a)
+                assert _pending(c)
+                read(c)
+                np.testing.assert_array_equal(c.indices().numpy(), np.array(np.nonzero(dense)))
+
+
+def test_two_threads_reading_a_pending_products_rows_get_one_array():
+    rng = np.random.default_rng(8)
+    a = sr.tensor(rng.standard_normal((400, 400)) * (rng.random((400, 400)) < 0.05)).to_sparse()
+    for _ in range(20):
+        c = sr.sparse.mm(a, a)
+        got = [None, None]
+
+        def read(k):
+            got[k] = c.indices().numpy()
+
+        threads = [threading.Thread(target=read, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert got[0] is not None and np.shares_memory(got[0], got[1])
+        np.testing.assert_array_equal(got[0][0], np.repeat(np.arange(400), np.diff(c._csr()[0])))
+
+
+def test_a_pending_product_goes_through_autograd():
+    a = sr.sparse_coo_tensor([[0, 1, 1], [1, 0, 2]], [1.0, 2.0, 3.0], (2, 3)).requires_grad_(True)
+    b = sr.sparse_coo_tensor([[0, 1, 2], [0, 1, 1]], [4.0, 5.0, 6.0], (3, 2)).requires_grad_(True)
+    c = sr.sparse.mm(a, b)
+    assert _pending(c)
+    sr.sparse.sum(c).backward()
+    # d sum(A B) / dA[i, k] = sum_j B[k, j] over A's pattern; / dB[k, j] = sum_i A[i, k]
+    np.testing.assert_allclose(a.grad.values().numpy(), [5.0, 4.0, 6.0])
+    np.testing.assert_allclose(b.grad.values().numpy(), [2.0, 1.0, 3.0])

@@ -183,13 +183,12 @@ class SparseSparseMm(Function):
         a_crow, a_col, a_val = a._csr()
         b_crow, b_col, b_val = b._csr()
         indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1],
-                                              max_nnz=max_nnz)
+                                              max_nnz=max_nnz, rows=False)
         shape = (a.shape[0], b.shape[1])
         if a.is_sparse_csr and b.is_sparse_csr:  # CSR @ CSR -> CSR, like torch
             out = SparseCsrTensor._make_csr(crow, indices[1], val, shape)
-        else:
-            out = SparseTensor._make(indices, val, shape, coalesced=True)
-            out._cache["csr"] = (crow, out._idx[1], out._val)
+        else:  # COO: the row of every entry is written from crow on first use
+            out = SparseTensor._make_rows_later(crow, indices, val, shape)
         self.a, self.b, self.c_crow, self.c_col = a, b, crow, out._csr()[1]
         return out
 
