@@ -116,6 +116,8 @@ def targets():
                          lambda r, k=k, d=dtype: _spmm(r, "laplacian", k, d, "scipy")))
     for matrix in ("uniform", "powerlaw", "laplacian"):
         rows.append(("SpGEMM vs SciPy", f"{matrix} A @ A, COO", 1.5, False, lambda r, m=matrix: _spgemm(r, m)))
+        rows.append(("SpGEMM vs SciPy", f"{matrix} A @ A, COO with its row indices read", 1.5, False,
+                     lambda r, m=matrix: _spgemm(r, m, "sparse_ref_rows")))
         rows.append(("SpGEMM vs SciPy", f"{matrix} A @ A, CSR", 1.5, False,
                      lambda r, m=matrix: _spgemm(r, m, "sparse_ref_csr")))
     rows += [
