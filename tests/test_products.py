@@ -621,3 +621,39 @@ def test_a_pending_product_goes_through_autograd():
     # d sum(A B) / dA[i, k] = sum_j B[k, j] over A's pattern; / dB[k, j] = sum_i A[i, k]
     np.testing.assert_allclose(a.grad.values().numpy(), [5.0, 4.0, 6.0])
     np.testing.assert_allclose(b.grad.values().numpy(), [2.0, 1.0, 3.0])
+
+
+# -- SpGEMM rows long enough to be sorted by merging their runs (_sort.merge_runs) ---------------
+
+@pytest.mark.parametrize("a_per_row,b_per_row,overlap", [
+    (10, 15, False),  # 10 runs of ~15 columns each
+    (3, 40, False),   # an odd number of runs
+    (9, 12, True),    # B's rows share columns: some runs are short or empty
+    (2, 200, True),   # two long runs
+    (40, 3, False),   # short runs (about 3): sorted from scratch instead
+])
+def test_long_spgemm_rows_come_out_sorted_and_the_same_on_both_paths(a_per_row, b_per_row, overlap):
+    rng = np.random.default_rng(a_per_row * 1000 + b_per_row)
+    m, k, n = 60, 80, 5000
+
+    def rows(nrows, ncols, per_row, spread):
+        cols = [np.sort(rng.choice(spread, per_row, replace=False)) for _ in range(nrows)]
+        r = np.repeat(np.arange(nrows), per_row)
+        return sr.sparse_coo_tensor(np.stack([r, np.concatenate(cols)]), rng.standard_normal(r.shape[0]),
+                                    (nrows, ncols), dtype=sr.float64).coalesce()
+
+    a = rows(m, k, a_per_row, k)
+    b = rows(k, n, b_per_row, 3 * b_per_row if overlap else n)
+    expected, got = both_paths(lambda t: _products.spgemm(*a._csr(), *b._csr(), n, n_threads=t))
+    for g in got:
+        for x, y in zip(g, expected):
+            assert same_bits(x, y)
+    indices, val, crow = expected
+    assert int(np.diff(crow).max()) > 16  # long rows, so the runs path is reached
+    for i in range(m):  # every row strictly ascending
+        assert np.all(np.diff(indices[1][crow[i]:crow[i + 1]]) > 0)
+    import scipy.sparse as sp
+    ref = (sp.csr_array(sr.to_scipy(a)) @ sp.csr_array(sr.to_scipy(b))).tocoo()
+    ref.sum_duplicates()
+    np.testing.assert_array_equal(indices[1], ref.col)
+    np.testing.assert_allclose(val, ref.data, rtol=1e-12, atol=1e-12)

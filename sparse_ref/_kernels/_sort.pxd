@@ -88,3 +88,39 @@ cdef inline uint64_t* sort_keys(uint64_t* k, uint64_t* tmp, idx_t n) noexcept no
         dst = swap
         width *= 2
     return src
+
+
+cdef inline uint64_t* merge_runs(uint64_t* k, uint64_t* tmp, idx_t* starts, idx_t n_runs) noexcept nogil:
+    """Sort unique keys that arrive as ``n_runs`` ascending runs (run r is
+    ``k[starts[r]:starts[r + 1]]``; ``starts`` has n_runs + 1 entries) by merging
+    neighbouring runs pairwise, bottom-up, with the branch-free merge: a SpGEMM row is the
+    new columns of each row of B in turn, each run already sorted, so no sorting network
+    is needed. Returns the buffer (k or tmp) that holds the result; ``starts`` is used up."""
+    cdef uint64_t* src = k
+    cdef uint64_t* dst = tmp
+    cdef uint64_t* swap
+    cdef idx_t r, out_runs, lo, mid, hi, q
+    while n_runs > 1:
+        out_runs = 0
+        r = 0
+        while r + 1 < n_runs:  # runs r and r + 1 become run out_runs (written at an index <= r)
+            lo = starts[r]
+            mid = starts[r + 1]
+            hi = starts[r + 2]
+            merge_keys(src + lo, mid - lo, src + mid, hi - mid, dst + lo)
+            starts[out_runs] = lo
+            out_runs += 1
+            r += 2
+        if r < n_runs:  # the odd run out, copied as it is
+            lo = starts[r]
+            hi = starts[r + 1]
+            for q in range(lo, hi):
+                dst[q] = src[q]
+            starts[out_runs] = lo
+            out_runs += 1
+        starts[out_runs] = starts[n_runs]
+        n_runs = out_runs
+        swap = src
+        src = dst
+        dst = swap
+    return src

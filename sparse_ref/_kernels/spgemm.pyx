@@ -11,7 +11,7 @@ from libc.stdlib cimport free, malloc
 
 from sparse_ref._kernels._arith cimport mul
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
-from sparse_ref._kernels._sort cimport sort_keys
+from sparse_ref._kernels._sort cimport merge_runs, sort_keys
 from sparse_ref._kernels._types cimport idx_t, prefetch, thread_stride, value_t
 
 __all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
@@ -233,7 +233,7 @@ cdef enum:
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                            idx_t a_nnz, const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
                            idx_t stamp, int32_t* where, value_t* vals, uint64_t* keys,
-                           idx_t* out_col, value_t* out_val) noexcept nogil:
+                           idx_t* runs, idx_t* out_col, value_t* out_val) noexcept nogil:
     """Accumulate one row of C and write it sorted; return the next stamp.
 
     ``where[j] - stamp`` is column j's slot in this row's short list (``vals``, which stays
@@ -243,9 +243,14 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
     cdef value_t a
     cdef uint64_t* sorted_keys
     cdef idx_t ahead = prefetch_ahead
+    cdef idx_t n_runs = 0   # runs[r]: where the new columns of the r-th row of B begin
+    runs[0] = 0
     for q in range(start, end):
         if ahead > 0:
             prefetch_b_row(a_col, q, a_nnz, ahead, b_crow, b_col, b_val, sizeof(value_t))
+        if n_keys > runs[n_runs]:
+            n_runs += 1
+            runs[n_runs] = n_keys
         k = a_col[q]
         a = a_val[q]
         for r in range(b_crow[k], b_crow[k + 1]):
@@ -258,7 +263,15 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
                 keys[slot] = <uint64_t>j   # columns are unique within the row: unique keys
                 n_keys += 1
             vals[slot] = vals[slot] + mul(a, b_val[r])
-    sorted_keys = sort_keys(keys, keys + n_keys, n_keys)
+    if n_keys > runs[n_runs]:
+        n_runs += 1
+        runs[n_runs] = n_keys
+    # the keys are n_runs ascending runs (each row of B's new columns, in turn): merge them
+    # when they are long, else sort from scratch (networks of 8 keys, then merges)
+    if n_keys > 16 and 8 * n_runs <= n_keys:
+        sorted_keys = merge_runs(keys, keys + n_keys, runs, n_runs)
+    else:
+        sorted_keys = sort_keys(keys, keys + n_keys, n_keys)
     for t in range(n_keys):
         j = <idx_t>sorted_keys[t]
         out_col[t] = j
@@ -326,8 +339,10 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     """
     cdef idx_t nrows = a_crow.shape[0] - 1
     cdef int n_workers = max(n_threads, 1)
-    cdef idx_t i, j, longest = 0
+    cdef idx_t i, j, longest = 0, a_longest = 0
     cdef idx_t* stamps = NULL    # per thread: where[j] - stamp is a slot in the current row
+    cdef idx_t* run_buffers = NULL
+    cdef idx_t* my_runs = NULL
     cdef idx_t* my_stamp = NULL
     cdef int32_t* wheres = NULL
     cdef value_t* vals = NULL
@@ -343,10 +358,12 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     out_val_ptr = &out_val[0]
     for i in range(nrows):
         longest = max(longest, crow[i + 1] - crow[i])
+        a_longest = max(a_longest, a_crow[i + 1] - a_crow[i])
     # each thread's slots, sums and sort buffer, no cache line shared with another thread's
     cdef idx_t where_stride = thread_stride(ncols)
     cdef idx_t vals_stride = thread_stride(longest)
     cdef idx_t keys_stride = thread_stride(2 * longest)
+    cdef idx_t runs_stride = thread_stride(a_longest + 2)
     if where_stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
         raise MemoryError(f"spgemm_numeric: {ncols} columns x {n_workers} threads of accumulator slots")
     try:
@@ -354,7 +371,8 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         vals = <value_t*> malloc(vals_stride * n_workers * sizeof(value_t))
         key_buffers = <uint64_t*> malloc(keys_stride * n_workers * sizeof(uint64_t))
         stamps = <idx_t*> malloc(n_workers * STAMP_STRIDE * sizeof(idx_t))
-        if wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL:
+        run_buffers = <idx_t*> malloc(runs_stride * n_workers * sizeof(idx_t))
+        if wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL or run_buffers == NULL:
             raise MemoryError("spgemm_numeric: no memory for the accumulators")
         with nogil:
             for j in range(where_stride * n_workers):
@@ -363,6 +381,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                 my_where = wheres + where_stride * omp_get_thread_num()
                 my_vals = vals + vals_stride * omp_get_thread_num()
                 my_keys = key_buffers + keys_stride * omp_get_thread_num()
+                my_runs = run_buffers + runs_stride * omp_get_thread_num()
                 my_stamp = stamps + STAMP_STRIDE * omp_get_thread_num()
                 my_stamp[0] = 0
                 for i in prange(nrows, schedule="guided"):
@@ -372,12 +391,13 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                         my_stamp[0] = 0
                     my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
                                            &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                           my_keys, out_col_ptr + crow[i], out_val_ptr + crow[i])
+                                           my_keys, my_runs, out_col_ptr + crow[i], out_val_ptr + crow[i])
     finally:
         free(wheres)
         free(vals)
         free(key_buffers)
         free(stamps)
+        free(run_buffers)
 
 
 cdef inline value_t masked_dot(const idx_t* x_col, const value_t* x_val, idx_t s, idx_t s_end,
