@@ -10,9 +10,14 @@ float64 unless named, and only the kernel call is timed (no Python layer):
 - ``before``: with ``--old PATH``, the kernels of an older build (a checkout of the commit
   before the levers, built in place: ``python setup.py build_ext --inplace``) loaded
   beside the current ones -- SpMM (scalar rows: a load and a store of ``out`` per stored
-  entry), SDDMM and SpGEMM (int64 markers and slots).
+  entry), SDDMM and SpGEMM (int64 markers and slots);
+- ``since``: with ``--since PATH``, the kernels of the build before the third session's
+  levers (commit 6b81644): SpGEMM without prefetch, with per-thread buffers that could
+  share a cache line, and every output row sorted from scratch; coalesce with row-sort
+  buffers that could share a line. ``spgemm prefetch`` also times the prefetch alone,
+  through its tuning hook (``_set_prefetch(0)`` turns it off).
 
-    python benchmarks/bench_levers.py [--old /tmp/oldtree] [--repeat 9]
+    python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree] [--repeat 9]
 """
 
 import argparse
@@ -27,6 +32,7 @@ import numpy as np
 from _common import save, table
 from matrices import MATRICES
 
+from sparse_ref._kernels import coalesce as COALESCE
 from sparse_ref._kernels import sddmm as SDDMM
 from sparse_ref._kernels import spgemm as SPGEMM
 from sparse_ref._kernels import spmm as SPMM
@@ -65,19 +71,63 @@ def with_level(module, level, fn):
     return run
 
 
+def spgemm_since(name, m, since, repeat, record):
+    """SpGEMM A @ A and coalesce: this build against the build before the third session's
+    levers; SpGEMM's prefetch alone through its hook."""
+    crow, col, val = m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data
+    n = m.shape[1]
+    out_crow = np.empty(m.shape[0] + 1, dtype=np.int64)
+    SPGEMM.spgemm_symbolic(crow, col, crow, col, n, out_crow, THREADS)
+    out_col, out_val = np.empty(out_crow[-1], np.int64), np.empty(out_crow[-1])
+
+    def symbolic(module, ahead=None):
+        def run():
+            if ahead is not None:
+                module._set_prefetch(ahead)
+            module.spgemm_symbolic(crow, col, crow, col, n, np.empty_like(out_crow), THREADS)
+        return run
+
+    def numeric(module, ahead=None):
+        def run():
+            if ahead is not None:
+                module._set_prefetch(ahead)
+            module.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col, out_val, THREADS)
+        return run
+
+    for what, make in (("symbolic", symbolic), ("numeric", numeric)):
+        medians = interleaved({"since": make(since["spgemm"]), "now": make(SPGEMM)}, repeat)
+        record("spgemm: prefetch, padded buffers, merged runs", f"{what} {name}", medians, "now")
+        medians = interleaved({"no prefetch": make(SPGEMM, 0), "prefetch 8 ahead": make(SPGEMM, 8)}, repeat)
+        SPGEMM._set_prefetch(8)
+        record("spgemm prefetch", f"{what} {name}", medians, "prefetch 8 ahead")
+    # coalesce of the matrix's entries in a random order (the Laplacian's rows are short:
+    # its row-sort buffers are where two threads' could share a cache line)
+    coo = m.tocoo()
+    order = np.random.default_rng(5).permutation(coo.nnz)
+    row, pcol, pval = coo.row.astype(np.int64)[order], coo.col.astype(np.int64)[order], coo.data[order]
+    c_crow, c_col, c_val = np.empty(m.shape[0] + 1, np.int64), np.empty(coo.nnz, np.int64), np.empty(coo.nnz)
+    no_pos = np.empty(0, np.int64)
+    medians = interleaved({
+        "since": lambda: since["coalesce"].coalesce(row, pcol, pval, m.shape[0], c_crow, c_col, c_val, no_pos, THREADS),
+        "now": lambda: COALESCE.coalesce(row, pcol, pval, m.shape[0], c_crow, c_col, c_val, no_pos, THREADS)}, repeat)
+    record("coalesce: padded row-sort buffers", f"coalesce {name} (shuffled)", medians, "now")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--old", help="a checkout of the commit before the levers, built in place")
+    parser.add_argument("--since", help="a checkout of the build before the third session's levers, built in place")
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
     args = parser.parse_args()
     old = {name: load_old(args.old, name) for name in ("spmm", "sddmm", "spgemm")} if args.old else {}
+    since = {name: load_old(args.since, name) for name in ("spgemm", "coalesce")} if args.since else {}
     widest = SPMM._simd_level()
     levels = LEVELS[:LEVELS.index(widest) + 1]
     rows = []
 
     def record(lever, case, medians, kept):
-        base = medians.get("before") or medians[next(iter(medians))]
+        base = medians.get("before") or medians.get("since") or medians[next(iter(medians))]
         for variant, ms in medians.items():
             rows.append({"lever": lever, "case": case, "variant": variant, "median_ms": ms,
                          "speedup_vs_first": round(base / ms, 2), "kept": variant == kept})
@@ -143,11 +193,13 @@ def main():
                 "int32 tags": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col,
                                                             out_val, THREADS)}, args.repeat)
             record("spgemm int32 tags", f"numeric {name}", medians, "int32 tags")
+        if since:
+            spgemm_since(name, m, since, args.repeat, record)
         print(f"{name} done", flush=True)
 
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if not args.quick:
-        print(f"\nwrote {save('levers', {'threads': THREADS, 'old_build': args.old, 'results': rows})}")
+        print(f"\nwrote {save('levers', {'threads': THREADS, 'old_build': args.old, 'since_build': args.since, 'results': rows})}")
 
 
 if __name__ == "__main__":
