@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
-from _common import save, table, timeit
+from _common import save, table, timeit_interleaved
 from matrices import MATRICES
 
 import sparse_ref as sr
@@ -35,6 +35,13 @@ def ops(quick: bool):
         yield f"csr_to_coo {name}", lambda c=crow: _formats.csr_to_coo(c)
 
 
+def with_threads(threads: int, fn):
+    def run():
+        sr.set_num_threads(threads)
+        return fn()
+    return run
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=7)
@@ -45,9 +52,11 @@ def main():
     try:
         for label, fn in ops(args.quick):
             row = {"op": label}
+            # 1 and 2 threads in turn, call by call, so that a slow spell of the machine
+            # falls on both alike
+            stats = timeit_interleaved({threads: with_threads(threads, fn) for threads in (1, 2)}, args.repeat)
             for threads in (1, 2):
-                sr.set_num_threads(threads)
-                row[f"{threads}_thread_ms"] = timeit(fn, args.repeat)["median_ms"]
+                row[f"{threads}_thread_ms"] = stats[threads]["median_ms"]
             row["slowdown_2_vs_1"] = round(row["2_thread_ms"] / row["1_thread_ms"], 3)
             rows.append(row)
             print(row, flush=True)
