@@ -44,10 +44,16 @@ def renamed_keys(keys: np.ndarray, n: int):
 COALESCE_BLOCK = 1 << 23
 
 
-def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
+def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False,
+             rows_later: bool = False):
     """Coalesce COO arrays. Returns ``(indices, val, pos)``: indices (2, nnz_out) whose two
     rows are each contiguous, and, if ``with_pos``, ``pos[p]`` = the coalesced position of
     stored entry p (else None).
+
+    With ``rows_later``, returns ``(indices, val, pos, crow)``: when ``crow`` (the row
+    pointers the kernel made) is not None, the first row of ``indices`` is left unwritten,
+    for a tensor that writes it from crow on first use (``SparseTensor._make_rows_later``);
+    crow is None (and every row written) for inputs cut into blocks or with renamed rows.
 
     Large inputs are cut into blocks of whole rows first (a stable partition, so every
     row keeps its storage order and the sums are the same bits); each block is one kernel
@@ -57,11 +63,13 @@ def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
     each sum is rounded once at the end (``sparse_ref._precision``)."""
     small = _precision.small_dtype(val)
     val = _precision.wide(val)
+    crow = None
     if row.shape[0] > 2 * COALESCE_BLOCK and nrows > 1:
         indices, values, pos = _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos)
     else:
-        indices, values, pos = _coalesce(row, col, val, nrows, n_threads, with_pos)
-    return indices, _precision.finish(values, small), pos
+        indices, values, pos, crow = _coalesce(row, col, val, nrows, n_threads, with_pos, rows_later)
+    values = _precision.finish(values, small)
+    return (indices, values, pos, crow) if rows_later else (indices, values, pos)
 
 
 def _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos):
@@ -83,7 +91,7 @@ def _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos):
         take = order[start:start + size]
         lo = int(first_bin[b]) << shift
         hi = min((int(first_bin[b + 1]) << shift) if b + 1 < sizes.shape[0] else nrows, nrows)
-        idx, v, p = _coalesce(row[take] - lo, col[take], val[take], hi - lo, n_threads, with_pos)
+        idx, v, p, _ = _coalesce(row[take] - lo, col[take], val[take], hi - lo, n_threads, with_pos)
         idx[0] += lo
         if with_pos:
             pos[take] = p + done
@@ -95,7 +103,8 @@ def _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos):
     return indices, values, pos
 
 
-def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False):
+def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False, rows_later: bool = False):
+    """``(indices, val, pos, crow)`` of one kernel call; see :func:`coalesce`."""
     nnz = row.shape[0]
     rows, r, names = renamed_keys(row, nrows)
     nt = effective_n_threads(n_threads, work=nnz)
@@ -105,12 +114,20 @@ def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False)
     out_pos = np.empty(nnz if with_pos else 0, dtype=I64)
     kernel_module("coalesce").coalesce(rows, col, val, r, out_crow, out_idx[1], out_val, out_pos, nt)
     m = int(out_crow[r])
-    kernel_module("convert").csr_to_coo(out_crow, out_idx[0], nt)
+    later = rows_later and names is None  # (renamed rows: crow counts the occurring rows only)
+    if not later:
+        kernel_module("convert").csr_to_coo(out_crow, out_idx[0], nt)
     if names is not None:
         out_idx[0, :m] = names[out_idx[0, :m]]
+    pos = out_pos if with_pos else None
+    crow = out_crow if later else None
     if m < 0.75 * nnz:  # many duplicates: give the unused memory back
-        return out_idx[:, :m].copy(), out_val[:m].copy(), (out_pos if with_pos else None)
-    return out_idx[:, :m], out_val[:m], (out_pos if with_pos else None)
+        if later:  # (the unwritten row stays untouched)
+            idx = np.empty((2, m), dtype=I64)
+            idx[1] = out_idx[1, :m]
+            return idx, out_val[:m].copy(), pos, crow
+        return out_idx[:, :m].copy(), out_val[:m].copy(), pos, crow
+    return out_idx[:, :m], out_val[:m], pos, crow
 
 
 def row_keys(indices: np.ndarray, shape: tuple):
@@ -144,7 +161,7 @@ def row_keys(indices: np.ndarray, shape: tuple):
 
 
 def coalesce_coo(indices: np.ndarray, values: np.ndarray, shape: tuple, n_threads=None,
-                 with_pos: bool = False):
+                 with_pos: bool = False, rows_later: bool = False):
     """Coalesce a COO tensor of any sparse_dim S = ``indices.shape[0]`` and any dense dims
     (``values`` of shape (nnz, *dense_sizes)). Returns ``(indices, values, pos)`` as
     :func:`coalesce` does: the index tuples in lexicographic order, unique.
@@ -157,8 +174,8 @@ def coalesce_coo(indices: np.ndarray, values: np.ndarray, shape: tuple, n_thread
     in one defined order, storage order: see :func:`sum_blocks` (float16 and bfloat16
     blocks in float32, each sum rounded once, as :func:`coalesce` does)."""
     s = indices.shape[0]
-    if s == 2 and values.ndim == 1:
-        return coalesce(indices[0], indices[1], values, shape[0], n_threads, with_pos)
+    if s == 2 and values.ndim == 1:  # (with rows_later: the 4-tuple of coalesce)
+        return coalesce(indices[0], indices[1], values, shape[0], n_threads, with_pos, rows_later)
     row, col, nrows = row_keys(indices, shape)
     blocks = values.ndim > 1
     val = np.zeros(values.shape[0], dtype=values.dtype) if blocks else values
@@ -168,7 +185,8 @@ def coalesce_coo(indices: np.ndarray, values: np.ndarray, shape: tuple, n_thread
     if blocks:  # half blocks: summed in float32, each sum rounded once (as coalesce does)
         small = _precision.small_dtype(values)
         out_val = _precision.finish(sum_blocks(_precision.wide(values), by_entry, starts), small)
-    return out_idx, out_val, (pos if with_pos else None)
+    out = (out_idx, out_val, (pos if with_pos else None))
+    return out + (None,) if rows_later else out
 
 
 def grouped_by_position(pos: np.ndarray):

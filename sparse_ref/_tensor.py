@@ -781,6 +781,16 @@ class SparseTensor(_Differentiable):
         self._start_autograd(False)
         return self
 
+    @classmethod
+    def _coalesced_of(cls, indices: np.ndarray, values: np.ndarray, shape) -> "SparseTensor":
+        """The coalesced tensor of COO arrays (any sparse_dim and dense dims). A matrix
+        keeps the row pointers the coalesce kernel made: its row indices are written from
+        them on first use, and its products need no conversion to CSR."""
+        idx, val, _, crow = _formats.coalesce_coo(indices, values, shape, rows_later=True)
+        if crow is not None:
+            return cls._make_rows_later(crow, idx, val, shape)
+        return cls._make(idx, val, shape, coalesced=True)
+
     def __getattr__(self, name):
         # reached only for a name that is not set: _idx of a _make_rows_later tensor
         if name == "_idx" and "_rows_later" in self.__dict__:
@@ -796,8 +806,9 @@ class SparseTensor(_Differentiable):
         with _ROWS_LOCK:  # two threads asking at once: one writes, both get the same array
             if "_rows_later" in self.__dict__:
                 indices, crow = self.__dict__["_rows_later"]
-                _formats.csr_to_coo(crow, out=indices[0])
-                freeze(indices)
+                if indices.flags.writeable:  # else a tensor sharing these arrays wrote them
+                    _formats.csr_to_coo(crow, out=indices[0])
+                    freeze(indices)
                 self.__dict__["_idx"] = indices
                 del self.__dict__["_rows_later"]
         return self.__dict__["_idx"]
@@ -871,7 +882,11 @@ class SparseTensor(_Differentiable):
         return self._with_values(self._val)
 
     def _with_values(self, values: np.ndarray) -> "SparseTensor":
-        """A tensor with this one's pattern, layout and flag, holding ``values``."""
+        """A tensor with this one's pattern, layout and flag, holding ``values`` (row
+        indices not yet written stay so: both tensors share them, written once)."""
+        pending = self.__dict__.get("_rows_later")
+        if pending is not None:
+            return SparseTensor._make_rows_later(pending[1], pending[0], values, self._shape)
         return SparseTensor._make(self._idx, values, self._shape, self._coalesced)
 
     def clone(self) -> "SparseTensor":
@@ -1035,8 +1050,7 @@ class SparseTensor(_Differentiable):
         if self._coalesced:
             return self
         if self._cache.get("coalesced") is None:
-            indices, val, _ = _formats.coalesce_coo(self._idx, self._val, self._shape)
-            self._cache["coalesced"] = SparseTensor._make(indices, val, self._shape, coalesced=True)
+            self._cache["coalesced"] = SparseTensor._coalesced_of(self._idx, self._val, self._shape)
         return self._cache["coalesced"]
 
     def _csr(self):

@@ -330,3 +330,71 @@ def test_chunked_coalesce_equals_reference_bitwise(case):
         got = run_coalesce(kernel, *case)
     for name, e, g in zip(("crow", "col", "val", "pos"), expected, got):
         assert same_bits(e, g), name
+
+
+# -- a coalesced matrix keeps the kernel's row pointers; its row indices are written on use ----
+
+def _pending(t) -> bool:
+    return "_rows_later" in vars(t)
+
+
+def _shuffled_matrix(rng, shape=(50, 40), nnz=400, dtype=np.float64):
+    row, col = rng.integers(0, shape[0], nnz), rng.integers(0, shape[1], nnz)
+    return sr.sparse_coo_tensor(np.stack([row, col]), rng.standard_normal(nnz).astype(dtype), shape)
+
+
+def _expected(s):
+    dense = np.zeros(s.shape, dtype=np.float64)
+    idx, val = s._indices().numpy(), s._values().numpy().astype(np.float64)
+    np.add.at(dense, (idx[0], idx[1]), val)
+    return dense
+
+
+def test_a_coalesced_matrix_writes_its_row_indices_only_when_read():
+    s = _shuffled_matrix(np.random.default_rng(11))
+    c = s.coalesce()
+    assert _pending(c) and c.is_coalesced() and c.sparse_dim() == 2
+    product = sr.sparse.mm(c, sr.ones(40, 2, dtype=sr.float64))  # its CSR form is the kernel's
+    assert _pending(c)
+    np.testing.assert_allclose(product.numpy(), _expected(s) @ np.ones((40, 2)), rtol=1e-12)
+    idx = c.indices().numpy()
+    assert not _pending(c) and not idx.flags.writeable
+    rows, cols = np.nonzero(_expected(s) != 0)
+    np.testing.assert_array_equal(idx, np.stack([rows, cols]))
+    np.testing.assert_allclose(c.to_dense().numpy(), _expected(s), rtol=1e-12)
+
+
+def test_tensors_that_share_unwritten_rows_write_them_once():
+    c = _shuffled_matrix(np.random.default_rng(12)).coalesce()
+    d = c.detach()  # the same arrays, still unwritten
+    e = c._with_values(c._values().numpy() * 2)
+    assert _pending(c) and _pending(d) and _pending(e)
+    first = e.indices().numpy()  # written through e ...
+    assert not first.flags.writeable
+    np.testing.assert_array_equal(c.indices().numpy(), first)  # ... and read through the others
+    np.testing.assert_array_equal(d.indices().numpy(), first)
+    assert np.shares_memory(c._idx, d._idx)
+
+
+@pytest.mark.parametrize("case", ["blocks", "renamed rows", "hybrid", "float16", "reference"])
+def test_every_coalesce_path_gives_the_same_indices_written_now_or_later(case, monkeypatch):
+    rng = np.random.default_rng(13)
+    s = _shuffled_matrix(rng)
+    if case == "blocks":  # cut into blocks of rows: the rows are written at once
+        monkeypatch.setattr(_formats, "COALESCE_BLOCK", 64)
+    elif case == "renamed rows":  # far more rows than entries: renamed, written at once
+        idx = s._indices().numpy().copy()
+        idx[0] *= 10**12
+        s = sr.sparse_coo_tensor(idx, s._values().numpy(), (50 * 10**12, 40))
+    elif case == "hybrid":
+        s = sr.sparse_coo_tensor(s._indices().numpy(), rng.standard_normal((400, 3)), (50, 40, 3))
+    elif case == "float16":
+        s = _shuffled_matrix(rng, dtype=np.float16)
+    context = sr.use_backend("reference") if case == "reference" else contextlib.nullcontext()
+    with context:
+        c = s.coalesce()
+        assert _pending(c) == (case in ("float16", "reference"))
+        idx = s._indices().numpy()
+        keys = np.unique(idx.T, axis=0).T  # the distinct (row, column) pairs, row-major
+        np.testing.assert_array_equal(c.indices().numpy(), keys)
+        assert not _pending(c)

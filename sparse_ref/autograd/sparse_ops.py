@@ -437,8 +437,7 @@ class Coalesce(Function):
     _name = "CoalesceBackward0"
 
     def forward(self, s):
-        indices, val, _ = _formats.coalesce_coo(s._idx, s._val, s.shape)
-        out = SparseTensor._make(indices, val, s.shape, coalesced=True)
+        out = SparseTensor._coalesced_of(s._idx, s._val, s.shape)
         s._cache.setdefault("coalesced", out.detach())
         return out
 
