@@ -59,9 +59,9 @@ def _spgemm_memory(runs):
     return worst
 
 
-def _coalesce(runs, anchor):
+def _coalesce(runs, anchor, ours_as="sparse_ref"):
     rows = runs.get("coalesce", {}).get("results", [])
-    ours = _median(rows, library="sparse_ref", threads=2)
+    ours = _median(rows, library=ours_as, threads=2)
     theirs = _median(rows, library=anchor)
     return theirs / ours if ours and theirs else None
 
@@ -123,6 +123,8 @@ def targets():
     rows += [
         ("SpGEMM memory", "peak extra memory / output (worst matrix)", 1.2, True, _spgemm_memory),
         ("coalesce", "vs SciPy tocsr", 2.0, False, lambda r: _coalesce(r, "scipy")),
+        ("coalesce", "vs SciPy tocsr, with the row indices read", 2.0, False,
+         lambda r: _coalesce(r, "scipy", "sparse_ref_rows")),
         ("coalesce", "vs torch", 5.0, False, lambda r: _coalesce(r, "torch")),
         ("autograd", "forward + both gradients vs torch CSR", 2.0, False, _autograd),
         ("SDDMM", "vs torch sampled_addmm", 1.2, False, _sddmm),
