@@ -51,9 +51,9 @@ def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False,
     stored entry p (else None).
 
     With ``rows_later``, returns ``(indices, val, pos, crow)``: when ``crow`` (the row
-    pointers the kernel made) is not None, the first row of ``indices`` is left unwritten,
-    for a tensor that writes it from crow on first use (``SparseTensor._make_rows_later``);
-    crow is None (and every row written) for inputs cut into blocks or with renamed rows.
+    pointers the kernel made) is not None, ``indices`` is only the 1-D column array, for a
+    tensor that makes the rows from crow on first use (``SparseTensor._make_rows_later``);
+    crow is None (and indices whole) for inputs cut into blocks or with renamed rows.
 
     Large inputs are cut into blocks of whole rows first (a stable partition, so every
     row keeps its storage order and the sums are the same bits); each block is one kernel
@@ -108,26 +108,26 @@ def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False,
     nnz = row.shape[0]
     rows, r, names = renamed_keys(row, nrows)
     nt = effective_n_threads(n_threads, work=nnz)
+    later = rows_later and names is None  # (renamed rows: crow counts the occurring rows only)
     out_crow = np.empty(r + 1, dtype=I64)
-    out_idx = np.empty((2, nnz), dtype=I64)  # nnz is an upper bound on the result's size
+    out_idx = np.empty((1 if later else 2, nnz), dtype=I64)  # nnz: an upper bound on the result's size
     out_val = np.empty(nnz, dtype=val.dtype)
     out_pos = np.empty(nnz if with_pos else 0, dtype=I64)
-    kernel_module("coalesce").coalesce(rows, col, val, r, out_crow, out_idx[1], out_val, out_pos, nt)
+    kernel_module("coalesce").coalesce(rows, col, val, r, out_crow, out_idx[-1], out_val, out_pos, nt)
     m = int(out_crow[r])
-    later = rows_later and names is None  # (renamed rows: crow counts the occurring rows only)
     if not later:
         kernel_module("convert").csr_to_coo(out_crow, out_idx[0], nt)
     if names is not None:
         out_idx[0, :m] = names[out_idx[0, :m]]
     pos = out_pos if with_pos else None
-    crow = out_crow if later else None
+    if later:  # the columns alone; the rows are made from out_crow if ever needed
+        col_out, val_out = out_idx[0, :m], out_val[:m]
+        if m < 0.75 * nnz:  # many duplicates: give the unused memory back
+            col_out, val_out = col_out.copy(), val_out.copy()
+        return col_out, val_out, pos, out_crow
     if m < 0.75 * nnz:  # many duplicates: give the unused memory back
-        if later:  # (the unwritten row stays untouched)
-            idx = np.empty((2, m), dtype=I64)
-            idx[1] = out_idx[1, :m]
-            return idx, out_val[:m].copy(), pos, crow
-        return out_idx[:, :m].copy(), out_val[:m].copy(), pos, crow
-    return out_idx[:, :m], out_val[:m], pos, crow
+        return out_idx[:, :m].copy(), out_val[:m].copy(), pos, None
+    return out_idx[:, :m], out_val[:m], pos, None
 
 
 def row_keys(indices: np.ndarray, shape: tuple):

@@ -691,6 +691,30 @@ class Tensor(_Differentiable):
         return _tensor_str.dense_str(self)
 
 
+class _LaterRows:
+    """The CSR arrays (row pointers, columns; both ours, read-only) of a coalesced matrix
+    whose COO indices are made on first use (``SparseTensor._make_rows_later``), shared by
+    the tensors made from it. ``indices()`` makes them once: a new (2, nnz) array, the rows
+    written from the row pointers and the columns copied, read-only. Call it under
+    ``_ROWS_LOCK``."""
+
+    __slots__ = ("crow", "col", "_indices")
+
+    def __init__(self, crow: np.ndarray, col: np.ndarray):
+        freeze(crow)
+        freeze(col)
+        self.crow, self.col, self._indices = crow, col, None
+
+    def indices(self) -> np.ndarray:
+        if self._indices is None:
+            idx = np.empty((2, self.col.shape[0]), dtype=np.int64)
+            _formats.csr_to_coo(self.crow, out=idx[0])
+            idx[1] = self.col
+            freeze(idx)
+            self._indices = idx
+        return self._indices
+
+
 class SparseTensor(_Differentiable):
     """A sparse tensor in COO form: ``indices`` (S x nnz, int64), ``values`` (nnz, then
     the dense sizes), ``size`` and a ``coalesced`` flag (index tuples sorted
@@ -760,24 +784,20 @@ class SparseTensor(_Differentiable):
         return self
 
     @classmethod
-    def _make_rows_later(cls, crow: np.ndarray, indices: np.ndarray, values: np.ndarray,
-                         shape) -> "SparseTensor":
-        """A coalesced 2-D COO matrix from a product's CSR output, whose row indices are
-        written on first use: ``indices`` (2 x nnz, C-contiguous, ours) holds the columns in
-        its second row, and its first row is filled from ``crow`` when anything reads
-        ``_idx`` (``indices()``, printing, a COO op). A product that is only multiplied
-        again, summed, or converted to CSR or SciPy never writes it: the row array is a
-        third of the output's bytes."""
+    def _make_rows_later(cls, later: "_LaterRows", values: np.ndarray, shape) -> "SparseTensor":
+        """A coalesced 2-D COO matrix from CSR arrays (a product's or coalesce's output),
+        whose COO indices are made on first use: when anything reads ``_idx``
+        (``indices()``, printing, a COO op), from ``later``'s row pointers and columns. A
+        result that is only multiplied again, summed, or converted to CSR or SciPy never
+        makes them: the row array is a third of the output's bytes. Tensors made from one
+        another (``detach``, ``_with_values``) share ``later``, so the indices are made once."""
         self = object.__new__(cls)
-        freeze(crow)
-        col = indices[1].view()
-        col.flags.writeable = False
         values, self._shared_values = own_values(np.ascontiguousarray(values))
-        self._rows_later = (indices, crow)  # no _idx yet: __getattr__ makes it
+        self._rows_later = later  # no _idx yet: __getattr__ makes it
         self._val = values
         self._shape = (int(shape[0]), int(shape[1]))
         self._coalesced = True
-        self._cache = {"csr": (crow, col, values)}
+        self._cache = {"csr": (later.crow, later.col, values)}
         self._start_autograd(False)
         return self
 
@@ -787,8 +807,8 @@ class SparseTensor(_Differentiable):
         keeps the row pointers the coalesce kernel made: its row indices are written from
         them on first use, and its products need no conversion to CSR."""
         idx, val, _, crow = _formats.coalesce_coo(indices, values, shape, rows_later=True)
-        if crow is not None:
-            return cls._make_rows_later(crow, idx, val, shape)
+        if crow is not None:  # idx is then the 1-D column array
+            return cls._make_rows_later(_LaterRows(crow, idx), val, shape)
         return cls._make(idx, val, shape, coalesced=True)
 
     def __getattr__(self, name):
@@ -803,13 +823,10 @@ class SparseTensor(_Differentiable):
         return self.__dict__
 
     def _write_rows(self) -> np.ndarray:
-        with _ROWS_LOCK:  # two threads asking at once: one writes, both get the same array
-            if "_rows_later" in self.__dict__:
-                indices, crow = self.__dict__["_rows_later"]
-                if indices.flags.writeable:  # else a tensor sharing these arrays wrote them
-                    _formats.csr_to_coo(crow, out=indices[0])
-                    freeze(indices)
-                self.__dict__["_idx"] = indices
+        with _ROWS_LOCK:  # two threads asking at once: one makes them, both get the same array
+            later = self.__dict__.get("_rows_later")
+            if later is not None:
+                self.__dict__["_idx"] = later.indices()
                 del self.__dict__["_rows_later"]
         return self.__dict__["_idx"]
 
@@ -884,9 +901,9 @@ class SparseTensor(_Differentiable):
     def _with_values(self, values: np.ndarray) -> "SparseTensor":
         """A tensor with this one's pattern, layout and flag, holding ``values`` (row
         indices not yet written stay so: both tensors share them, written once)."""
-        pending = self.__dict__.get("_rows_later")
-        if pending is not None:
-            return SparseTensor._make_rows_later(pending[1], pending[0], values, self._shape)
+        later = self.__dict__.get("_rows_later")
+        if later is not None:
+            return SparseTensor._make_rows_later(later, values, self._shape)
         return SparseTensor._make(self._idx, values, self._shape, self._coalesced)
 
     def clone(self) -> "SparseTensor":

@@ -657,3 +657,51 @@ def test_long_spgemm_rows_come_out_sorted_and_the_same_on_both_paths(a_per_row, 
     ref.sum_duplicates()
     np.testing.assert_array_equal(indices[1], ref.col)
     np.testing.assert_allclose(val, ref.data, rtol=1e-12, atol=1e-12)
+
+
+# The adversarial probe of the lazy rows (they used to be written into the array that also
+# held the columns; converting to CSR froze it first, and the rows were never written: wrong
+# indices, then a segfault). Run in a child process, which a crash cannot take down with us.
+LATER_ROWS_PROBE = r"""
+import copy, pickle
+import numpy as np
+import sparse_ref as sr
+
+A = np.array([[1., 0, 2], [0, 3, 0], [4, 0, 5]])
+def fresh():
+    return sr.sparse.mm(sr.tensor(A).to_sparse(), sr.tensor(A).to_sparse())
+want = A @ A
+rows, cols = np.nonzero(want)
+for convert in (lambda c: c.to_sparse_csr(), lambda c: c.detach().to_sparse_csr(),
+                lambda c: c.clone().to_sparse_csr(), lambda c: c.float().to_sparse_csr(),
+                lambda c: sr.to_scipy(c.to_sparse_csr()), lambda c: c.to_sparse_csr().to_sparse()):
+    c = fresh()
+    convert(c)
+    assert np.array_equal(c.indices().numpy(), np.stack([rows, cols])), c.indices()
+    assert np.array_equal(c.to_dense().numpy(), want)
+c = fresh(); c.to_sparse_csr()
+assert np.array_equal(pickle.loads(pickle.dumps(c)).to_dense().numpy(), want)
+
+B = (np.random.default_rng(0).random((200, 200)) < .05) * 1.0
+c = sr.sparse.mm(sr.tensor(B).to_sparse(), sr.tensor(B).to_sparse())
+c.to_sparse_csr()
+np.testing.assert_allclose((c.t() @ sr.tensor(np.ones((200, 1)))).numpy(), (B @ B).T @ np.ones((200, 1)))
+
+for n_entries in (3000, 40, 2000):  # many duplicates (a copied result), none, some
+    idx = np.random.default_rng(n_entries).integers(0, 50, (2, n_entries))
+    s = sr.sparse_coo_tensor(idx, np.ones(n_entries), (50, 50))
+    dense = np.zeros((50, 50)); np.add.at(dense, (idx[0], idx[1]), 1.0)
+    s.coalesce().to_sparse_csr()
+    np.testing.assert_allclose((s @ sr.tensor(np.ones((50, 2)))).numpy(), dense @ np.ones((50, 2)))
+    np.testing.assert_allclose(sr.sparse.mm(s, s).to_dense().numpy(), dense @ dense)
+    assert np.array_equal(s.coalesce().indices().numpy(), np.array(np.nonzero(dense)))
+print("ok")
+"""
+
+
+def test_lazy_rows_survive_every_conversion_the_probe_found():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LATER_ROWS_PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])

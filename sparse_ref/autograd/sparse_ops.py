@@ -34,7 +34,7 @@ import numpy as np
 from sparse_ref import _dtypes, _formats, _precision, _products
 from sparse_ref._arrays import converted
 from sparse_ref._grad_mode import no_grad
-from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
+from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor, _LaterRows
 from sparse_ref.autograd.dense_ops import conj, unbroadcast
 from sparse_ref.autograd.engine import Function
 
@@ -182,13 +182,13 @@ class SparseSparseMm(Function):
     def forward(self, a, b, max_nnz=None):
         a_crow, a_col, a_val = a._csr()
         b_crow, b_col, b_val = b._csr()
-        indices, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1],
-                                              max_nnz=max_nnz, rows=False)
+        col, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1],
+                                          max_nnz=max_nnz, rows=False)
         shape = (a.shape[0], b.shape[1])
         if a.is_sparse_csr and b.is_sparse_csr:  # CSR @ CSR -> CSR, like torch
-            out = SparseCsrTensor._make_csr(crow, indices[1], val, shape)
-        else:  # COO: the row of every entry is written from crow on first use
-            out = SparseTensor._make_rows_later(crow, indices, val, shape)
+            out = SparseCsrTensor._make_csr(crow, col, val, shape)
+        else:  # COO: its indices are made from crow and col on first use
+            out = SparseTensor._make_rows_later(_LaterRows(crow, col), val, shape)
         self.a, self.b, self.c_crow, self.c_col = a, b, crow, out._csr()[1]
         return out
 
