@@ -817,10 +817,21 @@ class SparseTensor(_Differentiable):
             return self._write_rows()
         return super().__getattr__(name)
 
-    def __getstate__(self):  # pickle and deepcopy: the rows written first (no unset memory copied)
+    def __getstate__(self):  # pickle and deepcopy: the COO indices made first
         if "_rows_later" in self.__dict__:
             self._write_rows()
         return self.__dict__
+
+    def __setstate__(self, state):
+        # NumPy arrays come back from a pickle writable: make the copy's index arrays
+        # (and its cached CSR forms) read-only again, as they were, since a changed index
+        # would reach the kernels; its values are its own now, not a caller's
+        self.__dict__.update(state)
+        for value in list(self.__dict__.values()) + list(self.__dict__.get("_cache", {}).values()):
+            for arr in (value if isinstance(value, tuple) else (value,)):
+                if isinstance(arr, np.ndarray):
+                    freeze(arr)
+        self._shared_values = False
 
     def _write_rows(self) -> np.ndarray:
         with _ROWS_LOCK:  # two threads asking at once: one makes them, both get the same array

@@ -171,3 +171,37 @@ def test_repr_matches_torch_text():
     ours = repr(sr.sparse_coo_tensor(idx, val, (2, 3)))
     theirs = repr(torch.sparse_coo_tensor(idx, val, (2, 3)))
     assert ours == theirs.replace("torch.", "sparse_ref.")
+
+
+# -- pickling: the copy's index arrays are read-only again (the adversarial probe: writable
+#    after unpickling, and an index written out of range then crashed a kernel) ------------------
+
+@pytest.mark.parametrize("make", ["coo", "lazy product", "lazy coalesce", "csr", "uncoalesced", "hybrid"])
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_an_unpickled_sparse_tensors_arrays_are_read_only(make, how):
+    import copy
+    import pickle
+
+    dense = np.array([[0., 1., 0.], [2., 0., 3.], [0., 4., 0.]])
+    a = sr.tensor(dense).to_sparse()
+    t = {"coo": lambda: a,
+         "lazy product": lambda: sr.sparse.mm(a, a),
+         "lazy coalesce": lambda: sr.sparse_coo_tensor([[2, 0, 1, 1], [1, 1, 2, 0]], [4., 1., 3., 2.], (3, 3),
+                                                       dtype=sr.float64).coalesce(),
+         "csr": lambda: a.to_sparse_csr(),
+         "uncoalesced": lambda: sr.sparse_coo_tensor([[1, 0, 1], [0, 1, 0]], [1., 2., 3.], (3, 3), dtype=sr.float64),
+         "hybrid": lambda: sr.sparse_coo_tensor([[0, 2]], np.ones((2, 3)), (3, 3))}[make]()
+    sr.sparse.mm(t, sr.ones(3, 1, dtype=sr.float64)) if make != "hybrid" else None  # fill the CSR caches
+    copied = pickle.loads(pickle.dumps(t)) if how == "pickle" else copy.deepcopy(t)
+    arrays = [copied.indices().numpy() if copied.is_coalesced() or make == "csr" else copied._indices().numpy(),
+              copied._values().numpy()]
+    if make == "csr":
+        arrays += [copied.crow_indices().numpy(), copied.col_indices().numpy()]
+    for arr in arrays:
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError):
+            arr.flat[0] = 10**9
+    np.testing.assert_array_equal(copied.to_dense().numpy(), t.to_dense().numpy())
+    if make != "hybrid":
+        np.testing.assert_array_equal(sr.sparse.mm(copied, sr.ones(3, 2, dtype=sr.float64)).numpy(),
+                                      t.to_dense().numpy() @ np.ones((3, 2)))
