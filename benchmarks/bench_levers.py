@@ -10,7 +10,8 @@ float64 unless named, and only the kernel call is timed (no Python layer):
 - ``before``: with ``--old PATH``, the kernels of an older build (a checkout of the commit
   before the levers, built in place: ``python setup.py build_ext --inplace``) loaded
   beside the current ones -- SpMM (scalar rows: a load and a store of ``out`` per stored
-  entry), SDDMM and SpGEMM (int64 markers and slots);
+  entry), SDDMM and SpGEMM (int64 markers and slots; the current SpGEMM also has the
+  ``since`` levers below, so that row measures both sessions' SpGEMM levers together);
 - ``since``: with ``--since PATH``, the kernels of the build before the third session's
   levers (commit 6b81644): SpGEMM without prefetch, with per-thread buffers that could
   share a cache line, and every output row sorted from scratch; coalesce with row-sort
@@ -186,13 +187,13 @@ def main():
                                                                 THREADS),
                 "int32 tags": lambda: SPGEMM.spgemm_symbolic(crow, col, crow, col, n, np.empty_like(out_crow),
                                                              THREADS)}, args.repeat)
-            record("spgemm int32 tags", f"symbolic {name}", medians, "int32 tags")
+            record("spgemm since --old (int32 tags, then the --since levers)", f"symbolic {name}", medians, "int32 tags")
             medians = interleaved({
                 "before": lambda: old["spgemm"].spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col,
                                                                out_val, THREADS),
                 "int32 tags": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col,
                                                             out_val, THREADS)}, args.repeat)
-            record("spgemm int32 tags", f"numeric {name}", medians, "int32 tags")
+            record("spgemm since --old (int32 tags, then the --since levers)", f"numeric {name}", medians, "int32 tags")
         if since:
             spgemm_since(name, m, since, args.repeat, record)
         print(f"{name} done", flush=True)
