@@ -699,9 +699,6 @@ print("ok")
 """
 
 
-def test_lazy_rows_survive_every_conversion_the_probe_found():
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", LATER_ROWS_PROBE], capture_output=True, text=True, timeout=300)
+def test_lazy_rows_survive_every_conversion_the_probe_found(tmp_path):
+    done = run_child(["-c", LATER_ROWS_PROBE], tmp_path, timeout=300)  # the same sparse_ref as ours
     assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
