@@ -13,6 +13,7 @@ from conftest import (
     VALUE_DTYPES,
     random_dense,
     random_sparse,
+    run_child,
     same_bits,
     torch_or_skip,
 )
