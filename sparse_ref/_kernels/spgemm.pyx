@@ -325,7 +325,8 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     ----------
     O(flops + nnz(C) log(row length of C)) time. Extra memory in the kernel, per thread:
     a slot array over the columns (where column j's running sum sits in this row's short
-    list) and 3 x the longest output row (the short list of sums and a sort buffer).
+    list), 3 x the longest output row (the short list of sums and a sort buffer), and
+    the longest row of A (where each row of B's new columns begin, for the sort).
 
     Parallelism
     -----------
