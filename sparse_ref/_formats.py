@@ -119,15 +119,11 @@ def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False,
         kernel_module("convert").csr_to_coo(out_crow, out_idx[0], nt)
     if names is not None:
         out_idx[0, :m] = names[out_idx[0, :m]]
-    pos = out_pos if with_pos else None
-    if later:  # the columns alone; the rows are made from out_crow if ever needed
-        col_out, val_out = out_idx[0, :m], out_val[:m]
-        if m < 0.75 * nnz:  # many duplicates: give the unused memory back
-            col_out, val_out = col_out.copy(), val_out.copy()
-        return col_out, val_out, pos, out_crow
+    # later: the columns alone (the rows are made from out_crow if ever needed)
+    idx, values = (out_idx[0, :m] if later else out_idx[:, :m]), out_val[:m]
     if m < 0.75 * nnz:  # many duplicates: give the unused memory back
-        return out_idx[:, :m].copy(), out_val[:m].copy(), pos, None
-    return out_idx[:, :m], out_val[:m], pos, None
+        idx, values = idx.copy(), values.copy()
+    return idx, values, (out_pos if with_pos else None), (out_crow if later else None)
 
 
 def row_keys(indices: np.ndarray, shape: tuple):

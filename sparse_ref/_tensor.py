@@ -43,7 +43,7 @@ class _Unbound:
 
 
 _F = _Unbound()  # the public functions the methods call (sparse_ref/_functions.py)
-_ROWS_LOCK = threading.Lock()  # SparseTensor._write_rows: one writer of a product's row indices
+_ROWS_LOCK = threading.Lock()  # SparseTensor._write_rows: a lazy result's indices are made once
 
 
 def bind(functions) -> None:

@@ -250,7 +250,8 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
     cdef idx_t* offsets      # offsets[c * nrows + i]: counts, then next free slot, of chunk c in row i
     cdef idx_t* start        # start[i]: first slot of row i among the sorted entries
     cdef entry_t* entries    # (column, position) pairs, sorted by row, then by column
-    cdef entry_t* buffers    # per thread 2 * SHORT_ROW entries, then 2 * longest shared
+    cdef entry_t* buffers    # per thread thread_stride(2 * short) entries (at most 2 * SHORT_ROW and a
+                             # cache line's gap), or 2 * longest shared when longer rows exist
     cdef entry_t* mine = NULL
     cdef idx_t* pos_ptr = &out_pos[0] if out_pos.shape[0] > 0 else NULL
 
