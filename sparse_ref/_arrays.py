@@ -143,12 +143,39 @@ def shared_values(arr: np.ndarray, dtype, where: str) -> np.ndarray | None:
 
 def freeze(arr: np.ndarray) -> None:
     """Make an index array the tensor owns read-only down to the array that holds its
-    memory, so that nobody can turn writing back on (NumPy allows that on a view whose
-    base is writable): indices reach the kernels, and a changed one could send them out
-    of bounds."""
+    memory (NumPy lets a view turn writing back on while its base is writable): indices
+    reach the kernels, and a changed one could send them out of bounds. The owner itself
+    may still turn writing on, so a tensor shows its index arrays only through
+    :func:`read_only_window`."""
     while isinstance(arr, np.ndarray):
         arr.flags.writeable = False
         arr = arr.base
+
+
+class _ReadOnlyWindow:
+    """The memory of an array we keep writing to, shown through NumPy's array interface
+    as read-only. An array made from it has this object as its base, which has no buffer
+    to write through, so NumPy refuses to turn writing on for it or any view of it."""
+
+    __slots__ = ("_arr", "__array_interface__")
+
+    def __init__(self, arr: np.ndarray):
+        self._arr = arr  # keeps the memory alive
+        face = dict(arr.__array_interface__)
+        face["data"] = (face["data"][0], True)
+        self.__array_interface__ = face
+
+
+def read_only_window(arr: np.ndarray) -> np.ndarray:
+    """A read-only array over ``arr``'s memory that nobody can make writable, while the
+    holder of ``arr`` (kept private) can still write to it. How a tensor shows its index
+    arrays (``indices()``, ``crow_indices()``, ...): :func:`freeze` alone leaves the array
+    that owns the memory reachable as ``.base``, and NumPy lets its owner turn writing
+    back on; a changed index would then reach a kernel. Also for arrays shown before all
+    of them is written (a lazy result's row indices, ``_tensor._LaterRows``)."""
+    out = np.asarray(_ReadOnlyWindow(arr))
+    assert not out.flags.writeable
+    return out
 
 
 def own_values(values: np.ndarray):

@@ -51,8 +51,8 @@ def coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False,
     stored entry p (else None).
 
     With ``rows_later``, returns ``(indices, val, pos, crow)``: when ``crow`` (the row
-    pointers the kernel made) is not None, ``indices`` is only the 1-D column array, for a
-    tensor that makes the rows from crow on first use (``SparseTensor._make_rows_later``);
+    pointers the kernel made) is not None, the first row of ``indices`` is not written
+    yet, for a tensor that writes it from crow on first use (``_tensor._LaterRows``);
     crow is None (and indices whole) for inputs cut into blocks or with renamed rows.
 
     Large inputs are cut into blocks of whole rows first (a stable partition, so every
@@ -110,7 +110,7 @@ def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False,
     nt = effective_n_threads(n_threads, work=nnz)
     later = rows_later and names is None  # (renamed rows: crow counts the occurring rows only)
     out_crow = np.empty(r + 1, dtype=I64)
-    out_idx = np.empty((1 if later else 2, nnz), dtype=I64)  # nnz: an upper bound on the result's size
+    out_idx = np.empty((2, nnz), dtype=I64)  # nnz: an upper bound on the result's size
     out_val = np.empty(nnz, dtype=val.dtype)
     out_pos = np.empty(nnz if with_pos else 0, dtype=I64)
     kernel_module("coalesce").coalesce(rows, col, val, r, out_crow, out_idx[-1], out_val, out_pos, nt)
@@ -119,10 +119,15 @@ def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False,
         kernel_module("convert").csr_to_coo(out_crow, out_idx[0], nt)
     if names is not None:
         out_idx[0, :m] = names[out_idx[0, :m]]
-    # later: the columns alone (the rows are made from out_crow if ever needed)
-    idx, values = (out_idx[0, :m] if later else out_idx[:, :m]), out_val[:m]
+    # later: row 0 is written from out_crow if it is ever needed
+    idx, values = out_idx[:, :m], out_val[:m]
     if m < 0.75 * nnz:  # many duplicates: give the unused memory back
-        idx, values = idx.copy(), values.copy()
+        if later:  # (row 0 has nothing to copy yet)
+            idx = np.empty((2, m), dtype=I64)
+            idx[1] = out_idx[1, :m]
+        else:
+            idx = idx.copy()
+        values = values.copy()
     return idx, values, (out_pos if with_pos else None), (out_crow if later else None)
 
 

@@ -109,8 +109,9 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     """``C = A @ B`` for CSR arrays; returns C's COO ``(indices, val)`` (rows sorted, then
     columns) and its row pointers. The column array is written straight into the second
     row of ``indices``, so the output is allocated once, at its exact size. With
-    ``rows=False`` there is no row of every entry: the first item returned is then the 1-D
-    column array, for a caller that makes the rows from the row pointers only if needed.
+    ``rows=False`` the first row of ``indices`` is left unwritten (its memory untouched),
+    for a caller that writes the rows from the row pointers only if they are needed
+    (``_tensor._LaterRows``).
 
     Fail fast: the bounds of :func:`spgemm_bounds` come first; an output whose lower
     bound cannot fit in memory (or exceeds ``max_nnz``) is refused in O(nnz(A)), before
@@ -132,7 +133,7 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     nnz = int(crow[nrows])
     if nnz > lower:
         _refuse(nnz, a_val.dtype, max_nnz, "exactly")
-    indices = np.empty((2 if rows else 1, nnz), dtype=I64)
+    indices = np.empty((2, nnz), dtype=I64)
     out_val = np.empty(nnz, dtype=a_val.dtype)
     for r0, r1 in _chunks(flops, ncols * nt):
         k.spgemm_numeric(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols,
@@ -141,7 +142,7 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
         kernel_module("convert").csr_to_coo(crow, indices[0], nt)
     if names is not None:
         indices[-1] = names[indices[-1]]
-    return (indices if rows else indices[0]), _precision.finish(out_val, small), crow
+    return indices, _precision.finish(out_val, small), crow
 
 
 def spgemm_nnz(a_crow, a_col, b_crow, b_col, ncols, n_threads=None) -> int:

@@ -29,7 +29,7 @@ import weakref
 import numpy as np
 
 from sparse_ref import _dtypes, _formats, _tensor_str
-from sparse_ref._arrays import converted, freeze, own_values
+from sparse_ref._arrays import converted, freeze, own_values, read_only_window
 from sparse_ref._errors import ArgumentError, DTypeError, missing
 from sparse_ref._grad_mode import is_grad_enabled
 
@@ -692,26 +692,26 @@ class Tensor(_Differentiable):
 
 
 class _LaterRows:
-    """The CSR arrays (row pointers, columns; both ours, read-only) of a coalesced matrix
-    whose COO indices are made on first use (``SparseTensor._make_rows_later``), shared by
-    the tensors made from it. ``indices()`` makes them once: a new (2, nnz) array, the rows
-    written from the row pointers and the columns copied, read-only. Call it under
-    ``_ROWS_LOCK``."""
+    """A coalesced matrix's COO indices whose row half is written on first use, shared by
+    the tensors made from it. ``buf`` is the (2, nnz) index array a kernel made (a
+    product's or coalesce's), columns written in row 1, row 0 not yet written (its memory
+    not even touched); ``crow`` its row pointers. Both stay ours: the tensors see only
+    read-only windows of ``buf`` (``col``, then the whole of it from ``indices()``) that
+    nobody can make writable, so row 0 can be written in place later, in parallel, with
+    nothing copied. Call ``indices()`` under ``_ROWS_LOCK``."""
 
-    __slots__ = ("crow", "col", "_indices")
+    __slots__ = ("crow", "col", "_buf", "_window", "_indices")
 
-    def __init__(self, crow: np.ndarray, col: np.ndarray):
+    def __init__(self, crow: np.ndarray, buf: np.ndarray):
         freeze(crow)
-        freeze(col)
-        self.crow, self.col, self._indices = crow, col, None
+        assert buf.shape[0] == 2 and buf.dtype == np.int64 and buf[1].flags.c_contiguous
+        self._buf, self._window = buf, read_only_window(buf)
+        self.crow, self.col, self._indices = crow, self._window[1], None
 
     def indices(self) -> np.ndarray:
         if self._indices is None:
-            idx = np.empty((2, self.col.shape[0]), dtype=np.int64)
-            _formats.csr_to_coo(self.crow, out=idx[0])
-            idx[1] = self.col
-            freeze(idx)
-            self._indices = idx
+            _formats.csr_to_coo(self.crow, out=self._buf[0])
+            self._indices, self._buf = self._window, None  # row 0 is never written again
         return self._indices
 
 
@@ -786,8 +786,8 @@ class SparseTensor(_Differentiable):
     @classmethod
     def _make_rows_later(cls, later: "_LaterRows", values: np.ndarray, shape) -> "SparseTensor":
         """A coalesced 2-D COO matrix from CSR arrays (a product's or coalesce's output),
-        whose COO indices are made on first use: when anything reads ``_idx``
-        (``indices()``, printing, a COO op), from ``later``'s row pointers and columns. A
+        whose row indices are written on first use: when anything reads ``_idx``
+        (``indices()``, printing, a COO op), from ``later``'s row pointers, in place. A
         result that is only multiplied again, summed, or converted to CSR or SciPy never
         makes them: the row array is a third of the output's bytes. Tensors made from one
         another (``detach``, ``_with_values``) share ``later``, so the indices are made once."""
@@ -807,7 +807,7 @@ class SparseTensor(_Differentiable):
         keeps the row pointers the coalesce kernel made: its row indices are written from
         them on first use, and its products need no conversion to CSR."""
         idx, val, _, crow = _formats.coalesce_coo(indices, values, shape, rows_later=True)
-        if crow is not None:  # idx is then the 1-D column array
+        if crow is not None:  # idx's row 0 is then not written yet
             return cls._make_rows_later(_LaterRows(crow, idx), val, shape)
         return cls._make(idx, val, shape, coalesced=True)
 
@@ -885,7 +885,7 @@ class SparseTensor(_Differentiable):
 
     def _indices(self) -> Tensor:
         """The stored indices (sparse_dim x nnz), coalesced or not."""
-        return Tensor(self._idx)
+        return Tensor(read_only_window(self._idx))  # (see read_only_window)
 
     def _values(self) -> Tensor:
         """The stored values, coalesced or not."""
@@ -894,7 +894,7 @@ class SparseTensor(_Differentiable):
     def indices(self) -> Tensor:
         """The indices of a coalesced tensor (raises on an uncoalesced one, as torch does)."""
         self._require_coalesced("indices")
-        return Tensor(self._idx)
+        return Tensor(read_only_window(self._idx))  # (see read_only_window)
 
     def values(self) -> Tensor:
         """The values of a coalesced tensor (raises on an uncoalesced one, as torch does);
@@ -1164,7 +1164,7 @@ class SparseCsrTensor(SparseTensor):
         >>> sr.sparse_csr_tensor([0, 1, 3], [2, 0, 1], [1., 2., 3.], (2, 3)).crow_indices()
         tensor([0, 1, 3])
         """
-        return Tensor(self._crow)
+        return Tensor(read_only_window(self._crow))
 
     def col_indices(self) -> Tensor:
         """The column of every stored entry, ascending within each row.
@@ -1175,7 +1175,7 @@ class SparseCsrTensor(SparseTensor):
         >>> sr.sparse_csr_tensor([0, 1, 3], [2, 0, 1], [1., 2., 3.], (2, 3)).col_indices()
         tensor([2, 0, 1])
         """
-        return Tensor(self._col)
+        return Tensor(read_only_window(self._col))
 
     def _with_values(self, values: np.ndarray) -> "SparseCsrTensor":
         return SparseCsrTensor._make_csr(self._crow, self._col, np.ascontiguousarray(values), self._shape)

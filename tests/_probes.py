@@ -633,6 +633,16 @@ def aliasing_table(which="aliasing"):
             arr[...] = np.iinfo(arr.dtype).max if arr.dtype.kind in "iu" else np.nan
         return mutate
 
+    def write_out_root_forced(get):
+        """The same through the array that owns the memory, reached by ``.base``."""
+        def mutate(state, t):
+            arr = get(t)
+            while isinstance(arr.base, np.ndarray):
+                arr = arr.base
+            arr.flags.writeable = True
+            arr[...] = np.iinfo(arr.dtype).max if arr.dtype.kind in "iu" else np.nan
+        return mutate
+
     def set_(key, index, value):
         def mutate(state, t):
             state[key][index] = value
@@ -766,6 +776,10 @@ def aliasing_table(which="aliasing"):
                probe(derived(kind), write_out_forced(accessors[what]), after_first_use=True,
                      values_fixed=what != "values()"))
               for kind, what in handed_out]
+    unlock += [(f"handed out, WRITEABLE forced on at its .base root: {kind}.{what} written",
+                probe(derived(kind), write_out_root_forced(accessors[what]), after_first_use=True,
+                      values_fixed=what != "values()"))
+               for kind, what in handed_out]
     if which == "unlock":
         return unlock
     if importlib.util.find_spec("torch") is None:

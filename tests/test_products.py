@@ -613,6 +613,28 @@ def test_two_threads_reading_a_pending_products_rows_get_one_array():
         np.testing.assert_array_equal(got[0][0], np.repeat(np.arange(400), np.diff(c._csr()[0])))
 
 
+def test_no_array_a_pending_product_shows_can_be_made_writable():
+    # the row half is written in place after the columns were shown: every array shown
+    # (columns before, indices after, their bases and views) must refuse writing, else a
+    # changed index would reach a kernel
+    rng = np.random.default_rng(9)
+    a = sr.tensor(rng.standard_normal((40, 40)) * (rng.random((40, 40)) < 0.2)).to_sparse()
+    for make in (lambda: sr.sparse.mm(a, a), lambda: (a + a.t()).coalesce()):
+        c = make()
+        assert _pending(c)
+        csr = c.to_sparse_csr()  # its columns are the pending tensor's, shown before the rows
+        col_before = csr.col_indices().numpy()
+        idx = c.indices().numpy()
+        shown = [col_before, csr.crow_indices().numpy(), idx, idx[0], idx[1], idx.T, idx.view()]
+        shown += [arr.base for arr in shown if isinstance(arr.base, np.ndarray)]
+        for arr in shown:
+            with pytest.raises(ValueError, match="WRITEABLE"):
+                arr.setflags(write=True)
+        np.testing.assert_array_equal(idx[0], np.repeat(np.arange(40), np.diff(csr.crow_indices().numpy())))
+        np.testing.assert_array_equal(idx[1], col_before)
+        assert np.shares_memory(idx[1], col_before)  # written in place: nothing was copied
+
+
 def test_a_pending_product_goes_through_autograd():
     a = sr.sparse_coo_tensor([[0, 1, 1], [1, 0, 2]], [1.0, 2.0, 3.0], (2, 3)).requires_grad_(True)
     b = sr.sparse_coo_tensor([[0, 1, 2], [0, 1, 1]], [4.0, 5.0, 6.0], (3, 2)).requires_grad_(True)

@@ -182,13 +182,13 @@ class SparseSparseMm(Function):
     def forward(self, a, b, max_nnz=None):
         a_crow, a_col, a_val = a._csr()
         b_crow, b_col, b_val = b._csr()
-        col, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1],
+        idx, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1],
                                           max_nnz=max_nnz, rows=False)
         shape = (a.shape[0], b.shape[1])
         if a.is_sparse_csr and b.is_sparse_csr:  # CSR @ CSR -> CSR, like torch
-            out = SparseCsrTensor._make_csr(crow, col, val, shape)
-        else:  # COO: its indices are made from crow and col on first use
-            out = SparseTensor._make_rows_later(_LaterRows(crow, col), val, shape)
+            out = SparseCsrTensor._make_csr(crow, idx[1], val, shape)
+        else:  # COO: its row indices are written into idx[0] from crow on first use
+            out = SparseTensor._make_rows_later(_LaterRows(crow, idx), val, shape)
         self.a, self.b, self.c_crow, self.c_col = a, b, crow, out._csr()[1]
         return out
 
