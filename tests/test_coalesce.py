@@ -183,6 +183,36 @@ def test_cython_coalesce_equals_reference_on_long_rows(n_threads, rng):
         assert_same_sparse(coalesce_on_threads(s, n_threads), expected)
 
 
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("with_pos", [False, True])
+def test_values_carried_in_the_sort_entries_sum_as_gathered_ones(dtype, with_pos, rng):
+    # without positions, the kernel carries values of up to 8 bytes in its sort entries
+    # (complex128 and the with_pos path gather them from storage): every dtype and both
+    # modes must give the reference's bits, duplicates summed in storage order from the
+    # first value (so -0.0 alone stays -0.0)
+    indices, values = random_coo(rng, (40, 30), 3000, dtype)
+    if np.dtype(dtype).kind in "fc":  # (0, 0) gets 1e8, 1, -1e8 (first, middle, last); (39, 29) -0.0
+        other = ((indices[0] != 0) | (indices[1] != 0)) & ((indices[0] != 39) | (indices[1] != 29))
+        indices, values = indices[:, other], values[other]
+        half = values.shape[0] // 2
+        indices = np.concatenate([[[0], [0]], indices[:, :half], [[0, 39], [0, 29]], indices[:, half:],
+                                  [[0], [0]]], axis=1)
+        values = np.concatenate([[1e8], values[:half], [1.0, -0.0], values[half:], [-1e8]]).astype(dtype)
+    row, col = np.ascontiguousarray(indices)
+    got = {}
+    for backend in ("reference", "cython"):
+        with sr.use_backend(backend):
+            got[backend] = [_formats.coalesce(row, col, values, 40, n, with_pos=with_pos) for n in THREADS]
+    want_idx, want_val, want_pos = got["reference"][0]
+    for idx, val, pos in got["reference"] + got["cython"]:
+        assert same_bits(idx, want_idx) and same_bits(val, want_val)
+        assert (pos is None) == (not with_pos) and (pos is None or same_bits(pos, want_pos))
+    if np.dtype(dtype).kind in "fc":
+        assert np.signbit(want_val[-1].real) and want_val[-1] == 0  # (39, 29): -0.0 alone
+        first = want_val[0]  # (0, 0): (1e8 + 1) - 1e8, in storage order
+        assert first == (np.array(1e8, dtype) + np.array(1.0, dtype)) - np.array(1e8, dtype)
+
+
 def test_cython_coalesce_result_does_not_change_under_threadpool_limits(rng):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     indices, values = random_coo(rng, (300, 300), 30_000)

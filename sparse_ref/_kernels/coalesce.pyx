@@ -2,13 +2,17 @@
 
 Typed twin of ``sparse_ref/reference/coalesce.py``: same function, same arguments, same
 contract, same helpers (``count_chunk``, ``scatter_chunk``, ``sort_row``, ``write_row``),
-and bit for bit the same results. Both move (column, position) pairs, so that step 2 sorts
-contiguous memory and step 3 reads the columns in order.
+and bit for bit the same results. Both move each entry's column with what step 3 needs
+of it, so that step 2 sorts contiguous memory and step 3 reads the columns in order:
+here 16-byte entries, (column, position), or (column, value) when no ``out_pos`` is asked
+for and a value fits in 8 bytes -- step 3 then reads the values in order too, instead of
+gathering them from storage at random.
 """
 
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy
 
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport sort_keys
@@ -18,7 +22,7 @@ __all__ = ["coalesce"]
 
 cdef struct entry_t:
     idx_t col   # the sort key
-    idx_t pos   # storage position
+    idx_t pos   # storage position, or (carried) the value's bits: see scatter_chunk
 
 
 # Sorting a row: sort packed 8-byte keys ``digit << rank_bits | rank`` with the one merge
@@ -144,31 +148,42 @@ cdef inline void count_chunk(const idx_t* a_row, idx_t lo, idx_t hi, idx_t* coun
         counts[a_row[p]] += 1
 
 
-cdef inline void scatter_chunk(const idx_t* a_row, const idx_t* a_col, idx_t lo, idx_t hi,
-                               idx_t* next_slot, entry_t* entries) noexcept nogil:
+cdef inline void scatter_chunk(const idx_t* a_row, const idx_t* a_col, const value_t* a_val,
+                               bint carry, idx_t lo, idx_t hi, idx_t* next_slot,
+                               entry_t* entries) noexcept nogil:
+    """Drop the entries ``lo:hi``, in storage order, into the next free slot of their row:
+    the column, and the storage position -- or, when ``carry``, the value's own bits."""
     cdef idx_t p, slot
     for p in range(lo, hi):
         if p + AHEAD < hi:
             prefetch_w(entries + next_slot[a_row[p + AHEAD]])
         slot = next_slot[a_row[p]]
         entries[slot].col = a_col[p]
-        entries[slot].pos = p
+        if carry:
+            memcpy(&entries[slot].pos, a_val + p, sizeof(value_t))
+        else:
+            entries[slot].pos = p
         next_slot[a_row[p]] = slot + 1
 
 
 cdef inline void write_row(const entry_t* row_entries, idx_t n, const value_t* a_val,
-                           idx_t first_out, idx_t* out_col, value_t* out_val,
+                           bint carry, idx_t first_out, idx_t* out_col, value_t* out_val,
                            idx_t* out_pos) noexcept nogil:
     cdef idx_t q, q_out = first_out - 1
+    cdef value_t value
     for q in range(n):
-        if q + AHEAD < n:
-            prefetch(a_val + row_entries[q + AHEAD].pos)
+        if carry:  # the value came with the entry
+            memcpy(&value, &row_entries[q].pos, sizeof(value_t))
+        else:
+            if q + AHEAD < n:
+                prefetch(a_val + row_entries[q + AHEAD].pos)
+            value = a_val[row_entries[q].pos]
         if q == 0 or row_entries[q].col != out_col[q_out]:
             q_out += 1
             out_col[q_out] = row_entries[q].col
-            out_val[q_out] = a_val[row_entries[q].pos]
+            out_val[q_out] = value
         else:
-            out_val[q_out] = out_val[q_out] + a_val[row_entries[q].pos]
+            out_val[q_out] = out_val[q_out] + value
         if out_pos != NULL:
             out_pos[row_entries[q].pos] = q_out
 
@@ -254,6 +269,8 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
                              # cache line's gap), or 2 * longest shared when longer rows exist
     cdef entry_t* mine = NULL
     cdef idx_t* pos_ptr = &out_pos[0] if out_pos.shape[0] > 0 else NULL
+    # no positions asked for: carry each value in its entry (step 3 then reads in order)
+    cdef bint carry = pos_ptr == NULL and sizeof(value_t) <= sizeof(idx_t)
 
     out_crow[0] = 0
     if nnz == 0:
@@ -282,8 +299,8 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
                 start[i + 1] = total
                 longest = max(longest, total - start[i])
             for c in prange(n_chunks, schedule="static", num_threads=n_chunks):
-                scatter_chunk(&a_row[0], &a_col[0], c * nnz // n_chunks, (c + 1) * nnz // n_chunks,
-                              offsets + c * nrows, entries)
+                scatter_chunk(&a_row[0], &a_col[0], &a_val[0], carry, c * nnz // n_chunks,
+                              (c + 1) * nnz // n_chunks, offsets + c * nrows, entries)
         short = min(longest, <idx_t>SHORT_ROW)
         stride = thread_stride(2 * short)  # a thread's buffer shares no cache line with another's
         buffers = <entry_t*> malloc(max(stride * n_workers, 2 * longest) * sizeof(entry_t))
@@ -305,7 +322,7 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
                 out_crow[i + 1] += out_crow[i]
             # 3. Write each distinct (row, column) once, duplicates summed in storage order.
             for i in prange(nrows, schedule="guided", num_threads=n_workers):
-                write_row(entries + start[i], start[i + 1] - start[i], &a_val[0], out_crow[i],
+                write_row(entries + start[i], start[i + 1] - start[i], &a_val[0], carry, out_crow[i],
                           &out_col[0], &out_val[0], pos_ptr)
     finally:
         free(offsets)

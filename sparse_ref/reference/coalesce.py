@@ -3,7 +3,10 @@
 Twin of ``sparse_ref/_kernels/coalesce.pyx``. Three steps, the same in both:
 
 1. a stable counting sort of the entries by row (count, prefix sum, fill), which moves
-   (column, position) pairs;
+   each entry's column, position and value together (the typed kernel moves 16-byte
+   (column, position) pairs, or (column, value) when no ``out_pos`` is asked for and a
+   value fits in 8 bytes: step 3 then reads the values in order instead of gathering
+   them from storage);
 2. a stable sort of each row by column, counting the distinct columns; a prefix sum of
    those counts gives the row pointers of the result;
 3. one pass that writes each distinct (row, column) once, summing its duplicates in
@@ -83,7 +86,7 @@ def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_
     """
     nnz = len(a_row)
     # 1. Stable counting sort by row: count each row, prefix-sum the counts into row
-    #    starts, then drop each (column, position) pair into the next free slot of its
+    #    starts, then drop each (column, position, value) into the next free slot of its
     #    row, scanning in storage order. (The kernel splits this into one chunk per
     #    thread; one chunk gives the same result.)
     counts = [0] * nrows
@@ -92,7 +95,7 @@ def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_
     for i in range(nrows):
         start[i + 1] = start[i] + counts[i]
     entries = [None] * nnz
-    scatter_chunk(a_row, a_col, 0, nnz, start[:nrows], entries)
+    scatter_chunk(a_row, a_col, a_val, 0, nnz, start[:nrows], entries)
     rows = [entries[start[i]:start[i + 1]] for i in range(nrows)]
 
     # 2. Sort each row by column and count its distinct columns; the prefix sum of the
@@ -103,7 +106,7 @@ def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_
 
     # 3. Write each distinct (row, column) once, its duplicates summed in storage order.
     for i in range(nrows):
-        write_row(rows[i], a_val, out_crow[i], out_col, out_val, out_pos)
+        write_row(rows[i], out_crow[i], out_col, out_val, out_pos)
 
 
 def count_chunk(a_row, lo, hi, counts):
@@ -112,31 +115,31 @@ def count_chunk(a_row, lo, hi, counts):
         counts[a_row[p]] += 1
 
 
-def scatter_chunk(a_row, a_col, lo, hi, next_slot, entries):
+def scatter_chunk(a_row, a_col, a_val, lo, hi, next_slot, entries):
     """Drop the entries ``lo:hi``, in storage order, into the next free slot of their row."""
     for p in range(lo, hi):
-        entries[next_slot[a_row[p]]] = (a_col[p], p)
+        entries[next_slot[a_row[p]]] = (a_col[p], p, a_val[p])
         next_slot[a_row[p]] += 1
 
 
 def sort_row(row_entries):
-    """Sort one row's (column, position) pairs by column, in place; return its distinct
-    columns. Python's sort is stable, so duplicates keep their storage order (which fixes
+    """Sort one row's (column, position, value) entries by column, in place; return its
+    distinct columns. Python's sort is stable, so duplicates keep their storage order (which fixes
     the order in which ``write_row`` adds them)."""
     row_entries.sort(key=lambda entry: entry[0])
-    return len({col for col, _ in row_entries})
+    return len({entry[0] for entry in row_entries})
 
 
-def write_row(row_entries, a_val, first_out, out_col, out_val, out_pos):
+def write_row(row_entries, first_out, out_col, out_val, out_pos):
     """Write one sorted row from ``first_out`` on: each distinct column once, each
     duplicate added to the entry before it."""
     q_out = first_out - 1
-    for q, (col, p) in enumerate(row_entries):
+    for q, (col, p, value) in enumerate(row_entries):
         if q == 0 or col != out_col[q_out]:
             q_out += 1
             out_col[q_out] = col
-            out_val[q_out] = a_val[p]
+            out_val[q_out] = value
         else:
-            out_val[q_out] += a_val[p]
+            out_val[q_out] += value
         if len(out_pos) > 0:
             out_pos[p] = q_out
