@@ -155,6 +155,32 @@ def test_both_paths_give_the_same_gradient_bits(rng):
     assert all(same_bits(x, y) for x, y in zip(grads["reference"], grads["cython"]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, F64, C128, np.float16])
+@pytest.mark.parametrize("backend", ["reference", "cython"])
+@pytest.mark.parametrize("loss", ["sum", "mean"])
+def test_a_sum_or_means_broadcast_gradient_gives_the_bits_of_the_full_one(dtype, backend, loss, rng):
+    # sum()/mean() hand back a broadcast view (every row the same memory); mm's backward
+    # then reads that one row instead of an n x k copy (sparse_ops.same_rows). The
+    # gradients must be the bits of backward(G) with G materialized; CSR too
+    a0 = awkward_sparse(rng, (30, 20), dtype)
+    b0 = random_dense(rng, (20, 9), dtype)
+    for make in (lambda t: t, lambda t: t.coalesce().to_sparse_csr()):
+        got = []
+        with sr.use_backend(backend):
+            for full in (False, True):
+                a, b = leaf(make(a0)), leaf(b0)
+                y = sr.sparse.mm(a, b)
+                if full:
+                    g = np.full(y.shape, 1.0 if loss == "sum" else 1.0 / (30 * 9))
+                    y.backward(sr.tensor(np.ascontiguousarray(g.astype(y.dtype))))
+                else:
+                    getattr(y, loss)().backward()
+                got.append((a.grad.values().numpy(), b.grad.numpy()))
+        (ga, gb), (fa, fb) = got
+        assert same_bits(ga, fa) and same_bits(gb, fb)
+        assert gb.flags.writeable and gb.flags.c_contiguous  # .grad is its own array
+
+
 # -- torch parity ---------------------------------------------------------------------------------
 
 def torch_leaf(torch, t):

@@ -41,7 +41,9 @@ class Sum(Function):
     def backward(self, grad):
         if self.dim is not None and not self.keepdim:
             grad = np.expand_dims(grad, self.dim)
-        return np.ascontiguousarray(np.broadcast_to(grad, self.shape)), None, None
+        # a read-only broadcast view, not a copy: a consumer that needs memory copies it,
+        # one that can read the one row (sparse_ops.same_rows) does not
+        return np.broadcast_to(grad, self.shape), None, None
 
 
 class Mean(Function):
@@ -59,7 +61,7 @@ class Mean(Function):
     def backward(self, grad):
         if self.dim is not None and not self.keepdim:
             grad = np.expand_dims(grad, self.dim)
-        return np.ascontiguousarray(np.broadcast_to(grad / self.count, self.shape)), None, None
+        return np.broadcast_to(grad / self.count, self.shape), None, None  # (as Sum's)
 
 
 class Add(Function):

@@ -57,9 +57,22 @@ def sparse_dense(a, b: np.ndarray, reduce: str = "sum", wide: bool = False):
     return _products.spmm_reduce(crow, col, val, b, reduce)
 
 
+def same_rows(g: np.ndarray):
+    """The row of a 2-D gradient whose rows are all one array in memory (row stride 0: a
+    sum's or mean's gradient, broadcast), as a (1, k) array; else None. A kernel that
+    gathers rows of G can then point every index at that one row: the same products in
+    the same order, so the same bits, without making the n x k copy."""
+    if g.ndim == 2 and g.shape[0] > 1 and g.strides[0] == 0:
+        return np.ascontiguousarray(g[:1])
+    return None
+
+
 def sparse_h_dense(a, g: np.ndarray, wide: bool = False) -> np.ndarray:
     """``A^H @ G``: SpMM with A's transposed CSR and conjugated values."""
     t_crow, t_col, t_val, _ = a._csr_t()
+    row = same_rows(g)
+    if row is not None:  # G's rows are one row: every entry of A^H reads row 0 of it
+        return _products.spmm(t_crow, np.zeros(t_col.shape[0], dtype=t_col.dtype), conj(t_val), row, wide=wide)
     return _products.spmm(t_crow, t_col, conj(t_val), np.ascontiguousarray(g), wide=wide)
 
 
@@ -124,7 +137,11 @@ class SparseMm(Function):
         grad_a = grad_b = None
         if need_a:
             rows, cols = _pattern(a)
-            grad_a = _products.sddmm(rows, cols, np.ascontiguousarray(grad), np.ascontiguousarray(conj(b)))
+            row = same_rows(grad)
+            if row is not None:  # G's rows are one row (see same_rows): every entry reads it
+                grad_a = _products.sddmm(np.zeros(rows.shape[0], dtype=rows.dtype), cols, row, np.ascontiguousarray(conj(b)))
+            else:
+                grad_a = _products.sddmm(rows, cols, np.ascontiguousarray(grad), np.ascontiguousarray(conj(b)))
         if need_b:
             grad_b = sparse_h_dense(a, grad)
         return grad_a, grad_b, None
@@ -561,7 +578,7 @@ def scatter_to(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tu
     at (rows, cols): every value added into the element it was read from."""
     shape2 = (1,) * (2 - len(shape)) + tuple(shape)
     out = np.zeros(shape2, dtype=values.dtype)
-    where = (rows if shape2[0] != 1 else np.zeros_like(rows), cols if shape2[1] != 1 else np.zeros_like(cols))
+    where = (rows if shape2[0] != 1 else np.zeros(rows.shape[0], dtype=rows.dtype), cols if shape2[1] != 1 else np.zeros_like(cols))
     np.add.at(out, where, values)
     return out.reshape(shape)
 
