@@ -66,10 +66,10 @@ def _coalesce(runs, anchor, ours_as="sparse_ref"):
     return theirs / ours if ours and theirs else None
 
 
-def _autograd(runs):
+def _autograd(runs, case="uniform fwd+bwd k=64"):
     rows = runs.get("autograd", {}).get("results", [])
-    ours = _median(rows, case="uniform fwd+bwd k=64", library="sparse_ref")
-    theirs = _median(rows, case="uniform fwd+bwd k=64", library="torch_csr")
+    ours = _median(rows, case=case, library="sparse_ref")
+    theirs = _median(rows, case=case, library="torch_csr")
     return theirs / ours if ours and theirs else None
 
 
@@ -126,7 +126,9 @@ def targets():
         ("coalesce", "vs SciPy tocsr, with the row indices read", 2.0, False,
          lambda r: _coalesce(r, "scipy", "sparse_ref_rows")),
         ("coalesce", "vs torch", 5.0, False, lambda r: _coalesce(r, "torch")),
-        ("autograd", "forward + both gradients vs torch CSR", 2.0, False, _autograd),
+        ("autograd", "forward + both gradients vs torch CSR (y.sum().backward())", 2.0, False, _autograd),
+        ("autograd", "the same with a full n x k gradient (y.backward(G))", 2.0, False,
+         lambda r: _autograd(r, "uniform fwd+bwd k=64, full G")),
         ("SDDMM", "vs torch sampled_addmm", 1.2, False, _sddmm),
         ("busy machine", "2 threads / 1 thread, one core busy (worst op)", 1.10, True, _busy),
         ("small calls", "10 x 10 SpMM, time / SciPy's", 2.0, True, _overhead),
