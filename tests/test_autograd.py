@@ -181,6 +181,28 @@ def test_a_sum_or_means_broadcast_gradient_gives_the_bits_of_the_full_one(dtype,
         assert gb.flags.writeable and gb.flags.c_contiguous  # .grad is its own array
 
 
+def test_backward_reads_the_given_gradient_without_copying_it_and_no_grad_aliases_it(rng):
+    # backward(G) passes G on as a read-only view (torch passes G itself); every .grad that
+    # could end up holding it is its own copy, so changing G afterwards changes nothing
+    g_np = rng.standard_normal((6, 4))
+    g = sr.tensor(g_np)
+    x = sr.tensor(rng.standard_normal((6, 4)), requires_grad=True)
+    a = awkward_sparse(rng, (6, 5), F64).requires_grad_(True)
+    b = sr.tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    for make in (lambda: x, lambda: x + 0.0, lambda: x + sr.sparse.mm(a, b)):
+        for t in (x, a, b):
+            t.grad = None
+        y = make()
+        y.backward(g)
+        np.testing.assert_array_equal(x.grad.numpy(), g_np)
+        assert not np.shares_memory(x.grad.numpy(), g.numpy())
+        assert x.grad.numpy().flags.writeable
+    before = (a.grad.values().numpy().copy(), b.grad.numpy().copy())
+    g.numpy()[...] = 7.0  # the caller changes G afterwards: no gradient moves
+    np.testing.assert_array_equal(x.grad.numpy(), g_np)
+    assert same_bits(a.grad.values().numpy(), before[0]) and same_bits(b.grad.numpy(), before[1])
+
+
 # -- torch parity ---------------------------------------------------------------------------------
 
 def torch_leaf(torch, t):

@@ -176,7 +176,11 @@ def seed_gradient(root, gradient):
                 f"backward: gradient must be a dense tensor of shape {root.shape} and dtype "
                 f"{root.dtype.name}, got {_describe(gradient)}"
             )
-        return np.array(gradient._data, copy=True)
+        # a read-only view, not a copy (as torch passes G itself): backward only reads it,
+        # and whatever keeps a gradient (a leaf's .grad, retain_grad) keeps its own copy
+        seed = np.asarray(gradient._data).view()
+        seed.flags.writeable = False
+        return seed
     pattern = root._coalesced_form()._idx
     if isinstance(gradient, Tensor) and gradient.shape == root.shape and gradient.dtype == root.dtype:
         return np.ascontiguousarray(gradient._data[tuple(pattern)])  # a dense G, masked
