@@ -17,8 +17,18 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   share a cache line, and every output row sorted from scratch; coalesce with row-sort
   buffers that could share a line. ``spgemm prefetch`` also times the prefetch alone,
   through its tuning hook (``_set_prefetch(0)`` turns it off).
+- ``start``: with ``--start PATH``, the build at the start of the fourth session (commit
+  ca35b9d): coalesce with (column, position) sort entries, where the kernel now carries
+  the values themselves when no positions are asked for.
+- ``prefetch lines``: SpMM's prefetch asks for every cache line the first 512 bytes of
+  the row touch, against lines from the row's first byte on (one short when the row
+  does not start on a line, as in NumPy's big arrays, which start 16 bytes into one).
+- ``gradient views``: forward + both gradients of ``mm`` (uniform, k = 64), with the
+  gradients of ``sum()`` and of ``backward(G)`` passed on as read-only views (now)
+  against the copies made before (the old code paths patched back in, same process).
 
-    python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree] [--repeat 9]
+    python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree]
+        [--start /tmp/starttree] [--repeat 9]
 """
 
 import argparse
@@ -114,21 +124,76 @@ def spgemm_since(name, m, since, repeat, record):
     record("coalesce: padded row-sort buffers", f"coalesce {name} (shuffled)", medians, "now")
 
 
+def coalesce_start(name, m, start, repeat, record):
+    """coalesce of the matrix's entries in a random order, without positions: this build
+    (values carried in the sort entries) against the build at the start of the session."""
+    coo = m.tocoo()
+    order = np.random.default_rng(6).permutation(coo.nnz)
+    row, pcol, pval = coo.row.astype(np.int64)[order], coo.col.astype(np.int64)[order], coo.data[order]
+    c_crow, c_col, c_val = np.empty(m.shape[0] + 1, np.int64), np.empty(coo.nnz, np.int64), np.empty(coo.nnz)
+    no_pos = np.empty(0, np.int64)
+    medians = interleaved({
+        "start": lambda: start["coalesce"].coalesce(row, pcol, pval, m.shape[0], c_crow, c_col, c_val, no_pos, THREADS),
+        "now": lambda: COALESCE.coalesce(row, pcol, pval, m.shape[0], c_crow, c_col, c_val, no_pos, THREADS)}, repeat)
+    record("coalesce: values carried in the sort entries", f"coalesce {name} (shuffled)", medians, "now")
+
+
+def gradient_views(m, repeat, record):
+    """fwd + both gradients of mm with sum()'s and backward(G)'s gradients as views (now)
+    against the copies made before this session (the old code patched back in)."""
+    import sparse_ref as sr
+    from sparse_ref.autograd import dense_ops, engine, sparse_ops
+
+    sr.set_num_threads(THREADS)
+    n, k = m.shape[0], 64
+    a0 = sr.from_scipy(m).to_sparse()
+    b0 = sr.tensor(np.random.default_rng(3).standard_normal((n, k)))
+    g = sr.tensor(np.random.default_rng(4).standard_normal((n, k)))
+    a0._csr()
+    now = (dense_ops.Sum.backward, sparse_ops.same_rows, engine.seed_gradient)
+
+    def old_sum(self, grad):
+        return np.ascontiguousarray(np.broadcast_to(grad, self.shape)), None, None
+
+    def old_seed(root, gradient):
+        return np.array(gradient._data, copy=True) if gradient is not None else now[2](root, gradient)
+
+    def run(views, full):
+        def f():
+            dense_ops.Sum.backward, sparse_ops.same_rows, engine.seed_gradient = (
+                now if views else (old_sum, lambda grad: None, old_seed))
+            a, b = a0.detach().requires_grad_(), b0.detach().requires_grad_()
+            a._cache = a0._cache
+            y = sr.sparse.mm(a, b)
+            y.backward(g) if full else y.sum().backward()
+        return f
+
+    try:
+        for full, case in ((False, "y.sum().backward()"), (True, "y.backward(G)")):
+            medians = interleaved({"copies (before)": run(False, full), "views": run(True, full)}, repeat)
+            record("gradient views", f"uniform fwd+bwd k=64, {case}", medians, "views")
+    finally:
+        dense_ops.Sum.backward, sparse_ops.same_rows, engine.seed_gradient = now
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--old", help="a checkout of the commit before the levers, built in place")
     parser.add_argument("--since", help="a checkout of the build before the third session's levers, built in place")
+    parser.add_argument("--start", help="a checkout of the build at the start of the fourth session, built in place")
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
     args = parser.parse_args()
     old = {name: load_old(args.old, name) for name in ("spmm", "sddmm", "spgemm")} if args.old else {}
     since = {name: load_old(args.since, name) for name in ("spgemm", "coalesce")} if args.since else {}
+    start = {"coalesce": load_old(args.start, "coalesce")} if args.start else {}
     widest = SPMM._simd_level()
     levels = LEVELS[:LEVELS.index(widest) + 1]
     rows = []
 
     def record(lever, case, medians, kept):
-        base = medians.get("before") or medians.get("since") or medians[next(iter(medians))]
+        base = (medians.get("before") or medians.get("since") or medians.get("start")
+                or medians[next(iter(medians))])
         for variant, ms in medians.items():
             rows.append({"lever": lever, "case": case, "variant": variant, "median_ms": ms,
                          "speedup_vs_first": round(base / ms, 2), "kept": variant == kept})
@@ -139,7 +204,7 @@ def main():
         for dt in (np.float64, np.float32):
             val = m.data.astype(dt)
             for k in (16, 64, 256):
-                if dt == np.float32 and k != 64:
+                if dt == np.float32 and k == 256:
                     continue
                 b = np.random.default_rng(k).standard_normal((m.shape[1], k)).astype(dt)
                 out = np.empty((m.shape[0], k), dtype=dt)
@@ -151,6 +216,15 @@ def main():
                                                                                             THREADS))
                 record("simd", f"spmm {name} k={k} {np.dtype(dt).name}", interleaved(variants, args.repeat), widest)
                 SPMM._set_simd_level(widest)
+                def lines(from_line, b=b, out=out):
+                    def run():
+                        SPMM._set_prefetch(10, 512, from_line)
+                        SPMM.spmm(crow, col, val, b, out, THREADS)
+                    return run
+                medians = interleaved({"from the row's first byte": lines(False),
+                                       "every line touched": lines(True)}, args.repeat)
+                SPMM._set_prefetch(10, 512, True)
+                record("prefetch lines", f"spmm {name} k={k} {np.dtype(dt).name}", medians, "every line touched")
                 if dt == np.float64:
                     def prefetch(ahead, nbytes, b=b, out=out):
                         def run():
@@ -196,11 +270,17 @@ def main():
             record("spgemm since --old (int32 tags, then the --since levers)", f"numeric {name}", medians, "int32 tags")
         if since:
             spgemm_since(name, m, since, args.repeat, record)
+        if start:
+            coalesce_start(name, m, start, args.repeat, record)
+        if name == "uniform":
+            gradient_views(m, args.repeat, record)
         print(f"{name} done", flush=True)
 
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if not args.quick:
-        print(f"\nwrote {save('levers', {'threads': THREADS, 'old_build': args.old, 'since_build': args.since, 'results': rows})}")
+        path = save("levers", {"threads": THREADS, "old_build": args.old, "since_build": args.since,
+                               "start_build": args.start, "results": rows})
+        print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

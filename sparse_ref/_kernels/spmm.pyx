@@ -21,15 +21,17 @@ cdef extern from "_simd.h":
     void simd_row_f32 "sr_spmm_row_f32"(const idx_t* col, const float* val, idx_t start,
                                         idx_t end, idx_t nnz, const float* b, idx_t n,
                                         idx_t j0, idx_t j1, float* out) noexcept nogil
-    void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes) noexcept nogil
+    void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes, idx_t from_line) noexcept nogil
 
 include "_simd.pxi"
 
 
-def _set_prefetch(idx_t ahead, idx_t nbytes):
+def _set_prefetch(idx_t ahead, idx_t nbytes, bint from_line=True):
     """Tuning hook for benchmarks (not public API): the float rows ask for the row of B
-    of the entry ``ahead`` places on, its first ``nbytes``; defaults 10 and 512."""
-    simd_set_prefetch(max(ahead, 1), max(nbytes, 0))
+    of the entry ``ahead`` places on, every cache line its first ``nbytes`` touch;
+    defaults 10 and 512. ``from_line=False`` asks for lines from the row's first byte on
+    instead, as before (one line short when a row does not start on a line)."""
+    simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line)
 
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
