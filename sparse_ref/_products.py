@@ -62,10 +62,13 @@ def spgemm_bounds(a_crow, a_col, b_crow, n_threads=None):
     return int(longest.sum()), int(flops.sum()), flops
 
 
-def _chunks(flops, extra_per_chunk: int):
-    """Row ranges ``(r0, r1)`` of about CHUNK_WORK products each (whole rows)."""
+def _chunks(flops, extra_per_chunk: int, total: int | None = None):
+    """Row ranges ``(r0, r1)`` of about CHUNK_WORK products each (whole rows); ``total``,
+    if known, is ``flops.sum()`` (the usual single chunk then needs no pass over flops)."""
     nrows = flops.shape[0]
     target = max(CHUNK_WORK, 8 * extra_per_chunk)
+    if total is not None and total <= target:
+        return [(0, nrows)]
     cum = np.cumsum(flops)
     total = int(cum[-1]) if nrows else 0
     if total <= target:
@@ -86,12 +89,13 @@ def _refuse(nnz: int, dtype, max_nnz, what: str) -> None:
     check_fits(nnz * _entry_bytes(dtype), f"sparse x sparse: the product's {what} {nnz} stored entries")
 
 
-def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads=None):
-    """Row pointers of ``C = A @ B`` (the exact count), in chunks that Ctrl-C can stop."""
+def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads=None, total=None):
+    """Row pointers of ``C = A @ B`` (the exact count), in chunks that Ctrl-C can stop;
+    ``total`` as for :func:`_chunks`."""
     k = kernel_module("spgemm")
     nrows = a_crow.shape[0] - 1
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
-    chunks = _chunks(flops, ncols * nt)
+    chunks = _chunks(flops, ncols * nt, total)
     if len(chunks) == 1:  # the usual case: one call, straight into the output
         crow = np.empty(nrows + 1, dtype=I64)
         k.spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, crow, nt)
@@ -129,13 +133,13 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     _refuse(lower, a_val.dtype, max_nnz, "at least")
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
     b_col, ncols, names = renamed_keys(b_col, ncols)
-    crow = spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, nt)
+    crow = spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, nt, upper)
     nnz = int(crow[nrows])
     if nnz > lower:
         _refuse(nnz, a_val.dtype, max_nnz, "exactly")
     indices = np.empty((2, nnz), dtype=I64)
     out_val = np.empty(nnz, dtype=a_val.dtype)
-    for r0, r1 in _chunks(flops, ncols * nt):
+    for r0, r1 in _chunks(flops, ncols * nt, upper):
         k.spgemm_numeric(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols,
                          crow[r0:r1 + 1], indices[-1], out_val, nt)
     if rows:
@@ -151,7 +155,7 @@ def spgemm_nnz(a_crow, a_col, b_crow, b_col, ncols, n_threads=None) -> int:
     if lower == upper:
         return upper
     b_col, ncols, _ = renamed_keys(b_col, ncols)
-    return int(spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads)[-1])
+    return int(spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads, upper)[-1])
 
 
 def sddmm(row, col, x, y, n_threads=None, wide=False):
