@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparse_ref import _dtypes, _formats, _precision, _products
+from sparse_ref import _backend, _dtypes, _formats, _precision, _products
 from sparse_ref._arrays import converted
 from sparse_ref._grad_mode import no_grad
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor, _LaterRows
@@ -61,8 +61,12 @@ def same_rows(g: np.ndarray):
     """The row of a 2-D gradient whose rows are all one array in memory (row stride 0: a
     sum's or mean's gradient, broadcast), as a (1, k) array; else None. A kernel that
     gathers rows of G can then point every index at that one row: the same products in
-    the same order, so the same bits, without making the n x k copy."""
-    if g.ndim == 2 and g.shape[0] > 1 and g.strides[0] == 0:
+    the same order, so the same bits, without making the n x k copy.
+
+    On the Cython kernels only: the reference kernels (and a backend of your own) get G
+    whole and the pattern's own rows, so that stepping through them shows the arrays the
+    math names (docs/stepping.rst)."""
+    if g.ndim == 2 and g.shape[0] > 1 and g.strides[0] == 0 and _backend.get_backend() == "cython":
         return np.ascontiguousarray(g[:1])
     return None
 
