@@ -157,13 +157,19 @@ class _ReadOnlyWindow:
     as read-only. An array made from it has this object as its base, which has no buffer
     to write through, so NumPy refuses to turn writing on for it or any view of it."""
 
-    __slots__ = ("_arr", "__array_interface__")
+    __slots__ = ("_arr", "_face")
 
     def __init__(self, arr: np.ndarray):
         self._arr = arr  # keeps the memory alive
         face = dict(arr.__array_interface__)
         face["data"] = (face["data"][0], True)
-        self.__array_interface__ = face
+        self._face = tuple(face.items())
+
+    @property
+    def __array_interface__(self) -> dict:
+        # a new dict on every read: changing the one you get (its read-only flag) changes
+        # nothing here, so np.asarray(window) stays read-only
+        return dict(self._face)
 
 
 def read_only_window(arr: np.ndarray) -> np.ndarray:

@@ -115,7 +115,8 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     row of ``indices``, so the output is allocated once, at its exact size. With
     ``rows=False`` the first row of ``indices`` is left unwritten (its memory untouched),
     for a caller that writes the rows from the row pointers only if they are needed
-    (``_tensor._LaterRows``).
+    (``_tensor._LaterRows``); with ``rows=None`` there is no such row (``indices`` is
+    1 x nnz: the columns of a CSR result).
 
     Fail fast: the bounds of :func:`spgemm_bounds` come first; an output whose lower
     bound cannot fit in memory (or exceeds ``max_nnz``) is refused in O(nnz(A)), before
@@ -137,7 +138,7 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     nnz = int(crow[nrows])
     if nnz > lower:
         _refuse(nnz, a_val.dtype, max_nnz, "exactly")
-    indices = np.empty((2, nnz), dtype=I64)
+    indices = np.empty((1 if rows is None else 2, nnz), dtype=I64)
     out_val = np.empty(nnz, dtype=a_val.dtype)
     for r0, r1 in _chunks(flops, ncols * nt, upper):
         k.spgemm_numeric(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols,

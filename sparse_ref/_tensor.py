@@ -812,8 +812,10 @@ class SparseTensor(_Differentiable):
         return cls._make(idx, val, shape, coalesced=True)
 
     def __getattr__(self, name):
-        # reached only for a name that is not set: _idx of a _make_rows_later tensor
-        if name == "_idx" and "_rows_later" in self.__dict__:
+        # reached only for a name that is not set: _idx of a _make_rows_later tensor. Another
+        # thread may have written the rows since the lookup missed (_write_rows sets _idx
+        # before it drops _rows_later, so one of the two is always there)
+        if name == "_idx" and ("_rows_later" in self.__dict__ or "_idx" in self.__dict__):
             return self._write_rows()
         return super().__getattr__(name)
 

@@ -643,6 +643,24 @@ def aliasing_table(which="aliasing"):
             arr[...] = np.iinfo(arr.dtype).max if arr.dtype.kind in "iu" else np.nan
         return mutate
 
+    def write_out_interface_forced(get):
+        """The same through the object at the end of the ``.base`` chain: its array
+        interface's read-only flag turned off, then ``np.asarray`` of it written."""
+        def mutate(state, t):
+            arr = get(t)
+            while isinstance(arr, np.ndarray):
+                arr = arr.base
+            face = getattr(arr, "__array_interface__", None)
+            if face is None:
+                return
+            try:
+                face["data"] = (face["data"][0], False)
+            except TypeError:
+                return
+            out = np.asarray(arr)
+            out[...] = np.iinfo(out.dtype).max if out.dtype.kind in "iu" else np.nan
+        return mutate
+
     def set_(key, index, value):
         def mutate(state, t):
             state[key][index] = value
@@ -778,6 +796,10 @@ def aliasing_table(which="aliasing"):
               for kind, what in handed_out]
     unlock += [(f"handed out, WRITEABLE forced on at its .base root: {kind}.{what} written",
                 probe(derived(kind), write_out_root_forced(accessors[what]), after_first_use=True,
+                      values_fixed=what != "values()"))
+               for kind, what in handed_out]
+    unlock += [(f"handed out, its .base object's array interface made writable: {kind}.{what} written",
+                probe(derived(kind), write_out_interface_forced(accessors[what]), after_first_use=True,
                       values_fixed=what != "values()"))
                for kind, what in handed_out]
     if which == "unlock":

@@ -203,6 +203,38 @@ def test_backward_reads_the_given_gradient_without_copying_it_and_no_grad_aliase
     assert same_bits(a.grad.values().numpy(), before[0]) and same_bits(b.grad.numpy(), before[1])
 
 
+def test_a_function_of_your_own_may_change_its_incoming_gradient_in_place():
+    # sparse_ref's ops get read-only views (backward(G)'s G, sum()'s broadcast); a Function
+    # of your own gets an array it may scale in place, and the caller's G stays as it was
+    class Double(sr.autograd.Function):
+        def forward(self, x):
+            return sr.Tensor(x._data * 2)
+
+        def backward(self, grad):
+            grad *= 2
+            return (grad,)
+
+    g = sr.tensor([[1.0, 2.0], [3.0, 4.0]])
+    for loss in ("sum", "mean", "G"):
+        x = sr.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        y = Double.apply(x)
+        y.backward(g) if loss == "G" else getattr(y, loss)().backward()
+        want = {"sum": np.full((2, 2), 2.0), "mean": np.full((2, 2), 0.5), "G": 2 * g.numpy()}[loss]
+        np.testing.assert_array_equal(x.grad.numpy(), want)
+    np.testing.assert_array_equal(g.numpy(), [[1.0, 2.0], [3.0, 4.0]])
+
+
+@pytest.mark.parametrize("n", [70000, 2049, 5003])
+def test_a_half_means_gradient_divides_in_float32_as_torch(n):
+    # G / n with n in float16 was inf for n > 65504 (gradient 0) and one unit off elsewhere
+    torch = torch_or_skip()
+    x = sr.zeros(n, dtype=sr.float16).requires_grad_(True)
+    x.mean().backward()
+    t = torch.zeros(n, dtype=torch.float16, requires_grad=True)
+    t.mean().backward()
+    assert same_bits(x.grad.numpy(), t.grad.numpy())
+
+
 # -- torch parity ---------------------------------------------------------------------------------
 
 def torch_leaf(torch, t):

@@ -3,6 +3,7 @@ oracle, both paths bit for bit at every thread count, torch 2.13 and SciPy parit
 
 import copy
 import pickle
+import sys
 import threading
 
 import numpy as np
@@ -633,6 +634,34 @@ def test_no_array_a_pending_product_shows_can_be_made_writable():
         np.testing.assert_array_equal(idx[0], np.repeat(np.arange(40), np.diff(csr.crow_indices().numpy())))
         np.testing.assert_array_equal(idx[1], col_before)
         assert np.shares_memory(idx[1], col_before)  # written in place: nothing was copied
+
+
+def test_threads_racing_to_a_pending_products_rows_never_see_a_missing_attribute():
+    # a thread whose lookup of _idx missed just before another one wrote the rows used to
+    # fall through to AttributeError
+    a = sr.sparse_coo_tensor([[0, 1, 2], [1, 0, 2]], [1.0, 2.0, 3.0], (3, 3))
+    errors, old = [], sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: widens the window
+    try:
+        for _ in range(300):
+            c = sr.sparse.mm(a, a)
+            go = threading.Barrier(4)
+
+            def read():
+                go.wait()
+                try:
+                    np.testing.assert_array_equal(c.indices().numpy(), [[0, 1, 2], [0, 1, 2]])
+                except Exception as e:  # noqa: BLE001 - any failure is the finding
+                    errors.append(repr(e))
+
+            threads = [threading.Thread(target=read) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
 
 
 def test_a_pending_product_goes_through_autograd():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sparse_ref import _precision
 from sparse_ref._tensor import Tensor
 from sparse_ref.autograd.engine import Function
 
@@ -61,7 +62,12 @@ class Mean(Function):
     def backward(self, grad):
         if self.dim is not None and not self.keepdim:
             grad = np.expand_dims(grad, self.dim)
-        return np.broadcast_to(grad / self.count, self.shape), None, None  # (as Sum's)
+        # as torch: G / count in float32 for a half dtype (count itself may not fit one:
+        # float16 stops at 65504), rounded once; a broadcast view, as Sum's
+        grad = np.asarray(grad)
+        small = _precision.small_dtype(grad)
+        scaled = _precision.finish(np.asarray(grad, dtype=np.float32) / self.count, small) if small else grad / self.count
+        return np.broadcast_to(scaled, self.shape), None, None
 
 
 class Add(Function):

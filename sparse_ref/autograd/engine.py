@@ -303,6 +303,12 @@ def _run_node(fn: Function, grad, retain_graph: bool):
     try:
         fn.check_versions()
         token = _backend._enter(fn.backend)
+        if (isinstance(grad, np.ndarray) and not grad.flags.writeable
+                and not type(fn).__module__.startswith("sparse_ref.")):
+            # sparse_ref's own ops only read their gradient, which may be a read-only view
+            # (backward(G)'s G, sum()'s broadcast); a Function of your own gets an array it
+            # may change in place, as it always did
+            grad = np.array(grad)
         return fn.backward(grad)
     finally:
         if token is not None:

@@ -203,11 +203,12 @@ class SparseSparseMm(Function):
     def forward(self, a, b, max_nnz=None):
         a_crow, a_col, a_val = a._csr()
         b_crow, b_col, b_val = b._csr()
+        csr = a.is_sparse_csr and b.is_sparse_csr  # CSR @ CSR -> CSR, like torch
         idx, val, crow = _products.spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, b.shape[1],
-                                          max_nnz=max_nnz, rows=False)
+                                          max_nnz=max_nnz, rows=None if csr else False)
         shape = (a.shape[0], b.shape[1])
-        if a.is_sparse_csr and b.is_sparse_csr:  # CSR @ CSR -> CSR, like torch
-            out = SparseCsrTensor._make_csr(crow, idx[1], val, shape)
+        if csr:
+            out = SparseCsrTensor._make_csr(crow, idx[0], val, shape)
         else:  # COO: its row indices are written into idx[0] from crow on first use
             out = SparseTensor._make_rows_later(_LaterRows(crow, idx), val, shape)
         self.a, self.b, self.c_crow, self.c_col = a, b, crow, out._csr()[1]
