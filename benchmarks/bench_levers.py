@@ -113,29 +113,21 @@ def spgemm_since(name, m, since, repeat, record):
         record("spgemm prefetch", f"{what} {name}", medians, "prefetch 8 ahead")
     # coalesce of the matrix's entries in a random order (the Laplacian's rows are short:
     # its row-sort buffers are where two threads' could share a cache line)
+    coalesce_against(m, "since", since["coalesce"], "coalesce: padded row-sort buffers", name, repeat, record)
+
+
+def coalesce_against(m, label, other, lever, name, repeat, record):
+    """coalesce of the matrix's entries in a random order, without positions: this build
+    against ``other`` (an older build's coalesce module, named ``label``)."""
     coo = m.tocoo()
     order = np.random.default_rng(5).permutation(coo.nnz)
     row, pcol, pval = coo.row.astype(np.int64)[order], coo.col.astype(np.int64)[order], coo.data[order]
     c_crow, c_col, c_val = np.empty(m.shape[0] + 1, np.int64), np.empty(coo.nnz, np.int64), np.empty(coo.nnz)
     no_pos = np.empty(0, np.int64)
     medians = interleaved({
-        "since": lambda: since["coalesce"].coalesce(row, pcol, pval, m.shape[0], c_crow, c_col, c_val, no_pos, THREADS),
+        label: lambda: other.coalesce(row, pcol, pval, m.shape[0], c_crow, c_col, c_val, no_pos, THREADS),
         "now": lambda: COALESCE.coalesce(row, pcol, pval, m.shape[0], c_crow, c_col, c_val, no_pos, THREADS)}, repeat)
-    record("coalesce: padded row-sort buffers", f"coalesce {name} (shuffled)", medians, "now")
-
-
-def coalesce_start(name, m, start, repeat, record):
-    """coalesce of the matrix's entries in a random order, without positions: this build
-    (values carried in the sort entries) against the build at the start of the session."""
-    coo = m.tocoo()
-    order = np.random.default_rng(6).permutation(coo.nnz)
-    row, pcol, pval = coo.row.astype(np.int64)[order], coo.col.astype(np.int64)[order], coo.data[order]
-    c_crow, c_col, c_val = np.empty(m.shape[0] + 1, np.int64), np.empty(coo.nnz, np.int64), np.empty(coo.nnz)
-    no_pos = np.empty(0, np.int64)
-    medians = interleaved({
-        "start": lambda: start["coalesce"].coalesce(row, pcol, pval, m.shape[0], c_crow, c_col, c_val, no_pos, THREADS),
-        "now": lambda: COALESCE.coalesce(row, pcol, pval, m.shape[0], c_crow, c_col, c_val, no_pos, THREADS)}, repeat)
-    record("coalesce: values carried in the sort entries", f"coalesce {name} (shuffled)", medians, "now")
+    record(lever, f"coalesce {name} (shuffled)", medians, "now")
 
 
 def gradient_views(m, repeat, record):
@@ -270,8 +262,9 @@ def main():
             record("spgemm since --old (int32 tags, then the --since levers)", f"numeric {name}", medians, "int32 tags")
         if since:
             spgemm_since(name, m, since, args.repeat, record)
-        if start:
-            coalesce_start(name, m, start, args.repeat, record)
+        if start:  # the values carried in the sort entries, against the session's start
+            coalesce_against(m, "start", start["coalesce"], "coalesce: values carried in the sort entries", name,
+                             args.repeat, record)
         if name == "uniform":
             gradient_views(m, args.repeat, record)
         print(f"{name} done", flush=True)
