@@ -13,11 +13,11 @@
  *
  * Blocks: 8 vectors of columns, then 4, 2 and 1 for what is left, then single columns.
  * While it does its first block, the kernel asks for the row of B of the entry
- * sr_prefetch_ahead places on: every cache line its first sr_prefetch_bytes touch, one
- * more than the bytes divided by 64 when the row does not start on a line (the CPU's own prefetcher
+ * sr_prefetch_ahead places on: every cache line its first sr_prefetch_bytes touch (one
+ * more than bytes / 64 when the row does not start on a line). The CPU's own prefetcher
  * follows a long row once it has started; asking for every line of a 2 KiB row was
  * measured 1.2-1.7x slower, asking for only 256 bytes of a 512-byte row 10 % slower:
- * benchmarks/bench_levers.py). Both are tuning knobs (spmm._set_prefetch), never a change
+ * benchmarks/bench_levers.py. Both are tuning knobs (spmm._set_prefetch), never a change
  * of order.
  *
  * Anything that is not GCC or Clang on x86-64 gets the portable vectors of the compiler's
@@ -57,7 +57,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
                                       int64_t end, int64_t nnz, const T* b, int64_t n,       \
                                       int64_t j, int64_t j0, int64_t j1, int first, T* out) { \
         VT acc[NACC], a, x;                                                                  \
-        int64_t q, t, ahead = sr_prefetch_ahead;                                       \
+        int64_t q, t, ahead = sr_prefetch_ahead;                                             \
         int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
         if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
         for (t = 0; t < NACC; t++) acc[t] = (VT){0};                                         \
@@ -67,7 +67,8 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
                  * on a line (NumPy's big arrays start 16 bytes into one) reaches one more */ \
                 const char* next = (const char*)(b + col[q + ahead] * n + j0);               \
                 const char* last = next + reach - 1;                                         \
-                if (sr_prefetch_from_line) next = (const char*)((uintptr_t)next & ~(uintptr_t)63); \
+                if (sr_prefetch_from_line)                                                   \
+                    next = (const char*)((uintptr_t)next & ~(uintptr_t)63);                  \
                 for (; next <= last; next += 64) SR_PREFETCH(next);                          \
             }                                                                                \
             a = (VT){0} + val[q]; /* val[q] in every lane */                                 \

@@ -66,8 +66,9 @@ class Mean(Function):
         # float16 stops at 65504), rounded once; a broadcast view, as Sum's
         grad = np.asarray(grad)
         small = _precision.small_dtype(grad)
-        scaled = _precision.finish(np.asarray(grad, dtype=np.float32) / self.count, small) if small else grad / self.count
-        return np.broadcast_to(scaled, self.shape), None, None
+        if small is not None:
+            grad = grad.astype(np.float32)
+        return np.broadcast_to(_precision.finish(grad / self.count, small), self.shape), None, None
 
 
 class Add(Function):
