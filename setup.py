@@ -30,6 +30,7 @@ DIRECTIVES = {
 
 
 def extensions():
+    import numpy
     from Cython.Build import cythonize
 
     omp_compile, omp_link = openmp_flags()
@@ -42,6 +43,7 @@ def extensions():
                 [path],
                 extra_compile_args=BASE_COMPILE_ARGS + omp_compile,
                 extra_link_args=omp_link,
+                include_dirs=[numpy.get_include()],  # _pool: NumPy's memory-handler interface
                 depends=sorted(glob(os.path.join("sparse_ref", "_kernels", "*.h")) + glob(os.path.join("sparse_ref", "_kernels", "*.pxi"))),
             )
         )

@@ -35,6 +35,7 @@ from sparse_ref._functions import (  # noqa: A004 (torch's names: sr.sum, sr.max
     sub, sum, t, tanh, transpose, unsqueeze, where,
 )
 from sparse_ref._grad_mode import enable_grad, no_grad, set_grad_enabled
+from sparse_ref._memory import cache_info, empty_cache, set_cache_limit
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
@@ -58,6 +59,9 @@ def __getattr__(name):
 __version__ = "0.1.0"
 
 __all__ = [
+    "cache_info",
+    "empty_cache",
+    "set_cache_limit",
     "register_backend",
     "viz",
     "optim",

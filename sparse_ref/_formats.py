@@ -14,7 +14,7 @@ import numpy as np
 
 from sparse_ref import _precision
 from sparse_ref._backend import kernel_module
-from sparse_ref._memory import check_fits
+from sparse_ref._memory import check_fits, empty
 from sparse_ref._threads import effective_n_threads
 
 I64 = np.int64
@@ -110,9 +110,9 @@ def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False,
     nt = effective_n_threads(n_threads, work=nnz)
     later = rows_later and names is None  # (renamed rows: crow counts the occurring rows only)
     out_crow = np.empty(r + 1, dtype=I64)
-    out_idx = np.empty((2, nnz), dtype=I64)  # nnz: an upper bound on the result's size
-    out_val = np.empty(nnz, dtype=val.dtype)
-    out_pos = np.empty(nnz if with_pos else 0, dtype=I64)
+    out_idx = empty((2, nnz), I64)  # nnz: an upper bound on the result's size
+    out_val = empty(nnz, val.dtype)
+    out_pos = empty(nnz if with_pos else 0, I64)
     kernel_module("coalesce").coalesce(rows, col, val, r, out_crow, out_idx[-1], out_val, out_pos, nt)
     m = int(out_crow[r])
     if not later:
@@ -123,7 +123,7 @@ def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False,
     idx, values = out_idx[:, :m], out_val[:m]
     if m < 0.75 * nnz:  # many duplicates: give the unused memory back
         if later:  # (row 0 has nothing to copy yet)
-            idx = np.empty((2, m), dtype=I64)
+            idx = empty((2, m), I64)
             idx[1] = out_idx[1, :m]
         else:
             idx = idx.copy()
@@ -243,7 +243,7 @@ def coo_to_csr(row, nrows: int, n_threads=None) -> np.ndarray:
 def csr_to_coo(crow, n_threads=None, out: np.ndarray | None = None) -> np.ndarray:
     """The row of every stored entry of a CSR matrix (the inverse of :func:`coo_to_csr`),
     written into ``out`` (int64, crow[-1] of them) when given."""
-    out_row = np.empty(int(crow[-1]), dtype=I64) if out is None else out
+    out_row = empty(int(crow[-1]), I64) if out is None else out
     kernel_module("convert").csr_to_coo(crow, out_row, effective_n_threads(n_threads, work=out_row.shape[0]))
     return out_row
 
@@ -258,8 +258,8 @@ def csr_transpose(crow, col, ncols: int, n_threads=None, rename: bool = True):
     """
     cols, c, names = renamed_keys(col, ncols) if rename else (col, ncols, None)
     out_crow = np.empty(c + 1, dtype=I64)
-    out_col = np.empty(col.shape[0], dtype=I64)
-    out_perm = np.empty(col.shape[0], dtype=I64)
+    out_col = empty(col.shape[0], I64)
+    out_perm = empty(col.shape[0], I64)
     nt = effective_n_threads(n_threads, work=col.shape[0])
     kernel_module("convert").csr_transpose(crow, cols, c, out_crow, out_col, out_perm, nt)
     return out_crow, out_col, out_perm, names

@@ -1,4 +1,5 @@
-"""How much memory this process can still allocate: the one place that reads it.
+"""How much memory this process can still allocate (the one place that reads it), and the
+cache that large outputs are allocated from (at the end).
 
 A product whose output cannot fit is refused with a MemoryError that names the sizes,
 before any work -- rather than allocated on trust and then killed by the kernel's
@@ -14,6 +15,8 @@ Where none can be read (not Linux), nothing is refused on this ground.
 from __future__ import annotations
 
 import os
+
+import numpy as np
 
 try:
     import resource
@@ -92,3 +95,113 @@ def check_fits(nbytes: int, what: str) -> None:
     if room is not None and nbytes > room:
         raise MemoryError(f"{what} needs {gib(nbytes)} ({nbytes} bytes), more than the "
                           f"{gib(room)} of memory this process can still allocate")
+
+
+# --- The cache of large output blocks (sparse_ref/_kernels/_pool.h) -------------------------
+#
+# A product's output of more than a few MiB is allocated through a cache: when the array
+# is freed its block is kept (up to a limit), and the next output of about that size
+# reuses it, pages already mapped. Without it every such output costs the kernel's page
+# faults and zeroing, 5-7 ms per 42 MB measured on the Intel Xeon of
+# docs/performance.rst. The limit: ``SPARSE_REF_CACHE_BYTES`` if set, else an eighth of
+# the machine's memory, at most 1 GiB; ``set_cache_limit`` changes it and
+# ``empty_cache`` hands every block back to the system.
+
+_pool = None  # the compiled module, once loaded; False without the compiled kernels
+
+
+def _default_limit() -> int:
+    env = os.environ.get("SPARSE_REF_CACHE_BYTES")
+    if env is not None:
+        try:
+            return max(int(env), 0)
+        except ValueError:
+            raise ValueError(f"SPARSE_REF_CACHE_BYTES must be a whole number of bytes, got {env!r}") from None
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        total = 8 << 30
+    return min(total // 8, 1 << 30)
+
+
+def _load_pool():
+    global _pool
+    if _pool is None:
+        try:
+            from sparse_ref._kernels import _pool as module
+        except ImportError:
+            _pool = False
+        else:
+            module.set_limit(_default_limit())
+            _pool = module
+    return _pool
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` for a product's output: through the cache when it is
+    large, a plain NumPy array either way (owns its memory, no base)."""
+    dt = np.dtype(dtype)
+    nbytes = dt.itemsize
+    for n in (shape if isinstance(shape, tuple) else (shape,)):
+        nbytes *= n
+    pool = _pool if _pool is not None else _load_pool()
+    if pool and nbytes >= pool.MIN_BYTES:
+        return pool.empty(shape, dt)
+    return np.empty(shape, dt)
+
+
+def set_cache_limit(nbytes: int) -> int:
+    """Keep at most ``nbytes`` of freed output memory for reuse (0: keep none); returns
+    the previous limit. Lowering it frees the oldest blocks at once.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> previous = sr.set_cache_limit(0)      # every output's memory goes back at once
+    >>> sr.cache_info()["bytes"]
+    0
+    >>> _ = sr.set_cache_limit(previous)
+    """
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 0:
+        raise ValueError(f"set_cache_limit: nbytes must be a non-negative int, got {nbytes!r}")
+    pool = _load_pool()
+    return int(pool.set_limit(int(nbytes))) if pool else 0
+
+
+def empty_cache() -> None:
+    """Hand every cached block back to the system (as ``torch.cuda.empty_cache``); the
+    limit stays as it was.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.empty_cache()
+    >>> sr.cache_info()["blocks"]
+    0
+    """
+    pool = _load_pool()
+    if pool:
+        pool.set_limit(pool.set_limit(0))
+
+
+def cache_info() -> dict:
+    """The cache's state: ``bytes`` and ``blocks`` held, the ``limit``, and how many large
+    outputs were met from it (``hits``) or from the system (``misses``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import sparse_ref as sr
+    >>> a = sr.tensor(np.eye(2000)).to_sparse()
+    >>> b = sr.ones(2000, 1000, dtype=sr.float64)   # the product: 16 MB, a large output
+    >>> before = sr.cache_info()
+    >>> for _ in range(3):
+    ...     y = sr.sparse.mm(a, b)
+    ...     del y                                   # its block goes back to the cache
+    >>> sr.cache_info()["hits"] - before["hits"] >= 2
+    True
+    """
+    pool = _load_pool()
+    if not pool:
+        return {"bytes": 0, "blocks": 0, "limit": 0, "hits": 0, "misses": 0}
+    return {key: int(value) for key, value in pool.info().items()}

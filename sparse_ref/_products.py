@@ -12,7 +12,7 @@ import numpy as np
 from sparse_ref import _precision
 from sparse_ref._backend import kernel_module
 from sparse_ref._formats import renamed_keys
-from sparse_ref._memory import check_fits
+from sparse_ref._memory import check_fits, empty
 from sparse_ref._threads import effective_n_threads
 
 I64 = np.int64
@@ -24,7 +24,7 @@ def spmm(crow, col, val, b, n_threads=None, wide=False):
     if small is not None:
         val, b = _precision.wide(val), _precision.wide(b)
     nrows, n = crow.shape[0] - 1, b.shape[1]
-    out = np.empty((nrows, n), dtype=val.dtype)
+    out = empty((nrows, n), val.dtype)
     nt = effective_n_threads(n_threads, work=col.shape[0] * max(n, 1) + nrows)
     kernel_module("spmm").spmm(crow, col, val, b, out, nt)
     return out if wide else _precision.finish(out, small)
@@ -35,8 +35,8 @@ def spmm_reduce(crow, col, val, b, reduce, n_threads=None):
     small = _precision.small_dtype(val, b)
     val, b = _precision.wide(val), _precision.wide(b)
     nrows, n = crow.shape[0] - 1, b.shape[1]
-    out = np.empty((nrows, n), dtype=val.dtype)
-    arg = np.empty((nrows, n) if reduce in ("amax", "amin") else (0, 0), dtype=I64)
+    out = empty((nrows, n), val.dtype)
+    arg = empty((nrows, n) if reduce in ("amax", "amin") else (0, 0), I64)
     nt = effective_n_threads(n_threads, work=col.shape[0] * max(n, 1) + nrows)
     kernel_module("spmm").spmm_reduce(crow, col, val, b, reduce, out, arg, nt)
     return _precision.finish(out, small), (arg if reduce in ("amax", "amin") else None)
@@ -138,8 +138,8 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     nnz = int(crow[nrows])
     if nnz > lower:
         _refuse(nnz, a_val.dtype, max_nnz, "exactly")
-    indices = np.empty((1 if rows is None else 2, nnz), dtype=I64)
-    out_val = np.empty(nnz, dtype=a_val.dtype)
+    indices = empty((1 if rows is None else 2, nnz), I64)
+    out_val = empty(nnz, a_val.dtype)
     for r0, r1 in _chunks(flops, ncols * nt, upper):
         k.spgemm_numeric(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols,
                          crow[r0:r1 + 1], indices[-1], out_val, nt)
@@ -163,7 +163,7 @@ def sddmm(row, col, x, y, n_threads=None, wide=False):
     """``out[p] = sum_j x[row[p], j] * y[col[p], j]`` (C-contiguous x and y)."""
     small = _precision.small_dtype(x, y)
     x, y = _precision.wide(x), _precision.wide(y)
-    out = np.empty(row.shape[0], dtype=x.dtype)
+    out = empty(row.shape[0], x.dtype)
     nt = effective_n_threads(n_threads, work=row.shape[0] * max(x.shape[1], 1))
     kernel_module("sddmm").sddmm(row, col, x, y, out, nt)
     return out if wide else _precision.finish(out, small)
@@ -173,7 +173,7 @@ def spgemm_masked(row, col, x_crow, x_col, x_val, y_crow, y_col, y_val, n_thread
     """``out[p] = sum_c x[row[p], c] * y[col[p], c]`` for CSR X and Y (masked SpGEMM)."""
     small = _precision.small_dtype(x_val, y_val)
     x_val, y_val = _precision.wide(x_val), _precision.wide(y_val)
-    out = np.empty(row.shape[0], dtype=x_val.dtype)
+    out = empty(row.shape[0], x_val.dtype)
     nt = effective_n_threads(n_threads, work=row.shape[0] + x_col.shape[0] + y_col.shape[0])
     kernel_module("spgemm").spgemm_masked(row, col, x_crow, x_col, np.ascontiguousarray(x_val),
                                           y_crow, y_col, np.ascontiguousarray(y_val), out, nt)

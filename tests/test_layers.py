@@ -37,6 +37,7 @@ LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}
 # Function-local imports of the package: only where the imported module may be missing.
 LOCAL_IMPORTS_ALLOWED = {
     ("sparse_ref._threads", "sparse_ref._kernels._openmp_helpers"),  # the build may be absent
+    ("sparse_ref._memory", "sparse_ref._kernels._pool"),  # likewise
 }
 
 

@@ -1,0 +1,183 @@
+"""The cache of large output blocks (sparse_ref/_kernels/_pool.h, sparse_ref/_memory.py):
+outputs come from it and go back to it, a block in use is never handed out twice, the
+limit holds, and results are the same bits with or without it."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import sparse_ref as sr
+from sparse_ref import _memory
+
+from conftest import run_child
+
+pool = _memory._load_pool()
+needs_pool = pytest.mark.skipif(not pool, reason="the compiled kernels are not built")
+handler_name = getattr(np, "_core", None) or np.core
+handler_name = handler_name.multiarray.get_handler_name
+
+BIG = (1000, 1000)  # 8 MB of float64: above the cache's 4 MiB floor
+
+
+@pytest.fixture
+def limit():
+    """Run with a known limit, and leave the cache as it was found (emptied)."""
+    previous = sr.set_cache_limit(256 << 20)
+    sr.empty_cache()
+    yield
+    sr.set_cache_limit(previous)
+    sr.empty_cache()
+
+
+def product(n=1000, k=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    a = sr.tensor(rng.standard_normal((n, n)) * (rng.random((n, n)) < 0.01)).to_sparse()
+    b = sr.tensor(rng.standard_normal((n, k)))
+    return a, b
+
+
+@needs_pool
+def test_large_outputs_come_from_the_cache_and_go_back(limit):
+    a, b = product()
+    before = sr.cache_info()
+    y = sr.sparse.mm(a, b)
+    arr = y.numpy()
+    assert handler_name(arr) == "sparse_ref_pool"
+    assert arr.flags.owndata and arr.base is None      # a plain NumPy array otherwise
+    assert arr.ctypes.data % 64 == 0                    # rows start on cache lines
+    assert sr.cache_info()["misses"] == before["misses"] + 1
+    del y, arr
+    assert sr.cache_info()["blocks"] == 1
+    y = sr.sparse.mm(a, b)
+    info = sr.cache_info()
+    assert info["hits"] == before["hits"] + 1 and info["blocks"] == 0
+
+
+@needs_pool
+def test_small_outputs_do_not_use_it(limit):
+    a, b = product(n=50, k=5)
+    assert handler_name(sr.sparse.mm(a, b).numpy()) != "sparse_ref_pool"
+
+
+@needs_pool
+def test_a_block_in_use_is_never_handed_out_again(limit):
+    a, b = product()
+    first = sr.sparse.mm(a, b)
+    keep = first.numpy().copy()
+    second = sr.sparse.mm(a, sr.tensor(np.ones(BIG)))
+    assert not np.shares_memory(first.numpy(), second.numpy())
+    np.testing.assert_array_equal(first.numpy(), keep)
+    view = first.numpy()[10:20]  # a view keeps the block alive as well
+    del first
+    third = sr.sparse.mm(a, b)
+    assert not np.shares_memory(view, third.numpy())
+    np.testing.assert_array_equal(view, keep[10:20])
+
+
+@needs_pool
+def test_same_bits_with_and_without_the_cache(limit):
+    a, b = product(seed=3)
+    s = sr.tensor(np.random.default_rng(4).standard_normal((3000, 3000)) *
+                  (np.random.default_rng(5).random((3000, 3000)) < 0.01)).to_sparse()
+    with_cache = [sr.sparse.mm(a, b).numpy().copy() for _ in range(2)]
+    c = sr.sparse.mm(s, s)
+    c_idx, c_val = c.indices().numpy().copy(), c.values().numpy().copy()
+    sr.set_cache_limit(0)
+    assert sr.cache_info()["bytes"] == 0
+    without = sr.sparse.mm(a, b).numpy()
+    d = sr.sparse.mm(s, s)
+    for x in with_cache:
+        np.testing.assert_array_equal(x, without)
+    np.testing.assert_array_equal(c_idx, d.indices().numpy())
+    np.testing.assert_array_equal(c_val, d.values().numpy())
+
+
+@needs_pool
+def test_limit_holds_and_lowering_it_frees(limit):
+    arrays = [_memory.empty(BIG, np.float64) for _ in range(6)]  # 6 blocks of 8 MiB
+    del arrays
+    info = sr.cache_info()
+    assert info["blocks"] == 6 and info["bytes"] <= 256 << 20
+    previous = sr.set_cache_limit(20 << 20)
+    assert previous == 256 << 20
+    info = sr.cache_info()
+    assert info["bytes"] <= 20 << 20 and info["blocks"] == 2  # the newest two stay
+    sr.empty_cache()
+    assert sr.cache_info()["bytes"] == 0 and sr.cache_info()["limit"] == 20 << 20
+    big = _memory.empty((4000, 1000), np.float64)  # 32 MB: more than the limit, never kept
+    del big
+    assert sr.cache_info()["blocks"] == 0
+
+
+@needs_pool
+def test_at_most_sixteen_blocks(limit):
+    sr.set_cache_limit(1 << 30)
+    arrays = [_memory.empty(BIG, np.float64) for _ in range(20)]
+    del arrays
+    assert sr.cache_info()["blocks"] == 16
+
+
+@needs_pool
+def test_a_block_is_reused_only_for_a_request_near_its_size(limit):
+    big = _memory.empty((4000, 1000), np.float64)  # 32 MB
+    del big
+    hits = sr.cache_info()["hits"]
+    small = _memory.empty(BIG, np.float64)  # 8 MB: would waste 3/4 of it
+    assert sr.cache_info()["hits"] == hits and sr.cache_info()["blocks"] == 1
+    del small
+
+
+@needs_pool
+def test_resize_of_a_cached_array_keeps_its_data(limit):
+    x = _memory.empty(1 << 20, np.float64)
+    x[:] = np.arange(1 << 20)
+    x.resize(3 << 20, refcheck=False)  # NumPy reallocates through the same handler
+    np.testing.assert_array_equal(x[:1 << 20], np.arange(1 << 20))
+    x.resize(10, refcheck=False)
+    np.testing.assert_array_equal(x, np.arange(10))
+    y = _memory.empty(10, np.float64)  # a small array through the handler, then large
+    y[:] = 7
+    y.resize(1 << 20, refcheck=False)
+    assert (y[:10] == 7).all()
+
+
+@needs_pool
+def test_threads_each_get_their_own_blocks(limit):
+    a, b = product()
+    expected = sr.sparse.mm(a, b).numpy().copy()
+    errors = []
+
+    def work():
+        try:
+            for _ in range(5):
+                y = sr.sparse.mm(a, b).numpy()
+                y_copy = y.copy()
+                np.testing.assert_array_equal(y_copy, expected)
+                y[:] = -1  # a block written by one thread must not show up in another's result
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_bad_limits_are_refused():
+    for bad in (-1, 1.5, "1", True, None):
+        with pytest.raises(ValueError, match="set_cache_limit: nbytes must be a non-negative int"):
+            sr.set_cache_limit(bad)
+
+
+@needs_pool
+def test_the_environment_sets_the_limit(tmp_path):
+    code = "import sparse_ref as sr; print(sr.cache_info()['limit'])"
+    out = run_child(["-c", code], tmp_path, SPARSE_REF_CACHE_BYTES="12345")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "12345"
+    bad = run_child(["-c", "import sparse_ref as sr; sr.cache_info()"], tmp_path, SPARSE_REF_CACHE_BYTES="lots")
+    assert bad.returncode != 0
+    assert "SPARSE_REF_CACHE_BYTES must be a whole number of bytes, got 'lots'" in bad.stderr
