@@ -26,21 +26,29 @@ float64 unless named, and only the kernel call is timed (no Python layer):
 - ``gradient views``: forward + both gradients of ``mm`` (uniform, k = 64), with the
   gradients of ``sum()`` and of ``backward(G)`` passed on as read-only views (now)
   against the copies made before (the old code paths patched back in, same process).
+- ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
+  backward) with large outputs allocated from the cache of freed blocks (the default)
+  against a cache limit of 0, where every output is fresh memory from the system. Each
+  timed call follows an untimed call of the same variant, so the cache holds what a loop
+  of such calls leaves in it.
 
     python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree]
         [--start /tmp/starttree] [--repeat 9]
+    python benchmarks/bench_levers.py --only "output cache"   # that lever alone, its rows
+                                                              # replaced in the saved file
 """
 
 import argparse
 import glob
 import importlib.machinery
 import importlib.util
+import json
 import os
 import statistics
 import time
 
 import numpy as np
-from _common import save, table
+from _common import RESULTS, cpu_slug, save, table
 from matrices import MATRICES
 
 from sparse_ref._kernels import coalesce as COALESCE
@@ -168,6 +176,55 @@ def gradient_views(m, repeat, record):
         dense_ops.Sum.backward, sparse_ops.same_rows, engine.seed_gradient = now
 
 
+def output_cache(repeat, record, quick=False):
+    """Whole calls with the output cache on (the default limit) and off (limit 0)."""
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    default = sr.set_cache_limit(0)
+    sr.set_cache_limit(default)
+    mats = {name: MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+            for name in MATRICES}
+    rng = np.random.default_rng(7)
+    lap, uni = sr.from_scipy(mats["laplacian"]).to_sparse(), sr.from_scipy(mats["uniform"]).to_sparse()
+    n = mats["uniform"].shape[0]
+    coo = mats["uniform"].tocoo()
+    order = rng.permutation(coo.nnz)
+    shuffled = sr.sparse_coo_tensor(np.stack([coo.row[order], coo.col[order]]).astype(np.int64),
+                                    coo.data[order], coo.shape)
+    b64, b256 = (sr.tensor(rng.standard_normal((n, k))) for k in (64, 256))
+    b64_32 = sr.tensor(rng.standard_normal((n, 64)).astype(np.float32))
+    uni32 = uni.to(sr.float32)
+    lapc = lap.to_sparse_csr()
+
+    def fwd_bwd():
+        a, b = uni.detach().requires_grad_(), b64.detach().requires_grad_()
+        a._cache = uni._cache
+        sr.sparse.mm(a, b).sum().backward()
+
+    cases = {"spgemm laplacian A@A (COO)": lambda: sr.sparse.mm(lap, lap),
+             "spgemm laplacian A@A (CSR)": lambda: sr.sparse.mm(lapc, lapc),
+             "spgemm uniform A@A (COO)": lambda: sr.sparse.mm(uni, uni),
+             "spmm uniform k=64": lambda: sr.sparse.mm(uni, b64),
+             "spmm uniform k=64 float32": lambda: sr.sparse.mm(uni32, b64_32),
+             "spmm uniform k=256": lambda: sr.sparse.mm(uni, b256),
+             "coalesce uniform (shuffled)": lambda: shuffled.coalesce(),
+             "fwd+bwd uniform k=64, y.sum().backward()": fwd_bwd}
+    try:
+        for case, fn in cases.items():
+            times = {"no cache": [], "cache": []}
+            for _ in range(max(repeat // 2, 2) if "uniform A@A" in case else repeat):
+                for variant, limit in (("no cache", 0), ("cache", default)):
+                    sr.set_cache_limit(limit)
+                    fn()  # untimed: leaves in the cache what a loop of these calls would
+                    t0 = time.perf_counter()
+                    fn()
+                    times[variant].append((time.perf_counter() - t0) * 1e3)
+            record("output cache", case, {v: round(statistics.median(t), 3) for v, t in times.items()}, "cache")
+    finally:
+        sr.set_cache_limit(default)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--old", help="a checkout of the commit before the levers, built in place")
@@ -175,7 +232,11 @@ def main():
     parser.add_argument("--start", help="a checkout of the build at the start of the fourth session, built in place")
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
+    parser.add_argument("--only", choices=["output cache"],
+                        help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
+    if args.only:
+        return only(args)
     old = {name: load_old(args.old, name) for name in ("spmm", "sddmm", "spgemm")} if args.old else {}
     since = {name: load_old(args.since, name) for name in ("spgemm", "coalesce")} if args.since else {}
     start = {"coalesce": load_old(args.start, "coalesce")} if args.start else {}
@@ -274,6 +335,33 @@ def main():
         path = save("levers", {"threads": THREADS, "old_build": args.old, "since_build": args.since,
                                "start_build": args.start, "results": rows})
         print(f"\nwrote {path}")
+
+
+def only(args):
+    """One lever; its rows (each with today's date) replace that lever's rows in this
+    machine's saved file, and every other row is kept as it was."""
+    rows = []
+
+    def record(lever, case, medians, kept):
+        base = medians[next(iter(medians))]
+        for variant, ms in medians.items():
+            rows.append({"lever": lever, "case": case, "variant": variant, "median_ms": ms,
+                         "speedup_vs_first": round(base / ms, 2), "kept": variant == kept,
+                         "date": time.strftime("%Y-%m-%d")})
+
+    output_cache(args.repeat, record, args.quick)
+    print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
+    if args.quick:
+        return
+    path = RESULTS / cpu_slug() / "levers.json"
+    kept = json.loads(path.read_text()) if path.exists() else {"threads": THREADS, "results": []}
+    kept.pop("benchmark", None)
+    kept.pop("machine", None)
+    date = kept.pop("date", None)
+    kept["results"] = [r if "date" in r or date is None else {**r, "date": date}
+                       for r in kept["results"] if r["lever"] != args.only] + rows
+    path = save("levers", kept)
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

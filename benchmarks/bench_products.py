@@ -29,6 +29,7 @@ def peak_rss_delta(fn):
         return 0
 
     gc.collect()
+    sr.empty_cache()  # what the call needs, not blocks an earlier call left for it to reuse
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset the peak to the current RSS

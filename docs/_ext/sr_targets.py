@@ -229,13 +229,17 @@ class SrTargets(SphinxDirective):
         for path in sorted(results.rglob("levers.json")):
             run = json.loads(path.read_text())
             info = run.get("machine", {})
+            # a lever rerun alone (bench_levers.py --only) dates its rows; the others, the file
+            dates = sorted({r.get("date", run.get("date", "?")) for r in run["results"]})
             title = f"{info.get('processor', path.parent.name)}, L2 {info.get('caches', {}).get('L2', '?')}, " \
-                    f"SIMD {info.get('sparse_ref_simd', '?')} ({run.get('date', '?')})"
+                    f"SIMD {info.get('sparse_ref_simd', '?')} ({', '.join(dates)})"
             out.append(nodes.paragraph(text=title))
             body = [[r["lever"], r["case"], r["variant"] + (" (kept)" if r["kept"] else ""),
-                     f"{r['median_ms']:.1f}", f"{r['speedup_vs_first']:.2f}x"] for r in run["results"]]
-            out.append(_table(["lever", "case", "variant", "median ms", "speed-up vs the first"], body,
-                              [10, 20, 14, 8, 8]))
+                     f"{r['median_ms']:.1f}", f"{r['speedup_vs_first']:.2f}x"]
+                    + ([r.get("date", run.get("date", "?"))] if len(dates) > 1 else []) for r in run["results"]]
+            out.append(_table(["lever", "case", "variant", "median ms", "speed-up vs the first"]
+                              + (["run on"] if len(dates) > 1 else []), body,
+                              [10, 20, 14, 8, 8] + ([8] if len(dates) > 1 else [])))
         return out
 
 
