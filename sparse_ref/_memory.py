@@ -15,6 +15,7 @@ Where none can be read (not Linux), nothing is refused on this ground.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -73,9 +74,14 @@ def _cgroup_room() -> int | None:
 
 
 def available_bytes() -> int | None:
-    """Bytes this process can still allocate and use, or None when that is unknown."""
+    """Bytes this process can still allocate and use, or None when that is unknown. The
+    blocks the output cache holds count as free: it gives them back when the system
+    refuses a new block."""
     figures = [x for x in (_meminfo_available(), _address_space_room(), _cgroup_room()) if x is not None]
-    return min(figures) if figures else None
+    if not figures:
+        return None
+    pool = _pool if _pool is not None else _load_pool()
+    return min(figures) + (int(pool.info()["bytes"]) if pool else 0)
 
 
 def gib(n: float) -> str:
@@ -104,19 +110,27 @@ def check_fits(nbytes: int, what: str) -> None:
 # reuses it, pages already mapped. Without it every such output costs the kernel's page
 # faults and zeroing, 5-7 ms per 42 MB measured on the Intel Xeon of
 # docs/performance.rst. The limit: ``SPARSE_REF_CACHE_BYTES`` if set, else an eighth of
-# the machine's memory, at most 1 GiB; ``set_cache_limit`` changes it and
-# ``empty_cache`` hands every block back to the system.
+# the machine's memory, at most 1 GiB (a value that is not a whole number of bytes is
+# ignored with a warning); ``set_cache_limit`` changes it and ``empty_cache`` hands every
+# block back to the system.
 
 _pool = None  # the compiled module, once loaded; False without the compiled kernels
+
+
+LIMIT_MAX = 2**63 - 1
 
 
 def _default_limit() -> int:
     env = os.environ.get("SPARSE_REF_CACHE_BYTES")
     if env is not None:
         try:
-            return max(int(env), 0)
+            value = int(env)
         except ValueError:
-            raise ValueError(f"SPARSE_REF_CACHE_BYTES must be a whole number of bytes, got {env!r}") from None
+            value = -1
+        if 0 <= value <= LIMIT_MAX:
+            return value
+        warnings.warn(f"SPARSE_REF_CACHE_BYTES must be a whole number of bytes from 0 to {LIMIT_MAX}, "
+                      f"got {env!r}: using the default limit", RuntimeWarning, stacklevel=2)
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
@@ -132,7 +146,7 @@ def _load_pool():
         except ImportError:
             _pool = False
         else:
-            module.set_limit(_default_limit())
+            module.set_limit(_default_limit())  # (never raises: a bad setting warns)
             _pool = module
     return _pool
 
@@ -162,8 +176,8 @@ def set_cache_limit(nbytes: int) -> int:
     0
     >>> _ = sr.set_cache_limit(previous)
     """
-    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 0:
-        raise ValueError(f"set_cache_limit: nbytes must be a non-negative int, got {nbytes!r}")
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or not 0 <= nbytes <= LIMIT_MAX:
+        raise ValueError(f"set_cache_limit: nbytes must be an int from 0 to 2**63 - 1, got {nbytes!r}")
     pool = _load_pool()
     return int(pool.set_limit(int(nbytes))) if pool else 0
 
@@ -181,7 +195,7 @@ def empty_cache() -> None:
     """
     pool = _load_pool()
     if pool:
-        pool.set_limit(pool.set_limit(0))
+        pool.clear()
 
 
 def cache_info() -> dict:

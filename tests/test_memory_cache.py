@@ -45,7 +45,7 @@ def test_large_outputs_come_from_the_cache_and_go_back(limit):
     arr = y.numpy()
     assert handler_name(arr) == "sparse_ref_pool"
     assert arr.flags.owndata and arr.base is None      # a plain NumPy array otherwise
-    assert arr.ctypes.data % 64 == 0                    # rows start on cache lines
+    assert arr.ctypes.data % (2 << 20) == 0             # on a 2 MiB page: rows start on cache lines
     assert sr.cache_info()["misses"] == before["misses"] + 1
     del y, arr
     assert sr.cache_info()["blocks"] == 1
@@ -167,9 +167,68 @@ def test_threads_each_get_their_own_blocks(limit):
 
 
 def test_bad_limits_are_refused():
-    for bad in (-1, 1.5, "1", True, None):
-        with pytest.raises(ValueError, match="set_cache_limit: nbytes must be a non-negative int"):
+    for bad in (-1, 1.5, "1", True, None, 2**63, 2**64, np.bool_(True)):
+        with pytest.raises(ValueError, match=r"set_cache_limit: nbytes must be an int from 0 to 2\*\*63 - 1"):
             sr.set_cache_limit(bad)
+
+
+@needs_pool
+def test_a_block_is_whole_pages_no_more(limit):
+    x = _memory.empty(4 << 20, np.uint8)  # exactly two 2 MiB pages: no third for a header
+    del x
+    assert sr.cache_info()["bytes"] == 4 << 20
+
+
+@needs_pool
+def test_empty_cache_gives_the_memory_back_and_keeps_the_limit(limit):
+    def rss():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) << 10 for line in f if line.startswith("VmRSS:"))
+
+    arrays = [_memory.empty(BIG, np.float64) for _ in range(10)]
+    for a in arrays:
+        a.fill(1.0)  # resident
+    del arrays, a
+    held = rss()
+    assert sr.cache_info()["blocks"] == 10
+    sr.empty_cache()
+    assert sr.cache_info()["bytes"] == 0 and sr.cache_info()["limit"] == 256 << 20
+    assert held - rss() >= 60 << 20  # 80 MB were held: unmapped, not kept by malloc
+
+
+@needs_pool
+def test_cached_blocks_count_as_free_memory(limit, monkeypatch):
+    for name, room in (("_meminfo_available", 5 << 30), ("_address_space_room", 3 << 30), ("_cgroup_room", None)):
+        monkeypatch.setattr(_memory, name, lambda room=room: room)
+    arrays = [_memory.empty(BIG, np.float64) for _ in range(4)]
+    del arrays
+    held = sr.cache_info()["bytes"]
+    assert held >= 32 << 20
+    assert _memory.available_bytes() == (3 << 30) + held  # the cache gives them back on demand
+
+
+@needs_pool
+def test_a_refused_block_empties_the_cache_and_tries_again(tmp_path):
+    code = """if True:
+        import resource, numpy as np
+        import sparse_ref as sr
+        from sparse_ref import _memory
+        sr.set_cache_limit(1 << 30)
+        def vmsize():
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (vmsize() + (400 << 20), resource.RLIM_INFINITY))
+        blocks = [_memory.empty(30 << 20, np.uint8) for _ in range(10)]  # 300 MB ...
+        del blocks                                                      # ... idle in the cache
+        assert sr.cache_info()["blocks"] == 10
+        big = _memory.empty(200 << 20, np.uint8)  # fits only once the cache lets go
+        big.fill(1)
+        assert sr.cache_info()["blocks"] == 0
+        print("ok")
+    """
+    out = run_child(["-c", code], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
 
 
 @needs_pool
@@ -178,6 +237,12 @@ def test_the_environment_sets_the_limit(tmp_path):
     out = run_child(["-c", code], tmp_path, SPARSE_REF_CACHE_BYTES="12345")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "12345"
-    bad = run_child(["-c", "import sparse_ref as sr; sr.cache_info()"], tmp_path, SPARSE_REF_CACHE_BYTES="lots")
-    assert bad.returncode != 0
-    assert "SPARSE_REF_CACHE_BYTES must be a whole number of bytes, got 'lots'" in bad.stderr
+    code = ("import numpy as np, sparse_ref as sr; from sparse_ref import _memory; "
+            "default = _memory._default_limit(); print(sr.cache_info()['limit'] == default); "
+            "a = sr.tensor(np.eye(3)).to_sparse(); print(sr.sparse.mm(a, a).to_dense().numpy().trace())")
+    for bad in ("lots", "", "1e9", "-5", "99999999999999999999999"):
+        out = run_child(["-W", "always", "-c", code], tmp_path, SPARSE_REF_CACHE_BYTES=bad)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["True", "3.0"]  # the default, and products work
+        assert f"SPARSE_REF_CACHE_BYTES must be a whole number of bytes from 0 to {2**63 - 1}, got {bad!r}" \
+            in out.stderr

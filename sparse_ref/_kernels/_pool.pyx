@@ -14,6 +14,7 @@ cdef extern from "_pool.h":
     unsigned long long sr_pool_hits
     unsigned long long sr_pool_misses
     size_t sr_pool_set_limit(size_t limit) noexcept nogil
+    void sr_pool_clear() noexcept nogil
 
 cdef extern from *:
     """
@@ -41,7 +42,8 @@ MIN_BYTES = SR_POOL_MIN
 
 def empty(shape, dtype):
     """``np.empty(shape, dtype)``, its memory from the cache when it is large (at least
-    ``MIN_BYTES``) and 64-byte aligned; a plain NumPy array in every other respect."""
+    ``MIN_BYTES``: then it starts on a 2 MiB page); a plain NumPy array in every other
+    respect."""
     previous = sr_pool_set_handler(HANDLER)
     try:
         return np.empty(shape, dtype)
@@ -53,6 +55,11 @@ def set_limit(size_t limit):
     """Keep at most ``limit`` bytes of freed blocks (0: none, every block is freed at
     once); returns the previous limit. Lowering it frees the oldest blocks now."""
     return sr_pool_set_limit(limit)
+
+
+def clear():
+    """Hand every cached block back to the system; the limit stays."""
+    sr_pool_clear()
 
 
 def info():
