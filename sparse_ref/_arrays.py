@@ -18,6 +18,7 @@ import numpy as np
 
 from sparse_ref import _dtypes
 from sparse_ref._errors import ConversionError
+from sparse_ref._memory import empty
 
 
 def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
@@ -67,7 +68,9 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
                     x = p.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
                     raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
                                           "without overflow (it would become inf)")
-    return np.array(arr, dtype=dt, copy=True, order="C")
+    out = empty(arr.shape, dt)  # a large array from the output cache: on a page of its own
+    np.copyto(out, arr, casting="unsafe")  # (every value was checked above)
+    return out
 
 
 def _overflow_limit(dt: np.dtype) -> float:

@@ -246,3 +246,15 @@ def test_the_environment_sets_the_limit(tmp_path):
         assert out.stdout.split() == ["True", "3.0"]  # the default, and products work
         assert f"SPARSE_REF_CACHE_BYTES must be a whole number of bytes from 0 to {2**63 - 1}, got {bad!r}" \
             in out.stderr
+
+
+@needs_pool
+def test_large_dense_copies_start_on_a_page_of_their_own(limit):
+    src = np.random.default_rng(0).standard_normal((2000, 16))[:, :15]  # not contiguous, 16 bytes into a line
+    for data, dtype in ((np.ones(BIG), None), (np.ones((1 << 20, 3), np.float32), sr.float64), (src, None)):
+        t = sr.tensor(data, dtype=dtype)
+        arr = t.numpy()
+        if arr.nbytes >= _memory._load_pool().MIN_BYTES:
+            assert handler_name(arr) == "sparse_ref_pool" and arr.ctypes.data % (2 << 20) == 0
+        np.testing.assert_array_equal(arr, data)
+        assert not np.shares_memory(arr, data)
