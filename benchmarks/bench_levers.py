@@ -26,6 +26,8 @@ float64 unless named, and only the kernel call is timed (no Python layer):
 - ``gradient views``: forward + both gradients of ``mm`` (uniform, k = 64), with the
   gradients of ``sum()`` and of ``backward(G)`` passed on as read-only views (now)
   against the copies made before (the old code paths patched back in, same process).
+- ``prefetch distance``: SpMM asks for the row of B 20 entries ahead when the row is
+  under 512 bytes (now) against 10 ahead as for longer rows (before).
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against a cache limit of 0, where every output is fresh memory from the system. Each
@@ -36,6 +38,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
         [--start /tmp/starttree] [--repeat 9]
     python benchmarks/bench_levers.py --only "output cache"   # that lever alone, its rows
                                                               # replaced in the saved file
+    python benchmarks/bench_levers.py --only "prefetch distance"
 """
 
 import argparse
@@ -176,6 +179,32 @@ def gradient_views(m, repeat, record):
         dense_ops.Sum.backward, sparse_ops.same_rows, engine.seed_gradient = now
 
 
+def prefetch_distance(repeat, record, quick=False):
+    """SpMM's prefetch distance for rows of B under 512 bytes: 20 entries ahead (now)
+    against 10 (as for every row before). B and out on pages of their own, as
+    ``sr.tensor`` and the products allocate them."""
+    from sparse_ref._memory import empty
+
+    for name in ("uniform", "powerlaw", "laplacian"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+        for dt, k in ((np.float64, 16), (np.float64, 64), (np.float32, 16), (np.float32, 64)):
+            val = m.data.astype(dt)
+            b = empty((m.shape[1], k), dt)
+            b[...] = np.random.default_rng(k).standard_normal((m.shape[1], k))
+            out = empty((m.shape[0], k), dt)
+
+            def run(narrow, b=b, out=out, val=val):
+                def f():
+                    SPMM._set_prefetch(10, 512, True, narrow)
+                    SPMM.spmm(crow, col, val, b, out, THREADS)
+                return f
+            medians = interleaved({"10 ahead": run(10), "20 ahead under 512 bytes": run(20)}, repeat)
+            SPMM._set_prefetch(10, 512, True, 20)
+            record("prefetch distance", f"spmm {name} k={k} {np.dtype(dt).name} ({k * np.dtype(dt).itemsize} B rows)",
+                   medians, "20 ahead under 512 bytes")
+
+
 def output_cache(repeat, record, quick=False):
     """Whole calls with the output cache on (the default limit) and off (limit 0)."""
     import sparse_ref as sr
@@ -232,7 +261,7 @@ def main():
     parser.add_argument("--start", help="a checkout of the build at the start of the fourth session, built in place")
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
-    parser.add_argument("--only", choices=["output cache"],
+    parser.add_argument("--only", choices=["output cache", "prefetch distance"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -271,22 +300,22 @@ def main():
                 SPMM._set_simd_level(widest)
                 def lines(from_line, b=b, out=out):
                     def run():
-                        SPMM._set_prefetch(10, 512, from_line)
+                        SPMM._set_prefetch(10, 512, from_line, 20)
                         SPMM.spmm(crow, col, val, b, out, THREADS)
                     return run
                 medians = interleaved({"from the row's first byte": lines(False),
                                        "every line touched": lines(True)}, args.repeat)
-                SPMM._set_prefetch(10, 512, True)
+                SPMM._set_prefetch(10, 512, True, 20)
                 record("prefetch lines", f"spmm {name} k={k} {np.dtype(dt).name}", medians, "every line touched")
                 if dt == np.float64:
-                    def prefetch(ahead, nbytes, b=b, out=out):
+                    def prefetch(ahead, nbytes, narrow, b=b, out=out):
                         def run():
-                            SPMM._set_prefetch(ahead, nbytes)
+                            SPMM._set_prefetch(ahead, nbytes, True, narrow)
                             SPMM.spmm(crow, col, val, b, out, THREADS)
                         return run
-                    medians = interleaved({"6 ahead, whole row": prefetch(6, 1 << 30),
-                                           "10 ahead, 512 bytes": prefetch(10, 512)}, args.repeat)
-                    SPMM._set_prefetch(10, 512)
+                    medians = interleaved({"6 ahead, whole row": prefetch(6, 1 << 30, 6),
+                                           "10 ahead, 512 bytes": prefetch(10, 512, 20)}, args.repeat)
+                    SPMM._set_prefetch(10, 512, True, 20)
                     record("prefetch", f"spmm {name} k={k}", medians, "10 ahead, 512 bytes")
         if name == "uniform":
             coo = m.tocoo()
@@ -330,6 +359,8 @@ def main():
             gradient_views(m, args.repeat, record)
         print(f"{name} done", flush=True)
 
+    prefetch_distance(args.repeat, record, args.quick)
+    output_cache(args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if not args.quick:
         path = save("levers", {"threads": THREADS, "old_build": args.old, "since_build": args.since,
@@ -349,7 +380,7 @@ def only(args):
                          "speedup_vs_first": round(base / ms, 2), "kept": variant == kept,
                          "date": time.strftime("%Y-%m-%d")})
 
-    output_cache(args.repeat, record, args.quick)
+    {"output cache": output_cache, "prefetch distance": prefetch_distance}[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:
         return

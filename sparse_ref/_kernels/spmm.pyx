@@ -21,17 +21,20 @@ cdef extern from "_simd.h":
     void simd_row_f32 "sr_spmm_row_f32"(const idx_t* col, const float* val, idx_t start,
                                         idx_t end, idx_t nnz, const float* b, idx_t n,
                                         idx_t j0, idx_t j1, float* out) noexcept nogil
-    void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes, idx_t from_line) noexcept nogil
+    void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes, idx_t from_line,
+                                             idx_t ahead_narrow) noexcept nogil
 
 include "_simd.pxi"
 
 
-def _set_prefetch(idx_t ahead, idx_t nbytes, bint from_line=True):
+def _set_prefetch(idx_t ahead, idx_t nbytes, bint from_line=True, ahead_narrow=None):
     """Tuning hook for benchmarks (not public API): the float rows ask for the row of B
-    of the entry ``ahead`` places on, every cache line its first ``nbytes`` touch;
-    defaults 10 and 512. ``from_line=False`` asks for lines from the row's first byte on
-    instead, as before (one line short when a row does not start on a line)."""
-    simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line)
+    of the entry ``ahead`` places on (``ahead_narrow`` for rows under 512 bytes; None:
+    ``ahead`` too), every cache line its first ``nbytes`` touch; defaults 10, 20 and
+    512. ``from_line=False`` asks for lines from the row's first byte on instead, as
+    before (one line short when a row does not start on a line)."""
+    narrow = ahead if ahead_narrow is None else ahead_narrow
+    simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line, max(narrow, 1))
 
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
