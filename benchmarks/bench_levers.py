@@ -29,10 +29,11 @@ float64 unless named, and only the kernel call is timed (no Python layer):
 - ``prefetch distance``: SpMM asks for the row of B 20 entries ahead when the row is
   under 512 bytes (now) against 10 ahead as for longer rows (before).
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
-  backward) with large outputs allocated from the cache of freed blocks (the default)
-  against a cache limit of 0, where every output is fresh memory from the system. Each
-  timed call follows an untimed call of the same variant, so the cache holds what a loop
-  of such calls leaves in it.
+  backward) with large outputs allocated from the cache of freed blocks (the default),
+  with its limit at 0 (every large output freshly mapped pages), and with NumPy's own
+  allocator as before (glibc: fresh pages above 32 MiB, its heap below). Each timed call
+  follows an untimed call of the same variant, so the cache holds what a loop of such
+  calls leaves in it.
 
     python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree]
         [--start /tmp/starttree] [--repeat 9]
@@ -239,18 +240,24 @@ def output_cache(repeat, record, quick=False):
              "spmm uniform k=256": lambda: sr.sparse.mm(uni, b256),
              "coalesce uniform (shuffled)": lambda: shuffled.coalesce(),
              "fwd+bwd uniform k=64, y.sum().backward()": fwd_bwd}
+    from sparse_ref import _memory
+
+    pool = _memory._load_pool()
+    variants = (("NumPy's allocator (before)", None), ("limit 0", 0), ("cache", default))
     try:
         for case, fn in cases.items():
-            times = {"no cache": [], "cache": []}
+            times = {v: [] for v, _ in variants}
             for _ in range(max(repeat // 2, 2) if "uniform A@A" in case else repeat):
-                for variant, limit in (("no cache", 0), ("cache", default)):
-                    sr.set_cache_limit(limit)
+                for variant, limit in variants:
+                    _memory._pool = pool if limit is not None else False  # False: plain np.empty
+                    sr.set_cache_limit(limit or 0)
                     fn()  # untimed: leaves in the cache what a loop of these calls would
                     t0 = time.perf_counter()
                     fn()
                     times[variant].append((time.perf_counter() - t0) * 1e3)
             record("output cache", case, {v: round(statistics.median(t), 3) for v, t in times.items()}, "cache")
     finally:
+        _memory._pool = pool
         sr.set_cache_limit(default)
 
 
