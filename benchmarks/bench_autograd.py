@@ -47,9 +47,11 @@ def main():
     col = torch.from_numpy(m.indices.astype(np.int64))
     vals = torch.from_numpy(m.data)
 
+    tb0 = torch.from_numpy(b_np).clone()  # torch's own memory, as sr.tensor's copy is ours
+
     def theirs():
         a = torch.sparse_csr_tensor(crow, col, vals, (n, n)).requires_grad_(True)
-        b = torch.from_numpy(b_np).requires_grad_(True)
+        b = tb0.detach().requires_grad_(True)
         torch.sparse.mm(a, b).sum().backward()
         return a.grad, b.grad
 
@@ -68,7 +70,7 @@ def main():
     # the same with a gradient G of the output that is a full n x k array (y.backward(G)),
     # not sum()'s broadcast ones, whose single row sparse_ref's backward reads directly
     g_np = np.random.default_rng(4).standard_normal((n, k))
-    g_ours, g_torch = sr.tensor(g_np), torch.from_numpy(g_np)
+    g_ours, g_torch = sr.tensor(g_np), torch.from_numpy(g_np).clone()
 
     def ours_g():
         a, b = a0.detach().requires_grad_(), b0.detach().requires_grad_()
@@ -78,7 +80,7 @@ def main():
 
     def theirs_g():
         a = torch.sparse_csr_tensor(crow, col, vals, (n, n)).requires_grad_(True)
-        b = torch.from_numpy(b_np).requires_grad_(True)
+        b = tb0.detach().requires_grad_(True)
         torch.sparse.mm(a, b).backward(g_torch)
         return a.grad, b.grad
 

@@ -53,7 +53,9 @@ def spmm_rows(record, name, m, a, a_csr, ta_csr, ta_csr32, k, dt, rng, repeat):
         a, a_csr = a.to(dt), a_csr.to(dt)
         ta_csr = ta_csr.to(getattr(torch, dt.name))
         m = m.astype(dt)
-    b, tb = sr.tensor(b_np), torch.from_numpy(b_np)
+    # each library's dense operand in its own memory, as sr.tensor / torch.tensor make it
+    # (both align large arrays: torch to 64 bytes, sparse_ref to a 2 MiB page)
+    b, tb = sr.tensor(b_np), torch.from_numpy(b_np).clone()
     ours = sr.sparse.mm(a, b).numpy()
     np.testing.assert_allclose(ours, m @ b_np, rtol=1e-9 if dt == np.float64 else 1e-3,
                                atol=1e-9 if dt == np.float64 else 1e-3)
@@ -137,7 +139,7 @@ def main():
             k = 16 if args.quick else 64
             x_np, y_np = rng.standard_normal((n, k)), rng.standard_normal((n, k))
             x, mat2 = sr.tensor(x_np), sr.tensor(y_np).t()  # mat2 = y^T, a transposed view
-            tx, tmat2 = torch.from_numpy(x_np), torch.from_numpy(y_np).t()
+            tx, tmat2 = torch.from_numpy(x_np).clone(), torch.from_numpy(y_np).clone().t()
             stats = timeit_interleaved({
                 "sparse_ref": lambda: sr.sparse.sampled_addmm(a, x, mat2),
                 "sparse_ref_csr": lambda: sr.sparse.sampled_addmm(a_csr, x, mat2),
