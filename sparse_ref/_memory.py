@@ -115,6 +115,7 @@ def check_fits(nbytes: int, what: str) -> None:
 # block back to the system.
 
 _pool = None  # the compiled module, once loaded; False without the compiled kernels
+_POOL_MIN = 4 << 20  # the smallest request the cache serves (read from the module on load)
 
 
 LIMIT_MAX = 2**63 - 1
@@ -139,13 +140,14 @@ def _default_limit() -> int:
 
 
 def _load_pool():
-    global _pool
+    global _pool, _POOL_MIN
     if _pool is None:
         try:
             from sparse_ref._kernels import _pool as module
         except ImportError:
             _pool = False
         else:
+            _POOL_MIN = module.MIN_BYTES
             module.set_limit(_default_limit())  # (never raises: a bad setting warns)
             _pool = module
     return _pool
@@ -154,14 +156,14 @@ def _load_pool():
 def empty(shape, dtype) -> np.ndarray:
     """``np.empty(shape, dtype)`` for a product's output: through the cache when it is
     large, a plain NumPy array either way (owns its memory, no base)."""
-    dt = np.dtype(dtype)
-    nbytes = dt.itemsize
-    for n in (shape if isinstance(shape, tuple) else (shape,)):
-        nbytes *= n
     pool = _pool if _pool is not None else _load_pool()
-    if pool and nbytes >= pool.MIN_BYTES:
-        return pool.empty(shape, dt)
-    return np.empty(shape, dt)
+    if pool:
+        nbytes = np.dtype(dtype).itemsize
+        for n in (shape if type(shape) is tuple else (shape,)):
+            nbytes *= n
+        if nbytes >= _POOL_MIN:
+            return pool.empty(shape, dtype)
+    return np.empty(shape, dtype)
 
 
 def set_cache_limit(nbytes: int) -> int:
