@@ -149,13 +149,6 @@ static void* sr_pool_malloc(void* ctx, size_t size) {
     capacity = (size + SR_POOL_PAGE - 1) / SR_POOL_PAGE * SR_POOL_PAGE;
     for (tries = 0; tries < 2 && p == NULL; tries++) {
         sr_pool_lock();
-        if (sr_pool_n_live == sr_pool_live_room) {  /* room in the table first */
-            size_t room = sr_pool_live_room ? 2 * sr_pool_live_room : 64;
-            sr_pool_block* grown = (sr_pool_block*)realloc(sr_pool_live, room * sizeof(sr_pool_block));
-            if (grown == NULL) { sr_pool_unlock(); return NULL; }
-            sr_pool_live = grown;
-            sr_pool_live_room = room;
-        }
         for (i = 0; i < sr_pool_count; i++) {  /* the smallest cached block that fits, not too big */
             size_t c = sr_pool_slot[i].capacity;
             if (c >= size && c / 4 * 3 <= size && (best < 0 || c < sr_pool_slot[best].capacity)) best = i;
@@ -178,6 +171,17 @@ static void* sr_pool_malloc(void* ctx, size_t size) {
     }
     if (p == NULL) return NULL;
     sr_pool_lock();
+    if (sr_pool_n_live == sr_pool_live_room) {  /* room in the table, under the same lock */
+        size_t room = sr_pool_live_room ? 2 * sr_pool_live_room : 64;
+        sr_pool_block* grown = (sr_pool_block*)realloc(sr_pool_live, room * sizeof(sr_pool_block));
+        if (grown == NULL) {
+            sr_pool_unlock();
+            sr_pool_unmap(p, capacity);
+            return NULL;
+        }
+        sr_pool_live = grown;
+        sr_pool_live_room = room;
+    }
     at = sr_pool_find(p);
     memmove(sr_pool_live + at + 1, sr_pool_live + at, (sr_pool_n_live - at) * sizeof(sr_pool_block));
     sr_pool_live[at].ptr = p;
