@@ -29,11 +29,12 @@ float64 unless named, and only the kernel call is timed (no Python layer):
 - ``prefetch distance``: SpMM asks for the row of B 20 entries ahead when the row is
   under 512 bytes (now) against 10 ahead as for longer rows (before).
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
-  backward) with large outputs allocated from the cache of freed blocks (the default),
-  with its limit at 0 (every large output freshly mapped pages), and with NumPy's own
-  allocator as before (glibc: fresh pages above 32 MiB, its heap below). Each timed call
-  follows an untimed call of the same variant, so the cache holds what a loop of such
-  calls leaves in it.
+  backward) with large outputs allocated from the cache of freed blocks (the default)
+  against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
+  fresh pages above 32 MiB, its heap below). The operands are made once, with the
+  cache on (so on pages of their own in both variants). Each timed call follows an
+  untimed call of the same variant, so the cache holds what a loop of such calls
+  leaves in it.
 
     python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree]
         [--start /tmp/starttree] [--repeat 9]
@@ -240,24 +241,20 @@ def output_cache(repeat, record, quick=False):
              "spmm uniform k=256": lambda: sr.sparse.mm(uni, b256),
              "coalesce uniform (shuffled)": lambda: shuffled.coalesce(),
              "fwd+bwd uniform k=64, y.sum().backward()": fwd_bwd}
-    from sparse_ref import _memory
 
-    pool = _memory._load_pool()
-    variants = (("NumPy's allocator (before)", None), ("limit 0", 0), ("cache", default))
+    variants = (("NumPy's allocator (limit 0)", 0), ("cache", default))
     try:
         for case, fn in cases.items():
             times = {v: [] for v, _ in variants}
             for _ in range(max(repeat // 2, 2) if "uniform A@A" in case else repeat):
                 for variant, limit in variants:
-                    _memory._pool = pool if limit is not None else False  # False: plain np.empty
-                    sr.set_cache_limit(limit or 0)
+                    sr.set_cache_limit(limit)
                     fn()  # untimed: leaves in the cache what a loop of these calls would
                     t0 = time.perf_counter()
                     fn()
                     times[variant].append((time.perf_counter() - t0) * 1e3)
             record("output cache", case, {v: round(statistics.median(t), 3) for v, t in times.items()}, "cache")
     finally:
-        _memory._pool = pool
         sr.set_cache_limit(default)
 
 
@@ -321,9 +318,10 @@ def main():
                             SPMM.spmm(crow, col, val, b, out, THREADS)
                         return run
                     medians = interleaved({"6 ahead, whole row": prefetch(6, 1 << 30, 6),
-                                           "10 ahead, 512 bytes": prefetch(10, 512, 20)}, args.repeat)
+                                           "10 (20 under 512 B) ahead, 512 bytes": prefetch(10, 512, 20)},
+                                          args.repeat)
                     SPMM._set_prefetch(10, 512, True, 20)
-                    record("prefetch", f"spmm {name} k={k}", medians, "10 ahead, 512 bytes")
+                    record("prefetch", f"spmm {name} k={k}", medians, "10 (20 under 512 B) ahead, 512 bytes")
         if name == "uniform":
             coo = m.tocoo()
             row, pcol = coo.row.astype(np.int64), coo.col.astype(np.int64)

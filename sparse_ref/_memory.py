@@ -74,14 +74,9 @@ def _cgroup_room() -> int | None:
 
 
 def available_bytes() -> int | None:
-    """Bytes this process can still allocate and use, or None when that is unknown. The
-    blocks the output cache holds count as free: it gives them back when the system
-    refuses a new block."""
+    """Bytes this process can still allocate and use, or None when that is unknown."""
     figures = [x for x in (_meminfo_available(), _address_space_room(), _cgroup_room()) if x is not None]
-    if not figures:
-        return None
-    pool = _pool if _pool is not None else _load_pool()
-    return min(figures) + (int(pool.info()["bytes"]) if pool else 0)
+    return min(figures) if figures else None
 
 
 def gib(n: float) -> str:
@@ -98,6 +93,11 @@ def check_fits(nbytes: int, what: str) -> None:
     if nbytes <= CHECK_ABOVE:
         return
     room = available_bytes()
+    if room is not None and nbytes > room and _pool and _pool.info()["bytes"]:
+        # the output cache's blocks are resident: give them back first (the system would
+        # not take them back itself, and its out-of-memory killer strikes at first touch)
+        _pool.clear()
+        room = available_bytes()
     if room is not None and nbytes > room:
         raise MemoryError(f"{what} needs {gib(nbytes)} ({nbytes} bytes), more than the "
                           f"{gib(room)} of memory this process can still allocate")
@@ -115,6 +115,7 @@ def check_fits(nbytes: int, what: str) -> None:
 # block back to the system.
 
 _pool = None  # the compiled module, once loaded; False without the compiled kernels
+_use = False  # whether outputs come from it: there is one and its limit is above 0
 _POOL_MIN = 4 << 20  # the smallest request the cache serves (read from the module on load)
 
 
@@ -140,7 +141,7 @@ def _default_limit() -> int:
 
 
 def _load_pool():
-    global _pool, _POOL_MIN
+    global _pool, _POOL_MIN, _use
     if _pool is None:
         try:
             from sparse_ref._kernels import _pool as module
@@ -148,7 +149,9 @@ def _load_pool():
             _pool = False
         else:
             _POOL_MIN = module.MIN_BYTES
-            module.set_limit(_default_limit())  # (never raises: a bad setting warns)
+            limit = _default_limit()  # (never raises: a bad setting warns)
+            module.set_limit(limit)
+            _use = limit > 0
             _pool = module
     return _pool
 
@@ -156,19 +159,22 @@ def _load_pool():
 def empty(shape, dtype) -> np.ndarray:
     """``np.empty(shape, dtype)`` for a product's output: through the cache when it is
     large, a plain NumPy array either way (owns its memory, no base)."""
-    pool = _pool if _pool is not None else _load_pool()
-    if pool:
+    if _pool is None:
+        _load_pool()
+    if _use:  # (a limit of 0: NumPy's own allocator, as if there were no cache)
         nbytes = np.dtype(dtype).itemsize
-        for n in (shape if type(shape) is tuple else (shape,)):
+        for n in (tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)):
             nbytes *= n
         if nbytes >= _POOL_MIN:
-            return pool.empty(shape, dtype)
+            return _pool.empty(shape, dtype)
     return np.empty(shape, dtype)
 
 
 def set_cache_limit(nbytes: int) -> int:
-    """Keep at most ``nbytes`` of freed output memory for reuse (0: keep none); returns
-    the previous limit. Lowering it frees the oldest blocks at once.
+    """Keep at most ``nbytes`` of freed output memory for reuse; returns the previous
+    limit. Lowering it frees the oldest blocks at once; 0 turns the cache off (outputs
+    then come from NumPy's own allocator). Without the compiled kernels there is no
+    cache, and the limit reads 0.
 
     Examples
     --------
@@ -178,10 +184,17 @@ def set_cache_limit(nbytes: int) -> int:
     0
     >>> _ = sr.set_cache_limit(previous)
     """
-    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or not 0 <= nbytes <= LIMIT_MAX:
-        raise ValueError(f"set_cache_limit: nbytes must be an int from 0 to 2**63 - 1, got {nbytes!r}")
+    global _use
+    if isinstance(nbytes, (bool, np.bool_)) or not isinstance(nbytes, (int, np.integer)):
+        raise TypeError(f"set_cache_limit: nbytes must be an int, got {type(nbytes).__name__}")
+    if not 0 <= nbytes <= LIMIT_MAX:
+        raise ValueError(f"set_cache_limit: nbytes must be from 0 to 2**63 - 1, got {nbytes!r}")
     pool = _load_pool()
-    return int(pool.set_limit(int(nbytes))) if pool else 0
+    if not pool:
+        return 0
+    previous = int(pool.set_limit(int(nbytes)))
+    _use = nbytes > 0
+    return previous
 
 
 def empty_cache() -> None:

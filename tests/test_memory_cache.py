@@ -167,9 +167,21 @@ def test_threads_each_get_their_own_blocks(limit):
 
 
 def test_bad_limits_are_refused():
-    for bad in (-1, 1.5, "1", True, None, 2**63, 2**64, np.bool_(True)):
-        with pytest.raises(ValueError, match=r"set_cache_limit: nbytes must be an int from 0 to 2\*\*63 - 1"):
+    for bad in (1.5, "1", True, None, np.bool_(True)):
+        with pytest.raises(TypeError, match="set_cache_limit: nbytes must be an int, got"):
             sr.set_cache_limit(bad)
+    for bad in (-1, 2**63, 2**64):
+        with pytest.raises(ValueError, match=r"set_cache_limit: nbytes must be from 0 to 2\*\*63 - 1"):
+            sr.set_cache_limit(bad)
+
+
+@needs_pool
+def test_limit_zero_is_numpys_allocator(limit):
+    sr.set_cache_limit(0)
+    arr = _memory.empty(BIG, np.float64)
+    assert handler_name(arr) != "sparse_ref_pool"
+    sr.set_cache_limit(1 << 20)
+    assert handler_name(_memory.empty([1000, 1000], np.float64)) == "sparse_ref_pool"  # a list shape too
 
 
 @needs_pool
@@ -197,14 +209,25 @@ def test_empty_cache_gives_the_memory_back_and_keeps_the_limit(limit):
 
 
 @needs_pool
-def test_cached_blocks_count_as_free_memory(limit, monkeypatch):
-    for name, room in (("_meminfo_available", 5 << 30), ("_address_space_room", 3 << 30), ("_cgroup_room", None)):
-        monkeypatch.setattr(_memory, name, lambda room=room: room)
+def test_the_memory_check_empties_the_cache_before_it_refuses(limit, monkeypatch):
     arrays = [_memory.empty(BIG, np.float64) for _ in range(4)]
     del arrays
     held = sr.cache_info()["bytes"]
     assert held >= 32 << 20
-    assert _memory.available_bytes() == (3 << 30) + held  # the cache gives them back on demand
+    room = {"free": 100 << 20}
+    monkeypatch.setattr(_memory, "available_bytes", lambda: room["free"])
+    real_clear = _memory._pool.clear
+
+    def clear():  # what the system would see: the cache's memory is free again
+        real_clear()
+        room["free"] += held
+    monkeypatch.setattr(_memory._pool, "clear", clear)
+    _memory.check_fits(90 << 20, "small")  # fits: the cache is left alone
+    assert sr.cache_info()["bytes"] == held
+    _memory.check_fits(120 << 20, "needs the cache's memory")  # fits once the cache lets go
+    assert sr.cache_info()["bytes"] == 0
+    with pytest.raises(MemoryError, match="too big needs"):
+        _memory.check_fits(1 << 40, "too big")
 
 
 @needs_pool

@@ -234,7 +234,7 @@ static void* sr_pool_realloc(void* ctx, void* ptr, size_t size) {
     void* p;
     if (ptr == NULL) return sr_pool_malloc(ctx, size);
     if (sr_pool_is_live((char*)ptr, &capacity)) {
-        if (size <= capacity && size >= SR_POOL_MIN) return ptr;
+        if (size <= capacity && size >= SR_POOL_MIN && capacity / 4 * 3 <= size) return ptr;  /* as a cache hit */
         p = sr_pool_malloc(ctx, size);
         if (p == NULL) return NULL;
         memcpy(p, ptr, size < capacity ? size : capacity);

@@ -15,7 +15,7 @@
  * While it does its first block, the kernel asks for the row of B of the entry
  * sr_prefetch_ahead places on (sr_prefetch_ahead_narrow for a row under 512 bytes: a
  * short row asks for fewer lines, so more rows can be on their way at once; 20 against
- * 10 was measured 1.06-1.27x for rows of 64 to 256 bytes, while 512 bytes and more
+ * 10 was measured 1.02-1.22x for rows of 64 to 256 bytes, while 512 bytes and more
  * were 2-11 % slower at 16-28): every cache line its first sr_prefetch_bytes touch (one
  * more than bytes / 64 when the row does not start on a line). The CPU's own prefetcher
  * follows a long row once it has started; asking for every line of a 2 KiB row was

@@ -27,14 +27,13 @@ cdef extern from "_simd.h":
 include "_simd.pxi"
 
 
-def _set_prefetch(idx_t ahead, idx_t nbytes, bint from_line=True, ahead_narrow=None):
+def _set_prefetch(idx_t ahead, idx_t nbytes, bint from_line=True, idx_t ahead_narrow=20):
     """Tuning hook for benchmarks (not public API): the float rows ask for the row of B
-    of the entry ``ahead`` places on (``ahead_narrow`` for rows under 512 bytes; None:
-    ``ahead`` too), every cache line its first ``nbytes`` touch; defaults 10, 20 and
-    512. ``from_line=False`` asks for lines from the row's first byte on instead, as
-    before (one line short when a row does not start on a line)."""
-    narrow = ahead if ahead_narrow is None else ahead_narrow
-    simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line, max(narrow, 1))
+    of the entry ``ahead`` places on (``ahead_narrow`` for rows under 512 bytes), every
+    cache line its first ``nbytes`` touch; defaults 10, 20 and 512. ``from_line=False``
+    asks for lines from the row's first byte on instead, as before (one line short when
+    a row does not start on a line)."""
+    simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line, max(ahead_narrow, 1))
 
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
