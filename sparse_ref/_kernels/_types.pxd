@@ -31,7 +31,24 @@ cdef extern from *:
 # Scratch buffers that random scatters and gathers touch: aligned to 2 MiB and, on Linux,
 # marked for transparent huge pages, so that the walk over a buffer of hundreds of MB
 # does not miss the TLB on nearly every access. Free with libc's free().
-cdef extern from "_big_alloc.h":
+cdef extern from *:
+    """
+    #include <stdlib.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    static void* sparse_ref_big_alloc(size_t nbytes) {
+        const size_t huge = (size_t)1 << 21;
+        void* p = NULL;
+        if (nbytes < huge) return malloc(nbytes > 0 ? nbytes : 1);
+        nbytes = (nbytes + huge - 1) / huge * huge;
+        if (posix_memalign(&p, huge, nbytes) != 0) return NULL;
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        madvise(p, nbytes, MADV_HUGEPAGE);
+    #endif
+        return p;
+    }
+    """
     void* big_alloc "sparse_ref_big_alloc"(size_t nbytes) noexcept nogil
 
 
