@@ -62,10 +62,29 @@ def spgemm_bounds(a_crow, a_col, b_crow, n_threads=None):
     return int(longest.sum()), int(flops.sum()), flops
 
 
-def _chunks(flops, extra_per_chunk: int, total: int | None = None):
+def _quick_upper(a_col, b_crow) -> int:
+    """nnz(A) x the longest row of B: an upper bound on the products of ``A @ B`` (so on
+    nnz(C)) in O(rows of B), a fraction of the cost of :func:`spgemm_bounds`."""
+    if a_col.shape[0] == 0 or b_crow.shape[0] < 2:
+        return 0
+    return a_col.shape[0] * int(np.subtract(b_crow[1:], b_crow[:-1]).max())
+
+
+def _small_product(a_col, b_crow, max_nnz) -> int | None:
+    """The quick upper bound when the product is small enough to skip the per-row bounds:
+    one chunk of work (so no rows to cut into chunks, and a symbolic pass of a few
+    milliseconds before the exact count is checked against memory), and no ``max_nnz``
+    (whose refusal comes before any pass). Else None."""
+    if max_nnz is not None:
+        return None
+    upper = _quick_upper(a_col, b_crow)
+    return upper if upper <= CHUNK_WORK else None
+
+
+def _chunks(nrows: int, flops, extra_per_chunk: int, total: int | None = None):
     """Row ranges ``(r0, r1)`` of about CHUNK_WORK products each (whole rows); ``total``,
-    if known, is ``flops.sum()`` (the usual single chunk then needs no pass over flops)."""
-    nrows = flops.shape[0]
+    if known, is ``flops.sum()`` or a bound on it (the usual single chunk then needs no
+    pass over flops, which may be None)."""
     target = max(CHUNK_WORK, 8 * extra_per_chunk)
     if total is not None and total <= target:
         return [(0, nrows)]
@@ -95,7 +114,7 @@ def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads=None, 
     k = kernel_module("spgemm")
     nrows = a_crow.shape[0] - 1
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
-    chunks = _chunks(flops, ncols * nt, total)
+    chunks = _chunks(nrows, flops, ncols * nt, total)
     if len(chunks) == 1:  # the usual case: one call, straight into the output
         crow = np.empty(nrows + 1, dtype=I64)
         k.spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, crow, nt)
@@ -122,7 +141,10 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     bound cannot fit in memory (or exceeds ``max_nnz``) is refused in O(nnz(A)), before
     any pass over the products. Otherwise both passes run in chunks of whole rows, so
     Ctrl-C stops them within a fraction of a second, and the exact count is checked
-    against memory before the output is allocated.
+    against memory before the output is allocated. A small product (at most CHUNK_WORK
+    products by the bound nnz(A) x the longest row of B, and no ``max_nnz``) skips the
+    per-row bounds: one chunk of work, whose symbolic pass takes milliseconds before the
+    exact count is checked.
 
     The kernels keep one slot per column of B and thread: with very many columns, the
     columns that occur are numbered first (order-preserving) and named back after."""
@@ -130,8 +152,12 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     small = _precision.small_dtype(a_val, b_val)
     a_val, b_val = _precision.wide(a_val), _precision.wide(b_val)
     nrows = a_crow.shape[0] - 1
-    lower, upper, flops = spgemm_bounds(a_crow, a_col, b_crow)
-    _refuse(lower, a_val.dtype, max_nnz, "at least")
+    upper = _small_product(a_col, b_crow, max_nnz)
+    if upper is not None:  # one chunk, nothing to refuse early: no per-row bounds
+        lower, flops = 0, None
+    else:
+        lower, upper, flops = spgemm_bounds(a_crow, a_col, b_crow)
+        _refuse(lower, a_val.dtype, max_nnz, "at least")
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
     b_col, ncols, names = renamed_keys(b_col, ncols)
     crow = spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, nt, upper)
@@ -140,7 +166,7 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
         _refuse(nnz, a_val.dtype, max_nnz, "exactly")
     indices = empty((1 if rows is None else 2, nnz), I64)
     out_val = empty(nnz, a_val.dtype)
-    for r0, r1 in _chunks(flops, ncols * nt, upper):
+    for r0, r1 in _chunks(nrows, flops, ncols * nt, upper):
         k.spgemm_numeric(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols,
                          crow[r0:r1 + 1], indices[-1], out_val, nt)
     if rows:

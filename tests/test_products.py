@@ -179,6 +179,30 @@ def test_spgemm_cython_equals_reference_bitwise(case):
     np.testing.assert_allclose(dense_of(c), dense_of(a) @ dense_of(b), rtol=rtol(dtype), atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk_work", [None, 40])
+def test_spgemm_in_chunks_or_without_row_bounds_gives_the_same_bits(chunk_work, monkeypatch, rng):
+    """A small product skips the per-row bounds (one chunk); a larger one computes them
+    and cuts both passes into chunks of whole rows. Both give the same bits."""
+    a = random_sparse(rng, (60, 50), 400, np.float64)
+    b = random_sparse(rng, (50, 70), 500, np.float64)
+    ac, bc = a._csr(), b._csr()
+    with sr.use_backend("reference"):
+        expected = _products.spgemm(*ac, *bc, 70, n_threads=1)
+    calls = []
+    bounds = _products.spgemm_bounds
+    monkeypatch.setattr(_products, "spgemm_bounds", lambda *x, **kw: calls.append(1) or bounds(*x, **kw))
+    if chunk_work is not None:  # nnz(A) x the longest row of B is far above 40 products
+        monkeypatch.setattr(_products, "CHUNK_WORK", chunk_work)
+        assert len(_products._chunks(60, bounds(*ac[:2], bc[0])[2], 0)) > 5
+    for backend in ("reference", "cython"):
+        with sr.use_backend(backend):
+            for t in THREADS:
+                got = _products.spgemm(*ac, *bc, 70, n_threads=t)
+                for x, y in zip(got, expected):
+                    assert same_bits(x, y)
+    assert len(calls) == (0 if chunk_work is None else 2 * len(THREADS))
+
+
 @settings(max_examples=60, deadline=None)
 @given(case=product_cases())
 def test_sddmm_cython_equals_reference_bitwise(case):
