@@ -28,6 +28,10 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   against the copies made before (the old code paths patched back in, same process).
 - ``prefetch distance``: SpMM asks for the row of B 20 entries ahead when the row is
   under 512 bytes (now) against 10 ahead as for longer rows (before).
+- ``spgemm bounds skip``: whole ``sr.sparse.mm(A, A)`` calls that skip the per-row
+  bounds pass when nnz(A) x the longest row of B is at most one chunk of work (now)
+  against always running it (before); the uniform matrix is above that size, so both
+  of its variants run the same code (a control).
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -265,7 +269,7 @@ def main():
     parser.add_argument("--start", help="a checkout of the build at the start of the fourth session, built in place")
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
-    parser.add_argument("--only", choices=["output cache", "prefetch distance"],
+    parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -373,6 +377,31 @@ def main():
         print(f"\nwrote {path}")
 
 
+def bounds_skip(repeat, record, quick=False):
+    """Whole ``sr.sparse.mm(A, A)`` calls with the per-row bounds pass skipped for a small
+    product (now) against always run (before, by patching the test that skips it)."""
+    import sparse_ref as sr
+    from sparse_ref import _products
+
+    sr.set_num_threads(THREADS)
+    small = _products._small_product
+    for name in ("laplacian", "uniform"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        coo, csr = sr.from_scipy(m).to_sparse(), sr.from_scipy(m)
+        for layout, a in (("COO", coo), ("CSR", csr)):
+            def call(skip, a=a):
+                def run():
+                    _products._small_product = small if skip else (lambda *args: None)
+                    try:
+                        sr.sparse.mm(a, a)
+                    finally:
+                        _products._small_product = small
+                return run
+            reps = repeat if name == "laplacian" else max(repeat // 3, 2)
+            medians = interleaved({"bounds always": call(False), "skipped when small": call(True)}, reps)
+            record("spgemm bounds skip", f"spgemm {name} A@A ({layout})", medians, "skipped when small")
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -385,7 +414,8 @@ def only(args):
                          "speedup_vs_first": round(base / ms, 2), "kept": variant == kept,
                          "date": time.strftime("%Y-%m-%d")})
 
-    {"output cache": output_cache, "prefetch distance": prefetch_distance}[args.only](args.repeat, record, args.quick)
+    {"output cache": output_cache, "prefetch distance": prefetch_distance,
+     "spgemm bounds skip": bounds_skip}[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:
         return
