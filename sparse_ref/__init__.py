@@ -26,8 +26,8 @@ from sparse_ref._dtypes import (
     strided,
 )
 from sparse_ref._factories import (
-    Generator, arange, eye, full, manual_seed, ones, ones_like, rand, randint, randn, sparse_coo_tensor,
-    sparse_csr_tensor, tensor, zeros, zeros_like,
+    Generator, arange, as_tensor, eye, from_numpy, full, manual_seed, ones, ones_like, rand, randint, randn,
+    sparse_coo_tensor, sparse_csr_tensor, tensor, zeros, zeros_like,
 )
 from sparse_ref._functions import (  # noqa: A004 (torch's names: sr.sum, sr.max, sr.abs, ...)
     abs, add, argmax, argmin, bmm, cat, clamp, div, exp, flatten, log, log_softmax, matmul, max, maximum, mean,
@@ -68,6 +68,8 @@ __all__ = [
     "nn",
     "datasets",
     "zeros_like",
+    "from_numpy",
+    "as_tensor",
     "randint",
     "rand",
     "ones_like",

@@ -144,6 +144,19 @@ def shared_values(arr: np.ndarray, dtype, where: str) -> np.ndarray | None:
     return None
 
 
+def callers_view(arr: np.ndarray) -> np.ndarray | None:
+    """A view of ``arr`` for a dense tensor that shares its memory (``sr.from_numpy``), or
+    None when that memory is not NumPy's own (a memmap, another library's buffer: it
+    could be unmapped or resized under the tensor; the caller copies then). The view
+    keeps the tensor's shape and dtype whatever is later assigned to ``arr.shape``; its
+    root is remembered as the caller's (see :func:`shared_values`)."""
+    if not _numpy_owned(arr):
+        return None
+    r = root(arr)
+    _caller_roots[id(r)] = r
+    return arr.view()
+
+
 def freeze(arr: np.ndarray) -> None:
     """Make an index array the tensor owns read-only down to the array that holds its
     memory (NumPy lets a view turn writing back on while its base is writable): indices

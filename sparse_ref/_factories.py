@@ -1,5 +1,6 @@
-"""The factories (layer 5): ``tensor``, ``zeros``, ``ones``, ``randn``, ``manual_seed``,
-``sparse_coo_tensor`` and ``sparse_csr_tensor``, as torch spells them.
+"""The factories (layer 5): ``tensor``, ``from_numpy``, ``as_tensor``, ``zeros``, ``ones``,
+``randn``, ``manual_seed``, ``sparse_coo_tensor`` and ``sparse_csr_tensor``, as torch
+spells them.
 
 Each checks its arguments (``_validate``) and wraps the checked arrays in a tensor class;
 ``sparse_coo_tensor`` of values that require grad records the op in the graph.
@@ -7,9 +8,11 @@ Each checks its arguments (``_validate``) and wraps the checked arrays in a tens
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from sparse_ref import _dtypes, _validate
+from sparse_ref import _arrays, _dtypes, _validate
 from sparse_ref._grad_mode import is_grad_enabled
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref.autograd.sparse_ops import SparseFromValues
@@ -115,6 +118,69 @@ def tensor(data, *, dtype=None, requires_grad: bool = False) -> Tensor:
             [3., 4.]], dtype=sparse_ref.float64)
     """
     return Tensor(_validate.dense_data(data, dtype, "tensor"), requires_grad=requires_grad)
+
+
+def from_numpy(ndarray) -> Tensor:
+    """A dense tensor that shares ``ndarray``'s memory, like ``torch.from_numpy``: a change
+    made through either shows in the other (in-place ops of the tensor write into the
+    array). The tensor keeps the array's dtype, shape and strides.
+
+    The array must be an ``np.ndarray`` of a supported dtype (or bool), in this machine's
+    byte order, with no negative stride (torch's messages otherwise). A read-only array
+    gives a tensor whose in-place ops raise. Unlike torch, sparse_ref shares only memory
+    that NumPy owns: a memmap or a view of another library's buffer could be unmapped
+    or resized under the tensor, so the tensor gets a copy, with a warning.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import sparse_ref as sr
+    >>> x = np.array([1., 2., 3.])
+    >>> t = sr.from_numpy(x)
+    >>> x[0] = 10.
+    >>> t
+    tensor([10.,  2.,  3.], dtype=sparse_ref.float64)
+    >>> with sr.no_grad():
+    ...     _ = t.add_(sr.ones(3, dtype=sr.float64))
+    >>> x
+    array([11.,  3.,  4.])
+    """
+    arr = _validate.numpy_to_share(ndarray, "from_numpy")
+    view = _arrays.callers_view(arr)
+    if view is None:
+        warnings.warn("from_numpy: the array's memory is not NumPy's own (a memmap or another "
+                      "library's buffer, which could be unmapped or resized under the tensor), so "
+                      "the tensor holds a copy: later changes to either do not show in the other",
+                      stacklevel=2)
+        view = np.array(arr, copy=True)
+    return Tensor(view)
+
+
+def as_tensor(data, dtype=None) -> Tensor:
+    """``data`` as a tensor, like ``torch.as_tensor``: a tensor of the dtype asked for is
+    returned as it is, a NumPy array of that dtype is shared as :func:`from_numpy` shares
+    it, and anything else (a list, another dtype) is converted into a new tensor, as
+    :func:`tensor` does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import sparse_ref as sr
+    >>> x = np.zeros(2)
+    >>> t = sr.as_tensor(x)
+    >>> x[1] = 5.
+    >>> t
+    tensor([0., 5.], dtype=sparse_ref.float64)
+    >>> sr.as_tensor(t) is t, sr.as_tensor([1, 2]).dtype
+    (True, dtype('int64'))
+    """
+    dt = None if dtype is None else _dtypes.as_dtype(dtype, "as_tensor", dense=True)
+    if isinstance(data, (Tensor, SparseTensor)):
+        return data if dt is None or data.dtype == dt else data.to(dt)
+    if isinstance(data, np.ndarray) and not isinstance(data, np.ma.MaskedArray) \
+            and (dt is None or data.dtype == dt):
+        return from_numpy(data)
+    return tensor(data, dtype=dt)
 
 
 def _filled(fill, size, dtype, requires_grad, where):

@@ -67,6 +67,29 @@ def _python_ints(arr: np.ndarray) -> bool:
     return arr.size > 0 and all(type(x) is int for x in arr.flat)
 
 
+def numpy_to_share(data, where: str) -> np.ndarray:
+    """``data`` itself when a dense tensor can share it (``from_numpy``): an ndarray of a
+    supported dtype (or bool) in this machine's byte order, no negative stride; torch's
+    messages otherwise."""
+    if not isinstance(data, np.ndarray) or isinstance(data, np.ma.MaskedArray):
+        kind = type(data).__name__ if type(data).__module__ == "builtins" else \
+            f"{type(data).__module__.split('.')[0]}.{type(data).__name__}"
+        raise TypeError(f"{where}: expected np.ndarray (got {kind})")
+    native = data.dtype.newbyteorder("=") if data.dtype.byteorder in "<>" else data.dtype
+    if native not in _dtypes.SUPPORTED and native != np.bool_ or data.dtype.hasobject:
+        name = data.dtype.type.__name__
+        raise TypeError(f"{where}: can't convert np.ndarray of type numpy.{name}. The only supported "
+                        f"types are: {_dtypes.SUPPORTED_NAMES}, and bool.")
+    if not data.dtype.isnative:
+        raise ValueError(f"{where}: given numpy array has byte order different from the native byte "
+                         "order. Conversion between byte orders is currently not supported.")
+    if any(st < 0 for st in data.strides):
+        raise ValueError(f"{where}: At least one stride in the given numpy array is negative, and "
+                         "tensors with negative strides are not currently supported. (You can "
+                         "probably work around this by making a copy of your array with array.copy().)")
+    return data
+
+
 def dense_data(data, dtype, where: str) -> np.ndarray:
     """A private, writable ndarray for a new dense tensor (never the caller's memory)."""
     arr, from_python = _as_array(data, where)

@@ -75,3 +75,96 @@ def test_numpy_sees_dense_tensors_directly():
     t = sr.tensor([[1.0, 2.0]], dtype=sr.float64)
     assert same_bits(np.asarray(t), np.array([[1.0, 2.0]]))
     assert np.asarray(t, dtype=np.float32).dtype == np.float32
+
+
+# -- sr.from_numpy and sr.as_tensor: a dense tensor that shares the caller's array --------
+
+
+def test_from_numpy_shares_memory_both_ways_and_keeps_dtype_shape_and_strides():
+    x = np.arange(12.0).reshape(3, 4)
+    t = sr.from_numpy(x[:, ::2])  # a strided view shares too
+    assert t.dtype == np.float64 and t.shape == (3, 2)
+    x[0, 0] = 100.0
+    assert t.numpy()[0, 0] == 100.0
+    with sr.no_grad():
+        t.add_(sr.ones(3, 2, dtype=sr.float64))
+    assert x[:, ::2].tolist() == [[101.0, 3.0], [5.0, 7.0], [9.0, 11.0]]
+    assert x[:, 1].tolist() == [1.0, 5.0, 9.0]  # the columns the view skips are untouched
+    x.shape = (12,)  # reshaping the caller's array object leaves the tensor's shape alone
+    assert t.shape == (3, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128, np.int32, np.int64, np.bool_])
+def test_from_numpy_takes_every_dense_dtype(dtype):
+    x = np.zeros(4, dtype=dtype)
+    t = sr.from_numpy(x)
+    x[1] = 1
+    assert t.dtype == dtype and t.numpy()[1] == 1
+
+
+def test_from_numpy_refuses_what_torch_refuses_with_torchs_messages():
+    torch = pytest.importorskip("torch")
+    for bad in ([1.0, 2.0], np.float64(3.0), np.ones(3)[::-1], np.ones(3, ">f8"), np.ones(3, object)):
+        with pytest.raises((TypeError, ValueError)) as ours:
+            sr.from_numpy(bad)
+        with pytest.raises((TypeError, ValueError)) as theirs:
+            torch.from_numpy(bad)
+        assert ours.type is theirs.type
+        # torch lists its own dtypes after "supported types are:"; the rest is the same words
+        words = [" ".join(str(e.value).split(" The only")[0].split()) for e in (ours, theirs)]
+        assert words[0] == "from_numpy: " + words[1]
+    with pytest.raises(TypeError, match="numpy.uint32. The only supported types are: int32, int64"):
+        sr.from_numpy(np.ones(3, np.uint32))  # torch has uint32; sparse_ref has not
+
+
+def test_from_numpy_of_a_read_only_array_reads_but_refuses_in_place_ops():
+    x = np.ones(3)
+    x.flags.writeable = False
+    t = sr.from_numpy(x)
+    assert (t * 2).numpy().tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(RuntimeError, match="read-only"), sr.no_grad():
+        t.add_(sr.ones(3, dtype=sr.float64))
+    assert x.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_from_numpy_copies_memory_numpy_does_not_own_with_a_warning(tmp_path):
+    m = np.memmap(tmp_path / "m.bin", dtype=np.float64, mode="w+", shape=(3,))
+    with pytest.warns(UserWarning, match="not NumPy's own"):
+        t = sr.from_numpy(m)
+    m[0] = 5.0  # the file could be truncated under a shared tensor: it holds a copy
+    assert t.numpy().tolist() == [0.0, 0.0, 0.0]
+    buf = np.frombuffer(bytearray(16), dtype=np.float64)
+    with pytest.warns(UserWarning, match="not NumPy's own"):
+        assert sr.from_numpy(buf).shape == (2,)
+
+
+def test_a_shared_array_goes_through_products_and_gradients_and_keeps_its_flags(rng):
+    a = sr.randn(5, 4, dtype=sr.float64).to_sparse()
+    x = rng.standard_normal((4, 3))
+    b = sr.from_numpy(x).requires_grad_(True)
+    y = sr.sparse.mm(a, b)
+    assert same_bits(y.detach().numpy(), sr.sparse.mm(a, sr.tensor(x)).numpy())
+    y.sum().backward()
+    assert same_bits(b.grad.numpy(), (a.to_dense().numpy().T @ np.ones((5, 3))))
+    v = np.array([1.0, 2.0, 3.0])
+    s = sr.sparse_coo_tensor([[0, 1, 0], [1, 0, 1]], sr.from_numpy(v), (2, 2)).coalesce()
+    assert s.values().tolist() == [4.0, 2.0]
+    assert x.flags.writeable and v.flags.writeable  # sparse_ref never froze the caller's arrays
+    x[0, 0] = 1.0
+    v[0] = 1.0
+
+
+def test_as_tensor_shares_a_matching_array_and_converts_anything_else():
+    torch = pytest.importorskip("torch")
+    x = np.zeros(3)
+    t = sr.as_tensor(x)
+    x[0] = 7.0
+    assert t.numpy()[0] == 7.0 and torch.as_tensor(x)[0] == 7.0  # torch shares too
+    assert sr.as_tensor(t) is t
+    assert sr.as_tensor(t, dtype=sr.float32).dtype == np.float32
+    u = sr.as_tensor(x, dtype=sr.float32)  # another dtype: a new tensor
+    x[1] = 9.0
+    assert u.numpy().tolist() == [7.0, 0.0, 0.0] and u.dtype == np.float32
+    assert sr.as_tensor([1, 2]).dtype == np.int64 and sr.as_tensor([1.0]).dtype == np.float32
+    s = sr.randn(2, 2).to_sparse()
+    assert sr.as_tensor(s) is s
