@@ -30,7 +30,7 @@ from sparse_ref._factories import (
     sparse_coo_tensor, sparse_csr_tensor, tensor, zeros, zeros_like,
 )
 from sparse_ref._functions import (  # noqa: A004 (torch's names: sr.sum, sr.max, sr.abs, ...)
-    abs, add, argmax, argmin, bmm, cat, clamp, div, exp, flatten, log, log_softmax, matmul, max, maximum, mean,
+    abs, add, argmax, argmin, bmm, cat, clamp, clone, div, exp, flatten, log, log_softmax, matmul, max, maximum, mean,
     min, minimum, mm, mul, neg, norm, permute, pow, relu, reshape, sigmoid, softmax, sqrt, squeeze, stack,
     sub, sum, t, tanh, transpose, unsqueeze, where,
 )
@@ -70,6 +70,7 @@ __all__ = [
     "zeros_like",
     "from_numpy",
     "as_tensor",
+    "clone",
     "randint",
     "rand",
     "ones_like",

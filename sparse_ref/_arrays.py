@@ -108,7 +108,7 @@ def _numpy_owned(arr: np.ndarray) -> bool:
     nothing can shrink or unmap it): not a memmap, not a view of torch's or another
     library's buffer."""
     base = root(arr)
-    return base.base is None and base.flags.owndata and not isinstance(base, np.memmap)
+    return _BASE(base) is None and np.ndarray.flags.__get__(base).owndata and not isinstance(base, np.memmap)
 
 
 # The arrays whose memory a tensor shares with its caller (by id, while they live): every
@@ -116,10 +116,13 @@ def _numpy_owned(arr: np.ndarray) -> bool:
 _caller_roots = weakref.WeakValueDictionary()
 
 
+_BASE = np.ndarray.base.__get__  # NumPy's own attribute, whatever a subclass overrides
+
+
 def root(arr: np.ndarray) -> np.ndarray:
     """The array that holds ``arr``'s memory (the end of its chain of ndarray bases)."""
-    while isinstance(arr.base, np.ndarray):
-        arr = arr.base
+    while isinstance(_BASE(arr), np.ndarray):
+        arr = _BASE(arr)
     return arr
 
 
@@ -145,16 +148,18 @@ def shared_values(arr: np.ndarray, dtype, where: str) -> np.ndarray | None:
 
 
 def callers_view(arr: np.ndarray) -> np.ndarray | None:
-    """A view of ``arr`` for a dense tensor that shares its memory (``sr.from_numpy``), or
-    None when that memory is not NumPy's own (a memmap, another library's buffer: it
-    could be unmapped or resized under the tensor; the caller copies then). The view
-    keeps the tensor's shape and dtype whatever is later assigned to ``arr.shape``; its
-    root is remembered as the caller's (see :func:`shared_values`)."""
+    """A plain ndarray view of ``arr`` for a dense tensor that shares its memory
+    (``sr.from_numpy``), or None when that memory is not NumPy's own (a memmap, another
+    library's buffer: it could be unmapped or resized under the tensor; the caller
+    copies then). The view keeps the tensor's shape and dtype whatever is later assigned
+    to ``arr.shape``, and is a plain ndarray whatever subclass ``arr`` is (np.matrix's
+    ``*`` is a matrix product; a subclass may report another shape than its buffer's);
+    its root is remembered as the caller's (see :func:`shared_values`)."""
     if not _numpy_owned(arr):
         return None
     r = root(arr)
     _caller_roots[id(r)] = r
-    return arr.view()
+    return np.ndarray.view(arr, np.ndarray)
 
 
 def freeze(arr: np.ndarray) -> None:

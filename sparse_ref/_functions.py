@@ -113,6 +113,26 @@ def div(input, other) -> Tensor:
     return dense_ops.Div.apply(input, other)
 
 
+def clone(input):
+    """A copy of ``input`` (dense or sparse, same layout and pattern) that is part of the
+    graph, as torch's: the gradient of the copy flows back to ``input`` unchanged.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.tensor([1., 2.], requires_grad=True)
+    >>> y = sr.clone(x)
+    >>> y.grad_fn.name()
+    'CloneBackward0'
+    >>> (y * y).sum().backward()
+    >>> x.grad
+    tensor([2., 4.])
+    """
+    if isinstance(input, SparseTensor):
+        return sparse_ops.SparseClone.apply(input)
+    return dense_ops.Clone.apply(input)
+
+
 def neg(input) -> Tensor:
     """``-input`` (sparse too: the pattern kept); differentiable.
 

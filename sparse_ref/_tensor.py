@@ -187,13 +187,15 @@ class Tensor(_Differentiable):
         return self._exposed()
 
     def _exposed(self) -> np.ndarray:
-        """``_data`` for NumPy: itself when it may be written, else a read-only view of it.
+        """``_data`` for NumPy: a view of it, writable when the tensor may be written.
 
-        A view, not ``_data`` itself: NumPy lets anyone turn WRITEABLE back on for an array
-        that owns its memory, but not for a view whose base is read-only. (Reaching past
-        it through ``.base`` is deliberate circumvention, outside the contract.)"""
+        Never ``_data`` itself: assigning ``.shape`` or ``.dtype`` to the array handed out
+        would change the tensor (and arrays the autograd saved for a kernel), and NumPy
+        lets anyone turn WRITEABLE back on for an array that owns its memory, but not for
+        a view whose base is read-only. (Reaching past it through ``.base`` is deliberate
+        circumvention, outside the contract.)"""
         if self._data.flags.writeable and not (self.requires_grad or getattr(self, "_guarded", False)):
-            return self._data
+            return self._data.view()
         view = self._data.view()
         view.flags.writeable = False
         return view
@@ -355,7 +357,8 @@ class Tensor(_Differentiable):
         return self / other if self._records_graph(other) else self.div_(other)
 
     def clone(self) -> "Tensor":
-        return Tensor(self._data.copy(), requires_grad=self.requires_grad)
+        """A copy, part of the graph as torch's (``sr.clone``)."""
+        return _F.clone(self)
 
     # -- conversions ----------------------------------------------------------------
     def to_sparse(self, sparse_dim: int | None = None) -> "SparseTensor":
@@ -920,7 +923,8 @@ class SparseTensor(_Differentiable):
         return SparseTensor._make(self._idx, values, self._shape, self._coalesced)
 
     def clone(self) -> "SparseTensor":
-        return self._with_values(self._val.copy()).requires_grad_(self.requires_grad)
+        """A copy with the same pattern, part of the graph as torch's (``sr.clone``)."""
+        return _F.clone(self)
 
     # -- operations -----------------------------------------------------------------
     def coalesce(self) -> "SparseTensor":

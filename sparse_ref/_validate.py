@@ -68,13 +68,14 @@ def _python_ints(arr: np.ndarray) -> bool:
 
 
 def numpy_to_share(data, where: str) -> np.ndarray:
-    """``data`` itself when a dense tensor can share it (``from_numpy``): an ndarray of a
-    supported dtype (or bool) in this machine's byte order, no negative stride; torch's
-    messages otherwise."""
+    """``data`` as a plain ndarray view when a dense tensor can share it (``from_numpy``):
+    an ndarray of a supported dtype (or bool) in this machine's byte order, no negative
+    stride; torch's messages otherwise."""
     if not isinstance(data, np.ndarray) or isinstance(data, np.ma.MaskedArray):
         kind = type(data).__name__ if type(data).__module__ == "builtins" else \
             f"{type(data).__module__.split('.')[0]}.{type(data).__name__}"
         raise TypeError(f"{where}: expected np.ndarray (got {kind})")
+    data = np.ndarray.view(data, np.ndarray)  # a subclass's own shape, dtype or strides do not count
     native = data.dtype.newbyteorder("=") if data.dtype.byteorder in "<>" else data.dtype
     if native not in _dtypes.SUPPORTED and native != np.bool_ or data.dtype.hasobject:
         name = data.dtype.type.__name__

@@ -168,3 +168,20 @@ def test_as_tensor_shares_a_matching_array_and_converts_anything_else():
     assert sr.as_tensor([1, 2]).dtype == np.int64 and sr.as_tensor([1.0]).dtype == np.float32
     s = sr.randn(2, 2).to_sparse()
     assert sr.as_tensor(s) is s
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_from_numpy_sees_a_subclass_as_the_plain_array_it_holds():
+    class Liar(np.ndarray):  # reports a shape its buffer does not have
+        shape = property(lambda self: (200000, 4))
+
+    t = sr.from_numpy(np.ones((2, 4)).view(Liar))
+    assert type(t.numpy()) is np.ndarray and t.shape == (2, 4)
+    s = sr.sparse_coo_tensor([[0], [199999]], np.ones(1), (1, 200000))
+    with pytest.raises(ValueError, match="cannot be multiplied"):
+        sr.sparse.mm(s, t)
+    m = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    t = sr.as_tensor(m)
+    assert (t * t).tolist() == [[1.0, 4.0], [9.0, 16.0]] and t[0].shape == (2,)  # elementwise, as torch
+    m[0, 0] = 7.0
+    assert t.tolist()[0][0] == 7.0

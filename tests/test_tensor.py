@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import same_bits
+from conftest import same_bits, torch_or_skip
 
 import sparse_ref as sr
 
@@ -95,6 +95,43 @@ def test_clone_copies_and_detach_shares():
     assert c._values().numpy() is not s._values().numpy()
     assert np.shares_memory(d._values().numpy(), s._values().numpy())
     assert c.is_coalesced() == s.is_coalesced()
+
+
+def test_clone_is_part_of_the_graph_as_torchs():
+    torch = torch_or_skip()
+    x = sr.tensor([1.0, 2.0], requires_grad=True)
+    y = x.clone()
+    assert y.requires_grad and y.grad_fn.name() == "CloneBackward0" and y._data is not x._data
+    (y * y).sum().backward()
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    (tx.clone() * tx.clone()).sum().backward()
+    assert x.grad.numpy().tolist() == tx.grad.tolist() == [2.0, 4.0]
+    with sr.no_grad():
+        assert not x.clone().requires_grad
+    for s in (sr.sparse_coo_tensor([[0, 0, 1], [1, 1, 0]], [1.0, 2.0, 3.0], (2, 2), dtype=sr.float64),
+              sr.sparse_csr_tensor([0, 1, 2], [1, 0], [1.0, 2.0], (2, 2), dtype=sr.float64)):
+        s.requires_grad_(True)
+        c = s.clone()
+        assert type(c) is type(s) and c.grad_fn.name() == "CloneBackward0"
+        if s.layout is sr.sparse_coo:
+            assert not c.is_coalesced()  # the same storage, duplicates and all
+        sr.sparse.mm(c, sr.ones(2, 3, dtype=sr.float64)).sum().backward()
+        assert s.grad.to_dense().numpy().tolist() == [[0.0, 3.0], [3.0, 0.0]]
+
+
+def test_numpy_hands_out_a_view_whose_shape_and_dtype_are_its_own():
+    b = sr.tensor(np.ones((1000, 4)), requires_grad=True)
+    a = sr.sparse_coo_tensor([[0], [999]], [1.0], (1, 1000), dtype=sr.float64, requires_grad=True)
+    y = sr.sparse.mm(a, b)
+    handed = b.detach().numpy()
+    handed.shape = (4, 1000)  # once reshaped the tensor itself, and the array saved for backward
+    b.data.numpy().dtype = np.int64
+    assert b.shape == (1000, 4) and b.dtype == np.float64
+    y.sum().backward()
+    assert a.grad.values().tolist() == [4.0]
+    t = sr.tensor([1.0, 2.0])
+    t.numpy()[0] = 5.0  # still the same memory, as torch's numpy()
+    assert t.tolist() == [5.0, 2.0]
 
 
 def test_stored_arrays_are_read_only():

@@ -141,6 +141,19 @@ class Neg(Function):
         return (-grad,)
 
 
+class Clone(Function):
+    """``out = x.clone()``, a copy of the data; ``grad_x = grad``."""
+
+    _name = "CloneBackward0"
+    saves = ()
+
+    def forward(self, x):
+        return Tensor(x._data.copy())
+
+    def backward(self, grad):
+        return (grad,)
+
+
 class Pow(Function):
     """``out = x ** p`` for a number p; ``grad_x = conj(p * x ** (p - 1)) * grad``."""
 

@@ -558,6 +558,19 @@ class SparseNeg(Function):
         return (-grad,)
 
 
+class SparseClone(Function):
+    """``out = S.clone()``: the same pattern, the values copied. grad_S = G."""
+
+    _name = "CloneBackward0"
+    saves = ()
+
+    def forward(self, s):
+        return s._with_values(s._val.copy())
+
+    def backward(self, grad):
+        return (grad,)
+
+
 class SparseDiv(Function):
     """``out = S / y`` for a number or a 0-d dense tensor y: every stored value divided by y.
     grad_S = G / conj(y); grad_y = -sum(G * conj(s / y**2)) over S's coalesced values s."""
