@@ -15,7 +15,7 @@ import numpy as np
 from sparse_ref import _arrays, _dtypes, _validate
 from sparse_ref._grad_mode import is_grad_enabled
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
-from sparse_ref.autograd.sparse_ops import SparseFromValues
+from sparse_ref.autograd.sparse_ops import CsrFromValues, SparseFromValues
 
 _generator = np.random.default_rng()
 
@@ -60,6 +60,8 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     """
     crow, col, val, shape = _validate.csr_arrays(crow_indices, col_indices, values, size, dtype,
                                                  check_invariants)
+    if isinstance(values, Tensor) and values.requires_grad and is_grad_enabled():
+        return CsrFromValues.apply(values, crow, col, val, shape)  # differentiable in the values
     return SparseCsrTensor._make_csr(crow, col, val, shape, requires_grad=requires_grad)
 
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: bool = False,

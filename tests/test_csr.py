@@ -209,3 +209,18 @@ def test_csr_times_csr_and_sampled_addmm_match_torch(rng):
     t = torch.sparse.sampled_addmm(sr.to_torch(a), torch.from_numpy(x.numpy()), torch.from_numpy(y.numpy()),
                                    beta=0.5, alpha=2.0)
     np.testing.assert_allclose(s.values().numpy(), t.values().numpy(), rtol=1e-12)
+
+
+def test_a_csr_tensor_of_values_that_require_grad_is_differentiable_in_them():
+    torch = torch_or_skip()
+    v = sr.tensor([1.0, -2.0, 3.0], dtype=sr.float64, requires_grad=True)
+    c = sr.sparse_csr_tensor([0, 2, 3], [0, 2, 1], v, (2, 3))
+    assert c.requires_grad and c.grad_fn.name() == "SparseCompressedTensorBackward0"
+    g = np.arange(8.0).reshape(3, 2)
+    (sr.sparse.mm(c, sr.tensor(g)) * sr.tensor(g[:2] + 1)).sum().backward()
+    tv = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    tc = torch.sparse_csr_tensor(torch.tensor([0, 2, 3]), torch.tensor([0, 2, 1]), tv, (2, 3))
+    (torch.sparse.mm(tc, torch.tensor(g)) * torch.tensor(g[:2] + 1)).sum().backward()
+    assert v.grad.numpy().tolist() == tv.grad.tolist()
+    with sr.no_grad():
+        assert not sr.sparse_csr_tensor([0, 2, 3], [0, 2, 1], v, (2, 3)).requires_grad

@@ -384,6 +384,21 @@ class SparseFromValues(Function):
         return grad[pos].astype(self.values_dtype, copy=False), None, None, None
 
 
+class CsrFromValues(Function):
+    """``C = sparse_csr_tensor(crow, col, v)`` with values v that require grad: C's
+    entries are v's, in order, so grad_v = G."""
+
+    _name = "SparseCompressedTensorBackward0"
+    saves = ()  # backward reads no input data
+
+    def forward(self, values, crow, col, data, shape):
+        self.values_dtype = values.dtype
+        return SparseCsrTensor._make_csr(crow, col, data, shape)
+
+    def backward(self, grad):
+        return grad.astype(self.values_dtype, copy=False), None, None, None, None
+
+
 class ToCsr(Function):
     """``C = S.to_sparse_csr()``: the same coalesced entries in CSR order, so the gradient
     passes unchanged."""
