@@ -32,6 +32,8 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   bounds pass when nnz(A) x the longest row of B is at most one chunk of work (now)
   against always running it (before); the uniform matrix is above that size, so both
   of its variants run the same code (a control).
+- ``spmv loop``: SpMM with one column through a loop of its own (now) against the general
+  row loop's one-column case (before), kernel only.
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -269,7 +271,7 @@ def main():
     parser.add_argument("--start", help="a checkout of the build at the start of the fourth session, built in place")
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
-    parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip"],
+    parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -402,6 +404,29 @@ def bounds_skip(repeat, record, quick=False):
             record("spgemm bounds skip", f"spgemm {name} A@A ({layout})", medians, "skipped when small")
 
 
+def spmv_loop(repeat, record, quick=False):
+    """SpMM with one column (a matrix-vector product): its own loop (now) against the
+    general row loop's one-column case (before), kernel only, 1 and 2 threads."""
+    for name in ("laplacian", "uniform", "powerlaw"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+        for dt in (np.float64, np.float32):
+            val = m.data.astype(dt)
+            x = np.random.default_rng(1).standard_normal((m.shape[1], 1)).astype(dt)
+            out = np.empty((m.shape[0], 1), dtype=dt)
+            for threads in (1, THREADS):
+                def run(on, threads=threads, val=val, x=x, out=out):
+                    def f():
+                        SPMM._set_spmv(on)
+                        SPMM.spmm(crow, col, val, x, out, threads)
+                    return f
+                medians = interleaved({"general row loop": run(False), "spmv loop": run(True)},
+                                      repeat if name == "laplacian" else max(repeat // 3, 3))
+                SPMM._set_spmv(True)
+                record("spmv loop", f"spmm {name} k=1 {np.dtype(dt).name}, {threads} thread(s)", medians,
+                       "spmv loop")
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -415,7 +440,7 @@ def only(args):
                          "date": time.strftime("%Y-%m-%d")})
 
     {"output cache": output_cache, "prefetch distance": prefetch_distance,
-     "spgemm bounds skip": bounds_skip}[args.only](args.repeat, record, args.quick)
+     "spgemm bounds skip": bounds_skip, "spmv loop": spmv_loop}[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:
         return

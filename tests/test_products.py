@@ -179,6 +179,25 @@ def test_spgemm_cython_equals_reference_bitwise(case):
     np.testing.assert_allclose(dense_of(c), dense_of(a) @ dense_of(b), rtol=rtol(dtype), atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128, np.int64])
+def test_the_matrix_vector_kernel_keeps_spmms_order_on_every_thread_count(dtype, rng):
+    """k = 1 takes a loop of its own (spmv); it must give the bits of the general row."""
+    from sparse_ref._backend import kernel_module
+
+    a = random_sparse(rng, (400, 300), 3000, dtype)
+    crow, col, val = a._csr()
+    x = random_dense(rng, (300, 1), dtype).numpy()
+    wide = np.ascontiguousarray(np.repeat(x, 3, axis=1))  # the same column three times: the general path
+    expected = np.empty((400, 1), dtype)
+    kernel_module("spmm", "reference").spmm(crow, col, val, x, expected, 1)
+    general = np.empty((400, 3), dtype)
+    kernel_module("spmm", "cython").spmm(crow, col, val, wide, general, 2)
+    for threads in (1, 2, 4):
+        out = np.empty((400, 1), dtype)
+        kernel_module("spmm", "cython").spmm(crow, col, val, x, out, threads)
+        assert same_bits(out, expected) and same_bits(out[:, 0], general[:, 1])
+
+
 @pytest.mark.parametrize("chunk_work", [None, 40])
 def test_spgemm_in_chunks_or_without_row_bounds_gives_the_same_bits(chunk_work, monkeypatch, rng):
     """A small product skips the per-row bounds (one chunk); a larger one computes them

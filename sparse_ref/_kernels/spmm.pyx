@@ -113,6 +113,39 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
                 out_row[j] = out_row[j] + mul(a, b_row[j])
 
 
+cdef bint use_spmv = True
+
+
+def _set_spmv(bint on):
+    """Tuning hook for benchmarks (not public API): whether one column takes ``spmv``
+    (the default) or the general row loop; returns the previous setting."""
+    global use_spmv
+    previous = use_spmv
+    use_spmv = on
+    return previous
+
+
+cdef void spmv(const idx_t* a_crow, const idx_t* a_col, const value_t* a_val, idx_t nrows,
+               const value_t* x, value_t* out, int n_threads) noexcept nogil:
+    """``out[i] = ((0 + a_val[q0] * x[k0]) + a_val[q1] * x[k1]) + ...`` over row i: the
+    order of ``spmm_row`` for one column. Rows of a few entries (a stencil's 5) cost about
+    as much to set up as to sum, so this loop does nothing else per row."""
+    cdef idx_t i, q
+    cdef value_t acc
+    if n_threads <= 1:
+        for i in range(nrows):
+            acc = 0
+            for q in range(a_crow[i], a_crow[i + 1]):
+                acc = acc + mul(a_val[q], x[a_col[q]])
+            out[i] = acc
+    else:
+        for i in prange(nrows, schedule="guided", num_threads=n_threads):
+            acc = 0
+            for q in range(a_crow[i], a_crow[i + 1]):
+                acc = acc + mul(a_val[q], x[a_col[q]])
+            out[i] = acc
+
+
 def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
          const value_t[:, ::1] b, value_t[:, ::1] out, int n_threads=1):
     """Sparse times dense: ``out[i, :] = sum_q a_val[q] * b[a_col[q], :]`` over row i.
@@ -175,6 +208,10 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     col_ptr = &a_col[0] if a_col.shape[0] > 0 else NULL
     val_ptr = &a_val[0] if a_val.shape[0] > 0 else NULL
     width = column_block(b.shape[0], n, sizeof(value_t))
+    if n == 1 and use_spmv:  # a matrix-vector product: spmm_row's one-column case, without its per-row setup
+        with nogil:
+            spmv(&a_crow[0], col_ptr, val_ptr, nrows, b_ptr, &out[0, 0], n_threads)
+        return
     with nogil:
         j0 = 0
         while j0 < n:
