@@ -141,10 +141,14 @@ def shared_values(arr: np.ndarray, dtype, where: str) -> np.ndarray | None:
     if (isinstance(arr, np.ndarray) and type(arr) is np.ndarray and arr.ndim == 1
             and arr.flags.c_contiguous and (dtype is None or np.dtype(dtype) == arr.dtype)
             and arr.dtype in _dtypes.SUPPORTED and _numpy_owned(arr)):
-        r = root(arr)
-        _caller_roots[id(r)] = r
+        _remember_callers(arr)
         return arr
     return None
+
+
+def _remember_callers(arr: np.ndarray) -> None:
+    r = root(arr)
+    _caller_roots[id(r)] = r
 
 
 def callers_view(arr: np.ndarray) -> np.ndarray | None:
@@ -157,8 +161,7 @@ def callers_view(arr: np.ndarray) -> np.ndarray | None:
     its root is remembered as the caller's (see :func:`shared_values`)."""
     if not _numpy_owned(arr):
         return None
-    r = root(arr)
-    _caller_roots[id(r)] = r
+    _remember_callers(arr)
     return np.ndarray.view(arr, np.ndarray)
 
 
