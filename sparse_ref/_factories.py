@@ -35,6 +35,14 @@ def manual_seed(seed: int) -> None:
     _generator = np.random.default_rng(_seed(seed))
 
 
+def _differentiable(values, val: np.ndarray) -> bool:
+    """Whether a sparse tensor made of ``values`` records the graph: they require grad,
+    grad mode is on, and the stored values are floating or complex (torch: only those
+    dtypes can require gradients)."""
+    return (isinstance(values, Tensor) and values.requires_grad and is_grad_enabled()
+            and _dtypes.kind(val.dtype) in "fc")
+
+
 def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None,
                       requires_grad: bool = False, check_invariants: bool = True) -> SparseCsrTensor:
     """A 2-D sparse CSR tensor, like ``torch.sparse_csr_tensor``.
@@ -60,7 +68,7 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     """
     crow, col, val, shape = _validate.csr_arrays(crow_indices, col_indices, values, size, dtype,
                                                  check_invariants)
-    if isinstance(values, Tensor) and values.requires_grad and is_grad_enabled():
+    if _differentiable(values, val):
         return CsrFromValues.apply(values, crow, col, val, shape)  # differentiable in the values
     return SparseCsrTensor._make_csr(crow, col, val, shape, requires_grad=requires_grad)
 
@@ -102,7 +110,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
     if is_coalesced:
         _validate.coalesced_claim(idx)
     if isinstance(values, Tensor) and values.requires_grad:
-        if is_grad_enabled():  # differentiable in the values, like torch's
+        if _differentiable(values, val):  # differentiable in the values, like torch's
             out = SparseFromValues.apply(values, idx, val, shape)
             out._coalesced = is_coalesced or val.shape[0] <= 1
             return out
@@ -147,13 +155,17 @@ def from_numpy(ndarray) -> Tensor:
     >>> x
     array([11.,  3.,  4.])
     """
-    arr = _validate.numpy_to_share(ndarray, "from_numpy")
+    return _shared(ndarray, "from_numpy")
+
+
+def _shared(ndarray, where: str) -> Tensor:
+    arr = _validate.numpy_to_share(ndarray, where)
     view = _arrays.callers_view(arr)
     if view is None:
-        warnings.warn("from_numpy: the array's memory is not NumPy's own (a memmap or another "
-                      "library's buffer, which could be unmapped or resized under the tensor), so "
-                      "the tensor holds a copy: later changes to either do not show in the other",
-                      stacklevel=2)
+        warnings.warn(f"{where}: the array's memory is not held by a NumPy array that owns it (a "
+                      "memmap, another library's buffer, an as_strided view: memory that could be "
+                      "unmapped or resized under the tensor), so the tensor holds a copy: later "
+                      "changes to either do not show in the other", stacklevel=3)
         view = np.array(arr, copy=True)
     return Tensor(view)
 
@@ -181,7 +193,7 @@ def as_tensor(data, dtype=None) -> Tensor:
         return data if dt is None or data.dtype == dt else data.to(dt)
     if isinstance(data, np.ndarray) and not isinstance(data, np.ma.MaskedArray) \
             and (dt is None or data.dtype == dt):
-        return from_numpy(data)
+        return _shared(data, "as_tensor")
     return tensor(data, dtype=dt)
 
 

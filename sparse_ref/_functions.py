@@ -130,6 +130,8 @@ def clone(input):
     """
     if isinstance(input, SparseTensor):
         return sparse_ops.SparseClone.apply(input)
+    if not isinstance(input, Tensor):
+        raise TypeError(f"clone(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     return dense_ops.Clone.apply(input)
 
 

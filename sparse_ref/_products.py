@@ -64,7 +64,7 @@ def spgemm_bounds(a_crow, a_col, b_crow, n_threads=None):
 
 def _quick_upper(a_col, b_crow) -> int:
     """nnz(A) x the longest row of B: an upper bound on the products of ``A @ B`` (so on
-    nnz(C)) in O(rows of B), a fraction of the cost of :func:`spgemm_bounds`."""
+    nnz(C)) in O(rows of B)."""
     if a_col.shape[0] == 0 or b_crow.shape[0] < 2:
         return 0
     return a_col.shape[0] * int(np.subtract(b_crow[1:], b_crow[:-1]).max())
@@ -73,10 +73,11 @@ def _quick_upper(a_col, b_crow) -> int:
 def _small_product(a_col, b_crow, max_nnz) -> int | None:
     """The quick upper bound when the product is small enough to skip the per-row bounds:
     one chunk of work (so no rows to cut into chunks, and a symbolic pass of a few
-    milliseconds before the exact count is checked against memory), and no ``max_nnz``
-    (whose refusal comes before any pass). Else None."""
-    if max_nnz is not None:
-        return None
+    milliseconds before the exact count is checked against memory), no ``max_nnz``
+    (whose refusal comes before any pass), and B no longer in rows than A in entries (so
+    the quick bound, O(rows of B), costs no more than the bounds, O(nnz(A))). Else None."""
+    if max_nnz is not None or b_crow.shape[0] - 1 > a_col.shape[0]:
+        return None  # a B of more rows than A has entries: its row lengths cost more than the bounds
     upper = _quick_upper(a_col, b_crow)
     return upper if upper <= CHUNK_WORK else None
 
@@ -142,9 +143,9 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     any pass over the products. Otherwise both passes run in chunks of whole rows, so
     Ctrl-C stops them within a fraction of a second, and the exact count is checked
     against memory before the output is allocated. A small product (at most CHUNK_WORK
-    products by the bound nnz(A) x the longest row of B, and no ``max_nnz``) skips the
-    per-row bounds: one chunk of work, whose symbolic pass takes milliseconds before the
-    exact count is checked.
+    products by the bound nnz(A) x the longest row of B, no ``max_nnz``, and B no longer
+    in rows than A in entries) skips the per-row bounds: one chunk of work, whose
+    symbolic pass takes milliseconds before the exact count is checked.
 
     The kernels keep one slot per column of B and thread: with very many columns, the
     columns that occur are numbered first (order-preserving) and named back after."""

@@ -190,10 +190,10 @@ class Tensor(_Differentiable):
         """``_data`` for NumPy: a view of it, writable when the tensor may be written.
 
         Never ``_data`` itself: assigning ``.shape`` or ``.dtype`` to the array handed out
-        would change the tensor (and arrays the autograd saved for a kernel), and NumPy
-        lets anyone turn WRITEABLE back on for an array that owns its memory, but not for
-        a view whose base is read-only. (Reaching past it through ``.base`` is deliberate
-        circumvention, outside the contract.)"""
+        would change the tensor (and arrays the autograd saved for a kernel). The view of
+        a tensor in a graph is read-only against slips; since ``_data`` itself stays
+        writable (for in-place ops), NumPy lets a caller turn writing back on, and a write
+        then changes values, as through torch's ``detach().numpy()``, never a shape."""
         if self._data.flags.writeable and not (self.requires_grad or getattr(self, "_guarded", False)):
             return self._data.view()
         view = self._data.view()

@@ -71,7 +71,9 @@ def numpy_to_share(data, where: str) -> np.ndarray:
     """``data`` as a plain ndarray view when a dense tensor can share it (``from_numpy``):
     an ndarray of a supported dtype (or bool) in this machine's byte order, no negative
     stride; torch's messages otherwise."""
-    if not isinstance(data, np.ndarray) or isinstance(data, np.ma.MaskedArray):
+    if isinstance(data, np.ma.MaskedArray):
+        _as_array(data, where)  # its message: the mask would be ignored
+    if not isinstance(data, np.ndarray):
         kind = type(data).__name__ if type(data).__module__ == "builtins" else \
             f"{type(data).__module__.split('.')[0]}.{type(data).__name__}"
         raise TypeError(f"{where}: expected np.ndarray (got {kind})")

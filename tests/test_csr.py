@@ -224,3 +224,6 @@ def test_a_csr_tensor_of_values_that_require_grad_is_differentiable_in_them():
     assert v.grad.numpy().tolist() == tv.grad.tolist()
     with sr.no_grad():
         assert not sr.sparse_csr_tensor([0, 2, 3], [0, 2, 1], v, (2, 3)).requires_grad
+    for make in (lambda: sr.sparse_csr_tensor([0, 2, 3], [0, 2, 1], v, (2, 3), dtype=sr.int64),
+                 lambda: sr.sparse_coo_tensor([[0, 0, 1], [0, 2, 1]], v, (2, 3), dtype=sr.int64)):
+        assert not make().requires_grad  # integer values cannot require grad (torch's rule)

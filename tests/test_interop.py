@@ -90,8 +90,9 @@ def test_from_numpy_shares_memory_both_ways_and_keeps_dtype_shape_and_strides():
         t.add_(sr.ones(3, 2, dtype=sr.float64))
     assert x[:, ::2].tolist() == [[101.0, 3.0], [5.0, 7.0], [9.0, 11.0]]
     assert x[:, 1].tolist() == [1.0, 5.0, 9.0]  # the columns the view skips are untouched
+    whole = sr.from_numpy(x)
     x.shape = (12,)  # reshaping the caller's array object leaves the tensor's shape alone
-    assert t.shape == (3, 2)
+    assert whole.shape == (3, 4) and t.shape == (3, 2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128, np.int32, np.int64, np.bool_])
@@ -129,12 +130,12 @@ def test_from_numpy_of_a_read_only_array_reads_but_refuses_in_place_ops():
 
 def test_from_numpy_copies_memory_numpy_does_not_own_with_a_warning(tmp_path):
     m = np.memmap(tmp_path / "m.bin", dtype=np.float64, mode="w+", shape=(3,))
-    with pytest.warns(UserWarning, match="not NumPy's own"):
+    with pytest.warns(UserWarning, match="not held by a NumPy array that owns it"):
         t = sr.from_numpy(m)
     m[0] = 5.0  # the file could be truncated under a shared tensor: it holds a copy
     assert t.numpy().tolist() == [0.0, 0.0, 0.0]
     buf = np.frombuffer(bytearray(16), dtype=np.float64)
-    with pytest.warns(UserWarning, match="not NumPy's own"):
+    with pytest.warns(UserWarning, match="not held by a NumPy array that owns it"):
         assert sr.from_numpy(buf).shape == (2,)
 
 
@@ -168,6 +169,10 @@ def test_as_tensor_shares_a_matching_array_and_converts_anything_else():
     assert sr.as_tensor([1, 2]).dtype == np.int64 and sr.as_tensor([1.0]).dtype == np.float32
     s = sr.randn(2, 2).to_sparse()
     assert sr.as_tensor(s) is s
+    with pytest.raises(TypeError, match="as_tensor: can't convert np.ndarray of type numpy.uint8"):
+        sr.as_tensor(np.ones(2, np.uint8))
+    with pytest.raises(TypeError, match="from_numpy: masked arrays are not supported"):
+        sr.from_numpy(np.ma.masked_array([1.0, 2.0], mask=[0, 1]))
 
 
 @pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")

@@ -108,6 +108,8 @@ def test_clone_is_part_of_the_graph_as_torchs():
     assert x.grad.numpy().tolist() == tx.grad.tolist() == [2.0, 4.0]
     with sr.no_grad():
         assert not x.clone().requires_grad
+    with pytest.raises(TypeError, match="clone\\(\\): argument 'input' \\(position 1\\) must be Tensor, not list"):
+        sr.clone([1.0, 2.0])
     for s in (sr.sparse_coo_tensor([[0, 0, 1], [1, 1, 0]], [1.0, 2.0, 3.0], (2, 2), dtype=sr.float64),
               sr.sparse_csr_tensor([0, 1, 2], [1, 0], [1.0, 2.0], (2, 2), dtype=sr.float64)):
         s.requires_grad_(True)
@@ -120,15 +122,19 @@ def test_clone_is_part_of_the_graph_as_torchs():
 
 
 def test_numpy_hands_out_a_view_whose_shape_and_dtype_are_its_own():
-    b = sr.tensor(np.ones((1000, 4)), requires_grad=True)
+    b = sr.tensor(np.ones((1000, 4)))  # no grad: numpy() of it is writable
     a = sr.sparse_coo_tensor([[0], [999]], [1.0], (1, 1000), dtype=sr.float64, requires_grad=True)
     y = sr.sparse.mm(a, b)
-    handed = b.detach().numpy()
+    handed = b.numpy()
     handed.shape = (4, 1000)  # once reshaped the tensor itself, and the array saved for backward
-    b.data.numpy().dtype = np.int64
-    assert b.shape == (1000, 4) and b.dtype == np.float64
-    y.sum().backward()
+    assert b.shape == (1000, 4)
+    np.asarray(b).dtype = np.int64
+    assert b.dtype == np.float64
+    y.sum().backward()  # the saved B is still 1000 x 4 (it once read out of bounds here)
     assert a.grad.values().tolist() == [4.0]
+    w = sr.tensor(np.ones(3), requires_grad=True)
+    w.data.numpy().shape = (3, 1)
+    assert w.shape == (3,)
     t = sr.tensor([1.0, 2.0])
     t.numpy()[0] = 5.0  # still the same memory, as torch's numpy()
     assert t.tolist() == [5.0, 2.0]
