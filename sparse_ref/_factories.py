@@ -120,6 +120,11 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
 def tensor(data, *, dtype=None, requires_grad: bool = False) -> Tensor:
     """A dense tensor from a list, a NumPy array or a tensor (always copied).
 
+    Without ``dtype``, an array or a tensor keeps its dtype, and a list takes the one torch
+    infers: Python floats float32, ints int64, complex numbers complex64, NumPy numbers
+    and arrays their own dtypes, promoted as torch promotes (``[np.float64(1), 2.0]`` is
+    float64, ``[np.int64(1), 2.0]`` float32).
+
     Examples
     --------
     >>> import sparse_ref as sr

@@ -93,10 +93,69 @@ def numpy_to_share(data, where: str) -> np.ndarray:
     return data
 
 
+# torch's dtype for a list: each leaf's own (a Python float the default float32, an int
+# int64, a complex complex64; a NumPy scalar or array, or a tensor, its dtype), promoted as
+# torch promotes: the higher kind wins (bool < int < float < complex), the wider within a
+# kind, float16 with bfloat16 gives float32, and a complex is as wide as the widest float.
+_KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
+
+
+def _promoted(a: np.dtype, b: np.dtype) -> np.dtype:
+    ka, kb = _KIND_RANK[_dtypes.kind(a)], _KIND_RANK[_dtypes.kind(b)]
+    if ka != kb:
+        high, low = (a, b) if ka > kb else (b, a)
+        if _dtypes.kind(high) == "c" and _dtypes.kind(low) == "f" and low == np.float64:
+            return np.dtype(np.complex128)
+        return high
+    if a == b:
+        return a
+    if {a, b} == {np.dtype(np.float16), _dtypes.bfloat16}:
+        return np.dtype(np.float32)
+    return a if a.itemsize > b.itemsize else b
+
+
+def _leaf_dtype(data):
+    """The dtype torch infers for a list or tuple that holds a NumPy scalar or array, or a
+    tensor, among its leaves (see _promoted), or None: only Python numbers (whose dtypes
+    ``natural_dtype`` gives), or a dtype sparse_ref lacks (its message comes later)."""
+    found, seen = [], [False]
+
+    def walk(x):
+        if isinstance(x, (list, tuple)):
+            for y in x:
+                walk(y)
+        elif isinstance(x, (np.ndarray, np.generic, Tensor)):
+            seen[0] = True
+            found.append(np.dtype(x.dtype))
+        elif isinstance(x, bool):
+            found.append(np.dtype(np.bool_))
+        elif isinstance(x, int):
+            found.append(np.dtype(np.int64))
+        elif isinstance(x, float):
+            found.append(_dtypes.default_dtype)
+        elif isinstance(x, complex):
+            found.append(np.dtype(np.complex64))
+        elif type(x).__module__.startswith("torch"):
+            seen[0] = True
+            found.append(np.asarray(x.detach().cpu().numpy()).dtype)
+
+    walk(data)
+    if not seen[0] or not found:
+        return None
+    if any(d not in _dtypes.SUPPORTED and d != np.bool_ for d in found):
+        return None
+    out = found[0]
+    for d in found[1:]:
+        out = _promoted(out, d)
+    return out
+
+
 def dense_data(data, dtype, where: str) -> np.ndarray:
     """A private, writable ndarray for a new dense tensor (never the caller's memory)."""
     arr, from_python = _as_array(data, where)
     dt = target_dtype(arr, from_python, dtype, where, dense=True)
+    if from_python and dtype is None:
+        dt = _leaf_dtype(data) or dt
     return converted(arr, dt, where)
 
 
@@ -179,6 +238,10 @@ def coo_values(values, nnz: int, dtype, where: str = "sparse_coo_tensor", blocks
             f"got {nnz} indices and {arr.shape[0]} values"
         )
     dt = target_dtype(arr, from_python, dtype, where)
+    if from_python and dtype is None:
+        dt = _leaf_dtype(values) or dt
+        if dt == np.bool_:
+            dt = target_dtype(arr, from_python, dtype, where)  # its message: no bool values
     out = converted(arr, dt, where)
     out.flags.writeable = False
     return out

@@ -190,3 +190,20 @@ def test_from_numpy_sees_a_subclass_as_the_plain_array_it_holds():
     assert (t * t).tolist() == [[1.0, 4.0], [9.0, 16.0]] and t[0].shape == (2,)  # elementwise, as torch
     m[0, 0] = 7.0
     assert t.tolist()[0][0] == 7.0
+
+
+@pytest.mark.filterwarnings("ignore:Creating a tensor from a list of numpy.ndarrays:UserWarning")
+def test_a_list_of_numpy_numbers_takes_the_dtype_torch_infers():
+    torch = pytest.importorskip("torch")
+    cases = [[np.float64(1.0), 2.0], [np.float32(1.0), 2.0], [np.int32(1), 2], [np.int64(1), 2.0],
+             [np.int32(1), np.int32(2)], [np.float16(1.0), 2.0], [np.ones(2), np.ones(2)],
+             [np.ones(2, np.float32), [1.0, 2.0]], [np.complex64(1), 2.0], [np.float64(1.0), 2j],
+             [[1.0, 2.0], [np.float64(1.0), 2.0]], [np.ones(2, np.int32), [1.5, 2.0]], [1.0, 2.0], [1, 2]]
+    for data in cases:
+        expected = str(torch.tensor(data).dtype).removeprefix("torch.")
+        assert sr.tensor(data).dtype == np.dtype(expected), data
+        assert sr.as_tensor(data).dtype == np.dtype(expected), data
+    s = sr.sparse_coo_tensor([[0, 1], [1, 0]], [np.float64(1.0), 2.0], (2, 2))
+    assert s.dtype == np.float64  # values too, as torch.sparse_coo_tensor's
+    with pytest.raises(ValueError):  # an explicit dtype still refuses what it cannot hold
+        sr.tensor([np.float64(1e300), 2.0], dtype=sr.float32)
