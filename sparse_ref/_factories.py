@@ -109,11 +109,10 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
     is_coalesced = _validate.coalesced_flag(is_coalesced)
     if is_coalesced:
         _validate.coalesced_claim(idx)
-    if isinstance(values, Tensor) and values.requires_grad:
-        if _differentiable(values, val):  # differentiable in the values, like torch's
-            out = SparseFromValues.apply(values, idx, val, shape)
-            out._coalesced = is_coalesced or val.shape[0] <= 1
-            return out
+    if _differentiable(values, val):  # differentiable in the values, like torch's
+        out = SparseFromValues.apply(values, idx, val, shape)
+        out._coalesced = is_coalesced or val.shape[0] <= 1
+        return out
     return SparseTensor._make(idx, val, shape, coalesced=is_coalesced, requires_grad=requires_grad)
 
 

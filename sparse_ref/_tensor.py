@@ -194,10 +194,9 @@ class Tensor(_Differentiable):
         a tensor in a graph is read-only against slips; since ``_data`` itself stays
         writable (for in-place ops), NumPy lets a caller turn writing back on, and a write
         then changes values, as through torch's ``detach().numpy()``, never a shape."""
-        if self._data.flags.writeable and not (self.requires_grad or getattr(self, "_guarded", False)):
-            return self._data.view()
         view = self._data.view()
-        view.flags.writeable = False
+        if not self._data.flags.writeable or self.requires_grad or getattr(self, "_guarded", False):
+            view.flags.writeable = False
         return view
 
     def __array__(self, dtype=None, copy=None):

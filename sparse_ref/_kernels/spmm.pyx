@@ -130,20 +130,22 @@ cdef void spmv(const idx_t* a_crow, const idx_t* a_col, const value_t* a_val, id
     """``out[i] = ((0 + a_val[q0] * x[k0]) + a_val[q1] * x[k1]) + ...`` over row i: the
     order of ``spmm_row`` for one column. Rows of a few entries (a stencil's 5) cost about
     as much to set up as to sum, so this loop does nothing else per row."""
-    cdef idx_t i, q
-    cdef value_t acc
-    if n_threads <= 1:
+    cdef idx_t i
+    if n_threads <= 1:  # no parallel region at all, as in spmm
         for i in range(nrows):
-            acc = 0
-            for q in range(a_crow[i], a_crow[i + 1]):
-                acc = acc + mul(a_val[q], x[a_col[q]])
-            out[i] = acc
+            out[i] = spmv_row(a_col, a_val, a_crow[i], a_crow[i + 1], x)
     else:
         for i in prange(nrows, schedule="guided", num_threads=n_threads):
-            acc = 0
-            for q in range(a_crow[i], a_crow[i + 1]):
-                acc = acc + mul(a_val[q], x[a_col[q]])
-            out[i] = acc
+            out[i] = spmv_row(a_col, a_val, a_crow[i], a_crow[i + 1], x)
+
+
+cdef inline value_t spmv_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
+                             const value_t* x) noexcept nogil:
+    cdef idx_t q
+    cdef value_t acc = 0
+    for q in range(start, end):
+        acc = acc + mul(a_val[q], x[a_col[q]])
+    return acc
 
 
 def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
