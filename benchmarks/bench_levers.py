@@ -34,6 +34,13 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   of its variants run the same code (a control).
 - ``spmv loop``: SpMM with one column through a loop of its own (now) against the general
   row loop's one-column case (before), kernel only.
+- ``streaming stores``: SpMM writing ``out`` with non-temporal stores (now, for rows of
+  64 to 256 bytes of an ``out`` of 4 MiB or more) against cached stores (before), kernel
+  only, into an ``out`` that starts on a cache line; 512-byte rows are a control (cached
+  in both: now as before).
+- ``narrow tails``: with ``--old PATH`` (the build of commit 7adec07), SpMM rows narrower
+  than one vector of the widest level (4 doubles, 8 and 12 floats under AVX-512) through
+  the narrower levels' vectors (now) against column by column (before), kernel only.
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -47,6 +54,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "output cache"   # that lever alone, its rows
                                                               # replaced in the saved file
     python benchmarks/bench_levers.py --only "prefetch distance"
+    python benchmarks/bench_levers.py --only "narrow tails" --old /tmp/tree-7adec07
 """
 
 import argparse
@@ -271,7 +279,8 @@ def main():
     parser.add_argument("--start", help="a checkout of the build at the start of the fourth session, built in place")
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
-    parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop"],
+    parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
+                                           "streaming stores", "narrow tails"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -427,6 +436,61 @@ def spmv_loop(repeat, record, quick=False):
                        "spmv loop")
 
 
+def line_aligned(shape, dtype):
+    """An empty array whose data start on a 64-byte cache line, as the library's own big
+    outputs do (they start on a 2 MiB page); NumPy's start 16 bytes into one."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + 64, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 64
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def streaming_stores(repeat, record, quick=False):
+    """SpMM into a line-aligned ``out``: non-temporal stores (the default) against cached
+    stores (``_set_stream(0)``), kernel only, 2 threads."""
+    for name in ("uniform", "powerlaw", "laplacian"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+        for k, dt in ((16, np.float32), (16, np.float64), (32, np.float64), (64, np.float32), (64, np.float64)):
+            val = m.data.astype(dt)
+            b = np.random.default_rng(k).standard_normal((m.shape[1], k)).astype(dt)
+            out = line_aligned((m.shape[0], k), dt)
+            default = SPMM._set_stream(0)
+            SPMM._set_stream(*default)
+            streamed = SPMM._streams(out)
+
+            def run(on, b=b, out=out, val=val):
+                def f():
+                    SPMM._set_stream(*(default if on else (0, default[1])))
+                    SPMM.spmm(crow, col, val, b, out, THREADS)
+                return f
+            medians = interleaved({"cached stores": run(False), "default": run(True)}, repeat)
+            SPMM._set_stream(*default)
+            record("streaming stores", f"spmm {name} k={k} {np.dtype(dt).name} ({k * np.dtype(dt).itemsize} B rows, "
+                   f"{'streamed' if streamed else 'cached: a control'})", medians, "default")
+
+
+def narrow_tails(repeat, record, quick=False, old=None):
+    """SpMM rows narrower than one vector of the widest level: the narrower levels' vectors
+    (now) against column by column (the build ``old``), kernel only, 2 threads."""
+    if old is None:
+        raise SystemExit('--only "narrow tails" needs --old PATH: a build of commit 7adec07')
+    before = load_old(old, "spmm")
+    for name in ("uniform", "powerlaw", "laplacian"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+        for k, dt in ((4, np.float64), (8, np.float32), (12, np.float32)):
+            val = m.data.astype(dt)
+            b = np.random.default_rng(k).standard_normal((m.shape[1], k)).astype(dt)
+            out = np.empty((m.shape[0], k), dtype=dt)
+            medians = interleaved({"column by column": lambda b=b, out=out, val=val: before.spmm(
+                                       crow, col, val, b, out, THREADS),
+                                   "narrower vectors": lambda b=b, out=out, val=val: SPMM.spmm(
+                                       crow, col, val, b, out, THREADS)}, repeat)
+            record("narrow tails", f"spmm {name} k={k} {np.dtype(dt).name} ({SPMM._simd_level()})", medians,
+                   "narrower vectors")
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -439,8 +503,10 @@ def only(args):
                          "speedup_vs_first": round(base / ms, 2), "kept": variant == kept,
                          "date": time.strftime("%Y-%m-%d")})
 
-    {"output cache": output_cache, "prefetch distance": prefetch_distance,
-     "spgemm bounds skip": bounds_skip, "spmv loop": spmv_loop}[args.only](args.repeat, record, args.quick)
+    levers = {"output cache": output_cache, "prefetch distance": prefetch_distance,
+              "spgemm bounds skip": bounds_skip, "spmv loop": spmv_loop, "streaming stores": streaming_stores,
+              "narrow tails": lambda *a: narrow_tails(*a, old=args.old)}
+    levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:
         return

@@ -113,3 +113,59 @@ def test_sddmm_dot_gives_the_reference_bits_on_every_level(level, dtype):
             out = np.full(30, np.nan, dtype=dtype)
             sddmm_kernel.sddmm(row, col, x, y, out, 2)
             assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n)
+
+
+def aligned(shape, dtype, offset=0):
+    """An array of NaNs whose data start ``offset`` bytes after a 64-byte boundary."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + 128, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    out = raw[start:start + nbytes].view(dtype).reshape(shape)
+    out[...] = np.nan
+    return out
+
+
+@pytest.fixture
+def streaming():
+    """Streaming stores for outputs of any size (the default asks for 4 MiB)."""
+    previous = kernel._set_stream(256, 0)
+    yield
+    kernel._set_stream(*previous)
+
+
+@pytest.mark.parametrize("dtype, widths", [(np.float64, (8, 16, 24, 32, 40)),
+                                           (np.float32, (16, 32, 48, 64, 80))])
+def test_streaming_stores_give_the_reference_bits(level, streaming, dtype, widths):
+    # rows of whole cache lines up to 256 bytes are streamed when out starts on a line;
+    # 320-byte rows and an out 16 bytes into a line are not: every case, every level
+    rng = np.random.default_rng(11)
+    for n in widths:
+        crow, col, val, b = matrices(rng, dtype, n)
+        want = expected(crow, col, val, b)
+        for offset in (0, 16):
+            out = aligned(want.shape, dtype, offset)
+            assert kernel._streams(out) == (offset == 0 and n * out.itemsize <= 256), (n, offset)
+            for name in LEVELS[:LEVELS.index(level) + 1]:
+                kernel._set_simd_level(name)
+                for threads in (1, 2):
+                    out[...] = np.nan
+                    kernel.spmm(crow, col, val, b, out, threads)
+                    assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (n, offset, name, threads)
+
+
+def test_streaming_needs_a_big_output():
+    assert not kernel._streams(aligned((30000, 16), np.float64))  # 3.7 MiB, under the default 4 MiB
+    assert kernel._streams(aligned((40000, 16), np.float64))  # 4.9 MiB
+    assert not kernel._streams(aligned((40000, 16), np.float64, 16))
+    assert not kernel._streams(aligned((40000, 64), np.float64))  # 512-byte rows
+
+
+def test_the_librarys_big_outputs_are_streamed():
+    import sparse_ref as sr
+
+    n = 40_000
+    diagonal = sr.sparse_coo_tensor(np.stack([np.arange(n)] * 2), np.ones(n), (n, n))
+    b = sr.tensor(np.arange(n * 16, dtype=np.float64).reshape(n, 16))
+    y = sr.sparse.mm(diagonal, b)
+    assert kernel._streams(y.numpy())  # it starts on a 2 MiB page
+    assert np.array_equal(y.numpy(), b.numpy())

@@ -11,7 +11,10 @@
  * count. What the vectors buy: a block of up to 8 vectors of `out` stays in registers for
  * the whole row, instead of a load and a store of out[j] per stored entry.
  *
- * Blocks: 8 vectors of columns, then 4, 2 and 1 for what is left, then single columns.
+ * Blocks: 8 vectors of columns, then 4, 2 and 1 for what is left; the columns left after
+ * that go to the next narrower level (AVX-512 to AVX2 to SSE2), then single columns. (A
+ * row narrower than one vector, say 8 floats under AVX-512, used to run column by column
+ * with no prefetch at all: 1.4-2x slower than now, bench_levers.py "narrow tails".)
  * While it does its first block, the kernel asks for the row of B of the entry
  * sr_prefetch_ahead places on (sr_prefetch_ahead_narrow for a row under 512 bytes: a
  * short row asks for fewer lines, so more rows can be on their way at once; 20 against
@@ -22,6 +25,11 @@
  * measured 1.2-1.7x slower, asking for only 256 bytes of a 512-byte row 10 % slower:
  * benchmarks/bench_levers.py. Both are tuning knobs (spmm._set_prefetch), never a change
  * of order.
+ *
+ * `stream`: a block whose place in `out` starts on a vector boundary is written with
+ * non-temporal stores (no read of the line first, no room taken in the cache); spmm.pyx
+ * says when it asks for them, and fences each thread's stores when its rows are done.
+ * The values and their bits are the same either way.
  *
  * Anything that is not GCC or Clang on x86-64 gets the portable vectors of the compiler's
  * baseline (SR_SIMD_BASELINE): the same bits, other speed.
@@ -57,10 +65,11 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
 
 /* A row's block of NACC vectors of columns, starting at column j; returns the next column.
  * T: float or double; VT: a vector of them; L: lanes per vector. */
-#define SR_BLOCK(NAME, T, VT, L, NACC, TARGET)                                               \
+#define SR_BLOCK(NAME, T, VT, L, NACC, TARGET, STREAM)                                       \
     TARGET static inline int64_t NAME(const int64_t* col, const T* val, int64_t start,       \
                                       int64_t end, int64_t nnz, const T* b, int64_t n,       \
-                                      int64_t j, int64_t j0, int64_t j1, int first, T* out) { \
+                                      int64_t j, int64_t j0, int64_t j1, int first, T* out,  \
+                                      int stream) {                                          \
         VT acc[NACC], a, x;                                                                  \
         int64_t q, t, ahead;                                                                 \
         int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
@@ -83,50 +92,66 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
                 acc[t] = acc[t] + a * x;                                                     \
             }                                                                                \
         }                                                                                    \
-        memcpy(out + j, acc, sizeof(acc));                                                   \
+        if (stream && ((uintptr_t)(out + j) & (sizeof(VT) - 1)) == 0) {                      \
+            for (t = 0; t < NACC; t++) STREAM(out + j + t * L, acc[t]);                       \
+        } else {                                                                             \
+            memcpy(out + j, acc, sizeof(acc));                                               \
+        }                                                                                    \
         return j + NACC * L;                                                                 \
     }
 
-/* The whole row: blocks of 8, 4, 2, 1 vectors, then one column at a time. */
-#define SR_ROW(NAME, T, VT, L, TARGET)                                                       \
-    SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET)                                                  \
-    SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET)                                                  \
-    SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET)                                                  \
-    SR_BLOCK(NAME##_1, T, VT, L, 1, TARGET)                                                  \
+/* The whole row: blocks of 8, 4, 2, 1 vectors, then what is left to TAIL: the same row with
+ * narrower vectors (AVX-512 hands over to AVX2, AVX2 to SSE2), and single columns last.
+ * `first`: the row's first block asks for the rows of B ahead (a tail after a block must
+ * not ask again). */
+#define SR_ROW(NAME, T, VT, L, TARGET, STREAM, TAIL)                                         \
+    SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_1, T, VT, L, 1, TARGET, STREAM)                                          \
     TARGET static void NAME(const int64_t* col, const T* val, int64_t start, int64_t end,    \
                             int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
-                            T* out) {                                                        \
-        int64_t j = j0, q;                                                                   \
-        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, j == j0, out); \
-        if (j + 4 * L <= j1) j = NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, j == j0, out);    \
-        if (j + 2 * L <= j1) j = NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, j == j0, out);    \
-        if (j + L <= j1) j = NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, j == j0, out);        \
-        for (; j < j1; j++) {                                                                \
-            T s = 0;                                                                         \
-            for (q = start; q < end; q++) s = s + val[q] * b[col[q] * n + j];                \
-            out[j] = s;                                                                      \
-        }                                                                                    \
+                            T* out, int stream, int first) {                                 \
+        int64_t j = j0;                                                                      \
+        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream); \
+        if (j + 4 * L <= j1) j = NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream);    \
+        if (j + 2 * L <= j1) j = NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream);    \
+        if (j + L <= j1) j = NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream);        \
+        if (j < j1) TAIL(col, val, start, end, nnz, b, n, j, j1, out, stream, first && j == j0); \
     }
 
-#if defined(__GNUC__) || defined(__clang__)
-typedef double sr_d2 __attribute__((vector_size(16)));
-typedef float sr_f4 __attribute__((vector_size(16)));
-SR_ROW(sr_row_f64_base, double, sr_d2, 2, )
-SR_ROW(sr_row_f32_base, float, sr_f4, 4, )
-#else /* no vector extensions: one column at a time, the same order */
-#define SR_SCALAR_ROW(NAME, T)                                                               \
+/* Single columns, one after another: the last of every row's tails. */
+#define SR_COLUMNS(NAME, T)                                                                  \
     static void NAME(const int64_t* col, const T* val, int64_t start, int64_t end,           \
-                     int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1, T* out) {   \
+                     int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1, T* out,     \
+                     int stream, int first) {                                                \
         int64_t j, q;                                                                        \
-        (void)nnz;                                                                           \
+        (void)nnz; (void)stream; (void)first;                                                \
         for (j = j0; j < j1; j++) {                                                          \
             T s = 0;                                                                         \
             for (q = start; q < end; q++) s = s + val[q] * b[col[q] * n + j];                \
             out[j] = s;                                                                      \
         }                                                                                    \
     }
-SR_SCALAR_ROW(sr_row_f64_base, double)
-SR_SCALAR_ROW(sr_row_f32_base, float)
+SR_COLUMNS(sr_columns_f64, double)
+SR_COLUMNS(sr_columns_f32, float)
+
+#if defined(__GNUC__) || defined(__clang__)
+typedef double sr_d2 __attribute__((vector_size(16)));
+typedef float sr_f4 __attribute__((vector_size(16)));
+#ifdef SR_X86
+#include <immintrin.h>
+#define SR_STREAM_D2(p, v) _mm_stream_pd((p), (__m128d)(v))
+#define SR_STREAM_F4(p, v) _mm_stream_ps((p), (__m128)(v))
+#else
+#define SR_STREAM_D2(p, v) memcpy((p), &(v), sizeof(v))
+#define SR_STREAM_F4(p, v) memcpy((p), &(v), sizeof(v))
+#endif
+SR_ROW(sr_row_f64_base, double, sr_d2, 2, , SR_STREAM_D2, sr_columns_f64)
+SR_ROW(sr_row_f32_base, float, sr_f4, 4, , SR_STREAM_F4, sr_columns_f32)
+#else /* no vector extensions: one column at a time, the same order */
+#define sr_row_f64_base sr_columns_f64
+#define sr_row_f32_base sr_columns_f32
 #endif
 
 #ifdef SR_X86
@@ -134,10 +159,17 @@ typedef double sr_d4 __attribute__((vector_size(32)));
 typedef float sr_f8 __attribute__((vector_size(32)));
 typedef double sr_d8 __attribute__((vector_size(64)));
 typedef float sr_f16 __attribute__((vector_size(64)));
-SR_ROW(sr_row_f64_avx2, double, sr_d4, 4, __attribute__((target("avx2"))))
-SR_ROW(sr_row_f32_avx2, float, sr_f8, 8, __attribute__((target("avx2"))))
-SR_ROW(sr_row_f64_avx512, double, sr_d8, 8, __attribute__((target("avx512f"))))
-SR_ROW(sr_row_f32_avx512, float, sr_f16, 16, __attribute__((target("avx512f"))))
+#define SR_STREAM_D4(p, v) _mm256_stream_pd((p), (__m256d)(v))
+#define SR_STREAM_F8(p, v) _mm256_stream_ps((p), (__m256)(v))
+#define SR_STREAM_D8(p, v) _mm512_stream_pd((p), (__m512d)(v))
+#define SR_STREAM_F16(p, v) _mm512_stream_ps((p), (__m512)(v))
+SR_ROW(sr_row_f64_avx2, double, sr_d4, 4, __attribute__((target("avx2"))), SR_STREAM_D4, sr_row_f64_base)
+SR_ROW(sr_row_f32_avx2, float, sr_f8, 8, __attribute__((target("avx2"))), SR_STREAM_F8, sr_row_f32_base)
+SR_ROW(sr_row_f64_avx512, double, sr_d8, 8, __attribute__((target("avx512f"))), SR_STREAM_D8, sr_row_f64_avx2)
+SR_ROW(sr_row_f32_avx512, float, sr_f16, 16, __attribute__((target("avx512f"))), SR_STREAM_F16, sr_row_f32_avx2)
+static void sr_store_fence(void) { _mm_sfence(); }
+#else
+static void sr_store_fence(void) { }
 #endif
 
 /* The widest level this CPU (and compiler) has. */
@@ -161,24 +193,24 @@ static void sr_simd_set(int level) { sr_simd_level = level; }
 
 static void sr_spmm_row_f64(const int64_t* col, const double* val, int64_t start, int64_t end,
                             int64_t nnz, const double* b, int64_t n, int64_t j0, int64_t j1,
-                            double* out) {
+                            double* out, int stream) {
 #ifdef SR_X86
     int level = sr_simd();
-    if (level == SR_SIMD_AVX512) { sr_row_f64_avx512(col, val, start, end, nnz, b, n, j0, j1, out); return; }
-    if (level == SR_SIMD_AVX2) { sr_row_f64_avx2(col, val, start, end, nnz, b, n, j0, j1, out); return; }
+    if (level == SR_SIMD_AVX512) { sr_row_f64_avx512(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1); return; }
+    if (level == SR_SIMD_AVX2) { sr_row_f64_avx2(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1); return; }
 #endif
-    sr_row_f64_base(col, val, start, end, nnz, b, n, j0, j1, out);
+    sr_row_f64_base(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1);
 }
 
 static void sr_spmm_row_f32(const int64_t* col, const float* val, int64_t start, int64_t end,
                             int64_t nnz, const float* b, int64_t n, int64_t j0, int64_t j1,
-                            float* out) {
+                            float* out, int stream) {
 #ifdef SR_X86
     int level = sr_simd();
-    if (level == SR_SIMD_AVX512) { sr_row_f32_avx512(col, val, start, end, nnz, b, n, j0, j1, out); return; }
-    if (level == SR_SIMD_AVX2) { sr_row_f32_avx2(col, val, start, end, nnz, b, n, j0, j1, out); return; }
+    if (level == SR_SIMD_AVX512) { sr_row_f32_avx512(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1); return; }
+    if (level == SR_SIMD_AVX2) { sr_row_f32_avx2(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1); return; }
 #endif
-    sr_row_f32_base(col, val, start, end, nnz, b, n, j0, j1, out);
+    sr_row_f32_base(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1);
 }
 
 /* SDDMM's dot product in the contract's order: 8 partial sums s_r over j = r, r + 8, ...,

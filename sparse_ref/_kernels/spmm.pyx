@@ -3,7 +3,7 @@ row-wise reductions ``reduce='sum' | 'mean' | 'amax' | 'amin'``.
 Typed twin of ``sparse_ref/reference/spmm.py``.
 """
 
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport isnan
 
 from sparse_ref._kernels._arith cimport div_count, mul
@@ -17,10 +17,11 @@ __all__ = ["spmm", "spmm_reduce"]
 cdef extern from "_simd.h":
     void simd_row_f64 "sr_spmm_row_f64"(const idx_t* col, const double* val, idx_t start,
                                         idx_t end, idx_t nnz, const double* b, idx_t n,
-                                        idx_t j0, idx_t j1, double* out) noexcept nogil
+                                        idx_t j0, idx_t j1, double* out, int stream) noexcept nogil
     void simd_row_f32 "sr_spmm_row_f32"(const idx_t* col, const float* val, idx_t start,
                                         idx_t end, idx_t nnz, const float* b, idx_t n,
-                                        idx_t j0, idx_t j1, float* out) noexcept nogil
+                                        idx_t j0, idx_t j1, float* out, int stream) noexcept nogil
+    void store_fence "sr_store_fence"() noexcept nogil
     void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes, idx_t from_line,
                                              idx_t ahead_narrow) noexcept nogil
 
@@ -82,7 +83,7 @@ cdef enum:
 
 cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                           idx_t nnz, const value_t* b, idx_t n, idx_t j0, idx_t j1,
-                          value_t* out_row) noexcept nogil:
+                          value_t* out_row, int stream=0) noexcept nogil:
     cdef idx_t q, j
     cdef value_t a
     cdef const value_t* b_row
@@ -96,9 +97,9 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
         out_row[j0] = acc
         return
     if value_t is double:  # vectors as wide as the CPU has, the same order (_simd.h)
-        simd_row_f64(a_col, a_val, start, end, nnz, b, n, j0, j1, out_row)
+        simd_row_f64(a_col, a_val, start, end, nnz, b, n, j0, j1, out_row, stream)
     elif value_t is float:
-        simd_row_f32(a_col, a_val, start, end, nnz, b, n, j0, j1, out_row)
+        simd_row_f32(a_col, a_val, start, end, nnz, b, n, j0, j1, out_row, stream)
     else:
         for j in range(j0, j1):
             out_row[j] = 0
@@ -111,6 +112,46 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
             b_row = b + a_col[q] * n
             for j in range(j0, j1):
                 out_row[j] = out_row[j] + mul(a, b_row[j])
+
+
+# Streaming stores: the float rows write their block of ``out`` straight to memory (x86's
+# non-temporal stores), without first reading each line of ``out`` into the cache and
+# without pushing rows of B out of it. Same values, same bits: only the store instruction
+# changes. Measured (benchmarks/bench_levers.py, "streaming stores") on rows of B of 64 to
+# 256 bytes, where each stored entry fetches one to four lines of B: uniform k = 16
+# float32 1.4-1.6x, float64 1.1x, the Laplacian 1.05-1.25x; rows of 512 bytes and more
+# were 0.8-1.05x (the Laplacian k = 64 float64 0.84x), so they keep cached stores. An
+# output under STREAM_MIN_BYTES (4 MiB) is likely to be read again from the cache soon, and
+# the library's own outputs of that size start on a 2 MiB page (_pool.h), so on a line.
+cdef Py_ssize_t STREAM_ROW_BYTES = 256
+cdef Py_ssize_t STREAM_MIN_BYTES = 4 << 20
+
+
+def _set_stream(Py_ssize_t row_bytes, Py_ssize_t min_bytes=4 << 20):
+    """Tuning hook for benchmarks and tests (not public API): stream rows of ``out`` of at
+    most ``row_bytes`` (0: never) when ``out`` has ``min_bytes`` or more; defaults 256
+    and 4 MiB. Returns the previous pair."""
+    global STREAM_ROW_BYTES, STREAM_MIN_BYTES
+    previous = (STREAM_ROW_BYTES, STREAM_MIN_BYTES)
+    STREAM_ROW_BYTES, STREAM_MIN_BYTES = row_bytes, min_bytes
+    return previous
+
+
+cdef bint streams(idx_t nrows, idx_t n, Py_ssize_t itemsize, idx_t width, const void* out) noexcept nogil:
+    """Whether spmm streams ``out``: whole rows of whole cache lines (each starting on a line),
+    at most STREAM_ROW_BYTES each, STREAM_MIN_BYTES in all, no column blocks."""
+    cdef Py_ssize_t row_bytes = n * itemsize
+    return (width == n and row_bytes % 64 == 0 and row_bytes <= STREAM_ROW_BYTES
+            and nrows * row_bytes >= STREAM_MIN_BYTES and (<size_t> out) % 64 == 0)
+
+
+def _streams(value_t[:, ::1] out):
+    """For tests (not public API): whether ``spmm`` into ``out`` would use streaming stores
+    (column blocks off, as by default)."""
+    if value_t is double or value_t is float:
+        return out.shape[0] > 0 and out.shape[1] > 0 and streams(
+            out.shape[0], out.shape[1], sizeof(value_t), out.shape[1], &out[0, 0])
+    return False
 
 
 cdef bint use_spmv = True
@@ -201,6 +242,7 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     cdef idx_t nrows = a_crow.shape[0] - 1
     cdef idx_t n = b.shape[1]
     cdef idx_t i, j0, width
+    cdef int stream
     cdef const value_t* b_ptr
     cdef const idx_t* col_ptr
     cdef const value_t* val_ptr
@@ -210,6 +252,7 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     col_ptr = &a_col[0] if a_col.shape[0] > 0 else NULL
     val_ptr = &a_val[0] if a_val.shape[0] > 0 else NULL
     width = column_block(b.shape[0], n, sizeof(value_t))
+    stream = streams(nrows, n, sizeof(value_t), width, &out[0, 0])
     if n == 1 and use_spmv:  # a matrix-vector product: spmm_row's one-column case, without its per-row setup
         with nogil:
             spmv(&a_crow[0], col_ptr, val_ptr, nrows, b_ptr, &out[0, 0], n_threads)
@@ -220,12 +263,16 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
             if n_threads <= 1:  # no parallel region at all: it costs about 1 us, a small call's whole work
                 for i in range(nrows):
                     spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
-                             j0, min(j0 + width, n), &out[i, 0])
+                             j0, min(j0 + width, n), &out[i, 0], stream)
             else:
-                for i in prange(nrows, schedule="guided", num_threads=n_threads):
-                    spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
-                             j0, min(j0 + width, n), &out[i, 0])
+                with parallel(num_threads=n_threads):
+                    for i in prange(nrows, schedule="guided"):
+                        spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
+                                 j0, min(j0 + width, n), &out[i, 0], stream)
+                    store_fence()
             j0 = j0 + width
+        if stream:
+            store_fence()
 
 
 cdef inline void reduce_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
