@@ -38,7 +38,8 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   64 to 256 bytes of an ``out`` of 4 MiB or more) against cached stores (before), kernel
   only, into an ``out`` that starts on a cache line; 512-byte rows are a control (cached
   in both: now as before).
-- ``narrow tails``: with ``--old PATH`` (the build of commit 7adec07), SpMM rows narrower
+- ``narrow tails``: with ``--only "narrow tails" --old PATH`` (``--old`` is then the build
+  of commit 7adec07, not the one before all the levers), SpMM rows narrower
   than one vector of the widest level (4 doubles, 8 and 12 floats under AVX-512) through
   the narrower levels' vectors (now) against column by column (before), kernel only.
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +

@@ -31,8 +31,8 @@
  * says when it asks for them, and fences each thread's stores when its rows are done.
  * The values and their bits are the same either way.
  *
- * Anything that is not GCC or Clang on x86-64 gets the portable vectors of the compiler's
- * baseline (SR_SIMD_BASELINE): the same bits, other speed.
+ * GCC or Clang elsewhere get the compiler's portable 16-byte vectors (SR_SIMD_BASELINE)
+ * and cached stores; any other compiler gets single columns: the same bits, other speed.
  */
 #ifndef SPARSE_REF_SIMD_H
 #define SPARSE_REF_SIMD_H
@@ -104,7 +104,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
  * narrower vectors (AVX-512 hands over to AVX2, AVX2 to SSE2), and single columns last.
  * `first`: the row's first block asks for the rows of B ahead (a tail after a block must
  * not ask again). */
-#define SR_ROW(NAME, T, VT, L, TARGET, STREAM, TAIL)                                         \
+#define SR_ROW(NAME, T, VT, L, TARGET, STREAM, TAIL, CLEAN)                                  \
     SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
     SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET, STREAM)                                          \
     SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET, STREAM)                                          \
@@ -117,7 +117,10 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         if (j + 4 * L <= j1) j = NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream);    \
         if (j + 2 * L <= j1) j = NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream);    \
         if (j + L <= j1) j = NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream);        \
-        if (j < j1) TAIL(col, val, start, end, nnz, b, n, j, j1, out, stream, first && j == j0); \
+        if (j < j1) {                                                                        \
+            CLEAN; /* AVX2 before SSE2 code: clear the upper halves (vzeroupper) */          \
+            TAIL(col, val, start, end, nnz, b, n, j, j1, out, stream, first && j == j0);     \
+        }                                                                                    \
     }
 
 /* Single columns, one after another: the last of every row's tails. */
@@ -147,8 +150,8 @@ typedef float sr_f4 __attribute__((vector_size(16)));
 #define SR_STREAM_D2(p, v) memcpy((p), &(v), sizeof(v))
 #define SR_STREAM_F4(p, v) memcpy((p), &(v), sizeof(v))
 #endif
-SR_ROW(sr_row_f64_base, double, sr_d2, 2, , SR_STREAM_D2, sr_columns_f64)
-SR_ROW(sr_row_f32_base, float, sr_f4, 4, , SR_STREAM_F4, sr_columns_f32)
+SR_ROW(sr_row_f64_base, double, sr_d2, 2, , SR_STREAM_D2, sr_columns_f64, (void)0)
+SR_ROW(sr_row_f32_base, float, sr_f4, 4, , SR_STREAM_F4, sr_columns_f32, (void)0)
 #else /* no vector extensions: one column at a time, the same order */
 #define sr_row_f64_base sr_columns_f64
 #define sr_row_f32_base sr_columns_f32
@@ -163,13 +166,13 @@ typedef float sr_f16 __attribute__((vector_size(64)));
 #define SR_STREAM_F8(p, v) _mm256_stream_ps((p), (__m256)(v))
 #define SR_STREAM_D8(p, v) _mm512_stream_pd((p), (__m512d)(v))
 #define SR_STREAM_F16(p, v) _mm512_stream_ps((p), (__m512)(v))
-SR_ROW(sr_row_f64_avx2, double, sr_d4, 4, __attribute__((target("avx2"))), SR_STREAM_D4, sr_row_f64_base)
-SR_ROW(sr_row_f32_avx2, float, sr_f8, 8, __attribute__((target("avx2"))), SR_STREAM_F8, sr_row_f32_base)
-SR_ROW(sr_row_f64_avx512, double, sr_d8, 8, __attribute__((target("avx512f"))), SR_STREAM_D8, sr_row_f64_avx2)
-SR_ROW(sr_row_f32_avx512, float, sr_f16, 16, __attribute__((target("avx512f"))), SR_STREAM_F16, sr_row_f32_avx2)
-static void sr_store_fence(void) { _mm_sfence(); }
+SR_ROW(sr_row_f64_avx2, double, sr_d4, 4, __attribute__((target("avx2"))), SR_STREAM_D4, sr_row_f64_base, _mm256_zeroupper())
+SR_ROW(sr_row_f32_avx2, float, sr_f8, 8, __attribute__((target("avx2"))), SR_STREAM_F8, sr_row_f32_base, _mm256_zeroupper())
+SR_ROW(sr_row_f64_avx512, double, sr_d8, 8, __attribute__((target("avx512f"))), SR_STREAM_D8, sr_row_f64_avx2, (void)0)
+SR_ROW(sr_row_f32_avx512, float, sr_f16, 16, __attribute__((target("avx512f"))), SR_STREAM_F16, sr_row_f32_avx2, (void)0)
+static inline void sr_store_fence(void) { _mm_sfence(); }
 #else
-static void sr_store_fence(void) { }
+static inline void sr_store_fence(void) { }
 #endif
 
 /* The widest level this CPU (and compiler) has. */

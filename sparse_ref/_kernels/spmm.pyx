@@ -83,7 +83,7 @@ cdef enum:
 
 cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                           idx_t nnz, const value_t* b, idx_t n, idx_t j0, idx_t j1,
-                          value_t* out_row, int stream=0) noexcept nogil:
+                          value_t* out_row, int stream) noexcept nogil:
     cdef idx_t q, j
     cdef value_t a
     cdef const value_t* b_row
@@ -123,7 +123,9 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
 # bytes and more, streamed through ``_set_stream(4096)``, were 0.8-1.05x (the Laplacian
 # k = 64 float64 0.84x, k = 256 0.82x), so they keep cached stores. An output under
 # STREAM_MIN_BYTES (4 MiB) is likely to be read again from the cache soon, and the
-# library's own outputs of that size start on a 2 MiB page (_pool.h), so on a line.
+# library's own outputs of that size start on a 2 MiB page (_pool.h), so on a line, while
+# the output cache is on (the default; with it off, an output is streamed only when
+# malloc happens to start it on a line: a fresh mmap starts 16 bytes into one).
 cdef Py_ssize_t STREAM_ROW_BYTES = 256
 cdef Py_ssize_t STREAM_MIN_BYTES = 4 << 20
 
@@ -144,6 +146,15 @@ cdef bint streams(idx_t nrows, idx_t n, Py_ssize_t itemsize, idx_t width, const 
     cdef Py_ssize_t row_bytes = n * itemsize
     return (width == n and row_bytes % 64 == 0 and row_bytes <= STREAM_ROW_BYTES
             and nrows * row_bytes >= STREAM_MIN_BYTES and (<size_t> out) % 64 == 0)
+
+
+cdef bint last_streamed = False
+
+
+def _last_streamed():
+    """For tests (not public API): whether this module's last ``spmm`` call used streaming
+    stores (one module-wide flag: meaningful when no other thread calls ``spmm``)."""
+    return bool(last_streamed)
 
 
 def _streams(value_t[:, ::1] out):
@@ -253,7 +264,9 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     col_ptr = &a_col[0] if a_col.shape[0] > 0 else NULL
     val_ptr = &a_val[0] if a_val.shape[0] > 0 else NULL
     width = column_block(b.shape[0], n, sizeof(value_t))
-    stream = streams(nrows, n, sizeof(value_t), width, &out[0, 0])
+    stream = (value_t is double or value_t is float) and streams(nrows, n, sizeof(value_t), width, &out[0, 0])
+    global last_streamed
+    last_streamed = stream and not (n == 1 and use_spmv)
     if n == 1 and use_spmv:  # a matrix-vector product: spmm_row's one-column case, without its per-row setup
         with nogil:
             spmv(&a_crow[0], col_ptr, val_ptr, nrows, b_ptr, &out[0, 0], n_threads)
@@ -270,9 +283,10 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
                     for i in prange(nrows, schedule="guided"):
                         spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
                                  j0, min(j0 + width, n), &out[i, 0], stream)
-                    store_fence()
+                    if stream:  # each thread's streaming stores are done before the region ends
+                        store_fence()
             j0 = j0 + width
-        if stream:
+        if stream and n_threads <= 1:
             store_fence()
 
 
@@ -290,7 +304,7 @@ cdef inline void reduce_row(const idx_t* a_col, const value_t* a_val, idx_t star
                 arg_row[j] = -1
         return
     if op == SUM or op == MEAN:
-        spmm_row(a_col, a_val, start, end, end, b, n, 0, n, out_row)
+        spmm_row(a_col, a_val, start, end, end, b, n, 0, n, out_row, 0)
         if op == MEAN:
             for j in range(n):
                 out_row[j] = div_count(out_row[j], end - start)
