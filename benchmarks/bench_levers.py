@@ -40,7 +40,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   in both: now as before).
 - ``narrow tails``: with ``--only "narrow tails" --old PATH`` (``--old`` is then the build
   of commit 7adec07, not the one before all the levers), SpMM rows narrower
-  than one vector of the widest level (4 doubles, 8 and 12 floats under AVX-512) through
+  than one vector of the widest level (4 and 6 doubles, 8 and 12 floats under AVX-512) through
   the narrower levels' vectors (now) against column by column (before), kernel only.
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
@@ -480,7 +480,7 @@ def narrow_tails(repeat, record, quick=False, old=None):
     for name in ("uniform", "powerlaw", "laplacian"):
         m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
         crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
-        for k, dt in ((4, np.float64), (8, np.float32), (12, np.float32)):
+        for k, dt in ((4, np.float64), (6, np.float64), (8, np.float32), (12, np.float32)):
             val = m.data.astype(dt)
             b = np.random.default_rng(k).standard_normal((m.shape[1], k)).astype(dt)
             out = np.empty((m.shape[0], k), dtype=dt)

@@ -14,7 +14,8 @@
  * Blocks: 8 vectors of columns, then 4, 2 and 1 for what is left; the columns left after
  * that go to the next narrower level (AVX-512 to AVX2 to SSE2), then single columns. (A
  * row narrower than one vector, say 8 floats under AVX-512, used to run column by column
- * with no prefetch at all: 1.1-1.7x slower than now, bench_levers.py "narrow tails".)
+ * with no prefetch at all: 1.2-1.5x slower than now on random matrices, bench_levers.py
+ * "narrow tails".)
  * While it does its first block, the kernel asks for the row of B of the entry
  * sr_prefetch_ahead places on (sr_prefetch_ahead_narrow for a row under 512 bytes: a
  * short row asks for fewer lines, so more rows can be on their way at once; 20 against
