@@ -5,8 +5,8 @@ float64 unless named, and only the kernel call is timed (no Python layer):
 
 - ``simd``: SpMM and SDDMM rows on each vector level the CPU has (``baseline`` = SSE2,
   ``avx2``, ``avx512``), chosen through the kernels' tuning hooks;
-- ``prefetch``: SpMM's prefetch of the row of B ahead: 10 entries ahead, the first 512
-  bytes (kept) against 6 ahead, every line of the row (the scalar kernel's choice);
+- ``prefetch``: SpMM's prefetch of the row of B ahead: 10 entries ahead (20 under 512
+  bytes, 40 up to 128), the first 512 bytes (kept) against 6 ahead, every line of the row (the scalar kernel's choice);
 - ``before``: with ``--old PATH``, the kernels of an older build (a checkout of the commit
   before the levers, built in place: ``python setup.py build_ext --inplace``) loaded
   beside the current ones -- SpMM (scalar rows: a load and a store of ``out`` per stored
@@ -26,8 +26,9 @@ float64 unless named, and only the kernel call is timed (no Python layer):
 - ``gradient views``: forward + both gradients of ``mm`` (uniform, k = 64), with the
   gradients of ``sum()`` and of ``backward(G)`` passed on as read-only views (now)
   against the copies made before (the old code paths patched back in, same process).
-- ``prefetch distance``: SpMM asks for the row of B 20 entries ahead when the row is
-  under 512 bytes (now) against 10 ahead as for longer rows (before).
+- ``prefetch distance``: SpMM asks for the row of B 40 entries ahead when the row has
+  128 bytes or less and 20 when it is under 512 bytes (now), against 20 under 512 bytes
+  (the fifth session) and 10 ahead as for longer rows (before).
 - ``spgemm bounds skip``: whole ``sr.sparse.mm(A, A)`` calls that skip the per-row
   bounds pass when nnz(A) x the longest row of B is at most one chunk of work (now)
   against always running it (before); the uniform matrix is above that size, so both
@@ -197,29 +198,33 @@ def gradient_views(m, repeat, record):
 
 
 def prefetch_distance(repeat, record, quick=False):
-    """SpMM's prefetch distance for rows of B under 512 bytes: 20 entries ahead (now)
-    against 10 (as for every row before). B and out on pages of their own, as
-    ``sr.tensor`` and the products allocate them."""
+    """SpMM's prefetch distance by the width of a row of B: 40 entries ahead for rows of
+    128 bytes or less and 20 under 512 bytes (now), against 20 for every row under 512
+    bytes (the fifth session) and 10 for every row (before that). B and out on pages of
+    their own, as ``sr.tensor`` and the products allocate them (so out is streamed where
+    the kernel streams it)."""
     from sparse_ref._memory import empty
 
     for name in ("uniform", "powerlaw", "laplacian"):
         m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
         crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
-        for dt, k in ((np.float64, 16), (np.float64, 64), (np.float32, 16), (np.float32, 64)):
+        for dt, k in ((np.float64, 8), (np.float64, 16), (np.float32, 16), (np.float64, 32), (np.float32, 64),
+                      (np.float64, 64)):
             val = m.data.astype(dt)
             b = empty((m.shape[1], k), dt)
             b[...] = np.random.default_rng(k).standard_normal((m.shape[1], k))
             out = empty((m.shape[0], k), dt)
 
-            def run(narrow, b=b, out=out, val=val):
+            def run(narrow, tiny, b=b, out=out, val=val):
                 def f():
-                    SPMM._set_prefetch(10, 512, True, narrow)
+                    SPMM._set_prefetch(10, 512, True, narrow, tiny)
                     SPMM.spmm(crow, col, val, b, out, THREADS)
                 return f
-            medians = interleaved({"10 ahead": run(10), "20 ahead under 512 bytes": run(20)}, repeat)
-            SPMM._set_prefetch(10, 512, True, 20)
+            medians = interleaved({"10 ahead": run(10, 10), "20 ahead under 512 bytes": run(20, 20),
+                                   "40 up to 128 bytes, 20 under 512": run(20, 40)}, repeat)
+            SPMM._set_prefetch(10, 512, True, 20, 40)
             record("prefetch distance", f"spmm {name} k={k} {np.dtype(dt).name} ({k * np.dtype(dt).itemsize} B rows)",
-                   medians, "20 ahead under 512 bytes")
+                   medians, "40 up to 128 bytes, 20 under 512")
 
 
 def output_cache(repeat, record, quick=False):
@@ -329,8 +334,8 @@ def main():
                 record("prefetch lines", f"spmm {name} k={k} {np.dtype(dt).name}", medians, "every line touched")
                 if dt == np.float64:
                     def prefetch(ahead, nbytes, narrow, b=b, out=out):
-                        def run():
-                            SPMM._set_prefetch(ahead, nbytes, True, narrow)
+                        def run():  # rows of 128 bytes or less: the narrow distance, or 40 now
+                            SPMM._set_prefetch(ahead, nbytes, True, narrow, 40 if narrow == 20 else narrow)
                             SPMM.spmm(crow, col, val, b, out, THREADS)
                         return run
                     medians = interleaved({"6 ahead, whole row": prefetch(6, 1 << 30, 6),

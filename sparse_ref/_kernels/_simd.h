@@ -17,10 +17,13 @@
  * with no prefetch at all: 1.2-1.5x slower than now on random matrices, bench_levers.py
  * "narrow tails".)
  * While it does its first block, the kernel asks for the row of B of the entry
- * sr_prefetch_ahead places on (sr_prefetch_ahead_narrow for a row under 512 bytes: a
- * short row asks for fewer lines, so more rows can be on their way at once; 20 against
- * 10 was measured 1.02-1.22x for rows of 64 to 256 bytes, while 512 bytes and more
- * were 2-11 % slower at 16-28): every cache line its first sr_prefetch_bytes touch (one
+ * sr_prefetch_ahead places on (sr_prefetch_ahead_narrow for a row under 512 bytes,
+ * sr_prefetch_ahead_tiny for one of 128 bytes or less: a short row asks for fewer lines,
+ * so more rows can be on their way at once; 20 against 10 was measured 1.02-1.22x for
+ * rows of 64 to 256 bytes, while 512 bytes and more were 2-11 % slower at 16-28; with
+ * streaming stores, 40 against 20 was 0.99-1.13x for rows of 64 and 128 bytes on the
+ * random matrices and 0.96-1.0x on the Laplacian, 0.84-0.99x for rows of 256 bytes):
+ * every cache line its first sr_prefetch_bytes touch (one
  * more than bytes / 64 when the row does not start on a line). The CPU's own prefetcher
  * follows a long row once it has started; asking for every line of a 2 KiB row was
  * measured 1.2-1.7x slower, asking for only 256 bytes of a 512-byte row 10 % slower:
@@ -43,10 +46,13 @@
 
 static int64_t sr_prefetch_ahead = 10;  /* entries */
 static int64_t sr_prefetch_ahead_narrow = 20;  /* entries, for rows of B under 512 bytes */
+static int64_t sr_prefetch_ahead_tiny = 40;  /* entries, for rows of B of 128 bytes or less */
 static int64_t sr_prefetch_bytes = 512;
 static int64_t sr_prefetch_from_line = 1;  /* 0: the old way, lines from the row's first byte */
-static void sr_set_prefetch(int64_t ahead, int64_t nbytes, int64_t from_line, int64_t ahead_narrow) {
+static void sr_set_prefetch(int64_t ahead, int64_t nbytes, int64_t from_line, int64_t ahead_narrow,
+                            int64_t ahead_tiny) {
     sr_prefetch_ahead = ahead;
+    sr_prefetch_ahead_tiny = ahead_tiny;
     sr_prefetch_bytes = nbytes;
     sr_prefetch_from_line = from_line;
     sr_prefetch_ahead_narrow = ahead_narrow;
@@ -74,7 +80,8 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         VT acc[NACC], a, x;                                                                  \
         int64_t q, t, ahead;                                                                 \
         int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
-        ahead = reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                  \
+        ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
+                : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                \
         if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
         for (t = 0; t < NACC; t++) acc[t] = (VT){0};                                         \
         for (q = start; q < end; q++) {                                                      \
