@@ -374,3 +374,41 @@ def test_the_update_of_a_non_leaf_fails_as_in_torch():
 def test_T_of_more_than_two_dimensions_warns_as_torch():
     with pytest.warns(UserWarning, match="The use of `x.T` on tensors of dimension other than 2"):
         assert sr.zeros(2, 3, 4).T.shape == (4, 3, 2)
+
+
+SCALAR_CASES = [((), "float32", 1.5), ((1,), "float32", [2.5]), ((2,), "float32", [1.0, 2.0]),
+                ((0,), "float32", []), ((), "int64", 3), ((1, 1), "int64", [[-7]]), ((), "bool", True),
+                ((), "complex64", 1 + 2j), ((), "complex128", 2 + 0j), ((), "float32", float("nan")),
+                ((), "float64", 1e300), ((), "float32", float("inf")), ((), "float32", -2.7), ((), "float16", 0.5),
+                ((), "int32", -4), ((2, 1), "int64", [[1], [2]])]
+
+
+@pytest.mark.parametrize("shape, dtype, value", SCALAR_CASES)
+def test_float_int_complex_and_index_of_a_tensor_as_torch(shape, dtype, value):
+    # float(loss), int(n), range(t): a one-element tensor is a Python number; anything else
+    # raises what torch raises, with torch's message
+    import operator
+
+    torch = torch_or_skip()
+    ours = sr.tensor(value, dtype=getattr(sr, dtype))
+    theirs = torch.tensor(value, dtype=getattr(torch, dtype))
+    assert tuple(ours.shape) == shape
+    for convert in (float, int, complex, operator.index):
+        try:
+            want = convert(theirs)
+        except Exception as exc:  # noqa: BLE001 - the very exception torch raises
+            with pytest.raises(type(exc), match=str(exc)[:40].replace("(", r"\(").replace(")", r"\)")):
+                convert(ours)
+        else:
+            got = convert(ours)
+            assert type(got) is type(want) and (got == want or (got != got and want != want)), (convert, got, want)
+
+
+def test_a_list_of_0d_tensors_makes_a_tensor_as_torch():
+    torch = torch_or_skip()
+    ours = sr.tensor([sr.tensor(1.5), sr.tensor(2.0, dtype=sr.float64)])
+    theirs = torch.tensor([torch.tensor(1.5), torch.tensor(2.0, dtype=torch.float64)])
+    assert ours.dtype == sr.float64 and str(theirs.dtype) == "torch.float64"
+    assert ours.tolist() == theirs.tolist()
+    assert sr.tensor([sr.tensor(1), sr.tensor(2)]).dtype == sr.int64
+    assert [10, 20, 30][sr.tensor(1)] == 20  # __index__
