@@ -231,14 +231,21 @@ class Tensor(_Differentiable):
 
     def __int__(self) -> int:
         value = self._python_scalar()
-        if isinstance(value, complex):
-            if value.imag != 0:
+        if isinstance(value, complex):  # torch checks a complex value against int64 itself
+            if value.imag != 0 or not -2.0**63 <= value.real < 2.0**63:
                 raise RuntimeError("value cannot be converted to type int64_t without overflow")
             value = value.real
         return int(value)
 
     def __complex__(self) -> complex:
         return complex(self._python_scalar())
+
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.4f}"``: a 0-d tensor formats as its value, as torch's does (so does
+        ``f"{loss}"``); any other tensor takes an empty spec only (its ``str``)."""
+        if self._data.ndim == 0:
+            return format(self._data.item(), spec)
+        return object.__format__(self, spec)
 
     def __index__(self) -> int:
         if self._data.size != 1 or self._data.dtype.kind not in "iub":
@@ -634,7 +641,7 @@ class Tensor(_Differentiable):
     def __setitem__(self, key, value) -> None:
         """``x[key] = value`` in place (torch's rules for in-place ops, see ``add_``)."""
         data = self._inplace("setitem")
-        key = _F.index_key(key, self.shape)
+        key = _F.index_key(key, self.shape, "setitem", stacklevel=3)
         if isinstance(value, Tensor) and value.requires_grad and is_grad_enabled():
             raise RuntimeError("setitem: a value that requires grad would make this tensor part of a graph; "
                                "in-place ops do not record one (use sr.no_grad())")

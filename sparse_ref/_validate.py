@@ -5,6 +5,8 @@ C-contiguous, indices in range), so no input can crash the process. Messages nam
 argument, what was expected and what was given, in torch's words where torch has them.
 """
 
+import warnings
+
 import numpy as np
 
 from sparse_ref import _dtypes
@@ -38,6 +40,8 @@ def _as_array(data, where: str):
         return np.asarray(data), False
     if type(data).__module__.startswith("torch"):
         return np.asarray(data.detach().cpu().resolve_conj().resolve_neg().numpy()), False
+    if isinstance(data, (list, tuple)):
+        data = _one_element_tensors_as_numbers(data)
     try:
         arr = np.asarray(data)
     except (ValueError, TypeError) as exc:
@@ -49,6 +53,17 @@ def _as_array(data, where: str):
             return arr, True  # integers beyond int64: `converted` takes them to a float dtype or refuses
         raise TypeError(f"{where}: expected numbers, got {type(data).__name__} of mixed or ragged entries")
     return arr, True
+
+
+def _one_element_tensors_as_numbers(data):
+    """A list (or tuple) with each one-element tensor among its leaves replaced by its value
+    as a Python number, as torch reads ``[t0, t1]`` (exact: a Python int or float holds
+    any int64 or float value); the dtype is inferred from the leaves (``_leaf_dtype``)."""
+    if isinstance(data, (list, tuple)):
+        return [_one_element_tensors_as_numbers(x) for x in data]
+    if isinstance(data, Tensor) and data._data.size == 1:
+        return data._data.reshape(()).item()
+    return data
 
 
 def target_dtype(arr: np.ndarray, from_python: bool, dtype, where: str, dense: bool = False) -> np.dtype:
@@ -156,7 +171,16 @@ def dense_data(data, dtype, where: str) -> np.ndarray:
     dt = target_dtype(arr, from_python, dtype, where, dense=True)
     if from_python and dtype is None:
         dt = _leaf_dtype(data) or dt
+    if from_python and dt.kind in "iub" and _float_tensor_leaf(data):
+        # torch reads a tensor in a list of an integer dtype through __index__
+        raise TypeError(f"{where}: only integer tensors of a single element can be converted to an index")
     return converted(arr, dt, where)
+
+
+def _float_tensor_leaf(data) -> bool:
+    if isinstance(data, (list, tuple)):
+        return any(_float_tensor_leaf(x) for x in data)
+    return isinstance(data, Tensor) and data._data.dtype.kind not in "iub"
 
 
 def size_arg(size, where: str) -> tuple:
@@ -692,10 +716,26 @@ def dim_arg(dim, ndim: int, where: str) -> int:
     return int(dim) % max(ndim, 1)
 
 
-def index_key(key, shape: tuple, where: str = "index"):
+def _sequence_as_tuple(key) -> bool:
+    """torch's rule for a list key (``treatSequenceAsTuple``): a list of fewer than 32 items
+    holding a tensor, an array, a sequence, a slice, None or Ellipsis is read as a tuple,
+    one index per dimension (``x[[t1, t2]]`` is ``x[t1, t2]``); NumPy reads it as one array."""
+    if not isinstance(key, list) or len(key) >= 32:
+        return False
+    return any(k is None or k is Ellipsis or isinstance(k, (Tensor, SparseTensor, np.ndarray, list, tuple, slice))
+               for k in key)
+
+
+def index_key(key, shape: tuple, where: str = "index", stacklevel: int = 4):
     """A key for ``x[key]`` with tensors turned into arrays and every integer array and
     boolean mask checked against ``shape`` (NumPy would raise too, but a bad gather must
-    be refused before backward could scatter with it)."""
+    be refused before backward could scatter with it). ``stacklevel``: the caller's frame
+    for the warning of a list read as a tuple (4 from ``x[key]``, 3 from ``x[key] = v``)."""
+    if _sequence_as_tuple(key):
+        warnings.warn(f"{where}: using a non-tuple sequence for multidimensional indexing is deprecated "
+                      "in torch (a later torch reads x[seq] as x[tensor(seq)]); it is read as x[tuple(seq)], "
+                      "as torch 2.13 reads it: write x[tuple(seq)]", UserWarning, stacklevel=stacklevel)
+        key = tuple(key)
     parts = key if isinstance(key, tuple) else (key,)
     out, axis = [], 0
     for k in parts:

@@ -380,7 +380,9 @@ SCALAR_CASES = [((), "float32", 1.5), ((1,), "float32", [2.5]), ((2,), "float32"
                 ((0,), "float32", []), ((), "int64", 3), ((1, 1), "int64", [[-7]]), ((), "bool", True),
                 ((), "complex64", 1 + 2j), ((), "complex128", 2 + 0j), ((), "float32", float("nan")),
                 ((), "float64", 1e300), ((), "float32", float("inf")), ((), "float32", -2.7), ((), "float16", 0.5),
-                ((), "int32", -4), ((2, 1), "int64", [[1], [2]])]
+                ((), "int32", -4), ((2, 1), "int64", [[1], [2]]), ((), "complex128", 1e20 + 0j),
+                ((), "complex128", complex(float("nan"), 0)), ((), "complex128", complex(float("inf"), 0)),
+                ((), "complex64", -3 + 0j)]
 
 
 @pytest.mark.parametrize("shape, dtype, value", SCALAR_CASES)
@@ -402,6 +404,71 @@ def test_float_int_complex_and_index_of_a_tensor_as_torch(shape, dtype, value):
         else:
             got = convert(ours)
             assert type(got) is type(want) and (got == want or (got != got and want != want)), (convert, got, want)
+
+
+LISTS_OF_TENSORS = [
+    lambda m: [m.tensor(2.5, dtype=m.bfloat16)] * 2,
+    lambda m: [m.tensor(1, dtype=m.int32), m.tensor(2.5, dtype=m.bfloat16)],
+    lambda m: [m.tensor(2.5, dtype=m.bfloat16), 1],
+    lambda m: [m.tensor(0.5, dtype=m.float16), m.tensor(2.5, dtype=m.bfloat16)],
+    lambda m: [[m.tensor(1.5)]],
+    lambda m: (m.tensor(1.0), m.tensor(2)),
+    lambda m: [m.tensor([1.0]), m.tensor([2.0])],  # one-element tensors are numbers: shape (2,)
+    lambda m: [m.tensor(2**53 + 1), m.tensor(2**63 - 1)],
+    lambda m: [m.tensor(1 + 2j), m.tensor(1.0)],
+]
+
+
+@pytest.mark.parametrize("case", range(len(LISTS_OF_TENSORS)))
+def test_lists_of_one_element_tensors_as_torch(case):
+    torch = torch_or_skip()
+    ours, theirs = sr.tensor(LISTS_OF_TENSORS[case](sr)), torch.tensor(LISTS_OF_TENSORS[case](torch))
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    assert tuple(ours.shape) == tuple(theirs.shape) and ours.tolist() == theirs.tolist()
+
+
+def test_a_float_tensor_in_a_list_of_an_integer_dtype_is_refused_as_torch():
+    torch = torch_or_skip()
+    for dtype in ("int64", "bool"):
+        with pytest.raises(TypeError, match="only integer tensors of a single element"):
+            torch.tensor([torch.tensor(0.1)], dtype=getattr(torch, dtype))
+        with pytest.raises(TypeError, match="only integer tensors of a single element"):
+            sr.tensor([sr.tensor(0.1)], dtype=getattr(sr, dtype))
+    assert sr.tensor([sr.tensor(3), sr.tensor(True)], dtype=sr.int64).tolist() == [3, 1]
+
+
+@pytest.mark.parametrize("key", [lambda m: [m.tensor(1), m.tensor(2)], lambda m: [m.tensor(1)],
+                                 lambda m: [[0, 1], [1, 2]], lambda m: [0, slice(1, 3)], lambda m: [1, 2],
+                                 lambda m: [[0, 2]], lambda m: [m.tensor([0, 2]), m.tensor(1)],
+                                 lambda m: [None, 1]])
+def test_a_list_key_is_read_as_torch_reads_it(key):
+    # a list holding a tensor, a sequence, a slice or None is a tuple of indices (torch's
+    # treatSequenceAsTuple); a list of plain ints is one integer array
+    torch = torch_or_skip()
+    ours, theirs = sr.arange(12.0).reshape(3, 4), torch.arange(12.0).reshape(3, 4)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert ours[key(sr)].tolist() == theirs[key(torch)].tolist()
+        ours[key(sr)] = -1.0
+        theirs[key(torch)] = -1.0
+    assert ours.tolist() == theirs.tolist()
+    # torch 2.13 warns that a later torch reads such a list otherwise; so does sparse_ref
+    torch_warned = sum(str(w.message).startswith("Using a non-tuple sequence") for w in seen)
+    ours_warned = [w for w in seen if "using a non-tuple sequence" in str(w.message)[:40]]
+    assert len(ours_warned) == (2 if torch_warned else 0)
+    assert all(w.filename == __file__ for w in ours_warned)  # it points at the caller's line
+
+
+def test_format_as_torch():
+    torch = torch_or_skip()
+    for value, dtype, spec in ((0.123456, "float32", ".4f"), (1.5, "float64", ""), (7, "int64", "05d"),
+                               (True, "bool", ""), (1 + 2j, "complex64", ".1f"), (2.5, "float32", "e")):
+        ours, theirs = sr.tensor(value, dtype=getattr(sr, dtype)), torch.tensor(value, dtype=getattr(torch, dtype))
+        assert format(ours, spec) == format(theirs, spec), (value, dtype, spec)
+    assert f"{sr.tensor([1.0, 2.0])}" == str(sr.tensor([1.0, 2.0]))
+    for t in (sr.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0])):
+        with pytest.raises(TypeError, match="unsupported format string"):
+            format(t, ".2f")
 
 
 def test_a_list_of_0d_tensors_makes_a_tensor_as_torch():
