@@ -120,10 +120,10 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
 # non-temporal stores), without first reading each line of ``out`` into the cache and
 # without pushing rows of B out of it. Same values, same bits: only the store instruction
 # changes. Measured (benchmarks/bench_levers.py, "streaming stores") on rows of B of 64 to
-# 256 bytes, where each stored entry fetches one to four lines of B: k = 16 float32
-# 1.26-1.44x on the random matrices, float64 1.1x, the Laplacian 1.08-1.28x; rows of 512
-# bytes and more, streamed through ``_set_stream(4096)``, were 0.8-1.05x (the Laplacian
-# k = 64 float64 0.84x, k = 256 0.82x), so they keep cached stores. An output under
+# 256 bytes, where each stored entry fetches one to four lines of B (two runs): k = 16
+# float32 1.26-1.44x on the random matrices, float64 1.02-1.11x, the Laplacian 1.02-1.32x;
+# rows of 512 bytes and more, streamed through ``_set_stream(4096)``, were 0.8-1.05x (the
+# Laplacian k = 64 float64 0.84x, k = 256 0.82x), so they keep cached stores. An output under
 # STREAM_MIN_BYTES (4 MiB) is likely to be read again from the cache soon, and the
 # library's own outputs of that size start on a 2 MiB page (_pool.h), so on a line, while
 # the output cache is on (the default; with it off, an output is streamed only when
