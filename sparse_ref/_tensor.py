@@ -22,6 +22,7 @@ imports or reaches upward; ``tests/test_layers.py`` holds the package to that.
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 import weakref
@@ -962,6 +963,25 @@ class SparseTensor(_Differentiable):
     def clone(self) -> "SparseTensor":
         """A copy with the same pattern, part of the graph as torch's (``sr.clone``)."""
         return _F.clone(self)
+
+    # float(s), int(s), complex(s) and s.item() of a one-element sparse tensor, as torch's
+    # COO: its stored values summed as coalesce sums them, 0 when none is stored
+    def _one_element(self) -> Tensor:
+        if math.prod(self._shape) != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self.detach().to_dense()
+
+    def item(self):
+        return self._one_element().item()
+
+    def __float__(self) -> float:
+        return float(self._one_element())
+
+    def __int__(self) -> int:
+        return int(self._one_element())
+
+    def __complex__(self) -> complex:
+        return complex(self._one_element())
 
     # -- operations -----------------------------------------------------------------
     def coalesce(self) -> "SparseTensor":

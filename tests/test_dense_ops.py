@@ -459,6 +459,23 @@ def test_a_list_key_is_read_as_torch_reads_it(key):
     assert all(w.filename == __file__ for w in ours_warned)  # it points at the caller's line
 
 
+def test_a_one_element_sparse_tensor_is_a_number_as_torch():
+    torch = torch_or_skip()
+
+    def cases(m):
+        return [m.tensor([[2.5]]).to_sparse(),
+                m.sparse_coo_tensor(m.zeros(2, 0, dtype=m.int64), m.zeros(0), (1, 1)),  # nothing stored
+                m.sparse_coo_tensor([[0, 0], [0, 0]], [1.0, 2.0], (1, 1)),  # duplicates: summed
+                m.tensor([[-3.5]], dtype=m.float64).to_sparse().requires_grad_(True)]
+    for ours, theirs in zip(cases(sr), cases(torch)):
+        for convert in (float, int, complex):
+            assert convert(ours) == convert(theirs) and type(convert(ours)) is type(convert(theirs))
+        assert float(ours.item()) == float(theirs.item())
+    for convert in (float, int, complex):
+        with pytest.raises(ValueError, match="only one element tensors"):
+            convert(sr.tensor([[1.0, 0.0]]).to_sparse())
+
+
 def test_format_as_torch():
     torch = torch_or_skip()
     for value, dtype, spec in ((0.123456, "float32", ".4f"), (1.5, "float64", ""), (7, "int64", "05d"),
