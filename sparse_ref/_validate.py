@@ -133,14 +133,10 @@ def _leaf_dtype(data):
     """The dtype torch infers for a list or tuple that holds a NumPy scalar or array, or a
     tensor, among its leaves (see _promoted), or None: only Python numbers (whose dtypes
     ``natural_dtype`` gives), or a dtype sparse_ref lacks (its message comes later)."""
-    found, seen = [], [False]
-
-    def walk(x):
-        if isinstance(x, (list, tuple)):
-            for y in x:
-                walk(y)
-        elif isinstance(x, (np.ndarray, np.generic, Tensor)):
-            seen[0] = True
+    found, seen = [], False
+    for x in _leaves(data):
+        if isinstance(x, (np.ndarray, np.generic, Tensor)):
+            seen = True
             found.append(np.dtype(x.dtype))
         elif isinstance(x, bool):
             found.append(np.dtype(np.bool_))
@@ -151,11 +147,9 @@ def _leaf_dtype(data):
         elif isinstance(x, complex):
             found.append(np.dtype(np.complex64))
         elif type(x).__module__.startswith("torch"):
-            seen[0] = True
+            seen = True
             found.append(np.asarray(x.detach().cpu().numpy()).dtype)
-
-    walk(data)
-    if not seen[0] or not found:
+    if not seen or not found:
         return None
     if any(d not in _dtypes.SUPPORTED and d != np.bool_ for d in found):
         return None
@@ -178,9 +172,16 @@ def dense_data(data, dtype, where: str) -> np.ndarray:
 
 
 def _float_tensor_leaf(data) -> bool:
+    return any(isinstance(x, Tensor) and x._data.dtype.kind not in "iub" for x in _leaves(data))
+
+
+def _leaves(data):
+    """The leaves of nested lists and tuples, in order (``data`` itself if it is neither)."""
     if isinstance(data, (list, tuple)):
-        return any(_float_tensor_leaf(x) for x in data)
-    return isinstance(data, Tensor) and data._data.dtype.kind not in "iub"
+        for x in data:
+            yield from _leaves(x)
+    else:
+        yield data
 
 
 def size_arg(size, where: str) -> tuple:

@@ -23,8 +23,8 @@
  * rows of 64 to 256 bytes, while 512 bytes and more were 2-11 % slower at 16-28; with
  * streaming stores, 40 against 20 was 0.99-1.13x for rows of 64 and 128 bytes on the
  * random matrices and 0.96-1.0x on the Laplacian, 0.84-0.99x for rows of 256 bytes):
- * every cache line its first sr_prefetch_bytes touch (one
- * more than bytes / 64 when the row does not start on a line). The CPU's own prefetcher
+ * every cache line its first sr_prefetch_bytes touch (one more than bytes / 64 when the
+ * row does not start on a line). The CPU's own prefetcher
  * follows a long row once it has started; asking for every line of a 2 KiB row was
  * measured 1.2-1.7x slower, asking for only 256 bytes of a 512-byte row 10 % slower:
  * benchmarks/bench_levers.py. Both are tuning knobs (spmm._set_prefetch), never a change

@@ -268,7 +268,7 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     width = column_block(b.shape[0], n, sizeof(value_t))
     stream = (value_t is double or value_t is float) and streams(nrows, n, sizeof(value_t), width, &out[0, 0])
     global last_streamed
-    last_streamed = stream and not (n == 1 and use_spmv)
+    last_streamed = stream  # never for one column (rows of 4 or 8 bytes)
     if n == 1 and use_spmv:  # a matrix-vector product: spmm_row's one-column case, without its per-row setup
         with nogil:
             spmv(&a_crow[0], col_ptr, val_ptr, nrows, b_ptr, &out[0, 0], n_threads)
