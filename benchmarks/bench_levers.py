@@ -43,6 +43,12 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   of commit 7adec07, not the one before all the levers), SpMM rows narrower
   than one vector of the widest level (4 and 6 doubles, 8 and 12 floats under AVX-512) through
   the narrower levels' vectors (now) against column by column (before), kernel only.
+- ``fixed widths``: with ``--only "fixed widths" --old PATH`` (``--old`` is then the build
+  of commit bdfdcce), SpMM's float rows handed to C 64 rows at a time, with a loop
+  compiled for each width of 1, 2, 4 and 8 vectors in whole cache lines (now), against one
+  call per row of the general loop (before), kernel only, into a line-aligned ``out`` from
+  a line-aligned B (as the library's own big arrays are). Rows of 96 bytes and 2 KiB are
+  controls: the general loop in both, 64 rows per call now.
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -57,6 +63,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
                                                               # replaced in the saved file
     python benchmarks/bench_levers.py --only "prefetch distance"
     python benchmarks/bench_levers.py --only "narrow tails" --old /tmp/tree-7adec07
+    python benchmarks/bench_levers.py --only "fixed widths" --old /tmp/tree-bdfdcce
 """
 
 import argparse
@@ -286,7 +293,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
-                                           "streaming stores", "narrow tails"],
+                                           "streaming stores", "narrow tails", "fixed widths"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -497,6 +504,34 @@ def narrow_tails(repeat, record, quick=False, old=None):
                    "narrower vectors")
 
 
+def fixed_widths(repeat, record, quick=False, old=None):
+    """SpMM's float rows 64 at a time through a loop compiled for their width (now) against
+    a call per row of the general loop (the build ``old``), kernel only, 2 threads (and
+    1 thread for k = 16 float32)."""
+    if old is None:
+        raise SystemExit('--only "fixed widths" needs --old PATH: a build of commit bdfdcce')
+    before = load_old(old, "spmm")
+    cases = ((16, np.float32), (32, np.float32), (64, np.float32), (8, np.float64), (16, np.float64),
+             (64, np.float64), (24, np.float32), (256, np.float64))
+    for name in ("uniform", "powerlaw", "laplacian"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+        for k, dt in cases:
+            val = m.data.astype(dt)
+            b = line_aligned((m.shape[1], k), dt)
+            b[...] = np.random.default_rng(k).standard_normal(b.shape)
+            out = line_aligned((m.shape[0], k), dt)
+            vectors = SPMM._fixed_vectors(b)
+            label = f"{vectors} vector(s)" if vectors else "general loop: a control"
+            for threads in ((1, THREADS) if (k, dt) == (16, np.float32) else (THREADS,)):
+                medians = interleaved({"a call per row": lambda b=b, out=out, val=val, t=threads: before.spmm(
+                                           crow, col, val, b, out, t),
+                                       "fixed widths": lambda b=b, out=out, val=val, t=threads: SPMM.spmm(
+                                           crow, col, val, b, out, t)}, repeat)
+                record("fixed widths", f"spmm {name} k={k} {np.dtype(dt).name} ({k * np.dtype(dt).itemsize} B "
+                       f"rows, {label}; {threads} thread(s))", medians, "fixed widths")
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -511,7 +546,8 @@ def only(args):
 
     levers = {"output cache": output_cache, "prefetch distance": prefetch_distance,
               "spgemm bounds skip": bounds_skip, "spmv loop": spmv_loop, "streaming stores": streaming_stores,
-              "narrow tails": lambda *a: narrow_tails(*a, old=args.old)}
+              "narrow tails": lambda *a: narrow_tails(*a, old=args.old),
+              "fixed widths": lambda *a: fixed_widths(*a, old=args.old)}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

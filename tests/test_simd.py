@@ -182,3 +182,65 @@ def test_the_librarys_big_outputs_are_streamed():
             assert np.array_equal(y.numpy(), b.numpy())
     finally:
         sr.set_cache_limit(previous)
+
+
+def tall_matrices(rng, dtype, n, nrows=300):
+    """Rows in several tasks of 64 rows, empty rows, one long row, and the last entries
+    near the end of the arrays (where the prefetch ahead stops)."""
+    ncols = 90
+    lengths = rng.integers(0, 12, nrows)
+    lengths[::17] = 0
+    lengths[5] = 80
+    crow = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    col = np.concatenate([np.sort(rng.choice(ncols, size=k, replace=False)) for k in lengths]).astype(np.int64)
+    val = (rng.standard_normal(col.shape[0]) * 10.0 ** rng.integers(-8, 9, col.shape[0])).astype(dtype)
+    b = (rng.standard_normal((ncols, n)) * 10.0 ** rng.integers(-8, 9, (ncols, n))).astype(dtype)
+    return crow, col, val, b
+
+
+VECTOR_BYTES = {"baseline": 16, "avx2": 32, "avx512": 64}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fixed_width_loops_give_the_reference_bits(level, dtype):
+    # rows of B that are 1, 2, 4 or 8 vectors in whole cache lines, starting on a line,
+    # run a loop compiled for that width; 16 bytes off a line, or a width in between, run
+    # the general loop: the same bits on every level and thread count, either way
+    rng = np.random.default_rng(21)
+    size = np.dtype(dtype).itemsize
+    for name in LEVELS[:LEVELS.index(level) + 1]:
+        kernel._set_simd_level(name)
+        lanes = VECTOR_BYTES[name] // size
+        for n in sorted({lanes, 2 * lanes, 4 * lanes, 8 * lanes, 16 * lanes, 3 * lanes, 64 // size + 1}):
+            crow, col, val, b0 = tall_matrices(rng, dtype, n)
+            want = expected(crow, col, val, b0)
+            for offset in (0, 16):
+                b = aligned(b0.shape, dtype, offset)
+                b[...] = b0
+                vectors = n * size // VECTOR_BYTES[name]
+                fixed = (offset == 0 and n * size % 64 == 0 and n * size <= 512 and vectors in (1, 2, 4, 8))
+                assert kernel._fixed_vectors(b) == (vectors if fixed else 0), (name, n, offset)
+                for threads in (1, 2, 3):
+                    out = np.full_like(want, np.nan)
+                    kernel.spmm(crow, col, val, b, out, threads)
+                    assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n, offset, threads)
+
+
+def test_fixed_width_loops_follow_the_prefetch_size(level):
+    # the fixed-width loops ask for every line of the row; when the prefetch is told to
+    # ask for fewer bytes than a row has, the general loop runs instead (same bits)
+    rng = np.random.default_rng(22)
+    crow, col, val, b0 = tall_matrices(rng, np.float32, 32)
+    b = aligned(b0.shape, np.float32)
+    b[...] = b0
+    want = expected(crow, col, val, b0)
+    assert kernel._fixed_vectors(b) > 0
+    try:
+        kernel._set_prefetch(10, 64)
+        assert kernel._fixed_vectors(b) == 0
+        out = np.full_like(want, np.nan)
+        kernel.spmm(crow, col, val, b, out, 2)
+        assert np.array_equal(out.view(np.uint8), want.view(np.uint8))
+    finally:
+        kernel._set_prefetch(10, 512)
+    assert kernel._fixed_vectors(b) > 0

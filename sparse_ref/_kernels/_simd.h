@@ -73,10 +73,10 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
 /* A row's block of NACC vectors of columns, starting at column j; returns the next column.
  * T: float or double; VT: a vector of them; L: lanes per vector. */
 #define SR_BLOCK(NAME, T, VT, L, NACC, TARGET, STREAM)                                       \
-    TARGET static inline int64_t NAME(const int64_t* col, const T* val, int64_t start,       \
-                                      int64_t end, int64_t nnz, const T* b, int64_t n,       \
-                                      int64_t j, int64_t j0, int64_t j1, int first, T* out,  \
-                                      int stream) {                                          \
+    TARGET static inline __attribute__((always_inline)) int64_t NAME(                       \
+        const int64_t* col, const T* val, int64_t start, int64_t end, int64_t nnz,           \
+        const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, int first, T* out,         \
+        int stream, int64_t lines) {                                                         \
         VT acc[NACC], a, x;                                                                  \
         int64_t q, t, ahead;                                                                 \
         int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
@@ -87,12 +87,17 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         for (q = start; q < end; q++) {                                                      \
             if (first && q + ahead < nnz) {                                                  \
                 /* every line the first `reach` bytes touch: a row that does not start   \
-                 * on a line (NumPy's big arrays start 16 bytes into one) reaches one more */ \
+                 * on a line (NumPy's big arrays start 16 bytes into one) reaches one more; \
+                 * `lines` > 0: the row starts on a line and has that many to ask for */  \
                 const char* next = (const char*)(b + col[q + ahead] * n + j0);               \
                 const char* last = next + reach - 1;                                         \
-                if (sr_prefetch_from_line)                                                   \
-                    next = (const char*)((uintptr_t)next & ~(uintptr_t)63);                  \
-                for (; next <= last; next += 64) SR_PREFETCH(next);                          \
+                if (lines > 0) {                                                             \
+                    for (t = 0; t < lines; t++) SR_PREFETCH(next + 64 * t);                  \
+                } else {                                                                     \
+                    if (sr_prefetch_from_line)                                               \
+                        next = (const char*)((uintptr_t)next & ~(uintptr_t)63);              \
+                    for (; next <= last; next += 64) SR_PREFETCH(next);                      \
+                }                                                                            \
             }                                                                                \
             a = (VT){0} + val[q]; /* val[q] in every lane */                                 \
             for (t = 0; t < NACC; t++) {                                                     \
@@ -121,14 +126,46 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
                             int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
                             T* out, int stream, int first) {                                 \
         int64_t j = j0;                                                                      \
-        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream); \
-        if (j + 4 * L <= j1) j = NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream);    \
-        if (j + 2 * L <= j1) j = NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream);    \
-        if (j + L <= j1) j = NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream);        \
+        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0); \
+        if (j + 4 * L <= j1) j = NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0);    \
+        if (j + 2 * L <= j1) j = NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0);    \
+        if (j + L <= j1) j = NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0);        \
         if (j < j1) {                                                                        \
             CLEAN; /* AVX2 before SSE2 code: clear the upper halves (vzeroupper) */          \
             TAIL(col, val, start, end, nnz, b, n, j, j1, out, stream, first && j == j0);     \
         }                                                                                    \
+    }
+
+/* Rows lo <= i < hi of the product, row i's block j0 <= j < j1 to out + i * n (out is C-contiguous,
+ * n columns). One call per block of rows, so the level is chosen once per block, not per row.
+ * A whole row (j0 = 0, j1 = n) that is 1, 2, 4 or 8 vectors wide, in rows of B that start on
+ * a cache line and are whole lines (at most sr_prefetch_bytes of them), runs a copy of the row
+ * loop compiled for that width: the row's address is a shift, its lines a fixed list to ask
+ * for, and no tail is left. The same additions in the same order: only fewer instructions
+ * around them (k = 16 float32, rows of 64 bytes: the loop's own work was about half the time
+ * of the whole product; bench_levers.py "fixed widths"). Every other shape takes SR_ROW per row. */
+static int sr_fixed_vectors(const void* b, int64_t row_bytes, int64_t vector_bytes) {
+    int64_t v = row_bytes / vector_bytes;
+    if (((uintptr_t)b & 63) != 0 || row_bytes % 64 != 0 || row_bytes > sr_prefetch_bytes) return 0;
+    return row_bytes == v * vector_bytes && (v == 1 || v == 2 || v == 4 || v == 8) ? (int)v : 0;
+}
+#define SR_FIXED(ROW, NACC, T, L)                                                            \
+    for (i = lo; i < hi; i++)                                                                \
+        ROW##_##NACC(col, val, crow[i], crow[i + 1], nnz, b, NACC * L, 0, 0, NACC * L, 1,   \
+                     out + i * (NACC * L), stream, (NACC * L * (int64_t)sizeof(T)) / 64)
+#define SR_ROWS(NAME, ROW, T, L, TARGET)                                                     \
+    TARGET static void NAME(const int64_t* crow, const int64_t* col, const T* val,           \
+                            int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
+                            T* out, int64_t lo, int64_t hi, int stream) {                    \
+        int64_t i;                                                                           \
+        int vectors = j0 == 0 && j1 == n ? sr_fixed_vectors(b, n * (int64_t)sizeof(T), L * (int64_t)sizeof(T)) : 0; \
+        if (vectors == 1) SR_FIXED(ROW, 1, T, L);                                            \
+        else if (vectors == 2) SR_FIXED(ROW, 2, T, L);                                       \
+        else if (vectors == 4) SR_FIXED(ROW, 4, T, L);                                       \
+        else if (vectors == 8) SR_FIXED(ROW, 8, T, L);                                       \
+        else                                                                                 \
+            for (i = lo; i < hi; i++)                                                        \
+                ROW(col, val, crow[i], crow[i + 1], nnz, b, n, j0, j1, out + i * n, stream, 1); \
     }
 
 /* Single columns, one after another: the last of every row's tails. */
@@ -160,9 +197,23 @@ typedef float sr_f4 __attribute__((vector_size(16)));
 #endif
 SR_ROW(sr_row_f64_base, double, sr_d2, 2, , SR_STREAM_D2, sr_columns_f64, (void)0)
 SR_ROW(sr_row_f32_base, float, sr_f4, 4, , SR_STREAM_F4, sr_columns_f32, (void)0)
+SR_ROWS(sr_rows_f64_base, sr_row_f64_base, double, 2, )
+SR_ROWS(sr_rows_f32_base, sr_row_f32_base, float, 4, )
 #else /* no vector extensions: one column at a time, the same order */
 #define sr_row_f64_base sr_columns_f64
 #define sr_row_f32_base sr_columns_f32
+#define SR_ROWS_COLUMNS(NAME, T)                                                             \
+    static void NAME(const int64_t* crow, const int64_t* col, const T* val, int64_t nnz,     \
+                     const T* b, int64_t n, int64_t j0, int64_t j1, T* out, int64_t lo,      \
+                     int64_t hi, int stream) {                                               \
+        int64_t i;                                                                           \
+        for (i = lo; i < hi; i++)                                                            \
+            sr_columns_##T(col, val, crow[i], crow[i + 1], nnz, b, n, j0, j1, out + i * n, stream, 1); \
+    }
+#define sr_columns_double sr_columns_f64
+#define sr_columns_float sr_columns_f32
+SR_ROWS_COLUMNS(sr_rows_f64_base, double)
+SR_ROWS_COLUMNS(sr_rows_f32_base, float)
 #endif
 
 #ifdef SR_X86
@@ -178,6 +229,10 @@ SR_ROW(sr_row_f64_avx2, double, sr_d4, 4, __attribute__((target("avx2"))), SR_ST
 SR_ROW(sr_row_f32_avx2, float, sr_f8, 8, __attribute__((target("avx2"))), SR_STREAM_F8, sr_row_f32_base, _mm256_zeroupper())
 SR_ROW(sr_row_f64_avx512, double, sr_d8, 8, __attribute__((target("avx512f"))), SR_STREAM_D8, sr_row_f64_avx2, (void)0)
 SR_ROW(sr_row_f32_avx512, float, sr_f16, 16, __attribute__((target("avx512f"))), SR_STREAM_F16, sr_row_f32_avx2, (void)0)
+SR_ROWS(sr_rows_f64_avx2, sr_row_f64_avx2, double, 4, __attribute__((target("avx2"))))
+SR_ROWS(sr_rows_f32_avx2, sr_row_f32_avx2, float, 8, __attribute__((target("avx2"))))
+SR_ROWS(sr_rows_f64_avx512, sr_row_f64_avx512, double, 8, __attribute__((target("avx512f"))))
+SR_ROWS(sr_rows_f32_avx512, sr_row_f32_avx512, float, 16, __attribute__((target("avx512f"))))
 static inline void sr_store_fence(void) { _mm_sfence(); }
 #else
 static inline void sr_store_fence(void) { }
@@ -222,6 +277,42 @@ static void sr_spmm_row_f32(const int64_t* col, const float* val, int64_t start,
     if (level == SR_SIMD_AVX2) { sr_row_f32_avx2(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1); return; }
 #endif
     sr_row_f32_base(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1);
+}
+
+/* Rows lo <= i < hi at the widest level (SR_ROWS). */
+#ifdef SR_X86
+#define SR_DISPATCH_ROWS(NAME, T, SUFFIX)                                                    \
+    static void NAME(const int64_t* crow, const int64_t* col, const T* val, int64_t nnz,     \
+                     const T* b, int64_t n, int64_t j0, int64_t j1, T* out, int64_t lo,      \
+                     int64_t hi, int stream) {                                               \
+        int level = sr_simd();                                                               \
+        if (level == SR_SIMD_AVX512)                                                         \
+            sr_rows_##SUFFIX##_avx512(crow, col, val, nnz, b, n, j0, j1, out, lo, hi, stream); \
+        else if (level == SR_SIMD_AVX2)                                                      \
+            sr_rows_##SUFFIX##_avx2(crow, col, val, nnz, b, n, j0, j1, out, lo, hi, stream); \
+        else                                                                                 \
+            sr_rows_##SUFFIX##_base(crow, col, val, nnz, b, n, j0, j1, out, lo, hi, stream); \
+    }
+#else
+#define SR_DISPATCH_ROWS(NAME, T, SUFFIX)                                                    \
+    static void NAME(const int64_t* crow, const int64_t* col, const T* val, int64_t nnz,     \
+                     const T* b, int64_t n, int64_t j0, int64_t j1, T* out, int64_t lo,      \
+                     int64_t hi, int stream) {                                               \
+        sr_rows_##SUFFIX##_base(crow, col, val, nnz, b, n, j0, j1, out, lo, hi, stream);    \
+    }
+#endif
+SR_DISPATCH_ROWS(sr_spmm_rows_f64, double, f64)
+SR_DISPATCH_ROWS(sr_spmm_rows_f32, float, f32)
+
+/* For tests: how many vectors wide the fixed-width loop for whole rows of b is at the
+ * current level (0: the general loop). */
+static int sr_spmm_fixed_vectors(const void* b, int64_t row_bytes) {
+    int level = sr_simd();
+    int64_t vector_bytes = level == SR_SIMD_AVX512 ? 64 : level == SR_SIMD_AVX2 ? 32 : 16;
+#if !(defined(__GNUC__) || defined(__clang__))
+    return 0;
+#endif
+    return sr_fixed_vectors(b, row_bytes, vector_bytes);
 }
 
 /* SDDMM's dot product in the contract's order: 8 partial sums s_r over j = r, r + 8, ...,

@@ -21,6 +21,13 @@ cdef extern from "_simd.h":
     void simd_row_f32 "sr_spmm_row_f32"(const idx_t* col, const float* val, idx_t start,
                                         idx_t end, idx_t nnz, const float* b, idx_t n,
                                         idx_t j0, idx_t j1, float* out, int stream) noexcept nogil
+    void simd_rows_f64 "sr_spmm_rows_f64"(const idx_t* crow, const idx_t* col, const double* val,
+                                          idx_t nnz, const double* b, idx_t n, idx_t j0, idx_t j1,
+                                          double* out, idx_t lo, idx_t hi, int stream) noexcept nogil
+    void simd_rows_f32 "sr_spmm_rows_f32"(const idx_t* crow, const idx_t* col, const float* val,
+                                          idx_t nnz, const float* b, idx_t n, idx_t j0, idx_t j1,
+                                          float* out, idx_t lo, idx_t hi, int stream) noexcept nogil
+    int fixed_vectors "sr_spmm_fixed_vectors"(const void* b, idx_t row_bytes) noexcept nogil
     void store_fence "sr_store_fence"() noexcept nogil
     void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes, idx_t from_line,
                                              idx_t ahead_narrow, idx_t ahead_tiny) noexcept nogil
@@ -116,6 +123,27 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
                 out_row[j] = out_row[j] + mul(a, b_row[j])
 
 
+# The float rows go to C a block of ROWS_PER_TASK rows at a time (sr_spmm_rows_*), so that
+# the SIMD level is chosen and the row loop's width is fixed once per block rather than once
+# per row; the threads take blocks as they would take rows (guided schedule). The order of
+# each element's additions is the row's own, so blocks change no bit.
+cdef enum:
+    ROWS_PER_TASK = 64
+
+
+cdef inline void spmm_rows(const idx_t* a_crow, const idx_t* a_col, const value_t* a_val,
+                           idx_t nnz, const value_t* b, idx_t n, idx_t j0, idx_t j1,
+                           value_t* out, idx_t lo, idx_t hi, int stream) noexcept nogil:
+    cdef idx_t i
+    if value_t is double and j1 - j0 > 1:
+        simd_rows_f64(a_crow, a_col, a_val, nnz, b, n, j0, j1, out, lo, hi, stream)
+    elif value_t is float and j1 - j0 > 1:
+        simd_rows_f32(a_crow, a_col, a_val, nnz, b, n, j0, j1, out, lo, hi, stream)
+    else:
+        for i in range(lo, hi):
+            spmm_row(a_col, a_val, a_crow[i], a_crow[i + 1], nnz, b, n, j0, j1, out + i * n, stream)
+
+
 # Streaming stores: the float rows write their block of ``out`` straight to memory (x86's
 # non-temporal stores), without first reading each line of ``out`` into the cache and
 # without pushing rows of B out of it. Same values, same bits: only the store instruction
@@ -166,6 +194,16 @@ def _streams(value_t[:, ::1] out):
         return out.shape[0] > 0 and out.shape[1] > 0 and streams(
             out.shape[0], out.shape[1], sizeof(value_t), out.shape[1], &out[0, 0])
     return False
+
+
+def _fixed_vectors(value_t[:, ::1] b):
+    """For tests (not public API): how many vectors wide the loop compiled for one width is
+    that ``spmm`` runs for whole rows of ``b`` at the current SIMD level (0: the general
+    loop, which takes any width)."""
+    if value_t is double or value_t is float:
+        if b.shape[0] > 0 and b.shape[1] > 1:
+            return fixed_vectors(&b[0, 0], b.shape[1] * sizeof(value_t))
+    return 0
 
 
 cdef bint use_spmv = True
@@ -255,7 +293,7 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     """
     cdef idx_t nrows = a_crow.shape[0] - 1
     cdef idx_t n = b.shape[1]
-    cdef idx_t i, j0, width
+    cdef idx_t t, tasks, j0, width
     cdef int stream
     cdef const value_t* b_ptr
     cdef const idx_t* col_ptr
@@ -273,18 +311,19 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
         with nogil:
             spmv(&a_crow[0], col_ptr, val_ptr, nrows, b_ptr, &out[0, 0], n_threads)
         return
+    tasks = (nrows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     with nogil:
         j0 = 0
         while j0 < n:
             if n_threads <= 1:  # no parallel region at all: it costs about 1 us, a small call's whole work
-                for i in range(nrows):
-                    spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
-                             j0, min(j0 + width, n), &out[i, 0], stream)
+                spmm_rows(&a_crow[0], col_ptr, val_ptr, a_col.shape[0], b_ptr, n, j0,
+                          min(j0 + width, n), &out[0, 0], 0, nrows, stream)
             else:
                 with parallel(num_threads=n_threads):
-                    for i in prange(nrows, schedule="guided"):
-                        spmm_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n,
-                                 j0, min(j0 + width, n), &out[i, 0], stream)
+                    for t in prange(tasks, schedule="guided"):
+                        spmm_rows(&a_crow[0], col_ptr, val_ptr, a_col.shape[0], b_ptr, n, j0,
+                                  min(j0 + width, n), &out[0, 0], t * ROWS_PER_TASK,
+                                  min(t * ROWS_PER_TASK + ROWS_PER_TASK, nrows), stream)
                     if stream:  # each thread's streaming stores are done before the region ends
                         store_fence()
             j0 = j0 + width
