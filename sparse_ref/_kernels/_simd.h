@@ -77,7 +77,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         const int64_t* col, const T* val, int64_t start, int64_t end, int64_t nnz,           \
         const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, int first, T* out,         \
         int stream, int64_t lines) {                                                         \
-        VT acc[NACC], a, x;                                                                  \
+        VT acc[NACC], x;                                                                     \
         int64_t q, t, ahead;                                                                 \
         int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
         ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
@@ -99,10 +99,9 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
                     for (; next <= last; next += 64) SR_PREFETCH(next);                      \
                 }                                                                            \
             }                                                                                \
-            a = (VT){0} + val[q]; /* val[q] in every lane */                                 \
             for (t = 0; t < NACC; t++) {                                                     \
                 memcpy(&x, b + col[q] * n + j + t * L, sizeof(VT)); /* unaligned load */      \
-                acc[t] = acc[t] + a * x;                                                     \
+                acc[t] = acc[t] + val[q] * x; /* val[q] in every lane */                 \
             }                                                                                \
         }                                                                                    \
         if (stream && ((uintptr_t)(out + j) & (sizeof(VT) - 1)) == 0) {                      \

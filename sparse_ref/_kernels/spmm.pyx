@@ -196,7 +196,7 @@ def _streams(value_t[:, ::1] out):
     return False
 
 
-def _fixed_vectors(value_t[:, ::1] b):
+def _fixed_vectors(const value_t[:, ::1] b):
     """For tests (not public API): how many vectors wide the loop compiled for one width is
     that ``spmm`` runs for whole rows of ``b`` at the current SIMD level (0: the general
     loop, which takes any width)."""
