@@ -12,10 +12,21 @@ import warnings
 
 import numpy as np
 
-from sparse_ref import _arrays, _dtypes, _validate
+from sparse_ref import _arrays, _dtypes, _memory, _validate
 from sparse_ref._grad_mode import is_grad_enabled
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref.autograd.sparse_ops import CsrFromValues, SparseFromValues
+
+
+def _new(shape, dt, data) -> np.ndarray:
+    """A new C-contiguous array of ``data`` (a number or an array, cast as NumPy's ``full``
+    and ``astype`` cast). A large one (4 MiB or more) comes from the output cache, so it
+    starts on a 2 MiB page, as torch's arrays start on a cache line: SpMM gathers rows of
+    a dense operand, and a row of 64 bytes that starts 16 bytes into a line touches two
+    lines instead of one (1.3-2.6x slower measured: docs/algorithms/spmm.rst)."""
+    out = _memory.empty(shape, dt)
+    np.copyto(out, data, casting="unsafe")
+    return out
 
 _generator = np.random.default_rng()
 
@@ -204,7 +215,7 @@ def as_tensor(data, dtype=None) -> Tensor:
 def _filled(fill, size, dtype, requires_grad, where):
     shape = _validate.size_arg(size, where)
     dt = _dtypes.as_dtype(dtype, where, dense=True) if dtype is not None else _dtypes.default_dtype
-    return Tensor(np.full(shape, fill, dtype=dt), requires_grad=requires_grad)
+    return Tensor(_new(shape, dt, fill), requires_grad=requires_grad)
 
 
 def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -310,7 +321,7 @@ def randn(*size, dtype=None, requires_grad: bool = False, generator=None) -> Ten
         data = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
     else:
         data = rng.standard_normal(shape)
-    return Tensor(np.ascontiguousarray(data, dtype=dt), requires_grad=requires_grad)
+    return Tensor(_new(shape, dt, data), requires_grad=requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad: bool = False, generator=None) -> Tensor:
@@ -328,7 +339,7 @@ def rand(*size, dtype=None, requires_grad: bool = False, generator=None) -> Tens
     dt = _float_dtype(dtype, "rand")
     rng = _rng(generator, "rand")
     data = rng.random(shape) + (1j * rng.random(shape) if dt.kind == "c" else 0)
-    return Tensor(np.ascontiguousarray(data, dtype=dt), requires_grad=requires_grad)
+    return Tensor(_new(shape, dt, data), requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=None, *, dtype=None, generator=None) -> Tensor:
@@ -358,7 +369,7 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None) -> Tensor:
         if low < info.min or high - 1 > info.max:
             raise _validate.ConversionError(f"randint: [{low}, {high}) does not fit in {dt.name}")
     data = _rng(generator, "randint").integers(low, high, shape)
-    return Tensor(np.ascontiguousarray(data, dtype=dt))
+    return Tensor(_new(shape, dt, data))
 
 
 def full(size, fill_value, *, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -375,7 +386,7 @@ def full(size, fill_value, *, dtype=None, requires_grad: bool = False) -> Tensor
     value = _validate.dense_data(fill_value, dtype, "full")
     if value.ndim != 0:
         raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
-    return Tensor(np.full(shape, value, dtype=value.dtype), requires_grad=requires_grad)
+    return Tensor(_new(shape, value.dtype, value), requires_grad=requires_grad)
 
 
 def zeros_like(input, *, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -407,7 +418,7 @@ def _like(input, fill, dtype, requires_grad, where):
     if not isinstance(input, (Tensor, SparseTensor)):
         raise TypeError(f"{where}: expected a Tensor, got {type(input).__name__}")
     dt = _dtypes.as_dtype(dtype, where, dense=True) if dtype is not None else input.dtype
-    return Tensor(np.full(input.shape, fill, dtype=dt), requires_grad=requires_grad)
+    return Tensor(_new(input.shape, dt, fill), requires_grad=requires_grad)
 
 
 def eye(n, m=None, *, dtype=None, requires_grad: bool = False) -> Tensor:

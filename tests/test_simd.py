@@ -244,3 +244,32 @@ def test_fixed_width_loops_follow_the_prefetch_size(level):
     finally:
         kernel._set_prefetch(10, 512)
     assert kernel._fixed_vectors(b) > 0
+
+
+def test_the_librarys_big_dense_arrays_start_on_a_line():
+    # a dense operand made by the factories (or sr.tensor) starts on a 2 MiB page when it
+    # is 4 MiB or more, so SpMM's rows of B are whole lines and take the fixed-width loops;
+    # the values are the ones NumPy's generator draws, cast as before
+    import sparse_ref as sr
+
+    shape = (70_000, 16)  # 4.5 MB in float32
+    made = {"randn": sr.randn(*shape, generator=np.random.default_rng(5)),
+            "rand": sr.rand(*shape, dtype=sr.float64, generator=np.random.default_rng(6)),
+            "zeros": sr.zeros(*shape), "ones": sr.ones(*shape, dtype=sr.float64),
+            "full": sr.full(shape, 2.5), "ones_like": sr.ones_like(sr.zeros(*shape)),
+            "randint": sr.randint(0, 7, shape, generator=np.random.default_rng(7)),
+            "tensor": sr.tensor(np.ones(shape, dtype=np.float32))}
+    previous = sr.set_cache_limit(1 << 30)
+    try:
+        for name, t in made.items():
+            assert t.numpy().ctypes.data % 64 == 0, name
+            if t.dtype in (sr.float32, sr.float64):
+                assert kernel._fixed_vectors(t.numpy()) > 0, name
+    finally:
+        sr.set_cache_limit(previous)
+    np.testing.assert_array_equal(made["randn"].numpy(),
+                                  np.random.default_rng(5).standard_normal(shape).astype(np.float32))
+    np.testing.assert_array_equal(made["rand"].numpy(), np.random.default_rng(6).random(shape))
+    np.testing.assert_array_equal(made["randint"].numpy(), np.random.default_rng(7).integers(0, 7, shape))
+    assert made["full"].dtype == sr.float32 and made["full"].numpy().min() == 2.5
+    assert made["ones"].numpy().sum() == shape[0] * shape[1]
