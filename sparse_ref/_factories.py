@@ -23,7 +23,7 @@ def _new(shape, dt, data) -> np.ndarray:
     and ``astype`` cast). A large one (4 MiB or more) comes from the output cache, so it
     starts on a 2 MiB page, as torch's arrays start on a cache line: SpMM gathers rows of
     a dense operand, and a row of 64 bytes that starts 16 bytes into a line touches two
-    lines instead of one (1.3-2.6x slower measured: docs/algorithms/spmm.rst)."""
+    lines instead of one (1.24-2.57x slower measured: docs/algorithms/spmm.rst)."""
     out = _memory.empty(shape, dt)
     np.copyto(out, data, casting="unsafe")
     return out

@@ -170,6 +170,20 @@ def empty(shape, dtype) -> np.ndarray:
     return np.empty(shape, dtype)
 
 
+def call_pooled(fn, args):
+    """``fn(*args)`` with the large arrays NumPy makes meanwhile taken from the cache, so
+    that they start on a 2 MiB page as :func:`empty`'s do (for an op whose inputs are
+    large: one on small inputs makes no large arrays worth the detour)."""
+    if _pool is None:
+        _load_pool()
+    return _pool.call(fn, args) if _use else fn(*args)
+
+
+def large_bytes() -> int:
+    """The size from which arrays come from the cache."""
+    return _POOL_MIN
+
+
 def set_cache_limit(nbytes: int) -> int:
     """Keep at most ``nbytes`` of freed output memory for reuse; returns the previous
     limit. Lowering it frees the oldest blocks at once; 0 turns the cache off (outputs

@@ -273,3 +273,27 @@ def test_the_librarys_big_dense_arrays_start_on_a_line():
     np.testing.assert_array_equal(made["randint"].numpy(), np.random.default_rng(7).integers(0, 7, shape))
     assert made["full"].dtype == sr.float32 and made["full"].numpy().min() == 2.5
     assert made["ones"].numpy().sum() == shape[0] * shape[1]
+
+
+def test_ops_on_big_dense_tensors_make_line_aligned_outputs():
+    # an op with a large dense input allocates through the output cache while it runs, so
+    # `sr.randn(n, k) * 0.1` is as good a B for SpMM as sr.randn(n, k) itself; small ops
+    # are left alone, and the values are NumPy's
+    import sparse_ref as sr
+
+    b = sr.randn(70_000, 16, generator=np.random.default_rng(8))
+    previous = sr.set_cache_limit(1 << 30)
+    try:
+        outs = {"mul": b * 0.1, "add": b + b, "exp": b.exp(), "to": b.to(sr.float64), "neg": -b}
+        for name, y in outs.items():
+            assert y.numpy().ctypes.data % 64 == 0, name
+            assert kernel._fixed_vectors(y.numpy()) > 0, name
+        x = b.numpy()
+        np.testing.assert_array_equal(outs["mul"].numpy(), x * np.float32(0.1))
+        np.testing.assert_array_equal(outs["exp"].numpy(), np.exp(x))
+        np.testing.assert_array_equal(outs["to"].numpy(), x.astype(np.float64))
+        a = sr.sparse_coo_tensor(np.stack([np.arange(70_000)] * 2), np.full(70_000, 2.0, np.float32),
+                                 (70_000, 70_000))
+        np.testing.assert_array_equal(sr.sparse.mm(a, outs["mul"]).numpy(), 2 * (x * np.float32(0.1)))
+    finally:
+        sr.set_cache_limit(previous)

@@ -51,6 +51,16 @@ def empty(shape, dtype):
         sr_pool_set_handler(previous)
 
 
+def call(fn, args):
+    """``fn(*args)``, with every array NumPy makes meanwhile allocated through the cache
+    (NumPy's handler is context-local: other threads keep theirs)."""
+    previous = sr_pool_set_handler(HANDLER)
+    try:
+        return fn(*args)
+    finally:
+        sr_pool_set_handler(previous)
+
+
 def set_limit(size_t limit):
     """Keep at most ``limit`` bytes of freed blocks (0: none, every block is freed at
     once); returns the previous limit. Lowering it frees the oldest blocks now."""

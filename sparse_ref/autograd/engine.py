@@ -25,7 +25,7 @@ import threading
 
 import numpy as np
 
-from sparse_ref import _backend, _formats
+from sparse_ref import _backend, _formats, _memory
 from sparse_ref._grad_mode import _state
 from sparse_ref._tensor import SparseTensor, Tensor
 
@@ -45,6 +45,16 @@ class External:
 
 def _is_tensor(x) -> bool:
     return isinstance(x, (Tensor, SparseTensor, External))
+
+
+_LARGE = _memory.large_bytes()
+
+
+def _large_dense(args) -> bool:
+    for a in args:
+        if isinstance(a, Tensor) and a._data.nbytes >= _LARGE:
+            return True
+    return False
 
 
 def _any_requires_grad(args) -> bool:
@@ -101,7 +111,10 @@ class Function:
     @classmethod
     def apply(cls, *args):
         fn = cls()
-        out = fn.forward(*args)
+        if _large_dense(args):  # its large outputs start on a 2 MiB page, as torch's on a line
+            out = _memory.call_pooled(fn.forward, args)
+        else:
+            out = fn.forward(*args)
         if _state.enabled and _any_requires_grad(args):
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
