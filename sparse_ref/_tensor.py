@@ -224,6 +224,9 @@ class Tensor(_Differentiable):
 
     def __float__(self) -> float:
         value = self._python_scalar()
+        if self.requires_grad:  # torch's warning, for float() alone (item() and int() say nothing)
+            warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to unexpected "
+                          "behavior.\nConsider using tensor.detach() first.", UserWarning, stacklevel=2)
         if isinstance(value, complex):
             if value.imag != 0:
                 raise RuntimeError("value cannot be converted to type double without overflow")

@@ -41,7 +41,7 @@ def _as_array(data, where: str):
     if type(data).__module__.startswith("torch"):
         return np.asarray(data.detach().cpu().resolve_conj().resolve_neg().numpy()), False
     if isinstance(data, (list, tuple)):
-        data = _one_element_tensors_as_numbers(data)
+        data = _one_element_tensors_as_numbers(data, where)
     try:
         arr = np.asarray(data)
     except (ValueError, TypeError) as exc:
@@ -55,13 +55,18 @@ def _as_array(data, where: str):
     return arr, True
 
 
-def _one_element_tensors_as_numbers(data):
+def _one_element_tensors_as_numbers(data, where: str):
     """A list (or tuple) with each one-element tensor among its leaves replaced by its value
     as a Python number, as torch reads ``[t0, t1]`` (exact: a Python int or float holds
-    any int64 or float value); the dtype is inferred from the leaves (``_leaf_dtype``)."""
+    any int64 or float value); the dtype is inferred from the leaves (``_leaf_dtype``). A
+    tensor of several elements in a list is refused, as torch refuses it."""
     if isinstance(data, (list, tuple)):
-        return [_one_element_tensors_as_numbers(x) for x in data]
-    if isinstance(data, Tensor) and data._data.size == 1:
+        return [_one_element_tensors_as_numbers(x, where) for x in data]
+    if isinstance(data, Tensor):
+        if data._data.size != 1:
+            raise ValueError(f"{where}: only one element tensors can be converted to Python scalars "
+                             f"(a list holds a tensor of shape {tuple(data.shape)}); join tensors "
+                             "with sr.stack or sr.cat")
         return data._data.reshape(()).item()
     return data
 

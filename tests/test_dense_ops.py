@@ -427,6 +427,33 @@ def test_lists_of_one_element_tensors_as_torch(case):
     assert tuple(ours.shape) == tuple(theirs.shape) and ours.tolist() == theirs.tolist()
 
 
+@pytest.mark.parametrize("case", [lambda m: [m.ones(2), m.ones(2)], lambda m: [m.ones(2), 3.0],
+                                  lambda m: [[m.ones(2)]], lambda m: [m.tensor(1.0), m.ones(2, 1)],
+                                  lambda m: (m.zeros(0), m.zeros(0))])
+def test_a_list_holding_a_tensor_of_several_elements_is_refused_as_torch(case):
+    # torch reads a tensor in a list as a number; several (or no) elements cannot be one
+    torch = torch_or_skip()
+    with pytest.raises(ValueError, match="only one element tensors can be converted to Python scalars"):
+        torch.tensor(case(torch))
+    with pytest.raises(ValueError, match="only one element tensors can be converted to Python scalars"):
+        sr.tensor(case(sr))
+
+
+def test_float_of_a_tensor_that_requires_grad_warns_as_torch():
+    torch = torch_or_skip()
+    for convert in (float, int, complex, lambda t: t.item()):
+        said = []
+        for m in (torch, sr):
+            t = m.ones(1, dtype=m.float64, requires_grad=True)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                assert convert(t) == 1
+            said.append([str(w.message) for w in caught if issubclass(w.category, UserWarning)])
+        assert len(said[0]) == len(said[1]), (convert, said)
+        for theirs, ours in zip(*said):
+            assert theirs.startswith(ours.split("\n")[0]), (theirs, ours)
+
+
 def test_a_float_tensor_in_a_list_of_an_integer_dtype_is_refused_as_torch():
     torch = torch_or_skip()
     for dtype in ("int64", "bool"):
