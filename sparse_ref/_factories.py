@@ -212,8 +212,16 @@ def as_tensor(data, dtype=None) -> Tensor:
     return tensor(data, dtype=dt)
 
 
+def _size(size, where):
+    """The shape of ``*size`` (ints, or one tuple or list of them; ``()`` for a 0-d tensor):
+    at least one argument, as torch asks."""
+    if not size:
+        raise TypeError(f'{where}() missing 1 required positional arguments: "size" (pass () for a 0-d tensor)')
+    return _validate.size_arg(size, where)
+
+
 def _filled(fill, size, dtype, requires_grad, where):
-    shape = _validate.size_arg(size, where)
+    shape = _size(size, where)
     dt = _dtypes.as_dtype(dtype, where, dense=True) if dtype is not None else _dtypes.default_dtype
     return Tensor(_new(shape, dt, fill), requires_grad=requires_grad)
 
@@ -314,7 +322,7 @@ def randn(*size, dtype=None, requires_grad: bool = False, generator=None) -> Ten
     >>> sr.randn(2, 3).shape
     (2, 3)
     """
-    shape = _validate.size_arg(size, "randn")
+    shape = _size(size, "randn")
     dt = _float_dtype(dtype, "randn")
     rng = _rng(generator, "randn")
     if dt.kind == "c":
@@ -335,7 +343,7 @@ def rand(*size, dtype=None, requires_grad: bool = False, generator=None) -> Tens
     >>> bool((x >= 0).numpy().all() and (x < 1).numpy().all())
     True
     """
-    shape = _validate.size_arg(size, "rand")
+    shape = _size(size, "rand")
     dt = _float_dtype(dtype, "rand")
     rng = _rng(generator, "rand")
     data = rng.random(shape) + (1j * rng.random(shape) if dt.kind == "c" else 0)

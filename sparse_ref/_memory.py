@@ -110,7 +110,8 @@ def check_fits(nbytes: int, what: str) -> None:
 # reuses it, pages already mapped. Without it every such output costs the kernel's page
 # faults and zeroing, 5-7 ms per 42 MB measured on the Intel Xeon of
 # docs/performance.rst. The limit: ``SPARSE_REF_CACHE_BYTES`` if set, else an eighth of
-# the machine's memory, at most 1 GiB (a value that is not a whole number of bytes is
+# the machine's memory, at most 1 GiB and at most an eighth of what the process could
+# still allocate at load (``available_bytes``) (a value that is not a whole number of bytes is
 # ignored with a warning); ``set_cache_limit`` changes it and ``empty_cache`` hands every
 # block back to the system.
 
@@ -137,7 +138,8 @@ def _default_limit() -> int:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         total = 8 << 30
-    return min(total // 8, 1 << 30)
+    room = available_bytes()  # under a ulimit or a cgroup, what the process may still take
+    return min(total // 8, 1 << 30, (room if room is not None else total) // 8)
 
 
 def _load_pool():

@@ -118,7 +118,7 @@ def test_no_op_changes_its_inputs():
         arrays = arrays_for(name, np.float64)
         before = [a.copy() for a in arrays]
         out, inputs = run(name, sr, arrays)
-        out.backward(sr.ones(*out.shape, dtype=out.dtype))
+        out.backward(sr.ones(tuple(out.shape), dtype=out.dtype))
         for a, b, t in zip(arrays, before, inputs):
             assert np.array_equal(a, b) and np.array_equal(t.detach().numpy(), b), name
 
@@ -437,6 +437,20 @@ def test_a_list_holding_a_tensor_of_several_elements_is_refused_as_torch(case):
         torch.tensor(case(torch))
     with pytest.raises(ValueError, match="only one element tensors can be converted to Python scalars"):
         sr.tensor(case(sr))
+
+
+def test_factories_of_shape_empty_make_a_0d_tensor_and_need_a_size_as_torch():
+    torch = torch_or_skip()
+    for ours, theirs in ((sr.randn(()), torch.randn(())), (sr.rand(()), torch.rand(())),
+                         (sr.randint(0, 5, ()), torch.randint(0, 5, ())), (sr.zeros(()), torch.zeros(())),
+                         (sr.ones([]), torch.ones([]))):
+        assert tuple(ours.shape) == tuple(theirs.shape) == () and str(ours.dtype).split(".")[-1] == \
+            str(theirs.dtype).split(".")[-1]
+    for name in ("randn", "rand", "zeros", "ones"):
+        with pytest.raises(TypeError):
+            getattr(torch, name)()
+        with pytest.raises(TypeError, match=f"{name}\\(\\) missing 1 required positional arguments"):
+            getattr(sr, name)()
 
 
 def test_float_of_a_tensor_that_requires_grad_warns_as_torch():

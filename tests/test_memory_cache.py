@@ -137,6 +137,22 @@ def test_a_block_is_reused_only_for_a_request_near_its_size(limit):
 
 
 @needs_pool
+def test_a_request_just_over_a_page_boundary_reuses_its_block(limit):
+    # 4.2 MiB needs three 2 MiB pages: the freed 6 MiB block serves the next such request
+    # (against 3/4 of the request itself, none ever would: every call a fresh block)
+    shape = (int(4.2 * (1 << 20)) // 8,)
+    first = _memory.empty(shape, np.float64)
+    del first
+    before = sr.cache_info()
+    for _ in range(5):
+        again = _memory.empty(shape, np.float64)
+        del again
+    after = sr.cache_info()
+    assert after["hits"] - before["hits"] == 5 and after["misses"] == before["misses"]
+    assert after["blocks"] == 1
+
+
+@needs_pool
 def test_resize_of_a_cached_array_keeps_its_data(limit):
     x = _memory.empty(1 << 20, np.float64)
     x[:] = np.arange(1 << 20)
@@ -260,6 +276,52 @@ def test_a_refused_block_empties_the_cache_and_tries_again(tmp_path):
     out = run_child(["-c", code], tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@needs_pool
+def test_under_an_address_space_limit_the_default_limit_is_an_eighth_of_the_room(tmp_path):
+    # memory idle in the cache is memory NumPy's own allocator cannot have: under ulimit -v
+    # the cache keeps at most an eighth of what was left when the library was loaded
+    code = """if True:
+        import resource
+        import numpy as np
+        def vmsize():
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (vmsize() + (1200 << 20), resource.RLIM_INFINITY))
+        import os
+        os.environ.pop("SPARSE_REF_CACHE_BYTES", None)  # the default limit
+        import sparse_ref as sr
+        limit = sr.cache_info()["limit"]
+        assert 0 < limit <= (1200 << 20) // 8, limit
+        x = sr.zeros(60_000_000, dtype=sr.float64)  # 480 MB
+        y = x * 2.0                                 # 480 MB more, from the cache
+        del y                                       # too big to keep: back to the system
+        assert sr.cache_info()["bytes"] <= limit
+        z = np.ones(60_000_000)                     # NumPy's allocator can have it
+        print("ok")
+    """
+    out = run_child(["-c", code], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_a_users_function_runs_with_the_callers_allocator():
+    # the library's ops allocate through the cache while an input is large; a Function of
+    # the user's does not (tasks or callbacks it starts would keep that allocator)
+    seen = []
+
+    class Probe(sr.autograd.Function):
+        def forward(self, x):
+            seen.append(_get_handler_name())
+            return x * 1.0
+
+        def backward(self, grad):
+            return grad
+
+    y = Probe.apply(sr.zeros(1000, 1000, dtype=sr.float64))
+    assert seen == ["default_allocator"] and _get_handler_name() == "default_allocator"
+    assert y.numpy().sum() == 0
 
 
 @needs_pool

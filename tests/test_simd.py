@@ -253,13 +253,13 @@ def test_the_librarys_big_dense_arrays_start_on_a_line():
     import sparse_ref as sr
 
     shape = (70_000, 16)  # 4.5 MB in float32
+    previous = sr.set_cache_limit(1 << 30)  # (on, whatever SPARSE_REF_CACHE_BYTES says)
     made = {"randn": sr.randn(*shape, generator=np.random.default_rng(5)),
             "rand": sr.rand(*shape, dtype=sr.float64, generator=np.random.default_rng(6)),
             "zeros": sr.zeros(*shape), "ones": sr.ones(*shape, dtype=sr.float64),
             "full": sr.full(shape, 2.5), "ones_like": sr.ones_like(sr.zeros(*shape)),
             "randint": sr.randint(0, 7, shape, generator=np.random.default_rng(7)),
             "tensor": sr.tensor(np.ones(shape, dtype=np.float32))}
-    previous = sr.set_cache_limit(1 << 30)
     try:
         for name, t in made.items():
             assert t.numpy().ctypes.data % 64 == 0, name
@@ -281,8 +281,8 @@ def test_ops_on_big_dense_tensors_make_line_aligned_outputs():
     # are left alone, and the values are NumPy's
     import sparse_ref as sr
 
+    previous = sr.set_cache_limit(1 << 30)  # (on, whatever SPARSE_REF_CACHE_BYTES says)
     b = sr.randn(70_000, 16, generator=np.random.default_rng(8))
-    previous = sr.set_cache_limit(1 << 30)
     try:
         outs = {"mul": b * 0.1, "add": b + b, "exp": b.exp(), "to": b.to(sr.float64), "neg": -b}
         for name, y in outs.items():

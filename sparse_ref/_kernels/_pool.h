@@ -14,8 +14,9 @@
  * when the cache lets them go. A table of the live big blocks (sorted by address) says a
  * block's size when NumPy frees or resizes it. A freed big block is kept, up to
  * SR_POOL_SLOTS blocks and sr_pool_limit bytes, oldest out first, and comes back for a
- * request of 3/4 of its size or more. When the system refuses a new block, the cache is
- * emptied and the request tried once more. Small requests (only a resize makes one) are
+ * request that fits in it and whose own pages are 3/4 of its size or more. When the system refuses a new block, the cache is
+ * emptied and the request tried once more. Small requests (a resize, or any small array
+ * NumPy makes while an op runs with this handler: sparse_ref/_memory.py call_pooled) are
  * malloc'd with a 64-byte header that says so.
  *
  * NumPy calls these with the GIL held; the spin lock is for the day it does not.
@@ -151,7 +152,9 @@ static void* sr_pool_malloc(void* ctx, size_t size) {
         sr_pool_lock();
         for (i = 0; i < sr_pool_count; i++) {  /* the smallest cached block that fits, not too big */
             size_t c = sr_pool_slot[i].capacity;
-            if (c >= size && c / 4 * 3 <= size && (best < 0 || c < sr_pool_slot[best].capacity)) best = i;
+            /* "not too big": at most 4/3 of the pages the request needs (against the request
+             * itself, no block would serve one just over a page boundary, as 4.2 MiB in 6) */
+            if (c >= size && c / 4 * 3 <= capacity && (best < 0 || c < sr_pool_slot[best].capacity)) best = i;
         }
         if (best >= 0) {
             p = sr_pool_slot[best].ptr;

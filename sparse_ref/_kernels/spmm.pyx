@@ -123,12 +123,19 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
                 out_row[j] = out_row[j] + mul(a, b_row[j])
 
 
-# The float rows go to C a block of ROWS_PER_TASK rows at a time (sr_spmm_rows_*), so that
-# the SIMD level is chosen and the row loop's width is fixed once per block rather than once
-# per row; the threads take blocks as they would take rows (guided schedule). The order of
-# each element's additions is the row's own, so blocks change no bit.
+# The rows go to the threads in blocks of up to ROWS_PER_TASK rows (guided schedule), and
+# the float rows to C a block at a time (sr_spmm_rows_*), so that the SIMD level is chosen
+# and the row loop's width is fixed once per block rather than once per row. A matrix of
+# few rows gets smaller blocks, at least 4 per thread (down to one row), so that every
+# thread has work. The order of each element's additions is the row's own, so blocks
+# change no bit.
 cdef enum:
     ROWS_PER_TASK = 64
+
+
+cdef inline idx_t rows_per_task(idx_t nrows, int n_threads) noexcept nogil:
+    cdef idx_t most = (nrows + 4 * n_threads - 1) // (4 * n_threads)
+    return max(min(<idx_t>ROWS_PER_TASK, most), 1)
 
 
 cdef inline void spmm_rows(const idx_t* a_crow, const idx_t* a_col, const value_t* a_val,
@@ -281,9 +288,10 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
 
     Parallelism
     -----------
-    A ``prange`` over rows of A (guided schedule, since rows differ in length); a row's
-    work is sequential, so every element of ``out`` sees the same order of additions on
-    any number of threads. The kernel can split the columns of B into blocks that fit
+    A ``prange`` over blocks of up to 64 rows of A (guided schedule, since rows differ in
+    length; smaller blocks when A has few rows, at least 4 per thread); a row's work is
+    sequential, so every element of ``out`` sees the same order of additions on any
+    number of threads. The kernel can split the columns of B into blocks that fit
     in the cache (off by default: measured slower here); blocks change which element is
     computed when, never the order of additions within an element.
 
@@ -293,7 +301,7 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     """
     cdef idx_t nrows = a_crow.shape[0] - 1
     cdef idx_t n = b.shape[1]
-    cdef idx_t t, tasks, j0, width
+    cdef idx_t t, tasks, per, j0, width
     cdef int stream
     cdef const value_t* b_ptr
     cdef const idx_t* col_ptr
@@ -311,7 +319,8 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
         with nogil:
             spmv(&a_crow[0], col_ptr, val_ptr, nrows, b_ptr, &out[0, 0], n_threads)
         return
-    tasks = (nrows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    per = rows_per_task(nrows, max(n_threads, 1))
+    tasks = (nrows + per - 1) // per
     with nogil:
         j0 = 0
         while j0 < n:
@@ -322,8 +331,8 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
                 with parallel(num_threads=n_threads):
                     for t in prange(tasks, schedule="guided"):
                         spmm_rows(&a_crow[0], col_ptr, val_ptr, a_col.shape[0], b_ptr, n, j0,
-                                  min(j0 + width, n), &out[0, 0], t * ROWS_PER_TASK,
-                                  min(t * ROWS_PER_TASK + ROWS_PER_TASK, nrows), stream)
+                                  min(j0 + width, n), &out[0, 0], t * per, min(t * per + per, nrows),
+                                  stream)
                     if stream:  # each thread's streaming stores are done before the region ends
                         store_fence()
             j0 = j0 + width

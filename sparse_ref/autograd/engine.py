@@ -103,6 +103,15 @@ class Function:
     def name(self) -> str:
         return self._name
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # the library's own ops run with NumPy's allocator pointed at the output cache when
+        # an input is large; a user's Function runs with the allocator it was called with
+        # (its forward may start tasks or callbacks, which would keep the cache's allocator)
+        cls._pooled = cls.__module__.startswith("sparse_ref.")
+
+    _pooled = False
+
     def __init__(self):
         self.inputs: tuple = ()
         self.needs: tuple = ()
@@ -111,7 +120,7 @@ class Function:
     @classmethod
     def apply(cls, *args):
         fn = cls()
-        if _large_dense(args):  # its large outputs start on a 2 MiB page, as torch's on a line
+        if cls._pooled and _large_dense(args):  # large outputs start on a 2 MiB page, as torch's on a line
             out = _memory.call_pooled(fn.forward, args)
         else:
             out = fn.forward(*args)
