@@ -49,6 +49,10 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   call per row of the general loop (before), kernel only, into a line-aligned ``out`` from
   a line-aligned B (as the library's own big arrays are). Rows of 96 bytes and 2 KiB are
   controls: the general loop in both, 64 rows per call now.
+- ``spgemm streaming stores``: SpGEMM's numeric pass writing its output with
+  non-temporal stores (``spgemm._set_stream(0)``) against cached stores (``-1``), the
+  kernel alone and the whole ``sr.sparse.mm(A, A)``, 2 threads; the default streams an
+  output of 128 MiB or more (the random matrices' 315-320 MB, not the Laplacian's 42 MB).
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -64,6 +68,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "prefetch distance"
     python benchmarks/bench_levers.py --only "narrow tails" --old /tmp/tree-7adec07
     python benchmarks/bench_levers.py --only "fixed widths" --old /tmp/tree-bdfdcce
+    python benchmarks/bench_levers.py --only "spgemm streaming stores"
 """
 
 import argparse
@@ -293,7 +298,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
-                                           "streaming stores", "narrow tails", "fixed widths"],
+                                           "streaming stores", "narrow tails", "fixed widths",
+                                           "spgemm streaming stores"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -532,6 +538,41 @@ def fixed_widths(repeat, record, quick=False, old=None):
                        f"rows, {label}; {threads} thread(s))", medians, "fixed widths")
 
 
+def spgemm_streaming(repeat, record, quick=False):
+    """SpGEMM's output written with non-temporal stores (the default for 128 MiB and more)
+    against cached stores, the numeric kernel alone and the whole ``sr.sparse.mm(A, A)``."""
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    default = SPGEMM._set_stream(-1)
+    SPGEMM._set_stream(default)
+    for name in ("laplacian", "uniform", "powerlaw"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        a = sr.from_scipy(m).to_sparse()
+        crow, col, val = m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data
+        n = m.shape[0]
+        out_crow = np.empty(n + 1, np.int64)
+        SPGEMM.spgemm_symbolic(crow, col, crow, col, n, out_crow, THREADS)
+        nnz = int(out_crow[-1])
+        out_col, out_val = np.empty(nnz, np.int64), np.empty(nnz)
+
+        def run(on, whole):
+            def f():
+                SPGEMM._set_stream(0 if on else -1)
+                if whole:
+                    sr.sparse.mm(a, a)
+                else:
+                    SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col, out_val, THREADS)
+            return f
+        reps = repeat if name == "laplacian" else max(repeat // 3, 3)
+        size = f"{nnz * 16 / 1e6:.0f} MB output"
+        for whole, what in ((False, "numeric pass"), (True, "sr.sparse.mm(A, A)")):
+            medians = interleaved({"cached stores": run(False, whole), "streamed": run(True, whole)}, reps)
+            kept = "streamed" if 0 <= default <= nnz * 16 else "cached stores"
+            record("spgemm streaming stores", f"spgemm {name} {what} ({size})", medians, kept)
+        SPGEMM._set_stream(default)
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -547,7 +588,8 @@ def only(args):
     levers = {"output cache": output_cache, "prefetch distance": prefetch_distance,
               "spgemm bounds skip": bounds_skip, "spmv loop": spmv_loop, "streaming stores": streaming_stores,
               "narrow tails": lambda *a: narrow_tails(*a, old=args.old),
-              "fixed widths": lambda *a: fixed_widths(*a, old=args.old)}
+              "fixed widths": lambda *a: fixed_widths(*a, old=args.old),
+              "spgemm streaming stores": spgemm_streaming}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

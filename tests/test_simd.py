@@ -297,3 +297,44 @@ def test_ops_on_big_dense_tensors_make_line_aligned_outputs():
         np.testing.assert_array_equal(sr.sparse.mm(a, outs["mul"]).numpy(), 2 * (x * np.float32(0.1)))
     finally:
         sr.set_cache_limit(previous)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.complex64, np.int64, np.int32])
+def test_spgemm_streaming_stores_give_the_same_bits(dtype):
+    # SpGEMM's numeric pass writes a large output with non-temporal stores: the same
+    # bits as cached stores and as the reference, every value type, 1-3 threads
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref.reference import spgemm as slow
+
+    rng = np.random.default_rng(31)
+    crow, col, _, _ = tall_matrices(rng, np.float64, 1)
+    ncols = 90
+    b_rows = rng.integers(0, 6, ncols)
+    b_crow = np.concatenate([[0], np.cumsum(b_rows)]).astype(np.int64)
+    b_col = np.concatenate([np.sort(rng.choice(ncols, size=k, replace=False)) for k in b_rows]).astype(np.int64)
+    if np.dtype(dtype).kind == "c":
+        a_val = (rng.standard_normal(col.shape[0]) + 1j * rng.standard_normal(col.shape[0])).astype(dtype)
+        b_val = (rng.standard_normal(b_col.shape[0]) + 1j * rng.standard_normal(b_col.shape[0])).astype(dtype)
+    elif np.dtype(dtype).kind == "f":
+        a_val = (rng.standard_normal(col.shape[0]) * 10.0 ** rng.integers(-8, 9, col.shape[0])).astype(dtype)
+        b_val = (rng.standard_normal(b_col.shape[0]) * 10.0 ** rng.integers(-8, 9, b_col.shape[0])).astype(dtype)
+    else:
+        a_val = rng.integers(-50, 50, col.shape[0]).astype(dtype)
+        b_val = rng.integers(-50, 50, b_col.shape[0]).astype(dtype)
+    out_crow = np.empty(crow.shape[0], np.int64)
+    slow.spgemm_symbolic(crow, col, b_crow, b_col, ncols, out_crow)
+    nnz = int(out_crow[-1])
+    want_col, want_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
+    slow.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, want_col, want_val)
+    previous = fast._set_stream(0)  # stream whatever the size
+    try:
+        for min_bytes in (0, -1):
+            fast._set_stream(min_bytes)
+            for threads in (1, 2, 3):
+                got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
+                fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, got_col, got_val,
+                                    threads)
+                assert np.array_equal(got_col, want_col), (min_bytes, threads)
+                assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), (min_bytes, threads)
+    finally:
+        fast._set_stream(previous)

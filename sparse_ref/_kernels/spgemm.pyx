@@ -16,6 +16,65 @@ from sparse_ref._kernels._types cimport idx_t, prefetch, thread_stride, value_t
 
 __all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
 
+# Streaming (non-temporal) stores of the output's columns and values, as SpMM's (spmm.pyx):
+# each thread writes its rows' output in order, so the stores fill whole lines without the
+# line being read first, and they push nothing out of the cache that the accumulation
+# needs. The same bits, only another store instruction. Measured (bench_levers.py
+# "spgemm streaming stores", Intel Xeon model 207, four runs): outputs of 315-320 MB (the
+# uniform and power-law A @ A) 0.99-1.28x, most runs 1.1-1.2x; the Laplacian's 42 MB
+# anywhere from 0.76x to 1.38x, a spread wider than any effect. So only an output of
+# STREAM_MIN_BYTES (128 MiB) or more is streamed: one far larger than the cache.
+cdef extern from *:
+    """
+    #include <string.h>
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #include <immintrin.h>
+    #define SR_SPGEMM_CAN_STREAM 1
+    static inline void sr_stream_8(void* p, const void* v) { long long x; memcpy(&x, v, 8); _mm_stream_si64((long long*)p, x); }
+    static inline void sr_stream_4(void* p, const void* v) { int x; memcpy(&x, v, 4); _mm_stream_si32((int*)p, x); }
+    static inline void sr_spgemm_fence(void) { _mm_sfence(); }
+    #else
+    #define SR_SPGEMM_CAN_STREAM 0
+    static inline void sr_stream_8(void* p, const void* v) { memcpy(p, v, 8); }
+    static inline void sr_stream_4(void* p, const void* v) { memcpy(p, v, 4); }
+    static inline void sr_spgemm_fence(void) { }
+    #endif
+    """
+    bint CAN_STREAM "SR_SPGEMM_CAN_STREAM"
+    void stream_8 "sr_stream_8"(void* p, const void* v) noexcept nogil
+    void stream_4 "sr_stream_4"(void* p, const void* v) noexcept nogil
+    void store_fence "sr_spgemm_fence"() noexcept nogil
+
+cdef Py_ssize_t STREAM_MIN_BYTES = 128 << 20
+
+
+def _set_stream(Py_ssize_t min_bytes):
+    """Tuning hook for benchmarks and tests (not public API): stream the output of
+    ``spgemm_numeric`` when it has ``min_bytes`` or more (-1: never); returns the previous
+    value (default 128 MiB)."""
+    global STREAM_MIN_BYTES
+    previous = STREAM_MIN_BYTES
+    STREAM_MIN_BYTES = min_bytes
+    return previous
+
+
+cdef inline void store_entry(idx_t* out_col, value_t* out_val, idx_t t, idx_t j, value_t v,
+                             bint stream) noexcept nogil:
+    if not stream:
+        out_col[t] = j
+        out_val[t] = v
+        return
+    stream_8(&out_col[t], &j)
+    if sizeof(value_t) == 8:
+        stream_8(&out_val[t], &v)
+    elif sizeof(value_t) == 4:
+        stream_4(&out_val[t], &v)
+    elif sizeof(value_t) == 16:
+        stream_8(&out_val[t], &v)
+        stream_8(<char*> &out_val[t] + 8, <char*> &v + 8)
+    else:
+        out_val[t] = v
+
 
 def spgemm_bounds(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t[::1] b_crow,
                   idx_t[::1] out_flops, idx_t[::1] out_longest, int n_threads=1):
@@ -233,7 +292,7 @@ cdef enum:
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                            idx_t a_nnz, const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
                            idx_t stamp, int32_t* where, value_t* vals, uint64_t* keys,
-                           idx_t* runs, idx_t* out_col, value_t* out_val) noexcept nogil:
+                           idx_t* runs, idx_t* out_col, value_t* out_val, bint stream) noexcept nogil:
     """Accumulate one row of C and write it sorted; return the next stamp.
 
     ``where[j] - stamp`` is column j's slot in this row's short list (``vals``, which stays
@@ -274,8 +333,7 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
         sorted_keys = sort_keys(keys, keys + n_keys, n_keys)
     for t in range(n_keys):
         j = <idx_t>sorted_keys[t]
-        out_col[t] = j
-        out_val[t] = vals[where[j] - stamp]
+        store_entry(out_col, out_val, t, j, vals[where[j] - stamp], stream)
     return stamp + n_keys
 
 
@@ -355,6 +413,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef value_t* out_val_ptr
     if nrows <= 0 or crow[nrows] == 0:
         return
+    cdef bint stream = CAN_STREAM and 0 <= STREAM_MIN_BYTES <= (crow[nrows] - crow[0]) * <idx_t>(8 + sizeof(value_t))
     out_col_ptr = &out_col[0]
     out_val_ptr = &out_val[0]
     for i in range(nrows):
@@ -392,7 +451,10 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                         my_stamp[0] = 0
                     my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
                                            &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                           my_keys, my_runs, out_col_ptr + crow[i], out_val_ptr + crow[i])
+                                           my_keys, my_runs, out_col_ptr + crow[i], out_val_ptr + crow[i],
+                                           stream)
+                if stream:  # each thread's streaming stores are done before the region ends
+                    store_fence()
     finally:
         free(wheres)
         free(vals)
