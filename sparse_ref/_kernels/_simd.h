@@ -201,18 +201,16 @@ SR_ROWS(sr_rows_f32_base, sr_row_f32_base, float, 4, )
 #else /* no vector extensions: one column at a time, the same order */
 #define sr_row_f64_base sr_columns_f64
 #define sr_row_f32_base sr_columns_f32
-#define SR_ROWS_COLUMNS(NAME, T)                                                             \
+#define SR_ROWS_COLUMNS(NAME, COLUMNS, T)                                                    \
     static void NAME(const int64_t* crow, const int64_t* col, const T* val, int64_t nnz,     \
                      const T* b, int64_t n, int64_t j0, int64_t j1, T* out, int64_t lo,      \
                      int64_t hi, int stream) {                                               \
         int64_t i;                                                                           \
         for (i = lo; i < hi; i++)                                                            \
-            sr_columns_##T(col, val, crow[i], crow[i + 1], nnz, b, n, j0, j1, out + i * n, stream, 1); \
+            COLUMNS(col, val, crow[i], crow[i + 1], nnz, b, n, j0, j1, out + i * n, stream, 1); \
     }
-#define sr_columns_double sr_columns_f64
-#define sr_columns_float sr_columns_f32
-SR_ROWS_COLUMNS(sr_rows_f64_base, double)
-SR_ROWS_COLUMNS(sr_rows_f32_base, float)
+SR_ROWS_COLUMNS(sr_rows_f64_base, sr_columns_f64, double)
+SR_ROWS_COLUMNS(sr_rows_f32_base, sr_columns_f32, float)
 #endif
 
 #ifdef SR_X86
@@ -233,8 +231,15 @@ SR_ROWS(sr_rows_f32_avx2, sr_row_f32_avx2, float, 8, __attribute__((target("avx2
 SR_ROWS(sr_rows_f64_avx512, sr_row_f64_avx512, double, 8, __attribute__((target("avx512f"))))
 SR_ROWS(sr_rows_f32_avx512, sr_row_f32_avx512, float, 16, __attribute__((target("avx512f"))))
 static inline void sr_store_fence(void) { _mm_sfence(); }
+/* One value of 8 or 4 bytes written straight to memory (SpGEMM's output: spgemm.pyx). */
+#define SR_CAN_STREAM 1
+static inline void sr_stream_8(void* p, const void* v) { long long x; memcpy(&x, v, 8); _mm_stream_si64((long long*)p, x); }
+static inline void sr_stream_4(void* p, const void* v) { int x; memcpy(&x, v, 4); _mm_stream_si32((int*)p, x); }
 #else
 static inline void sr_store_fence(void) { }
+#define SR_CAN_STREAM 0
+static inline void sr_stream_8(void* p, const void* v) { memcpy(p, v, 8); }
+static inline void sr_stream_4(void* p, const void* v) { memcpy(p, v, 4); }
 #endif
 
 /* The widest level this CPU (and compiler) has. */
@@ -306,12 +311,13 @@ SR_DISPATCH_ROWS(sr_spmm_rows_f32, float, f32)
 /* For tests: how many vectors wide the fixed-width loop for whole rows of b is at the
  * current level (0: the general loop). */
 static int sr_spmm_fixed_vectors(const void* b, int64_t row_bytes) {
+#if defined(__GNUC__) || defined(__clang__)
     int level = sr_simd();
-    int64_t vector_bytes = level == SR_SIMD_AVX512 ? 64 : level == SR_SIMD_AVX2 ? 32 : 16;
-#if !(defined(__GNUC__) || defined(__clang__))
+    return sr_fixed_vectors(b, row_bytes, level == SR_SIMD_AVX512 ? 64 : level == SR_SIMD_AVX2 ? 32 : 16);
+#else  /* single columns only (SR_ROWS_COLUMNS) */
+    (void)b; (void)row_bytes;
     return 0;
 #endif
-    return sr_fixed_vectors(b, row_bytes, vector_bytes);
 }
 
 /* SDDMM's dot product in the contract's order: 8 partial sums s_r over j = r, r + 8, ...,

@@ -24,26 +24,11 @@ __all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"
 # uniform and power-law A @ A) 0.99-1.28x, most runs 1.1-1.2x; the Laplacian's 42 MB
 # anywhere from 0.76x to 1.38x, a spread wider than any effect. So only an output of
 # STREAM_MIN_BYTES (128 MiB) or more is streamed: one far larger than the cache.
-cdef extern from *:
-    """
-    #include <string.h>
-    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    #include <immintrin.h>
-    #define SR_SPGEMM_CAN_STREAM 1
-    static inline void sr_stream_8(void* p, const void* v) { long long x; memcpy(&x, v, 8); _mm_stream_si64((long long*)p, x); }
-    static inline void sr_stream_4(void* p, const void* v) { int x; memcpy(&x, v, 4); _mm_stream_si32((int*)p, x); }
-    static inline void sr_spgemm_fence(void) { _mm_sfence(); }
-    #else
-    #define SR_SPGEMM_CAN_STREAM 0
-    static inline void sr_stream_8(void* p, const void* v) { memcpy(p, v, 8); }
-    static inline void sr_stream_4(void* p, const void* v) { memcpy(p, v, 4); }
-    static inline void sr_spgemm_fence(void) { }
-    #endif
-    """
-    bint CAN_STREAM "SR_SPGEMM_CAN_STREAM"
+cdef extern from "_simd.h":
+    bint CAN_STREAM "SR_CAN_STREAM"
     void stream_8 "sr_stream_8"(void* p, const void* v) noexcept nogil
     void stream_4 "sr_stream_4"(void* p, const void* v) noexcept nogil
-    void store_fence "sr_spgemm_fence"() noexcept nogil
+    void store_fence "sr_store_fence"() noexcept nogil
 
 cdef Py_ssize_t STREAM_MIN_BYTES = 128 << 20
 
@@ -69,11 +54,9 @@ cdef inline void store_entry(idx_t* out_col, value_t* out_val, idx_t t, idx_t j,
         stream_8(&out_val[t], &v)
     elif sizeof(value_t) == 4:
         stream_4(&out_val[t], &v)
-    elif sizeof(value_t) == 16:
+    else:  # 16 bytes: complex128
         stream_8(&out_val[t], &v)
         stream_8(<char*> &out_val[t] + 8, <char*> &v + 8)
-    else:
-        out_val[t] = v
 
 
 def spgemm_bounds(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t[::1] b_crow,

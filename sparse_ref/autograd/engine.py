@@ -47,12 +47,10 @@ def _is_tensor(x) -> bool:
     return isinstance(x, (Tensor, SparseTensor, External))
 
 
-_LARGE = _memory.large_bytes()
-
-
 def _large_dense(args) -> bool:
+    large = _memory.large_bytes()
     for a in args:
-        if isinstance(a, Tensor) and a._data.nbytes >= _LARGE:
+        if isinstance(a, Tensor) and a._data.nbytes >= large:
             return True
     return False
 
