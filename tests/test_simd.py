@@ -201,24 +201,50 @@ def tall_matrices(rng, dtype, n, nrows=300):
 VECTOR_BYTES = {"baseline": 16, "avx2": 32, "avx512": 64}
 
 
+def rows_level(name, row_bytes):
+    """The level whole rows of ``row_bytes`` run at under level ``name``: a row narrower
+    than the level's vector runs at the widest level below whose vector it fills."""
+    if name == "avx512" and row_bytes < 64:
+        name = "avx2"
+    if name == "avx2" and row_bytes < 32:
+        name = "baseline"
+    return name
+
+
+def test_rows_narrower_than_a_vector_run_at_the_level_they_fill(level):
+    assert rows_level("avx512", 32) == "avx2" and rows_level("avx512", 16) == "baseline"
+    assert rows_level("avx512", 64) == "avx512" and rows_level("avx2", 48) == "avx2"
+    if level == "avx512":  # 8 floats: one AVX2 vector, in the loop compiled for it
+        assert kernel._fixed_vectors(aligned((100, 8), np.float32)) == 1
+        assert kernel._fixed_vectors(aligned((100, 4), np.float32)) == 1  # one SSE2 vector
+        assert kernel._fixed_vectors(aligned((100, 4), np.float64)) == 1  # one AVX2 vector
+        assert kernel._fixed_vectors(aligned((100, 12), np.float32)) == 0  # 48 bytes
+        assert kernel._fixed_vectors(aligned((100, 8), np.float32, 16)) == 0  # off a line
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fixed_width_loops_give_the_reference_bits(level, dtype):
-    # rows of B that are 1, 2, 4 or 8 vectors in whole cache lines, starting on a line,
-    # run a loop compiled for that width; 16 bytes off a line, or a width in between, run
-    # the general loop: the same bits on every level and thread count, either way
+    # rows of B that are 1, 2, 4 or 8 vectors in whole cache lines, or one or two vectors
+    # of 16 or 32 bytes (inside one line), starting on a line, run a loop compiled for that
+    # width; 16 bytes off a line, or a width in between, run the general loop: the same bits
+    # on every level and thread count, either way
     rng = np.random.default_rng(21)
     size = np.dtype(dtype).itemsize
     for name in LEVELS[:LEVELS.index(level) + 1]:
         kernel._set_simd_level(name)
         lanes = VECTOR_BYTES[name] // size
-        for n in sorted({lanes, 2 * lanes, 4 * lanes, 8 * lanes, 16 * lanes, 3 * lanes, 64 // size + 1}):
+        for n in sorted({lanes, 2 * lanes, 4 * lanes, 8 * lanes, 16 * lanes, 3 * lanes, 64 // size + 1,
+                         16 // size, 32 // size, 48 // size} - {1}):
             crow, col, val, b0 = tall_matrices(rng, dtype, n)
             want = expected(crow, col, val, b0)
+            row_bytes = n * size
+            vector = VECTOR_BYTES[rows_level(name, row_bytes)]
+            vectors = row_bytes // vector
             for offset in (0, 16):
                 b = aligned(b0.shape, dtype, offset)
                 b[...] = b0
-                vectors = n * size // VECTOR_BYTES[name]
-                fixed = (offset == 0 and n * size % 64 == 0 and n * size <= 512 and vectors in (1, 2, 4, 8))
+                fixed = offset == 0 and row_bytes % vector == 0 and (
+                    row_bytes in (16, 32) or (row_bytes % 64 == 0 and row_bytes <= 512 and vectors in (1, 2, 4, 8)))
                 assert kernel._fixed_vectors(b) == (vectors if fixed else 0), (name, n, offset)
                 for threads in (1, 2, 3):
                     out = np.full_like(want, np.nan)

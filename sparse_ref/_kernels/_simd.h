@@ -142,16 +142,23 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
  * loop compiled for that width: the row's address is a shift, its lines a fixed list to ask
  * for, and no tail is left. The same additions in the same order: only fewer instructions
  * around them (k = 16 float32, rows of 64 bytes: the loop's own work was about half the time
- * of the whole product; bench_levers.py "fixed widths"). Every other shape takes SR_ROW per row. */
+ * of the whole product; bench_levers.py "fixed widths"). Rows of 16 or 32 bytes (4 or 8
+ * floats, 2 or 4 doubles) take it too: with B on a line each lies inside one line, the one
+ * line to ask for (they run at the level whose vectors they fill: sr_rows_level; 2.1x on
+ * the uniform matrix at 8 floats, bench_levers.py "narrow rows"). Every other shape takes
+ * SR_ROW per row. */
 static int sr_fixed_vectors(const void* b, int64_t row_bytes, int64_t vector_bytes) {
     int64_t v = row_bytes / vector_bytes;
-    if (((uintptr_t)b & 63) != 0 || row_bytes % 64 != 0 || row_bytes > sr_prefetch_bytes) return 0;
+    if (((uintptr_t)b & 63) != 0 || row_bytes > sr_prefetch_bytes) return 0;
+    if (row_bytes < 64)  /* rows of 16 or 32 bytes: with B on a line, each inside one line */
+        return (row_bytes == 16 || row_bytes == 32) && row_bytes == v * vector_bytes ? (int)v : 0;
+    if (row_bytes % 64 != 0) return 0;
     return row_bytes == v * vector_bytes && (v == 1 || v == 2 || v == 4 || v == 8) ? (int)v : 0;
 }
 #define SR_FIXED(ROW, NACC, T, L)                                                            \
     for (i = lo; i < hi; i++)                                                                \
         ROW##_##NACC(col, val, crow[i], crow[i + 1], nnz, b, NACC * L, 0, 0, NACC * L, 1,   \
-                     out + i * (NACC * L), stream, (NACC * L * (int64_t)sizeof(T)) / 64)
+                     out + i * (NACC * L), stream, (NACC * L * (int64_t)sizeof(T) + 63) / 64)
 #define SR_ROWS(NAME, ROW, T, L, TARGET)                                                     \
     TARGET static void NAME(const int64_t* crow, const int64_t* col, const T* val,           \
                             int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
@@ -283,13 +290,23 @@ static void sr_spmm_row_f32(const int64_t* col, const float* val, int64_t start,
     sr_row_f32_base(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1);
 }
 
-/* Rows lo <= i < hi at the widest level (SR_ROWS). */
+/* The level rows of row_bytes run at: the current one, or for a whole row narrower than
+ * its vector the widest one below whose vector the row fills (8 floats under AVX-512 run as
+ * one AVX2 vector, in the loop compiled for it when B starts on a line). */
+static int sr_rows_level(int64_t row_bytes, int whole) {
+    int level = sr_simd();
+    if (whole && level == SR_SIMD_AVX512 && row_bytes < 64) level = SR_SIMD_AVX2;
+    if (whole && level == SR_SIMD_AVX2 && row_bytes < 32) level = SR_SIMD_BASELINE;
+    return level;
+}
+
+/* Rows lo <= i < hi at the level sr_rows_level gives (SR_ROWS). */
 #ifdef SR_X86
 #define SR_DISPATCH_ROWS(NAME, T, SUFFIX)                                                    \
     static void NAME(const int64_t* crow, const int64_t* col, const T* val, int64_t nnz,     \
                      const T* b, int64_t n, int64_t j0, int64_t j1, T* out, int64_t lo,      \
                      int64_t hi, int stream) {                                               \
-        int level = sr_simd();                                                               \
+        int level = sr_rows_level(n * (int64_t)sizeof(T), j0 == 0 && j1 == n);               \
         if (level == SR_SIMD_AVX512)                                                         \
             sr_rows_##SUFFIX##_avx512(crow, col, val, nnz, b, n, j0, j1, out, lo, hi, stream); \
         else if (level == SR_SIMD_AVX2)                                                      \
@@ -312,7 +329,7 @@ SR_DISPATCH_ROWS(sr_spmm_rows_f32, float, f32)
  * current level (0: the general loop). */
 static int sr_spmm_fixed_vectors(const void* b, int64_t row_bytes) {
 #if defined(__GNUC__) || defined(__clang__)
-    int level = sr_simd();
+    int level = sr_rows_level(row_bytes, 1);
     return sr_fixed_vectors(b, row_bytes, level == SR_SIMD_AVX512 ? 64 : level == SR_SIMD_AVX2 ? 32 : 16);
 #else  /* single columns only (SR_ROWS_COLUMNS) */
     (void)b; (void)row_bytes;

@@ -205,8 +205,9 @@ def _streams(value_t[:, ::1] out):
 
 def _fixed_vectors(const value_t[:, ::1] b):
     """For tests (not public API): how many vectors wide the loop compiled for one width is
-    that ``spmm`` runs for whole rows of ``b`` at the current SIMD level (0: the general
-    loop, which takes any width)."""
+    that ``spmm`` runs for whole rows of ``b`` (0: the general loop, which takes any width).
+    The vectors are the current SIMD level's, or for rows narrower than its vector those of
+    the widest level below whose vector they fill (8 floats under AVX-512: one AVX2 vector)."""
     if value_t is double or value_t is float:
         if b.shape[0] > 0 and b.shape[1] > 1:
             return fixed_vectors(&b[0, 0], b.shape[1] * sizeof(value_t))
