@@ -49,11 +49,12 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   call per row of the general loop (before), kernel only, into a line-aligned ``out`` from
   a line-aligned B (as the library's own big arrays are). Rows of 96 bytes and 2 KiB are
   controls: the general loop in both, 64 rows per call now.
-- ``narrow rows``: with ``--only "narrow rows" --old PATH`` (``--old`` is then the build
+- ``row widths``: with ``--only "row widths" --old PATH`` (``--old`` is then the build
   of commit d6f47bc), SpMM rows of 16 or 32 bytes at the level whose vector they fill, in
-  the loop compiled for that width (now), against the general loop at the widest level
-  (before), kernel only, line-aligned B and ``out``, with torch's CSR product beside them.
-  Rows of 48 bytes are a control (the general loop in both).
+  the loop compiled for that width, and rows of other widths (48 to 400 bytes) in one pass
+  with a masked last vector (now), against the general loop at the widest level, block by
+  block and then narrower levels (before), kernel only, line-aligned B and ``out``, with
+  torch's CSR product beside them.
 - ``spgemm streaming stores``: SpGEMM's numeric pass writing its output with
   non-temporal stores (``spgemm._set_stream(0)``) against cached stores (``-1``), the
   kernel alone and the whole ``sr.sparse.mm(A, A)``, 2 threads; the default streams an
@@ -74,7 +75,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "narrow tails" --old /tmp/tree-7adec07
     python benchmarks/bench_levers.py --only "fixed widths" --old /tmp/tree-bdfdcce
     python benchmarks/bench_levers.py --only "spgemm streaming stores"
-    python benchmarks/bench_levers.py --only "narrow rows" --old /tmp/tree-d6f47bc
+    python benchmarks/bench_levers.py --only "row widths" --old /tmp/tree-d6f47bc
 """
 
 import argparse
@@ -305,7 +306,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
                                            "streaming stores", "narrow tails", "fixed widths",
-                                           "spgemm streaming stores", "narrow rows"],
+                                           "spgemm streaming stores", "row widths"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -544,14 +545,15 @@ def fixed_widths(repeat, record, quick=False, old=None):
                        f"rows, {label}; {threads} thread(s))", medians, "fixed widths")
 
 
-def narrow_rows(repeat, record, quick=False, old=None):
+def row_widths(repeat, record, quick=False, old=None):
     """SpMM rows of 16 or 32 bytes (4 or 8 floats, 2 or 4 doubles) at the level whose vector
-    they fill, through the loop compiled for that width (now), against the general loop
-    at the widest level (the build ``old``), kernel only, 2 threads, line-aligned B and
-    ``out``; torch's CSR product of the same operands for scale. Rows of 48 bytes are a
-    control (the general loop in both; now at AVX2 rather than through the AVX-512 row)."""
+    they fill, through the loop compiled for that width, and rows of other widths in one
+    pass with a masked last vector (now), against the general loop at the widest level,
+    block by block with narrower levels for the rest (the build ``old``), kernel only,
+    2 threads, line-aligned B and ``out``; torch's CSR product of the same operands for
+    scale."""
     if old is None:
-        raise SystemExit('--only "narrow rows" needs --old PATH: a build of commit d6f47bc')
+        raise SystemExit('--only "row widths" needs --old PATH: a build of commit d6f47bc')
     import torch
 
     torch.set_num_threads(THREADS)
@@ -559,7 +561,9 @@ def narrow_rows(repeat, record, quick=False, old=None):
     for name in ("uniform", "powerlaw", "laplacian"):
         m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
         crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
-        for k, dt in ((4, np.float32), (8, np.float32), (2, np.float64), (4, np.float64), (12, np.float32)):
+        for k, dt in ((4, np.float32), (8, np.float32), (2, np.float64), (4, np.float64), (12, np.float32),
+                      (6, np.float64), (24, np.float32), (12, np.float64), (48, np.float32), (96, np.float32),
+                      (100, np.float32)):
             val = m.data.astype(dt)
             b = line_aligned((m.shape[1], k), dt)
             b[...] = np.random.default_rng(k).standard_normal(b.shape)
@@ -568,14 +572,14 @@ def narrow_rows(repeat, record, quick=False, old=None):
                                          m.shape)
             tb = torch.from_numpy(b)
             vectors = SPMM._fixed_vectors(b)
-            label = f"{vectors} vector(s)" if vectors else "general loop: a control"
+            label = f"{vectors} vector(s), fixed" if vectors else "masked last vector"
             medians = interleaved({"general loop": lambda b=b, out=out, val=val: before.spmm(
                                        crow, col, val, b, out, THREADS),
-                                   "narrow rows": lambda b=b, out=out, val=val: SPMM.spmm(
+                                   "row widths": lambda b=b, out=out, val=val: SPMM.spmm(
                                        crow, col, val, b, out, THREADS),
                                    "torch CSR": lambda ta=ta, tb=tb: torch.sparse.mm(ta, tb)}, repeat)
-            record("narrow rows", f"spmm {name} k={k} {np.dtype(dt).name} ({k * np.dtype(dt).itemsize} B rows, "
-                   f"{label})", medians, "narrow rows")
+            record("row widths", f"spmm {name} k={k} {np.dtype(dt).name} ({k * np.dtype(dt).itemsize} B rows, "
+                   f"{label})", medians, "row widths")
 
 
 def spgemm_streaming(repeat, record, quick=False):
@@ -629,7 +633,7 @@ def only(args):
               "spgemm bounds skip": bounds_skip, "spmv loop": spmv_loop, "streaming stores": streaming_stores,
               "narrow tails": lambda *a: narrow_tails(*a, old=args.old),
               "fixed widths": lambda *a: fixed_widths(*a, old=args.old),
-              "narrow rows": lambda *a: narrow_rows(*a, old=args.old),
+              "row widths": lambda *a: row_widths(*a, old=args.old),
               "spgemm streaming stores": spgemm_streaming}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))

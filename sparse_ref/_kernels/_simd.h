@@ -11,11 +11,14 @@
  * count. What the vectors buy: a block of up to 8 vectors of `out` stays in registers for
  * the whole row, instead of a load and a store of out[j] per stored entry.
  *
- * Blocks: 8 vectors of columns, then 4, 2 and 1 for what is left; the columns left after
- * that go to the next narrower level (AVX-512 to AVX2 to SSE2), then single columns. (A
- * row narrower than one vector, say 8 floats under AVX-512, used to run column by column
- * with no prefetch at all: 1.2-1.5x slower than now on random matrices, bench_levers.py
- * "narrow tails".)
+ * Blocks: 8 vectors of columns, then under AVX-512 and AVX2 what is left in one pass, its
+ * last vector masked (12 floats: one AVX-512 vector with 12 lanes on), or 4, 2 or 1 plain
+ * vectors when it is exactly that; under SSE2 blocks of 4, 2 and 1 vectors and then single
+ * columns. (What is left used to go block by block and then to the next narrower level,
+ * a pass over the row's entries each: 96-byte rows, 24 floats, took about as long as
+ * 192-byte ones, 1.2x torch's time against 2.1x now; bench_levers.py "row widths". Before
+ * that, a row narrower than one vector, say 8 floats under AVX-512, ran column by column
+ * with no prefetch at all: 1.2-1.5x slower, "narrow tails".)
  * While it does its first block, the kernel asks for the row of B of the entry
  * sr_prefetch_ahead places on (sr_prefetch_ahead_narrow for a row under 512 bytes,
  * sr_prefetch_ahead_tiny for one of 128 bytes or less: a short row asks for fewer lines,
@@ -70,6 +73,27 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
 #define SR_PREFETCH(p) ((void)0)
 #endif
 
+/* In a row's first block (`first`), the row of B of the entry `ahead` places on: every line
+ * the first `reach` bytes touch (a row that does not start on a line, as NumPy's big arrays
+ * start 16 bytes into one, reaches one more); `lines` > 0: the row starts on a line and
+ * has that many to ask for. Otherwise the same count for every entry, `span` = reach / 64
+ * rounded up, from the row's first byte, and its last byte (maybe a line asked for twice):
+ * no branch that depends on where the row starts. Counting the lines of each row instead
+ * (one or two for a 48-byte row, as it lies) mispredicted about every other entry, and
+ * each miss threw away the loads in flight: the general loop took 5-7x the time of the
+ * fixed-width one with B in the cache and no less than torch's from memory (1.3-3x
+ * slower than now; bench_levers.py "row widths"). */
+#define SR_ASK_AHEAD(T)                                                                      \
+    if (first && q + ahead < nnz) {                                                          \
+        const char* next = (const char*)(b + col[q + ahead] * n + j0);                       \
+        if (lines > 0) {                                                                     \
+            for (t = 0; t < lines; t++) SR_PREFETCH(next + 64 * t);                          \
+        } else {                                                                             \
+            for (t = 0; t < span; t++) SR_PREFETCH(next + 64 * t);                           \
+            if (sr_prefetch_from_line && span > 0) SR_PREFETCH(next + reach - 1);            \
+        }                                                                                    \
+    }
+
 /* A row's block of NACC vectors of columns, starting at column j; returns the next column.
  * T: float or double; VT: a vector of them; L: lanes per vector. */
 #define SR_BLOCK(NAME, T, VT, L, NACC, TARGET, STREAM)                                       \
@@ -78,27 +102,15 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, int first, T* out,         \
         int stream, int64_t lines) {                                                         \
         VT acc[NACC], x;                                                                     \
-        int64_t q, t, ahead;                                                                 \
+        int64_t q, t, ahead, span;                                                           \
         int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
         ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
                 : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                \
         if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
+        span = (reach + 63) / 64;                                                            \
         for (t = 0; t < NACC; t++) acc[t] = (VT){0};                                         \
         for (q = start; q < end; q++) {                                                      \
-            if (first && q + ahead < nnz) {                                                  \
-                /* every line the first `reach` bytes touch: a row that does not start   \
-                 * on a line (NumPy's big arrays start 16 bytes into one) reaches one more; \
-                 * `lines` > 0: the row starts on a line and has that many to ask for */  \
-                const char* next = (const char*)(b + col[q + ahead] * n + j0);               \
-                const char* last = next + reach - 1;                                         \
-                if (lines > 0) {                                                             \
-                    for (t = 0; t < lines; t++) SR_PREFETCH(next + 64 * t);                  \
-                } else {                                                                     \
-                    if (sr_prefetch_from_line)                                               \
-                        next = (const char*)((uintptr_t)next & ~(uintptr_t)63);              \
-                    for (; next <= last; next += 64) SR_PREFETCH(next);                      \
-                }                                                                            \
-            }                                                                                \
+            SR_ASK_AHEAD(T);                                                                 \
             for (t = 0; t < NACC; t++) {                                                     \
                 memcpy(&x, b + col[q] * n + j + t * L, sizeof(VT)); /* unaligned load */      \
                 acc[t] = acc[t] + val[q] * x; /* val[q] in every lane */                 \
@@ -135,6 +147,82 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         }                                                                                    \
     }
 
+/* The last columns of a row, j <= j' < j1 (fewer than 8 vectors), in one pass with NACC
+ * vectors, the last one masked: MASK(m) keeps its first m lanes (1 <= m <= L); MLOAD reads
+ * only those (a masked lane is never read, so never past the end of B) and MSTORE writes
+ * only those. Each lane still adds its own column in the stored order: the same bits as
+ * narrower vectors or single columns (AVX-512 and AVX2 only; SSE2 has no masked loads). */
+#define SR_BLOCK_MASKED(NAME, T, VT, L, NACC, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)   \
+    TARGET static inline __attribute__((always_inline)) void NAME(                          \
+        const int64_t* col, const T* val, int64_t start, int64_t end, int64_t nnz,           \
+        const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, int first, T* out,         \
+        int stream) {                                                                        \
+        VT acc[NACC], x;                                                                     \
+        int64_t q, t, ahead, span, lines = 0, m = j1 - j - (NACC - 1) * L;                   \
+        int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
+        MASK_T mask = MASK(m);                                                               \
+        ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
+                : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                \
+        if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
+        span = (reach + 63) / 64;                                                            \
+        for (t = 0; t < NACC; t++) acc[t] = (VT){0};                                         \
+        for (q = start; q < end; q++) {                                                      \
+            const T* row = b + col[q] * n + j;                                               \
+            SR_ASK_AHEAD(T);                                                                 \
+            for (t = 0; t < NACC - 1; t++) {                                                 \
+                memcpy(&x, row + t * L, sizeof(VT));                                         \
+                acc[t] = acc[t] + val[q] * x;                                                \
+            }                                                                                \
+            x = MLOAD(row + (NACC - 1) * L, mask);                                           \
+            acc[NACC - 1] = acc[NACC - 1] + val[q] * x;                                      \
+        }                                                                                    \
+        if (stream && m == L && ((uintptr_t)(out + j) & (sizeof(VT) - 1)) == 0) {            \
+            for (t = 0; t < NACC; t++) STREAM(out + j + t * L, acc[t]);                       \
+        } else {                                                                             \
+            memcpy(out + j, acc, (NACC - 1) * sizeof(VT));                                   \
+            MSTORE(out + j + (NACC - 1) * L, mask, acc[NACC - 1]);                           \
+        }                                                                                    \
+    }
+
+/* SR_ROW with masked last vectors: blocks of 8 vectors, then what is left in one pass,
+ * 1 to 8 vectors with the last one masked; a rest of exactly 1, 2 or 4 whole vectors takes
+ * the plain blocks (the loops of SR_FIXED). */
+#define SR_ROW_MASKED(NAME, T, VT, L, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)          \
+    SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_1, T, VT, L, 1, TARGET, STREAM)                                          \
+    SR_BLOCK_MASKED(NAME##_m1, T, VT, L, 1, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
+    SR_BLOCK_MASKED(NAME##_m2, T, VT, L, 2, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
+    SR_BLOCK_MASKED(NAME##_m3, T, VT, L, 3, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
+    SR_BLOCK_MASKED(NAME##_m4, T, VT, L, 4, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
+    SR_BLOCK_MASKED(NAME##_m5, T, VT, L, 5, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
+    SR_BLOCK_MASKED(NAME##_m6, T, VT, L, 6, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
+    SR_BLOCK_MASKED(NAME##_m7, T, VT, L, 7, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
+    SR_BLOCK_MASKED(NAME##_m8, T, VT, L, 8, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
+    TARGET static void NAME(const int64_t* col, const T* val, int64_t start, int64_t end,    \
+                            int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
+                            T* out, int stream, int first) {                                 \
+        int64_t j = j0, rest;                                                                \
+        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0); \
+        rest = j1 - j;                                                                       \
+        first = first && j == j0;                                                            \
+        if (rest == 4 * L) NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0);      \
+        else if (rest == 2 * L) NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); \
+        else if (rest == L) NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0);     \
+        else switch ((rest + L - 1) / L) {                                                   \
+            case 0: break;                                                                   \
+            case 1: NAME##_m1(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
+            case 2: NAME##_m2(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
+            case 3: NAME##_m3(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
+            case 4: NAME##_m4(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
+            case 5: NAME##_m5(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
+            case 6: NAME##_m6(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
+            case 7: NAME##_m7(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
+            default: NAME##_m8(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
+        }                                                                                    \
+    }
+
 /* Rows lo <= i < hi of the product, row i's block j0 <= j < j1 to out + i * n (out is C-contiguous,
  * n columns). One call per block of rows, so the level is chosen once per block, not per row.
  * A whole row (j0 = 0, j1 = n) that is 1, 2, 4 or 8 vectors wide, in rows of B that start on
@@ -145,7 +233,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
  * of the whole product; bench_levers.py "fixed widths"). Rows of 16 or 32 bytes (4 or 8
  * floats, 2 or 4 doubles) take it too: with B on a line each lies inside one line, the one
  * line to ask for (they run at the level whose vectors they fill: sr_rows_level; 2.1x on
- * the uniform matrix at 8 floats, bench_levers.py "narrow rows"). Every other shape takes
+ * the uniform matrix at 8 floats, bench_levers.py "row widths"). Every other shape takes
  * SR_ROW per row. */
 static int sr_fixed_vectors(const void* b, int64_t row_bytes, int64_t vector_bytes) {
     int64_t v = row_bytes / vector_bytes;
@@ -229,10 +317,28 @@ typedef float sr_f16 __attribute__((vector_size(64)));
 #define SR_STREAM_F8(p, v) _mm256_stream_ps((p), (__m256)(v))
 #define SR_STREAM_D8(p, v) _mm512_stream_pd((p), (__m512d)(v))
 #define SR_STREAM_F16(p, v) _mm512_stream_ps((p), (__m512)(v))
-SR_ROW(sr_row_f64_avx2, double, sr_d4, 4, __attribute__((target("avx2"))), SR_STREAM_D4, sr_row_f64_base, _mm256_zeroupper())
-SR_ROW(sr_row_f32_avx2, float, sr_f8, 8, __attribute__((target("avx2"))), SR_STREAM_F8, sr_row_f32_base, _mm256_zeroupper())
-SR_ROW(sr_row_f64_avx512, double, sr_d8, 8, __attribute__((target("avx512f"))), SR_STREAM_D8, sr_row_f64_avx2, (void)0)
-SR_ROW(sr_row_f32_avx512, float, sr_f16, 16, __attribute__((target("avx512f"))), SR_STREAM_F16, sr_row_f32_avx2, (void)0)
+/* masks of the first m lanes, masked loads and stores (AVX2's read and write nothing in the
+ * lanes whose mask is clear, as AVX-512's do) */
+#define SR_MASK_D4(m) _mm256_cmpgt_epi64(_mm256_set1_epi64x(m), _mm256_setr_epi64x(0, 1, 2, 3))
+#define SR_MASK_F8(m) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define SR_MLOAD_D4(p, k) ((sr_d4)_mm256_maskload_pd((p), (k)))
+#define SR_MLOAD_F8(p, k) ((sr_f8)_mm256_maskload_ps((p), (k)))
+#define SR_MSTORE_D4(p, k, v) _mm256_maskstore_pd((p), (k), (__m256d)(v))
+#define SR_MSTORE_F8(p, k, v) _mm256_maskstore_ps((p), (k), (__m256)(v))
+#define SR_MASK_D8(m) ((__mmask8)((1u << (m)) - 1u))
+#define SR_MASK_F16(m) ((__mmask16)((1u << (m)) - 1u))
+#define SR_MLOAD_D8(p, k) ((sr_d8)_mm512_maskz_loadu_pd((k), (p)))
+#define SR_MLOAD_F16(p, k) ((sr_f16)_mm512_maskz_loadu_ps((k), (p)))
+#define SR_MSTORE_D8(p, k, v) _mm512_mask_storeu_pd((p), (k), (__m512d)(v))
+#define SR_MSTORE_F16(p, k, v) _mm512_mask_storeu_ps((p), (k), (__m512)(v))
+SR_ROW_MASKED(sr_row_f64_avx2, double, sr_d4, 4, __attribute__((target("avx2"))), SR_STREAM_D4, __m256i,
+              SR_MASK_D4, SR_MLOAD_D4, SR_MSTORE_D4)
+SR_ROW_MASKED(sr_row_f32_avx2, float, sr_f8, 8, __attribute__((target("avx2"))), SR_STREAM_F8, __m256i,
+              SR_MASK_F8, SR_MLOAD_F8, SR_MSTORE_F8)
+SR_ROW_MASKED(sr_row_f64_avx512, double, sr_d8, 8, __attribute__((target("avx512f"))), SR_STREAM_D8, __mmask8,
+              SR_MASK_D8, SR_MLOAD_D8, SR_MSTORE_D8)
+SR_ROW_MASKED(sr_row_f32_avx512, float, sr_f16, 16, __attribute__((target("avx512f"))), SR_STREAM_F16, __mmask16,
+              SR_MASK_F16, SR_MLOAD_F16, SR_MSTORE_F16)
 SR_ROWS(sr_rows_f64_avx2, sr_row_f64_avx2, double, 4, __attribute__((target("avx2"))))
 SR_ROWS(sr_rows_f32_avx2, sr_row_f32_avx2, float, 8, __attribute__((target("avx2"))))
 SR_ROWS(sr_rows_f64_avx512, sr_row_f64_avx512, double, 8, __attribute__((target("avx512f"))))
