@@ -16,7 +16,7 @@
  * vectors when it is exactly that; under SSE2 blocks of 4, 2 and 1 vectors and then single
  * columns. (What is left used to go block by block and then to the next narrower level,
  * a pass over the row's entries each: 96-byte rows, 24 floats, took about as long as
- * 192-byte ones, 1.2x torch's time against 2.1x now; bench_levers.py "row widths". Before
+ * 192-byte ones; 1.12-1.38x faster now, bench_levers.py "row widths". Before
  * that, a row narrower than one vector, say 8 floats under AVX-512, ran column by column
  * with no prefetch at all: 1.2-1.5x slower, "narrow tails".)
  * While it does its first block, the kernel asks for the row of B of the entry
@@ -81,8 +81,9 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
  * no branch that depends on where the row starts. Counting the lines of each row instead
  * (one or two for a 48-byte row, as it lies) mispredicted about every other entry, and
  * each miss threw away the loads in flight: the general loop took 5-7x the time of the
- * fixed-width one with B in the cache and no less than torch's from memory (1.3-3x
- * slower than now; bench_levers.py "row widths"). */
+ * fixed-width one with B in the cache, and from memory 48-byte rows took longer than
+ * torch's (1.7-2.3x slower than now with the masked last vector; bench_levers.py
+ * "row widths"). */
 #define SR_ASK_AHEAD(T)                                                                      \
     if (first && q + ahead < nnz) {                                                          \
         const char* next = (const char*)(b + col[q + ahead] * n + j0);                       \
