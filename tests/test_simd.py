@@ -364,3 +364,43 @@ def test_spgemm_streaming_stores_give_the_same_bits(dtype):
                 assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), (min_bytes, threads)
     finally:
         fast._set_stream(previous)
+
+
+def _b_at_the_end_of_a_mapping(n_rows, n, dtype):
+    """An array of shape (n_rows, n) whose last byte is the last of a mapping followed by a
+    page that cannot be read: a kernel that reads one byte past B crashes the process."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    nbytes = n_rows * n * np.dtype(dtype).itemsize
+    pages = -(-nbytes // page) + 1
+    buf = mmap.mmap(-1, (pages + 1) * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    assert libc.mprotect(base + pages * page, page, 0) == 0  # PROT_NONE
+    start = pages * page - nbytes
+    arr = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=start).view(dtype).reshape(n_rows, n)
+    return arr, buf
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_masked_last_vectors_never_read_past_b(level, dtype):
+    # a row's last vector is masked when its width is not a whole number of vectors: its
+    # lanes past the row are never read, so the last row of B can end a mapping (the page
+    # after it unreadable) at every level and width; and the bits are the reference's
+    rng = np.random.default_rng(31)
+    for name in LEVELS[:LEVELS.index(level) + 1]:
+        kernel._set_simd_level(name)
+        for n in (3, 5, 6, 7, 12, 13, 20, 24, 36, 40, 44, 72, 100, 131):
+            crow, col, val, b0 = tall_matrices(rng, dtype, n)
+            col[-1] = b0.shape[0] - 1  # the last entry reads the last row of B
+            b, buf = _b_at_the_end_of_a_mapping(b0.shape[0], n, dtype)
+            b[...] = b0
+            want = expected(crow, col, val, b0)
+            for threads in (1, 2):
+                out = np.full_like(want, np.nan)
+                kernel.spmm(crow, col, val, b, out, threads)
+                assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n, threads)
+            del b

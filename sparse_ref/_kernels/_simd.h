@@ -11,10 +11,9 @@
  * count. What the vectors buy: a block of up to 8 vectors of `out` stays in registers for
  * the whole row, instead of a load and a store of out[j] per stored entry.
  *
- * Blocks: 8 vectors of columns, then under AVX-512 and AVX2 what is left in one pass, its
- * last vector masked (12 floats: one AVX-512 vector with 12 lanes on), or 4, 2 or 1 plain
- * vectors when it is exactly that; under SSE2 blocks of 4, 2 and 1 vectors and then single
- * columns. (What is left used to go block by block and then to the next narrower level,
+ * Blocks: 8 vectors of columns, then under AVX-512 and AVX2 what is left in one pass: 1 to
+ * 7 whole vectors, or up to 8 with the last one masked (12 floats: one AVX-512 vector with
+ * 12 lanes on); under SSE2 blocks of 4, 2 and 1 vectors and then single columns. (What is left used to go block by block and then to the next narrower level,
  * a pass over the row's entries each: 96-byte rows, 24 floats, took about as long as
  * 192-byte ones; 1.12-1.38x faster now, bench_levers.py "row widths". Before
  * that, a row narrower than one vector, say 8 floats under AVX-512, ran column by column
@@ -148,59 +147,70 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         }                                                                                    \
     }
 
-/* The last columns of a row, j <= j' < j1 (fewer than 8 vectors), in one pass with NACC
- * vectors, the last one masked: MASK(m) keeps its first m lanes (1 <= m <= L); MLOAD reads
- * only those (a masked lane is never read, so never past the end of B) and MSTORE writes
- * only those. Each lane still adds its own column in the stored order: the same bits as
- * narrower vectors or single columns (AVX-512 and AVX2 only; SSE2 has no masked loads). */
-#define SR_BLOCK_MASKED(NAME, T, VT, L, NACC, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)   \
+/* The last columns of a row, j <= j' < j1 (fewer than 8 vectors, not a whole number of
+ * them), in one pass with NACC vectors, the last one masked: MASK(m) keeps its first m
+ * lanes (1 <= m < L); MLOAD reads only those (a masked lane is never read, so never past
+ * the end of B) and MSTORE writes only those. Each lane still adds its own column in the
+ * stored order: the same bits as narrower vectors or single columns (AVX-512 and AVX2
+ * only; SSE2 has no masked loads). Such a row is never whole lines, so never streamed
+ * (spmm.pyx).
+ * The loop over entries has no branch: it asks for PF lines of the row ahead, at offsets
+ * worked out once (every line of its first `reach` bytes, the last byte's line last; some
+ * asked for twice when the row is narrower), and near the end of A for its own row. With
+ * a branch in it (the prefetch of SR_BLOCK, or a streaming choice), GCC 12 kept the sums
+ * of the whole vectors on the stack next to the masked load, a store and a load in every
+ * entry's additions (2-3x the time per entry with B in the cache). The sums of the whole
+ * vectors are one array copied out whole, the masked one's a variable of its own, for the
+ * same reason. */
+#define SR_BLOCK_MASKED(NAME, T, VT, L, NACC, TARGET, MASK_T, MASK, MLOAD, MSTORE)           \
     TARGET static inline __attribute__((always_inline)) void NAME(                          \
         const int64_t* col, const T* val, int64_t start, int64_t end, int64_t nnz,           \
-        const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, int first, T* out,         \
-        int stream) {                                                                        \
-        VT acc[NACC], x;                                                                     \
-        int64_t q, t, ahead, span, lines = 0, m = j1 - j - (NACC - 1) * L;                   \
+        const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, T* out) {                  \
+        enum { PF = (NACC * (int)sizeof(VT) + 63) / 64 + 1 < 9 ? (NACC * (int)sizeof(VT) + 63) / 64 + 1 : 9 }; \
+        VT acc[NACC > 1 ? NACC - 1 : 1], last = (VT){0}, x;                                  \
+        int64_t q, t, ahead, off[PF], m = j1 - j - (NACC - 1) * L;                           \
         int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
         MASK_T mask = MASK(m);                                                               \
         ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
                 : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                \
         if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
-        span = (reach + 63) / 64;                                                            \
-        for (t = 0; t < NACC; t++) acc[t] = (VT){0};                                         \
+        for (t = 0; t < PF; t++)                                                             \
+            off[t] = t < PF - 1 && 64 * t < reach ? 64 * t : (reach > 0 ? reach - 1 : 0);    \
+        for (t = 0; t < NACC - 1; t++) acc[t] = (VT){0};                                     \
         for (q = start; q < end; q++) {                                                      \
             const T* row = b + col[q] * n + j;                                               \
-            SR_ASK_AHEAD(T);                                                                 \
+            const char* next = (const char*)(b + col[q + ahead < nnz ? q + ahead : q] * n + j0); \
+            for (t = 0; t < PF; t++) SR_PREFETCH(next + off[t]);                             \
             for (t = 0; t < NACC - 1; t++) {                                                 \
                 memcpy(&x, row + t * L, sizeof(VT));                                         \
                 acc[t] = acc[t] + val[q] * x;                                                \
             }                                                                                \
             x = MLOAD(row + (NACC - 1) * L, mask);                                           \
-            acc[NACC - 1] = acc[NACC - 1] + val[q] * x;                                      \
+            last = last + val[q] * x;                                                        \
         }                                                                                    \
-        if (stream && m == L && ((uintptr_t)(out + j) & (sizeof(VT) - 1)) == 0) {            \
-            for (t = 0; t < NACC; t++) STREAM(out + j + t * L, acc[t]);                       \
-        } else {                                                                             \
-            memcpy(out + j, acc, (NACC - 1) * sizeof(VT));                                   \
-            MSTORE(out + j + (NACC - 1) * L, mask, acc[NACC - 1]);                           \
-        }                                                                                    \
+        if (NACC > 1) memcpy(out + j, acc, sizeof(acc));                                     \
+        MSTORE(out + j + (NACC - 1) * L, mask, last);                                        \
     }
 
-/* SR_ROW with masked last vectors: blocks of 8 vectors, then what is left in one pass,
- * 1 to 8 vectors with the last one masked; a rest of exactly 1, 2 or 4 whole vectors takes
- * the plain blocks (the loops of SR_FIXED). */
+/* SR_ROW with masked last vectors: blocks of 8 vectors, then what is left in one pass: 1 to
+ * 7 whole vectors, or up to 8 with the last one masked. */
 #define SR_ROW_MASKED(NAME, T, VT, L, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)          \
     SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_7, T, VT, L, 7, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_6, T, VT, L, 6, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_5, T, VT, L, 5, TARGET, STREAM)                                          \
     SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_3, T, VT, L, 3, TARGET, STREAM)                                          \
     SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET, STREAM)                                          \
     SR_BLOCK(NAME##_1, T, VT, L, 1, TARGET, STREAM)                                          \
-    SR_BLOCK_MASKED(NAME##_m1, T, VT, L, 1, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
-    SR_BLOCK_MASKED(NAME##_m2, T, VT, L, 2, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
-    SR_BLOCK_MASKED(NAME##_m3, T, VT, L, 3, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
-    SR_BLOCK_MASKED(NAME##_m4, T, VT, L, 4, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
-    SR_BLOCK_MASKED(NAME##_m5, T, VT, L, 5, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
-    SR_BLOCK_MASKED(NAME##_m6, T, VT, L, 6, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
-    SR_BLOCK_MASKED(NAME##_m7, T, VT, L, 7, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
-    SR_BLOCK_MASKED(NAME##_m8, T, VT, L, 8, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)     \
+    SR_BLOCK_MASKED(NAME##_m1, T, VT, L, 1, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
+    SR_BLOCK_MASKED(NAME##_m2, T, VT, L, 2, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
+    SR_BLOCK_MASKED(NAME##_m3, T, VT, L, 3, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
+    SR_BLOCK_MASKED(NAME##_m4, T, VT, L, 4, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
+    SR_BLOCK_MASKED(NAME##_m5, T, VT, L, 5, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
+    SR_BLOCK_MASKED(NAME##_m6, T, VT, L, 6, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
+    SR_BLOCK_MASKED(NAME##_m7, T, VT, L, 7, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
+    SR_BLOCK_MASKED(NAME##_m8, T, VT, L, 8, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
     TARGET static void NAME(const int64_t* col, const T* val, int64_t start, int64_t end,    \
                             int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
                             T* out, int stream, int first) {                                 \
@@ -208,19 +218,24 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0); \
         rest = j1 - j;                                                                       \
         first = first && j == j0;                                                            \
-        if (rest == 4 * L) NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0);      \
-        else if (rest == 2 * L) NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); \
-        else if (rest == L) NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0);     \
-        else switch ((rest + L - 1) / L) {                                                   \
+        if (rest % L == 0) switch (rest / L) {                                               \
             case 0: break;                                                                   \
-            case 1: NAME##_m1(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
-            case 2: NAME##_m2(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
-            case 3: NAME##_m3(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
-            case 4: NAME##_m4(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
-            case 5: NAME##_m5(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
-            case 6: NAME##_m6(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
-            case 7: NAME##_m7(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
-            default: NAME##_m8(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream); break; \
+            case 1: NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 2: NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 3: NAME##_3(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 4: NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 5: NAME##_5(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 6: NAME##_6(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            default: NAME##_7(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+        } else switch (rest / L + 1) {                                                       \
+            case 1: NAME##_m1(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
+            case 2: NAME##_m2(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
+            case 3: NAME##_m3(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
+            case 4: NAME##_m4(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
+            case 5: NAME##_m5(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
+            case 6: NAME##_m6(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
+            case 7: NAME##_m7(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
+            default: NAME##_m8(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
         }                                                                                    \
     }
 
