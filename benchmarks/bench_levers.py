@@ -572,7 +572,7 @@ def row_widths(repeat, record, quick=False, old=None):
                                          m.shape)
             tb = torch.from_numpy(b)
             vectors = SPMM._fixed_vectors(b)
-            label = f"{vectors} vector(s), fixed" if vectors else "masked last vector"
+            label = f"{vectors} vector(s), fixed" if vectors else "general loop, one pass"
             medians = interleaved({"general loop": lambda b=b, out=out, val=val: before.spmm(
                                        crow, col, val, b, out, THREADS),
                                    "row widths": lambda b=b, out=out, val=val: SPMM.spmm(

@@ -202,24 +202,27 @@ VECTOR_BYTES = {"baseline": 16, "avx2": 32, "avx512": 64}
 
 
 def rows_level(name, row_bytes):
-    """The level whole rows of ``row_bytes`` run at under level ``name``: a row narrower
-    than the level's vector runs at the widest level below whose vector it fills."""
-    if name == "avx512" and row_bytes < 64:
+    """The level whole rows of ``row_bytes`` run at under level ``name`` (as _simd.h's
+    sr_rows_level): rows of 16 or 32 bytes at the level whose vectors they fill, and under
+    AVX2 a row narrower than its vector at SSE2."""
+    if name == "avx512" and row_bytes in (16, 32):
         name = "avx2"
     if name == "avx2" and row_bytes < 32:
         name = "baseline"
     return name
 
 
-def test_rows_narrower_than_a_vector_run_at_the_level_they_fill(level):
-    assert rows_level("avx512", 32) == "avx2" and rows_level("avx512", 16) == "baseline"
-    assert rows_level("avx512", 64) == "avx512" and rows_level("avx2", 48) == "avx2"
-    if level == "avx512":  # 8 floats: one AVX2 vector, in the loop compiled for it
-        assert kernel._fixed_vectors(aligned((100, 8), np.float32)) == 1
-        assert kernel._fixed_vectors(aligned((100, 4), np.float32)) == 1  # one SSE2 vector
-        assert kernel._fixed_vectors(aligned((100, 4), np.float64)) == 1  # one AVX2 vector
-        assert kernel._fixed_vectors(aligned((100, 12), np.float32)) == 0  # 48 bytes
-        assert kernel._fixed_vectors(aligned((100, 8), np.float32, 16)) == 0  # off a line
+def test_rows_of_16_and_32_bytes_run_at_the_level_they_fill(level):
+    # the kernel's own answer, for each level this CPU has: 8 floats under AVX-512 are one
+    # AVX2 vector, 4 floats one SSE2 vector, in the loop compiled for that width
+    for name in LEVELS[:LEVELS.index(level) + 1]:
+        kernel._set_simd_level(name)
+        assert kernel._fixed_vectors(aligned((100, 8), np.float32)) == (1 if name != "baseline" else 2), name
+        assert kernel._fixed_vectors(aligned((100, 4), np.float32)) == 1, name
+        assert kernel._fixed_vectors(aligned((100, 2), np.float64)) == 1, name
+        assert kernel._fixed_vectors(aligned((100, 4), np.float64)) == (1 if name != "baseline" else 2), name
+        assert kernel._fixed_vectors(aligned((100, 12), np.float32)) == 0, name  # 48 bytes
+        assert kernel._fixed_vectors(aligned((100, 8), np.float32, 16)) == 0, name  # off a line
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -386,10 +389,11 @@ def _b_at_the_end_of_a_mapping(n_rows, n, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_masked_last_vectors_never_read_past_b(level, dtype):
-    # a row's last vector is masked when its width is not a whole number of vectors: its
-    # lanes past the row are never read, so the last row of B can end a mapping (the page
-    # after it unreadable) at every level and width; and the bits are the reference's
+def test_last_vectors_never_read_past_b(level, dtype):
+    # a row that is not a whole number of vectors ends with a masked vector (AVX-512) or
+    # one that overlaps the vector before it (AVX2, SSE2): neither reads past the row, so
+    # the last row of B can end a mapping (the page after it unreadable) at every level
+    # and width; and the bits are the reference's
     rng = np.random.default_rng(31)
     for name in LEVELS[:LEVELS.index(level) + 1]:
         kernel._set_simd_level(name)

@@ -11,9 +11,11 @@
  * count. What the vectors buy: a block of up to 8 vectors of `out` stays in registers for
  * the whole row, instead of a load and a store of out[j] per stored entry.
  *
- * Blocks: 8 vectors of columns, then under AVX-512 and AVX2 what is left in one pass: 1 to
- * 7 whole vectors, or up to 8 with the last one masked (12 floats: one AVX-512 vector with
- * 12 lanes on); under SSE2 blocks of 4, 2 and 1 vectors and then single columns. (What is left used to go block by block and then to the next narrower level,
+ * Blocks: 8 vectors of columns, then what is left in one pass: 1 to 7 whole vectors, or up
+ * to 8 with the last one masked under AVX-512 (12 floats: one vector with 12 lanes on) or,
+ * under AVX2 and SSE2, ending at the row's end and overlapping the one before it (12
+ * floats under AVX2: columns 0-7 and 4-11). Only a block narrower than one vector goes to
+ * the next narrower level, and below SSE2's 2 or 4 lanes to single columns. (What is left used to go block by block and then to the next narrower level,
  * a pass over the row's entries each: 96-byte rows, 24 floats, took about as long as
  * 192-byte ones; 1.12-1.38x faster now, bench_levers.py "row widths". Before
  * that, a row narrower than one vector, say 8 floats under AVX-512, ran column by column
@@ -124,36 +126,14 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         return j + NACC * L;                                                                 \
     }
 
-/* The whole row: blocks of 8, 4, 2, 1 vectors, then what is left to TAIL: the same row with
- * narrower vectors (AVX-512 hands over to AVX2, AVX2 to SSE2), and single columns last.
- * `first`: the row's first block asks for the rows of B ahead (a tail after a block must
- * not ask again). */
-#define SR_ROW(NAME, T, VT, L, TARGET, STREAM, TAIL, CLEAN)                                  \
-    SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_1, T, VT, L, 1, TARGET, STREAM)                                          \
-    TARGET static void NAME(const int64_t* col, const T* val, int64_t start, int64_t end,    \
-                            int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
-                            T* out, int stream, int first) {                                 \
-        int64_t j = j0;                                                                      \
-        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0); \
-        if (j + 4 * L <= j1) j = NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0);    \
-        if (j + 2 * L <= j1) j = NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0);    \
-        if (j + L <= j1) j = NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0);        \
-        if (j < j1) {                                                                        \
-            CLEAN; /* AVX2 before SSE2 code: clear the upper halves (vzeroupper) */          \
-            TAIL(col, val, start, end, nnz, b, n, j, j1, out, stream, first && j == j0);     \
-        }                                                                                    \
-    }
-
 /* The last columns of a row, j <= j' < j1 (fewer than 8 vectors, not a whole number of
  * them), in one pass with NACC vectors, the last one masked: MASK(m) keeps its first m
  * lanes (1 <= m < L); MLOAD reads only those (a masked lane is never read, so never past
  * the end of B) and MSTORE writes only those. Each lane still adds its own column in the
- * stored order: the same bits as narrower vectors or single columns (AVX-512 and AVX2
- * only; SSE2 has no masked loads). Such a row is never whole lines, so never streamed
- * (spmm.pyx).
+ * stored order: the same bits as narrower vectors or single columns. AVX-512 only: its
+ * masked loads never fault on a masked lane, on every CPU that has them; AMD's manual lets
+ * AVX2's fault on a masked lane's page, so AVX2 and SSE2 take SR_BLOCK_OVERLAP. Such a
+ * row is never whole lines, so never streamed (spmm.pyx).
  * The loop over entries has no branch: it asks for PF lines of the row ahead, at offsets
  * worked out once (every line of its first `reach` bytes, the last byte's line last; some
  * asked for twice when the row is narrower), and near the end of A for its own row. With
@@ -192,8 +172,8 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         MSTORE(out + j + (NACC - 1) * L, mask, last);                                        \
     }
 
-/* SR_ROW with masked last vectors: blocks of 8 vectors, then what is left in one pass: 1 to
- * 7 whole vectors, or up to 8 with the last one masked. */
+/* SR_ROW with masked last vectors (AVX-512): blocks of 8 vectors, then what is left in
+ * one pass: 1 to 7 whole vectors, or up to 8 with the last one masked. Any width. */
 #define SR_ROW_MASKED(NAME, T, VT, L, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)          \
     SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
     SR_BLOCK(NAME##_7, T, VT, L, 7, TARGET, STREAM)                                          \
@@ -236,6 +216,91 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
             case 6: NAME##_m6(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
             case 7: NAME##_m7(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
             default: NAME##_m8(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
+        }                                                                                    \
+    }
+
+/* The last columns of a row, j <= j' < j1 (fewer than 8 vectors, not a whole number of
+ * them), in one pass with NACC vectors: NACC - 1 from j on, and a last one that ends at
+ * j1, overlapping the one before it (12 floats under AVX2: columns 0-7, then 4-11). A
+ * column in two vectors is summed in both, in the same order with the same instructions,
+ * so both give its bits, and the last store writes them again. Every load lies inside the
+ * row and every store inside j0..j1 (the caller asks only when j1 - j0 is at least one
+ * vector), so the end of B can be the end of a mapping. AVX2 and SSE2 (AVX-512 masks
+ * its last vector instead: SR_BLOCK_MASKED, 1.05-1.35x faster at 48 to 96 bytes). */
+#define SR_BLOCK_OVERLAP(NAME, T, VT, L, NACC, TARGET)                                       \
+    TARGET static inline __attribute__((always_inline)) void NAME(                          \
+        const int64_t* col, const T* val, int64_t start, int64_t end, int64_t nnz,           \
+        const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, int first, T* out) {       \
+        VT acc[NACC], x;                                                                     \
+        int64_t q, t, ahead, span, lines = 0, jl = j1 - L; /* the last vector's column */    \
+        int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
+        ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
+                : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                \
+        if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
+        span = (reach + 63) / 64;                                                            \
+        for (t = 0; t < NACC; t++) acc[t] = (VT){0};                                         \
+        for (q = start; q < end; q++) {                                                      \
+            SR_ASK_AHEAD(T);                                                                 \
+            for (t = 0; t < NACC; t++) {                                                     \
+                memcpy(&x, b + col[q] * n + (t < NACC - 1 ? j + t * L : jl), sizeof(VT));   \
+                acc[t] = acc[t] + val[q] * x;                                                \
+            }                                                                                \
+        }                                                                                    \
+        if (NACC > 1) memcpy(out + j, acc, (NACC - 1) * sizeof(VT));                         \
+        memcpy(out + jl, &acc[NACC - 1], sizeof(VT));                                        \
+    }
+
+/* A row's columns j0 <= j < j1 at one level: blocks of 8 vectors, then what is left in one
+ * pass, 1 to 7 whole vectors or up to 8 with the last one overlapping (SR_BLOCK_OVERLAP);
+ * a block narrower than one vector goes to TAIL, the next narrower level (AVX-512 hands
+ * over to AVX2, AVX2 to SSE2, SSE2 to single columns; CLEAN: vzeroupper before SSE2 code).
+ * `first`: the row's first block asks for the rows of B ahead (a later one must not ask
+ * again). */
+#define SR_ROW(NAME, T, VT, L, TARGET, STREAM, TAIL, CLEAN)                                  \
+    SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_7, T, VT, L, 7, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_6, T, VT, L, 6, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_5, T, VT, L, 5, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_3, T, VT, L, 3, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_1, T, VT, L, 1, TARGET, STREAM)                                          \
+    SR_BLOCK_OVERLAP(NAME##_o1, T, VT, L, 1, TARGET)                                         \
+    SR_BLOCK_OVERLAP(NAME##_o2, T, VT, L, 2, TARGET)                                         \
+    SR_BLOCK_OVERLAP(NAME##_o3, T, VT, L, 3, TARGET)                                         \
+    SR_BLOCK_OVERLAP(NAME##_o4, T, VT, L, 4, TARGET)                                         \
+    SR_BLOCK_OVERLAP(NAME##_o5, T, VT, L, 5, TARGET)                                         \
+    SR_BLOCK_OVERLAP(NAME##_o6, T, VT, L, 6, TARGET)                                         \
+    SR_BLOCK_OVERLAP(NAME##_o7, T, VT, L, 7, TARGET)                                         \
+    SR_BLOCK_OVERLAP(NAME##_o8, T, VT, L, 8, TARGET)                                         \
+    TARGET static void NAME(const int64_t* col, const T* val, int64_t start, int64_t end,    \
+                            int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
+                            T* out, int stream, int first) {                                 \
+        int64_t j = j0, rest;                                                                \
+        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0); \
+        rest = j1 - j;                                                                       \
+        first = first && j == j0;                                                            \
+        if (rest % L == 0) switch (rest / L) {                                               \
+            case 0: break;                                                                   \
+            case 1: NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 2: NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 3: NAME##_3(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 4: NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 5: NAME##_5(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 6: NAME##_6(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            default: NAME##_7(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+        } else if (j1 - j0 >= L) switch (rest / L + 1) {                                     \
+            case 1: NAME##_o1(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; /* after blocks of 8 */ \
+            case 2: NAME##_o2(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 3: NAME##_o3(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 4: NAME##_o4(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 5: NAME##_o5(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 6: NAME##_o6(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 7: NAME##_o7(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            default: NAME##_o8(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+        } else {                                                                             \
+            CLEAN; /* AVX2 before SSE2 code: clear the upper halves (vzeroupper) */          \
+            TAIL(col, val, start, end, nnz, b, n, j, j1, out, stream, first);                \
         }                                                                                    \
     }
 
@@ -333,24 +398,14 @@ typedef float sr_f16 __attribute__((vector_size(64)));
 #define SR_STREAM_F8(p, v) _mm256_stream_ps((p), (__m256)(v))
 #define SR_STREAM_D8(p, v) _mm512_stream_pd((p), (__m512d)(v))
 #define SR_STREAM_F16(p, v) _mm512_stream_ps((p), (__m512)(v))
-/* masks of the first m lanes, masked loads and stores (AVX2's read and write nothing in the
- * lanes whose mask is clear, as AVX-512's do) */
-#define SR_MASK_D4(m) _mm256_cmpgt_epi64(_mm256_set1_epi64x(m), _mm256_setr_epi64x(0, 1, 2, 3))
-#define SR_MASK_F8(m) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define SR_MLOAD_D4(p, k) ((sr_d4)_mm256_maskload_pd((p), (k)))
-#define SR_MLOAD_F8(p, k) ((sr_f8)_mm256_maskload_ps((p), (k)))
-#define SR_MSTORE_D4(p, k, v) _mm256_maskstore_pd((p), (k), (__m256d)(v))
-#define SR_MSTORE_F8(p, k, v) _mm256_maskstore_ps((p), (k), (__m256)(v))
+SR_ROW(sr_row_f64_avx2, double, sr_d4, 4, __attribute__((target("avx2"))), SR_STREAM_D4, sr_row_f64_base, _mm256_zeroupper())
+SR_ROW(sr_row_f32_avx2, float, sr_f8, 8, __attribute__((target("avx2"))), SR_STREAM_F8, sr_row_f32_base, _mm256_zeroupper())
 #define SR_MASK_D8(m) ((__mmask8)((1u << (m)) - 1u))
 #define SR_MASK_F16(m) ((__mmask16)((1u << (m)) - 1u))
 #define SR_MLOAD_D8(p, k) ((sr_d8)_mm512_maskz_loadu_pd((k), (p)))
 #define SR_MLOAD_F16(p, k) ((sr_f16)_mm512_maskz_loadu_ps((k), (p)))
 #define SR_MSTORE_D8(p, k, v) _mm512_mask_storeu_pd((p), (k), (__m512d)(v))
 #define SR_MSTORE_F16(p, k, v) _mm512_mask_storeu_ps((p), (k), (__m512)(v))
-SR_ROW_MASKED(sr_row_f64_avx2, double, sr_d4, 4, __attribute__((target("avx2"))), SR_STREAM_D4, __m256i,
-              SR_MASK_D4, SR_MLOAD_D4, SR_MSTORE_D4)
-SR_ROW_MASKED(sr_row_f32_avx2, float, sr_f8, 8, __attribute__((target("avx2"))), SR_STREAM_F8, __m256i,
-              SR_MASK_F8, SR_MLOAD_F8, SR_MSTORE_F8)
 SR_ROW_MASKED(sr_row_f64_avx512, double, sr_d8, 8, __attribute__((target("avx512f"))), SR_STREAM_D8, __mmask8,
               SR_MASK_D8, SR_MLOAD_D8, SR_MSTORE_D8)
 SR_ROW_MASKED(sr_row_f32_avx512, float, sr_f16, 16, __attribute__((target("avx512f"))), SR_STREAM_F16, __mmask16,
@@ -412,12 +467,13 @@ static void sr_spmm_row_f32(const int64_t* col, const float* val, int64_t start,
     sr_row_f32_base(col, val, start, end, nnz, b, n, j0, j1, out, stream, 1);
 }
 
-/* The level rows of row_bytes run at: the current one, or for a whole row narrower than
- * its vector the widest one below whose vector the row fills (8 floats under AVX-512 run as
- * one AVX2 vector, in the loop compiled for it when B starts on a line). */
+/* The level whole rows of row_bytes run at: a row of 16 or 32 bytes at the level whose
+ * vectors it fills (8 floats under AVX-512 run as one AVX2 vector, in the loop compiled for
+ * it when B starts on a line); under AVX2 a row narrower than its vector at SSE2, where
+ * it can overlap (SR_BLOCK_OVERLAP); other rows, any width under AVX-512 (masked), stay. */
 static int sr_rows_level(int64_t row_bytes, int whole) {
     int level = sr_simd();
-    if (whole && level == SR_SIMD_AVX512 && row_bytes < 64) level = SR_SIMD_AVX2;
+    if (whole && level == SR_SIMD_AVX512 && (row_bytes == 16 || row_bytes == 32)) level = SR_SIMD_AVX2;
     if (whole && level == SR_SIMD_AVX2 && row_bytes < 32) level = SR_SIMD_BASELINE;
     return level;
 }
