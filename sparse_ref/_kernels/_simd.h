@@ -145,7 +145,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
 #define SR_BLOCK_MASKED(NAME, T, VT, L, NACC, TARGET, MASK_T, MASK, MLOAD, MSTORE)           \
     TARGET static inline __attribute__((always_inline)) void NAME(                          \
         const int64_t* col, const T* val, int64_t start, int64_t end, int64_t nnz,           \
-        const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, T* out) {                  \
+        const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, int first, T* out) {       \
         enum { PF = (NACC * (int)sizeof(VT) + 63) / 64 + 1 < 9 ? (NACC * (int)sizeof(VT) + 63) / 64 + 1 : 9 }; \
         VT acc[NACC > 1 ? NACC - 1 : 1], last = (VT){0}, x;                                  \
         int64_t q, t, ahead, off[PF], m = j1 - j - (NACC - 1) * L;                           \
@@ -154,8 +154,11 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
                 : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                \
         if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
-        for (t = 0; t < PF; t++)                                                             \
-            off[t] = t < PF - 1 && 64 * t < reach ? 64 * t : (reach > 0 ? reach - 1 : 0);    \
+        for (t = 0; t < PF; t++) /* (from_line off: no last byte's line, as SR_ASK_AHEAD) */ \
+            off[t] = (t < PF - 1 || !sr_prefetch_from_line) && 64 * t < reach ? 64 * t       \
+                     : (reach > 0 ? reach - 1 : 0);                                          \
+        if (!first || reach == 0) ahead = 0; /* not the row's first block, or no prefetch:   \
+                                              * the entry's own row, on its way already */   \
         for (t = 0; t < NACC - 1; t++) acc[t] = (VT){0};                                     \
         for (q = start; q < end; q++) {                                                      \
             const T* row = b + col[q] * n + j;                                               \
@@ -208,14 +211,14 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
             case 6: NAME##_6(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
             default: NAME##_7(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
         } else switch (rest / L + 1) {                                                       \
-            case 1: NAME##_m1(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
-            case 2: NAME##_m2(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
-            case 3: NAME##_m3(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
-            case 4: NAME##_m4(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
-            case 5: NAME##_m5(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
-            case 6: NAME##_m6(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
-            case 7: NAME##_m7(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
-            default: NAME##_m8(col, val, start, end, nnz, b, n, j, j0, j1, out); break; \
+            case 1: NAME##_m1(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 2: NAME##_m2(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 3: NAME##_m3(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 4: NAME##_m4(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 5: NAME##_m5(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 6: NAME##_m6(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            case 7: NAME##_m7(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
+            default: NAME##_m8(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
         }                                                                                    \
     }
 
