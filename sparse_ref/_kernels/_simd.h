@@ -17,7 +17,7 @@
  * floats under AVX2: columns 0-7 and 4-11). Only a block narrower than one vector goes to
  * the next narrower level, and below SSE2's 2 or 4 lanes to single columns. (What is left used to go block by block and then to the next narrower level,
  * a pass over the row's entries each: 96-byte rows, 24 floats, took about as long as
- * 192-byte ones; 1.12-1.38x faster now, bench_levers.py "row widths". Before
+ * 192-byte ones; 1.26-1.57x faster now, bench_levers.py "row widths". Before
  * that, a row narrower than one vector, say 8 floats under AVX-512, ran column by column
  * with no prefetch at all: 1.2-1.5x slower, "narrow tails".)
  * While it does its first block, the kernel asks for the row of B of the entry
@@ -83,7 +83,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
  * (one or two for a 48-byte row, as it lies) mispredicted about every other entry, and
  * each miss threw away the loads in flight: the general loop took 5-7x the time of the
  * fixed-width one with B in the cache, and from memory 48-byte rows took longer than
- * torch's (1.7-2.3x slower than now with the masked last vector; bench_levers.py
+ * torch's (1.75-2.4x slower than now, with the one-pass rests; bench_levers.py
  * "row widths"). */
 #define SR_ASK_AHEAD(T)                                                                      \
     if (first && q + ahead < nnz) {                                                          \
