@@ -14,6 +14,7 @@ raising, so sparse_ref never asks for more.
 """
 
 import os
+import threading
 import time
 
 _num_threads = None  # None: OpenMP's default
@@ -166,4 +167,23 @@ def effective_n_threads(n_threads=None, work: int | None = None) -> int:
         n = _check_count(n_threads, "n_threads")
         if n < 0:
             n = max(_cores() + 1 + n, 1)
-    return min(n, _cores()) if openmp_enabled() else 1
+    n = min(n, _cores()) if openmp_enabled() else 1
+    if n > 1:
+        _same_fp_mode(n)
+    return n
+
+
+_fp = threading.local()  # per calling thread: the mode its OpenMP team was last given
+
+
+def _same_fp_mode(n):
+    """Before a kernel runs on ``n`` threads, its workers get the caller's flush-to-zero and
+    denormals-are-zero bits (MXCSR on x86), when these changed since this thread last gave
+    them, or the team grew. Without this, ``torch.set_flush_denormal(True)`` after the
+    workers had started flushed subnormals in the caller's rows only: the bits of a product
+    depended on the thread count. A single read of a register per call, a parallel region
+    only when the bits change."""
+    mode = _helpers().fp_mode()
+    if getattr(_fp, "mode", None) != mode or getattr(_fp, "threads", 0) < n:
+        _helpers().sync_fp_mode(n)
+        _fp.mode, _fp.threads = mode, max(n, getattr(_fp, "threads", 0))

@@ -187,3 +187,51 @@ def test_the_default_count_leaves_the_cores_others_keep_busy(monkeypatch):
     monkeypatch.setattr(_threads, "_machine_busy_seconds", lambda: clock["busy"])
     clock.update(wall=102.0, busy=56.9, mine=9.9)
     assert _threads.free_cores() == 4
+
+
+FP_MODE_CHILD = r"""
+import numpy as np, torch, sparse_ref as sr
+from sparse_ref import _threads
+_threads.free_cores = lambda: 2  # two threads even while another process is busy
+if {broken}:
+    _threads._same_fp_mode = lambda n: None  # the workers keep the mode they started with
+rng = np.random.default_rng(0)
+dense = (rng.random((400, 100)) < 0.1) * (rng.random((400, 100)) + 0.25)
+a = sr.from_numpy(dense.astype(np.float32)).to_sparse()
+b = sr.from_numpy((rng.standard_normal((100, 16)) * 1e-39).astype(np.float32))  # subnormal
+sr.set_num_threads(2)
+if {ftz_first}:
+    torch.set_flush_denormal(True)
+sr.sparse.mm(a, b)  # the workers start here, with the caller's mode
+torch.set_flush_denormal(not {ftz_first})  # ... which then changes on the caller only
+two = sr.sparse.mm(a, b).numpy()
+sr.set_num_threads(1)
+one = sr.sparse.mm(a, b).numpy()
+with sr.use_backend("reference"):
+    ref = sr.sparse.mm(a, b).numpy()
+print(two.tobytes() == one.tobytes(), one.tobytes() == ref.tobytes(),
+      int(np.count_nonzero(one.view(np.uint32) & 0x7FFFFFFF)))
+"""
+
+
+@pytest.mark.parametrize("ftz_first", [False, True])
+def test_workers_take_the_callers_flush_to_zero_mode(tmp_path, ftz_first):
+    # flush-to-zero is a setting of each thread: torch.set_flush_denormal(True) after the
+    # OpenMP workers started (or False after they started with it) changed the caller only,
+    # so the worker's rows treated subnormals otherwise and the bits depended on the thread
+    # count; the workers now take the caller's mode before a call on several threads
+    openmp_or_skip()
+    pytest.importorskip("torch")
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64") or sr._threads._cores() < 2:
+        pytest.skip("needs two cores and x86's MXCSR")
+    results = {}
+    for broken in (True, False):
+        out = run_child(["-c", FP_MODE_CHILD.format(broken=broken, ftz_first=ftz_first)], tmp_path)
+        assert out.returncode == 0, out.stderr
+        results[broken] = out.stdout.split()
+    assert results[True][0] == "False"  # the scenario does split the threads without the fix
+    same_threads, same_reference, nonzero = results[False]
+    assert same_threads == "True" and same_reference == "True"
+    assert (int(nonzero) == 0) == (not ftz_first)  # flushed exactly when the caller flushes
