@@ -816,22 +816,30 @@ def test_reduce_kernels_give_the_references_values_and_positions(dtype):
     val = rng.integers(-2, 3, col.shape[0]).astype(dtype)  # small integers: ties everywhere
     bits = np.uint32 if dtype == np.float32 else np.uint64
     nan = np.array(0x7FC00000 if dtype == np.float32 else 0x7FF8000000000000, dtype=bits)
-    for k in (1, 5, 16, 37):
-        b = rng.integers(-3, 4, (ncols, k)).astype(dtype)
-        spots = rng.random(b.shape) < 0.03
-        b[spots] = (nan + rng.integers(1, 1000, spots.sum()).astype(bits)).view(dtype)
-        for reduce in ("sum", "mean", "amax", "amin"):
-            want = np.full((nrows, k), -7, dtype=dtype)
-            want_arg = np.full((nrows, k), -7, dtype=np.int64)
-            reference.spmm_reduce(crow, col, val, b, reduce, want, want_arg)
-            for threads in (1, 2, 3):
+    widest = kernel._simd_level()
+    levels = ("baseline", "avx2", "avx512")
+    cases = [(k, level, threads) for k in (1, 4, 5, 8, 16, 37) for level in levels[:levels.index(widest) + 1]
+             for threads in (1, 2, 3)]
+    try:
+        for k, level, threads in cases:
+            kernel._set_simd_level(level)
+            b = rng.integers(-3, 4, (ncols, k)).astype(dtype)
+            spots = rng.random(b.shape) < 0.03
+            b[spots] = (nan + rng.integers(1, 1000, spots.sum()).astype(bits)).view(dtype)
+            for reduce in ("sum", "mean", "amax", "amin"):
+                want = np.full((nrows, k), -7, dtype=dtype)
+                want_arg = np.full((nrows, k), -7, dtype=np.int64)
+                reference.spmm_reduce(crow, col, val, b, reduce, want, want_arg)
                 out = np.full_like(want, -7)
                 arg = np.full_like(want_arg, -7)
                 kernel.spmm_reduce(crow, col, val, b, reduce, out, arg, threads)
+                where = (k, level, reduce, threads)
                 if reduce in ("amax", "amin"):  # the first NaN wins: its payload too
-                    assert np.array_equal(out.view(bits), want.view(bits)), (k, reduce, threads)
-                    assert np.array_equal(arg, want_arg), (k, reduce, threads)
+                    assert np.array_equal(out.view(bits), want.view(bits)), where
+                    assert np.array_equal(arg, want_arg), where
                 else:  # which NaN, where two meet in a sum, is not fixed (numerics.rst)
                     same = np.isnan(want)
-                    assert np.array_equal(np.isnan(out), same), (k, reduce, threads)
-                    assert np.array_equal(out[~same].view(bits), want[~same].view(bits)), (k, reduce, threads)
+                    assert np.array_equal(np.isnan(out), same), where
+                    assert np.array_equal(out[~same].view(bits), want[~same].view(bits)), where
+    finally:
+        kernel._set_simd_level(widest)

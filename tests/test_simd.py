@@ -408,3 +408,28 @@ def test_last_vectors_never_read_past_b(level, dtype):
                 kernel.spmm(crow, col, val, b, out, threads)
                 assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n, threads)
             del b
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_reduce_amax_amin_never_read_past_b(level, dtype):
+    # amax/amin run a vector of columns at a time (AVX-512: the last one masked, AVX2:
+    # whole vectors, the rest in the scalar loop): B's last row can end a mapping
+    from sparse_ref.reference import spmm as reference
+
+    rng = np.random.default_rng(32)
+    for name in LEVELS[:LEVELS.index(level) + 1]:
+        kernel._set_simd_level(name)
+        for n in (1, 3, 4, 5, 8, 12, 17, 33):
+            crow, col, val, b0 = tall_matrices(rng, dtype, n)
+            col[-1] = b0.shape[0] - 1
+            b, buf = _b_at_the_end_of_a_mapping(b0.shape[0], n, dtype)
+            b[...] = b0
+            for reduce in ("amax", "amin"):
+                want = np.empty((crow.shape[0] - 1, n), dtype)
+                want_arg = np.empty(want.shape, np.int64)
+                reference.spmm_reduce(crow, col, val, b0, reduce, want, want_arg)
+                out, arg = np.full_like(want, np.nan), np.full_like(want_arg, -7)
+                kernel.spmm_reduce(crow, col, val, b, reduce, out, arg, 2)
+                assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n, reduce)
+                assert np.array_equal(arg, want_arg), (name, n, reduce)
+            del b

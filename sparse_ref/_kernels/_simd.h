@@ -552,4 +552,140 @@ static float sr_dot_f32(const float* x, const float* y, int64_t n) { (void)x; (v
 static inline int sr_dot_wide(void) { return 0; }
 #endif
 
+/* spmm_reduce's amax and amin of one row, a vector of columns at a time: out[j] is the
+ * largest (smallest) product val[q] * b[col[q], j], arg[j] its position q; the first of
+ * equal values wins (a strict comparison), and the first NaN wins over anything (it is
+ * kept, and a later product replaces a non-NaN only when greater, or NaN). The products
+ * are the scalar loop's (a multiply each, IEEE), the choice the same comparisons with
+ * blends for branches, so the values and positions are those of spmm.pyx's scalar loop,
+ * which runs for SSE2 and for the columns AVX2 leaves (AVX-512 masks its last vector).
+ * Returns the first column it did not do. Before (a branch per element on which entry
+ * wins): 116 ms at uniform k = 16 float32 against torch's 14-18. */
+#ifdef SR_X86
+#define SR_REDUCE_FIRST(q)                                                                   \
+    if (q + 16 < nnz) {                                                                      \
+        const char* ahead = (const char*)(b + col[q + 16] * n);                              \
+        int64_t line;                                                                        \
+        for (line = 0; line < reach; line += 64) SR_PREFETCH(ahead + line);                  \
+    }
+__attribute__((target("avx512f"))) static int64_t sr_reduce_pick_f32_avx512(
+        const int64_t* col, const float* val, int64_t start, int64_t end, int64_t nnz,
+        const float* b, int64_t n, int amin, float* out, int64_t* arg) {
+    int64_t j, q, reach = n * 4 < 512 ? n * 4 : 512;
+    for (j = 0; j < n; j += 16) {
+        __mmask16 lanes = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1u);
+        __m512 cur = _mm512_mul_ps(_mm512_set1_ps(val[start]),
+                                   _mm512_maskz_loadu_ps(lanes, b + col[start] * n + j));
+        __m512i lo = _mm512_set1_epi64(start), hi = lo;
+        for (q = start + 1; q < end; q++) {
+            __m512 v;
+            __mmask16 m;
+            __m512i qv = _mm512_set1_epi64(q);
+            if (j == 0) SR_REDUCE_FIRST(q)
+            v = _mm512_mul_ps(_mm512_set1_ps(val[q]), _mm512_maskz_loadu_ps(lanes, b + col[q] * n + j));
+            m = amin ? _mm512_cmp_ps_mask(v, cur, _CMP_LT_OQ) : _mm512_cmp_ps_mask(v, cur, _CMP_GT_OQ);
+            m |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(cur, cur, _CMP_ORD_Q);
+            cur = _mm512_mask_blend_ps(m, cur, v);
+            lo = _mm512_mask_blend_epi64((__mmask8)m, lo, qv);
+            hi = _mm512_mask_blend_epi64((__mmask8)(m >> 8), hi, qv);
+        }
+        _mm512_mask_storeu_ps(out + j, lanes, cur);
+        _mm512_mask_storeu_epi64(arg + j, (__mmask8)lanes, lo);
+        _mm512_mask_storeu_epi64(arg + j + 8, (__mmask8)(lanes >> 8), hi);
+    }
+    return n;
+}
+__attribute__((target("avx512f"))) static int64_t sr_reduce_pick_f64_avx512(
+        const int64_t* col, const double* val, int64_t start, int64_t end, int64_t nnz,
+        const double* b, int64_t n, int amin, double* out, int64_t* arg) {
+    int64_t j, q, reach = n * 8 < 512 ? n * 8 : 512;
+    for (j = 0; j < n; j += 8) {
+        __mmask8 lanes = n - j >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (n - j)) - 1u);
+        __m512d cur = _mm512_mul_pd(_mm512_set1_pd(val[start]),
+                                    _mm512_maskz_loadu_pd(lanes, b + col[start] * n + j));
+        __m512i at = _mm512_set1_epi64(start);
+        for (q = start + 1; q < end; q++) {
+            __m512d v;
+            __mmask8 m;
+            if (j == 0) SR_REDUCE_FIRST(q)
+            v = _mm512_mul_pd(_mm512_set1_pd(val[q]), _mm512_maskz_loadu_pd(lanes, b + col[q] * n + j));
+            m = amin ? _mm512_cmp_pd_mask(v, cur, _CMP_LT_OQ) : _mm512_cmp_pd_mask(v, cur, _CMP_GT_OQ);
+            m |= _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_pd_mask(cur, cur, _CMP_ORD_Q);
+            cur = _mm512_mask_blend_pd(m, cur, v);
+            at = _mm512_mask_blend_epi64(m, at, _mm512_set1_epi64(q));
+        }
+        _mm512_mask_storeu_pd(out + j, lanes, cur);
+        _mm512_mask_storeu_epi64(arg + j, lanes, at);
+    }
+    return n;
+}
+__attribute__((target("avx2"))) static int64_t sr_reduce_pick_f32_avx2(
+        const int64_t* col, const float* val, int64_t start, int64_t end, int64_t nnz,
+        const float* b, int64_t n, int amin, float* out, int64_t* arg) {
+    int64_t j, q, reach = n * 4 < 512 ? n * 4 : 512;
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 cur = _mm256_mul_ps(_mm256_set1_ps(val[start]), _mm256_loadu_ps(b + col[start] * n + j));
+        __m256i lo = _mm256_set1_epi64x(start), hi = lo;
+        for (q = start + 1; q < end; q++) {
+            __m256 v, m;
+            __m256i qv = _mm256_set1_epi64x(q);
+            if (j == 0) SR_REDUCE_FIRST(q)
+            v = _mm256_mul_ps(_mm256_set1_ps(val[q]), _mm256_loadu_ps(b + col[q] * n + j));
+            m = amin ? _mm256_cmp_ps(v, cur, _CMP_LT_OQ) : _mm256_cmp_ps(v, cur, _CMP_GT_OQ);
+            m = _mm256_or_ps(m, _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(cur, cur, _CMP_ORD_Q)));
+            cur = _mm256_blendv_ps(cur, v, m);
+            lo = _mm256_blendv_epi8(lo, qv, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(_mm256_castps_si256(m))));
+            hi = _mm256_blendv_epi8(hi, qv, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(_mm256_castps_si256(m), 1)));
+        }
+        _mm256_storeu_ps(out + j, cur);
+        _mm256_storeu_si256((__m256i*)(arg + j), lo);
+        _mm256_storeu_si256((__m256i*)(arg + j + 4), hi);
+    }
+    return j;
+}
+__attribute__((target("avx2"))) static int64_t sr_reduce_pick_f64_avx2(
+        const int64_t* col, const double* val, int64_t start, int64_t end, int64_t nnz,
+        const double* b, int64_t n, int amin, double* out, int64_t* arg) {
+    int64_t j, q, reach = n * 8 < 512 ? n * 8 : 512;
+    for (j = 0; j + 4 <= n; j += 4) {
+        __m256d cur = _mm256_mul_pd(_mm256_set1_pd(val[start]), _mm256_loadu_pd(b + col[start] * n + j));
+        __m256i at = _mm256_set1_epi64x(start);
+        for (q = start + 1; q < end; q++) {
+            __m256d v, m;
+            if (j == 0) SR_REDUCE_FIRST(q)
+            v = _mm256_mul_pd(_mm256_set1_pd(val[q]), _mm256_loadu_pd(b + col[q] * n + j));
+            m = amin ? _mm256_cmp_pd(v, cur, _CMP_LT_OQ) : _mm256_cmp_pd(v, cur, _CMP_GT_OQ);
+            m = _mm256_or_pd(m, _mm256_and_pd(_mm256_cmp_pd(v, v, _CMP_UNORD_Q), _mm256_cmp_pd(cur, cur, _CMP_ORD_Q)));
+            cur = _mm256_blendv_pd(cur, v, m);
+            at = _mm256_blendv_epi8(at, _mm256_set1_epi64x(q), _mm256_castpd_si256(m));
+        }
+        _mm256_storeu_pd(out + j, cur);
+        _mm256_storeu_si256((__m256i*)(arg + j), at);
+    }
+    return j;
+}
+#endif
+static int64_t sr_reduce_pick_f32(const int64_t* col, const float* val, int64_t start, int64_t end,
+                                  int64_t nnz, const float* b, int64_t n, int amin, float* out,
+                                  int64_t* arg) {
+#ifdef SR_X86
+    int level = sr_simd();
+    if (level == SR_SIMD_AVX512) return sr_reduce_pick_f32_avx512(col, val, start, end, nnz, b, n, amin, out, arg);
+    if (level == SR_SIMD_AVX2) return sr_reduce_pick_f32_avx2(col, val, start, end, nnz, b, n, amin, out, arg);
+#endif
+    (void)col; (void)val; (void)start; (void)end; (void)nnz; (void)b; (void)n; (void)amin; (void)out; (void)arg;
+    return 0;
+}
+static int64_t sr_reduce_pick_f64(const int64_t* col, const double* val, int64_t start, int64_t end,
+                                  int64_t nnz, const double* b, int64_t n, int amin, double* out,
+                                  int64_t* arg) {
+#ifdef SR_X86
+    int level = sr_simd();
+    if (level == SR_SIMD_AVX512) return sr_reduce_pick_f64_avx512(col, val, start, end, nnz, b, n, amin, out, arg);
+    if (level == SR_SIMD_AVX2) return sr_reduce_pick_f64_avx2(col, val, start, end, nnz, b, n, amin, out, arg);
+#endif
+    (void)col; (void)val; (void)start; (void)end; (void)nnz; (void)b; (void)n; (void)amin; (void)out; (void)arg;
+    return 0;
+}
+
 #endif /* SPARSE_REF_SIMD_H */
