@@ -14,7 +14,6 @@ raising, so sparse_ref never asks for more.
 """
 
 import os
-import threading
 import time
 
 _num_threads = None  # None: OpenMP's default
@@ -138,7 +137,7 @@ def get_num_threads() -> int:
     """
     if _num_threads is None:
         return _default_threads() if openmp_enabled() else 1
-    return effective_n_threads(_num_threads)
+    return _resolve_threads(_num_threads)
 
 
 def _check_count(n, where):
@@ -157,8 +156,16 @@ def effective_n_threads(n_threads=None, work: int | None = None) -> int:
     ``None`` takes the process-wide setting, except that ``work`` below
     :data:`SERIAL_BELOW` runs serial; an explicit count is honoured as given (so tests can
     run small inputs on several threads). A negative n means ``cores + 1 + n``. Without
-    OpenMP the answer is always 1.
+    OpenMP the answer is always 1. Before a kernel runs on several threads, they take the
+    caller's floating-point mode (:func:`_same_fp_mode`).
     """
+    n = _resolve_threads(n_threads, work)
+    if n > 1:
+        _same_fp_mode(n)
+    return n
+
+
+def _resolve_threads(n_threads=None, work=None):
     if n_threads is None:
         if work is not None and work < SERIAL_BELOW:
             return 1  # the common case of a small call: no more questions
@@ -167,23 +174,17 @@ def effective_n_threads(n_threads=None, work: int | None = None) -> int:
         n = _check_count(n_threads, "n_threads")
         if n < 0:
             n = max(_cores() + 1 + n, 1)
-    n = min(n, _cores()) if openmp_enabled() else 1
-    if n > 1:
-        _same_fp_mode(n)
-    return n
-
-
-_fp = threading.local()  # per calling thread: the mode its OpenMP team was last given
+    return min(n, _cores()) if openmp_enabled() else 1
 
 
 def _same_fp_mode(n):
-    """Before a kernel runs on ``n`` threads, its workers get the caller's flush-to-zero and
-    denormals-are-zero bits (MXCSR on x86), when these changed since this thread last gave
-    them, or the team grew. Without this, ``torch.set_flush_denormal(True)`` after the
-    workers had started flushed subnormals in the caller's rows only: the bits of a product
-    depended on the thread count. A single read of a register per call, a parallel region
-    only when the bits change."""
-    mode = _helpers().fp_mode()
-    if getattr(_fp, "mode", None) != mode or getattr(_fp, "threads", 0) < n:
-        _helpers().sync_fp_mode(n)
-        _fp.mode, _fp.threads = mode, max(n, getattr(_fp, "threads", 0))
+    """Give the ``n`` threads of the calling thread's OpenMP team its flush-to-zero,
+    denormals-are-zero and rounding bits (MXCSR on x86): they are a setting of each thread,
+    and a worker keeps the ones it started with, or that the thread which started it had
+    then. Without this, ``torch.set_flush_denormal(True)`` after the workers had started
+    flushed subnormals in the caller's rows only: the bits of a product depended on the
+    thread count. Every call on several threads, not only when the caller's bits change:
+    the workers themselves can change (another user of the same OpenMP runtime, torch
+    among them, shrinks and regrows the team, and a new worker copies the mode of the
+    moment). A parallel region of one register write per thread, about 0.5 us."""
+    _helpers().sync_fp_mode(n)

@@ -19,9 +19,10 @@ cdef extern from *:
     """
     #if defined(__x86_64__) || defined(_M_X64) || defined(__SSE2__)
     #include <xmmintrin.h>
-    /* MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6): how SSE and AVX
-     * arithmetic treats subnormal numbers, a setting of each thread. */
-    #define SR_FP_BITS 0x8040u
+    /* MXCSR's flush-to-zero (bit 15), rounding (bits 13-14) and denormals-are-zero (bit 6):
+     * how SSE and AVX arithmetic rounds and treats subnormal numbers, a setting of each
+     * thread (the exception masks and flags are left alone). */
+    #define SR_FP_BITS 0xE040u
     static unsigned sr_fp_mode(void) { return _mm_getcsr() & SR_FP_BITS; }
     static void sr_set_fp_mode(unsigned mode) { _mm_setcsr((_mm_getcsr() & ~SR_FP_BITS) | mode); }
     #else
@@ -34,14 +35,15 @@ cdef extern from *:
 
 
 def fp_mode():
-    """The calling thread's flush-to-zero and denormals-are-zero bits (0: IEEE subnormals,
-    the default; torch.set_flush_denormal(True) sets both; 0 on other CPUs)."""
+    """The calling thread's flush-to-zero, rounding and denormals-are-zero bits (0: IEEE
+    subnormals and rounding to nearest, the default; torch.set_flush_denormal(True) sets
+    flush-to-zero and denormals-are-zero; 0 on other CPUs)."""
     return sr_fp_mode()
 
 
 def sync_fp_mode(int n_threads):
     """Give every thread of the calling thread's OpenMP team of ``n_threads`` the calling
-    thread's flush-to-zero and denormals-are-zero bits. They are a setting of each thread:
+    thread's flush-to-zero, rounding and denormals-are-zero bits. They are a setting of each thread:
     a worker started before the caller changed them keeps the old ones, and would treat a
     subnormal otherwise than the caller, so that the product would depend on which thread
     did a row."""

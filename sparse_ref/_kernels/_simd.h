@@ -556,7 +556,9 @@ static inline int sr_dot_wide(void) { return 0; }
  * largest (smallest) product val[q] * b[col[q], j], arg[j] its position q; the first of
  * equal values wins (a strict comparison), and the first NaN wins over anything (it is
  * kept, and a later product replaces a non-NaN only when greater, or NaN). The products
- * are the scalar loop's (a multiply each, IEEE), the choice the same comparisons with
+ * are the scalar loop's (a multiply each, IEEE; where a NaN value meets a NaN in B, which
+ * payload the product keeps may differ, as numerics.rst allows), the choice the same
+ * comparisons with
  * blends for branches, so the values and positions are those of spmm.pyx's scalar loop,
  * which runs for SSE2 and for the columns AVX2 leaves (AVX-512 masks its last vector).
  * Returns the first column it did not do. Before (a branch per element on which entry
