@@ -96,6 +96,15 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         }                                                                                    \
     }
 
+/* A block's prefetch: the first `reach` bytes of the row of B `ahead` entries on (40
+ * entries for rows of 128 bytes or less, 20 under 512, 10 beyond), `span` lines of them. */
+#define SR_REACH(T)                                                                          \
+    int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                          \
+    ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                            \
+            : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                    \
+    if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                                \
+    span = (reach + 63) / 64
+
 /* A row's block of NACC vectors of columns, starting at column j; returns the next column.
  * T: float or double; VT: a vector of them; L: lanes per vector. */
 #define SR_BLOCK(NAME, T, VT, L, NACC, TARGET, STREAM)                                       \
@@ -105,11 +114,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         int stream, int64_t lines) {                                                         \
         VT acc[NACC], x;                                                                     \
         int64_t q, t, ahead, span;                                                           \
-        int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
-        ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
-                : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                \
-        if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
-        span = (reach + 63) / 64;                                                            \
+        SR_REACH(T);                                                                         \
         for (t = 0; t < NACC; t++) acc[t] = (VT){0};                                         \
         for (q = start; q < end; q++) {                                                      \
             SR_ASK_AHEAD(T);                                                                 \
@@ -124,6 +129,53 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
             memcpy(out + j, acc, sizeof(acc));                                               \
         }                                                                                    \
         return j + NACC * L;                                                                 \
+    }
+
+/* A level's plain blocks of 1 to 8 vectors (SR_BLOCK). */
+#define SR_PLAIN_BLOCKS(NAME, T, VT, L, TARGET, STREAM)                                      \
+    SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_7, T, VT, L, 7, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_6, T, VT, L, 6, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_5, T, VT, L, 5, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_3, T, VT, L, 3, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET, STREAM)                                          \
+    SR_BLOCK(NAME##_1, T, VT, L, 1, TARGET, STREAM)
+
+/* The head of a level's row function: blocks of 8 vectors, then a rest of 1 to 7 whole
+ * vectors in one plain block; `rest` is left for the next `else` (a rest that is not a
+ * whole number of vectors). */
+#define SR_ROW_START(NAME, T, L, TARGET)                                                     \
+    TARGET static void NAME(const int64_t* col, const T* val, int64_t start, int64_t end,    \
+                            int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
+                            T* out, int stream, int first) {                                 \
+        int64_t j = j0, rest;                                                                \
+        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0); \
+        rest = j1 - j;                                                                       \
+        first = first && j == j0;                                                            \
+        if (rest % L == 0) switch (rest / L) {                                               \
+            case 0: break;                                                                   \
+            case 1: NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 2: NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 3: NAME##_3(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 4: NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 5: NAME##_5(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            case 6: NAME##_6(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+            default: NAME##_7(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
+        }
+
+/* A rest that is not a whole number of vectors: the block PRE1 .. PRE8 (masked or
+ * overlapping) of rest / L + 1 vectors. */
+#define SR_REST(PRE, L)                                                                      \
+    switch (rest / L + 1) {                                                                  \
+        case 1: PRE##1(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break;       \
+        case 2: PRE##2(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break;       \
+        case 3: PRE##3(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break;       \
+        case 4: PRE##4(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break;       \
+        case 5: PRE##5(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break;       \
+        case 6: PRE##6(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break;       \
+        case 7: PRE##7(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break;       \
+        default: PRE##8(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break;      \
     }
 
 /* The last columns of a row, j <= j' < j1 (fewer than 8 vectors, not a whole number of
@@ -148,12 +200,10 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, int first, T* out) {       \
         enum { PF = (NACC * (int)sizeof(VT) + 63) / 64 + 1 < 9 ? (NACC * (int)sizeof(VT) + 63) / 64 + 1 : 9 }; \
         VT acc[NACC > 1 ? NACC - 1 : 1], last = (VT){0}, x;                                  \
-        int64_t q, t, ahead, off[PF], m = j1 - j - (NACC - 1) * L;                           \
-        int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
+        int64_t q, t, ahead, span, off[PF], m = j1 - j - (NACC - 1) * L;                     \
         MASK_T mask = MASK(m);                                                               \
-        ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
-                : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                \
-        if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
+        SR_REACH(T);                                                                         \
+        (void)span; /* (a fixed list of offsets instead) */                                  \
         for (t = 0; t < PF; t++) /* (from_line off: no last byte's line, as SR_ASK_AHEAD) */ \
             off[t] = (t < PF - 1 || !sr_prefetch_from_line) && 64 * t < reach ? 64 * t       \
                      : (reach > 0 ? reach - 1 : 0);                                          \
@@ -178,14 +228,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
 /* SR_ROW with masked last vectors (AVX-512): blocks of 8 vectors, then what is left in
  * one pass: 1 to 7 whole vectors, or up to 8 with the last one masked. Any width. */
 #define SR_ROW_MASKED(NAME, T, VT, L, TARGET, STREAM, MASK_T, MASK, MLOAD, MSTORE)          \
-    SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_7, T, VT, L, 7, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_6, T, VT, L, 6, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_5, T, VT, L, 5, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_3, T, VT, L, 3, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_1, T, VT, L, 1, TARGET, STREAM)                                          \
+    SR_PLAIN_BLOCKS(NAME, T, VT, L, TARGET, STREAM)                                          \
     SR_BLOCK_MASKED(NAME##_m1, T, VT, L, 1, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
     SR_BLOCK_MASKED(NAME##_m2, T, VT, L, 2, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
     SR_BLOCK_MASKED(NAME##_m3, T, VT, L, 3, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
@@ -194,32 +237,8 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
     SR_BLOCK_MASKED(NAME##_m6, T, VT, L, 6, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
     SR_BLOCK_MASKED(NAME##_m7, T, VT, L, 7, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
     SR_BLOCK_MASKED(NAME##_m8, T, VT, L, 8, TARGET, MASK_T, MASK, MLOAD, MSTORE)             \
-    TARGET static void NAME(const int64_t* col, const T* val, int64_t start, int64_t end,    \
-                            int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
-                            T* out, int stream, int first) {                                 \
-        int64_t j = j0, rest;                                                                \
-        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0); \
-        rest = j1 - j;                                                                       \
-        first = first && j == j0;                                                            \
-        if (rest % L == 0) switch (rest / L) {                                               \
-            case 0: break;                                                                   \
-            case 1: NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 2: NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 3: NAME##_3(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 4: NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 5: NAME##_5(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 6: NAME##_6(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            default: NAME##_7(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-        } else switch (rest / L + 1) {                                                       \
-            case 1: NAME##_m1(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 2: NAME##_m2(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 3: NAME##_m3(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 4: NAME##_m4(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 5: NAME##_m5(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 6: NAME##_m6(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 7: NAME##_m7(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            default: NAME##_m8(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-        }                                                                                    \
+    SR_ROW_START(NAME, T, L, TARGET)                                                         \
+        else SR_REST(NAME##_m, L)                                                            \
     }
 
 /* The last columns of a row, j <= j' < j1 (fewer than 8 vectors, not a whole number of
@@ -236,11 +255,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         const T* b, int64_t n, int64_t j, int64_t j0, int64_t j1, int first, T* out) {       \
         VT acc[NACC], x;                                                                     \
         int64_t q, t, ahead, span, lines = 0, jl = j1 - L; /* the last vector's column */    \
-        int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                      \
-        ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                        \
-                : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                \
-        if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                            \
-        span = (reach + 63) / 64;                                                            \
+        SR_REACH(T);                                                                         \
         for (t = 0; t < NACC; t++) acc[t] = (VT){0};                                         \
         for (q = start; q < end; q++) {                                                      \
             SR_ASK_AHEAD(T);                                                                 \
@@ -260,14 +275,7 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
  * `first`: the row's first block asks for the rows of B ahead (a later one must not ask
  * again). */
 #define SR_ROW(NAME, T, VT, L, TARGET, STREAM, TAIL, CLEAN)                                  \
-    SR_BLOCK(NAME##_8, T, VT, L, 8, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_7, T, VT, L, 7, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_6, T, VT, L, 6, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_5, T, VT, L, 5, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_4, T, VT, L, 4, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_3, T, VT, L, 3, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_2, T, VT, L, 2, TARGET, STREAM)                                          \
-    SR_BLOCK(NAME##_1, T, VT, L, 1, TARGET, STREAM)                                          \
+    SR_PLAIN_BLOCKS(NAME, T, VT, L, TARGET, STREAM)                                          \
     SR_BLOCK_OVERLAP(NAME##_o1, T, VT, L, 1, TARGET)                                         \
     SR_BLOCK_OVERLAP(NAME##_o2, T, VT, L, 2, TARGET)                                         \
     SR_BLOCK_OVERLAP(NAME##_o3, T, VT, L, 3, TARGET)                                         \
@@ -276,32 +284,9 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
     SR_BLOCK_OVERLAP(NAME##_o6, T, VT, L, 6, TARGET)                                         \
     SR_BLOCK_OVERLAP(NAME##_o7, T, VT, L, 7, TARGET)                                         \
     SR_BLOCK_OVERLAP(NAME##_o8, T, VT, L, 8, TARGET)                                         \
-    TARGET static void NAME(const int64_t* col, const T* val, int64_t start, int64_t end,    \
-                            int64_t nnz, const T* b, int64_t n, int64_t j0, int64_t j1,      \
-                            T* out, int stream, int first) {                                 \
-        int64_t j = j0, rest;                                                                \
-        while (j + 8 * L <= j1) j = NAME##_8(col, val, start, end, nnz, b, n, j, j0, j1, first && j == j0, out, stream, 0); \
-        rest = j1 - j;                                                                       \
-        first = first && j == j0;                                                            \
-        if (rest % L == 0) switch (rest / L) {                                               \
-            case 0: break;                                                                   \
-            case 1: NAME##_1(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 2: NAME##_2(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 3: NAME##_3(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 4: NAME##_4(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 5: NAME##_5(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            case 6: NAME##_6(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-            default: NAME##_7(col, val, start, end, nnz, b, n, j, j0, j1, first, out, stream, 0); break; \
-        } else if (j1 - j0 >= L) switch (rest / L + 1) {                                     \
-            case 1: NAME##_o1(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; /* after blocks of 8 */ \
-            case 2: NAME##_o2(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 3: NAME##_o3(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 4: NAME##_o4(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 5: NAME##_o5(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 6: NAME##_o6(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            case 7: NAME##_o7(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-            default: NAME##_o8(col, val, start, end, nnz, b, n, j, j0, j1, first, out); break; \
-        } else {                                                                             \
+    SR_ROW_START(NAME, T, L, TARGET)                                                         \
+        else if (j1 - j0 >= L) SR_REST(NAME##_o, L) /* 1 vector: after blocks of 8 */       \
+        else {                                                                               \
             CLEAN; /* AVX2 before SSE2 code: clear the upper halves (vzeroupper) */          \
             TAIL(col, val, start, end, nnz, b, n, j, j1, out, stream, first);                \
         }                                                                                    \
@@ -667,27 +652,30 @@ __attribute__((target("avx2"))) static int64_t sr_reduce_pick_f64_avx2(
     return j;
 }
 #endif
-static int64_t sr_reduce_pick_f32(const int64_t* col, const float* val, int64_t start, int64_t end,
-                                  int64_t nnz, const float* b, int64_t n, int amin, float* out,
-                                  int64_t* arg) {
+/* At the widest level this CPU has; 0 (every column left to the scalar loop) for SSE2. */
 #ifdef SR_X86
-    int level = sr_simd();
-    if (level == SR_SIMD_AVX512) return sr_reduce_pick_f32_avx512(col, val, start, end, nnz, b, n, amin, out, arg);
-    if (level == SR_SIMD_AVX2) return sr_reduce_pick_f32_avx2(col, val, start, end, nnz, b, n, amin, out, arg);
+#define SR_REDUCE_DISPATCH(SUFFIX, T)                                                        \
+    static int64_t sr_reduce_pick_##SUFFIX(const int64_t* col, const T* val, int64_t start,  \
+                                            int64_t end, int64_t nnz, const T* b, int64_t n, \
+                                            int amin, T* out, int64_t* arg) {                \
+        int level = sr_simd();                                                               \
+        if (level == SR_SIMD_AVX512)                                                         \
+            return sr_reduce_pick_##SUFFIX##_avx512(col, val, start, end, nnz, b, n, amin, out, arg); \
+        if (level == SR_SIMD_AVX2)                                                           \
+            return sr_reduce_pick_##SUFFIX##_avx2(col, val, start, end, nnz, b, n, amin, out, arg); \
+        return 0;                                                                            \
+    }
+#else
+#define SR_REDUCE_DISPATCH(SUFFIX, T)                                                        \
+    static int64_t sr_reduce_pick_##SUFFIX(const int64_t* col, const T* val, int64_t start,  \
+                                            int64_t end, int64_t nnz, const T* b, int64_t n, \
+                                            int amin, T* out, int64_t* arg) {                \
+        (void)col; (void)val; (void)start; (void)end; (void)nnz; (void)b; (void)n;           \
+        (void)amin; (void)out; (void)arg;                                                    \
+        return 0;                                                                            \
+    }
 #endif
-    (void)col; (void)val; (void)start; (void)end; (void)nnz; (void)b; (void)n; (void)amin; (void)out; (void)arg;
-    return 0;
-}
-static int64_t sr_reduce_pick_f64(const int64_t* col, const double* val, int64_t start, int64_t end,
-                                  int64_t nnz, const double* b, int64_t n, int amin, double* out,
-                                  int64_t* arg) {
-#ifdef SR_X86
-    int level = sr_simd();
-    if (level == SR_SIMD_AVX512) return sr_reduce_pick_f64_avx512(col, val, start, end, nnz, b, n, amin, out, arg);
-    if (level == SR_SIMD_AVX2) return sr_reduce_pick_f64_avx2(col, val, start, end, nnz, b, n, amin, out, arg);
-#endif
-    (void)col; (void)val; (void)start; (void)end; (void)nnz; (void)b; (void)n; (void)amin; (void)out; (void)arg;
-    return 0;
-}
+SR_REDUCE_DISPATCH(f32, float)
+SR_REDUCE_DISPATCH(f64, double)
 
 #endif /* SPARSE_REF_SIMD_H */
