@@ -34,19 +34,12 @@ cdef extern from *:
     void sr_set_fp_mode(unsigned mode) noexcept nogil
 
 
-def fp_mode():
-    """The calling thread's flush-to-zero, rounding and denormals-are-zero bits (0: IEEE
-    subnormals and rounding to nearest, the default; torch.set_flush_denormal(True) sets
-    flush-to-zero and denormals-are-zero; 0 on other CPUs)."""
-    return sr_fp_mode()
-
-
 def sync_fp_mode(int n_threads):
     """Give every thread of the calling thread's OpenMP team of ``n_threads`` the calling
-    thread's flush-to-zero, rounding and denormals-are-zero bits. They are a setting of each thread:
-    a worker started before the caller changed them keeps the old ones, and would treat a
-    subnormal otherwise than the caller, so that the product would depend on which thread
-    did a row."""
+    thread's flush-to-zero, rounding and denormals-are-zero bits (MXCSR on x86; nothing
+    elsewhere). They are a setting of each thread: a worker keeps the ones it started
+    with, and would round or treat a subnormal otherwise than the caller, so that the
+    product would depend on which thread did a row."""
     cdef unsigned mode = sr_fp_mode()
     with nogil, parallel(num_threads=n_threads):
         sr_set_fp_mode(mode)

@@ -491,8 +491,8 @@ static int sr_rows_level(int64_t row_bytes, int whole) {
 SR_DISPATCH_ROWS(sr_spmm_rows_f64, double, f64)
 SR_DISPATCH_ROWS(sr_spmm_rows_f32, float, f32)
 
-/* For tests: how many vectors wide the fixed-width loop for whole rows of b is at the
- * current level (0: the general loop). */
+/* For tests: how many vectors wide the fixed-width loop for whole rows of b is, at the
+ * level such rows run at (sr_rows_level; 0: the general loop). */
 static int sr_spmm_fixed_vectors(const void* b, int64_t row_bytes) {
 #if defined(__GNUC__) || defined(__clang__)
     int level = sr_rows_level(row_bytes, 1);

@@ -4,7 +4,6 @@ Typed twin of ``sparse_ref/reference/spmm.py``.
 """
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport isnan
 
 from sparse_ref._kernels._arith cimport div_count, mul
 from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
@@ -212,8 +211,9 @@ def _streams(value_t[:, ::1] out):
 def _fixed_vectors(const value_t[:, ::1] b):
     """For tests (not public API): how many vectors wide the loop compiled for one width is
     that ``spmm`` runs for whole rows of ``b`` (0: the general loop, which takes any width).
-    The vectors are the current SIMD level's, or for rows narrower than its vector those of
-    the widest level below whose vector they fill (8 floats under AVX-512: one AVX2 vector)."""
+    The vectors are those of the level the rows run at (_simd.h's sr_rows_level): the
+    current one, or for rows of 16 or 32 bytes the level whose vector they fill (8 floats
+    under AVX-512: one AVX2 vector)."""
     if value_t is double or value_t is float:
         if b.shape[0] > 0 and b.shape[1] > 1:
             return fixed_vectors(&b[0, 0], b.shape[1] * sizeof(value_t))
@@ -401,24 +401,14 @@ cdef inline void reduce_row(const idx_t* a_col, const value_t* a_val, idx_t star
             brow = b + a_col[q] * n
             # no branch on the data: which entry wins changes from entry to entry, and a
             # branch on it mispredicted often enough to make amax 18-28x slower than the sum
-            if op == AMAX:
-                for j in range(j0, n):
-                    v = mul(s, brow[j])
-                    cur = out_row[j]
-                    better = v > cur
-                    if value_t is float or value_t is double:
-                        better = better | ((v != v) & (cur == cur))  # the first NaN wins
-                    out_row[j] = v if better else cur
-                    arg_row[j] = q if better else arg_row[j]
-            else:
-                for j in range(j0, n):
-                    v = mul(s, brow[j])
-                    cur = out_row[j]
-                    better = v < cur
-                    if value_t is float or value_t is double:
-                        better = better | ((v != v) & (cur == cur))
-                    out_row[j] = v if better else cur
-                    arg_row[j] = q if better else arg_row[j]
+            for j in range(j0, n):
+                v = mul(s, brow[j])
+                cur = out_row[j]
+                better = (v > cur) if op == AMAX else (v < cur)
+                if value_t is float or value_t is double:
+                    better = better | ((v != v) & (cur == cur))  # the first NaN wins
+                out_row[j] = v if better else cur
+                arg_row[j] = q if better else arg_row[j]
 
 
 def spmm_reduce(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
