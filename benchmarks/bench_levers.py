@@ -59,6 +59,10 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   non-temporal stores (``spgemm._set_stream(0)``) against cached stores (``-1``), the
   kernel alone and the whole ``sr.sparse.mm(A, A)``, 2 threads; the default streams an
   output of 128 MiB or more (the random matrices' 315-320 MB, not the Laplacian's 42 MB).
+- ``spgemm ranks``: SpGEMM's numeric pass putting rows of 17-128 entries in order by
+  rank (vector comparisons, ``spgemm._set_rank_max(128)``, the default) against sorting
+  every row (``0``), at each vector level, kernel alone, 2 threads; on the three
+  matrices and on uniform ones of 3 and 5 entries a row (rows of C of about 9 and 25).
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -76,6 +80,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "fixed widths" --old /tmp/tree-bdfdcce
     python benchmarks/bench_levers.py --only "spgemm streaming stores"
     python benchmarks/bench_levers.py --only "row widths" --old /tmp/tree-d6f47bc
+    python benchmarks/bench_levers.py --only "spgemm ranks"
 """
 
 import argparse
@@ -306,7 +311,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
                                            "streaming stores", "narrow tails", "fixed widths",
-                                           "spgemm streaming stores", "row widths"],
+                                           "spgemm streaming stores", "row widths", "spgemm ranks"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -617,6 +622,46 @@ def spgemm_streaming(repeat, record, quick=False):
         SPGEMM._set_stream(default)
 
 
+def spgemm_ranks(repeat, record, quick=False):
+    """Rows of C of 17-128 entries put in order by rank (the default) against sorted, the
+    numeric kernel alone, at each vector level that puts rows in order by rank."""
+    import functools
+
+    import matrices as M
+
+    widest = SPGEMM._simd_level()
+    default = SPGEMM._set_rank_max(0)
+    SPGEMM._set_rank_max(default)
+    cases = {"laplacian": MATRICES["laplacian"], "uniform": MATRICES["uniform"], "powerlaw": MATRICES["powerlaw"],
+             "uniform, 3 a row": functools.partial(M.uniform, per_row=3),
+             "uniform, 5 a row": functools.partial(M.uniform, per_row=5)}
+    try:
+        for name, make in cases.items():
+            m = make(*((2000,) if name != "laplacian" else (40,))) if quick else make()
+            crow, col, val = m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data
+            n = m.shape[0]
+            out_crow = np.empty(n + 1, np.int64)
+            SPGEMM.spgemm_symbolic(crow, col, crow, col, n, out_crow, THREADS)
+            nnz = int(out_crow[-1])
+            out_col, out_val = np.empty(nnz, np.int64), np.empty(nnz)
+            mean = nnz / max(n, 1)
+
+            def run(level, rank_max):
+                def f():
+                    SPGEMM._set_simd_level(level)
+                    SPGEMM._set_rank_max(rank_max)
+                    SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col, out_val, THREADS)
+                return f
+            reps = repeat if nnz < 10_000_000 else max(repeat // 2, 3)
+            for level in LEVELS[1:LEVELS.index(widest) + 1]:
+                medians = interleaved({"sorted": run(level, 0), "by rank": run(level, default)}, reps)
+                record("spgemm ranks", f"spgemm {name} numeric pass, {level} (rows of C: {mean:.0f} on average)",
+                       medians, "by rank")
+    finally:
+        SPGEMM._set_simd_level(widest)
+        SPGEMM._set_rank_max(default)
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -634,7 +679,7 @@ def only(args):
               "narrow tails": lambda *a: narrow_tails(*a, old=args.old),
               "fixed widths": lambda *a: fixed_widths(*a, old=args.old),
               "row widths": lambda *a: row_widths(*a, old=args.old),
-              "spgemm streaming stores": spgemm_streaming}
+              "spgemm streaming stores": spgemm_streaming, "spgemm ranks": spgemm_ranks}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

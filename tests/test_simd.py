@@ -433,3 +433,64 @@ def test_reduce_amax_amin_never_read_past_b(level, dtype):
                 assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n, reduce)
                 assert np.array_equal(arg, want_arg), (name, n, reduce)
             del b
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64])
+def test_spgemm_rows_put_in_order_by_rank_give_the_same_bits(dtype):
+    # SpGEMM's numeric pass puts rows of 17 to 128 entries in order by rank (vector
+    # comparisons, _simd.h's sr_key_ranks) at AVX2 and AVX-512, and sorts the others: every
+    # level, every limit (0: always sort), streamed or not, 1-3 threads, gives the
+    # reference's columns and bits. Rows of every length from 0 to about 200, their
+    # columns arriving out of order (rows of B spread over all the columns), the longest
+    # row just past a multiple of a vector (the vector loop reads and writes whole vectors
+    # into padding past the row's end).
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref.reference import spgemm as slow
+
+    rng = np.random.default_rng(53)
+    nrows, ncols = 260, 3000
+    lengths = rng.integers(0, 30, nrows)  # rows of A: up to 29 rows of B, 0-7 columns each
+    lengths[7] = 120  # and one row of C longer than 128
+    lengths[::23] = 0
+    crow = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    k_rows = 400
+    col = np.concatenate([np.sort(rng.choice(k_rows, size=k, replace=False)) for k in lengths]).astype(np.int64)
+    b_rows = rng.integers(0, 8, k_rows)
+    b_crow = np.concatenate([[0], np.cumsum(b_rows)]).astype(np.int64)
+    b_col = np.concatenate([np.sort(rng.choice(ncols, size=k, replace=False)) for k in b_rows]).astype(np.int64)
+    if np.dtype(dtype).kind == "c":
+        a_val = (rng.standard_normal(col.shape[0]) + 1j * rng.standard_normal(col.shape[0])).astype(dtype)
+        b_val = (rng.standard_normal(b_col.shape[0]) + 1j * rng.standard_normal(b_col.shape[0])).astype(dtype)
+    elif np.dtype(dtype).kind == "f":
+        a_val = (rng.standard_normal(col.shape[0]) * 10.0 ** rng.integers(-8, 9, col.shape[0])).astype(dtype)
+        b_val = (rng.standard_normal(b_col.shape[0]) * 10.0 ** rng.integers(-8, 9, b_col.shape[0])).astype(dtype)
+    else:
+        a_val = rng.integers(-50, 50, col.shape[0]).astype(dtype)
+        b_val = rng.integers(-50, 50, b_col.shape[0]).astype(dtype)
+    out_crow = np.empty(nrows + 1, np.int64)
+    slow.spgemm_symbolic(crow, col, b_crow, b_col, ncols, out_crow)
+    nnz = int(out_crow[-1])
+    lengths_c = np.diff(out_crow)
+    assert lengths_c.max() > 128 and ((lengths_c > 16) & (lengths_c <= 128)).sum() > 50
+    want_col, want_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
+    slow.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, want_col, want_val)
+    widest = fast._simd_level()
+    previous_max, previous_stream = fast._set_rank_max(128), fast._set_stream(-1)
+    try:
+        for name in LEVELS[:LEVELS.index(widest) + 1]:
+            assert fast._set_simd_level(name) == name
+            for rank_max in (0, 17, 128, 1000):
+                fast._set_rank_max(rank_max)
+                for stream in (-1, 0):
+                    fast._set_stream(stream)
+                    for threads in (1, 2, 3):
+                        got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
+                        fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow,
+                                            got_col, got_val, threads)
+                        where = (name, rank_max, stream, threads)
+                        assert np.array_equal(got_col, want_col), where
+                        assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), where
+    finally:
+        fast._set_simd_level(widest)
+        fast._set_rank_max(previous_max)
+        fast._set_stream(previous_stream)

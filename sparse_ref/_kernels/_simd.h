@@ -678,4 +678,92 @@ __attribute__((target("avx2"))) static int64_t sr_reduce_pick_f64_avx2(
 SR_REDUCE_DISPATCH(f32, float)
 SR_REDUCE_DISPATCH(f64, double)
 
+/* SpGEMM's sort of a short output row (spgemm.pyx): the rank of each of n unique keys,
+ * how many of the n keys are smaller, is where that key goes in the sorted row. Each
+ * vector holds keys of the row; every key in turn is broadcast and compared with them all,
+ * and each lane counts the keys below its own. n * n comparisons, but a vector's worth at
+ * once and without a branch on the data, where a sort of a short row (insertion, or
+ * networks and merges) mispredicts. The keys are column numbers (below 2**63, so a signed
+ * comparison orders them). The caller leaves room for SR_RANK_PAD keys and ranks past n:
+ * the AVX2 loop reads and writes whole vectors (its lanes past n are not used). Returns 1,
+ * or 0 when there is no vector level (SSE2 has no 64-bit comparison): the caller sorts. */
+#define SR_RANK_PAD 16
+#ifdef SR_X86
+#define SR_RANK_ADD512(r, a, x) r = _mm512_mask_add_epi64(r, _mm512_cmpgt_epi64_mask(a, x), r, one)
+__attribute__((target("avx512f"))) static void sr_key_ranks_avx512(const uint64_t* k, int64_t n,
+                                                                     int64_t* rank) {
+    const __m512i one = _mm512_set1_epi64(1);
+    int64_t g, s;
+    for (g = 0; g < n; g += 32) {  /* 32 keys at a time: 4 vectors of keys and of counts */
+        int64_t left = n - g;
+        __mmask8 m0 = (__mmask8)(left >= 8 ? 0xFF : (1u << left) - 1);
+        __mmask8 m1 = (__mmask8)(left >= 16 ? 0xFF : left > 8 ? (1u << (left - 8)) - 1 : 0);
+        __mmask8 m2 = (__mmask8)(left >= 24 ? 0xFF : left > 16 ? (1u << (left - 16)) - 1 : 0);
+        __mmask8 m3 = (__mmask8)(left >= 32 ? 0xFF : left > 24 ? (1u << (left - 24)) - 1 : 0);
+        __m512i a0 = _mm512_maskz_loadu_epi64(m0, k + g), a1 = _mm512_maskz_loadu_epi64(m1, k + g + 8);
+        __m512i a2 = _mm512_maskz_loadu_epi64(m2, k + g + 16), a3 = _mm512_maskz_loadu_epi64(m3, k + g + 24);
+        __m512i r0 = _mm512_setzero_si512(), r1 = r0, r2 = r0, r3 = r0;
+        if (left <= 8) {
+            for (s = 0; s < n; s++) {
+                __m512i x = _mm512_set1_epi64((long long)k[s]);
+                SR_RANK_ADD512(r0, a0, x);
+            }
+        } else if (left <= 16) {
+            for (s = 0; s < n; s++) {
+                __m512i x = _mm512_set1_epi64((long long)k[s]);
+                SR_RANK_ADD512(r0, a0, x); SR_RANK_ADD512(r1, a1, x);
+            }
+        } else {
+            for (s = 0; s < n; s++) {
+                __m512i x = _mm512_set1_epi64((long long)k[s]);
+                SR_RANK_ADD512(r0, a0, x); SR_RANK_ADD512(r1, a1, x);
+                SR_RANK_ADD512(r2, a2, x); SR_RANK_ADD512(r3, a3, x);
+            }
+        }
+        _mm512_mask_storeu_epi64(rank + g, m0, r0);
+        _mm512_mask_storeu_epi64(rank + g + 8, m1, r1);
+        _mm512_mask_storeu_epi64(rank + g + 16, m2, r2);
+        _mm512_mask_storeu_epi64(rank + g + 24, m3, r3);
+    }
+}
+#define SR_RANK_SUB256(r, a, x) r = _mm256_sub_epi64(r, _mm256_cmpgt_epi64(a, x))
+__attribute__((target("avx2"))) static void sr_key_ranks_avx2(const uint64_t* k, int64_t n,
+                                                                int64_t* rank) {
+    int64_t g, s;
+    for (g = 0; g < n; g += 16) {  /* 16 keys at a time: 4 vectors; lanes past n unused */
+        __m256i a0 = _mm256_loadu_si256((const __m256i*)(k + g));
+        __m256i a1 = _mm256_loadu_si256((const __m256i*)(k + g + 4));
+        __m256i a2 = _mm256_loadu_si256((const __m256i*)(k + g + 8));
+        __m256i a3 = _mm256_loadu_si256((const __m256i*)(k + g + 12));
+        __m256i r0 = _mm256_setzero_si256(), r1 = r0, r2 = r0, r3 = r0;
+        if (n - g <= 8) {
+            for (s = 0; s < n; s++) {
+                __m256i x = _mm256_set1_epi64x((long long)k[s]);
+                SR_RANK_SUB256(r0, a0, x); SR_RANK_SUB256(r1, a1, x);
+            }
+        } else {
+            for (s = 0; s < n; s++) {
+                __m256i x = _mm256_set1_epi64x((long long)k[s]);
+                SR_RANK_SUB256(r0, a0, x); SR_RANK_SUB256(r1, a1, x);
+                SR_RANK_SUB256(r2, a2, x); SR_RANK_SUB256(r3, a3, x);
+            }
+        }
+        _mm256_storeu_si256((__m256i*)(rank + g), r0);
+        _mm256_storeu_si256((__m256i*)(rank + g + 4), r1);
+        _mm256_storeu_si256((__m256i*)(rank + g + 8), r2);
+        _mm256_storeu_si256((__m256i*)(rank + g + 12), r3);
+    }
+    _mm256_zeroupper();
+}
+#endif
+static int sr_key_ranks(const uint64_t* k, int64_t n, int64_t* rank) {
+#ifdef SR_X86
+    int level = sr_simd();
+    if (level == SR_SIMD_AVX512) { sr_key_ranks_avx512(k, n, rank); return 1; }
+    if (level == SR_SIMD_AVX2) { sr_key_ranks_avx2(k, n, rank); return 1; }
+#endif
+    (void)k; (void)n; (void)rank;
+    return 0;
+}
+
 #endif /* SPARSE_REF_SIMD_H */

@@ -29,6 +29,10 @@ cdef extern from "_simd.h":
     void stream_8 "sr_stream_8"(void* p, const void* v) noexcept nogil
     void stream_4 "sr_stream_4"(void* p, const void* v) noexcept nogil
     void store_fence "sr_store_fence"() noexcept nogil
+    int key_ranks "sr_key_ranks"(const uint64_t* k, idx_t n, idx_t* rank) noexcept nogil
+    enum: RANK_PAD "SR_RANK_PAD"
+
+include "_simd.pxi"
 
 cdef Py_ssize_t STREAM_MIN_BYTES = 128 << 20
 
@@ -266,6 +270,31 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
         free(markers)
 
 
+# Rows of C of more than RANK_MIN and at most rank_max entries are put in order by rank
+# (sr_key_ranks in _simd.h: each column's place is the number of columns below it, counted
+# with vector comparisons, no branch on the data), at the AVX2 and AVX-512 levels; other
+# rows, and every row at SSE2, are sorted (_sort.pxd). Measured (bench_levers.py "spgemm
+# ranks", numeric pass): rows of 25 and 100 random columns 1.2-1.4x faster at AVX-512
+# (AVX2 about 1.15x); rows of up to 16 gain little when random (9 columns: 1.03-1.07x) and
+# lose when they come nearly sorted, as the Laplacian's 13 do (1.35x slower: its insertion
+# sort moves a few keys, and the vector loads of keys just stored cannot be forwarded from
+# the stores), so they keep the insertion sort. rank_max: the tuning hook _set_rank_max
+# (0: sort every row).
+cdef enum:
+    RANK_MIN = 16
+cdef idx_t rank_max = 128
+
+
+def _set_rank_max(idx_t n):
+    """Tuning hook for benchmarks and tests (not public API): put rows of more than 16
+    and up to ``n`` entries in order by rank (0: sort every row); returns the previous
+    value (default 128)."""
+    global rank_max
+    previous = rank_max
+    rank_max = max(n, 0)
+    return previous
+
+
 # Each thread's stamp sits on its own cache line: threads update theirs on every row, and
 # two stamps on one line would make the line bounce between cores (false sharing).
 cdef enum:
@@ -275,7 +304,8 @@ cdef enum:
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                            idx_t a_nnz, const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
                            idx_t stamp, int32_t* where, value_t* vals, uint64_t* keys,
-                           idx_t* runs, idx_t* out_col, value_t* out_val, bint stream) noexcept nogil:
+                           idx_t* runs, idx_t* ranks, idx_t rank_limit, idx_t* out_col,
+                           value_t* out_val, bint stream) noexcept nogil:
     """Accumulate one row of C and write it sorted; return the next stamp.
 
     ``where[j] - stamp`` is column j's slot in this row's short list (``vals``, which stays
@@ -308,6 +338,14 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
     if n_keys > runs[n_runs]:
         n_runs += 1
         runs[n_runs] = n_keys
+    if RANK_MIN < n_keys <= rank_limit and key_ranks(keys, n_keys, ranks):
+        sorted_keys = keys + n_keys
+        for t in range(n_keys):  # the slots in the order of their columns
+            sorted_keys[ranks[t]] = <uint64_t>t
+        for t in range(n_keys):
+            slot = <idx_t>sorted_keys[t]
+            store_entry(out_col, out_val, t, <idx_t>keys[slot], vals[slot], stream)
+        return stamp + n_keys
     # the keys are n_runs ascending runs (each row of B's new columns, in turn): merge them
     # when they are long, else sort from scratch (networks of 8 keys, then merges)
     if n_keys > 16 and 8 * n_runs <= n_keys:
@@ -366,8 +404,9 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     ----------
     O(flops + nnz(C) log(row length of C)) time. Extra memory in the kernel, per thread:
     a slot array over the columns (where column j's running sum sits in this row's short
-    list), 3 x the longest output row (the short list of sums and a sort buffer), and
-    the longest row of A (where each row of B's new columns begin, for the sort).
+    list), 3 x the longest output row (the short list of sums and a sort buffer), the
+    ranks of a row of up to 128 columns (put in order by rank, not sorted), and the
+    longest row of A (where each row of B's new columns begin, for the sort).
 
     Parallelism
     -----------
@@ -386,6 +425,8 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef idx_t* run_buffers = NULL
     cdef idx_t* my_runs = NULL
     cdef idx_t* my_stamp = NULL
+    cdef idx_t* rank_buffers = NULL
+    cdef idx_t* my_ranks = NULL
     cdef int32_t* wheres = NULL
     cdef value_t* vals = NULL
     cdef uint64_t* key_buffers = NULL
@@ -405,7 +446,9 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     # each thread's slots, sums and sort buffer, no cache line shared with another thread's
     cdef idx_t where_stride = thread_stride(ncols)
     cdef idx_t vals_stride = thread_stride(longest)
-    cdef idx_t keys_stride = thread_stride(2 * longest)
+    cdef idx_t keys_stride = thread_stride(2 * longest + RANK_PAD)
+    cdef idx_t rank_limit = rank_max  # (read once: the buffers below are sized by it)
+    cdef idx_t ranks_stride = thread_stride(min(longest, rank_limit) + RANK_PAD)
     cdef idx_t runs_stride = thread_stride(a_longest + 2)
     if where_stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
         raise MemoryError(f"spgemm_numeric: {ncols} columns x {n_workers} threads of accumulator slots")
@@ -415,7 +458,9 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         key_buffers = <uint64_t*> malloc(keys_stride * n_workers * sizeof(uint64_t))
         stamps = <idx_t*> malloc(n_workers * STAMP_STRIDE * sizeof(idx_t))
         run_buffers = <idx_t*> malloc(runs_stride * n_workers * sizeof(idx_t))
-        if wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL or run_buffers == NULL:
+        rank_buffers = <idx_t*> malloc(ranks_stride * n_workers * sizeof(idx_t))
+        if (wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL or run_buffers == NULL
+                or rank_buffers == NULL):
             raise MemoryError("spgemm_numeric: no memory for the accumulators")
         with nogil:
             for j in range(where_stride * n_workers):
@@ -425,6 +470,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                 my_vals = vals + vals_stride * omp_get_thread_num()
                 my_keys = key_buffers + keys_stride * omp_get_thread_num()
                 my_runs = run_buffers + runs_stride * omp_get_thread_num()
+                my_ranks = rank_buffers + ranks_stride * omp_get_thread_num()
                 my_stamp = stamps + STAMP_STRIDE * omp_get_thread_num()
                 my_stamp[0] = 0
                 for i in prange(nrows, schedule="guided"):
@@ -434,7 +480,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                         my_stamp[0] = 0
                     my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
                                            &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                           my_keys, my_runs, out_col_ptr + crow[i], out_val_ptr + crow[i],
+                                           my_keys, my_runs, my_ranks, rank_limit, out_col_ptr + crow[i], out_val_ptr + crow[i],
                                            stream)
                 if stream:  # each thread's streaming stores are done before the region ends
                     store_fence()
@@ -444,6 +490,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         free(key_buffers)
         free(stamps)
         free(run_buffers)
+        free(rank_buffers)
 
 
 cdef inline value_t masked_dot(const idx_t* x_col, const value_t* x_val, idx_t s, idx_t s_end,

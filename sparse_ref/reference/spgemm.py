@@ -168,8 +168,9 @@ def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_
     ----------
     O(flops + nnz(C) log(row length of C)) time. Extra memory in the kernel, per thread:
     a slot array over the columns (where column j's running sum sits in this row's short
-    list), 3 x the longest output row (the short list of sums and a sort buffer), and
-    the longest row of A (where each row of B's new columns begin, for the sort).
+    list), 3 x the longest output row (the short list of sums and a sort buffer), the
+    ranks of a row of up to 128 columns (put in order by rank, not sorted), and the
+    longest row of A (where each row of B's new columns begin, for the sort).
 
     Parallelism
     -----------
