@@ -60,9 +60,12 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   kernel alone and the whole ``sr.sparse.mm(A, A)``, 2 threads; the default streams an
   output of 128 MiB or more (the random matrices' 315-320 MB, not the Laplacian's 42 MB).
 - ``spgemm ranks``: SpGEMM's numeric pass putting rows of 17-128 entries in order by
-  rank (vector comparisons, ``spgemm._set_rank_max(128)``, the default) against sorting
-  every row (``0``), at each vector level, kernel alone, 2 threads; on the three
-  matrices and on uniform ones of 3 and 5 entries a row (rows of C of about 9 and 25).
+  rank (vector comparisons, ``spgemm._set_rank_range(16, 128)``, the default) against
+  sorting every row (``(16, 0)``), at each vector level, kernel alone, 2 threads; on the
+  three matrices and on uniform ones of 3 and 5 entries a row (rows of C of about 9 and
+  25); on the Laplacian and 3 a row also rows of any length by rank (``(0, 128)``).
+- ``coalesce ranks``: the same for coalesce's rows, whole ``coalesce()`` calls, 2 threads:
+  10M and 3M random draws in 100k x 100k (rows of about 100 and 30).
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -81,6 +84,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "spgemm streaming stores"
     python benchmarks/bench_levers.py --only "row widths" --old /tmp/tree-d6f47bc
     python benchmarks/bench_levers.py --only "spgemm ranks"
+    python benchmarks/bench_levers.py --only "coalesce ranks"
 """
 
 import argparse
@@ -311,7 +315,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
                                            "streaming stores", "narrow tails", "fixed widths",
-                                           "spgemm streaming stores", "row widths", "spgemm ranks"],
+                                           "spgemm streaming stores", "row widths", "spgemm ranks",
+                                           "coalesce ranks"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -624,14 +629,15 @@ def spgemm_streaming(repeat, record, quick=False):
 
 def spgemm_ranks(repeat, record, quick=False):
     """Rows of C of 17-128 entries put in order by rank (the default) against sorted, the
-    numeric kernel alone, at each vector level that puts rows in order by rank."""
+    numeric kernel alone, at each vector level that puts rows in order by rank; on the
+    Laplacian (rows of 13, below the range) also with rows of any length by rank."""
     import functools
 
     import matrices as M
 
     widest = SPGEMM._simd_level()
-    default = SPGEMM._set_rank_max(0)
-    SPGEMM._set_rank_max(default)
+    default = SPGEMM._set_rank_range(16, 0)
+    SPGEMM._set_rank_range(*default)
     cases = {"laplacian": MATRICES["laplacian"], "uniform": MATRICES["uniform"], "powerlaw": MATRICES["powerlaw"],
              "uniform, 3 a row": functools.partial(M.uniform, per_row=3),
              "uniform, 5 a row": functools.partial(M.uniform, per_row=5)}
@@ -646,20 +652,56 @@ def spgemm_ranks(repeat, record, quick=False):
             out_col, out_val = np.empty(nnz, np.int64), np.empty(nnz)
             mean = nnz / max(n, 1)
 
-            def run(level, rank_max):
+            def run(level, low, high):
                 def f():
                     SPGEMM._set_simd_level(level)
-                    SPGEMM._set_rank_max(rank_max)
+                    SPGEMM._set_rank_range(low, high)
                     SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col, out_val, THREADS)
                 return f
             reps = repeat if nnz < 10_000_000 else max(repeat // 2, 3)
             for level in LEVELS[1:LEVELS.index(widest) + 1]:
-                medians = interleaved({"sorted": run(level, 0), "by rank": run(level, default)}, reps)
+                variants = {"sorted": run(level, default[0], 0), "by rank": run(level, *default)}
+                if name == "laplacian" or name == "uniform, 3 a row":
+                    variants["by rank, any length"] = run(level, 0, default[1])
+                medians = interleaved(variants, reps)
                 record("spgemm ranks", f"spgemm {name} numeric pass, {level} (rows of C: {mean:.0f} on average)",
                        medians, "by rank")
     finally:
         SPGEMM._set_simd_level(widest)
-        SPGEMM._set_rank_max(default)
+        SPGEMM._set_rank_range(*default)
+
+
+def coalesce_ranks(repeat, record, quick=False):
+    """coalesce's rows of 17-128 entries put in order by rank (the default) against sorted,
+    whole ``coalesce()`` calls on 2 threads, at each vector level that puts rows in order by
+    rank: the benchmark's 10M draws in 100k x 100k (rows of about 100), and 3M (about 30)."""
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    widest = COALESCE._simd_level()
+    default = COALESCE._set_rank_range(16, 0)
+    COALESCE._set_rank_range(*default)
+    rng = np.random.default_rng(0)
+    n = 2000 if quick else 100_000
+    try:
+        for nnz in ((20_000, 6_000) if quick else (10_000_000, 3_000_000)):
+            s = sr.sparse_coo_tensor(np.stack([rng.integers(0, n, nnz), rng.integers(0, n, nnz)]),
+                                     rng.standard_normal(nnz), (n, n))
+
+            def run(level, low, high):
+                def f():
+                    COALESCE._set_simd_level(level)
+                    COALESCE._set_rank_range(low, high)
+                    with sr.use_backend("cython"):
+                        s.coalesce()
+                return f
+            for level in LEVELS[1:LEVELS.index(widest) + 1]:
+                medians = interleaved({"sorted": run(level, default[0], 0), "by rank": run(level, *default)}, repeat)
+                record("coalesce ranks", f"coalesce {nnz / 1e6:g}M draws, {n} x {n} (rows of {nnz / n:.0f}), {level}",
+                       medians, "by rank")
+    finally:
+        COALESCE._set_simd_level(widest)
+        COALESCE._set_rank_range(*default)
 
 
 def only(args):
@@ -679,7 +721,8 @@ def only(args):
               "narrow tails": lambda *a: narrow_tails(*a, old=args.old),
               "fixed widths": lambda *a: fixed_widths(*a, old=args.old),
               "row widths": lambda *a: row_widths(*a, old=args.old),
-              "spgemm streaming stores": spgemm_streaming, "spgemm ranks": spgemm_ranks}
+              "spgemm streaming stores": spgemm_streaming, "spgemm ranks": spgemm_ranks,
+              "coalesce ranks": coalesce_ranks}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

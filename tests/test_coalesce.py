@@ -428,3 +428,50 @@ def test_every_coalesce_path_gives_the_same_indices_written_now_or_later(case, m
         keys = np.unique(idx.T, axis=0).T  # the distinct (row, column) pairs, row-major
         np.testing.assert_array_equal(c.indices().numpy(), keys)
         assert not _pending(c)
+
+
+# -- rows put in order by rank (vector comparisons) at AVX2 and AVX-512 ---------------------
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_rows_put_in_order_by_rank_give_the_sorts_bits(wide, rng):
+    # rows of 17 to 128 entries are put in order by rank at the vector levels, the others
+    # sorted: every level, every range of lengths (high 0: sort every row; low 0: rows of
+    # any length), 1-3 threads, with and without
+    # positions, give the reference's bits; rows of every length from 0 to about 200, with
+    # duplicates (the rank of equal columns follows storage order: the sum's order), and
+    # (wide) columns spanning more than 2**32, whose keys use all 64 bits
+    from sparse_ref._kernels import coalesce as kernel
+
+    nrows, ncols = 120, (2**40 if wide else 400)
+    lengths = rng.integers(0, 140, nrows)
+    lengths[::11] = 0
+    lengths[3] = 200
+    row = np.repeat(np.arange(nrows), lengths)
+    col = rng.integers(0, ncols, row.shape[0])
+    col[::5] = col[::10].repeat(2)[:col[::5].shape[0]]  # duplicates
+    if wide:
+        col[::3] = rng.integers(0, 4, col[::3].shape[0]) << 36  # ties on the top bits too
+    order = rng.permutation(row.shape[0])
+    row, col = np.ascontiguousarray(row[order]), np.ascontiguousarray(col[order])
+    values = rng.standard_normal(row.shape[0]) * 10.0 ** rng.integers(-8, 9, row.shape[0])
+    per_row = np.bincount(row, minlength=nrows)
+    assert ((per_row > 16) & (per_row <= 128)).sum() > 40 and per_row.max() > 128
+    with sr.use_backend("reference"):
+        want = [_formats.coalesce(row, col, values, nrows, 1, with_pos=p) for p in (False, True)]
+    widest = kernel._simd_level()
+    previous = kernel._set_rank_range(16, 128)
+    try:
+        with sr.use_backend("cython"):
+            for name in ("baseline", "avx2", "avx512")[:("baseline", "avx2", "avx512").index(widest) + 1]:
+                assert kernel._set_simd_level(name) == name
+                for low, high in ((16, 0), (16, 17), (16, 128), (0, 1000)):
+                    kernel._set_rank_range(low, high)
+                    for n_threads in THREADS:
+                        for p, (w_idx, w_val, w_pos) in zip((False, True), want):
+                            idx, val, pos = _formats.coalesce(row, col, values, nrows, n_threads, with_pos=p)
+                            where = (name, low, high, n_threads, p)
+                            assert same_bits(idx, w_idx) and same_bits(val, w_val), where
+                            assert (pos is None and w_pos is None) or same_bits(pos, w_pos), where
+    finally:
+        kernel._set_simd_level(widest)
+        kernel._set_rank_range(*previous)

@@ -439,11 +439,10 @@ def test_reduce_amax_amin_never_read_past_b(level, dtype):
 def test_spgemm_rows_put_in_order_by_rank_give_the_same_bits(dtype):
     # SpGEMM's numeric pass puts rows of 17 to 128 entries in order by rank (vector
     # comparisons, _simd.h's sr_key_ranks) at AVX2 and AVX-512, and sorts the others: every
-    # level, every limit (0: always sort), streamed or not, 1-3 threads, gives the
-    # reference's columns and bits. Rows of every length from 0 to about 200, their
-    # columns arriving out of order (rows of B spread over all the columns), the longest
-    # row just past a multiple of a vector (the vector loop reads and writes whole vectors
-    # into padding past the row's end).
+    # level, every range of lengths (high 0: always sort; low 0: rows of any length),
+    # streamed or not, 1-3 threads, gives the reference's columns and bits. Rows of every
+    # length from 0 to a few hundred, their columns arriving out of order (rows of B spread
+    # over all the columns), so every remainder of a row's length by the vector groups.
     from sparse_ref._kernels import spgemm as fast
     from sparse_ref.reference import spgemm as slow
 
@@ -475,22 +474,22 @@ def test_spgemm_rows_put_in_order_by_rank_give_the_same_bits(dtype):
     want_col, want_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
     slow.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, want_col, want_val)
     widest = fast._simd_level()
-    previous_max, previous_stream = fast._set_rank_max(128), fast._set_stream(-1)
+    previous_range, previous_stream = fast._set_rank_range(16, 128), fast._set_stream(-1)
     try:
         for name in LEVELS[:LEVELS.index(widest) + 1]:
             assert fast._set_simd_level(name) == name
-            for rank_max in (0, 17, 128, 1000):
-                fast._set_rank_max(rank_max)
+            for low, high in ((16, 0), (16, 17), (16, 128), (0, 1000)):
+                fast._set_rank_range(low, high)
                 for stream in (-1, 0):
                     fast._set_stream(stream)
                     for threads in (1, 2, 3):
                         got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
                         fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow,
                                             got_col, got_val, threads)
-                        where = (name, rank_max, stream, threads)
+                        where = (name, low, high, stream, threads)
                         assert np.array_equal(got_col, want_col), where
                         assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), where
     finally:
         fast._set_simd_level(widest)
-        fast._set_rank_max(previous_max)
+        fast._set_rank_range(*previous_range)
         fast._set_stream(previous_stream)

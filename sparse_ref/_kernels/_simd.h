@@ -678,18 +678,18 @@ __attribute__((target("avx2"))) static int64_t sr_reduce_pick_f64_avx2(
 SR_REDUCE_DISPATCH(f32, float)
 SR_REDUCE_DISPATCH(f64, double)
 
-/* SpGEMM's sort of a short output row (spgemm.pyx): the rank of each of n unique keys,
- * how many of the n keys are smaller, is where that key goes in the sorted row. Each
- * vector holds keys of the row; every key in turn is broadcast and compared with them all,
- * and each lane counts the keys below its own. n * n comparisons, but a vector's worth at
- * once and without a branch on the data, where a sort of a short row (insertion, or
- * networks and merges) mispredicts. The keys are column numbers (below 2**63, so a signed
- * comparison orders them). The caller leaves room for SR_RANK_PAD keys and ranks past n:
- * the AVX2 loop reads and writes whole vectors (its lanes past n are not used). Returns 1,
- * or 0 when there is no vector level (SSE2 has no 64-bit comparison): the caller sorts. */
-#define SR_RANK_PAD 16
+/* Putting a short row in order without a sort (SpGEMM's output rows in spgemm.pyx, the
+ * rows coalesce sorts in coalesce.pyx): the rank of each of n distinct keys, how many of
+ * the n keys are smaller, is where that key goes in the sorted row. The row's keys sit in
+ * vectors; every key in turn is broadcast and compared with them all, and each lane counts
+ * the keys below its own. n * n comparisons, but a vector's worth at once and without a
+ * branch on the data, where a sort of a short row (insertion, or networks and merges)
+ * mispredicts. Unsigned 64-bit comparisons (AVX2 has only signed ones: both sides get
+ * their top bit flipped first). Reads k[0..n) and writes rank[0..n), nothing past them: a
+ * last group shorter than the vectors goes through a local copy. Returns 1, or 0 when
+ * there is no vector level (SSE2 has no 64-bit comparison): the caller sorts. */
 #ifdef SR_X86
-#define SR_RANK_ADD512(r, a, x) r = _mm512_mask_add_epi64(r, _mm512_cmpgt_epi64_mask(a, x), r, one)
+#define SR_RANK_ADD512(r, a, x) r = _mm512_mask_add_epi64(r, _mm512_cmpgt_epu64_mask(a, x), r, one)
 __attribute__((target("avx512f"))) static void sr_key_ranks_avx512(const uint64_t* k, int64_t n,
                                                                      int64_t* rank) {
     const __m512i one = _mm512_set1_epi64(1);
@@ -729,34 +729,45 @@ __attribute__((target("avx512f"))) static void sr_key_ranks_avx512(const uint64_
 #define SR_RANK_SUB256(r, a, x) r = _mm256_sub_epi64(r, _mm256_cmpgt_epi64(a, x))
 __attribute__((target("avx2"))) static void sr_key_ranks_avx2(const uint64_t* k, int64_t n,
                                                                 int64_t* rank) {
+    const __m256i top = _mm256_set1_epi64x((long long)0x8000000000000000ULL);
     int64_t g, s;
-    for (g = 0; g < n; g += 16) {  /* 16 keys at a time: 4 vectors; lanes past n unused */
-        __m256i a0 = _mm256_loadu_si256((const __m256i*)(k + g));
-        __m256i a1 = _mm256_loadu_si256((const __m256i*)(k + g + 4));
-        __m256i a2 = _mm256_loadu_si256((const __m256i*)(k + g + 8));
-        __m256i a3 = _mm256_loadu_si256((const __m256i*)(k + g + 12));
+    for (g = 0; g < n; g += 16) {  /* 16 keys at a time: 4 vectors */
+        int64_t left = n - g;
+        uint64_t keys[16] = {0};
+        int64_t counts[16];
+        const uint64_t* from = k + g;
+        int whole = left >= 16;
+        if (!whole) {  /* the last keys, fewer than 16: copied, so nothing past n is read */
+            memcpy(keys, from, (size_t)left * sizeof(uint64_t));
+            from = keys;
+        }
+        __m256i a0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)from), top);
+        __m256i a1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(from + 4)), top);
+        __m256i a2 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(from + 8)), top);
+        __m256i a3 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(from + 12)), top);
         __m256i r0 = _mm256_setzero_si256(), r1 = r0, r2 = r0, r3 = r0;
-        if (n - g <= 8) {
+        if (left <= 8) {
             for (s = 0; s < n; s++) {
-                __m256i x = _mm256_set1_epi64x((long long)k[s]);
+                __m256i x = _mm256_xor_si256(_mm256_set1_epi64x((long long)k[s]), top);
                 SR_RANK_SUB256(r0, a0, x); SR_RANK_SUB256(r1, a1, x);
             }
         } else {
             for (s = 0; s < n; s++) {
-                __m256i x = _mm256_set1_epi64x((long long)k[s]);
+                __m256i x = _mm256_xor_si256(_mm256_set1_epi64x((long long)k[s]), top);
                 SR_RANK_SUB256(r0, a0, x); SR_RANK_SUB256(r1, a1, x);
                 SR_RANK_SUB256(r2, a2, x); SR_RANK_SUB256(r3, a3, x);
             }
         }
-        _mm256_storeu_si256((__m256i*)(rank + g), r0);
-        _mm256_storeu_si256((__m256i*)(rank + g + 4), r1);
-        _mm256_storeu_si256((__m256i*)(rank + g + 8), r2);
-        _mm256_storeu_si256((__m256i*)(rank + g + 12), r3);
+        int64_t* to = whole ? rank + g : counts;
+        _mm256_storeu_si256((__m256i*)to, r0);
+        _mm256_storeu_si256((__m256i*)(to + 4), r1);
+        _mm256_storeu_si256((__m256i*)(to + 8), r2);
+        _mm256_storeu_si256((__m256i*)(to + 12), r3);
+        if (!whole) memcpy(rank + g, counts, (size_t)left * sizeof(int64_t));
     }
-    _mm256_zeroupper();
 }
 #endif
-static int sr_key_ranks(const uint64_t* k, int64_t n, int64_t* rank) {
+static inline int sr_key_ranks(const uint64_t* k, int64_t n, int64_t* rank) {
 #ifdef SR_X86
     int level = sr_simd();
     if (level == SR_SIMD_AVX512) { sr_key_ranks_avx512(k, n, rank); return 1; }

@@ -18,6 +18,11 @@ from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport sort_keys
 from sparse_ref._kernels._types cimport big_alloc, idx_t, prefetch, prefetch_w, thread_stride, value_t
 
+cdef extern from "_simd.h":
+    int key_ranks "sr_key_ranks"(const uint64_t* k, idx_t n, idx_t* rank) noexcept nogil
+
+include "_simd.pxi"
+
 __all__ = ["coalesce"]
 
 cdef struct entry_t:
@@ -34,6 +39,26 @@ cdef struct entry_t:
 # Wider rows sort by the offset's top bits first, then sort again each run of entries
 # that tie there (few, and short) by their full columns.
 
+# Rows of more than rank_min and at most rank_max entries are put in order by rank, at the
+# AVX2 and AVX-512 levels (sr_key_ranks in _simd.h: each key's place is the number of keys
+# below it, vector comparisons and no branch on the data), as SpGEMM's rows (spgemm.pyx);
+# the others, and every row at SSE2, are sorted. The keys are distinct, so the order is
+# the sort's. Measured (bench_levers.py "coalesce ranks"): see docs/algorithms/coalesce.rst.
+# rank_min, rank_max: the tuning hook _set_rank_range.
+cdef idx_t rank_min = 16
+cdef idx_t rank_max = 128
+
+
+def _set_rank_range(idx_t low, idx_t high):
+    """Tuning hook for benchmarks and tests (not public API): put rows of more than
+    ``low`` and at most ``high`` entries in order by rank (``high`` 0: sort every row);
+    returns the previous pair (default (16, 128))."""
+    global rank_min, rank_max
+    previous = (rank_min, rank_max)
+    rank_min, rank_max = max(low, 0), max(high, 0)
+    return previous
+
+
 cdef inline void sort_pass(entry_t* row_entries, idx_t n, uint64_t lowest, int shift,
                            int rank_bits, entry_t* scratch) noexcept nogil:
     """Stable sort of one row's entries by the digit ``(col - lowest) >> shift``.
@@ -46,9 +71,20 @@ cdef inline void sort_pass(entry_t* row_entries, idx_t n, uint64_t lowest, int s
     cdef idx_t* positions = <idx_t*> (scratch + n)
     cdef idx_t* columns = positions + n
     cdef uint64_t rank_mask = ((<uint64_t>1) << rank_bits) - 1
+    cdef idx_t* ranks = <idx_t*> (keys + n)  # in the merge buffer, which ranks leave unused
     for q in range(n):
         keys[q] = (((<uint64_t>row_entries[q].col - lowest) >> shift) << rank_bits) | <uint64_t>q
         positions[q] = row_entries[q].pos
+    if rank_min < n <= rank_max and key_ranks(keys, n, ranks):
+        if shift > 0:
+            for q in range(n):
+                columns[q] = row_entries[q].col
+        for q in range(n):  # entry q goes to its rank's place
+            rank = ranks[q]
+            row_entries[rank].col = (<idx_t>(lowest + (keys[q] >> rank_bits)) if shift == 0
+                                     else columns[q])
+            row_entries[rank].pos = positions[q]
+        return
     if shift == 0:  # the key holds the whole offset: the column comes back from it
         sorted_keys = sort_keys(keys, keys + n, n)
         for q in range(n):

@@ -30,7 +30,6 @@ cdef extern from "_simd.h":
     void stream_4 "sr_stream_4"(void* p, const void* v) noexcept nogil
     void store_fence "sr_store_fence"() noexcept nogil
     int key_ranks "sr_key_ranks"(const uint64_t* k, idx_t n, idx_t* rank) noexcept nogil
-    enum: RANK_PAD "SR_RANK_PAD"
 
 include "_simd.pxi"
 
@@ -270,28 +269,26 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
         free(markers)
 
 
-# Rows of C of more than RANK_MIN and at most rank_max entries are put in order by rank
+# Rows of C of more than rank_min and at most rank_max entries are put in order by rank
 # (sr_key_ranks in _simd.h: each column's place is the number of columns below it, counted
 # with vector comparisons, no branch on the data), at the AVX2 and AVX-512 levels; other
-# rows, and every row at SSE2, are sorted (_sort.pxd). Measured (bench_levers.py "spgemm
-# ranks", numeric pass): rows of 25 and 100 random columns 1.2-1.4x faster at AVX-512
-# (AVX2 about 1.15x); rows of up to 16 gain little when random (9 columns: 1.03-1.07x) and
-# lose when they come nearly sorted, as the Laplacian's 13 do (1.35x slower: its insertion
-# sort moves a few keys, and the vector loads of keys just stored cannot be forwarded from
-# the stores), so they keep the insertion sort. rank_max: the tuning hook _set_rank_max
-# (0: sort every row).
-cdef enum:
-    RANK_MIN = 16
+# rows, and every row at SSE2, are sorted (_sort.pxd). Rows of 16 or fewer keep the
+# insertion sort: they gain little when their columns are random, and lose when the
+# columns come nearly in order, as the Laplacian's 13 do (its insertion sort moves a few
+# keys, and the vector loads of keys just stored one by one cannot be forwarded from the
+# stores). The figures: bench_levers.py "spgemm ranks" and docs/algorithms/spgemm.rst.
+# rank_min, rank_max: the tuning hook _set_rank_range.
+cdef idx_t rank_min = 16
 cdef idx_t rank_max = 128
 
 
-def _set_rank_max(idx_t n):
-    """Tuning hook for benchmarks and tests (not public API): put rows of more than 16
-    and up to ``n`` entries in order by rank (0: sort every row); returns the previous
-    value (default 128)."""
-    global rank_max
-    previous = rank_max
-    rank_max = max(n, 0)
+def _set_rank_range(idx_t low, idx_t high):
+    """Tuning hook for benchmarks and tests (not public API): put rows of more than
+    ``low`` and at most ``high`` entries in order by rank (``high`` 0: sort every row);
+    returns the previous pair (default (16, 128))."""
+    global rank_min, rank_max
+    previous = (rank_min, rank_max)
+    rank_min, rank_max = max(low, 0), max(high, 0)
     return previous
 
 
@@ -304,7 +301,7 @@ cdef enum:
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                            idx_t a_nnz, const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
                            idx_t stamp, int32_t* where, value_t* vals, uint64_t* keys,
-                           idx_t* runs, idx_t* ranks, idx_t rank_limit, idx_t* out_col,
+                           idx_t* runs, idx_t* ranks, idx_t rank_low, idx_t rank_high, idx_t* out_col,
                            value_t* out_val, bint stream) noexcept nogil:
     """Accumulate one row of C and write it sorted; return the next stamp.
 
@@ -338,7 +335,7 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
     if n_keys > runs[n_runs]:
         n_runs += 1
         runs[n_runs] = n_keys
-    if RANK_MIN < n_keys <= rank_limit and key_ranks(keys, n_keys, ranks):
+    if rank_low < n_keys <= rank_high and key_ranks(keys, n_keys, ranks):
         sorted_keys = keys + n_keys
         for t in range(n_keys):  # the slots in the order of their columns
             sorted_keys[ranks[t]] = <uint64_t>t
@@ -402,10 +399,11 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
 
     Complexity
     ----------
-    O(flops + nnz(C) log(row length of C)) time. Extra memory in the kernel, per thread:
-    a slot array over the columns (where column j's running sum sits in this row's short
-    list), 3 x the longest output row (the short list of sums and a sort buffer), the
-    ranks of a row of up to 128 columns (put in order by rank, not sorted), and the
+    O(flops + nnz(C) log(row length of C)) time; a row put in order by rank (of 17-128
+    entries, with AVX2 or AVX-512) costs O(its length squared / vector lanes) instead.
+    Extra memory in the kernel, per thread: a slot array over the columns (where column
+    j's running sum sits in this row's short list), 3 x the longest output row (the short
+    list of sums and a sort buffer), the ranks of a row of up to 128 columns, and the
     longest row of A (where each row of B's new columns begin, for the sort).
 
     Parallelism
@@ -446,9 +444,9 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     # each thread's slots, sums and sort buffer, no cache line shared with another thread's
     cdef idx_t where_stride = thread_stride(ncols)
     cdef idx_t vals_stride = thread_stride(longest)
-    cdef idx_t keys_stride = thread_stride(2 * longest + RANK_PAD)
-    cdef idx_t rank_limit = rank_max  # (read once: the buffers below are sized by it)
-    cdef idx_t ranks_stride = thread_stride(min(longest, rank_limit) + RANK_PAD)
+    cdef idx_t keys_stride = thread_stride(2 * longest)
+    cdef idx_t rank_low = rank_min, rank_high = rank_max  # (read once: ranks are sized by it)
+    cdef idx_t ranks_stride = thread_stride(min(longest, rank_high))
     cdef idx_t runs_stride = thread_stride(a_longest + 2)
     if where_stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
         raise MemoryError(f"spgemm_numeric: {ncols} columns x {n_workers} threads of accumulator slots")
@@ -480,7 +478,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                         my_stamp[0] = 0
                     my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
                                            &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                           my_keys, my_runs, my_ranks, rank_limit, out_col_ptr + crow[i], out_val_ptr + crow[i],
+                                           my_keys, my_runs, my_ranks, rank_low, rank_high, out_col_ptr + crow[i], out_val_ptr + crow[i],
                                            stream)
                 if stream:  # each thread's streaming stores are done before the region ends
                     store_fence()

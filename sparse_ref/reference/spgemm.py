@@ -166,10 +166,11 @@ def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_
 
     Complexity
     ----------
-    O(flops + nnz(C) log(row length of C)) time. Extra memory in the kernel, per thread:
-    a slot array over the columns (where column j's running sum sits in this row's short
-    list), 3 x the longest output row (the short list of sums and a sort buffer), the
-    ranks of a row of up to 128 columns (put in order by rank, not sorted), and the
+    O(flops + nnz(C) log(row length of C)) time; a row put in order by rank (of 17-128
+    entries, with AVX2 or AVX-512) costs O(its length squared / vector lanes) instead.
+    Extra memory in the kernel, per thread: a slot array over the columns (where column
+    j's running sum sits in this row's short list), 3 x the longest output row (the short
+    list of sums and a sort buffer), the ranks of a row of up to 128 columns, and the
     longest row of A (where each row of B's new columns begin, for the sort).
 
     Parallelism
