@@ -11,6 +11,11 @@ Every count is capped at the CPUs this process may run on (its affinity mask): m
 threads than that only wait for each other, and an OpenMP runtime that cannot create the
 threads it was asked for (under an address-space limit, say) ends the process instead of
 raising, so sparse_ref never asks for more.
+
+A process forked after sparse_ref ran a call on several threads runs every call on one
+thread: GNU OpenMP's worker threads do not survive ``fork()`` (only the forking thread
+does), and its first parallel region in the child waits for them forever. The child of a
+process that never started them may use threads as usual.
 """
 
 import os
@@ -18,6 +23,17 @@ import time
 
 _num_threads = None  # None: OpenMP's default
 _openmp = None  # whether the kernels have OpenMP, read once
+_started = False  # whether a call ran on several threads in this process (or its parent)
+_forked = False  # whether this process was forked after that: one thread from then on
+
+
+def _after_fork_in_child():
+    global _forked
+    _forked = _forked or _started
+
+
+if hasattr(os, "register_at_fork"):  # (not on Windows, which has no fork)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # Below this much work (roughly, entries touched) a kernel runs on one thread.
 SERIAL_BELOW = 20_000
@@ -127,7 +143,8 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads a kernel uses when a call does not say.
+    """The number of threads a kernel uses when a call does not say (1 in a process forked
+    after sparse_ref had run a call on several threads: see :doc:`/field`).
 
     Examples
     --------
@@ -135,6 +152,8 @@ def get_num_threads() -> int:
     >>> sr.get_num_threads() >= 1
     True
     """
+    if _forked:
+        return 1
     if _num_threads is None:
         return _default_threads() if openmp_enabled() else 1
     return _resolve_threads(_num_threads)
@@ -159,13 +178,19 @@ def effective_n_threads(n_threads=None, work: int | None = None) -> int:
     OpenMP the answer is always 1. Before a kernel runs on several threads, they take the
     caller's floating-point mode (:func:`_same_fp_mode`).
     """
+    global _started
     n = _resolve_threads(n_threads, work)
     if n > 1:
+        _started = True  # (before the threads start: a fork from another thread meanwhile sees it)
         _same_fp_mode(n)
     return n
 
 
 def _resolve_threads(n_threads=None, work=None):
+    if _forked:  # OpenMP's threads were lost in a fork: one thread (see the module's text)
+        if n_threads is not None:
+            _check_count(n_threads, "n_threads")
+        return 1
     if n_threads is None:
         if work is not None and work < SERIAL_BELOW:
             return 1  # the common case of a small call: no more questions
