@@ -483,6 +483,12 @@ def _scalar(x, name: str, dtype, where: str):
         if not info.min <= int(x) <= info.max:
             raise ConversionError(f"{where}: {name}={x} does not fit in the operands' dtype "
                                   f"{dtype.name} (range {info.min} .. {info.max})")
+    elif dtype.kind not in "iu":  # float or complex operands, the half types among them: a
+        try:                      # finite scalar that would become inf there is refused
+            converted(np.asarray(x), dtype, f"{where}: {name}")
+        except OverflowError:  # a Python int beyond float64
+            raise ConversionError(f"{where}: {name}={x} cannot be converted to type {dtype.name} "
+                                  "without overflow (it would become inf)") from None
 
 
 def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:

@@ -14,6 +14,7 @@ from conftest import CHECKOUT, imported_from_checkout, run_child, same_bits
 
 import sparse_ref as sr
 from sparse_ref import _backend
+from sparse_ref._errors import ConversionError
 
 
 def assert_child_ok(run):
@@ -530,6 +531,24 @@ def test_integer_addmm_with_an_impossible_alpha_says_why(alpha, match):
     m = sr.ones(2, 2, dtype=sr.int64)
     with pytest.raises((TypeError, RuntimeError), match=match):
         sr.sparse.addmm(m, a, m, alpha=alpha)
+
+
+@pytest.mark.parametrize("dtype, big", [(sr.float32, 1e39), (sr.float16, 1e5), (sr.bfloat16, 1e39),
+                                        (sr.complex64, 1e39j), (sr.float32, 10**400)])
+def test_a_scalar_that_would_become_inf_in_the_operands_dtype_is_refused(dtype, big):
+    # (probe) alpha and beta of addmm and sampled_addmm were cast to the operands' float
+    # type in silence: 1e39 became inf in float32, as torch refuses and sr's own a * 1e39
+    # does; inf itself, and the largest finite values, stay allowed
+    a = sr.tensor([[1.0, 0.0], [0.0, 1.0]]).to(dtype).to_sparse()
+    m = sr.ones(2, 2, dtype=dtype)
+    for name in ("alpha", "beta"):
+        with pytest.raises(ConversionError, match=f"{name}.*without overflow"):
+            sr.sparse.addmm(m, a, m, **{name: big})
+        with pytest.raises(ConversionError, match=f"{name}.*without overflow"):
+            sr.sparse.sampled_addmm(a, m, m, **{name: big})
+    if dtype != sr.complex64:  # (inf times a complex 1 has a NaN part, by IEEE's rules)
+        assert np.isinf(sr.sparse.addmm(m, a, m, beta=float("inf")).to(sr.float64).numpy()).all()
+    assert np.isfinite(sr.sparse.addmm(m * 0, a, m, alpha=2.0).to(sr.complex128).numpy()).all()
 
 
 def test_from_scipy_verifies_a_stale_csr_canonical_flag():
