@@ -194,7 +194,8 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch's name)
     dim : int or tuple of ints, optional
         The dims to sum over; all of them when omitted.
     dtype : dtype, optional
-        Cast ``input`` to it first (refusing values it cannot hold).
+        Cast ``input`` to it first (refusing values it cannot hold), and sum in it: without
+        it, integer and bool values sum to int64 over every dim, as in torch.
 
     Returns
     -------
@@ -226,7 +227,7 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch's name)
     _validate.sparse_sum_dims(input, dims, "sum")
     if dtype is not None:
         input = ops.cast(input, _dtypes.as_dtype(dtype, "sum"))
-    return ops.sparse_sum(input, dims)
+    return ops.sparse_sum(input, dims, keep_dtype=dtype is not None)
 
 
 def softmax(input, dim: int, *, dtype=None):

@@ -286,6 +286,22 @@ def test_sum_with_dtype_casts_first():
     assert sr.sparse.sum(a, dtype=sr.complex128).item() == 4.5 + 0j
 
 
+def test_sum_over_every_dim_sums_in_the_dtype_asked_for_as_torch():
+    # (probe) dtype=int32 gave an int64 sum: the cast came first, then NumPy widened the
+    # integers as torch does when no dtype is given; torch sums in the dtype asked for
+    s = sr.sparse_coo_tensor([[0, 0], [0, 1]], [2**31 - 1, 2**31 - 1], (1, 2), dtype=sr.int32)
+    for dtype, want, value in ((None, sr.int64, 2**32 - 2), (sr.int32, sr.int32, -2), (sr.int64, sr.int64, 2**32 - 2)):
+        got = sr.sparse.sum(s, dtype=dtype)
+        assert got.dtype == want and got.item() == value  # int32 wraps, as torch's
+    with pytest.raises(ValueError, match="without overflow"):  # the cast refuses what int32 cannot hold
+        sr.sparse.sum(s.to(sr.float64) * 2, dtype=sr.int32)
+    torch = torch_or_skip()
+    t = torch.sparse_coo_tensor([[0, 0], [0, 1]], [2**31 - 1, 2**31 - 1], (1, 2), dtype=torch.int32)
+    for dtype, tdtype in ((None, None), (sr.int32, torch.int32), (sr.int64, torch.int64)):
+        mine, theirs = sr.sparse.sum(s, dtype=dtype), torch.sparse.sum(t, dtype=tdtype)
+        assert mine.item() == theirs.item() and mine.dtype.name == str(theirs.dtype).split(".")[1]
+
+
 def test_softmax_over_rows_and_columns_of_stored_entries():
     a = operand("s", F64)
     w = sr.sparse.softmax(a, 1)

@@ -517,17 +517,20 @@ class SparseTranspose(Function):
 
 
 class SparseSum(Function):
-    """``s = S.sum()`` over the stored entries: grad_S = G on every stored entry."""
+    """``s = S.sum()`` over the stored entries: grad_S = G on every stored entry. Integer
+    and bool values sum to int64, as torch's; ``keep_dtype`` (a ``dtype=`` asked for) sums
+    in S's own dtype, wrapping as torch's does."""
 
     _name = "SumBackward0"
 
-    def forward(self, s):
+    def forward(self, s, keep_dtype=False):
         c = s._coalesced_form()
         self.nnz = c._nnz()
-        return Tensor(np.asarray(c._val.sum()))
+        self.n_args = 2 if keep_dtype else 1
+        return Tensor(np.asarray(c._val.sum(dtype=c._val.dtype if keep_dtype else None)))
 
     def backward(self, grad):
-        return (np.full(self.nnz, grad.reshape(()), dtype=grad.dtype),)
+        return (np.full(self.nnz, grad.reshape(()), dtype=grad.dtype),) + (None,) * (self.n_args - 1)
 
 
 # -- sparse arithmetic ------------------------------------------------------------------------
@@ -799,11 +802,15 @@ class SparseSumDim(Function):
         return ungrouped(np.repeat(grad, self.counts), self.order), None, None
 
 
-def sparse_sum(s, dims: tuple, keepdim: bool = False):
+def sparse_sum(s, dims: tuple, keepdim: bool = False, keep_dtype: bool = False):
     """The sum of s over ``dims`` (checked, sorted): every dim -> a 0-d dense tensor
-    (keepdim: 1 x 1), one dim -> ``SparseSumDim``, none -> s coalesced (as torch)."""
+    (keepdim: 1 x 1), one dim -> ``SparseSumDim``, none -> s coalesced (as torch).
+    ``keep_dtype``: the caller asked for s's dtype (``dtype=``), so a sum over every dim
+    stays in it instead of widening integers to int64."""
     if len(dims) == s.ndim:
-        return SparseSumKeepdim.apply(s, (1,) * s.ndim) if keepdim else SparseSum.apply(s)
+        if keepdim:
+            return SparseSumKeepdim.apply(s, (1,) * s.ndim)
+        return SparseSum.apply(s, True) if keep_dtype else SparseSum.apply(s)
     if not dims:
         return s.coalesce()
     return SparseSumDim.apply(s, dims[0], keepdim)
