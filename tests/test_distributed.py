@@ -196,19 +196,24 @@ def test_operands_are_taken_as_they_are_at_the_call(client, rng):
     assert_same_sparse(out.gather(), expected)
 
 
+def seed(loss):
+    """``loss.backward()`` for a complex loss too, whose seed torch asks to be given."""
+    loss.backward(sr.ones_like(loss))
+
+
 def test_the_transpose_is_a_shuffle_and_differentiable(client, rng):
     a, _ = operands(rng, sr.complex128)
     b = random_dense(rng, (23, 4), sr.complex128)
     a_loc, _ = local_and_distributed(a)
     y = sr.sparse.mm(a_loc.t(), b)
-    y.sum().backward()
+    seed(y.sum())
     A = srd.from_sparse(a.detach(), 3).requires_grad_(True)
     T = A.t()
     assert T.shape == (17, 23) and T.nparts == 3
     assert_same_sparse(T.gather(), a.t().coalesce())
     y_dist = srd.mm(T, b)
     assert_same_dense(y_dist, y)
-    y_dist.sum().backward()
+    seed(y_dist.sum())
     assert_same_sparse(A.grad.gather(), a_loc.grad)
 
 
@@ -314,7 +319,7 @@ def test_a_worker_lost_between_or_during_ops_costs_time_not_bits(client, rng, tm
     c.backward(g)
     a_loc2, _ = local_and_distributed(a)
     y = sr.sparse.mm(a_loc2, x_loc)
-    y.sum().backward()
+    seed(y.sum())
 
     settle(client)
     client.register_plugin(KillWhenArmed(str(tmp_path)), name="kill-when-armed")
@@ -336,7 +341,7 @@ def test_a_worker_lost_between_or_during_ops_costs_time_not_bits(client, rng, tm
         A.grad = None
         (tmp_path / "sr-spmm-backward-").touch()
         y_dist = srd.mm(A, x_dist)
-        y_dist.sum().backward()                         # during: a worker dies in A^H G
+        seed(y_dist.sum())                              # during: a worker dies in A^H G
         assert not (tmp_path / "sr-spmm-backward-").exists()
         assert_same_dense(y_dist, y)
         assert_same_sparse(A.grad.gather(), a_loc2.grad)

@@ -189,6 +189,9 @@ def seed_gradient(root, gradient):
     if gradient is None:
         if isinstance(root, SparseTensor) or root._data.size != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        if root.dtype.kind == "c":  # d(complex)/dz has no one seed: torch asks for it too
+            raise RuntimeError("grad can be implicitly created only for real scalar outputs but got "
+                               f"sparse_ref.{root.dtype.name}")
         return np.ones(root.shape, dtype=root.dtype)
     if isinstance(root, Tensor):
         if not isinstance(gradient, Tensor) or gradient.shape != root.shape or gradient.dtype != root.dtype:
