@@ -159,9 +159,16 @@ def get_num_threads() -> int:
     return _resolve_threads(_num_threads)
 
 
+def _is_numpy_integer(n) -> bool:
+    import numpy as np
+
+    return isinstance(n, np.integer) and not isinstance(n, np.bool_)
+
+
 def _check_count(n, where):
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, int) and not _is_numpy_integer(n):
         raise TypeError(f"{where}: the thread count must be an int, got {type(n).__name__}")
+    n = int(n)  # (a NumPy integer, as torch takes one)
     if n == 0:
         raise ValueError(f"{where}: the thread count must not be 0 (use 1 for serial, -1 for all cores)")
     if abs(n) > MAX_THREADS:

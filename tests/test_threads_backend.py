@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 from conftest import openmp_or_skip, run_child
 
@@ -85,6 +86,16 @@ def test_thread_counts_are_checked():
         effective_n_threads(0)
     with pytest.raises(ValueError, match="more than the 1024 sparse_ref allows"):
         sr.set_num_threads(2**31)
+    with pytest.raises(TypeError, match="must be an int"):
+        sr.set_num_threads(2.0)
+    with pytest.raises(TypeError, match="must be an int"):
+        sr.set_num_threads(np.bool_(True))
+    old = sr.get_num_threads()
+    try:  # a NumPy integer is taken, as torch takes it (probe)
+        sr.set_num_threads(np.int64(1))
+        assert sr.get_num_threads() == 1 and type(sr.get_num_threads()) is int
+    finally:
+        sr.set_num_threads(old)
 
 
 # -- the backend interface ---------------------------------------------------------------------
