@@ -58,9 +58,11 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
             arr = arr.real
         if dt.kind in "iu" and arr.dtype.kind in "fiu":
             _fits_integer(arr, dt, where)
-        elif _dtypes.kind(dt) in "fc" and (arr.dtype.kind in "fc" and arr.dtype.itemsize > dt.itemsize
+        elif _dtypes.kind(dt) in "fc" and (arr.dtype.kind in "fc" and _part_bytes(arr.dtype) > _part_bytes(dt)
                                             or arr.dtype.kind in "iu" and _dtypes.is_half(dt)):
-            part = arr.real if arr.dtype.kind == "c" else arr.astype(np.float64, copy=False)
+            # compared in the source's own type (a long double beyond float64 would be inf
+            # in float64 already), an integer source as float64
+            part = arr.real if arr.dtype.kind == "c" else arr if arr.dtype.kind == "f" else arr.astype(np.float64)
             parts = (part, arr.imag) if arr.dtype.kind == "c" else (part,)
             for p in parts:
                 bad = np.isfinite(p) & (np.abs(p) >= _overflow_limit(dt))
@@ -71,6 +73,12 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
     out = empty(arr.shape, dt)  # a large array from the output cache: on a page of its own
     np.copyto(out, arr, casting="unsafe")  # (every value was checked above)
     return out
+
+
+def _part_bytes(dt: np.dtype) -> int:
+    """The bytes of one real number of ``dt``: its own, or half a complex one's (float64
+    into complex64 narrows: 8 bytes of a real part into 4)."""
+    return dt.itemsize // 2 if _dtypes.kind(dt) == "c" else dt.itemsize
 
 
 def _overflow_limit(dt: np.dtype) -> float:

@@ -28,8 +28,9 @@ _forked = False  # whether this process was forked after that: one thread from t
 
 
 def _after_fork_in_child():
-    global _forked
+    global _forked, _last, _busy_elsewhere
     _forked = _forked or _started
+    _last, _busy_elsewhere = None, 0.0  # the child's own CPU clock starts again at 0
 
 
 if hasattr(os, "register_at_fork"):  # (not on Windows, which has no fork)

@@ -534,7 +534,7 @@ def test_integer_addmm_with_an_impossible_alpha_says_why(alpha, match):
 
 
 @pytest.mark.parametrize("dtype, big", [(sr.float32, 1e39), (sr.float16, 1e5), (sr.bfloat16, 1e39),
-                                        (sr.complex64, 1e39j), (sr.float32, 10**400)])
+                                        (sr.complex64, 1e39j), (sr.complex64, 1e39), (sr.float32, 10**400)])
 def test_a_scalar_that_would_become_inf_in_the_operands_dtype_is_refused(dtype, big):
     # (probe) alpha and beta of addmm and sampled_addmm were cast to the operands' float
     # type in silence: 1e39 became inf in float32, as torch refuses and sr's own a * 1e39
@@ -546,6 +546,10 @@ def test_a_scalar_that_would_become_inf_in_the_operands_dtype_is_refused(dtype, 
             sr.sparse.addmm(m, a, m, **{name: big})
         with pytest.raises(ConversionError, match=f"{name}.*without overflow"):
             sr.sparse.sampled_addmm(a, m, m, **{name: big})
+    if isinstance(big, float):  # and the same value as data, or times a tensor (review: a real
+        for make in (lambda: sr.tensor([big], dtype=dtype), lambda: m * big):  # into complex64 passed)
+            with pytest.raises(ConversionError, match="without overflow"):
+                make()
     if dtype != sr.complex64:  # (inf times a complex 1 has a NaN part, by IEEE's rules)
         assert np.isinf(sr.sparse.addmm(m, a, m, beta=float("inf")).to(sr.float64).numpy()).all()
     assert np.isfinite(sr.sparse.addmm(m * 0, a, m, alpha=2.0).to(sr.complex128).numpy()).all()

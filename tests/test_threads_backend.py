@@ -347,11 +347,12 @@ want = sr.sparse.mm(a, b).numpy().tobytes()   # on 2 threads: GNU OpenMP starts 
 assert _threads._started
 pid = os.fork()
 if pid == 0:
+    fresh = _threads._last is None and _threads._busy_elsewhere == 0.0
     if {broken}:
         _threads._forked = False   # as before the fix: the child asks for 2 threads again
     sr.set_num_threads(2)
     got = sr.sparse.mm(a, b).numpy().tobytes()
-    os._exit(0 if got == want and sr.get_num_threads() == (2 if {broken} else 1) else 3)
+    os._exit(0 if got == want and fresh and sr.get_num_threads() == (2 if {broken} else 1) else 3)
 deadline = time.monotonic() + {seconds}
 while time.monotonic() < deadline:
     done, status = os.waitpid(pid, os.WNOHANG)

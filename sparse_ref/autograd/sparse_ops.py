@@ -809,7 +809,7 @@ def sparse_sum(s, dims: tuple, keepdim: bool = False, keep_dtype: bool = False):
     stays in it instead of widening integers to int64."""
     if len(dims) == s.ndim:
         if keepdim:
-            return SparseSumKeepdim.apply(s, (1,) * s.ndim)
+            return SparseSumKeepdim.apply(s, (1,) * s.ndim, keep_dtype)
         return SparseSum.apply(s, True) if keep_dtype else SparseSum.apply(s)
     if not dims:
         return s.coalesce()
@@ -819,11 +819,11 @@ def sparse_sum(s, dims: tuple, keepdim: bool = False, keep_dtype: bool = False):
 class SparseSumKeepdim(SparseSum):
     """``S.sum(every dim, keepdim=True)``: the sum as a dense 1 x 1 tensor, as torch gives it."""
 
-    def forward(self, s, shape):
-        return Tensor(super().forward(s)._data.reshape(shape))
+    def forward(self, s, shape, keep_dtype=False):
+        return Tensor(super().forward(s, keep_dtype)._data.reshape(shape))
 
     def backward(self, grad):
-        return super().backward(grad)[0], None
+        return super().backward(grad)[0], None, None
 
 
 class SparseSoftmax(Function):
