@@ -525,6 +525,10 @@ def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled
         if not isinstance(t, Tensor):
             raise ArgumentTypeError(f"{where}: {name} must be a dense Tensor (strided layout), got "
                                     f"{type(t).__name__}")
+        if t.ndim == 3 and input.ndim == 2:
+            raise ArgumentError(f"{where}: a 2-D input is not broadcast over a batch of 3-D mat1 and mat2 "
+                                f"({name} has shape {tuple(t.shape)}), as torch's is; give input one matrix "
+                                "per batch (a 3-D sparse tensor)")
         _operand(t, name, where)
     _shapes_multiply(mat1, mat2, where)
     if input.shape != (mat1.shape[0], mat2.shape[1]):

@@ -465,3 +465,10 @@ def test_batched_products_do_not_mutate_their_inputs(rng):
             assert same_bits(t._idx, b[0]) and same_bits(t._val, b[1])
         else:
             assert same_bits(t.numpy(), b)
+
+
+def test_a_2d_input_of_sampled_addmm_over_a_batch_is_refused_by_name():
+    # torch broadcasts it; sparse_ref asks for one matrix per batch (probe: the error named
+    # only mat1's dimensions)
+    with pytest.raises(sr._errors.ArgumentError, match="2-D input is not broadcast over a batch"):
+        sr.sparse.sampled_addmm(sr.eye(2).to_sparse(), sr.ones(3, 2, 2), sr.ones(3, 2, 2))
