@@ -41,6 +41,10 @@
  *
  * GCC or Clang elsewhere get the compiler's portable 16-byte vectors (SR_SIMD_BASELINE)
  * and cached stores; any other compiler gets single columns: the same bits, other speed.
+ *
+ * Also here: SDDMM's dot products (sr_dot_*, AVX-512 only), spmm_reduce's amax and
+ * amin (sr_reduce_pick_*), and the ranks that put SpGEMM's and coalesce's short rows in
+ * order without a sort (sr_key_ranks), each described where it is defined.
  */
 #ifndef SPARSE_REF_SIMD_H
 #define SPARSE_REF_SIMD_H
