@@ -592,6 +592,17 @@ def row_widths(repeat, record, quick=False, old=None):
                    f"{label})", medians, "row widths")
 
 
+def spgemm_arrays(m):
+    """A @ A's kernel arguments for a SciPy CSR matrix m: A's arrays, n, and C's row
+    pointers (the symbolic pass) and output arrays, for timing the numeric pass alone."""
+    crow, col, val = m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data
+    n = m.shape[0]
+    out_crow = np.empty(n + 1, np.int64)
+    SPGEMM.spgemm_symbolic(crow, col, crow, col, n, out_crow, THREADS)
+    nnz = int(out_crow[-1])
+    return crow, col, val, n, out_crow, np.empty(nnz, np.int64), np.empty(nnz)
+
+
 def spgemm_streaming(repeat, record, quick=False):
     """SpGEMM's output written with non-temporal stores (the default for 128 MiB and more)
     against cached stores, the numeric kernel alone and the whole ``sr.sparse.mm(A, A)``."""
@@ -603,12 +614,8 @@ def spgemm_streaming(repeat, record, quick=False):
     for name in ("laplacian", "uniform", "powerlaw"):
         m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
         a = sr.from_scipy(m).to_sparse()
-        crow, col, val = m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data
-        n = m.shape[0]
-        out_crow = np.empty(n + 1, np.int64)
-        SPGEMM.spgemm_symbolic(crow, col, crow, col, n, out_crow, THREADS)
-        nnz = int(out_crow[-1])
-        out_col, out_val = np.empty(nnz, np.int64), np.empty(nnz)
+        crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+        nnz = out_col.shape[0]
 
         def run(on, whole):
             def f():
@@ -644,12 +651,8 @@ def spgemm_ranks(repeat, record, quick=False):
     try:
         for name, make in cases.items():
             m = make(*((2000,) if name != "laplacian" else (40,))) if quick else make()
-            crow, col, val = m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data
-            n = m.shape[0]
-            out_crow = np.empty(n + 1, np.int64)
-            SPGEMM.spgemm_symbolic(crow, col, crow, col, n, out_crow, THREADS)
-            nnz = int(out_crow[-1])
-            out_col, out_val = np.empty(nnz, np.int64), np.empty(nnz)
+            crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+            nnz = out_col.shape[0]
             mean = nnz / max(n, 1)
 
             def run(level, low, high):

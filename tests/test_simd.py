@@ -328,6 +328,16 @@ def test_ops_on_big_dense_tensors_make_line_aligned_outputs():
         sr.set_cache_limit(previous)
 
 
+def spgemm_values(rng, n, dtype):
+    """n values of dtype for SpGEMM's operands: complex, floats over many magnitudes (so
+    that another order of additions shows), or small integers."""
+    if np.dtype(dtype).kind == "c":
+        return (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        return (rng.standard_normal(n) * 10.0 ** rng.integers(-8, 9, n)).astype(dtype)
+    return rng.integers(-50, 50, n).astype(dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.complex64, np.int64, np.int32])
 def test_spgemm_streaming_stores_give_the_same_bits(dtype):
     # SpGEMM's numeric pass writes a large output with non-temporal stores: the same
@@ -341,15 +351,7 @@ def test_spgemm_streaming_stores_give_the_same_bits(dtype):
     b_rows = rng.integers(0, 6, ncols)
     b_crow = np.concatenate([[0], np.cumsum(b_rows)]).astype(np.int64)
     b_col = np.concatenate([np.sort(rng.choice(ncols, size=k, replace=False)) for k in b_rows]).astype(np.int64)
-    if np.dtype(dtype).kind == "c":
-        a_val = (rng.standard_normal(col.shape[0]) + 1j * rng.standard_normal(col.shape[0])).astype(dtype)
-        b_val = (rng.standard_normal(b_col.shape[0]) + 1j * rng.standard_normal(b_col.shape[0])).astype(dtype)
-    elif np.dtype(dtype).kind == "f":
-        a_val = (rng.standard_normal(col.shape[0]) * 10.0 ** rng.integers(-8, 9, col.shape[0])).astype(dtype)
-        b_val = (rng.standard_normal(b_col.shape[0]) * 10.0 ** rng.integers(-8, 9, b_col.shape[0])).astype(dtype)
-    else:
-        a_val = rng.integers(-50, 50, col.shape[0]).astype(dtype)
-        b_val = rng.integers(-50, 50, b_col.shape[0]).astype(dtype)
+    a_val, b_val = spgemm_values(rng, col.shape[0], dtype), spgemm_values(rng, b_col.shape[0], dtype)
     out_crow = np.empty(crow.shape[0], np.int64)
     slow.spgemm_symbolic(crow, col, b_crow, b_col, ncols, out_crow)
     nnz = int(out_crow[-1])
@@ -457,15 +459,7 @@ def test_spgemm_rows_put_in_order_by_rank_give_the_same_bits(dtype):
     b_rows = rng.integers(0, 8, k_rows)
     b_crow = np.concatenate([[0], np.cumsum(b_rows)]).astype(np.int64)
     b_col = np.concatenate([np.sort(rng.choice(ncols, size=k, replace=False)) for k in b_rows]).astype(np.int64)
-    if np.dtype(dtype).kind == "c":
-        a_val = (rng.standard_normal(col.shape[0]) + 1j * rng.standard_normal(col.shape[0])).astype(dtype)
-        b_val = (rng.standard_normal(b_col.shape[0]) + 1j * rng.standard_normal(b_col.shape[0])).astype(dtype)
-    elif np.dtype(dtype).kind == "f":
-        a_val = (rng.standard_normal(col.shape[0]) * 10.0 ** rng.integers(-8, 9, col.shape[0])).astype(dtype)
-        b_val = (rng.standard_normal(b_col.shape[0]) * 10.0 ** rng.integers(-8, 9, b_col.shape[0])).astype(dtype)
-    else:
-        a_val = rng.integers(-50, 50, col.shape[0]).astype(dtype)
-        b_val = rng.integers(-50, 50, b_col.shape[0]).astype(dtype)
+    a_val, b_val = spgemm_values(rng, col.shape[0], dtype), spgemm_values(rng, b_col.shape[0], dtype)
     out_crow = np.empty(nrows + 1, np.int64)
     slow.spgemm_symbolic(crow, col, b_crow, b_col, ncols, out_crow)
     nnz = int(out_crow[-1])

@@ -18,9 +18,6 @@ from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport sort_keys
 from sparse_ref._kernels._types cimport big_alloc, idx_t, prefetch, prefetch_w, thread_stride, value_t
 
-cdef extern from "_simd.h":
-    int key_ranks "sr_key_ranks"(const uint64_t* k, idx_t n, idx_t* rank) noexcept nogil
-
 include "_simd.pxi"
 
 __all__ = ["coalesce"]
@@ -44,19 +41,7 @@ cdef struct entry_t:
 # below it, vector comparisons and no branch on the data), as SpGEMM's rows (spgemm.pyx);
 # the others, and every row at SSE2, are sorted. The keys are distinct, so the order is
 # the sort's. Measured (bench_levers.py "coalesce ranks"): see docs/algorithms/coalesce.rst.
-# rank_min, rank_max: the tuning hook _set_rank_range.
-cdef idx_t rank_min = 16
-cdef idx_t rank_max = 128
-
-
-def _set_rank_range(idx_t low, idx_t high):
-    """Tuning hook for benchmarks and tests (not public API): put rows of more than
-    ``low`` and at most ``high`` entries in order by rank (``high`` 0: sort every row);
-    returns the previous pair (default (16, 128))."""
-    global rank_min, rank_max
-    previous = (rank_min, rank_max)
-    rank_min, rank_max = max(low, 0), max(high, 0)
-    return previous
+include "_ranks.pxi"
 
 
 cdef inline void sort_pass(entry_t* row_entries, idx_t n, uint64_t lowest, int shift,

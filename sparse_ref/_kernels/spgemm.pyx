@@ -29,7 +29,6 @@ cdef extern from "_simd.h":
     void stream_8 "sr_stream_8"(void* p, const void* v) noexcept nogil
     void stream_4 "sr_stream_4"(void* p, const void* v) noexcept nogil
     void store_fence "sr_store_fence"() noexcept nogil
-    int key_ranks "sr_key_ranks"(const uint64_t* k, idx_t n, idx_t* rank) noexcept nogil
 
 include "_simd.pxi"
 
@@ -277,19 +276,7 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
 # columns come nearly in order, as the Laplacian's 13 do (its insertion sort moves a few
 # keys, and the vector loads of keys just stored one by one cannot be forwarded from the
 # stores). The figures: bench_levers.py "spgemm ranks" and docs/algorithms/spgemm.rst.
-# rank_min, rank_max: the tuning hook _set_rank_range.
-cdef idx_t rank_min = 16
-cdef idx_t rank_max = 128
-
-
-def _set_rank_range(idx_t low, idx_t high):
-    """Tuning hook for benchmarks and tests (not public API): put rows of more than
-    ``low`` and at most ``high`` entries in order by rank (``high`` 0: sort every row);
-    returns the previous pair (default (16, 128))."""
-    global rank_min, rank_max
-    previous = (rank_min, rank_max)
-    rank_min, rank_max = max(low, 0), max(high, 0)
-    return previous
+include "_ranks.pxi"
 
 
 # Each thread's stamp sits on its own cache line: threads update theirs on every row, and
