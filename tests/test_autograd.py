@@ -577,3 +577,102 @@ def test_a_second_backward_adds_to_a_taken_gradient_without_changing_the_first_a
     sr.sparse.mm(a, b).sum().backward()
     np.testing.assert_array_equal(first, kept)  # accumulation made a new array
     np.testing.assert_allclose(b.grad.numpy(), 2 * kept)
+
+
+# -- a Function of your own: what apply and backward check (second probe) -----------------------
+
+class _OneValueGrad(sr.autograd.Function):
+    def forward(self, s):
+        return sr.Tensor(np.array(s._val.sum()))
+
+    def backward(self, g):
+        return (np.ones(1, np.float32) * g,)  # the pattern has many entries: wrong length
+
+
+def test_a_custom_gradient_of_the_wrong_length_is_refused():
+    # it was kept as the sparse leaf's .grad (200000 indices, 1 value), and a product of
+    # that .grad read past the end of its values
+    n = 2000
+    s = sr.sparse_coo_tensor(np.stack([np.arange(n)] * 2), np.ones(n, np.float32), (n, n), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"invalid gradient at index 0 - got \[1\] but expected \[2000\]"):
+        _OneValueGrad.apply(s).backward()
+    assert s.grad is None
+
+    class Dense(sr.autograd.Function):
+        def forward(self, x):
+            return sr.Tensor(x._data * 2)
+
+        def backward(self, g):
+            return (g[:1],)  # one value short of x's shape
+
+    x = sr.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"got \[1\] but expected \[2\]"):
+        Dense.apply(x).sum().backward()
+
+
+def test_a_custom_gradient_comes_in_the_inputs_dtype():
+    class Wide(sr.autograd.Function):
+        def forward(self, x):
+            return sr.Tensor(x._data * 2)
+
+        def backward(self, g):
+            return (np.asarray(g, np.float64) * 2,)  # float64 for a float32 input: cast, as torch
+
+    x = sr.tensor([1.0, 2.0], dtype=sr.float32, requires_grad=True)
+    Wide.apply(x).sum().backward()
+    assert x.grad.dtype == sr.float32 and x.grad.tolist() == [2.0, 2.0]
+
+    class Imaginary(Wide):
+        def backward(self, g):
+            return (np.asarray(g) * 1j,)  # an imaginary part cannot become float32
+
+    x.grad = None
+    with pytest.raises(TypeError, match="imaginary part"):
+        Imaginary.apply(x).sum().backward()
+
+
+@pytest.mark.parametrize("csr", [False, True])
+def test_a_gradient_adds_to_an_assigned_grad_of_another_pattern_by_position(csr):
+    # it was added entry by entry in storage order: [[120, 0], [0, 11]] where torch gives
+    # [[21, 0], [0, 110]]
+    s = sr.sparse_coo_tensor([[0, 1], [0, 1]], [1.0, 2.0], (2, 2)).coalesce()
+    s = (s.to_sparse_csr() if csr else s).requires_grad_(True)
+    g = sr.sparse_coo_tensor([[1, 0, 0], [1, 0, 1]], [10.0, 20.0, 5.0], (2, 2))
+    s.grad = g.coalesce().to_sparse_csr() if csr else g
+    (s.to_dense() * sr.tensor([[1.0, 0.0], [0.0, 100.0]])).sum().backward()
+    assert s.grad.layout == s.layout
+    assert s.grad.to_dense().tolist() == [[21.0, 5.0], [0.0, 110.0]]
+    (s.to_dense() * 1.0).sum().backward()  # and again, on the union's pattern
+    assert s.grad.to_dense().tolist() == [[22.0, 5.0], [0.0, 111.0]]
+
+
+def test_apply_leaves_an_input_that_forward_hands_back_as_it_was():
+    class Same(sr.autograd.Function):
+        def forward(self, x, c):
+            return x
+
+        def backward(self, g):
+            return g, None
+
+    x = sr.tensor([1.0, 2.0], requires_grad=True)
+    c = sr.tensor([3.0])
+    y = Same.apply(x, c)
+    assert y is not x and x.grad_fn is None and x.is_leaf and not c.requires_grad
+    (y * y).sum().backward()
+    assert x.grad.tolist() == [2.0, 4.0]
+
+
+def test_forward_runs_with_grad_mode_off_as_in_torch():
+    class Twice(sr.autograd.Function):
+        def forward(self, x):
+            assert not sr.autograd.is_grad_enabled()
+            out = x.clone()
+            out.mul_(2.0)  # in place on a tensor that would be in a graph if forward recorded
+            return out
+
+        def backward(self, g):
+            return (2 * g,)
+
+    x = sr.tensor([1.0, 2.0], requires_grad=True)
+    Twice.apply(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0] and sr.autograd.is_grad_enabled()

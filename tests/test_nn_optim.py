@@ -248,3 +248,18 @@ def test_negative_seeds_wrap_as_in_torch():
     a = sr.rand(2).tolist()
     sr.manual_seed(2**64 - 5)
     assert sr.rand(2).tolist() == a
+
+
+def test_load_state_dict_refuses_values_the_parameters_cannot_hold_and_writes_nothing():
+    # (probe) astype turned float64 1e300 into inf in a float32 weight and dropped a
+    # complex part, with only NumPy's warning
+    layer = sr.nn.Linear(2, 1)
+    before = {k: v.numpy().copy() for k, v in layer.state_dict().items()}
+    for bad in (np.full((1, 2), 1e300), np.full((1, 2), 1 + 2j)):
+        state = {"weight": bad, "bias": np.zeros(1)}
+        with pytest.raises((ValueError, TypeError), match="overflow|imaginary"):
+            layer.load_state_dict(state)
+        for k, v in layer.state_dict().items():  # the bias, checked first or not, is untouched
+            np.testing.assert_array_equal(v.numpy(), before[k])
+    layer.load_state_dict({"weight": np.ones((1, 2)), "bias": np.zeros(1)})  # float64 that fits
+    assert layer.weight.dtype == sr.float32 and layer.weight.tolist() == [[1.0, 1.0]]

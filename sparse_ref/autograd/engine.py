@@ -26,6 +26,7 @@ import threading
 import numpy as np
 
 from sparse_ref import _backend, _formats, _memory
+from sparse_ref._arrays import converted
 from sparse_ref._grad_mode import _state
 from sparse_ref._tensor import SparseTensor, Tensor
 
@@ -118,11 +119,18 @@ class Function:
     @classmethod
     def apply(cls, *args):
         fn = cls()
-        if cls._pooled and _large_dense(args):  # large outputs start on a 2 MiB page, as torch's on a line
-            out = _memory.call_pooled(fn.forward, args)
-        else:
-            out = fn.forward(*args)
-        if _state.enabled and _any_requires_grad(args):
+        recording = _state.enabled
+        _state.enabled = False  # forward runs with grad mode off, as torch runs it: ops
+        try:                    # inside it record nothing (backward is this Function's)
+            if cls._pooled and _large_dense(args):  # large outputs start on a 2 MiB page, as torch's on a line
+                out = _memory.call_pooled(fn.forward, args)
+            else:
+                out = fn.forward(*args)
+        finally:
+            _state.enabled = recording
+        if any(out is a for a in args):  # an input handed back: a new tensor on its data, so
+            out = out.detach()           # the caller's stays as it was (a leaf stays a leaf)
+        if recording and _any_requires_grad(args):
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
                 fn.inputs = args
@@ -241,10 +249,19 @@ def _add_to_grad(leaf, grad: np.ndarray, fresh: bool = False) -> None:
     if isinstance(leaf, External):  # its gradient's form is its own business
         leaf._accumulate(grad)
     elif isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
-        if leaf.grad is None:
-            leaf.grad = leaf._coalesced_form()._with_values(np.array(grad, copy=not fresh))
-        else:
-            leaf.grad = leaf.grad._with_values(leaf.grad._val + grad)
+        pattern = leaf._coalesced_form()
+        held = leaf.grad
+        if held is None:
+            leaf.grad = pattern._with_values(np.array(grad, copy=not fresh))
+        elif held.is_coalesced() and held._nnz() == pattern._nnz() and (
+                held._idx is pattern._idx or np.array_equal(held._idx, pattern._idx)):
+            leaf.grad = held._with_values(held._val + grad)
+        else:  # a .grad assigned with another pattern: added where each entry is (the union,
+            # as torch), not by position: both sets of entries, coalesced (held's first)
+            both = SparseTensor._make(np.concatenate([held._idx, pattern._idx], axis=1),
+                                      np.concatenate([held._val, grad]), leaf.shape, coalesced=False)
+            summed = both.coalesce()
+            leaf.grad = summed.to_sparse_csr() if leaf.is_sparse_csr else summed
     else:
         if grad.shape != leaf.shape:  # the leaf's .data was replaced by one of another shape
             raise RuntimeError(f"backward: the gradient has shape {list(grad.shape)}, but the leaf now has shape "
@@ -294,6 +311,8 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             if len(in_grads) != len(fn.inputs):
                 raise RuntimeError(f"function {fn.name()} returned an incorrect number of gradients "
                                    f"(expected {len(fn.inputs)}, got {len(in_grads)})")
+            if not type(fn).__module__.startswith("sparse_ref."):
+                in_grads = _checked_grads(fn, in_grads)
         for a, need, g in zip(fn.inputs, fn.needs, in_grads):
             if not need:
                 continue
@@ -307,6 +326,31 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             pending[key] -= 1
             if pending[key] == 0:
                 ready.append(a.grad_fn)
+
+
+def _checked_grads(fn: Function, in_grads: tuple) -> tuple:
+    """The gradients a Function of your own returned, checked as torch checks them: one
+    for each value of its input -- a dense input's shape, a sparse input's values in its
+    coalesced pattern (an array of another length was kept, and a kernel read past its
+    end later) -- and in the input's dtype (cast, refusing what the dtype cannot hold)."""
+    out = []
+    for i, (a, need, g) in enumerate(zip(fn.inputs, fn.needs, in_grads)):
+        if need and g is not None:
+            if isinstance(g, Tensor) and not isinstance(g, SparseTensor):
+                g = g._data
+            if not isinstance(g, (np.ndarray, np.generic, int, float, complex)):
+                raise RuntimeError(f"function {fn.name()} returned an invalid gradient at index {i}: "
+                                   f"expected an array, got {type(g).__name__}")
+            g = np.asarray(g)
+            want = a._coalesced_form()._val.shape if isinstance(a, SparseTensor) else a.shape
+            if g.shape != tuple(want):
+                what = "its values in the coalesced pattern" if isinstance(a, SparseTensor) else "its shape"
+                raise RuntimeError(f"function {fn.name()} returned an invalid gradient at index {i} - got "
+                                   f"{list(g.shape)} but expected {list(want)} ({what})")
+            if g.dtype != a.dtype:
+                g = converted(g, a.dtype, f"function {fn.name()}, gradient at index {i}")
+        out.append(g)
+    return tuple(out)
 
 
 def _run_node(fn: Function, grad, retain_graph: bool):

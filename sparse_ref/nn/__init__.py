@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from sparse_ref import _dtypes, _factories, _tensor_str
+from sparse_ref._arrays import converted
 from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import Tensor
 from sparse_ref.nn import functional
@@ -135,12 +136,17 @@ class Module:
         missing, unexpected = sorted(set(params) - set(state)), sorted(set(state) - set(params))
         if missing or unexpected:
             raise ArgumentError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        for name, p in params.items():
+        values = {}
+        for name, p in params.items():  # every value checked before any is written
             value = state[name]
             value = value._data if isinstance(value, Tensor) else np.asarray(value)
             if value.shape != p.shape:
                 raise ShapeError(f"load_state_dict: {name} has shape {list(p.shape)}, the value {list(value.shape)}")
-            p._data[...] = value.astype(p.dtype, copy=False)
+            # a value the parameter's dtype cannot hold (inf from a finite float64, a complex
+            # part, an integer out of range) is refused, as everywhere (docs/field.rst)
+            values[name] = value if value.dtype == p.dtype else converted(value, p.dtype, f"load_state_dict: {name}")
+        for name, p in params.items():
+            p._data[...] = values[name]
             p._version[0] += 1
 
 
