@@ -116,7 +116,9 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam, torch's formula: ``g = grad + wd p``; ``m = m + (1 - b1)(g - m)``;
-    ``v = b2 v + (1 - b2) g conj(g)``; ``p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    ``v = b2 v + (1 - b2) g g``; ``p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    A complex parameter is two real ones, its real and imaginary parts (torch's
+    ``view_as_real``), each with its own ``m`` and ``v``.
 
     Examples
     --------
@@ -141,21 +143,27 @@ class Adam(Optimizer):
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
             g = -g if group["maximize"] else g
+            data = p._data
+            if data.dtype.kind == "c":  # as torch (view_as_real): the real and imaginary parts
+                real = np.dtype(data.dtype.char.lower())  # are two parameters, each its own v
+                data = np.ascontiguousarray(data).view(real)
+                g = np.ascontiguousarray(g, dtype=p._data.dtype).view(real)
             beta1, beta2 = group["betas"]
-            state = self.state.setdefault(id(p), {"step": 0, "exp_avg": np.zeros_like(p._data),
-                                                  "exp_avg_sq": np.zeros_like(p._data),
-                                                  "max_exp_avg_sq": np.zeros_like(p._data)})
+            state = self.state.setdefault(id(p), {"step": 0, "exp_avg": np.zeros_like(data),
+                                                  "exp_avg_sq": np.zeros_like(data),
+                                                  "max_exp_avg_sq": np.zeros_like(data)})
             state["step"] += 1
             t = state["step"]
             if group["weight_decay"]:
-                g = g + group["weight_decay"] * p._data
+                g = g + group["weight_decay"] * data
             m = state["exp_avg"] = state["exp_avg"] + (1 - beta1) * (g - state["exp_avg"])  # torch's lerp
-            v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * np.conj(g)  # addcmul
+            v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g  # addcmul
             if group["amsgrad"]:
                 v = state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
             step_size = group["lr"] / (1 - beta1 ** t)
             denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
-            self._update(p, p._data + (-step_size * m) / denom)  # torch's addcdiv order
+            new = data + (-step_size * m) / denom  # torch's addcdiv order
+            self._update(p, new.view(p._data.dtype) if p._data.dtype.kind == "c" else new)
 
 
 def __getattr__(name):

@@ -263,3 +263,20 @@ def test_load_state_dict_refuses_values_the_parameters_cannot_hold_and_writes_no
             np.testing.assert_array_equal(v.numpy(), before[k])
     layer.load_state_dict({"weight": np.ones((1, 2)), "bias": np.zeros(1)})  # float64 that fits
     assert layer.weight.dtype == sr.float32 and layer.weight.tolist() == [[1.0, 1.0]]
+
+
+@pytest.mark.parametrize("kw", [{}, {"amsgrad": True, "weight_decay": 0.1}, {"maximize": True}])
+def test_adam_on_complex_parameters_matches_torch(kw):
+    # (probe) sr used v = g conj(g), one v for both parts: -0.0707-0.0707j after a step of
+    # lr 0.1 where torch (view_as_real: the parts are two parameters) gives -0.1-0.1j
+    torch = torch_or_skip()
+    rng = np.random.default_rng(5)
+    w0 = (rng.standard_normal(3) + 1j * rng.standard_normal(3)).astype(np.complex64)
+    w, tw = sr.tensor(w0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+    ours, theirs = sr.optim.Adam([w], lr=0.1, **kw), torch.optim.Adam([tw], lr=0.1, **kw)
+    for _ in range(5):
+        g = (rng.standard_normal(3) + 1j * rng.standard_normal(3)).astype(np.complex64)
+        w.grad, tw.grad = sr.tensor(g), torch.tensor(g)
+        ours.step()
+        theirs.step()
+    np.testing.assert_allclose(w.detach().numpy(), tw.detach().numpy(), rtol=1e-6, atol=1e-6)
