@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from sparse_ref import _arrays, _dtypes, _memory, _validate
+from sparse_ref._errors import ArgumentError
 from sparse_ref._grad_mode import is_grad_enabled
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref.autograd.sparse_ops import CsrFromValues, SparseFromValues
@@ -369,7 +370,7 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None) -> Tensor:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise TypeError(f"randint: {name} must be an int, got {type(v).__name__}")
     if not low < high:
-        raise ValueError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+        raise ArgumentError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     shape = _validate.size_arg(tuple(size) if isinstance(size, (tuple, list)) else (size,), "randint")
     dt = _dtypes.as_dtype(dtype, "randint") if dtype is not None else _dtypes.int64
     if dt.kind in "iu":
@@ -461,9 +462,9 @@ def arange(start, end=None, step=1, *, dtype=None, requires_grad: bool = False) 
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
             raise TypeError(f"arange: {name} must be a finite number, got {v!r}")
     if step == 0:
-        raise ValueError("arange: step must be nonzero")
+        raise ArgumentError("arange: step must be nonzero")
     if (end - start) * step < 0:
-        raise ValueError("arange: upper bound and larger bound inconsistent with step sign")
+        raise ArgumentError("arange: upper bound and larger bound inconsistent with step sign")
     ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
     dt = _dtypes.as_dtype(dtype, "arange") if dtype is not None else (_dtypes.int64 if ints else _dtypes.default_dtype)
     count = int(np.ceil((end - start) / step))

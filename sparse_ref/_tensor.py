@@ -209,7 +209,7 @@ class Tensor(_Differentiable):
 
     def item(self):
         if self._data.size != 1:
-            raise ValueError(f"a Tensor with {self._data.size} elements cannot be converted to a Python scalar")
+            raise ArgumentError(f"a Tensor with {self._data.size} elements cannot be converted to a Python scalar")
         return self._data.reshape(()).item()
 
     def tolist(self):

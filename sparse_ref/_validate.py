@@ -64,7 +64,7 @@ def _one_element_tensors_as_numbers(data, where: str):
         return [_one_element_tensors_as_numbers(x, where) for x in data]
     if isinstance(data, Tensor):
         if data._data.size != 1:
-            raise ValueError(f"{where}: only one element tensors can be converted to Python scalars "
+            raise ArgumentError(f"{where}: only one element tensors can be converted to Python scalars "
                              f"(a list holds a tensor of shape {tuple(data.shape)}); join tensors "
                              "with sr.stack or sr.cat")
         return data._data.reshape(()).item()
@@ -103,6 +103,7 @@ def numpy_to_share(data, where: str) -> np.ndarray:
         name = data.dtype.type.__name__
         raise TypeError(f"{where}: can't convert np.ndarray of type numpy.{name}. The only supported "
                         f"types are: {_dtypes.SUPPORTED_NAMES}, and bool.")
+    # (torch raises ValueError for these two, not RuntimeError: the same class here)
     if not data.dtype.isnative:
         raise ValueError(f"{where}: given numpy array has byte order different from the native byte "
                          "order. Conversion between byte orders is currently not supported.")
@@ -197,9 +198,9 @@ def size_arg(size, where: str) -> tuple:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
             raise TypeError(f"{where}: size must be ints, got {size!r}")
         if n < 0:
-            raise ValueError(f"{where}: size must be non-negative, got {tuple(size)!r}")
+            raise ArgumentError(f"{where}: size must be non-negative, got {tuple(size)!r}")
         if n > INT64_MAX:
-            raise ValueError(f"{where}: size {n} does not fit in int64, got {tuple(size)!r}")
+            raise ArgumentError(f"{where}: size {n} does not fit in int64, got {tuple(size)!r}")
     return tuple(int(n) for n in size)
 
 
@@ -208,7 +209,7 @@ def sparse_shape(size, where: str) -> tuple:
         raise TypeError(f"{where}: size must be a pair (nrows, ncols), got {size!r}")
     size = tuple(size)
     if len(size) != 2:
-        raise ValueError(f"{where}: {EXPECTED_2D}, got size {size!r} with {len(size)} dims")
+        raise ArgumentError(f"{where}: {EXPECTED_2D}, got size {size!r} with {len(size)} dims")
     return size_arg(size, where)
 
 
@@ -221,10 +222,10 @@ def coo_shape(size, sparse_dim: int, values_shape: tuple, where: str = "sparse_c
     size = size_arg(tuple(size), where)
     dense_dim = len(values_shape) - 1
     if len(size) != sparse_dim + dense_dim:
-        raise ValueError(f"{where}: 'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = "
+        raise ArgumentError(f"{where}: 'len(size) == sparse_dim + dense_dim' is not satisfied: len(size) = "
                          f"{len(size)}, sparse_dim = {sparse_dim}, dense_dim = {dense_dim}")
     if size[sparse_dim:] != tuple(values_shape[1:]):
-        raise ValueError(f"{where}: values has incorrect size, expected {[values_shape[0], *size[sparse_dim:]]}, "
+        raise ArgumentError(f"{where}: values has incorrect size, expected {[values_shape[0], *size[sparse_dim:]]}, "
                          f"got {list(values_shape)}")
     return size
 
@@ -239,10 +240,10 @@ def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{where}: indices must be an integer array, got dtype {arr.dtype.name}")
     if arr.ndim != 2:
-        raise ValueError(f"{where}: indices must be sparse_dim x nnz, but got: {list(arr.shape)} "
+        raise ArgumentError(f"{where}: indices must be sparse_dim x nnz, but got: {list(arr.shape)} "
                          "(one row of indices per sparse dimension)")
     if arr.shape[0] == 0:
-        raise ValueError(f"{where}: indices of shape {arr.shape} have sparse_dim 0; sparse_ref needs "
+        raise ArgumentError(f"{where}: indices of shape {arr.shape} have sparse_dim 0; sparse_ref needs "
                          "sparse_dim >= 1 (a tensor with no sparse dimension is a dense one: sr.tensor)")
     if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise IndexError(f"{where}: index {arr.max()} does not fit in int64")
@@ -255,15 +256,15 @@ def coo_values(values, nnz: int, dtype, where: str = "sparse_coo_tensor", blocks
     """A read-only copy of the values: shape (nnz, *dense_sizes) (``blocks``), else (nnz,)."""
     arr, from_python = _as_array(values, where)
     if not blocks and arr.ndim != 1:
-        raise ValueError(
+        raise ArgumentError(
             f"{where}: {EXPECTED_2D}, got values of shape {arr.shape} "
             f"(dense_dim={max(arr.ndim - 1, 0)}); values must be 1-D with one value per entry"
         )
     if arr.ndim == 0:
-        raise ValueError(f"{where}: values must have shape (nnz, *dense_sizes), one value or block per "
+        raise ArgumentError(f"{where}: values must have shape (nnz, *dense_sizes), one value or block per "
                          "entry; got a 0-d array")
     if arr.shape[0] != nnz:
-        raise ValueError(
+        raise ArgumentError(
             f"{where}: indices and values must have the same number of entries (nnz), "
             f"got {nnz} indices and {arr.shape[0]} values"
         )
@@ -332,7 +333,7 @@ def coalesced_claim(indices: np.ndarray, where: str = "sparse_coo_tensor") -> No
     if not ok.all():
         p = int(np.argmin(ok)) + 1
         here, before = tuple(indices[:, p].tolist()), tuple(indices[:, p - 1].tolist())
-        raise ValueError(
+        raise ArgumentError(
             f"{where}: is_coalesced=True but the indices are not sorted row-major and unique "
             f"(entry {p} at {here} follows {before}); leave is_coalesced unset and call .coalesce()"
         )
@@ -342,17 +343,17 @@ def sparse_dim_arg(sparse_dim, ndim: int, where: str = "to_sparse") -> int:
     """``Tensor.to_sparse(sparse_dim)``: None means every dim; else in [1, ndim] (torch's
     messages; torch's sparse_dim 0 of a 0-d tensor is refused: sparse_ref needs S >= 1)."""
     if ndim == 0:
-        raise ValueError(f"{where}: a 0-d tensor has no dimension to make sparse (sparse_ref's sparse "
+        raise ArgumentError(f"{where}: a 0-d tensor has no dimension to make sparse (sparse_ref's sparse "
                          "tensors have sparse_dim >= 1)")
     if sparse_dim is None:
         return ndim
     if isinstance(sparse_dim, (bool, np.bool_)) or not isinstance(sparse_dim, (int, np.integer)):
         raise TypeError(f"{where}: sparse_dim must be an int, got {sparse_dim!r}")
     if not 0 <= sparse_dim <= ndim:
-        raise ValueError(f"dense_to_sparse: sparse_dim argument must be in [0,{ndim}] range, but "
+        raise ArgumentError(f"dense_to_sparse: sparse_dim argument must be in [0,{ndim}] range, but "
                          f"{sparse_dim} is given")
     if sparse_dim == 0:
-        raise ValueError("dense_to_sparse: sparse_dim argument must be in >0 when self.dim()>0")
+        raise ArgumentError("dense_to_sparse: sparse_dim argument must be in >0 when self.dim()>0")
     return int(sparse_dim)
 
 
@@ -577,7 +578,7 @@ def block_diagonal_sizes(batches: int, sizes, where: str) -> None:
     ``batches * size`` (B*m, B*n, B*p) must fit."""
     for n in sizes:
         if batches * n > INT64_MAX:
-            raise ValueError(f"{where}: a batch of {batches} matrices with a dimension of size {n} runs as one "
+            raise ArgumentError(f"{where}: a batch of {batches} matrices with a dimension of size {n} runs as one "
                              f"block-diagonal matrix with {batches * n} rows or columns, more than int64 can "
                              f"number ({INT64_MAX}); split the batch")
 
@@ -653,7 +654,7 @@ def _index_vector(data, name: str, where: str) -> np.ndarray:
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype.name}")
     if arr.ndim != 1:
-        raise ValueError(f"{where}: {EXPECTED_2D}: {name} must be 1-D, got shape {arr.shape}")
+        raise ArgumentError(f"{where}: {EXPECTED_2D}: {name} must be 1-D, got shape {arr.shape}")
     if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise IndexError(f"{where}: {name} holds {arr.max()}, which does not fit in int64")
     out = np.array(arr, dtype=np.int64, copy=True, order="C")
@@ -683,16 +684,16 @@ def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants:
     if val is None or val.shape[0] != nnz:
         val = coo_values(values, nnz, dtype, where, blocks=False)
     if crow.shape[0] == 0:
-        raise ValueError(f"{where}: crow_indices must have nrows + 1 entries (at least 1), got 0")
+        raise ArgumentError(f"{where}: crow_indices must have nrows + 1 entries (at least 1), got 0")
     if crow[0] != 0:
-        raise ValueError(f"{where}: crow_indices must start at 0, got {crow[0]}")
+        raise ArgumentError(f"{where}: crow_indices must start at 0, got {crow[0]}")
     steps = np.diff(crow)
     if (steps < 0).any():
         i = int(np.argmax(steps < 0)) + 1
-        raise ValueError(f"{where}: crow_indices must not decrease: crow_indices[{i}] = {crow[i]} "
+        raise ArgumentError(f"{where}: crow_indices must not decrease: crow_indices[{i}] = {crow[i]} "
                          f"< crow_indices[{i - 1}] = {crow[i - 1]}")
     if crow[-1] != nnz:
-        raise ValueError(f"{where}: crow_indices must end at nnz = {nnz} (the length of col_indices), "
+        raise ArgumentError(f"{where}: crow_indices must end at nnz = {nnz} (the length of col_indices), "
                          f"got {crow[-1]}")
     nrows = crow.shape[0] - 1
     if size is None:
@@ -700,7 +701,7 @@ def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants:
     else:
         shape = sparse_shape(size, where)
         if shape[0] != nrows:
-            raise ValueError(f"{where}: crow_indices has {crow.shape[0]} entries, so the matrix has "
+            raise ArgumentError(f"{where}: crow_indices has {crow.shape[0]} entries, so the matrix has "
                              f"{nrows} rows, but size is {shape}")
     if nnz:
         if col.min() < 0:
@@ -711,7 +712,7 @@ def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants:
         bad = unsorted_position(crow, col)
         if bad is not None:
             row = int(np.searchsorted(crow, bad, side="right")) - 1
-            raise ValueError(
+            raise ArgumentError(
                 f"{where}: col_indices must be sorted and unique within each row: row {row} has "
                 f"column {col[bad]} after column {col[bad - 1]} (check_invariants=False is only for "
                 "input you vouch for)"

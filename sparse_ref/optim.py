@@ -31,6 +31,9 @@ class Optimizer:
     """What SGD and Adam share: the parameter list, ``zero_grad`` and per-parameter state."""
 
     def __init__(self, params, defaults: dict):
+        if isinstance(params, Tensor):  # (its rows would be taken for the parameters)
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got a {type(params).__name__}; pass [tensor]")
         params = list(params)
         if not params:
             raise ArgumentError("optimizer got an empty parameter list")
@@ -47,6 +50,9 @@ class Optimizer:
                     raise ValueError("can't optimize a tensor whose data is read-only (it views a sparse "
                                      "tensor's values or a read-only array): optimize a clone()")
             self.param_groups.append(group)
+        seen = [id(p) for group in self.param_groups for p in group["params"]]
+        if len(seen) != len(set(seen)):  # a parameter twice would take each step twice
+            raise ArgumentError("some parameters appear more than once in the parameter groups")
         self.state = {}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -55,8 +61,12 @@ class Optimizer:
             for p in group["params"]:
                 if set_to_none:
                     p.grad = None
-                elif p.grad is not None:
-                    p.grad = Tensor(np.zeros_like(p.grad._data))
+                elif p.grad is not None:  # in place, as torch: whoever holds the .grad sees zeros
+                    if p.grad._data.flags.writeable:
+                        p.grad._data[...] = 0
+                        p.grad._version[0] += 1
+                    else:
+                        p.grad = Tensor(np.zeros_like(p.grad._data))
 
     def _params_with_grad(self):
         for group in self.param_groups:

@@ -280,3 +280,18 @@ def test_adam_on_complex_parameters_matches_torch(kw):
         ours.step()
         theirs.step()
     np.testing.assert_allclose(w.detach().numpy(), tw.detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_optimizer_arguments_as_torch_takes_them():
+    # (probe) a bare tensor was taken row by row, a parameter in two groups stepped twice,
+    # and zero_grad(set_to_none=False) replaced the .grad instead of zeroing it
+    w = sr.tensor([[1.0, 2.0]], requires_grad=True)
+    with pytest.raises(TypeError, match="iterable of Tensors"):
+        sr.optim.SGD(w, lr=0.1)
+    with pytest.raises(ValueError, match="more than once"):
+        sr.optim.SGD([{"params": [w]}, {"params": [w], "lr": 0.5}], lr=0.1)
+    opt = sr.optim.SGD([w], lr=0.1)
+    (w * w).sum().backward()
+    held = w.grad
+    opt.zero_grad(set_to_none=False)
+    assert w.grad is held and held.tolist() == [[0.0, 0.0]]

@@ -143,3 +143,18 @@ def test_from_scipy_verifies_a_stale_canonical_flag():
     s = sr.from_scipy(m)
     assert not s.is_coalesced()
     assert sr.sparse.mm(s, sr.ones(1, 1, dtype=sr.float64)).tolist() == [[2.0], [1.0]]
+
+
+def test_argument_errors_are_runtime_errors_as_torchs():
+    # (probe) these raised a plain ValueError; docs/semantics.rst promises that every
+    # sparse_ref error also derives from RuntimeError, the class torch raises for them
+    for make in (lambda: sr.tensor([[1.0, 2.0]]).to_sparse(0),
+                 lambda: sr.sparse_coo_tensor([[0], [0]], [1.0], (2,)),
+                 lambda: sr.sparse_coo_tensor([[0, 1], [0, 1]], [1.0], (2, 2)),
+                 lambda: sr.sparse_coo_tensor([[1, 0], [1, 0]], [1.0, 2.0], (2, 2), is_coalesced=True),
+                 lambda: sr.tensor([1.0, 2.0]).item(),
+                 lambda: sr.arange(0, 1, 0)):
+        with pytest.raises(RuntimeError):
+            make()
+        with pytest.raises(ValueError):  # and still the ValueError Python code expects
+            make()
