@@ -7,6 +7,7 @@ every op above ask it too. The public names are ``sr.no_grad``, ``sr.enable_grad
 """
 
 import functools
+import inspect
 import threading
 
 # Grad mode is per thread, as in torch: one thread's `with no_grad():` never stops another
@@ -52,6 +53,8 @@ class _GradMode:
 
     def __call__(self, fn):
         mode = self._mode
+        if inspect.isgeneratorfunction(fn):  # the mode holds inside the body, at every resumption
+            return _generator_in_mode(fn, mode)
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
@@ -65,9 +68,55 @@ class _GradMode:
         return wrapper
 
 
-class no_grad(_GradMode):
+def _generator_in_mode(fn, mode: bool):
+    """A generator function whose body runs in ``mode`` each time it resumes, and the
+    caller's mode in between (as torch's decorators wrap a generator)."""
+
+    @functools.wraps(fn)
+    def generator(*args, **kwargs):
+        gen = fn(*args, **kwargs)
+        throw, value = False, None
+        while True:
+            previous = is_grad_enabled()
+            _set_enabled(mode)
+            try:
+                item = gen.throw(value) if throw else gen.send(value)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                _set_enabled(previous)
+            try:
+                throw, value = False, (yield item)
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as exc:  # thrown into this generator: into fn's, in mode
+                throw, value = True, exc
+
+    return generator
+
+
+class _Decorator(_GradMode):
+    """``@sr.no_grad`` without the parentheses too, as torch allows."""
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        if fn is None:
+            return self
+        if not callable(fn):
+            raise TypeError(f"{cls.__name__}() takes no arguments (or, as a decorator, a function), "
+                            f"got {type(fn).__name__}")
+        return self(fn)
+
+    def __init__(self, fn=None):
+        pass
+
+
+class no_grad(_Decorator):
     """Context manager (and decorator) in which no op records the graph, like torch's.
-    It acts on the current thread only.
+    It acts on the current thread only. As a decorator it may go without parentheses
+    (``@sr.no_grad``), and on a generator function it holds inside the body each time the
+    generator resumes (the caller's mode in between), as torch's does.
 
     Examples
     --------
@@ -82,7 +131,7 @@ class no_grad(_GradMode):
     _mode = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_Decorator):
     """Context manager (and decorator) that turns recording back on inside ``no_grad``.
 
     Examples

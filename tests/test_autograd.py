@@ -676,3 +676,51 @@ def test_forward_runs_with_grad_mode_off_as_in_torch():
     x = sr.tensor([1.0, 2.0], requires_grad=True)
     Twice.apply(x).sum().backward()
     assert x.grad.tolist() == [2.0, 2.0] and sr.autograd.is_grad_enabled()
+
+
+def test_grad_mode_decorators_hold_inside_a_generator_and_without_parentheses():
+    # (probe) @sr.no_grad() on a generator function left recording on in its body, and a
+    # bare @sr.no_grad raised TypeError; torch handles both
+    x = sr.tensor([1.0, 2.0], requires_grad=True)
+
+    @sr.no_grad()
+    def batches():
+        for _ in range(2):
+            received = yield x * 2
+            assert received is None or received == "sent"
+        return "done"
+
+    seen = []
+    gen = batches()
+    seen.append(next(gen).requires_grad)
+    assert sr.autograd.is_grad_enabled()  # the caller's mode between resumptions
+    seen.append(gen.send("sent").requires_grad)
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert seen == [False, False] and stop.value.value == "done"
+
+    @sr.no_grad
+    def bare():
+        return (x * 2).requires_grad
+
+    assert bare() is False and (x * 2).requires_grad
+
+    @sr.enable_grad
+    def inside():
+        return (x * 2).requires_grad
+
+    with sr.no_grad():
+        assert inside() is True
+    with pytest.raises(TypeError, match="takes no arguments"):
+        sr.no_grad(3)
+
+    def thrown():  # an exception thrown into the generator reaches its body, in its mode
+        try:
+            yield 1
+        except KeyError:
+            yield sr.autograd.is_grad_enabled()
+
+    wrapped = sr.no_grad()(thrown)()
+    next(wrapped)
+    assert wrapped.throw(KeyError("k")) is False
+    wrapped.close()
