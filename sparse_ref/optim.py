@@ -153,9 +153,9 @@ class Adam(Optimizer):
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
             g = -g if group["maximize"] else g
-            data = p._data
-            if data.dtype.kind == "c":  # as torch (view_as_real): the real and imaginary parts
-                real = np.dtype(data.dtype.char.lower())  # are two parameters, each its own v
+            data, pairs = p._data, p._data.dtype.kind == "c"
+            if pairs:  # as torch (view_as_real): the real and imaginary parts are two
+                real = np.dtype(data.dtype.char.lower())  # parameters, each its own m and v
                 data = np.ascontiguousarray(data).view(real)
                 g = np.ascontiguousarray(g, dtype=p._data.dtype).view(real)
             beta1, beta2 = group["betas"]
@@ -173,7 +173,7 @@ class Adam(Optimizer):
             step_size = group["lr"] / (1 - beta1 ** t)
             denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
             new = data + (-step_size * m) / denom  # torch's addcdiv order
-            self._update(p, new.view(p._data.dtype) if p._data.dtype.kind == "c" else new)
+            self._update(p, new.view(p._data.dtype) if pairs else new)
 
 
 def __getattr__(name):
