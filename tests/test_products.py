@@ -596,6 +596,57 @@ def test_spgemm_tag_resets_keep_the_result(rng, limit):
         kernel._set_tag_limit(2**31 - 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64, np.int32])
+def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
+    # The numeric pass keeps the sums of a row whose columns lie close together in a dense
+    # array, one per column of B, and those of a row spread wide in its short list of
+    # slots; both share the "new column?" stamps, row after row on one thread. Rows of
+    # both kinds (a band, and random rows of B), empty rows, stamps restarting mid-matrix,
+    # 1-3 threads: the reference's columns and bits with the dense array never (with and
+    # without finding the spans first), as by default, and for every row (any span).
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref.reference import spgemm as slow
+    from test_simd import spgemm_values
+
+    rng = np.random.default_rng(61)
+    nrows, k_rows, ncols = 300, 400, 20_000
+    b_lists = [np.unique(np.clip(k * 40 + rng.integers(-60, 60, 6), 0, ncols - 1)) if k < 200
+               else np.sort(rng.choice(ncols, size=rng.integers(0, 9), replace=False)) for k in range(k_rows)]
+    a_lists = [np.unique(np.clip(i + rng.integers(-3, 4, 5), 0, 199)) if i < 150
+               else np.sort(rng.choice(k_rows, size=rng.integers(0, 12), replace=False)) for i in range(nrows)]
+    for i in range(0, nrows, 17):
+        a_lists[i] = a_lists[i][:0]
+    crow = np.concatenate([[0], np.cumsum([len(x) for x in a_lists])]).astype(np.int64)
+    col = np.concatenate(a_lists).astype(np.int64)
+    b_crow = np.concatenate([[0], np.cumsum([len(x) for x in b_lists])]).astype(np.int64)
+    b_col = np.concatenate(b_lists).astype(np.int64)
+    a_val, b_val = spgemm_values(rng, col.shape[0], dtype), spgemm_values(rng, b_col.shape[0], dtype)
+    out_crow = np.empty(nrows + 1, np.int64)
+    slow.spgemm_symbolic(crow, col, b_crow, b_col, ncols, out_crow)
+    nnz = int(out_crow[-1])
+    want_col, want_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
+    slow.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, want_col, want_val)
+    spans = [want_col[out_crow[i + 1] - 1] - want_col[out_crow[i]] for i in range(nrows) if out_crow[i + 1] > out_crow[i]]
+    assert min(spans) * 16 < 32 << 10 <= max(spans) * 4  # narrow and wide rows, every value type
+    previous = fast._set_dense_limit(4 << 20)
+    try:
+        for limits in ((-1, 32 << 10, False), (-1, 32 << 10, True), (4 << 20, 32 << 10, True),
+                       (4 << 20, 1 << 40, False)):
+            fast._set_dense_limit(*limits)
+            for tags in (7, 2**31 - 1):
+                fast._set_tag_limit(tags)
+                for threads in (1, 2, 3):
+                    got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
+                    fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, got_col,
+                                        got_val, threads)
+                    where = (limits, tags, threads)
+                    assert np.array_equal(got_col, want_col), where
+                    assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), where
+    finally:
+        fast._set_dense_limit(*previous)
+        fast._set_tag_limit(2**31 - 1)
+
+
 # -- a sparse product's COO row indices: written from its row pointers on first use ----------
 
 def _pending(t) -> bool:

@@ -49,11 +49,21 @@ cdef inline void sort8(uint64_t* k) noexcept nogil:
 
 
 cdef inline void insertion_sort_keys(uint64_t* k, idx_t n) noexcept nogil:
+    # The largest key so far stays in a register: a key that is already in place (most of
+    # them, when the keys arrive nearly sorted) is compared with it and stored nowhere, so
+    # the next comparison does not wait for a key just stored to come back from memory.
     cdef idx_t i, j
-    cdef uint64_t x
+    cdef uint64_t x, last
+    if n < 2:
+        return
+    last = k[0]
     for i in range(1, n):
         x = k[i]
-        j = i
+        if x > last:
+            last = x
+            continue
+        k[i] = last
+        j = i - 1
         while j > 0 and k[j - 1] > x:
             k[j] = k[j - 1]
             j -= 1

@@ -279,6 +279,35 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
 include "_ranks.pxi"
 
 
+# A dense accumulator: each thread keeps one sum per column of B (Gustavson's own "SPA")
+# when they take at most DENSE_MAX_BYTES, and a row whose columns span less than
+# DENSE_SPAN_BYTES of it (a band) keeps its sums there instead of in its short list of
+# slots. The slot of a product then need not wait for the load of ``where[j]`` (only the
+# "new column?" branch does, and it is predicted): on the Laplacian the chain b_col ->
+# where -> slot -> sum was most of the numeric pass. A row spread wider keeps its slots
+# (the sums stay in L1 there, where the dense array would miss the cache on every product).
+# The same sums in the same order, so the same bits.
+# The span is found first, from the first and last column of each row of B the row meets:
+# those loads start the transfers of all of them at once, before the first product waits
+# for one (``span_first``; on random matrices that is worth more than the dense array).
+# Measured: bench_levers.py "spgemm dense accumulator".
+cdef Py_ssize_t DENSE_MAX_BYTES = 4 << 20
+cdef idx_t DENSE_SPAN_BYTES = 32 << 10
+cdef bint span_first = True
+
+
+def _set_dense_limit(Py_ssize_t max_bytes, idx_t span_bytes=32 << 10, bint first=True):
+    """Tuning hook for benchmarks and tests (not public API): keep the sums of a row in a
+    dense array of one per column of B when that takes at most ``max_bytes`` per thread
+    (-1: never) and the row's columns span less than ``span_bytes`` of it; ``first``: find
+    every row's span first even when there is no dense array. Returns the previous triple
+    (default 4 MiB, 32 KiB, True)."""
+    global DENSE_MAX_BYTES, DENSE_SPAN_BYTES, span_first
+    previous = (DENSE_MAX_BYTES, DENSE_SPAN_BYTES, span_first)
+    DENSE_MAX_BYTES, DENSE_SPAN_BYTES, span_first = max_bytes, span_bytes, first
+    return previous
+
+
 # Each thread's stamp sits on its own cache line: threads update theirs on every row, and
 # two stamps on one line would make the line bounce between cores (false sharing).
 cdef enum:
@@ -287,20 +316,33 @@ cdef enum:
 
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                            idx_t a_nnz, const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
-                           idx_t stamp, int32_t* where, value_t* vals, uint64_t* keys,
+                           idx_t stamp, int32_t* where, value_t* vals, value_t* dense, uint64_t* keys,
                            idx_t* runs, idx_t* ranks, idx_t rank_low, idx_t rank_high, idx_t* out_col,
                            value_t* out_val, bint stream) noexcept nogil:
     """Accumulate one row of C and write it sorted; return the next stamp.
 
     ``where[j] - stamp`` is column j's slot in this row's short list (``vals``, which stays
     in L1) when it is >= 0; stamps only grow, so the array is not reset between rows (only
-    when the next stamp could pass tag_limit)."""
+    when the next stamp could pass tag_limit). With ``dense`` (one sum per column of B,
+    DENSE_MAX_BYTES), column j's sum is ``dense[j]`` instead of its slot's: ``where`` then
+    only says whether j is new in this row (the same stamps), and no load of ``where``
+    lies on the way to the sum (DENSE_MAX_BYTES says why)."""
     cdef idx_t q, r, j, k, t, slot, n_keys = 0
     cdef value_t a
     cdef uint64_t* sorted_keys
     cdef idx_t ahead = prefetch_ahead
     cdef idx_t n_runs = 0   # runs[r]: where the new columns of the r-th row of B begin
+    cdef idx_t lo, hi
     runs[0] = 0
+    if dense != NULL or span_first:  # the row's span of columns (DENSE_MAX_BYTES)
+        lo, hi = PY_SSIZE_T_MAX, -1
+        for q in range(start, end):
+            k = a_col[q]
+            if b_crow[k] < b_crow[k + 1]:
+                lo = min(lo, b_col[b_crow[k]])
+                hi = max(hi, b_col[b_crow[k + 1] - 1])
+        if hi < lo or hi - lo >= DENSE_SPAN_BYTES // <idx_t>sizeof(value_t):
+            dense = NULL
     for q in range(start, end):
         if ahead > 0:
             prefetch_b_row(a_col, q, a_nnz, ahead, b_crow, b_col, b_val, sizeof(value_t))
@@ -309,6 +351,16 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
             runs[n_runs] = n_keys
         k = a_col[q]
         a = a_val[q]
+        if dense != NULL:
+            for r in range(b_crow[k], b_crow[k + 1]):
+                j = b_col[r]
+                if where[j] < stamp:   # first time this row meets column j
+                    where[j] = <int32_t>(stamp + n_keys)
+                    dense[j] = 0
+                    keys[n_keys] = <uint64_t>j
+                    n_keys += 1
+                dense[j] = dense[j] + mul(a, b_val[r])
+            continue
         for r in range(b_crow[k], b_crow[k + 1]):
             j = b_col[r]
             slot = where[j] - stamp
@@ -328,7 +380,8 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
             sorted_keys[ranks[t]] = <uint64_t>t
         for t in range(n_keys):
             slot = <idx_t>sorted_keys[t]
-            store_entry(out_col, out_val, t, <idx_t>keys[slot], vals[slot], stream)
+            j = <idx_t>keys[slot]
+            store_entry(out_col, out_val, t, j, dense[j] if dense != NULL else vals[slot], stream)
         return stamp + n_keys
     # the keys are n_runs ascending runs (each row of B's new columns, in turn): merge them
     # when they are long, else sort from scratch (networks of 8 keys, then merges)
@@ -336,6 +389,11 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
         sorted_keys = merge_runs(keys, keys + n_keys, runs, n_runs)
     else:
         sorted_keys = sort_keys(keys, keys + n_keys, n_keys)
+    if dense != NULL:
+        for t in range(n_keys):
+            j = <idx_t>sorted_keys[t]
+            store_entry(out_col, out_val, t, j, dense[j], stream)
+        return stamp + n_keys
     for t in range(n_keys):
         j = <idx_t>sorted_keys[t]
         store_entry(out_col, out_val, t, j, vals[where[j] - stamp], stream)
@@ -414,6 +472,8 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef idx_t* my_ranks = NULL
     cdef int32_t* wheres = NULL
     cdef value_t* vals = NULL
+    cdef value_t* denses = NULL  # per thread: one sum per column of B, or NULL (DENSE_MAX_BYTES)
+    cdef value_t* my_dense = NULL
     cdef uint64_t* key_buffers = NULL
     cdef int32_t* my_where = NULL
     cdef value_t* my_vals = NULL
@@ -447,12 +507,15 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         if (wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL or run_buffers == NULL
                 or rank_buffers == NULL):
             raise MemoryError("spgemm_numeric: no memory for the accumulators")
+        if where_stride <= DENSE_MAX_BYTES // <Py_ssize_t>sizeof(value_t):
+            denses = <value_t*> malloc(where_stride * n_workers * sizeof(value_t))  # NULL: slots
         with nogil:
             for j in range(where_stride * n_workers):
                 wheres[j] = -1
             with parallel(num_threads=n_workers):
                 my_where = wheres + where_stride * omp_get_thread_num()
                 my_vals = vals + vals_stride * omp_get_thread_num()
+                my_dense = denses + where_stride * omp_get_thread_num() if denses != NULL else NULL
                 my_keys = key_buffers + keys_stride * omp_get_thread_num()
                 my_runs = run_buffers + runs_stride * omp_get_thread_num()
                 my_ranks = rank_buffers + ranks_stride * omp_get_thread_num()
@@ -465,13 +528,14 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                         my_stamp[0] = 0
                     my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
                                            &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                           my_keys, my_runs, my_ranks, rank_low, rank_high, out_col_ptr + crow[i], out_val_ptr + crow[i],
+                                           my_dense, my_keys, my_runs, my_ranks, rank_low, rank_high, out_col_ptr + crow[i], out_val_ptr + crow[i],
                                            stream)
                 if stream:  # each thread's streaming stores are done before the region ends
                     store_fence()
     finally:
         free(wheres)
         free(vals)
+        free(denses)
         free(key_buffers)
         free(stamps)
         free(run_buffers)
