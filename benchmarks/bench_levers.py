@@ -66,6 +66,10 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   25); on the Laplacian and 3 a row also rows of any length by rank (``(0, 128)``).
 - ``coalesce ranks``: the same for coalesce's rows, whole ``coalesce()`` calls, 2 threads:
   10M and 3M random draws in 100k x 100k (rows of about 100 and 30).
+- ``spgemm dense accumulator``: SpGEMM's numeric pass, kernel alone, 2 threads, as before
+  (``spgemm._set_dense_limit(-1, 32 << 10, False)``), with every row's span found first
+  (``(-1, 32 << 10, True)``), and with band rows' sums in a dense array too (the default);
+  the three matrices and a uniform one of 5 a row; the Laplacian's whole product as well.
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -85,6 +89,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "row widths" --old /tmp/tree-d6f47bc
     python benchmarks/bench_levers.py --only "spgemm ranks"
     python benchmarks/bench_levers.py --only "coalesce ranks"
+    python benchmarks/bench_levers.py --only "spgemm dense accumulator"
 """
 
 import argparse
@@ -316,7 +321,7 @@ def main():
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
                                            "streaming stores", "narrow tails", "fixed widths",
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
-                                           "coalesce ranks"],
+                                           "coalesce ranks", "spgemm dense accumulator"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -674,6 +679,48 @@ def spgemm_ranks(repeat, record, quick=False):
         SPGEMM._set_rank_range(*default)
 
 
+def spgemm_dense(repeat, record, quick=False):
+    """SpGEMM's numeric pass, kernel alone, 2 threads: as before (every row's sums in its
+    slots), with each row's span found first (the loads of the ends of its rows of B), and
+    with band rows' sums in the dense array as well (the default); on the Laplacian also
+    the whole ``sr.sparse.mm(A, A)``."""
+    import functools
+
+    import matrices as M
+
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    default = SPGEMM._set_dense_limit(-1)
+    SPGEMM._set_dense_limit(*default)
+    cases = {"laplacian": MATRICES["laplacian"], "uniform": MATRICES["uniform"], "powerlaw": MATRICES["powerlaw"],
+             "uniform, 5 a row": functools.partial(M.uniform, per_row=5)}
+    variants = {"before": (-1, default[1], False), "span first": (-1, default[1], True), "span first + dense": default}
+    try:
+        for name, make in cases.items():
+            m = make(*((2000,) if name != "laplacian" else (40,))) if quick else make()
+            crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+            nnz = out_col.shape[0]
+            a = sr.from_scipy(m).to_sparse()
+
+            def run(limits, whole):
+                def f():
+                    SPGEMM._set_dense_limit(*limits)
+                    if whole:
+                        sr.sparse.mm(a, a)
+                    else:
+                        SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col, out_val, THREADS)
+                return f
+            reps = repeat if nnz < 10_000_000 else max(repeat // 2, 3)
+            for whole in ((False, True) if name == "laplacian" else (False,)):
+                medians = interleaved({v: run(limits, whole) for v, limits in variants.items()}, reps)
+                what = "sr.sparse.mm(A, A)" if whole else "numeric pass"
+                record("spgemm dense accumulator", f"spgemm {name} {what} (rows of C: {nnz / max(n, 1):.0f})",
+                       medians, "span first + dense")
+    finally:
+        SPGEMM._set_dense_limit(*default)
+
+
 def coalesce_ranks(repeat, record, quick=False):
     """coalesce's rows of 17-128 entries put in order by rank (the default) against sorted,
     whole ``coalesce()`` calls on 2 threads, at each vector level that puts rows in order by
@@ -725,7 +772,7 @@ def only(args):
               "fixed widths": lambda *a: fixed_widths(*a, old=args.old),
               "row widths": lambda *a: row_widths(*a, old=args.old),
               "spgemm streaming stores": spgemm_streaming, "spgemm ranks": spgemm_ranks,
-              "coalesce ranks": coalesce_ranks}
+              "coalesce ranks": coalesce_ranks, "spgemm dense accumulator": spgemm_dense}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

@@ -378,10 +378,14 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
         sorted_keys = keys + n_keys
         for t in range(n_keys):  # the slots in the order of their columns
             sorted_keys[ranks[t]] = <uint64_t>t
+        if dense != NULL:
+            for t in range(n_keys):
+                j = <idx_t>keys[<idx_t>sorted_keys[t]]
+                store_entry(out_col, out_val, t, j, dense[j], stream)
+            return stamp + n_keys
         for t in range(n_keys):
             slot = <idx_t>sorted_keys[t]
-            j = <idx_t>keys[slot]
-            store_entry(out_col, out_val, t, j, dense[j] if dense != NULL else vals[slot], stream)
+            store_entry(out_col, out_val, t, <idx_t>keys[slot], vals[slot], stream)
         return stamp + n_keys
     # the keys are n_runs ascending runs (each row of B's new columns, in turn): merge them
     # when they are long, else sort from scratch (networks of 8 keys, then merges)
