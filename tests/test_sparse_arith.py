@@ -569,6 +569,31 @@ def test_a_sparse_vector_converts_and_refuses_matrix_ops_by_name():
         v + v
 
 
+def test_a_huge_sparse_matrix_times_a_small_dense_operand_reads_only_its_stored_entries():
+    # s * x reads x broadcast to s's shape only where s stores: never a view of the whole
+    # broadcast matrix (2**32 x 2**32 elements is more than an index can count), forward
+    # and backward, for a 0-d tensor and a 1 x 1 one; and a row and a column as before
+    n = 2**32
+    s = sr.sparse_coo_tensor([[0, 7, n - 1], [n - 1, 7, 3]], [1., 3., 2.], (n, n), dtype=F64).coalesce()
+    s.requires_grad_(True)
+    for x, scale in ((sr.tensor(2.0, dtype=F64), 2.0), (sr.tensor([[10.0]], dtype=F64), 10.0)):
+        x.requires_grad_(True)
+        y = s * x
+        assert y.values().tolist() == [scale, 3 * scale, 2 * scale]
+        assert y.indices().tolist() == s.indices().tolist()
+        y.sum().backward()
+        assert x.grad.shape == x.shape and x.grad.sum().item() == 6.0
+        assert s.grad.values().tolist() == [scale] * 3
+        s.grad = None
+    m = 2**31
+    t = sr.sparse_coo_tensor([[0, m - 1], [3, 1]], [1., 2.], (m, 4), dtype=F64).coalesce()
+    row = sr.tensor([1., 2., 3., 4.], dtype=F64)
+    assert (t * row).values().tolist() == [4.0, 4.0]
+    u = sr.sparse_coo_tensor([[0, 4], [3, 1]], [1., 2.], (5, 4), dtype=F64)
+    col = sr.tensor([[1.], [2.], [3.], [4.], [5.]], dtype=F64)
+    assert (u * col).coalesce().values().tolist() == [1.0, 10.0]
+
+
 def test_huge_shapes_need_no_per_row_memory():
     n = 2**40
     a = sr.sparse_coo_tensor([[5, n - 1, 5], [n - 2, 0, 3]], [1., 2., 3.], (n, n), dtype=F64,

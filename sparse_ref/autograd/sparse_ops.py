@@ -609,12 +609,27 @@ class SparseDiv(Function):
         return grad_s, grad_y
 
 
+def _broadcast_where(shape: tuple, rows: np.ndarray, cols: np.ndarray):
+    """``(shape2, (r, c))``: an operand of ``shape`` (at most 2-D) as a matrix, and where its
+    element broadcast to (rows, cols) of a matrix lies in it: 0 along a dim of length 1.
+    Never a view of the operand broadcast to the whole matrix, whose size (rows x columns)
+    need not even fit in an index."""
+    shape2 = (1,) * (2 - len(shape)) + tuple(shape)
+    return shape2, (rows if shape2[0] != 1 else np.zeros(rows.shape[0], dtype=rows.dtype),
+                    cols if shape2[1] != 1 else np.zeros_like(cols))
+
+
+def read_broadcast(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``x`` broadcast to a matrix, read at (rows, cols)."""
+    shape2, where = _broadcast_where(x.shape, rows, cols)
+    return x.reshape(shape2)[where]
+
+
 def scatter_to(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple) -> np.ndarray:
     """The dense gradient of an operand of ``shape`` that was broadcast to a matrix and read
     at (rows, cols): every value added into the element it was read from."""
-    shape2 = (1,) * (2 - len(shape)) + tuple(shape)
+    shape2, where = _broadcast_where(shape, rows, cols)
     out = np.zeros(shape2, dtype=values.dtype)
-    where = (rows if shape2[0] != 1 else np.zeros(rows.shape[0], dtype=rows.dtype), cols if shape2[1] != 1 else np.zeros_like(cols))
     np.add.at(out, where, values)
     return out.reshape(shape)
 
@@ -629,14 +644,13 @@ class SparseDenseMul(Function):
 
     def forward(self, s, x):
         self.s, self.x = s, x._data
-        full = np.broadcast_to(x._data, s.shape)
-        return s._with_values(s._val * full[s._idx[0], s._idx[1]])
+        return s._with_values(s._val * read_broadcast(x._data, s._idx[0], s._idx[1]))
 
     def backward(self, grad):
         rows, cols = _pattern(self.s)
         grad_s = grad_x = None
         if self.needs[0]:
-            grad_s = grad * conj(np.broadcast_to(self.x, self.s.shape)[rows, cols])
+            grad_s = grad * conj(read_broadcast(self.x, rows, cols))
         if self.needs[1]:
             grad_x = scatter_to(grad * conj(self.s._coalesced_form()._val), rows, cols, self.x.shape)
         return grad_s, grad_x
