@@ -612,6 +612,7 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
     nrows, k_rows, ncols = 300, 400, 20_000
     b_lists = [np.unique(np.clip(k * 40 + rng.integers(-60, 60, 6), 0, ncols - 1)) if k < 200
                else np.sort(rng.choice(ncols, size=rng.integers(0, 9), replace=False)) for k in range(k_rows)]
+    b_lists[100] = np.arange(3000, 3300)  # a band row of C longer than 128 (sorted, never ranked)
     a_lists = [np.unique(np.clip(i + rng.integers(-3, 4, 5), 0, 199)) if i < 150
                else np.sort(rng.choice(k_rows, size=rng.integers(0, 12), replace=False)) for i in range(nrows)]
     for i in range(0, nrows, 17):
@@ -628,22 +629,28 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
     slow.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, want_col, want_val)
     spans = [want_col[out_crow[i + 1] - 1] - want_col[out_crow[i]] for i in range(nrows) if out_crow[i + 1] > out_crow[i]]
     assert min(spans) * 16 < 32 << 10 <= max(spans) * 4  # narrow and wide rows, every value type
-    previous = fast._set_dense_limit(4 << 20)
+    lengths = np.diff(out_crow)
+    assert lengths.max() > 128 and ((lengths > 16) & (lengths <= 128)).any()  # sorted and ranked
+    previous, ranks = fast._set_dense_limit(4 << 20), fast._set_rank_range(16, 128)
     try:
         for limits in ((-1, 32 << 10, False), (-1, 32 << 10, True), (4 << 20, 32 << 10, True),
                        (4 << 20, 1 << 40, False)):
             fast._set_dense_limit(*limits)
-            for tags in (7, 2**31 - 1):
-                fast._set_tag_limit(tags)
-                for threads in (1, 2, 3):
-                    got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
-                    fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, got_col,
-                                        got_val, threads)
-                    where = (limits, tags, threads)
-                    assert np.array_equal(got_col, want_col), where
-                    assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), where
+            for rank_range in ((16, 128), (16, 0), (0, 1000)):  # rows by rank, sorted, both
+                fast._set_rank_range(*rank_range)
+                # the stamps restart every few rows (the longest row plus 40), or never
+                for tags in (int(lengths.max()) + 40, 2**31 - 1):
+                    fast._set_tag_limit(tags)
+                    for threads in (1, 2, 3):
+                        got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
+                        fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, got_col,
+                                            got_val, threads)
+                        where = (limits, rank_range, tags, threads)
+                        assert np.array_equal(got_col, want_col), where
+                        assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), where
     finally:
         fast._set_dense_limit(*previous)
+        fast._set_rank_range(*ranks)
         fast._set_tag_limit(2**31 - 1)
 
 

@@ -442,7 +442,8 @@ def test_spgemm_rows_put_in_order_by_rank_give_the_same_bits(dtype):
     # SpGEMM's numeric pass puts rows of 17 to 128 entries in order by rank (vector
     # comparisons, _simd.h's sr_key_ranks) at AVX2 and AVX-512, and sorts the others: every
     # level, every range of lengths (high 0: always sort; low 0: rows of any length),
-    # streamed or not, 1-3 threads, gives the reference's columns and bits. Rows of every
+    # streamed or not, sums in slots or in the dense array, 1-3 threads, gives the
+    # reference's columns and bits. Rows of every
     # length from 0 to a few hundred, their columns arriving out of order (rows of B spread
     # over all the columns), so every remainder of a row's length by the vector groups.
     from sparse_ref._kernels import spgemm as fast
@@ -469,6 +470,7 @@ def test_spgemm_rows_put_in_order_by_rank_give_the_same_bits(dtype):
     slow.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, want_col, want_val)
     widest = fast._simd_level()
     previous_range, previous_stream = fast._set_rank_range(16, 128), fast._set_stream(-1)
+    previous_dense = fast._set_dense_limit(-1)
     try:
         for name in LEVELS[:LEVELS.index(widest) + 1]:
             assert fast._set_simd_level(name) == name
@@ -476,14 +478,18 @@ def test_spgemm_rows_put_in_order_by_rank_give_the_same_bits(dtype):
                 fast._set_rank_range(low, high)
                 for stream in (-1, 0):
                     fast._set_stream(stream)
-                    for threads in (1, 2, 3):
-                        got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
-                        fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow,
-                                            got_col, got_val, threads)
-                        where = (name, low, high, stream, threads)
-                        assert np.array_equal(got_col, want_col), where
-                        assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), where
+                    # every row's sums in its slots, or in the dense array (any span)
+                    for dense in ((-1,), (4 << 20, 1 << 40)):
+                        fast._set_dense_limit(*dense)
+                        for threads in (1, 2, 3):
+                            got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
+                            fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow,
+                                                got_col, got_val, threads)
+                            where = (name, low, high, stream, dense, threads)
+                            assert np.array_equal(got_col, want_col), where
+                            assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), where
     finally:
         fast._set_simd_level(widest)
         fast._set_rank_range(*previous_range)
         fast._set_stream(previous_stream)
+        fast._set_dense_limit(*previous_dense)

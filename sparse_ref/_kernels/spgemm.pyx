@@ -288,8 +288,10 @@ include "_ranks.pxi"
 # (the sums stay in L1 there, where the dense array would miss the cache on every product).
 # The same sums in the same order, so the same bits.
 # The span is found first, from the first and last column of each row of B the row meets:
-# those loads start the transfers of all of them at once, before the first product waits
-# for one (``span_first``; on random matrices that is worth more than the dense array).
+# those loads fetch the lines of the columns at both ends of every one of those rows at
+# once, before the first product waits for one (``span_first``; on random matrices that is
+# worth more than the dense array; the rest of each row and its values still come from the
+# prefetch 8 entries ahead).
 # Measured: bench_levers.py "spgemm dense accumulator".
 cdef Py_ssize_t DENSE_MAX_BYTES = 4 << 20
 cdef idx_t DENSE_SPAN_BYTES = 32 << 10
@@ -452,8 +454,10 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     entries, with AVX2 or AVX-512) costs O(its length squared / vector lanes) instead.
     Extra memory in the kernel, per thread: a slot array over the columns (where column
     j's running sum sits in this row's short list), 3 x the longest output row (the short
-    list of sums and a sort buffer), the ranks of a row of up to 128 columns, and the
-    longest row of A (where each row of B's new columns begin, for the sort).
+    list of sums and a sort buffer), the ranks of a row of up to 128 columns, the
+    longest row of A (where each row of B's new columns begin, for the sort), and one sum
+    per column when that takes at most 4 MiB (for the rows whose columns lie close
+    together: the dense accumulator).
 
     Parallelism
     -----------
@@ -511,7 +515,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         if (wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL or run_buffers == NULL
                 or rank_buffers == NULL):
             raise MemoryError("spgemm_numeric: no memory for the accumulators")
-        if where_stride <= DENSE_MAX_BYTES // <Py_ssize_t>sizeof(value_t):
+        if ncols <= DENSE_MAX_BYTES // <Py_ssize_t>sizeof(value_t):
             denses = <value_t*> malloc(where_stride * n_workers * sizeof(value_t))  # NULL: slots
         with nogil:
             for j in range(where_stride * n_workers):

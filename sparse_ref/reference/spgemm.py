@@ -170,8 +170,10 @@ def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_
     entries, with AVX2 or AVX-512) costs O(its length squared / vector lanes) instead.
     Extra memory in the kernel, per thread: a slot array over the columns (where column
     j's running sum sits in this row's short list), 3 x the longest output row (the short
-    list of sums and a sort buffer), the ranks of a row of up to 128 columns, and the
-    longest row of A (where each row of B's new columns begin, for the sort).
+    list of sums and a sort buffer), the ranks of a row of up to 128 columns, the
+    longest row of A (where each row of B's new columns begin, for the sort), and one sum
+    per column when that takes at most 4 MiB (for the rows whose columns lie close
+    together: the dense accumulator).
 
     Parallelism
     -----------
