@@ -399,19 +399,39 @@ def full(size, fill_value, *, dtype=None, requires_grad: bool = False) -> Tensor
 
 
 def zeros_like(input, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Zeros of ``input``'s shape and (unless ``dtype`` is given) dtype.
+    """Zeros of ``input``'s shape and (unless ``dtype`` is given) dtype; for a sparse
+    ``input``, as torch: a sparse tensor of its layout that stores nothing.
 
     Examples
     --------
     >>> import sparse_ref as sr
     >>> sr.zeros_like(sr.ones(2, dtype=sr.float64))
     tensor([0., 0.], dtype=sparse_ref.float64)
+    >>> sr.zeros_like(sr.eye(2).to_sparse())
+    tensor(indices=tensor([], size=(2, 0)),
+           values=tensor([], size=(0,)),
+           size=(2, 2), nnz=0, layout=sparse_ref.sparse_coo)
     """
+    if isinstance(input, SparseTensor):
+        return _empty_sparse_like(input, dtype, requires_grad)
     return _like(input, 0, dtype, requires_grad, "zeros_like")
 
 
+def _empty_sparse_like(input: SparseTensor, dtype, requires_grad: bool) -> SparseTensor:
+    """A sparse tensor of ``input``'s layout, shape and (sparse, dense) dims, storing nothing."""
+    dt = _dtypes.as_dtype(dtype, "zeros_like") if dtype is not None else input.dtype
+    if isinstance(input, SparseCsrTensor):
+        return SparseCsrTensor._make_csr(np.zeros(input.shape[0] + 1, np.int64), np.zeros(0, np.int64),
+                                         np.zeros(0, dt), input.shape, requires_grad=requires_grad)
+    sparse_dims = input.sparse_dim()
+    values = np.zeros((0,) + tuple(input.shape[sparse_dims:]), dt)
+    return SparseTensor._make(np.zeros((sparse_dims, 0), np.int64), values, input.shape, True,
+                              requires_grad=requires_grad)
+
+
 def ones_like(input, *, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Ones of ``input``'s shape and (unless ``dtype`` is given) dtype.
+    """Ones of ``input``'s shape and (unless ``dtype`` is given) dtype; dense, also for a
+    sparse ``input`` (whose every element would be stored: torch refuses that case).
 
     Examples
     --------

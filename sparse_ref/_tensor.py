@@ -207,6 +207,22 @@ class Tensor(_Differentiable):
         out = data if dtype is None else data.astype(dtype, copy=False)
         return out.copy() if copy else out
 
+    # DLPack (torch.from_dlpack, np.from_dlpack, ...): the memory shared, as numpy() shares
+    # it. Not where numpy() hands out a read-only view (data a graph reads, or read-only
+    # data): torch's from_dlpack ignores DLPack's read-only flag and would write through it.
+    def __dlpack__(self, **kwargs):
+        if self.requires_grad:
+            raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+        view = self._exposed()
+        if not view.flags.writeable:
+            raise BufferError("can't export this tensor through DLPack: its data is read-only here "
+                              "(a graph reads it, or it was made from read-only memory), and a "
+                              "consumer may write to it; export a .clone()")
+        return view.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
     def item(self):
         if self._data.size != 1:
             raise ArgumentError(f"a Tensor with {self._data.size} elements cannot be converted to a Python scalar")
@@ -330,11 +346,20 @@ class Tensor(_Differentiable):
         ...     _ = w.add_(sr.tensor([1., 1.]), alpha=-0.5)
         >>> w
         tensor([0.5000, 1.5000], requires_grad=True)
+
+        ``other`` may be sparse (``add_`` and ``sub_``, and ``+=``, ``-=``), of this tensor's
+        shape: only the elements it stores change.
+
+        >>> d = sr.zeros(2, 2)
+        >>> d += sr.sparse_coo_tensor([[0, 1, 1], [1, 0, 0]], [1., 2., 3.], (2, 2))
+        >>> d
+        tensor([[0., 1.],
+                [5., 0.]])
         """
         return self._update("add_", np.add, other, alpha)
 
     def sub_(self, other, *, alpha=1) -> "Tensor":
-        """``self -= alpha * other`` in place (see ``add_``)."""
+        """``self -= alpha * other`` in place (see ``add_``; ``other`` may be sparse)."""
         return self._update("sub_", np.subtract, other, alpha)
 
     def mul_(self, other) -> "Tensor":
@@ -349,11 +374,35 @@ class Tensor(_Differentiable):
 
     def _update(self, op: str, ufunc, other, alpha=1) -> "Tensor":
         """``self = ufunc(self, alpha * other)`` in place, after torch's checks."""
+        if isinstance(other, SparseTensor) and op in ("add_", "sub_"):
+            return self._update_at_entries(op, ufunc, other, alpha)
         data = self._inplace(op)
         value = self._inplace_operand(other, op)
         if alpha != 1:
             value = value * self._operand(alpha, op)._data
         ufunc(data, value, out=data, casting="no")
+        return self._bump()
+
+    def _update_at_entries(self, op: str, ufunc, other: "SparseTensor", alpha) -> "Tensor":
+        """``self (+|-)= alpha * other`` for a sparse ``other`` of self's shape, as torch's
+        dense ``add_(sparse)``: only the elements other stores change, each once, by its
+        coalesced value (duplicates summed first, in their stored order)."""
+        if other.requires_grad and is_grad_enabled():
+            raise RuntimeError(f"{op}: an operand that requires grad would make this tensor part "
+                               "of a graph; in-place ops do not record one (use sr.no_grad())")
+        if tuple(other.shape) != tuple(self.shape):
+            raise RuntimeError(f"{op}: expected 'self' and 'other' to have same size, but self has size "
+                               f"{list(self.shape)} while other has size {list(other.shape)}")
+        if other.dtype != self.dtype:
+            raise TypeError(f"{op}: dtypes {self.dtype.name} and {other.dtype.name} differ; "
+                            "sparse_ref does not promote dtypes")
+        data = self._inplace(op)
+        c = other._coalesced_form()
+        value = c._val
+        if alpha != 1:
+            value = value * self._operand(alpha, op)._data
+        where = tuple(c._idx)
+        data[where] = ufunc(data[where], value, casting="no")
         return self._bump()
 
     def zero_(self) -> "Tensor":
@@ -383,7 +432,7 @@ class Tensor(_Differentiable):
     def _records_graph(self, other) -> bool:
         if not is_grad_enabled() or (self.requires_grad and self.grad_fn is None):
             return False
-        return self.grad_fn is not None or (isinstance(other, Tensor) and other.requires_grad)
+        return self.grad_fn is not None or (isinstance(other, (Tensor, SparseTensor)) and other.requires_grad)
 
     def __iadd__(self, other):
         return self + other if self._records_graph(other) else self.add_(other)
@@ -809,6 +858,11 @@ class SparseTensor(_Differentiable):
 
     def __init__(self, *args, **kwargs):
         raise TypeError("build a SparseTensor with sr.sparse_coo_tensor(indices, values, size)")
+
+    def __array__(self, dtype=None, copy=None):
+        # NumPy would otherwise wrap the tensor in a 0-d object array, in silence
+        raise TypeError(f"can't convert a {self.layout!r} tensor to NumPy: use .to_dense() first "
+                        "(or sr.to_scipy for a SciPy sparse array), as torch says")
 
     @classmethod
     def _make(cls, indices: np.ndarray, values: np.ndarray, shape, coalesced: bool,

@@ -13,8 +13,8 @@ from sparse_ref import _dtypes
 
 def format_array(arr: np.ndarray, prefix: str) -> str:
     """The body of ``tensor(...)``: NumPy's ``array2string`` with torch's float rules."""
-    if arr.size == 0:
-        return "[]" if arr.ndim == 1 else np.array2string(arr, separator=", ")
+    if arr.size == 0:  # torch's "[]", and the shape after it where it says more (_sized)
+        return "[]"
     if _dtypes.is_half(arr.dtype):  # printed as torch prints them: the exact float32 value
         arr = arr.astype(np.float32)
     kind = arr.dtype.kind
@@ -33,6 +33,12 @@ def format_array(arr: np.ndarray, prefix: str) -> str:
     return np.array2string(arr, separator=", ", prefix=prefix)
 
 
+def _sized(arr: np.ndarray, body: str, always: bool = False) -> str:
+    """``body``, and ``, size=(2, 0)`` after it for an empty array, as torch prints it: a
+    dense tensor's unless it is 1-D (``tensor([])``), a sparse tensor's parts always."""
+    return f"{body}, size={arr.shape}" if arr.size == 0 and (always or arr.ndim != 1) else body
+
+
 def dtype_suffix(dt: np.dtype, default_kinds=(_dtypes.float32, _dtypes.int64, _dtypes.bool_)) -> str:
     return "" if dt in default_kinds else f", dtype={_dtypes.repr_name(dt)}"
 
@@ -45,14 +51,15 @@ def _grad_suffix(t) -> str:
 
 def dense_str(t) -> str:
     """``repr`` of a dense Tensor."""
-    return f"tensor({format_array(t._data, 'tensor(')}{dtype_suffix(t.dtype)}{_grad_suffix(t)})"
+    body = _sized(t._data, format_array(t._data, "tensor("))
+    return f"tensor({body}{dtype_suffix(t.dtype)}{_grad_suffix(t)})"
 
 
 def coo_str(s) -> str:
     """``repr`` of a COO SparseTensor: indices, values, size, nnz, layout."""
     pad = " " * len("tensor(")
-    idx = format_array(s._idx, pad + "indices=tensor(")
-    val = format_array(s._val, pad + "values=tensor(")
+    idx = _sized(s._idx, format_array(s._idx, pad + "indices=tensor("), always=True)
+    val = _sized(s._val, format_array(s._val, pad + "values=tensor("), always=True)
     return (
         f"tensor(indices=tensor({idx}),\n{pad}values=tensor({val}),\n{pad}"
         f"size={s._shape}, nnz={s._nnz()}{dtype_suffix(s.dtype)}, "
@@ -63,9 +70,9 @@ def coo_str(s) -> str:
 def csr_str(s) -> str:
     """``repr`` of a SparseCsrTensor: crow_indices, col_indices, values, size, nnz, layout."""
     pad = " " * len("tensor(")
-    crow = format_array(s._crow, pad + "crow_indices=tensor(")
-    col = format_array(s._col, pad + "col_indices=tensor(")
-    val = format_array(s._val, pad + "values=tensor(")
+    crow = _sized(s._crow, format_array(s._crow, pad + "crow_indices=tensor("), always=True)
+    col = _sized(s._col, format_array(s._col, pad + "col_indices=tensor("), always=True)
+    val = _sized(s._val, format_array(s._val, pad + "values=tensor("), always=True)
     return (
         f"tensor(crow_indices=tensor({crow}),\n{pad}col_indices=tensor({col}),\n{pad}"
         f"values=tensor({val}), size={s._shape}, nnz={s._nnz()}"

@@ -248,3 +248,88 @@ def test_an_unpickled_sparse_tensors_arrays_are_read_only(make, how):
     if make != "hybrid":
         np.testing.assert_array_equal(sr.sparse.mm(copied, sr.ones(3, 2, dtype=sr.float64)).numpy(),
                                       t.to_dense().numpy() @ np.ones((3, 2)))
+
+
+# -- smaller differences from torch, found by a probe ---------------------------------------
+
+def test_empty_tensors_print_their_size_as_torch():
+    # torch prints an empty tensor's shape unless it is 1-D, and always for a sparse
+    # tensor's empty indices and values
+    torch = torch_or_skip()
+    cases = [(sr.zeros(2, 0), torch.zeros(2, 0)), (sr.zeros(0), torch.zeros(0)),
+             (sr.zeros(0, 3, dtype=sr.float64, requires_grad=True),
+              torch.zeros(0, 3, dtype=torch.float64, requires_grad=True)),
+             (sr.sparse_coo_tensor(np.zeros((2, 0), np.int64), np.zeros(0), (2, 3)),
+              torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, dtype=torch.float64), (2, 3))),
+             (sr.sparse_csr_tensor([0, 0, 0], [], [], (2, 3)),
+              torch.sparse_csr_tensor(torch.zeros(3, dtype=torch.long), torch.zeros(0, dtype=torch.long),
+                                      torch.zeros(0), (2, 3)))]
+    for ours, theirs in cases:
+        assert repr(ours) == repr(theirs).replace("torch.", "sparse_ref."), repr(ours)
+
+
+def test_zeros_like_of_a_sparse_tensor_is_sparse_and_stores_nothing():
+    torch = torch_or_skip()
+    coo = sr.sparse_coo_tensor([[0, 1], [1, 0]], [1., 2.], (2, 3))
+    hybrid = sr.sparse_coo_tensor([[0], [1]], [[1., 2., 3.]], (2, 2, 3))
+    for s in (coo, coo.to_sparse_csr(), hybrid):
+        z = sr.zeros_like(s, dtype=sr.float64, requires_grad=True)
+        t = torch.zeros_like(sr.to_torch(s), dtype=torch.float64)
+        assert z.layout is s.layout and z.shape == s.shape and z._nnz() == 0 and z.dtype == sr.float64
+        assert z.sparse_dim() == s.sparse_dim() and z.dense_dim() == s.dense_dim() and z.requires_grad
+        assert repr(z.detach()) == repr(t).replace("torch.", "sparse_ref.")
+    assert sr.zeros_like(coo).is_coalesced()
+    assert sr.sparse.mm(sr.zeros_like(coo), sr.ones(3, 2)).tolist() == [[0., 0.], [0., 0.]]
+
+
+def test_a_sparse_tensor_is_refused_by_numpy_not_wrapped_in_an_object_array():
+    s = sr.sparse_coo_tensor([[0], [1]], [1.], (2, 2))
+    for t in (s, s.to_sparse_csr()):
+        with pytest.raises(TypeError, match="use .to_dense"):
+            np.asarray(t)
+        with pytest.raises(TypeError, match="use .to_dense"):
+            np.array([t, t])
+    assert (np.float64(2.0) * s).to_dense().tolist() == [[0., 2.], [0., 0.]]  # still ours
+
+
+def test_a_dense_tensor_takes_a_sparse_one_in_place_as_torch():
+    # dense.add_(sparse), sub_, += and -=: only the stored elements change, by their
+    # coalesced (duplicates summed) values; torch's checks and its results
+    torch = torch_or_skip()
+    idx, val = [[0, 1, 1, 0], [2, 0, 0, 1]], [1.5, 2., 3., -1.]
+    s, ts = sr.sparse_coo_tensor(idx, val, (2, 3)), torch.sparse_coo_tensor(idx, val, (2, 3))
+    base = np.arange(6, dtype=np.float32).reshape(2, 3)
+    d, td = sr.tensor(base.copy()), torch.tensor(base.copy())
+    d.add_(s, alpha=2.0)
+    td.add_(ts, alpha=2.0)
+    d -= s
+    td -= ts
+    d += s.to_sparse_csr()
+    td += ts.to_sparse_csr()
+    assert same_bits(d.numpy(), td.numpy())
+    with pytest.raises(RuntimeError, match="same size"):
+        d.add_(sr.sparse_coo_tensor([[0], [0]], [1.], (3, 3)))
+    with pytest.raises(TypeError, match="does not promote"):
+        d.add_(sr.sparse_coo_tensor([[0], [0]], [1.], (2, 3), dtype=sr.float64))
+    with pytest.raises(RuntimeError, match="requires grad"):
+        d.add_(sr.sparse_coo_tensor([[0], [0]], [1.], (2, 3), requires_grad=True))
+    # where torch records the op in the graph, x += s rebinds x to x + s (the same values)
+    g = sr.sparse_coo_tensor([[0], [0]], [1.], (2, 3), requires_grad=True)
+    x = sr.zeros(2, 3) * 1.0
+    x += g
+    x.sum().backward()
+    assert x.grad_fn is not None and g.grad.to_dense().tolist() == [[1., 0., 0.], [0., 0., 0.]]
+
+
+def test_dense_tensors_go_through_dlpack_as_through_numpy():
+    torch = torch_or_skip()
+    x = sr.tensor([1., 2.])
+    t = torch.from_dlpack(x)
+    t[0] = 5.0  # shared memory, as numpy() shares it
+    assert x.tolist() == [5.0, 2.0] and np.from_dlpack(x).tolist() == [5.0, 2.0]
+    w = sr.tensor([1., 2.], requires_grad=True)
+    with pytest.raises(RuntimeError, match="require gradient"):
+        torch.from_dlpack(w)
+    with pytest.raises(BufferError, match="read-only"):  # a graph reads it: no writable export
+        torch.from_dlpack(w.detach())
+    assert torch.from_dlpack(w.detach().clone()).tolist() == [1.0, 2.0]
