@@ -859,6 +859,18 @@ class SparseTensor(_Differentiable):
     def __init__(self, *args, **kwargs):
         raise TypeError("build a SparseTensor with sr.sparse_coo_tensor(indices, values, size)")
 
+    # a == b of sparse tensors: torch has no such op (NotImplementedError); without these,
+    # Python would answer whether a and b are the same object, in silence
+    def __eq__(self, other):
+        raise NotImplementedError("== is not supported for sparse tensors (as in torch): compare "
+                                  "a.to_dense() == b.to_dense(), or use `is` for the same tensor")
+
+    def __ne__(self, other):
+        raise NotImplementedError("!= is not supported for sparse tensors (as in torch): compare "
+                                  "a.to_dense() != b.to_dense(), or use `is not` for another tensor")
+
+    __hash__ = object.__hash__  # by identity, as torch's
+
     def __array__(self, dtype=None, copy=None):
         # NumPy would otherwise wrap the tensor in a 0-d object array, in silence
         raise TypeError(f"can't convert a {self.layout!r} tensor to NumPy: use .to_dense() first "

@@ -333,3 +333,17 @@ def test_dense_tensors_go_through_dlpack_as_through_numpy():
     with pytest.raises(BufferError, match="read-only"):  # a graph reads it: no writable export
         torch.from_dlpack(w.detach())
     assert torch.from_dlpack(w.detach().clone()).tolist() == [1.0, 2.0]
+
+
+def test_sparse_tensors_refuse_equality_as_torch_instead_of_comparing_identity():
+    torch = torch_or_skip()
+    s = sr.sparse_coo_tensor([[0], [1]], [1.], (2, 2))
+    with pytest.raises(NotImplementedError):
+        torch.sparse_coo_tensor([[0], [1]], [1.], (2, 2)) == torch.sparse_coo_tensor([[0], [1]], [1.], (2, 2))
+    for a, b in ((s, s), (s, s.clone()), (s.to_sparse_csr(), s.to_sparse_csr())):
+        with pytest.raises(NotImplementedError, match="to_dense"):
+            a == b
+        with pytest.raises(NotImplementedError, match="to_dense"):
+            a != b
+    assert len({s, s.clone(), s}) == 2  # hashed by identity
+    assert (s.to_dense() == s.clone().to_dense()).numpy().all()
