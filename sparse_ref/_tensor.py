@@ -128,6 +128,12 @@ class _Differentiable:
         return self._retains_grad
 
 
+def _comparable(other) -> bool:
+    """Whether ``==`` with a tensor is an elementwise comparison (a tensor, a number, an
+    array) rather than Python's identity (None, a string, any other object)."""
+    return isinstance(other, (_Differentiable, int, float, complex, np.number, np.ndarray, np.bool_))
+
+
 class Tensor(_Differentiable):
     """A dense tensor: a NumPy array, plus ``requires_grad``, ``grad`` and ``grad_fn``.
 
@@ -150,6 +156,8 @@ class Tensor(_Differentiable):
     layout = _dtypes.strided
 
     def __init__(self, data: np.ndarray, requires_grad: bool = False):
+        if isinstance(data, np.generic):  # a NumPy scalar (x.sum() of NumPy, a gather of one
+            data = np.array(data)         # element): always an array, as every op expects
         self._data = data
         self._start_autograd(requires_grad)
 
@@ -212,12 +220,15 @@ class Tensor(_Differentiable):
     # data): torch's from_dlpack ignores DLPack's read-only flag and would write through it.
     def __dlpack__(self, **kwargs):
         if self.requires_grad:
-            raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+            raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
         view = self._exposed()
         if not view.flags.writeable:
             raise BufferError("can't export this tensor through DLPack: its data is read-only here "
-                              "(a graph reads it, or it was made from read-only memory), and a "
-                              "consumer may write to it; export a .clone()")
+                              "(as numpy() gives it: it is detached from a graph, or views read-only "
+                              "memory), and a consumer may write to it; export a .clone()")
+        if any(step < 0 for step in view.strides):  # torch 2.13 aborts the process on one
+            raise BufferError("can't export a tensor with a negative stride (a reversed view) "
+                              "through DLPack: export a .clone()")
         return view.__dlpack__(**kwargs)
 
     def __dlpack_device__(self):
@@ -378,10 +389,19 @@ class Tensor(_Differentiable):
             return self._update_at_entries(op, ufunc, other, alpha)
         data = self._inplace(op)
         value = self._inplace_operand(other, op)
-        if alpha != 1:
-            value = value * self._operand(alpha, op)._data
+        scale = self._alpha(alpha, op)
+        if scale is not None:
+            value = value * scale
         ufunc(data, value, out=data, casting="no")
         return self._bump()
+
+    def _alpha(self, alpha, op: str):
+        """``alpha`` of ``add_``/``sub_`` as a scalar of this dtype, or None for an exact 1
+        (no multiply); a number only, as torch's "alpha must be Number"."""
+        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
+            raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
+        value = self._operand(alpha, op)._data
+        return None if alpha == 1 else value
 
     def _update_at_entries(self, op: str, ufunc, other: "SparseTensor", alpha) -> "Tensor":
         """``self (+|-)= alpha * other`` for a sparse ``other`` of self's shape, as torch's
@@ -392,15 +412,15 @@ class Tensor(_Differentiable):
                                "of a graph; in-place ops do not record one (use sr.no_grad())")
         if tuple(other.shape) != tuple(self.shape):
             raise RuntimeError(f"{op}: expected 'self' and 'other' to have same size, but self has size "
-                               f"{list(self.shape)} while other has size {list(other.shape)}")
+                               f"{list(self.shape)} while other has size {list(other.shape)} (FYI: "
+                               "dense-sparse addition does not currently support broadcasting)")
         if other.dtype != self.dtype:
             raise TypeError(f"{op}: dtypes {self.dtype.name} and {other.dtype.name} differ; "
                             "sparse_ref does not promote dtypes")
+        scale = self._alpha(alpha, op)
         data = self._inplace(op)
         c = other._coalesced_form()
-        value = c._val
-        if alpha != 1:
-            value = value * self._operand(alpha, op)._data
+        value = c._val if scale is None else c._val * scale
         where = tuple(c._idx)
         data[where] = ufunc(data[where], value, casting="no")
         return self._bump()
@@ -673,11 +693,11 @@ class Tensor(_Differentiable):
     def __ge__(self, other):
         return _F.compare(self, other, ">=")
 
-    def __eq__(self, other):
-        return _F.compare(self, other, "==")
+    def __eq__(self, other):  # (None, a string: Python's answer, False, as torch's)
+        return _F.compare(self, other, "==") if _comparable(other) else NotImplemented
 
     def __ne__(self, other):
-        return _F.compare(self, other, "!=")
+        return _F.compare(self, other, "!=") if _comparable(other) else NotImplemented
 
     __hash__ = object.__hash__  # by identity, as torch's (== compares elements)
 
@@ -860,16 +880,36 @@ class SparseTensor(_Differentiable):
         raise TypeError("build a SparseTensor with sr.sparse_coo_tensor(indices, values, size)")
 
     # a == b of sparse tensors: torch has no such op (NotImplementedError); without these,
-    # Python would answer whether a and b are the same object, in silence
+    # Python would answer whether a and b are the same object, in silence. Against anything
+    # that is not a tensor or a number (None, a string), Python's own answer, as torch's:
+    # ``s == None`` is False, ``s in [None, s]`` True.
     def __eq__(self, other):
+        if not _comparable(other):
+            return NotImplemented
         raise NotImplementedError("== is not supported for sparse tensors (as in torch): compare "
                                   "a.to_dense() == b.to_dense(), or use `is` for the same tensor")
 
     def __ne__(self, other):
+        if not _comparable(other):
+            return NotImplemented
         raise NotImplementedError("!= is not supported for sparse tensors (as in torch): compare "
                                   "a.to_dense() != b.to_dense(), or use `is not` for another tensor")
 
     __hash__ = object.__hash__  # by identity, as torch's
+
+    def __bool__(self) -> bool:
+        """As torch's: the truth of the one element of a one-element tensor (False when
+        nothing is stored); more elements are ambiguous."""
+        if int(np.prod(self._shape)) != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {'more than one value' if int(np.prod(self._shape)) else 'no values'} "
+                               "is ambiguous")
+        return bool(self._coalesced_form()._val.sum())
+
+    def __dlpack__(self, **kwargs):
+        raise BufferError("Can't export tensors with layout other than strided: use .to_dense() first")
+
+    def __dlpack_device__(self):
+        raise BufferError("Can't export tensors with layout other than strided: use .to_dense() first")
 
     def __array__(self, dtype=None, copy=None):
         # NumPy would otherwise wrap the tensor in a 0-d object array, in silence

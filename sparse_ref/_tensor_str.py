@@ -52,7 +52,9 @@ def _grad_suffix(t) -> str:
 def dense_str(t) -> str:
     """``repr`` of a dense Tensor."""
     body = _sized(t._data, format_array(t._data, "tensor("))
-    return f"tensor({body}{dtype_suffix(t.dtype)}{_grad_suffix(t)})"
+    # an empty tensor names every dtype but the default float one, as torch's
+    suffix = dtype_suffix(t.dtype, (_dtypes.float32,)) if t._data.size == 0 else dtype_suffix(t.dtype)
+    return f"tensor({body}{suffix}{_grad_suffix(t)})"
 
 
 def coo_str(s) -> str:

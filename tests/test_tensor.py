@@ -328,11 +328,19 @@ def test_dense_tensors_go_through_dlpack_as_through_numpy():
     t[0] = 5.0  # shared memory, as numpy() shares it
     assert x.tolist() == [5.0, 2.0] and np.from_dlpack(x).tolist() == [5.0, 2.0]
     w = sr.tensor([1., 2.], requires_grad=True)
-    with pytest.raises(RuntimeError, match="require gradient"):
+    with pytest.raises(BufferError, match="require gradient"):  # torch's class and message
         torch.from_dlpack(w)
-    with pytest.raises(BufferError, match="read-only"):  # a graph reads it: no writable export
+    with pytest.raises(BufferError, match="read-only"):  # read-only to numpy() too
         torch.from_dlpack(w.detach())
     assert torch.from_dlpack(w.detach().clone()).tolist() == [1.0, 2.0]
+    # torch 2.13 aborts the whole process on a negative stride: refused before it sees one
+    with pytest.raises(BufferError, match="negative stride"):
+        torch.from_dlpack(sr.arange(4.)[::-1])
+    assert torch.from_dlpack(sr.arange(4.)[::-1].clone()).tolist() == [3.0, 2.0, 1.0, 0.0]
+    s = sr.sparse_coo_tensor([[0], [1]], [1.], (2, 2))
+    for export in (torch.from_dlpack, np.from_dlpack):
+        with pytest.raises(BufferError, match="layout other than strided"):
+            export(s)
 
 
 def test_sparse_tensors_refuse_equality_as_torch_instead_of_comparing_identity():
@@ -347,3 +355,59 @@ def test_sparse_tensors_refuse_equality_as_torch_instead_of_comparing_identity()
             a != b
     assert len({s, s.clone(), s}) == 2  # hashed by identity
     assert (s.to_dense() == s.clone().to_dense()).numpy().all()
+
+
+def test_an_element_of_a_tensor_is_a_0d_view_as_torchs():
+    # x[i, j] is a 0-d tensor viewing x (NumPy alone would give a scalar copy): it converts
+    # to NumPy, goes through DLPack, and x[i, j] += 1 changes x, as in torch
+    torch = torch_or_skip()
+    x, tx = sr.tensor([[1., 2.], [3., 4.]]), torch.tensor([[1., 2.], [3., 4.]])
+    assert np.asarray(x[0, 1]).tolist() == 2.0 and x[1, 1].numpy().shape == ()
+    assert float(np.asarray(x[1, 1] * 2)) == 8.0
+    x[0, 0] += 1
+    tx[0, 0] += 1
+    v, tv = x[1], tx[1]
+    v[0] *= 3
+    tv[0] *= 3
+    assert x.tolist() == tx.tolist() == [[2., 2.], [9., 4.]]
+    assert np.array([x[1, i] for i in range(2)]).tolist() == [9.0, 4.0]
+    assert torch.from_dlpack(x[0, 1]).item() == 2.0
+    w = sr.tensor([[1., 2.], [3., 4.]], requires_grad=True)
+    (w[0, 1] * 3).backward()
+    assert w.grad.tolist() == [[0., 3.], [0., 0.]]
+
+
+def test_comparing_a_tensor_with_none_is_pythons_answer_as_torchs():
+    torch = torch_or_skip()
+    s = sr.sparse_coo_tensor([[0], [1]], [1.], (2, 2))
+    for t, tt in ((s, torch.sparse_coo_tensor([[0], [1]], [1.], (2, 2))), (sr.ones(2), torch.ones(2))):
+        assert (t == None) is (tt == None) is False  # noqa: E711
+        assert (t != None) is (tt != None) is True  # noqa: E711
+        assert (None in [t]) is False and (t in [None, t]) is True and ("x" in [t]) is False
+
+
+def test_the_truth_of_a_sparse_tensor_is_torchs():
+    torch = torch_or_skip()
+    cases = [([[0], [0]], [0.], (1, 1)), ([[0], [0]], [2.], (1, 1)), ([[0, 0], [0, 0]], [1., -1.], (1, 1))]
+    for idx, val, shape in cases:
+        assert bool(sr.sparse_coo_tensor(idx, val, shape)) is bool(torch.sparse_coo_tensor(idx, val, shape))
+    assert bool(sr.sparse_coo_tensor(np.zeros((2, 0), np.int64), [], (1, 1))) is False
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(sr.sparse_coo_tensor([[0], [1]], [1.], (2, 2)))
+
+
+def test_empty_tensors_name_their_dtype_as_torch():
+    torch = torch_or_skip()
+    for dt in ("int64", "int32", "bool", "float64", "float16", "complex64", "float32"):
+        ours, theirs = sr.zeros(2, 0, dtype=getattr(sr, dt)), torch.zeros(2, 0, dtype=getattr(torch, dt))
+        assert repr(ours) == repr(theirs).replace("torch.", "sparse_ref."), dt
+    assert repr(sr.arange(0)) == "tensor([], dtype=sparse_ref.int64)"
+
+
+def test_alpha_of_an_in_place_add_is_a_number():
+    d = sr.zeros(2)
+    for other in (sr.ones(2), sr.sparse_coo_tensor([[1]], [1.], (2,))):
+        for alpha in (True, sr.tensor(2.), "2"):
+            with pytest.raises(TypeError, match="alpha must be a number"):
+                d.add_(other, alpha=alpha)
+    assert d.tolist() == [0.0, 0.0]

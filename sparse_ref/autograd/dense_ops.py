@@ -256,7 +256,11 @@ class Index(Function):
 
     def forward(self, x, key):
         self.shape, self.key, self.basic = x.shape, key, _basic_key(key)
-        out = Tensor(x._data[key])
+        data = x._data[key]
+        if self.basic and isinstance(data, np.generic):  # an int for every dim: NumPy gives a
+            # scalar (a copy), torch a 0-d view; an Ellipsis after the key gives the view
+            data = x._data[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
+        out = Tensor(data)
         return _view(out, x) if self.basic else out
 
     def backward(self, grad):
