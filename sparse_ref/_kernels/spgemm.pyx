@@ -284,9 +284,10 @@ include "_ranks.pxi"
 # DENSE_SPAN_BYTES of it (a band) keeps its sums there instead of in its short list of
 # slots. The slot of a product then need not wait for the load of ``where[j]`` (only the
 # "new column?" branch does, and it is predicted): on the Laplacian the chain b_col ->
-# where -> slot -> sum was most of the numeric pass. A row spread wider keeps its slots
-# (the sums stay in L1 there, where the dense array would miss the cache on every product).
-# The same sums in the same order, so the same bits.
+# where -> slot -> sum was about a third of the numeric pass. A row spread wider keeps its
+# slots (the sums stay in L1 there, where the dense array would miss the cache on every
+# product). The same sums in the same order, so the same bits. On the Laplacian it paid on
+# 2 threads (mostly 1.03-1.15x) and not on one (0.96-0.99x): docs/algorithms/spgemm.rst.
 # The span is found first, from the first and last column of each row of B the row meets:
 # those loads fetch the lines of the columns at both ends of every one of those rows at
 # once, before the first product waits for one (``span_first``; on random matrices that is
