@@ -900,8 +900,9 @@ class SparseTensor(_Differentiable):
     def __bool__(self) -> bool:
         """As torch's: the truth of the one element of a one-element tensor (False when
         nothing is stored); more elements are ambiguous."""
-        if int(np.prod(self._shape)) != 1:
-            raise RuntimeError(f"Boolean value of Tensor with {'more than one value' if int(np.prod(self._shape)) else 'no values'} "
+        count = math.prod(self._shape)  # exact: np.prod wraps at 2**64 (2**32 x 2**32 gave 0)
+        if count != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {'more than one value' if count else 'no values'} "
                                "is ambiguous")
         return bool(self._coalesced_form()._val.sum())
 

@@ -394,6 +394,10 @@ def test_the_truth_of_a_sparse_tensor_is_torchs():
     assert bool(sr.sparse_coo_tensor(np.zeros((2, 0), np.int64), [], (1, 1))) is False
     with pytest.raises(RuntimeError, match="ambiguous"):
         bool(sr.sparse_coo_tensor([[0], [1]], [1.], (2, 2)))
+    with pytest.raises(RuntimeError, match="more than one value"):  # 2**64 elements, counted exactly
+        bool(sr.sparse_coo_tensor([[0], [1]], [1.], (2**32, 2**32)))
+    with pytest.raises(RuntimeError, match="no values"):
+        bool(sr.sparse_coo_tensor(np.zeros((2, 0), np.int64), [], (0, 3)))
 
 
 def test_empty_tensors_name_their_dtype_as_torch():
