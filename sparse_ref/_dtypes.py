@@ -30,7 +30,7 @@ bfloat16 = np.dtype(_ml_dtypes.bfloat16) if _ml_dtypes is not None else None
 # The half types: values stored in 16 bits, every product computed in float32 and rounded
 # once (see sparse_ref._precision).
 HALF = (float16,) if bfloat16 is None else (float16, bfloat16)
-_HALF_SET = frozenset(HALF)
+HALF_SET = frozenset(HALF)
 BFLOAT16_MISSING = ("sparse_ref.bfloat16 needs the ml_dtypes package (NumPy's bfloat16 dtype, as JAX "
                     "uses it): pip install ml_dtypes")
 
@@ -72,7 +72,7 @@ def kind(dt: np.dtype) -> str:
 
 def is_half(dt: np.dtype) -> bool:
     """Whether ``dt`` is float16 or bfloat16 (a set look-up: every product asks it)."""
-    return dt in _HALF_SET
+    return dt in HALF_SET
 
 
 def finfo(dt: np.dtype):

@@ -14,6 +14,7 @@ Where none can be read (not Linux), nothing is refused on this ground.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -164,9 +165,10 @@ def empty(shape, dtype) -> np.ndarray:
     if _pool is None:
         _load_pool()
     if _use:  # (a limit of 0: NumPy's own allocator, as if there were no cache)
-        nbytes = np.dtype(dtype).itemsize
-        for n in (tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)):
-            nbytes *= n
+        # (the dtype's size without np.dtype() when it is one already: a small call's
+        # whole allocation costs less than that conversion)
+        nbytes = (dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)).itemsize
+        nbytes *= math.prod(shape) if isinstance(shape, (tuple, list)) else shape
         if nbytes >= _POOL_MIN:
             return _pool.empty(shape, dtype)
     return np.empty(shape, dtype)

@@ -32,8 +32,8 @@ _ROUNDING = {"float16": "round_to_float16", "bfloat16": "round_to_bfloat16"}
 def small_dtype(*arrays):
     """The half dtype of the first float16 or bfloat16 array among ``arrays``, else None:
     the dtype a product's result is rounded to."""
-    for a in arrays:
-        if a is not None and _dtypes.is_half(a.dtype):
+    for a in arrays:  # (the set look-up of _dtypes.is_half, inline: every product asks)
+        if a is not None and a.dtype in _dtypes.HALF_SET:
             return a.dtype
     return None
 

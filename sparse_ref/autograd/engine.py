@@ -128,8 +128,10 @@ class Function:
                 out = fn.forward(*args)
         finally:
             _state.enabled = recording
-        if any(out is a for a in args):  # an input handed back: a new tensor on its data, so
-            out = out.detach()           # the caller's stays as it was (a leaf stays a leaf)
+        for a in args:  # an input handed back: a new tensor on its data, so the caller's
+            if out is a:  # stays as it was (a leaf stays a leaf). (A loop, not any(): every
+                out = out.detach()  # op call asks it)
+                break
         if recording and _any_requires_grad(args):
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
