@@ -61,3 +61,14 @@ cdef inline idx_t thread_stride(idx_t n) noexcept nogil:
     if n > (<idx_t>1 << 60):  # no rounding that could overflow (the caller's size check refuses it)
         return n
     return ((n + 15) // 16 + 1) * 16
+
+
+# Parallel loops over n rows (or blocks of rows, or entries) hand them out in chunks of
+# this many (OpenMP's dynamic schedule): about 64 chunks a thread, at most 1024 each. A thread the system preempts (another
+# process on its core, or a virtual machine's host) then holds up one small chunk while
+# the others take the rest; a guided schedule's first chunk is half the rows, and a
+# preempted thread that holds it keeps the whole team waiting (SpGEMM's Laplacian numeric
+# pass: median 17.0 -> 13.4 ms with one core busy, 9.5 -> 8.7 ms without; the same bits,
+# since each row's work is the same whichever thread does it).
+cdef inline idx_t dynamic_chunk(idx_t n, int n_workers) noexcept nogil:
+    return max(1, min(1024, n // (64 * <idx_t>max(n_workers, 1))))

@@ -16,7 +16,7 @@ from libc.string cimport memcpy
 
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport sort_keys
-from sparse_ref._kernels._types cimport big_alloc, idx_t, prefetch, prefetch_w, thread_stride, value_t
+from sparse_ref._kernels._types cimport big_alloc, dynamic_chunk, idx_t, prefetch, prefetch_w, thread_stride, value_t
 
 include "_simd.pxi"
 
@@ -333,7 +333,7 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
             #    parallel, long ones after, one at a time.
             with parallel(num_threads=n_workers):
                 mine = buffers + stride * omp_get_thread_num()
-                for i in prange(nrows, schedule="guided"):
+                for i in prange(nrows, schedule="dynamic", chunksize=dynamic_chunk(nrows, n_workers)):
                     if start[i + 1] - start[i] <= short:
                         out_crow[i + 1] = sort_row(entries + start[i], start[i + 1] - start[i], mine)
             if longest > short:
@@ -343,7 +343,7 @@ def coalesce(const idx_t[::1] a_row, const idx_t[::1] a_col, const value_t[::1] 
             for i in range(nrows):
                 out_crow[i + 1] += out_crow[i]
             # 3. Write each distinct (row, column) once, duplicates summed in storage order.
-            for i in prange(nrows, schedule="guided", num_threads=n_workers):
+            for i in prange(nrows, schedule="dynamic", chunksize=dynamic_chunk(nrows, n_workers), num_threads=n_workers):
                 write_row(entries + start[i], start[i + 1] - start[i], &a_val[0], carry, out_crow[i],
                           &out_col[0], &out_val[0], pos_ptr)
     finally:

@@ -12,7 +12,7 @@ from libc.stdlib cimport free, malloc
 from sparse_ref._kernels._arith cimport mul
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport merge_runs, sort_keys
-from sparse_ref._kernels._types cimport idx_t, prefetch, thread_stride, value_t
+from sparse_ref._kernels._types cimport idx_t, prefetch, dynamic_chunk, thread_stride, value_t
 
 __all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
 
@@ -244,6 +244,7 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
     if nrows <= 0:
         return
     cdef idx_t stride = thread_stride(ncols)  # each thread's markers (no cache line shared)
+    cdef idx_t chunk = dynamic_chunk(nrows, n_workers)
     if stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
         raise MemoryError(f"spgemm_symbolic: {ncols} columns x {n_workers} threads of markers")
     markers = <int32_t*> malloc(stride * n_workers * sizeof(int32_t))
@@ -258,7 +259,7 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
                     markers[j] = -1
                 with parallel(num_threads=n_workers):
                     mine = markers + stride * omp_get_thread_num()
-                    for i in prange(first, last, schedule="guided"):
+                    for i in prange(first, last, schedule="dynamic", chunksize=chunk):
                         out_crow[i + 1] = count_row(a_col_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
                                                     b_col_ptr, <int32_t>(i - first), mine)
                 first = first + tag_limit
@@ -499,6 +500,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         a_longest = max(a_longest, a_crow[i + 1] - a_crow[i])
     # each thread's slots, sums and sort buffer, no cache line shared with another thread's
     cdef idx_t where_stride = thread_stride(ncols)
+    cdef idx_t chunk = dynamic_chunk(nrows, n_workers)
     cdef idx_t vals_stride = thread_stride(longest)
     cdef idx_t keys_stride = thread_stride(2 * longest)
     cdef idx_t rank_low = rank_min, rank_high = rank_max  # (read once: ranks are sized by it)
@@ -530,7 +532,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                 my_ranks = rank_buffers + ranks_stride * omp_get_thread_num()
                 my_stamp = stamps + STAMP_STRIDE * omp_get_thread_num()
                 my_stamp[0] = 0
-                for i in prange(nrows, schedule="guided"):
+                for i in prange(nrows, schedule="dynamic", chunksize=chunk):
                     if my_stamp[0] > tag_limit - longest:  # the next row's slots could pass it
                         for j in range(ncols):
                             my_where[j] = -1
@@ -626,7 +628,7 @@ def spgemm_masked(const idx_t[::1] p_row, const idx_t[::1] p_col, const idx_t[::
     if nnz == 0:
         return
     with nogil:
-        for p in prange(nnz, schedule="guided", num_threads=max(n_threads, 1)):
+        for p in prange(nnz, schedule="dynamic", chunksize=dynamic_chunk(nnz, n_threads), num_threads=max(n_threads, 1)):
             i = p_row[p]
             k = p_col[p]
             out[p] = masked_dot(xc, xv, x_crow[i], x_crow[i + 1], yc, yv, y_crow[k], y_crow[k + 1])
