@@ -70,6 +70,12 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   (``spgemm._set_dense_limit(-1, 32 << 10, False)``), with every row's span found first
   (``(-1, 32 << 10, True)``), and with band rows' sums in a dense array too (the default);
   the three matrices and a uniform one of 5 a row; the Laplacian's whole product as well.
+- ``dynamic schedule``: with ``--only "dynamic schedule" --old PATH`` (``--old`` is then
+  the build of commit 90e9bc9), the parallel row loops handing out chunks of about 1/64
+  of a thread's share (dynamic schedule, now) against OpenMP's guided schedule (before),
+  kernel only, 2 threads, on a quiet machine and with another process spinning on one
+  core: SpGEMM's two passes and coalesce (kept); with ``--since`` the build of commit
+  f69fc21, SpMM at k = 16 too (dropped: SpMM keeps the guided schedule).
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -90,6 +96,8 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "spgemm ranks"
     python benchmarks/bench_levers.py --only "coalesce ranks"
     python benchmarks/bench_levers.py --only "spgemm dense accumulator"
+    python benchmarks/bench_levers.py --only "dynamic schedule" --old /tmp/tree-90e9bc9 \
+        --since /tmp/tree-f69fc21
 """
 
 import argparse
@@ -321,7 +329,7 @@ def main():
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
                                            "streaming stores", "narrow tails", "fixed widths",
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
-                                           "coalesce ranks", "spgemm dense accumulator"],
+                                           "coalesce ranks", "spgemm dense accumulator", "dynamic schedule"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -754,6 +762,54 @@ def coalesce_ranks(repeat, record, quick=False):
         COALESCE._set_rank_range(*default)
 
 
+def dynamic_schedule(repeat, record, quick=False, old=None, since=None):
+    """The parallel row loops in chunks of about 1/64 of a thread's share, dynamic schedule
+    (now) against OpenMP's guided schedule (the build ``old``: commit 90e9bc9), kernel only,
+    2 threads given explicitly, on a quiet machine and with another process spinning on one
+    core: SpGEMM's numeric and symbolic passes and coalesce (10M draws), kept; with
+    ``since`` (the build of commit f69fc21, whose SpMM had it too) SpMM at k = 16, dropped
+    (SpMM keeps the guided schedule)."""
+    import subprocess
+    import sys
+
+    if old is None:
+        raise SystemExit('--only "dynamic schedule" needs --old PATH: a build of commit 90e9bc9')
+    before = {name: load_old(old, name) for name in ("spgemm", "spmm", "coalesce")}
+    now = {"spgemm": SPGEMM, "spmm": load_old(since, "spmm") if since else None, "coalesce": COALESCE}
+    cases = []
+    for name in ("laplacian", "uniform"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+        cases.append((f"spgemm {name} numeric pass", "spgemm", lambda k, a=(crow, col, val, n, out_crow, out_col, out_val):
+                      k.spgemm_numeric(a[0], a[1], a[2], a[0], a[1], a[2], a[3], a[4], a[5], a[6], THREADS)))
+        cases.append((f"spgemm {name} symbolic pass", "spgemm", lambda k, a=(crow, col, n, out_crow):
+                      k.spgemm_symbolic(a[0], a[1], a[0], a[1], a[2], a[3], THREADS)))
+        for k_cols, dt in (((16, np.float32), (16, np.float64)) if since else ()):
+            b = line_aligned((m.shape[1], k_cols), dt)
+            b[...] = np.random.default_rng(k_cols).standard_normal(b.shape)
+            out = line_aligned((m.shape[0], k_cols), dt)
+            cases.append((f"spmm {name} k={k_cols} {np.dtype(dt).name}", "spmm",
+                          lambda k, a=(crow, col, val.astype(dt), b, out): k.spmm(*a, THREADS)))
+    rng = np.random.default_rng(0)
+    n, nnz = (100_000, 10_000_000) if not quick else (1000, 100_000)
+    row, col, val = rng.integers(0, n, nnz), rng.integers(0, n, nnz), rng.standard_normal(nnz)
+    outs = (np.empty(n + 1, np.int64), np.empty(nnz, np.int64), np.empty(nnz), np.empty(0, np.int64))
+    cases.append((f"coalesce {nnz / 1e6:g}M draws, {n} x {n}", "coalesce",
+                  lambda k: k.coalesce(row, col, val, n, *outs, THREADS)))
+    for busy in (False, True):
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
+            for label, module, call in cases:
+                medians = interleaved({"guided": lambda: call(before[module]), "dynamic": lambda: call(now[module])},
+                                      repeat)
+                record("dynamic schedule", f"{label}{', one core busy' if busy else ''}", medians,
+                       "guided" if module == "spmm" else "dynamic")
+        finally:
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -772,7 +828,8 @@ def only(args):
               "fixed widths": lambda *a: fixed_widths(*a, old=args.old),
               "row widths": lambda *a: row_widths(*a, old=args.old),
               "spgemm streaming stores": spgemm_streaming, "spgemm ranks": spgemm_ranks,
-              "coalesce ranks": coalesce_ranks, "spgemm dense accumulator": spgemm_dense}
+              "coalesce ranks": coalesce_ranks, "spgemm dense accumulator": spgemm_dense,
+              "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since)}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

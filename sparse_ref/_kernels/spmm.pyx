@@ -6,7 +6,7 @@ Typed twin of ``sparse_ref/reference/spmm.py``.
 from cython.parallel cimport parallel, prange
 
 from sparse_ref._kernels._arith cimport div_count, mul
-from sparse_ref._kernels._types cimport dynamic_chunk, idx_t, prefetch, value_t
+from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 __all__ = ["spmm", "spmm_reduce"]
 
@@ -128,8 +128,10 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
                 out_row[j] = out_row[j] + mul(a, b_row[j])
 
 
-# The rows go to the threads in blocks of up to ROWS_PER_TASK rows (in chunks of blocks:
-# _types.pxd's dynamic_chunk), and
+# The rows go to the threads in blocks of up to ROWS_PER_TASK rows (guided schedule: each
+# thread gets long runs of neighbouring rows, whose rows of B a band matrix shares, so they
+# stay in that core's L2; the dynamic schedule of SpGEMM and coalesce, _types.pxd, was
+# 0.93-0.95x here on the Laplacian at k = 16, bench_levers.py "dynamic schedule"), and
 # the float rows to C a block at a time (sr_spmm_rows_*), so that the SIMD level is chosen
 # and the row loop's width is fixed once per block rather than once per row. A matrix of
 # few rows gets smaller blocks, at least 4 per thread (down to one row), so that every
@@ -243,7 +245,7 @@ cdef void spmv(const idx_t* a_crow, const idx_t* a_col, const value_t* a_val, id
         for i in range(nrows):
             out[i] = spmv_row(a_col, a_val, a_crow[i], a_crow[i + 1], x)
     else:
-        for i in prange(nrows, schedule="dynamic", chunksize=dynamic_chunk(nrows, n_threads), num_threads=n_threads):
+        for i in prange(nrows, schedule="guided", num_threads=n_threads):
             out[i] = spmv_row(a_col, a_val, a_crow[i], a_crow[i + 1], x)
 
 
@@ -296,9 +298,8 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
 
     Parallelism
     -----------
-    A ``prange`` over blocks of up to 64 rows of A (a dynamic schedule, in chunks of about
-    1/64 of a thread's share, so that a preempted thread holds up little; smaller blocks
-    when A has few rows, at least 4 per thread); a row's work is
+    A ``prange`` over blocks of up to 64 rows of A (guided schedule, since rows differ in
+    length; smaller blocks when A has few rows, at least 4 per thread); a row's work is
     sequential, so every element of ``out`` sees the same order of additions on any
     number of threads. The kernel can split the columns of B into blocks that fit
     in the cache (off by default: measured slower here); blocks change which element is
@@ -338,7 +339,7 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
                           min(j0 + width, n), &out[0, 0], 0, nrows, stream)
             else:
                 with parallel(num_threads=n_threads):
-                    for t in prange(tasks, schedule="dynamic", chunksize=dynamic_chunk(tasks, n_threads)):
+                    for t in prange(tasks, schedule="guided"):
                         spmm_rows(&a_crow[0], col_ptr, val_ptr, a_col.shape[0], b_ptr, n, j0,
                                   min(j0 + width, n), &out[0, 0], t * per, min(t * per + per, nrows),
                                   stream)
@@ -475,6 +476,6 @@ def spmm_reduce(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[:
     col_ptr = &a_col[0] if a_col.shape[0] > 0 else NULL
     val_ptr = &a_val[0] if a_val.shape[0] > 0 else NULL
     with nogil:
-        for i in prange(nrows, schedule="dynamic", chunksize=dynamic_chunk(nrows, n_threads), num_threads=max(n_threads, 1)):
+        for i in prange(nrows, schedule="guided", num_threads=max(n_threads, 1)):
             reduce_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n, op, &out[i, 0],
                        &out_arg[i, 0] if with_arg else NULL)

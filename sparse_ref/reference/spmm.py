@@ -51,9 +51,8 @@ def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
 
     Parallelism
     -----------
-    A ``prange`` over blocks of up to 64 rows of A (a dynamic schedule, in chunks of about
-    1/64 of a thread's share, so that a preempted thread holds up little; smaller blocks
-    when A has few rows, at least 4 per thread); a row's work is
+    A ``prange`` over blocks of up to 64 rows of A (guided schedule, since rows differ in
+    length; smaller blocks when A has few rows, at least 4 per thread); a row's work is
     sequential, so every element of ``out`` sees the same order of additions on any
     number of threads. The kernel can split the columns of B into blocks that fit
     in the cache (off by default: measured slower here); blocks change which element is
