@@ -63,13 +63,18 @@ cdef inline idx_t thread_stride(idx_t n) noexcept nogil:
     return ((n + 15) // 16 + 1) * 16
 
 
-# Parallel loops over n rows (or blocks of rows, or entries) hand them out in chunks of
-# this many (OpenMP's dynamic schedule): about 64 chunks a thread, at most 1024 each. A thread the system preempts (another
-# process on its core, or a virtual machine's host) then holds up one small chunk while
-# the others take the rest; a guided schedule's first chunk is half the rows, and a
-# preempted thread that holds it keeps the whole team waiting (SpGEMM's Laplacian numeric
-# pass: median 17.0 -> 13.4 ms with one core busy, 9.5 -> 8.7 ms without; the same bits,
-# since each row's work is the same whichever thread does it). SpMM keeps the guided
-# schedule (spmm.pyx says why). Measured: bench_levers.py "dynamic schedule".
+# Parallel loops over n rows or entries (SpGEMM's passes, coalesce's rows) hand them out
+# in chunks of this many (OpenMP's dynamic schedule): about 64 chunks a thread, at most
+# 1024 each. A thread the system preempts (another process on its core, or a virtual
+# machine's host) then holds up one small chunk while the others take the rest; a guided
+# schedule's first chunk is 1/threads of the rows (half, on 2 threads), and a preempted
+# thread that holds it keeps the whole team waiting. The same bits either way: each row's
+# work is the same whichever thread does it. Measured (bench_levers.py "dynamic
+# schedule", against guided, kernel only, 2 threads, three runs on the Intel Xeon model
+# 207): on a quiet machine SpGEMM's Laplacian numeric pass 1.03-1.16x, its symbolic pass
+# 1.0-1.06x, the uniform matrix's 0.95-1.18x, coalesce 1.0-1.05x; with another process
+# spinning on one core the medians scatter both ways (SpGEMM 0.85-1.27x, coalesce
+# 0.95-1.02x): calls of a few ms against time slices of a few ms. SpMM keeps the guided
+# schedule (spmm.pyx says why).
 cdef inline idx_t dynamic_chunk(idx_t n, int n_workers) noexcept nogil:
     return max(1, min(1024, n // (64 * <idx_t>max(n_workers, 1))))

@@ -12,7 +12,7 @@ from libc.stdlib cimport free, malloc
 from sparse_ref._kernels._arith cimport mul
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport merge_runs, sort_keys
-from sparse_ref._kernels._types cimport idx_t, prefetch, dynamic_chunk, thread_stride, value_t
+from sparse_ref._kernels._types cimport dynamic_chunk, idx_t, prefetch, thread_stride, value_t
 
 __all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
 

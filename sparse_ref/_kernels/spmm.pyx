@@ -130,8 +130,11 @@ cdef inline void spmm_row(const idx_t* a_col, const value_t* a_val, idx_t start,
 
 # The rows go to the threads in blocks of up to ROWS_PER_TASK rows (guided schedule: each
 # thread gets long runs of neighbouring rows, whose rows of B a band matrix shares, so they
-# stay in that core's L2; the dynamic schedule of SpGEMM and coalesce, _types.pxd, was
-# 0.93-0.95x here on the Laplacian at k = 16, bench_levers.py "dynamic schedule"), and
+# stay in that core's L2. The dynamic schedule of SpGEMM and coalesce, _types.pxd, was
+# mostly 0.92-0.95x here on a quiet machine on the Laplacian at k = 16 (0.89-1.10x in
+# seven runs), 0.97-1.04x on the uniform matrix; with one core busy its medians scattered
+# from 0.69x to 2.9x, calls of 1-20 ms against time slices of a few ms: bench_levers.py
+# "dynamic schedule"), and
 # the float rows to C a block at a time (sr_spmm_rows_*), so that the SIMD level is chosen
 # and the row loop's width is fixed once per block rather than once per row. A matrix of
 # few rows gets smaller blocks, at least 4 per thread (down to one row), so that every
