@@ -68,11 +68,17 @@ class Optimizer:
                     else:
                         p.grad = Tensor(np.zeros_like(p.grad._data))
 
-    def _params_with_grad(self):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    yield group, p, p.grad._data
+    def _params_with_grad(self) -> list:
+        """``(group, p, grad)`` of every parameter with a gradient, after checking that each
+        can be written: a step updates all of them or none (``p.data`` may have been set
+        to a read-only array since the optimizer was made)."""
+        todo = [(group, p, p.grad._data) for group in self.param_groups for p in group["params"]
+                if p.grad is not None]
+        for _, p, _ in todo:
+            if not p._data.flags.writeable:
+                raise RuntimeError("optimizer step: a parameter's data is read-only (it views a sparse "
+                                   "tensor's values or a read-only array); nothing was updated")
+        return todo
 
     @staticmethod
     def _update(p: Tensor, new: np.ndarray) -> None:

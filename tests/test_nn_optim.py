@@ -295,3 +295,53 @@ def test_optimizer_arguments_as_torch_takes_them():
     held = w.grad
     opt.zero_grad(set_to_none=False)
     assert w.grad is held and held.tolist() == [[0.0, 0.0]]
+
+
+def test_a_parameter_shares_the_version_of_the_tensor_it_wraps():
+    """(probe) Parameter(x.detach()) started a version counter of its own, so an optimizer
+    step on it changed the data x's graph had saved and backward used it in silence;
+    torch refuses that backward."""
+    x = sr.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    p = sr.nn.Parameter(x.detach())
+    opt = sr.optim.SGD([p], lr=1.0)
+    p.grad = sr.ones(2)
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+    torch = torch_or_skip()
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    ty = (tx * tx).sum()
+    tp = torch.nn.Parameter(tx.detach())
+    tp.grad = torch.ones(2)
+    torch.optim.SGD([tp], lr=1.0).step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ty.backward()
+
+
+def read_only_parameter():
+    frozen = np.zeros(2, np.float32)
+    frozen.flags.writeable = False
+    return sr.nn.Parameter(sr.from_numpy(frozen))
+
+
+def test_a_read_only_parameter_is_refused_before_anything_is_written():
+    """(probe) load_state_dict and an optimizer step wrote the parameters before the
+    read-only one, then failed with NumPy's own error: now they refuse first."""
+    class Two(sr.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = sr.nn.Parameter(sr.zeros(2))
+            self.b = read_only_parameter()
+
+    m = Two()
+    with pytest.raises(RuntimeError, match="b's data is read-only.*nothing was written"):
+        m.load_state_dict({"a": np.ones(2), "b": np.ones(2)})
+    assert m.a.tolist() == [0.0, 0.0]
+    w1, w2 = sr.nn.Parameter(sr.zeros(2)), sr.nn.Parameter(sr.zeros(2))
+    opt = sr.optim.SGD([w1, w2], lr=1.0)
+    w2.data = read_only_parameter().data  # read-only since the optimizer was made
+    w1.grad, w2.grad = sr.ones(2), sr.ones(2)
+    with pytest.raises(RuntimeError, match="read-only.*nothing was updated"):
+        opt.step()
+    assert w1.tolist() == [0.0, 0.0]

@@ -52,6 +52,10 @@ class Parameter(Tensor):
         if not isinstance(data, Tensor):
             raise TypeError(f"Parameter: data must be a dense Tensor, got {type(data).__name__}")
         super().__init__(data._data, requires_grad=requires_grad)
+        # the same memory, so the same version counter (as detach() shares it): an in-place
+        # step on the parameter is a change to the data a graph of ``data`` saved, and its
+        # backward must refuse it, as torch's does
+        self._version = data._version
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + _tensor_str.dense_str(self)
@@ -142,6 +146,9 @@ class Module:
             value = value._data if isinstance(value, Tensor) else np.asarray(value)
             if value.shape != p.shape:
                 raise ShapeError(f"load_state_dict: {name} has shape {list(p.shape)}, the value {list(value.shape)}")
+            if not p._data.flags.writeable:
+                raise RuntimeError(f"load_state_dict: {name}'s data is read-only (it views a sparse tensor's "
+                                   "values or a read-only array); nothing was written")
             # a value the parameter's dtype cannot hold (inf from a finite float64, a complex
             # part, an integer out of range) is refused, as everywhere (docs/field.rst)
             values[name] = value if value.dtype == p.dtype else converted(value, p.dtype, f"load_state_dict: {name}")
