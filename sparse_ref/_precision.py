@@ -60,3 +60,13 @@ def finish(x: np.ndarray, small) -> np.ndarray:
     """The end of a computation that was widened: ``x`` rounded once to ``small`` (a half
     dtype), or ``x`` itself when ``small`` is None (nothing was widened)."""
     return x if small is None else narrow(x, small)
+
+
+def reduced(fn, x: np.ndarray) -> np.ndarray:
+    """``fn(x)`` for a reduction of x (a sum, a mean): a float16 or bfloat16 x is reduced
+    in float32 and the result rounded once, as torch accumulates them (NumPy would add
+    bfloat16 in bfloat16, where 256 + 1 is 256 again); any other x as it is."""
+    small = small_dtype(x)
+    if small is None:
+        return np.asarray(fn(x))
+    return finish(np.asarray(fn(x.astype(np.float32))), small)

@@ -419,6 +419,32 @@ def test_long_sums_do_not_stall_where_torch_does(dt):
     assert theirs.float().tolist() == [[2048.0 if dt == sr.float16 else 256.0]]
 
 
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_sums_and_means_add_in_float32_and_round_once(dt, rng):
+    """(probe) sum() and mean() of a half tensor, dense or sparse, over every dim or one:
+    NumPy adds bfloat16 in bfloat16, where 3000 ones summed to 256 and their mean to
+    0.085. Now each is the float32 sum (or mean) rounded once, as torch's dense sum and
+    mean are; torch's sparse sum over one dim still adds in the half type (256)."""
+    x32 = rng.uniform(0.5, 1.5, (300, 20)).astype(np.float32)
+    x = sr.tensor(x32).to(dt)
+    wide = x.numpy().astype(np.float32)
+    cases = {"sum": (x.sum(), wide.sum()), "mean": (x.mean(), wide.mean()),
+             "sum(0)": (x.sum(0), wide.sum(0)), "mean(1)": (x.mean(1), wide.mean(1)),
+             "sparse sum": (x.to_sparse().sum(), wide.sum()),
+             "sparse sum(0)": (x.to_sparse().sum(0).to_dense(), wide.sum(0)),
+             "sparse sum(1), CSR": (x.to_sparse_csr().sum(1).to_dense(), wide.sum(1))}
+    for name, (got, want) in cases.items():
+        assert got.dtype == dt, name
+        assert same16(got.numpy(), library_rounding(want, dt)), name
+    ones = sr.ones(1, 3000, dtype=dt)
+    assert ones.sum().item() == ones.to_sparse().sum().item() == ones.to_sparse().sum(1).values().item() \
+        == library_rounding(3000.0, dt).item()
+    assert ones.mean().item() == 1.0
+    torch = torch_or_skip()
+    t = torch.ones(1, 3000, dtype=torch_dtype(torch, dt))
+    assert t.sum().item() == ones.sum().item() and t.mean().item() == 1.0
+
+
 def torch_dtype(torch, dt):
     return {"float16": torch.float16, "bfloat16": torch.bfloat16}[dt.name]
 

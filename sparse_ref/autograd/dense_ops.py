@@ -37,7 +37,7 @@ class Sum(Function):
 
     def forward(self, x, dim, keepdim):
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
-        return Tensor(np.asarray(x._data.sum(axis=dim, keepdims=keepdim)))
+        return Tensor(_precision.reduced(lambda d: d.sum(axis=dim, keepdims=keepdim), x._data))
 
     def backward(self, grad):
         if self.dim is not None and not self.keepdim:
@@ -57,7 +57,7 @@ class Mean(Function):
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
         data = x._data
         self.count = data.size if dim is None else int(np.prod([data.shape[d] for d in np.atleast_1d(dim)]))
-        return Tensor(np.asarray(data.mean(axis=dim, keepdims=keepdim)))
+        return Tensor(_precision.reduced(lambda d: d.mean(axis=dim, keepdims=keepdim), data))
 
     def backward(self, grad):
         if self.dim is not None and not self.keepdim:

@@ -527,7 +527,7 @@ class SparseSum(Function):
         c = s._coalesced_form()
         self.nnz = c._nnz()
         self.n_args = 2 if keep_dtype else 1
-        return Tensor(np.asarray(c._val.sum(dtype=c._val.dtype if keep_dtype else None)))
+        return Tensor(_precision.reduced(lambda v: v.sum(dtype=v.dtype if keep_dtype else None), c._val))
 
     def backward(self, grad):
         return (np.full(self.nnz, grad.reshape(()), dtype=grad.dtype),) + (None,) * (self.n_args - 1)
@@ -786,25 +786,32 @@ def ungrouped(values: np.ndarray, order) -> np.ndarray:
     return out
 
 
-def group_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """The sum of every group (np.add.reduceat in the group order; no group is empty)."""
+def group_sums(values: np.ndarray, starts: np.ndarray, dtype=None) -> np.ndarray:
+    """The sum of every group (np.add.reduceat in the group order; no group is empty), in
+    ``dtype`` (default: the values' own)."""
+    dtype = values.dtype if dtype is None else dtype
     if values.shape[0] == 0:
-        return values[:0]
-    return np.add.reduceat(values, starts, dtype=values.dtype)
+        return values[:0].astype(dtype)
+    return np.add.reduceat(values, starts, dtype=dtype)
 
 
 class SparseSumDim(Function):
     """``v = S.sum(dim)`` for one dim of a 2-D S: a sparse vector with one entry per row
     (dim=1) or column (dim=0) that stores anything, coalesced (with keepdim: a sparse
     m x 1 or 1 x n matrix). Each entry of S feeds its group's sum, so grad_S[p] = G[group
-    of p] (np.repeat over the group sizes)."""
+    of p] (np.repeat over the group sizes). Integer and bool values sum to int64, as
+    torch's ``Tensor.sum(dim)`` (``keep_dtype``, a ``dtype=`` asked for: in S's own, as
+    ``torch.sparse.sum``); float16 and bfloat16 in float32, rounded once (torch adds them
+    in their own type here, and 3000 ones of bfloat16 sum to 256)."""
 
     _name = "SparseSumBackward0"
     saves = ()  # backward reads no input data
 
-    def forward(self, s, dim, keepdim):
+    def forward(self, s, dim, keepdim, keep_dtype=False):
         self.order, starts, self.counts, keys = groups(s, dim)
-        sums = group_sums(grouped(s._coalesced_form()._val, self.order), starts)
+        values = grouped(s._coalesced_form()._val, self.order)
+        wide = np.int64 if not keep_dtype and _dtypes.kind(values.dtype) in "biu" else None
+        sums = _precision.reduced(lambda v: group_sums(v, starts, wide), values)
         if not keepdim:
             return SparseTensor._make(keys[None, :], sums, (s.shape[1 - dim],), coalesced=True)
         zeros = np.zeros_like(keys)
@@ -813,7 +820,7 @@ class SparseSumDim(Function):
         return SparseTensor._make(indices, sums, shape, coalesced=True)
 
     def backward(self, grad):
-        return ungrouped(np.repeat(grad, self.counts), self.order), None, None
+        return ungrouped(np.repeat(grad, self.counts), self.order), None, None, None
 
 
 def sparse_sum(s, dims: tuple, keepdim: bool = False, keep_dtype: bool = False):
@@ -827,7 +834,7 @@ def sparse_sum(s, dims: tuple, keepdim: bool = False, keep_dtype: bool = False):
         return SparseSum.apply(s, True) if keep_dtype else SparseSum.apply(s)
     if not dims:
         return s.coalesce()
-    return SparseSumDim.apply(s, dims[0], keepdim)
+    return SparseSumDim.apply(s, dims[0], keepdim, keep_dtype)
 
 
 class SparseSumKeepdim(SparseSum):
