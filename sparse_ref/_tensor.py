@@ -22,6 +22,7 @@ imports or reaches upward; ``tests/test_layers.py`` holds the package to that.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import warnings
@@ -83,6 +84,30 @@ class _Differentiable:
     def __getattr__(self, name):
         # only reached when the name is nowhere: a torch method sparse_ref lacks says so
         raise missing(f"'{type(self).__name__}' object", name)
+
+    # -- pickle and deepcopy, as torch: a pickle keeps the data and requires_grad, never
+    # the graph that made the tensor (which would travel whole, saved arrays and all) nor
+    # its .grad; it comes back a leaf with a version counter of its own. deepcopy copies a
+    # leaf with its .grad and refuses a tensor made by an op.
+    def _state(self) -> dict:
+        return self.__dict__
+
+    def __getstate__(self):
+        state = {k: v for k, v in self._state().items() if k not in ("_retains_grad", "_guarded")}
+        state.update(_grad=None, grad_fn=None, _version=[0])
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __deepcopy__(self, memo):
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the "
+                               "deepcopy protocol at the moment; deepcopy x.detach() (and set requires_grad)")
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__setstate__(copy.deepcopy(dict(self._state()), memo))
+        return new
 
     _retains_grad = False  # set by retain_grad() on a tensor made by an op
 
@@ -970,7 +995,7 @@ class SparseTensor(_Differentiable):
             return self._write_rows()
         return super().__getattr__(name)
 
-    def __getstate__(self):  # pickle and deepcopy: the COO indices made first
+    def _state(self) -> dict:  # pickle and deepcopy: the COO indices made first
         if "_rows_later" in self.__dict__:
             self._write_rows()
         return self.__dict__

@@ -415,3 +415,42 @@ def test_alpha_of_an_in_place_add_is_a_number():
             with pytest.raises(TypeError, match="alpha must be a number"):
                 d.add_(other, alpha=alpha)
     assert d.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+def test_pickle_and_deepcopy_treat_the_graph_as_torch_does(layout):
+    """(probe) pickle and deepcopy copied a tensor's whole graph: a deepcopy of y = x * 3
+    sent its gradient to a hidden copy of x, and a pickle grew with every op behind it.
+    As torch: a pickle keeps data and requires_grad, never the graph or .grad, and comes
+    back a leaf; deepcopy copies a leaf with its .grad and refuses a tensor made by an op."""
+    import copy
+    import pickle
+
+    x = sr.tensor([[1.0, 0.0], [2.0, 3.0]], requires_grad=True)
+    if layout == "sparse":
+        x = x.detach().to_sparse().requires_grad_(True)
+    y = x * 3.0
+    for _ in range(4):
+        y = y * 3.0
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(y)
+    back = pickle.loads(pickle.dumps(y))
+    assert back.requires_grad and back.is_leaf and back.grad_fn is None
+    assert len(pickle.dumps(y)) == len(pickle.dumps(y.detach().requires_grad_(True)))
+    dense = (lambda t: t.to_dense()) if layout == "sparse" else (lambda t: t)
+    assert dense(back).tolist() == dense(y.detach()).tolist()
+    dense(back).sum().backward()  # a leaf of its own: the gradient lands on it, not on x
+    assert back.grad is not None and x.grad is None
+    y.sum().backward() if layout == "dense" else y.to_dense().sum().backward()
+    leaf = pickle.loads(pickle.dumps(x))
+    assert leaf.grad is None and leaf.requires_grad and leaf._version == [0]
+    twin = copy.deepcopy(x)
+    assert twin.grad is not None and twin.grad is not x.grad
+    assert dense(twin.grad).tolist() == dense(x.grad).tolist()
+    if layout == "dense":
+        torch = torch_or_skip()
+        tx = torch.tensor([[1.0, 0.0], [2.0, 3.0]], requires_grad=True)
+        with pytest.raises(RuntimeError, match="graph leaves"):
+            copy.deepcopy(tx * 3)
+        tb = pickle.loads(pickle.dumps(tx * 3))
+        assert tb.requires_grad and tb.is_leaf
