@@ -81,6 +81,19 @@ class _Differentiable:
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
+    def _clear_grad(self, set_to_none: bool) -> None:
+        """``zero_grad`` for this tensor (Module's and Optimizer's): drop ``.grad``, or
+        zero it in place, as torch, so that whoever holds the ``.grad`` sees zeros (a new
+        array of zeros when it is read-only)."""
+        if set_to_none:
+            self.grad = None
+        elif self.grad is not None:
+            if self.grad._data.flags.writeable:
+                self.grad._data[...] = 0
+                self.grad._version[0] += 1
+            else:
+                self.grad = Tensor(np.zeros_like(self.grad._data))
+
     def __getattr__(self, name):
         # only reached when the name is nowhere: a torch method sparse_ref lacks says so
         raise missing(f"'{type(self).__name__}' object", name)

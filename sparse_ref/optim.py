@@ -59,14 +59,7 @@ class Optimizer:
         """Drop (or, with ``set_to_none=False``, zero) every parameter's gradient."""
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:  # in place, as torch: whoever holds the .grad sees zeros
-                    if p.grad._data.flags.writeable:
-                        p.grad._data[...] = 0
-                        p.grad._version[0] += 1
-                    else:
-                        p.grad = Tensor(np.zeros_like(p.grad._data))
+                p._clear_grad(set_to_none)
 
     def _params_with_grad(self) -> list:
         """``(group, p, grad)`` of every parameter with a gradient, after checking that each

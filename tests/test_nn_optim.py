@@ -345,3 +345,34 @@ def test_a_read_only_parameter_is_refused_before_anything_is_written():
     with pytest.raises(RuntimeError, match="read-only.*nothing was updated"):
         opt.step()
     assert w1.tolist() == [0.0, 0.0]
+
+
+def test_a_parameter_set_to_none_stays_a_parameters_place():
+    """(probe) after lin.bias = None, a plain tensor was taken as an attribute that
+    parameters() never lists; torch refuses it."""
+    lin = sr.nn.Linear(2, 1)
+    lin.bias = None
+    with pytest.raises(TypeError, match="cannot assign 'Tensor' as parameter 'bias'"):
+        lin.bias = sr.ones(1)
+    assert [n for n, _ in lin.named_parameters()] == ["weight"]
+    lin.bias = sr.nn.Parameter(sr.ones(1))
+    assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+    torch = torch_or_skip()
+    tl = torch.nn.Linear(2, 1)
+    tl.bias = None
+    with pytest.raises(TypeError, match="cannot assign"):
+        tl.bias = torch.ones(1)
+
+
+@pytest.mark.parametrize("owner", ["module", "optimizer"])
+def test_zero_grad_without_none_zeroes_the_gradient_in_place(owner):
+    """(probe) Module.zero_grad(set_to_none=False) put a new tensor in .grad, so a caller
+    holding the old one saw stale values; torch zeroes it in place (Optimizer's did)."""
+    m = sr.nn.Linear(2, 1)
+    m(sr.ones(3, 2)).sum().backward()
+    held = m.weight.grad
+    if owner == "module":
+        m.zero_grad(set_to_none=False)
+    else:
+        sr.optim.SGD(m.parameters(), lr=0.1).zero_grad(set_to_none=False)
+    assert m.weight.grad is held and held.tolist() == [[0.0, 0.0]]

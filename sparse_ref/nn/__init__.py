@@ -72,9 +72,15 @@ class Module:
         self.training = True
 
     def __setattr__(self, name, value):
-        if isinstance(vars(self).get(name), Parameter) and not (value is None or isinstance(value, Parameter)):
+        # a name once set to a Parameter stays a parameter's place, also while it holds
+        # None (as torch's: ``lin.bias = None`` then a plain tensor is refused, not taken
+        # as an attribute that parameters() would never list)
+        slots = self.__dict__.setdefault("_parameter_names", set())
+        if name in slots and not (value is None or isinstance(value, Parameter)):
             raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
                             "(sr.nn.Parameter or None expected)")
+        if isinstance(value, Parameter):
+            slots.add(name)
         object.__setattr__(self, name, value)
 
     def forward(self, *args, **kwargs):  # pragma: no cover - every model overrides it
@@ -117,10 +123,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop (or, with ``set_to_none=False``, zero) every parameter's gradient."""
         for p in self.parameters():
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad = Tensor(np.zeros_like(p.grad._data))
+            p._clear_grad(set_to_none)
 
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
