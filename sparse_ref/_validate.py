@@ -762,6 +762,11 @@ def index_key(key, shape: tuple, where: str = "index", stacklevel: int = 4):
             k = k._data
         elif isinstance(k, list):
             k = np.asarray(k)
+            if k.size == 0:  # x[[]]: no index at all (NumPy reads [] as float64)
+                k = k.astype(np.int64)
+        if isinstance(k, slice) and k.step is not None and not isinstance(k.step, Tensor) and k.step < 0:
+            raise ValueError(f"{where}: step must be greater than zero (as in torch, whose tensors have "
+                             "no reversed views)")
         if isinstance(k, np.ndarray):
             if k.dtype.kind == "b":
                 if k.shape != shape[axis:axis + k.ndim]:

@@ -334,9 +334,11 @@ def test_dense_tensors_go_through_dlpack_as_through_numpy():
         torch.from_dlpack(w.detach())
     assert torch.from_dlpack(w.detach().clone()).tolist() == [1.0, 2.0]
     # torch 2.13 aborts the whole process on a negative stride: refused before it sees one
+    # (x[::-1] is refused as torch refuses it; the class itself still wraps any array)
+    reversed_view = sr.Tensor(np.arange(4.)[::-1])
     with pytest.raises(BufferError, match="negative stride"):
-        torch.from_dlpack(sr.arange(4.)[::-1])
-    assert torch.from_dlpack(sr.arange(4.)[::-1].clone()).tolist() == [3.0, 2.0, 1.0, 0.0]
+        torch.from_dlpack(reversed_view)
+    assert torch.from_dlpack(reversed_view.clone()).tolist() == [3.0, 2.0, 1.0, 0.0]
     s = sr.sparse_coo_tensor([[0], [1]], [1.], (2, 2))
     for export in (torch.from_dlpack, np.from_dlpack):
         with pytest.raises(BufferError, match="layout other than strided"):
@@ -454,3 +456,22 @@ def test_pickle_and_deepcopy_treat_the_graph_as_torch_does(layout):
             copy.deepcopy(tx * 3)
         tb = pickle.loads(pickle.dumps(tx * 3))
         assert tb.requires_grad and tb.is_leaf
+
+
+def test_slices_and_empty_lists_index_as_torchs():
+    """(probe) x[::-1] gave a reversed view (torch: ValueError, its tensors have none) and
+    x[[]] raised (torch: an empty tensor)."""
+    x = sr.arange(5.0)
+    for key in (slice(None, None, -1), slice(3, 0, -2)):
+        with pytest.raises(ValueError, match="step must be greater than zero"):
+            x[key]
+        with pytest.raises(ValueError, match="step must be greater than zero"):
+            x[key] = 0.0
+    empty = x[[]]
+    assert empty.shape == (0,) and empty.dtype == x.dtype
+    assert x[1::2].tolist() == [1.0, 3.0]
+    torch = torch_or_skip()
+    t = torch.arange(5.0)
+    with pytest.raises(ValueError, match="step must be greater than zero"):
+        t[::-1]
+    assert tuple(t[[]].shape) == (0,)
