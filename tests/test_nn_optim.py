@@ -376,3 +376,26 @@ def test_zero_grad_without_none_zeroes_the_gradient_in_place(owner):
     else:
         sr.optim.SGD(m.parameters(), lr=0.1).zero_grad(set_to_none=False)
     assert m.weight.grad is held and held.tolist() == [[0.0, 0.0]]
+
+
+@pytest.mark.parametrize("loss", ["nll_loss", "cross_entropy"])
+@pytest.mark.parametrize("red", ["none", "sum", "mean"])
+@pytest.mark.parametrize("target", [[0, -100, 1, 2], [-100] * 4, [2, 1, 1, 0]], ids=["some", "all", "other index"])
+def test_ignored_targets_count_for_nothing_as_in_torch(loss, red, target):
+    """(probe) a target of -100, torch's default ignore_index (padding, unlabelled nodes),
+    was refused as out of bounds. Values and gradients against torch; 'other index' ignores
+    class 1 instead."""
+    torch = torch_or_skip()
+    raw = arr((4, 3), seed=5)
+    if loss == "nll_loss":
+        raw = raw - np.log(np.exp(raw).sum(1, keepdims=True))
+    ignore = 1 if target == [2, 1, 1, 0] else -100
+    x, tx = sr.tensor(raw, requires_grad=True), torch.tensor(raw, requires_grad=True)
+    ours = getattr(F, loss)(x, sr.tensor(np.array(target)), reduction=red, ignore_index=ignore)
+    theirs = getattr(torch.nn.functional, loss)(tx, torch.tensor(target), reduction=red, ignore_index=ignore)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+    (ours.sum() if red == "none" else ours).backward()
+    (theirs.sum() if red == "none" else theirs).backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+    if red == "none":
+        assert not np.signbit(ours.detach().numpy()[np.array(target) == ignore]).any()  # +0, not -0

@@ -80,44 +80,68 @@ def dropout(input, p: float = 0.5, training: bool = True, generator=None) -> Ten
     return input * Tensor((keep * scale).astype(input.dtype))
 
 
-def _reduce(loss: Tensor, reduction: str, where: str) -> Tensor:
+def _check_reduction(reduction: str, where: str) -> None:
     if reduction not in REDUCTIONS:
         raise ArgumentError(f"{where}: {reduction!r} is not a valid value for reduction (mean, sum, none)")
+
+
+def _reduce(loss: Tensor, reduction: str, where: str) -> Tensor:
+    _check_reduction(reduction, where)
     return loss if reduction == "none" else (loss.sum() if reduction == "sum" else loss.mean())
 
 
-def _targets(input, target, where: str):
+def _targets(input, target, where: str, ignore_index: int):
     if not isinstance(input, Tensor) or input.ndim != 2:
         raise ArgumentError(f"{where}: input must be a 2-D tensor (N x C), got "
                             f"{getattr(input, 'ndim', type(input).__name__)}")
     if not isinstance(target, Tensor) or target.dtype.kind not in "iu" or target.shape != input.shape[:1]:
         raise ArgumentError(f"{where}: target must be an integer tensor of shape [{input.shape[0]}], got "
                             f"{getattr(target, 'dtype', type(target).__name__)} {list(getattr(target, 'shape', ()))}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"{where}: ignore_index must be an int, got {type(ignore_index).__name__}")
     t = target._data
-    if t.size and (t.min() < 0 or t.max() >= input.shape[1]):
-        bad = t.max() if t.max() >= input.shape[1] else t.min()
+    counted = t[t != ignore_index]
+    if counted.size and (counted.min() < 0 or counted.max() >= input.shape[1]):
+        bad = counted.max() if counted.max() >= input.shape[1] else counted.min()
         raise IndexError(f"{where}: Target {bad} is out of bounds.")
     return t
 
 
-def nll_loss(input, target, reduction: str = "mean") -> Tensor:
+def nll_loss(input, target, reduction: str = "mean", ignore_index: int = -100) -> Tensor:
     """``-input[i, target[i]]``, averaged (or summed) over the rows: the loss for
-    log-probabilities.
+    log-probabilities. Rows whose target is ``ignore_index`` (-100, as torch's default)
+    count for nothing: their loss is 0 with ``reduction="none"``, and the mean is over
+    the other rows (NaN when there are none, as torch's).
 
     Examples
     --------
     >>> import sparse_ref as sr, sparse_ref.nn.functional as F
     >>> F.nll_loss(sr.tensor([[-0.5, -1.0], [-2.0, -0.1]]), sr.tensor([0, 1]))
     tensor(0.3000)
+    >>> F.nll_loss(sr.tensor([[-0.5, -1.0], [-2.0, -0.1]]), sr.tensor([0, -100]))
+    tensor(0.5000)
     """
-    t = _targets(input, target, "nll_loss")
-    return _reduce(-input[np.arange(input.shape[0]), t], reduction, "nll_loss")
+    t = _targets(input, target, "nll_loss", ignore_index)
+    _check_reduction(reduction, "nll_loss")
+    kept = t != ignore_index
+    if kept.all():
+        return _reduce(-input[np.arange(input.shape[0]), t], reduction, "nll_loss")
+    if reduction == "none":  # a 0 where the target is ignored (its log-probability is never read)
+        picked = -input[np.arange(input.shape[0]), np.where(kept, t, 0)]
+        return _functions.where(Tensor(kept), picked, 0.0)
+    rows = np.flatnonzero(kept)
+    loss = (-input[rows, t[rows]]).sum()
+    if reduction == "sum":
+        return loss
+    # every target ignored: NaN, as torch's 0 / 0 (its gradient: zeros, nothing was read)
+    return loss / float(rows.shape[0]) if rows.shape[0] else loss * float("nan")
 
 
-def cross_entropy(input, target, reduction: str = "mean") -> Tensor:
-    """``nll_loss(log_softmax(input, 1), target)``: the loss for unnormalised scores."""
-    _targets(input, target, "cross_entropy")
-    return nll_loss(log_softmax(input, 1), target, reduction)
+def cross_entropy(input, target, reduction: str = "mean", ignore_index: int = -100) -> Tensor:
+    """``nll_loss(log_softmax(input, 1), target)``: the loss for unnormalised scores
+    (``ignore_index`` as there)."""
+    _targets(input, target, "cross_entropy", ignore_index)
+    return nll_loss(log_softmax(input, 1), target, reduction, ignore_index)
 
 
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:
