@@ -119,7 +119,8 @@ class _Differentiable:
                                "deepcopy protocol at the moment; deepcopy x.detach() (and set requires_grad)")
         new = type(self).__new__(type(self))
         memo[id(self)] = new
-        new.__setstate__(copy.deepcopy(dict(self._state()), memo))
+        state = {k: v for k, v in self._state().items() if k != "_guarded"}  # (a copy of its own)
+        new.__setstate__(copy.deepcopy(state, memo))
         return new
 
     _retains_grad = False  # set by retain_grad() on a tensor made by an op

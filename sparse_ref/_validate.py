@@ -764,7 +764,8 @@ def index_key(key, shape: tuple, where: str = "index", stacklevel: int = 4):
             k = np.asarray(k)
             if k.size == 0:  # x[[]]: no index at all (NumPy reads [] as float64)
                 k = k.astype(np.int64)
-        if isinstance(k, slice) and k.step is not None and not isinstance(k.step, Tensor) and k.step < 0:
+        if isinstance(k, slice) and k.step is not None and (
+                k.step._data if isinstance(k.step, Tensor) else k.step) < 0:
             raise ValueError(f"{where}: step must be greater than zero (as in torch, whose tensors have "
                              "no reversed views)")
         if isinstance(k, np.ndarray):

@@ -195,7 +195,10 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch's name)
         The dims to sum over; all of them when omitted.
     dtype : dtype, optional
         Cast ``input`` to it first (refusing values it cannot hold), and sum in it: without
-        it, integer and bool values sum to int64 over every dim, as in torch.
+        it, integer and bool values sum to int64 over every dim, as in torch, and keep
+        their dtype over one dim, as ``torch.sparse.sum`` does (int32 wraps, bool stays
+        bool; ``input.sum(dim)`` widens to int64, as torch's ``Tensor.sum``). float16 and
+        bfloat16 are summed in float32 and rounded once.
 
     Returns
     -------
@@ -227,7 +230,9 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch's name)
     _validate.sparse_sum_dims(input, dims, "sum")
     if dtype is not None:
         input = ops.cast(input, _dtypes.as_dtype(dtype, "sum"))
-    return ops.sparse_sum(input, dims, keep_dtype=dtype is not None)
+    # over one dim, torch.sparse.sum keeps the dtype (int32 wraps, bool stays bool; a
+    # tensor's own .sum(dim) widens to int64, as torch's does); over every dim, int64
+    return ops.sparse_sum(input, dims, keep_dtype=dtype is not None or 0 < len(dims) < input.ndim)
 
 
 def softmax(input, dim: int, *, dtype=None):

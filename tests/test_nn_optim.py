@@ -1,6 +1,8 @@
 """sr.nn, sr.nn.functional, sr.optim and sr.datasets against torch 2.13, and the error a
 torch name that sparse_ref lacks gives."""
 
+import copy
+
 import numpy as np
 import pytest
 from conftest import torch_or_skip
@@ -357,6 +359,13 @@ def test_a_parameter_set_to_none_stays_a_parameters_place():
     assert [n for n, _ in lin.named_parameters()] == ["weight"]
     lin.bias = sr.nn.Parameter(sr.ones(1))
     assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+    del lin.bias  # (review) deleted, the name is free again, as in torch
+    lin.bias = sr.ones(1)
+    assert [n for n, _ in lin.named_parameters()] == ["weight"]
+    other = sr.nn.Linear(2, 1)  # (review) a shallow copy does not share the record of names
+    twin = copy.copy(other)
+    twin.extra = sr.nn.Parameter(sr.ones(1))
+    other.extra = sr.ones(1)
     torch = torch_or_skip()
     tl = torch.nn.Linear(2, 1)
     tl.bias = None

@@ -660,16 +660,19 @@ def test_bad_input_is_refused_before_any_work(call, error, match):
 
 def test_an_integer_sum_over_one_dim_widens_to_int64_as_torchs_tensor_sum():
     """(probe) s.sum(0) of int32 values added in int32 and wrapped 2**31 to -2**31; torch's
-    Tensor.sum(dim) gives int64. A dtype= asked for keeps it, as torch.sparse.sum does."""
+    Tensor.sum(dim) gives int64. sr.sparse.sum over one dim keeps the dtype, as
+    torch.sparse.sum does (int32 wraps there, bool stays bool)."""
     d = np.array([[2**30, 1], [2**30, 1]], np.int32)
     for s in (sr.tensor(d).to_sparse(), sr.tensor(d).to_sparse_csr()):
         got = s.sum(0)
         assert got.dtype == sr.int64 and got.to_dense().tolist() == [2**31, 2]
-        assert sr.sparse.sum(s, 1).dtype == sr.int64
+        assert sr.sparse.sum(s, 1).dtype == sr.int32
     b = sr.tensor(np.array([[True, False], [True, True]])).to_sparse()
     assert b.sum(0).dtype == sr.int64 and b.sum(0).to_dense().tolist() == [2, 1]
-    kept = sr.sparse.sum(sr.tensor(d).to_sparse(), 0, dtype=sr.int32)
-    assert kept.dtype == sr.int32
+    assert sr.sparse.sum(b, 0).dtype == sr.bool
+    assert sr.sparse.sum(sr.tensor(d).to_sparse()).dtype == sr.int64  # every dim: int64, as torch
     torch = torch_or_skip()
-    theirs = torch.from_numpy(d).to_sparse().sum(0)
-    assert theirs.dtype == torch.int64 and theirs.to_dense().tolist() == [2**31, 2]
+    ts = torch.from_numpy(d).to_sparse()
+    assert ts.sum(0).dtype == torch.int64 and ts.sum(0).to_dense().tolist() == [2**31, 2]
+    assert torch.sparse.sum(ts, 0).dtype == torch.int32
+    assert torch.sparse.sum(torch.tensor([[True, False], [True, True]]).to_sparse(), 0).dtype == torch.bool

@@ -462,7 +462,8 @@ def test_slices_and_empty_lists_index_as_torchs():
     """(probe) x[::-1] gave a reversed view (torch: ValueError, its tensors have none) and
     x[[]] raised (torch: an empty tensor)."""
     x = sr.arange(5.0)
-    for key in (slice(None, None, -1), slice(3, 0, -2)):
+    for key in (slice(None, None, -1), slice(3, 0, -2), slice(None, None, sr.tensor(-1)),
+                slice(None, None, np.int64(-1))):
         with pytest.raises(ValueError, match="step must be greater than zero"):
             x[key]
         with pytest.raises(ValueError, match="step must be greater than zero"):
@@ -475,3 +476,14 @@ def test_slices_and_empty_lists_index_as_torchs():
     with pytest.raises(ValueError, match="step must be greater than zero"):
         t[::-1]
     assert tuple(t[[]].shape) == (0,)
+
+
+def test_a_deepcopy_of_a_detached_view_is_a_writable_tensor_of_its_own():
+    """(review) deepcopy kept the 'guarded' mark of a detached view of a graph tensor, so
+    the copy's numpy() was read-only (torch's copy is writable; pickle dropped the mark)."""
+    import copy
+
+    x = sr.tensor([1.0, 2.0], requires_grad=True)
+    assert not x.detach().numpy().flags.writeable
+    twin = copy.deepcopy(x.detach())
+    assert twin.numpy().flags.writeable

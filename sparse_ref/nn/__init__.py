@@ -75,13 +75,20 @@ class Module:
         # a name once set to a Parameter stays a parameter's place, also while it holds
         # None (as torch's: ``lin.bias = None`` then a plain tensor is refused, not taken
         # as an attribute that parameters() would never list)
-        slots = self.__dict__.setdefault("_parameter_names", set())
-        if name in slots and not (value is None or isinstance(value, Parameter)):
+        names = self.__dict__.get("_parameter_names", frozenset())
+        if ((name in names or isinstance(self.__dict__.get(name), Parameter))
+                and not (value is None or isinstance(value, Parameter))):
             raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
                             "(sr.nn.Parameter or None expected)")
-        if isinstance(value, Parameter):
-            slots.add(name)
+        if isinstance(value, Parameter) and name not in names:  # (a new set: a copy.copy shares none)
+            self.__dict__["_parameter_names"] = names | {name}
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        object.__delattr__(self, name)
+        names = self.__dict__.get("_parameter_names", frozenset())
+        if name in names:  # deleted, the name is free again (as torch's)
+            self.__dict__["_parameter_names"] = names - {name}
 
     def forward(self, *args, **kwargs):  # pragma: no cover - every model overrides it
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"forward\" function")
