@@ -800,7 +800,7 @@ class SparseSumDim(Function):
     (dim=1) or column (dim=0) that stores anything, coalesced (with keepdim: a sparse
     m x 1 or 1 x n matrix). Each entry of S feeds its group's sum, so grad_S[p] = G[group
     of p] (np.repeat over the group sizes). Integer and bool values sum to int64, as
-    torch's ``Tensor.sum(dim)`` (``keep_dtype``, a ``dtype=`` asked for: in S's own, as
+    torch's ``Tensor.sum(dim)`` (``keep_dtype``, from ``sr.sparse.sum``: in S's own, as
     ``torch.sparse.sum``); float16 and bfloat16 in float32, rounded once (torch adds them
     in their own type here, and 3000 ones of bfloat16 sum to 256)."""
 
