@@ -58,7 +58,9 @@ def from_scipy(matrix) -> SparseTensor:
             matrix.check_format(full_check=True)
         coo = matrix.tocoo()
     canonical = bool(getattr(coo, "has_canonical_format", False))
-    indices = np.stack([np.asarray(coo.row), np.asarray(coo.col)]) if coo.nnz else np.zeros((2, 0), np.int64)
+    # (a 1-D coo_array, as to_scipy makes of a sparse vector, has one coordinate array)
+    coords = getattr(coo, "coords", None) or (coo.row, coo.col)
+    indices = np.stack([np.asarray(c) for c in coords]) if coo.nnz else np.zeros((len(coo.shape), 0), np.int64)
     # SciPy's canonical flag can go stale if its arrays are edited: verify it, don't trust it
     if canonical:
         try:

@@ -396,6 +396,28 @@ def test_backward_errors_like_torch(rng):
         (x * 2.0).backward(sr.ones(3, dtype=F64))
 
 
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+def test_a_gradient_of_another_dtype_is_cast_as_torch_casts_it(layout):
+    """(probe) backward(G) with G float64 or int64 for a float32 output was refused; torch
+    casts G to the output's dtype. A value it cannot hold is refused, as everywhere."""
+    base = sr.tensor([[1.0, 0.0], [2.0, 3.0]])
+    x = (base.to_sparse() if layout == "sparse" else base).requires_grad_(True)
+    dense = (lambda t: t.to_dense()) if layout == "sparse" else (lambda t: t)
+    for g in (sr.ones(2, 2, dtype=sr.float64), sr.tensor(np.ones((2, 2), np.int64))):
+        x.grad = None
+        (x * 3.0).backward(g)
+        want = [[3.0, 0.0], [3.0, 3.0]] if layout == "sparse" else [[3.0, 3.0], [3.0, 3.0]]  # (x's pattern)
+        assert x.grad.dtype == sr.float32 and dense(x.grad).tolist() == want
+    for bad, error in ((sr.full((2, 2), 1e300, dtype=sr.float64), "overflow"),
+                       (sr.tensor(np.full((2, 2), 1 + 1j)), "imaginary")):
+        with pytest.raises((TypeError, ValueError), match=error):
+            (x * 3.0).backward(bad)
+    torch = torch_or_skip()
+    tx = torch.tensor([[1.0, 0.0], [2.0, 3.0]], requires_grad=True)
+    (tx * 3.0).backward(torch.ones(2, 2, dtype=torch.float64))
+    assert tx.grad.dtype == torch.float32
+
+
 def test_no_grad_records_nothing(rng):
     a, b = awkward_sparse(rng, (4, 3), F64), leaf(random_dense(rng, (3, 2), F64))
     with sr.no_grad():

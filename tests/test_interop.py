@@ -207,3 +207,14 @@ def test_a_list_of_numpy_numbers_takes_the_dtype_torch_infers():
     assert s.dtype == np.float64  # values too, as torch.sparse_coo_tensor's
     with pytest.raises(ValueError):  # an explicit dtype still refuses what it cannot hold
         sr.tensor([np.float64(1e300), 2.0], dtype=sr.float32)
+
+
+def test_a_sparse_vector_round_trips_through_scipy():
+    """(probe) to_scipy makes a 1-D coo_array of a sparse vector, and from_scipy refused it
+    with a message about sparse_dim."""
+    sp = pytest.importorskip("scipy.sparse")
+    v = sr.sparse.sum(sr.tensor([[1.0, 2.0], [0.0, 3.0]]).to_sparse(), 1)
+    back = sr.from_scipy(sr.to_scipy(v))
+    assert back.shape == (2,) and back.to_dense().tolist() == [3.0, 3.0]
+    empty = sr.from_scipy(sp.coo_array((3,)))
+    assert empty.shape == (3,) and empty._nnz() == 0

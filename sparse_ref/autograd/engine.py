@@ -203,23 +203,26 @@ def seed_gradient(root, gradient):
             raise RuntimeError("grad can be implicitly created only for real scalar outputs but got "
                                f"sparse_ref.{root.dtype.name}")
         return np.ones(root.shape, dtype=root.dtype)
+    # G of another dtype is cast to the output's, as torch casts it (a value the output's
+    # dtype cannot hold, as a complex part for a real output, is refused)
+    cast = (lambda x: x if x.dtype == root.dtype else converted(x, root.dtype, "backward: gradient"))
     if isinstance(root, Tensor):
-        if not isinstance(gradient, Tensor) or gradient.shape != root.shape or gradient.dtype != root.dtype:
+        if not isinstance(gradient, Tensor) or gradient.shape != root.shape:
             raise RuntimeError(
                 f"backward: gradient must be a dense tensor of shape {root.shape} and dtype "
                 f"{root.dtype.name}, got {_describe(gradient)}"
             )
         # a read-only view, not a copy (as torch passes G itself): backward only reads it,
         # and whatever keeps a gradient (a leaf's .grad, retain_grad) keeps its own copy
-        seed = np.asarray(gradient._data).view()
+        seed = np.asarray(cast(gradient._data)).view()
         seed.flags.writeable = False
         return seed
     pattern = root._coalesced_form()._idx
-    if isinstance(gradient, Tensor) and gradient.shape == root.shape and gradient.dtype == root.dtype:
-        return np.ascontiguousarray(gradient._data[tuple(pattern)])  # a dense G, masked
-    if isinstance(gradient, SparseTensor) and gradient.shape == root.shape and gradient.dtype == root.dtype:
+    if isinstance(gradient, Tensor) and gradient.shape == root.shape:
+        return np.ascontiguousarray(cast(gradient._data[tuple(pattern)]))  # a dense G, masked
+    if isinstance(gradient, SparseTensor) and gradient.shape == root.shape:
         g = gradient._coalesced_form()
-        return _formats.values_at(g._idx, g._val, pattern)
+        return _formats.values_at(g._idx, cast(g._val), pattern)
     raise RuntimeError(
         f"backward: gradient must be a tensor (dense or sparse) of shape {root.shape} and dtype "
         f"{root.dtype.name}, got {_describe(gradient)}"
