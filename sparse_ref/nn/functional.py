@@ -126,7 +126,7 @@ def nll_loss(input, target, reduction: str = "mean", ignore_index: int = -100) -
     kept = t != ignore_index
     if kept.all():
         return _reduce(-input[np.arange(input.shape[0]), t], reduction, "nll_loss")
-    if reduction == "none":  # a 0 where the target is ignored (its log-probability is never read)
+    if reduction == "none":  # a 0 where the target is ignored (column 0 is gathered there, then dropped)
         picked = -input[np.arange(input.shape[0]), np.where(kept, t, 0)]
         return _functions.where(Tensor(kept), picked, 0.0)
     rows = np.flatnonzero(kept)
