@@ -329,7 +329,8 @@ def main():
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
                                            "streaming stores", "narrow tails", "fixed widths",
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
-                                           "coalesce ranks", "spgemm dense accumulator", "dynamic schedule"],
+                                           "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
+                                           "spgemm one pass"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -810,6 +811,42 @@ def dynamic_schedule(repeat, record, quick=False, old=None, since=None):
                 spinner.wait()
 
 
+def spgemm_one_pass(repeat, record, quick=False):
+    """The whole ``sr.sparse.mm(A, A)`` (COO and CSR, 2 threads) in one pass (the output
+    arrays as long as the bound on its entries, no symbolic pass; kept) against the two
+    passes (``_products._set_one_pass(False)``), interleaved, each call after an untimed
+    one of the same variant (the output cache then holds that variant's block)."""
+    import sparse_ref as sr
+    from sparse_ref import _products
+
+    sr.set_num_threads(THREADS)
+    for name in ("laplacian", "uniform", "powerlaw"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        a_csr = sr.from_scipy(m)
+        a = a_csr.to_sparse()
+        nnz = sr.sparse.mm(a, a)._nnz()
+        for fmt, x in (("COO", a), ("CSR", a_csr)):
+            def run(one_pass, x=x):
+                def f():
+                    previous = _products._set_one_pass(one_pass)
+                    try:
+                        sr.sparse.mm(x, x)
+                    finally:
+                        _products._set_one_pass(previous)
+                return f
+            variants = {"two passes": run(False), "one pass": run(True)}
+            times = {v: [] for v in variants}
+            for _ in range(repeat if name == "laplacian" else max(repeat // 3, 3)):
+                for v, f in variants.items():
+                    f()  # untimed: the cache now holds this variant's block
+                    t0 = time.perf_counter()
+                    f()
+                    times[v].append((time.perf_counter() - t0) * 1e3)
+            medians = {v: round(statistics.median(t), 3) for v, t in times.items()}
+            record("spgemm one pass", f"spgemm {name} sr.sparse.mm(A, A) {fmt} ({nnz * 24 / 1e6:.0f} MB output)",
+                   medians, "one pass")
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -829,7 +866,8 @@ def only(args):
               "row widths": lambda *a: row_widths(*a, old=args.old),
               "spgemm streaming stores": spgemm_streaming, "spgemm ranks": spgemm_ranks,
               "coalesce ranks": coalesce_ranks, "spgemm dense accumulator": spgemm_dense,
-              "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since)}
+              "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since),
+              "spgemm one pass": spgemm_one_pass}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

@@ -596,15 +596,10 @@ def test_spgemm_tag_resets_keep_the_result(rng, limit):
         kernel._set_tag_limit(2**31 - 1)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64, np.int32])
-def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
-    # The numeric pass keeps the sums of a row whose columns lie close together in a dense
-    # array, one per column of B, and those of a row spread wide in its short list of
-    # slots; both share the "new column?" stamps, row after row on one thread. Rows of
-    # both kinds (a band, and random rows of B), empty rows, stamps restarting mid-matrix,
-    # 1-3 threads: the reference's columns and bits with the dense array never (with and
-    # without finding the spans first), as by default, and for every row (any span).
-    from sparse_ref._kernels import spgemm as fast
+def _band_and_random_spgemm(dtype):
+    """A @ B whose rows of C are of both kinds: a band (columns close together) and random
+    rows of B; empty rows; a band row of C longer than 128. Returns A and B as CSR, B's
+    columns, and the reference's row pointers, columns and values of C."""
     from sparse_ref.reference import spgemm as slow
     from test_simd import spgemm_values
 
@@ -627,6 +622,22 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
     nnz = int(out_crow[-1])
     want_col, want_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
     slow.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, want_col, want_val)
+    return (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64, np.int32])
+def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
+    # The numeric pass keeps the sums of a row whose columns lie close together in a dense
+    # array, one per column of B, and those of a row spread wide in its short list of
+    # slots; both share the "new column?" stamps, row after row on one thread. Rows of
+    # both kinds (a band, and random rows of B), empty rows, stamps restarting mid-matrix,
+    # 1-3 threads: the reference's columns and bits with the dense array never (with and
+    # without finding the spans first), as by default, and for every row (any span).
+    from sparse_ref._kernels import spgemm as fast
+
+    (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val) = \
+        _band_and_random_spgemm(dtype)
+    nrows, nnz = crow.shape[0] - 1, want_col.shape[0]
     spans = [want_col[out_crow[i + 1] - 1] - want_col[out_crow[i]] for i in range(nrows) if out_crow[i + 1] > out_crow[i]]
     assert min(spans) * 16 < 32 << 10 <= max(spans) * 4  # narrow and wide rows, every value type
     lengths = np.diff(out_crow)
@@ -652,6 +663,106 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
         fast._set_dense_limit(*previous)
         fast._set_rank_range(*ranks)
         fast._set_tag_limit(2**31 - 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64])
+def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
+    # One pass: each thread's part of the rows written packed from the bound of its first
+    # row, then moved down. The reference's row pointers, columns and bits, for 1-4 threads
+    # (parts that start mid-gap, a part with no rows), stamps restarting every few rows,
+    # both accumulators, and a bound with another start (a chunk of the rows: its bound
+    # does not start at 0). The reference's one pass gives them too.
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref.reference import spgemm as slow
+
+    (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val) = \
+        _band_and_random_spgemm(dtype)
+    nrows, nnz = crow.shape[0] - 1, want_col.shape[0]
+    flops = np.empty(nrows, np.int64)
+    slow.spgemm_bounds(crow, col, b_crow, flops, np.empty(nrows, np.int64))
+    upper = int(flops.sum())
+    assert upper > nnz + 40  # room to spare: the parts must move
+    previous = fast._set_dense_limit(4 << 20)
+    try:
+        for module, limits in ((slow, None), (fast, (-1, 32 << 10, True)), (fast, (4 << 20, 32 << 10, True))):
+            if limits is not None:
+                fast._set_dense_limit(*limits)
+            for start in (0, 1000):
+                bound = np.concatenate([[start], start + np.cumsum(flops)]).astype(np.int64)
+                for tags in ((int(flops.max()) + 40, 2**31 - 1) if module is fast else (None,)):
+                    if tags is not None:
+                        fast._set_tag_limit(tags)
+                    for threads in ((1, 2, 3, 4) if module is fast else (1,)):
+                        got_crow = np.full(nrows + 1, -1, np.int64)
+                        got_col, got_val = np.full(upper, -1, np.int64), np.zeros(upper, dtype)
+                        module.spgemm_onepass(crow, col, a_val, b_crow, b_col, b_val, ncols, bound, got_crow,
+                                              got_col, got_val, threads)
+                        where = (module.__name__, limits, start, tags, threads)
+                        assert np.array_equal(got_crow, out_crow), where
+                        assert np.array_equal(got_col[:nnz], want_col), where
+                        assert np.array_equal(got_val[:nnz].view(np.uint8), want_val.view(np.uint8)), where
+    finally:
+        fast._set_dense_limit(*previous)
+        fast._set_tag_limit(2**31 - 1)
+
+
+def test_spgemm_onepass_of_no_products_gives_empty_rows():
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref.reference import spgemm as slow
+
+    crow, col = np.array([0, 1, 1, 2], np.int64), np.array([0, 1], np.int64)
+    b_crow = np.zeros(3, np.int64)  # B (2 x 4) has no entries
+    for module in (slow, fast):
+        got = np.full(4, -1, np.int64)
+        module.spgemm_onepass(crow, col, np.ones(2), b_crow, np.empty(0, np.int64), np.empty(0), 4,
+                              np.zeros(4, np.int64), got, np.empty(0, np.int64), np.empty(0), 2)
+        assert got.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("fmt", ["coo", "csr"])
+def test_sparse_mm_in_one_pass_and_in_two_gives_the_same_tensor(fmt, monkeypatch):
+    # sr.sparse.mm takes one pass when the bound fits in memory, two when it does not (or
+    # when told); chunks of the rows (a small CHUNK_WORK) pack one after another. Every way
+    # gives the same indices and bits, and the gradients do not notice.
+    from sparse_ref import _products
+
+    rng = np.random.default_rng(5)
+    a_np = rng.standard_normal((60, 50)) * (rng.random((60, 50)) < 0.15)
+    b_np = rng.standard_normal((50, 70)) * (rng.random((50, 70)) < 0.15)
+    convert = (lambda t: t.to_sparse_csr()) if fmt == "csr" else (lambda t: t)
+    used = []
+    monkeypatch.setattr(_products, "_small_product", lambda *args: None)  # per-row bounds: one pass may run
+
+    def spy(k, *args):
+        found = _products_onepass(k, *args)
+        used.append(found is not None)
+        return found
+
+    _products_onepass = _products._onepass_kernel
+    monkeypatch.setattr(_products, "_onepass_kernel", spy)
+    results = []
+    for one_pass, room, chunk in ((True, True, 1 << 24), (True, True, 40), (True, False, 1 << 24),
+                                  (False, True, 1 << 24)):
+        previous = _products._set_one_pass(one_pass)
+        monkeypatch.setattr(_products, "fits", lambda nbytes, room=room: room)
+        monkeypatch.setattr(_products, "CHUNK_WORK", chunk)
+        try:
+            a = convert(sr.tensor(a_np).to_sparse()).requires_grad_(True)
+            b = convert(sr.tensor(b_np).to_sparse()).requires_grad_(True)
+            c = sr.sparse.mm(a, b)
+            c.sum().backward()
+        finally:
+            _products._set_one_pass(previous)
+        pattern = ((c.crow_indices(), c.col_indices()) if fmt == "csr" else (c.indices(),))
+        c = c.detach()
+        results.append(tuple(t.numpy().copy() for t in pattern) +
+                       (c.values().numpy().copy(), c.to_dense().numpy(), a.grad.to_dense().numpy(),
+                        b.grad.to_dense().numpy()))
+    assert used == [True, True, False, False]
+    for got in results[1:]:
+        for x, y in zip(results[0], got):
+            assert x.shape == y.shape and np.array_equal(x.view(np.uint8), y.view(np.uint8))
+    np.testing.assert_allclose(results[0][-3], a_np @ b_np, rtol=1e-12, atol=1e-12)
 
 
 # -- a sparse product's COO row indices: written from its row pointers on first use ----------
