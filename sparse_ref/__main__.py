@@ -99,6 +99,11 @@ def _import_target(target: str) -> str:
     path = Path(target)
     if path.is_dir():
         path = path.resolve()
+        known = sys.modules.get(path.name)
+        where = getattr(known, "__file__", None) or ""
+        if known is not None and not Path(where).resolve().is_relative_to(path):
+            raise ImportError(f"a module named {path.name!r} is already imported ({where or 'built in'}), so the "
+                              f"folder {path} cannot be imported under that name: rename the folder")
         sys.path.insert(0, str(path.parent))
         return path.name
     return target
@@ -122,15 +127,22 @@ def main(argv=None) -> int:
     if args.command == "demo":
         return demo()
     if args.command == "exercise":
-        path = course.exercises.write_starter(args.name, args.directory)
+        try:
+            path = course.exercises.write_starter(args.name, args.directory)
+        except (ValueError, OSError) as exc:
+            print(f"exercise: {exc}", file=sys.stderr)
+            return 2
         goal = course.exercises.EXERCISES[args.name][0]
         print(f"wrote {path}/ -- {goal}\nfill in the functions that raise NotImplementedError, then run:\n"
               f"    python -m sparse_ref check {path}")
         return 0
     try:
         results = course.check.check(_import_target(args.package), args.kernel, args.allow_reordering)
-    except ImportError as exc:  # a package that does not import, or breaks the kernel interface
+    except (ImportError, ValueError) as exc:  # a package that does not import or breaks the interface; a bad name
         print(f"check: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # exit() at import time, or in code the checker ran outside a case
+        print(f"check: the package called exit({exc.code!r}) while it was being checked", file=sys.stderr)
         return 2
     print(course.check.report(results))
     return 0 if results and all(r.ok for r in results) else 1

@@ -25,6 +25,7 @@ import contextvars
 import importlib
 import inspect
 import os
+import sys
 import threading
 import types
 import warnings
@@ -130,6 +131,9 @@ class Backend:
                 except ImportError as exc:
                     raise BackendError(f"backend {self.name!r}: cannot import {self.package}.{name} "
                                        f"({exc}){self._hint}") from exc
+                except Exception as exc:  # a module that fails as it runs: a SyntaxError, a NameError
+                    raise BackendError(f"backend {self.name!r}: {self.package}.{name} fails as it is imported: "
+                                       f"{type(exc).__name__}: {exc}") from exc
             problems = [p for name, module in modules.items() if module is not None
                         for p in interface_problems(module, name, missing_ok=self.fallback is not None)]
             if problems:
@@ -181,6 +185,12 @@ def interface_problems(module, name: str, missing_ok: bool = False) -> list:
             continue
         if got != params:
             problems.append(f"{name}.{fname} takes ({', '.join(got)}), the interface says ({', '.join(params)})")
+            continue
+        by_keyword = [p.name for p in inspect.signature(f).parameters.values()
+                      if p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        if by_keyword:  # the ops pass every argument by position
+            problems.append(f"{name}.{fname} takes {', '.join(by_keyword)} by keyword only (or by position "
+                            "only); the ops pass each argument by position, and the checker by name")
     return problems
 
 
@@ -230,6 +240,10 @@ def register_backend(name: str, package) -> Backend:
     if not isinstance(package, str):
         raise TypeError(f"register_backend: package must be a package or its import name, got "
                         f"{type(package).__name__}")
+    if name in BACKENDS and BACKENDS[name].package == package:  # again: import the edited files anew
+        for module in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[module]
+        importlib.invalidate_caches()
     backend = Backend(name, package, fallback=BACKENDS["reference"])
     backend.check()
     BACKENDS[name] = backend

@@ -220,3 +220,194 @@ def test_check_of_a_missing_package_says_so(tmp_path):
     out = subprocess.run([sys.executable, "-P", "-m", "sparse_ref", "check", "no_such_package_here"], cwd=tmp_path,
                          env=child_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "cannot import no_such_package_here" in out.stderr and "Traceback" not in out.stderr
+
+
+# -- what an adversarial trial of the checker found (each of these passed or crashed before) ------
+
+def _result(results, kernel):
+    found = [r for r in results if r.kernel == kernel]
+    assert found, check.report(results)
+    return found[0]
+
+
+STUDENT_BUGS = {
+    # a float64 accumulator: right on float64 data, other bits on float32 (sr's default)
+    "float64 accumulator": ("spmm", "spmm", """
+        import numpy as np
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            for i in range(len(a_crow) - 1):
+                acc = np.zeros(b.shape[1])
+                for q in range(a_crow[i], a_crow[i + 1]):
+                    acc = acc + np.float64(a_val[q].real) * b[a_col[q]].real.astype(np.float64)
+                out[i] = acc
+        """, "float32"),
+    # right on several threads, another order on one (what small ops pass)
+    "wrong on one thread": ("spmm", "spmm", """
+        from sparse_ref.reference.spmm import spmm as _ref
+        import numpy as np
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            if n_threads > 1:
+                return _ref(a_crow, a_col, a_val, b, out)
+            for i in range(len(a_crow) - 1):
+                acc = np.zeros(b.shape[1], dtype=out.dtype)
+                for q in reversed(range(a_crow[i], a_crow[i + 1])):
+                    acc = acc + a_val[q] * b[a_col[q]]
+                out[i] = acc
+        """, "n_threads=1"),
+    # the classic shortcut: 0 * inf is NaN, not nothing
+    "skips stored zeros": ("spmm", "spmm", """
+        import numpy as np
+        from sparse_ref.reference._arith import mul
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            for i in range(len(a_crow) - 1):
+                acc = np.zeros(b.shape[1], dtype=out.dtype)
+                for q in range(a_crow[i], a_crow[i + 1]):
+                    if a_val[q] != 0:
+                        acc = acc + mul(a_val[q], b[a_col[q]])
+                out[i] = acc
+        """, "stored zeros meet inf"),
+    # sums duplicates from 0.0: -0.0 + -0.0 gives 0.0, not -0.0 (not a matter of rounding)
+    "starts a sum from 0.0": ("coalesce", "coalesce", """
+        from sparse_ref.reference.coalesce import coalesce as _ref
+        def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+            _ref(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos)
+            out_val += 0.0  # (turns every -0.0 into 0.0)
+        """, "sign of a zero"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(STUDENT_BUGS))
+@pytest.mark.parametrize("allow_reordering", [False, True])
+def test_student_bugs_the_first_checker_missed_fail(tmp_path, bug, allow_reordering):
+    module, function, source, where = STUDENT_BUGS[bug]
+    name = package(tmp_path, {module: COPY[module] + textwrap.dedent(source)})
+    results = check.check(name, kernels=[f"{module}.{function}"], allow_reordering=allow_reordering)
+    found = _result(results, f"{module}.{function}")
+    if bug == "wrong on one thread" and allow_reordering:
+        assert found.status == "rounding"  # another rounding, no more: accepted, and said
+        return
+    if bug == "float64 accumulator" and allow_reordering:  # float32 rounds otherwise; complex parts are lost
+        where = "complex128"
+    assert found.status == "fail" and where in str(found), str(found)
+    assert f"n_threads=" in found.snippet
+    compile(found.snippet, "snippet", "exec")  # it pastes and runs (nan, inf, 2-D outputs)
+
+
+def test_a_symbolic_pass_that_sizes_its_markers_by_the_rows_of_a_errors(tmp_path):
+    # C = A @ A^T has as many columns as A has rows: only a B of its own shape shows it
+    source = COPY["spgemm"] + textwrap.dedent("""
+        def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, out_crow, n_threads=1):
+            marker = [-1] * (len(a_crow) - 1)   # should be ncols
+            out_crow[0] = 0
+            for i in range(len(a_crow) - 1):
+                count = 0
+                for q in range(a_crow[i], a_crow[i + 1]):
+                    for r in range(b_crow[a_col[q]], b_crow[a_col[q] + 1]):
+                        if marker[b_col[r]] != i:
+                            marker[b_col[r]] = i
+                            count += 1
+                out_crow[i + 1] = out_crow[i] + count
+        """)
+    results = check.check(package(tmp_path, {"spgemm": source}), kernels=["spgemm.spgemm_symbolic"])
+    found = _result(results, "spgemm.spgemm_symbolic")
+    assert found.status == "error" and "C = A @ B" in found.detail and "IndexError" in found.detail
+
+
+def test_exit_in_a_kernel_is_an_error_of_that_kernel(tmp_path):
+    source = COPY["spmm"] + "def spmm(a_crow, a_col, a_val, b, out, n_threads=1):\n    exit()\n"
+    results = check.check(package(tmp_path, {"spmm": source}), kernels=["spmm.spmm"])
+    found = _result(results, "spmm.spmm")
+    assert found.status == "error" and "SystemExit" in found.detail and not found.ok
+
+
+def test_keyword_only_n_threads_is_refused(tmp_path):
+    source = "def csr_to_coo(a_crow, out_row, *, n_threads=1):\n    pass\n"
+    with pytest.raises(BackendError, match="n_threads by keyword only"):
+        check.check(package(tmp_path, {"convert": source}))
+
+
+def test_a_misspelt_kernel_is_named_and_nothing_checked_fails(tmp_path):
+    source = "def spmm_csr(a_crow, a_col, a_val, b, out, n_threads=1):\n    pass\n"
+    results = check.check(package(tmp_path, {"spmm": source}))
+    note = _result(results, "spmm.spmm_csr")
+    assert note.status == "note" and "misspelt" in str(note)
+    assert _result(results, "(nothing)").status == "fail"
+    assert "tasks.chunked_sum" not in {r.kernel for r in results}
+
+
+def test_unknown_kernel_names_are_refused_and_tasks_dot_name_is_known(tmp_path):
+    name = package(tmp_path, {"tasks": "from sparse_ref.course.exercises import chunked_sum  # noqa: F401\n"})
+    for bad in ("spmmm", "determinism", "spmm.smpm"):
+        with pytest.raises(ValueError, match=f"unknown kernel name '{bad}'"):
+            check.check(name, kernels=[bad])
+    results = check.check(name, kernels=["tasks.chunked_sum"])
+    assert [(r.kernel, r.status) for r in results] == [("tasks.chunked_sum", "pass")]
+
+
+TASK_BUGS = {
+    "a bool": ("chunked_sum", "def chunked_sum(values, n_chunks):\n    return True\n", "bool"),
+    "an int": ("chunked_sum", "def chunked_sum(values, n_chunks):\n    return int(sum(values))\n", "int64"),
+    "float32 partial sums": ("chunked_sum", """
+        import numpy as np
+        def chunked_sum(values, n_chunks):
+            return np.float32(sum(np.sum(p) for p in np.array_split(np.asarray(values), n_chunks)))
+        """, "float32"),
+    "no results": ("gcn_backward", "def gcn_backward(a_crow, a_col, a_val, x, w, g):\n    return ()\n",
+                   "0 results"),
+    "one result": ("gcn_backward", """
+        from sparse_ref.course.exercises import gcn_backward as _model
+        def gcn_backward(a_crow, a_col, a_val, x, w, g):
+            return _model(a_crow, a_col, a_val, x, w, g)[:1]
+        """, "1 results"),
+    "no return": ("gcn_backward", "def gcn_backward(a_crow, a_col, a_val, x, w, g):\n    pass\n", "returns NoneType"),
+    "a None in a tuple": ("spmm_grad_a", """
+        from sparse_ref.course.exercises import spmm_grad_a as _model
+        def spmm_grad_a(a_crow, a_col, b, g):
+            return _model(a_crow, a_col, b, g), None
+        """, "not an array"),
+    "writes its input": ("spmm_grad_a", """
+        from sparse_ref.course.exercises import spmm_grad_a as _model
+        def spmm_grad_a(a_crow, a_col, b, g):
+            out = _model(a_crow, a_col, b, g)
+            b[...] = 0
+            return out
+        """, "b was changed"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(TASK_BUGS))
+def test_task_results_of_the_wrong_kind_or_count_fail(tmp_path, bug):
+    task, source, where = TASK_BUGS[bug]
+    results = check.check(package(tmp_path, {"tasks": textwrap.dedent(source)}), kernels=[task])
+    found = _result(results, f"tasks.{task}")
+    assert found.status == "fail" and where in found.detail, found.detail
+
+
+def test_registering_a_package_again_imports_the_edited_files(tmp_path):
+    name = package(tmp_path, {"convert": "def csr_to_coo(a_crow, out_row, n_threads=1):\n    out_row[:] = 1\n"})
+    results = check.check(name, kernels=["convert.csr_to_coo"], name="again")
+    assert _result(results, "convert.csr_to_coo").status == "fail"
+    (tmp_path / name / "convert.py").write_text(COPY["convert"])
+    results = check.check(name, kernels=["convert.csr_to_coo"], name="again")
+    assert _result(results, "convert.csr_to_coo").status == "pass"
+
+
+def test_exercise_refuses_a_module_name_python_has_and_says_so(tmp_path):
+    for taken in ("numpy", "types", "sparse_ref", "sys"):
+        with pytest.raises(ValueError, match="module Python already has"):
+            exercises.write_starter("spmm", tmp_path / taken)
+    from sparse_ref.__main__ import main
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("mine")
+    assert main(["exercise", "spmm", str(tmp_path / "full")]) == 2
+    assert (tmp_path / "full" / "x.txt").read_text() == "mine"
+
+
+def test_check_of_a_package_that_does_not_compile_exits_2_with_a_message(tmp_path, capsys):
+    from sparse_ref.__main__ import main
+    name = package(tmp_path, {"spmm": "def spmm(:\n"})
+    assert main(["check", str(tmp_path / name)]) == 2
+    assert "SyntaxError" in capsys.readouterr().err
+    other = package(tmp_path, {"spmm": "import sys\nsys.exit(0)\n"})
+    assert main(["check", str(tmp_path / other)]) == 2
+    assert "exit(0)" in capsys.readouterr().err

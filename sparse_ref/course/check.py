@@ -57,12 +57,24 @@ def coo_cases():
     yield ("NaN and inf", (2, 2), np.array([0, 1, 1, 0], I64), np.array([0, 1, 1, 1], I64),
            np.array([np.nan, np.inf, 1.0, -np.inf]))
     yield "one long row", (2, 40), np.zeros(60, I64), rng.integers(0, 40, 60), rng.standard_normal(60)
+    # a stored zero that meets inf or NaN gives NaN (0 * inf): a kernel that skips zeros does not
+    yield ("stored zeros meet inf and NaN", (3, 3), np.array([0, 0, 1, 1, 2], I64), np.array([0, 1, 0, 1, 2], I64),
+           np.array([0.0, np.inf, np.nan, 0.0, 2.0]))
     for k in range(3):
         shape = (int(rng.integers(1, 9)), int(rng.integers(1, 9)))
         nnz = int(rng.integers(0, 3 * shape[0] * shape[1] // 2 + 1))
         val = rng.standard_normal(nnz) * 10.0 ** rng.integers(-3, 4, nnz)
         yield (f"random {shape[0]}x{shape[1]}, {nnz} stored (seed {k})", shape, rng.integers(0, shape[0], nnz),
                rng.integers(0, shape[1], nnz), val)
+    # the other value types a kernel must take (sr's default is float32): its own rounding
+    # in float32, and complex products without a fused multiply-add
+    for dtype in (np.float32, np.complex128):
+        shape, nnz = (5, 6), 14
+        val = rng.standard_normal(nnz) * 10.0 ** rng.integers(-3, 4, nnz)
+        if dtype == np.complex128:
+            val = val + 1j * rng.standard_normal(nnz)
+        yield (f"random {shape[0]}x{shape[1]}, {nnz} stored, {np.dtype(dtype).name}", shape,
+               rng.integers(0, shape[0], nnz), rng.integers(0, shape[1], nnz), val.astype(dtype))
 
 
 def _csr(shape, row, col, val):
@@ -90,6 +102,8 @@ def calls(module: str, function: str):
         yield ("ties, subnormals, overflow, inf, NaN payloads, -0.0",
                dict(a_bits=ROUNDING_EDGES, out_bits=_marker(ROUNDING_EDGES.shape[0], np.uint16)))
         for case, _, _, _, val in coo_cases():
+            if val.dtype.kind == "c":
+                continue
             bits = np.ascontiguousarray(val.astype(np.float32).view(np.uint32))
             yield case, dict(a_bits=bits, out_bits=_marker(bits.shape[0], np.uint16))
         return
@@ -113,52 +127,63 @@ def calls(module: str, function: str):
                              out_col=_marker(m, I64), out_perm=_marker(m, I64))
         elif (module, function) == ("spmm", "spmm"):
             for k in (1, 3, 9):
-                b = _dense(rng, (ncols, k), case)
+                b = _dense(rng, (ncols, k), case, val.dtype)
                 yield f"{case}, B with {k} columns", dict(a_crow=crow, a_col=ccol, a_val=cval, b=b,
                                                           out=_marker((nrows, k), val.dtype))
         elif (module, function) == ("spmm", "spmm_reduce"):
-            b = _dense(rng, (ncols, 3), case)
-            for reduce in ("sum", "mean", "amax", "amin"):
+            b = _dense(rng, (ncols, 3), case, val.dtype)
+            for reduce in ("sum", "mean") if val.dtype.kind == "c" else ("sum", "mean", "amax", "amin"):
                 arg = (nrows, 3) if reduce in ("amax", "amin") else (0, 0)
                 yield f"{case}, reduce={reduce!r}", dict(a_crow=crow, a_col=ccol, a_val=cval, b=b, reduce=reduce,
                                                          out=_marker((nrows, 3), val.dtype), out_arg=_marker(arg, I64))
         elif module == "spgemm":
-            t_crow, t_col, t_val = _transpose(shape, crow, ccol, cval)  # B = A^T: C = A @ A^T
-            if function == "spgemm_bounds":
-                yield case, dict(a_crow=crow, a_col=ccol, b_crow=t_crow, out_flops=_marker(nrows, I64),
-                                 out_longest=_marker(nrows, I64))
-                continue
-            c_crow = np.empty(nrows + 1, I64)
-            reference.spgemm.spgemm_symbolic(crow, ccol, t_crow, t_col, nrows, c_crow)
-            if function == "spgemm_symbolic":
-                yield case, dict(a_crow=crow, a_col=ccol, b_crow=t_crow, b_col=t_col, ncols=nrows,
-                                 out_crow=_marker(nrows + 1, I64))
-            elif function == "spgemm_numeric":
-                yield case, dict(a_crow=crow, a_col=ccol, a_val=cval, b_crow=t_crow, b_col=t_col, b_val=t_val,
-                                 ncols=nrows, crow=c_crow, out_col=_marker(int(c_crow[-1]), I64),
-                                 out_val=_marker(int(c_crow[-1]), val.dtype))
-            elif function == "spgemm_onepass":
-                flops = np.empty(nrows, I64)
-                reference.spgemm.spgemm_bounds(crow, ccol, t_crow, flops, np.empty(nrows, I64))
-                bound = np.concatenate([[0], np.cumsum(flops)]).astype(I64)
-                yield case, dict(a_crow=crow, a_col=ccol, a_val=cval, b_crow=t_crow, b_col=t_col, b_val=t_val,
-                                 ncols=nrows, bound=bound, out_crow=_marker(nrows + 1, I64),
-                                 out_col=_marker(int(bound[-1]), I64), out_val=_marker(int(bound[-1]), val.dtype))
-            elif function == "spgemm_masked":
+            # C = A @ A^T (as many columns as A has rows), and C = A @ B for a B of its own
+            # shape (ncols + 3 columns): a kernel that sizes anything by the wrong dimension fails
+            b_shape = (ncols, ncols + 3)
+            b_nnz = int(rng.integers(0, b_shape[0] * b_shape[1] // 2 + 1))
+            b_val = rng.standard_normal(b_nnz) + (1j * rng.standard_normal(b_nnz) if val.dtype.kind == "c" else 0)
+            products = [("C = A @ A^T", nrows, _transpose(shape, crow, ccol, cval)),
+                        (f"C = A @ B, B {b_shape[0]}x{b_shape[1]}", b_shape[1],
+                         _csr(b_shape, rng.integers(0, b_shape[0], b_nnz), rng.integers(0, b_shape[1], b_nnz),
+                              b_val.astype(val.dtype)))]
+            for label, n_out, (b_crow, b_col, b_val) in products:
+                label = f"{case}, {label}"
+                if function == "spgemm_bounds":
+                    yield label, dict(a_crow=crow, a_col=ccol, b_crow=b_crow, out_flops=_marker(nrows, I64),
+                                      out_longest=_marker(nrows, I64))
+                    continue
+                c_crow = np.empty(nrows + 1, I64)
+                reference.spgemm.spgemm_symbolic(crow, ccol, b_crow, b_col, n_out, c_crow)
+                if function == "spgemm_symbolic":
+                    yield label, dict(a_crow=crow, a_col=ccol, b_crow=b_crow, b_col=b_col, ncols=n_out,
+                                      out_crow=_marker(nrows + 1, I64))
+                elif function == "spgemm_numeric":
+                    yield label, dict(a_crow=crow, a_col=ccol, a_val=cval, b_crow=b_crow, b_col=b_col, b_val=b_val,
+                                      ncols=n_out, crow=c_crow, out_col=_marker(int(c_crow[-1]), I64),
+                                      out_val=_marker(int(c_crow[-1]), val.dtype))
+                elif function == "spgemm_onepass":
+                    flops = np.empty(nrows, I64)
+                    reference.spgemm.spgemm_bounds(crow, ccol, b_crow, flops, np.empty(nrows, I64))
+                    bound = np.concatenate([[0], np.cumsum(flops)]).astype(I64)
+                    yield label, dict(a_crow=crow, a_col=ccol, a_val=cval, b_crow=b_crow, b_col=b_col, b_val=b_val,
+                                      ncols=n_out, bound=bound, out_crow=_marker(nrows + 1, I64),
+                                      out_col=_marker(int(bound[-1]), I64), out_val=_marker(int(bound[-1]), val.dtype))
+            if function == "spgemm_masked":  # X = A, Y = A: out = (A @ A^T)[p_row, p_col]
                 p_row, p_col = rng.integers(0, nrows, 6), rng.integers(0, nrows, 6)
                 yield case, dict(p_row=p_row, p_col=p_col, x_crow=crow, x_col=ccol, x_val=cval, y_crow=crow,
                                  y_col=ccol, y_val=cval, out=_marker(6, val.dtype))
         elif (module, function) == ("sddmm", "sddmm"):
             for n in (1, 5, 19):
-                x, y = _dense(rng, (nrows, n), case), _dense(rng, (ncols, n), case)
+                x, y = _dense(rng, (nrows, n), case, val.dtype), _dense(rng, (ncols, n), case, val.dtype)
                 p_row, p_col = np.repeat(np.arange(nrows, dtype=I64), np.diff(crow)), ccol
                 yield f"{case}, {n} columns", dict(p_row=p_row, p_col=p_col, x=x, y=y, out=_marker(m, val.dtype))
 
 
 def _marker(shape, dtype):
     """An output array filled with a value no kernel computes here."""
-    kind = np.dtype(dtype).kind
-    return np.full(shape, -7777 if kind == "i" else 0x7777 if kind == "u" else 7.777e77, dtype=dtype)
+    dtype = np.dtype(dtype)
+    big = 7.777e37 if dtype in (np.float32, np.complex64) else 7.777e77  # (finite in the type)
+    return np.full(shape, -7777 if dtype.kind == "i" else 0x7777 if dtype.kind == "u" else big, dtype=dtype)
 
 
 # float32 bit patterns where a rounding to float16 or bfloat16 goes wrong first: exact ties
@@ -174,11 +199,15 @@ ROUNDING_EDGES = np.array(
      0x7FA00000, 0x7FFFFFFF, 0xC7800000, 0xB8800000], dtype=np.uint32)
 
 
-def _dense(rng, shape, case: str):
+def _dense(rng, shape, case: str, dtype=np.float64):
     b = rng.standard_normal(shape) * 10.0 ** rng.integers(-2, 3, shape)
+    if np.dtype(dtype).kind == "c":
+        b = b + 1j * rng.standard_normal(shape)
     if "NaN" in case and b.size:
         b.flat[0] = np.nan
-    return b
+    if "meet inf" in case and b.size:
+        b[0] = np.inf  # the stored zeros of column 0 meet it
+    return b.astype(dtype)
 
 
 # -- comparing ------------------------------------------------------------------------------
@@ -188,7 +217,7 @@ class Result:
     """What the checker found for one kernel function."""
 
     kernel: str
-    status: str  # "pass", "rounding", "fail", "fallback", "optional", "error"
+    status: str  # "pass", "rounding", "fail", "fallback", "optional", "note", "error"
     cases: int = 0
     detail: str = ""
     snippet: str = ""
@@ -196,7 +225,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("pass", "rounding", "fallback", "optional")
+        return self.status in ("pass", "rounding", "fallback", "optional", "note")
 
     def __str__(self) -> str:
         cases = f"{self.cases} case{'s' if self.cases != 1 else ''}"
@@ -209,6 +238,7 @@ class Result:
                 "fallback": f"REF   {self.kernel}: not in the package; the reference ran in its place",
                 "optional": f"SKIP  {self.kernel}: not in the package, and optional (the ops take "
                             "another way, on the package's own kernels)",
+                "note": f"NOTE  {self.kernel}: {self.detail}",
                 "fail": f"FAIL  {self.kernel}: {self.detail}",
                 "error": f"ERROR {self.kernel}: {self.detail}"}[self.status]
         parts = [head]
@@ -234,15 +264,37 @@ def _used(name: str, arrays: dict, out: np.ndarray, function: str) -> np.ndarray
 ROUNDING_ONLY = "differs in the last bits only: the order of additions is not the contract's"
 
 
-def compare_case(module: str, function: str, kwargs: dict, theirs):
-    """Run the reference and the package's function once on copies of ``kwargs``: ``None``
-    if every output has the reference's bits, else ``(output name, how, got, want)`` of the
-    first real difference, or, when every difference is one of rounding only, of the first
-    of those (``how`` is then :data:`ROUNDING_ONLY`)."""
+def thread_counts() -> list:
+    """The thread counts each case runs at: 1 (what small ops pass) and what the thread
+    policy gives for 2 and 3 (1 in a forked child or on one core)."""
+    return sorted({1, effective_n_threads(2), effective_n_threads(3)})
+
+
+def _zero_signs_differ(got: np.ndarray, want: np.ndarray) -> bool:
+    """Whether a zero of one is -0.0 where the other's is 0.0 (no rounding does that)."""
+    g, w = np.asarray(got), np.asarray(want)
+    if g.dtype.kind == "c":
+        g, w = np.stack([g.real, g.imag]), np.stack([w.real, w.imag])
+    both = (g == 0) & (w == 0)
+    return bool((np.signbit(g[both]) != np.signbit(w[both])).any())
+
+
+def _rounding_rtol(dtype) -> float:
+    """How far apart two results may be and still differ by rounding only: about 4096
+    units in the last place of the type (1e-12 in float64, 5e-4 in float32)."""
+    return max(1e-12, 4096 * float(np.finfo(dtype).eps))
+
+
+def compare_case(module: str, function: str, kwargs: dict, theirs, n_threads: int = 1):
+    """Run the reference and the package's function (with ``n_threads``) once on copies of
+    ``kwargs``: ``None`` if every output has the reference's bits, else ``(output name,
+    how, got, want)`` of the first real difference, or, when every difference is one of
+    rounding only, of the first of those (``how`` is then :data:`ROUNDING_ONLY`)."""
     ref_args = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
     our_args = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
-    getattr(importlib.import_module(f"sparse_ref.reference.{module}"), function)(**ref_args, n_threads=1)
-    theirs(**our_args, n_threads=effective_n_threads(2))  # (the thread policy: 1 in a forked child)
+    with np.errstate(all="ignore"):  # (0 * inf is NaN, as it should be: no warning about it)
+        getattr(importlib.import_module(f"sparse_ref.reference.{module}"), function)(**ref_args, n_threads=1)
+        theirs(**our_args, n_threads=n_threads)
     rounding = None
     for name in kwargs:
         if not (name.startswith("out_") or name == "out"):
@@ -254,8 +306,10 @@ def compare_case(module: str, function: str, kwargs: dict, theirs):
         got = _used(name, our_args, our_args[name], function)
         if _same_bits(got, want):
             continue
-        if got.shape == want.shape and _dtypes.kind(got.dtype) in "fc" and np.allclose(got, want, rtol=1e-12, atol=0,
-                                                                              equal_nan=True):
+        if (got.shape == want.shape and got.dtype == want.dtype and _dtypes.kind(got.dtype) in "fc"
+                and np.allclose(got, want, rtol=_rounding_rtol(got.dtype), atol=0, equal_nan=True)):
+            if _zero_signs_differ(got, want):
+                return name, "differs in the sign of a zero (-0.0 against 0.0): not a matter of rounding", got, want
             rounding = rounding or (name, ROUNDING_ONLY, got, want)
             continue
         return name, "differs", got, want
@@ -278,20 +332,31 @@ def _contract_lines(module: str, function: str, output: str) -> list:
     return []
 
 
-def _snippet(package: str, module: str, function: str, kwargs: dict, output: str, got, want) -> str:
-    lines = ["import numpy as np", f"from {package} import {module} as mine",
+def _snippet(package: str, module: str, function: str, kwargs: dict, output: str, got, want,
+             n_threads: int = 1, raised: bool = False) -> str:
+    """Code that reproduces a case: pasted into Python, it runs the reference and the
+    package's function on the case and prints the output of both (as lists: every digit
+    of a float, so a difference in the last bit shows)."""
+    where = (f"from {package} import {module} as mine" if package.replace(".", "_").isidentifier() else
+             f"import importlib; mine = importlib.import_module({package + '.' + module!r})")
+    lines = ["import numpy as np", "from numpy import nan, inf  # (as NumPy prints them)", where,
              f"from sparse_ref.reference import {module} as ref", "args = dict("]
     for k, v in kwargs.items():
         if isinstance(v, np.ndarray):
-            lines.append(f"    {k}=np.array({np.array2string(v, separator=', ', threshold=10**6, floatmode='unique')}, "
-                         f"dtype=np.{v.dtype.name}),")
+            text = np.array2string(v, separator=", ", threshold=10**6, floatmode="unique")
+            lines.append(f"    {k}=np.array({text}, dtype=np.{v.dtype.name}),")
         else:
             lines.append(f"    {k}={v!r},")
     lines += [")", "ours = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in args.items()}",
-              f"ref.{function}(**args)", f"mine.{function}(**ours)",
-              f"print('reference:', args[{output!r}])", f"print('yours:    ', ours[{output!r}])",
-              f"# reference gives {np.array2string(np.asarray(want), separator=', ', floatmode='unique')}",
-              f"# yours gives     {np.array2string(np.asarray(got), separator=', ', floatmode='unique')}"]
+              f"ref.{function}(**args, n_threads=1)"]
+    if raised:
+        lines.append(f"mine.{function}(**ours, n_threads={n_threads})  # raises")
+        return "\n".join(lines)
+    lines += [f"mine.{function}(**ours, n_threads={n_threads})",
+              f"print('reference:', args[{output!r}].tolist())", f"print('yours:    ', ours[{output!r}].tolist())"]
+    for label, x in (("reference gives", want), ("yours gives", got)):
+        text = np.array2string(np.asarray(x), separator=", ", floatmode="unique", threshold=200)
+        lines += [f"# {label}:"] + [f"#   {line}" for line in text.splitlines()]
     return "\n".join(lines)
 
 
@@ -338,30 +403,61 @@ def _check_tasks(package: str, kernels) -> list:
     return results
 
 
+def _task_mismatch(task: str, got, want) -> str | None:
+    """What is wrong with a task's result ``got`` against the model's ``want``, or None.
+    A tuple must have the model's length; each result the model's shape and kind of
+    number (a bool or an int is not a float); chunked_sum also the model's dtype and bits."""
+    if isinstance(want, tuple):
+        if not isinstance(got, (tuple, list)) or len(got) != len(want):
+            given = f"{len(got)} results" if isinstance(got, (tuple, list)) else type(got).__name__
+            return f"returns {given}, the model {len(want)} results (a tuple)"
+        for k, (a, b) in enumerate(zip(got, want)):
+            problem = _task_mismatch(task, a, b)
+            if problem is not None:
+                return f"result {k}: {problem}"
+        return None
+    if got is None:
+        return "returns None (a missing return?)"
+    try:
+        a = np.asarray(got)
+    except (TypeError, ValueError) as exc:
+        return f"returns something that is not an array ({type(exc).__name__}: {exc})"
+    b = np.asarray(want)
+    if a.dtype.kind not in "fc" or (a.dtype.kind == "f" and b.dtype.kind == "c"):
+        return f"returns {a.dtype.name} values, the model {b.dtype.name}"
+    if a.shape != b.shape:
+        return f"returns shape {a.shape}, the model {b.shape}"
+    if task == "chunked_sum":
+        if a.dtype != b.dtype or a.tobytes() != b.tobytes():
+            return f"not the bits of the sequential sum ({a.dtype.name} {a!r}, the model {b.dtype.name} {b!r})"
+        return None
+    return None if np.allclose(a, b, rtol=1e-12, atol=1e-14) else "differs from the model"
+
+
 def _check_task(package, task, model, theirs) -> Result:
     count = 0
     for case, kwargs in exercises.task_cases(task):
         count += 1
+        ours = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
         try:
-            got = theirs(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()})
+            got = theirs(**ours)
         except NotImplementedError as exc:
             return Result(f"tasks.{task}", "fail", count, f"not implemented yet ({exc or 'NotImplementedError'})")
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # exit() too
             return Result(f"tasks.{task}", "error", count, f"case {case!r} raised {type(exc).__name__}: {exc}")
+        changed = [k for k, v in kwargs.items() if isinstance(v, np.ndarray) and not _same_bits(ours[k], v)]
+        if changed:
+            return Result(f"tasks.{task}", "fail", count, f"case {case!r}: {changed[0]} was changed, and it is an "
+                          "input (never write your inputs)")
         want = model(**kwargs)
-        pairs = list(zip(got, want)) if isinstance(want, tuple) else [(got, want)]
-        for k, (a, b) in enumerate(pairs):
-            a, b = np.asarray(a), np.asarray(b)
-            ok = (a.shape == b.shape and a.tobytes() == b.astype(a.dtype).tobytes()) if task == "chunked_sum" else (
-                a.shape == b.shape and np.allclose(a, b, rtol=1e-12, atol=1e-14))
-            if not ok:
-                what = "not the bits of the sequential sum" if task == "chunked_sum" else "differs from the model"
-                part = f" (result {k})" if len(pairs) > 1 else ""
-                return Result(f"tasks.{task}", "fail", count, f"case {case!r}{part}: {what}",
-                              f"from {package}.tasks import {task}\n# inputs: exercises.task_cases({task!r}), "
-                              f"case {case!r}\n# model gives {np.array2string(b, floatmode='unique')}\n"
-                              f"# yours gives {np.array2string(a, floatmode='unique')}",
-                              inspect.getdoc(model).splitlines()[:1])
+        problem = _task_mismatch(task, got, want)
+        if problem is not None:
+            return Result(f"tasks.{task}", "fail", count, f"case {case!r}: {problem}",
+                          f"from {package}.tasks import {task}\n# inputs: exercises.task_cases({task!r}), "
+                          f"case {case!r}\n# model gives {want!r}\n# yours gives {got!r}",
+                          inspect.getdoc(model).splitlines()[:1])
     return Result(f"tasks.{task}", "pass", count)
 
 
@@ -369,10 +465,11 @@ def check(package: str, kernels=None, allow_reordering: bool = False, name: str 
     """Check ``package`` (an import name) against the reference; returns one
     :class:`Result` per kernel function (``kernels``: names like "spmm" or
     "spmm.spmm_reduce" to check only those)."""
+    kernels = _known_names(kernels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fallbacks are reported below, each by name
         backend = _backend.register_backend(name, package)
-    results = []
+    results = _unknown_functions(package)
     for module, functions in INTERFACE.items():
         for function in functions:
             kernel = f"{module}.{function}"
@@ -386,10 +483,53 @@ def check(package: str, kernels=None, allow_reordering: bool = False, name: str 
                 continue
             results.append(_check_function(package, backend, module, function, allow_reordering))
         if not kernels or module in kernels or any(k.startswith(module + ".") for k in kernels):
-            own = [f for f in functions if f"{module}.{f}" not in backend.fallbacks]
+            own = [f for f in functions if f"{module}.{f}" not in backend.fallbacks
+                   and hasattr(backend.module(module), f)]
             if own:
                 results.append(_check_gradients(name, module))
-    return results + _check_tasks(package, kernels)
+    results += _check_tasks(package, kernels)
+    if not any(r.status in ("pass", "rounding", "fail", "error") for r in results):
+        results.append(Result("(nothing)", "fail", detail="nothing of the package was checked: it has no kernel "
+                              "function of the interface and no task" + (" among --kernel's names" if kernels else "")))
+    return results
+
+
+def _known_names(kernels):
+    """``--kernel``'s names, each a kernel module, a "module.function" of the interface or a
+    task ("tasks.name" as the report prints it, or just its name); an unknown one raises
+    ValueError, naming them all."""
+    if not kernels:
+        return kernels
+    known = set(INTERFACE) | {f"{m}.{f}" for m, fs in INTERFACE.items() for f in fs} | set(exercises.TASKS)
+    names = [k[len("tasks."):] if k.startswith("tasks.") else k for k in kernels]
+    unknown = [k for k, n in zip(kernels, names) if n not in known]
+    if unknown:
+        raise ValueError(f"unknown kernel name {unknown[0]!r}: the names are the kernel modules "
+                         f"({', '.join(INTERFACE)}), module.function as the report prints them, and the tasks "
+                         f"({', '.join(exercises.TASKS)})")
+    return names
+
+
+def _unknown_functions(package: str) -> list:
+    """A note for each public function that the package's kernel modules and tasks.py
+    define but the interface does not name (a kernel under a misspelt name is not checked)."""
+    notes = []
+    for module, names in [*INTERFACE.items(), ("tasks", exercises.TASKS)]:
+        try:
+            mod = importlib.import_module(f"{package}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{package}.{module}":
+                continue
+            raise
+        # the reference's own helpers (fill_row, count_row, ...) are good names for yours too
+        helpers = set(vars(getattr(reference, module, None) or exercises))
+        for fname, obj in vars(mod).items():
+            if (not fname.startswith("_") and callable(obj) and not inspect.isclass(obj) and fname not in names
+                    and fname not in helpers and getattr(obj, "__module__", None) == mod.__name__):
+                notes.append(Result(f"{module}.{fname}", "note", detail=f"not a name of the interface, so not "
+                                    f"checked ({module}'s are {', '.join(names)}): a misspelt one? (name a "
+                                    "helper _like_this)"))
+    return notes
 
 
 def _check_function(package, backend, module, function, allow_reordering) -> Result:
@@ -398,22 +538,26 @@ def _check_function(package, backend, module, function, allow_reordering) -> Res
     count, rounding = 0, False
     for case, kwargs in calls(module, function):
         count += 1
-        try:
-            found = compare_case(module, function, kwargs, theirs)
-        except NotImplementedError as exc:
-            return Result(kernel, "fail", count, f"not implemented yet ({exc or 'NotImplementedError'})")
-        except Exception as exc:  # a student's kernel may raise anything: report it, with the case
-            return Result(kernel, "error", count, f"case {case!r} raised {type(exc).__name__}: {exc}",
-                          _snippet(package, module, function, kwargs, next(iter(kwargs)), "(raised)", "(no error)"))
-        if found is not None and found[1] == ROUNDING_ONLY:
-            rounding = True
-            if allow_reordering:
-                continue
-        if found is not None:
-            output, how, got, want = found
-            return Result(kernel, "fail", count, f"case {case!r}: {output} {how}",
-                          _snippet(package, module, function, kwargs, output, got, want),
-                          _contract_lines(module, function, output))
+        for n_threads in thread_counts():
+            on = f"case {case!r}, n_threads={n_threads}"
+            try:
+                found = compare_case(module, function, kwargs, theirs, n_threads)
+            except NotImplementedError as exc:
+                return Result(kernel, "fail", count, f"not implemented yet ({exc or 'NotImplementedError'})")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a student's kernel may raise anything (exit() too): report it
+                return Result(kernel, "error", count, f"{on} raised {type(exc).__name__}: {exc}",
+                              _snippet(package, module, function, kwargs, "", None, None, n_threads, raised=True))
+            if found is not None and found[1] == ROUNDING_ONLY:
+                rounding = True
+                if allow_reordering:
+                    continue
+            if found is not None:
+                output, how, got, want = found
+                return Result(kernel, "fail", count, f"{on}: {output} {how}",
+                              _snippet(package, module, function, kwargs, output, got, want, n_threads),
+                              _contract_lines(module, function, output))
     if rounding:
         return Result(kernel, "rounding", count, "your order of additions is not the contract's "
                       "(accepted with --allow-reordering)")
@@ -428,7 +572,9 @@ def _check_gradients(name: str, module: str) -> Result:
             count += 1
             try:
                 gradcheck(fn, inputs)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # exit() in a kernel too
                 return Result(kernel, "fail", count, f"gradcheck of {label} on your kernels: "
                               f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
     return Result(kernel, "pass", count)

@@ -10,8 +10,10 @@ checks both kinds. The reference (:mod:`sparse_ref.reference`) is the model solu
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import keyword
+import sys
 import textwrap
 from pathlib import Path
 
@@ -148,6 +150,17 @@ def _csr_of(n, row, col, val):
 
 # -- writing a starter -----------------------------------------------------------------------------
 
+def _existing_module(name: str) -> str | None:
+    """Where Python finds a module called ``name`` (not a bare folder of that name), or None."""
+    if name in sys.builtin_module_names:
+        return "built in"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None and spec.origin is not None else None
+
+
 def write_starter(name: str, directory) -> Path:
     """Write the starter package of exercise ``name`` into ``directory`` (a new folder whose
     name is the package's import name); returns its path."""
@@ -157,6 +170,12 @@ def write_starter(name: str, directory) -> Path:
     if not path.name.isidentifier() or keyword.iskeyword(path.name):
         raise ValueError(f"{path.name!r} cannot be imported as a package: name the folder like a Python "
                          "identifier (my_kernels)")
+    taken = _existing_module(path.name)
+    if taken is not None and not (path.exists() and any(path.iterdir())):
+        raise ValueError(f"{path.name!r} is the name of a module Python already has ({taken}): the package "
+                         "would hide it, or it the package; choose another name")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder: choose a new folder")
     if path.exists() and any(path.iterdir()):
         raise FileExistsError(f"{path} exists and is not empty: choose a new folder")
     path.mkdir(parents=True, exist_ok=True)
