@@ -812,39 +812,30 @@ def dynamic_schedule(repeat, record, quick=False, old=None, since=None):
 
 
 def spgemm_one_pass(repeat, record, quick=False):
-    """The whole ``sr.sparse.mm(A, A)`` (COO and CSR, 2 threads) in one pass (the output
-    arrays as long as the bound on its entries, no symbolic pass; kept) against the two
-    passes (``_products._set_one_pass(False)``), interleaved, each call after an untimed
-    one of the same variant (the output cache then holds that variant's block)."""
-    import sparse_ref as sr
-    from sparse_ref import _products
-
-    sr.set_num_threads(THREADS)
+    """SpGEMM's two passes (symbolic, then numeric into the exact output) against one pass
+    (``spgemm_onepass``: each thread's part of the rows written packed from the bound of
+    its first row, then moved down; no symbolic pass), kernels only, on 2 threads and on 1,
+    interleaved; the outputs preallocated and touched (the bound's length for one pass)."""
     for name in ("laplacian", "uniform", "powerlaw"):
         m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
-        a_csr = sr.from_scipy(m)
-        a = a_csr.to_sparse()
-        nnz = sr.sparse.mm(a, a)._nnz()
-        for fmt, x in (("COO", a), ("CSR", a_csr)):
-            def run(one_pass, x=x):
-                def f():
-                    previous = _products._set_one_pass(one_pass)
-                    try:
-                        sr.sparse.mm(x, x)
-                    finally:
-                        _products._set_one_pass(previous)
-                return f
-            variants = {"two passes": run(False), "one pass": run(True)}
-            times = {v: [] for v in variants}
-            for _ in range(repeat if name == "laplacian" else max(repeat // 3, 3)):
-                for v, f in variants.items():
-                    f()  # untimed: the cache now holds this variant's block
-                    t0 = time.perf_counter()
-                    f()
-                    times[v].append((time.perf_counter() - t0) * 1e3)
-            medians = {v: round(statistics.median(t), 3) for v, t in times.items()}
-            record("spgemm one pass", f"spgemm {name} sr.sparse.mm(A, A) {fmt} ({nnz * 24 / 1e6:.0f} MB output)",
-                   medians, "one pass")
+        crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+        flops = np.empty(n, np.int64)
+        SPGEMM.spgemm_bounds(crow, col, crow, flops, np.empty(n, np.int64), THREADS)
+        bound = np.concatenate([[0], np.cumsum(flops)]).astype(np.int64)
+        room_col, room_val = np.zeros(int(bound[-1]), np.int64), np.zeros(int(bound[-1]))
+        for threads in (THREADS, 1):
+            def two(threads=threads):
+                c = np.empty(n + 1, np.int64)
+                SPGEMM.spgemm_symbolic(crow, col, crow, col, n, c, threads)
+                SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, c, out_col, out_val, threads)
+
+            def one(threads=threads):
+                SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, bound, np.empty(n + 1, np.int64),
+                                      room_col, room_val, threads)
+            reps = repeat if name == "laplacian" else max(repeat // 3, 3)
+            record("spgemm one pass", f"spgemm {name} kernels, {threads} thread(s) ({out_col.shape[0] * 16 / 1e6:.0f} MB "
+                   f"output, bound {bound[-1] / out_col.shape[0]:.2f}x)", interleaved({"two passes": two, "one pass": one},
+                                                                                       reps), "two passes")
 
 
 def only(args):

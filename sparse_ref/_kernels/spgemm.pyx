@@ -9,7 +9,7 @@ from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, uint64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdlib cimport free, malloc
-from libc.string cimport memmove
+from libc.string cimport memcpy, memmove
 
 from sparse_ref._kernels._arith cimport mul
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
@@ -563,6 +563,57 @@ def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
               n_threads)
 
 
+cdef void move_down(idx_t* col, value_t* val, idx_t dst, idx_t src, idx_t n, int n_workers) noexcept nogil:
+    """Move entries ``src:src + n`` of ``col`` and ``val`` down to ``dst`` (< src), as
+    ``memmove`` would, on ``n_workers`` threads. A shift by at least a thread's share moves
+    in rounds of ``src - dst`` entries (each round's source and target apart, so its threads
+    copy at will); a shorter shift gives each thread its share, whose last ``src - dst``
+    entries, where the next share lands, are put aside first."""
+    cdef idx_t delta = src - dst, share, done, piece, t, lo, hi, end
+    cdef idx_t* keep_col = NULL
+    cdef value_t* keep_val = NULL
+    if n <= 0 or delta <= 0:
+        return
+    share = (n + n_workers - 1) // n_workers
+    if n_workers > 1 and delta < share:
+        keep_col = <idx_t*> malloc((n_workers - 1) * delta * sizeof(idx_t))
+        keep_val = <value_t*> malloc((n_workers - 1) * delta * sizeof(value_t))
+    if n_workers == 1 or (delta < share and (keep_col == NULL or keep_val == NULL)):
+        free(keep_col)
+        free(keep_val)
+        memmove(col + dst, col + src, n * sizeof(idx_t))
+        memmove(val + dst, val + src, n * sizeof(value_t))
+        return
+    if delta >= share:
+        done = 0
+        while done < n:
+            piece = min(delta, n - done)
+            for t in prange(n_workers, schedule="static", num_threads=n_workers):
+                lo = done + piece * t // n_workers
+                hi = done + piece * (t + 1) // n_workers
+                memcpy(col + dst + lo, col + src + lo, (hi - lo) * sizeof(idx_t))
+                memcpy(val + dst + lo, val + src + lo, (hi - lo) * sizeof(value_t))
+            done = done + piece
+        return
+    for t in range(n_workers - 1):  # the tail of each share that has a share after it
+        hi = (t + 1) * share
+        if hi < n:
+            memcpy(keep_col + t * delta, col + src + hi - delta, delta * sizeof(idx_t))
+            memcpy(keep_val + t * delta, val + src + hi - delta, delta * sizeof(value_t))
+    for t in prange(n_workers, schedule="static", num_threads=n_workers):
+        lo = t * share
+        hi = min(n, lo + share)
+        if lo < hi:
+            end = hi - delta if hi < n else hi
+            memmove(col + dst + lo, col + src + lo, (end - lo) * sizeof(idx_t))
+            memmove(val + dst + lo, val + src + lo, (end - lo) * sizeof(value_t))
+            if hi < n:
+                memcpy(col + dst + end, keep_col + t * delta, delta * sizeof(idx_t))
+                memcpy(val + dst + end, keep_val + t * delta, delta * sizeof(value_t))
+    free(keep_col)
+    free(keep_val)
+
+
 cdef int fill_rows(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
                    const idx_t[::1] b_crow, const idx_t[::1] b_col, const value_t[::1] b_val,
                    idx_t ncols, const idx_t[::1] crow, idx_t* counts, idx_t[::1] out_col,
@@ -674,10 +725,8 @@ cdef int fill_rows(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                     counts[i + 1] += counts[i]
                 for p in range(1, n_workers):  # in order: a part may move into where the last one lay
                     pos = crow[parts[p]] - crow[0]
-                    moved = part_end[p * STAMP_STRIDE] - pos
-                    if moved > 0 and counts[parts[p]] < pos:
-                        memmove(out_col_ptr + counts[parts[p]], out_col_ptr + pos, moved * sizeof(idx_t))
-                        memmove(out_val_ptr + counts[parts[p]], out_val_ptr + pos, moved * sizeof(value_t))
+                    move_down(out_col_ptr, out_val_ptr, counts[parts[p]], pos, part_end[p * STAMP_STRIDE] - pos,
+                              n_workers)
     finally:
         free(wheres)
         free(vals)
