@@ -329,8 +329,7 @@ def main():
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
                                            "streaming stores", "narrow tails", "fixed widths",
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
-                                           "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
-                                           "spgemm one pass"],
+                                           "coalesce ranks", "spgemm dense accumulator", "dynamic schedule"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -811,33 +810,6 @@ def dynamic_schedule(repeat, record, quick=False, old=None, since=None):
                 spinner.wait()
 
 
-def spgemm_one_pass(repeat, record, quick=False):
-    """SpGEMM's two passes (symbolic, then numeric into the exact output) against one pass
-    (``spgemm_onepass``: each thread's part of the rows written packed from the bound of
-    its first row, then moved down; no symbolic pass), kernels only, on 2 threads and on 1,
-    interleaved; the outputs preallocated and touched (the bound's length for one pass)."""
-    for name in ("laplacian", "uniform", "powerlaw"):
-        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
-        crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
-        flops = np.empty(n, np.int64)
-        SPGEMM.spgemm_bounds(crow, col, crow, flops, np.empty(n, np.int64), THREADS)
-        bound = np.concatenate([[0], np.cumsum(flops)]).astype(np.int64)
-        room_col, room_val = np.zeros(int(bound[-1]), np.int64), np.zeros(int(bound[-1]))
-        for threads in (THREADS, 1):
-            def two(threads=threads):
-                c = np.empty(n + 1, np.int64)
-                SPGEMM.spgemm_symbolic(crow, col, crow, col, n, c, threads)
-                SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, c, out_col, out_val, threads)
-
-            def one(threads=threads):
-                SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, bound, np.empty(n + 1, np.int64),
-                                      room_col, room_val, threads)
-            reps = repeat if name == "laplacian" else max(repeat // 3, 3)
-            record("spgemm one pass", f"spgemm {name} kernels, {threads} thread(s) ({out_col.shape[0] * 16 / 1e6:.0f} MB "
-                   f"output, bound {bound[-1] / out_col.shape[0]:.2f}x)", interleaved({"two passes": two, "one pass": one},
-                                                                                       reps), "two passes")
-
-
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -857,8 +829,7 @@ def only(args):
               "row widths": lambda *a: row_widths(*a, old=args.old),
               "spgemm streaming stores": spgemm_streaming, "spgemm ranks": spgemm_ranks,
               "coalesce ranks": coalesce_ranks, "spgemm dense accumulator": spgemm_dense,
-              "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since),
-              "spgemm one pass": spgemm_one_pass}
+              "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since)}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

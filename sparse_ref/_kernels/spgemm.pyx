@@ -1,7 +1,6 @@
 """Sparse x sparse (SpGEMM): ``C = A @ B`` for CSR matrices, by Gustavson's row-by-row
 algorithm in two passes: a symbolic pass that counts each output row exactly, then (after
-the caller allocates the output) a numeric pass that fills it. Or in one pass, into output
-arrays as long as a bound on C's entries (its products), packed as it goes.
+the caller allocates the output) a numeric pass that fills it.
 Typed twin of ``sparse_ref/reference/spgemm.py``.
 """
 
@@ -9,14 +8,13 @@ from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, uint64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memmove
 
 from sparse_ref._kernels._arith cimport mul
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport merge_runs, sort_keys
 from sparse_ref._kernels._types cimport dynamic_chunk, idx_t, prefetch, thread_stride, value_t
 
-__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_onepass", "spgemm_masked"]
+__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
 
 # Streaming (non-temporal) stores of the output's columns and values, as SpMM's (spmm.pyx):
 # each thread writes its rows' output in order, so the stores fill whole lines without the
@@ -474,166 +472,14 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     Gustavson 1978 (dense accumulator, "SPA"); SciPy: ``csr_matmat``.
     """
     cdef idx_t nrows = a_crow.shape[0] - 1
-    if nrows <= 0 or crow[nrows] == 0:
-        return
-    fill_rows(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, NULL, out_col, out_val, n_threads)
-
-
-def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
-                   const idx_t[::1] b_crow, const idx_t[::1] b_col, const value_t[::1] b_val,
-                   idx_t ncols, const idx_t[::1] bound, idx_t[::1] out_crow, idx_t[::1] out_col,
-                   value_t[::1] out_val, int n_threads=1):
-    """``C = A @ B`` in one pass, with no count first: each row of C goes into room for as
-    many entries as it has products (an upper bound), then the rows are packed.
-
-    Simple version
-    --------------
-    The same result up to rounding; ``out_col[:out_crow[nrows]]`` and
-    ``out_val[:out_crow[nrows]]`` are C's columns and values, the rest is scratch::
-
-        out_crow[0] = 0
-        for i in range(len(a_crow) - 1):
-            row = {}                                          # j -> C[i, j]
-            for q in range(a_crow[i], a_crow[i + 1]):
-                for r in range(b_crow[a_col[q]], b_crow[a_col[q] + 1]):
-                    row[b_col[r]] = row.get(b_col[r], 0) + a_val[q] * b_val[r]
-            out_crow[i + 1] = out_crow[i] + len(row)
-            out_col[out_crow[i]:out_crow[i + 1]] = sorted(row)
-            out_val[out_crow[i]:out_crow[i + 1]] = [row[j] for j in sorted(row)]
-
-    Inputs
-    ------
-    a_crow, a_col, a_val
-        A in CSR form, coalesced.
-    b_crow, b_col, b_val
-        B in CSR form, coalesced.
-    ncols : int
-        Number of columns of B.
-    bound : int64[nrows + 1]
-        Upper bounds, as row pointers: row i of C has at most ``bound[i + 1] - bound[i]``
-        entries (its products, ``out_flops`` of ``spgemm_bounds``); ``bound[0]`` is any
-        start.
-
-    Outputs
-    -------
-    out_crow : int64[nrows + 1]
-        Row pointers of C, as ``spgemm_symbolic`` counts them (``out_crow[0] = 0``).
-    out_col : int64[bound[nrows] - bound[0]]
-        Columns of C in its first ``out_crow[nrows]`` entries, ascending within each row;
-        the rest is scratch, left undefined.
-    out_val : value[bound[nrows] - bound[0]]
-        Values of C in its first ``out_crow[nrows]`` entries, summed as in
-        ``spgemm_numeric``; the rest is scratch, left undefined.
-
-    Preconditions
-    -------------
-    ``bound`` bounds every row of C from above (``spgemm_bounds``'s ``out_flops`` does).
-
-    Complexity
-    ----------
-    As ``spgemm_numeric``, whose extra memory is sized by the longest bound instead of the
-    longest row of C, plus one move of at most nnz(C) entries: the symbolic pass is not
-    needed, at the price of output arrays as long as the bound.
-
-    Parallelism
-    -----------
-    The rows are cut into one part per thread, of about the same total bound; each
-    thread writes its part's rows packed, from the bound of its first row, and counts
-    them. Then, serially, the counts become row pointers and each part moves down to
-    where the part before it ends. Each C[i, j] is summed in the order above on any
-    number of threads.
-
-    Reference
-    ---------
-    Gustavson 1978; the upper-bound allocation of one-pass SpGEMM: Nagasaka, Matsuoka,
-    Azad and Buluç, "Performance optimization, modeling and analysis of sparse
-    matrix-matrix products on multi-core and many-core processors", Parallel Computing
-    90, 2019.
-    """
-    cdef idx_t nrows = a_crow.shape[0] - 1
-    cdef idx_t i
-    out_crow[0] = 0
-    if nrows <= 0:
-        return
-    if bound[nrows] == bound[0]:  # no products: every row empty
-        for i in range(nrows):
-            out_crow[i + 1] = 0
-        return
-    fill_rows(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, bound, &out_crow[0], out_col, out_val,
-              n_threads)
-
-
-cdef void move_down(idx_t* col, value_t* val, idx_t dst, idx_t src, idx_t n, int n_workers) noexcept nogil:
-    """Move entries ``src:src + n`` of ``col`` and ``val`` down to ``dst`` (< src), as
-    ``memmove`` would, on ``n_workers`` threads. A shift by at least a thread's share moves
-    in rounds of ``src - dst`` entries (each round's source and target apart, so its threads
-    copy at will); a shorter shift gives each thread its share, whose last ``src - dst``
-    entries, where the next share lands, are put aside first."""
-    cdef idx_t delta = src - dst, share, done, piece, t, lo, hi, end
-    cdef idx_t* keep_col = NULL
-    cdef value_t* keep_val = NULL
-    if n <= 0 or delta <= 0:
-        return
-    share = (n + n_workers - 1) // n_workers
-    if n_workers > 1 and delta < share:
-        keep_col = <idx_t*> malloc((n_workers - 1) * delta * sizeof(idx_t))
-        keep_val = <value_t*> malloc((n_workers - 1) * delta * sizeof(value_t))
-    if n_workers == 1 or (delta < share and (keep_col == NULL or keep_val == NULL)):
-        free(keep_col)
-        free(keep_val)
-        memmove(col + dst, col + src, n * sizeof(idx_t))
-        memmove(val + dst, val + src, n * sizeof(value_t))
-        return
-    if delta >= share:
-        done = 0
-        while done < n:
-            piece = min(delta, n - done)
-            for t in prange(n_workers, schedule="static", num_threads=n_workers):
-                lo = done + piece * t // n_workers
-                hi = done + piece * (t + 1) // n_workers
-                memcpy(col + dst + lo, col + src + lo, (hi - lo) * sizeof(idx_t))
-                memcpy(val + dst + lo, val + src + lo, (hi - lo) * sizeof(value_t))
-            done = done + piece
-        return
-    for t in range(n_workers - 1):  # the tail of each share that has a share after it
-        hi = (t + 1) * share
-        if hi < n:
-            memcpy(keep_col + t * delta, col + src + hi - delta, delta * sizeof(idx_t))
-            memcpy(keep_val + t * delta, val + src + hi - delta, delta * sizeof(value_t))
-    for t in prange(n_workers, schedule="static", num_threads=n_workers):
-        lo = t * share
-        hi = min(n, lo + share)
-        if lo < hi:
-            end = hi - delta if hi < n else hi
-            memmove(col + dst + lo, col + src + lo, (end - lo) * sizeof(idx_t))
-            memmove(val + dst + lo, val + src + lo, (end - lo) * sizeof(value_t))
-            if hi < n:
-                memcpy(col + dst + end, keep_col + t * delta, delta * sizeof(idx_t))
-                memcpy(val + dst + end, keep_val + t * delta, delta * sizeof(value_t))
-    free(keep_col)
-    free(keep_val)
-
-
-cdef int fill_rows(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
-                   const idx_t[::1] b_crow, const idx_t[::1] b_col, const value_t[::1] b_val,
-                   idx_t ncols, const idx_t[::1] crow, idx_t* counts, idx_t[::1] out_col,
-                   value_t[::1] out_val, int n_threads) except -1:
-    """The numeric pass of both kernels. With ``counts`` NULL (``spgemm_numeric``), row i
-    goes to ``crow[i]`` and rows are handed out in dynamic chunks. Else (``spgemm_onepass``)
-    ``crow`` holds upper bounds: the rows are cut into one part per thread, each part
-    written packed from the bound of its first row, its counts into ``counts[i + 1]``; then
-    the counts become row pointers and each part moves down to its place."""
-    cdef idx_t nrows = a_crow.shape[0] - 1
     cdef int n_workers = max(n_threads, 1)
-    cdef idx_t i, j, p, longest = 0, a_longest = 0, total, pos, moved
+    cdef idx_t i, j, longest = 0, a_longest = 0
     cdef idx_t* stamps = NULL    # per thread: where[j] - stamp is a slot in the current row
     cdef idx_t* run_buffers = NULL
     cdef idx_t* my_runs = NULL
     cdef idx_t* my_stamp = NULL
     cdef idx_t* rank_buffers = NULL
     cdef idx_t* my_ranks = NULL
-    cdef idx_t* parts = NULL     # one-pass: part p is rows parts[p]:parts[p + 1] ...
-    cdef idx_t* part_end = NULL  # ... written from crow[parts[p]] - crow[0] to part_end[p]
     cdef int32_t* wheres = NULL
     cdef value_t* vals = NULL
     cdef value_t* denses = NULL  # per thread: one sum per column of B, or NULL (DENSE_MAX_BYTES)
@@ -642,9 +488,13 @@ cdef int fill_rows(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef int32_t* my_where = NULL
     cdef value_t* my_vals = NULL
     cdef uint64_t* my_keys = NULL
-    cdef idx_t* out_col_ptr = &out_col[0] if out_col.shape[0] > 0 else NULL
-    cdef value_t* out_val_ptr = &out_val[0] if out_val.shape[0] > 0 else NULL
+    cdef idx_t* out_col_ptr
+    cdef value_t* out_val_ptr
+    if nrows <= 0 or crow[nrows] == 0:
+        return
     cdef bint stream = CAN_STREAM and 0 <= STREAM_MIN_BYTES <= (crow[nrows] - crow[0]) * <idx_t>(8 + sizeof(value_t))
+    out_col_ptr = &out_col[0]
+    out_val_ptr = &out_val[0]
     for i in range(nrows):
         longest = max(longest, crow[i + 1] - crow[i])
         a_longest = max(a_longest, a_crow[i + 1] - a_crow[i])
@@ -665,24 +515,14 @@ cdef int fill_rows(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         stamps = <idx_t*> malloc(n_workers * STAMP_STRIDE * sizeof(idx_t))
         run_buffers = <idx_t*> malloc(runs_stride * n_workers * sizeof(idx_t))
         rank_buffers = <idx_t*> malloc(ranks_stride * n_workers * sizeof(idx_t))
-        parts = <idx_t*> malloc((n_workers + 1) * sizeof(idx_t))
-        part_end = <idx_t*> malloc(n_workers * STAMP_STRIDE * sizeof(idx_t))
         if (wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL or run_buffers == NULL
-                or rank_buffers == NULL or parts == NULL or part_end == NULL):
+                or rank_buffers == NULL):
             raise MemoryError("spgemm_numeric: no memory for the accumulators")
         if ncols <= DENSE_MAX_BYTES // <Py_ssize_t>sizeof(value_t):
             denses = <value_t*> malloc(where_stride * n_workers * sizeof(value_t))  # NULL: slots
         with nogil:
             for j in range(where_stride * n_workers):
                 wheres[j] = -1
-            if counts != NULL:  # part p: the rows from the first whose bound reaches p / n of the total
-                total = crow[nrows] - crow[0]
-                parts[0], i = 0, 0
-                for p in range(1, n_workers):
-                    while i < nrows and (crow[i] - crow[0]) * <double>n_workers < <double>total * p:
-                        i += 1
-                    parts[p] = i
-                parts[n_workers] = nrows
             with parallel(num_threads=n_workers):
                 my_where = wheres + where_stride * omp_get_thread_num()
                 my_vals = vals + vals_stride * omp_get_thread_num()
@@ -692,41 +532,17 @@ cdef int fill_rows(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                 my_ranks = rank_buffers + ranks_stride * omp_get_thread_num()
                 my_stamp = stamps + STAMP_STRIDE * omp_get_thread_num()
                 my_stamp[0] = 0
-                if counts == NULL:
-                    for i in prange(nrows, schedule="dynamic", chunksize=chunk):
-                        if my_stamp[0] > tag_limit - longest:  # the next row's slots could pass it
-                            for j in range(ncols):
-                                my_where[j] = -1
-                            my_stamp[0] = 0
-                        my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0],
-                                               &b_crow[0], &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                               my_dense, my_keys, my_runs, my_ranks, rank_low, rank_high,
-                                               out_col_ptr + crow[i], out_val_ptr + crow[i], stream)
-                else:
-                    for p in prange(n_workers, schedule="static", chunksize=1):
-                        part_end[p * STAMP_STRIDE] = crow[parts[p]] - crow[0]
-                        for i in range(parts[p], parts[p + 1]):
-                            if my_stamp[0] > tag_limit - longest:
-                                for j in range(ncols):
-                                    my_where[j] = -1
-                                my_stamp[0] = 0
-                            pos = my_stamp[0]
-                            my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0],
-                                                   &b_crow[0], &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                                   my_dense, my_keys, my_runs, my_ranks, rank_low, rank_high,
-                                                   out_col_ptr + part_end[p * STAMP_STRIDE],
-                                                   out_val_ptr + part_end[p * STAMP_STRIDE], stream)
-                            counts[i + 1] = my_stamp[0] - pos
-                            part_end[p * STAMP_STRIDE] += my_stamp[0] - pos
+                for i in prange(nrows, schedule="dynamic", chunksize=chunk):
+                    if my_stamp[0] > tag_limit - longest:  # the next row's slots could pass it
+                        for j in range(ncols):
+                            my_where[j] = -1
+                        my_stamp[0] = 0
+                    my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
+                                           &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
+                                           my_dense, my_keys, my_runs, my_ranks, rank_low, rank_high, out_col_ptr + crow[i], out_val_ptr + crow[i],
+                                           stream)
                 if stream:  # each thread's streaming stores are done before the region ends
                     store_fence()
-            if counts != NULL:
-                for i in range(nrows):
-                    counts[i + 1] += counts[i]
-                for p in range(1, n_workers):  # in order: a part may move into where the last one lay
-                    pos = crow[parts[p]] - crow[0]
-                    move_down(out_col_ptr, out_val_ptr, counts[parts[p]], pos, part_end[p * STAMP_STRIDE] - pos,
-                              n_workers)
     finally:
         free(wheres)
         free(vals)
@@ -735,9 +551,6 @@ cdef int fill_rows(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         free(stamps)
         free(run_buffers)
         free(rank_buffers)
-        free(parts)
-        free(part_end)
-    return 0
 
 
 cdef inline value_t masked_dot(const idx_t* x_col, const value_t* x_val, idx_t s, idx_t s_end,

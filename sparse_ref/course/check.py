@@ -13,8 +13,8 @@ and, for every kernel function it implements (see ``sparse_ref._backend.INTERFAC
 The report gives, per kernel function, PASS or the first failing case as a snippet that
 reproduces it (the inputs, what the reference gives, what the package gives) and the
 contract line that was broken. A function the package lacks is reported as taken from
-the reference, not as passed; an optional one it lacks (``_backend.OPTIONAL``) as left
-out, since the ops then run on its other kernels.
+the reference, not as passed; a public function whose name the interface lacks is named
+(a misspelt kernel is not checked), and a package of which nothing could be checked fails.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from sparse_ref import _backend, _dtypes, reference
 # calls() runs reference.coalesce, .convert and .spgemm to make its inputs, whichever
 # kernels are checked: import them here (``--kernel convert`` alone once found them missing)
 from sparse_ref.reference import coalesce as _coalesce, convert as _convert, spgemm as _spgemm  # noqa: F401
-from sparse_ref._backend import INTERFACE, OPTIONAL, use_backend
+from sparse_ref._backend import INTERFACE, use_backend
 from sparse_ref._factories import sparse_coo_tensor, tensor
 from sparse_ref._threads import effective_n_threads
 from sparse_ref._functions import mm
@@ -161,13 +161,6 @@ def calls(module: str, function: str):
                     yield label, dict(a_crow=crow, a_col=ccol, a_val=cval, b_crow=b_crow, b_col=b_col, b_val=b_val,
                                       ncols=n_out, crow=c_crow, out_col=_marker(int(c_crow[-1]), I64),
                                       out_val=_marker(int(c_crow[-1]), val.dtype))
-                elif function == "spgemm_onepass":
-                    flops = np.empty(nrows, I64)
-                    reference.spgemm.spgemm_bounds(crow, ccol, b_crow, flops, np.empty(nrows, I64))
-                    bound = np.concatenate([[0], np.cumsum(flops)]).astype(I64)
-                    yield label, dict(a_crow=crow, a_col=ccol, a_val=cval, b_crow=b_crow, b_col=b_col, b_val=b_val,
-                                      ncols=n_out, bound=bound, out_crow=_marker(nrows + 1, I64),
-                                      out_col=_marker(int(bound[-1]), I64), out_val=_marker(int(bound[-1]), val.dtype))
             if function == "spgemm_masked":  # X = A, Y = A: out = (A @ A^T)[p_row, p_col]
                 p_row, p_col = rng.integers(0, nrows, 6), rng.integers(0, nrows, 6)
                 yield case, dict(p_row=p_row, p_col=p_col, x_crow=crow, x_col=ccol, x_val=cval, y_crow=crow,
@@ -217,7 +210,7 @@ class Result:
     """What the checker found for one kernel function."""
 
     kernel: str
-    status: str  # "pass", "rounding", "fail", "fallback", "optional", "note", "error"
+    status: str  # "pass", "rounding", "fail", "fallback", "note", "error"
     cases: int = 0
     detail: str = ""
     snippet: str = ""
@@ -225,7 +218,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("pass", "rounding", "fallback", "optional", "note")
+        return self.status in ("pass", "rounding", "fallback", "note")
 
     def __str__(self) -> str:
         cases = f"{self.cases} case{'s' if self.cases != 1 else ''}"
@@ -236,8 +229,6 @@ class Result:
         head = {"pass": f"PASS  {self.kernel}: {passed}",
                 "rounding": f"PASS  {self.kernel}: {cases}, equal to rounding only -- {self.detail}",
                 "fallback": f"REF   {self.kernel}: not in the package; the reference ran in its place",
-                "optional": f"SKIP  {self.kernel}: not in the package, and optional (the ops take "
-                            "another way, on the package's own kernels)",
                 "note": f"NOTE  {self.kernel}: {self.detail}",
                 "fail": f"FAIL  {self.kernel}: {self.detail}",
                 "error": f"ERROR {self.kernel}: {self.detail}"}[self.status]
@@ -254,9 +245,8 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _used(name: str, arrays: dict, out: np.ndarray, function: str) -> np.ndarray:
-    """The part of an output the contract defines (coalesce and spgemm_onepass: the first
-    nnz of C)."""
-    if function in ("coalesce", "spgemm_onepass") and name in ("out_col", "out_val"):
+    """The part of an output the contract defines (coalesce keeps the first nnz_out)."""
+    if function == "coalesce" and name in ("out_col", "out_val"):
         return out[: max(int(arrays["out_crow"][-1]), 0)] if arrays["out_crow"].size else out[:0]
     return out
 
@@ -478,13 +468,9 @@ def check(package: str, kernels=None, allow_reordering: bool = False, name: str 
             if kernel in backend.fallbacks:
                 results.append(Result(kernel, "fallback"))
                 continue
-            if kernel in OPTIONAL and not hasattr(backend.module(module), function):
-                results.append(Result(kernel, "optional"))
-                continue
             results.append(_check_function(package, backend, module, function, allow_reordering))
         if not kernels or module in kernels or any(k.startswith(module + ".") for k in kernels):
-            own = [f for f in functions if f"{module}.{f}" not in backend.fallbacks
-                   and hasattr(backend.module(module), f)]
+            own = [f for f in functions if f"{module}.{f}" not in backend.fallbacks]
             if own:
                 results.append(_check_gradients(name, module))
     results += _check_tasks(package, kernels)

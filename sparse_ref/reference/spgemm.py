@@ -1,13 +1,12 @@
 """Sparse x sparse (SpGEMM): ``C = A @ B`` for CSR matrices, by Gustavson's row-by-row
 algorithm in two passes: a symbolic pass that counts each output row exactly, then (after
-the caller allocates the output) a numeric pass that fills it. Or in one pass, into output
-arrays as long as a bound on C's entries (its products), packed as it goes.
+the caller allocates the output) a numeric pass that fills it.
 Twin of ``sparse_ref/_kernels/spgemm.pyx``.
 """
 
 from sparse_ref.reference._arith import mul
 
-__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_onepass", "spgemm_masked"]
+__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
 
 
 def spgemm_bounds(a_crow, a_col, b_crow, out_flops, out_longest, n_threads=1):
@@ -192,92 +191,9 @@ def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_
                  out_col[row], out_val[row])
 
 
-def spgemm_onepass(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, bound, out_crow, out_col, out_val,
-                   n_threads=1):
-    """``C = A @ B`` in one pass, with no count first: each row of C goes into room for as
-    many entries as it has products (an upper bound), then the rows are packed.
-
-    Simple version
-    --------------
-    The same result up to rounding; ``out_col[:out_crow[nrows]]`` and
-    ``out_val[:out_crow[nrows]]`` are C's columns and values, the rest is scratch::
-
-        out_crow[0] = 0
-        for i in range(len(a_crow) - 1):
-            row = {}                                          # j -> C[i, j]
-            for q in range(a_crow[i], a_crow[i + 1]):
-                for r in range(b_crow[a_col[q]], b_crow[a_col[q] + 1]):
-                    row[b_col[r]] = row.get(b_col[r], 0) + a_val[q] * b_val[r]
-            out_crow[i + 1] = out_crow[i] + len(row)
-            out_col[out_crow[i]:out_crow[i + 1]] = sorted(row)
-            out_val[out_crow[i]:out_crow[i + 1]] = [row[j] for j in sorted(row)]
-
-    Inputs
-    ------
-    a_crow, a_col, a_val
-        A in CSR form, coalesced.
-    b_crow, b_col, b_val
-        B in CSR form, coalesced.
-    ncols : int
-        Number of columns of B.
-    bound : int64[nrows + 1]
-        Upper bounds, as row pointers: row i of C has at most ``bound[i + 1] - bound[i]``
-        entries (its products, ``out_flops`` of ``spgemm_bounds``); ``bound[0]`` is any
-        start.
-
-    Outputs
-    -------
-    out_crow : int64[nrows + 1]
-        Row pointers of C, as ``spgemm_symbolic`` counts them (``out_crow[0] = 0``).
-    out_col : int64[bound[nrows] - bound[0]]
-        Columns of C in its first ``out_crow[nrows]`` entries, ascending within each row;
-        the rest is scratch, left undefined.
-    out_val : value[bound[nrows] - bound[0]]
-        Values of C in its first ``out_crow[nrows]`` entries, summed as in
-        ``spgemm_numeric``; the rest is scratch, left undefined.
-
-    Preconditions
-    -------------
-    ``bound`` bounds every row of C from above (``spgemm_bounds``'s ``out_flops`` does).
-
-    Complexity
-    ----------
-    As ``spgemm_numeric``, whose extra memory is sized by the longest bound instead of the
-    longest row of C, plus one move of at most nnz(C) entries: the symbolic pass is not
-    needed, at the price of output arrays as long as the bound.
-
-    Parallelism
-    -----------
-    The rows are cut into one part per thread, of about the same total bound; each
-    thread writes its part's rows packed, from the bound of its first row, and counts
-    them. Then, serially, the counts become row pointers and each part moves down to
-    where the part before it ends. Each C[i, j] is summed in the order above on any
-    number of threads.
-
-    Reference
-    ---------
-    Gustavson 1978; the upper-bound allocation of one-pass SpGEMM: Nagasaka, Matsuoka,
-    Azad and Buluç, "Performance optimization, modeling and analysis of sparse
-    matrix-matrix products on multi-core and many-core processors", Parallel Computing
-    90, 2019.
-    """
-    out_crow[0] = 0
-    first = bound[0]
-    for i in range(len(a_crow) - 1):  # row i goes where its bound says; its count is kept
-        start = bound[i] - first
-        out_crow[i + 1] = fill_row(a_col, a_val, a_crow[i], a_crow[i + 1], b_crow, b_col, b_val,
-                                   out_col[start:], out_val[start:])
-    for i in range(len(a_crow) - 1):  # the counts become row pointers; each row moves down
-        start, end = bound[i] - first, bound[i] - first + out_crow[i + 1]
-        out_crow[i + 1] += out_crow[i]
-        out_col[out_crow[i]:out_crow[i + 1]] = out_col[start:end]
-        out_val[out_crow[i]:out_crow[i + 1]] = out_val[start:end]
-
-
 def fill_row(a_col, a_val, start, end, b_crow, b_col, b_val, out_col, out_val):
     """One row of C, from the stored (i, k) ``start:end`` of A, written sorted by column
-    into ``out_col`` and ``out_val`` (this row's slices of the outputs); returns its
-    number of entries."""
+    into ``out_col`` and ``out_val`` (this row's slices of the outputs)."""
     acc = {}  # column -> running sum, in the order the products arrive
     for q in range(start, end):
         k = a_col[q]
@@ -287,7 +203,6 @@ def fill_row(a_col, a_val, start, end, b_crow, b_col, b_val, out_col, out_val):
     for t, j in enumerate(sorted(acc)):
         out_col[t] = j
         out_val[t] = acc[j]
-    return len(acc)
 
 def spgemm_masked(p_row, p_col, x_crow, x_col, x_val, y_crow, y_col, y_val, out, n_threads=1):
     """Masked sparse-sparse product: ``out[p] = sum_c x[p_row[p], c] * y[p_col[p], c]``.
