@@ -377,9 +377,17 @@ REDUCE_ALIASES = {None: "sum", "sum": "sum", "mean": "mean", "amax": "amax", "am
 FLOATING = "fc"
 
 
+def _elsewhere(t) -> str:
+    """A pointer for an operand of the distributed kind (sparse_ref.distributed, a layer
+    above this one: known here by its name only)."""
+    return ("; for a distributed matrix use the ops of sparse_ref.distributed (srd.mm, srd.sampled_addmm), "
+            "or .gather() it" if type(t).__name__ == "DistSparse" else "")
+
+
 def _operand(t, name: str, where: str, sparse=SparseTensor):
     if not isinstance(t, (sparse, Tensor)):
-        raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
+        raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}"
+                        + _elsewhere(t))
     if isinstance(t, SparseTensor):
         sparse_layout(t, name, where)
     if t.ndim != 2:
@@ -518,8 +526,11 @@ def addmm_operands(mat, mat1, mat2, beta, alpha, where: str = "addmm") -> None:
 def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled_addmm",
                            sparse=SparseTensor) -> None:
     if not isinstance(input, sparse):
+        if isinstance(input, SparseTensor):  # a local one, where sparse_ref.distributed wants its own
+            raise ArgumentTypeError(f"{where}: input must be distributed (sparse_ref.distributed.from_sparse), "
+                                    "got a local SparseTensor; for local operands use sr.sparse.sampled_addmm")
         raise ArgumentTypeError(f"{where}: input must be a sparse matrix (its pattern is sampled), "
-                        f"got {type(input).__name__}")
+                                f"got {type(input).__name__}" + _elsewhere(input))
     if isinstance(input, SparseTensor):
         sparse_layout(input, "input", where)
     for name, t in (("mat1", mat1), ("mat2", mat2)):
@@ -570,7 +581,8 @@ def _batch_operand(t, name: str, where: str) -> None:
         if t.ndim != 3:
             raise ArgumentError(f"{where}: Tensor '{name}' must have 3 dims, but has {t.ndim}")
     else:
-        raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}")
+        raise TypeError(f"{where}: {name} must be a sparse_ref Tensor or SparseTensor, got {type(t).__name__}"
+                        + _elsewhere(t))
 
 
 def block_diagonal_sizes(batches: int, sizes, where: str) -> None:

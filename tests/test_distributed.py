@@ -254,6 +254,49 @@ def test_bad_operands_are_refused_by_name(client, rng):
         srd.mm(A, A.t(), reduce="mean")
 
 
+def test_the_transpose_cuts_a_narrow_band_of_columns_by_its_entries(client, rng):
+    # every entry in the first 100 of 200,000 columns: narrower than any fixed bin of the
+    # columns, the band is cut where its entries are (before, one part got all of them)
+    n = 6000
+    row, col = rng.integers(0, 2000, n), rng.integers(0, 100, n)
+    a = sr.sparse_coo_tensor(np.stack([row, col]), rng.standard_normal(n), (2000, 200_000), dtype=sr.float64)
+    for nparts in (2, 4):
+        T = srd.from_sparse(a, nparts).t()
+        counts = T.nnz_per_part()
+        assert sum(counts) == a.coalesce()._nnz() and max(counts) < 1.2 * sum(counts) / nparts, counts
+        assert_same_sparse(T.gather(), a.t().coalesce())
+
+
+def test_more_messages_that_name_the_fix(client, rng):
+    a, b = operands(rng, sr.float64)
+    A = srd.from_sparse(a, 2)
+    for many in (1025, 10**12, 2**63):  # more parts than rows are empty ones, up to 1024 of them
+        with pytest.raises(ValueError, match=f"nparts={many} is more than the 23 rows of a and more than 1024"):
+            srd.from_sparse(a, many)
+    with pytest.raises(TypeError, match="client must be a dask.distributed.Client, got str"):
+        srd.from_sparse(a, 2, client="tcp://127.0.0.1:1")
+    with pytest.raises(TypeError, match="for a distributed matrix use the ops of sparse_ref.distributed"):
+        sr.sparse.mm(A, b)
+    with pytest.raises(TypeError, match="input must be distributed .* got a local SparseTensor"):
+        srd.sampled_addmm(a, random_dense(rng, (23, 3), sr.float64), random_dense(rng, (3, 17), sr.float64))
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        A.size(2)
+    assert (A.is_sparse, A.is_sparse_csr) == (True, False)
+    C = srd.from_sparse(a.to_sparse_csr(), 2)
+    assert (C.is_sparse, C.is_sparse_csr) == (False, True)
+
+
+def test_a_closed_client_is_named(rng):
+    a, _ = operands(rng, sr.float64)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as own:
+        A = srd.from_sparse(a, 2, client=own)
+        assert A.wait().nparts == 2
+    for use in (A.gather, A.wait, lambda: srd.mm(A, A.t())):
+        with pytest.raises(RuntimeError, match="client of this distributed matrix is closed"):
+            use()
+
+
 def test_import_sparse_ref_works_without_dask(tmp_path):
     code = ("import sys; sys.modules['dask'] = sys.modules['distributed'] = None\n"
             "import sparse_ref\n"

@@ -18,10 +18,11 @@ import uuid
 
 import dask
 import numpy as np
-from distributed import default_client, wait
+from distributed import Client, default_client, wait
 
 from sparse_ref import _dtypes, _formats, _validate
 from sparse_ref._errors import ArgumentError, ArgumentTypeError, DTypeError
+from sparse_ref._backend import get_backend
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor
 from sparse_ref.autograd.engine import External, Function
 from sparse_ref.distributed import _worker as w
@@ -34,6 +35,7 @@ class Batch:
     and logs say what each one is)."""
 
     def __init__(self, client, op: str):
+        open_client(client, op)
         self.client = client
         self.prefix = f"sr-{op}-{uuid.uuid4().hex[:10]}"
         self.keys = set()
@@ -84,15 +86,40 @@ def balanced(cum: np.ndarray, nparts: int) -> np.ndarray:
 
 
 def column_cuts(batch: Batch, parts, ncols: int, nparts: int) -> np.ndarray:
-    """Column ranges holding about equal numbers of stored entries, from a histogram of
-    the parts' columns in at most 256 bins per range (one small message per part)."""
-    if ncols == 0:
-        return np.zeros(nparts + 1, dtype=I64)
-    width = -(-ncols // min(ncols, 256 * nparts))
-    nbins = -(-ncols // width)
-    counts = batch.gather(batch.map("col-counts", w.col_counts, parts, width, nbins))
-    cum = np.concatenate([[0], np.cumsum(np.sum(counts, axis=0))]).astype(I64)
-    return np.minimum(balanced(cum, nparts) * width, ncols)
+    """Column ranges holding about equal numbers of stored entries, as :func:`balanced`
+    cuts whole rows: the cut for the q-th share is the first column below which that
+    share of the entries lies. Found by narrowing a column interval around each cut,
+    256 bins at a time (each round one small message per part): a band of columns
+    narrower than any fixed bin is cut where its entries are, not left to one part."""
+    cuts = (np.arange(nparts + 1, dtype=I64) * ncols) // nparts
+    if ncols == 0 or nparts == 1:
+        return cuts
+    total = sum(batch.gather(batch.map("nnz", w.nnz, parts)))
+    if total == 0:
+        return cuts  # no entries: cut evenly
+    targets = [(q * total) // nparts for q in range(1, nparts)]
+    # the interval [lo, hi] of each cut, with cum(lo) = the entries below column lo: the cut
+    # is the first column c in (lo, hi] with cum(c) >= target (cum(0) = 0 < target)
+    state = [[0, ncols, 0] for _ in targets]
+    rounds = 0
+    while any(hi - lo > 1 for lo, hi, _ in state):
+        rounds += 1
+        open_ = sorted({(lo, hi) for lo, hi, _ in state if hi - lo > 1})
+        bins = [(lo, -(-(hi - lo) // 256)) for lo, hi in open_]  # (start, width): at most 256 bins
+        nbins = [-(-(hi - lo) // width) for (lo, hi), (_, width) in zip(open_, bins)]
+        counts = np.sum(batch.gather(batch.map(f"col-counts-{rounds}", w.col_counts_in, parts,  # (tuples: to
+                                               tuple(b[0] for b in bins), tuple(b[1] for b in bins),  # every part)
+                                               tuple(nbins))), axis=0)
+        at = dict(zip(open_, np.split(counts, np.cumsum(nbins)[:-1])))
+        for k, (lo, hi, below) in enumerate(state):
+            if hi - lo <= 1:
+                continue
+            width = -(-(hi - lo) // 256)
+            cum = below + np.cumsum(at[(lo, hi)])  # cum(lo + (j + 1) * width), j = 0 ...
+            j = int(np.searchsorted(cum, targets[k], side="left"))  # first bin whose end reaches it
+            state[k] = [lo + j * width, min(hi, lo + (j + 1) * width), below + (int(cum[j - 1]) if j else 0)]
+    cuts[1:-1] = [hi for _, hi, _ in state]
+    return cuts
 
 
 def transpose_parts(batch: Batch, parts, row_starts, ncols: int, cuts) -> list:
@@ -102,9 +129,10 @@ def transpose_parts(batch: Batch, parts, row_starts, ncols: int, cuts) -> list:
     Each row of the result then holds its entries in ascending column, as one machine's
     transpose does, and a value is moved, never changed."""
     cuts = np.asarray(cuts, dtype=I64)
-    splits = batch.map("split", w.split_by_columns, parts, row_starts[:-1].tolist(), ncols, cuts)
+    backend = get_backend()
+    splits = batch.map("split", w.split_by_columns, backend, parts, row_starts[:-1].tolist(), ncols, cuts)
     pieces = exchange(batch, splits, cuts.shape[0] - 1)
-    return batch.map("join", w.join_rows, pieces, cuts[:-1].tolist(), cuts[1:].tolist())
+    return batch.map("join", w.join_rows, backend, pieces, cuts[:-1].tolist(), cuts[1:].tolist())
 
 
 def exchange(batch: Batch, splits, ntargets: int) -> list:
@@ -158,8 +186,6 @@ class DistSparse(External):
             [0., 0., 4.]])
     """
 
-    is_sparse = True
-    is_sparse_csr = False
     ndim = 2
 
     def __init__(self, client, parts, row_starts, shape, dtype, layout=_dtypes.sparse_coo, nnz=None):
@@ -198,8 +224,20 @@ class DistSparse(External):
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
+    @property
+    def is_sparse(self) -> bool:  # as a local tensor of its layout says
+        return self.layout == _dtypes.sparse_coo
+
+    @property
+    def is_sparse_csr(self) -> bool:
+        return self.layout == _dtypes.sparse_csr
+
     def size(self, dim: int | None = None):
-        return self._shape if dim is None else self._shape[dim]
+        if dim is None:
+            return self._shape
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -2 <= dim < 2:
+            raise IndexError(f"Dimension out of range (expected to be in range of [-2, 1], but got {dim!r})")
+        return self._shape[dim]
 
     def nnz_per_part(self) -> list:
         """The stored entries of every part (asks the workers once)."""
@@ -211,6 +249,7 @@ class DistSparse(External):
     def wait(self) -> DistSparse:
         """Block until every part has been computed (they stay on the workers); a task's
         error is raised here. Returns the matrix itself."""
+        open_client(self._client, "wait")
         wait(self._parts)
         for future in self._parts:
             if future.status == "error":
@@ -278,11 +317,24 @@ class DistSparse(External):
             self.grad = self._with_parts(batch.map("grad", w.added_values, self.grad._parts, grad.futures))
 
 
+def open_client(client, where: str):
+    """``client``, if it can still send work: a distributed matrix whose client was closed
+    (say, after a ``with Client(...)`` block) is refused here, by name, before Dask fails
+    somewhere inside."""
+    if getattr(client, "status", None) in ("closing", "closed"):
+        raise RuntimeError(f"{where}: the Dask client of this distributed matrix is closed; its parts are gone "
+                           "with it: make the matrix again (from_sparse) on an open client")
+    return client
+
+
 def current_client(client, where: str):
     if client is not None:
-        return client
+        if not isinstance(client, Client):
+            raise ArgumentTypeError(f"{where}: client must be a dask.distributed.Client, got {type(client).__name__}"
+                                    " (for an address, pass Client(address))")
+        return open_client(client, where)
     try:
-        return default_client()
+        return open_client(default_client(), where)
     except ValueError:
         raise ArgumentError(f"{where}: no Dask client: start one (dask.distributed.Client(...)) "
                             "or pass client=") from None
@@ -322,7 +374,7 @@ class Gather(Function):
     _name = "GatherBackward0"
 
     def forward(self, dist):
-        arrays = dist._client.gather(dist._parts)
+        arrays = open_client(dist._client, "gather").gather(dist._parts)
         lengths = [p[1].shape[0] for p in arrays]
         dist._nnz_per_part = lengths
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(I64)
@@ -362,6 +414,12 @@ class Transpose(Function):
         return (DistValues(dist._client, batch.map("values", w.values, back)),)
 
 
+# from_sparse takes more parts than rows (the extra ones empty) up to this many: beyond,
+# the count is refused by name, before NumPy fails to allocate the cuts or the backward's
+# messages between every two parts (about 3 nparts^2 tasks) take minutes.
+MAX_EMPTY_PARTS = 1024
+
+
 def from_sparse(a, nparts: int, client=None) -> DistSparse:
     """A sparse matrix (COO or CSR) cut into ``nparts`` blocks of whole rows with about
     equal stored entries, kept on the workers of ``client``'s Dask cluster (by default
@@ -370,7 +428,8 @@ def from_sparse(a, nparts: int, client=None) -> DistSparse:
     The parts hold the coalesced matrix, so ``from_sparse(a, n).gather()`` equals
     ``a.coalesce()``. Each part travels inside the task that makes it, so the cluster can
     make it again if its worker is lost. Differentiable: when ``a`` requires grad, the
-    gradient of the result flows back to ``a``.
+    gradient of the result flows back to ``a``. ``nparts`` may exceed a's rows (the parts
+    past them are empty), up to 1024 parts.
 
     Examples
     --------
@@ -386,6 +445,10 @@ def from_sparse(a, nparts: int, client=None) -> DistSparse:
     _validate.sparse_layout(a, "a", "from_sparse")
     if isinstance(nparts, bool) or not isinstance(nparts, (int, np.integer)) or nparts < 1:
         raise ArgumentError(f"from_sparse: nparts must be a positive int, got {nparts!r}")
+    if nparts > max(a.shape[0], MAX_EMPTY_PARTS):
+        raise ArgumentError(f"from_sparse: nparts={nparts} is more than the {a.shape[0]} rows of a and more "
+                            f"than {MAX_EMPTY_PARTS}: a part holds whole rows, so the parts past the rows are "
+                            "empty, and the ops send a message between every two parts")
     if _dtypes.is_half(a.dtype):  # the workers scale and combine products in the stored dtype
         raise DTypeError(f"from_sparse: {a.dtype.name} is not supported on a cluster (yet): its products "
                          "would round more than once there; use a.float() or multiply on one machine")

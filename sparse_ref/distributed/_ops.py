@@ -32,10 +32,11 @@ from sparse_ref.distributed import _worker as w
 from sparse_ref.distributed._matrix import (
     Batch,
     DistSparse,
+    Distribute,
     DistValues,
     column_cuts,
+    current_client,
     exchange,
-    from_sparse,
     transpose_parts,
 )
 
@@ -253,8 +254,8 @@ def mm(mat1, mat2, reduce: str | None = None):
                                 f"{type(mat1).__name__}; for local operands use sr.sparse.mm")
     if isinstance(mat2, Tensor):
         return DistMm.apply(mat1, mat2, reduce)
-    if not isinstance(mat2, DistSparse):
-        mat2 = from_sparse(mat2, mat1.nparts, mat1.client)
+    if not isinstance(mat2, DistSparse):  # cut as mat1 is, however many rows it has (checked above)
+        mat2 = Distribute.apply(mat2, mat1.nparts, current_client(mat1.client, "mm"))
     elif mat2.client is not mat1.client:
         raise ArgumentTypeError("mm: mat1 and mat2 live on clusters of different Dask clients")
     return DistSpgemm.apply(mat1, mat2)

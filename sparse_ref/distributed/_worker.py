@@ -76,19 +76,27 @@ def nnz(p) -> int:
     return int(p[1].shape[0])
 
 
-def col_counts(p, width: int, nbins: int):
-    """How many entries of part p fall in each bin of ``width`` columns (``nbins`` bins)."""
-    return np.bincount(p[1] // width, minlength=nbins).astype(I64)
+def col_counts_in(p, starts, widths, nbins):
+    """How many entries of part p fall in each bin of columns: interval t has ``nbins[t]``
+    bins of ``widths[t]`` columns from column ``starts[t]`` (disjoint intervals, ascending);
+    the counts of all intervals, one after the other."""
+    col = p[1]
+    out = []
+    for start, width, n in zip(starts, widths, nbins):
+        inside = col[(col >= start) & (col < start + width * n)]
+        out.append(np.bincount((inside - start) // width, minlength=n).astype(I64)[:n])
+    return np.concatenate(out) if out else np.zeros(0, I64)
 
 
 # -- the transpose, as a shuffle: split every part by column ranges, join by target ----------
 
-def split_by_columns(p, r0: int, ncols: int, cuts):
+def split_by_columns(backend, p, r0: int, ncols: int, cuts):
     """Part p's entries cut by the column ranges ``[cuts[q], cuts[q + 1])``: a list with one
     piece ``(k, i, v)`` per range, entries sorted by column k, then by (global) row i --
     the transpose of the part (a stable counting sort), cut where the ranges meet."""
     crow, col, val = p
-    _, t_col, perm, _ = _formats.csr_transpose(crow, col, ncols)
+    with kernels(backend):
+        _, t_col, perm, _ = _formats.csr_transpose(crow, col, ncols)
     k = col[perm]
     i = t_col + r0
     v = val[perm]
@@ -96,7 +104,7 @@ def split_by_columns(p, r0: int, ncols: int, cuts):
     return [(k[a:b], i[a:b], v[a:b]) for a, b in zip(at[:-1], at[1:])]
 
 
-def join_rows(pieces, k0: int, k1: int):
+def join_rows(backend, pieces, k0: int, k1: int):
     """The part of the transpose that holds rows ``[k0, k1)``, from its pieces in the order
     of the source parts (so of ascending i). A stable sort by k keeps i ascending within a
     row: each row of the transpose holds its entries in the order one machine's transpose
@@ -105,7 +113,8 @@ def join_rows(pieces, k0: int, k1: int):
     i = np.concatenate([piece[1] for piece in pieces])
     v = np.concatenate([piece[2] for piece in pieces])
     order = np.argsort(k, kind="stable")
-    crow = _formats.coo_to_csr(np.ascontiguousarray(k[order] - k0), k1 - k0)
+    with kernels(backend):
+        crow = _formats.coo_to_csr(np.ascontiguousarray(k[order] - k0), k1 - k0)
     return crow, np.ascontiguousarray(i[order]), np.ascontiguousarray(v[order])
 
 
