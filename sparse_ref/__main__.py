@@ -120,6 +120,8 @@ def main(argv=None) -> int:
                        help="only this kernel module or function (spmm, spmm.spmm_reduce, a task); repeatable")
     check.add_argument("--allow-reordering", action="store_true",
                        help="accept results equal to rounding only (another order of additions), and say so")
+    check.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                       help="the most a kernel module's checks may take (each runs in a process of its own)")
     exercise = commands.add_parser("exercise", help="write the starter package of an exercise")
     exercise.add_argument("name", choices=sorted(course.exercises.EXERCISES))
     exercise.add_argument("directory", help="a new folder, named like a Python identifier")
@@ -137,14 +139,15 @@ def main(argv=None) -> int:
               f"    python -m sparse_ref check {path}")
         return 0
     try:
-        results = course.check.check(_import_target(args.package), args.kernel, args.allow_reordering)
+        results = course.check.check_apart(_import_target(args.package), args.kernel, args.allow_reordering,
+                                           args.timeout)
     except (ImportError, ValueError) as exc:  # a package that does not import or breaks the interface; a bad name
         print(f"check: {exc}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # exit() at import time, or in code the checker ran outside a case
         print(f"check: the package called exit({exc.code!r}) while it was being checked", file=sys.stderr)
         return 2
-    print(course.check.report(results))
+    print("\n" + course.check.report(results).splitlines()[-1])  # (each result was said as it came)
     return 0 if results and all(r.ok for r in results) else 1
 
 

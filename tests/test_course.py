@@ -411,3 +411,18 @@ def test_check_of_a_package_that_does_not_compile_exits_2_with_a_message(tmp_pat
     other = package(tmp_path, {"spmm": "import sys\nsys.exit(0)\n"})
     assert main(["check", str(tmp_path / other)]) == 2
     assert "exit(0)" in capsys.readouterr().err
+
+
+def test_the_command_checks_each_module_apart_a_crash_or_an_endless_loop_is_its_error(tmp_path, capsys):
+    # python -m sparse_ref check runs each kernel module's checks in a process of its own:
+    # a kernel that kills the process, or never returns, is reported, and the rest is checked
+    from sparse_ref.__main__ import main
+    name = package(tmp_path, {
+        "convert": "import ctypes\ndef csr_to_coo(a_crow, out_row, n_threads=1):\n    ctypes.string_at(0)\n",
+        "sddmm": "def sddmm(p_row, p_col, x, y, out, n_threads=1):\n    while True:\n        pass\n",
+        "coalesce": COPY["coalesce"]})
+    assert main(["check", str(tmp_path / name), "--timeout", "20"]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR convert: the process checking it was killed by SIGSEGV" in out
+    assert "ERROR sddmm: no answer in 20 s: an endless loop?" in out
+    assert "PASS  coalesce.coalesce:" in out and "failed" in out.splitlines()[-1]

@@ -451,7 +451,8 @@ def _check_task(package, task, model, theirs) -> Result:
     return Result(f"tasks.{task}", "pass", count)
 
 
-def check(package: str, kernels=None, allow_reordering: bool = False, name: str = "student") -> list:
+def check(package: str, kernels=None, allow_reordering: bool = False, name: str = "student",
+          _whole: bool = True, _parts=("cases", "gradients")) -> list:
     """Check ``package`` (an import name) against the reference; returns one
     :class:`Result` per kernel function (``kernels``: names like "spmm" or
     "spmm.spmm_reduce" to check only those)."""
@@ -459,25 +460,113 @@ def check(package: str, kernels=None, allow_reordering: bool = False, name: str 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fallbacks are reported below, each by name
         backend = _backend.register_backend(name, package)
-    results = _unknown_functions(package)
+    groups = _groups(kernels)
+    results = [r for r in _unknown_functions(package) if r.kernel.split(".")[0] in groups] \
+        if "cases" in _parts else []
     for module, functions in INTERFACE.items():
         for function in functions:
             kernel = f"{module}.{function}"
-            if kernels and module not in kernels and kernel not in kernels:
+            if "cases" not in _parts or (kernels and module not in kernels and kernel not in kernels):
                 continue
             if kernel in backend.fallbacks:
                 results.append(Result(kernel, "fallback"))
                 continue
             results.append(_check_function(package, backend, module, function, allow_reordering))
-        if not kernels or module in kernels or any(k.startswith(module + ".") for k in kernels):
+        if "gradients" in _parts and (not kernels or module in kernels
+                                      or any(k.startswith(module + ".") for k in kernels)):
             own = [f for f in functions if f"{module}.{f}" not in backend.fallbacks]
             if own:
                 results.append(_check_gradients(name, module))
-    results += _check_tasks(package, kernels)
+    if "cases" in _parts:
+        results += _check_tasks(package, kernels)
+    return _something_checked(results, kernels) if _whole else results
+
+
+def _something_checked(results: list, kernels) -> list:
+    """``results``, and a failure if none of them checked anything of the package."""
     if not any(r.status in ("pass", "rounding", "fail", "error") for r in results):
         results.append(Result("(nothing)", "fail", detail="nothing of the package was checked: it has no kernel "
                               "function of the interface and no task" + (" among --kernel's names" if kernels else "")))
     return results
+
+
+def _groups(kernels) -> list:
+    """The kernel modules (and "tasks") that ``kernels`` (known names, or None) reach."""
+    every = [*INTERFACE, "tasks"]
+    if not kernels:
+        return every
+    return [g for g in every if any(k == g or k.startswith(g + ".") for k in kernels)
+            or (g == "tasks" and any(k in exercises.TASKS for k in kernels))]
+
+
+def check_apart(package: str, kernels=None, allow_reordering: bool = False, timeout: float = 120.0,
+                say=print) -> list:
+    """:func:`check`, each kernel module (and the tasks) in a process of its own with a time
+    limit, its lines said (``say``) as it finishes: a kernel that kills the process (a
+    write out of bounds in compiled code) or never returns is an error of its module,
+    and the other modules are still checked. What ``python -m sparse_ref check`` runs.
+    A package that does not import raises as :func:`check` does."""
+    import multiprocessing
+    import signal
+
+    kernels = _known_names(kernels)
+    context = multiprocessing.get_context("spawn")  # (no fork of a process with OpenMP threads)
+    results = []
+    units = [(group, part) for group in _groups(kernels)
+             for part in ((("cases",),) if group == "tasks" else (("cases",), ("gradients",)))]
+    for group, parts in units:
+        names = [k for k in kernels if k == group or k.startswith(group + ".") or
+                 (group == "tasks" and k in exercises.TASKS)] if kernels else (
+            list(exercises.TASKS) if group == "tasks" else [group])
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=_check_in_child, args=(send, package, names, allow_reordering, parts))
+        child.start()
+        send.close()
+        if receive.poll(timeout):
+            try:
+                kind, payload = receive.recv()
+            except EOFError:  # it died after the poll
+                kind, payload = "died", None
+        else:
+            kind, payload = ("late", None) if child.is_alive() else ("died", None)
+        if kind == "late":
+            child.kill()
+        child.join()
+        if kind == "raise":
+            raise payload
+        if kind == "exit":
+            raise SystemExit(payload)
+        if kind == "results":
+            found = payload
+        else:
+            code = child.exitcode
+            how = (f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 and
+                   -code in {s.value for s in signal.Signals} else f"ended with exit code {code}")
+            what = f"{group} (gradients)" if parts == ("gradients",) else group  # (ops on all your kernels)
+            found = [Result(what, "error", detail=(
+                f"no answer in {timeout:g} s: an endless loop? (--timeout sets the limit)" if kind == "late" else
+                f"the process checking it {how}: a read or write out of bounds in a compiled kernel?"))]
+        results += found
+        for r in found:
+            say(str(r))
+    told = len(results)
+    results = _something_checked(results, kernels)
+    for r in results[told:]:
+        say(str(r))
+    return results
+
+
+def _check_in_child(send, package, names, allow_reordering, parts):
+    """A child of :func:`check_apart`: check ``names`` (their cases, or the gradients of the
+    ops on them) and send back what it found, or what it raised."""
+    try:
+        send.send(("results", check(package, names, allow_reordering, _whole=False, _parts=parts)))
+    except (ImportError, ValueError) as exc:
+        send.send(("raise", type(exc)(str(exc))))
+    except SystemExit as exc:
+        send.send(("exit", exc.code))
+    finally:
+        send.close()
 
 
 def _known_names(kernels):
