@@ -373,10 +373,16 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None) -> Tensor:
         raise ArgumentError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     shape = _validate.size_arg(tuple(size) if isinstance(size, (tuple, list)) else (size,), "randint")
     dt = _dtypes.as_dtype(dtype, "randint") if dtype is not None else _dtypes.int64
-    if dt.kind in "iu":
+    kind = _dtypes.kind(dt)
+    if kind in "iu":
         info = np.iinfo(dt)
         if low < info.min or high - 1 > info.max:
             raise _validate.ConversionError(f"randint: [{low}, {high}) does not fit in {dt.name}")
+    elif kind in "fc":  # a float type: every integer drawn must be finite there (float16 ends at 65504)
+        top = float(_dtypes.finfo(dt if kind == "f" else np.dtype(np.float32 if dt == np.complex64 else np.float64)).max)
+        if max(abs(low), abs(high - 1)) > top:
+            raise _validate.ConversionError(f"randint: [{low}, {high}) does not fit in {dt.name} (its largest "
+                                            f"finite value is {top:g})")
     data = _rng(generator, "randint").integers(low, high, shape)
     return Tensor(_new(shape, dt, data))
 

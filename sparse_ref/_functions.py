@@ -255,6 +255,11 @@ def matmul(input, other):
         raise ArgumentError("matmul: both arguments need at least 1 dimension, got "
                             f"{input.ndim}D and {other.ndim}D")
     if isinstance(input, SparseTensor) or isinstance(other, SparseTensor):
+        for name, x in (("input", input), ("other", other)):
+            if isinstance(x, SparseTensor) and x.ndim == 1:  # (torch takes one: not built here)
+                raise ArgumentError(f"matmul: {name} is a sparse vector (1-D); a sparse operand must be a matrix "
+                                    "(2-D) or a batch of them (3-D): use x.to_dense(), or make it a 1 x n sparse "
+                                    "matrix")
         if input.ndim == 3 or other.ndim == 3:  # a batch of sparse matrices: bmm (torch refuses)
             if input.ndim != other.ndim:
                 raise ArgumentError(f"matmul: a batch of matrices (3-D) with a sparse operand takes a 3-D partner "
@@ -264,7 +269,7 @@ def matmul(input, other):
             return squeeze(sparse.mm(input, unsqueeze(other, 1)), 1)
         if input.ndim == 1 and other.ndim == 2:
             return squeeze(sparse.mm(unsqueeze(input, 0), other), 0)
-        raise ArgumentError(f"matmul: a sparse operand takes a 1-D or 2-D partner, got {input.ndim}D "
+        raise ArgumentError(f"matmul: a sparse matrix takes a 1-D or 2-D partner, got {input.ndim}D "
                             f"and {other.ndim}D")
     _validate.same_dtype_arg(input, other, "matmul")
     if input.ndim == 1 and other.ndim == 1:

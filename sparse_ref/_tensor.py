@@ -260,6 +260,9 @@ class Tensor(_Differentiable):
     def __dlpack__(self, **kwargs):
         if self.requires_grad:
             raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
+        if self.dtype == _dtypes.bfloat16:  # NumPy's DLPack has no bfloat16 (ml_dtypes' type is not its own)
+            raise BufferError("can't export a bfloat16 tensor through NumPy's DLPack, which has no bfloat16: "
+                              "use sr.to_torch(t) (it keeps the dtype), or export t.float()")
         view = self._exposed()
         if not view.flags.writeable:
             raise BufferError("can't export this tensor through DLPack: its data is read-only here "

@@ -11,26 +11,80 @@ import numpy as np
 from sparse_ref import _dtypes
 
 
+LINEWIDTH = 80  # torch's PRINT_OPTS.linewidth
+THRESHOLD, EDGEITEMS = 1000, 3  # more elements than this print as the first and last 3 of each dim
+PRECISION = 4
+
+
+def _printed(arr: np.ndarray) -> np.ndarray:
+    """The elements that print: all of them, or, past THRESHOLD, the EDGEITEMS first and
+    last along every dimension (what torch formats; widths come from these alone, so a
+    large tensor prints in the time of a small one)."""
+    if arr.size <= THRESHOLD:
+        return arr
+    picks = [np.r_[0:EDGEITEMS, n - EDGEITEMS:n] if n > 2 * EDGEITEMS else np.arange(n) for n in arr.shape]
+    return arr[np.ix_(*picks)]
+
+
+def _float_formatter(values: np.ndarray):
+    """torch's ``_Formatter`` for real floats: whole numbers as ``7.``; scientific notation
+    when the nonzero finite magnitudes span more than 1000x or pass 1e8 (or, with
+    fractions, fall below 1e-4); else four decimals; every element padded to one width."""
+    vals = values.astype(np.float64).ravel()
+    nz = vals[np.isfinite(vals) & (vals != 0)]
+    sci, whole, width = False, True, 1
+    if nz.size:
+        small, big = np.abs(nz).min(), np.abs(nz).max()
+        whole = bool(np.all(nz == np.ceil(nz)))
+        sci = big / small > 1000.0 or big > 1.0e8 or (not whole and small < 1.0e-4)
+        if sci:
+            width = max(len(f"{v:.{PRECISION}e}") for v in nz)
+        elif whole:
+            width = max(len(f"{v:.0f}") + 1 for v in nz)
+        else:
+            width = max(len(f"{v:.{PRECISION}f}") for v in nz)
+
+    def text(x) -> str:
+        x = float(x)
+        if sci:
+            out = f"{x:{width}.{PRECISION}e}"
+        elif whole:
+            out = f"{x:.0f}" + ("." if np.isfinite(x) else "")
+        else:
+            out = f"{x:.{PRECISION}f}"
+        return out.rjust(width)
+
+    return text
+
+
 def format_array(arr: np.ndarray, prefix: str) -> str:
-    """The body of ``tensor(...)``: NumPy's ``array2string`` with torch's float rules."""
+    """The body of ``tensor(...)``: NumPy's ``array2string`` (its summary past 1000
+    elements, as torch's) with torch's rules for floats (:func:`_float_formatter`;
+    complex: one for the real parts and one for the imaginary ones, ``1.+2.j``)."""
     if arr.size == 0:  # torch's "[]", and the shape after it where it says more (_sized)
         return "[]"
     if _dtypes.is_half(arr.dtype):  # printed as torch prints them: the exact float32 value
         arr = arr.astype(np.float32)
-    kind = arr.dtype.kind
-    if kind in "fc":
-        finite = arr[np.isfinite(arr)] if kind == "f" else arr
-        integral = kind == "f" and finite.size and np.all(finite == np.round(finite))
-        if integral and np.all(np.abs(finite) < 1e8):
-            def text(x):
-                return f"{x:.0f}." if np.isfinite(x) else str(x)
+    options = dict(separator=", ", prefix=prefix, max_line_width=LINEWIDTH, threshold=THRESHOLD,
+                   edgeitems=EDGEITEMS)
+    if arr.dtype.kind == "f":
+        return _ellipsis(np.array2string(arr, formatter={"float_kind": _float_formatter(_printed(arr))},
+                                         **options))
+    if arr.dtype.kind == "c":
+        printed = _printed(arr)
+        real, imag = _float_formatter(printed.real), _float_formatter(printed.imag)
 
-            width = max(len(text(x)) for x in arr.ravel())
-            fmt = {"float_kind": lambda x: text(x).rjust(width)}
-            return np.array2string(arr, separator=", ", prefix=prefix, formatter=fmt)
-        return np.array2string(arr, separator=", ", prefix=prefix, precision=4, floatmode="fixed",
-                               suppress_small=False)
-    return np.array2string(arr, separator=", ", prefix=prefix)
+        def text(z) -> str:
+            im = (imag(z.imag) + "j").lstrip()
+            return real(z.real) + (im if im[0] in "+-" else "+" + im)
+
+        return _ellipsis(np.array2string(arr, formatter={"complex_kind": text}, **options))
+    return _ellipsis(np.array2string(arr, **options))
+
+
+def _ellipsis(body: str) -> str:
+    """torch's "..." inside a row takes a space more than NumPy's (``2,  ..., 998``)."""
+    return body.replace(", ...,", ",  ...,")
 
 
 def _sized(arr: np.ndarray, body: str, always: bool = False) -> str:
@@ -39,7 +93,8 @@ def _sized(arr: np.ndarray, body: str, always: bool = False) -> str:
     return f"{body}, size={arr.shape}" if arr.size == 0 and (always or arr.ndim != 1) else body
 
 
-def dtype_suffix(dt: np.dtype, default_kinds=(_dtypes.float32, _dtypes.int64, _dtypes.bool_)) -> str:
+def dtype_suffix(dt: np.dtype, default_kinds=(_dtypes.float32, _dtypes.complex64, _dtypes.int64,
+                                              _dtypes.bool_)) -> str:
     return "" if dt in default_kinds else f", dtype={_dtypes.repr_name(dt)}"
 
 

@@ -611,3 +611,41 @@ def test_sparse_softmax_refuses_the_half_types_as_torch_does(name):
     for fn in (sr.sparse.softmax, sr.sparse.log_softmax):
         with pytest.raises(Exception, match="not implemented for"):
             fn(s, 1)
+
+
+# -- found by a probe: dense products in bfloat16 came back in float32 (ml_dtypes' matmul) -------
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_dense_products_keep_the_half_type_and_round_once(dt, rng):
+    a32 = rng.standard_normal((2, 5, 7)).astype(np.float32)
+    b32 = rng.standard_normal((7, 3)).astype(np.float32)
+    a = sr.tensor(a32).to(dt)
+    b = sr.tensor(b32).to(dt)
+    want = ref_narrow(np.matmul(a.float().numpy(), b.float().numpy()), dt)
+    for got in (a @ b, sr.matmul(a, b), sr.bmm(a, sr.stack([b, b]))):
+        assert got.dtype == dt
+        assert np.array_equal(got.numpy().view(np.uint16), want.view(np.uint16))
+    x = a[0].detach().requires_grad_(True)
+    w = b.detach().requires_grad_(True)
+    (x @ w).sum().backward()
+    assert x.grad.dtype == dt and w.grad.dtype == dt
+    g = np.ones((5, 3), np.float32)
+    assert np.array_equal(x.grad.numpy().view(np.uint16),
+                          ref_narrow(g @ b.float().numpy().T, dt).view(np.uint16))
+    lin = sr.nn.Linear(7, 3, dtype=dt)
+    assert lin(a[0]).dtype == dt
+
+
+def ref_narrow(x: np.ndarray, dt) -> np.ndarray:
+    """float32 values rounded once to ``dt`` by the reference kernel."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).reshape(-1).view(np.uint32)
+    out = np.empty(bits.shape[0], np.uint16)
+    getattr(ref_convert, "round_to_" + dt.name)(bits, out)
+    return out.view(dt).reshape(x.shape)
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_randint_refuses_what_the_half_type_cannot_hold(dt):
+    with pytest.raises(ConversionError, match="does not fit in"):  # float16 ends at 65504, bfloat16 at 3.4e38
+        sr.randint(0, 10**6 if dt == sr.float16 else 2**130, (4,), dtype=dt)
+    assert sr.randint(0, 1000, (4,), dtype=dt).dtype == dt

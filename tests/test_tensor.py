@@ -216,6 +216,42 @@ def test_repr_matches_torch_text():
     assert ours == theirs.replace("torch.", "sparse_ref.")
 
 
+PRINTED = {  # torch's rules for floats, found different by a probe
+    "whole numbers spanning more than 1000x": lambda: sr.tensor([1., 2000.]),
+    "whole numbers past 1e8": lambda: sr.tensor([9e8, 1.]),
+    "a NaN beside whole numbers": lambda: sr.tensor([float("nan"), 1.]),
+    "inf beside fractions": lambda: sr.tensor([float("inf"), 2.5]),
+    "below 1e-4 in float32": lambda: sr.tensor([1e-4]),
+    "-0.": lambda: sr.tensor([-0.0, 1.]),
+    "complex64, whole": lambda: sr.tensor([1 + 2j, 3 + 0j]),
+    "complex64, fractions": lambda: sr.tensor([1.5 + 0.25j, -2j]),
+    "complex128": lambda: sr.tensor([1 + 2j], dtype=sr.complex128),
+    "lines of 80": lambda: sr.arange(30.) / 7,
+    "summarised ints": lambda: sr.arange(1001),
+    "summarised floats, 2-D": lambda: sr.arange(2000.).reshape(40, 50),
+    "3-D": lambda: sr.arange(12.).reshape(2, 2, 3),
+    "float16": lambda: sr.tensor([1., 2.5], dtype=sr.float16),
+    "sparse values": lambda: sr.tensor([[0., 2000.], [1., 0.]]).to_sparse(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PRINTED))
+def test_printing_follows_torchs_rules(case):
+    torch = pytest.importorskip("torch")
+    t = PRINTED[case]()
+    assert repr(t) == repr(sr.to_torch(t)).replace("torch.", "sparse_ref.")
+
+
+def test_a_large_tensor_formats_only_what_it_prints(monkeypatch):
+    # the widths come from the summarised elements (6 x 6 here), not from all 10^6: printing
+    # took seconds before
+    from sparse_ref import _tensor_str
+    seen = []
+    original = _tensor_str._float_formatter
+    monkeypatch.setattr(_tensor_str, "_float_formatter", lambda v: seen.append(v.size) or original(v))
+    assert "...," in repr(sr.zeros(1000, 1000)) and seen == [36]
+
+
 # -- pickling: the copy's index arrays are read-only again (the adversarial probe: writable
 #    after unpickling, and an index written out of range then crashed a kernel) ------------------
 
@@ -487,3 +523,20 @@ def test_a_deepcopy_of_a_detached_view_is_a_writable_tensor_of_its_own():
     assert not x.detach().numpy().flags.writeable
     twin = copy.deepcopy(x.detach())
     assert twin.numpy().flags.writeable
+
+
+def test_a_sparse_vector_in_matmul_is_refused_by_name():
+    v = sr.sparse_coo_tensor([[0, 2]], [1., 2.], (3,))
+    for call, name in ((lambda: v @ sr.ones(3, 1), "input"), (lambda: sr.ones(2, 3) @ v, "other"),
+                       (lambda: v @ sr.ones(3), "input")):
+        with pytest.raises(ValueError, match=f"matmul: {name} is a sparse vector"):
+            call()
+
+
+def test_a_bfloat16_tensor_is_refused_by_dlpack_with_the_way_out():
+    torch = pytest.importorskip("torch")
+    if sr.bfloat16 is None:
+        pytest.skip("no ml_dtypes")
+    with pytest.raises(BufferError, match="bfloat16 .* sr.to_torch"):
+        torch.from_dlpack(sr.ones(2, dtype=sr.bfloat16))
+    assert sr.to_torch(sr.ones(2, dtype=sr.bfloat16)).dtype == torch.bfloat16

@@ -177,12 +177,22 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a._data, b._data
-        return Tensor(np.matmul(a._data, b._data))
+        return Tensor(_matmul(a._data, b._data))
 
     def backward(self, grad):
         a, b = self.a, self.b  # batched operands broadcast as np.matmul does
-        return (unbroadcast(grad @ np.swapaxes(conj(b), -1, -2), a.shape),
-                unbroadcast(np.swapaxes(conj(a), -1, -2) @ grad, b.shape))
+        return (unbroadcast(_matmul(grad, np.swapaxes(conj(b), -1, -2)), a.shape),
+                unbroadcast(_matmul(np.swapaxes(conj(a), -1, -2), grad), b.shape))
+
+
+def _matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``np.matmul``, with float16 and bfloat16 multiplied in float32 and rounded once to
+    the half type, as every product here (``_precision``): ml_dtypes' bfloat16 matmul
+    would return float32, and NumPy's float16 one adds in its own order."""
+    small = _precision.small_dtype(x, y)
+    if small is None:
+        return np.matmul(x, y)
+    return _precision.finish(np.matmul(_precision.wide(x), _precision.wide(y)), small)
 
 
 class Transpose(Function):
