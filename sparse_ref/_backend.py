@@ -203,8 +203,10 @@ def register_backend(name: str, package) -> Backend:
     ``spmm.spmm``, ...). What it lacks -- a whole module or one function -- falls back to
     the reference, and the fallback is visible: a warning names it, and the returned
     backend lists it in ``fallbacks``. A function with other parameters is refused. A
-    name may be registered again (say, after the student edited the package: its files
-    are imported anew).
+    name may be registered again (say, after the student edited the package: its Python
+    files are imported anew; a compiled module, such as a built Cython kernel, stays the
+    one first imported: check a rebuilt one in a new Python process, as
+    ``python -m sparse_ref check`` does).
 
     Examples
     --------

@@ -596,10 +596,15 @@ def test_spgemm_tag_resets_keep_the_result(rng, limit):
         kernel._set_tag_limit(2**31 - 1)
 
 
-def _band_and_random_spgemm(dtype):
-    """A @ B whose rows of C are of both kinds: a band (columns close together) and random
-    rows of B; empty rows; a band row of C longer than 128. Returns A and B as CSR, B's
-    columns, and the reference's row pointers, columns and values of C."""
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64, np.int32])
+def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
+    # The numeric pass keeps the sums of a row whose columns lie close together in a dense
+    # array, one per column of B, and those of a row spread wide in its short list of
+    # slots; both share the "new column?" stamps, row after row on one thread. Rows of
+    # both kinds (a band, and random rows of B), empty rows, stamps restarting mid-matrix,
+    # 1-3 threads: the reference's columns and bits with the dense array never (with and
+    # without finding the spans first), as by default, and for every row (any span).
+    from sparse_ref._kernels import spgemm as fast
     from sparse_ref.reference import spgemm as slow
     from test_simd import spgemm_values
 
@@ -622,22 +627,6 @@ def _band_and_random_spgemm(dtype):
     nnz = int(out_crow[-1])
     want_col, want_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
     slow.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, want_col, want_val)
-    return (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64, np.int32])
-def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
-    # The numeric pass keeps the sums of a row whose columns lie close together in a dense
-    # array, one per column of B, and those of a row spread wide in its short list of
-    # slots; both share the "new column?" stamps, row after row on one thread. Rows of
-    # both kinds (a band, and random rows of B), empty rows, stamps restarting mid-matrix,
-    # 1-3 threads: the reference's columns and bits with the dense array never (with and
-    # without finding the spans first), as by default, and for every row (any span).
-    from sparse_ref._kernels import spgemm as fast
-
-    (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val) = \
-        _band_and_random_spgemm(dtype)
-    nrows, nnz = crow.shape[0] - 1, want_col.shape[0]
     spans = [want_col[out_crow[i + 1] - 1] - want_col[out_crow[i]] for i in range(nrows) if out_crow[i + 1] > out_crow[i]]
     assert min(spans) * 16 < 32 << 10 <= max(spans) * 4  # narrow and wide rows, every value type
     lengths = np.diff(out_crow)

@@ -5,10 +5,17 @@ and, for every kernel function it implements (see ``sparse_ref._backend.INTERFAC
 
 1. runs it and the reference on the same small inputs -- random ones, and the edge cases
    a kernel gets wrong first: an empty matrix, empty rows, duplicates, explicit zeros,
-   -0.0, NaN, one long row -- and compares every output **bit for bit** (the contract
-   fixes the order of additions, so the bits are fixed too; ``allow_reordering`` accepts a
-   difference of rounding only, and the report says so);
+   -0.0, NaN, stored zeros that meet inf, one long row; in float64, float32 and
+   complex128; SpGEMM with B = A^T and with a B of its own shape -- each at n_threads=1
+   and at the thread counts the machine allows, and compares every output **bit for
+   bit** (the contract fixes the order of additions, so the bits are fixed too; a NaN
+   matches any NaN; ``allow_reordering`` accepts a difference of rounding only, and the
+   report says so);
 2. runs ``gradcheck`` on every op that uses the kernel, on this backend.
+
+``python -m sparse_ref check`` runs each kernel module's cases, the gradients of the ops
+on it, and the tasks in processes of their own with a time limit (:func:`check_apart`),
+so a kernel that crashes or never returns is reported instead of ending the check.
 
 The report gives, per kernel function, PASS or the first failing case as a snippet that
 reproduces it (the inputs, what the reference gives, what the package gives) and the
@@ -20,6 +27,8 @@ the reference, not as passed; a public function whose name the interface lacks i
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import warnings
 from dataclasses import dataclass, field
@@ -244,6 +253,19 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
+def _same_bits_but_nans(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same bits, except that a NaN matches any NaN: where two NaNs meet in an
+    addition, which one comes out (its sign, its payload) is the hardware's choice, and a
+    compiler may swap the terms of an addition; no contract fixes it."""
+    if not (a.shape == b.shape and a.dtype == b.dtype and _dtypes.kind(a.dtype) in "fc"):
+        return False
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind == "c":
+        a, b = np.stack([a.real, a.imag]), np.stack([b.real, b.imag])
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    return bool(np.array_equal(nan_a, nan_b) and a[~nan_a].tobytes() == b[~nan_b].tobytes())
+
+
 def _used(name: str, arrays: dict, out: np.ndarray, function: str) -> np.ndarray:
     """The part of an output the contract defines (coalesce keeps the first nnz_out)."""
     if function == "coalesce" and name in ("out_col", "out_val"):
@@ -252,6 +274,11 @@ def _used(name: str, arrays: dict, out: np.ndarray, function: str) -> np.ndarray
 
 
 ROUNDING_ONLY = "differs in the last bits only: the order of additions is not the contract's"
+# NumPy's complex multiply may fuse a multiply and an add (it does with AVX-512): the
+# contract's product is the textbook one, each part rounded on its own
+ROUNDING_COMPLEX = ("differs in the last bits only: the order of additions is not the contract's, or the complex "
+                    "products are not (ar*br - ai*bi) + (ar*bi + ai*br)j with each multiply rounded on its own "
+                    "(NumPy's complex * may fuse them; sparse_ref.reference._arith.mul does not)")
 
 
 def thread_counts() -> list:
@@ -294,13 +321,13 @@ def compare_case(module: str, function: str, kwargs: dict, theirs, n_threads: in
             continue
         want = _used(name, ref_args, ref_args[name], function)
         got = _used(name, our_args, our_args[name], function)
-        if _same_bits(got, want):
+        if _same_bits(got, want) or _same_bits_but_nans(got, want):
             continue
         if (got.shape == want.shape and got.dtype == want.dtype and _dtypes.kind(got.dtype) in "fc"
                 and np.allclose(got, want, rtol=_rounding_rtol(got.dtype), atol=0, equal_nan=True)):
             if _zero_signs_differ(got, want):
                 return name, "differs in the sign of a zero (-0.0 against 0.0): not a matter of rounding", got, want
-            rounding = rounding or (name, ROUNDING_ONLY, got, want)
+            rounding = rounding or (name, ROUNDING_COMPLEX if got.dtype.kind == "c" else ROUNDING_ONLY, got, want)
             continue
         return name, "differs", got, want
     return rounding
@@ -375,14 +402,25 @@ def _gradient_checks(module: str):
     return checks[module]
 
 
-def _check_tasks(package: str, kernels) -> list:
-    """The exercises that are not kernels (``tasks.py``): each against its model solution,
-    to rounding; ``chunked_sum`` bit for bit across chunk counts."""
+def _import_tasks(package: str):
+    """The package's ``tasks`` module, or None when it has none; one that fails as it is
+    imported (a SyntaxError, a NameError) is a BackendError that says so, as a kernel
+    module's is."""
     try:
-        module = importlib.import_module(f"{package}.tasks")
+        return importlib.import_module(f"{package}.tasks")
     except ModuleNotFoundError as exc:
         if exc.name != f"{package}.tasks":
             raise
+        return None
+    except Exception as exc:
+        raise _backend.BackendError(f"{package}.tasks fails as it is imported: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_tasks(package: str, kernels) -> list:
+    """The exercises that are not kernels (``tasks.py``): each against its model solution,
+    to rounding; ``chunked_sum`` bit for bit across chunk counts."""
+    module = _import_tasks(package)
+    if module is None:
         return []
     results = []
     for task, model in exercises.TASKS.items():
@@ -461,8 +499,7 @@ def check(package: str, kernels=None, allow_reordering: bool = False, name: str 
         warnings.simplefilter("ignore")  # the fallbacks are reported below, each by name
         backend = _backend.register_backend(name, package)
     groups = _groups(kernels)
-    results = [r for r in _unknown_functions(package) if r.kernel.split(".")[0] in groups] \
-        if "cases" in _parts else []
+    results = _unknown_functions(package, groups) if "cases" in _parts else []
     for module, functions in INTERFACE.items():
         for function in functions:
             kernel = f"{module}.{function}"
@@ -477,7 +514,7 @@ def check(package: str, kernels=None, allow_reordering: bool = False, name: str 
             own = [f for f in functions if f"{module}.{f}" not in backend.fallbacks]
             if own:
                 results.append(_check_gradients(name, module))
-    if "cases" in _parts:
+    if "cases" in _parts and "tasks" in groups:
         results += _check_tasks(package, kernels)
     return _something_checked(results, kernels) if _whole else results
 
@@ -492,60 +529,51 @@ def _something_checked(results: list, kernels) -> list:
 
 def _groups(kernels) -> list:
     """The kernel modules (and "tasks") that ``kernels`` (known names, or None) reach."""
-    every = [*INTERFACE, "tasks"]
+    return [g for g in (*INTERFACE, "tasks") if _names_of(g, kernels)]
+
+
+def _names_of(group: str, kernels) -> list:
+    """The names of ``kernels`` (all, when None) that fall in ``group``: a kernel module,
+    or "tasks"."""
     if not kernels:
-        return every
-    return [g for g in every if any(k == g or k.startswith(g + ".") for k in kernels)
-            or (g == "tasks" and any(k in exercises.TASKS for k in kernels))]
+        return list(exercises.TASKS) if group == "tasks" else [group]
+    if group == "tasks":
+        return [k for k in kernels if k in exercises.TASKS]
+    return [k for k in kernels if k == group or k.startswith(group + ".")]
 
 
 def check_apart(package: str, kernels=None, allow_reordering: bool = False, timeout: float = 120.0,
                 say=print) -> list:
-    """:func:`check`, each kernel module (and the tasks) in a process of its own with a time
-    limit, its lines said (``say``) as it finishes: a kernel that kills the process (a
-    write out of bounds in compiled code) or never returns is an error of its module,
-    and the other modules are still checked. What ``python -m sparse_ref check`` runs.
-    A package that does not import raises as :func:`check` does."""
+    """:func:`check`, each kernel module's cases, the gradients of the ops on it, and the
+    tasks, each in a process of its own with a time limit, their lines said (``say``) as
+    they finish: a kernel that kills the process (a write out of bounds in compiled code)
+    or never returns is an error of its module, and the rest is still checked. What
+    ``python -m sparse_ref check`` runs (a script that calls it needs the
+    ``if __name__ == "__main__":`` guard: the processes are spawned). A package that
+    does not import raises as :func:`check` does."""
     import multiprocessing
-    import signal
 
+    if not timeout > 0:
+        raise ValueError(f"the time limit must be a positive number of seconds, got {timeout!r}")
     kernels = _known_names(kernels)
+    spec = importlib.util.find_spec(package) if "." not in package else None
+    where = spec.submodule_search_locations if spec is not None else None
+    if spec is None and "." not in package:
+        raise _backend.BackendError(f"cannot import {package}: no such package (a folder with an __init__.py, "
+                                    "or an importable name)")
     context = multiprocessing.get_context("spawn")  # (no fork of a process with OpenMP threads)
     results = []
-    units = [(group, part) for group in _groups(kernels)
-             for part in ((("cases",),) if group == "tasks" else (("cases",), ("gradients",)))]
-    for group, parts in units:
-        names = [k for k in kernels if k == group or k.startswith(group + ".") or
-                 (group == "tasks" and k in exercises.TASKS)] if kernels else (
-            list(exercises.TASKS) if group == "tasks" else [group])
-        receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=_check_in_child, args=(send, package, names, allow_reordering, parts))
-        child.start()
-        send.close()
-        if receive.poll(timeout):
-            try:
-                kind, payload = receive.recv()
-            except EOFError:  # it died after the poll
-                kind, payload = "died", None
+    for group in _groups(kernels):
+        names = _names_of(group, kernels)
+        if where is not None and importlib.machinery.PathFinder.find_spec(group, list(where)) is None:
+            # not in the package (found without importing it here): nothing to run
+            found = [] if group == "tasks" else [
+                Result(f"{group}.{f}", "fallback") for f in INTERFACE[group] if
+                not kernels or group in kernels or f"{group}.{f}" in kernels]
         else:
-            kind, payload = ("late", None) if child.is_alive() else ("died", None)
-        if kind == "late":
-            child.kill()
-        child.join()
-        if kind == "raise":
-            raise payload
-        if kind == "exit":
-            raise SystemExit(payload)
-        if kind == "results":
-            found = payload
-        else:
-            code = child.exitcode
-            how = (f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 and
-                   -code in {s.value for s in signal.Signals} else f"ended with exit code {code}")
-            what = f"{group} (gradients)" if parts == ("gradients",) else group  # (ops on all your kernels)
-            found = [Result(what, "error", detail=(
-                f"no answer in {timeout:g} s: an endless loop? (--timeout sets the limit)" if kind == "late" else
-                f"the process checking it {how}: a read or write out of bounds in a compiled kernel?"))]
+            found = []
+            for parts in ((("cases",),) if group == "tasks" else (("cases",), ("gradients",))):
+                found += _run_apart(context, package, group, names, allow_reordering, parts, timeout)
         results += found
         for r in found:
             say(str(r))
@@ -554,6 +582,48 @@ def check_apart(package: str, kernels=None, allow_reordering: bool = False, time
     for r in results[told:]:
         say(str(r))
     return results
+
+
+def _run_apart(context, package, group, names, allow_reordering, parts, timeout) -> list:
+    """One unit of :func:`check_apart` in a child process: its results, or an error that
+    says how the child ended."""
+    import signal
+
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_check_in_child, args=(send, package, names, allow_reordering, parts))
+    child.start()
+    send.close()
+    kind, payload = "died", None
+    try:
+        if receive.poll(timeout):
+            kind, payload = receive.recv()
+        elif child.is_alive():
+            kind = "late"
+    except EOFError:  # it died before it could send
+        pass
+    finally:
+        receive.close()
+        child.join(5 if kind != "late" else 0)  # (a thread left running may keep it from ending)
+        if child.is_alive():
+            child.kill()
+            child.join()
+        code = child.exitcode
+        child.close()
+    if kind == "raise":
+        raise payload
+    if kind == "exit":
+        raise SystemExit(payload)
+    if kind == "results":
+        return payload
+    what = f"{group} (gradients)" if parts == ("gradients",) else group  # (the ops run on all your kernels)
+    if kind == "late":
+        return [Result(what, "error", detail=f"no answer in {timeout:g} s: an endless loop? (--timeout sets the limit)")]
+    if kind == "crash":
+        return [Result(what, "error", detail=f"checking it raised {payload}")]
+    signals = {sig.value: sig.name for sig in signal.Signals}
+    how = (f"was killed by {signals[-code]}: a read or write out of bounds in a compiled kernel?"
+           if code is not None and -code in signals else f"ended with exit code {code}")
+    return [Result(what, "error", detail=f"the process checking it {how}")]
 
 
 def _check_in_child(send, package, names, allow_reordering, parts):
@@ -565,39 +635,50 @@ def _check_in_child(send, package, names, allow_reordering, parts):
         send.send(("raise", type(exc)(str(exc))))
     except SystemExit as exc:
         send.send(("exit", exc.code))
+    except Exception as exc:  # outside any case: say what, rather than die with a traceback
+        send.send(("crash", f"{type(exc).__name__}: {exc}"))
     finally:
         send.close()
 
 
 def _known_names(kernels):
-    """``--kernel``'s names, each a kernel module, a "module.function" of the interface or a
-    task ("tasks.name" as the report prints it, or just its name); an unknown one raises
-    ValueError, naming them all."""
+    """``--kernel``'s names, each a kernel module, a "module.function" of the interface, a
+    task ("tasks.name" as the report prints it, or just its name) or "tasks" (all of
+    them), as check's names; an unknown one raises ValueError, naming them all."""
     if not kernels:
         return kernels
     known = set(INTERFACE) | {f"{m}.{f}" for m, fs in INTERFACE.items() for f in fs} | set(exercises.TASKS)
-    names = [k[len("tasks."):] if k.startswith("tasks.") else k for k in kernels]
-    unknown = [k for k, n in zip(kernels, names) if n not in known]
-    if unknown:
-        raise ValueError(f"unknown kernel name {unknown[0]!r}: the names are the kernel modules "
-                         f"({', '.join(INTERFACE)}), module.function as the report prints them, and the tasks "
-                         f"({', '.join(exercises.TASKS)})")
+    names = []
+    for k in kernels:
+        got = list(exercises.TASKS) if k == "tasks" else [k[len("tasks."):] if k.startswith("tasks.") else k]
+        if any(n not in known for n in got):
+            raise ValueError(f"unknown kernel name {k!r}: the names are the kernel modules "
+                             f"({', '.join(INTERFACE)}), module.function as the report prints them, and the tasks "
+                             f"({', '.join(exercises.TASKS)}, or tasks for all)")
+        names += got
     return names
 
 
-def _unknown_functions(package: str) -> list:
+def _unknown_functions(package: str, groups) -> list:
     """A note for each public function that the package's kernel modules and tasks.py
     define but the interface does not name (a kernel under a misspelt name is not checked)."""
     notes = []
     for module, names in [*INTERFACE.items(), ("tasks", exercises.TASKS)]:
-        try:
-            mod = importlib.import_module(f"{package}.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{package}.{module}":
-                continue
-            raise
+        if module not in groups:
+            continue
+        if module == "tasks":
+            mod = _import_tasks(package)
+        else:
+            try:
+                mod = importlib.import_module(f"{package}.{module}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{package}.{module}":
+                    raise
+                mod = None
+        if mod is None:
+            continue
         # the reference's own helpers (fill_row, count_row, ...) are good names for yours too
-        helpers = set(vars(getattr(reference, module, None) or exercises))
+        helpers = set(vars(exercises if module == "tasks" else importlib.import_module(f"sparse_ref.reference.{module}")))
         for fname, obj in vars(mod).items():
             if (not fname.startswith("_") and callable(obj) and not inspect.isclass(obj) and fname not in names
                     and fname not in helpers and getattr(obj, "__module__", None) == mod.__name__):
@@ -624,7 +705,7 @@ def _check_function(package, backend, module, function, allow_reordering) -> Res
             except BaseException as exc:  # a student's kernel may raise anything (exit() too): report it
                 return Result(kernel, "error", count, f"{on} raised {type(exc).__name__}: {exc}",
                               _snippet(package, module, function, kwargs, "", None, None, n_threads, raised=True))
-            if found is not None and found[1] == ROUNDING_ONLY:
+            if found is not None and found[1] in (ROUNDING_ONLY, ROUNDING_COMPLEX):
                 rounding = True
                 if allow_reordering:
                     continue

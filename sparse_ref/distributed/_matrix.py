@@ -85,16 +85,18 @@ def balanced(cum: np.ndarray, nparts: int) -> np.ndarray:
     return cuts
 
 
-def column_cuts(batch: Batch, parts, ncols: int, nparts: int) -> np.ndarray:
+def column_cuts(batch: Batch, parts, ncols: int, nparts: int, total: int | None = None) -> np.ndarray:
     """Column ranges holding about equal numbers of stored entries, as :func:`balanced`
     cuts whole rows: the cut for the q-th share is the first column below which that
     share of the entries lies. Found by narrowing a column interval around each cut,
     256 bins at a time (each round one small message per part): a band of columns
-    narrower than any fixed bin is cut where its entries are, not left to one part."""
+    narrower than any fixed bin is cut where its entries are, not left to one part.
+    ``total``: the parts' stored entries, if known."""
     cuts = (np.arange(nparts + 1, dtype=I64) * ncols) // nparts
     if ncols == 0 or nparts == 1:
         return cuts
-    total = sum(batch.gather(batch.map("nnz", w.nnz, parts)))
+    if total is None:  # (the parts' stored entries, when the caller does not know them)
+        total = sum(batch.gather(batch.map("nnz", w.nnz, parts)))
     if total == 0:
         return cuts  # no entries: cut evenly
     targets = [(q * total) // nparts for q in range(1, nparts)]
@@ -117,7 +119,7 @@ def column_cuts(batch: Batch, parts, ncols: int, nparts: int) -> np.ndarray:
             width = -(-(hi - lo) // 256)
             cum = below + np.cumsum(at[(lo, hi)])  # cum(lo + (j + 1) * width), j = 0 ...
             j = int(np.searchsorted(cum, targets[k], side="left"))  # first bin whose end reaches it
-            state[k] = [lo + j * width, min(hi, lo + (j + 1) * width), below + (int(cum[j - 1]) if j else 0)]
+            state[k] = [lo + j * width, min(hi, lo + (j + 1) * width), int(cum[j - 1]) if j else below]
     cuts[1:-1] = [hi for _, hi, _ in state]
     return cuts
 
@@ -292,7 +294,8 @@ class DistSparse(External):
     def _column_cuts(self) -> np.ndarray:
         if "column_cuts" not in self._cache:
             batch = Batch(self._client, "cuts")
-            self._cache["column_cuts"] = column_cuts(batch, self._parts, self._shape[1], self.nparts)
+            self._cache["column_cuts"] = column_cuts(batch, self._parts, self._shape[1], self.nparts,
+                                                     sum(self.nnz_per_part()))
         return self._cache["column_cuts"]
 
     def _transposed(self, cuts) -> list:
