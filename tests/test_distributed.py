@@ -288,7 +288,7 @@ def test_more_messages_that_name_the_fix(client, rng):
 
 def test_a_closed_client_is_named(rng):
     a, _ = operands(rng, sr.float64)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster, set_as_default=False) as own:
         A = srd.from_sparse(a, 2, client=own)
         assert A.wait().nparts == 2
