@@ -379,7 +379,7 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None) -> Tensor:
         if low < info.min or high - 1 > info.max:
             raise _validate.ConversionError(f"randint: [{low}, {high}) does not fit in {dt.name}")
     elif kind in "fc":  # a float type: every integer drawn must be finite there (float16 ends at 65504)
-        top = float(_dtypes.finfo(dt if kind == "f" else np.dtype(np.float32 if dt == np.complex64 else np.float64)).max)
+        top = float(_dtypes.finfo(dt).max)  # (a complex type's: its parts')
         if max(abs(low), abs(high - 1)) > top:
             raise _validate.ConversionError(f"randint: [{low}, {high}) does not fit in {dt.name} (its largest "
                                             f"finite value is {top:g})")

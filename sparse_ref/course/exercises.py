@@ -170,14 +170,14 @@ def write_starter(name: str, directory) -> Path:
     if not path.name.isidentifier() or keyword.iskeyword(path.name):
         raise ValueError(f"{path.name!r} cannot be imported as a package: name the folder like a Python "
                          "identifier (my_kernels)")
-    taken = _existing_module(path.name)
-    if taken is not None and not (path.exists() and any(path.iterdir())):
-        raise ValueError(f"{path.name!r} is the name of a module Python already has ({taken}): the package "
-                         "would hide it, or it the package; choose another name")
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path} exists and is not a folder: choose a new folder")
     if path.exists() and any(path.iterdir()):
         raise FileExistsError(f"{path} exists and is not empty: choose a new folder")
+    taken = _existing_module(path.name)
+    if taken is not None:
+        raise ValueError(f"{path.name!r} is the name of a module Python already has ({taken}): the package "
+                         "would hide it, or it the package; choose another name")
     path.mkdir(parents=True, exist_ok=True)
     goal, kernels, tasks = EXERCISES[name]
     (path / "__init__.py").write_text(
