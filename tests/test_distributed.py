@@ -286,6 +286,26 @@ def test_more_messages_that_name_the_fix(client, rng):
     assert (C.is_sparse, C.is_sparse_csr) == (False, True)
 
 
+def test_a_backend_registered_here_is_refused_before_work_is_sent(client, rng):
+    a, b = operands(rng, sr.float64)
+    A = srd.from_sparse(a, 2)
+    sr.register_backend("here_only", "sparse_ref.reference")
+    with sr.use_backend("here_only"):
+        for call in (lambda: srd.mm(A, b), lambda: A.t(), lambda: srd.mm(A, A.t()),
+                     lambda: srd.sampled_addmm(A, random_dense(rng, (23, 3), sr.float64),
+                                               random_dense(rng, (3, 17), sr.float64))):
+            with pytest.raises(RuntimeError, match="registered in this process only"):
+                call()
+    assert_same_dense(srd.mm(A, b), sr.sparse.mm(a, b))
+
+
+def test_operands_of_two_clients_are_named_as_such(client, rng):
+    a, _ = operands(rng, sr.float64)
+    with Client(client.cluster, set_as_default=False) as other:
+        with pytest.raises(TypeError, match="different Dask Client objects"):
+            srd.mm(srd.from_sparse(a, 2), srd.from_sparse(a.t().coalesce(), 2, client=other))
+
+
 def test_a_closed_client_is_named(rng):
     a, _ = operands(rng, sr.float64)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \

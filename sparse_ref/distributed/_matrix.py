@@ -22,7 +22,7 @@ from distributed import Client, default_client, wait
 
 from sparse_ref import _dtypes, _formats, _validate
 from sparse_ref._errors import ArgumentError, ArgumentTypeError, DTypeError
-from sparse_ref._backend import get_backend
+from sparse_ref._backend import BUILT_IN, get_backend
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor
 from sparse_ref.autograd.engine import External, Function
 from sparse_ref.distributed import _worker as w
@@ -124,6 +124,18 @@ def column_cuts(batch: Batch, parts, ncols: int, nparts: int, total: int | None 
     return cuts
 
 
+def worker_backend() -> str:
+    """The backend the workers are to run: the current one, if they have it. A backend
+    made with ``sr.register_backend`` exists in this process only; it is refused here,
+    before any work is sent."""
+    name = get_backend()
+    if name not in BUILT_IN:
+        raise RuntimeError(f"the backend {name!r} was registered in this process only; Dask's workers have the "
+                           f"built-in ones ({', '.join(BUILT_IN)}): run the distributed ops outside "
+                           f"use_backend({name!r})")
+    return name
+
+
 def transpose_parts(batch: Batch, parts, row_starts, ncols: int, cuts) -> list:
     """The parts of the transpose, rows ``[cuts[q], cuts[q + 1])`` in part q, as a Dask
     shuffle: every part splits its entries by those ranges (a stable transpose of the
@@ -131,7 +143,7 @@ def transpose_parts(batch: Batch, parts, row_starts, ncols: int, cuts) -> list:
     Each row of the result then holds its entries in ascending column, as one machine's
     transpose does, and a value is moved, never changed."""
     cuts = np.asarray(cuts, dtype=I64)
-    backend = get_backend()
+    backend = worker_backend()
     splits = batch.map("split", w.split_by_columns, backend, parts, row_starts[:-1].tolist(), ncols, cuts)
     pieces = exchange(batch, splits, cuts.shape[0] - 1)
     return batch.map("join", w.join_rows, backend, pieces, cuts[:-1].tolist(), cuts[1:].tolist())
@@ -284,6 +296,7 @@ class DistSparse(External):
     def t(self) -> DistSparse:
         """The transpose, distributed by rows of the transpose (a Dask shuffle), each part
         holding about equal stored entries; coalesced; differentiable."""
+        worker_backend()
         return Transpose.apply(self)
 
     @property

@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 
 from sparse_ref import _dtypes, _validate
-from sparse_ref._backend import get_backend
 from sparse_ref._errors import ArgumentTypeError
 from sparse_ref._tensor import SparseTensor, Tensor
 from sparse_ref.autograd.engine import Function
@@ -38,6 +37,7 @@ from sparse_ref.distributed._matrix import (
     current_client,
     exchange,
     transpose_parts,
+    worker_backend,
 )
 
 
@@ -74,7 +74,7 @@ def _with_needed_rows(batch: Batch, t_parts, blocks, row_starts, fn, *args) -> l
     rows of the dense row blocks (``blocks``, rows from ``row_starts``) that t needs."""
     need = batch.map("need", w.needed, t_parts)
     pieces = _picked(batch, "pick", w.pick_dense, blocks, row_starts, need)
-    return batch.map("rows", fn, get_backend(), t_parts, need, pieces, *args)
+    return batch.map("rows", fn, worker_backend(), t_parts, need, pieces, *args)
 
 
 class DistMm(Function):
@@ -95,7 +95,7 @@ class DistMm(Function):
             self._name = "SparseMmReduceImplBackward0"
         batch = Batch(a.client, "spmm")
         self.b = batch.source("b", w.array, b._data)  # one copy per worker
-        rows = batch.map("rows", w.spmm, get_backend(), a._parts, self.b, reduce)
+        rows = batch.map("rows", w.spmm, worker_backend(), a._parts, self.b, reduce)
         self.arg = None
         if reduce in ("amax", "amin"):
             self.arg = [batch.field("arg", r, 1, p=p) for p, r in enumerate(rows)]
@@ -105,7 +105,7 @@ class DistMm(Function):
         return Tensor(out)
 
     def backward(self, grad):
-        a, batch, backend = self.a, Batch(self.a.client, "spmm-backward"), get_backend()
+        a, batch, backend = self.a, Batch(self.a.client, "spmm-backward"), worker_backend()
         g = _blocks(batch, "g", grad, a.row_starts)
         if self.reduce == "mean":
             g = batch.map("mean", w.mean_scaled, a._parts, g)
@@ -149,14 +149,14 @@ class DistSpgemm(Function):
         self.need = batch.map("need", w.needed, a._parts)
         picked = _picked(batch, "pick", w.pick_rows, b._parts, b.row_starts, self.need)
         self.b_rows = batch.map("b-rows", w.stack_rows, picked)
-        self.c = batch.map("rows", w.spgemm, get_backend(), a._parts, self.need, self.b_rows, b.shape[1])
+        self.c = batch.map("rows", w.spgemm, worker_backend(), a._parts, self.need, self.b_rows, b.shape[1])
         self.a, self.b = a, b
         layout = _dtypes.sparse_csr if a.layout == b.layout == _dtypes.sparse_csr else _dtypes.sparse_coo
         return DistSparse(a.client, self.c, a.row_starts, (a.shape[0], b.shape[1]), a.dtype, layout)
 
     def backward(self, grad: DistValues):
         a, b = self.a, self.b
-        batch, backend = Batch(a.client, "spgemm-backward"), get_backend()
+        batch, backend = Batch(a.client, "spgemm-backward"), worker_backend()
         grad_a = grad_b = None
         if self.needs[0]:
             grad_a = DistValues(a.client, batch.map("grad-a", w.masked_a, backend, a._parts, self.need,
@@ -190,12 +190,12 @@ class DistSampledAddmm(Function):
         batch = Batch(s.client, "sddmm")
         self.x = _blocks(batch, "x", x._data, s.row_starts)
         self.yt = batch.source("yt", w.array, y._data.T)
-        parts = batch.map("out", w.sampled_addmm, get_backend(), s._parts, self.x, self.yt, beta, alpha)
+        parts = batch.map("out", w.sampled_addmm, worker_backend(), s._parts, self.x, self.yt, beta, alpha)
         self.s, self.beta, self.alpha = s, beta, alpha
         return s._with_parts(parts)
 
     def backward(self, grad: DistValues):
-        s, batch, backend = self.s, Batch(self.s.client, "sddmm-backward"), get_backend()
+        s, batch, backend = self.s, Batch(self.s.client, "sddmm-backward"), worker_backend()
         alpha = s.dtype.type(np.conjugate(self.alpha))
         grad_s = grad_x = grad_y = None
         if self.needs[0]:
@@ -249,6 +249,7 @@ def mm(mat1, mat2, reduce: str | None = None):
             [0., 0., 9.]], dtype=sparse_ref.float64)
     """
     reduce = _validate.mm_operands(mat1, mat2, reduce, "mm", sparse=SPARSE)
+    worker_backend()  # (refused before any work is sent)
     if not isinstance(mat1, DistSparse):
         raise ArgumentTypeError(f"mm: mat1 must be distributed (sparse_ref.distributed.from_sparse), got "
                                 f"{type(mat1).__name__}; for local operands use sr.sparse.mm")
@@ -257,7 +258,8 @@ def mm(mat1, mat2, reduce: str | None = None):
     if not isinstance(mat2, DistSparse):  # cut as mat1 is, however many rows it has (checked above)
         mat2 = Distribute.apply(mat2, mat1.nparts, current_client(mat1.client, "mm"))
     elif mat2.client is not mat1.client:
-        raise ArgumentTypeError("mm: mat1 and mat2 live on clusters of different Dask clients")
+        raise ArgumentTypeError("mm: mat1 and mat2 were made with different Dask Client objects (two clients of "
+                                "one cluster count as two): make both with the same client")
     return DistSpgemm.apply(mat1, mat2)
 
 
@@ -279,4 +281,5 @@ def sampled_addmm(input, mat1, mat2, *, beta=1, alpha=1):
             [25.,  0.]])
     """
     _validate.sampled_addmm_operands(input, mat1, mat2, beta, alpha, "sampled_addmm", sparse=DistSparse)
+    worker_backend()
     return DistSampledAddmm.apply(input, mat1, mat2, beta, alpha)
