@@ -231,7 +231,8 @@ def t(input):
 def matmul(input, other):
     """``input @ other`` as torch's ``matmul``: 2-D operands dense or sparse
     (:func:`sparse_ref.sparse.mm`); a 1-D operand is a vector (``v @ v`` is their dot
-    product, ``A @ v`` a vector); dense operands of more dimensions are batches.
+    product, ``A @ v`` a vector; a sparse vector takes a dense matrix, as torch's, and its
+    gradient has its own pattern); dense operands of more dimensions are batches.
 
     Examples
     --------
@@ -255,11 +256,14 @@ def matmul(input, other):
         raise ArgumentError("matmul: both arguments need at least 1 dimension, got "
                             f"{input.ndim}D and {other.ndim}D")
     if isinstance(input, SparseTensor) or isinstance(other, SparseTensor):
+        if isinstance(input, SparseTensor) and input.ndim == 1 and isinstance(other, Tensor) and other.ndim == 2:
+            return squeeze(sparse.mm(_vector_as_matrix(input, row=True), other), 0)  # as torch: v @ M
+        if isinstance(other, SparseTensor) and other.ndim == 1 and isinstance(input, Tensor) and input.ndim == 2:
+            return squeeze(sparse.mm(input, _vector_as_matrix(other, row=False)), 1)  # M @ v
         for name, x in (("input", input), ("other", other)):
-            if isinstance(x, SparseTensor) and x.ndim == 1:  # (torch takes one: not built here)
-                raise ArgumentError(f"matmul: {name} is a sparse vector (1-D); a sparse operand must be a matrix "
-                                    "(2-D) or a batch of them (3-D): use x.to_dense(), or make it a 1 x n sparse "
-                                    "matrix")
+            if isinstance(x, SparseTensor) and x.ndim == 1:  # (torch cannot either: "aten::dot", "as_strided")
+                raise ArgumentError(f"matmul: {name} is a sparse vector (1-D), which takes a dense matrix (2-D) "
+                                    f"as its partner, got {input.ndim}-D and {other.ndim}-D: use x.to_dense()")
         if input.ndim == 3 or other.ndim == 3:  # a batch of sparse matrices: bmm (torch refuses)
             if input.ndim != other.ndim:
                 raise ArgumentError(f"matmul: a batch of matrices (3-D) with a sparse operand takes a 3-D partner "
@@ -369,6 +373,18 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         raise ArgumentError("flatten() has invalid args: start_dim cannot come after end_dim")
     shape = input.shape
     return reshape(input, shape[:a] + (int(np.prod(shape[a:b + 1])),) + shape[b + 1:])
+
+
+def _vector_as_matrix(v: SparseTensor, row: bool) -> SparseTensor:
+    """A sparse vector as a 1 x n (``row``) or n x 1 sparse matrix whose values are the
+    vector's coalesced values, so that its gradient goes back to them (masked, as every
+    sparse gradient here; torch's is dense)."""
+    c = v.coalesce()
+    k = c._idx[0]
+    idx = np.stack([np.zeros_like(k), k] if row else [k, np.zeros_like(k)])
+    values = c.values()
+    return sparse_ops.SparseFromValues.apply(values, idx, values._data.copy(),
+                                             (1, v.shape[0]) if row else (v.shape[0], 1))
 
 
 def unsqueeze(input, dim: int) -> Tensor:

@@ -525,11 +525,32 @@ def test_a_deepcopy_of_a_detached_view_is_a_writable_tensor_of_its_own():
     assert twin.numpy().flags.writeable
 
 
-def test_a_sparse_vector_in_matmul_is_refused_by_name():
+def test_a_sparse_vector_times_a_dense_matrix_is_torchs_with_a_masked_gradient():
+    # torch takes v @ M and M @ v for a sparse vector v (its gradient of v is dense); the
+    # values here are torch's, the gradient is torch's at v's stored entries (masked)
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    m_np = rng.standard_normal((3, 2))
+    for left in (True, False):
+        v = sr.sparse_coo_tensor([[2, 0, 2]], [1., 2., 0.5], (3,), dtype=sr.float64, requires_grad=True)
+        m = sr.tensor(m_np if left else m_np.T.copy(), requires_grad=True)
+        tv = torch.sparse_coo_tensor([[2, 0, 2]], [1., 2., 0.5], (3,), dtype=torch.float64, requires_grad=True)
+        tm = torch.tensor(m.detach().numpy(), requires_grad=True)
+        y, ty = (v @ m, tv @ tm) if left else (m @ v, tm @ tv)
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-15)
+        y.sum().backward()
+        ty.sum().backward()
+        assert v.grad.indices().tolist() == [[0, 2]]  # v's coalesced pattern
+        np.testing.assert_allclose(v.grad.values().numpy(), tv.grad.to_dense().numpy()[[0, 2]], rtol=1e-15)
+        t_grad = tm.grad.to_dense() if tm.grad.is_sparse else tm.grad  # (torch's is sparse for v @ M)
+        np.testing.assert_allclose(m.grad.numpy(), t_grad.numpy(), rtol=1e-15)
+
+
+def test_other_products_with_a_sparse_vector_are_refused_by_name():
     v = sr.sparse_coo_tensor([[0, 2]], [1., 2.], (3,))
-    for call, name in ((lambda: v @ sr.ones(3, 1), "input"), (lambda: sr.ones(2, 3) @ v, "other"),
-                       (lambda: v @ sr.ones(3), "input")):
-        with pytest.raises(ValueError, match=f"matmul: {name} is a sparse vector"):
+    for call, name in ((lambda: v @ sr.ones(3), "input"), (lambda: v @ v, "input"),
+                       (lambda: sr.ones(2, 3).to_sparse() @ v, "other")):
+        with pytest.raises(ValueError, match=f"matmul: {name} is a sparse vector .* takes a dense matrix"):
             call()
 
 
