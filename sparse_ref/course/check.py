@@ -253,15 +253,19 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
+def _real_parts(x) -> np.ndarray:
+    """A complex array's real and imaginary parts as one real array; any other as it is."""
+    x = np.asarray(x)
+    return np.stack([x.real, x.imag]) if x.dtype.kind == "c" else x
+
+
 def _same_bits_but_nans(a: np.ndarray, b: np.ndarray) -> bool:
     """The same bits, except that a NaN matches any NaN: where two NaNs meet in an
     addition, which one comes out (its sign, its payload) is the hardware's choice, and a
     compiler may swap the terms of an addition; no contract fixes it."""
     if not (a.shape == b.shape and a.dtype == b.dtype and _dtypes.kind(a.dtype) in "fc"):
         return False
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype.kind == "c":
-        a, b = np.stack([a.real, a.imag]), np.stack([b.real, b.imag])
+    a, b = _real_parts(a), _real_parts(b)
     nan_a, nan_b = np.isnan(a), np.isnan(b)
     return bool(np.array_equal(nan_a, nan_b) and a[~nan_a].tobytes() == b[~nan_b].tobytes())
 
@@ -289,9 +293,7 @@ def thread_counts() -> list:
 
 def _zero_signs_differ(got: np.ndarray, want: np.ndarray) -> bool:
     """Whether a zero of one is -0.0 where the other's is 0.0 (no rounding does that)."""
-    g, w = np.asarray(got), np.asarray(want)
-    if g.dtype.kind == "c":
-        g, w = np.stack([g.real, g.imag]), np.stack([w.real, w.imag])
+    g, w = _real_parts(got), _real_parts(want)
     both = (g == 0) & (w == 0)
     return bool((np.signbit(g[both]) != np.signbit(w[both])).any())
 
