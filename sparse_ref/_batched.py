@@ -33,11 +33,31 @@ def _side_by_side(x, batches: int, rows: int, cols: int):
     return Reshape.apply(Permute.apply(x, (1, 0, 2)), (rows, batches * cols))
 
 
-def mm(mat1, mat2, reduce: str = "sum", max_nnz=None):
+class _BmmView(Reshape):
+    """The reshape that ends a batched product called as ``sr.bmm``: torch names that
+    node ``BmmBackward0``, so ``y.grad_fn`` prints as it does in torch."""
+
+    _name = "BmmBackward0"
+
+
+class _BmmPermute(Permute):
+    """As :class:`_BmmView`, for the permute that ends dense x sparse."""
+
+    _name = "BmmBackward0"
+
+
+class _BmmMatMul(MatMul):
+    """As :class:`_BmmView`, for dense x dense."""
+
+    _name = "BmmBackward0"
+
+
+def mm(mat1, mat2, reduce: str = "sum", max_nnz=None, bmm: bool = False):
     """The batched product ``mat1[b] @ mat2[b]`` for every b, as one 2-D product.
 
     sparse x dense -> dense (``reduce`` allowed), sparse x sparse -> sparse (coalesced,
-    3-D), dense x sparse -> dense, dense x dense -> dense."""
+    3-D), dense x sparse -> dense, dense x dense -> dense. ``bmm``: called as ``sr.bmm``,
+    whose dense result's node is named as torch's (``BmmBackward0``)."""
     batches, m, n = mat1.shape
     p = mat2.shape[2]
     sparse1, sparse2 = isinstance(mat1, SparseTensor), isinstance(mat2, SparseTensor)
@@ -46,11 +66,11 @@ def mm(mat1, mat2, reduce: str = "sum", max_nnz=None):
         return Unblock.apply(product, (batches, m, p))
     if sparse1:
         product = ops.SparseMm.apply(BlockDiagonal.apply(mat1), Reshape.apply(mat2, (batches * n, p)), reduce)
-        return Reshape.apply(product, (batches, m, p))
+        return (_BmmView if bmm else Reshape).apply(product, (batches, m, p))
     if sparse2:
         product = ops.DenseSparseMm.apply(_side_by_side(mat1, batches, m, n), BlockDiagonal.apply(mat2))
-        return Permute.apply(Reshape.apply(product, (m, batches, p)), (1, 0, 2))
-    return MatMul.apply(mat1, mat2)
+        return (_BmmPermute if bmm else Permute).apply(Reshape.apply(product, (m, batches, p)), (1, 0, 2))
+    return (_BmmMatMul if bmm else MatMul).apply(mat1, mat2)
 
 
 def sampled_addmm(input, mat1, mat2, beta, alpha):

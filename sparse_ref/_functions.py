@@ -317,7 +317,7 @@ def bmm(input, mat2):
              [3.]]])
     """
     reduce = _validate.bmm_operands(input, mat2, None, "bmm")
-    return _batched.mm(input, mat2, reduce)
+    return _batched.mm(input, mat2, reduce, bmm=True)
 
 
 def mm(input, mat2):

@@ -239,6 +239,25 @@ def test_sampled_addmm_is_the_2d_one_of_each_batch_and_matches_torch(rng):
     np.testing.assert_allclose(out.to_dense().numpy(), expected.to_dense().numpy(), rtol=1e-12, atol=1e-12)
 
 
+def test_bmm_names_its_node_as_torch_does(rng):
+    """torch.bmm's result prints ``grad_fn=<BmmBackward0>`` (sparse x dense and dense x
+    dense; torch refuses the others); ours did ``ViewBackward0`` and ``MmBackward0``."""
+    torch = torch_or_skip()
+    a = random_batch(rng, (2, 3, 4), 10).requires_grad_(True)
+    x, y = random_dense(rng, (2, 4, 2)), random_dense(rng, (2, 5, 3))
+    x.requires_grad_(True)
+    ta = to_torch_batch(torch, a.detach()).requires_grad_(True)
+    tx = torch.tensor(x.detach().numpy(), requires_grad=True)
+    assert torch.bmm(ta, tx).grad_fn.name() == "BmmBackward0"
+    assert torch.bmm(tx.mT.contiguous(), tx).grad_fn.name() == "BmmBackward0"
+    assert sr.bmm(a, x).grad_fn.name() == "BmmBackward0"
+    assert sr.bmm(x.mT, x).grad_fn.name() == "BmmBackward0"
+    assert sr.bmm(y, a).grad_fn.name() == "BmmBackward0"  # torch refuses dense x sparse
+    sr.bmm(a, x).sum().backward()  # the named node is the same view: its gradient too
+    b = a.detach().requires_grad_(True)
+    (b @ x.detach()).sum().backward()
+    assert same_bits(a.grad.values().numpy(), b.grad.values().numpy())
+
 def test_matmul_operator_and_method_are_bmm(rng):
     a = random_batch(rng, (2, 3, 4), 10)
     x, y = random_dense(rng, (2, 4, 2)), random_dense(rng, (2, 5, 3))
