@@ -27,6 +27,11 @@ class ArgumentTypeError(TypeError, RuntimeError):
     sparse one is needed). A TypeError too."""
 
 
+class IndexRangeError(IndexError, RuntimeError):
+    """An index outside its dimension (negative, at or beyond the size, or beyond int64).
+    An IndexError, and a RuntimeError like torch's "size is inconsistent with indices"."""
+
+
 class ConversionError(ValueError, RuntimeError):
     """A value that the target dtype cannot represent (an integer out of range, NaN or inf
     to an integer type, a finite float beyond the target's range): refused, never

@@ -36,11 +36,12 @@ def _dense_of(s, like, op: str) -> Tensor:
     return s.to_dense()
 
 
-def _dense(input, other, op: str):
-    """``(input, other)`` as two dense tensors of one dtype (a number takes input's dtype)."""
+def _dense(input, other, op: str, opmath: bool = False):
+    """``(input, other)`` as two dense tensors of one dtype (a number takes input's dtype;
+    with ``opmath``, float32 for a half input: ``Tensor._operand``)."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected a dense Tensor, got {type(input).__name__}")
-    other = input._operand(other, op)
+    other = input._operand(other, op, opmath)
     _broadcast(input, other, op)
     return input, other
 
@@ -58,7 +59,7 @@ def add(input, other) -> Tensor:
         return sparse_add(input, other)
     if isinstance(other, SparseTensor):  # dense + sparse: a dense result, as torch
         return dense_ops.Add.apply(*_dense(input, _dense_of(other, input, "add"), "add"))
-    return dense_ops.Add.apply(*_dense(input, other, "add"))
+    return dense_ops.Add.apply(*_dense(input, other, "add", opmath=True))
 
 
 def sub(input, other) -> Tensor:
@@ -74,7 +75,7 @@ def sub(input, other) -> Tensor:
         return sparse_sub(input, other)
     if isinstance(other, SparseTensor):  # dense - sparse: a dense result, as torch
         return dense_ops.Sub.apply(*_dense(input, _dense_of(other, input, "sub"), "sub"))
-    return dense_ops.Sub.apply(*_dense(input, other, "sub"))
+    return dense_ops.Sub.apply(*_dense(input, other, "sub", opmath=True))
 
 
 def mul(input, other) -> Tensor:
@@ -90,7 +91,7 @@ def mul(input, other) -> Tensor:
         return sparse_mul(input, other)
     if isinstance(other, SparseTensor):  # dense * sparse: a sparse result, as torch
         return sparse_mul(other, input)
-    return dense_ops.Mul.apply(*_dense(input, other, "mul"))
+    return dense_ops.Mul.apply(*_dense(input, other, "mul", opmath=True))
 
 
 def div(input, other) -> Tensor:
@@ -107,7 +108,7 @@ def div(input, other) -> Tensor:
     if isinstance(other, SparseTensor):
         raise _errors.ArgumentTypeError("div: a sparse divisor is not supported (as in torch); divide by a "
                                         "number or a 0-d tensor, or call .to_dense() first")
-    input, other = _dense(input, other, "div")
+    input, other = _dense(input, other, "div", opmath=True)
     if _dtypes.kind(input.dtype) not in "fc":
         raise TypeError(f"/: needs a floating or complex dtype, got {input.dtype.name}")
     return dense_ops.Div.apply(input, other)

@@ -62,6 +62,15 @@ def finish(x: np.ndarray, small) -> np.ndarray:
     return x if small is None else narrow(x, small)
 
 
+def rounded(out: np.ndarray, *operands) -> np.ndarray:
+    """``out`` of an elementwise op in which a number met a half array as float32 (as torch
+    computes half ops in float32, its "opmath" type: ``Tensor._operand``), rounded once to
+    that half type; any other ``out`` (both operands half, or no half at all) as it is."""
+    if out.dtype != np.float32:
+        return out
+    return finish(out, small_dtype(*operands))
+
+
 def reduced(fn, x: np.ndarray) -> np.ndarray:
     """``fn(x)`` for a reduction of x (a sum, a mean): a float16 or bfloat16 x is reduced
     in float32 and the result rounded once, as torch accumulates them (NumPy would add

@@ -30,10 +30,10 @@ import weakref
 
 import numpy as np
 
-from sparse_ref import _dtypes, _formats, _tensor_str
+from sparse_ref import _dtypes, _formats, _precision, _tensor_str
 from sparse_ref._arrays import converted, freeze, own_values, read_only_window
 from sparse_ref._errors import ArgumentError, DTypeError, missing
-from sparse_ref._grad_mode import is_grad_enabled
+from sparse_ref._grad_mode import is_grad_enabled, no_grad
 
 
 class _Unbound:
@@ -53,6 +53,20 @@ def bind(functions) -> None:
     ``sparse_ref/__init__.py``)."""
     global _F
     _F = functions
+
+def _number_meets_half(a: "Tensor", b: "Tensor") -> bool:
+    """Whether one of two dense tensors is a number taken as float32 for an op with the
+    other, a half tensor (``Tensor._operand``)."""
+    return (a._number and _dtypes.is_half(b.dtype)) or (b._number and _dtypes.is_half(a.dtype))
+
+
+def _check_inplace_operand(other, op: str) -> None:
+    """torch's check on the operand of an in-place op: one that requires grad would put the
+    result in a graph, which in-place ops here never record."""
+    if isinstance(other, _Differentiable) and other.requires_grad and is_grad_enabled():
+        raise RuntimeError(f"{op}: an operand that requires grad would make this tensor part "
+                           "of a graph; in-place ops do not record one (use sr.no_grad())")
+
 
 class _Differentiable:
     """What both tensor types carry for autograd: ``requires_grad``, ``grad``, ``grad_fn``."""
@@ -87,12 +101,45 @@ class _Differentiable:
         array of zeros when it is read-only)."""
         if set_to_none:
             self.grad = None
+        elif isinstance(self.grad, SparseTensor):
+            self.grad.zero_()  # no stored entries left, as torch's sparse zero_()
         elif self.grad is not None:
             if self.grad._data.flags.writeable:
                 self.grad._data[...] = 0
                 self.grad._version[0] += 1
             else:
                 self.grad = Tensor(np.zeros_like(self.grad._data))
+
+    # -- in-place ops: torch's checks, shared by both tensor types -----------------------
+    def _check_inplace(self, op: str) -> None:
+        if self.requires_grad and is_grad_enabled():
+            if self.grad_fn is None:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                                   f"operation ({op}); do the update inside `with sr.no_grad():`")
+            raise RuntimeError(f"{op}: in-place ops on a tensor that is part of a graph are not "
+                               "supported by sparse_ref; use the out-of-place op")
+
+    # `x += y` etc.: in place, as torch does, except where torch would record the in-place
+    # op in the graph (x is a result of the graph, or y requires grad): sparse_ref records
+    # no in-place ops, so there x is rebound to the out-of-place result -- the same values
+    # and gradients, though other references to the old x do not see the change. A leaf
+    # that requires grad still raises torch's error outside no_grad.
+    def _records_graph(self, other) -> bool:
+        if not is_grad_enabled() or (self.requires_grad and self.grad_fn is None):
+            return False
+        return self.grad_fn is not None or (isinstance(other, _Differentiable) and other.requires_grad)
+
+    def __iadd__(self, other):
+        return self + other if self._records_graph(other) else self.add_(other)
+
+    def __isub__(self, other):
+        return self - other if self._records_graph(other) else self.sub_(other)
+
+    def __imul__(self, other):
+        return self * other if self._records_graph(other) else self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self / other if self._records_graph(other) else self.div_(other)
 
     def __getattr__(self, name):
         # only reached when the name is nowhere: a torch method sparse_ref lacks says so
@@ -359,23 +406,15 @@ class Tensor(_Differentiable):
     # -- in-place ops (torch's rules; each bumps the version counter) -----------------
     def _inplace(self, op: str) -> np.ndarray:
         """The writable data of ``self`` for an in-place op, after torch's checks."""
-        if self.requires_grad and is_grad_enabled():
-            if self.grad_fn is None:
-                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
-                                   f"operation ({op}); do the update inside `with sr.no_grad():`")
-            raise RuntimeError(f"{op}: in-place ops on a tensor that is part of a graph are not "
-                               "supported by sparse_ref; use the out-of-place op")
+        self._check_inplace(op)
         if not self._data.flags.writeable:
             raise RuntimeError(f"{op}: this tensor's data is read-only (it views a sparse tensor's "
                                "indices or values, or a read-only array); clone() it first")
         return self._data
 
-    def _inplace_operand(self, other, op: str) -> np.ndarray:
-        if isinstance(other, Tensor):
-            if other.requires_grad and is_grad_enabled():
-                raise RuntimeError(f"{op}: an operand that requires grad would make this tensor part "
-                                   "of a graph; in-place ops do not record one (use sr.no_grad())")
-        value = self._operand(other, op)._data
+    def _inplace_operand(self, other, op: str, opmath: bool = False) -> np.ndarray:
+        _check_inplace_operand(other, op)
+        value = self._operand(other, op, opmath)._data
         try:
             np.broadcast_to(value, self._data.shape)
         except ValueError:
@@ -430,11 +469,14 @@ class Tensor(_Differentiable):
         if isinstance(other, SparseTensor) and op in ("add_", "sub_"):
             return self._update_at_entries(op, ufunc, other, alpha)
         data = self._inplace(op)
-        value = self._inplace_operand(other, op)
+        value = self._inplace_operand(other, op, opmath=True)
         scale = self._alpha(alpha, op)
         if scale is not None:
             value = value * scale
-        ufunc(data, value, out=data, casting="no")
+        if value.dtype != data.dtype:  # a number met a half tensor as float32: round once
+            data[...] = _precision.rounded(ufunc(data, value), data)
+        else:
+            ufunc(data, value, out=data, casting="no")
         return self._bump()
 
     def _alpha(self, alpha, op: str):
@@ -442,16 +484,14 @@ class Tensor(_Differentiable):
         (no multiply); a number only, as torch's "alpha must be Number"."""
         if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
             raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
-        value = self._operand(alpha, op)._data
+        value = self._operand(alpha, op, opmath=True)._data
         return None if alpha == 1 else value
 
     def _update_at_entries(self, op: str, ufunc, other: "SparseTensor", alpha) -> "Tensor":
         """``self (+|-)= alpha * other`` for a sparse ``other`` of self's shape, as torch's
         dense ``add_(sparse)``: only the elements other stores change, each once, by its
         coalesced value (duplicates summed first, in their stored order)."""
-        if other.requires_grad and is_grad_enabled():
-            raise RuntimeError(f"{op}: an operand that requires grad would make this tensor part "
-                               "of a graph; in-place ops do not record one (use sr.no_grad())")
+        _check_inplace_operand(other, op)
         if tuple(other.shape) != tuple(self.shape):
             raise RuntimeError(f"{op}: expected 'self' and 'other' to have same size, but self has size "
                                f"{list(self.shape)} while other has size {list(other.shape)} (FYI: "
@@ -485,28 +525,6 @@ class Tensor(_Differentiable):
             raise TypeError(f"copy_: src must be a Tensor, got {type(src).__name__}")
         data[...] = self._inplace_operand(src, "copy_")
         return self._bump()
-
-    # `x += y` etc.: in place, as torch does, except where torch would record the in-place
-    # op in the graph (x is a result of the graph, or y requires grad): sparse_ref records
-    # no in-place ops, so there x is rebound to the out-of-place result -- the same values
-    # and gradients, though other references to the old x do not see the change. A leaf
-    # that requires grad still raises torch's error outside no_grad.
-    def _records_graph(self, other) -> bool:
-        if not is_grad_enabled() or (self.requires_grad and self.grad_fn is None):
-            return False
-        return self.grad_fn is not None or (isinstance(other, (Tensor, SparseTensor)) and other.requires_grad)
-
-    def __iadd__(self, other):
-        return self + other if self._records_graph(other) else self.add_(other)
-
-    def __isub__(self, other):
-        return self - other if self._records_graph(other) else self.sub_(other)
-
-    def __imul__(self, other):
-        return self * other if self._records_graph(other) else self.mul_(other)
-
-    def __itruediv__(self, other):
-        return self / other if self._records_graph(other) else self.div_(other)
 
     def clone(self) -> "Tensor":
         """A copy, part of the graph as torch's (``sr.clone``)."""
@@ -562,9 +580,17 @@ class Tensor(_Differentiable):
         return _F.matmul(other, self)
 
     # -- differentiable arithmetic (sparse_ref.autograd.dense_ops) ---------------------
-    def _operand(self, other, op: str) -> "Tensor":
+    # a 0-d float32 tensor made of a number for an arithmetic op with a half tensor
+    _number = False
+
+    def _operand(self, other, op: str, opmath: bool = False) -> "Tensor":
+        """``other`` (a tensor of this dtype, or a number) as a tensor for an op with this
+        one. ``opmath`` (+, -, *, / and their in-place forms): a number meeting a float16 or
+        bfloat16 tensor is taken as float32, as torch computes those ops in float32 and
+        rounds the result once (a number rounded to the half type first is up to an ulp
+        off, in about a third of the results)."""
         if isinstance(other, Tensor):
-            if other.dtype != self.dtype:
+            if other.dtype != self.dtype and not _number_meets_half(self, other):
                 raise TypeError(f"{op}: dtypes {self.dtype.name} and {other.dtype.name} differ; "
                                 "sparse_ref does not promote dtypes")
             return other
@@ -576,45 +602,49 @@ class Tensor(_Differentiable):
                 not np.isfinite(other) or other != int(other)):
             raise TypeError(f"{op}: {other} would be truncated to the integer dtype {self.dtype.name}; "
                             "sparse_ref does not promote dtypes")
+        if opmath and _dtypes.is_half(self.dtype):
+            out = Tensor(converted(np.asarray(other), np.dtype(np.float32), op))
+            out._number = True
+            return out
         return Tensor(converted(np.asarray(other), self.dtype, op))
 
     def __add__(self, other):
         if isinstance(other, SparseTensor):
             return _F.add(self, other)  # dense + sparse: a dense result, as torch
-        return _F.add(self, self._operand(other, "+"))
+        return _F.add(self, self._operand(other, "+", opmath=True))
 
     def __radd__(self, other):
         if isinstance(other, SparseTensor):
             return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
-        return _F.add(self._operand(other, "+"), self)
+        return _F.add(self._operand(other, "+", opmath=True), self)
 
     def __sub__(self, other):
         if isinstance(other, SparseTensor):
             return _F.sub(self, other)  # dense - sparse: a dense result, as torch
-        return _F.sub(self, self._operand(other, "-"))
+        return _F.sub(self, self._operand(other, "-", opmath=True))
 
     def __rsub__(self, other):
         if isinstance(other, SparseTensor):
             return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
-        return _F.sub(self._operand(other, "-"), self)
+        return _F.sub(self._operand(other, "-", opmath=True), self)
 
     def __mul__(self, other):
         if isinstance(other, SparseTensor):
             return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
-        return _F.mul(self, self._operand(other, "*"))
+        return _F.mul(self, self._operand(other, "*", opmath=True))
 
     def __rmul__(self, other):
         if isinstance(other, SparseTensor):
             return NotImplemented  # SparseTensor's reflected op (a sparse result, as torch)
-        return _F.mul(self._operand(other, "*"), self)
+        return _F.mul(self._operand(other, "*", opmath=True), self)
 
     def __truediv__(self, other):
         if isinstance(other, SparseTensor):
             return _F.div(self, other)  # refused, as torch, with the reason
-        return _F.div(self, self._operand(other, "/"))
+        return _F.div(self, self._operand(other, "/", opmath=True))
 
     def __rtruediv__(self, other):
-        return _F.div(self._operand(other, "/"), self)
+        return _F.div(self._operand(other, "/", opmath=True), self)
 
     def __neg__(self):
         return _F.neg(self)
@@ -1234,6 +1264,83 @@ class SparseTensor(_Differentiable):
 
     def __sub__(self, other):
         return _F.sparse_sub(self, other)
+
+    # -- in-place ops. A sparse tensor's arrays never change (they were checked once, and
+    # the forms made from them are kept), so an in-place op computes the out-of-place
+    # result and this tensor takes its arrays and flag, bumping the version counter: every
+    # name bound to this tensor sees the change, and a backward that saved the tensor
+    # refuses, as torch's. Unlike torch's, tensors made from the old arrays before
+    # (``values()``, ``detach()``, a NumPy array it shares) keep the old values.
+    def _update(self, op: str, compute) -> "SparseTensor":
+        """``self`` with the arrays of ``compute()``, after torch's checks."""
+        self._check_inplace(op)
+        with no_grad():
+            result = compute()
+        if type(result) is not type(self):  # sparse + dense is dense, as torch's add
+            raise RuntimeError(f"{op}: the result is {result.layout!r}, not {self.layout!r} like this "
+                               f"tensor; in torch too, add(sparse, dense) is not supported. Use "
+                               f"add(dense, sparse) instead")
+        keep = ("requires_grad", "grad_fn", "_grad", "_version", "_retains_grad", "_guarded")
+        for key in [k for k in vars(self) if k not in keep]:
+            delattr(self, key)
+        for key, value in vars(result).items():
+            if key not in keep:
+                setattr(self, key, value)
+        self._version[0] += 1
+        return self
+
+    def _scaled(self, other, alpha, op: str):
+        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
+            raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
+        return other if alpha == 1 else other * alpha
+
+    def add_(self, other, *, alpha=1) -> "SparseTensor":
+        """``self += alpha * other`` in place, ``other`` sparse: this tensor becomes the
+        union ``self + alpha * other`` (see ``_update`` above for what in place means here).
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> s = sr.sparse_coo_tensor([[0], [1]], [1.], (2, 2))
+        >>> t = s
+        >>> s += sr.sparse_coo_tensor([[1], [0]], [2.], (2, 2))
+        >>> t is s, t.to_dense()
+        (True, tensor([[0., 1.],
+                [2., 0.]]))
+        """
+        _check_inplace_operand(other, "add_")
+        return self._update("add_", lambda: self + self._scaled(other, alpha, "add_"))
+
+    def sub_(self, other, *, alpha=1) -> "SparseTensor":
+        """``self -= alpha * other`` in place (see ``add_``)."""
+        _check_inplace_operand(other, "sub_")
+        return self._update("sub_", lambda: self - self._scaled(other, alpha, "sub_"))
+
+    def mul_(self, other) -> "SparseTensor":
+        """``self *= other`` in place: a number or dense tensor scales the stored entries, a
+        sparse one leaves the intersection (see ``add_``)."""
+        _check_inplace_operand(other, "mul_")
+        return self._update("mul_", lambda: self * other)
+
+    def div_(self, other) -> "SparseTensor":
+        """``self /= other`` in place, ``other`` a number or 0-d tensor (see ``add_``)."""
+        _check_inplace_operand(other, "div_")
+        return self._update("div_", lambda: self / other)
+
+    def neg_(self) -> "SparseTensor":
+        """``self = -self`` in place (see ``add_``)."""
+        return self._update("neg_", lambda: -self)
+
+    def zero_(self) -> "SparseTensor":
+        """No stored entries left (nnz 0, coalesced), the shape and dtype kept, as torch's."""
+        return self._update("zero_", self._emptied)
+
+    def _emptied(self) -> "SparseTensor":
+        if self.is_sparse_csr:
+            return SparseCsrTensor._make_csr(np.zeros(self._shape[0] + 1, np.int64), np.zeros(0, np.int64),
+                                             np.zeros(0, self.dtype), self._shape)
+        return SparseTensor._make(np.zeros((self.sparse_dim(), 0), np.int64),
+                                  np.zeros((0,) + self._val.shape[1:], self.dtype), self._shape, True)
 
     def to(self, dtype, *, copy: bool = False) -> "SparseTensor":
         """The same entries as ``dtype`` (the pattern, flag and layout kept); ``self`` when

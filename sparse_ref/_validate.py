@@ -16,6 +16,7 @@ from sparse_ref._errors import (  # noqa: F401  (re-exported: sparse_ref._valida
     ArgumentTypeError,
     ConversionError,
     DTypeError,
+    IndexRangeError,
     ShapeError,
 )
 from sparse_ref._tensor import SparseTensor, Tensor
@@ -236,9 +237,9 @@ def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
     if from_python and arr.size == 0:
         arr = arr.astype(np.int64)  # [[], []]: no entries, no dtype to infer
     if arr.dtype == object:  # Python integers beyond int64
-        raise IndexError(f"{where}: index {max(arr.flat, key=abs)} does not fit in int64")
+        raise IndexRangeError(f"{where}: index {max(arr.flat, key=abs)} does not fit in int64")
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"{where}: indices must be an integer array, got dtype {arr.dtype.name}")
+        raise DTypeError(f"{where}: indices must be an integer array, got dtype {arr.dtype.name}")
     if arr.ndim != 2:
         raise ArgumentError(f"{where}: indices must be sparse_dim x nnz, but got: {list(arr.shape)} "
                          "(one row of indices per sparse dimension)")
@@ -246,7 +247,7 @@ def coo_indices(indices, where: str = "sparse_coo_tensor") -> np.ndarray:
         raise ArgumentError(f"{where}: indices of shape {arr.shape} have sparse_dim 0; sparse_ref needs "
                          "sparse_dim >= 1 (a tensor with no sparse dimension is a dense one: sr.tensor)")
     if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
-        raise IndexError(f"{where}: index {arr.max()} does not fit in int64")
+        raise IndexRangeError(f"{where}: index {arr.max()} does not fit in int64")
     out = np.array(arr, dtype=np.int64, copy=True, order="C")
     out.flags.writeable = False
     return out
@@ -295,9 +296,9 @@ def index_bounds(indices: np.ndarray, shape: tuple, where: str = "sparse_coo_ten
     for dim in range(indices.shape[0]):
         lo, hi = indices[dim].min(), indices[dim].max()
         if lo < 0:
-            raise IndexError(f"{where}: found negative index {lo} for dim {dim} (size {shape[dim]})")
+            raise IndexRangeError(f"{where}: found negative index {lo} for dim {dim} (size {shape[dim]})")
         if hi >= shape[dim]:
-            raise IndexError(
+            raise IndexRangeError(
                 f"{where}: size is inconsistent with indices: for dim {dim}, "
                 f"size is {shape[dim]} but found index {hi}"
             )
@@ -309,11 +310,11 @@ def inferred_shape(indices: np.ndarray, dense_sizes: tuple = ()) -> tuple:
         return (0,) * indices.shape[0] + tuple(dense_sizes)
     if indices.min() < 0:
         dim = int(np.argmin(indices.min(axis=1)))
-        raise IndexError(f"sparse_coo_tensor: found negative index {indices[dim].min()} for dim {dim}")
+        raise IndexRangeError(f"sparse_coo_tensor: found negative index {indices[dim].min()} for dim {dim}")
     shape = tuple(int(m) + 1 for m in indices.max(axis=1))
     for dim, n in enumerate(shape):
         if n > INT64_MAX:
-            raise IndexError(f"sparse_coo_tensor: index {n - 1} for dim {dim} leaves no size that fits "
+            raise IndexRangeError(f"sparse_coo_tensor: index {n - 1} for dim {dim} leaves no size that fits "
                              f"in int64 (the largest size is {INT64_MAX}); give size= explicitly")
     return shape + tuple(dense_sizes)
 
@@ -429,9 +430,9 @@ def reduce_arg(reduce, dtype, where: str) -> str:
         raise ArgumentError(f"{where}: reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     op = REDUCE_ALIASES[reduce]
     if op in ("amax", "amin") and dtype.kind == "c":
-        raise TypeError(f"{where}: reduce='{op}' needs ordered values; complex dtype {dtype.name} has no order")
+        raise DTypeError(f"{where}: reduce='{op}' needs ordered values; complex dtype {dtype.name} has no order")
     if op == "mean" and _dtypes.kind(dtype) not in FLOATING:
-        raise TypeError(f"{where}: reduce='mean' needs a floating or complex dtype, got {dtype.name}")
+        raise DTypeError(f"{where}: reduce='mean' needs a floating or complex dtype, got {dtype.name}")
     return op
 
 
@@ -448,7 +449,7 @@ def mm_operands(mat1, mat2, reduce, where: str = "mm", sparse=SparseTensor) -> s
         raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
                          f"{mat1.layout!r} and {mat2.layout!r}")
     if isinstance(mat1, sparse) and isinstance(mat2, sparse) and _dtypes.kind(mat1.dtype) not in FLOATING:
-        raise TypeError(f"{where}: sparse x sparse needs float16, bfloat16, float32, float64, complex64 or complex128, "
+        raise DTypeError(f"{where}: sparse x sparse needs float16, bfloat16, float32, float64, complex64 or complex128, "
                         f"got {mat1.dtype.name}")
     return reduce_arg(reduce, mat1.dtype, where)
 
@@ -480,20 +481,22 @@ def _scalar(x, name: str, dtype, where: str):
     if isinstance(x, bool) or not isinstance(x, (int, float, complex, np.number)):
         raise TypeError(f"{where}: {name} must be a number, got {type(x).__name__}")
     if isinstance(x, (complex, np.complexfloating)) and dtype.kind != "c":
-        raise TypeError(f"{where}: a complex {name} needs complex operands, got {dtype.name}")
+        raise DTypeError(f"{where}: a complex {name} needs complex operands, got {dtype.name}")
     if dtype.kind in "iu" and isinstance(x, (float, np.floating)):
         if not np.isfinite(x):
             raise ConversionError(f"{where}: {name}={x} has no integer value; integer operands "
                                   f"({dtype.name}) need a whole-number {name}")
         if x != int(x):
-            raise TypeError(f"{where}: a fractional {name} needs floating operands, got {dtype.name}")
+            raise DTypeError(f"{where}: a fractional {name} needs floating operands, got {dtype.name}")
     if dtype.kind in "iu" and isinstance(x, (int, float, np.integer, np.floating)):
         info = np.iinfo(dtype)
         if not info.min <= int(x) <= info.max:
             raise ConversionError(f"{where}: {name}={x} does not fit in the operands' dtype "
                                   f"{dtype.name} (range {info.min} .. {info.max})")
-    elif dtype.kind not in "iu":  # float or complex operands, the half types among them: a
-        try:                      # finite scalar that would become inf there is refused
+    elif dtype.kind not in "iu":  # float or complex operands: a finite scalar that would
+        if _dtypes.is_half(dtype):  # become inf there is refused (half operands: in float32,
+            dtype = np.dtype(np.float32)  # where their products are scaled, as scalar_operand)
+        try:
             converted(np.asarray(x), dtype, f"{where}: {name}")
         except OverflowError:  # a Python int beyond float64
             raise ConversionError(f"{where}: {name}={x} cannot be converted to type {dtype.name} "
@@ -548,7 +551,7 @@ def sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = "sampled
                          f"({mat1.shape[0]}, {mat2.shape[1]})")
     _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
     if _dtypes.kind(input.dtype) not in FLOATING:
-        raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
+        raise DTypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
     _scalar(beta, "beta", input.dtype, where)
     _scalar(alpha, "alpha", input.dtype, where)
 
@@ -615,7 +618,7 @@ def bmm_operands(mat1, mat2, reduce, where: str = "bmm", names=("self", "mat2"))
         raise ArgumentError(f"{where}: reduce={reduce!r} needs a sparse mat1 and a dense mat2, got "
                             f"{mat1.layout!r} and {mat2.layout!r}")
     if sparse1 and sparse2 and _dtypes.kind(mat1.dtype) not in FLOATING:
-        raise TypeError(f"{where}: sparse x sparse needs float16, bfloat16, float32, float64, complex64 or complex128, "
+        raise DTypeError(f"{where}: sparse x sparse needs float16, bfloat16, float32, float64, complex64 or complex128, "
                         f"got {mat1.dtype.name}")
     batches, m, n = mat1.shape
     block_diagonal_sizes(batches, (m, n, mat2.shape[2]), where)
@@ -647,7 +650,7 @@ def batched_sampled_addmm_operands(input, mat1, mat2, beta, alpha, where: str = 
         raise ShapeError(f"{where}: input of shape {input.shape} does not match the product's shape {product}")
     _same_dtype([("input", input), ("mat1", mat1), ("mat2", mat2)], where)
     if _dtypes.kind(input.dtype) not in FLOATING:
-        raise TypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
+        raise DTypeError(f"{where}: needs float32, float64, complex64 or complex128, got {input.dtype.name}")
     block_diagonal_sizes(product[0], product[1:], where)
     _scalar(beta, "beta", input.dtype, where)
     _scalar(alpha, "alpha", input.dtype, where)
@@ -662,13 +665,13 @@ def _index_vector(data, name: str, where: str) -> np.ndarray:
     if from_python and arr.size == 0:
         arr = arr.astype(np.int64)
     if arr.dtype == object:  # Python integers beyond int64
-        raise IndexError(f"{where}: {name} holds {max(arr.flat, key=abs)}, which does not fit in int64")
+        raise IndexRangeError(f"{where}: {name} holds {max(arr.flat, key=abs)}, which does not fit in int64")
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype.name}")
+        raise DTypeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype.name}")
     if arr.ndim != 1:
         raise ArgumentError(f"{where}: {EXPECTED_2D}: {name} must be 1-D, got shape {arr.shape}")
     if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
-        raise IndexError(f"{where}: {name} holds {arr.max()}, which does not fit in int64")
+        raise IndexRangeError(f"{where}: {name} holds {arr.max()}, which does not fit in int64")
     out = np.array(arr, dtype=np.int64, copy=True, order="C")
     out.flags.writeable = False
     return out
@@ -717,9 +720,9 @@ def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants:
                              f"{nrows} rows, but size is {shape}")
     if nnz:
         if col.min() < 0:
-            raise IndexError(f"{where}: found negative column index {col.min()}")
+            raise IndexRangeError(f"{where}: found negative column index {col.min()}")
         if col.max() >= shape[1]:
-            raise IndexError(f"{where}: column index {col.max()} is out of range for {shape[1]} columns")
+            raise IndexRangeError(f"{where}: column index {col.max()} is out of range for {shape[1]} columns")
     if check_invariants:
         bad = unsorted_position(crow, col)
         if bad is not None:
@@ -740,7 +743,7 @@ def dim_arg(dim, ndim: int, where: str) -> int:
         raise TypeError(f"{where}: dim must be an int, got {type(dim).__name__}")
     lo, hi = -max(ndim, 1), max(ndim, 1) - 1
     if not lo <= dim <= hi:
-        raise IndexError(f"{where}: Dimension out of range (expected to be in range of [{lo}, {hi}], "
+        raise IndexRangeError(f"{where}: Dimension out of range (expected to be in range of [{lo}, {hi}], "
                          f"but got {dim})")
     return int(dim) % max(ndim, 1)
 
@@ -783,25 +786,25 @@ def index_key(key, shape: tuple, where: str = "index", stacklevel: int = 4):
         if isinstance(k, np.ndarray):
             if k.dtype.kind == "b":
                 if k.shape != shape[axis:axis + k.ndim]:
-                    raise IndexError(f"{where}: the shape of the mask {list(k.shape)} does not match the "
+                    raise IndexRangeError(f"{where}: the shape of the mask {list(k.shape)} does not match the "
                                      f"shape of the indexed tensor {list(shape[axis:axis + k.ndim])}")
                 axis += k.ndim
             elif k.dtype.kind in "iu":
                 if axis >= len(shape):
-                    raise IndexError(f"{where}: too many indices for a tensor of dimension {len(shape)}")
+                    raise IndexRangeError(f"{where}: too many indices for a tensor of dimension {len(shape)}")
                 if k.size and (k.min() < -shape[axis] or k.max() >= shape[axis]):
                     bad = k.max() if k.max() >= shape[axis] else k.min()
-                    raise IndexError(f"{where}: index {bad} is out of bounds for dimension {axis} "
+                    raise IndexRangeError(f"{where}: index {bad} is out of bounds for dimension {axis} "
                                      f"with size {shape[axis]}")
                 axis += 1
             else:
-                raise IndexError(f"{where}: tensors used as indices must be long, int or bool, "
+                raise IndexRangeError(f"{where}: tensors used as indices must be long, int or bool, "
                                  f"got {k.dtype.name}")
         elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
             if axis >= len(shape):
-                raise IndexError(f"{where}: too many indices for a tensor of dimension {len(shape)}")
+                raise IndexRangeError(f"{where}: too many indices for a tensor of dimension {len(shape)}")
             if not -shape[axis] <= k < shape[axis]:
-                raise IndexError(f"{where}: index {k} is out of bounds for dimension {axis} with size {shape[axis]}")
+                raise IndexRangeError(f"{where}: index {k} is out of bounds for dimension {axis} with size {shape[axis]}")
             axis += 1
         elif k is not None and k is not Ellipsis:
             axis += 1
@@ -880,18 +883,21 @@ def sparse_dense_pair(s, x, where: str) -> None:
 
 
 def scalar_operand(x, dtype: np.dtype, where: str):
-    """A number as a scalar of ``dtype``. sparse_ref never promotes: a complex number for a
-    real tensor, a fraction (or NaN, inf) for an integer one, and a number out of the
-    dtype's range are refused."""
+    """A number as a scalar of ``dtype`` (float32 for float16 and bfloat16: torch computes
+    their ops in float32 and rounds once, as ``Tensor._operand`` does). sparse_ref never
+    promotes: a complex number for a real tensor, a fraction (or NaN, inf) for an integer
+    one, and a number out of the dtype's range are refused."""
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, complex, np.number)):
         raise TypeError(f"{where}: expected a sparse tensor, a dense Tensor or a number, got "
                         f"{type(x).__name__}")
     if isinstance(x, (complex, np.complexfloating)) and dtype.kind != "c":
-        raise TypeError(f"{where}: the complex number {x} needs a complex tensor, got {dtype.name}; "
+        raise DTypeError(f"{where}: the complex number {x} needs a complex tensor, got {dtype.name}; "
                         "sparse_ref does not promote dtypes")
     if dtype.kind in "iu" and isinstance(x, (float, np.floating)) and not (np.isfinite(x) and x == int(x)):
-        raise TypeError(f"{where}: {x} would be truncated to the integer dtype {dtype.name}; "
+        raise DTypeError(f"{where}: {x} would be truncated to the integer dtype {dtype.name}; "
                         "sparse_ref does not promote dtypes")
+    if _dtypes.is_half(dtype):
+        dtype = np.dtype(np.float32)
     return converted(np.asarray(x), dtype, where)[()]
 
 
@@ -932,7 +938,7 @@ def reduce_dims(dim, ndim: int, where: str) -> tuple:
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
             raise TypeError(f"{where}: dim must be an int or a tuple of ints, got {dim!r}")
         if not -ndim <= d < ndim:
-            raise IndexError(f"{where}: Dimension out of range (expected to be in range of "
+            raise IndexRangeError(f"{where}: Dimension out of range (expected to be in range of "
                              f"[{-ndim}, {ndim - 1}], but got {d})")
         d = int(d) % ndim
         if d in out:

@@ -533,7 +533,7 @@ def test_integer_addmm_with_an_impossible_alpha_says_why(alpha, match):
         sr.sparse.addmm(m, a, m, alpha=alpha)
 
 
-@pytest.mark.parametrize("dtype, big", [(sr.float32, 1e39), (sr.float16, 1e5), (sr.bfloat16, 1e39),
+@pytest.mark.parametrize("dtype, big", [(sr.float32, 1e39), (sr.float16, 1e39), (sr.bfloat16, 1e39),
                                         (sr.complex64, 1e39j), (sr.complex64, 1e39), (sr.float32, 10**400)])
 def test_a_scalar_that_would_become_inf_in_the_operands_dtype_is_refused(dtype, big):
     # (probe) alpha and beta of addmm and sampled_addmm were cast to the operands' float
@@ -552,6 +552,18 @@ def test_a_scalar_that_would_become_inf_in_the_operands_dtype_is_refused(dtype, 
                 make()
     if dtype != sr.complex64:  # (inf times a complex 1 has a NaN part, by IEEE's rules)
         assert np.isinf(sr.sparse.addmm(m, a, m, beta=float("inf")).to(sr.float64).numpy()).all()
+
+
+def test_a_half_tensors_scalars_are_float32_so_only_the_result_may_overflow():
+    """A number meets a float16 tensor as a float32 (docs/numerics.rst): 1e5, beyond
+    float16's 65504, is a factor or a divisor like any other; a product that overflows
+    float16 is inf, as an op's result (torch gives the same)."""
+    m = sr.ones(2, 2, dtype=sr.float16)
+    a = sr.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=sr.float16).to_sparse()
+    assert np.isinf((m * 1e5).numpy()).all()
+    assert ((m / 1e5).numpy() == np.float16(1e-5)).all()
+    assert np.isinf(sr.sparse.addmm(m, a, m, alpha=1e5, beta=0.0).numpy()).all()
+    assert (sr.sparse.addmm(m, a, m, alpha=1e-5, beta=0.0).numpy() == np.float16(1e-5)).all()
     assert np.isfinite(sr.sparse.addmm(m * 0, a, m, alpha=2.0).to(sr.complex128).numpy()).all()
 
 

@@ -649,3 +649,71 @@ def test_randint_refuses_what_the_half_type_cannot_hold(dt):
     with pytest.raises(ConversionError, match="does not fit in"):  # float16 ends at 65504, bfloat16 at 3.4e38
         sr.randint(0, 10**6 if dt == sr.float16 else 2**130, (4,), dtype=dt)
     assert sr.randint(0, 1000, (4,), dtype=dt).dtype == dt
+
+
+# -- a number meets a half tensor in float32, and the result is rounded once ----------------
+
+SCALAR_OPS = {  # name: (the op on a tensor, the op on float32 arrays)
+    "x * c": (lambda a, c: a * c, np.multiply),
+    "c * x": (lambda a, c: c * a, lambda a, c: np.multiply(c, a)),
+    "x / c": (lambda a, c: a / c, np.divide),
+    "c / x": (lambda a, c: c / a, lambda a, c: np.divide(c, a)),
+    "x + c": (lambda a, c: a + c, np.add),
+    "x - c": (lambda a, c: a - c, np.subtract),
+    "c - x": (lambda a, c: c - a, lambda a, c: np.subtract(c, a)),
+}
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+@pytest.mark.parametrize("op", SCALAR_OPS)
+def test_a_number_meets_a_half_tensor_in_float32_rounded_once(dt, op):
+    """``x16 / 1.0007`` divided by 1.0007 rounded to float16 first (1.0009765625): an ulp
+    off in a third of the results. Now every arithmetic op with a number computes in
+    float32 and rounds once, dense and sparse, forward, in place and backward: in this
+    test the results are the exact ones rounded to the half type, except where the
+    number itself is not a float32."""
+    tensor_op, float32_op = SCALAR_OPS[op]
+    rng = np.random.default_rng(5)
+    v32 = sr.tensor(rng.standard_normal(600).astype(np.float32)).to(dt).to(sr.float32).numpy()
+    for c in [1.0007, 0.3, 3.0, 1e-3, 1e5]:
+        expected = library_rounding(float32_op(v32, np.float32(c)), dt)
+        got = tensor_op(sr.tensor(v32).to(dt), c).numpy()
+        assert same16(got, expected), (op, c)
+        if op in ("x * c", "c * x", "x / c"):  # the sparse ops torch has
+            s = sr.tensor(v32).to(dt).to_sparse()
+            assert same16(tensor_op(s, c).to_dense().numpy(), expected), (op, c, "sparse")
+        if op in ("x * c", "x / c", "x + c", "x - c"):
+            y = sr.tensor(v32).to(dt)
+            getattr(y, {"*": "mul_", "/": "div_", "+": "add_", "-": "sub_"}[op[2]])(c)
+            assert same16(y.numpy(), expected), (op, c, "in place")
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_half_scalar_ops_match_torch_where_torch_computes_in_float32(dt):
+    """torch computes dense x * c, x / c and sparse s / c in float32 (its opmath type): the
+    same bits as ours, gradients included. (It rounds c to the half type first in x + c,
+    x - c and sparse s * c, and computes c / x as reciprocal(x) * c: ours are the correctly
+    rounded ones there, see docs/numerics.rst.)"""
+    torch = torch_or_skip()
+    tdt = getattr(torch, dt.name)
+    v = np.random.default_rng(6).standard_normal(400).astype(np.float32)
+    for c in [1.0007, 0.3, 1e-3]:
+        x = sr.tensor(v).to(dt).requires_grad_(True)
+        tx = torch.from_numpy(v).to(tdt).requires_grad_(True)
+        y, ty = (x * c) / (c * 3), (tx * c) / (c * 3)
+        assert same16(y.detach().numpy(), library_rounding(ty.detach().float().numpy(), dt))
+        y.sum().backward()
+        ty.sum().backward()
+        assert same16(x.grad.numpy(), library_rounding(tx.grad.float().numpy(), dt))
+        s = sr.tensor(v).to(dt).to_sparse()
+        ts = torch.from_numpy(v).to(tdt).to_sparse()
+        assert same16((s / c).to_dense().numpy(), library_rounding((ts / c).to_dense().float().numpy(), dt))
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_a_number_the_half_type_cannot_hold_still_scales_a_half_tensor(dt):
+    """``x16 / 1e5`` was refused (1e5 is beyond float16's 65504); the quotient fits."""
+    x = sr.tensor([3.0, -2.0]).to(dt)
+    assert same16((x / 1e5).numpy(), library_rounding(np.float32([3.0, -2.0]) / np.float32(1e5), dt))
+    with pytest.raises(ConversionError):
+        x * 1e40  # beyond float32 as well: refused, never taken as inf

@@ -676,3 +676,98 @@ def test_an_integer_sum_over_one_dim_widens_to_int64_as_torchs_tensor_sum():
     assert ts.sum(0).dtype == torch.int64 and ts.sum(0).to_dense().tolist() == [2**31, 2]
     assert torch.sparse.sum(ts, 0).dtype == torch.int32
     assert torch.sparse.sum(torch.tensor([[True, False], [True, True]]).to_sparse(), 0).dtype == torch.bool
+
+
+# -- in-place ops: every name bound to the tensor sees the change ---------------------------
+
+INPLACE = {
+    "mul_": (lambda s, t, d: s.mul_(2.5), lambda s, t, d: s.mul_(2.5)),
+    "imul": (lambda s, t, d: s.__imul__(-2.0), lambda s, t, d: s.__imul__(-2.0)),
+    "div_": (lambda s, t, d: s.div_(4.0), lambda s, t, d: s.div_(4.0)),
+    "itruediv": (lambda s, t, d: s.__itruediv__(4.0), lambda s, t, d: s.__itruediv__(4.0)),
+    "mul_ dense": (lambda s, t, d: s.mul_(d), lambda s, t, d: s.mul_(d)),
+    "add_": (lambda s, t, d: s.add_(t), lambda s, t, d: s.add_(t)),
+    "iadd": (lambda s, t, d: s.__iadd__(t), lambda s, t, d: s.__iadd__(t)),
+    "sub_ alpha": (lambda s, t, d: s.sub_(t, alpha=0.5), lambda s, t, d: s.sub_(t, alpha=0.5)),
+    "isub": (lambda s, t, d: s.__isub__(t), lambda s, t, d: s.__isub__(t)),
+    "neg_": (lambda s, t, d: s.neg_(), lambda s, t, d: s.neg_()),
+    "zero_": (lambda s, t, d: s.zero_(), lambda s, t, d: s.zero_()),
+}
+
+
+@pytest.mark.parametrize("op", INPLACE)
+def test_inplace_ops_change_the_tensor_every_name_sees_as_torch(op):
+    """``s *= 2`` used to bind ``s`` to a new tensor: another name for it (a list of
+    parameters, ``a = s``) kept the old values. The tensor itself changes now, with
+    torch's values on the union, intersection or pattern."""
+    torch = torch_or_skip()
+    ours, theirs = INPLACE[op]
+    s = _sparse(A_IDX, A_VAL, F64, 1).coalesce()
+    t = _sparse(B_IDX, B_VAL, F64, 1).coalesce()
+    d = _dense(SHAPE, F64, 3)
+    ts, tt = sr.to_torch(s).coalesce(), sr.to_torch(t).coalesce()
+    alias, talias = s, ts
+    result = ours(s, t, d)
+    tresult = theirs(ts, tt, torch.from_numpy(d.numpy().copy()))
+    assert result is alias and tresult is talias
+    assert alias._version[0] == 1
+    np.testing.assert_array_equal(alias.to_dense().numpy(), talias.to_dense().numpy())
+    assert alias._nnz() == talias._nnz() or op in ("add_", "iadd", "sub_ alpha", "isub")
+
+
+def test_inplace_ops_on_csr_keep_the_layout():
+    c = sr.tensor([[0., 2.], [3., 0.]]).to_sparse_csr()
+    alias = c
+    c *= 2
+    c.div_(4.0)
+    assert alias is c and alias.layout == sr.sparse_csr
+    assert alias.to_dense().tolist() == [[0., 1.], [1.5, 0.]]
+    assert alias.zero_()._nnz() == 0 and alias.crow_indices().tolist() == [0, 0, 0]
+
+
+def test_inplace_ops_follow_torchs_autograd_rules():
+    w = sr.sparse_coo_tensor([[0], [1]], [3.], (2, 2), requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
+        w.mul_(2)
+    with sr.no_grad():  # an optimizer's update
+        params = [w]
+        for p in params:
+            p *= 2
+    assert w.to_dense().tolist() == [[0., 6.], [0., 0.]] and w.is_leaf and w.requires_grad
+    y = w * 2
+    z = y
+    y *= 3  # part of a graph: rebound to the out-of-place result, as for dense tensors
+    assert z is not y and y.grad_fn is not None
+    with pytest.raises(RuntimeError, match="part of a graph"):
+        z.mul_(3)
+    with pytest.raises(RuntimeError, match="requires grad"):
+        sr.sparse_coo_tensor([[0], [1]], [3.], (2, 2)).add_(w)
+
+
+def test_changing_a_saved_sparse_operand_in_place_makes_backward_raise():
+    """What backward reads of a sparse operand are its arrays: new ones after an in-place op
+    would give a gradient of other values, so backward refuses, as torch does."""
+    torch = torch_or_skip()
+    a = sr.sparse_coo_tensor([[0, 1], [1, 0]], [3., 4.], (2, 2))
+    b = sr.randn(2, 2, requires_grad=True)
+    y = sr.sparse.mm(a, b)
+    a.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    ta = torch.sparse_coo_tensor([[0, 1], [1, 0]], [3., 4.], (2, 2))
+    tb = torch.randn(2, 2, requires_grad=True)
+    ty = torch.sparse.mm(ta, tb)
+    ta.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ty.sum().backward()
+
+
+def test_inplace_ops_refuse_what_would_change_the_layout_or_dtype():
+    s = sr.sparse_coo_tensor([[0], [1]], [3.], (2, 2))
+    with pytest.raises((RuntimeError, TypeError), match="add"):
+        s.add_(sr.ones(2, 2))  # torch: add(sparse, dense) is not supported
+    si = sr.sparse_coo_tensor([[0], [1]], [3], (2, 2))
+    with pytest.raises(TypeError, match="truncated"):
+        si.mul_(2.5)  # torch: dtype of values (Float) must match dtype of sparse tensor (Long)
+    assert s.to_dense().tolist() == [[0., 3.], [0., 0.]] and s._version[0] == 0
+    assert si._values().tolist() == [3] and si._version[0] == 0

@@ -158,3 +158,24 @@ def test_argument_errors_are_runtime_errors_as_torchs():
             make()
         with pytest.raises(ValueError):  # and still the ValueError Python code expects
             make()
+
+
+@pytest.mark.parametrize("make, builtin", [
+    (lambda: sr.sparse_csr_tensor([0, 2, 3], [0, 5, 0], [1., 2., 3.], (2, 2)), IndexError),
+    (lambda: sr.sparse_coo_tensor([[0, -1], [0, 0]], [1., 2.], (2, 2)), IndexError),
+    (lambda: sr.sparse_coo_tensor([[0, 2], [0, 0]], [1., 2.], (2, 2)), IndexError),
+    (lambda: sr.sparse_coo_tensor([[0], [0]], [1], (1, 1)) @ sr.sparse_coo_tensor([[0], [0]], [1], (1, 1)),
+     TypeError),
+    (lambda: sr.sparse_csr_tensor(np.array([0., 1.]), [0], [1.], (1, 1)), TypeError),
+    (lambda: sr.sparse.mm(sr.sparse_coo_tensor([[0], [0]], [2], (1, 1)), sr.ones(1, 1, dtype=sr.int64),
+                          reduce="mean"), TypeError),
+    (lambda: sr.sparse_coo_tensor([[0], [0]], [2], (1, 1)) * 2.5, TypeError),
+])
+def test_index_and_dtype_errors_are_runtime_errors_as_torchs(make, builtin):
+    """(probe) out-of-range indices raised a plain IndexError, and dtypes an op does not
+    take a plain TypeError, where torch raises RuntimeError (or NotImplementedError, one):
+    ``except RuntimeError`` written for torch missed them."""
+    with pytest.raises(RuntimeError):
+        make()
+    with pytest.raises(builtin):
+        make()

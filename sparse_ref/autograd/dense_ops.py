@@ -79,7 +79,7 @@ class Add(Function):
 
     def forward(self, x, y):
         self.shapes = (x.shape, y.shape)
-        return Tensor(x._data + y._data)
+        return Tensor(_precision.rounded(x._data + y._data, x._data, y._data))
 
     def backward(self, grad):
         return unbroadcast(grad, self.shapes[0]), unbroadcast(grad, self.shapes[1])
@@ -93,7 +93,7 @@ class Sub(Function):
 
     def forward(self, x, y):
         self.shapes = (x.shape, y.shape)
-        return Tensor(x._data - y._data)
+        return Tensor(_precision.rounded(x._data - y._data, x._data, y._data))
 
     def backward(self, grad):
         return unbroadcast(grad, self.shapes[0]), unbroadcast(-grad, self.shapes[1])
@@ -106,11 +106,11 @@ class Mul(Function):
 
     def forward(self, x, y):
         self.x, self.y = x._data, y._data
-        return Tensor(x._data * y._data)
+        return Tensor(_precision.rounded(x._data * y._data, x._data, y._data))
 
-    def backward(self, grad):
-        return (unbroadcast(conj(self.y) * grad, self.x.shape),
-                unbroadcast(conj(self.x) * grad, self.y.shape))
+    def backward(self, grad):  # (a half tensor's number is float32: rounded back, as forward)
+        return (unbroadcast(_precision.rounded(conj(self.y) * grad, grad), self.x.shape),
+                unbroadcast(_precision.rounded(conj(self.x) * grad, grad), self.y.shape))
 
 
 class Div(Function):
@@ -121,11 +121,11 @@ class Div(Function):
 
     def forward(self, x, y):
         self.x, self.y = x._data, y._data
-        return Tensor(x._data / y._data)
+        return Tensor(_precision.rounded(x._data / y._data, x._data, y._data))
 
-    def backward(self, grad):
-        return (unbroadcast(grad / conj(self.y), self.x.shape),
-                unbroadcast(-grad * conj(self.x / (self.y * self.y)), self.y.shape))
+    def backward(self, grad):  # (a half tensor's number is float32: rounded back, as forward)
+        return (unbroadcast(_precision.rounded(grad / conj(self.y), grad), self.x.shape),
+                unbroadcast(_precision.rounded(-grad * conj(self.x / (self.y * self.y)), grad), self.y.shape))
 
 
 class Neg(Function):

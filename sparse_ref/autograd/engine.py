@@ -137,10 +137,11 @@ class Function:
             if any(needs):
                 fn.inputs = args
                 fn.needs = needs
-                # the versions of the saved dense inputs (sparse tensors have no in-place ops)
+                # the versions of the saved inputs (a sparse tensor's in-place op gives it
+                # new arrays, which backward would read instead of the ones forward used)
                 saved = range(len(args)) if cls.saves is None else cls.saves
                 fn.versions = [(p, args[p]._version[0]) for p in saved
-                               if getattr(args[p], "is_sparse", True) is False and not args[p].is_sparse_csr]
+                               if isinstance(args[p], (Tensor, SparseTensor))]  # (External: no data here)
                 fn.backend = _backend.get_backend()  # backward runs on the forward's kernels
                 out.requires_grad = True
                 out.grad_fn = fn

@@ -554,12 +554,12 @@ class SparseScale(Function):
     _name = "MulBackward0"
     saves = ()  # backward reads no input data
 
-    def forward(self, s, c):
+    def forward(self, s, c):  # (c: float32 for a half S, rounded back: _validate.scalar_operand)
         self.c = c
-        return s._with_values(s._val * c)
+        return s._with_values(_precision.rounded(s._val * c, s._val))
 
     def backward(self, grad):
-        return grad * np.conj(self.c), None
+        return _precision.rounded(grad * np.conj(self.c), grad), None
 
 
 class SparseNeg(Function):
@@ -597,12 +597,12 @@ class SparseDiv(Function):
 
     def forward(self, s, y):
         self.s, self.y = s, (y._data if isinstance(y, Tensor) else y)
-        return s._with_values(s._val / self.y)
+        return s._with_values(_precision.rounded(s._val / self.y, s._val))  # (as SparseScale)
 
     def backward(self, grad):
         grad_s = grad_y = None
         if self.needs[0]:
-            grad_s = grad / np.conj(self.y)
+            grad_s = _precision.rounded(grad / np.conj(self.y), grad)
         if self.needs[1]:
             x = self.s._coalesced_form()._val
             grad_y = np.asarray(-np.sum(grad * np.conj(x / (self.y * self.y))), dtype=grad.dtype)
