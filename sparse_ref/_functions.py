@@ -943,6 +943,24 @@ def values(input) -> Tensor:
 # keep a CSR input's layout where torch does (and for ``s - t``, ``s / c`` and ``s * t``
 # with a COO ``t``, where torch raises); a sum over one dim is a COO sparse vector.
 
+def check_unpickled(t) -> None:
+    """``SparseTensor.__setstate__``: the arrays a pickle brought, checked as the
+    constructors check them (indices against the shape, CSR row pointers, the coalesced
+    flag), put back as checked copies; raises as the constructors do."""
+    where = "unpickle"
+    if t.is_sparse_csr:
+        t._crow, t._col, t._val, t._shape = _validate.csr_arrays(t._crow, t._col, t._val, t._shape,
+                                                                 t._val.dtype, True, where)
+        return
+    idx = _validate.coo_indices(t._idx, where)
+    val = _validate.coo_values(t._val, idx.shape[1], t._val.dtype, where)
+    shape = _validate.coo_shape(t._shape, idx.shape[0], val.shape, where)
+    _validate.index_bounds(idx, shape, where)
+    if t._coalesced:
+        _validate.coalesced_claim(idx, where)
+    t._idx, t._val, t._shape = idx, val, tuple(shape)
+
+
 def sparse_mul(input, other):
     """``input * other`` (and ``other * input``) for a sparse ``input``: with a number or a
     dense tensor (broadcast to input's shape), input's stored entries scaled, its pattern

@@ -1048,15 +1048,20 @@ class SparseTensor(_Differentiable):
         return self.__dict__
 
     def __setstate__(self, state):
-        # NumPy arrays come back from a pickle writable: make the copy's index arrays
-        # (and its cached CSR forms) read-only again, as they were, since a changed index
-        # would reach the kernels; its values are its own now, not a caller's
+        # A pickle's arrays are checked as construction checks them, since a file changed
+        # on disk would otherwise reach a kernel (a probe's edited column index killed the
+        # process), and the forms derived from them (CSR, coalesced, transpose) are made
+        # again, not taken from the file. The checked arrays are the tensor's own and
+        # read-only, as they were; its values are its own now, not a caller's.
         self.__dict__.update(state)
-        for value in list(self.__dict__.values()) + list(self.__dict__.get("_cache", {}).values()):
-            for arr in (value if isinstance(value, tuple) else (value,)):
-                if isinstance(arr, np.ndarray):
-                    freeze(arr)
+        self._cache = {}
+        _F.check_unpickled(self)
+        for value in self.__dict__.values():
+            if isinstance(value, np.ndarray):
+                freeze(value)
         self._shared_values = False
+        if self.is_sparse_csr:
+            self._cache["csr"] = (self._crow, self._col, self._val)
 
     def _write_rows(self) -> np.ndarray:
         with _ROWS_LOCK:  # two threads asking at once: one makes them, both get the same array

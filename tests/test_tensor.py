@@ -286,6 +286,45 @@ def test_an_unpickled_sparse_tensors_arrays_are_read_only(make, how):
                                       t.to_dense().numpy() @ np.ones((3, 2)))
 
 
+
+TAMPERED = {  # a pickle's bytes changed on disk: what construction would refuse, refused on load
+    "csr column": ("sr.sparse_csr_tensor([0, 1, 2], [7776, 3], [1., 2.], (2, 7777))", 7776, 10**11),
+    "csr row pointer": ("sr.sparse_csr_tensor([0, 1, 2], [7776, 3], [1., 2.], (2, 7777))", 2, 7),
+    "coo row": ("sr.sparse_coo_tensor([[5555, 1], [0, 0]], [1., 2.], (7777, 2))", 5555, 10**11),
+    "coo negative": ("sr.sparse_coo_tensor([[5555, 1], [0, 0]], [1., 2.], (7777, 2))", 5555, -3),
+    "coalesced claim": ("sr.sparse_coo_tensor([[1, 6666], [0, 0]], [1., 2.], (7777, 2)).coalesce()", 6666, 0),
+    "cached form": ("sr.sparse_coo_tensor([[6666, 1], [0, 0]], [1., 2.], (7777, 2)).to_sparse_csr().to_sparse()",
+                    6666, 10**11),
+}
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+def test_a_tampered_pickle_is_refused_on_load_not_a_crash(case):
+    """(probe) __setstate__ trusted the arrays a pickle brought: a column index changed in
+    the file reached the kernel and killed the process (exit 139). Now the arrays are
+    checked on load as construction checks them, and derived forms are made again."""
+    import subprocess
+    import sys
+
+    make, old, new = TAMPERED[case]
+    code = f"""
+import pickle, numpy as np, sparse_ref as sr
+t = {make}
+sr.sparse.mm(t, sr.ones(t.shape[1], 3))  # (its CSR forms are made and kept: pickled too)
+b = pickle.dumps(t)
+assert b.count(np.int64({old}).tobytes()) >= 1
+b = b.replace(np.int64({old}).tobytes(), np.int64({new}).tobytes())
+try:
+    u = pickle.loads(b)
+except RuntimeError as e:
+    print("refused:", e)
+else:
+    print("loaded", sr.sparse.mm(u, sr.ones(u.shape[1], 3)).sum().item())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.startswith("refused:"), done.stdout
+
 # -- smaller differences from torch, found by a probe ---------------------------------------
 
 def test_empty_tensors_print_their_size_as_torch():
