@@ -5,11 +5,11 @@ them:
 
 - **No silent conversion.** :func:`converted` copies data to a dtype and refuses every
   value that dtype cannot represent (overflow, NaN to an integer, complex to real).
-- **Nobody can change what a kernel reads.** A tensor's index arrays are its own,
-  read-only down to the array that holds their memory (:func:`freeze`); its values are
-  its own too, except for a plain NumPy array a caller handed over (torch's
-  ``from_numpy`` sharing, :func:`shared_values`), which is remembered as the caller's
-  (:func:`is_callers`) so that nothing derived from it is ever cached.
+- **Nobody can change what a kernel reads.** A sparse tensor's index arrays and values
+  are its own, read-only down to the array that holds their memory (:func:`freeze`). A
+  dense tensor's data may be a caller's array (``sr.from_numpy``: torch's sharing,
+  :func:`callers_view`), which is remembered as the caller's (:func:`is_callers`) so that
+  nothing derived from it is ever cached.
 """
 
 import weakref
@@ -140,20 +140,6 @@ def is_callers(arr: np.ndarray) -> bool:
     return _caller_roots.get(id(r)) is r
 
 
-def shared_values(arr: np.ndarray, dtype, where: str) -> np.ndarray | None:
-    """``arr`` itself when a tensor may share it (torch's ``from_numpy`` rule: a plain,
-    C-contiguous, 1-D NumPy array of a supported dtype in native byte order, whose memory
-    NumPy owns), else None (the caller copies). A shared array is remembered as the
-    caller's, so sparse_ref never changes its flags and never caches anything made from
-    its values."""
-    if (isinstance(arr, np.ndarray) and type(arr) is np.ndarray and arr.ndim == 1
-            and arr.flags.c_contiguous and (dtype is None or np.dtype(dtype) == arr.dtype)
-            and arr.dtype in _dtypes.SUPPORTED and _numpy_owned(arr)):
-        _remember_callers(arr)
-        return arr
-    return None
-
-
 def _remember_callers(arr: np.ndarray) -> None:
     r = root(arr)
     _caller_roots[id(r)] = r
@@ -166,7 +152,7 @@ def callers_view(arr: np.ndarray) -> np.ndarray | None:
     copies then). The view keeps the tensor's shape and dtype whatever is later assigned
     to ``arr.shape``, and is a plain ndarray whatever subclass ``arr`` is (np.matrix's
     ``*`` is a matrix product; a subclass may report another shape than its buffer's);
-    its root is remembered as the caller's (see :func:`shared_values`)."""
+    its root is remembered as the caller's (see :func:`is_callers`)."""
     if not _numpy_owned(arr):
         return None
     _remember_callers(arr)

@@ -64,11 +64,10 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     row; ``check_invariants=False`` skips only that O(nnz) check, for input the caller
     vouches for (a violation then gives wrong results, never a crash).
 
-    Ownership: the index arrays are copied, so the tensor owns them and no later change to
-    the caller's arrays can reach a kernel. ``values`` is shared, not copied, when it is a
-    plain NumPy array of the right dtype whose memory NumPy owns (torch's ``from_numpy``
-    rule): a later change to it shows up as changed values, never as a crash. Anything
-    else (a memmap, a view of another library's buffer, a list) is copied.
+    Ownership: every array is copied, as torch's constructor copies NumPy arrays, so no
+    later change to the caller's arrays reaches the tensor (values used to be shared with
+    a plain NumPy array, and a change to it after a forward gave backward other values
+    than the forward's, unseen).
 
     Examples
     --------

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from sparse_ref import _dtypes
-from sparse_ref._arrays import converted, shared_values
+from sparse_ref._arrays import converted
 from sparse_ref._errors import (  # noqa: F401  (re-exported: sparse_ref._validate.DTypeError etc.)
     ArgumentError,
     ArgumentTypeError,
@@ -695,9 +695,7 @@ def csr_arrays(crow_indices, col_indices, values, size, dtype, check_invariants:
     crow = _index_vector(crow_indices, "crow_indices", where)
     col = _index_vector(col_indices, "col_indices", where)
     nnz = col.shape[0]
-    val = shared_values(values, dtype, where) if isinstance(values, np.ndarray) else None
-    if val is None or val.shape[0] != nnz:
-        val = coo_values(values, nnz, dtype, where, blocks=False)
+    val = coo_values(values, nnz, dtype, where, blocks=False)  # a copy, as COO's (and torch's)
     if crow.shape[0] == 0:
         raise ArgumentError(f"{where}: crow_indices must have nrows + 1 entries (at least 1), got 0")
     if crow[0] != 0:

@@ -43,25 +43,25 @@ def test_conversions_round_trip(rng):
     assert same_bits(d.to_sparse_csr().to_dense().numpy(), d.numpy())
 
 
-def test_index_arrays_are_owned_values_shared_and_inputs_stay_writable():
+def test_every_array_is_owned_and_inputs_stay_writable():
     crow, col, val = np.array([0, 1, 2]), np.array([1, 0]), np.array([5.0, 6.0])
     a = sr.sparse_csr_tensor(crow, col, val, (2, 2))
     assert not np.shares_memory(a.crow_indices().numpy(), crow)  # indices: the tensor's own copy
     assert not np.shares_memory(a.col_indices().numpy(), col)
-    assert np.shares_memory(a.values().numpy(), val)  # values: shared, as torch's from_numpy
+    assert not np.shares_memory(a.values().numpy(), val)  # values too, as torch copies NumPy's
     assert crow.flags.writeable and val.flags.writeable  # the caller's arrays are untouched
     with pytest.raises(ValueError, match="read-only"):
         a.values().numpy()[0] = 1.0
 
 
-def test_from_scipy_csr_owns_indices_shares_values_and_to_scipy_keeps_csr():
+def test_from_scipy_csr_owns_its_arrays_and_to_scipy_keeps_csr():
     sp = pytest.importorskip("scipy.sparse")
     m = sp.random_array((30, 20), density=0.2, format="csr", rng=np.random.default_rng(0))
     m.indptr, m.indices = m.indptr.astype(np.int64), m.indices.astype(np.int64)
     a = sr.from_scipy(m)
     assert a.layout is sr.sparse_csr
     assert not np.shares_memory(a.col_indices().numpy(), m.indices)
-    assert np.shares_memory(a.values().numpy(), m.data)
+    assert not np.shares_memory(a.values().numpy(), m.data)
     back = sr.to_scipy(a)
     assert back.format == "csr" and same_bits(back.toarray(), m.toarray())
 
@@ -227,3 +227,37 @@ def test_a_csr_tensor_of_values_that_require_grad_is_differentiable_in_them():
     for make in (lambda: sr.sparse_csr_tensor([0, 2, 3], [0, 2, 1], v, (2, 3), dtype=sr.int64),
                  lambda: sr.sparse_coo_tensor([[0, 0, 1], [0, 2, 1]], v, (2, 3), dtype=sr.int64)):
         assert not make().requires_grad  # integer values cannot require grad (torch's rule)
+
+
+def test_a_change_to_the_callers_values_reaches_neither_values_nor_gradients():
+    """(probe) CSR values were shared with a plain NumPy array: SciPy's eliminate_zeros()
+    compacts m.data in place, which moved values onto other entries of the tensor, and a
+    change after a forward gave backward other values than the forward used, unseen
+    (b.grad [[200, 200], [100, 100]] instead of torch's [[4, 4], [2, 2]])."""
+    sp = pytest.importorskip("scipy.sparse")
+    m = sp.csr_array((np.array([1., 0., 3.]), np.array([0, 1, 0]), np.array([0, 2, 3])), shape=(2, 2))
+    t = sr.from_scipy(m)
+    m.eliminate_zeros()
+    assert t.to_dense().tolist() == [[1., 0.], [3., 0.]]
+    v = np.array([1., 2., 3.])
+    a = sr.sparse_csr_tensor([0, 2, 3], [0, 1, 0], v, (2, 2))
+    b = sr.ones(2, 2, dtype=sr.float64, requires_grad=True)
+    y = a @ b
+    v[:] = 100.0
+    y.sum().backward()
+    assert b.grad.tolist() == [[4., 4.], [2., 2.]]
+
+
+def test_csr_plus_dense_is_dense_as_in_torch():
+    """(probe) refused "as in torch", but torch 2.13 adds a CSR matrix and a dense tensor
+    (only COO + dense is refused there, and CSR - dense)."""
+    torch = torch_or_skip()
+    c = sr.tensor([[1., 0.], [0., 2.]], dtype=sr.float64).to_sparse_csr()
+    d = sr.ones(2, 2, dtype=sr.float64)
+    tc = torch.tensor([[1., 0.], [0., 2.]], dtype=torch.float64).to_sparse_csr()
+    for ours, theirs in [(c + d, tc + torch.ones(2, 2, dtype=torch.float64)), (c.add(d), tc.add(torch.ones(2, 2, dtype=torch.float64)))]:
+        assert ours.layout == sr.strided and ours.tolist() == theirs.tolist()
+    with pytest.raises(RuntimeError, match="not supported"):
+        c - d
+    with pytest.raises(RuntimeError, match="not supported"):
+        c.to_sparse() + d
