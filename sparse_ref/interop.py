@@ -8,7 +8,8 @@ import importlib
 import numpy as np
 
 from sparse_ref import _dtypes, _validate
-from sparse_ref._factories import sparse_coo_tensor, sparse_csr_tensor, tensor
+from sparse_ref._errors import ArgumentError
+from sparse_ref._factories import sparse_coo_tensor, tensor
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 
 
@@ -31,10 +32,9 @@ def from_scipy(matrix) -> SparseTensor:
     ``has_canonical_format`` flag is verified, never trusted (it goes stale when SciPy's
     arrays are edited).
 
-    Ownership: the index arrays are copied (the tensor owns them, so no later change to
-    the SciPy matrix -- ``m.indices[0] = ...``, ``m.eliminate_zeros()`` -- can reach a
-    kernel); CSR values are shared with ``m.data`` as torch's ``from_numpy`` shares, so a
-    later change to them shows up as a change of values, never as a crash.
+    Ownership: every array is copied (the tensor owns them, so no later change to the
+    SciPy matrix -- ``m.indices[0] = ...``, ``m.data *= 2``, ``m.eliminate_zeros()``,
+    which compacts ``m.data`` in place -- reaches the tensor).
 
     Examples
     --------
@@ -71,12 +71,19 @@ def from_scipy(matrix) -> SparseTensor:
 
 
 def _from_compressed(matrix):
-    """CSR -> SparseCsrTensor, CSC -> COO; the index arrays are checked (and copied) by
-    sparse_ref first, duplicates and unsorted rows summed by sparse_ref's own coalesce."""
+    """CSR -> SparseCsrTensor, CSC -> COO (see :func:`_compressed`)."""
     csc = matrix.format == "csc"
-    shape = matrix.shape[::-1] if csc else matrix.shape  # CSC is the CSR of the transpose
-    ptr, idx, val, shape = _validate.csr_arrays(matrix.indptr, matrix.indices, matrix.data, shape,
-                                                None, check_invariants=False, where="from_scipy")
+    where = "from_scipy (a CSC matrix, read as the CSR arrays of its transpose)" if csc else "from_scipy"
+    return _compressed(matrix.indptr, matrix.indices, matrix.data, matrix.shape, csc, where)
+
+
+def _compressed(indptr, indices, data, shape, csc: bool, where: str):
+    """CSR arrays -> SparseCsrTensor, CSC arrays -> COO; the index arrays are checked (and
+    copied) by sparse_ref first, duplicates and unsorted columns summed by sparse_ref's own
+    coalesce (neither SciPy's canonical flag nor a torch CSR tensor's order is trusted)."""
+    shape = shape[::-1] if csc else shape  # CSC is the CSR of the transpose
+    ptr, idx, val, shape = _validate.csr_arrays(indptr, indices, data, shape, None, check_invariants=False,
+                                                where=where)
     if not csc and _validate.unsorted_position(ptr, idx) is None:
         return SparseCsrTensor._make_csr(ptr, idx, val, shape)
     major = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(ptr))
@@ -147,13 +154,16 @@ def from_torch(t):
     if t.layout == torch.strided:
         return tensor(_numpy_values(t, torch))
     if t.layout == torch.sparse_coo:
-        coalesced = t.is_coalesced()
-        out = sparse_coo_tensor(t._indices().numpy(), _numpy_values(t._values(), torch), tuple(t.shape),
-                                is_coalesced=coalesced or None)
-        return out
-    if t.layout == torch.sparse_csr:
-        return sparse_csr_tensor(t.crow_indices().numpy(), t.col_indices().numpy(),
-                                 _numpy_values(t.values(), torch), tuple(t.shape))
+        indices, values = t._indices().numpy(), _numpy_values(t._values(), torch)
+        if t.is_coalesced():  # torch trusts is_coalesced=True unchecked: verify it
+            try:
+                return sparse_coo_tensor(indices, values, tuple(t.shape), is_coalesced=True)
+            except ArgumentError:
+                pass  # not sorted and unique after all: an uncoalesced tensor, as from_scipy
+        return sparse_coo_tensor(indices, values, tuple(t.shape))
+    if t.layout == torch.sparse_csr:  # (torch accepts unsorted columns unless asked to check)
+        return _compressed(t.crow_indices().numpy(), t.col_indices().numpy(), _numpy_values(t.values(), torch),
+                           tuple(t.shape), False, "from_torch")
     raise TypeError(f"from_torch: layout {t.layout} is not supported; use strided, sparse_coo or sparse_csr")
 
 

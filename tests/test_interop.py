@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import VALUE_DTYPES, random_coo, same_bits
+from conftest import VALUE_DTYPES, random_coo, same_bits, torch_or_skip
 
 import sparse_ref as sr
 
@@ -218,3 +218,23 @@ def test_a_sparse_vector_round_trips_through_scipy():
     assert back.shape == (2,) and back.to_dense().tolist() == [3.0, 3.0]
     empty = sr.from_scipy(sp.coo_array((3,)))
     assert empty.shape == (3,) and empty._nnz() == 0
+
+
+def test_from_torch_verifies_torchs_unchecked_claims_as_from_scipy_does():
+    """(probe) a torch COO built with is_coalesced=True over unsorted indices, or a torch
+    CSR with unsorted columns, both of which torch computes with, were refused with advice
+    about arguments the caller never passed. Now they come over as from_scipy brings a
+    stale canonical flag: the claim is checked, and the entries summed where it is false."""
+    torch = torch_or_skip()
+    for idx in ([[1, 0], [0, 1]], [[0, 0], [1, 1]]):  # unsorted; a duplicate
+        t = torch.sparse_coo_tensor(idx, [3.0, 2.0], (2, 2), is_coalesced=True)
+        s = sr.from_torch(t)
+        assert not s.is_coalesced() and s.to_dense().tolist() == t.to_dense().tolist()
+    t = torch.sparse_coo_tensor([[0, 1], [1, 0]], [3.0, 2.0], (2, 2), is_coalesced=True)
+    assert sr.from_torch(t).is_coalesced()  # a true claim carries over
+    c = torch.sparse_csr_tensor([0, 2, 3], [1, 0, 0], [1.0, 2.0, 3.0], (2, 2))
+    s = sr.from_torch(c)
+    assert s.layout == sr.sparse_csr and s.col_indices().tolist() == [0, 1, 0]
+    assert s.to_dense().tolist() == c.to_dense().tolist()
+    with pytest.raises(IndexError, match="out of range"):
+        sr.from_torch(torch.sparse_csr_tensor([0, 1], [5], [1.0], (1, 2), check_invariants=False))
