@@ -151,7 +151,8 @@ def neg(input) -> Tensor:
 
 
 def pow(input, exponent) -> Tensor:
-    """``input ** exponent`` for a real number ``exponent``; differentiable.
+    """``input ** exponent`` for a real number ``exponent``; differentiable. A sparse
+    input: its stored values' powers, its pattern kept (exponent 0 is refused, as torch).
 
     Examples
     --------
@@ -161,6 +162,13 @@ def pow(input, exponent) -> Tensor:
     """
     if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
         raise TypeError(f"**: the exponent must be a real number, got {type(exponent).__name__}")
+    if isinstance(input, SparseTensor):  # the stored values' powers, as torch's
+        if exponent == 0:
+            raise ArgumentError("pow: cannot raise to zeroth power on sparse tensor; it would make the "
+                                "result tensor dense")
+        if input.dtype.kind in "iu" and (exponent != int(exponent) or exponent < 0):
+            raise _errors.DTypeError(f"**: exponent {exponent} needs a floating tensor, got {input.dtype.name}")
+        return _sparse_valuewise(dense_ops.Pow.apply, input, exponent)
     if input.dtype.kind in "iu" and (exponent != int(exponent) or exponent < 0):
         raise TypeError(f"**: exponent {exponent} needs a floating tensor, got {input.dtype.name}")
     return dense_ops.Pow.apply(input, exponent)
@@ -191,6 +199,9 @@ def mean(input, dim: int | None = None, keepdim: bool = False) -> Tensor:
     >>> sr.mean(sr.tensor([[1., 2.], [3., 4.]]), 0)
     tensor([2., 3.])
     """
+    if isinstance(input, SparseTensor):  # torch: NotImplementedError (a RuntimeError)
+        raise _errors.ArgumentTypeError("mean: not supported for a sparse tensor (nor in torch); use "
+                                        "s.sum() divided by the number of elements, or s.to_dense().mean()")
     if _dtypes.kind(input.dtype) not in "fc":
         raise TypeError(f"mean: needs a floating or complex dtype, got {input.dtype.name}")
     return dense_ops.Mean.apply(input, _dims(dim, input.ndim, "mean"), keepdim)
@@ -502,9 +513,32 @@ def _join(join: str, tensors, dim: int) -> Tensor:
 # -- elementwise math -----------------------------------------------------------------------
 
 def _unary(op, x, where: str, complex_ok: bool = True):
+    if isinstance(x, SparseTensor) and where in _ZERO_AT_ZERO:
+        _validate.floating_arg(x, where, complex_ok)
+        return _sparse_valuewise(op.apply, x)
     _dense_arg(x, where)
     _validate.floating_arg(x, where, complex_ok)
     return op.apply(x)
+
+
+# Elementwise ops that map 0 to 0 also take a sparse tensor, as torch's COO does.
+_ZERO_AT_ZERO = ("sqrt", "tanh")
+
+
+def _sparse_valuewise(op, input, *args):
+    """``op`` (a dense elementwise op with f(0) = 0) of a sparse tensor: the op of its
+    coalesced values, with its pattern (coalesced; a CSR input stays CSR), as torch computes
+    ``abs``, ``sqrt``, ``pow``, ``relu``, ``tanh`` of a COO tensor. Differentiable through
+    the dense op's own gradient, masked to the pattern as every sparse gradient here (torch
+    has no backward for sqrt or tanh of a sparse tensor)."""
+    c = input.coalesce()
+    values = op(c.values(), *args)
+    if c.is_sparse_csr:
+        crow, col, _ = c._csr()
+        return sparse_ops.CsrFromValues.apply(values, crow, col, values._data, c.shape)
+    out = sparse_ops.SparseFromValues.apply(values, c._idx, values._data, c.shape)
+    out._coalesced = True  # c's entries, in c's order
+    return out
 
 
 def exp(input) -> Tensor:
@@ -532,7 +566,7 @@ def log(input) -> Tensor:
 
 
 def sqrt(input) -> Tensor:
-    """The square root elementwise.
+    """The square root elementwise (a sparse input: of its stored values, pattern kept).
 
     Examples
     --------
@@ -544,7 +578,8 @@ def sqrt(input) -> Tensor:
 
 
 def abs(input) -> Tensor:  # noqa: A001 (torch's name)
-    """``|input|`` elementwise (the modulus, for complex values: a real result).
+    """``|input|`` elementwise (the modulus, for complex values: a real result; a sparse
+    input: of its stored values, pattern kept).
 
     Examples
     --------
@@ -552,12 +587,15 @@ def abs(input) -> Tensor:  # noqa: A001 (torch's name)
     >>> sr.abs(sr.tensor([-1., 2.]))
     tensor([1., 2.])
     """
+    if isinstance(input, SparseTensor):
+        return _sparse_valuewise(dense_ops.Abs.apply, input)
     _dense_arg(input, "abs")
     return dense_ops.Abs.apply(input)
 
 
 def relu(input) -> Tensor:
-    """``max(input, 0)`` elementwise (real dtypes).
+    """``max(input, 0)`` elementwise (real dtypes; a sparse input: of its stored values,
+    pattern kept, a negative value becoming a stored 0 as in torch).
 
     Examples
     --------
@@ -565,9 +603,12 @@ def relu(input) -> Tensor:
     >>> sr.relu(sr.tensor([-1., 2.]))
     tensor([0., 2.])
     """
-    _dense_arg(input, "relu")
+    if not isinstance(input, SparseTensor):
+        _dense_arg(input, "relu")
     if input.dtype.kind == "c":
         raise _errors.DTypeError("relu: complex values have no order; use a real dtype")
+    if isinstance(input, SparseTensor):
+        return _sparse_valuewise(dense_ops.Relu.apply, input)
     return dense_ops.Relu.apply(input)
 
 
@@ -584,7 +625,7 @@ def sigmoid(input) -> Tensor:
 
 
 def tanh(input) -> Tensor:
-    """The hyperbolic tangent elementwise.
+    """The hyperbolic tangent elementwise (a sparse input: of its stored values, pattern kept).
 
     Examples
     --------
@@ -985,7 +1026,11 @@ def sparse_neg(input):
 
 
 def sparse_add(input, other):
-    """``input + other``, both sparse: the union of their patterns."""
+    """``input + other``, both sparse: the union of their patterns. A CSR matrix plus a
+    dense tensor is dense, as torch's (a COO one plus a dense tensor is refused, as in
+    torch)."""
+    if input.is_sparse_csr and isinstance(other, Tensor):
+        return add(other, input)  # dense + sparse (elementwise: the same sums either way)
     _validate.sparse_add_operand(other, "add")
     _validate.sparse_pair(input, other, "add")
     return sparse_ops.SparseAdd.apply(input, other, 1)

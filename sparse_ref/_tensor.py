@@ -473,10 +473,11 @@ class Tensor(_Differentiable):
         scale = self._alpha(alpha, op)
         if scale is not None:
             value = value * scale
-        if value.dtype != data.dtype:  # a number met a half tensor as float32: round once
-            data[...] = _precision.rounded(ufunc(data, value), data)
-        else:
-            ufunc(data, value, out=data, casting="no")
+        with np.errstate(all="ignore"):  # IEEE's inf and NaN, unwarned, as torch's
+            if value.dtype != data.dtype:  # a number met a half tensor as float32: round once
+                data[...] = _precision.rounded(ufunc(data, value), data)
+            else:
+                ufunc(data, value, out=data, casting="no")
         return self._bump()
 
     def _alpha(self, alpha, op: str):
@@ -1269,6 +1270,74 @@ class SparseTensor(_Differentiable):
 
     def __sub__(self, other):
         return _F.sparse_sub(self, other)
+
+    # the method forms, as torch's
+    def add(self, other, *, alpha=1) -> "SparseTensor":
+        """``self + alpha * other`` (``other`` sparse: the union of the patterns)."""
+        return _F.sparse_add(self, self._scaled(other, alpha, "add"))
+
+    def sub(self, other, *, alpha=1) -> "SparseTensor":
+        """``self - alpha * other`` (``other`` sparse: the union of the patterns)."""
+        return _F.sparse_sub(self, self._scaled(other, alpha, "sub"))
+
+    def mul(self, other) -> "SparseTensor":
+        """``self * other`` (see ``sr.mul``)."""
+        return _F.sparse_mul(self, other)
+
+    def div(self, other) -> "SparseTensor":
+        """``self / other`` for a number or a 0-d tensor."""
+        return _F.sparse_div(self, other)
+
+    def neg(self) -> "SparseTensor":
+        return _F.sparse_neg(self)
+
+    # elementwise ops that keep 0 at 0: of the stored values (coalesced), the pattern kept
+    def abs(self) -> "SparseTensor":
+        """``|self|`` of the stored values (``sr.abs``).
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> sr.sparse_coo_tensor([[0, 1], [1, 0]], [-2., 3.], (2, 2)).abs().values()
+        tensor([2., 3.])
+        """
+        return _F.abs(self)
+
+    def __abs__(self):
+        return _F.abs(self)
+
+    def sqrt(self) -> "SparseTensor":
+        return _F.sqrt(self)
+
+    def pow(self, exponent) -> "SparseTensor":
+        return _F.pow(self, exponent)
+
+    def __pow__(self, exponent):
+        return _F.pow(self, exponent)
+
+    def relu(self) -> "SparseTensor":
+        return _F.relu(self)
+
+    def tanh(self) -> "SparseTensor":
+        return _F.tanh(self)
+
+    def transpose(self, dim0: int, dim1: int) -> "SparseTensor":
+        """The two dims swapped: ``t()`` of a matrix (flagged uncoalesced, as torch's)."""
+        for d in (dim0, dim1):
+            if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or not -self.ndim <= d < self.ndim:
+                raise IndexError(f"Dimension out of range (expected to be in range of [{-self.ndim}, "
+                                 f"{self.ndim - 1}], but got {d!r})")
+        if dim0 % self.ndim == dim1 % self.ndim:
+            return self.detach() if not self.requires_grad else self * 1
+        if self.ndim != 2 or self.dense_dim() != 0:
+            raise ArgumentError(f"transpose: sparse_ref transposes sparse matrices (2-D) only, got a "
+                                f"{self.ndim}-D tensor")
+        return self.t()
+
+    @property
+    def mT(self) -> "SparseTensor":  # noqa: N802 (torch's name)
+        """The transpose of a matrix (``t()``)."""
+        return self.transpose(-2, -1)
 
     # -- in-place ops. A sparse tensor's arrays never change (they were checked once, and
     # the forms made from them are kept), so an in-place op computes the out-of-place

@@ -14,6 +14,22 @@ from sparse_ref._tensor import Tensor
 from sparse_ref.autograd.engine import Function
 
 
+def ieee(cls):
+    """Class decorator for an elementwise op: its forward and backward give IEEE's inf and
+    NaN (1 / 0, 0 * inf, inf - inf, an overflow) without NumPy's RuntimeWarning, as torch
+    warns of none. (Only on elementwise ops: ``np.errstate`` costs about 1.5 us a call.)"""
+    for name in ("forward", "backward"):
+        method = getattr(cls, name)
+
+        def quiet(self, *args, _method=method):
+            with np.errstate(all="ignore"):
+                return _method(self, *args)
+
+        quiet.__doc__, quiet.__name__ = method.__doc__, method.__name__
+        setattr(cls, name, quiet)
+    return cls
+
+
 def conj(x: np.ndarray) -> np.ndarray:
     """The complex conjugate; real arrays are returned as they are (no copy)."""
     return np.conj(x) if np.iscomplexobj(x) else x
@@ -29,6 +45,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad
 
 
+@ieee
 class Sum(Function):
     """``out = x.sum(dim)``; the gradient spreads ``grad`` back over the summed dims."""
 
@@ -71,6 +88,7 @@ class Mean(Function):
         return np.broadcast_to(_precision.finish(grad / self.count, small), self.shape), None, None
 
 
+@ieee
 class Add(Function):
     """``out = x + y`` (broadcasting); each input gets ``grad`` summed to its shape."""
 
@@ -85,6 +103,7 @@ class Add(Function):
         return unbroadcast(grad, self.shapes[0]), unbroadcast(grad, self.shapes[1])
 
 
+@ieee
 class Sub(Function):
     """``out = x - y``; x gets ``grad``, y gets ``-grad``."""
 
@@ -99,6 +118,7 @@ class Sub(Function):
         return unbroadcast(grad, self.shapes[0]), unbroadcast(-grad, self.shapes[1])
 
 
+@ieee
 class Mul(Function):
     """``out = x * y`` elementwise; ``grad_x = conj(y) * grad``, ``grad_y = conj(x) * grad``."""
 
@@ -113,6 +133,7 @@ class Mul(Function):
                 unbroadcast(_precision.rounded(conj(self.x) * grad, grad), self.y.shape))
 
 
+@ieee
 class Div(Function):
     """``out = x / y`` elementwise; ``grad_x = grad / conj(y)``,
     ``grad_y = -grad * conj(x / y**2)``."""
@@ -154,6 +175,7 @@ class Clone(Function):
         return (grad,)
 
 
+@ieee
 class Pow(Function):
     """``out = x ** p`` for a number p; ``grad_x = conj(p * x ** (p - 1)) * grad``."""
 

@@ -35,7 +35,7 @@ from sparse_ref import _backend, _dtypes, _formats, _precision, _products
 from sparse_ref._arrays import converted
 from sparse_ref._grad_mode import no_grad
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor, _LaterRows
-from sparse_ref.autograd.dense_ops import conj, unbroadcast
+from sparse_ref.autograd.dense_ops import conj, ieee, unbroadcast
 from sparse_ref.autograd.engine import Function
 
 
@@ -516,6 +516,7 @@ class SparseTranspose(Function):
         return (out,)
 
 
+@ieee
 class SparseSum(Function):
     """``s = S.sum()`` over the stored entries: grad_S = G on every stored entry. Integer
     and bool values sum to int64, as torch's; ``keep_dtype`` (a ``dtype=`` asked for) sums
@@ -548,6 +549,7 @@ def with_layout_of(s, indices: np.ndarray, values: np.ndarray, shape) -> SparseT
     return SparseTensor._make(indices, values, shape, coalesced=True)
 
 
+@ieee
 class SparseScale(Function):
     """``out = c * S`` for a number c: every stored value times c. grad_S = conj(c) G."""
 
@@ -589,6 +591,7 @@ class SparseClone(Function):
         return (grad,)
 
 
+@ieee
 class SparseDiv(Function):
     """``out = S / y`` for a number or a 0-d dense tensor y: every stored value divided by y.
     grad_S = G / conj(y); grad_y = -sum(G * conj(s / y**2)) over S's coalesced values s."""
@@ -634,6 +637,7 @@ def scatter_to(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tu
     return out.reshape(shape)
 
 
+@ieee
 class SparseDenseMul(Function):
     """``out = S * X`` (and ``X * S``), X dense and broadcast to S's shape: S's stored
     values times X at their positions, S's pattern kept (as torch). At S's coalesced
@@ -667,6 +671,7 @@ def union(a, b, sign: int):
     return _formats.coalesce(idx[0], idx[1], val, a.shape[0], with_pos=True)
 
 
+@ieee
 class SparseAdd(Function):
     """``out = A + B`` (sign 1) or ``A - B`` (sign -1), both sparse. When both are coalesced
     (or A is CSR: then the result is CSR), the coalesced union of the patterns, as torch
@@ -699,6 +704,7 @@ class SparseAdd(Function):
         return grad_a, grad_b, None
 
 
+@ieee
 class SparseMul(Function):
     """``out = A * B`` elementwise, both sparse: the intersection of the coalesced patterns
     (coalesced; CSR when A is CSR), explicit zeros kept. At a shared entry a_p b_q:
@@ -795,6 +801,7 @@ def group_sums(values: np.ndarray, starts: np.ndarray, dtype=None) -> np.ndarray
     return np.add.reduceat(values, starts, dtype=dtype)
 
 
+@ieee
 class SparseSumDim(Function):
     """``v = S.sum(dim)`` for one dim of a 2-D S: a sparse vector with one entry per row
     (dim=1) or column (dim=0) that stores anything, coalesced (with keepdim: a sparse
