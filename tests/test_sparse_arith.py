@@ -681,17 +681,17 @@ def test_an_integer_sum_over_one_dim_widens_to_int64_as_torchs_tensor_sum():
 # -- in-place ops: every name bound to the tensor sees the change ---------------------------
 
 INPLACE = {
-    "mul_": (lambda s, t, d: s.mul_(2.5), lambda s, t, d: s.mul_(2.5)),
-    "imul": (lambda s, t, d: s.__imul__(-2.0), lambda s, t, d: s.__imul__(-2.0)),
-    "div_": (lambda s, t, d: s.div_(4.0), lambda s, t, d: s.div_(4.0)),
-    "itruediv": (lambda s, t, d: s.__itruediv__(4.0), lambda s, t, d: s.__itruediv__(4.0)),
-    "mul_ dense": (lambda s, t, d: s.mul_(d), lambda s, t, d: s.mul_(d)),
-    "add_": (lambda s, t, d: s.add_(t), lambda s, t, d: s.add_(t)),
-    "iadd": (lambda s, t, d: s.__iadd__(t), lambda s, t, d: s.__iadd__(t)),
-    "sub_ alpha": (lambda s, t, d: s.sub_(t, alpha=0.5), lambda s, t, d: s.sub_(t, alpha=0.5)),
-    "isub": (lambda s, t, d: s.__isub__(t), lambda s, t, d: s.__isub__(t)),
-    "neg_": (lambda s, t, d: s.neg_(), lambda s, t, d: s.neg_()),
-    "zero_": (lambda s, t, d: s.zero_(), lambda s, t, d: s.zero_()),
+    "mul_": lambda s, t, d: s.mul_(2.5),
+    "imul": lambda s, t, d: s.__imul__(-2.0),
+    "div_": lambda s, t, d: s.div_(4.0),
+    "itruediv": lambda s, t, d: s.__itruediv__(4.0),
+    "mul_ dense": lambda s, t, d: s.mul_(d),
+    "add_": lambda s, t, d: s.add_(t),
+    "iadd": lambda s, t, d: s.__iadd__(t),
+    "sub_ alpha": lambda s, t, d: s.sub_(t, alpha=0.5),
+    "isub": lambda s, t, d: s.__isub__(t),
+    "neg_": lambda s, t, d: s.neg_(),
+    "zero_": lambda s, t, d: s.zero_(),
 }
 
 
@@ -701,14 +701,14 @@ def test_inplace_ops_change_the_tensor_every_name_sees_as_torch(op):
     parameters, ``a = s``) kept the old values. The tensor itself changes now, with
     torch's values on the union, intersection or pattern."""
     torch = torch_or_skip()
-    ours, theirs = INPLACE[op]
+    inplace = INPLACE[op]  # the same call on ours and on torch's
     s = _sparse(A_IDX, A_VAL, F64, 1).coalesce()
     t = _sparse(B_IDX, B_VAL, F64, 1).coalesce()
     d = _dense(SHAPE, F64, 3)
     ts, tt = sr.to_torch(s).coalesce(), sr.to_torch(t).coalesce()
     alias, talias = s, ts
-    result = ours(s, t, d)
-    tresult = theirs(ts, tt, torch.from_numpy(d.numpy().copy()))
+    result = inplace(s, t, d)
+    tresult = inplace(ts, tt, torch.from_numpy(d.numpy().copy()))
     assert result is alias and tresult is talias
     assert alias._version[0] == 1
     np.testing.assert_array_equal(alias.to_dense().numpy(), talias.to_dense().numpy())
