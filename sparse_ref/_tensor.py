@@ -503,9 +503,9 @@ class Tensor(_Differentiable):
         scale = self._alpha(alpha, op)
         data = self._inplace(op)
         c = other._coalesced_form()
-        value = c._val if scale is None else c._val * scale
+        value = c._val if scale is None else c._val * scale  # (a half tensor's alpha: float32)
         where = tuple(c._idx)
-        data[where] = ufunc(data[where], value, casting="no")
+        data[where] = _precision.rounded(ufunc(data[where], value), data)  # rounded once, if so
         return self._bump()
 
     def zero_(self) -> "Tensor":
@@ -1345,8 +1345,18 @@ class SparseTensor(_Differentiable):
     # name bound to this tensor sees the change, and a backward that saved the tensor
     # refuses, as torch's. Unlike torch's, tensors made from the old arrays before
     # (``values()``, ``detach()``, a NumPy array it shares) keep the old values.
+    _pattern = 0  # how many in-place ops changed the stored entries (the graph checks it)
+
+    def _index_arrays(self) -> tuple:
+        """The objects that hold the stored entries' positions (the same objects: the same
+        pattern, as an op that keeps the pattern shares them)."""
+        d = self.__dict__
+        return (d.get("_idx"), d.get("_rows_later"), d.get("_crow"), d.get("_col"))
+
     def _update(self, op: str, compute) -> "SparseTensor":
-        """``self`` with the arrays of ``compute()``, after torch's checks."""
+        """``self`` with the arrays of ``compute()``, after torch's checks. The tensor's
+        ``__dict__`` is replaced in one step, so another thread reading it sees the old
+        arrays or the new ones, never a tensor without them."""
         self._check_inplace(op)
         with no_grad():
             result = compute()
@@ -1354,12 +1364,12 @@ class SparseTensor(_Differentiable):
             raise RuntimeError(f"{op}: the result is {result.layout!r}, not {self.layout!r} like this "
                                f"tensor; in torch too, add(sparse, dense) is not supported. Use "
                                f"add(dense, sparse) instead")
-        keep = ("requires_grad", "grad_fn", "_grad", "_version", "_retains_grad", "_guarded")
-        for key in [k for k in vars(self) if k not in keep]:
-            delattr(self, key)
-        for key, value in vars(result).items():
-            if key not in keep:
-                setattr(self, key, value)
+        keep = ("requires_grad", "grad_fn", "_grad", "_version", "_retains_grad", "_guarded", "_pattern")
+        state = {k: v for k, v in vars(result).items() if k not in keep}
+        state.update((k, v) for k, v in vars(self).items() if k in keep)
+        if any(a is not b for a, b in zip(self._index_arrays(), result._index_arrays())):
+            state["_pattern"] = self._pattern + 1
+        self.__dict__ = state
         self._version[0] += 1
         return self
 

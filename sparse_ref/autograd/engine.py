@@ -142,13 +142,28 @@ class Function:
                 saved = range(len(args)) if cls.saves is None else cls.saves
                 fn.versions = [(p, args[p]._version[0]) for p in saved
                                if isinstance(args[p], (Tensor, SparseTensor))]  # (External: no data here)
+                # and the patterns of every sparse input: a gradient is carried as values on
+                # an operand's coalesced pattern, which backward reads whatever the op saves
+                fn.patterns = [(p, a._pattern) for p, a in enumerate(args) if isinstance(a, SparseTensor)]
                 fn.backend = _backend.get_backend()  # backward runs on the forward's kernels
                 out.requires_grad = True
                 out.grad_fn = fn
         return out
 
+    patterns = ()
+
     def check_versions(self) -> None:
-        """Raise torch's error if an input whose data backward needs was changed in place."""
+        """Raise torch's error if an input whose data backward needs was changed in place, or
+        a sparse input's pattern was (``SparseTensor._update``)."""
+        for p, pattern in self.patterns:
+            t = self.inputs[p]
+            if t._pattern != pattern:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an "
+                    f"inplace operation: [{t.layout!r} {t.dtype.name} {list(t.shape)}] has other stored "
+                    "entries than when the graph used it (an in-place op changed its pattern). Hint: do "
+                    "the in-place change after backward, or on a .clone()."
+                )
         for p, version in self.versions:
             t = self.inputs[p]
             if t._version[0] != version:
@@ -167,7 +182,7 @@ class Function:
 
     def release(self) -> None:
         """Drop what forward saved (after a backward without ``retain_graph``)."""
-        keep = {"inputs", "needs", "released", "_name", "versions", "backend", "active", "retained"}
+        keep = {"inputs", "needs", "released", "_name", "versions", "patterns", "backend", "active", "retained"}
         for key in [k for k in vars(self) if k not in keep]:
             delattr(self, key)
         self.released = True

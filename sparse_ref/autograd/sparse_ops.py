@@ -404,6 +404,7 @@ class ToCsr(Function):
     passes unchanged."""
 
     _name = "ToSparseCsrBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, s):
         crow, col, val = s._csr()
@@ -418,6 +419,7 @@ class ToCoo(Function):
     unchanged."""
 
     _name = "ToSparseBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, c):
         return SparseTensor._make(c._idx, c._val, c.shape, coalesced=True)
@@ -432,6 +434,7 @@ class ToDense(Function):
     block per entry, ``D[i0, i1, ...] = block``.)"""
 
     _name = "ToDenseBackward0"
+    saves = ()  # backward reads S's pattern only (the engine checks it)
 
     def forward(self, s):
         self.s = s
@@ -472,6 +475,7 @@ class Coalesce(Function):
     stored duplicate of S receives the gradient of its merged entry)."""
 
     _name = "CoalesceBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, s):
         out = SparseTensor._coalesced_of(s._idx, s._val, s.shape)
@@ -486,6 +490,7 @@ class Values(Function):
     """``v = S.values()`` of a coalesced S: grad_S = G (one value per stored entry)."""
 
     _name = "ValuesBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, s):
         return Tensor(s._val)
@@ -499,6 +504,7 @@ class SparseTranspose(Function):
     grad_S[perm] = G."""
 
     _name = "TBackward0"
+    saves = ()  # backward reads S's pattern only (the engine checks it)
 
     def forward(self, s):
         self.s = s
@@ -516,13 +522,13 @@ class SparseTranspose(Function):
         return (out,)
 
 
-@ieee
 class SparseSum(Function):
     """``s = S.sum()`` over the stored entries: grad_S = G on every stored entry. Integer
     and bool values sum to int64, as torch's; ``keep_dtype`` (a ``dtype=`` asked for) sums
     in S's own dtype, wrapping as torch's does."""
 
     _name = "SumBackward0"
+    saves = ()  # backward reads no input data
 
     def forward(self, s, keep_dtype=False):
         c = s._coalesced_form()
@@ -549,7 +555,6 @@ def with_layout_of(s, indices: np.ndarray, values: np.ndarray, shape) -> SparseT
     return SparseTensor._make(indices, values, shape, coalesced=True)
 
 
-@ieee
 class SparseScale(Function):
     """``out = c * S`` for a number c: every stored value times c. grad_S = conj(c) G."""
 
@@ -637,7 +642,6 @@ def scatter_to(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tu
     return out.reshape(shape)
 
 
-@ieee
 class SparseDenseMul(Function):
     """``out = S * X`` (and ``X * S``), X dense and broadcast to S's shape: S's stored
     values times X at their positions, S's pattern kept (as torch). At S's coalesced
@@ -671,7 +675,6 @@ def union(a, b, sign: int):
     return _formats.coalesce(idx[0], idx[1], val, a.shape[0], with_pos=True)
 
 
-@ieee
 class SparseAdd(Function):
     """``out = A + B`` (sign 1) or ``A - B`` (sign -1), both sparse. When both are coalesced
     (or A is CSR: then the result is CSR), the coalesced union of the patterns, as torch
@@ -704,7 +707,6 @@ class SparseAdd(Function):
         return grad_a, grad_b, None
 
 
-@ieee
 class SparseMul(Function):
     """``out = A * B`` elementwise, both sparse: the intersection of the coalesced patterns
     (coalesced; CSR when A is CSR), explicit zeros kept. At a shared entry a_p b_q:
@@ -801,7 +803,6 @@ def group_sums(values: np.ndarray, starts: np.ndarray, dtype=None) -> np.ndarray
     return np.add.reduceat(values, starts, dtype=dtype)
 
 
-@ieee
 class SparseSumDim(Function):
     """``v = S.sum(dim)`` for one dim of a 2-D S: a sparse vector with one entry per row
     (dim=1) or column (dim=0) that stores anything, coalesced (with keepdim: a sparse
