@@ -112,7 +112,7 @@ def _import_target(target: str) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparse_ref",
                                      description="sparse_ref's demo, checker and exercises.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
     commands.add_parser("demo", help="the torch.sparse.mm doc example through both kernel paths")
     check = commands.add_parser("check", help="check a package of kernels against the reference")
     check.add_argument("package", help="the package: a folder (my_kernels) or an import name")
@@ -126,6 +126,10 @@ def main(argv=None) -> int:
     exercise.add_argument("name", choices=sorted(course.exercises.EXERCISES))
     exercise.add_argument("directory", help="a new folder, named like a Python identifier")
     args = parser.parse_args(argv)
+    if args.command is None:  # (argparse's own message is one line that names no command)
+        parser.print_help()
+        print("\nstart with: python -m sparse_ref demo")
+        return 2
     if args.command == "demo":
         return demo()
     if args.command == "exercise":

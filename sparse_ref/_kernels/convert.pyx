@@ -18,7 +18,8 @@ def coo_to_csr(const idx_t[::1] a_row, idx_t nrows, idx_t[::1] out_crow, int n_t
 
     Simple version
     --------------
-    The same result; outputs start as zeros::
+    The same result, once the outputs are set to zero (the kernel does not need that:
+    it writes every element)::
 
         for i in a_row:
             out_crow[i + 1:] += 1          # an entry of row i counts for every later row
@@ -104,7 +105,8 @@ def csr_transpose(const idx_t[::1] a_crow, const idx_t[::1] a_col, idx_t ncols,
 
     Simple version
     --------------
-    The same result; outputs start as zeros::
+    The same result, once the outputs are set to zero (the kernel does not need that:
+    it writes every element)::
 
         entries = sorted((a_col[q], i, q) for i in range(len(a_crow) - 1)
                          for q in range(a_crow[i], a_crow[i + 1]))   # by column, then row

@@ -189,7 +189,8 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
 
     Simple version
     --------------
-    The same result; outputs start as zeros::
+    The same result, once the outputs are set to zero (the kernel does not need that:
+    it writes every element)::
 
         for i in range(len(a_crow) - 1):
             ks = a_col[a_crow[i]:a_crow[i + 1]]    # the rows of B that row i of A reaches
@@ -581,7 +582,8 @@ def spgemm_masked(const idx_t[::1] p_row, const idx_t[::1] p_col, const idx_t[::
 
     Simple version
     --------------
-    The same result up to rounding; outputs start as zeros::
+    The same result up to rounding, once the outputs are set to zero (the kernel does
+    not need that: it writes every element)::
 
         for p in range(len(p_row)):
             i, k = p_row[p], p_col[p]

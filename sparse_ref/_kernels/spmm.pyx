@@ -267,7 +267,8 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
 
     Simple version
     --------------
-    The same result up to rounding; outputs start as zeros::
+    The same result up to rounding, once the outputs are set to zero (the kernel does
+    not need that: it writes every element)::
 
         for i in range(len(a_crow) - 1):
             for q in range(a_crow[i], a_crow[i + 1]):

@@ -13,7 +13,8 @@ def coo_to_csr(a_row, nrows, out_crow, n_threads=1):
 
     Simple version
     --------------
-    The same result; outputs start as zeros::
+    The same result, once the outputs are set to zero (the kernel does not need that:
+    it writes every element)::
 
         for i in a_row:
             out_crow[i + 1:] += 1          # an entry of row i counts for every later row
@@ -92,7 +93,8 @@ def csr_transpose(a_crow, a_col, ncols, out_crow, out_col, out_perm, n_threads=1
 
     Simple version
     --------------
-    The same result; outputs start as zeros::
+    The same result, once the outputs are set to zero (the kernel does not need that:
+    it writes every element)::
 
         entries = sorted((a_col[q], i, q) for i in range(len(a_crow) - 1)
                          for q in range(a_crow[i], a_crow[i + 1]))   # by column, then row

@@ -62,7 +62,8 @@ def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, out_crow, n_threads=1):
 
     Simple version
     --------------
-    The same result; outputs start as zeros::
+    The same result, once the outputs are set to zero (the kernel does not need that:
+    it writes every element)::
 
         for i in range(len(a_crow) - 1):
             ks = a_col[a_crow[i]:a_crow[i + 1]]    # the rows of B that row i of A reaches
@@ -213,7 +214,8 @@ def spgemm_masked(p_row, p_col, x_crow, x_col, x_val, y_crow, y_col, y_val, out,
 
     Simple version
     --------------
-    The same result up to rounding; outputs start as zeros::
+    The same result up to rounding, once the outputs are set to zero (the kernel does
+    not need that: it writes every element)::
 
         for p in range(len(p_row)):
             i, k = p_row[p], p_col[p]

@@ -17,7 +17,8 @@ def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
 
     Simple version
     --------------
-    The same result up to rounding; outputs start as zeros::
+    The same result up to rounding, once the outputs are set to zero (the kernel does
+    not need that: it writes every element)::
 
         for i in range(len(a_crow) - 1):
             for q in range(a_crow[i], a_crow[i + 1]):
