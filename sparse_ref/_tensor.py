@@ -54,6 +54,7 @@ def bind(functions) -> None:
     global _F
     _F = functions
 
+
 def _number_meets_half(a: "Tensor", b: "Tensor") -> bool:
     """Whether one of two dense tensors is a number taken as float32 for an op with the
     other, a half tensor (``Tensor._operand``)."""
@@ -1327,8 +1328,8 @@ class SparseTensor(_Differentiable):
             if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or not -self.ndim <= d < self.ndim:
                 raise IndexError(f"Dimension out of range (expected to be in range of [{-self.ndim}, "
                                  f"{self.ndim - 1}], but got {d!r})")
-        if dim0 % self.ndim == dim1 % self.ndim:
-            return self.detach() if not self.requires_grad else self * 1
+        if dim0 % self.ndim == dim1 % self.ndim:  # nothing to swap: a copy, as torch's is a new tensor
+            return _F.clone(self)
         if self.ndim != 2 or self.dense_dim() != 0:
             raise ArgumentError(f"transpose: sparse_ref transposes sparse matrices (2-D) only, got a "
                                 f"{self.ndim}-D tensor")

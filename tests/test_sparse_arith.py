@@ -792,7 +792,7 @@ def test_elementwise_ops_of_stored_values_match_torch(op):
     """(probe) sr.abs(s) said "expected a dense Tensor", abs(s) and s ** 2 raised Python's
     bare TypeError, sr.pow(s, 2) an AttributeError; torch computes them on the coalesced
     stored values, the pattern kept."""
-    torch = torch_or_skip()
+    torch_or_skip()  # (sr.to_torch needs torch)
     ours, theirs = VALUEWISE[op]
     s = _sparse(A_IDX, A_VAL, F64, 1)
     got, want = ours(s), theirs(sr.to_torch(s))
@@ -824,7 +824,7 @@ def test_pow_zero_and_mean_of_a_sparse_tensor_are_refused_as_in_torch():
 
 
 def test_method_forms_and_transpose_match_torch():
-    torch = torch_or_skip()
+    torch_or_skip()  # (sr.to_torch needs torch)
     s, t = _sparse(A_IDX, A_VAL, F64, 1), _sparse(B_IDX, B_VAL, F64, 1)
     ts, tt = sr.to_torch(s), sr.to_torch(t)
     for ours, theirs in [(s.add(t, alpha=2), ts.add(tt, alpha=2)), (s.sub(t), ts.sub(tt)), (s.mul(3.0), ts.mul(3.0)),

@@ -237,7 +237,7 @@ PRINTED = {  # torch's rules for floats, found different by a probe
 
 @pytest.mark.parametrize("case", sorted(PRINTED))
 def test_printing_follows_torchs_rules(case):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")  # (sr.to_torch needs it)
     t = PRINTED[case]()
     assert repr(t) == repr(sr.to_torch(t)).replace("torch.", "sparse_ref.")
 
