@@ -170,7 +170,7 @@ def pow(input, exponent) -> Tensor:
             raise _errors.DTypeError(f"**: exponent {exponent} needs a floating tensor, got {input.dtype.name}")
         return _sparse_valuewise(dense_ops.Pow.apply, input, exponent)
     if input.dtype.kind in "iu" and (exponent != int(exponent) or exponent < 0):
-        raise TypeError(f"**: exponent {exponent} needs a floating tensor, got {input.dtype.name}")
+        raise _errors.DTypeError(f"**: exponent {exponent} needs a floating tensor, got {input.dtype.name}")
     return dense_ops.Pow.apply(input, exponent)
 
 
@@ -978,12 +978,6 @@ def values(input) -> Tensor:
     return sparse_ops.Values.apply(input)
 
 
-# -- sparse arithmetic ------------------------------------------------------------------------
-# The bodies of SparseTensor's arithmetic methods, sums and casts: check (``_validate``),
-# then run one op of ``sparse_ops``, where each rule and its gradient are written. Results
-# keep a CSR input's layout where torch does (and for ``s - t``, ``s / c`` and ``s * t``
-# with a COO ``t``, where torch raises); a sum over one dim is a COO sparse vector.
-
 def check_unpickled(t) -> None:
     """``SparseTensor.__setstate__``: the arrays a pickle brought, checked as the
     constructors check them (indices against the shape, CSR row pointers, the coalesced
@@ -1001,6 +995,12 @@ def check_unpickled(t) -> None:
         _validate.coalesced_claim(idx, where)
     t._idx, t._val, t._shape = idx, val, tuple(shape)
 
+
+# -- sparse arithmetic ------------------------------------------------------------------------
+# The bodies of SparseTensor's arithmetic methods, sums and casts: check (``_validate``),
+# then run one op of ``sparse_ops``, where each rule and its gradient are written. Results
+# keep a CSR input's layout where torch does (and for ``s - t``, ``s / c`` and ``s * t``
+# with a COO ``t``, where torch raises); a sum over one dim is a COO sparse vector.
 
 def sparse_mul(input, other):
     """``input * other`` (and ``other * input``) for a sparse ``input``: with a number or a
