@@ -125,9 +125,9 @@ class Mul(Function):
         self.x, self.y = x._data, y._data
         return Tensor(_precision.rounded(x._data * y._data, x._data, y._data))
 
-    def backward(self, grad):  # (a half tensor's number is float32: rounded back, as forward)
-        return (unbroadcast(_precision.rounded(conj(self.y) * grad, grad), self.x.shape),
-                unbroadcast(_precision.rounded(conj(self.x) * grad, grad), self.y.shape))
+    def backward(self, grad):  # (a half tensor's number is float32: summed, then rounded once)
+        return (_precision.rounded(unbroadcast(conj(self.y) * grad, self.x.shape), grad),
+                _precision.rounded(unbroadcast(conj(self.x) * grad, self.y.shape), grad))
 
 
 @ieee
