@@ -212,6 +212,8 @@ def _dims(dim, ndim: int, where: str):
     if dim is None:
         return None
     if isinstance(dim, (tuple, list)):
+        if len(dim) == 0:  # torch reads an empty list of dims as every dim
+            return None
         dims = tuple(_validate.dim_arg(d, ndim, where) for d in dim)
         if len(set(dims)) != len(dims):
             raise ArgumentError(f"{where}: dim {list(dim)} names a dimension twice")
@@ -650,8 +652,8 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002 (torch's names)
         raise ArgumentError("clamp: at least one of 'min' or 'max' must not be None")
     if input.dtype.kind == "c":
         raise _errors.DTypeError("clamp is not supported for complex types")
-    lo = None if min is None else input._operand(min, "clamp")._data
-    hi = None if max is None else input._operand(max, "clamp")._data
+    lo = None if min is None else input._operand(min, "clamp")
+    hi = None if max is None else input._operand(max, "clamp")
     return dense_ops.Clamp.apply(input, lo, hi)
 
 
@@ -710,7 +712,8 @@ def where(condition, input, other) -> Tensor:
     >>> sr.where(x > 0, x, 0.)
     tensor([0., 2.])
     """
-    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    cond = np.array(condition._data if isinstance(condition, Tensor) else condition)  # a copy: backward
+    # reads the condition forward read, whatever the caller's tensor holds by then
     if cond.dtype != np.bool_:
         raise _errors.DTypeError(f"where: expected condition to be a boolean tensor, got {cond.dtype.name}")
     if not isinstance(input, Tensor):
@@ -912,10 +915,15 @@ def index(input, key) -> Tensor:
     lists and for boolean masks; differentiable (the gradient is scattered back)."""
     if input.ndim == 0 and key not in ((), Ellipsis, None):
         raise IndexError("invalid index of a 0-dim tensor. Use tensor.item() to get a Python number")
-    return dense_ops.Index.apply(input, _validate.index_key(key, input.shape))
+    key = _validate.index_key(key, input.shape)
+    split = _validate.ints_first(key)
+    if split is not None:  # torch's layout: the ints select first (see ints_first)
+        return dense_ops.Index.apply(dense_ops.Index.apply(input, split[0]), split[1])
+    return dense_ops.Index.apply(input, key)
 
 
 index_key = _validate.index_key  # __setitem__ checks its key the same way
+ints_first = _validate.ints_first
 
 
 def to_args(args, dtype, kwargs):

@@ -73,7 +73,7 @@ class _Differentiable:
     """What both tensor types carry for autograd: ``requires_grad``, ``grad``, ``grad_fn``."""
 
     def _start_autograd(self, requires_grad: bool) -> None:
-        self.requires_grad = False
+        self._requires_grad = False
         self.grad = None
         self.grad_fn = None
         # The version counter: every in-place write adds 1 (shared with detach()es of this
@@ -89,8 +89,19 @@ class _Differentiable:
                                "use .detach() to get a tensor cut from the graph")
         if requires_grad and _dtypes.kind(self.dtype) not in "fc":
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether backward computes a gradient for this tensor (a leaf) or through it."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value) -> None:
+        # ``t.requires_grad = v`` with torch's checks, as requires_grad_(v): an op's result
+        # cannot be cut from its graph this way, nor an integer tensor made to need a gradient
+        self.requires_grad_(value)
 
     @property
     def is_leaf(self) -> bool:
@@ -125,22 +136,32 @@ class _Differentiable:
     # no in-place ops, so there x is rebound to the out-of-place result -- the same values
     # and gradients, though other references to the old x do not see the change. A leaf
     # that requires grad still raises torch's error outside no_grad.
-    def _records_graph(self, other) -> bool:
+    def _records_graph(self, other, op: str) -> bool:
         if not is_grad_enabled() or (self.requires_grad and self.grad_fn is None):
             return False
-        return self.grad_fn is not None or (isinstance(other, _Differentiable) and other.requires_grad)
+        if not (self.grad_fn is not None or (isinstance(other, _Differentiable) and other.requires_grad)):
+            return False
+        data = self.__dict__.get("_data")
+        if data is not None and data.base is not None:  # a view, or a caller's array (from_numpy)
+            raise RuntimeError(
+                f"x {op}= y: x shares its memory with another tensor or array (a view of it, or "
+                "sr.from_numpy), and this op would have to be recorded in the graph; torch writes "
+                "through to the other and records it, sparse_ref records no in-place op, and "
+                "changing x alone would leave the other behind in silence. Write x = x "
+                f"{op} y (a new tensor), or do the update under sr.no_grad()")
+        return True
 
     def __iadd__(self, other):
-        return self + other if self._records_graph(other) else self.add_(other)
+        return self + other if self._records_graph(other, "+") else self.add_(other)
 
     def __isub__(self, other):
-        return self - other if self._records_graph(other) else self.sub_(other)
+        return self - other if self._records_graph(other, "-") else self.sub_(other)
 
     def __imul__(self, other):
-        return self * other if self._records_graph(other) else self.mul_(other)
+        return self * other if self._records_graph(other, "*") else self.mul_(other)
 
     def __itruediv__(self, other):
-        return self / other if self._records_graph(other) else self.div_(other)
+        return self / other if self._records_graph(other, "/") else self.div_(other)
 
     def __getattr__(self, name):
         # only reached when the name is nowhere: a torch method sparse_ref lacks says so
@@ -792,6 +813,9 @@ class Tensor(_Differentiable):
         if isinstance(value, Tensor) and value.requires_grad and is_grad_enabled():
             raise RuntimeError("setitem: a value that requires grad would make this tensor part of a graph; "
                                "in-place ops do not record one (use sr.no_grad())")
+        split = _F.ints_first(key)
+        if split is not None:  # torch's layout: the ints select first (as x[key] reads)
+            data, key = data[split[0]], split[1]
         data[key] = self._operand(value, "setitem")._data
         self._bump()
 
@@ -1365,7 +1389,7 @@ class SparseTensor(_Differentiable):
             raise RuntimeError(f"{op}: the result is {result.layout!r}, not {self.layout!r} like this "
                                f"tensor; in torch too, add(sparse, dense) is not supported. Use "
                                f"add(dense, sparse) instead")
-        keep = ("requires_grad", "grad_fn", "_grad", "_version", "_retains_grad", "_guarded", "_pattern")
+        keep = ("_requires_grad", "grad_fn", "_grad", "_version", "_retains_grad", "_guarded", "_pattern")
         state = {k: v for k, v in vars(result).items() if k not in keep}
         state.update((k, v) for k, v in vars(self).items() if k in keep)
         if any(a is not b for a, b in zip(self._index_arrays(), result._index_arrays())):

@@ -768,7 +768,7 @@ def index_key(key, shape: tuple, where: str = "index", stacklevel: int = 4):
         key = tuple(key)
     parts = key if isinstance(key, tuple) else (key,)
     out, axis = [], 0
-    for k in parts:
+    for n, k in enumerate(parts):
         if isinstance(k, SparseTensor):
             raise TypeError(f"{where}: a sparse tensor cannot index")
         if isinstance(k, Tensor):
@@ -777,6 +777,10 @@ def index_key(key, shape: tuple, where: str = "index", stacklevel: int = 4):
             k = np.asarray(k)
             if k.size == 0:  # x[[]]: no index at all (NumPy reads [] as float64)
                 k = k.astype(np.int64)
+        if isinstance(k, np.ndarray):  # a copy: backward scatters with the indices forward read,
+            k = np.array(k)            # whatever the caller's tensor or array holds by then
+        if k is Ellipsis:  # the dims the parts after it do not take
+            axis = len(shape) - _dims_taken(parts[n + 1:])
         if isinstance(k, slice) and k.step is not None and (
                 k.step._data if isinstance(k.step, Tensor) else k.step) < 0:
             raise ValueError(f"{where}: step must be greater than zero (as in torch, whose tensors have "
@@ -808,6 +812,43 @@ def index_key(key, shape: tuple, where: str = "index", stacklevel: int = 4):
             axis += 1
         out.append(k)
     return tuple(out) if isinstance(key, tuple) else out[0]
+
+
+def _dims_taken(parts) -> int:
+    """How many dims of the indexed tensor ``parts`` of a key take (None takes none, a mask
+    as many as it has)."""
+    taken = 0
+    for k in parts:
+        k = k._data if isinstance(k, Tensor) else k
+        if isinstance(k, np.ndarray) and k.dtype.kind == "b":
+            taken += k.ndim
+        elif k is not None and k is not Ellipsis:
+            taken += 1
+    return taken
+
+
+def ints_first(key):
+    """``(ints, rest)`` for a key with both Python ints and index arrays, else None. NumPy
+    counts an int among arrays as one more array, and advanced indices apart from each other
+    put their dims first (``x[0, 1:, [1, 2]]`` is 2 x 2 with the list's dim first); torch
+    applies an int as a select first, then the rest. So: ``x[ints][rest]``, ``ints`` with
+    every other part as full slices."""
+    if not isinstance(key, tuple) or not any(isinstance(k, np.ndarray) for k in key) or not any(
+            isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in key):
+        return None
+    first, rest = [], []
+    for k in key:
+        if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            first.append(k)
+        elif k is None:
+            rest.append(k)
+        elif k is Ellipsis:
+            first.append(k)
+            rest.append(k)
+        else:
+            first.extend([slice(None)] * (k.ndim if isinstance(k, np.ndarray) and k.dtype.kind == "b" else 1))
+            rest.append(k)
+    return tuple(first), tuple(rest)
 
 
 def cast_data(x: Tensor, dtype, where: str = "to") -> np.ndarray:

@@ -347,6 +347,7 @@ class Exp(Function):
     """``out = exp(x)``; ``grad_x = conj(out) * grad``."""
 
     _name = "ExpBackward0"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x):
         self.out = np.exp(x._data)
@@ -375,6 +376,7 @@ class Sqrt(Function):
     """``out = sqrt(x)``; ``grad_x = grad / (2 conj(out))``."""
 
     _name = "SqrtBackward0"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x):
         with np.errstate(invalid="ignore"):
@@ -407,6 +409,7 @@ class Relu(Function):
     """``out = max(x, 0)``; ``grad_x = grad`` where ``x > 0``, else 0."""
 
     _name = "ReluBackward0"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x):
         self.out = np.maximum(x._data, 0)
@@ -420,6 +423,7 @@ class Sigmoid(Function):
     """``out = 1 / (1 + exp(-x))``; ``grad_x = conj(out (1 - out)) * grad``."""
 
     _name = "SigmoidBackward0"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x):
         data = x._data
@@ -438,6 +442,7 @@ class Tanh(Function):
     """``out = tanh(x)``; ``grad_x = conj(1 - out^2) * grad``."""
 
     _name = "TanhBackward0"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x):
         self.out = np.tanh(x._data)
@@ -448,21 +453,29 @@ class Tanh(Function):
 
 
 class Clamp(Function):
-    """``out = min(max(x, lo), hi)``; ``grad_x = grad`` where ``lo <= x <= hi``, else 0."""
+    """``out = min(max(x, lo), hi)`` (lo, hi: tensors of x's dtype that broadcast, or None);
+    ``grad_x = grad`` where ``lo <= x <= hi``, else 0; ``grad_lo = grad`` where ``x < lo``,
+    ``grad_hi = grad`` where ``x > hi`` (summed to their shapes), as torch's."""
 
     _name = "ClampBackward1"
 
     def forward(self, x, lo, hi):
-        self.x, self.lo, self.hi = x._data, lo, hi
-        return Tensor(np.clip(x._data, lo, hi).astype(x.dtype))
+        self.x = x._data
+        self.lo, self.hi = (None if b is None else b._data for b in (lo, hi))
+        return Tensor(np.clip(x._data, self.lo, self.hi).astype(x.dtype))
 
     def backward(self, grad):
+        zero = np.zeros((), dtype=grad.dtype)
         keep = np.ones(self.x.shape, dtype=bool)
-        if self.lo is not None:
-            keep &= self.x >= self.lo
-        if self.hi is not None:
-            keep &= self.x <= self.hi
-        return np.where(keep, grad, 0).astype(grad.dtype), None, None
+        grads = []
+        for bound, outside in ((self.lo, np.less), (self.hi, np.greater)):
+            if bound is None:
+                grads.append(None)
+                continue
+            out = outside(self.x, bound)
+            keep &= ~out
+            grads.append(unbroadcast(np.where(out, grad, zero), bound.shape))
+        return (np.where(keep, grad, zero),) + tuple(grads)
 
 
 class Maximum(Function):
@@ -508,6 +521,7 @@ class MaxAll(Function):
     """``out = x.max()`` (or ``min``) over every element; ties share ``grad`` evenly, as torch."""
 
     _name = "MaxBackward1"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x, pick):
         self.x = x._data
@@ -548,6 +562,7 @@ class Norm(Function):
     ``grad_x = x |x|^(p-2) / out^(p-1) * grad`` (for p = 2: ``x / out * grad``), 0 where out is 0."""
 
     _name = "NormBackward1"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x, p, dim, keepdim):
         self.x, self.p, self.dim, self.keepdim = x._data, p, dim, keepdim
@@ -562,9 +577,9 @@ class Norm(Function):
         grad = grad.reshape(self.out.shape) if self.dim is None else (
             grad if self.keepdim else np.expand_dims(grad, self.dim))
         size = np.abs(self.x)
-        scale = self.x if self.p == 2 else self.x * size ** (self.p - 2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g = np.where(self.out != 0, scale / self.out ** (self.p - 1), 0) * grad
+        with np.errstate(divide="ignore", invalid="ignore"):  # (|x|^(p-2) is inf at 0 for p < 2:
+            scale = self.x if self.p == 2 else np.where(size != 0, self.x * size ** (self.p - 2), 0)
+            g = np.where(self.out != 0, scale / self.out ** (self.p - 1), 0) * grad  # 0 there, as torch)
         return g.astype(self.x.dtype), None, None, None
 
 
@@ -572,6 +587,7 @@ class Softmax(Function):
     """``out = exp(x) / sum(exp(x), dim)``; ``grad_x = out * (grad - sum(grad * out, dim))``."""
 
     _name = "SoftmaxBackward0"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x, dim):
         self.dim = dim
@@ -588,6 +604,7 @@ class LogSoftmax(Function):
     """``out = x - log(sum(exp(x), dim))``; ``grad_x = grad - exp(out) * sum(grad, dim)``."""
 
     _name = "LogSoftmaxBackward0"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x, dim):
         self.dim = dim

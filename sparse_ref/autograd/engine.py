@@ -92,6 +92,10 @@ class Function:
     # Positions of the arguments whose data backward reads (None: every tensor argument).
     # Their version counters are recorded at forward and checked before backward.
     saves = None
+    # True: backward reads forward's output (exp, tanh, softmax, ...), so an in-place change
+    # of the output (or of a view or detach() of it) makes backward raise, as torch's.
+    saves_output = False
+    out_version = None  # (the output's version counter, its version at forward)
     # A weak reference to the output, when it called retain_grad(): backward fills its .grad.
     retained = None
     # True: backward returns new arrays that nothing else holds (a kernel's fresh outputs),
@@ -145,8 +149,10 @@ class Function:
                 # and the patterns of every sparse input: a gradient is carried as values on
                 # an operand's coalesced pattern, which backward reads whatever the op saves
                 fn.patterns = [(p, a._pattern) for p, a in enumerate(args) if isinstance(a, SparseTensor)]
+                if cls.saves_output:
+                    fn.out_version = (out._version, out._version[0])
                 fn.backend = _backend.get_backend()  # backward runs on the forward's kernels
-                out.requires_grad = True
+                out._requires_grad = True  # (no check: an op's result, of any dtype, as before)
                 out.grad_fn = fn
         return out
 
@@ -164,6 +170,13 @@ class Function:
                     "entries than when the graph used it (an in-place op changed its pattern). Hint: do "
                     "the in-place change after backward, or on a .clone()."
                 )
+        if self.out_version is not None and self.out_version[0][0] != self.out_version[1]:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: output 0 of {self._name} is at version {self.out_version[0][0]}; "
+                f"expected version {self.out_version[1]} instead. Hint: do the in-place change after "
+                "backward, or on a .clone()."
+            )
         for p, version in self.versions:
             t = self.inputs[p]
             if t._version[0] != version:
@@ -182,7 +195,8 @@ class Function:
 
     def release(self) -> None:
         """Drop what forward saved (after a backward without ``retain_graph``)."""
-        keep = {"inputs", "needs", "released", "_name", "versions", "patterns", "backend", "active", "retained"}
+        keep = {"inputs", "needs", "released", "_name", "versions", "patterns", "out_version", "backend", "active",
+                "retained"}
         for key in [k for k in vars(self) if k not in keep]:
             delattr(self, key)
         self.released = True
