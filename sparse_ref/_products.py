@@ -19,7 +19,9 @@ I64 = np.int64
 
 
 def spmm(crow, col, val, b, n_threads=None, wide=False):
-    """Dense ``A @ B`` for A in CSR arrays and a C-contiguous B."""
+    """Dense ``A @ B`` for A in CSR arrays and a dense B (made C-contiguous, as the kernel
+    needs: a gradient can arrive as a broadcast view, ``sum()``'s)."""
+    val, b = np.ascontiguousarray(val), np.ascontiguousarray(b)
     small = _precision.small_dtype(val, b)
     if small is not None:
         val, b = _precision.wide(val), _precision.wide(b)
@@ -32,6 +34,7 @@ def spmm(crow, col, val, b, n_threads=None, wide=False):
 
 def spmm_reduce(crow, col, val, b, reduce, n_threads=None):
     """``(out, arg)``: the row-wise reduction and, for amax/amin, the winning positions."""
+    val, b = np.ascontiguousarray(val), np.ascontiguousarray(b)  # (as spmm)
     small = _precision.small_dtype(val, b)
     val, b = _precision.wide(val), _precision.wide(b)
     nrows, n = crow.shape[0] - 1, b.shape[1]
@@ -151,7 +154,7 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     columns that occur are numbered first (order-preserving) and named back after."""
     k = kernel_module("spgemm")
     small = _precision.small_dtype(a_val, b_val)
-    a_val, b_val = _precision.wide(a_val), _precision.wide(b_val)
+    a_val, b_val = _precision.wide(np.ascontiguousarray(a_val)), _precision.wide(np.ascontiguousarray(b_val))
     nrows = a_crow.shape[0] - 1
     upper = _small_product(a_col, b_crow, max_nnz)
     if upper is not None:  # one chunk, nothing to refuse early: no per-row bounds
@@ -188,6 +191,7 @@ def spgemm_nnz(a_crow, a_col, b_crow, b_col, ncols, n_threads=None) -> int:
 
 def sddmm(row, col, x, y, n_threads=None, wide=False):
     """``out[p] = sum_j x[row[p], j] * y[col[p], j]`` (C-contiguous x and y)."""
+    x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)  # (as spmm)
     small = _precision.small_dtype(x, y)
     x, y = _precision.wide(x), _precision.wide(y)
     out = empty(row.shape[0], x.dtype)

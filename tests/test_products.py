@@ -901,3 +901,25 @@ def test_reduce_kernels_give_the_references_values_and_positions(dtype):
                     assert np.array_equal(out[~same].view(bits), want[~same].view(bits)), where
     finally:
         kernel._set_simd_level(widest)
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_sampled_addmm_backward_takes_the_broadcast_gradient_of_a_sum(layout, reduce):
+    """(probe) sampled_addmm(A, X, X.t()).values().sum().backward() raised "ndarray is not
+    C-contiguous" on the Cython backend: sum()'s gradient is a broadcast view, and the
+    products handed it to a kernel as it was. The products make their operands contiguous."""
+    a = sr.sparse_coo_tensor([[0, 1, 2], [1, 2, 0]], [1., 2., 3.], (3, 3), dtype=sr.float64).coalesce()
+    a = a.to_sparse_csr() if layout == "csr" else a
+    grads = {}
+    for backend in ("cython", "reference"):
+        with sr.use_backend(backend):
+            x = sr.tensor(np.arange(6.).reshape(3, 2), requires_grad=True)
+            out = sr.sparse.sampled_addmm(a, x, x.t()).values()
+            getattr(out, reduce)().backward()
+            grads[backend] = x.grad.numpy()
+    dense = np.zeros((3, 3))
+    dense[[0, 1, 2], [1, 2, 0]] = 1.0 / (3 if reduce == "mean" else 1)  # d(loss)/d(product) on the pattern
+    xv = np.arange(6.).reshape(3, 2)
+    np.testing.assert_allclose(grads["cython"], dense @ xv + dense.T @ xv, rtol=1e-15)
+    assert np.array_equal(grads["cython"], grads["reference"])
