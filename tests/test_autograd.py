@@ -590,15 +590,36 @@ def test_a_gradient_returned_for_two_leaves_is_copied_for_each_even_when_fresh()
     np.testing.assert_array_equal(y.grad.numpy(), np.ones(3))  # untouched by x's in-place change
 
 
-def test_a_second_backward_adds_to_a_taken_gradient_without_changing_the_first_array():
+def test_a_second_backward_adds_into_the_gradient_a_loop_holds_as_torch():
+    """(probe) g = w.grad, then w -= lr * g; g.zero_() in a loop: torch adds each backward
+    into that same tensor; ours made a new one, so g stayed at its first value and the
+    loop stopped learning, in silence."""
     a = sr.randn(4, 3).to_sparse().requires_grad_(True)
     b = sr.randn(3, 2, requires_grad=True)
     sr.sparse.mm(a, b).sum().backward()
-    first = b.grad._data
-    kept = first.copy()
+    held = b.grad
+    kept = held.numpy().copy()
     sr.sparse.mm(a, b).sum().backward()
-    np.testing.assert_array_equal(first, kept)  # accumulation made a new array
-    np.testing.assert_allclose(b.grad.numpy(), 2 * kept)
+    assert b.grad is held
+    np.testing.assert_allclose(held.numpy(), 2 * kept)
+    w = sr.tensor([0., 0.], requires_grad=True)
+    w.grad = sr.zeros_like(w)
+    g = w.grad
+    for _ in range(3):
+        ((w - sr.tensor([1., 2.])) ** 2).sum().backward()
+        with sr.no_grad():
+            w -= 0.1 * g
+        g.zero_()
+    torch = pytest.importorskip("torch")
+    tw = torch.tensor([0., 0.], requires_grad=True)
+    tw.grad = torch.zeros_like(tw)
+    tg = tw.grad
+    for _ in range(3):
+        ((tw - torch.tensor([1., 2.])) ** 2).sum().backward()
+        with torch.no_grad():
+            tw -= 0.1 * tg
+        tg.zero_()
+    np.testing.assert_allclose(w.detach().numpy(), tw.detach().numpy(), rtol=1e-6)
 
 
 # -- a Function of your own: what apply and backward check (second probe) -----------------------

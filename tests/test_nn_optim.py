@@ -408,3 +408,21 @@ def test_ignored_targets_count_for_nothing_as_in_torch(loss, red, target):
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
     if red == "none":
         assert not np.signbit(ours.detach().numpy()[np.array(target) == ignore]).any()  # +0, not -0
+
+
+
+def test_state_dict_shares_the_parameters_memory_as_torchs():
+    """(probe) state_dict() returned copies: early stopping written for torch (best =
+    model.state_dict() ... load_state_dict(best)) ended on other parameters. torch's shares
+    memory with the parameters, so a snapshot is copy.deepcopy(model.state_dict())."""
+    import copy
+
+    layer = sr.nn.Linear(2, 1)
+    live, snapshot = layer.state_dict(), copy.deepcopy(layer.state_dict())
+    before = snapshot["weight"].numpy().copy()
+    with sr.no_grad():
+        layer.weight.mul_(0)
+    assert (live["weight"].numpy() == 0).all() and live["weight"].grad_fn is None
+    assert (snapshot["weight"].numpy() == before).all()
+    layer.load_state_dict(snapshot)
+    assert (layer.weight.detach().numpy() == before).all()

@@ -301,7 +301,14 @@ def _add_to_grad(leaf, grad: np.ndarray, fresh: bool = False) -> None:
         if grad.shape != leaf.shape:  # the leaf's .data was replaced by one of another shape
             raise RuntimeError(f"backward: the gradient has shape {list(grad.shape)}, but the leaf now has shape "
                                f"{list(leaf.shape)} (its .data was replaced after the graph was built)")
-        leaf.grad = Tensor(np.array(grad, copy=not fresh) if leaf.grad is None else leaf.grad._data + grad)
+        held = leaf.grad
+        if held is None:
+            leaf.grad = Tensor(np.array(grad, copy=not fresh))
+        elif held._data.flags.writeable and held._data.dtype == grad.dtype:
+            np.add(held._data, grad, out=held._data)  # in place, as torch's: g = x.grad sees it
+            held._version[0] += 1
+        else:  # (a read-only .grad, or one of another dtype assigned by hand)
+            leaf.grad = Tensor(held._data + grad)
 
 
 def backward(root, gradient=None, retain_graph: bool = False) -> None:

@@ -141,8 +141,11 @@ class Module:
         return self.train(False)
 
     def state_dict(self) -> dict:
-        """Every parameter's values (copies), by name."""
-        return {name: Tensor(p._data.copy()) for name, p in self.named_parameters()}
+        """Every parameter, by name, as a tensor cut from the graph that shares its memory,
+        as torch's: a later step changes it too, so keep a snapshot with
+        ``copy.deepcopy(model.state_dict())`` (copies made here would make early stopping
+        end on other parameters than the same script's in torch)."""
+        return {name: p.detach() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict) -> None:
         """Copy values into the parameters of the same names (shapes and dtypes must match)."""
