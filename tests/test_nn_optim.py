@@ -426,3 +426,29 @@ def test_state_dict_shares_the_parameters_memory_as_torchs():
     assert (snapshot["weight"].numpy() == before).all()
     layer.load_state_dict(snapshot)
     assert (layer.weight.detach().numpy() == before).all()
+
+
+def test_an_optimizer_step_between_forward_and_backward_is_fine_when_torchs_is():
+    """(probe) two losses of one forward, l1.backward(); opt.step(); l2.backward(): torch
+    runs it, since a Linear layer whose input needs no gradient does not keep its weight
+    for backward; ours raised "modified by an inplace operation". A product now keeps
+    (and checks) only the data the needed gradients read."""
+    torch = pytest.importorskip("torch")
+    layer = sr.nn.Linear(2, 1)
+    tl = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        tl.weight.copy_(torch.from_numpy(layer.weight.detach().numpy().copy()))
+        tl.bias.copy_(torch.from_numpy(layer.bias.detach().numpy().copy()))
+    opt, topt = sr.optim.SGD(layer.parameters(), lr=0.1), torch.optim.SGD(tl.parameters(), lr=0.1)
+    x, tx = sr.tensor([[1., 2.]]), torch.tensor([[1., 2.]])
+    l1, l2 = layer(x).sum(), (layer(x) ** 2).sum()
+    t1, t2 = tl(tx).sum(), (tl(tx) ** 2).sum()
+    l1.backward(); opt.step(); l2.backward()  # noqa: E702
+    t1.backward(); topt.step(); t2.backward()  # noqa: E702
+    np.testing.assert_allclose(layer.weight.grad.numpy(), tl.weight.grad.numpy(), rtol=1e-6)
+    w, v = sr.tensor([1., 2.], requires_grad=True), sr.tensor([3., 4.], requires_grad=True)
+    y = (w * v).sum()
+    with sr.no_grad():
+        v.mul_(2)  # w's gradient reads v: still refused
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()

@@ -121,6 +121,13 @@ class Mul(Function):
 
     _name = "MulBackward0"
 
+    @classmethod
+    def saved_positions(cls, needs, n_args):
+        """x's gradient reads y's data and y's reads x's: a weight changed by an optimizer
+        step between forward and backward is no matter when the input needs no gradient
+        (a Linear layer's first input), as in torch."""
+        return [p for p, other in ((1, 0), (0, 1)) if needs[other]]
+
     def forward(self, x, y):
         self.x, self.y = x._data, y._data
         return Tensor(_precision.rounded(x._data * y._data, x._data, y._data))
@@ -194,6 +201,13 @@ class MatMul(Function):
     """Dense ``out = A @ B``; ``grad_A = grad @ B^H``, ``grad_B = A^H @ grad``."""
 
     _name = "MmBackward0"
+
+    @classmethod
+    def saved_positions(cls, needs, n_args):
+        """x's gradient reads y's data and y's reads x's: a weight changed by an optimizer
+        step between forward and backward is no matter when the input needs no gradient
+        (a Linear layer's first input), as in torch."""
+        return [p for p, other in ((1, 0), (0, 1)) if needs[other]]
 
     def forward(self, a, b):
         self.a, self.b = a._data, b._data

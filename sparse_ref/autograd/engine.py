@@ -143,7 +143,7 @@ class Function:
                 fn.needs = needs
                 # the versions of the saved inputs (a sparse tensor's in-place op gives it
                 # new arrays, which backward would read instead of the ones forward used)
-                saved = range(len(args)) if cls.saves is None else cls.saves
+                saved = cls.saved_positions(needs, len(args))
                 fn.versions = [(p, args[p]._version[0]) for p in saved
                                if isinstance(args[p], (Tensor, SparseTensor))]  # (External: no data here)
                 # and the patterns of every sparse input: a gradient is carried as values on
@@ -157,6 +157,12 @@ class Function:
         return out
 
     patterns = ()
+
+    @classmethod
+    def saved_positions(cls, needs: tuple, n_args: int):
+        """The positions of the arguments whose data backward will read, given which inputs
+        need a gradient (``saves``, or every argument; an op can say more, as MatMul)."""
+        return range(n_args) if cls.saves is None else cls.saves
 
     def check_versions(self) -> None:
         """Raise torch's error if an input whose data backward needs was changed in place, or
