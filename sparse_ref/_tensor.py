@@ -617,6 +617,8 @@ class Tensor(_Differentiable):
                 raise TypeError(f"{op}: dtypes {self.dtype.name} and {other.dtype.name} differ; "
                                 "sparse_ref does not promote dtypes")
             return other
+        if isinstance(other, (bool, np.bool_)) and self.dtype == np.bool_:  # mask[0] = False
+            return Tensor(np.asarray(other, dtype=np.bool_))
         if isinstance(other, (bool, np.bool_)) or not isinstance(other, (int, float, complex, np.number)):
             raise TypeError(f"{op}: expected a Tensor or a number, got {type(other).__name__}")
         if isinstance(other, (complex, np.complexfloating)) and self.dtype.kind != "c":
@@ -671,6 +673,31 @@ class Tensor(_Differentiable):
 
     def __neg__(self):
         return _F.neg(self)
+
+    # bitwise and logical ops of bool and integer tensors, as torch's (no gradient: no such
+    # dtype can require one); ``~mask`` and ``(a > 1) & (a < 3)`` are the common ones
+    def _bitwise(self, other, ufunc, op: str) -> "Tensor":
+        if self.dtype.kind not in "biu":
+            raise DTypeError(f"{op}: needs a bool or integer tensor (as torch's bitwise ops), got {self.dtype.name}")
+        other = self._operand(other, op)
+        _F._broadcast(self, other, op)
+        return Tensor(ufunc(self._data, other._data))
+
+    def __and__(self, other):
+        return self._bitwise(other, np.bitwise_and, "&")
+
+    def __or__(self, other):
+        return self._bitwise(other, np.bitwise_or, "|")
+
+    def __xor__(self, other):
+        return self._bitwise(other, np.bitwise_xor, "^")
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __invert__(self):
+        if self.dtype.kind not in "biu":
+            raise DTypeError(f"~: needs a bool or integer tensor (as torch's bitwise_not), got {self.dtype.name}")
+        return Tensor(np.invert(self._data))
 
     def __pow__(self, p):
         return _F.pow(self, p)

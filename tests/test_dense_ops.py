@@ -659,3 +659,39 @@ def test_in_place_add_on_a_view_that_the_graph_would_record_is_refused():
     z = sr.zeros(2)
     z += p  # not a view: rebound to z + p, as documented
     assert z.grad_fn is not None and z.tolist() == [1., 2.]
+
+
+def test_bitwise_ops_of_masks_and_integers_as_torch():
+    """(probes) ~train_mask and (a > 1) & (a < 3) gave Python's bare "unsupported operand";
+    m[0] = False on a bool tensor said "expected a Tensor or a number, got bool"."""
+    torch = pytest.importorskip("torch")
+    a, ta = sr.tensor([1., 2., 3.]), torch.tensor([1., 2., 3.])
+    assert ((a > 1) & (a < 3)).tolist() == ((ta > 1) & (ta < 3)).tolist()
+    assert ((a > 1) | (a < 2)).tolist() == ((ta > 1) | (ta < 2)).tolist()
+    assert ((a > 1) ^ True).tolist() == ((ta > 1) ^ True).tolist()
+    assert (True & (a > 1)).tolist() == (True & (ta > 1)).tolist()
+    assert (~(a > 1)).tolist() == (~(ta > 1)).tolist()
+    assert (~sr.tensor([5, -2])).tolist() == (~torch.tensor([5, -2])).tolist()
+    assert (sr.tensor([5, 3]) & 1).tolist() == [1, 1]
+    with pytest.raises(RuntimeError, match="bool or integer"):
+        a & a
+    m = sr.tensor([True, True])
+    m[0] = False
+    assert m.tolist() == [False, True] and m.fill_(True).tolist() == [True, True]
+
+
+def test_gradcheck_takes_one_tensor_and_raises_a_runtime_error_as_torch():
+    x = sr.tensor([1., 2.], dtype=sr.float64, requires_grad=True)
+    assert gradcheck(sr.exp, x)  # (a tensor not in a tuple: an error about exp's arguments before)
+
+    class Wrong(sr.autograd.Function):
+        def forward(self, x):
+            return sr.Tensor(x._data * 2)
+
+        def backward(self, g):
+            return (g * 3,)
+
+    with pytest.raises(RuntimeError, match="input 0"):
+        gradcheck(Wrong.apply, (x,))
+    with pytest.raises(sr.autograd.GradcheckError):
+        gradcheck(Wrong.apply, (x,))

@@ -12,7 +12,7 @@ and ``gradcheck``, with torch's names.
 
 from sparse_ref._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from sparse_ref.autograd.engine import Function, backward
-from sparse_ref.autograd.gradcheck import gradcheck
+from sparse_ref.autograd.gradcheck import GradcheckError, gradcheck
 
-__all__ = ["Function", "backward", "enable_grad", "gradcheck", "is_grad_enabled", "no_grad",
-           "set_grad_enabled"]
+__all__ = ["Function", "GradcheckError", "backward", "enable_grad", "gradcheck", "is_grad_enabled",
+           "no_grad", "set_grad_enabled"]

@@ -66,6 +66,11 @@ def _analytical_at_stored(t, grad) -> np.ndarray:
     return grad._val[pos]
 
 
+class GradcheckError(AssertionError, RuntimeError):
+    """A gradient that does not match its central differences: a RuntimeError, as torch's
+    ``GradcheckError``, and the AssertionError it used to be."""
+
+
 def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               masked: bool = True, seed: int = 0) -> bool:
     """Check the analytical gradients of ``fn(*inputs)`` against central differences.
@@ -85,8 +90,8 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     Returns
     -------
     bool
-        True; a mismatch raises ``AssertionError`` naming the input, the entry and the
-        worst difference.
+        True; a mismatch raises ``GradcheckError`` (a RuntimeError, as torch's, and an
+        AssertionError) naming the input, the entry and the worst difference.
 
     Examples
     --------
@@ -99,7 +104,7 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     """
     if not masked:
         raise ValueError("gradcheck: sparse_ref's gradients of sparse inputs are masked; use masked=True")
-    inputs = tuple(inputs)
+    inputs = (inputs,) if isinstance(inputs, (Tensor, SparseTensor)) else tuple(inputs)  # one tensor, as torch
     checked = [k for k, t in enumerate(inputs) if getattr(t, "requires_grad", False)]
     if not checked:
         raise ValueError("gradcheck: no input requires grad")
@@ -145,7 +150,7 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
         bad = diff > atol + rtol * np.abs(numerical)
         if bad.any():
             worst = int(np.argmax(diff - (atol + rtol * np.abs(numerical))))
-            raise AssertionError(
+            raise GradcheckError(
                 f"gradcheck: input {k} ({'sparse' if isinstance(t, SparseTensor) else 'dense'}), entry {worst}: "
                 f"analytical {analytical[worst]} vs numerical {numerical[worst]} "
                 f"({int(bad.sum())} of {bad.size} entries differ)"
