@@ -152,7 +152,10 @@ class Function:
                 if cls.saves_output:
                     fn.out_version = (out._version, out._version[0])
                 fn.backend = _backend.get_backend()  # backward runs on the forward's kernels
-                out._requires_grad = True  # (no check: an op's result, of any dtype, as before)
+                if isinstance(out, (Tensor, SparseTensor)):  # (no check: an op's result, any dtype)
+                    out._requires_grad = True
+                else:  # an External tensor keeps its own flag
+                    out.requires_grad = True
                 out.grad_fn = fn
         return out
 
