@@ -452,3 +452,54 @@ def test_an_optimizer_step_between_forward_and_backward_is_fine_when_torchs_is()
         v.mul_(2)  # w's gradient reads v: still refused
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
+
+
+def test_activation_dropout_and_loss_modules_and_module_lists_as_torchs():
+    """(probe) nn.ReLU, nn.Dropout, the loss modules and ModuleList were missing, and a
+    Sequential could not be indexed or measured: a course's nn.Sequential(nn.Linear(...),
+    nn.ReLU(), ...) failed at its first line."""
+    torch = pytest.importorskip("torch")
+    net = sr.nn.Sequential(sr.nn.Linear(3, 4), sr.nn.ReLU(), sr.nn.Linear(4, 2), sr.nn.Tanh())
+    tnet = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2), torch.nn.Tanh())
+    with torch.no_grad():
+        for k in (0, 2):
+            tnet[k].weight.copy_(torch.from_numpy(net[k].weight.detach().numpy().copy()))
+            tnet[k].bias.copy_(torch.from_numpy(net[k].bias.detach().numpy().copy()))
+    assert len(net) == 4 and type(net[-1]).__name__ == "Tanh" and len(list(net.parameters())) == 4
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    target = np.array([0, 1, 1, 0, 1])
+    for ours, theirs in [(sr.nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()),
+                         (sr.nn.NLLLoss(reduction="sum"), torch.nn.NLLLoss(reduction="sum"))]:
+        loss = ours(net(sr.tensor(x)), sr.tensor(target))
+        tloss = theirs(tnet(torch.from_numpy(x)), torch.from_numpy(target))
+        np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-5)
+    y = np.random.default_rng(1).standard_normal((5, 2)).astype(np.float32)
+    np.testing.assert_allclose(sr.nn.MSELoss()(net(sr.tensor(x)), sr.tensor(y)).item(),
+                               torch.nn.MSELoss()(tnet(torch.from_numpy(x)), torch.from_numpy(y)).item(), rtol=1e-5)
+    np.testing.assert_allclose(sr.nn.BCEWithLogitsLoss()(sr.tensor(y), sr.tensor((y > 0).astype(np.float32))).item(),
+                               torch.nn.BCEWithLogitsLoss()(torch.from_numpy(y), torch.from_numpy((y > 0).astype(np.float32))).item(),
+                               rtol=1e-6)
+    drop = sr.nn.Dropout(0.5)
+    h = sr.ones(200, 10)
+    kept = drop(h)
+    assert set(np.unique(kept.numpy())) <= {0.0, 2.0} and 0 < (kept.numpy() == 0).mean() < 1
+    drop.eval()
+    assert drop(h).tolist() == h.tolist()
+    assert sr.nn.LeakyReLU(0.1)(sr.tensor([-1., 2.])).tolist() == pytest.approx([-0.1, 2.0])
+
+    class Stack(sr.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = sr.nn.ModuleList([sr.nn.Linear(2, 2) for _ in range(3)])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    model = Stack()
+    assert len(list(model.parameters())) == 6 and len(model.layers) == 3
+    model.layers.append(sr.nn.Linear(2, 1))
+    assert model(sr.ones(4, 2)).shape == (4, 1)
+    with pytest.raises(IndexError, match="out of range"):
+        model.layers[4]

@@ -1,6 +1,7 @@
 """``sr.nn``: the small part of ``torch.nn`` a course's models use (layer 5):
 :class:`Module` (parameters, ``zero_grad``, ``train``/``eval``, ``__call__``),
-:class:`Parameter`, :class:`Linear`, :class:`Sequential` and :mod:`sparse_ref.nn.functional`.
+:class:`Parameter`, :class:`Linear`, :class:`Sequential`, :class:`ModuleList`, the
+activations, dropout and losses as modules, and :mod:`sparse_ref.nn.functional`.
 
 Examples
 --------
@@ -31,7 +32,8 @@ from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import Tensor
 from sparse_ref.nn import functional
 
-__all__ = ["Linear", "Module", "Parameter", "Sequential", "functional"]
+__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "LeakyReLU", "Linear", "MSELoss", "Module",
+           "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh", "functional"]
 
 
 class Parameter(Tensor):
@@ -198,28 +200,142 @@ class Linear(Module):
         return functional.linear(input, self.weight, self.bias)
 
 
-class Sequential(Module):
+class _Listed(Module):
+    """Sub-modules held under the names "0", "1", ...: indexing, ``len`` and iteration, as
+    torch's ``Sequential`` and ``ModuleList``."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module) -> "_Listed":
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: argument {len(self)} is not a Module, got "
+                            f"{type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.children())
+
+    def __iter__(self):
+        return iter(list(self.children()))
+
+    def __getitem__(self, index: int) -> Module:
+        n = len(self)
+        if isinstance(index, bool) or not isinstance(index, int) or not -n <= index < n:
+            raise IndexError(f"index {index!r} is out of range for a {type(self).__name__} of {n} modules")
+        return getattr(self, str(index % n))
+
+
+class Sequential(_Listed):
     """Modules applied one after the other.
 
     Examples
     --------
     >>> import sparse_ref as sr
-    >>> net = sr.nn.Sequential(sr.nn.Linear(3, 4), sr.nn.Linear(4, 1))
-    >>> net(sr.ones(2, 3)).shape, len(list(net.parameters()))
-    ((2, 1), 4)
+    >>> net = sr.nn.Sequential(sr.nn.Linear(3, 4), sr.nn.ReLU(), sr.nn.Linear(4, 1))
+    >>> net(sr.ones(2, 3)).shape, len(list(net.parameters())), len(net), type(net[1]).__name__
+    ((2, 1), 4, 3, 'ReLU')
     """
 
     def __init__(self, *modules):
-        super().__init__()
-        for k, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {k} is not a Module, got {type(m).__name__}")
-            setattr(self, str(k), m)
+        super().__init__(modules)
 
     def forward(self, input):
         for m in self.children():
             input = m(input)
         return input
+
+
+class ModuleList(_Listed):
+    """A list of modules whose parameters the owner lists (``for layer in self.layers``)."""
+
+
+# -- activations, dropout and losses as modules (each calls its sr.nn.functional twin) -----
+
+class ReLU(Module):
+    """``functional.relu`` as a module."""
+
+    def forward(self, input):
+        return functional.relu(input)
+
+
+class Tanh(Module):
+    """``functional.tanh`` as a module."""
+
+    def forward(self, input):
+        return functional.tanh(input)
+
+
+class Sigmoid(Module):
+    """``functional.sigmoid`` as a module."""
+
+    def forward(self, input):
+        return functional.sigmoid(input)
+
+
+class LeakyReLU(Module):
+    """``functional.leaky_relu`` as a module."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, input):
+        return functional.leaky_relu(input, self.negative_slope)
+
+
+class Dropout(Module):
+    """``functional.dropout`` as a module: active in ``train()`` mode, the identity after
+    ``eval()``."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, input):
+        return functional.dropout(input, self.p, self.training)
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        functional._check_reduction(reduction, type(self).__name__)
+        self.reduction = reduction
+
+
+class CrossEntropyLoss(_Loss):
+    """``functional.cross_entropy`` as a module."""
+
+    def __init__(self, reduction: str = "mean", ignore_index: int = -100):
+        super().__init__(reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, input, target):
+        return functional.cross_entropy(input, target, self.reduction, self.ignore_index)
+
+
+class NLLLoss(CrossEntropyLoss):
+    """``functional.nll_loss`` as a module."""
+
+    def forward(self, input, target):
+        return functional.nll_loss(input, target, self.reduction, self.ignore_index)
+
+
+class MSELoss(_Loss):
+    """``functional.mse_loss`` as a module."""
+
+    def forward(self, input, target):
+        return functional.mse_loss(input, target, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """``functional.binary_cross_entropy_with_logits`` as a module."""
+
+    def forward(self, input, target):
+        return functional.binary_cross_entropy_with_logits(input, target, self.reduction)
 
 
 def __getattr__(name):
