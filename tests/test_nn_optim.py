@@ -503,3 +503,15 @@ def test_activation_dropout_and_loss_modules_and_module_lists_as_torchs():
     assert model(sr.ones(4, 2)).shape == (4, 1)
     with pytest.raises(IndexError, match="out of range"):
         model.layers[4]
+
+
+def test_loss_messages_name_what_was_given_and_the_function_called():
+    """(probe) a NumPy target was called "got int64 [2]", as if it were a tensor of the right
+    dtype; a bad reduction of cross_entropy was reported by nll_loss."""
+    import sparse_ref.nn.functional as F
+
+    x = sr.randn(2, 3)
+    with pytest.raises(RuntimeError, match="target must be a sparse_ref tensor .* got numpy.ndarray"):
+        F.cross_entropy(x, np.array([0, 1]))
+    with pytest.raises(RuntimeError, match="^cross_entropy: 'avg' is not a valid value for reduction"):
+        F.cross_entropy(x, sr.tensor([0, 1]), reduction="avg")

@@ -94,9 +94,12 @@ def _targets(input, target, where: str, ignore_index: int):
     if not isinstance(input, Tensor) or input.ndim != 2:
         raise ArgumentError(f"{where}: input must be a 2-D tensor (N x C), got "
                             f"{getattr(input, 'ndim', type(input).__name__)}")
-    if not isinstance(target, Tensor) or target.dtype.kind not in "iu" or target.shape != input.shape[:1]:
+    if not isinstance(target, Tensor):
+        raise ArgumentError(f"{where}: target must be a sparse_ref tensor (sr.tensor(...)), got "
+                            f"{type(target).__module__.split('.')[0]}.{type(target).__name__}")
+    if target.dtype.kind not in "iu" or target.shape != input.shape[:1]:
         raise ArgumentError(f"{where}: target must be an integer tensor of shape [{input.shape[0]}], got "
-                            f"{getattr(target, 'dtype', type(target).__name__)} {list(getattr(target, 'shape', ()))}")
+                            f"{target.dtype.name} {list(target.shape)}")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"{where}: ignore_index must be an int, got {type(ignore_index).__name__}")
     t = target._data
@@ -141,6 +144,7 @@ def cross_entropy(input, target, reduction: str = "mean", ignore_index: int = -1
     """``nll_loss(log_softmax(input, 1), target)``: the loss for unnormalised scores
     (``ignore_index`` as there)."""
     _targets(input, target, "cross_entropy", ignore_index)
+    _check_reduction(reduction, "cross_entropy")
     return nll_loss(log_softmax(input, 1), target, reduction, ignore_index)
 
 
