@@ -515,3 +515,28 @@ def test_loss_messages_name_what_was_given_and_the_function_called():
         F.cross_entropy(x, np.array([0, 1]))
     with pytest.raises(RuntimeError, match="^cross_entropy: 'avg' is not a valid value for reduction"):
         F.cross_entropy(x, sr.tensor([0, 1]), reduction="avg")
+
+
+def test_module_casts_and_freezes_its_parameters_as_torchs():
+    """(probe) model.double(), model.to(...) and layer.requires_grad_(False) were missing."""
+    torch = pytest.importorskip("torch")
+    net = sr.nn.Sequential(sr.nn.Linear(3, 4), sr.nn.ReLU(), sr.nn.Linear(4, 1))
+    tnet = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    with torch.no_grad():
+        for k in (0, 2):
+            tnet[k].weight.copy_(torch.from_numpy(net[k].weight.detach().numpy().copy()))
+            tnet[k].bias.copy_(torch.from_numpy(net[k].bias.detach().numpy().copy()))
+    opt = sr.optim.SGD(net.parameters(), lr=0.1)
+    weight = net[0].weight
+    assert net.double() is net and net[0].weight is weight and weight.dtype == sr.float64
+    tnet.double()
+    x = np.random.default_rng(2).standard_normal((5, 3))
+    net(sr.tensor(x)).sum().backward()
+    tnet(torch.from_numpy(x)).sum().backward()
+    opt.step()  # the optimizer made before the cast holds the same parameters
+    np.testing.assert_allclose(net[0].weight.grad.numpy(), tnet[0].weight.grad.numpy(), rtol=1e-12)
+    assert net.to("cpu") is net and net.float()[2].bias.dtype == sr.float32
+    net[0].requires_grad_(False)
+    assert [p.requires_grad for p in net.parameters()] == [False, False, True, True]
+    with pytest.raises(RuntimeError, match="CPU only"):
+        net.to("cuda")

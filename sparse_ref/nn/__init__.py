@@ -142,6 +142,38 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Every parameter's ``requires_grad_`` (freezing a layer: ``layer.requires_grad_(False)``)."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def to(self, dtype) -> "Module":
+        """Every parameter cast to ``dtype`` in place, as torch's (the same Parameter objects,
+        so an optimizer made before still holds them; a gradient of the old dtype is
+        dropped). ``"cpu"`` is accepted and changes nothing: sparse_ref has no other device.
+        A value the dtype cannot hold is refused before any parameter changes."""
+        if isinstance(dtype, str) and dtype.split(":")[0] in ("cpu", "cuda", "mps", "xpu"):
+            if dtype.split(":")[0] != "cpu":
+                raise ArgumentError(f"Module.to: sparse_ref runs on the CPU only, got device {dtype!r}")
+            return self
+        dt = _dtypes.as_dtype(dtype, "Module.to", dense=True)
+        params = list(self.parameters())
+        cast = [p._data if p.dtype == dt else converted(p._data, dt, "Module.to") for p in params]
+        for p, data in zip(params, cast):
+            if p.dtype != dt:
+                p.data = Tensor(data)
+        return self
+
+    def double(self) -> "Module":
+        return self.to(_dtypes.float64)
+
+    def float(self) -> "Module":
+        return self.to(_dtypes.float32)
+
+    def half(self) -> "Module":
+        return self.to(_dtypes.float16)
+
     def state_dict(self) -> dict:
         """Every parameter, by name, as a tensor cut from the graph that shares its memory,
         as torch's: a later step changes it too, so keep a snapshot with
