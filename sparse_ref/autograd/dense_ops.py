@@ -31,6 +31,14 @@ def ieee(cls):
     return cls
 
 
+def _each_reads_the_other(cls, needs, n_args):
+    """``saved_positions`` of a product of two inputs (Mul, MatMul): x's gradient reads y's
+    data and y's reads x's, so a weight changed by an optimizer step between forward and
+    backward is no matter when the input needs no gradient (a Linear layer's first input),
+    as in torch."""
+    return [p for p, other in ((1, 0), (0, 1)) if needs[other]]
+
+
 def conj(x: np.ndarray) -> np.ndarray:
     """The complex conjugate; real arrays are returned as they are (no copy)."""
     return np.conj(x) if np.iscomplexobj(x) else x
@@ -121,12 +129,7 @@ class Mul(Function):
 
     _name = "MulBackward0"
 
-    @classmethod
-    def saved_positions(cls, needs, n_args):
-        """x's gradient reads y's data and y's reads x's: a weight changed by an optimizer
-        step between forward and backward is no matter when the input needs no gradient
-        (a Linear layer's first input), as in torch."""
-        return [p for p, other in ((1, 0), (0, 1)) if needs[other]]
+    saved_positions = classmethod(_each_reads_the_other)
 
     def forward(self, x, y):
         self.x, self.y = x._data, y._data
@@ -202,12 +205,7 @@ class MatMul(Function):
 
     _name = "MmBackward0"
 
-    @classmethod
-    def saved_positions(cls, needs, n_args):
-        """x's gradient reads y's data and y's reads x's: a weight changed by an optimizer
-        step between forward and backward is no matter when the input needs no gradient
-        (a Linear layer's first input), as in torch."""
-        return [p for p, other in ((1, 0), (0, 1)) if needs[other]]
+    saved_positions = classmethod(_each_reads_the_other)
 
     def forward(self, a, b):
         self.a, self.b = a._data, b._data

@@ -338,18 +338,20 @@ class _Loss(Module):
         self.reduction = reduction
 
 
-class CrossEntropyLoss(_Loss):
-    """``functional.cross_entropy`` as a module."""
-
+class _ClassLoss(_Loss):
     def __init__(self, reduction: str = "mean", ignore_index: int = -100):
         super().__init__(reduction)
         self.ignore_index = ignore_index
+
+
+class CrossEntropyLoss(_ClassLoss):
+    """``functional.cross_entropy`` as a module."""
 
     def forward(self, input, target):
         return functional.cross_entropy(input, target, self.reduction, self.ignore_index)
 
 
-class NLLLoss(CrossEntropyLoss):
+class NLLLoss(_ClassLoss):
     """``functional.nll_loss`` as a module."""
 
     def forward(self, input, target):
