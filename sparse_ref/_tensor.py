@@ -1117,12 +1117,32 @@ class SparseTensor(_Differentiable):
             self._cache["csr"] = (self._crow, self._col, self._val)
 
     def _write_rows(self) -> np.ndarray:
+        d = self.__dict__  # one state (an in-place op on another thread swaps in a new one)
         with _ROWS_LOCK:  # two threads asking at once: one makes them, both get the same array
-            later = self.__dict__.get("_rows_later")
+            later = d.get("_rows_later")
             if later is not None:
-                self.__dict__["_idx"] = later.indices()
-                del self.__dict__["_rows_later"]
-        return self.__dict__["_idx"]
+                d["_idx"] = later.indices()
+                del d["_rows_later"]
+        return d["_idx"]
+
+    def _now(self) -> "SparseTensor":
+        """This tensor as it is now, as a tensor of its own that no in-place op changes.
+
+        An in-place op (``_update``) gives the tensor a new ``__dict__`` in one step, so
+        one attribute read is always whole, but two reads may see two states: the row
+        pointers of one pattern and the columns or values of another, which a kernel would
+        read past their ends (a reader thread crashed the process so). Code that reads
+        several arrays of a tensor that another thread may change reads them from this:
+        ``Function.apply`` hands every op its sparse inputs so, and the forms derived below
+        (``_coalesced_form``, ``_csr``, ``_csr_t``) are made from it."""
+        d = self.__dict__
+        if "_is_now" in d:  # already one
+            return self
+        now = object.__new__(type(self))
+        state = dict(d)  # (one C call: no other thread runs in between)
+        state["_is_now"] = True
+        now.__dict__ = state
+        return now
 
     # -- what it is -----------------------------------------------------------------
     @property
@@ -1399,10 +1419,10 @@ class SparseTensor(_Differentiable):
     # (``values()``, ``detach()``, a NumPy array it shares) keep the old values.
     _pattern = 0  # how many in-place ops changed the stored entries (the graph checks it)
 
-    def _index_arrays(self) -> tuple:
-        """The objects that hold the stored entries' positions (the same objects: the same
-        pattern, as an op that keeps the pattern shares them)."""
-        d = self.__dict__
+    @staticmethod
+    def _index_arrays(d: dict) -> tuple:
+        """The objects that hold the stored entries' positions in a tensor's ``__dict__``
+        (the same objects: the same pattern, as an op that keeps the pattern shares them)."""
         return (d.get("_idx"), d.get("_rows_later"), d.get("_crow"), d.get("_col"))
 
     def _update(self, op: str, compute) -> "SparseTensor":
@@ -1417,10 +1437,11 @@ class SparseTensor(_Differentiable):
                                f"tensor; in torch too, add(sparse, dense) is not supported. Use "
                                f"add(dense, sparse) instead")
         keep = ("_requires_grad", "grad_fn", "_grad", "_version", "_retains_grad", "_guarded", "_pattern")
+        mine = self.__dict__
         state = {k: v for k, v in vars(result).items() if k not in keep}
-        state.update((k, v) for k, v in vars(self).items() if k in keep)
-        if any(a is not b for a, b in zip(self._index_arrays(), result._index_arrays())):
-            state["_pattern"] = self._pattern + 1
+        state.update((k, v) for k, v in mine.items() if k in keep)
+        if any(a is not b for a, b in zip(self._index_arrays(mine), result._index_arrays(result.__dict__))):
+            state["_pattern"] = mine.get("_pattern", 0) + 1
         self.__dict__ = state
         self._version[0] += 1
         return self
@@ -1532,31 +1553,38 @@ class SparseTensor(_Differentiable):
 
     # -- the arrays the kernels take (computed once: the stored arrays never change) ------
     def _coalesced_form(self) -> "SparseTensor":
-        """``coalesce()`` outside the graph, computed once per tensor."""
-        if self._coalesced:
-            return self
-        if self._cache.get("coalesced") is None:
-            self._cache["coalesced"] = SparseTensor._coalesced_of(self._idx, self._val, self._shape)
-        return self._cache["coalesced"]
+        """``coalesce()`` outside the graph, computed once per tensor (of this tensor as it
+        is now: see ``_now``)."""
+        s = self._now()
+        if s._coalesced:
+            return s
+        c = s._cache.get("coalesced")
+        if c is None:
+            c = s._cache["coalesced"] = SparseTensor._coalesced_of(s._idx, s._val, s._shape)
+        return c
 
     def _csr(self):
-        """``(crow, col, val)`` of the coalesced matrix."""
-        if "csr" not in self._cache:
-            c = self._coalesced_form()
-            crow = _formats.coo_to_csr(c._idx[0], self._shape[0])
-            self._cache["csr"] = (crow, c._idx[1], c._val)
-        return self._cache["csr"]
+        """``(crow, col, val)`` of the coalesced matrix (as it is now: see ``_now``)."""
+        s = self._now()
+        csr = s._cache.get("csr")
+        if csr is None:
+            c = s._coalesced_form()
+            idx = c._idx
+            csr = s._cache["csr"] = (_formats.coo_to_csr(idx[0], s._shape[0]), idx[1], c._val)
+        return csr
 
     def _csr_t(self):
         """``(crow, col, val, perm)`` of the transpose, as CSR: ``val = csr val[perm]``.
         The pattern is computed once; the values too, unless they are shared with the
         caller's array (then a change of it must show up here as well)."""
-        if "csr_t" not in self._cache:
-            crow, col, val = self._csr()
-            t_crow, t_col, perm, _ = _formats.csr_transpose(crow, col, self._shape[1], rename=False)
-            self._cache["csr_t"] = (t_crow, t_col, None if self._shared_values else val[perm], perm)
-        t_crow, t_col, t_val, perm = self._cache["csr_t"]
-        return t_crow, t_col, (self._csr()[2][perm] if t_val is None else t_val), perm
+        s = self._now()
+        crow, col, val = s._csr()
+        csr_t = s._cache.get("csr_t")
+        if csr_t is None:
+            t_crow, t_col, perm, _ = _formats.csr_transpose(crow, col, s._shape[1], rename=False)
+            csr_t = s._cache["csr_t"] = (t_crow, t_col, None if s._shared_values else val[perm], perm)
+        t_crow, t_col, t_val, perm = csr_t
+        return t_crow, t_col, (val[perm] if t_val is None else t_val), perm
 
     def __repr__(self) -> str:
         return _tensor_str.coo_str(self)
@@ -1601,13 +1629,15 @@ class SparseCsrTensor(SparseTensor):
     @property
     def _idx(self) -> np.ndarray:
         """COO indices (2 x nnz), made from the row pointers on first use."""
-        if "idx" not in self._cache:
-            idx = np.empty((2, self._col.shape[0]), dtype=np.int64)
-            idx[0] = _formats.csr_to_coo(self._crow)
-            idx[1] = self._col
+        s = self._now()  # (row pointers and columns of one state)
+        idx = s._cache.get("idx")
+        if idx is None:
+            idx = np.empty((2, s._col.shape[0]), dtype=np.int64)
+            idx[0] = _formats.csr_to_coo(s._crow)
+            idx[1] = s._col
             idx.flags.writeable = False
-            self._cache["idx"] = idx
-        return self._cache["idx"]
+            s._cache["idx"] = idx
+        return idx
 
     def sparse_dim(self) -> int:
         """2, always (without building the COO indices that ``_idx`` would make)."""

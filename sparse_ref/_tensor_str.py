@@ -115,6 +115,7 @@ def dense_str(t) -> str:
 def coo_str(s) -> str:
     """``repr`` of a COO SparseTensor: indices, values, size, nnz, layout."""
     pad = " " * len("tensor(")
+    s = s._now()  # (its arrays of one state, if another thread changes it in place)
     idx = _sized(s._idx, format_array(s._idx, pad + "indices=tensor("), always=True)
     val = _sized(s._val, format_array(s._val, pad + "values=tensor("), always=True)
     return (
@@ -127,6 +128,7 @@ def coo_str(s) -> str:
 def csr_str(s) -> str:
     """``repr`` of a SparseCsrTensor: crow_indices, col_indices, values, size, nnz, layout."""
     pad = " " * len("tensor(")
+    s = s._now()  # (as coo_str)
     crow = _sized(s._crow, format_array(s._crow, pad + "crow_indices=tensor("), always=True)
     col = _sized(s._col, format_array(s._col, pad + "col_indices=tensor("), always=True)
     val = _sized(s._val, format_array(s._val, pad + "values=tensor("), always=True)

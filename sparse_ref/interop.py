@@ -107,6 +107,7 @@ def to_scipy(t: SparseTensor):
         raise TypeError(f"to_scipy: expected a sparse_ref SparseTensor, got {type(t).__name__}")
     if _dtypes.is_half(t.dtype):  # COO and CSR alike
         raise TypeError(f"to_scipy: scipy.sparse has no {t.dtype.name}; convert first, e.g. t.float()")
+    t = t._now()  # (its arrays of one state, if another thread changes it in place)
     if isinstance(t, SparseCsrTensor):
         return sp.csr_array((t._val.copy(), t._col.copy(), t._crow.copy()), shape=t.shape)
     _validate.sparse_layout(t, "t", "to_scipy", sparse_dims=(1, 2))  # SciPy has no hybrid or 3-D arrays
@@ -182,6 +183,7 @@ def to_torch(t):
     torch = _require("torch", "to_torch")
     if isinstance(t, Tensor):
         return _torch_values(t._data, torch)
+    t = t._now()  # (its arrays of one state: torch will not check them)
     if isinstance(t, SparseCsrTensor):
         return torch.sparse_csr_tensor(torch.from_numpy(t._crow.copy()), torch.from_numpy(t._col.copy()),
                                        _torch_values(t._val, torch), t.shape, check_invariants=False)

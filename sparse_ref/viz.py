@@ -28,6 +28,7 @@ def _stored_entries(t):
     nonzero elements of a dense one."""
     if isinstance(t, SparseTensor):  # COO or CSR
         _validate.sparse_layout(t, "t", "spy")
+        t = t._now()  # (its arrays of one state, if another thread changes it in place)
         idx = np.asarray(t._idx)
         return tuple(t.shape), idx[0], idx[1], np.asarray(t._val), True
     data = t._data if isinstance(t, Tensor) else np.asarray(t)

@@ -899,35 +899,119 @@ def test_a_half_dense_tensor_takes_add_of_a_sparse_one_with_alpha():
     assert x.dtype == sr.float16 and x.numpy().tolist() == expected.tolist()
 
 
-def test_a_thread_reading_a_tensor_another_changes_in_place_sees_whole_states():
-    """(review) _update deleted the tensor's attributes and then set the new ones: a reader
-    in another thread got thousands of AttributeErrors in 5 s ("no attribute 'dtype'").
-    The tensor's __dict__ is now replaced in one step."""
+def _race(write, read, seconds: float = 1.5):
+    """Run ``write`` and ``read`` in two threads for ``seconds``, switching threads as
+    often as the interpreter can (so a race between two attribute reads shows up in a
+    second, not once in many CI runs); return the reader's errors and its count."""
+    import sys
     import threading
     import time
 
-    s = sr.sparse_coo_tensor([[0, 1, 2], [1, 0, 2]], [1., 2., 3.], (3, 3)).coalesce()
-    t = sr.sparse_coo_tensor([[0, 1, 2, 0], [0, 0, 1, 2]], [1., 1., 1., 1.], (3, 3)).coalesce()
-    x = sr.ones(3, 2)
-    stop, errors, reads = time.time() + 1.5, [], [0]
+    stop, errors, reads = time.time() + seconds, [], [0]
 
     def writer():
         while time.time() < stop:
-            s.zero_()
-            s.add_(t)
-            s.mul_(2.0)
+            write()
 
     def reader():
         while time.time() < stop:
             try:
-                sr.sparse.mm(s, x), s.to_dense(), s.coalesce(), s @ s
+                read()
                 reads[0] += 1
             except Exception as e:  # noqa: BLE001 (any error is the finding)
                 errors.append(repr(e))
 
-    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert errors == [] and reads[0] > 0
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        sys.setswitchinterval(old)
+    return errors, reads[0]
+
+
+def test_a_thread_reading_a_tensor_another_changes_in_place_sees_whole_states():
+    """(review) _update deleted the tensor's attributes and then set the new ones: a reader
+    in another thread got thousands of AttributeErrors in 5 s ("no attribute 'dtype'").
+    The tensor's __dict__ is now replaced in one step."""
+    s = sr.sparse_coo_tensor([[0, 1, 2], [1, 0, 2]], [1., 2., 3.], (3, 3)).coalesce()
+    t = sr.sparse_coo_tensor([[0, 1, 2, 0], [0, 0, 1, 2]], [1., 1., 1., 1.], (3, 3)).coalesce()
+    x = sr.ones(3, 2)
+
+    def write():
+        s.zero_()
+        s.add_(t)
+        s.mul_(2.0)
+
+    errors, reads = _race(write, lambda: (sr.sparse.mm(s, x), s.to_dense(), s.coalesce(), s @ s))
+    assert errors == [] and reads > 0
+
+
+def test_ops_read_every_array_of_a_sparse_tensor_from_one_state():
+    """(CI) Even with the __dict__ replaced in one step, an op that read the row pointers
+    and then the columns or values could take them from two states: ``sr.sparse.mm`` ran
+    the kernel with the row pointers of 4 entries and the columns of none, and the CI run
+    died (SIGSEGV); here it crashed in every 20 s run. Every op now gets its sparse inputs
+    as they are at its call (``SparseTensor._now``), and the forms made from a tensor
+    (coalesced, CSR, transposed) are made from one state of it: whole results of the old
+    state or of the new one, never a mix."""
+    x = sr.ones(3, 2)
+    for layout in ("coo", "csr"):
+        a = sr.sparse_coo_tensor([[0, 1, 2], [1, 0, 2]], [1., 2., 3.], (3, 3)).coalesce()
+        b = sr.sparse_coo_tensor([[0, 1, 2, 0], [0, 0, 1, 2]], [1., 1., 1., 1.], (3, 3)).coalesce()
+        s, t = (a, b) if layout == "coo" else (a.to_sparse_csr(), b.to_sparse_csr())
+        results = set()
+
+        def write():
+            s.zero_()
+            s.add_(t)
+            s.mul_(2.0)
+
+        def read():
+            y, d = sr.sparse.mm(s, x), s.to_dense()
+            z = sr.sparse.mm(s.t(), x)
+            results.add((tuple(y.sum(1).tolist()), tuple(z.sum(1).tolist())))
+            assert d.shape == (3, 3) and sr.to_scipy(s).shape == (3, 3) and "nnz=" in repr(s)
+
+        errors, reads = _race(write, read)
+        assert errors == [] and reads > 0, (layout, errors[:3])
+        # each product is of one state: 0, t, 2t (or s itself at the start)
+        states = [sr.zeros(3, 3), t.to_dense(), 2 * t.to_dense(), a.to_dense()]
+        whole = {tuple((m @ x).sum(1).tolist()) for m in states}
+        assert {r[0] for r in results} <= whole, (layout, results)
+
+
+def test_a_sparse_leaf_changed_on_another_thread_keeps_a_gradient_of_its_own_pattern():
+    """A sparse leaf's gradient takes the pattern its op's forward saw, so a leaf whose
+    pattern another thread changes gets a gradient whose indices and values agree (or
+    backward raises torch's in-place error), never indices of one pattern and values of
+    another, which a later product would read past the end of."""
+    x = sr.ones(3, 2)
+    a = sr.sparse_coo_tensor([[0, 1, 2], [1, 0, 2]], [1., 2., 3.], (3, 3)).coalesce().requires_grad_()
+    b = sr.sparse_coo_tensor([[0, 1, 2, 0], [0, 0, 1, 2]], [1., 1., 1., 1.], (3, 3)).coalesce()
+    grads = []
+
+    def write():
+        with sr.no_grad():
+            a.zero_()
+            a.add_(b)
+
+    def read():
+        try:
+            sr.sparse.mm(a, x).sum().backward()
+        except RuntimeError as e:
+            if "modified by an inplace operation" not in str(e):
+                raise
+        g, a.grad = a.grad, None
+        if g is not None:
+            grads.append(g)
+
+    errors, reads = _race(write, read)
+    assert errors == [] and reads > 0 and grads
+    for g in grads:
+        assert g.indices().shape[1] == g.values().shape[0]
+        assert (g.values().numpy() == 2.0).all() and g.to_dense().shape == (3, 3)

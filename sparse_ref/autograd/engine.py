@@ -63,6 +63,26 @@ def _any_requires_grad(args) -> bool:
     return False
 
 
+def _now_of_sparse(args: tuple) -> tuple:
+    """``args`` with each sparse tensor as it is now (``SparseTensor._now``: one state,
+    which another thread's in-place op cannot change under the kernels); one copy per
+    tensor, so an op given the same tensor twice still sees one tensor."""
+    for a in args:  # (a loop, not any(): every op call asks it)
+        if isinstance(a, SparseTensor):
+            break
+    else:
+        return args
+    out, nows = [], {}
+    for a in args:
+        if isinstance(a, SparseTensor):
+            now = nows.get(id(a))
+            if now is None:
+                now = nows[id(a)] = a._now()
+            a = now
+        out.append(a)
+    return tuple(out)
+
+
 class Function:
     """One differentiable op. Subclasses define ``forward`` and ``backward`` side by side.
 
@@ -123,19 +143,22 @@ class Function:
     @classmethod
     def apply(cls, *args):
         fn = cls()
+        seen = _now_of_sparse(args)  # forward sees each sparse input in one state (_now)
         recording = _state.enabled
         _state.enabled = False  # forward runs with grad mode off, as torch runs it: ops
         try:                    # inside it record nothing (backward is this Function's)
-            if cls._pooled and _large_dense(args):  # large outputs start on a 2 MiB page, as torch's on a line
-                out = _memory.call_pooled(fn.forward, args)
+            if cls._pooled and _large_dense(seen):  # large outputs start on a 2 MiB page, as torch's on a line
+                out = _memory.call_pooled(fn.forward, seen)
             else:
-                out = fn.forward(*args)
+                out = fn.forward(*seen)
         finally:
             _state.enabled = recording
-        for a in args:  # an input handed back: a new tensor on its data, so the caller's
+        for a in seen:  # an input handed back: a new tensor on its data, so the caller's
             if out is a:  # stays as it was (a leaf stays a leaf). (A loop, not any(): every
                 out = out.detach()  # op call asks it)
                 break
+        if isinstance(out, SparseTensor):  # a _now() copy made inside forward is the caller's
+            out.__dict__.pop("_is_now", None)  # tensor now: in-place ops and readers as any
         if recording and _any_requires_grad(args):
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
@@ -148,7 +171,8 @@ class Function:
                                if isinstance(args[p], (Tensor, SparseTensor))]  # (External: no data here)
                 # and the patterns of every sparse input: a gradient is carried as values on
                 # an operand's coalesced pattern, which backward reads whatever the op saves
-                fn.patterns = [(p, a._pattern) for p, a in enumerate(args) if isinstance(a, SparseTensor)]
+                fn.patterns = [(p, a._pattern) for p, a in enumerate(seen) if isinstance(a, SparseTensor)]
+                fn.seen = seen  # (a sparse leaf's gradient takes the pattern forward saw)
                 if cls.saves_output:
                     fn.out_version = (out._version, out._version[0])
                 fn.backend = _backend.get_backend()  # backward runs on the forward's kernels
@@ -281,20 +305,28 @@ _grad_lock = threading.Lock()
 _graph_lock = threading.Lock()
 
 
-def _accumulate_leaf(leaf, grad: np.ndarray, fresh: bool = False) -> None:
+def _accumulate_leaf(leaf, grad: np.ndarray, fresh: bool = False, seen=None) -> None:
     with _grad_lock:
-        _add_to_grad(leaf, grad, fresh)
+        _add_to_grad(leaf, grad, fresh, seen)
 
 
-def _add_to_grad(leaf, grad: np.ndarray, fresh: bool = False) -> None:
+def _add_to_grad(leaf, grad: np.ndarray, fresh: bool = False, seen=None) -> None:
     """Add ``grad`` to ``leaf.grad``. The first gradient is copied, unless ``fresh`` (an
     array that nothing else holds: see ``Function.fresh_grads``) -- a later in-place change
-    of the .grad must not reach anything else."""
+    of the .grad must not reach anything else. A sparse leaf's gradient has the coalesced
+    pattern of ``seen`` (the leaf as the op's forward saw it), else of the leaf now."""
     if isinstance(leaf, External):  # its gradient's form is its own business
         leaf._accumulate(grad)
     elif isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
-        pattern = leaf._coalesced_form()
+        pattern = (leaf if seen is None else seen)._coalesced_form()
+        if grad.shape[:1] != (pattern._nnz(),):  # (another thread changed its pattern just now)
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{leaf.layout!r} {leaf.dtype.name} {list(leaf.shape)}] has other "
+                "stored entries than its gradient (an in-place op changed its pattern during backward)")
         held = leaf.grad
+        if isinstance(held, SparseTensor):
+            held = held._now()  # (one state of it: see SparseTensor._now)
         if held is None:
             leaf.grad = pattern._with_values(np.array(grad, copy=not fresh))
         elif held.is_coalesced() and held._nnz() == pattern._nnz() and (
@@ -353,6 +385,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         grad = grads.pop(id(fn), None)
         if grad is not None and fn.retained is not None and fn.retained() is not None:
             _accumulate_leaf(fn.retained(), grad)  # retain_grad(): this output's whole gradient
+        seen = fn.__dict__.get("seen")  # (the inputs as forward saw them; release drops it)
         if grad is None:
             in_grads = (None,) * len(fn.inputs)
         else:
@@ -363,13 +396,13 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
                 raise RuntimeError(f"function {fn.name()} returned an incorrect number of gradients "
                                    f"(expected {len(fn.inputs)}, got {len(in_grads)})")
             if not type(fn).__module__.startswith("sparse_ref."):
-                in_grads = _checked_grads(fn, in_grads)
-        for a, need, g in zip(fn.inputs, fn.needs, in_grads):
+                in_grads = _checked_grads(fn, in_grads, seen)
+        for i, (a, need, g) in enumerate(zip(fn.inputs, fn.needs, in_grads)):
             if not need:
                 continue
             if a.grad_fn is None:
                 if g is not None:
-                    _accumulate_leaf(a, g, fn.fresh_grads and sum(x is g for x in in_grads) == 1)
+                    _accumulate_leaf(a, g, fn.fresh_grads and sum(x is g for x in in_grads) == 1, seen[i])
                 continue
             key = id(a.grad_fn)
             if g is not None:
@@ -379,7 +412,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
                 ready.append(a.grad_fn)
 
 
-def _checked_grads(fn: Function, in_grads: tuple) -> tuple:
+def _checked_grads(fn: Function, in_grads: tuple, seen: tuple) -> tuple:
     """The gradients a Function of your own returned, checked as torch checks them: one
     for each value of its input -- a dense input's shape, a sparse input's values in its
     coalesced pattern (an array of another length was kept, and a kernel read past its
@@ -393,7 +426,7 @@ def _checked_grads(fn: Function, in_grads: tuple) -> tuple:
                 raise RuntimeError(f"function {fn.name()} returned an invalid gradient at index {i}: "
                                    f"expected an array, got {type(g).__name__}")
             g = np.asarray(g)
-            want = a._coalesced_form()._val.shape if isinstance(a, SparseTensor) else a.shape
+            want = seen[i]._coalesced_form()._val.shape if isinstance(a, SparseTensor) else a.shape
             if g.shape != tuple(want):
                 what = "its values in the coalesced pattern" if isinstance(a, SparseTensor) else "its shape"
                 raise RuntimeError(f"function {fn.name()} returned an invalid gradient at index {i} - got "
