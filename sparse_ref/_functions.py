@@ -389,14 +389,28 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return reshape(input, shape[:a] + (int(np.prod(shape[a:b + 1])),) + shape[b + 1:])
 
 
+def _values_and_pattern(s: SparseTensor):
+    """``(s.coalesce().values(), pattern)``: the values in the graph, and the coalesced
+    tensor they are the values of, as one state (``SparseTensor._now``), for an op that
+    puts new values on that pattern. Another thread may change ``s`` in place between
+    the two reads; then its pattern counter moved, and they are read again."""
+    c = s.coalesce()
+    for _ in range(1000):
+        now = c._now()
+        values = c.values()
+        if c._pattern == now._pattern:  # no new pattern between the two reads
+            return values, now
+    raise RuntimeError(f"{s.layout!r} tensor: another thread changed its stored entries during "
+                       "every one of 1000 reads")
+
+
 def _vector_as_matrix(v: SparseTensor, row: bool) -> SparseTensor:
     """A sparse vector as a 1 x n (``row``) or n x 1 sparse matrix whose values are the
     vector's coalesced values, so that its gradient goes back to them (masked, as every
     sparse gradient here; torch's is dense)."""
-    c = v.coalesce()
+    values, c = _values_and_pattern(v)
     k = c._idx[0]
     idx = np.stack([np.zeros_like(k), k] if row else [k, np.zeros_like(k)])
-    values = c.values()
     return sparse_ops.SparseFromValues.apply(values, idx, values._data.copy(),
                                              (1, v.shape[0]) if row else (v.shape[0], 1))
 
@@ -533,8 +547,8 @@ def _sparse_valuewise(op, input, *args):
     ``abs``, ``sqrt``, ``pow``, ``relu``, ``tanh`` of a COO tensor. Differentiable through
     the dense op's own gradient, masked to the pattern as every sparse gradient here (torch
     has no backward for sqrt or tanh of a sparse tensor)."""
-    c = input.coalesce()
-    values = op(c.values(), *args)
+    values, c = _values_and_pattern(input)
+    values = op(values, *args)
     if c.is_sparse_csr:
         crow, col, _ = c._csr()
         return sparse_ops.CsrFromValues.apply(values, crow, col, values._data, c.shape)

@@ -1210,15 +1210,17 @@ class SparseTensor(_Differentiable):
             raise RuntimeError(f"Cannot get {what} on an uncoalesced tensor, please call .coalesce() first")
 
     def detach(self) -> "SparseTensor":
-        return self._with_values(self._val)
+        s = self._now()  # (pattern and values of one state: see _now)
+        return s._with_values(s._val)
 
     def _with_values(self, values: np.ndarray) -> "SparseTensor":
         """A tensor with this one's pattern, layout and flag, holding ``values`` (row
         indices not yet written stay so: both tensors share them, written once)."""
-        later = self.__dict__.get("_rows_later")
+        s = self._now()
+        later = s.__dict__.get("_rows_later")
         if later is not None:
-            return SparseTensor._make_rows_later(later, values, self._shape)
-        return SparseTensor._make(self._idx, values, self._shape, self._coalesced)
+            return SparseTensor._make_rows_later(later, values, s._shape)
+        return SparseTensor._make(s._idx, values, s._shape, s._coalesced)
 
     def clone(self) -> "SparseTensor":
         """A copy with the same pattern, part of the graph as torch's (``sr.clone``)."""
@@ -1666,7 +1668,8 @@ class SparseCsrTensor(SparseTensor):
         return Tensor(read_only_window(self._col))
 
     def _with_values(self, values: np.ndarray) -> "SparseCsrTensor":
-        return SparseCsrTensor._make_csr(self._crow, self._col, np.ascontiguousarray(values), self._shape)
+        s = self._now()  # (row pointers and columns of one state)
+        return SparseCsrTensor._make_csr(s._crow, s._col, np.ascontiguousarray(values), s._shape)
 
     def to_sparse(self, sparse_dim: int | None = None) -> SparseTensor:
         """The same matrix as a (coalesced) COO tensor; differentiable (``sparse_dim``, if

@@ -910,8 +910,11 @@ def _race(write, read, seconds: float = 1.5):
     stop, errors, reads = time.time() + seconds, [], [0]
 
     def writer():
-        while time.time() < stop:
-            write()
+        try:
+            while time.time() < stop:
+                write()
+        except Exception as e:  # noqa: BLE001 (a writer that stops early tests nothing)
+            errors.append("writer: " + repr(e))
 
     def reader():
         while time.time() < stop:
@@ -964,6 +967,7 @@ def test_ops_read_every_array_of_a_sparse_tensor_from_one_state():
         a = sr.sparse_coo_tensor([[0, 1, 2], [1, 0, 2]], [1., 2., 3.], (3, 3)).coalesce()
         b = sr.sparse_coo_tensor([[0, 1, 2, 0], [0, 0, 1, 2]], [1., 1., 1., 1.], (3, 3)).coalesce()
         s, t = (a, b) if layout == "coo" else (a.to_sparse_csr(), b.to_sparse_csr())
+        first = a.to_dense()  # (before the writer changes s, which is a for COO)
         results = set()
 
         def write():
@@ -974,15 +978,55 @@ def test_ops_read_every_array_of_a_sparse_tensor_from_one_state():
         def read():
             y, d = sr.sparse.mm(s, x), s.to_dense()
             z = sr.sparse.mm(s.t(), x)
+            for made in (s.detach(), s.abs(), sr.tanh(s)):  # (a probe's: pattern of one state,
+                _assert_whole(made)                          # values of another)
             results.add((tuple(y.sum(1).tolist()), tuple(z.sum(1).tolist())))
             assert d.shape == (3, 3) and sr.to_scipy(s).shape == (3, 3) and "nnz=" in repr(s)
 
         errors, reads = _race(write, read)
         assert errors == [] and reads > 0, (layout, errors[:3])
         # each product is of one state: 0, t, 2t (or s itself at the start)
-        states = [sr.zeros(3, 3), t.to_dense(), 2 * t.to_dense(), a.to_dense()]
+        states = [sr.zeros(3, 3), t.to_dense(), 2 * t.to_dense(), first]
         whole = {tuple((m @ x).sum(1).tolist()) for m in states}
         assert {r[0] for r in results} <= whole, (layout, results)
+
+
+def _assert_whole(t):
+    """t's stored entries agree: as many indices (and row pointers' end) as values."""
+    nnz = t._values().shape[0]
+    if t.is_sparse_csr:
+        assert t.col_indices().shape[0] == nnz and int(t.crow_indices()[-1]) == nnz
+    else:
+        assert t._indices().shape[1] == nnz
+
+
+def test_a_sparse_vector_changed_on_another_thread_multiplies_whole():
+    """(probe) M @ v and v @ M of a sparse vector read its pattern and its values in two
+    steps; with v.zero_() on another thread they took the indices of 50,000 entries and
+    the values of none, and the process died. They now read both of one state."""
+    import sys
+    import threading
+    import time
+
+    rng = np.random.default_rng(0)
+    template = sr.sparse_coo_tensor(rng.integers(0, 5000, (1, 3000)), rng.random(3000), (5000,)).coalesce()
+    m = sr.tensor(rng.random((2, 5000)))
+    full = (m @ template).numpy()
+    old, stop, seen = sys.getswitchinterval(), time.time() + 1.5, set()
+    sys.setswitchinterval(1e-6)
+    try:
+        while time.time() < stop:  # (1-D sparse tensors have one in-place op that changes the
+            v = template.clone()    # pattern, zero_: so a new v, emptied once per round)
+            th = threading.Thread(target=v.zero_)
+            th.start()
+            while th.is_alive():
+                for y in (m @ v, v @ m.t()):
+                    seen.add("full" if np.array_equal(y.numpy(), full) else
+                             "zero" if not y.numpy().any() else "mixed")
+            th.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert seen <= {"full", "zero"}, seen
 
 
 def test_a_sparse_leaf_changed_on_another_thread_keeps_a_gradient_of_its_own_pattern():
