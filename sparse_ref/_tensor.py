@@ -23,6 +23,7 @@ imports or reaches upward; ``tests/test_layers.py`` holds the package to that.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import threading
 import warnings
@@ -45,6 +46,9 @@ class _Unbound:
 
 
 _F = _Unbound()  # the public functions the methods call (sparse_ref/_functions.py)
+# SparseTensor._update: a number no pattern had before (next() is one step, so two threads
+# changing one tensor at once never give two patterns the same number, as "old + 1" could)
+_NEW_PATTERN = itertools.count(1)
 _ROWS_LOCK = threading.Lock()  # SparseTensor._write_rows: a lazy result's indices are made once
 
 
@@ -1419,7 +1423,7 @@ class SparseTensor(_Differentiable):
     # name bound to this tensor sees the change, and a backward that saved the tensor
     # refuses, as torch's. Unlike torch's, tensors made from the old arrays before
     # (``values()``, ``detach()``, a NumPy array it shares) keep the old values.
-    _pattern = 0  # how many in-place ops changed the stored entries (the graph checks it)
+    _pattern = 0  # which stored entries: a new number whenever an in-place op changes them (the graph checks it)
 
     @staticmethod
     def _index_arrays(d: dict) -> tuple:
@@ -1443,7 +1447,7 @@ class SparseTensor(_Differentiable):
         state = {k: v for k, v in vars(result).items() if k not in keep}
         state.update((k, v) for k, v in mine.items() if k in keep)
         if any(a is not b for a, b in zip(self._index_arrays(mine), result._index_arrays(result.__dict__))):
-            state["_pattern"] = mine.get("_pattern", 0) + 1
+            state["_pattern"] = next(_NEW_PATTERN)
         self.__dict__ = state
         self._version[0] += 1
         return self

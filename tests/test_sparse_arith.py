@@ -1059,3 +1059,40 @@ def test_a_sparse_leaf_changed_on_another_thread_keeps_a_gradient_of_its_own_pat
     for g in grads:
         assert g.indices().shape[1] == g.values().shape[0]
         assert (g.values().numpy() == 2.0).all() and g.to_dense().shape == (3, 3)
+
+
+def test_a_dense_operand_whose_data_another_thread_sets_is_read_once():
+    """(probe) A product checked its dense operand's shape, then read its ``.data`` again
+    for the kernel: with ``x.data`` set to a (1, k) array on another thread in between, the
+    kernel read far past it (SIGSEGV in 5 of 5 runs for ``sr.sparse.mm``; wrong results
+    from ``sampled_addmm`` and ``y @ s``). Each op now reads the data once and checks the
+    array the kernel gets: the result is right, or a ShapeError names the change."""
+    rng = np.random.default_rng(1)
+    n, k = 400, 8
+    s = sr.sparse_coo_tensor(rng.integers(n - 50, n, (2, 300)), rng.random(300), (n, n)).coalesce()
+    big = sr.tensor(rng.random((n, k)))
+    x = sr.tensor(big.numpy().copy())
+    y = sr.tensor(rng.random((k, n)))
+    tiny = sr.tensor(rng.random((1, k)))
+    calls = {"mm": lambda: sr.sparse.mm(s, x).numpy(),
+             "amax": lambda: sr.sparse.mm(s, x, reduce="amax").numpy(),
+             "sampled": lambda: sr.sparse.sampled_addmm(s, x, y).values().numpy(),
+             "dense @ sparse": lambda: (x.t() @ s).numpy()}
+    expected = {name: f() for name, f in calls.items()}
+    wrong = []
+
+    def write():
+        x.data = tiny
+        x.data = big
+
+    def read():
+        for name, f in calls.items():
+            try:
+                got = f()
+            except sr._errors.ShapeError:
+                continue  # the check (or the op) saw the (1, k) array: refused, as it should be
+            if not np.array_equal(got, expected[name]):
+                wrong.append(name)
+
+    errors, reads = _race(write, read)
+    assert errors == [] and reads > 0 and wrong == [], (errors[:3], sorted(set(wrong)))

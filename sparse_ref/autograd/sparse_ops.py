@@ -33,6 +33,7 @@ import numpy as np
 
 from sparse_ref import _backend, _dtypes, _formats, _precision, _products
 from sparse_ref._arrays import converted
+from sparse_ref._errors import ShapeError
 from sparse_ref._grad_mode import no_grad
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor, _LaterRows
 from sparse_ref.autograd.dense_ops import conj, ieee, unbroadcast
@@ -47,11 +48,23 @@ def _pattern(s):
 
 # -- forward helpers (shared by the ops below) ---------------------------------------------
 
+def fits(x: np.ndarray, rows, cols, where: str) -> np.ndarray:
+    """``x``, a dense operand's array, once its rows and columns are the ones a kernel will
+    index by (None: any). The call checked the operand's shape, but the op reads its data
+    after that, and another thread may have set ``.data`` to an array of another shape in
+    between: the kernels do not check bounds, so it is checked here, on the array they get."""
+    if x.ndim != 2 or (rows is not None and x.shape[0] != rows) or (cols is not None and x.shape[1] != cols):
+        want = "x".join("*" if n is None else str(n) for n in (rows, cols))
+        raise ShapeError(f"{where}: a dense operand is {list(x.shape)} now, not {want} as when the call "
+                         "checked it (was its .data set on another thread meanwhile?)")
+    return x
+
+
 def sparse_dense(a, b: np.ndarray, reduce: str = "sum", wide: bool = False):
     """``(out, arg)`` of ``A @ B`` for sparse A and dense B (arg: amax/amin winners);
     ``wide``: a half product in float32, not yet rounded."""
     crow, col, val = a._csr()
-    b = np.ascontiguousarray(b)
+    b = np.ascontiguousarray(fits(b, a.shape[1], None, "mm"))
     if reduce == "sum":
         return _products.spmm(crow, col, val, b, wide=wide), None
     return _products.spmm_reduce(crow, col, val, b, reduce)
@@ -83,6 +96,7 @@ def sparse_h_dense(a, g: np.ndarray, wide: bool = False) -> np.ndarray:
 def dense_sparse(x: np.ndarray, s) -> np.ndarray:
     """``X @ S`` as ``(S^T @ X^T)^T``: SpMM with the transposed CSR of S."""
     t_crow, t_col, t_val, _ = s._csr_t()
+    x = fits(x, None, s.shape[0], "mm")
     return np.ascontiguousarray(_products.spmm(t_crow, t_col, t_val, np.ascontiguousarray(x.T)).T)
 
 
@@ -124,8 +138,8 @@ class SparseMm(Function):
     def forward(self, a, b, reduce="sum"):
         if reduce != "sum":
             self._name = "SparseMmReduceImplBackward0"
-        self.a, self.b, self.reduce = a, b._data, reduce
-        out, self.arg = sparse_dense(a, b._data, reduce)
+        self.a, self.b, self.reduce = a, b._data, reduce  # (b's data read once: what both use)
+        out, self.arg = sparse_dense(a, self.b, reduce)
         return Tensor(out)
 
     def backward(self, grad):
@@ -177,7 +191,7 @@ class DenseSparseMm(Function):
 
     def forward(self, x, s):
         self.x, self.s = x._data, s
-        return Tensor(dense_sparse(x._data, s))
+        return Tensor(dense_sparse(self.x, s))
 
     def backward(self, grad):
         grad_x = grad_s = None
@@ -310,8 +324,8 @@ class SparseAddmm(Function):
 
     def forward(self, mat, a, b, beta, alpha):
         self.mat_shape, self.a, self.b, self.beta, self.alpha = mat.shape, a, b._data, beta, alpha
-        product, _ = sparse_dense(a, b._data, wide=True)
-        return Tensor(combine(mat._data, product, beta, alpha, _precision.small_dtype(b._data)))
+        product, _ = sparse_dense(a, self.b, wide=True)
+        return Tensor(combine(mat._data, product, beta, alpha, _precision.small_dtype(self.b)))
 
     def backward(self, grad):
         small = _precision.small_dtype(grad)  # half: each gradient in float32, rounded once
@@ -338,10 +352,13 @@ class SparseSampledAddmm(Function):
 
     def forward(self, input, mat1, mat2, beta, alpha):
         c = input._coalesced_form()
-        x = np.ascontiguousarray(mat1._data)
-        y = np.ascontiguousarray(mat2._data.T)
+        m1, m2 = mat1._data, mat2._data  # (each read once: see fits)
+        fits(m1, c.shape[0], None, "sampled_addmm")
+        fits(m2, m1.shape[1], c.shape[1], "sampled_addmm")
+        x = np.ascontiguousarray(m1)
+        y = np.ascontiguousarray(m2.T)
         product = _products.sddmm(c._idx[0], c._idx[1], x, y, wide=True)
-        self.input, self.mat1, self.mat2, self.beta, self.alpha = input, mat1._data, mat2._data, beta, alpha
+        self.input, self.mat1, self.mat2, self.beta, self.alpha = input, m1, m2, beta, alpha
         small = _precision.small_dtype(x)
         return c._with_values(combine(c._val, product, beta, alpha, small))  # input's pattern and layout
 
