@@ -528,7 +528,7 @@ class Tensor(_Differentiable):
                             "sparse_ref does not promote dtypes")
         scale = self._alpha(alpha, op)
         data = self._inplace(op)
-        c = other._coalesced_form()
+        c = other._now()._coalesced_form()
         value = c._val if scale is None else c._val * scale  # (a half tensor's alpha: float32)
         where = tuple(c._idx)
         data[where] = _precision.rounded(ufunc(data[where], value), data)  # rounded once, if so
@@ -1033,7 +1033,7 @@ class SparseTensor(_Differentiable):
         if count != 1:
             raise RuntimeError(f"Boolean value of Tensor with {'more than one value' if count else 'no values'} "
                                "is ambiguous")
-        return bool(self._coalesced_form()._val.sum())
+        return bool(self._now()._coalesced_form()._val.sum())
 
     def __dlpack__(self, **kwargs):
         raise BufferError("Can't export tensors with layout other than strided: use .to_dense() first")
@@ -1130,22 +1130,22 @@ class SparseTensor(_Differentiable):
         return d["_idx"]
 
     def _now(self) -> "SparseTensor":
-        """This tensor as it is now, as a tensor of its own that no in-place op changes.
+        """This tensor as it is now: a tensor that no in-place op changes.
 
         An in-place op (``_update``) gives the tensor a new ``__dict__`` in one step, so
         one attribute read is always whole, but two reads may see two states: the row
         pointers of one pattern and the columns or values of another, which a kernel would
         read past their ends (a reader thread crashed the process so). Code that reads
         several arrays of a tensor that another thread may change reads them from this:
-        ``Function.apply`` hands every op its sparse inputs so, and the forms derived below
-        (``_coalesced_form``, ``_csr``, ``_csr_t``) are made from it."""
-        d = self.__dict__
-        if "_is_now" in d:  # already one
-            return self
+        ``Function.apply`` hands every op its sparse inputs so, and the forms made below
+        (``_csr``, ``_csr_t``) are made from it.
+
+        It is another object on the same ``__dict__`` (which ``_update`` never changes,
+        it swaps in a new one): nothing is copied, and the forms it makes (cached in that
+        state's ``_cache``) serve the tensor too. So set no attribute on it, and never hand
+        it out: ``Function.apply`` turns an input handed back into a new tensor."""
         now = object.__new__(type(self))
-        state = dict(d)  # (one C call: no other thread runs in between)
-        state["_is_now"] = True
-        now.__dict__ = state
+        now.__dict__ = self.__dict__
         return now
 
     # -- what it is -----------------------------------------------------------------
@@ -1559,21 +1559,22 @@ class SparseTensor(_Differentiable):
 
     # -- the arrays the kernels take (computed once: the stored arrays never change) ------
     def _coalesced_form(self) -> "SparseTensor":
-        """``coalesce()`` outside the graph, computed once per tensor (of this tensor as it
-        is now: see ``_now``)."""
-        s = self._now()
-        if s._coalesced:
-            return s
-        c = s._cache.get("coalesced")
-        if c is None:
-            c = s._cache["coalesced"] = SparseTensor._coalesced_of(s._idx, s._val, s._shape)
+        """``coalesce()`` outside the graph, computed once per tensor: ``self`` when it is
+        coalesced (so call it on ``_now()`` of a tensor another thread may change)."""
+        d = self.__dict__  # (one state)
+        if d["_coalesced"]:
+            return self
+        cache = d["_cache"]
+        c = cache.get("coalesced")
+        if c is None:  # (an uncoalesced tensor's indices are never made later: _idx is there)
+            c = cache["coalesced"] = SparseTensor._coalesced_of(d["_idx"], d["_val"], d["_shape"])
         return c
 
     def _csr(self):
         """``(crow, col, val)`` of the coalesced matrix (as it is now: see ``_now``)."""
-        s = self._now()
-        csr = s._cache.get("csr")
+        csr = self._cache.get("csr")  # (one read: a state's cache holds that state's arrays)
         if csr is None:
+            s = self._now()
             c = s._coalesced_form()
             idx = c._idx
             csr = s._cache["csr"] = (_formats.coo_to_csr(idx[0], s._shape[0]), idx[1], c._val)
@@ -1583,6 +1584,10 @@ class SparseTensor(_Differentiable):
         """``(crow, col, val, perm)`` of the transpose, as CSR: ``val = csr val[perm]``.
         The pattern is computed once; the values too, unless they are shared with the
         caller's array (then a change of it must show up here as well)."""
+        cache = self._cache  # (one read: a state's cache holds that state's arrays)
+        csr_t = cache.get("csr_t")
+        if csr_t is not None and csr_t[2] is not None:
+            return csr_t
         s = self._now()
         crow, col, val = s._csr()
         csr_t = s._cache.get("csr_t")

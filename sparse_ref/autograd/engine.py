@@ -48,14 +48,6 @@ def _is_tensor(x) -> bool:
     return isinstance(x, (Tensor, SparseTensor, External))
 
 
-def _large_dense(args) -> bool:
-    large = _memory.large_bytes()
-    for a in args:
-        if isinstance(a, Tensor) and a._data.nbytes >= large:
-            return True
-    return False
-
-
 def _any_requires_grad(args) -> bool:
     for a in args:  # (a loop, not any(): every op call asks it)
         if getattr(a, "requires_grad", False) is True:
@@ -63,24 +55,26 @@ def _any_requires_grad(args) -> bool:
     return False
 
 
-def _now_of_sparse(args: tuple) -> tuple:
-    """``args`` with each sparse tensor as it is now (``SparseTensor._now``: one state,
-    which another thread's in-place op cannot change under the kernels); one copy per
-    tensor, so an op given the same tensor twice still sees one tensor."""
-    for a in args:  # (a loop, not any(): every op call asks it)
-        if isinstance(a, SparseTensor):
-            break
-    else:
-        return args
-    out, nows = [], {}
-    for a in args:
-        if isinstance(a, SparseTensor):
-            now = nows.get(id(a))
-            if now is None:
-                now = nows[id(a)] = a._now()
-            a = now
-        out.append(a)
-    return tuple(out)
+def _prepared(args: tuple, pooled: bool, whole: bool):
+    """``(seen, large)``: ``args``, with each sparse tensor as it is now if ``whole`` (a
+    ``SparseTensor._now``, inlined: one state, which another thread's in-place op cannot
+    change under the kernels), and whether a dense one is large (``pooled`` ops only: the
+    library's own). A tensor given twice becomes two such objects, each whole (no op asks
+    whether its operands are one object)."""
+    seen, large = [], False
+    limit = _memory.large_bytes() if pooled else -1
+    for a in args:  # (one plain loop: every op call runs this)
+        if whole and isinstance(a, SparseTensor):
+            one = _new(type(a))
+            one.__dict__ = a.__dict__
+            a = one
+        elif limit >= 0 and isinstance(a, Tensor) and a._data.nbytes >= limit:
+            large = True
+        seen.append(a)
+    return tuple(seen), large
+
+
+_new = object.__new__
 
 
 class Function:
@@ -115,6 +109,10 @@ class Function:
     # True: backward reads forward's output (exp, tanh, softmax, ...), so an in-place change
     # of the output (or of a view or detach() of it) makes backward raise, as torch's.
     saves_output = False
+    # True: forward reads each sparse input's arrays in one read (``_csr()``: one state's
+    # cache), so outside a graph it may get the inputs as they are, not ``_now()`` copies
+    # (the commonest product then makes no extra object: see the per-call benchmark)
+    reads_whole = False
     out_version = None  # (the output's version counter, its version at forward)
     # A weak reference to the output, when it called retain_grad(): backward fills its .grad.
     retained = None
@@ -143,11 +141,14 @@ class Function:
     @classmethod
     def apply(cls, *args):
         fn = cls()
-        seen = _now_of_sparse(args)  # forward sees each sparse input in one state (_now)
         recording = _state.enabled
+        graph = recording and _any_requires_grad(args)
+        # forward sees each sparse input in one state (unless it reads them whole itself and
+        # nothing is saved for backward: then the objects are not worth making)
+        seen, large = _prepared(args, cls._pooled, graph or not cls.reads_whole)
         _state.enabled = False  # forward runs with grad mode off, as torch runs it: ops
         try:                    # inside it record nothing (backward is this Function's)
-            if cls._pooled and _large_dense(seen):  # large outputs start on a 2 MiB page, as torch's on a line
+            if large:  # large outputs start on a 2 MiB page, as torch's on a line
                 out = _memory.call_pooled(fn.forward, seen)
             else:
                 out = fn.forward(*seen)
@@ -157,9 +158,7 @@ class Function:
             if out is a:  # stays as it was (a leaf stays a leaf). (A loop, not any(): every
                 out = out.detach()  # op call asks it)
                 break
-        if isinstance(out, SparseTensor):  # a _now() copy made inside forward is the caller's
-            out.__dict__.pop("_is_now", None)  # tensor now: in-place ops and readers as any
-        if recording and _any_requires_grad(args):
+        if graph:
             needs = tuple(_is_tensor(a) and a.requires_grad for a in args)
             if any(needs):
                 fn.inputs = args
@@ -280,11 +279,11 @@ def seed_gradient(root, gradient):
         seed = np.asarray(cast(gradient._data)).view()
         seed.flags.writeable = False
         return seed
-    pattern = root._coalesced_form()._idx
+    pattern = root._now()._coalesced_form()._idx
     if isinstance(gradient, Tensor) and gradient.shape == root.shape:
         return np.ascontiguousarray(cast(gradient._data[tuple(pattern)]))  # a dense G, masked
     if isinstance(gradient, SparseTensor) and gradient.shape == root.shape:
-        g = gradient._coalesced_form()
+        g = gradient._now()._coalesced_form()
         return _formats.values_at(g._idx, cast(g._val), pattern)
     raise RuntimeError(
         f"backward: gradient must be a tensor (dense or sparse) of shape {root.shape} and dtype "
@@ -318,7 +317,7 @@ def _add_to_grad(leaf, grad: np.ndarray, fresh: bool = False, seen=None) -> None
     if isinstance(leaf, External):  # its gradient's form is its own business
         leaf._accumulate(grad)
     elif isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
-        pattern = (leaf if seen is None else seen)._coalesced_form()
+        pattern = (leaf._now() if seen is None else seen)._coalesced_form()
         if grad.shape[:1] != (pattern._nnz(),):  # (another thread changed its pattern just now)
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "

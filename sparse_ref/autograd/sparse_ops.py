@@ -64,7 +64,9 @@ def sparse_dense(a, b: np.ndarray, reduce: str = "sum", wide: bool = False):
     """``(out, arg)`` of ``A @ B`` for sparse A and dense B (arg: amax/amin winners);
     ``wide``: a half product in float32, not yet rounded."""
     crow, col, val = a._csr()
-    b = np.ascontiguousarray(fits(b, a.shape[1], None, "mm"))
+    if b.ndim != 2 or b.shape[0] != a._shape[1]:  # (fits, inline: every product asks it)
+        fits(b, a._shape[1], None, "mm")
+    b = np.ascontiguousarray(b)
     if reduce == "sum":
         return _products.spmm(crow, col, val, b, wide=wide), None
     return _products.spmm_reduce(crow, col, val, b, reduce)
@@ -134,6 +136,7 @@ class SparseMm(Function):
 
     _name = "SparseAddmmBackward0"
     fresh_grads = True  # both gradients are new kernel outputs (sddmm, spmm, or np.zeros)
+    reads_whole = True  # forward reads A through _csr() alone (sparse_dense)
 
     def forward(self, a, b, reduce="sum"):
         if reduce != "sum":
