@@ -425,7 +425,7 @@ class Tensor(_Differentiable):
         if self.requires_grad and _dtypes.kind(value.dtype) not in "fc":
             raise RuntimeError("data set to a tensor that requires gradients must be floating point or complex "
                                f"dtype, got {value.dtype.name}")
-        if self.grad is not None and (value.shape != self.shape or value.dtype != self.dtype):
+        if self._grad is not None and (value.shape != self.shape or value.dtype != self.dtype):  # (not .grad: it warns on a non-leaf)
             self._grad = None  # a gradient of the old shape or dtype no longer fits (torch keeps it and fails later)
         self._data = value._data
 

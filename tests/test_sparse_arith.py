@@ -1096,3 +1096,55 @@ def test_a_dense_operand_whose_data_another_thread_sets_is_read_once():
 
     errors, reads = _race(write, read)
     assert errors == [] and reads > 0 and wrong == [], (errors[:3], sorted(set(wrong)))
+
+
+def test_backward_refuses_a_gradient_of_another_shape_than_the_output_had():
+    """(review) An output's .data set to another shape, or a sparse output's entries changed
+    in place under no_grad, kept its grad_fn, and backward handed the op a gradient of the
+    new shape: sddmm, spmm and the masked SpGEMM read past it (SIGSEGV, single thread).
+    Backward now checks each gradient against the output's shape (or, sparse, its stored
+    entries) when the graph was built, as torch's validate_outputs does."""
+    rng = np.random.default_rng(0)
+    a = sr.sparse_coo_tensor(rng.integers(0, 50, (2, 200)), rng.random(200), (50, 50)).coalesce().requires_grad_()
+    b = sr.tensor(rng.random((50, 4)), requires_grad=True)
+    y = sr.sparse.mm(a, b)
+    y.data = sr.ones(1, 4, dtype=y.dtype)
+    with pytest.raises(RuntimeError, match=r"Mismatch in shape.*SparseAddmmBackward0.*\[1, 4\].*\[50, 4\]"):
+        y.sum().backward()
+    for make in (lambda: sr.sparse.sampled_addmm(a.detach(), b, b.t()), lambda: sr.sparse.mm(a, a)):
+        out = make()
+        with sr.no_grad():
+            out.zero_()
+        with pytest.raises(RuntimeError, match=r"Mismatch in shape.*has shape \[0\]"):
+            out.sum().backward()
+    # a change that keeps the shape and the entries is no mismatch (as in torch)
+    y = sr.sparse.mm(a, b)
+    with sr.no_grad():
+        y.mul_(2)
+    y.sum().backward()
+    assert b.grad.shape == (50, 4)
+
+
+def test_sparse_division_by_a_tensor_another_thread_reshapes_is_refused_whole():
+    """(review) s / y checked that y is 0-d, then read y.data again: set to a (3, 1) array
+    on another thread in between, the result had values of shape (3, nnz) on nnz indices
+    (865 such tensors in one run). The op now checks the array it divides by."""
+    s = sr.sparse_coo_tensor([[0, 1, 2], [1, 0, 2]], [1., 2., 3.], (3, 3)).coalesce()
+    y = sr.tensor(2.)
+    zero_d, column = y.data, sr.ones(3, 1)
+    bad = []
+
+    def write():
+        y.data = column
+        y.data = zero_d
+
+    def read():
+        try:
+            out = s / y
+        except (sr._errors.ShapeError, sr._errors.ArgumentError):
+            return  # refused: y was (3, 1) when the call, or the op, looked
+        if out._values().shape != (3,):
+            bad.append(out._values().shape)
+
+    errors, reads = _race(write, read)
+    assert errors == [] and reads > 0 and bad == [], (errors[:3], bad[:3])

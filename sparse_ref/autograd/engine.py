@@ -171,7 +171,15 @@ class Function:
                 # and the patterns of every sparse input: a gradient is carried as values on
                 # an operand's coalesced pattern, which backward reads whatever the op saves
                 fn.patterns = [(p, a._pattern) for p, a in enumerate(seen) if isinstance(a, SparseTensor)]
-                fn.seen = seen  # (a sparse leaf's gradient takes the pattern forward saw)
+                fn._seen = seen  # (a sparse leaf's gradient takes the pattern forward saw)
+                # what the gradient of the output must be: its shape, or (sparse) one value
+                # for each entry of its coalesced pattern; _run_node checks it, since a
+                # .data set on the output, or an in-place change of its entries under
+                # no_grad, would otherwise hand backward a gradient its kernels read past
+                if isinstance(out, Tensor):
+                    fn.grad_shape = out._data.shape
+                elif isinstance(out, SparseTensor):
+                    fn.grad_shape = (out._now()._coalesced_form()._nnz(),)
                 if cls.saves_output:
                     fn.out_version = (out._version, out._version[0])
                 fn.backend = _backend.get_backend()  # backward runs on the forward's kernels
@@ -269,14 +277,15 @@ def seed_gradient(root, gradient):
     # dtype cannot hold, as a complex part for a real output, is refused)
     cast = (lambda x: x if x.dtype == root.dtype else converted(x, root.dtype, "backward: gradient"))
     if isinstance(root, Tensor):
-        if not isinstance(gradient, Tensor) or gradient.shape != root.shape:
+        data = gradient._data if isinstance(gradient, Tensor) else None  # (read once)
+        if data is None or data.shape != root.shape:
             raise RuntimeError(
                 f"backward: gradient must be a dense tensor of shape {root.shape} and dtype "
                 f"{root.dtype.name}, got {_describe(gradient)}"
             )
         # a read-only view, not a copy (as torch passes G itself): backward only reads it,
         # and whatever keeps a gradient (a leaf's .grad, retain_grad) keeps its own copy
-        seed = np.asarray(cast(gradient._data)).view()
+        seed = np.asarray(cast(data)).view()
         seed.flags.writeable = False
         return seed
     pattern = root._now()._coalesced_form()._idx
@@ -384,7 +393,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         grad = grads.pop(id(fn), None)
         if grad is not None and fn.retained is not None and fn.retained() is not None:
             _accumulate_leaf(fn.retained(), grad)  # retain_grad(): this output's whole gradient
-        seen = fn.__dict__.get("seen")  # (the inputs as forward saw them; release drops it)
+        seen = fn.__dict__.get("_seen")  # (the inputs as forward saw them; release drops it)
         if grad is None:
             in_grads = (None,) * len(fn.inputs)
         else:
@@ -452,6 +461,13 @@ def _run_node(fn: Function, grad, retain_graph: bool):
     token = None
     try:
         fn.check_versions()
+        want = fn.__dict__.get("grad_shape")
+        if want is not None and np.shape(grad)[:len(want)] != want:
+            raise RuntimeError(
+                f"Mismatch in shape: the gradient of the output of {fn.name()} has shape "
+                f"{list(np.shape(grad))}, but the output's (its shape, or its stored entries if sparse) "
+                f"was {list(want)} when the graph was built (was its .data set, or its stored entries "
+                "changed in place, since?)")
         token = _backend._enter(fn.backend)
         if (isinstance(grad, np.ndarray) and not grad.flags.writeable
                 and not type(fn).__module__.startswith("sparse_ref.")):

@@ -264,7 +264,11 @@ class Relabel(Function):
     _name = "RelabelBackward0"
 
     def forward(self, s, rows, cols, shape):
-        return SparseTensor._make(np.stack([rows, cols]), s._coalesced_form()._val, shape, coalesced=True)
+        val = s._coalesced_form()._val
+        if val.shape[0] != rows.shape[0]:  # (the renaming was made from the pattern before)
+            raise RuntimeError("mm: an operand's stored entries changed while the product ran (an "
+                               "in-place op on another thread?)")
+        return SparseTensor._make(np.stack([rows, cols]), val, shape, coalesced=True)
 
     def backward(self, grad):
         return grad, None, None, None
@@ -625,6 +629,9 @@ class SparseDiv(Function):
 
     def forward(self, s, y):
         self.s, self.y = s, (y._data if isinstance(y, Tensor) else y)
+        if np.ndim(self.y) != 0:  # (the call checked y; another thread may have set y.data since)
+            raise ShapeError(f"div: the divisor is {list(np.shape(self.y))} now, not a 0-d tensor as when "
+                             "the call checked it (was its .data set on another thread meanwhile?)")
         return s._with_values(_precision.rounded(s._val / self.y, s._val))  # (as SparseScale)
 
     def backward(self, grad):

@@ -27,6 +27,7 @@ from sparse_ref import _dtypes, _validate
 from sparse_ref._errors import ArgumentTypeError
 from sparse_ref._tensor import SparseTensor, Tensor
 from sparse_ref.autograd.engine import Function
+from sparse_ref.autograd.sparse_ops import fits
 from sparse_ref.distributed import _worker as w
 from sparse_ref.distributed._matrix import (
     Batch,
@@ -94,7 +95,8 @@ class DistMm(Function):
         if reduce != "sum":
             self._name = "SparseMmReduceImplBackward0"
         batch = Batch(a.client, "spmm")
-        self.b = batch.source("b", w.array, b._data)  # one copy per worker
+        data = fits(b._data, a.shape[1], None, "mm")  # (read once: see sparse_ops.fits)
+        self.b = batch.source("b", w.array, data)  # one copy per worker
         rows = batch.map("rows", w.spmm, worker_backend(), a._parts, self.b, reduce)
         self.arg = None
         if reduce in ("amax", "amin"):
@@ -188,8 +190,11 @@ class DistSampledAddmm(Function):
 
     def forward(self, s, x, y, beta, alpha):
         batch = Batch(s.client, "sddmm")
-        self.x = _blocks(batch, "x", x._data, s.row_starts)
-        self.yt = batch.source("yt", w.array, y._data.T)
+        x_data, y_data = x._data, y._data  # (each read once: see sparse_ops.fits)
+        fits(x_data, s.shape[0], None, "sampled_addmm")
+        fits(y_data, x_data.shape[1], s.shape[1], "sampled_addmm")
+        self.x = _blocks(batch, "x", x_data, s.row_starts)
+        self.yt = batch.source("yt", w.array, y_data.T)
         parts = batch.map("out", w.sampled_addmm, worker_backend(), s._parts, self.x, self.yt, beta, alpha)
         self.s, self.beta, self.alpha = s, beta, alpha
         return s._with_parts(parts)
