@@ -1443,7 +1443,7 @@ class SparseTensor(_Differentiable):
                                f"tensor; in torch too, add(sparse, dense) is not supported. Use "
                                f"add(dense, sparse) instead")
         keep = ("_requires_grad", "grad_fn", "_grad", "_version", "_retains_grad", "_guarded", "_pattern")
-        mine = self.__dict__
+        mine = self.__dict__.copy()  # (one step: _write_rows on another thread may add _idx)
         state = {k: v for k, v in vars(result).items() if k not in keep}
         state.update((k, v) for k, v in mine.items() if k in keep)
         if any(a is not b for a, b in zip(self._index_arrays(mine), result._index_arrays(result.__dict__))):

@@ -105,6 +105,9 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     if not masked:
         raise ValueError("gradcheck: sparse_ref's gradients of sparse inputs are masked; use masked=True")
     inputs = (inputs,) if isinstance(inputs, (Tensor, SparseTensor)) else tuple(inputs)  # one tensor, as torch
+    # each sparse input as it is now (SparseTensor._now: every read below of one state, if
+    # another thread changes it in place); only read here, never handed to fn
+    views = tuple(t._now() if isinstance(t, SparseTensor) else t for t in inputs)
     checked = [k for k, t in enumerate(inputs) if getattr(t, "requires_grad", False)]
     if not checked:
         raise ValueError("gradcheck: no input requires grad")
@@ -113,8 +116,8 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
             raise ValueError(f"gradcheck: input {k} should be float64 or complex128, got {inputs[k].dtype.name}")
 
     # analytical: one backward with a random output gradient v
-    leaves = tuple(_with_data(t, _data(t)).requires_grad_(t.requires_grad) if k in checked else t
-                   for k, t in enumerate(inputs))
+    leaves = tuple(_with_data(t, _data(t)).requires_grad_(t.requires_grad) if k in checked else inputs[k]
+                   for k, t in enumerate(views))
     out = fn(*leaves)
     if not isinstance(out, (SparseTensor, Tensor)):
         raise TypeError(f"gradcheck: fn must return one sparse_ref Tensor or SparseTensor, got "
@@ -128,12 +131,12 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
 
     def loss_with(k, data):
         args = list(inputs)
-        args[k] = _with_data(inputs[k], data)
+        args[k] = _with_data(views[k], data)
         with no_grad():
             return _loss(fn(*args), v, pattern)
 
     for k in checked:
-        t = inputs[k]
+        t = views[k]
         analytical = np.asarray(_analytical_at_stored(t, leaves[k].grad)).ravel()
         base = np.array(_data(t), copy=True)
         flat = base.reshape(-1)
