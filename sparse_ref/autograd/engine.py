@@ -81,7 +81,9 @@ class Function:
     """One differentiable op. Subclasses define ``forward`` and ``backward`` side by side.
 
     ``forward(self, *args)`` computes the output from the inputs (tensors and plain
-    values) and keeps on ``self`` what ``backward`` will need. ``backward(self, grad)``
+    values) and keeps on ``self`` what ``backward`` will need. A sparse input arrives as
+    it is at the call (``SparseTensor._now``: another thread's in-place op cannot change
+    it under forward), so forward reads it, and changes nothing on it. ``backward(self, grad)``
     takes the gradient of the output and returns one gradient per argument of forward
     (None where there is none). ``name()`` is what ``grad_fn`` shows, as in torch.
 
@@ -110,7 +112,7 @@ class Function:
     # of the output (or of a view or detach() of it) makes backward raise, as torch's.
     saves_output = False
     # True: forward reads each sparse input's arrays in one read (``_csr()``: one state's
-    # cache), so outside a graph it may get the inputs as they are, not ``_now()`` copies
+    # cache), so outside a graph it may get the inputs as they are, not ``_now()`` views
     # (the commonest product then makes no extra object: see the per-call benchmark)
     reads_whole = False
     out_version = None  # (the output's version counter, its version at forward)
