@@ -76,12 +76,10 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   kernel only, 2 threads, on a quiet machine and with another process spinning on one
   core: SpGEMM's two passes and coalesce (kept); with ``--since`` the build of commit
   f69fc21, SpMM at k = 16 too (dropped: SpMM keeps the guided schedule).
-- ``prefetch hint``: SpMM asking for the lines of rows of B under 512 bytes with locality
-  1 (x86's ``prefetcht2``) against locality 3 (``prefetcht0``, into every level: kept),
-  kernel only, 2 threads, B and ``out`` on pages of their own, with B cached by the call
-  before and with B from memory (400 MiB read between calls, untimed); rows of 512 bytes
-  and more are a control (``prefetcht0`` in both), and 48-byte rows (12 floats) take
-  AVX-512's masked last vector.
+- ``prefetch hint`` (dropped, its code removed; commit 94989ea has it, to rerun on another
+  CPU): SpMM asking for the lines of rows of B under 512 bytes with locality 1 (x86's
+  ``prefetcht2``) against locality 3 (``prefetcht0``, kept), kernel only, with B cached
+  by the call before and with B from memory; its rows stay in the saved file.
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -95,7 +93,6 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "output cache"   # that lever alone, its rows
                                                               # replaced in the saved file
     python benchmarks/bench_levers.py --only "prefetch distance"
-    python benchmarks/bench_levers.py --only "prefetch hint"
     python benchmarks/bench_levers.py --only "narrow tails" --old /tmp/tree-7adec07
     python benchmarks/bench_levers.py --only "fixed widths" --old /tmp/tree-bdfdcce
     python benchmarks/bench_levers.py --only "spgemm streaming stores"
@@ -139,16 +136,13 @@ def load_old(tree: str, name: str):
     return module
 
 
-def interleaved(variants: dict, repeat: int, between=None) -> dict:
-    """{name: median ms} of each zero-argument callable, timed in turn ``repeat`` times
-    (``between``, if given, runs untimed before each timed call)."""
+def interleaved(variants: dict, repeat: int) -> dict:
+    """{name: median ms} of each zero-argument callable, timed in turn ``repeat`` times."""
     times = {name: [] for name in variants}
     for fn in variants.values():
         fn()  # warm up
     for _ in range(repeat):
         for name, fn in variants.items():
-            if between is not None:
-                between()
             t0 = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t0) * 1e3)
@@ -278,40 +272,6 @@ def prefetch_distance(repeat, record, quick=False):
                    medians, "40 up to 128 bytes, 20 under 512")
 
 
-def prefetch_hint(repeat, record, quick=False):
-    """SpMM's prefetch of rows of B under 512 bytes with locality 1 (prefetcht2) against
-    locality 3 (prefetcht0, kept); 512-byte rows are a control."""
-    from sparse_ref._memory import empty
-
-    junk = np.ones((4 if quick else 400) << 17)  # 400 MiB: read between calls, nothing of B stays cached
-
-    def evict():
-        junk.sum()
-
-    for name in ("uniform", "powerlaw", "laplacian"):
-        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
-        crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
-        for dt, k in ((np.float32, 12), (np.float32, 16), (np.float64, 16), (np.float32, 32), (np.float64, 32),
-                      (np.float32, 64), (np.float64, 64)):
-            val = m.data.astype(dt)
-            b = empty((m.shape[1], k), dt)
-            b[...] = np.random.default_rng(k).standard_normal((m.shape[1], k))
-            out = empty((m.shape[0], k), dt)
-
-            def run(outer, b=b, out=out, val=val):
-                def f():
-                    SPMM._set_prefetch(10, 512, True, 20, 40, outer)
-                    SPMM.spmm(crow, col, val, b, out, THREADS)
-                return f
-            width = k * np.dtype(dt).itemsize
-            for where, between in (("B cached by the call before", None), ("B from memory", evict)):
-                medians = interleaved({"prefetcht0": run(False), "prefetcht2 under 512 bytes": run(True)}, repeat,
-                                      between)
-                record("prefetch hint", f"spmm {name} k={k} {np.dtype(dt).name} ({width} B rows"
-                       f"{', a control' if width >= 512 else ''}), {where}", medians, "prefetcht0")
-            SPMM._set_prefetch(10, 512, True, 20, 40, False)
-
-
 def output_cache(repeat, record, quick=False):
     """Whole calls with the output cache on (the default limit) and off (limit 0)."""
     import sparse_ref as sr
@@ -370,7 +330,7 @@ def main():
     parser.add_argument("--start", help="a checkout of the build at the start of the fourth session, built in place")
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="small matrices, nothing saved: a smoke run")
-    parser.add_argument("--only", choices=["output cache", "prefetch distance", "prefetch hint", "spgemm bounds skip", "spmv loop",
+    parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
                                            "streaming stores", "narrow tails", "fixed widths",
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
                                            "coalesce ranks", "spgemm dense accumulator", "dynamic schedule"],
@@ -473,7 +433,6 @@ def main():
         print(f"{name} done", flush=True)
 
     prefetch_distance(args.repeat, record, args.quick)
-    prefetch_hint(args.repeat, record, args.quick)
     output_cache(args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if not args.quick:
@@ -867,7 +826,7 @@ def only(args):
                          "speedup_vs_first": round(base / ms, 2), "kept": variant == kept,
                          "date": time.strftime("%Y-%m-%d")})
 
-    levers = {"output cache": output_cache, "prefetch distance": prefetch_distance, "prefetch hint": prefetch_hint,
+    levers = {"output cache": output_cache, "prefetch distance": prefetch_distance,
               "spgemm bounds skip": bounds_skip, "spmv loop": spmv_loop, "streaming stores": streaming_stores,
               "narrow tails": lambda *a: narrow_tails(*a, old=args.old),
               "fixed widths": lambda *a: fixed_widths(*a, old=args.old),

@@ -57,10 +57,8 @@ static int64_t sr_prefetch_ahead_narrow = 20;  /* entries, for rows of B under 5
 static int64_t sr_prefetch_ahead_tiny = 40;  /* entries, for rows of B of 128 bytes or less */
 static int64_t sr_prefetch_bytes = 512;
 static int64_t sr_prefetch_from_line = 1;  /* 0: the old way, lines from the row's first byte */
-static int64_t sr_prefetch_outer = 0;  /* rows under 512 bytes: 1 prefetcht2, 0 prefetcht0 */
 static void sr_set_prefetch(int64_t ahead, int64_t nbytes, int64_t from_line, int64_t ahead_narrow,
-                            int64_t ahead_tiny, int64_t outer) {
-    sr_prefetch_outer = outer;
+                            int64_t ahead_tiny) {
     sr_prefetch_ahead = ahead;
     sr_prefetch_ahead_tiny = ahead_tiny;
     sr_prefetch_bytes = nbytes;
@@ -74,21 +72,10 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
 #define SR_X86 1
 #endif
 
-/* SR_PREFETCH asks for a line into every level of cache (x86's prefetcht0); SR_PREFETCH_TO
- * with `outer` set asks with locality 1 (prefetcht2), for rows of B under 512 bytes
- * (SR_REACH) when sr_prefetch_outer is 1. Off by default: on the Intel Xeon of 2026-12-02
- * (model 207) it took 0.83-1.07x the time of prefetcht0 (bench_levers.py "prefetch hint").
- * The values are the same either way: only where a line waits changes. */
 #if defined(__GNUC__) || defined(__clang__)
 #define SR_PREFETCH(p) __builtin_prefetch(p)
-#define SR_PREFETCH_TO(p, outer)                                                             \
-    do {                                                                                     \
-        if (outer) __builtin_prefetch(p, 0, 1);                                              \
-        else __builtin_prefetch(p, 0, 3);                                                    \
-    } while (0)
 #else
 #define SR_PREFETCH(p) ((void)0)
-#define SR_PREFETCH_TO(p, outer) ((void)0)
 #endif
 
 /* In a row's first block (`first`), the row of B of the entry `ahead` places on: every line
@@ -106,10 +93,10 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
     if (first && q + ahead < nnz) {                                                          \
         const char* next = (const char*)(b + col[q + ahead] * n + j0);                       \
         if (lines > 0) {                                                                     \
-            for (t = 0; t < lines; t++) SR_PREFETCH_TO(next + 64 * t, outer);                \
+            for (t = 0; t < lines; t++) SR_PREFETCH(next + 64 * t);                          \
         } else {                                                                             \
-            for (t = 0; t < span; t++) SR_PREFETCH_TO(next + 64 * t, outer);                 \
-            if (sr_prefetch_from_line && span > 0) SR_PREFETCH_TO(next + reach - 1, outer);  \
+            for (t = 0; t < span; t++) SR_PREFETCH(next + 64 * t);                           \
+            if (sr_prefetch_from_line && span > 0) SR_PREFETCH(next + reach - 1);            \
         }                                                                                    \
     }
 
@@ -119,7 +106,6 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
     int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                          \
     ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                            \
             : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                    \
-    int outer = sr_prefetch_outer && reach < 512;                                            \
     if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                                \
     span = (reach + 63) / 64
 
@@ -212,21 +198,6 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
  * entry's additions (2-3x the time per entry with B in the cache). The sums of the whole
  * vectors are one array copied out whole, the masked one's a variable of its own, for the
  * same reason. */
-/* SR_BLOCK_MASKED's loop over the row's entries, asking for lines with locality HINT (a
- * copy for each, chosen before the loop: no branch in it). */
-#define SR_MASKED_ENTRIES(HINT, T, VT, L, NACC, MLOAD)                                    \
-    for (q = start; q < end; q++) {                                                          \
-        const T* row = b + col[q] * n + j;                                                   \
-        const char* next = (const char*)(b + col[q + ahead < nnz ? q + ahead : q] * n + j0); \
-        for (t = 0; t < PF; t++) __builtin_prefetch(next + off[t], 0, HINT);                 \
-        for (t = 0; t < NACC - 1; t++) {                                                     \
-            memcpy(&x, row + t * L, sizeof(VT));                                             \
-            acc[t] = acc[t] + val[q] * x;                                                    \
-        }                                                                                    \
-        x = MLOAD(row + (NACC - 1) * L, mask);                                               \
-        last = last + val[q] * x;                                                            \
-    }
-
 #define SR_BLOCK_MASKED(NAME, T, VT, L, NACC, TARGET, MASK_T, MASK, MLOAD, MSTORE)           \
     TARGET static inline __attribute__((always_inline)) void NAME(                          \
         const int64_t* col, const T* val, int64_t start, int64_t end, int64_t nnz,           \
@@ -243,8 +214,17 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         if (!first || reach == 0) ahead = 0; /* not the row's first block, or no prefetch:   \
                                               * the entry's own row, on its way already */   \
         for (t = 0; t < NACC - 1; t++) acc[t] = (VT){0};                                     \
-        if (outer) SR_MASKED_ENTRIES(1, T, VT, L, NACC, MLOAD)                               \
-        else SR_MASKED_ENTRIES(3, T, VT, L, NACC, MLOAD)                                     \
+        for (q = start; q < end; q++) {                                                      \
+            const T* row = b + col[q] * n + j;                                               \
+            const char* next = (const char*)(b + col[q + ahead < nnz ? q + ahead : q] * n + j0); \
+            for (t = 0; t < PF; t++) SR_PREFETCH(next + off[t]);                             \
+            for (t = 0; t < NACC - 1; t++) {                                                 \
+                memcpy(&x, row + t * L, sizeof(VT));                                         \
+                acc[t] = acc[t] + val[q] * x;                                                \
+            }                                                                                \
+            x = MLOAD(row + (NACC - 1) * L, mask);                                           \
+            last = last + val[q] * x;                                                        \
+        }                                                                                    \
         if (NACC > 1) memcpy(out + j, acc, sizeof(acc));                                     \
         MSTORE(out + j + (NACC - 1) * L, mask, last);                                        \
     }

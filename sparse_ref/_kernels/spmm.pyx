@@ -35,23 +35,20 @@ cdef extern from "_simd.h":
                                               int amin, double* out, idx_t* arg) noexcept nogil
     void store_fence "sr_store_fence"() noexcept nogil
     void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes, idx_t from_line,
-                                             idx_t ahead_narrow, idx_t ahead_tiny,
-                                             idx_t outer) noexcept nogil
+                                             idx_t ahead_narrow, idx_t ahead_tiny) noexcept nogil
 
 include "_simd.pxi"
 
 
 def _set_prefetch(idx_t ahead, idx_t nbytes, bint from_line=True, idx_t ahead_narrow=20,
-                  idx_t ahead_tiny=40, bint outer=False):
+                  idx_t ahead_tiny=40):
     """Tuning hook for benchmarks (not public API): the float rows ask for the row of B
     of the entry ``ahead`` places on (``ahead_narrow`` for rows under 512 bytes,
     ``ahead_tiny`` for rows of 128 bytes or less), every cache line its first ``nbytes``
     touch; defaults 10, 20, 40 and 512. ``from_line=False`` asks for lines from the row's
     first byte on instead, as before (one line short when a row does not start on a
-    line). ``outer=True`` asks for the lines of rows under 512 bytes with locality 1
-    (x86's prefetcht2) instead of into every level of cache (prefetcht0: _simd.h)."""
-    simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line, max(ahead_narrow, 1), max(ahead_tiny, 1),
-                      outer)
+    line)."""
+    simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line, max(ahead_narrow, 1), max(ahead_tiny, 1))
 
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
