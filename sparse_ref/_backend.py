@@ -22,6 +22,7 @@ Layer 0: this module imports nothing of the package; the array-level ops (``_for
 """
 
 import contextvars
+import functools
 import importlib
 import inspect
 import os
@@ -29,6 +30,8 @@ import sys
 import threading
 import types
 import warnings
+
+import numpy as np
 
 # module -> function -> its parameters, in order (each ends with n_threads=1). The contract
 # of each function (inputs, outputs, preconditions, accumulation order) is the docstring
@@ -68,6 +71,117 @@ class BackendError(ImportError):
     not implement :data:`INTERFACE` (a function missing, parameters that differ)."""
 
 
+class KernelOutputError(RuntimeError):
+    """A registered backend's kernel wrote an output that breaks the structure the other
+    kernels rely on (row pointers that go down, a column out of range, a row's columns out
+    of order): refused before any tensor keeps it."""
+
+
+def _first_bad(ok: np.ndarray) -> int:
+    return int(np.flatnonzero(~ok)[0])
+
+
+def _row_pointers(where: str, crow: np.ndarray, nrows: int | None = None, total: int | None = None,
+                  at_most: int | None = None) -> None:
+    """``crow`` must be row pointers: 0 first, never going down, ending at ``total`` (or
+    at most ``at_most``)."""
+    if crow.shape[0] == 0:
+        return
+    if crow[0] != 0:
+        raise KernelOutputError(f"{where}[0] = {crow[0]}, not 0: row pointers start at 0")
+    steps = np.diff(crow)
+    if steps.shape[0] and steps.min() < 0:
+        i = _first_bad(steps >= 0)
+        raise KernelOutputError(f"{where}[{i + 1}] = {crow[i + 1]} < {where}[{i}] = {crow[i]}: row pointers never "
+                                "go down (an entry left unwritten?)")
+    if total is not None and crow[-1] != total:
+        raise KernelOutputError(f"{where}[-1] = {crow[-1]}, not {total}: the last row pointer is the number of "
+                                "entries (an entry left unwritten, or a row counted twice?)")
+    if at_most is not None and crow[-1] > at_most:
+        raise KernelOutputError(f"{where}[-1] = {crow[-1]}, more than the {at_most} entries there is room for")
+
+
+def _in_range(where: str, a: np.ndarray, low: int, high: int) -> None:
+    """Every element of ``a`` in low <= a < high."""
+    if a.shape[0] and (a.min() < low or a.max() >= high):
+        i = _first_bad((a >= low) & (a < high))
+        raise KernelOutputError(f"{where}[{i}] = {a[i]}, outside {low}..{high - 1} (an entry left unwritten?)")
+
+
+def _ascending_rows(where: str, crow: np.ndarray, col: np.ndarray) -> None:
+    """Within each row of ``crow``, the columns strictly ascending (sorted, no duplicate)."""
+    nnz = int(crow[-1]) if crow.shape[0] else 0
+    if nnz < 2:
+        return
+    col = col[:nnz]
+    same_row = np.ones(nnz - 1, dtype=bool)  # (q, q + 1) in one row
+    starts = crow[1:-1]
+    starts = starts[(starts > 0) & (starts < nnz)]
+    same_row[starts - 1] = False
+    bad = same_row & (col[1:] <= col[:-1])
+    if bad.any():
+        q = int(np.flatnonzero(bad)[0])
+        row = int(np.searchsorted(crow, q, side="right")) - 1
+        raise KernelOutputError(f"{where}[{q + 1}] = {col[q + 1]} after {col[q]} in row {row}: a row's columns "
+                                "are ascending, each once")
+
+
+def _check_outputs(module: str, function: str, a: dict) -> None:
+    """The structure of a registered kernel's outputs that later kernels (the Cython ones
+    too, which trust it) rely on: row pointers, columns in range and in order, positions
+    in range. Values are the checker's business (sparse_ref.course.check), not this."""
+    if function == "coo_to_csr":
+        _row_pointers("out_crow", a["out_crow"], total=a["a_row"].shape[0])
+    elif function == "csr_to_coo":
+        crow = a["a_crow"]
+        row = a["out_row"][:int(crow[-1]) if crow.shape[0] else 0]  # (the caller's array may be longer)
+        _in_range("out_row", row, 0, max(crow.shape[0] - 1, 0))
+        if row.shape[0] > 1 and np.diff(row).min() < 0:
+            i = _first_bad(np.diff(row) >= 0)
+            raise KernelOutputError(f"out_row[{i + 1}] = {row[i + 1]} < out_row[{i}] = {row[i]}: rows come in order")
+    elif function == "csr_transpose":
+        nnz = a["a_col"].shape[0]
+        _row_pointers("out_crow", a["out_crow"], total=nnz)
+        _in_range("out_col", a["out_col"], 0, max(a["a_crow"].shape[0] - 1, 0))
+        _in_range("out_perm", a["out_perm"], 0, nnz)
+        _ascending_rows("out_col", a["out_crow"], a["out_col"])
+    elif function == "coalesce":
+        _row_pointers("out_crow", a["out_crow"], at_most=a["out_col"].shape[0])
+        nnz = int(a["out_crow"][-1]) if a["out_crow"].shape[0] else 0
+        high = int(a["a_col"].max()) + 1 if a["a_col"].shape[0] else 0
+        _in_range("out_col", a["out_col"][:nnz], 0, high)
+        _ascending_rows("out_col", a["out_crow"], a["out_col"])
+        if a["out_pos"].shape[0]:
+            _in_range("out_pos", a["out_pos"], 0, nnz)
+    elif function == "spgemm_symbolic":
+        _row_pointers("out_crow", a["out_crow"])
+    elif function == "spgemm_numeric":
+        crow = a["crow"] - a["crow"][0] if a["crow"].shape[0] else a["crow"]  # (a chunk of rows)
+        nnz = int(crow[-1]) if crow.shape[0] else 0
+        out_col = a["out_col"][a["crow"][0]:a["crow"][0] + nnz] if a["crow"].shape[0] else a["out_col"][:0]
+        _in_range("out_col", out_col, 0, a["ncols"])
+        _ascending_rows("out_col", crow, out_col)
+    elif function == "spmm_reduce" and a["out_arg"].size:
+        arg = a["out_arg"].reshape(-1)
+        _in_range("out_arg", arg, -1, a["a_col"].shape[0])
+
+
+def _guarded(backend: str, module: str, function: str, f):
+    """``f`` (a registered backend's kernel), with its outputs' structure checked after
+    each call (``_check_outputs``); ``__wrapped__`` is ``f`` itself."""
+    params = INTERFACE[module][function]
+
+    @functools.wraps(f)
+    def run(*args):
+        result = f(*args)
+        try:
+            _check_outputs(module, function, dict(zip(params, args)))
+        except KernelOutputError as exc:
+            raise KernelOutputError(f"backend {backend!r}: {module}.{function} wrote {exc}") from None
+        return result
+    return run
+
+
 class Backend:
     """A named package of kernel modules that implements :data:`INTERFACE`.
 
@@ -86,10 +200,12 @@ class Backend:
     'spmm'
     """
 
-    def __init__(self, name: str, package: str, hint: str = "", fallback: "Backend | None" = None):
+    def __init__(self, name: str, package: str, hint: str = "", fallback: "Backend | None" = None,
+                 guarded: bool = False):
         self.name = name
         self.package = package
         self.fallback = fallback
+        self.guarded = guarded  # its kernels' outputs are checked (_guarded): a registered backend
         self.fallbacks = ()  # "module.function" names taken from the fallback (after check())
         self._hint = hint  # what to do when a module does not import
         self._modules = {}
@@ -148,6 +264,8 @@ class Backend:
                 if f is None:
                     f = getattr(self.fallback.module(name), fname)
                     taken.append(f"{name}.{fname}")
+                elif self.guarded:
+                    f = _guarded(self.name, name, fname, f)
                 table[fname] = f
             merged[name] = types.SimpleNamespace(__name__=f"{self.package}.{name}", **table)
         return merged, tuple(taken)
@@ -230,11 +348,12 @@ def register_backend(name: str, package) -> Backend:
     if not isinstance(package, str):
         raise TypeError(f"register_backend: package must be a package or its import name, got "
                         f"{type(package).__name__}")
-    if name in BACKENDS and BACKENDS[name].package == package:  # again: import the edited files anew
+    own = package.split(".")[0] == __name__.split(".")[0]  # a package of this library: never imported anew
+    if name in BACKENDS and BACKENDS[name].package == package and not own:  # again: the edited files anew
         for module in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
             del sys.modules[module]
         importlib.invalidate_caches()
-    backend = Backend(name, package, fallback=BACKENDS["reference"])
+    backend = Backend(name, package, fallback=BACKENDS["reference"], guarded=True)
     backend.check()
     BACKENDS[name] = backend
     if backend.fallbacks:
@@ -262,6 +381,16 @@ def _enter(name: str):
     if (_context.get() or _default) == name:
         return None
     return _context.set(name)
+
+
+def trusted() -> bool:
+    """Whether the current backend is built in: then the forms a tensor derives from its
+    arrays (coalesced, CSR, transpose) may be kept on it and reused under either built-in
+    backend, whose kernels agree bit for bit. A registered backend's are made afresh on
+    every op and never kept: its kernels run on every op, and what they made does not
+    outlive ``use_backend``."""
+    name = _context.get()
+    return name is None or name in BUILT_IN  # (the process default is always built in)
 
 
 def get_backend() -> str:

@@ -31,7 +31,7 @@ import weakref
 
 import numpy as np
 
-from sparse_ref import _dtypes, _formats, _precision, _tensor_str
+from sparse_ref import _backend, _dtypes, _formats, _precision, _tensor_str
 from sparse_ref._arrays import converted, freeze, own_values, read_only_window
 from sparse_ref._errors import ArgumentError, DTypeError, missing
 from sparse_ref._grad_mode import is_grad_enabled, no_grad
@@ -1100,9 +1100,13 @@ class SparseTensor(_Differentiable):
         return super().__getattr__(name)
 
     def _state(self) -> dict:  # pickle and deepcopy: the COO indices made first
-        if "_rows_later" in self.__dict__:
-            self._write_rows()
-        return self.__dict__
+        d = self.__dict__  # (one state)
+        if "_rows_later" in d:
+            idx = self._write_rows()
+            if "_rows_later" in d:  # (a registered backend's rows: not kept, _write_rows)
+                d = {k: v for k, v in d.items() if k != "_rows_later"}
+                d["_idx"] = idx
+        return d
 
     def __setstate__(self, state):
         # A pickle's arrays are checked as construction checks them, since a file changed
@@ -1122,6 +1126,13 @@ class SparseTensor(_Differentiable):
 
     def _write_rows(self) -> np.ndarray:
         d = self.__dict__  # one state (an in-place op on another thread swaps in a new one)
+        later = d.get("_rows_later")
+        if later is not None and not _backend.trusted():  # a registered backend's rows: made, not kept
+            idx = np.empty((2, later.col.shape[0]), dtype=np.int64)
+            idx[0] = _formats.csr_to_coo(later.crow)
+            idx[1] = later.col
+            freeze(idx)
+            return idx
         with _ROWS_LOCK:  # two threads asking at once: one makes them, both get the same array
             later = d.get("_rows_later")
             if later is not None:
@@ -1564,7 +1575,7 @@ class SparseTensor(_Differentiable):
         d = self.__dict__  # (one state)
         if d["_coalesced"]:
             return self
-        cache = d["_cache"]
+        cache = d["_cache"] if _backend.trusted() else {}  # (a registered backend's: not kept)
         c = cache.get("coalesced")
         if c is None:  # (an uncoalesced tensor's indices are never made later: _idx is there)
             c = cache["coalesced"] = SparseTensor._coalesced_of(d["_idx"], d["_val"], d["_shape"])
@@ -1572,6 +1583,8 @@ class SparseTensor(_Differentiable):
 
     def _csr(self):
         """``(crow, col, val)`` of the coalesced matrix (as it is now: see ``_now``)."""
+        if not _backend.trusted():
+            return self._now()._csr_afresh()
         csr = self._cache.get("csr")  # (one read: a state's cache holds that state's arrays)
         if csr is None:
             s = self._now()
@@ -1580,10 +1593,28 @@ class SparseTensor(_Differentiable):
             csr = s._cache["csr"] = (_formats.coo_to_csr(idx[0], s._shape[0]), idx[1], c._val)
         return csr
 
+    def _csr_afresh(self):
+        """``_csr()`` under a registered backend (of one state: ``_now()``): its arrays
+        when it has them (a CSR tensor, or a product's or coalesce's matrix), else made
+        by that backend's kernels and not kept (``_backend.trusted``)."""
+        d = self.__dict__
+        if "_crow" in d:  # a CSR tensor's own arrays
+            return d["_crow"], d["_col"], d["_val"]
+        c = self._coalesced_form().__dict__  # (made afresh too, unless it is coalesced)
+        later = c.get("_rows_later")
+        if later is not None:
+            return later.crow, later.col, c["_val"]
+        idx = c["_idx"]
+        return _formats.coo_to_csr(idx[0], d["_shape"][0]), idx[1], c["_val"]
+
     def _csr_t(self):
         """``(crow, col, val, perm)`` of the transpose, as CSR: ``val = csr val[perm]``.
         The pattern is computed once; the values too, unless they are shared with the
         caller's array (then a change of it must show up here as well)."""
+        if not _backend.trusted():  # a registered backend's: made, not kept
+            crow, col, val = self._csr()
+            t_crow, t_col, perm, _ = _formats.csr_transpose(crow, col, self._shape[1], rename=False)
+            return t_crow, t_col, val[perm], perm
         cache = self._cache  # (one read: a state's cache holds that state's arrays)
         csr_t = cache.get("csr_t")
         if csr_t is not None and csr_t[2] is not None:
@@ -1641,13 +1672,15 @@ class SparseCsrTensor(SparseTensor):
     def _idx(self) -> np.ndarray:
         """COO indices (2 x nnz), made from the row pointers on first use."""
         s = self._now()  # (row pointers and columns of one state)
-        idx = s._cache.get("idx")
+        keep = _backend.trusted()  # (a registered backend's: made, not kept)
+        idx = s._cache.get("idx") if keep else None
         if idx is None:
             idx = np.empty((2, s._col.shape[0]), dtype=np.int64)
             idx[0] = _formats.csr_to_coo(s._crow)
             idx[1] = s._col
             idx.flags.writeable = False
-            s._cache["idx"] = idx
+            if keep:
+                s._cache["idx"] = idx
         return idx
 
     def sparse_dim(self) -> int:

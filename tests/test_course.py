@@ -471,3 +471,139 @@ def test_two_nans_that_differ_in_their_bits_match(tmp_path):
         """)
     results = check.check(package(tmp_path, {"spmm": source}), kernels=["spmm.spmm"])
     assert _result(results, "spmm.spmm").status == "pass"
+
+
+# -- a registered backend's outputs: checked before anything keeps them, and never kept --------
+
+COUNTS_DUPLICATES = """
+import numpy as np
+
+def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+    # a typical bug: every stored entry counted in the row pointers, each column written once
+    order = np.lexsort((a_col, a_row))
+    out_crow[0] = 0
+    out_crow[1:] = np.cumsum(np.bincount(a_row, minlength=nrows))
+    for i in range(nrows):
+        q, last = out_crow[i] - 1, None
+        for p in order[out_crow[i]:out_crow[i + 1]]:
+            if a_col[p] != last:
+                q += 1
+                out_col[q], out_val[q], last = a_col[p], a_val[p], a_col[p]
+            else:
+                out_val[q] += a_val[p]
+            if len(out_pos):
+                out_pos[p] = q
+"""
+
+NO_TRAILING_ROWS = """
+import numpy as np
+
+def coo_to_csr(a_row, nrows, out_crow, n_threads=1):
+    counts = np.bincount(a_row)  # no minlength: the pointers of trailing empty rows never written
+    out_crow[0] = 0
+    out_crow[1:len(counts) + 1] = np.cumsum(counts)
+"""
+
+DROPS_DUPLICATES = """
+import numpy as np
+from sparse_ref.reference.coalesce import coalesce as reference
+
+def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+    # keeps the first of each duplicate: a wrong sum, in a valid structure
+    seen, v = set(), np.array(a_val, copy=True)
+    for p, key in enumerate(zip(a_row.tolist(), a_col.tolist())):
+        if key in seen:
+            v[p] = 0
+        seen.add(key)
+    reference(a_row, a_col, v, nrows, out_crow, out_col, out_val, out_pos)
+"""
+
+
+def test_a_registered_kernel_that_breaks_the_structure_is_refused_and_nothing_keeps_it(tmp_path):
+    """A student's coalesce that leaves entries unwritten (np.empty's garbage as columns),
+    or a coo_to_csr that leaves the last row pointers unwritten: the op raises
+    KernelOutputError naming the kernel and the output, and the tensors of the session
+    stay whole for the Cython kernels, which trust their arrays (before: a segfault in a
+    later sr.sparse.mm, exit 139). In a child process, so a crash fails this test only."""
+    script = textwrap.dedent(f"""
+        import sys, warnings
+        sys.path.insert(0, {str(tmp_path)!r})
+        warnings.simplefilter("ignore")
+        import numpy as np
+        import sparse_ref as sr
+        from sparse_ref._backend import KernelOutputError
+        idx = np.array([[0, 3, 3, 7, 7, 7], [1, 2, 2, 5, 5, 9]])
+        s = sr.sparse_coo_tensor(idx, [1., 2., 3., 4., 5., 6.], (30, 30), dtype=sr.float64)
+        d = sr.ones(30, 2, dtype=sr.float64)
+        want = sr.sparse.mm(s, d).numpy().tolist()
+        c = s.coalesce()
+        c.indices()  # (its CSR form is then made from its COO indices: coo_to_csr)
+        for name in ("dups", "rows"):
+            with sr.use_backend(name):
+                for k, op in enumerate((lambda: sr.sparse.mm(s, d), lambda: s.coalesce(), lambda: s.to_sparse_csr(),
+                                        lambda: sr.sparse.mm(s, s.t()), lambda: sr.sparse.mm(c, d))):
+                    try:
+                        op()
+                    except KernelOutputError as exc:
+                        print(name, k, "refused:", exc)
+                    else:
+                        print(name, k, "ran")
+            assert sr.sparse.mm(s, d).numpy().tolist() == want
+            fresh = sr.sparse_coo_tensor(idx, [1., 2., 3., 4., 5., 6.], (30, 30), dtype=sr.float64)
+            assert sr.sparse.mm(fresh, d).numpy().tolist() == want
+            assert sr.sparse.mm(s, s.t()).to_dense().numpy().sum() > 0
+            assert sr.sparse.mm(c, d).numpy().tolist() == want
+        print("whole")
+    """)
+    dups = package(tmp_path, {"coalesce": COUNTS_DUPLICATES})
+    rows = package(tmp_path, {"convert": NO_TRAILING_ROWS})
+    (tmp_path / "run.py").write_text(f"import sparse_ref as sr\nsr.register_backend('dups', {dups!r})\n"
+                                     f"sr.register_backend('rows', {rows!r})\n" + script)
+    from conftest import run_child
+    done = run_child(["run.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert out.strip().endswith("whole")
+    for k in range(4):  # each coalesces s first
+        assert f"dups {k} refused: backend 'dups': coalesce.coalesce wrote out_col[" in out
+    assert "outside 0..9 (an entry left unwritten?)" in out
+    assert "dups 4 ran" in out  # c is coalesced
+    assert "rows 4 refused: backend 'rows': convert.coo_to_csr wrote out_crow[" in out
+
+
+def test_what_a_registered_backend_makes_is_not_kept_on_a_tensor(tmp_path):
+    """Under a registered backend a tensor's coalesced and CSR forms are made by its kernels
+    on every op, not taken from what the built-in kernels kept, and not kept for after the
+    ``with`` block (before: a wrong coalesce's sum stayed on the user's tensor, and a
+    tensor multiplied before never reached the student's kernel)."""
+    name = package(tmp_path, {"coalesce": DROPS_DUPLICATES})
+    with pytest.warns(UserWarning):
+        sr.register_backend("drops", name)
+    idx = np.array([[0, 3, 3, 7], [1, 2, 2, 5]])
+    d = sr.ones(30, 2, dtype=sr.float64)
+    right = [1.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 4.0]
+    for multiplied_before in (False, True):
+        s = sr.sparse_coo_tensor(idx, [1.0, 2.0, 3.0, 4.0], (30, 30), dtype=sr.float64)
+        if multiplied_before:
+            assert sr.sparse.mm(s, d).numpy()[:8, 0].tolist() == right
+        with sr.use_backend("drops"):
+            assert sr.sparse.mm(s, d).numpy()[:8, 0].tolist() == [1.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 4.0]
+            assert s.to_sparse_csr().values().tolist() == [1.0, 2.0, 4.0]
+        assert sr.sparse.mm(s, d).numpy()[:8, 0].tolist() == right
+        assert s.to_sparse_csr().values().tolist() == [1.0, 5.0, 4.0]
+        assert s.coalesce().values().tolist() == [1.0, 5.0, 4.0]
+
+
+def test_registering_the_library_itself_again_reimports_nothing():
+    """check("sparse_ref") run twice registered it twice, and the second time deleted
+    every sparse_ref module from sys.modules: tensors made before were then refused as
+    foreign ("mat1 must be a sparse_ref Tensor or SparseTensor, got SparseTensor")."""
+    a = sr.randn(3, 3).to_sparse()
+    modules = {name: mod for name, mod in sys.modules.items() if name.startswith("sparse_ref")}
+    with pytest.warns(UserWarning):
+        for _ in range(2):
+            sr.register_backend("again", "sparse_ref")
+    sr.register_backend("again_ref", "sparse_ref.reference")
+    sr.register_backend("again_ref", "sparse_ref.reference")
+    assert all(sys.modules.get(name) is mod for name, mod in modules.items())
+    assert sr.sparse.mm(a, sr.ones(3, 1)).shape == (3, 1)

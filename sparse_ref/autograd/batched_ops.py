@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sparse_ref import _backend
 from sparse_ref._tensor import SparseTensor
 from sparse_ref.autograd.engine import Function
 
@@ -62,12 +63,13 @@ class BlockDiagonal(Function):
 
     def forward(self, s):
         c = s._coalesced_form()
-        if "block_diagonal" not in c._cache:  # made once per tensor, like its CSR form
+        cache = c._cache if _backend.trusted() else {}  # (a registered backend's: not kept)
+        if "block_diagonal" not in cache:  # made once per tensor, like its CSR form
             batches, m, n = s.shape
             indices = block_diagonal_indices(c._idx, s.shape)
-            c._cache["block_diagonal"] = SparseTensor._make(indices, c._val, (batches * m, batches * n),
-                                                            coalesced=True)
-        d = c._cache["block_diagonal"]
+            cache["block_diagonal"] = SparseTensor._make(indices, c._val, (batches * m, batches * n),
+                                                         coalesced=True)
+        d = cache["block_diagonal"]
         out = SparseTensor._make(d._idx, d._val, d.shape, coalesced=True)  # a new node of the graph
         out._cache = d._cache  # the same entries: its CSR forms are made once, for every call
         return out

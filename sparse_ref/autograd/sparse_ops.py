@@ -503,7 +503,8 @@ class Coalesce(Function):
 
     def forward(self, s):
         out = SparseTensor._coalesced_of(s._idx, s._val, s.shape)
-        s._cache.setdefault("coalesced", out.detach())
+        if _backend.trusted():  # (a registered backend's coalesce is not kept: _backend.trusted)
+            s._cache.setdefault("coalesced", out.detach())
         return out
 
     def backward(self, grad):
