@@ -77,7 +77,22 @@ BUGS = {
                 for q in reversed(range(a_crow[i], a_crow[i + 1])):  # last entry first
                     acc = acc + a_val[q] * b[a_col[q]]
                 out[i] = acc
-        """, "one long row"),
+        """, "300 duplicates"),
+    "coalesce: duplicates summed last first": ("coalesce", "coalesce", """
+        from sparse_ref.reference.coalesce import coalesce as _ref
+        def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+            # the duplicates in reverse storage order, as an unstable sort may leave them
+            _ref(a_row[::-1].copy(), a_col[::-1].copy(), a_val[::-1].copy(), nrows, out_crow, out_col, out_val,
+                 out_pos)
+            if len(out_pos):
+                out_pos[:] = out_pos[::-1].copy()
+        """, "duplicates"),
+    "spmm: B's width read from its first row": ("spmm", "spmm", """
+        from sparse_ref.reference.spmm import spmm as _ref
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            n = len(b[0])  # fails when B has no rows (A has no columns)
+            _ref(a_crow, a_col, a_val, b, out)
+        """, "no columns (3 x 0)"),
     "spgemm: the numeric pass in the wrong order": ("spgemm", "spgemm_numeric", """
         import numpy as np
         from sparse_ref.reference.spgemm import spgemm_numeric as _ref
@@ -106,8 +121,41 @@ def test_a_planted_bug_fails_and_the_report_names_the_kernel_and_case(tmp_path, 
     failed = [r for r in results if not r.ok]
     assert [r.kernel for r in failed][:1] == [f"{module}.{function}"], check.report(results)
     text = str(failed[0])
-    assert text.startswith(f"FAIL  {module}.{function}: case ") and case in text
-    assert "to reproduce:" in text and "the contract says:" in text
+    assert text.startswith((f"FAIL  {module}.{function}: case ", f"ERROR {module}.{function}: case ")), text
+    assert case in text.splitlines()[0], text
+    assert "to reproduce:" in text and ("the contract says:" in text or "raised" in text)
+
+
+def test_a_report_says_where_an_output_first_differs_and_whether_it_was_written(tmp_path):
+    """Not just "out differs": the first differing element, both values, how many differ,
+    and whether the kernel ever wrote it (the checker's marker still there)."""
+    source = COPY["spmm"] + textwrap.dedent("""
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            for i in range(1, len(a_crow) - 1):  # row 0 forgotten
+                out[i] = 0
+                for q in range(a_crow[i], a_crow[i + 1]):
+                    out[i] = out[i] + a_val[q] * b[a_col[q]]
+        """)
+    results = check.check(package(tmp_path, {**COPY, "spmm": source}), kernels=["spmm.spmm"])
+    line = str([r for r in results if r.kernel == "spmm.spmm"][0]).splitlines()[0]
+    assert line.endswith("out differs, first at [0, 0]: yours 7.777e+77 (never written: the checker filled the "
+                         "output with that), the reference's 0.0"), line
+
+
+def test_the_spmm_gradient_task_has_a_complex_case(tmp_path):
+    """Without conj(B) the gradient of A is right for every real case: a complex one tells."""
+    source = textwrap.dedent("""
+        import numpy as np
+        def spmm_grad_a(a_crow, a_col, b, g):
+            out = np.zeros(len(a_col), dtype=np.result_type(b, g))
+            for i in range(len(a_crow) - 1):
+                for q in range(a_crow[i], a_crow[i + 1]):
+                    out[q] = np.sum(g[i] * b[a_col[q]])  # conj(b) forgotten
+            return out
+        """)
+    results = check.check(package(tmp_path, {"tasks": source}), kernels=["tasks.spmm_grad_a"])
+    task = [r for r in results if r.kernel == "tasks.spmm_grad_a"][0]
+    assert task.status == "fail" and "complex128" in task.detail, check.report(results)
 
 
 def test_another_order_passes_with_allow_reordering_and_says_so(tmp_path):

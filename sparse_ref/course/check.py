@@ -57,10 +57,18 @@ def coo_cases():
     rng = np.random.default_rng(20261130)
     f = np.float64
     yield "empty matrix (nnz = 0)", (3, 4), np.zeros(0, I64), np.zeros(0, I64), np.zeros(0, f)
+    yield "no rows (0 x 4)", (0, 4), np.zeros(0, I64), np.zeros(0, I64), np.zeros(0, f)
+    yield "no columns (3 x 0)", (3, 0), np.zeros(0, I64), np.zeros(0, I64), np.zeros(0, f)
     yield ("empty rows", (5, 3), np.array([1, 3, 3], I64), np.array([2, 0, 1], I64),
            np.array([1.5, -2.0, 0.25]))
     yield ("duplicates in storage order", (2, 3), np.array([1, 0, 1, 1, 0], I64), np.array([2, 1, 2, 0, 1], I64),
            np.array([0.1, 1e16, 0.2, 3.0, -1e16]))
+    # sums whose bits depend on the order of additions: (1e16 + 1) - 1e16 is 0, (1e16 - 1e16) + 1
+    # is 1; and hundreds of duplicates of mixed magnitude, which an unstable sort reorders
+    yield ("three duplicates whose sum depends on their order", (2, 2), np.array([0, 1, 0, 0], I64),
+           np.array([1, 0, 1, 1], I64), np.array([1e16, 2.0, 1.0, -1e16]))
+    yield ("300 duplicates of 6 entries, mixed magnitudes", (2, 3), rng.integers(0, 2, 300), rng.integers(0, 3, 300),
+           rng.standard_normal(300) * 10.0 ** rng.integers(-8, 9, 300))
     yield ("explicit zeros and -0.0", (3, 3), np.array([0, 0, 2, 2, 1], I64), np.array([1, 1, 0, 2, 1], I64),
            np.array([-0.0, -0.0, 0.0, -0.0, 0.0]))
     yield ("NaN and inf", (2, 2), np.array([0, 1, 1, 0], I64), np.array([0, 1, 1, 1], I64),
@@ -171,9 +179,10 @@ def calls(module: str, function: str):
                                       ncols=n_out, crow=c_crow, out_col=_marker(int(c_crow[-1]), I64),
                                       out_val=_marker(int(c_crow[-1]), val.dtype))
             if function == "spgemm_masked":  # X = A, Y = A: out = (A @ A^T)[p_row, p_col]
-                p_row, p_col = rng.integers(0, nrows, 6), rng.integers(0, nrows, 6)
+                p = 6 if nrows else 0  # (no position to sample in a matrix of no rows)
+                p_row, p_col = rng.integers(0, max(nrows, 1), p), rng.integers(0, max(nrows, 1), p)
                 yield case, dict(p_row=p_row, p_col=p_col, x_crow=crow, x_col=ccol, x_val=cval, y_crow=crow,
-                                 y_col=ccol, y_val=cval, out=_marker(6, val.dtype))
+                                 y_col=ccol, y_val=cval, out=_marker(p, val.dtype))
         elif (module, function) == ("sddmm", "sddmm"):
             for n in (1, 5, 19):
                 x, y = _dense(rng, (nrows, n), case, val.dtype), _dense(rng, (ncols, n), case, val.dtype)
@@ -304,6 +313,32 @@ def _rounding_rtol(dtype) -> float:
     return max(1e-12, 4096 * float(np.finfo(dtype).eps))
 
 
+def _first_difference(got, want, marked: bool = False) -> str:
+    """Where ``got`` first differs from ``want``, for a report: its place, both values (every
+    digit), how many elements differ; with ``marked``, whether it still holds the marker
+    the checker filled the output with (never written)."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return f": shape {got.shape}, the reference's {want.shape}"
+    if got.dtype != want.dtype:
+        return f": dtype {got.dtype.name}, the reference's {want.dtype.name}"
+    with np.errstate(all="ignore"):
+        same = got == want
+        if got.dtype.kind in "fc":
+            same = same & (np.signbit(got.real) == np.signbit(want.real)) | (np.isnan(got) & np.isnan(want))
+    where = np.argwhere(~same)
+    if where.shape[0] == 0:
+        return ""
+    at = tuple(int(i) for i in where[0])
+    g, w = got[at].item(), want[at].item()
+    place = ", ".join(map(str, at))
+    never = ""
+    if marked and got[at] == _marker((), got.dtype)[()]:
+        never = " (never written: the checker filled the output with that)"
+    more = f"; {where.shape[0]} of {got.size} elements differ" if where.shape[0] > 1 else ""
+    return f", first at [{place}]: yours {g!r}{never}, the reference's {w!r}{more}"
+
+
 def compare_case(module: str, function: str, kwargs: dict, theirs, n_threads: int = 1):
     """Run the reference and the package's function (with ``n_threads``) once on copies of
     ``kwargs``: ``None`` if every output has the reference's bits, else ``(output name,
@@ -318,8 +353,8 @@ def compare_case(module: str, function: str, kwargs: dict, theirs, n_threads: in
     for name in kwargs:
         if not (name.startswith("out_") or name == "out"):
             if isinstance(kwargs[name], np.ndarray) and not _same_bits(our_args[name], kwargs[name]):
-                return name, "was changed, and it is an input (kernels never write their inputs)", \
-                    our_args[name], kwargs[name]
+                return name, ("was changed, and it is an input (kernels never write their inputs)"
+                              + _first_difference(our_args[name], kwargs[name])), our_args[name], kwargs[name]
             continue
         want = _used(name, ref_args, ref_args[name], function)
         got = _used(name, our_args, our_args[name], function)
@@ -331,7 +366,7 @@ def compare_case(module: str, function: str, kwargs: dict, theirs, n_threads: in
                 return name, "differs in the sign of a zero (-0.0 against 0.0): not a matter of rounding", got, want
             rounding = rounding or (name, ROUNDING_COMPLEX if got.dtype.kind == "c" else ROUNDING_ONLY, got, want)
             continue
-        return name, "differs", got, want
+        return name, "differs" + _first_difference(got, want, marked=True), got, want
     return rounding
 
 
@@ -459,9 +494,12 @@ def _task_mismatch(task: str, got, want) -> str | None:
         return f"returns shape {a.shape}, the model {b.shape}"
     if task == "chunked_sum":
         if a.dtype != b.dtype or a.tobytes() != b.tobytes():
-            return f"not the bits of the sequential sum ({a.dtype.name} {a!r}, the model {b.dtype.name} {b!r})"
+            return (f"not the bits of the sequential sum ({a.dtype.name} {a.tolist()!r}, the model "
+                    f"{b.dtype.name} {b.tolist()!r})")
         return None
-    return None if np.allclose(a, b, rtol=1e-12, atol=1e-14) else "differs from the model"
+    if np.allclose(a, b, rtol=1e-12, atol=1e-14):
+        return None
+    return "differs from the model" + _first_difference(a.astype(b.dtype) if a.dtype != b.dtype else a, b)
 
 
 def _check_task(package, task, model, theirs) -> Result:

@@ -132,6 +132,10 @@ def task_cases(task: str):
         name = f"{n}x{n} with {ccol.shape[0]} stored (seed {k})"
         if task == "spmm_grad_a":
             yield name, dict(a_crow=crow, a_col=ccol, b=rng.standard_normal((n, 3)), g=rng.standard_normal((n, 3)))
+            if k == 2:  # complex: the conjugate of B (a real case cannot tell b from conj(b))
+                b = rng.standard_normal((n, 3)) + 1j * rng.standard_normal((n, 3))
+                g = rng.standard_normal((n, 3)) + 1j * rng.standard_normal((n, 3))
+                yield f"{name}, complex128", dict(a_crow=crow, a_col=ccol, b=b, g=g)
         elif task == "gcn_backward":
             yield name, dict(a_crow=crow, a_col=ccol, a_val=cval, x=rng.standard_normal((n, 4)),
                              w=rng.standard_normal((4, 2)), g=rng.standard_normal((n, 2)))
