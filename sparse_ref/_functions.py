@@ -169,6 +169,9 @@ def pow(input, exponent) -> Tensor:
         if input.dtype.kind in "iu" and (exponent != int(exponent) or exponent < 0):
             raise _errors.DTypeError(f"**: exponent {exponent} needs a floating tensor, got {input.dtype.name}")
         return _sparse_valuewise(dense_ops.Pow.apply, input, exponent)
+    if input.dtype == np.bool_:  # (NumPy gave int8, a dtype sparse_ref does not have)
+        raise _errors.DTypeError("**: a bool tensor has no powers in sparse_ref (it does not promote dtypes); "
+                                 "cast first: t.long() or t.float()")
     if input.dtype.kind in "iu" and (exponent != int(exponent) or exponent < 0):
         raise _errors.DTypeError(f"**: exponent {exponent} needs a floating tensor, got {input.dtype.name}")
     return dense_ops.Pow.apply(input, exponent)
@@ -911,7 +914,12 @@ def to(input, dtype):
 
 def compare(input, other, op: str) -> Tensor:
     """``input <op> other`` elementwise as a bool tensor (``<``, ``<=``, ``>``, ``>=``,
-    ``==``, ``!=``); no gradient flows through a comparison."""
+    ``==``, ``!=``); no gradient flows through a comparison. A real number meets a bool or
+    integer tensor as the number it is, as torch's (``mask == 0.5`` is all False, ``ints >
+    0.5`` compares with 0.5), not converted to the tensor's dtype first."""
+    if (isinstance(input, Tensor) and input.dtype.kind in "biu" and isinstance(other, (int, float, np.integer, np.floating))
+            and not isinstance(other, (bool, np.bool_))):
+        return Tensor(_COMPARE[op](input._data, other))
     input, other = _dense(input, other, op)
     if input.dtype.kind == "c" and op not in ("==", "!="):
         raise _errors.DTypeError(f"{op}: complex values have no order")

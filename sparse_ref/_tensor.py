@@ -623,6 +623,13 @@ class Tensor(_Differentiable):
             return other
         if isinstance(other, (bool, np.bool_)) and self.dtype == np.bool_:  # mask[0] = False
             return Tensor(np.asarray(other, dtype=np.bool_))
+        if self.dtype == np.bool_ and isinstance(other, (int, float, complex, np.number)):
+            if op in ("setitem", "fill_") and other in (0, 1):  # mask[0] = 1: exactly True
+                return Tensor(np.asarray(bool(other)))
+            # (torch's result would be an integer or a float tensor; a number taken as a
+            # bool gave m * 2.5 == m and m + 1 all True)
+            raise TypeError(f"{op}: a bool tensor and the number {other!r}: sparse_ref does not promote dtypes; "
+                            "cast first: t.long() or t.float()")
         if isinstance(other, (bool, np.bool_)) or not isinstance(other, (int, float, complex, np.number)):
             raise TypeError(f"{op}: expected a Tensor or a number, got {type(other).__name__}")
         if isinstance(other, (complex, np.complexfloating)) and self.dtype.kind != "c":

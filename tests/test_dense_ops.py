@@ -695,3 +695,40 @@ def test_gradcheck_takes_one_tensor_and_raises_a_runtime_error_as_torch():
         gradcheck(Wrong.apply, (x,))
     with pytest.raises(sr.autograd.GradcheckError):
         gradcheck(Wrong.apply, (x,))
+
+
+def test_a_bool_tensor_meets_a_number_as_the_number_it_is_or_is_refused():
+    """A number met a bool tensor converted to bool: m * 2.5 gave m, m + 1 all True,
+    m == 0.5 the mask itself, m ** 2 an int8 tensor (a probe). Comparisons now compare the
+    number as it is (as torch); arithmetic refuses it (torch would promote to an integer
+    or float tensor, and sparse_ref does not promote); setitem and fill_ take 0 and 1."""
+    m = sr.tensor([True, False, True])
+    assert (m == 0.5).tolist() == [False, False, False]
+    assert (m == 1).tolist() == [True, False, True]
+    assert (m > 0.5).tolist() == [True, False, True]
+    assert (m != 2).tolist() == [True, True, True]
+    for op in (lambda: m * 2.5, lambda: m + 1, lambda: 1 - m, lambda: m.add_(0.5), lambda: m.clamp(0.5),
+               lambda: sr.where(m, m, 2), lambda: m & 1):
+        with pytest.raises(TypeError, match="a bool tensor and the number .*: sparse_ref does not promote dtypes; "
+                                            r"cast first: t.long\(\) or t.float\(\)"):
+            op()
+    with pytest.raises(TypeError, match="a bool tensor has no powers"):
+        m ** 2
+    assert m.tolist() == [True, False, True]  # (add_ refused before it wrote anything)
+    m[0] = 0
+    m.fill_(1)
+    assert m.tolist() == [True, True, True]
+    with pytest.raises(TypeError, match="the number 2"):
+        m[0] = 2
+    assert ((m.long() * 2) + 1).tolist() == [3, 3, 3]
+
+
+def test_an_integer_tensor_compares_with_a_float_as_it_is():
+    """ints > 0.5 was refused ("0.5 would be truncated"): a comparison converts nothing."""
+    a = sr.arange(3)
+    assert (a > 0.5).tolist() == [False, True, True]
+    assert (a == 1.0).tolist() == [False, True, False]
+    assert (a < 1.5).tolist() == [True, True, False]
+    assert (a <= 2 ** 70).tolist() == [True, True, True]
+    with pytest.raises(TypeError, match="would be truncated"):
+        a + 0.5  # arithmetic still refuses what the dtype cannot hold
