@@ -160,6 +160,36 @@ def test_module_finds_parameters_in_order_and_zero_grad_drops_them():
         net.load_state_dict({})
 
 
+def test_a_modules_own_parameters_come_before_its_sub_modules_as_in_torch():
+    """sr listed them in the order set, sub-modules' in between: ['lin.weight', 'lin.bias',
+    'att'] where torch has ['att', 'lin.weight', 'lin.bias'] (a probe), so
+    list(m.parameters())[0] and the state_dict's order differed."""
+    class Net(sr.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = sr.nn.Linear(2, 3)
+            self.att = sr.nn.Parameter(sr.ones(3))
+            self.out = sr.nn.Sequential(sr.nn.Linear(3, 1))
+            self.scale = sr.nn.Parameter(sr.ones(1))
+
+    names = ["att", "scale", "lin.weight", "lin.bias", "out.0.weight", "out.0.bias"]
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == names
+    assert list(net.state_dict()) == names
+    assert list(net.parameters())[0] is net.att
+    torch = torch_or_skip()
+
+    class TorchNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 3)
+            self.att = torch.nn.Parameter(torch.ones(3))
+            self.out = torch.nn.Sequential(torch.nn.Linear(3, 1))
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+    assert [n for n, _ in TorchNet().named_parameters()] == names
+
+
 def test_linear_matches_torch_given_the_same_weights():
     torch = torch_or_skip()
     ours, theirs = sr.nn.Linear(3, 2, dtype=sr.float64), torch.nn.Linear(3, 2, dtype=torch.float64)

@@ -66,7 +66,8 @@ class Parameter(Tensor):
 class Module:
     """The base of a model: set :class:`Parameter` s and sub-modules as attributes in
     ``__init__`` and write ``forward``; calling the module calls ``forward``.
-    ``parameters()`` lists them in the order they were set, as torch does."""
+    ``parameters()`` lists a module's own parameters in the order they were set, then each
+    sub-module's, as torch does."""
 
     training = True
 
@@ -120,10 +121,14 @@ class Module:
                 yield name, p
 
     def _named_parameters(self, prefix):
-        for name, value in vars(self).items():
+        # a module's own parameters first, then its sub-modules', each in the order set, as
+        # torch's (it walks named_modules() and lists each module's own parameters)
+        items = list(vars(self).items())
+        for name, value in items:
             if isinstance(value, Parameter):
                 yield prefix + name, value
-            elif isinstance(value, Module):
+        for name, value in items:
+            if isinstance(value, Module):
                 yield from value._named_parameters(f"{prefix}{name}.")
 
     def parameters(self):
