@@ -861,9 +861,14 @@ class Tensor(_Differentiable):
         return _F.reshape(self, *shape)
 
     def view(self, *shape) -> "Tensor":
-        """The same data in another shape (as ``reshape``; sparse_ref's views of
-        contiguous data share memory and the version counter)."""
-        return _F.reshape(self, *shape)
+        """The same data in another shape, sharing memory and the version counter; as
+        torch's, refused when the strides cannot give that shape without a copy (a
+        transpose's ``view(-1)``: ``reshape`` copies there)."""
+        out = _F.reshape(self, *shape)
+        if out._data.size and not np.may_share_memory(out._data, self._data):
+            raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
+                               "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+        return out
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
         return _F.flatten(self, start_dim, end_dim)

@@ -732,3 +732,17 @@ def test_an_integer_tensor_compares_with_a_float_as_it_is():
     assert (a <= 2 ** 70).tolist() == [True, True, True]
     with pytest.raises(TypeError, match="would be truncated"):
         a + 0.5  # arithmetic still refuses what the dtype cannot hold
+
+
+def test_view_refuses_what_only_a_copy_can_give_as_torch():
+    """x.t().view(-1) returned a copy (a probe): writing into the "view" left x unchanged."""
+    x = sr.arange(6).reshape(2, 3)
+    for bad in (lambda: x.t().view(-1), lambda: x[:, 1:].view(-1)):
+        with pytest.raises(RuntimeError, match=r"view size is not compatible .* Use \.reshape\(\.\.\.\) instead"):
+            bad()
+    v = x.t().view(3, 2)  # strides allow it: a view
+    v[0, 1] = 30
+    assert x.tolist() == [[0, 1, 2], [30, 4, 5]]
+    assert x[:, :1].view(-1).tolist() == [0, 30]
+    assert x.t().reshape(-1).tolist() == [0, 30, 1, 4, 2, 5]
+    assert sr.zeros(0, 3).t().view(-1).shape == (0,)
