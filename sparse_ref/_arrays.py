@@ -40,10 +40,11 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
     if src == object:  # Python integers beyond int64 (see _as_array)
         if dt.kind in "iu":
             info = np.iinfo(dt)
-            x = next(v for v in arr.flat if not info.min <= v <= info.max)
-            raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} without "
-                                  f"overflow (its range is {info.min} .. {info.max})")
-        arr = arr.astype(np.float64)
+            x = next((v for v in arr.flat if not info.min <= v <= info.max), None)
+            if x is not None:
+                raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} without "
+                                      f"overflow (its range is {info.min} .. {info.max})")
+        arr = arr.astype(np.int64 if dt.kind in "iu" else np.float64)
         src = arr.dtype
     if src != dt and _dtypes.is_half(src):  # float32 holds every half value exactly
         arr = arr.astype(np.float32)
@@ -65,11 +66,11 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
             part = arr.real if arr.dtype.kind == "c" else arr if arr.dtype.kind == "f" else arr.astype(np.float64)
             parts = (part, arr.imag) if arr.dtype.kind == "c" else (part,)
             for p in parts:
-                bad = np.isfinite(p) & (np.abs(p) >= _overflow_limit(dt))
+                bad = np.isfinite(p) & (np.abs(p) >= _overflow_limit(dt, p.dtype))
                 if bad.any():
                     x = p.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
-                    raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
-                                          "without overflow (it would become inf)")
+                    raise ConversionError(f"{where}: value {x!s} cannot be converted to type {dt.name} "
+                                          "without overflow (it would become inf)")  # (!s: a long double's digits)
     out = empty(arr.shape, dt)  # a large array from the output cache: on a page of its own
     np.copyto(out, arr, casting="unsafe")  # (every value was checked above)
     return out
@@ -81,13 +82,16 @@ def _part_bytes(dt: np.dtype) -> int:
     return dt.itemsize // 2 if _dtypes.kind(dt) == "c" else dt.itemsize
 
 
-def _overflow_limit(dt: np.dtype) -> float:
+def _overflow_limit(dt: np.dtype, src: np.dtype = np.dtype(np.float64)):
     """The smallest magnitude that rounds to inf in the float type ``dt`` (to nearest, ties
     to even): its largest finite value plus half a unit in the last place there (65520 for
-    float16). Anything below rounds to a finite value, the largest at worst."""
+    float16), in the source's type ``src`` (for float64 that sum is inf as a float64: a
+    long double source compares with it in long double). Anything below rounds to a
+    finite value, the largest at worst."""
     info = _dtypes.finfo(dt)
-    ulp_at_max = float(info.eps) * 2.0 ** (int(info.maxexp) - 1)
-    return float(info.max) + ulp_at_max / 2
+    src = np.dtype(src) if np.dtype(src).itemsize > 8 else np.dtype(np.float64)
+    ulp_at_max = src.type(float(info.eps)) * src.type(2.0) ** (int(info.maxexp) - 1)
+    return src.type(float(info.max)) + ulp_at_max / 2
 
 
 def _fits_integer(arr: np.ndarray, dt: np.dtype, where: str) -> None:

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from sparse_ref import _arrays, _dtypes, _memory, _validate
-from sparse_ref._errors import ArgumentError
+from sparse_ref._errors import ArgumentError, ConversionError
 from sparse_ref._grad_mode import is_grad_enabled
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref.autograd.sparse_ops import CsrFromValues, SparseFromValues
@@ -493,5 +493,10 @@ def arange(start, end=None, step=1, *, dtype=None, requires_grad: bool = False) 
     ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
     dt = _dtypes.as_dtype(dtype, "arange") if dtype is not None else (_dtypes.int64 if ints else _dtypes.default_dtype)
     count = int(np.ceil((end - start) / step))
+    if ints and count:  # every value an exact Python int first: int64 arithmetic would wrap
+        info = np.iinfo(np.int64)
+        for v in (int(start), int(start) + int(step) * (count - 1)):
+            if not info.min <= v <= info.max:
+                raise ConversionError(f"arange: value {v} cannot be converted to type int64 without overflow")
     data = start + step * np.arange(count, dtype=np.float64 if not ints else np.int64)
     return Tensor(_validate.converted(data, dt, "arange"), requires_grad=requires_grad)

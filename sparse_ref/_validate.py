@@ -36,9 +36,9 @@ def _as_array(data, where: str):
         raise TypeError(f"{where}: masked arrays are not supported (the mask would be ignored); "
                         "fill the masked entries (arr.filled(0)) or drop them (arr.compressed())")
     if isinstance(data, np.ndarray):
-        return data, False
+        return _numbers(data, where), False
     if isinstance(data, np.generic):  # a NumPy scalar keeps its dtype, as in torch
-        return np.asarray(data), False
+        return _numbers(np.asarray(data), where), False
     if type(data).__module__.startswith("torch"):
         return np.asarray(data.detach().cpu().resolve_conj().resolve_neg().numpy()), False
     if isinstance(data, (list, tuple)):
@@ -53,7 +53,37 @@ def _as_array(data, where: str):
         if _python_ints(arr):
             return arr, True  # integers beyond int64: `converted` takes them to a float dtype or refuses
         raise TypeError(f"{where}: expected numbers, got {type(data).__name__} of mixed or ragged entries")
-    return arr, True
+    if arr.dtype.kind == "f" and arr.size and np.nanmax(np.abs(arr), initial=0.0) >= 2.0 ** 63 \
+            and _int_leaves(data):
+        # NumPy makes [2**63, 1] a float64 array; Python integers are integers (torch
+        # refuses them, as sr.tensor([2**63]) is refused), not floats rounded in silence
+        return np.array(data, dtype=object), True
+    return _numbers(arr, where), True
+
+
+def _int_leaves(data) -> bool:
+    """Whether every leaf of a nested list or tuple is a Python int (not a bool)."""
+    if isinstance(data, (list, tuple)):
+        return all(_int_leaves(x) for x in data)
+    return type(data) is int
+
+
+def _numbers(arr: np.ndarray, where: str) -> np.ndarray:
+    """``arr`` if it holds numbers (bool, integers, floats, complex, the half types);
+    an object array of Python integers as int64 when they fit (else as it is, for
+    ``converted`` to refuse or take to a float dtype). Strings, dates, objects: refused
+    (NumPy would cast '1e39' to inf, or a date to its count of seconds, in silence)."""
+    if arr.dtype == object:
+        if _python_ints(arr):
+            info = np.iinfo(np.int64)
+            return arr.astype(np.int64) if all(info.min <= v <= info.max for v in arr.flat) else arr
+        if arr.size == 0:
+            return arr.astype(np.float64)
+        raise TypeError(f"{where}: expected numbers, got an object array (of {type(arr.flat[0]).__name__}, ...)")
+    if _dtypes.kind(arr.dtype) not in "biufc":
+        raise TypeError(f"{where}: expected numbers, got an array of dtype {arr.dtype.name} "
+                        f"({'strings' if arr.dtype.kind in 'US' else 'dates or times' if arr.dtype.kind in 'mM' else 'not numbers'})")
+    return arr
 
 
 def _one_element_tensors_as_numbers(data, where: str):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import sparse_ref as sr
+from sparse_ref._errors import ConversionError, DTypeError, IndexRangeError
 
 IDX = [[0, 1], [1, 0]]
 
@@ -40,7 +41,7 @@ IDX = [[0, 1], [1, 0]]
         ([[1, 0], [0, 0]], [1.0, 2.0], (2, 2), {"is_coalesced": True}, ValueError,
          r"is_coalesced=True but the indices are not sorted row-major and unique \(entry 1 at \(0, 0\) follows \(1, 0\)\)"),
         ([[0, 0], [1, 1]], [1.0, 2.0], (2, 2), {"is_coalesced": True}, ValueError, "not sorted row-major and unique"),
-        ([[0, 1], [1, 0]], ["a", "b"], (2, 2), {}, TypeError, "does not support dtype"),
+        ([[0, 1], [1, 0]], ["a", "b"], (2, 2), {}, TypeError, "expected numbers, got an array of dtype str"),
     ],
 )
 def test_sparse_coo_tensor_rejects_bad_input(indices, values, size, kwargs, exc, message):
@@ -179,3 +180,66 @@ def test_index_and_dtype_errors_are_runtime_errors_as_torchs(make, builtin):
         make()
     with pytest.raises(builtin):
         make()
+
+
+# -- values the target cannot hold, found by a probe: refused, not converted in silence ---------
+
+def test_python_integers_beyond_int64_are_integers_whatever_their_neighbours():
+    """NumPy makes [2**63, 1] a float64 array: sr.tensor gave float32 values, where
+    sr.tensor([2**63]) alone is refused (torch: "Overflow when unpacking long long")."""
+    for data in ([2 ** 63, 1], [-1, 2 ** 63], [[2 ** 63], [1]]):
+        with pytest.raises(ConversionError, match="9223372036854775808 does not fit in int64"):
+            sr.tensor(data)
+    with pytest.raises(ConversionError, match="does not fit in int64"):
+        sr.sparse_coo_tensor([[0, 1]], [2 ** 63 + 1, 1], (2,))
+    with pytest.raises(IndexRangeError, match="index 9223372036854775808 does not fit in int64"):
+        sr.sparse_coo_tensor([[0, 2 ** 63]], [1.0, 2.0], (2 ** 63 + 5,))
+    assert sr.tensor([2 ** 63, 1], dtype=sr.float64).tolist() == [2.0 ** 63, 1.0]  # asked for
+    assert sr.tensor([2 ** 63 + 1, 1.5]).dtype == sr.float32  # a float among them: floats, as torch
+
+
+@pytest.mark.parametrize("data", [np.array(["1e39"]), np.array([b"1"]), np.array([2 ** 40], "m8[s]"),
+                                  np.array(["2026-12-02"], "M8[D]"), np.array([1.5, 2], dtype=object)])
+def test_strings_dates_and_objects_are_not_numbers(data):
+    """'1e39' became inf in float32, a timedelta wrapped in int32, an object array raised a
+    bare StopIteration (which map() swallows: an empty list and no error)."""
+    for dtype in (None, sr.float32, sr.int32):
+        with pytest.raises(TypeError, match="tensor: expected numbers, got an"):
+            sr.tensor(data, dtype=dtype)
+    with pytest.raises(TypeError, match="expected numbers"):
+        sr.full((2,), "1e39", dtype=sr.float32)
+
+
+def test_an_object_array_of_integers_is_taken_as_integers():
+    assert sr.tensor(np.array([1, 2], dtype=object)).tolist() == [1, 2]
+    assert list(map(sr.tensor, [np.array([1, 2], dtype=object)]))[0].tolist() == [1, 2]
+    s = sr.sparse_coo_tensor(np.array([[0, 1]], dtype=object), [1.0, 2.0], (2,))
+    assert s.coalesce().indices().tolist() == [[0, 1]]
+
+
+def test_a_finite_long_double_beyond_float64_is_refused_by_its_value():
+    """float64's limit (max + half an ulp) is inf as a float64, so no long double was ever
+    refused: 1e4000 became inf. And the message printed the value as inf."""
+    big = np.array([np.longdouble("1e4000")])
+    if not np.isfinite(big[0]):
+        pytest.skip("long double is float64 here")
+    for dtype in (sr.float64, sr.float32, sr.complex128):
+        with pytest.raises(ConversionError, match=r"value 1e\+4000 cannot be converted"):
+            sr.tensor(big, dtype=dtype)
+    assert sr.tensor(np.array([np.longdouble("1e300")]), dtype=sr.float64).tolist() == [1e300]
+
+
+def test_arange_refuses_to_wrap_past_int64():
+    with pytest.raises(ConversionError, match="arange: value 9223372036854775808 cannot be converted"):
+        sr.arange(2 ** 63 - 2, 2 ** 63 + 1)
+    assert sr.arange(2 ** 63 - 3, 2 ** 63 - 1).tolist() == [2 ** 63 - 3, 2 ** 63 - 2]
+    assert sr.arange(-2 ** 63, 2 ** 63 - 1, 2 ** 62).tolist() == [-2 ** 63, -2 ** 62, 0, 2 ** 62]
+
+
+def test_a_bool_tensor_makes_no_sparse_tensor():
+    """It made one the constructors refuse, and its products failed inside the kernels."""
+    m = sr.tensor([[True, False], [False, True]])
+    for op in (m.to_sparse, m.to_sparse_csr):
+        with pytest.raises(DTypeError, match="bool values are not supported in a sparse tensor"):
+            op()
+    assert m.long().to_sparse().values().tolist() == [1, 1]
