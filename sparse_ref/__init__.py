@@ -25,20 +25,31 @@ from sparse_ref._dtypes import (
     sparse_csr,
     strided,
 )
+# torch's other names of the same dtypes (sr.long, sr.float, ...; a student's dtype=torch.long)
+from sparse_ref._dtypes import (  # noqa: A004
+    complex64 as cfloat,
+    complex128 as cdouble,
+    float16 as half,
+    float32 as float,
+    float64 as double,
+    int32 as int,
+    int64 as long,
+)
 from sparse_ref._factories import (
     Generator, arange, as_tensor, eye, from_numpy, full, manual_seed, ones, ones_like, rand, randint, randn,
     sparse_coo_tensor, sparse_csr_tensor, tensor, zeros, zeros_like,
 )
 from sparse_ref._functions import (  # noqa: A004 (torch's names: sr.sum, sr.max, sr.abs, ...)
-    abs, add, argmax, argmin, bmm, cat, clamp, clone, div, exp, flatten, log, log_softmax, matmul, max, maximum, mean,
-    min, minimum, mm, mul, neg, norm, permute, pow, relu, reshape, sigmoid, softmax, sqrt, squeeze, stack,
-    sub, sum, t, tanh, transpose, unsqueeze, where,
+    abs, add, allclose, argmax, argmin, bmm, cat, clamp, clone, div, equal, exp, flatten, isfinite, isinf, isnan, log,
+    log_softmax, matmul, max, maximum, mean, min, minimum, mm, mul, neg, norm, permute, pow, relu, reshape, sigmoid,
+    softmax, sqrt, squeeze, stack, sub, sum, t, tanh, transpose, unsqueeze, where,
 )
 from sparse_ref._grad_mode import enable_grad, no_grad, set_grad_enabled
 from sparse_ref._memory import cache_info, empty_cache, set_cache_limit
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
+from sparse_ref.serialization import load, save
 from sparse_ref import _functions, _tensor, autograd, datasets, nn, optim, sparse, viz  # sr.sparse.mm, like torch
 from sparse_ref import _dtypes, _errors  # sr.bfloat16 (below)
 
@@ -152,4 +163,18 @@ __all__ = [
     "use_backend",
     "where",
     "zeros",
+    "long",
+    "int",
+    "float",
+    "double",
+    "half",
+    "cfloat",
+    "cdouble",
+    "isnan",
+    "isinf",
+    "isfinite",
+    "equal",
+    "allclose",
+    "save",
+    "load",
 ]

@@ -18,7 +18,8 @@ import builtins  # this module defines sum, max, min, abs and pow, as torch does
 import numpy as np
 
 from sparse_ref import _batched, _dtypes, _errors, _validate, sparse
-from sparse_ref._errors import ArgumentError
+from sparse_ref._errors import ArgumentError, ShapeError
+from sparse_ref._grad_mode import no_grad
 from sparse_ref._tensor import SparseTensor, Tensor
 from sparse_ref.autograd import dense_ops, sparse_ops
 from sparse_ref.autograd.engine import backward  # noqa: F401  (Tensor.backward runs it)
@@ -1095,3 +1096,90 @@ def sparse_to(input, dtype, copy: bool = False):
     if dtype is None:  # np.dtype(None) would be float64
         raise TypeError("to: expected a dtype (sr.float64, ...), got None")
     return sparse_ops.cast(input, _dtypes.as_dtype(dtype, "to"), copy)
+
+
+# -- tests of values: bool results, no gradient ------------------------------------------------
+
+def isnan(input) -> Tensor:
+    """Where ``input`` is NaN (a complex value: either part), as a bool tensor.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.isnan(sr.tensor([1., float("nan")]))
+    tensor([False,  True])
+    """
+    return Tensor(np.isnan(_dense_arg(input, "isnan")._data))
+
+
+def isinf(input) -> Tensor:
+    """Where ``input`` is +inf or -inf (a complex value: either part), as a bool tensor.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.isinf(sr.tensor([1., float("inf"), -float("inf")]))
+    tensor([False,  True,  True])
+    """
+    return Tensor(np.isinf(_dense_arg(input, "isinf")._data))
+
+
+def isfinite(input) -> Tensor:
+    """Where ``input`` is neither NaN nor inf, as a bool tensor.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.isfinite(sr.tensor([1., float("nan"), float("inf")]))
+    tensor([ True, False, False])
+    """
+    return Tensor(np.isfinite(_dense_arg(input, "isfinite")._data))
+
+
+def equal(input, other) -> bool:
+    """True when both tensors have the same shape and the same elements (NaN equals
+    nothing), as ``torch.equal``; dense or sparse (a sparse one compares as its dense
+    matrix), and of one dtype (sparse_ref does not promote).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.equal(sr.tensor([1., 2.]), sr.tensor([1., 2.])), sr.equal(sr.tensor([1.]), sr.tensor([1., 1.]))
+    (True, False)
+    """
+    a, b = _values_to_compare(input, other, "equal")
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """True when ``|input - other| <= atol + rtol * |other|`` everywhere (broadcasting), as
+    ``torch.allclose``.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.allclose(sr.tensor([1., 2.]), sr.tensor([1., 2.000001]))
+    True
+    """
+    a, b = _values_to_compare(input, other, "allclose")
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"allclose: shapes {list(a.shape)} and {list(b.shape)} do not broadcast") from None
+    with np.errstate(all="ignore"):
+        return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def _values_to_compare(input, other, where: str):
+    for name, x in (("input", input), ("other", other)):
+        if not isinstance(x, (Tensor, SparseTensor)):
+            raise TypeError(f"{where}: {name} must be a Tensor, got {type(x).__name__}")
+    if input.dtype != other.dtype:
+        raise _errors.DTypeError(f"{where}: dtypes {input.dtype.name} and {other.dtype.name} differ; sparse_ref "
+                                 "does not promote dtypes")
+    with no_grad():
+        a, b = (x.to_dense() if isinstance(x, SparseTensor) else x for x in (input, other))
+    a, b = a._data, b._data
+    if _dtypes.is_half(a.dtype):  # (NumPy's comparisons of ml_dtypes' bfloat16: through float32)
+        a, b = a.astype(np.float32), b.astype(np.float32)
+    return a, b

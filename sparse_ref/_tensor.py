@@ -898,6 +898,74 @@ class Tensor(_Differentiable):
         argument may only be "cpu". Differentiable between floating and complex dtypes."""
         return _F.to(self, _F.to_args(args, dtype, kwargs))
 
+    # -- torch's method forms of the operators and tests (each calls its function) ------
+    def add(self, other, *, alpha=1) -> "Tensor":
+        """``self + alpha * other`` (a new tensor; ``add_`` is the in-place form)."""
+        return _F.add(self, other if alpha == 1 else other * alpha)
+
+    def sub(self, other, *, alpha=1) -> "Tensor":
+        """``self - alpha * other``."""
+        return _F.sub(self, other if alpha == 1 else other * alpha)
+
+    def mul(self, other) -> "Tensor":
+        return self * other
+
+    def div(self, other) -> "Tensor":
+        return self / other
+
+    def neg(self) -> "Tensor":
+        return _F.neg(self)
+
+    def eq(self, other) -> "Tensor":
+        return _F.compare(self, other, "==")
+
+    def ne(self, other) -> "Tensor":
+        return _F.compare(self, other, "!=")
+
+    def lt(self, other) -> "Tensor":
+        return _F.compare(self, other, "<")
+
+    def le(self, other) -> "Tensor":
+        return _F.compare(self, other, "<=")
+
+    def gt(self, other) -> "Tensor":
+        return _F.compare(self, other, ">")
+
+    def ge(self, other) -> "Tensor":
+        return _F.compare(self, other, ">=")
+
+    def isnan(self) -> "Tensor":
+        return _F.isnan(self)
+
+    def isinf(self) -> "Tensor":
+        return _F.isinf(self)
+
+    def isfinite(self) -> "Tensor":
+        return _F.isfinite(self)
+
+    def equal(self, other) -> bool:
+        return _F.equal(self, other)
+
+    def allclose(self, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+        return _F.allclose(self, other, rtol, atol, equal_nan)
+
+    def is_floating_point(self) -> bool:
+        return _dtypes.kind(self.dtype) == "f"
+
+    def is_complex(self) -> bool:
+        return self.dtype.kind == "c"
+
+    def cpu(self) -> "Tensor":
+        """``self``: sparse_ref runs on the CPU."""
+        return self
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    def contiguous(self) -> "Tensor":
+        """``self`` when its data are C-contiguous, else a contiguous copy (differentiable)."""
+        return self if self._data.flags.c_contiguous else self.clone()
+
     def double(self) -> "Tensor":
         return _F.to(self, _dtypes.float64)
 
