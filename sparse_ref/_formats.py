@@ -14,6 +14,7 @@ import numpy as np
 
 from sparse_ref import _precision
 from sparse_ref._backend import kernel_module
+from sparse_ref._errors import DTypeError
 from sparse_ref._memory import check_fits, empty
 from sparse_ref._threads import effective_n_threads
 
@@ -105,6 +106,8 @@ def _coalesce_in_blocks(row, col, val, nrows, n_threads, with_pos):
 
 def _coalesce(row, col, val, nrows: int, n_threads=None, with_pos: bool = False, rows_later: bool = False):
     """``(indices, val, pos, crow)`` of one kernel call; see :func:`coalesce`."""
+    if val.dtype == np.bool_:  # (a bool tensor's to_sparse(): the kernels sum numbers only)
+        raise DTypeError("coalesce: bool values cannot be summed by the kernels; convert first, e.g. s.long()")
     nnz = row.shape[0]
     rows, r, names = renamed_keys(row, nrows)
     nt = effective_n_threads(n_threads, work=nnz)

@@ -980,16 +980,7 @@ def _is_dtype_name(text: str) -> bool:
 def to_sparse(input, sparse_dim=None) -> SparseTensor:
     """``Tensor.to_sparse(sparse_dim)``: the leading ``sparse_dim`` dims (default: all)
     sparse, the rest dense; a coalesced COO tensor."""
-    _no_bool_sparse(input, "to_sparse")
     return sparse_ops.ToSparse.apply(input, _validate.sparse_dim_arg(sparse_dim, input.ndim, "to_sparse"))
-
-
-def _no_bool_sparse(input, where: str) -> None:
-    """A bool tensor makes no sparse tensor, as the constructors refuse bool values (it
-    reached the kernels before, as "No matching signature found")."""
-    if isinstance(input, Tensor) and input.dtype == np.bool_:
-        raise _errors.DTypeError(f"{where}: bool values are not supported in a sparse tensor; convert first, "
-                                 "e.g. x.long() or x.float()")
 
 
 def to_sparse_csr(input):

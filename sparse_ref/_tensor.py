@@ -1629,6 +1629,14 @@ class SparseTensor(_Differentiable):
         """``self.to(sr.float32)``."""
         return _F.sparse_to(self, _dtypes.float32)
 
+    def long(self) -> "SparseTensor":
+        """``self.to(sr.int64)`` (a bool tensor's to_sparse() too: True is 1)."""
+        return _F.sparse_to(self, _dtypes.int64)
+
+    def int(self) -> "SparseTensor":
+        """``self.to(sr.int32)``."""
+        return _F.sparse_to(self, _dtypes.int32)
+
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Backward from a sparse tensor; ``gradient`` may be dense (it is masked to this
         tensor's pattern) or sparse."""

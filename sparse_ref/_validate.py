@@ -421,6 +421,9 @@ def _operand(t, name: str, where: str, sparse=SparseTensor):
                         + _elsewhere(t))
     if isinstance(t, SparseTensor):
         sparse_layout(t, name, where)
+    if t.dtype == np.bool_:  # (a bool sparse tensor from to_sparse() reached the kernels: "No matching signature")
+        raise DTypeError(f"{where}: {name} is bool; the products take int32, int64, float and complex values: "
+                         "convert first, e.g. x.long() or x.float()")
     if t.ndim != 2:
         hint = "; batches of matrices (3-D) multiply with sr.bmm or sr.sparse.mm" if t.ndim == 3 else ""
         raise ArgumentError(f"{where}: {name} must be a 2-D matrix, got a {t.ndim}-D tensor of shape "

@@ -570,3 +570,33 @@ def test_module_casts_and_freezes_its_parameters_as_torchs():
     assert [p.requires_grad for p in net.parameters()] == [False, False, True, True]
     with pytest.raises(RuntimeError, match="CPU only"):
         net.to("cuda")
+
+
+def test_module_repr_named_modules_apply_slices_and_extend_as_torch():
+    """What a student's torch code does with a model besides training it (a probe found
+    each missing: modules printed as <object at 0x...>, no named_modules, apply, cpu,
+    slicing of a Sequential, ModuleList.extend or +=)."""
+    torch = torch_or_skip()
+
+    def make(nn):
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.1), nn.LeakyReLU())
+                self.head = nn.Linear(4, 1, bias=False)
+        return Net()
+
+    ours, theirs = make(sr.nn), make(torch.nn)
+    assert repr(ours) == repr(theirs)
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    order = []
+    assert ours.apply(lambda m: order.append(type(m).__name__)) is ours and ours.cpu() is ours
+    assert order == ["Linear", "ReLU", "Dropout", "LeakyReLU", "Sequential", "Linear", "Net"]
+    tail = ours.body[1:]
+    assert type(tail) is sr.nn.Sequential and len(tail) == 3 and tail[0] is ours.body[1]
+    layers = sr.nn.ModuleList([sr.nn.ReLU()])
+    layers += [sr.nn.Tanh()]
+    layers.extend([sr.nn.Linear(2, 2)])
+    assert [type(m).__name__ for m in layers] == ["ReLU", "Tanh", "Linear"] and len(list(layers.parameters())) == 2
+    with pytest.raises(AttributeError, match="'Net' object has no attribute 'register_buffer': sparse_ref implements"):
+        ours.register_buffer("x", sr.ones(1))

@@ -236,10 +236,18 @@ def test_arange_refuses_to_wrap_past_int64():
     assert sr.arange(-2 ** 63, 2 ** 63 - 1, 2 ** 62).tolist() == [-2 ** 63, -2 ** 62, 0, 2 ** 62]
 
 
-def test_a_bool_tensor_makes_no_sparse_tensor():
-    """It made one the constructors refuse, and its products failed inside the kernels."""
-    m = sr.tensor([[True, False], [False, True]])
-    for op in (m.to_sparse, m.to_sparse_csr):
-        with pytest.raises(DTypeError, match="bool values are not supported in a sparse tensor"):
+def test_a_bool_sparse_tensor_is_refused_before_a_kernel():
+    """A bool tensor's to_sparse() (its sums work, as torch's) reached the kernels in
+    products, additions and coalesce, which failed inside with "No matching signature
+    found"; each now says what to do first."""
+    m = sr.tensor([[True, False], [True, True]])
+    s, c = m.to_sparse(), m.to_sparse_csr()
+    assert s.sum(0).to_dense().tolist() == [2, 1]
+    for op in (lambda: sr.sparse.mm(s, s), lambda: sr.sparse.mm(c, m), lambda: s @ m.long(),
+               lambda: sr.sparse.mm(s.long(), m)):
+        with pytest.raises(DTypeError, match="is bool; the products take int32, int64, float and complex values"):
             op()
-    assert m.long().to_sparse().values().tolist() == [1, 1]
+    for op in (lambda: s + s, lambda: s.t().coalesce()):
+        with pytest.raises(DTypeError, match="coalesce: bool values cannot be summed by the kernels"):
+            op()
+    assert sr.sparse.mm(s.long(), m.long()).tolist() == [[1, 0], [2, 1]]

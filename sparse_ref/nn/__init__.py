@@ -112,6 +112,50 @@ class Module:
         for child in self.children():
             yield from child.modules()
 
+    def named_modules(self, prefix: str = ""):
+        """``(name, module)`` of this module ("" for itself) and every sub-module, each
+        once, as torch's."""
+        seen = set()
+
+        def walk(module, name):
+            if id(module) in seen:
+                return
+            seen.add(id(module))
+            yield name, module
+            for child_name, child in module.named_children():
+                yield from walk(child, f"{name}.{child_name}" if name else child_name)
+        yield from walk(self, prefix)
+
+    def apply(self, fn) -> "Module":
+        """``fn(m)`` for every sub-module, then for this one (as torch's: to initialise
+        weights, ``net.apply(init)``); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def cpu(self) -> "Module":
+        """``self``: sparse_ref runs on the CPU."""
+        return self
+
+    def __getattr__(self, name):
+        # reached only for a name that is not set: torch's Module names sparse_ref lacks
+        # (register_buffer, cuda, ...) say so, as sr's and Tensor's do
+        raise missing(f"'{type(self).__name__}' object", name)
+
+    def __repr__(self) -> str:
+        """torch's layout: the class, its settings (``extra_repr``), each sub-module by name."""
+        lines = [f"({name}): " + "\n  ".join(repr(child).splitlines()) for name, child in self.named_children()]
+        extra = self.extra_repr()
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        body = ([extra] if extra else []) + lines
+        return f"{type(self).__name__}(\n  " + "\n  ".join(body) + "\n)"
+
+    def extra_repr(self) -> str:
+        """The settings a module prints inside its parentheses (override it, as in torch)."""
+        return ""
+
     def named_parameters(self, prefix: str = ""):
         """``(name, parameter)`` of this module's and its sub-modules', each once."""
         seen = set()
@@ -236,6 +280,9 @@ class Linear(Module):
     def forward(self, input):
         return functional.linear(input, self.weight, self.bias)
 
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
 
 class _Listed(Module):
     """Sub-modules held under the names "0", "1", ...: indexing, ``len`` and iteration, as
@@ -253,17 +300,34 @@ class _Listed(Module):
         setattr(self, str(len(self)), module)
         return self
 
+    def extend(self, modules) -> "_Listed":
+        """Append each of ``modules`` (as torch's ``ModuleList.extend``; ``+=`` too)."""
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __iadd__(self, modules) -> "_Listed":
+        return self.extend(modules)
+
     def __len__(self) -> int:
         return sum(1 for _ in self.children())
 
     def __iter__(self):
         return iter(list(self.children()))
 
-    def __getitem__(self, index: int) -> Module:
+    def __getitem__(self, index):
+        """The module at ``index``; a slice gives a new container of those modules (the same
+        module objects), as torch's."""
         n = len(self)
+        if isinstance(index, slice):
+            return type(self).__new__(type(self))._listed_from(list(self)[index])
         if isinstance(index, bool) or not isinstance(index, int) or not -n <= index < n:
             raise IndexError(f"index {index!r} is out of range for a {type(self).__name__} of {n} modules")
         return getattr(self, str(index % n))
+
+    def _listed_from(self, modules) -> "_Listed":
+        _Listed.__init__(self, modules)
+        return self
 
 
 class Sequential(_Listed):
@@ -320,6 +384,9 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope = negative_slope
 
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
     def forward(self, input):
         return functional.leaky_relu(input, self.negative_slope)
 
@@ -331,6 +398,9 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5):
         super().__init__()
         self.p = p
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace=False"
 
     def forward(self, input):
         return functional.dropout(input, self.p, self.training)
