@@ -655,3 +655,17 @@ def test_registering_the_library_itself_again_reimports_nothing():
     sr.register_backend("again_ref", "sparse_ref.reference")
     assert all(sys.modules.get(name) is mod for name, mod in modules.items())
     assert sr.sparse.mm(a, sr.ones(3, 1)).shape == (3, 1)
+
+
+def test_a_gradient_failure_names_the_other_kernel_that_raised(tmp_path):
+    """A correct spmm beside an unfinished coalesce failed "spmm (gradients)" with the
+    coalesce's NotImplementedError and no word of where (a probe)."""
+    stub = ("def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):\n"
+            "    raise NotImplementedError('coalesce.coalesce: write me')\n")
+    name = package(tmp_path, {"spmm": COPY["spmm"], "coalesce": stub})
+    results = check.check(name, kernels=["spmm.spmm"])
+    grad = [r for r in results if r.kernel == "spmm (gradients)"][0]
+    assert [r.status for r in results if r.kernel == "spmm.spmm"] == ["pass"]
+    assert grad.status == "fail" and grad.detail.endswith(
+        "NotImplementedError: coalesce.coalesce: write me (raised in your coalesce.py, line 2, in coalesce, "
+        "not in spmm: fix that one first)"), grad.detail

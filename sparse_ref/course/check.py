@@ -553,7 +553,7 @@ def check(package: str, kernels=None, allow_reordering: bool = False, name: str 
                                       or any(k.startswith(module + ".") for k in kernels)):
             own = [f for f in functions if f"{module}.{f}" not in backend.fallbacks]
             if own:
-                results.append(_check_gradients(name, module))
+                results.append(_check_gradients(name, module, package))
     if "cases" in _parts and "tasks" in groups:
         results += _check_tasks(package, kernels)
     return _something_checked(results, kernels) if _whole else results
@@ -761,7 +761,7 @@ def _check_function(package, backend, module, function, allow_reordering) -> Res
     return Result(kernel, "pass", count)
 
 
-def _check_gradients(name: str, module: str) -> Result:
+def _check_gradients(name: str, module: str, package: str | None = None) -> Result:
     kernel = f"{module} (gradients)"
     count = 0
     with use_backend(name):
@@ -772,9 +772,36 @@ def _check_gradients(name: str, module: str) -> Result:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # exit() in a kernel too
+                text = str(exc).splitlines()[0] if str(exc) else ""
                 return Result(kernel, "fail", count, f"gradcheck of {label} on your kernels: "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                              f"{type(exc).__name__}: {text}{_raised_in(exc, package, module)}")
     return Result(kernel, "pass", count)
+
+
+def _raised_in(exc: BaseException, package: str | None, module: str) -> str:
+    """Where in the student's package an exception was raised, when that is a kernel of
+    another module than the one checked (an unfinished coalesce failing spmm's gradients
+    says so), or the line of the checked module's own: " (raised in your
+    coalesce.py, line 12, in coalesce)"; "" when it came from elsewhere."""
+    if package is None:
+        return ""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return ""
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not roots:
+        return ""
+    import os
+    import traceback
+    mine = [f for f in traceback.extract_tb(exc.__traceback__)
+            if any(os.path.abspath(f.filename).startswith(os.path.abspath(r) + os.sep) for r in roots)]
+    if not mine:
+        return ""
+    last = mine[-1]
+    where = os.path.relpath(os.path.abspath(last.filename), os.path.abspath(roots[0]))
+    other = "" if os.path.splitext(where)[0] == module else f", not in {module}: fix that one first"
+    return f" (raised in your {where}, line {last.lineno}, in {last.name}{other})"
 
 
 def report(results: list) -> str:
