@@ -130,15 +130,20 @@ def _check_outputs(module: str, function: str, a: dict) -> None:
     """The structure of a registered kernel's outputs that later kernels (the Cython ones
     too, which trust it) rely on: row pointers, columns in range and in order, positions
     in range. Values are the checker's business (sparse_ref.course.check), not this."""
-    if function == "coo_to_csr":
+    if function == "coo_to_csr":  # (fixed by the sorted rows: compared whole)
         _row_pointers("out_crow", a["out_crow"], total=a["a_row"].shape[0])
-    elif function == "csr_to_coo":
+        want = np.searchsorted(a["a_row"], np.arange(a["out_crow"].shape[0], dtype=np.int64), side="left")
+        if not np.array_equal(a["out_crow"], want):
+            i = _first_bad(a["out_crow"] == want)
+            raise KernelOutputError(f"out_crow[{i}] = {a['out_crow'][i]}, but {want[i]} entries lie in the rows "
+                                    f"before row {i}")
+    elif function == "csr_to_coo":  # (the rows are fixed by the row pointers: compared whole)
         crow = a["a_crow"]
         row = a["out_row"][:int(crow[-1]) if crow.shape[0] else 0]  # (the caller's array may be longer)
-        _in_range("out_row", row, 0, max(crow.shape[0] - 1, 0))
-        if row.shape[0] > 1 and np.diff(row).min() < 0:
-            i = _first_bad(np.diff(row) >= 0)
-            raise KernelOutputError(f"out_row[{i + 1}] = {row[i + 1]} < out_row[{i}] = {row[i]}: rows come in order")
+        want = np.repeat(np.arange(max(crow.shape[0] - 1, 0), dtype=np.int64), np.diff(crow))
+        if not np.array_equal(row, want):
+            q = _first_bad(row == want)
+            raise KernelOutputError(f"out_row[{q}] = {row[q]}, where the row pointers put entry {q} in row {want[q]}")
     elif function == "csr_transpose":
         nnz = a["a_col"].shape[0]
         _row_pointers("out_crow", a["out_crow"], total=nnz)
@@ -159,8 +164,12 @@ def _check_outputs(module: str, function: str, a: dict) -> None:
         crow = a["crow"] - a["crow"][0] if a["crow"].shape[0] else a["crow"]  # (a chunk of rows)
         nnz = int(crow[-1]) if crow.shape[0] else 0
         out_col = a["out_col"][a["crow"][0]:a["crow"][0] + nnz] if a["crow"].shape[0] else a["out_col"][:0]
-        _in_range("out_col", out_col, 0, a["ncols"])
-        _ascending_rows("out_col", crow, out_col)
+        try:
+            _in_range("out_col", out_col, 0, a["ncols"])
+            _ascending_rows("out_col", crow, out_col)
+        except KernelOutputError as exc:  # (the numeric pass fills what the symbolic pass counted)
+            raise KernelOutputError(f"{exc}; or spgemm_symbolic counted more entries in that row than the "
+                                    "row's distinct columns") from None
     elif function == "spmm_reduce" and a["out_arg"].size:
         arg = a["out_arg"].reshape(-1)
         _in_range("out_arg", arg, -1, a["a_col"].shape[0])
@@ -264,7 +273,7 @@ class Backend:
                 if f is None:
                     f = getattr(self.fallback.module(name), fname)
                     taken.append(f"{name}.{fname}")
-                elif self.guarded:
+                if self.guarded:  # the fallback's too: it may be handed the package's outputs
                     f = _guarded(self.name, name, fname, f)
                 table[fname] = f
             merged[name] = types.SimpleNamespace(__name__=f"{self.package}.{name}", **table)

@@ -184,6 +184,14 @@ class _Differentiable:
         return state
 
     def __setstate__(self, state):
+        data = state.get("_data") if isinstance(state, dict) else None
+        if type(self) is Tensor or isinstance(data, np.ndarray) or "_data" in state:
+            # a dense tensor's data as construction would take it: an ndarray of a dtype
+            # sparse_ref has, in this machine's byte order (a review: an object array or a
+            # '>f4' one from a file loaded, and reached ops and kernels)
+            if not isinstance(data, np.ndarray):
+                raise TypeError(f"unpickle: a dense tensor's data must be an array, got {type(data).__name__}")
+            _dtypes.as_dtype(data.dtype, "unpickle", dense=True)
         self.__dict__.update(state)
 
     def __deepcopy__(self, memo):
@@ -1180,9 +1188,10 @@ class SparseTensor(_Differentiable):
         return super().__getattr__(name)
 
     def _state(self) -> dict:  # pickle and deepcopy: the COO indices made first
-        d = self.__dict__  # (one state)
+        s = self._now()  # one state, read once (another thread's in-place op swaps in a new one)
+        d = s.__dict__
         if "_rows_later" in d:
-            idx = self._write_rows()
+            idx = s._write_rows()
             if "_rows_later" in d:  # (a registered backend's rows: not kept, _write_rows)
                 d = {k: v for k, v in d.items() if k != "_rows_later"}
                 d["_idx"] = idx
@@ -1193,7 +1202,12 @@ class SparseTensor(_Differentiable):
         # on disk would otherwise reach a kernel (a probe's edited column index killed the
         # process), and the forms derived from them (CSR, coalesced, transpose) are made
         # again, not taken from the file. The checked arrays are the tensor's own and
-        # read-only, as they were; its values are its own now, not a caller's.
+        # read-only, as they were; its values are its own now, not a caller's. Arrays a
+        # state of this layout never has (another layout's, a product's rows to write
+        # later) are dropped, unchecked as they would be (a review's crafted _rows_later).
+        state = {k: v for k, v in state.items()
+                 if k not in ("_rows_later", "_cache", "_idx" if self.is_sparse_csr else "_crow",
+                              "_data") and (self.is_sparse_csr or k != "_col")}
         self.__dict__.update(state)
         self._cache = {}
         _F.check_unpickled(self)

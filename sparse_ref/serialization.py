@@ -2,50 +2,46 @@
 ``torch.save`` and ``torch.load`` (a student's ``torch.save(model.state_dict(), path)``
 runs with ``sr`` in its place).
 
-The file is a pickle. ``load`` reads it with ``weights_only=True`` by default, as torch
-does since 2.6: only sparse_ref's tensors, NumPy arrays and dtypes and Python's plain
-containers and numbers may be in it, so a file from elsewhere cannot run code as it is
-read. A tensor in the file is checked as a pickle always is (its index arrays against its
-shape, its row pointers: ``docs/field.rst``), so a file changed on disk raises the
-constructors' error rather than reaching a kernel. A file ``torch.save`` wrote is a zip
-archive torch alone reads: load it with ``torch.load`` and convert with ``sr.from_torch``.
+The file is a pickle in which every tensor is written as plain data: its kind, dtype
+name, shape and the raw bytes of its arrays (no NumPy object, no class of sparse_ref).
+``load`` reads it with ``weights_only=True`` by default, as torch does since 2.6: then
+the file may name no class at all but ``collections.OrderedDict`` (a state dict), so a
+file from elsewhere cannot run code as it is read, nor make an array that reads memory
+it does not own (NumPy's own pickles can: an ``ndarray`` of dtype object over bytes the
+file chooses). Every tensor is then built by the public constructors, with their checks
+(a dtype sparse_ref has, bytes that fill the shape, indices within the size, CSR row
+pointers in order), so a file changed on disk raises their error instead of reaching a
+kernel. ``weights_only=False`` reads any pickle, for files you trust. A file
+``torch.save`` wrote is a zip archive torch alone reads: load it with ``torch.load`` and
+convert with ``sr.from_torch``.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 import pickle
 
+import numpy as np
+
+from sparse_ref import _dtypes, nn
+from sparse_ref._factories import sparse_coo_tensor, sparse_csr_tensor
+from sparse_ref._grad_mode import no_grad
+from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
+
 __all__ = ["save", "load"]
 
-# what a file may name with weights_only=True: sparse_ref's tensors, NumPy's arrays,
-# dtypes and scalars (either package path of NumPy 1 and 2), bfloat16, an OrderedDict
-_ALLOWED = {
-    ("sparse_ref._tensor", "Tensor"), ("sparse_ref._tensor", "SparseTensor"),
-    ("sparse_ref._tensor", "SparseCsrTensor"), ("sparse_ref.nn", "Parameter"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("ml_dtypes", "bfloat16"),
-    ("collections", "OrderedDict"),
-    *((f"numpy.{core}.{module}", name) for core in ("core", "_core")
-      for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))),
-}
-
+_TAG = "sparse_ref.tensor.v1"  # the first element of a tuple that stands for a tensor
 _ZIP_MAGIC = b"PK\x03\x04"
+_DTYPES = ("bool", "int32", "int64", "float16", "bfloat16", "float32", "float64", "complex64", "complex128")
 
 
-class _WeightsOnly(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(
-                f"load: the file names {module}.{name}, which weights_only=True does not allow (only tensors, "
-                "NumPy arrays and plain containers); pass weights_only=False for a file you trust: unpickling "
-                "runs whatever code a file names")
-        return super().find_class(module, name)
-
+# -- save: tensors as plain data --------------------------------------------------------------
 
 def save(obj, f, pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
-    """Write ``obj`` (a tensor, a ``state_dict()``, a dict or list of them) to ``f``, a
-    path or a binary file.
+    """Write ``obj`` (a tensor, a ``state_dict()``, a dict, list or tuple of them, plain
+    numbers and strings) to ``f``, a path or a binary file.
 
     Examples
     --------
@@ -60,13 +56,58 @@ def save(obj, f, pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
     >>> sr.equal(again.weight, net.weight)
     True
     """
+    data = _plain(obj)
     if isinstance(f, (str, os.PathLike)):
         with open(f, "wb") as file:
-            pickle.dump(obj, file, protocol=pickle_protocol)
+            pickle.dump(data, file, protocol=pickle_protocol)
         return
     if not hasattr(f, "write"):
         raise TypeError(f"save: f must be a path or a binary file, got {type(f).__name__}")
-    pickle.dump(obj, f, protocol=pickle_protocol)
+    pickle.dump(data, f, protocol=pickle_protocol)
+
+
+def _plain(obj):
+    """``obj`` with each tensor replaced by a tagged tuple of plain data (containers walked)."""
+    if isinstance(obj, (Tensor, SparseTensor)):
+        return _tensor_data(obj)
+    if isinstance(obj, collections.OrderedDict):
+        return collections.OrderedDict((k, _plain(v)) for k, v in obj.items())
+    if type(obj) is dict:
+        return {k: _plain(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(_plain(v) for v in obj)
+    return obj
+
+
+def _array_data(arr: np.ndarray) -> tuple:
+    arr = np.ascontiguousarray(arr)
+    return (arr.dtype.name, tuple(int(n) for n in arr.shape), arr.tobytes())
+
+
+def _tensor_data(t) -> tuple:
+    with no_grad():
+        if isinstance(t, SparseCsrTensor):
+            s = t._now()
+            return (_TAG, "csr", tuple(t.shape), _array_data(s._crow), _array_data(s._col), _array_data(s._val),
+                    bool(t.requires_grad))
+        if isinstance(t, SparseTensor):
+            s = t._now()
+            return (_TAG, "coo", tuple(t.shape), _array_data(s._idx), _array_data(s._val), bool(s._coalesced),
+                    bool(t.requires_grad))
+        kind = "parameter" if isinstance(t, nn.Parameter) else "dense"
+        return (_TAG, kind, _array_data(t._data), bool(t.requires_grad))
+
+
+# -- load: plain data back into tensors, by the constructors --------------------------------------
+
+class _WeightsOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) != ("collections", "OrderedDict"):
+            raise pickle.UnpicklingError(
+                f"load: the file names {module}.{name}, which weights_only=True does not allow (only tensors, "
+                "numbers, strings and plain containers); pass weights_only=False for a file you trust: "
+                "unpickling runs whatever code a file names")
+        return collections.OrderedDict
 
 
 def load(f, map_location=None, weights_only: bool = True):
@@ -101,7 +142,66 @@ def _load(file, weights_only: bool):
         raise pickle.UnpicklingError("load: this is a zip archive, as torch.save writes: read it with torch.load "
                                      "and convert the tensors with sr.from_torch")
     stream = io.BufferedReader(_Joined(head, file)) if head else file
-    return (_WeightsOnly(stream) if weights_only else pickle.Unpickler(stream)).load()
+    data = (_WeightsOnly(stream) if weights_only else pickle.Unpickler(stream)).load()
+    return _rebuilt(data)
+
+
+def _rebuilt(obj):
+    if type(obj) is tuple and len(obj) >= 2 and obj[0] == _TAG:
+        return _tensor_of(obj)
+    if isinstance(obj, collections.OrderedDict):
+        return collections.OrderedDict((k, _rebuilt(v)) for k, v in obj.items())
+    if type(obj) is dict:
+        return {k: _rebuilt(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(_rebuilt(v) for v in obj)
+    return obj
+
+
+def _bad(what: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(f"load: a tensor in the file is not whole: {what}")
+
+
+def _array_of(data) -> np.ndarray:
+    """An array from ``(dtype name, shape, bytes)``: a dtype of sparse_ref's, native order,
+    bytes that fill the shape exactly; a private, writable copy."""
+    if type(data) is not tuple or len(data) != 3:
+        raise _bad("an array is not (dtype, shape, bytes)")
+    name, shape, raw = data
+    if name not in _DTYPES:
+        raise _bad(f"dtype {name!r} is not one of sparse_ref's ({', '.join(_DTYPES)})")
+    dt = np.dtype(bool) if name == "bool" else _dtypes.as_dtype(name, "load")
+    if (type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape)
+            or type(raw) is not bytes):
+        raise _bad(f"shape {shape!r} or its bytes are not plain data")
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dt.itemsize != len(raw):
+        raise _bad(f"{len(raw)} bytes for shape {shape} of {name} ({count * dt.itemsize} needed)")
+    return np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+
+
+def _tensor_of(node):
+    kind = node[1]
+    try:
+        if kind in ("dense", "parameter") and len(node) == 4:
+            _, _, data, grad = node
+            t = Tensor(_array_of(data))
+            return nn.Parameter(t, requires_grad=bool(grad)) if kind == "parameter" else t.requires_grad_(bool(grad))
+        if kind == "coo" and len(node) == 7:
+            _, _, size, idx, val, coalesced, grad = node
+            return sparse_coo_tensor(_array_of(idx), _array_of(val), tuple(size), is_coalesced=bool(coalesced) or None,
+                                     requires_grad=bool(grad))
+        if kind == "csr" and len(node) == 7:
+            _, _, size, crow, col, val, grad = node
+            return sparse_csr_tensor(_array_of(crow), _array_of(col), _array_of(val), tuple(size),
+                                     requires_grad=bool(grad))
+    except pickle.UnpicklingError:
+        raise
+    except (TypeError, ValueError, IndexError, RuntimeError) as exc:  # the constructors' checks
+        raise _bad(f"{type(exc).__name__}: {exc}") from None
+    raise _bad(f"unknown kind {kind!r} or fields {len(node)}")
 
 
 class _Joined(io.RawIOBase):

@@ -669,3 +669,55 @@ def test_a_gradient_failure_names_the_other_kernel_that_raised(tmp_path):
     assert grad.status == "fail" and grad.detail.endswith(
         "NotImplementedError: coalesce.coalesce: write me (raised in your coalesce.py, line 2, in coalesce, "
         "not in spmm: fix that one first)"), grad.detail
+
+
+OVERCOUNTS = """
+from sparse_ref.reference.spgemm import spgemm_bounds  # noqa: F401
+
+def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, out_crow, n_threads=1):
+    # counts the products, not the distinct columns: the (reference) numeric pass then
+    # leaves slots unwritten
+    out_crow[0] = 0
+    for i in range(len(a_crow) - 1):
+        out_crow[i + 1] = out_crow[i] + sum(b_crow[a_col[q] + 1] - b_crow[a_col[q]]
+                                            for q in range(a_crow[i], a_crow[i + 1]))
+"""
+
+ROWS_ALL_ZERO = """
+def csr_to_coo(a_crow, out_row, n_threads=1):
+    out_row[:] = 0  # every entry in row 0: in range and in order, and wrong
+"""
+
+
+def test_the_guard_checks_what_a_fallback_kernel_wrote_from_the_packages_counts(tmp_path):
+    """A review: a student's spgemm_symbolic that counts products passed the guard (its
+    row pointers go up), the reference's numeric pass left the extra slots unwritten, and
+    the product kept columns up to 4.6e18 (a later Cython mm: exit 139). And a csr_to_coo
+    writing every row as 0 passed (in range, in order): the rows are now compared whole."""
+    script = textwrap.dedent(f"""
+        import sys, warnings
+        sys.path.insert(0, {str(tmp_path)!r})
+        warnings.simplefilter("ignore")
+        import sparse_ref as sr
+        from sparse_ref._backend import KernelOutputError
+        sr.register_backend("over", {package(tmp_path, {"spgemm": OVERCOUNTS})!r})
+        sr.register_backend("rows", {package(tmp_path, {"convert": ROWS_ALL_ZERO})!r})
+        sr.manual_seed(0)
+        a = (sr.rand(60, 60) < 0.2).float().to_sparse()
+        c = sr.sparse.mm(a, a).to_sparse_csr()
+        for name, op in (("over", lambda: sr.sparse.mm(a, a)), ("rows", lambda: c.to_sparse())):
+            with sr.use_backend(name):
+                try:
+                    op()
+                except KernelOutputError as exc:
+                    print(name, "refused:", exc)
+        print(sr.sparse.mm(a, a).to_dense().sum().item() > 0, "whole")
+    """)
+    (tmp_path / "run.py").write_text(script)
+    from conftest import run_child
+    done = run_child(["run.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "over refused: backend 'over': spgemm.spgemm_numeric wrote out_col[" in done.stdout
+    assert "or spgemm_symbolic counted more entries in that row than the row's distinct columns" in done.stdout
+    assert "rows refused: backend 'rows': convert.csr_to_coo wrote out_row[" in done.stdout
+    assert "where the row pointers put entry" in done.stdout and done.stdout.strip().endswith("True whole")

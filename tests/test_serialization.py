@@ -4,6 +4,7 @@ forms of the operators, isnan / isinf / isfinite, equal and allclose."""
 
 import io
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -58,14 +59,41 @@ def test_load_refuses_a_file_that_names_code_and_a_torch_archive(tmp_path):
 
 
 def test_a_changed_file_is_refused_as_the_constructors_refuse():
-    """A tensor in the file is checked as a pickle is (docs/field.rst): an index beyond its
-    shape raises, never reaches a kernel."""
-    s = sr.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2))
-    data = pickle.dumps(s)
-    hacked = data.replace(np.array([1, 0], dtype=np.int64).tobytes(), np.array([1, 9], dtype=np.int64).tobytes())
+    """Every tensor is built by the constructors, with their checks: an index beyond the
+    size (an edited file) raises, and never reaches a kernel."""
+    buf = io.BytesIO()
+    sr.save({"s": sr.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2))}, buf)
+    data = buf.getvalue()
+    hacked = data.replace(np.array([[0, 1], [1, 0]], dtype=np.int64).tobytes(),
+                          np.array([[0, 1], [9, 0]], dtype=np.int64).tobytes())
     assert hacked != data
-    with pytest.raises(Exception, match="out of bounds|out of range|index"):
+    with pytest.raises(pickle.UnpicklingError, match="a tensor in the file is not whole: .*9"):
         sr.load(io.BytesIO(hacked))
+
+
+def _evil(obj) -> io.BytesIO:
+    return io.BytesIO(pickle.dumps(obj))
+
+
+def test_a_crafted_file_cannot_make_an_array_that_reads_foreign_memory():
+    """A review: with NumPy's own pickles allowed, a 60-byte file called
+    numpy.ndarray((1,), dtype('O8'), b'AAAAAAAA'): an object array over pointers the file
+    chose, and printing it killed the process. The file now names no NumPy class, and a
+    tensor's dtype, shape and bytes are checked before an array is made."""
+    with pytest.raises(pickle.UnpicklingError, match="names numpy.*, which weights_only=True does not allow"):
+        sr.load(_evil(np.array([1.0])))
+    with pytest.raises(pickle.UnpicklingError, match="names sparse_ref._tensor.Tensor"):
+        sr.load(_evil(sr.ones(2)))
+    tag = "sparse_ref.tensor.v1"
+    for node, why in [((tag, "dense", ("object", (1,), b"A" * 8), False), "dtype 'object' is not one of"),
+                      ((tag, "dense", ("float64", (2,), b"A" * 8), False), "8 bytes for shape (2,) of float64"),
+                      ((tag, "dense", ("float64", (-1,), b""), False), "shape (-1,)"),
+                      ((tag, "dense", ("int8", (1,), b"A"), False), "dtype 'int8'"),
+                      ((tag, "csr", (2, 2), ("int64", (3,), np.array([0, 5, 1]).tobytes()),
+                        ("int64", (1,), np.array([0]).tobytes()), ("float64", (1,), b"A" * 8), False), "not whole"),
+                      ((tag, "gadget"), "unknown kind 'gadget'")]:
+        with pytest.raises(pickle.UnpicklingError, match=re.escape(why) if "(" in why else why):
+            sr.load(_evil({"x": node}))
 
 
 def test_torch_names_of_the_dtypes():
@@ -107,3 +135,27 @@ def test_equal_and_allclose():
         sr.equal(a, a.double())
     with pytest.raises(sr._errors.ShapeError, match="do not broadcast"):
         sr.allclose(a, sr.ones(3))
+
+
+def test_an_unpickled_tensor_keeps_no_array_its_layout_never_has():
+    """A review: a pickled COO state with a crafted _rows_later (row pointers of its own
+    choosing) loaded, multiplied right once, then detach() or -s built a tensor on the
+    unchecked arrays and mm killed the process; a dense state took an object or '>f4'
+    array. Plain pickle (deepcopy, Dask) now drops such keys and refuses such data."""
+    import copyreg
+
+    s = sr.tensor([[0.0, 1.0], [2.0, 0.0]]).to_sparse()
+    state = dict(s.__getstate__())
+    state["_rows_later"] = "anything"
+    state["_crow"] = np.array([0, 1, 1 << 28])
+    loaded = copyreg.__newobj__(sr.SparseTensor)
+    loaded.__setstate__(state)
+    assert not {"_rows_later", "_crow"} & set(loaded.__dict__)
+    for t in (loaded.detach(), -loaded, loaded * 2.0):
+        assert sr.sparse.mm(t, sr.ones(2, 1)).shape == (2, 1)
+    for data, why in ((np.array([1, "a"], dtype=object), "does not support dtype object"),
+                      (np.array([1.0], dtype=">f4"), "big-endian"), ([1.0], "must be an array")):
+        st = dict(sr.ones(1).__getstate__())
+        st["_data"] = data
+        with pytest.raises(TypeError, match=why):
+            copyreg.__newobj__(sr.Tensor).__setstate__(st)
