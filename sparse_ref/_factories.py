@@ -484,7 +484,8 @@ def arange(start, end=None, step=1, *, dtype=None, requires_grad: bool = False) 
     if end is None:
         start, end = 0, start
     for name, v in (("start", start), ("end", end), ("step", step)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or (
+                not isinstance(v, (int, np.integer)) and not np.isfinite(v)):  # (a Python int may pass int64)
             raise TypeError(f"arange: {name} must be a finite number, got {v!r}")
     if step == 0:
         raise ArgumentError("arange: step must be nonzero")

@@ -918,7 +918,8 @@ def compare(input, other, op: str) -> Tensor:
     ``==``, ``!=``); no gradient flows through a comparison. A real number meets a bool or
     integer tensor as the number it is, as torch's (``mask == 0.5`` is all False, ``ints >
     0.5`` compares with 0.5), not converted to the tensor's dtype first."""
-    if (isinstance(input, Tensor) and input.dtype.kind in "biu" and isinstance(other, (int, float, np.integer, np.floating))
+    numbers = (int, float, np.integer, np.floating) + ((complex, np.complexfloating) if op in ("==", "!=") else ())
+    if (isinstance(input, Tensor) and input.dtype.kind in "biu" and isinstance(other, numbers)
             and not isinstance(other, (bool, np.bool_))):
         return Tensor(_COMPARE[op](input._data, other))
     input, other = _dense(input, other, op)

@@ -52,9 +52,13 @@ def _as_array(data, where: str):
     if arr.dtype == object:
         if _python_ints(arr):
             return arr, True  # integers beyond int64: `converted` takes them to a float dtype or refuses
+        if arr.size and all(type(x) in (int, float) for x in arr.flat):  # [2**70, 1.5]: floats, as torch
+            try:
+                return arr.astype(np.float64), True
+            except OverflowError:
+                raise ConversionError(f"{where}: an integer in {type(data).__name__} is too large for a float") from None
         raise TypeError(f"{where}: expected numbers, got {type(data).__name__} of mixed or ragged entries")
-    if arr.dtype.kind == "f" and arr.size and np.nanmax(np.abs(arr), initial=0.0) >= 2.0 ** 63 \
-            and _int_leaves(data):
+    if arr.dtype.kind == "f" and arr.size and (np.abs(arr) >= 2.0 ** 63).any() and _int_leaves(data):
         # NumPy makes [2**63, 1] a float64 array; Python integers are integers (torch
         # refuses them, as sr.tensor([2**63]) is refused), not floats rounded in silence
         return np.array(data, dtype=object), True

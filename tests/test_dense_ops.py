@@ -746,3 +746,17 @@ def test_view_refuses_what_only_a_copy_can_give_as_torch():
     assert x[:, :1].view(-1).tolist() == [0, 30]
     assert x.t().reshape(-1).tolist() == [0, 30, 1, 4, 2, 5]
     assert sr.zeros(0, 3).t().view(-1).shape == (0,)
+
+
+def test_a_complex_number_compares_for_equality_with_a_bool_or_integer_tensor():
+    m = sr.tensor([True, False])
+    assert (m == 1 + 0j).tolist() == [True, False] and (m != 1j).tolist() == [True, True]
+    assert (sr.arange(3) == 2 + 0j).tolist() == [False, False, True]
+
+
+def test_python_numbers_of_mixed_kinds_beyond_int64_become_floats_as_torch():
+    assert sr.tensor([2 ** 70, 1.5]).tolist() == [float(np.float32(2.0 ** 70)), 1.5]
+    with pytest.raises(sr._errors.ConversionError, match="too large for a float"):
+        sr.tensor([2 ** 1100, 1.5])
+    with pytest.raises(sr._errors.ConversionError, match="18446744073709551616 cannot be converted"):
+        sr.arange(2 ** 64, 2 ** 64 + 1)

@@ -600,3 +600,30 @@ def test_module_repr_named_modules_apply_slices_and_extend_as_torch():
     assert [type(m).__name__ for m in layers] == ["ReLU", "Tanh", "Linear"] and len(list(layers.parameters())) == 2
     with pytest.raises(AttributeError, match="'Net' object has no attribute 'register_buffer': sparse_ref implements"):
         ours.register_buffer("x", sr.ones(1))
+
+
+def test_slices_keep_names_a_shared_module_is_applied_once_and_numpy_ints_index():
+    """A review against torch: body[1:] renumbered its modules (1.weight became 0.weight),
+    apply called fn twice on a module held under two names, ModuleList[np.int64(0)] was
+    out of range; a module held twice still runs twice in a Sequential."""
+    torch = torch_or_skip()
+    for nn in (sr.nn, torch.nn):
+        relu = nn.ReLU()
+        seq = nn.Sequential(nn.Linear(2, 3), relu, nn.Linear(3, 3), relu)
+        assert [n for n, _ in seq[1:].named_parameters()] == ["2.weight", "2.bias"]
+        assert type(seq[np.int64(0)]).__name__ == "Linear" and len(seq) == 4 and len(list(seq.children())) == 3
+        calls = []
+        seq.apply(lambda m: calls.append(type(m).__name__))
+        assert calls == ["Linear", "ReLU", "Linear", "Sequential"]
+        held = nn.ModuleList([relu, relu])
+        held.append(nn.Tanh())
+        assert [type(m).__name__ for m in held] == ["ReLU", "ReLU", "Tanh"]
+    counted = []
+
+    class Count(sr.nn.Module):
+        def forward(self, x):
+            counted.append(1)
+            return x
+    twice = Count()
+    sr.nn.Sequential(twice, twice)(sr.ones(1))
+    assert len(counted) == 2

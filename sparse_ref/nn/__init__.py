@@ -100,8 +100,12 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def named_children(self):
+        """``(name, module)`` of each direct sub-module, each once (a module set under two
+        names is listed under the first, as torch's)."""
+        seen = set()
         for name, value in vars(self).items():
-            if isinstance(value, Module):
+            if isinstance(value, Module) and id(value) not in seen:
+                seen.add(id(value))
                 yield name, value
 
     def children(self):
@@ -309,25 +313,31 @@ class _Listed(Module):
     def __iadd__(self, modules) -> "_Listed":
         return self.extend(modules)
 
+    def _held(self) -> list:
+        """Every module held, in order, a module held twice twice (children() lists it once)."""
+        return [m for m in vars(self).values() if isinstance(m, Module)]
+
     def __len__(self) -> int:
-        return sum(1 for _ in self.children())
+        return len(self._held())
 
     def __iter__(self):
-        return iter(list(self.children()))
+        return iter(self._held())
 
     def __getitem__(self, index):
-        """The module at ``index``; a slice gives a new container of those modules (the same
-        module objects), as torch's."""
-        n = len(self)
+        """The module at position ``index``; a slice gives a new container of those modules
+        under their names here (``net[1:]`` holds "1", "2", ...: the same module objects
+        and parameter names, as torch's)."""
+        items = [(name, m) for name, m in vars(self).items() if isinstance(m, Module)]
         if isinstance(index, slice):
-            return type(self).__new__(type(self))._listed_from(list(self)[index])
-        if isinstance(index, bool) or not isinstance(index, int) or not -n <= index < n:
+            out = type(self).__new__(type(self))
+            Module.__init__(out)
+            for name, m in items[index]:
+                setattr(out, name, m)
+            return out
+        n = len(items)
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
             raise IndexError(f"index {index!r} is out of range for a {type(self).__name__} of {n} modules")
-        return getattr(self, str(index % n))
-
-    def _listed_from(self, modules) -> "_Listed":
-        _Listed.__init__(self, modules)
-        return self
+        return items[int(index)][1]
 
 
 class Sequential(_Listed):
@@ -345,7 +355,7 @@ class Sequential(_Listed):
         super().__init__(modules)
 
     def forward(self, input):
-        for m in self.children():
+        for m in self._held():  # (a module held twice runs twice)
             input = m(input)
         return input
 
