@@ -36,6 +36,8 @@ from sparse_ref._arrays import converted, freeze, own_values, read_only_window
 from sparse_ref._errors import ArgumentError, DTypeError, missing
 from sparse_ref._grad_mode import is_grad_enabled, no_grad
 
+_CONTEXT = _backend._context  # use_backend's choice (None: the process default, built in)
+
 
 class _Unbound:
     """What ``_F`` is until ``bind`` runs: any use says what is missing."""
@@ -1685,7 +1687,7 @@ class SparseTensor(_Differentiable):
 
     def _csr(self):
         """``(crow, col, val)`` of the coalesced matrix (as it is now: see ``_now``)."""
-        if not _backend.trusted():
+        if _CONTEXT.get() is not None and not _backend.trusted():  # (no use_backend in force: trusted)
             return self._now()._csr_afresh()
         csr = self._cache.get("csr")  # (one read: a state's cache holds that state's arrays)
         if csr is None:
