@@ -425,8 +425,9 @@ def _operand(t, name: str, where: str, sparse=SparseTensor):
                         + _elsewhere(t))
     if isinstance(t, SparseTensor):
         sparse_layout(t, name, where)
-    if (t._val if isinstance(t, SparseTensor) else t._data).dtype.kind == "b":  # (a bool sparse tensor from
-        # to_sparse() reached the kernels: "No matching signature"; read without the dtype property, a hot path)
+    dt = t._data.dtype if isinstance(t, Tensor) else t._val.dtype if isinstance(t, SparseTensor) else t.dtype
+    if dt.kind == "b":  # (a bool sparse tensor from to_sparse() reached the kernels: "No matching signature";
+        # the arrays' dtype, not the property: a hot path)
         raise DTypeError(f"{where}: {name} is bool; the products take int32, int64, float and complex values: "
                          "convert first, e.g. x.long() or x.float()")
     if t.ndim != 2:

@@ -721,3 +721,19 @@ def test_the_guard_checks_what_a_fallback_kernel_wrote_from_the_packages_counts(
     assert "or spgemm_symbolic counted more entries in that row than the row's distinct columns" in done.stdout
     assert "rows refused: backend 'rows': convert.csr_to_coo wrote out_row[" in done.stdout
     assert "where the row pointers put entry" in done.stdout and done.stdout.strip().endswith("True whole")
+
+
+def test_a_kernel_that_returns_its_result_instead_of_writing_it_is_told_so(tmp_path):
+    source = COPY["spmm"] + textwrap.dedent("""
+        import numpy as np
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            result = np.zeros_like(out)
+            for i in range(len(a_crow) - 1):
+                for q in range(a_crow[i], a_crow[i + 1]):
+                    result[i] = result[i] + a_val[q] * b[a_col[q]]
+            return result  # out never written
+        """)
+    results = check.check(package(tmp_path, {**COPY, "spmm": source}), kernels=["spmm.spmm"])
+    line = str([r for r in results if r.kernel == "spmm.spmm"][0]).splitlines()[0]
+    assert "never written" in line and line.endswith(
+        "(and your kernel returned a ndarray: a kernel writes into its out arrays and returns nothing)"), line

@@ -760,3 +760,12 @@ def test_python_numbers_of_mixed_kinds_beyond_int64_become_floats_as_torch():
         sr.tensor([2 ** 1100, 1.5])
     with pytest.raises(sr._errors.ConversionError, match="18446744073709551616 cannot be converted"):
         sr.arange(2 ** 64, 2 ** 64 + 1)
+
+
+def test_type_takes_a_type_name_as_torch():
+    x = sr.tensor([1.5, 2.0])
+    assert x.type(x.type()).dtype == sr.float32
+    assert x.type("torch.DoubleTensor").dtype == sr.float64
+    assert sr.tensor([1, 2]).type("sparse_ref.FloatTensor").tolist() == [1.0, 2.0]
+    with pytest.raises(TypeError, match="invalid type: 'torch.ByteTensor'"):
+        x.type("torch.ByteTensor")

@@ -348,7 +348,9 @@ def compare_case(module: str, function: str, kwargs: dict, theirs, n_threads: in
     our_args = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
     with np.errstate(all="ignore"):  # (0 * inf is NaN, as it should be: no warning about it)
         getattr(importlib.import_module(f"sparse_ref.reference.{module}"), function)(**ref_args, n_threads=1)
-        theirs(**our_args, n_threads=n_threads)
+        returned = theirs(**our_args, n_threads=n_threads)
+    hint = ("" if returned is None else f" (and your kernel returned a {type(returned).__name__}: a kernel writes "
+            "into its out arrays and returns nothing)")
     rounding = None
     for name in kwargs:
         if not (name.startswith("out_") or name == "out"):
@@ -366,7 +368,7 @@ def compare_case(module: str, function: str, kwargs: dict, theirs, n_threads: in
                 return name, "differs in the sign of a zero (-0.0 against 0.0): not a matter of rounding", got, want
             rounding = rounding or (name, ROUNDING_COMPLEX if got.dtype.kind == "c" else ROUNDING_ONLY, got, want)
             continue
-        return name, "differs" + _first_difference(got, want, marked=True), got, want
+        return name, "differs" + _first_difference(got, want, marked=True) + hint, got, want
     return rounding
 
 
