@@ -150,14 +150,32 @@ def _check_outputs(module: str, function: str, a: dict) -> None:
         _in_range("out_col", a["out_col"], 0, max(a["a_crow"].shape[0] - 1, 0))
         _in_range("out_perm", a["out_perm"], 0, nnz)
         _ascending_rows("out_col", a["out_crow"], a["out_col"])
+        # entry q of the transpose is entry out_perm[q] of A: its row is that entry's column
+        # and its column that entry's row (so out_perm is a permutation, the right one)
+        perm = a["out_perm"]
+        a_rows = np.repeat(np.arange(a["a_crow"].shape[0] - 1, dtype=np.int64), np.diff(a["a_crow"]))
+        t_rows = np.repeat(np.arange(a["out_crow"].shape[0] - 1, dtype=np.int64), np.diff(a["out_crow"]))
+        ok = (a["a_col"][perm] == t_rows) & (a_rows[perm] == a["out_col"])
+        if not ok.all():
+            q = _first_bad(ok)
+            raise KernelOutputError(f"out_perm[{q}] = {perm[q]}: entry {q} of the transpose, at ({t_rows[q]}, "
+                                    f"{a['out_col'][q]}), is not entry {perm[q]} of A, at ({a_rows[perm[q]]}, "
+                                    f"{a['a_col'][perm[q]]})")
     elif function == "coalesce":
         _row_pointers("out_crow", a["out_crow"], at_most=a["out_col"].shape[0])
         nnz = int(a["out_crow"][-1]) if a["out_crow"].shape[0] else 0
         high = int(a["a_col"].max()) + 1 if a["a_col"].shape[0] else 0
         _in_range("out_col", a["out_col"][:nnz], 0, high)
         _ascending_rows("out_col", a["out_crow"], a["out_col"])
-        if a["out_pos"].shape[0]:
-            _in_range("out_pos", a["out_pos"], 0, nnz)
+        if a["out_pos"].shape[0]:  # each stored entry's place: the entry of its own row and column
+            pos = a["out_pos"]
+            _in_range("out_pos", pos, 0, nnz)
+            rows = np.repeat(np.arange(a["out_crow"].shape[0] - 1, dtype=np.int64), np.diff(a["out_crow"]))
+            ok = (a["out_col"][:nnz][pos] == a["a_col"]) & (rows[pos] == a["a_row"])
+            if not ok.all():
+                p = _first_bad(ok)
+                raise KernelOutputError(f"out_pos[{p}] = {pos[p]}, an entry of row {rows[pos[p]]} and column "
+                                        f"{a['out_col'][pos[p]]}, where entry {p} is ({a['a_row'][p]}, {a['a_col'][p]})")
     elif function == "spgemm_symbolic":
         _row_pointers("out_crow", a["out_crow"])
     elif function == "spgemm_numeric":
@@ -170,23 +188,72 @@ def _check_outputs(module: str, function: str, a: dict) -> None:
         except KernelOutputError as exc:  # (the numeric pass fills what the symbolic pass counted)
             raise KernelOutputError(f"{exc}; or spgemm_symbolic counted more entries in that row than the "
                                     "row's distinct columns") from None
-    elif function == "spmm_reduce" and a["out_arg"].size:
-        arg = a["out_arg"].reshape(-1)
-        _in_range("out_arg", arg, -1, a["a_col"].shape[0])
+    elif function == "spmm_reduce" and a["out_arg"].size:  # a winner of its own row, or -1 for an empty row
+        arg, crow = a["out_arg"], a["a_crow"]
+        lo, hi = crow[:-1, None], crow[1:, None]
+        ok = ((arg >= lo) & (arg < hi)) | ((arg == -1) & (lo == hi))
+        if not ok.all():
+            i, j = (int(x) for x in np.argwhere(~ok)[0])
+            raise KernelOutputError(f"out_arg[{i}, {j}] = {arg[i, j]}, not an entry of row {i} (its entries are "
+                                    f"{crow[i]}..{crow[i + 1] - 1}; -1 for an empty row)")
+
+
+def _is_output(name: str) -> bool:
+    return name == "out" or name.startswith("out_")
+
+
+def _unwritten(arr: np.ndarray) -> None:
+    """Fill a scratch output with what no kernel computes here: -1 for integers (never a
+    row, column or position), NaN for values, so an entry a kernel leaves unwritten shows
+    the same way on every run (np.empty's leftovers passed the checks in some runs)."""
+    if arr.dtype.kind in "iu":
+        arr.fill(-1 if arr.dtype.kind == "i" else np.iinfo(arr.dtype).max)
+    elif arr.dtype.kind in "fcV":
+        arr.fill(np.nan)
+    else:
+        arr.fill(0)
 
 
 def _guarded(backend: str, module: str, function: str, f):
-    """``f`` (a registered backend's kernel), with its outputs' structure checked after
-    each call (``_check_outputs``); ``__wrapped__`` is ``f`` itself."""
+    """``f`` (a registered backend's kernel) on arrays of its own: each input a private
+    copy (a kernel that writes an input writes its copy, not the caller's tensor), each
+    output a scratch array filled with -1 or NaN; after the call every scratch array must
+    still be the array it was given (dtype, shape, strides, memory) and pass
+    ``_check_outputs``, and only then is it copied into the real output. So nothing the
+    kernel keeps (a reference to an output, to write later) reaches a tensor, and an
+    ndarray trick (``out.dtype = ...``, ``out.resize(...)``) is refused, not trusted.
+    ``__wrapped__`` is ``f`` itself."""
     params = INTERFACE[module][function]
 
     @functools.wraps(f)
     def run(*args):
-        result = f(*args)
+        given, scratch, layout = [], {}, {}
+        crow = dict(zip(params, args)).get("crow") if function == "spgemm_numeric" else None
+        for name, value in zip(params, args):
+            if isinstance(value, np.ndarray):
+                copy = np.array(value, copy=True, order="K")
+                if _is_output(name):
+                    # (the numeric pass of a product in chunks writes its chunk's rows only:
+                    # the rest keeps what the chunks before wrote)
+                    _unwritten(copy if crow is None or not crow.shape[0] else copy[crow[0]:crow[-1]])
+                    scratch[name] = copy
+                    layout[name] = (copy.dtype, copy.shape, copy.strides, copy.ctypes.data)
+                else:
+                    copy.flags.writeable = False  # (its own copy: writing it on harms no one)
+                value = copy
+            given.append(value)
+        result = f(*given)
+        named = dict(zip(params, given))
         try:
-            _check_outputs(module, function, dict(zip(params, args)))
+            for name, copy in scratch.items():
+                if (copy.dtype, copy.shape, copy.strides, copy.ctypes.data) != layout[name]:
+                    raise KernelOutputError(f"{name} is not the array it was given (its dtype, shape or memory "
+                                            "changed): write into it, element by element or with out[...] = ...")
+            _check_outputs(module, function, named)
         except KernelOutputError as exc:
             raise KernelOutputError(f"backend {backend!r}: {module}.{function} wrote {exc}") from None
+        for name, copy in scratch.items():
+            np.copyto(dict(zip(params, args))[name], copy)
         return result
     return run
 

@@ -66,17 +66,25 @@ def save(obj, f, pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
     pickle.dump(data, f, protocol=pickle_protocol)
 
 
-def _plain(obj):
-    """``obj`` with each tensor replaced by a tagged tuple of plain data (containers walked)."""
+def _plain(obj, done=None):
+    """``obj`` with each tensor replaced by a tagged tuple of plain data (containers walked);
+    an object met twice is replaced by the same tuple (``done``, by id), which the pickle
+    then stores once, as torch stores a shared tensor once."""
+    done = {} if done is None else done
+    if id(obj) in done:
+        return done[id(obj)][1]
     if isinstance(obj, (Tensor, SparseTensor)):
-        return _tensor_data(obj)
-    if isinstance(obj, collections.OrderedDict):
-        return collections.OrderedDict((k, _plain(v)) for k, v in obj.items())
-    if type(obj) is dict:
-        return {k: _plain(v) for k, v in obj.items()}
-    if type(obj) in (list, tuple):
-        return type(obj)(_plain(v) for v in obj)
-    return obj
+        out = _tensor_data(obj)
+    elif isinstance(obj, collections.OrderedDict):
+        out = collections.OrderedDict((k, _plain(v, done)) for k, v in obj.items())
+    elif type(obj) is dict:
+        out = {k: _plain(v, done) for k, v in obj.items()}
+    elif type(obj) in (list, tuple):
+        out = type(obj)(_plain(v, done) for v in obj)
+    else:
+        return obj
+    done[id(obj)] = (obj, out)
+    return out
 
 
 def _array_data(arr: np.ndarray) -> tuple:
@@ -100,7 +108,15 @@ def _tensor_data(t) -> tuple:
 
 # -- load: plain data back into tensors, by the constructors --------------------------------------
 
-class _WeightsOnly(pickle.Unpickler):
+class _WeightsOnly(pickle._Unpickler):
+    """Python's own unpickler (the pure-Python one: its steps can be checked), admitting no
+    class but ``OrderedDict``, made only empty (``OrderedDict()``, then filled), never given
+    a state (BUILD); a dict key or set element must be a number, a string, bytes or a
+    shallow tuple of them: hashing a tuple nested 200,000 deep overflows the C stack
+    (a second review's file killed the process so, as it kills ``pickle.loads``)."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
     def find_class(self, module: str, name: str):
         if (module, name) != ("collections", "OrderedDict"):
             raise pickle.UnpicklingError(
@@ -108,6 +124,60 @@ class _WeightsOnly(pickle.Unpickler):
                 "numbers, strings and plain containers); pass weights_only=False for a file you trust: "
                 "unpickling runs whatever code a file names")
         return collections.OrderedDict
+
+    def load_reduce(self):
+        args = self.stack[-1]
+        if args != ():
+            raise pickle.UnpicklingError("load: an OrderedDict is made empty in a file sr.save writes")
+        pickle._Unpickler.load_reduce(self)
+    dispatch[pickle.REDUCE[0]] = load_reduce
+
+    def load_newobj(self):
+        raise pickle.UnpicklingError("load: NEWOBJ is not in a file sr.save writes")
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj
+
+    def load_build(self):
+        raise pickle.UnpicklingError("load: BUILD (an object's state) is not in a file sr.save writes")
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def load_setitem(self):
+        _hashable(self.stack[-2])
+        pickle._Unpickler.load_setitem(self)
+    dispatch[pickle.SETITEM[0]] = load_setitem
+
+    def load_setitems(self):
+        for key in self.stack[::2]:  # (since MARK: the whole stack, the rest is on the metastack)
+            _hashable(key)
+        pickle._Unpickler.load_setitems(self)
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+
+    def load_additems(self):
+        for item in self.stack:  # (since MARK, as above)
+            _hashable(item)
+        pickle._Unpickler.load_additems(self)
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+
+    def load_frozenset(self):
+        for item in self.stack:  # (since MARK, as above)
+            _hashable(item)
+        pickle._Unpickler.load_frozenset(self)
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
+
+
+def _hashable(key) -> None:
+    """A key a file may hash: a number, a string, bytes, None, or a tuple of them at most
+    8 deep (checked without recursion into the depth a file chose)."""
+    todo = [(key, 0)]
+    while todo:
+        k, d = todo.pop()
+        if type(k) in (int, float, complex, bool, str, bytes, type(None)):
+            continue
+        if type(k) is tuple and d < 8:
+            todo.extend((x, d + 1) for x in k)
+            continue
+        raise pickle.UnpicklingError(f"load: a dict key or set element of type {type(k).__name__}, or nested more "
+                                     "than 8 deep, is not in a file sr.save writes")
 
 
 def load(f, map_location=None, weights_only: bool = True):
@@ -146,16 +216,26 @@ def _load(file, weights_only: bool):
     return _rebuilt(data)
 
 
-def _rebuilt(obj):
+def _rebuilt(obj, done=None):
+    """``obj`` with each tensor node built; an object the file refers to twice is built once
+    and shared (``done``, by id), so a small file of shared references cannot expand into
+    an exponential copy (a second review's 693 bytes asked for gigabytes)."""
+    done = {} if done is None else done
+    key = id(obj)
+    if key in done:
+        return done[key][1]
     if type(obj) is tuple and len(obj) >= 2 and obj[0] == _TAG:
-        return _tensor_of(obj)
-    if isinstance(obj, collections.OrderedDict):
-        return collections.OrderedDict((k, _rebuilt(v)) for k, v in obj.items())
-    if type(obj) is dict:
-        return {k: _rebuilt(v) for k, v in obj.items()}
-    if type(obj) in (list, tuple):
-        return type(obj)(_rebuilt(v) for v in obj)
-    return obj
+        out = _tensor_of(obj)
+    elif isinstance(obj, collections.OrderedDict):
+        out = collections.OrderedDict((k, _rebuilt(v, done)) for k, v in obj.items())
+    elif type(obj) is dict:
+        out = {k: _rebuilt(v, done) for k, v in obj.items()}
+    elif type(obj) in (list, tuple):
+        out = type(obj)(_rebuilt(v, done) for v in obj)
+    else:
+        return obj
+    done[key] = (obj, out)  # (obj kept alive, so its id is not reused meanwhile)
+    return out
 
 
 def _bad(what: str) -> pickle.UnpicklingError:
@@ -189,6 +269,9 @@ def _tensor_of(node):
             _, _, data, grad = node
             t = Tensor(_array_of(data))
             return nn.Parameter(t, requires_grad=bool(grad)) if kind == "parameter" else t.requires_grad_(bool(grad))
+        if kind in ("coo", "csr") and len(node) == 7 and not (
+                type(node[2]) is tuple and all(type(n) is int for n in node[2])):
+            raise _bad(f"size {node[2]!r} is not a tuple of ints")
         if kind == "coo" and len(node) == 7:
             _, _, size, idx, val, coalesced, grad = node
             return sparse_coo_tensor(_array_of(idx), _array_of(val), tuple(size), is_coalesced=bool(coalesced) or None,

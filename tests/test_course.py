@@ -737,3 +737,108 @@ def test_a_kernel_that_returns_its_result_instead_of_writing_it_is_told_so(tmp_p
     line = str([r for r in results if r.kernel == "spmm.spmm"][0]).splitlines()[0]
     assert "never written" in line and line.endswith(
         "(and your kernel returned a ndarray: a kernel writes into its out arrays and returns nothing)"), line
+
+
+PLANTED = {
+    "stash": ("coalesce", """
+        import numpy as np
+        from sparse_ref.reference import coalesce as ref
+        KEPT = []
+        def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+            for arr in KEPT:  # last call's output, kept as scratch: written after the op returned
+                arr[:] = 1 << 40
+            KEPT.clear()
+            ref.coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads)
+            KEPT.append(out_col)
+        """),
+    "dtype": ("coalesce", """
+        import numpy as np
+        from sparse_ref.reference import coalesce as ref
+        def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+            tmp = np.empty_like(out_col)
+            ref.coalesce(a_row, a_col, a_val, nrows, out_crow, tmp, out_val, out_pos, n_threads)
+            out_col.dtype = np.float64  # the int64 columns' memory, written as floats
+            out_col[:] = tmp.astype(np.float64)
+        """),
+    "perm": ("convert", """
+        from sparse_ref.reference import convert as ref
+        from sparse_ref.reference.convert import coo_to_csr, csr_to_coo, round_to_float16, round_to_bfloat16
+        def csr_transpose(a_crow, a_col, ncols, out_crow, out_col, out_perm, n_threads=1):
+            ref.csr_transpose(a_crow, a_col, ncols, out_crow, out_col, out_perm, n_threads)
+            out_perm[:] = 0  # in range, wrong: the gradient of B took every value from entry 0
+        """),
+    "pos": ("coalesce", """
+        from sparse_ref.reference import coalesce as ref
+        def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+            ref.coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads)
+            if out_pos.shape[0] and out_crow[-1]:
+                out_pos[:] = out_crow[-1] - 1 - out_pos  # reversed: in range, wrong
+        """),
+    "inplace": ("spmm", """
+        from sparse_ref.reference import spmm as ref
+        from sparse_ref.reference.spmm import spmm_reduce
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            b *= 2  # scales the input in place, by mistake
+            ref.spmm(a_crow, a_col, a_val, b, out, n_threads)
+        """),
+}
+
+
+def test_a_registered_kernel_works_on_arrays_of_its_own(tmp_path):
+    """A second review: a kernel that kept its output and wrote it on the next call, or
+    changed the output's dtype (out_col.dtype = float64), passed the guard and left
+    columns of 2**40 in a tensor (a later Cython mm: exit 139); a csr_transpose whose
+    out_perm was all 0, a coalesce whose out_pos was reversed, passed (in range) and gave
+    wrong gradients; a kernel that wrote its input B doubled the user's tensor. Kernels
+    now get private copies of the inputs and scratch outputs, checked (the permutation
+    and the positions whole) before they are copied to the tensor's arrays."""
+    names = {k: package(tmp_path, {module: textwrap.dedent(src)}) for k, (module, src) in PLANTED.items()}
+    script = textwrap.dedent(f"""
+        import sys, warnings
+        sys.path.insert(0, {str(tmp_path)!r})
+        warnings.simplefilter("ignore")
+        import numpy as np
+        import sparse_ref as sr
+        names = {names!r}
+        for k, pkg in names.items():
+            sr.register_backend(k, pkg)
+        dup = sr.sparse_coo_tensor([[0, 1, 1, 0], [1, 0, 0, 1]], [1., 2., 3., 4.], (2, 2), dtype=sr.float64)
+        three = sr.sparse_coo_tensor([[0, 0, 1], [1, 1, 0], [2, 2, 1]], [1., 2., 3.], (2, 2, 3), dtype=sr.float64)
+        a = sr.sparse_coo_tensor([[0, 1, 2], [1, 2, 0]], [1., 2., 3.], (3, 3), dtype=sr.float64)
+        b = sr.tensor(np.arange(6.).reshape(3, 2), requires_grad=True)
+        def attempt(label, op):
+            try:
+                op()
+                print(label, "ran")
+            except Exception as exc:
+                print(label, type(exc).__name__, exc)
+        with sr.use_backend("stash"):
+            kept = [dup.coalesce() for _ in range(3)]
+        with sr.use_backend("dtype"):
+            attempt("dtype", lambda: dup.coalesce())
+        def grad_b():
+            a.detach().requires_grad_(False)
+            sr.sparse.mm(a, b).sum().backward()
+        with sr.use_backend("perm"):
+            attempt("perm", grad_b)
+        with sr.use_backend("pos"):
+            attempt("pos", lambda: three.coalesce())
+        before = b.detach().numpy().copy()
+        with sr.use_backend("inplace"):
+            attempt("inplace", lambda: sr.sparse.mm(a, b))
+        print("b unchanged", bool((b.detach().numpy() == before).all()))
+        for c in kept:
+            assert c.indices().tolist() == [[0, 1], [1, 0]] and c.values().tolist() == [5.0, 5.0]
+            assert sr.sparse.mm(c, sr.ones(2, 1, dtype=sr.float64)).tolist() == [[5.0], [5.0]]
+        print("whole")
+    """)
+    (tmp_path / "run.py").write_text(script)
+    from conftest import run_child
+    done = run_child(["run.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "dtype KernelOutputError backend 'dtype': coalesce.coalesce wrote out_col is not the array it was given" in out
+    assert "perm KernelOutputError backend 'perm': convert.csr_transpose wrote out_perm[" in out
+    assert "pos KernelOutputError backend 'pos': coalesce.coalesce wrote out_pos[" in out
+    assert "inplace ValueError" in out and "b unchanged True" in out
+    assert out.strip().endswith("whole"), out

@@ -159,3 +159,44 @@ def test_an_unpickled_tensor_keeps_no_array_its_layout_never_has():
         st["_data"] = data
         with pytest.raises(TypeError, match=why):
             copyreg.__newobj__(sr.Tensor).__setstate__(st)
+
+
+def test_a_small_file_cannot_crash_or_blow_up_load(tmp_path):
+    """A second review: a dict key of a tuple nested 200,000 deep (hashing it overflowed
+    the C stack: exit 139, as for pickle.loads); 693 bytes of shared references that
+    load copied into gigabytes; a size given as bytes; an OrderedDict given a state."""
+    from conftest import run_child
+
+    deep = b"\x80\x05}" + b")" + b"\x85" * 200000 + b"K\x01s."
+    (tmp_path / "deep.pkl").write_bytes(deep)
+    script = ("import sparse_ref as sr\ntry:\n    sr.load('deep.pkl')\nexcept Exception as e:\n"
+              "    print(type(e).__name__, e)\n")
+    (tmp_path / "run.py").write_text(script)
+    done = run_child(["run.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert "UnpicklingError load: a dict key or set element of type tuple, or nested more than 8 deep" in done.stdout
+    shared = b"\x80\x05]\x94"
+    for level in range(1, 12):  # each list holds the one before it 10 times: 10**11 leaves, copied
+        shared += b"(" + (b"h" + bytes([level - 1])) * 10 + b"l\x94"  # MARK, BINGET x10, LIST, MEMOIZE
+    top = sr.load(io.BytesIO(shared + b"."))
+    assert top[0] is top[1]  # shared as in the file, not copied
+    node = ("sparse_ref.tensor.v1", "coo", b"\x02\x02", ("int64", (2, 1), bytes(16)), ("float64", (1,), bytes(8)),
+            False, False)
+    with pytest.raises(pickle.UnpicklingError, match="size b'\\\\x02\\\\x02' is not a tuple of ints"):
+        sr.load(_evil({"x": node}))
+    import collections
+
+    odd = collections.OrderedDict(a=1)
+    odd.items_note = "state"  # pickled with a BUILD of its __dict__
+    with pytest.raises(pickle.UnpicklingError, match="BUILD"):
+        sr.load(_evil(odd))
+
+
+def test_a_tensor_saved_twice_is_stored_once_and_loads_shared():
+    big = sr.ones(1 << 14, dtype=sr.float64)
+    buf = io.BytesIO()
+    sr.save({"a": big, "b": [big, big]}, buf)
+    assert len(buf.getvalue()) < 2 * big.numel() * 8
+    buf.seek(0)
+    back = sr.load(buf)
+    assert back["a"] is back["b"][0] is back["b"][1] and sr.equal(back["a"], big)
