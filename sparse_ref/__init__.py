@@ -40,9 +40,10 @@ from sparse_ref._factories import (
     sparse_coo_tensor, sparse_csr_tensor, tensor, zeros, zeros_like,
 )
 from sparse_ref._functions import (  # noqa: A004 (torch's names: sr.sum, sr.max, sr.abs, ...)
-    abs, add, allclose, argmax, argmin, bmm, cat, clamp, clone, div, equal, exp, flatten, isfinite, isinf, isnan, log,
+    abs, add, allclose, argmax, argmin, bmm, cat, clamp, clone, div, equal, exp, flatten, floor_divide, isfinite,
+    isinf, isnan, log,
     log_softmax, matmul, max, maximum, mean, min, minimum, mm, mul, neg, norm, permute, pow, relu, reshape, sigmoid,
-    softmax, sqrt, squeeze, stack, sub, sum, t, tanh, transpose, unsqueeze, where,
+    remainder, softmax, sqrt, squeeze, stack, sub, sum, t, tanh, transpose, unsqueeze, where,
 )
 from sparse_ref._grad_mode import enable_grad, no_grad, set_grad_enabled
 from sparse_ref._memory import cache_info, empty_cache, set_cache_limit
@@ -177,4 +178,6 @@ __all__ = [
     "allclose",
     "save",
     "load",
+    "floor_divide",
+    "remainder",
 ]

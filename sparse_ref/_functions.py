@@ -19,7 +19,7 @@ import numpy as np
 
 from sparse_ref import _batched, _dtypes, _errors, _validate, sparse
 from sparse_ref._errors import ArgumentError, ShapeError
-from sparse_ref._grad_mode import no_grad
+from sparse_ref._grad_mode import is_grad_enabled, no_grad
 from sparse_ref._tensor import SparseTensor, Tensor
 from sparse_ref.autograd import dense_ops, sparse_ops
 from sparse_ref.autograd.engine import backward  # noqa: F401  (Tensor.backward runs it)
@@ -1175,3 +1175,47 @@ def _values_to_compare(input, other, where: str):
     if _dtypes.is_half(a.dtype):  # (NumPy's comparisons of ml_dtypes' bfloat16: through float32)
         a, b = a.astype(np.float32), b.astype(np.float32)
     return a, b
+
+
+# -- floor division and remainder: index arithmetic (i // n, i % n), no gradient ------------------
+
+def floor_divide(input, other) -> Tensor:
+    """``input // other``, rounded down (toward -inf), as torch's ``//``; for index
+    arithmetic, so no gradient (refused on a tensor that requires one). An integer
+    division by zero raises, as torch's.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.floor_divide(sr.tensor([7, -7]), 2)
+    tensor([ 3, -4])
+    """
+    return _no_grad_division(input, other, "//", np.floor_divide)
+
+
+def remainder(input, other) -> Tensor:
+    """``input % other``, with the sign of ``other`` (Python's and torch's ``%``); no
+    gradient, as :func:`floor_divide`.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.remainder(sr.tensor([7, -7]), 3)
+    tensor([1, 2])
+    """
+    return _no_grad_division(input, other, "%", np.remainder)
+
+
+def _no_grad_division(input, other, op: str, ufunc) -> Tensor:
+    if isinstance(input, SparseTensor) or isinstance(other, SparseTensor):
+        raise TypeError(f"{op}: sparse tensors have no {op} in sparse_ref (torch's is dense only too)")
+    input, other = _dense(input, other, op)
+    if input.dtype.kind in "bc":
+        raise _errors.DTypeError(f"{op}: needs integer or floating tensors, got {input.dtype.name}")
+    if is_grad_enabled() and (input.requires_grad or other.requires_grad):
+        raise RuntimeError(f"{op}: not differentiable in sparse_ref (it serves index arithmetic); use it on "
+                           "detached data (x.detach() or under sr.no_grad())")
+    if input.dtype.kind in "iu" and (other._data == 0).any():
+        raise ZeroDivisionError(f"{op}: integer division by zero")
+    with np.errstate(all="ignore"):  # (floats: x // 0 is inf or nan, as torch's)
+        return Tensor(ufunc(input._data, other._data))

@@ -695,6 +695,18 @@ class Tensor(_Differentiable):
     def __neg__(self):
         return _F.neg(self)
 
+    def __floordiv__(self, other):
+        return _F.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _F.floor_divide(self._operand(other, "//"), self)
+
+    def __mod__(self, other):
+        return _F.remainder(self, other)
+
+    def __rmod__(self, other):
+        return _F.remainder(self._operand(other, "%"), self)
+
     # bitwise and logical ops of bool and integer tensors, as torch's (no gradient: no such
     # dtype can require one); ``~mask`` and ``(a > 1) & (a < 3)`` are the common ones
     def _bitwise(self, other, ufunc, op: str) -> "Tensor":

@@ -769,3 +769,22 @@ def test_type_takes_a_type_name_as_torch():
     assert sr.tensor([1, 2]).type("sparse_ref.FloatTensor").tolist() == [1.0, 2.0]
     with pytest.raises(TypeError, match="invalid type: 'torch.ByteTensor'"):
         x.type("torch.ByteTensor")
+
+
+def test_floor_division_and_remainder_as_torch_without_gradient():
+    torch = torch_or_skip()
+    for data in ([7, -7, 5, 0], [7.5, -7.5, 1.0, -0.5]):
+        ours, theirs = sr.tensor(data), torch.tensor(data)
+        d = 2 if isinstance(data[0], int) else 2.0
+        assert (ours // d).tolist() == (theirs // d).tolist() and (ours % d).tolist() == (theirs % d).tolist()
+        assert (10 // (ours + 20)).tolist() == (10 // (theirs + 20)).tolist()
+        assert (10 % (ours + 20)).tolist() == (10 % (theirs + 20)).tolist()
+        assert sr.floor_divide(ours, ours + 20).tolist() == torch.floor_divide(theirs, theirs + 20).tolist()
+    with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+        sr.tensor([1, 2]) // 0
+    with pytest.raises(RuntimeError, match="not differentiable in sparse_ref"):
+        sr.tensor([1.0], requires_grad=True) // 2.0
+    with sr.no_grad():
+        assert (sr.tensor([3.0], requires_grad=True) % 2.0).tolist() == [1.0]
+    with pytest.raises(TypeError, match="complex"):
+        sr.tensor([1j]) // 1j

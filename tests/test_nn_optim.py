@@ -627,3 +627,24 @@ def test_slices_keep_names_a_shared_module_is_applied_once_and_numpy_ints_index(
     twice = Count()
     sr.nn.Sequential(twice, twice)(sr.ones(1))
     assert len(counted) == 2
+
+
+def test_a_tied_layer_is_in_the_state_dict_under_each_name_and_strict_false_skips_keys():
+    """As torch: state_dict lists a layer held under two names twice (sr listed it once,
+    so a torch state dict of a tied model did not load), and load_state_dict(strict=False)
+    loads what matches and returns the keys it skipped."""
+    torch = torch_or_skip()
+    got = []
+    for nn in (sr.nn, torch.nn):
+        class Tied(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(2, 2)
+                self.tied = self.lin
+        net = Tied()
+        keys = list(net.state_dict())
+        zero = net.lin.weight.detach() * 0
+        result = net.load_state_dict({"lin.weight": zero, "extra": net.lin.bias.detach()}, strict=False)
+        got.append((keys, result.missing_keys, result.unexpected_keys, float(net.lin.weight.detach().abs().sum())))
+    assert got[0] == got[1]
+    assert got[0][0] == ["lin.weight", "lin.bias", "tied.weight", "tied.bias"]

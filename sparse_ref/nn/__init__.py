@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import collections
 import math
 
 import numpy as np
@@ -61,6 +62,9 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + _tensor_str.dense_str(self)
+
+
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 class Module:
@@ -232,14 +236,18 @@ class Module:
         as torch's: a later step changes it too, so keep a snapshot with
         ``copy.deepcopy(model.state_dict())`` (copies made here would make early stopping
         end on other parameters than the same script's in torch)."""
-        return {name: p.detach() for name, p in self.named_parameters()}
+        return {name: p.detach() for name, p in self._named_parameters("")}  # (a tied layer under each name)
 
-    def load_state_dict(self, state: dict) -> None:
-        """Copy values into the parameters of the same names (shapes and dtypes must match)."""
-        params = dict(self.named_parameters())
-        missing, unexpected = sorted(set(params) - set(state)), sorted(set(state) - set(params))
-        if missing or unexpected:
+    def load_state_dict(self, state: dict, strict: bool = True):
+        """Copy values into the parameters of the same names (shapes and dtypes must match).
+        With ``strict=False``, keys on one side only are skipped; either way it returns
+        ``(missing_keys, unexpected_keys)``, as torch's."""
+        params = dict(self._named_parameters(""))  # (a layer held under two names: both, as state_dict)
+        missing = [name for name in params if name not in state]  # (in their orders, as torch's)
+        unexpected = [name for name in state if name not in params]
+        if strict and (missing or unexpected):
             raise ArgumentError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        params = {name: p for name, p in params.items() if name in state}
         values = {}
         for name, p in params.items():  # every value checked before any is written
             value = state[name]
@@ -255,6 +263,7 @@ class Module:
         for name, p in params.items():
             p._data[...] = values[name]
             p._version[0] += 1
+        return IncompatibleKeys(missing, unexpected)
 
 
 class Linear(Module):
