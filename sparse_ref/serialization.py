@@ -66,25 +66,31 @@ def save(obj, f, pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
     pickle.dump(data, f, protocol=pickle_protocol)
 
 
-def _plain(obj, done=None):
-    """``obj`` with each tensor replaced by a tagged tuple of plain data (containers walked);
-    an object met twice is replaced by the same tuple (``done``, by id), which the pickle
-    then stores once, as torch stores a shared tensor once."""
-    done = {} if done is None else done
+def _mapped(obj, is_leaf, leaf, done: dict):
+    """``obj`` with each leaf (``is_leaf``) replaced by ``leaf(it)``, its dicts, lists and
+    tuples walked; an object met twice is mapped once and shared (``done``, by id): a
+    tensor saved twice is stored once, and a small file of shared references cannot
+    expand into an exponential copy on load (a second review's 693 bytes asked for
+    gigabytes)."""
     if id(obj) in done:
         return done[id(obj)][1]
-    if isinstance(obj, (Tensor, SparseTensor)):
-        out = _tensor_data(obj)
+    if is_leaf(obj):
+        out = leaf(obj)
     elif isinstance(obj, collections.OrderedDict):
-        out = collections.OrderedDict((k, _plain(v, done)) for k, v in obj.items())
+        out = collections.OrderedDict((k, _mapped(v, is_leaf, leaf, done)) for k, v in obj.items())
     elif type(obj) is dict:
-        out = {k: _plain(v, done) for k, v in obj.items()}
+        out = {k: _mapped(v, is_leaf, leaf, done) for k, v in obj.items()}
     elif type(obj) in (list, tuple):
-        out = type(obj)(_plain(v, done) for v in obj)
+        out = type(obj)(_mapped(v, is_leaf, leaf, done) for v in obj)
     else:
         return obj
-    done[id(obj)] = (obj, out)
+    done[id(obj)] = (obj, out)  # (obj kept alive, so its id is not reused meanwhile)
     return out
+
+
+def _plain(obj):
+    """``obj`` with each tensor replaced by a tagged tuple of plain data."""
+    return _mapped(obj, lambda o: isinstance(o, (Tensor, SparseTensor)), _tensor_data, {})
 
 
 def _array_data(arr: np.ndarray) -> tuple:
@@ -216,26 +222,9 @@ def _load(file, weights_only: bool):
     return _rebuilt(data)
 
 
-def _rebuilt(obj, done=None):
-    """``obj`` with each tensor node built; an object the file refers to twice is built once
-    and shared (``done``, by id), so a small file of shared references cannot expand into
-    an exponential copy (a second review's 693 bytes asked for gigabytes)."""
-    done = {} if done is None else done
-    key = id(obj)
-    if key in done:
-        return done[key][1]
-    if type(obj) is tuple and len(obj) >= 2 and obj[0] == _TAG:
-        out = _tensor_of(obj)
-    elif isinstance(obj, collections.OrderedDict):
-        out = collections.OrderedDict((k, _rebuilt(v, done)) for k, v in obj.items())
-    elif type(obj) is dict:
-        out = {k: _rebuilt(v, done) for k, v in obj.items()}
-    elif type(obj) in (list, tuple):
-        out = type(obj)(_rebuilt(v, done) for v in obj)
-    else:
-        return obj
-    done[key] = (obj, out)  # (obj kept alive, so its id is not reused meanwhile)
-    return out
+def _rebuilt(obj):
+    """``obj`` with each tensor node built."""
+    return _mapped(obj, lambda o: type(o) is tuple and len(o) >= 2 and o[0] == _TAG, _tensor_of, {})
 
 
 def _bad(what: str) -> pickle.UnpicklingError:
