@@ -1571,12 +1571,20 @@ class SparseTensor(_Differentiable):
                                f"tensor; in torch too, add(sparse, dense) is not supported. Use "
                                f"add(dense, sparse) instead")
         keep = ("_requires_grad", "grad_fn", "_grad", "_version", "_retains_grad", "_guarded", "_pattern")
-        mine = self.__dict__.copy()  # (one step: _write_rows on another thread may add _idx)
+        old = self.__dict__
+        mine = old.copy()  # (one step: _write_rows on another thread may add _idx)
         state = {k: v for k, v in vars(result).items() if k not in keep}
         state.update((k, v) for k, v in mine.items() if k in keep)
         if any(a is not b for a, b in zip(self._index_arrays(mine), result._index_arrays(result.__dict__))):
             state["_pattern"] = next(_NEW_PATTERN)
         self.__dict__ = state
+        # another thread's x.grad = None between the copy and the swap went into the old
+        # dict: carry it over (an attribute set is one step, so none lands there after the
+        # swap). Before, it was lost, and the next backward added to the old gradient (a
+        # CI run's thread test saw 4.0 where every gradient is 2.0).
+        for k in keep:
+            if k != "_pattern" and k in old and old[k] is not mine.get(k):
+                state[k] = old[k]
         self._version[0] += 1
         return self
 
