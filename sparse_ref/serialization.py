@@ -53,6 +53,7 @@ def save(obj, f, pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
     >>> _ = buf.seek(0)
     >>> again = sr.nn.Linear(3, 2)
     >>> again.load_state_dict(sr.load(buf))
+    <All keys matched successfully>
     >>> sr.equal(again.weight, net.weight)
     True
     """

@@ -648,3 +648,11 @@ def test_a_tied_layer_is_in_the_state_dict_under_each_name_and_strict_false_skip
         got.append((keys, result.missing_keys, result.unexpected_keys, float(net.lin.weight.detach().abs().sum())))
     assert got[0] == got[1]
     assert got[0][0] == ["lin.weight", "lin.bias", "tied.weight", "tied.bias"]
+
+
+def test_load_state_dict_returns_what_it_skipped_printed_as_torchs():
+    torch = torch_or_skip()
+    ours, theirs = sr.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    assert repr(ours.load_state_dict(ours.state_dict())) == repr(theirs.load_state_dict(theirs.state_dict()))
+    skipped = ours.load_state_dict({"weight": ours.weight.detach()}, strict=False)
+    assert skipped.missing_keys == ["bias"] and skipped.unexpected_keys == []
