@@ -252,8 +252,9 @@ def _guarded(backend: str, module: str, function: str, f):
             _check_outputs(module, function, named)
         except KernelOutputError as exc:
             raise KernelOutputError(f"backend {backend!r}: {module}.{function} wrote {exc}") from None
+        real = dict(zip(params, args))
         for name, copy in scratch.items():
-            np.copyto(dict(zip(params, args))[name], copy)
+            np.copyto(real[name], copy)
         return result
     return run
 

@@ -186,14 +186,13 @@ class _Differentiable:
         return state
 
     def __setstate__(self, state):
-        data = state.get("_data") if isinstance(state, dict) else None
-        if type(self) is Tensor or isinstance(data, np.ndarray) or "_data" in state:
-            # a dense tensor's data as construction would take it: an ndarray of a dtype
-            # sparse_ref has, in this machine's byte order (a review: an object array or a
-            # '>f4' one from a file loaded, and reached ops and kernels)
-            if not isinstance(data, np.ndarray):
-                raise TypeError(f"unpickle: a dense tensor's data must be an array, got {type(data).__name__}")
-            _dtypes.as_dtype(data.dtype, "unpickle", dense=True)
+        # a dense tensor's data as construction would take it: an ndarray of a dtype
+        # sparse_ref has, in this machine's byte order (a review: an object array or a
+        # '>f4' one from a file loaded, and reached ops and kernels); SparseTensor has its own
+        data = state.get("_data")
+        if not isinstance(data, np.ndarray):
+            raise TypeError(f"unpickle: a dense tensor's data must be an array, got {type(data).__name__}")
+        _dtypes.as_dtype(data.dtype, "unpickle", dense=True)
         self.__dict__.update(state)
 
     def __deepcopy__(self, memo):

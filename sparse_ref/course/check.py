@@ -30,6 +30,8 @@ import importlib
 import importlib.machinery
 import importlib.util
 import inspect
+import os
+import traceback
 import warnings
 from dataclasses import dataclass, field
 
@@ -794,8 +796,6 @@ def _raised_in(exc: BaseException, package: str | None, module: str) -> str:
     roots = list(spec.submodule_search_locations or []) if spec is not None else []
     if not roots:
         return ""
-    import os
-    import traceback
     mine = [f for f in traceback.extract_tb(exc.__traceback__)
             if any(os.path.abspath(f.filename).startswith(os.path.abspath(r) + os.sep) for r in roots)]
     if not mine:
