@@ -943,17 +943,7 @@ class Tensor(_Differentiable):
     def ne(self, other) -> "Tensor":
         return _F.compare(self, other, "!=")
 
-    def lt(self, other) -> "Tensor":
-        return _F.compare(self, other, "<")
-
-    def le(self, other) -> "Tensor":
-        return _F.compare(self, other, "<=")
-
-    def gt(self, other) -> "Tensor":
-        return _F.compare(self, other, ">")
-
-    def ge(self, other) -> "Tensor":
-        return _F.compare(self, other, ">=")
+    lt, le, gt, ge = __lt__, __le__, __gt__, __ge__  # (eq and ne refuse what == leaves to Python)
 
     def isnan(self) -> "Tensor":
         return _F.isnan(self)
