@@ -76,10 +76,19 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   kernel only, 2 threads, on a quiet machine and with another process spinning on one
   core: SpGEMM's two passes and coalesce (kept); with ``--since`` the build of commit
   f69fc21, SpMM at k = 16 too (dropped: SpMM keeps the guided schedule).
-- ``prefetch hint`` (dropped, its code removed; commit 94989ea has it, to rerun on another
-  CPU): SpMM asking for the lines of rows of B under 512 bytes with locality 1 (x86's
-  ``prefetcht2``) against locality 3 (``prefetcht0``, kept), kernel only, with B cached
-  by the call before and with B from memory; its rows stay in the saved file.
+- ``prefetch hint``: SpMM asking for the lines of rows of B of 64 to 511 bytes with
+  locality 1 (x86's ``prefetcht2``) except in band rows of A (columns spanning fewer
+  than 4096 rows of B), against locality 3 (``prefetcht0``) everywhere and against
+  ``prefetcht2`` in every row, kernel only, with B cached by the call before and with B
+  from memory; then whole ``sr.sparse.mm`` calls, ``prefetcht0`` against the CPU's
+  choice. Kept: the CPU's own choice (``spmm._set_prefetch``'s ``outer=-1``): the hint
+  with the band exception on AMD, ``prefetcht0`` elsewhere. The Intel Xeon's rows
+  (2026-12-02, commit 94989ea's two variants, before the band exception) stay as saved.
+- ``spgemm band prefetch``: SpGEMM's symbolic and numeric passes, kernel alone, 2
+  threads, with the rows of A whose columns span fewer than 4096 rows of B (a band: the
+  Laplacian's every row) not prefetching (now) against every row prefetching (before,
+  ``spgemm._set_prefetch_band(0)``); the Laplacian's whole ``sr.sparse.mm(A, A)`` too;
+  the random matrices' rows are wide, so both variants run the same code (controls).
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -102,6 +111,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "spgemm dense accumulator"
     python benchmarks/bench_levers.py --only "dynamic schedule" --old /tmp/tree-90e9bc9 \
         --since /tmp/tree-f69fc21
+    python benchmarks/bench_levers.py --only "spgemm band prefetch"
 """
 
 import argparse
@@ -136,13 +146,16 @@ def load_old(tree: str, name: str):
     return module
 
 
-def interleaved(variants: dict, repeat: int) -> dict:
-    """{name: median ms} of each zero-argument callable, timed in turn ``repeat`` times."""
+def interleaved(variants: dict, repeat: int, between=None) -> dict:
+    """{name: median ms} of each zero-argument callable, timed in turn ``repeat`` times
+    (``between``, if given, is called untimed before each call)."""
     times = {name: [] for name in variants}
     for fn in variants.values():
         fn()  # warm up
     for _ in range(repeat):
         for name, fn in variants.items():
+            if between is not None:
+                between()
             t0 = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t0) * 1e3)
@@ -333,7 +346,8 @@ def main():
     parser.add_argument("--only", choices=["output cache", "prefetch distance", "spgemm bounds skip", "spmv loop",
                                            "streaming stores", "narrow tails", "fixed widths",
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
-                                           "coalesce ranks", "spgemm dense accumulator", "dynamic schedule"],
+                                           "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
+                                           "spgemm band prefetch", "prefetch hint"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -733,6 +747,100 @@ def spgemm_dense(repeat, record, quick=False):
         SPGEMM._set_dense_limit(*default)
 
 
+def prefetch_hint(repeat, record, quick=False):
+    """SpMM's prefetch of rows of B under 512 bytes with locality 1 (prefetcht2) except in
+    band rows of A (columns spanning fewer than 4096 rows of B), against locality 3
+    (prefetcht0) everywhere, and against prefetcht2 in every row; kernel alone, with B
+    left in the cache by the call before and with B from memory; 512-byte rows are a
+    control. Kept: this CPU's default (prefetcht2 but in bands on AMD, prefetcht0 on
+    others). Then whole ``sr.sparse.mm`` calls, prefetcht0 against this CPU's choice."""
+    import sparse_ref as sr
+    from sparse_ref._memory import empty
+
+    sr.set_num_threads(THREADS)
+    junk = np.ones((4 if quick else 400) << 17)  # 400 MiB: read between calls, nothing of B stays cached
+    default = "prefetcht2, prefetcht0 in bands" if SPMM._prefetch_outer()[1] else "prefetcht0"
+
+    def evict():
+        junk.sum()
+
+    try:
+        for name in ("uniform", "powerlaw", "laplacian"):
+            m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+            crow, col = m.indptr.astype(np.int64), m.indices.astype(np.int64)
+            for dt, k in ((np.float32, 12), (np.float32, 16), (np.float64, 16), (np.float32, 32), (np.float64, 32),
+                          (np.float32, 64), (np.float64, 64)):
+                val = m.data.astype(dt)
+                b = empty((m.shape[1], k), dt)
+                b[...] = np.random.default_rng(k).standard_normal((m.shape[1], k))
+                out = empty((m.shape[0], k), dt)
+
+                def run(outer, band, b=b, out=out, val=val):
+                    def f():
+                        SPMM._set_prefetch(10, 512, True, 20, 40, outer, band)
+                        SPMM.spmm(crow, col, val, b, out, THREADS)
+                    return f
+                width = k * np.dtype(dt).itemsize
+                for where, between in (("B cached by the call before", None), ("B from memory", evict)):
+                    medians = interleaved({"prefetcht0": run(0, 4096), "prefetcht2, prefetcht0 in bands": run(1, 4096),
+                                           "prefetcht2": run(1, 0)}, repeat, between)
+                    record("prefetch hint", f"spmm {name} k={k} {np.dtype(dt).name} ({width} B rows"
+                           f"{', a control' if width >= 512 else ''}), {where}", medians, default)
+        for name in ("uniform", "powerlaw", "laplacian"):
+            m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+            for dt in (np.float64, np.float32):
+                a = sr.from_scipy(m.astype(dt)).to_sparse()
+                for k in (16, 64):
+                    b = sr.from_numpy(np.random.default_rng(k).standard_normal((m.shape[1], k)).astype(dt))
+
+                    def call(outer, a=a, b=b):
+                        def f():
+                            SPMM._set_prefetch(10, 512, True, 20, 40, outer)
+                            sr.sparse.mm(a, b)
+                        return f
+                    medians = interleaved({"prefetcht0": call(0), "this CPU's choice": call(-1)}, repeat)
+                    record("prefetch hint", f"sr.sparse.mm {name} k={k} {np.dtype(dt).name}", medians,
+                           "this CPU's choice")
+    finally:
+        SPMM._set_prefetch(10, 512)
+
+
+def spgemm_band_prefetch(repeat, record, quick=False):
+    """SpGEMM's two passes, kernel alone, 2 threads, with band rows of A (columns spanning
+    fewer than 4096 rows of B) not prefetching (the default) against every row prefetching
+    (``spgemm._set_prefetch_band(0)``, as before); the Laplacian's whole
+    ``sr.sparse.mm(A, A)`` too. The random matrices' rows are wide: the same code in both
+    variants (controls)."""
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    default = SPGEMM._set_prefetch_band(0)
+    SPGEMM._set_prefetch_band(default)
+    try:
+        for name in ("laplacian", "uniform", "powerlaw"):
+            m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+            crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+            a = sr.from_scipy(m).to_sparse()
+            calls = {
+                "symbolic pass": lambda: SPGEMM.spgemm_symbolic(crow, col, crow, col, n, np.empty_like(out_crow),
+                                                                THREADS),
+                "numeric pass": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col,
+                                                              out_val, THREADS)}
+            if name == "laplacian":
+                calls["sr.sparse.mm(A, A)"] = lambda: sr.sparse.mm(a, a)
+            reps = repeat if out_col.shape[0] < 10_000_000 else max(repeat // 2, 3)
+            for what, call in calls.items():
+                def run(band, call=call):
+                    def f():
+                        SPGEMM._set_prefetch_band(band)
+                        call()
+                    return f
+                medians = interleaved({"every row prefetched": run(0), "band rows not": run(default)}, reps)
+                record("spgemm band prefetch", f"spgemm {name} {what}", medians, "band rows not")
+    finally:
+        SPGEMM._set_prefetch_band(default)
+
+
 def coalesce_ranks(repeat, record, quick=False):
     """coalesce's rows of 17-128 entries put in order by rank (the default) against sorted,
     whole ``coalesce()`` calls on 2 threads, at each vector level that puts rows in order by
@@ -833,6 +941,7 @@ def only(args):
               "row widths": lambda *a: row_widths(*a, old=args.old),
               "spgemm streaming stores": spgemm_streaming, "spgemm ranks": spgemm_ranks,
               "coalesce ranks": coalesce_ranks, "spgemm dense accumulator": spgemm_dense,
+              "spgemm band prefetch": spgemm_band_prefetch, "prefetch hint": prefetch_hint,
               "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since)}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))

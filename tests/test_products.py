@@ -2,6 +2,7 @@
 oracle, both paths bit for bit at every thread count, torch 2.13 and SciPy parity."""
 
 import copy
+import itertools
 import pickle
 import sys
 import threading
@@ -632,6 +633,8 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
     lengths = np.diff(out_crow)
     assert lengths.max() > 128 and ((lengths > 16) & (lengths <= 128)).any()  # sorted and ranked
     previous, ranks = fast._set_dense_limit(4 << 20), fast._set_rank_range(16, 128)
+    band_default = fast._set_prefetch_band(0)
+    assert band_default > k_rows  # the default: no row here prefetches
     try:
         for limits in ((-1, 32 << 10, False), (-1, 32 << 10, True), (4 << 20, 32 << 10, True),
                        (4 << 20, 1 << 40, False)):
@@ -641,17 +644,24 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
                 # the stamps restart every few rows (the longest row plus 40), or never
                 for tags in (int(lengths.max()) + 40, 2**31 - 1):
                     fast._set_tag_limit(tags)
-                    for threads in (1, 2, 3):
+                    # every row prefetching; the random rows only (the band rows span 6 rows
+                    # of B at most, the random ones up to 400); none (the default, here)
+                    for threads, band in itertools.product((1, 2, 3), (0, 50, band_default)):
+                        fast._set_prefetch_band(band)
+                        got_crow = np.full(nrows + 1, -1, np.int64)
+                        fast.spgemm_symbolic(crow, col, b_crow, b_col, ncols, got_crow, threads)
                         got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
                         fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, got_col,
                                             got_val, threads)
-                        where = (limits, rank_range, tags, threads)
+                        where = (limits, rank_range, tags, threads, band)
+                        assert np.array_equal(got_crow, out_crow), where
                         assert np.array_equal(got_col, want_col), where
                         assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), where
     finally:
         fast._set_dense_limit(*previous)
         fast._set_rank_range(*ranks)
         fast._set_tag_limit(2**31 - 1)
+        fast._set_prefetch_band(band_default)
 
 
 # -- a sparse product's COO row indices: written from its row pointers on first use ----------

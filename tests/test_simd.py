@@ -4,6 +4,10 @@ column and adds in the contract's order, so every level must give the reference'
 for every width of B (every mix of 8-, 4-, 2- and 1-vector blocks and single columns), on
 column blocks that start inside a row (the cache blocking), on any thread count."""
 
+import itertools
+import platform
+import sys
+
 import numpy as np
 import pytest
 
@@ -273,6 +277,44 @@ def test_fixed_width_loops_follow_the_prefetch_size(level):
     finally:
         kernel._set_prefetch(10, 512)
     assert kernel._fixed_vectors(b) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_prefetch_hint_changes_no_bit(level, dtype):
+    # rows of B of 64 to 511 bytes are asked for with prefetcht2 on an AMD CPU, except in
+    # band rows of A; the hint moves no value: every level, row width (48 to 512 bytes),
+    # hint and band (every row prefetcht2, some rows, none), line-aligned B or not
+    rng = np.random.default_rng(23)
+    size = np.dtype(dtype).itemsize
+    try:
+        for name in LEVELS[:LEVELS.index(level) + 1]:
+            kernel._set_simd_level(name)
+            for n in sorted({48 // size, 64 // size, 128 // size, 256 // size, 512 // size, 100 // size}):
+                crow, col, val, b0 = tall_matrices(rng, dtype, n)
+                want = expected(crow, col, val, b0)
+                for offset, outer, band in itertools.product((0, 16), (0, 1), (0, 50, 4096)):
+                    b = aligned(b0.shape, dtype, offset)
+                    b[...] = b0
+                    kernel._set_prefetch(10, 512, True, 20, 40, outer, band)
+                    for threads in (1, 2):
+                        out = np.full_like(want, np.nan)
+                        kernel.spmm(crow, col, val, b, out, threads)
+                        where = (name, n, offset, outer, band, threads)
+                        assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), where
+    finally:
+        kernel._set_prefetch(10, 512)
+        kernel._set_simd_level(level)
+
+
+def test_the_prefetch_hint_is_chosen_by_the_cpus_maker():
+    # prefetcht2 (1) on AMD, prefetcht0 (0) elsewhere: what /proc/cpuinfo says the CPU is
+    vendor = next((line.split(":")[1].strip() for line in open("/proc/cpuinfo") if line.startswith("vendor_id")),
+                  None) if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64") else None
+    if vendor is None:
+        pytest.skip("no x86 vendor string to compare with")
+    in_use, default = kernel._prefetch_outer()
+    assert default == (vendor == "AuthenticAMD")
+    assert in_use == default  # (every test that changes it puts it back)
 
 
 def test_the_librarys_big_dense_arrays_start_on_a_line():

@@ -57,8 +57,13 @@ static int64_t sr_prefetch_ahead_narrow = 20;  /* entries, for rows of B under 5
 static int64_t sr_prefetch_ahead_tiny = 40;  /* entries, for rows of B of 128 bytes or less */
 static int64_t sr_prefetch_bytes = 512;
 static int64_t sr_prefetch_from_line = 1;  /* 0: the old way, lines from the row's first byte */
+static int64_t sr_prefetch_outer = 0;  /* rows under 512 bytes: 1 prefetcht2, 0 prefetcht0 */
+static int64_t sr_prefetch_band = 4096;  /* ... except rows of A spanning fewer rows of B */
+static int sr_cpu_is_amd(void);
 static void sr_set_prefetch(int64_t ahead, int64_t nbytes, int64_t from_line, int64_t ahead_narrow,
-                            int64_t ahead_tiny) {
+                            int64_t ahead_tiny, int64_t outer, int64_t band) {
+    sr_prefetch_outer = outer < 0 ? sr_cpu_is_amd() : outer;
+    sr_prefetch_band = band;
     sr_prefetch_ahead = ahead;
     sr_prefetch_ahead_tiny = ahead_tiny;
     sr_prefetch_bytes = nbytes;
@@ -72,10 +77,43 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
 #define SR_X86 1
 #endif
 
+/* 1 on an AMD CPU (prefetcht2 for narrow random rows: SR_PREFETCH_TO), else 0. */
+static int sr_cpu_is_amd(void) {
+#ifdef SR_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+static int64_t sr_get_prefetch_outer(void) { return sr_prefetch_outer; }
+
+/* SR_PREFETCH asks for a line into every level of cache (x86's prefetcht0); SR_PREFETCH_TO
+ * with `outer` set asks with locality 1 (prefetcht2), for rows of B under 512 bytes
+ * (SR_REACH) when sr_prefetch_outer is 1, except in a row of A whose columns span fewer
+ * than sr_prefetch_band rows of B (a band, as a mesh's: its rows of B are mostly in the
+ * cache already). Chosen at run time by the CPU's maker (sr_cpu_is_amd), as measured
+ * (bench_levers.py "prefetch hint", kernel alone, B cached and from memory):
+ * - AMD EPYC (family 25, model 17; 1 MiB L2), 2026-12-02: prefetcht2 1.13-2.24x faster on
+ *   the random matrices' rows of 48 to 256 bytes, whole sr.sparse.mm calls 1.16-1.94x at
+ *   k = 16 and 64 (two rows at 0.99-1.01); the Laplacian's rows 0.86-0.91x at k = 16, so a
+ *   band keeps prefetcht0. So 1 on AMD.
+ * - Intel Xeon (model 207; 2 MiB L2), 2026-12-02: prefetcht2 0.83-1.07x. So 0 on Intel
+ *   (and on any other maker: untried).
+ * One explanation, not measured here: a line asked for into L1 holds one of L1's few
+ * miss buffers until it comes, and a random row from memory comes late; asked for into
+ * L2 it waits in L2's. The values are the same either way: only where a line waits
+ * changes. */
 #if defined(__GNUC__) || defined(__clang__)
 #define SR_PREFETCH(p) __builtin_prefetch(p)
+#define SR_PREFETCH_TO(p, outer)                                                             \
+    do {                                                                                     \
+        if (outer) __builtin_prefetch(p, 0, 1);                                              \
+        else __builtin_prefetch(p, 0, 3);                                                    \
+    } while (0)
 #else
 #define SR_PREFETCH(p) ((void)0)
+#define SR_PREFETCH_TO(p, outer) ((void)0)
 #endif
 
 /* In a row's first block (`first`), the row of B of the entry `ahead` places on: every line
@@ -93,10 +131,10 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
     if (first && q + ahead < nnz) {                                                          \
         const char* next = (const char*)(b + col[q + ahead] * n + j0);                       \
         if (lines > 0) {                                                                     \
-            for (t = 0; t < lines; t++) SR_PREFETCH(next + 64 * t);                          \
+            for (t = 0; t < lines; t++) SR_PREFETCH_TO(next + 64 * t, outer);                \
         } else {                                                                             \
-            for (t = 0; t < span; t++) SR_PREFETCH(next + 64 * t);                           \
-            if (sr_prefetch_from_line && span > 0) SR_PREFETCH(next + reach - 1);            \
+            for (t = 0; t < span; t++) SR_PREFETCH_TO(next + 64 * t, outer);                 \
+            if (sr_prefetch_from_line && span > 0) SR_PREFETCH_TO(next + reach - 1, outer);  \
         }                                                                                    \
     }
 
@@ -106,6 +144,8 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
     int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                          \
     ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                            \
             : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                    \
+    int outer = sr_prefetch_outer && 64 <= reach && reach < 512                              \
+                && (end - start < 2 || col[end - 1] - col[start] >= sr_prefetch_band);           \
     if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                                \
     span = (reach + 63) / 64
 
@@ -198,6 +238,21 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
  * entry's additions (2-3x the time per entry with B in the cache). The sums of the whole
  * vectors are one array copied out whole, the masked one's a variable of its own, for the
  * same reason. */
+/* SR_BLOCK_MASKED's loop over the row's entries, asking for lines with locality HINT (a
+ * copy for each, chosen before the loop: no branch in it). */
+#define SR_MASKED_ENTRIES(HINT, T, VT, L, NACC, MLOAD)                                    \
+    for (q = start; q < end; q++) {                                                          \
+        const T* row = b + col[q] * n + j;                                                   \
+        const char* next = (const char*)(b + col[q + ahead < nnz ? q + ahead : q] * n + j0); \
+        for (t = 0; t < PF; t++) __builtin_prefetch(next + off[t], 0, HINT);                 \
+        for (t = 0; t < NACC - 1; t++) {                                                     \
+            memcpy(&x, row + t * L, sizeof(VT));                                             \
+            acc[t] = acc[t] + val[q] * x;                                                    \
+        }                                                                                    \
+        x = MLOAD(row + (NACC - 1) * L, mask);                                               \
+        last = last + val[q] * x;                                                            \
+    }
+
 #define SR_BLOCK_MASKED(NAME, T, VT, L, NACC, TARGET, MASK_T, MASK, MLOAD, MSTORE)           \
     TARGET static inline __attribute__((always_inline)) void NAME(                          \
         const int64_t* col, const T* val, int64_t start, int64_t end, int64_t nnz,           \
@@ -214,17 +269,8 @@ enum { SR_SIMD_BASELINE = 0, SR_SIMD_AVX2 = 1, SR_SIMD_AVX512 = 2 };
         if (!first || reach == 0) ahead = 0; /* not the row's first block, or no prefetch:   \
                                               * the entry's own row, on its way already */   \
         for (t = 0; t < NACC - 1; t++) acc[t] = (VT){0};                                     \
-        for (q = start; q < end; q++) {                                                      \
-            const T* row = b + col[q] * n + j;                                               \
-            const char* next = (const char*)(b + col[q + ahead < nnz ? q + ahead : q] * n + j0); \
-            for (t = 0; t < PF; t++) SR_PREFETCH(next + off[t]);                             \
-            for (t = 0; t < NACC - 1; t++) {                                                 \
-                memcpy(&x, row + t * L, sizeof(VT));                                         \
-                acc[t] = acc[t] + val[q] * x;                                                \
-            }                                                                                \
-            x = MLOAD(row + (NACC - 1) * L, mask);                                           \
-            last = last + val[q] * x;                                                        \
-        }                                                                                    \
+        if (outer) SR_MASKED_ENTRIES(1, T, VT, L, NACC, MLOAD)                               \
+        else SR_MASKED_ENTRIES(3, T, VT, L, NACC, MLOAD)                                     \
         if (NACC > 1) memcpy(out + j, acc, sizeof(acc));                                     \
         MSTORE(out + j + (NACC - 1) * L, mask, last);                                        \
     }

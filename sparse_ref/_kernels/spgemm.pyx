@@ -142,6 +142,32 @@ def _set_tag_limit(idx_t limit):
 # A variable for the tuning hook _set_prefetch (0: no prefetch).
 cdef idx_t prefetch_ahead = 8
 
+# A row of A whose columns span fewer than prefetch_band rows of B (a band: a mesh or
+# stencil matrix) is not prefetched for: the rows of B it reaches are those its neighbours
+# reached, still in the cache, plus one more at the band's leading edge, in the order the
+# hardware prefetcher follows by itself; the prefetch instructions and the loads of the
+# indices ahead are then only work. A wider row keeps the prefetch (its rows of B are at
+# random). The same products in the same order: the same bits. Tuning hook
+# _set_prefetch_band (0: every row prefetched, as before). Measured: bench_levers.py
+# "spgemm band prefetch".
+cdef idx_t prefetch_band = 4096
+
+
+def _set_prefetch_band(idx_t rows):
+    """Tuning hook (not part of the kernel interface): rows of A whose columns span fewer
+    than ``rows`` rows of B skip the prefetch (0: none skips); returns the previous value."""
+    global prefetch_band
+    previous = prefetch_band
+    prefetch_band = max(rows, 0)
+    return previous
+
+
+cdef inline idx_t row_ahead(const idx_t* a_col, idx_t start, idx_t end) noexcept nogil:
+    """How far ahead a row of A prefetches: 0 for a band row (prefetch_band)."""
+    if end > start and a_col[end - 1] - a_col[start] < prefetch_band:
+        return 0
+    return prefetch_ahead
+
 
 def _set_prefetch(idx_t ahead):
     """Tuning hook (not part of the kernel interface): entries of A ahead to prefetch
@@ -170,7 +196,7 @@ cdef inline void prefetch_b_row(const idx_t* a_col, idx_t q, idx_t a_nnz, idx_t 
 cdef inline idx_t count_row(const idx_t* a_col, idx_t start, idx_t end, idx_t a_nnz, const idx_t* b_crow,
                             const idx_t* b_col, int32_t tag, int32_t* marker) noexcept nogil:
     cdef idx_t q, r, j, k, count = 0
-    cdef idx_t ahead = prefetch_ahead
+    cdef idx_t ahead = row_ahead(a_col, start, end)
     for q in range(start, end):
         if ahead > 0:
             prefetch_b_row(a_col, q, a_nnz, ahead, b_crow, b_col, NULL, 0)
@@ -335,7 +361,7 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
     cdef idx_t q, r, j, k, t, slot, n_keys = 0
     cdef value_t a
     cdef uint64_t* sorted_keys
-    cdef idx_t ahead = prefetch_ahead
+    cdef idx_t ahead = row_ahead(a_col, start, end)
     cdef idx_t n_runs = 0   # runs[r]: where the new columns of the r-th row of B begin
     cdef idx_t lo, hi
     runs[0] = 0

@@ -35,20 +35,36 @@ cdef extern from "_simd.h":
                                               int amin, double* out, idx_t* arg) noexcept nogil
     void store_fence "sr_store_fence"() noexcept nogil
     void simd_set_prefetch "sr_set_prefetch"(idx_t ahead, idx_t nbytes, idx_t from_line,
-                                             idx_t ahead_narrow, idx_t ahead_tiny) noexcept nogil
+                                             idx_t ahead_narrow, idx_t ahead_tiny,
+                                             idx_t outer, idx_t band) noexcept nogil
+    int cpu_is_amd "sr_cpu_is_amd"() noexcept nogil
+    idx_t get_prefetch_outer "sr_get_prefetch_outer"() noexcept nogil
 
 include "_simd.pxi"
 
 
 def _set_prefetch(idx_t ahead, idx_t nbytes, bint from_line=True, idx_t ahead_narrow=20,
-                  idx_t ahead_tiny=40):
+                  idx_t ahead_tiny=40, int outer=-1, idx_t band=4096):
     """Tuning hook for benchmarks (not public API): the float rows ask for the row of B
     of the entry ``ahead`` places on (``ahead_narrow`` for rows under 512 bytes,
     ``ahead_tiny`` for rows of 128 bytes or less), every cache line its first ``nbytes``
     touch; defaults 10, 20, 40 and 512. ``from_line=False`` asks for lines from the row's
     first byte on instead, as before (one line short when a row does not start on a
-    line)."""
-    simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line, max(ahead_narrow, 1), max(ahead_tiny, 1))
+    line). ``outer=1`` asks for the lines of rows under 512 bytes with locality 1 (x86's
+    prefetcht2) instead of into every level of cache (prefetcht0, ``outer=0``), except
+    in rows of A whose columns span fewer than ``band`` rows of B; ``outer=-1``, the
+    default: 1 on an AMD CPU, else 0 (_simd.h says why)."""
+    simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line, max(ahead_narrow, 1), max(ahead_tiny, 1),
+                      outer, max(band, 0))
+
+
+def _prefetch_outer():
+    """Test hook: (the hint in use, this CPU's default): 1 when the float rows ask for
+    narrow rows of B with prefetcht2, 0 for prefetcht0."""
+    return get_prefetch_outer(), cpu_is_amd()
+
+
+_set_prefetch(10, 512)  # the defaults, with this CPU's choice of hint
 
 REDUCTIONS = ("sum", "mean", "amax", "amin")
 
