@@ -89,6 +89,10 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   Laplacian's every row) not prefetching (now) against every row prefetching (before,
   ``spgemm._set_prefetch_band(0)``); the Laplacian's whole ``sr.sparse.mm(A, A)`` too;
   the random matrices' rows are wide, so both variants run the same code (controls).
+- ``spgemm chunks``: SpGEMM's two passes, kernel alone, 2 threads, quiet and with a core
+  busy, with chunks of rows of about 102,400 products by the average row (now: 4096 rows
+  on the Laplacian, 1024 on the random matrices, controls) against 1024 rows at most, as
+  the other kernels (before); the Laplacian's whole ``sr.sparse.mm(A, A)`` too.
 - ``output cache``: whole user calls (``sr.sparse.mm``, ``coalesce()``, forward +
   backward) with large outputs allocated from the cache of freed blocks (the default)
   against its limit at 0, which is NumPy's own allocator as before the cache (glibc:
@@ -112,6 +116,8 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "dynamic schedule" --old /tmp/tree-90e9bc9 \
         --since /tmp/tree-f69fc21
     python benchmarks/bench_levers.py --only "spgemm band prefetch"
+    python benchmarks/bench_levers.py --only "prefetch hint"
+    python benchmarks/bench_levers.py --only "spgemm chunks"
 """
 
 import argparse
@@ -347,7 +353,7 @@ def main():
                                            "streaming stores", "narrow tails", "fixed widths",
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
                                            "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
-                                           "spgemm band prefetch", "prefetch hint"],
+                                           "spgemm band prefetch", "prefetch hint", "spgemm chunks"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -747,6 +753,54 @@ def spgemm_dense(repeat, record, quick=False):
         SPGEMM._set_dense_limit(*default)
 
 
+def spgemm_chunks(repeat, record, quick=False):
+    """SpGEMM's two passes, kernel alone, 2 threads, with chunks of rows of about 102,400
+    products by the average row (the default: 4096 rows on the Laplacian, 1024 as before
+    on the random matrices, controls) against the other kernels' chunk (1024 rows at
+    most, ``spgemm._set_chunk_products(0)``), on a quiet machine and with another process
+    spinning on one core; the Laplacian's whole ``sr.sparse.mm(A, A)`` too."""
+    import subprocess
+    import sys
+
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    default = SPGEMM._set_chunk_products(0)
+    SPGEMM._set_chunk_products(default)
+    try:
+        for busy in (False, True):
+            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                for name in ("laplacian", "uniform", "powerlaw"):
+                    m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+                    crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+                    a = sr.from_scipy(m).to_sparse()
+                    calls = {
+                        "symbolic pass": lambda: SPGEMM.spgemm_symbolic(crow, col, crow, col, n,
+                                                                        np.empty_like(out_crow), THREADS),
+                        "numeric pass": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow,
+                                                                      out_col, out_val, THREADS)}
+                    if name == "laplacian":
+                        calls["sr.sparse.mm(A, A)"] = lambda: sr.sparse.mm(a, a)
+                    reps = repeat if out_col.shape[0] < 10_000_000 else max(repeat // 2, 3)
+                    for what, call in calls.items():
+                        def run(products, call=call):
+                            def f():
+                                SPGEMM._set_chunk_products(products)
+                                call()
+                            return f
+                        medians = interleaved({"1024 rows at most": run(0), "about 102,400 products": run(default)},
+                                              reps)
+                        record("spgemm chunks", f"spgemm {name} {what}{', one core busy' if busy else ''}", medians,
+                               "about 102,400 products")
+            finally:
+                if spinner is not None:
+                    spinner.kill()
+                    spinner.wait()
+    finally:
+        SPGEMM._set_chunk_products(default)
+
+
 def prefetch_hint(repeat, record, quick=False):
     """SpMM's prefetch of rows of B under 512 bytes with locality 1 (prefetcht2) except in
     band rows of A (columns spanning fewer than 4096 rows of B), against locality 3
@@ -942,6 +996,7 @@ def only(args):
               "spgemm streaming stores": spgemm_streaming, "spgemm ranks": spgemm_ranks,
               "coalesce ranks": coalesce_ranks, "spgemm dense accumulator": spgemm_dense,
               "spgemm band prefetch": spgemm_band_prefetch, "prefetch hint": prefetch_hint,
+              "spgemm chunks": spgemm_chunks,
               "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since)}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))

@@ -664,6 +664,40 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
         fast._set_prefetch_band(band_default)
 
 
+def test_spgemm_chunks_of_rows_change_no_bit():
+    # the passes hand out chunks of rows of about 102,400 products by the average row
+    # (a band's chunks are longer than the random matrices'): any chunk, any thread count,
+    # the reference's row pointers, columns and bits
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref.reference import spgemm as slow
+
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(62)
+    n = 6000
+    band = sp.diags([rng.standard_normal(n - abs(d)) for d in (-40, -1, 0, 1, 40)], [-40, -1, 0, 1, 40], format="csr")
+    spread = sp.random(n, n, density=3 / n, format="csr", random_state=5)
+    for m in (band, spread):
+        crow, col, val = m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data
+        want_crow = np.empty(n + 1, np.int64)
+        slow.spgemm_symbolic(crow, col, crow, col, n, want_crow)
+        nnz = int(want_crow[-1])
+        want_col, want_val = np.empty(nnz, np.int64), np.empty(nnz)
+        slow.spgemm_numeric(crow, col, val, crow, col, val, n, want_crow, want_col, want_val)
+        default = fast._set_chunk_products(0)
+        try:
+            for products, threads in itertools.product((0, 1, default, 10**12), (1, 2, 3)):
+                fast._set_chunk_products(products)
+                got_crow = np.full(n + 1, -1, np.int64)
+                fast.spgemm_symbolic(crow, col, crow, col, n, got_crow, threads)
+                got_col, got_val = np.full(nnz, -1, np.int64), np.full(nnz, np.nan)
+                fast.spgemm_numeric(crow, col, val, crow, col, val, n, want_crow, got_col, got_val, threads)
+                assert np.array_equal(got_crow, want_crow), (products, threads)
+                assert np.array_equal(got_col, want_col), (products, threads)
+                assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), (products, threads)
+        finally:
+            fast._set_chunk_products(default)
+
+
 # -- a sparse product's COO row indices: written from its row pointers on first use ----------
 
 def _pending(t) -> bool:

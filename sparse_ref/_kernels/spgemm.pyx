@@ -128,6 +128,39 @@ def spgemm_bounds(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t[:
 cdef idx_t tag_limit = 2147483647  # INT32_MAX
 
 
+# Rows per chunk of both passes' dynamic schedule: as many as make about chunk_products
+# products (by the average row: nnz(A) / rows of A x nnz(B) / rows of B), between the
+# other kernels' chunk (1/64 of a thread's share of the rows, at most 1024: _types.pxd)
+# and 1/16 of a thread's share. A row of the random matrices makes about 100 products,
+# so they keep 1024 rows; the Laplacian's make 25, so its chunks are 4096 rows: each
+# chunk starts by reading the rows of B its first rows reach (a band's 900 rows, for rows
+# of 1024), which the previous chunk, on another core, had in its cache. The same bits
+# either way (a row's work is the same whichever thread does it). Measured (bench_levers.py
+# "spgemm chunks", AMD EPYC, 2 threads): the Laplacian's numeric pass 1.04-1.07x, with a
+# core busy 1.04x; chunks of 1/16 of a share on the random matrices lost (0.88-0.93x with
+# a core busy), so they keep theirs. Tuning hook _set_chunk_products (0: the other
+# kernels' chunk, as before).
+cdef idx_t chunk_products = 102400
+
+
+def _set_chunk_products(idx_t products):
+    """Tuning hook (not public API): products per chunk of rows of both passes (0: the
+    chunk of the other kernels' dynamic schedule); returns the previous value."""
+    global chunk_products
+    previous = chunk_products
+    chunk_products = max(products, 0)
+    return previous
+
+
+cdef inline idx_t row_chunk(idx_t nrows, int n_workers, idx_t a_nnz, idx_t b_nnz, idx_t b_rows) noexcept nogil:
+    cdef idx_t base = dynamic_chunk(nrows, n_workers)
+    cdef double per_row
+    if chunk_products <= 0 or nrows <= 0 or b_rows <= 0:
+        return base
+    per_row = max(1.0, (<double>a_nnz / <double>nrows) * (<double>b_nnz / <double>b_rows))
+    return max(base, min(<idx_t>(chunk_products / per_row), nrows // (16 * <idx_t>max(n_workers, 1))))
+
+
 def _set_tag_limit(idx_t limit):
     """Test hook (not public API): lower the tag limit so that tests reach the resets
     (at the real limit they need 2**31 rows or output entries)."""
@@ -271,7 +304,7 @@ def spgemm_symbolic(const idx_t[::1] a_crow, const idx_t[::1] a_col, const idx_t
     if nrows <= 0:
         return
     cdef idx_t stride = thread_stride(ncols)  # each thread's markers (no cache line shared)
-    cdef idx_t chunk = dynamic_chunk(nrows, n_workers)
+    cdef idx_t chunk = row_chunk(nrows, n_workers, a_crow[nrows] - a_crow[0], b_col.shape[0], b_crow.shape[0] - 1)
     if stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
         raise MemoryError(f"spgemm_symbolic: {ncols} columns x {n_workers} threads of markers")
     markers = <int32_t*> malloc(stride * n_workers * sizeof(int32_t))
@@ -527,7 +560,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         a_longest = max(a_longest, a_crow[i + 1] - a_crow[i])
     # each thread's slots, sums and sort buffer, no cache line shared with another thread's
     cdef idx_t where_stride = thread_stride(ncols)
-    cdef idx_t chunk = dynamic_chunk(nrows, n_workers)
+    cdef idx_t chunk = row_chunk(nrows, n_workers, a_crow[nrows] - a_crow[0], b_col.shape[0], b_crow.shape[0] - 1)
     cdef idx_t vals_stride = thread_stride(longest)
     cdef idx_t keys_stride = thread_stride(2 * longest)
     cdef idx_t rank_low = rank_min, rank_high = rank_max  # (read once: ranks are sized by it)
