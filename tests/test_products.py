@@ -634,8 +634,8 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
     assert lengths.max() > 128 and ((lengths > 16) & (lengths <= 128)).any()  # sorted and ranked
     previous, ranks = fast._set_dense_limit(4 << 20), fast._set_rank_range(16, 128)
     band_default = fast._set_prefetch_band(0)
-    assert band_default > k_rows  # the default: no row here prefetches
     try:
+        assert band_default > k_rows  # the default: no row of two entries or more prefetches here
         for limits in ((-1, 32 << 10, False), (-1, 32 << 10, True), (4 << 20, 32 << 10, True),
                        (4 << 20, 1 << 40, False)):
             fast._set_dense_limit(*limits)
@@ -644,8 +644,9 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
                 # the stamps restart every few rows (the longest row plus 40), or never
                 for tags in (int(lengths.max()) + 40, 2**31 - 1):
                     fast._set_tag_limit(tags)
-                    # every row prefetching; the random rows only (the band rows span 6 rows
-                    # of B at most, the random ones up to 400); none (the default, here)
+                    # every row prefetching; the random rows and rows of one entry only (the
+                    # band rows span 6 rows of B at most, the random ones up to 400); rows of
+                    # one entry only (the default, here)
                     for threads, band in itertools.product((1, 2, 3), (0, 50, band_default)):
                         fast._set_prefetch_band(band)
                         got_crow = np.full(nrows + 1, -1, np.int64)
@@ -664,10 +665,31 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
         fast._set_prefetch_band(band_default)
 
 
+def test_spgemm_chunks_hold_about_102400_products():
+    # rows per chunk: about 102,400 products by the average row, between the other
+    # kernels' chunk (1/64 of a thread's share, at most 1024 rows) and 1/16 of a share
+    from sparse_ref._kernels import spgemm as fast
+
+    m = 2**20
+    default = fast._set_chunk_products(0)
+    try:
+        assert fast._row_chunk(m, 2, 5 * m, 5 * m, m) == 1024  # the other kernels' chunk
+        fast._set_chunk_products(default)
+        assert fast._row_chunk(m, 2, 5 * m, 5 * m, m) == 4096  # a stencil's 25 products a row
+        assert fast._row_chunk(m, 2, 10 * m, 10 * m, m) == 1024  # 100 a row: as before
+        assert fast._row_chunk(m, 2, 100 * m, 100 * m, m) == 1024  # 10,000: never below it
+        assert fast._row_chunk(m, 2, m, m, m) == m // 32  # 1 a row: at most 1/16 of a share
+        assert fast._row_chunk(m, 2, 0, 0, m) == m // 32  # no products
+        assert fast._row_chunk(10, 2, 10, 10, 10) == 1  # tiny: one row
+        assert fast._row_chunk(m, 4, 5 * m, 5 * m, m) == 4096
+        fast._set_chunk_products(2**62)  # no overflow: at most 1/16 of a share
+        assert fast._row_chunk(m, 2, 5 * m, 5 * m, m) == m // 32
+    finally:
+        fast._set_chunk_products(default)
+
+
 def test_spgemm_chunks_of_rows_change_no_bit():
-    # the passes hand out chunks of rows of about 102,400 products by the average row
-    # (a band's chunks are longer than the random matrices'): any chunk, any thread count,
-    # the reference's row pointers, columns and bits
+    # any chunk, any thread count: the reference's row pointers, columns and bits
     from sparse_ref._kernels import spgemm as fast
     from sparse_ref.reference import spgemm as slow
 
@@ -685,6 +707,11 @@ def test_spgemm_chunks_of_rows_change_no_bit():
         slow.spgemm_numeric(crow, col, val, crow, col, val, n, want_crow, want_col, want_val)
         default = fast._set_chunk_products(0)
         try:
+            # 2 to 4 chunk sizes per thread count: the other kernels' (products 0 and 1),
+            # 1/16 of a thread's share (the default here, and 10**12)
+            assert fast._row_chunk(n, 2, crow[-1], crow[-1], n) == 46
+            fast._set_chunk_products(default)
+            assert fast._row_chunk(n, 2, crow[-1], crow[-1], n) == 187
             for products, threads in itertools.product((0, 1, default, 10**12), (1, 2, 3)):
                 fast._set_chunk_products(products)
                 got_crow = np.full(n + 1, -1, np.int64)

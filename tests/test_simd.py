@@ -317,6 +317,28 @@ def test_the_prefetch_hint_is_chosen_by_the_cpus_maker():
     assert in_use == default  # (every test that changes it puts it back)
 
 
+def test_the_prefetch_hint_rule():
+    # prefetcht2 for rows of B of 64 to 511 bytes, except in a row of A of two or more
+    # entries whose columns span fewer than 4096 rows of B (a band); prefetcht0 on a CPU
+    # whose choice is 0
+    wide, band, edge = np.array([3, 90_000]), np.array([100, 4195]), np.array([100, 4196])
+    try:
+        kernel._set_prefetch(10, 512, True, 20, 40, 1)
+        assert [kernel._outer_hint(r, wide) for r in (16, 48, 63, 64, 256, 511, 512, 2048)] == [0, 0, 0, 1, 1, 1, 0, 0]
+        assert kernel._outer_hint(128, band) == 0 and kernel._outer_hint(128, edge) == 1
+        assert kernel._outer_hint(128, np.array([7])) == 1  # one entry: no band
+        assert kernel._outer_hint(128, np.array([], dtype=np.int64)) == 1
+        kernel._set_prefetch(10, 512, True, 20, 40, 5, 0)  # any nonzero is 1; band 0: none
+        assert kernel._prefetch_outer()[0] == 1 and kernel._outer_hint(128, band) == 1
+        kernel._set_prefetch(10, 512, True, 20, 40, 0)
+        assert kernel._prefetch_outer()[0] == 0
+        assert [kernel._outer_hint(r, wide) for r in (16, 64, 256, 511)] == [0, 0, 0, 0]
+        kernel._set_prefetch(10, 512)  # the CPU's choice again
+        assert kernel._outer_hint(128, wide) == kernel._prefetch_outer()[1]
+    finally:
+        kernel._set_prefetch(10, 512)
+
+
 def test_the_librarys_big_dense_arrays_start_on_a_line():
     # a dense operand made by the factories (or sr.tensor) starts on a 2 MiB page when it
     # is 4 MiB or more, so SpMM's rows of B are whole lines and take the fixed-width loops;

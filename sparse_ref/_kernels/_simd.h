@@ -57,12 +57,12 @@ static int64_t sr_prefetch_ahead_narrow = 20;  /* entries, for rows of B under 5
 static int64_t sr_prefetch_ahead_tiny = 40;  /* entries, for rows of B of 128 bytes or less */
 static int64_t sr_prefetch_bytes = 512;
 static int64_t sr_prefetch_from_line = 1;  /* 0: the old way, lines from the row's first byte */
-static int64_t sr_prefetch_outer = 0;  /* rows under 512 bytes: 1 prefetcht2, 0 prefetcht0 */
+static int64_t sr_prefetch_outer = 0;  /* rows of 64-511 bytes: 1 prefetcht2, 0 prefetcht0 */
 static int64_t sr_prefetch_band = 4096;  /* ... except rows of A spanning fewer rows of B */
 static int sr_cpu_is_amd(void);
 static void sr_set_prefetch(int64_t ahead, int64_t nbytes, int64_t from_line, int64_t ahead_narrow,
                             int64_t ahead_tiny, int64_t outer, int64_t band) {
-    sr_prefetch_outer = outer < 0 ? sr_cpu_is_amd() : outer;
+    sr_prefetch_outer = outer < 0 ? sr_cpu_is_amd() : outer != 0;
     sr_prefetch_band = band;
     sr_prefetch_ahead = ahead;
     sr_prefetch_ahead_tiny = ahead_tiny;
@@ -88,16 +88,24 @@ static int sr_cpu_is_amd(void) {
 }
 static int64_t sr_get_prefetch_outer(void) { return sr_prefetch_outer; }
 
+/* 1: the rows of B that a block of row start..end of A asks for ahead, `reach` bytes of
+ * each, are asked for with prefetcht2 (SR_PREFETCH_TO says when and why). */
+static inline int sr_outer_hint(int64_t reach, const int64_t* col, int64_t start, int64_t end) {
+    return sr_prefetch_outer && 64 <= reach && reach < 512
+           && (end - start < 2 || col[end - 1] - col[start] >= sr_prefetch_band);
+}
+
 /* SR_PREFETCH asks for a line into every level of cache (x86's prefetcht0); SR_PREFETCH_TO
- * with `outer` set asks with locality 1 (prefetcht2), for rows of B under 512 bytes
- * (SR_REACH) when sr_prefetch_outer is 1, except in a row of A whose columns span fewer
- * than sr_prefetch_band rows of B (a band, as a mesh's: its rows of B are mostly in the
- * cache already). Chosen at run time by the CPU's maker (sr_cpu_is_amd), as measured
- * (bench_levers.py "prefetch hint", kernel alone, B cached and from memory):
- * - AMD EPYC (family 25, model 17; 1 MiB L2), 2026-12-02: prefetcht2 1.13-2.24x faster on
- *   the random matrices' rows of 48 to 256 bytes, whole sr.sparse.mm calls 1.16-1.94x at
- *   k = 16 and 64 (two rows at 0.99-1.01); the Laplacian's rows 0.86-0.91x at k = 16, so a
- *   band keeps prefetcht0. So 1 on AMD.
+ * with `outer` set asks with locality 1 (prefetcht2), for rows of B of 64 to 511 bytes
+ * when sr_prefetch_outer is 1 (sr_outer_hint), except in a row of A of two or more
+ * entries whose columns span fewer than sr_prefetch_band rows of B (a band, as a mesh's:
+ * its rows of B are mostly in the cache already). Chosen at run time by the CPU's maker
+ * (sr_cpu_is_amd), as measured (bench_levers.py "prefetch hint", kernel alone, B cached
+ * and from memory):
+ * - AMD EPYC (family 25, model 17; 1 MiB L2), 2026-12-02: prefetcht2 1.14-1.84x faster on
+ *   the random matrices' rows of 64 to 256 bytes (whole sr.sparse.mm calls 0.97-1.76x);
+ *   slower on 48-byte rows (0.61-0.89x), which keep prefetcht0, and on the Laplacian's
+ *   rows (0.83-0.96x), hence the band rule (0.96-1.02x with it). So 1 on AMD.
  * - Intel Xeon (model 207; 2 MiB L2), 2026-12-02: prefetcht2 0.83-1.07x. So 0 on Intel
  *   (and on any other maker: untried).
  * One explanation, not measured here: a line asked for into L1 holds one of L1's few
@@ -144,8 +152,7 @@ static int64_t sr_get_prefetch_outer(void) { return sr_prefetch_outer; }
     int64_t reach = (j1 - j0) * (int64_t)sizeof(T);                                          \
     ahead = reach <= 128 ? sr_prefetch_ahead_tiny                                            \
             : reach < 512 ? sr_prefetch_ahead_narrow : sr_prefetch_ahead;                    \
-    int outer = sr_prefetch_outer && 64 <= reach && reach < 512                              \
-                && (end - start < 2 || col[end - 1] - col[start] >= sr_prefetch_band);           \
+    int outer = sr_outer_hint(reach, col, start, end);                                       \
     if (reach > sr_prefetch_bytes) reach = sr_prefetch_bytes;                                \
     span = (reach + 63) / 64
 

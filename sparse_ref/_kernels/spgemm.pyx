@@ -158,7 +158,13 @@ cdef inline idx_t row_chunk(idx_t nrows, int n_workers, idx_t a_nnz, idx_t b_nnz
     if chunk_products <= 0 or nrows <= 0 or b_rows <= 0:
         return base
     per_row = max(1.0, (<double>a_nnz / <double>nrows) * (<double>b_nnz / <double>b_rows))
-    return max(base, min(<idx_t>(chunk_products / per_row), nrows // (16 * <idx_t>max(n_workers, 1))))
+    return max(base, min(<idx_t>min(chunk_products / per_row, <double>nrows),
+                         nrows // (16 * <idx_t>max(n_workers, 1))))
+
+
+def _row_chunk(idx_t nrows, int n_workers, idx_t a_nnz, idx_t b_nnz, idx_t b_rows):
+    """Test hook: the rows per chunk of both passes for these sizes."""
+    return row_chunk(nrows, n_workers, a_nnz, b_nnz, b_rows)
 
 
 def _set_tag_limit(idx_t limit):
@@ -175,20 +181,22 @@ def _set_tag_limit(idx_t limit):
 # A variable for the tuning hook _set_prefetch (0: no prefetch).
 cdef idx_t prefetch_ahead = 8
 
-# A row of A whose columns span fewer than prefetch_band rows of B (a band: a mesh or
-# stencil matrix) is not prefetched for: the rows of B it reaches are those its neighbours
-# reached, still in the cache, plus one more at the band's leading edge, in the order the
-# hardware prefetcher follows by itself; the prefetch instructions and the loads of the
-# indices ahead are then only work. A wider row keeps the prefetch (its rows of B are at
-# random). The same products in the same order: the same bits. Tuning hook
+# A row of A of two or more entries whose columns span fewer than prefetch_band rows of B
+# (a band: a mesh or stencil matrix) is not prefetched for: the rows of B it reaches are
+# those its neighbours reached, still in the cache, plus one more at the band's leading
+# edge, in the order the hardware prefetcher follows by itself; the prefetch instructions
+# and the loads of the indices ahead are then only work. A wider row, or a row of one
+# entry (which says nothing of its neighbours), keeps the prefetch. The same products in
+# the same order: the same bits. Tuning hook
 # _set_prefetch_band (0: every row prefetched, as before). Measured: bench_levers.py
 # "spgemm band prefetch".
 cdef idx_t prefetch_band = 4096
 
 
 def _set_prefetch_band(idx_t rows):
-    """Tuning hook (not part of the kernel interface): rows of A whose columns span fewer
-    than ``rows`` rows of B skip the prefetch (0: none skips); returns the previous value."""
+    """Tuning hook (not part of the kernel interface): rows of A of two or more entries whose
+    columns span fewer than ``rows`` rows of B skip the prefetch (0: none skips); returns
+    the previous value."""
     global prefetch_band
     previous = prefetch_band
     prefetch_band = max(rows, 0)
@@ -197,7 +205,7 @@ def _set_prefetch_band(idx_t rows):
 
 cdef inline idx_t row_ahead(const idx_t* a_col, idx_t start, idx_t end) noexcept nogil:
     """How far ahead a row of A prefetches: 0 for a band row (prefetch_band)."""
-    if end > start and a_col[end - 1] - a_col[start] < prefetch_band:
+    if end - start >= 2 and a_col[end - 1] - a_col[start] < prefetch_band:
         return 0
     return prefetch_ahead
 

@@ -39,6 +39,7 @@ cdef extern from "_simd.h":
                                              idx_t outer, idx_t band) noexcept nogil
     int cpu_is_amd "sr_cpu_is_amd"() noexcept nogil
     idx_t get_prefetch_outer "sr_get_prefetch_outer"() noexcept nogil
+    int outer_hint "sr_outer_hint"(idx_t reach, const idx_t* col, idx_t start, idx_t end) noexcept nogil
 
 include "_simd.pxi"
 
@@ -62,6 +63,13 @@ def _prefetch_outer():
     """Test hook: (the hint in use, this CPU's default): 1 when the float rows ask for
     narrow rows of B with prefetcht2, 0 for prefetcht0."""
     return get_prefetch_outer(), cpu_is_amd()
+
+
+def _outer_hint(idx_t reach, const idx_t[::1] row_cols):
+    """Test hook: 1 when a row of A with these columns asks for ``reach`` bytes of each
+    row of B with prefetcht2 under the current settings, else 0."""
+    cdef idx_t dummy = 0
+    return outer_hint(reach, &row_cols[0] if row_cols.shape[0] > 0 else &dummy, 0, row_cols.shape[0])
 
 
 _set_prefetch(10, 512)  # the defaults, with this CPU's choice of hint
