@@ -191,7 +191,7 @@ def cpu_slug() -> str:
 def save(name: str, payload: dict) -> Path:
     """Write ``results/<cpu>/<name>.json``: one folder per CPU model, so a run on one
     machine never overwrites another's. (The files directly in ``results/`` are the first
-    runs, on an AMD EPYC, which the docs' plots read.)"""
+    runs, on an AMD EPYC on 2026-11-26.)"""
     folder = RESULTS / cpu_slug()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"

@@ -162,8 +162,9 @@ def machines(results: Path):
         if caches.get("L2"):
             label += f", L2 {caches['L2']}"
         label += f" ({first.get('date', '?')})"
-        found.append((label, runs))
-    return found
+        found.append((first.get("date", ""), label, runs))
+    # by date (a folder's name says which CPU, not when: "amd-..." sorts before "intel-...")
+    return [(label, runs) for _, label, runs in sorted(found, key=lambda f: f[0])]
 
 
 def _table(header, body, widths):
