@@ -753,6 +753,33 @@ def spgemm_dense(repeat, record, quick=False):
         SPGEMM._set_dense_limit(*default)
 
 
+def spgemm_hook_ab(repeat, record, quick, lever, hook, variants, kept, suffix=""):
+    """SpGEMM's symbolic and numeric passes (kernel alone, 2 threads) on the three
+    matrices, and the Laplacian's whole ``sr.sparse.mm(A, A)``, under each of ``variants``
+    ({label: the value given to the tuning ``hook`` before each call}), interleaved."""
+    import sparse_ref as sr
+
+    for name in ("laplacian", "uniform", "powerlaw"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+        a = sr.from_scipy(m).to_sparse()
+        calls = {
+            "symbolic pass": lambda: SPGEMM.spgemm_symbolic(crow, col, crow, col, n, np.empty_like(out_crow), THREADS),
+            "numeric pass": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col,
+                                                          out_val, THREADS)}
+        if name == "laplacian":
+            calls["sr.sparse.mm(A, A)"] = lambda: sr.sparse.mm(a, a)
+        reps = repeat if out_col.shape[0] < 10_000_000 else max(repeat // 2, 3)
+        for what, call in calls.items():
+            def run(value, call=call):
+                def f():
+                    hook(value)
+                    call()
+                return f
+            medians = interleaved({label: run(value) for label, value in variants.items()}, reps)
+            record(lever, f"spgemm {name} {what}{suffix}", medians, kept)
+
+
 def spgemm_chunks(repeat, record, quick=False):
     """SpGEMM's two passes, kernel alone, 2 threads, with chunks of rows of about 102,400
     products by the average row (the default: 4096 rows on the Laplacian, 1024 as before
@@ -771,28 +798,9 @@ def spgemm_chunks(repeat, record, quick=False):
         for busy in (False, True):
             spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
             try:
-                for name in ("laplacian", "uniform", "powerlaw"):
-                    m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
-                    crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
-                    a = sr.from_scipy(m).to_sparse()
-                    calls = {
-                        "symbolic pass": lambda: SPGEMM.spgemm_symbolic(crow, col, crow, col, n,
-                                                                        np.empty_like(out_crow), THREADS),
-                        "numeric pass": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow,
-                                                                      out_col, out_val, THREADS)}
-                    if name == "laplacian":
-                        calls["sr.sparse.mm(A, A)"] = lambda: sr.sparse.mm(a, a)
-                    reps = repeat if out_col.shape[0] < 10_000_000 else max(repeat // 2, 3)
-                    for what, call in calls.items():
-                        def run(products, call=call):
-                            def f():
-                                SPGEMM._set_chunk_products(products)
-                                call()
-                            return f
-                        medians = interleaved({"1024 rows at most": run(0), "about 102,400 products": run(default)},
-                                              reps)
-                        record("spgemm chunks", f"spgemm {name} {what}{', one core busy' if busy else ''}", medians,
-                               "about 102,400 products")
+                spgemm_hook_ab(repeat, record, quick, "spgemm chunks", SPGEMM._set_chunk_products,
+                               {"1024 rows at most": 0, "about 102,400 products": default}, "about 102,400 products",
+                               ", one core busy" if busy else "")
             finally:
                 if spinner is not None:
                     spinner.kill()
@@ -860,37 +868,19 @@ def prefetch_hint(repeat, record, quick=False):
 
 
 def spgemm_band_prefetch(repeat, record, quick=False):
-    """SpGEMM's two passes, kernel alone, 2 threads, with band rows of A (columns spanning
-    fewer than 4096 rows of B) not prefetching (the default) against every row prefetching
-    (``spgemm._set_prefetch_band(0)``, as before); the Laplacian's whole
-    ``sr.sparse.mm(A, A)`` too. The random matrices' rows are wide: the same code in both
-    variants (controls)."""
+    """SpGEMM's two passes, kernel alone, 2 threads, with band rows of A (two or more
+    entries, columns spanning fewer than 4096 rows of B) not prefetching (the default)
+    against every row prefetching (``spgemm._set_prefetch_band(0)``, as before); the
+    Laplacian's whole ``sr.sparse.mm(A, A)`` too. The random matrices' rows are wide (or
+    of one entry): the same code in both variants (controls)."""
     import sparse_ref as sr
 
     sr.set_num_threads(THREADS)
     default = SPGEMM._set_prefetch_band(0)
     SPGEMM._set_prefetch_band(default)
     try:
-        for name in ("laplacian", "uniform", "powerlaw"):
-            m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
-            crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
-            a = sr.from_scipy(m).to_sparse()
-            calls = {
-                "symbolic pass": lambda: SPGEMM.spgemm_symbolic(crow, col, crow, col, n, np.empty_like(out_crow),
-                                                                THREADS),
-                "numeric pass": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, out_crow, out_col,
-                                                              out_val, THREADS)}
-            if name == "laplacian":
-                calls["sr.sparse.mm(A, A)"] = lambda: sr.sparse.mm(a, a)
-            reps = repeat if out_col.shape[0] < 10_000_000 else max(repeat // 2, 3)
-            for what, call in calls.items():
-                def run(band, call=call):
-                    def f():
-                        SPGEMM._set_prefetch_band(band)
-                        call()
-                    return f
-                medians = interleaved({"every row prefetched": run(0), "band rows not": run(default)}, reps)
-                record("spgemm band prefetch", f"spgemm {name} {what}", medians, "band rows not")
+        spgemm_hook_ab(repeat, record, quick, "spgemm band prefetch", SPGEMM._set_prefetch_band,
+                       {"every row prefetched": 0, "band rows not": default}, "band rows not")
     finally:
         SPGEMM._set_prefetch_band(default)
 
