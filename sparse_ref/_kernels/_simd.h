@@ -90,9 +90,15 @@ static int64_t sr_get_prefetch_outer(void) { return sr_prefetch_outer; }
 
 /* 1: the rows of B that a block of row start..end of A asks for ahead, `reach` bytes of
  * each, are asked for with prefetcht2 (SR_PREFETCH_TO says when and why). */
+/* 1 when row start..end of A (sorted columns) is a band: two or more entries whose
+ * columns span fewer than `band` rows of B, whose rows its neighbours reached too (a
+ * mesh's, a stencil's). SpMM's hint and SpGEMM's prefetch (spgemm.pyx) both ask. */
+static inline int sr_band_row(const int64_t* col, int64_t start, int64_t end, int64_t band) {
+    return end - start >= 2 && col[end - 1] - col[start] < band;
+}
+
 static inline int sr_outer_hint(int64_t reach, const int64_t* col, int64_t start, int64_t end) {
-    return sr_prefetch_outer && 64 <= reach && reach < 512
-           && (end - start < 2 || col[end - 1] - col[start] >= sr_prefetch_band);
+    return sr_prefetch_outer && 64 <= reach && reach < 512 && !sr_band_row(col, start, end, sr_prefetch_band);
 }
 
 /* SR_PREFETCH asks for a line into every level of cache (x86's prefetcht0); SR_PREFETCH_TO

@@ -29,6 +29,7 @@ cdef extern from "_simd.h":
     void stream_8 "sr_stream_8"(void* p, const void* v) noexcept nogil
     void stream_4 "sr_stream_4"(void* p, const void* v) noexcept nogil
     void store_fence "sr_store_fence"() noexcept nogil
+    bint band_row "sr_band_row"(const idx_t* col, idx_t start, idx_t end, idx_t band) noexcept nogil
 
 include "_simd.pxi"
 
@@ -137,7 +138,7 @@ cdef idx_t tag_limit = 2147483647  # INT32_MAX
 # of 1024), which the previous chunk, on another core, had in its cache. The same bits
 # either way (a row's work is the same whichever thread does it). Measured (bench_levers.py
 # "spgemm chunks", AMD EPYC, 2 threads): the Laplacian's numeric pass 1.04-1.07x, with a
-# core busy 1.04x; chunks of 1/16 of a share on the random matrices lost (0.88-0.93x with
+# core busy 0.99-1.04x; chunks of 1/16 of a share on the random matrices lost (0.88-0.93x with
 # a core busy), so they keep theirs. Tuning hook _set_chunk_products (0: the other
 # kernels' chunk, as before).
 cdef idx_t chunk_products = 102400
@@ -186,8 +187,8 @@ cdef idx_t prefetch_ahead = 8
 # those its neighbours reached, still in the cache, plus one more at the band's leading
 # edge, in the order the hardware prefetcher follows by itself; the prefetch instructions
 # and the loads of the indices ahead are then only work. A wider row, or a row of one
-# entry (which says nothing of its neighbours), keeps the prefetch. The same products in
-# the same order: the same bits. Tuning hook
+# entry (which says nothing of its neighbours), keeps the prefetch (sr_band_row in _simd.h,
+# SpMM's rule too). The same products in the same order: the same bits. Tuning hook
 # _set_prefetch_band (0: every row prefetched, as before). Measured: bench_levers.py
 # "spgemm band prefetch".
 cdef idx_t prefetch_band = 4096
@@ -205,9 +206,7 @@ def _set_prefetch_band(idx_t rows):
 
 cdef inline idx_t row_ahead(const idx_t* a_col, idx_t start, idx_t end) noexcept nogil:
     """How far ahead a row of A prefetches: 0 for a band row (prefetch_band)."""
-    if end - start >= 2 and a_col[end - 1] - a_col[start] < prefetch_band:
-        return 0
-    return prefetch_ahead
+    return 0 if band_row(a_col, start, end, prefetch_band) else prefetch_ahead
 
 
 def _set_prefetch(idx_t ahead):

@@ -51,10 +51,10 @@ def _set_prefetch(idx_t ahead, idx_t nbytes, bint from_line=True, idx_t ahead_na
     ``ahead_tiny`` for rows of 128 bytes or less), every cache line its first ``nbytes``
     touch; defaults 10, 20, 40 and 512. ``from_line=False`` asks for lines from the row's
     first byte on instead, as before (one line short when a row does not start on a
-    line). ``outer=1`` asks for the lines of rows under 512 bytes with locality 1 (x86's
-    prefetcht2) instead of into every level of cache (prefetcht0, ``outer=0``), except
-    in rows of A whose columns span fewer than ``band`` rows of B; ``outer=-1``, the
-    default: 1 on an AMD CPU, else 0 (_simd.h says why)."""
+    line). ``outer=1`` asks for the lines of rows of B of 64 to 511 bytes with locality 1
+    (x86's prefetcht2) instead of into every level of cache (prefetcht0, ``outer=0``),
+    except in rows of A of two or more entries whose columns span fewer than ``band``
+    rows of B; ``outer=-1``, the default: 1 on an AMD CPU, else 0 (_simd.h says why)."""
     simd_set_prefetch(max(ahead, 1), max(nbytes, 0), from_line, max(ahead_narrow, 1), max(ahead_tiny, 1),
                       outer, max(band, 0))
 
