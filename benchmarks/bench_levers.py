@@ -353,7 +353,8 @@ def main():
                                            "streaming stores", "narrow tails", "fixed widths",
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
                                            "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
-                                           "spgemm band prefetch", "prefetch hint", "spgemm chunks"],
+                                           "spgemm band prefetch", "prefetch hint", "spgemm chunks",
+                                           "spgemm one pass"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -966,6 +967,64 @@ def dynamic_schedule(repeat, record, quick=False, old=None, since=None):
                 spinner.wait()
 
 
+def spgemm_one_pass(repeat, record, quick=False):
+    """SpGEMM's two passes (symbolic, then numeric into the exact output) against one pass
+    (``spgemm_onepass``: each chunk of rows packed in its thread's own buffer and copied to
+    its place once the chunks before it are counted, by a look-back; no symbolic pass),
+    kernels only, on 2 threads and on 1, interleaved, the outputs preallocated (the bound's
+    length for one pass); then whole ``sr.sparse.mm(A, A)`` calls (COO and CSR), one pass
+    against two (``_products._set_one_pass``), on a quiet machine and with another process
+    spinning on one core."""
+    import subprocess
+    import sys
+
+    import sparse_ref as sr
+    from sparse_ref import _products
+
+    sr.set_num_threads(THREADS)
+    for name in ("laplacian", "uniform", "powerlaw"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+        flops = np.empty(n, np.int64)
+        SPGEMM.spgemm_bounds(crow, col, crow, flops, np.empty(n, np.int64), THREADS)
+        upper = int(flops.sum())
+        room_col, room_val = np.zeros(upper, np.int64), np.zeros(upper)
+        size = f"{out_col.shape[0] * 16 / 1e6:.0f} MB output, bound {upper / out_col.shape[0]:.2f}x"
+        reps = repeat if name == "laplacian" else max(repeat // 3, 3)
+        for threads in (THREADS, 1):
+            def two(threads=threads):
+                c = np.empty(n + 1, np.int64)
+                SPGEMM.spgemm_symbolic(crow, col, crow, col, n, c, threads)
+                SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n, c, out_col, out_val, threads)
+
+            def one(threads=threads):
+                SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, np.empty(n + 1, np.int64), room_col,
+                                      room_val, threads)
+            record("spgemm one pass", f"spgemm {name} kernels, {threads} thread(s) ({size})",
+                   interleaved({"two passes": two, "one pass": one}, reps), "one pass")
+        del room_col, room_val
+        a = sr.from_scipy(m)
+        for fmt, x in (("COO", a.to_sparse()), ("CSR", a)):
+            for busy in (False, True):
+                spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+
+                def run(on, x=x):
+                    def f():
+                        previous = _products._set_one_pass(on)
+                        try:
+                            sr.sparse.mm(x, x)
+                        finally:
+                            _products._set_one_pass(previous)
+                    return f
+                try:
+                    record("spgemm one pass", f"spgemm {name} sr.sparse.mm(A, A) ({fmt}){', one core busy' if busy else ''}",
+                           interleaved({"two passes": run(False), "one pass": run(True)}, reps), "one pass")
+                finally:
+                    if spinner is not None:
+                        spinner.kill()
+                        spinner.wait()
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -987,7 +1046,8 @@ def only(args):
               "coalesce ranks": coalesce_ranks, "spgemm dense accumulator": spgemm_dense,
               "spgemm band prefetch": spgemm_band_prefetch, "prefetch hint": prefetch_hint,
               "spgemm chunks": spgemm_chunks,
-              "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since)}
+              "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since),
+              "spgemm one pass": spgemm_one_pass}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

@@ -56,6 +56,8 @@ INTERFACE = {
         "spgemm_symbolic": ("a_crow", "a_col", "b_crow", "b_col", "ncols", "out_crow", "n_threads"),
         "spgemm_numeric": ("a_crow", "a_col", "a_val", "b_crow", "b_col", "b_val", "ncols", "crow",
                            "out_col", "out_val", "n_threads"),
+        "spgemm_onepass": ("a_crow", "a_col", "a_val", "b_crow", "b_col", "b_val", "ncols", "out_crow",
+                           "out_col", "out_val", "n_threads"),
         "spgemm_masked": ("p_row", "p_col", "x_crow", "x_col", "x_val", "y_crow", "y_col", "y_val", "out",
                           "n_threads"),
     },
@@ -64,6 +66,12 @@ INTERFACE = {
         "spmm_reduce": ("a_crow", "a_col", "a_val", "b", "reduce", "out", "out_arg", "n_threads"),
     },
 }
+
+
+# Kernels a backend may leave out, "module.function": the ops then reach the same result
+# another way, on the backend's own kernels (SpGEMM without spgemm_onepass: its two passes,
+# spgemm_symbolic then spgemm_numeric). Nothing is taken from a fallback for them.
+OPTIONAL = ("spgemm.spgemm_onepass",)
 
 
 class BackendError(ImportError):
@@ -338,6 +346,8 @@ class Backend:
             table = {}
             for fname in functions:
                 f = getattr(own, fname, None) if own is not None else None
+                if f is None and f"{name}.{fname}" in OPTIONAL:
+                    continue  # the ops take the other way, on this package's kernels
                 if f is None:
                     f = getattr(self.fallback.module(name), fname)
                     taken.append(f"{name}.{fname}")
@@ -353,11 +363,12 @@ class Backend:
 
 def interface_problems(module, name: str, missing_ok: bool = False) -> list:
     """What keeps ``module`` from being the kernel module ``name`` of :data:`INTERFACE`
-    (with ``missing_ok``, a missing function is not a problem: it falls back)."""
+    (with ``missing_ok``, a missing function is not a problem: it falls back; an
+    :data:`OPTIONAL` one never is)."""
     problems = []
     for fname, params in INTERFACE[name].items():
         f = getattr(module, fname, None)
-        if f is None and missing_ok:
+        if f is None and (missing_ok or f"{name}.{fname}" in OPTIONAL):
             continue
         if not callable(f):
             problems.append(f"{name}.{fname} is missing")
@@ -397,7 +408,9 @@ def register_backend(name: str, package) -> Backend:
     names and parameters of :mod:`sparse_ref.reference` (``coalesce.coalesce``,
     ``spmm.spmm``, ...). What it lacks -- a whole module or one function -- falls back to
     the reference, and the fallback is visible: a warning names it, and the returned
-    backend lists it in ``fallbacks``. A function with other parameters is refused. A
+    backend lists it in ``fallbacks``; an optional kernel it lacks (:data:`OPTIONAL`,
+    ``spgemm.spgemm_onepass``) is not taken from the reference: the ops then run on its
+    other kernels. A function with other parameters is refused. A
     name may be registered again (say, after the student edited the package: its Python
     files are imported anew; a compiled module, such as a built Cython kernel, stays the
     one first imported: check a rebuilt one in a new Python process, as

@@ -89,6 +89,15 @@ def gib(n: float) -> str:
 CHECK_ABOVE = 64 << 20
 
 
+def fits(nbytes: int) -> bool:
+    """Whether ``nbytes`` can be had now (True when that is unknown): the question of
+    :func:`check_fits`, for a caller with another way to go."""
+    if nbytes <= CHECK_ABOVE:
+        return True
+    room = available_bytes()
+    return room is None or nbytes <= room
+
+
 def check_fits(nbytes: int, what: str) -> None:
     """Raise MemoryError, naming ``what`` and both sizes, if ``nbytes`` cannot be had."""
     if nbytes <= CHECK_ABOVE:

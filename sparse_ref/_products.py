@@ -12,7 +12,7 @@ import numpy as np
 from sparse_ref import _precision
 from sparse_ref._backend import kernel_module
 from sparse_ref._formats import renamed_keys
-from sparse_ref._memory import check_fits, empty
+from sparse_ref._memory import check_fits, empty, fits
 from sparse_ref._threads import effective_n_threads
 
 I64 = np.int64
@@ -131,6 +131,53 @@ def spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, n_threads=None, 
     return crow
 
 
+# SpGEMM in one pass (spgemm_onepass: no symbolic pass, the output allocated as long as
+# the bound on its entries) when the backend has that kernel and the bound fits in memory.
+# Measured (bench_levers.py "spgemm one pass"; docs/algorithms/spgemm.rst).
+_one_pass = True
+
+
+def _set_one_pass(on: bool) -> bool:
+    """Tuning hook for benchmarks and tests (not public API): let SpGEMM run in one pass
+    where it can (the default) or always in two; returns the previous setting."""
+    global _one_pass
+    previous, _one_pass = _one_pass, bool(on)
+    return previous
+
+
+def _onepass_kernel(k, upper: int, dtype, max_nnz):
+    """The backend's ``spgemm_onepass`` if this product may take it, else None: no
+    ``max_nnz`` (whose refusal needs the exact count before the output is allocated), and
+    output arrays as long as the bound ``upper`` fit in memory (the pages past the result
+    are not touched, but they must be there to be had)."""
+    onepass = getattr(k, "spgemm_onepass", None)  # an optional kernel (_backend.OPTIONAL)
+    if onepass is None or not _one_pass or max_nnz is not None:
+        return None
+    return onepass if fits(upper * _entry_bytes(dtype)) else None
+
+
+def _spgemm_onepass(onepass, a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, flops, upper, nt, rows):
+    """Both passes in one (``_onepass_kernel``): C's arrays are the first nnz entries of
+    arrays as long as the bound ``upper``; returns them as :func:`spgemm` does."""
+    nrows = a_crow.shape[0] - 1
+    buf = empty((1 if rows is None else 2, upper), I64)
+    out_val = empty(upper, a_val.dtype)
+    crow = np.empty(nrows + 1, dtype=I64)
+    chunks = _chunks(nrows, flops, ncols * nt, upper)
+    if len(chunks) == 1:
+        onepass(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, buf[-1], out_val, nt)
+    else:  # chunk after chunk, each packed after the last
+        crow[0] = 0
+        for r0, r1 in chunks:
+            part = np.empty(r1 - r0 + 1, dtype=I64)
+            at = int(crow[r0])
+            onepass(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols, part, buf[-1, at:],
+                    out_val[at:], nt)
+            crow[r0 + 1:r1 + 1] = part[1:] + at
+    nnz = int(crow[nrows])
+    return buf[:, :nnz], out_val[:nnz], crow
+
+
 def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, max_nnz=None,
            rows: bool = True):
     """``C = A @ B`` for CSR arrays; returns C's COO ``(indices, val)`` (rows sorted, then
@@ -150,6 +197,10 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     in rows than A in entries) skips the per-row bounds: one chunk of work, whose
     symbolic pass takes milliseconds before the exact count is checked.
 
+    Where the backend has ``spgemm_onepass`` and arrays as long as the bound (C's
+    products) fit in memory, the symbolic pass is skipped: C's arrays are then the first
+    nnz entries of arrays of that length (the pages past them are not touched).
+
     The kernels keep one slot per column of B and thread: with very many columns, the
     columns that occur are numbered first (order-preserving) and named back after."""
     k = kernel_module("spgemm")
@@ -164,15 +215,20 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
         _refuse(lower, a_val.dtype, max_nnz, "at least")
     nt = effective_n_threads(n_threads, work=a_col.shape[0] + b_col.shape[0])
     b_col, ncols, names = renamed_keys(b_col, ncols)
-    crow = spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, nt, upper)
-    nnz = int(crow[nrows])
-    if nnz > lower:
-        _refuse(nnz, a_val.dtype, max_nnz, "exactly")
-    indices = empty((1 if rows is None else 2, nnz), I64)
-    out_val = empty(nnz, a_val.dtype)
-    for r0, r1 in _chunks(nrows, flops, ncols * nt, upper):
-        k.spgemm_numeric(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols,
-                         crow[r0:r1 + 1], indices[-1], out_val, nt)
+    onepass = _onepass_kernel(k, upper, a_val.dtype, max_nnz)
+    if onepass is not None:
+        indices, out_val, crow = _spgemm_onepass(onepass, a_crow, a_col, a_val, b_crow, b_col, b_val, ncols,
+                                                 flops, upper, nt, rows)
+    else:
+        crow = spgemm_symbolic(a_crow, a_col, b_crow, b_col, ncols, flops, nt, upper)
+        nnz = int(crow[nrows])
+        if nnz > lower:
+            _refuse(nnz, a_val.dtype, max_nnz, "exactly")
+        indices = empty((1 if rows is None else 2, nnz), I64)
+        out_val = empty(nnz, a_val.dtype)
+        for r0, r1 in _chunks(nrows, flops, ncols * nt, upper):
+            k.spgemm_numeric(a_crow[r0:r1 + 1], a_col, a_val, b_crow, b_col, b_val, ncols,
+                             crow[r0:r1 + 1], indices[-1], out_val, nt)
     if rows:
         kernel_module("convert").csr_to_coo(crow, indices[0], nt)
     if names is not None:

@@ -597,15 +597,10 @@ def test_spgemm_tag_resets_keep_the_result(rng, limit):
         kernel._set_tag_limit(2**31 - 1)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64, np.int32])
-def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
-    # The numeric pass keeps the sums of a row whose columns lie close together in a dense
-    # array, one per column of B, and those of a row spread wide in its short list of
-    # slots; both share the "new column?" stamps, row after row on one thread. Rows of
-    # both kinds (a band, and random rows of B), empty rows, stamps restarting mid-matrix,
-    # 1-3 threads: the reference's columns and bits with the dense array never (with and
-    # without finding the spans first), as by default, and for every row (any span).
-    from sparse_ref._kernels import spgemm as fast
+def _band_and_random_spgemm(dtype):
+    """A @ B whose rows of C are of both kinds: a band (columns close together) and random
+    rows of B; empty rows; a band row of C longer than 128. Returns A and B as CSR, B's
+    columns, and the reference's row pointers, columns and values of C."""
     from sparse_ref.reference import spgemm as slow
     from test_simd import spgemm_values
 
@@ -628,6 +623,22 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
     nnz = int(out_crow[-1])
     want_col, want_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
     slow.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, want_col, want_val)
+    return (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64, np.int32])
+def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
+    # The numeric pass keeps the sums of a row whose columns lie close together in a dense
+    # array, one per column of B, and those of a row spread wide in its short list of
+    # slots; both share the "new column?" stamps, row after row on one thread. Rows of
+    # both kinds (a band, and random rows of B), empty rows, stamps restarting mid-matrix,
+    # 1-3 threads: the reference's columns and bits with the dense array never (with and
+    # without finding the spans first), as by default, and for every row (any span).
+    from sparse_ref._kernels import spgemm as fast
+
+    (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val) = \
+        _band_and_random_spgemm(dtype)
+    nrows, k_rows, nnz = crow.shape[0] - 1, b_crow.shape[0] - 1, want_col.shape[0]
     spans = [want_col[out_crow[i + 1] - 1] - want_col[out_crow[i]] for i in range(nrows) if out_crow[i + 1] > out_crow[i]]
     assert min(spans) * 16 < 32 << 10 <= max(spans) * 4  # narrow and wide rows, every value type
     lengths = np.diff(out_crow)
@@ -723,6 +734,132 @@ def test_spgemm_chunks_of_rows_change_no_bit():
                 assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), (products, threads)
         finally:
             fast._set_chunk_products(default)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64])
+def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
+    # One pass: each chunk of rows packed in its thread's buffer, then copied to where the
+    # chunks before it end (a look-back over their counts). The two passes' row pointers,
+    # columns and bits, for 1-4 threads, chunks of 1 to 64 rows (many chunks, so threads
+    # wait on one another), stamps restarting every few rows, both accumulators, into
+    # arrays as long as the products and into arrays of exactly nnz(C); the entries past
+    # C are left as they were. The reference's one pass gives them too.
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref.reference import spgemm as slow
+
+    (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val) = \
+        _band_and_random_spgemm(dtype)
+    nrows, nnz = crow.shape[0] - 1, want_col.shape[0]
+    flops = np.empty(nrows, np.int64)
+    slow.spgemm_bounds(crow, col, b_crow, flops, np.empty(nrows, np.int64))
+    upper = int(flops.sum())
+    assert upper > nnz + 40  # room to spare
+    dense, chunk = fast._set_dense_limit(4 << 20), fast._set_chunk_products(0)
+    try:
+        for module, limits in ((slow, None), (fast, (-1, 32 << 10, True)), (fast, (4 << 20, 32 << 10, True))):
+            if limits is not None:
+                fast._set_dense_limit(*limits)
+            for room in (upper, nnz):
+                for tags in ((int(flops.max()) + 40, 2**31 - 1) if module is fast else (None,)):
+                    if tags is not None:
+                        fast._set_tag_limit(tags)
+                    for threads in ((1, 2, 3, 4) if module is fast else (1,)):
+                        for products in ((0, 1, 64 * 25) if module is fast else (0,)):
+                            fast._set_chunk_products(products)  # 0: chunks of nrows // (64 threads)
+                            got_crow = np.full(nrows + 1, -1, np.int64)
+                            got_col, got_val = np.full(room + 3, -7, np.int64), np.full(room + 3, 5, dtype)
+                            module.spgemm_onepass(crow, col, a_val, b_crow, b_col, b_val, ncols, got_crow,
+                                                  got_col[:room], got_val[:room], threads)
+                            where = (module.__name__, limits, room, tags, threads, products)
+                            assert np.array_equal(got_crow, out_crow), where
+                            assert np.array_equal(got_col[:nnz], want_col), where
+                            assert np.array_equal(got_val[:nnz].view(np.uint8), want_val.view(np.uint8)), where
+                            assert (got_col[room:] == -7).all() and (got_val[room:] == 5).all(), where
+    finally:
+        fast._set_dense_limit(*dense)
+        fast._set_chunk_products(chunk)
+        fast._set_tag_limit(2**31 - 1)
+
+
+def test_spgemm_onepass_refuses_output_arrays_shorter_than_c():
+    # Room for nnz(C) - 1 entries: both twins raise, naming both sizes, and write nothing
+    # past the arrays they were given (the kernel copies a chunk only where it fits).
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref.reference import spgemm as slow
+
+    (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val) = \
+        _band_and_random_spgemm(np.float64)
+    nnz = want_col.shape[0]
+    chunk = fast._set_chunk_products(0)
+    try:
+        for module, threads in ((slow, 1), (fast, 1), (fast, 2), (fast, 4)):
+            got_col, got_val = np.full(nnz + 2, -7, np.int64), np.full(nnz + 2, 5.0)
+            with pytest.raises(ValueError, match=f"spgemm_onepass: the output arrays hold {nnz - 1} entries"):
+                module.spgemm_onepass(crow, col, a_val, b_crow, b_col, b_val, ncols,
+                                      np.empty(crow.shape[0], np.int64), got_col[:nnz - 1], got_val[:nnz - 1],
+                                      threads)
+            assert (got_col[nnz - 1:] == -7).all() and (got_val[nnz - 1:] == 5.0).all(), (module.__name__, threads)
+    finally:
+        fast._set_chunk_products(chunk)
+
+
+def test_spgemm_onepass_of_no_products_gives_empty_rows():
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref.reference import spgemm as slow
+
+    crow, col = np.array([0, 1, 1, 2], np.int64), np.array([0, 1], np.int64)
+    b_crow = np.zeros(3, np.int64)  # B (2 x 4) has no entries
+    for module in (slow, fast):
+        got = np.full(4, -1, np.int64)
+        module.spgemm_onepass(crow, col, np.ones(2), b_crow, np.empty(0, np.int64), np.empty(0), 4,
+                              got, np.empty(0, np.int64), np.empty(0), 2)
+        assert got.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("fmt", ["coo", "csr"])
+def test_sparse_mm_in_one_pass_and_in_two_gives_the_same_tensor(fmt, monkeypatch):
+    # sr.sparse.mm takes one pass when the bound fits in memory, two when it does not (or
+    # when told); chunks of the rows (a small CHUNK_WORK) pack one after another. Every way
+    # gives the same indices and bits, and the gradients do not notice.
+    from sparse_ref import _products
+
+    rng = np.random.default_rng(5)
+    a_np = rng.standard_normal((60, 50)) * (rng.random((60, 50)) < 0.15)
+    b_np = rng.standard_normal((50, 70)) * (rng.random((50, 70)) < 0.15)
+    convert = (lambda t: t.to_sparse_csr()) if fmt == "csr" else (lambda t: t)
+    used = []
+    monkeypatch.setattr(_products, "_small_product", lambda *args: None)  # per-row bounds: one pass may run
+
+    def spy(k, *args):
+        found = _products_onepass(k, *args)
+        used.append(found is not None)
+        return found
+
+    _products_onepass = _products._onepass_kernel
+    monkeypatch.setattr(_products, "_onepass_kernel", spy)
+    results = []
+    for one_pass, room, chunk in ((True, True, 1 << 24), (True, True, 40), (True, False, 1 << 24),
+                                  (False, True, 1 << 24)):
+        previous = _products._set_one_pass(one_pass)
+        monkeypatch.setattr(_products, "fits", lambda nbytes, room=room: room)
+        monkeypatch.setattr(_products, "CHUNK_WORK", chunk)
+        try:
+            a = convert(sr.tensor(a_np).to_sparse()).requires_grad_(True)
+            b = convert(sr.tensor(b_np).to_sparse()).requires_grad_(True)
+            c = sr.sparse.mm(a, b)
+            c.sum().backward()
+        finally:
+            _products._set_one_pass(previous)
+        pattern = ((c.crow_indices(), c.col_indices()) if fmt == "csr" else (c.indices(),))
+        c = c.detach()
+        results.append(tuple(t.numpy().copy() for t in pattern) +
+                       (c.values().numpy().copy(), c.to_dense().numpy(), a.grad.to_dense().numpy(),
+                        b.grad.to_dense().numpy()))
+    assert used == [True, True, False, False]
+    for got in results[1:]:
+        for x, y in zip(results[0], got):
+            assert x.shape == y.shape and np.array_equal(x.view(np.uint8), y.view(np.uint8))
+    np.testing.assert_allclose(results[0][-3], a_np @ b_np, rtol=1e-12, atol=1e-12)
 
 
 # -- a sparse product's COO row indices: written from its row pointers on first use ----------

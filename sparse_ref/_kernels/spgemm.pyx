@@ -7,14 +7,15 @@ Typed twin of ``sparse_ref/reference/spgemm.py``.
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, uint64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy
 
 from sparse_ref._kernels._arith cimport mul
 from sparse_ref._kernels._openmp cimport omp_get_thread_num
 from sparse_ref._kernels._sort cimport merge_runs, sort_keys
 from sparse_ref._kernels._types cimport dynamic_chunk, idx_t, prefetch, thread_stride, value_t
 
-__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
+__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_onepass", "spgemm_masked"]
 
 # Streaming (non-temporal) stores of the output's columns and values, as SpMM's (spmm.pyx):
 # each thread writes its rows' output in order, so the stores fill whole lines without the
@@ -385,6 +386,68 @@ cdef enum:
     STAMP_STRIDE = 8
 
 
+# What each thread of the numeric pass (and of the one pass) keeps, in one allocation per
+# kind, one region per thread (thread_stride: no cache line shared between threads):
+# the slots over the columns of B (``where``), the short list of sums of the current row
+# (``vals``, values of ``itemsize`` bytes), the dense sums (``dense``, one per column of B,
+# or NULL: DENSE_MAX_BYTES), the keys and their sort buffer, where each row of B's new
+# columns begin (``runs``), the ranks of a row (``ranks``) and the stamp.
+cdef struct workspace:
+    int32_t* where
+    char* vals
+    char* dense
+    uint64_t* keys
+    idx_t* runs
+    idx_t* ranks
+    idx_t* stamps
+    idx_t where_stride, vals_stride, keys_stride, runs_stride, ranks_stride, rank_low, rank_high
+
+
+cdef int workspace_alloc(workspace* w, idx_t ncols, idx_t longest, idx_t a_longest, int n_workers,
+                         Py_ssize_t itemsize, str who) except -1:
+    """Each thread's region of every kind, for rows of C of at most ``longest`` entries
+    and rows of A of at most ``a_longest``; the slots set to -1 (no column seen). Raises
+    MemoryError (naming ``who``) with nothing left allocated."""
+    cdef idx_t j
+    w.where, w.vals, w.dense, w.keys, w.runs, w.ranks, w.stamps = NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    w.rank_low, w.rank_high = rank_min, rank_max  # (read once: ranks are sized by it)
+    w.where_stride = thread_stride(ncols)
+    w.vals_stride = thread_stride(longest)
+    w.keys_stride = thread_stride(2 * longest)
+    w.runs_stride = thread_stride(a_longest + 2)
+    w.ranks_stride = thread_stride(min(longest, w.rank_high))
+    if (w.where_stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers
+            or w.keys_stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(uint64_t) // n_workers):
+        raise MemoryError(f"{who}: {ncols} columns x {n_workers} threads of accumulator slots")
+    w.where = <int32_t*> malloc(w.where_stride * n_workers * sizeof(int32_t))
+    w.vals = <char*> malloc(w.vals_stride * n_workers * itemsize)
+    w.keys = <uint64_t*> malloc(w.keys_stride * n_workers * sizeof(uint64_t))
+    w.stamps = <idx_t*> malloc(n_workers * STAMP_STRIDE * sizeof(idx_t))
+    w.runs = <idx_t*> malloc(w.runs_stride * n_workers * sizeof(idx_t))
+    w.ranks = <idx_t*> malloc(w.ranks_stride * n_workers * sizeof(idx_t))
+    if (w.where == NULL or w.vals == NULL or w.keys == NULL or w.stamps == NULL or w.runs == NULL
+            or w.ranks == NULL):
+        workspace_free(w)
+        raise MemoryError(f"{who}: no memory for the accumulators")
+    if ncols <= DENSE_MAX_BYTES // itemsize:
+        w.dense = <char*> malloc(w.where_stride * n_workers * itemsize)  # NULL: slots only
+    with nogil:
+        for j in range(w.where_stride * n_workers):
+            w.where[j] = -1
+    return 0
+
+
+cdef void workspace_free(workspace* w) noexcept nogil:
+    free(w.where)
+    free(w.vals)
+    free(w.dense)
+    free(w.keys)
+    free(w.runs)
+    free(w.ranks)
+    free(w.stamps)
+    w.where, w.vals, w.dense, w.keys, w.runs, w.ranks, w.stamps = NULL, NULL, NULL, NULL, NULL, NULL, NULL
+
+
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                            idx_t a_nnz, const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
                            idx_t stamp, int32_t* where, value_t* vals, value_t* dense, uint64_t* keys,
@@ -541,19 +604,13 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef idx_t nrows = a_crow.shape[0] - 1
     cdef int n_workers = max(n_threads, 1)
     cdef idx_t i, j, longest = 0, a_longest = 0
-    cdef idx_t* stamps = NULL    # per thread: where[j] - stamp is a slot in the current row
-    cdef idx_t* run_buffers = NULL
+    cdef workspace w
     cdef idx_t* my_runs = NULL
     cdef idx_t* my_stamp = NULL
-    cdef idx_t* rank_buffers = NULL
     cdef idx_t* my_ranks = NULL
-    cdef int32_t* wheres = NULL
-    cdef value_t* vals = NULL
-    cdef value_t* denses = NULL  # per thread: one sum per column of B, or NULL (DENSE_MAX_BYTES)
-    cdef value_t* my_dense = NULL
-    cdef uint64_t* key_buffers = NULL
     cdef int32_t* my_where = NULL
     cdef value_t* my_vals = NULL
+    cdef value_t* my_dense = NULL
     cdef uint64_t* my_keys = NULL
     cdef idx_t* out_col_ptr
     cdef value_t* out_val_ptr
@@ -565,59 +622,240 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     for i in range(nrows):
         longest = max(longest, crow[i + 1] - crow[i])
         a_longest = max(a_longest, a_crow[i + 1] - a_crow[i])
-    # each thread's slots, sums and sort buffer, no cache line shared with another thread's
-    cdef idx_t where_stride = thread_stride(ncols)
     cdef idx_t chunk = row_chunk(nrows, n_workers, a_crow[nrows] - a_crow[0], b_col.shape[0], b_crow.shape[0] - 1)
-    cdef idx_t vals_stride = thread_stride(longest)
-    cdef idx_t keys_stride = thread_stride(2 * longest)
-    cdef idx_t rank_low = rank_min, rank_high = rank_max  # (read once: ranks are sized by it)
-    cdef idx_t ranks_stride = thread_stride(min(longest, rank_high))
-    cdef idx_t runs_stride = thread_stride(a_longest + 2)
-    if where_stride > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(int32_t) // n_workers:
-        raise MemoryError(f"spgemm_numeric: {ncols} columns x {n_workers} threads of accumulator slots")
+    workspace_alloc(&w, ncols, longest, a_longest, n_workers, sizeof(value_t), "spgemm_numeric")
     try:
-        wheres = <int32_t*> malloc(where_stride * n_workers * sizeof(int32_t))
-        vals = <value_t*> malloc(vals_stride * n_workers * sizeof(value_t))
-        key_buffers = <uint64_t*> malloc(keys_stride * n_workers * sizeof(uint64_t))
-        stamps = <idx_t*> malloc(n_workers * STAMP_STRIDE * sizeof(idx_t))
-        run_buffers = <idx_t*> malloc(runs_stride * n_workers * sizeof(idx_t))
-        rank_buffers = <idx_t*> malloc(ranks_stride * n_workers * sizeof(idx_t))
-        if (wheres == NULL or vals == NULL or key_buffers == NULL or stamps == NULL or run_buffers == NULL
-                or rank_buffers == NULL):
-            raise MemoryError("spgemm_numeric: no memory for the accumulators")
-        if ncols <= DENSE_MAX_BYTES // <Py_ssize_t>sizeof(value_t):
-            denses = <value_t*> malloc(where_stride * n_workers * sizeof(value_t))  # NULL: slots
-        with nogil:
-            for j in range(where_stride * n_workers):
-                wheres[j] = -1
-            with parallel(num_threads=n_workers):
-                my_where = wheres + where_stride * omp_get_thread_num()
-                my_vals = vals + vals_stride * omp_get_thread_num()
-                my_dense = denses + where_stride * omp_get_thread_num() if denses != NULL else NULL
-                my_keys = key_buffers + keys_stride * omp_get_thread_num()
-                my_runs = run_buffers + runs_stride * omp_get_thread_num()
-                my_ranks = rank_buffers + ranks_stride * omp_get_thread_num()
-                my_stamp = stamps + STAMP_STRIDE * omp_get_thread_num()
-                my_stamp[0] = 0
-                for i in prange(nrows, schedule="dynamic", chunksize=chunk):
-                    if my_stamp[0] > tag_limit - longest:  # the next row's slots could pass it
-                        for j in range(ncols):
-                            my_where[j] = -1
-                        my_stamp[0] = 0
-                    my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
-                                           &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                           my_dense, my_keys, my_runs, my_ranks, rank_low, rank_high, out_col_ptr + crow[i], out_val_ptr + crow[i],
-                                           stream)
-                if stream:  # each thread's streaming stores are done before the region ends
-                    store_fence()
+        with nogil, parallel(num_threads=n_workers):
+            my_where = w.where + w.where_stride * omp_get_thread_num()
+            my_vals = <value_t*> w.vals + w.vals_stride * omp_get_thread_num()
+            my_dense = <value_t*> w.dense + w.where_stride * omp_get_thread_num() if w.dense != NULL else NULL
+            my_keys = w.keys + w.keys_stride * omp_get_thread_num()
+            my_runs = w.runs + w.runs_stride * omp_get_thread_num()
+            my_ranks = w.ranks + w.ranks_stride * omp_get_thread_num()
+            my_stamp = w.stamps + STAMP_STRIDE * omp_get_thread_num()
+            my_stamp[0] = 0
+            for i in prange(nrows, schedule="dynamic", chunksize=chunk):
+                if my_stamp[0] > tag_limit - longest:  # the next row's slots could pass it
+                    for j in range(ncols):
+                        my_where[j] = -1
+                    my_stamp[0] = 0
+                my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
+                                       &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
+                                       my_dense, my_keys, my_runs, my_ranks, w.rank_low, w.rank_high, out_col_ptr + crow[i],
+                                       out_val_ptr + crow[i], stream)
+            if stream:  # each thread's streaming stores are done before the region ends
+                store_fence()
     finally:
-        free(wheres)
-        free(vals)
-        free(denses)
-        free(key_buffers)
-        free(stamps)
-        free(run_buffers)
-        free(rank_buffers)
+        workspace_free(&w)
+
+
+# The one pass's chunks tell one another where they go through one status word each (on a
+# cache line of its own): 0 while the chunk is being computed, then its count of entries
+# (AGGREGATE), then where it ends in the output (INCLUSIVE: its count plus those of every
+# chunk before it). GCC's and Clang's __atomic builtins; x86's pause in the wait loop.
+cdef extern from *:
+    """
+    static inline long long sr_fetch_add(long long* p, long long v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+    static inline long long sr_load_acquire(const long long* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void sr_store_release(long long* p, long long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    #if defined(__x86_64__) || defined(__i386__)
+    static inline void sr_pause(void) { __builtin_ia32_pause(); }
+    #else
+    static inline void sr_pause(void) { }
+    #endif
+    """
+    long long fetch_add "sr_fetch_add"(long long* p, long long v) noexcept nogil
+    long long load_acquire "sr_load_acquire"(const long long* p) noexcept nogil
+    void store_release "sr_store_release"(long long* p, long long v) noexcept nogil
+    void cpu_pause "sr_pause"() noexcept nogil
+
+cdef enum:
+    STATUS_STRIDE = 8   # long longs: one status word a cache line
+    AGGREGATE = 1       # status = count << 2 | AGGREGATE
+    INCLUSIVE = 2       # status = end << 2 | INCLUSIVE
+
+
+cdef inline idx_t look_back(long long* status, idx_t c) noexcept nogil:
+    """Where chunk c starts: the counts of the chunks before it, read back from c - 1 until
+    a chunk that knows where it ends; waits on a chunk still being computed (one that a
+    thread took before c: chunks are taken in order, so it is not waiting on c)."""
+    cdef idx_t start = 0, back = c - 1
+    cdef long long word
+    while back >= 0:
+        word = load_acquire(&status[back * STATUS_STRIDE])
+        if word & INCLUSIVE:
+            return start + (word >> 2)
+        if word & AGGREGATE:
+            start = start + (word >> 2)
+            back = back - 1
+        else:
+            cpu_pause()
+    return start
+
+
+def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
+                   const idx_t[::1] b_crow, const idx_t[::1] b_col, const value_t[::1] b_val,
+                   idx_t ncols, idx_t[::1] out_crow, idx_t[::1] out_col, value_t[::1] out_val,
+                   int n_threads=1):
+    """``C = A @ B`` in one pass, with no count first: each row of C is written packed
+    after the one before, into output arrays long enough for C (a bound on its entries,
+    such as its products, known before any product is formed).
+
+    Simple version
+    --------------
+    The same result up to rounding; ``out_col[:out_crow[nrows]]`` and
+    ``out_val[:out_crow[nrows]]`` are C's columns and values, the rest is left as it was::
+
+        out_crow[0] = 0
+        for i in range(len(a_crow) - 1):
+            row = {}                                          # j -> C[i, j]
+            for q in range(a_crow[i], a_crow[i + 1]):
+                for r in range(b_crow[a_col[q]], b_crow[a_col[q] + 1]):
+                    row[b_col[r]] = row.get(b_col[r], 0) + a_val[q] * b_val[r]
+            out_crow[i + 1] = out_crow[i] + len(row)
+            out_col[out_crow[i]:out_crow[i + 1]] = sorted(row)
+            out_val[out_crow[i]:out_crow[i + 1]] = [row[j] for j in sorted(row)]
+
+    Inputs
+    ------
+    a_crow, a_col, a_val
+        A in CSR form, coalesced.
+    b_crow, b_col, b_val
+        B in CSR form, coalesced.
+    ncols : int
+        Number of columns of B.
+
+    Outputs
+    -------
+    out_crow : int64[nrows + 1]
+        Row pointers of C, as ``spgemm_symbolic`` counts them (``out_crow[0] = 0``).
+    out_col : int64[at least nnz(C)]
+        Columns of C in its first ``out_crow[nrows]`` entries, ascending within each row;
+        the entries past them are not defined.
+    out_val : value[as long as out_col]
+        Values of C in its first ``out_crow[nrows]`` entries, summed as in
+        ``spgemm_numeric``.
+
+    Preconditions
+    -------------
+    Columns of A in ``[0, ncols_a)``, of B in ``[0, ncols)``. ``out_col`` and ``out_val``
+    hold C: C's products, the ``out_flops`` of ``spgemm_bounds`` summed, are always room
+    enough. Shorter arrays raise ValueError, with nothing written past them.
+
+    Complexity
+    ----------
+    As ``spgemm_numeric``, with its per-thread memory sized for rows of C of at most
+    min(longest row of A x longest row of B, ncols) entries, plus a buffer per thread for
+    one chunk of rows (its products); the symbolic pass is not needed, at the price of
+    output arrays as long as the bound.
+
+    Parallelism
+    -----------
+    The rows are cut into chunks (``row_chunk``), handed to the threads in order (an
+    atomic counter). A thread writes its chunk's rows packed into its own buffer (in its
+    cache), publishes their count, and adds up the counts of the chunks before it, looking
+    back until it meets one that knows where it ends (waiting on one still being computed):
+    that is where its chunk starts. It publishes where its chunk ends, copies the buffer
+    there and moves the chunk's row pointers by the same amount. Each C[i, j] is summed in
+    the order above on any number of threads: the same bits as the two passes.
+
+    Reference
+    ---------
+    Gustavson 1978; the upper-bound allocation of one-pass SpGEMM: Nagasaka, Matsuoka,
+    Azad and Buluç, "Performance optimization, modeling and analysis of sparse
+    matrix-matrix products on multi-core and many-core processors", Parallel Computing
+    90, 2019; the look-back: D. Merrill and M. Garland, "Single-pass parallel prefix scan
+    with decoupled look-back", NVIDIA technical report NVR-2016-002, 2016.
+    """
+    cdef idx_t nrows = a_crow.shape[0] - 1
+    cdef int n_workers = max(n_threads, 1)
+    cdef idx_t i, j, q, c, r0, r1, n, start, a_longest = 0, b_longest = 0, longest
+    cdef idx_t room = min(out_col.shape[0], out_val.shape[0])
+    cdef idx_t stamp, products, capacity
+    cdef long long next_chunk = 0, failed = 0, needed = 0
+    cdef long long* status = NULL
+    cdef idx_t* staged_col = NULL
+    cdef value_t* staged_val = NULL
+    cdef workspace w
+    cdef int32_t* my_where = NULL
+    cdef value_t* my_vals = NULL
+    cdef value_t* my_dense = NULL
+    cdef uint64_t* my_keys = NULL
+    cdef idx_t* my_runs = NULL
+    cdef idx_t* my_ranks = NULL
+    out_crow[0] = 0
+    if nrows <= 0:
+        return
+    for i in range(nrows):
+        a_longest = max(a_longest, a_crow[i + 1] - a_crow[i])
+    for i in range(b_crow.shape[0] - 1):
+        b_longest = max(b_longest, b_crow[i + 1] - b_crow[i])
+    # a row of C has at most as many entries as its products, and at most ncols
+    longest = min(a_longest * b_longest if a_longest == 0 or b_longest <= ncols // a_longest else ncols, ncols)
+    cdef idx_t chunk = row_chunk(nrows, n_workers, a_crow[nrows] - a_crow[0], b_col.shape[0], b_crow.shape[0] - 1)
+    cdef idx_t n_chunks = (nrows + chunk - 1) // chunk
+    status = <long long*> calloc(n_chunks * STATUS_STRIDE, sizeof(long long))
+    if status == NULL:
+        raise MemoryError("spgemm_onepass: no memory for the chunks' counts")
+    try:
+        workspace_alloc(&w, ncols, longest, a_longest, n_workers, sizeof(value_t), "spgemm_onepass")
+        with nogil, parallel(num_threads=n_workers):
+            my_where = w.where + w.where_stride * omp_get_thread_num()
+            my_vals = <value_t*> w.vals + w.vals_stride * omp_get_thread_num()
+            my_dense = <value_t*> w.dense + w.where_stride * omp_get_thread_num() if w.dense != NULL else NULL
+            my_keys = w.keys + w.keys_stride * omp_get_thread_num()
+            my_runs = w.runs + w.runs_stride * omp_get_thread_num()
+            my_ranks = w.ranks + w.ranks_stride * omp_get_thread_num()
+            stamp, capacity, staged_col, staged_val = 0, 0, NULL, NULL
+            while True:
+                c = fetch_add(&next_chunk, 1)
+                if c >= n_chunks:
+                    break
+                r0, r1, n = c * chunk, min(nrows, (c + 1) * chunk), 0
+                products = 0  # room for the chunk: its products
+                for q in range(a_crow[r0], a_crow[r1]):
+                    products = products + b_crow[a_col[q] + 1] - b_crow[a_col[q]]
+                if products > capacity and load_acquire(&failed) == 0:
+                    free(staged_col)
+                    free(staged_val)
+                    staged_col = <idx_t*> malloc(products * sizeof(idx_t))
+                    staged_val = <value_t*> malloc(products * sizeof(value_t))
+                    capacity = products
+                    if staged_col == NULL or staged_val == NULL:
+                        store_release(&failed, 1)
+                if load_acquire(&failed) == 0:
+                    for i in range(r0, r1):
+                        if stamp > tag_limit - longest:  # the next row's slots could pass it
+                            for j in range(ncols):
+                                my_where[j] = -1
+                            stamp = 0
+                        q = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
+                                     &b_col[0], &b_val[0], stamp, my_where, my_vals, my_dense, my_keys, my_runs,
+                                     my_ranks, w.rank_low, w.rank_high, staged_col + n, staged_val + n, False)
+                        n = n + q - stamp
+                        stamp = q
+                        out_crow[i + 1] = n
+                store_release(&status[c * STATUS_STRIDE], (n << 2) | AGGREGATE)
+                start = look_back(status, c)
+                store_release(&status[c * STATUS_STRIDE], ((start + n) << 2) | INCLUSIVE)
+                if start + n > room:
+                    store_release(&needed, start + n)  # (any thread's figure will do for the message)
+                    store_release(&failed, 2 | load_acquire(&failed))
+                elif load_acquire(&failed) == 0:
+                    memcpy(&out_col[start], staged_col, n * sizeof(idx_t))
+                    memcpy(&out_val[start], staged_val, n * sizeof(value_t))
+                    for i in range(r0, r1):
+                        out_crow[i + 1] = out_crow[i + 1] + start
+            free(staged_col)
+            free(staged_val)
+    finally:
+        free(status)
+        workspace_free(&w)
+    if failed & 1:
+        raise MemoryError("spgemm_onepass: no memory for a chunk's rows")
+    if failed & 2:
+        raise ValueError(f"spgemm_onepass: the output arrays hold {room} entries, fewer than C has "
+                         f"(at least {needed})")
 
 
 cdef inline value_t masked_dot(const idx_t* x_col, const value_t* x_val, idx_t s, idx_t s_end,

@@ -20,8 +20,8 @@ so a kernel that crashes or never returns is reported instead of ending the chec
 The report gives, per kernel function, PASS or the first failing case as a snippet that
 reproduces it (the inputs, what the reference gives, what the package gives) and the
 contract line that was broken. A function the package lacks is reported as taken from
-the reference, not as passed; a public function whose name the interface lacks is named
-(a misspelt kernel is not checked), and a package of which nothing could be checked fails.
+the reference, not as passed; an optional one it lacks (``_backend.OPTIONAL``) as left
+out, since the ops then run on its other kernels.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from sparse_ref import _backend, _dtypes, reference
 # calls() runs reference.coalesce, .convert and .spgemm to make its inputs, whichever
 # kernels are checked: import them here (``--kernel convert`` alone once found them missing)
 from sparse_ref.reference import coalesce as _coalesce, convert as _convert, spgemm as _spgemm  # noqa: F401
-from sparse_ref._backend import INTERFACE, use_backend
+from sparse_ref._backend import INTERFACE, OPTIONAL, use_backend
 from sparse_ref._factories import sparse_coo_tensor, tensor
 from sparse_ref._threads import effective_n_threads
 from sparse_ref._functions import mm
@@ -180,6 +180,13 @@ def calls(module: str, function: str):
                     yield label, dict(a_crow=crow, a_col=ccol, a_val=cval, b_crow=b_crow, b_col=b_col, b_val=b_val,
                                       ncols=n_out, crow=c_crow, out_col=_marker(int(c_crow[-1]), I64),
                                       out_val=_marker(int(c_crow[-1]), val.dtype))
+                elif function == "spgemm_onepass":  # room for every product (spgemm_bounds)
+                    flops = np.empty(nrows, I64)
+                    reference.spgemm.spgemm_bounds(crow, ccol, b_crow, flops, np.empty(nrows, I64))
+                    upper = int(flops.sum())
+                    yield label, dict(a_crow=crow, a_col=ccol, a_val=cval, b_crow=b_crow, b_col=b_col, b_val=b_val,
+                                      ncols=n_out, out_crow=_marker(nrows + 1, I64), out_col=_marker(upper, I64),
+                                      out_val=_marker(upper, val.dtype))
             if function == "spgemm_masked":  # X = A, Y = A: out = (A @ A^T)[p_row, p_col]
                 p = 6 if nrows else 0  # (no position to sample in a matrix of no rows)
                 p_row, p_col = rng.integers(0, max(nrows, 1), p), rng.integers(0, max(nrows, 1), p)
@@ -230,7 +237,7 @@ class Result:
     """What the checker found for one kernel function."""
 
     kernel: str
-    status: str  # "pass", "rounding", "fail", "fallback", "note", "error"
+    status: str  # "pass", "rounding", "fail", "fallback", "optional", "note", "error"
     cases: int = 0
     detail: str = ""
     snippet: str = ""
@@ -238,7 +245,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("pass", "rounding", "fallback", "note")
+        return self.status in ("pass", "rounding", "fallback", "optional", "note")
 
     def __str__(self) -> str:
         cases = f"{self.cases} case{'s' if self.cases != 1 else ''}"
@@ -249,6 +256,8 @@ class Result:
         head = {"pass": f"PASS  {self.kernel}: {passed}",
                 "rounding": f"PASS  {self.kernel}: {cases}, equal to rounding only -- {self.detail}",
                 "fallback": f"REF   {self.kernel}: not in the package; the reference ran in its place",
+                "optional": f"SKIP  {self.kernel}: not in the package, and optional (the ops take "
+                            "another way, on the package's own kernels)",
                 "note": f"NOTE  {self.kernel}: {self.detail}",
                 "fail": f"FAIL  {self.kernel}: {self.detail}",
                 "error": f"ERROR {self.kernel}: {self.detail}"}[self.status]
@@ -282,8 +291,9 @@ def _same_bits_but_nans(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _used(name: str, arrays: dict, out: np.ndarray, function: str) -> np.ndarray:
-    """The part of an output the contract defines (coalesce keeps the first nnz_out)."""
-    if function == "coalesce" and name in ("out_col", "out_val"):
+    """The part of an output the contract defines (coalesce and spgemm_onepass: the first
+    nnz of C)."""
+    if function in ("coalesce", "spgemm_onepass") and name in ("out_col", "out_val"):
         return out[: max(int(arrays["out_crow"][-1]), 0)] if arrays["out_crow"].size else out[:0]
     return out
 
@@ -552,10 +562,14 @@ def check(package: str, kernels=None, allow_reordering: bool = False, name: str 
             if kernel in backend.fallbacks:
                 results.append(Result(kernel, "fallback"))
                 continue
+            if kernel in OPTIONAL and not hasattr(backend.module(module), function):
+                results.append(Result(kernel, "optional"))
+                continue
             results.append(_check_function(package, backend, module, function, allow_reordering))
         if "gradients" in _parts and (not kernels or module in kernels
                                       or any(k.startswith(module + ".") for k in kernels)):
-            own = [f for f in functions if f"{module}.{f}" not in backend.fallbacks]
+            own = [f for f in functions if f"{module}.{f}" not in backend.fallbacks
+                   and hasattr(backend.module(module), f)]
             if own:
                 results.append(_check_gradients(name, module, package))
     if "cases" in _parts and "tasks" in groups:

@@ -1,12 +1,15 @@
 """Sparse x sparse (SpGEMM): ``C = A @ B`` for CSR matrices, by Gustavson's row-by-row
 algorithm in two passes: a symbolic pass that counts each output row exactly, then (after
-the caller allocates the output) a numeric pass that fills it.
+the caller allocates the output) a numeric pass that fills it. Or in one pass, into output
+arrays as long as a bound on C's entries (its products), packed row after row.
 Twin of ``sparse_ref/_kernels/spgemm.pyx``.
 """
 
+import numpy as np
+
 from sparse_ref.reference._arith import mul
 
-__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_masked"]
+__all__ = ["spgemm_bounds", "spgemm_symbolic", "spgemm_numeric", "spgemm_onepass", "spgemm_masked"]
 
 
 def spgemm_bounds(a_crow, a_col, b_crow, out_flops, out_longest, n_threads=1):
@@ -192,9 +195,95 @@ def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_
                  out_col[row], out_val[row])
 
 
+def spgemm_onepass(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, out_crow, out_col, out_val, n_threads=1):
+    """``C = A @ B`` in one pass, with no count first: each row of C is written packed
+    after the one before, into output arrays long enough for C (a bound on its entries,
+    such as its products, known before any product is formed).
+
+    Simple version
+    --------------
+    The same result up to rounding; ``out_col[:out_crow[nrows]]`` and
+    ``out_val[:out_crow[nrows]]`` are C's columns and values, the rest is left as it was::
+
+        out_crow[0] = 0
+        for i in range(len(a_crow) - 1):
+            row = {}                                          # j -> C[i, j]
+            for q in range(a_crow[i], a_crow[i + 1]):
+                for r in range(b_crow[a_col[q]], b_crow[a_col[q] + 1]):
+                    row[b_col[r]] = row.get(b_col[r], 0) + a_val[q] * b_val[r]
+            out_crow[i + 1] = out_crow[i] + len(row)
+            out_col[out_crow[i]:out_crow[i + 1]] = sorted(row)
+            out_val[out_crow[i]:out_crow[i + 1]] = [row[j] for j in sorted(row)]
+
+    Inputs
+    ------
+    a_crow, a_col, a_val
+        A in CSR form, coalesced.
+    b_crow, b_col, b_val
+        B in CSR form, coalesced.
+    ncols : int
+        Number of columns of B.
+
+    Outputs
+    -------
+    out_crow : int64[nrows + 1]
+        Row pointers of C, as ``spgemm_symbolic`` counts them (``out_crow[0] = 0``).
+    out_col : int64[at least nnz(C)]
+        Columns of C in its first ``out_crow[nrows]`` entries, ascending within each row;
+        the entries past them are not defined.
+    out_val : value[as long as out_col]
+        Values of C in its first ``out_crow[nrows]`` entries, summed as in
+        ``spgemm_numeric``.
+
+    Preconditions
+    -------------
+    Columns of A in ``[0, ncols_a)``, of B in ``[0, ncols)``. ``out_col`` and ``out_val``
+    hold C: C's products, the ``out_flops`` of ``spgemm_bounds`` summed, are always room
+    enough. Shorter arrays raise ValueError, with nothing written past them.
+
+    Complexity
+    ----------
+    As ``spgemm_numeric``, with its per-thread memory sized for rows of C of at most
+    min(longest row of A x longest row of B, ncols) entries, plus a buffer per thread for
+    one chunk of rows (its products); the symbolic pass is not needed, at the price of
+    output arrays as long as the bound.
+
+    Parallelism
+    -----------
+    The rows are cut into chunks (``row_chunk``), handed to the threads in order (an
+    atomic counter). A thread writes its chunk's rows packed into its own buffer (in its
+    cache), publishes their count, and adds up the counts of the chunks before it, looking
+    back until it meets one that knows where it ends (waiting on one still being computed):
+    that is where its chunk starts. It publishes where its chunk ends, copies the buffer
+    there and moves the chunk's row pointers by the same amount. Each C[i, j] is summed in
+    the order above on any number of threads: the same bits as the two passes.
+
+    Reference
+    ---------
+    Gustavson 1978; the upper-bound allocation of one-pass SpGEMM: Nagasaka, Matsuoka,
+    Azad and Buluç, "Performance optimization, modeling and analysis of sparse
+    matrix-matrix products on multi-core and many-core processors", Parallel Computing
+    90, 2019; the look-back: D. Merrill and M. Garland, "Single-pass parallel prefix scan
+    with decoupled look-back", NVIDIA technical report NVR-2016-002, 2016.
+    """
+    room = min(len(out_col), len(out_val))
+    out_crow[0] = 0
+    for i in range(len(a_crow) - 1):  # row i into room for its products, then where it goes
+        products = sum(b_crow[k + 1] - b_crow[k] for k in a_col[a_crow[i]:a_crow[i + 1]])
+        row_col, row_val = np.empty(products, out_col.dtype), np.empty(products, out_val.dtype)
+        n = fill_row(a_col, a_val, a_crow[i], a_crow[i + 1], b_crow, b_col, b_val, row_col, row_val)
+        if out_crow[i] + n > room:
+            raise ValueError(f"spgemm_onepass: the output arrays hold {room} entries, fewer than C has "
+                             f"(at least {out_crow[i] + n})")
+        out_crow[i + 1] = out_crow[i] + n
+        out_col[out_crow[i]:out_crow[i + 1]] = row_col[:n]
+        out_val[out_crow[i]:out_crow[i + 1]] = row_val[:n]
+
+
 def fill_row(a_col, a_val, start, end, b_crow, b_col, b_val, out_col, out_val):
     """One row of C, from the stored (i, k) ``start:end`` of A, written sorted by column
-    into ``out_col`` and ``out_val`` (this row's slices of the outputs)."""
+    into ``out_col`` and ``out_val`` (this row's slices of the outputs); returns its
+    number of entries."""
     acc = {}  # column -> running sum, in the order the products arrive
     for q in range(start, end):
         k = a_col[q]
@@ -204,6 +293,8 @@ def fill_row(a_col, a_val, start, end, b_crow, b_col, b_val, out_col, out_val):
     for t, j in enumerate(sorted(acc)):
         out_col[t] = j
         out_val[t] = acc[j]
+    return len(acc)
+
 
 def spgemm_masked(p_row, p_col, x_crow, x_col, x_val, y_crow, y_col, y_val, out, n_threads=1):
     """Masked sparse-sparse product: ``out[p] = sum_c x[p_row[p], c] * y[p_col[p], c]``.
