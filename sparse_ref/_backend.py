@@ -196,6 +196,11 @@ def _check_outputs(module: str, function: str, a: dict) -> None:
         except KernelOutputError as exc:  # (the numeric pass fills what the symbolic pass counted)
             raise KernelOutputError(f"{exc}; or spgemm_symbolic counted more entries in that row than the "
                                     "row's distinct columns") from None
+    elif function == "spgemm_onepass":  # C: the first out_crow[-1] entries, within the arrays
+        _row_pointers("out_crow", a["out_crow"], at_most=min(a["out_col"].shape[0], a["out_val"].shape[0]))
+        nnz = int(a["out_crow"][-1]) if a["out_crow"].shape[0] else 0
+        _in_range("out_col", a["out_col"][:nnz], 0, a["ncols"])
+        _ascending_rows("out_col", a["out_crow"], a["out_col"][:nnz])
     elif function == "spmm_reduce" and a["out_arg"].size:  # a winner of its own row, or -1 for an empty row
         arg, crow = a["out_arg"], a["a_crow"]
         lo, hi = crow[:-1, None], crow[1:, None]

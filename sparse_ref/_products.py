@@ -153,7 +153,8 @@ def _onepass_kernel(k, upper: int, dtype, max_nnz):
     onepass = getattr(k, "spgemm_onepass", None)  # an optional kernel (_backend.OPTIONAL)
     if onepass is None or not _one_pass or max_nnz is not None:
         return None
-    return onepass if fits(upper * _entry_bytes(dtype)) else None
+    copies = 2 if hasattr(onepass, "__wrapped__") else 1  # (a registered backend's: _backend._guarded's copy too)
+    return onepass if fits(copies * upper * _entry_bytes(dtype)) else None
 
 
 def _spgemm_onepass(onepass, a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, flops, upper, nt, rows):

@@ -619,6 +619,63 @@ def test_a_registered_kernel_that_breaks_the_structure_is_refused_and_nothing_ke
     assert "rows 4 refused: backend 'rows': convert.coo_to_csr wrote out_crow[" in out
 
 
+ONEPASS_OUT_OF_RANGE = """
+from sparse_ref.reference.spgemm import spgemm_onepass as reference
+
+def spgemm_onepass(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, out_crow, out_col, out_val, n_threads=1):
+    reference(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, out_crow, out_col, out_val)
+    if out_crow[-1] > 0:
+        out_col[0] = 10**6  # a column far outside C
+"""
+
+ONEPASS_TOO_MANY = """
+from sparse_ref.reference.spgemm import spgemm_onepass as reference
+
+def spgemm_onepass(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, out_crow, out_col, out_val, n_threads=1):
+    reference(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, out_crow, out_col, out_val)
+    out_crow[-1] = len(out_col) + 5  # more entries than the arrays hold
+"""
+
+
+def test_a_registered_one_pass_that_breaks_the_structure_is_refused(tmp_path):
+    """A student's spgemm_onepass whose C has a column out of range, or more entries than
+    its arrays: sr.sparse.mm refuses it (KernelOutputError naming the kernel) before any
+    tensor holds it (before: a column of 10**6 passed, and the next product segfaulted).
+    In a child process, so a crash fails this test only."""
+    script = textwrap.dedent(f"""
+        import sys, warnings
+        sys.path.insert(0, {str(tmp_path)!r})
+        warnings.simplefilter("ignore")
+        import numpy as np
+        import sparse_ref as sr
+        from sparse_ref._backend import KernelOutputError
+        a = sr.tensor([[1., 0., 2.], [0., 3., 0.], [4., 0., 5.]]).to_sparse()
+        want = (a.to_dense() @ a.to_dense()).numpy().tolist()
+        for name in ("range", "many"):
+            with sr.use_backend(name):
+                try:
+                    c = sr.sparse.mm(a, a)
+                except KernelOutputError as exc:
+                    print(name, "refused:", exc)
+                else:
+                    print(name, "ran", c.indices().tolist())
+            c = sr.sparse.mm(a, a)
+            assert sr.sparse.mm(c, sr.ones(3, 2)).numpy().tolist() == (np.array(want) @ np.ones((3, 2))).tolist()
+        print("whole")
+    """)
+    bad_range = package(tmp_path, {"spgemm": ONEPASS_OUT_OF_RANGE})
+    bad_count = package(tmp_path, {"spgemm": ONEPASS_TOO_MANY})
+    (tmp_path / "run.py").write_text(f"import sparse_ref as sr\nsr.register_backend('range', {bad_range!r})\n"
+                                     f"sr.register_backend('many', {bad_count!r})\n" + script)
+    from conftest import run_child
+    done = run_child(["run.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert out.strip().endswith("whole"), out
+    assert "range refused: backend 'range': spgemm.spgemm_onepass wrote out_col[" in out, out
+    assert "many refused: backend 'many': spgemm.spgemm_onepass wrote out_crow[-1] = " in out, out
+
+
 def test_what_a_registered_backend_makes_is_not_kept_on_a_tensor(tmp_path):
     """Under a registered backend a tensor's coalesced and CSR forms are made by its kernels
     on every op, not taken from what the built-in kernels kept, and not kept for after the

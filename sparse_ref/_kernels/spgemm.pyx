@@ -658,6 +658,7 @@ cdef extern from *:
     static inline long long sr_fetch_add(long long* p, long long v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
     static inline long long sr_load_acquire(const long long* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
     static inline void sr_store_release(long long* p, long long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline void sr_fetch_or(long long* p, long long v) { __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL); }
     #if defined(__x86_64__) || defined(__i386__)
     static inline void sr_pause(void) { __builtin_ia32_pause(); }
     #else
@@ -667,6 +668,7 @@ cdef extern from *:
     long long fetch_add "sr_fetch_add"(long long* p, long long v) noexcept nogil
     long long load_acquire "sr_load_acquire"(const long long* p) noexcept nogil
     void store_release "sr_store_release"(long long* p, long long v) noexcept nogil
+    void fetch_or "sr_fetch_or"(long long* p, long long v) noexcept nogil
     void cpu_pause "sr_pause"() noexcept nogil
 
 cdef enum:
@@ -822,7 +824,7 @@ def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                     staged_val = <value_t*> malloc(products * sizeof(value_t))
                     capacity = products
                     if staged_col == NULL or staged_val == NULL:
-                        store_release(&failed, 1)
+                        fetch_or(&failed, 1)
                 if load_acquire(&failed) == 0:
                     for i in range(r0, r1):
                         if stamp > tag_limit - longest:  # the next row's slots could pass it
@@ -840,10 +842,11 @@ def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                 store_release(&status[c * STATUS_STRIDE], ((start + n) << 2) | INCLUSIVE)
                 if start + n > room:
                     store_release(&needed, start + n)  # (any thread's figure will do for the message)
-                    store_release(&failed, 2 | load_acquire(&failed))
+                    fetch_or(&failed, 2)
                 elif load_acquire(&failed) == 0:
-                    memcpy(&out_col[start], staged_col, n * sizeof(idx_t))
-                    memcpy(&out_val[start], staged_val, n * sizeof(value_t))
+                    if n > 0:  # (an empty chunk may have no buffer, and start may be past the arrays)
+                        memcpy(&out_col[start], staged_col, n * sizeof(idx_t))
+                        memcpy(&out_val[start], staged_val, n * sizeof(value_t))
                     for i in range(r0, r1):
                         out_crow[i + 1] = out_crow[i + 1] + start
             free(staged_col)
