@@ -159,7 +159,9 @@ def _onepass_kernel(k, upper: int, dtype, max_nnz):
 
 def _spgemm_onepass(onepass, a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, flops, upper, nt, rows):
     """Both passes in one (``_onepass_kernel``): C's arrays are the first nnz entries of
-    arrays as long as the bound ``upper``; returns them as :func:`spgemm` does."""
+    arrays as long as the bound ``upper`` (copied into arrays of their own when the bound
+    is over 4x nnz: a result keeps no more than that); returns them as :func:`spgemm`
+    does."""
     nrows = a_crow.shape[0] - 1
     buf = empty((1 if rows is None else 2, upper), I64)
     out_val = empty(upper, a_val.dtype)
@@ -176,6 +178,10 @@ def _spgemm_onepass(onepass, a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, 
                     out_val[at:], nt)
             crow[r0 + 1:r1 + 1] = part[1:] + at
     nnz = int(crow[nrows])
+    if 4 * nnz < upper:  # a loose bound (a small product's): keep arrays of C's size, not 4x it or more
+        indices, values = empty((buf.shape[0], nnz), I64), empty(nnz, out_val.dtype)
+        indices[-1], values[:] = buf[-1, :nnz], out_val[:nnz]
+        return indices, values, crow
     return buf[:, :nnz], out_val[:nnz], crow
 
 

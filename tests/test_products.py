@@ -816,6 +816,33 @@ def test_spgemm_onepass_of_no_products_gives_empty_rows():
         assert got.tolist() == [0, 0, 0, 0]
 
 
+@pytest.mark.parametrize("rows", [True, False, None])
+def test_one_pass_keeps_no_arrays_over_4x_the_product(rows):
+    # A small product's bound is nnz(A) x the longest row of B: here 40 x 50 = 2000 for
+    # the 40 entries of C (B's long row is never reached). One pass writes into arrays of
+    # the bound's length, then copies C into arrays of its own; a bound within 4x of C
+    # (the second product: 1x) keeps the first nnz entries of the long arrays, as views.
+    from sparse_ref import _products
+
+    a_crow, a_col = np.arange(41, dtype=np.int64), np.zeros(40, np.int64)  # A: 40 x 2, column 0
+    b_crow = np.array([0, 1, 51], np.int64)  # B: 2 x 50, row 0 one entry, row 1 fifty
+    b_col = np.concatenate([[7], np.arange(50)]).astype(np.int64)
+    d_crow, d_col = np.array([0, 20, 40], np.int64), np.arange(40, dtype=np.int64) % 20  # 2 x 20, 20 a row
+    assert _products._set_one_pass(True)
+    for (bc, bk, ncols), loose in (((b_crow, b_col, 50), True), ((d_crow, d_col, 20), False)):
+        b_val = np.arange(1.0, bk.shape[0] + 1)
+        indices, values, crow = _products.spgemm(a_crow, a_col, np.ones(40), bc, bk, b_val, ncols, rows=rows)
+        nnz = int(crow[-1])
+        assert indices.shape == (1 if rows is None else 2, nnz) and values.shape == (nnz,)
+        assert nnz == (40 if loose else 800)
+        assert indices[-1].tolist() == ([7] * 40 if loose else list(range(20)) * 40)
+        assert values.tolist() == ([1.0] * 40 if loose else list(b_val[:20]) * 40)
+        if rows:
+            assert indices[0].tolist() == np.repeat(np.arange(40), 1 if loose else 20).tolist()
+        # loose: arrays of C's own size; tight: views of arrays as long as the bound
+        assert (values.base is None) == loose and (indices.base is None) == loose, (loose, rows)
+
+
 @pytest.mark.parametrize("fmt", ["coo", "csr"])
 def test_sparse_mm_in_one_pass_and_in_two_gives_the_same_tensor(fmt, monkeypatch):
     # sr.sparse.mm takes one pass when the bound fits in memory, two when it does not (or
