@@ -354,7 +354,7 @@ def main():
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
                                            "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
                                            "spgemm band prefetch", "prefetch hint", "spgemm chunks",
-                                           "spgemm one pass"],
+                                           "spgemm one pass", "spgemm stream copy"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -1025,6 +1025,39 @@ def spgemm_one_pass(repeat, record, quick=False):
                         spinner.wait()
 
 
+def spgemm_stream_copy(repeat, record, quick=False):
+    """SpGEMM's one pass copying each chunk from its thread's buffer to the output with
+    streaming stores (the default) against memcpy (``spgemm._set_stream_copy``), kernel
+    alone (2 threads, preallocated output as long as the bound) and whole
+    ``sr.sparse.mm(A, A)`` calls, interleaved."""
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    try:
+        for name in ("laplacian", "uniform", "powerlaw"):
+            m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+            crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+            flops = np.empty(n, np.int64)
+            SPGEMM.spgemm_bounds(crow, col, crow, flops, np.empty(n, np.int64), THREADS)
+            room_col, room_val = np.zeros(int(flops.sum()), np.int64), np.zeros(int(flops.sum()))
+            a = sr.from_scipy(m).to_sparse()
+            calls = {"one pass": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, out_crow, room_col,
+                                                              room_val, THREADS),
+                     "sr.sparse.mm(A, A)": lambda: sr.sparse.mm(a, a)}
+            reps = repeat if name == "laplacian" else max(repeat // 3, 3)
+            for what, call in calls.items():
+                def run(on, call=call):
+                    def f():
+                        SPGEMM._set_stream_copy(on)
+                        call()
+                    return f
+                record("spgemm stream copy", f"spgemm {name} {what} ({out_col.shape[0] * 16 / 1e6:.0f} MB output)",
+                       interleaved({"memcpy": run(False), "streaming stores": run(True)}, reps), "streaming stores")
+            del room_col, room_val
+    finally:
+        SPGEMM._set_stream_copy(True)
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -1047,7 +1080,7 @@ def only(args):
               "spgemm band prefetch": spgemm_band_prefetch, "prefetch hint": prefetch_hint,
               "spgemm chunks": spgemm_chunks,
               "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since),
-              "spgemm one pass": spgemm_one_pass}
+              "spgemm one pass": spgemm_one_pass, "spgemm stream copy": spgemm_stream_copy}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

@@ -743,7 +743,8 @@ def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
     # columns and bits, for 1-4 threads, chunks of 1 to 64 rows (many chunks, so threads
     # wait on one another), stamps restarting every few rows, both accumulators, into
     # arrays as long as the products and into arrays of exactly nnz(C); the entries past
-    # C are left as they were. The reference's one pass gives them too.
+    # C are left as they were; chunks copied with streaming stores and with memcpy. The
+    # reference's one pass gives them too.
     from sparse_ref._kernels import spgemm as fast
     from sparse_ref.reference import spgemm as slow
 
@@ -766,6 +767,7 @@ def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
                     for threads in ((1, 2, 3, 4) if module is fast else (1,)):
                         for products in ((0, 1, 64 * 25) if module is fast else (0,)):
                             fast._set_chunk_products(products)  # 0: chunks of nrows // (64 threads)
+                            fast._set_stream_copy(products != 1)  # chunks copied streamed, or by memcpy
                             got_crow = np.full(nrows + 1, -1, np.int64)
                             got_col, got_val = np.full(room + 3, -7, np.int64), np.full(room + 3, 5, dtype)
                             module.spgemm_onepass(crow, col, a_val, b_crow, b_col, b_val, ncols, got_crow,
@@ -779,6 +781,7 @@ def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
         fast._set_dense_limit(*dense)
         fast._set_chunk_products(chunk)
         fast._set_tag_limit(2**31 - 1)
+        fast._set_stream_copy(True)
 
 
 def test_spgemm_onepass_refuses_output_arrays_shorter_than_c():

@@ -470,11 +470,26 @@ static inline void sr_store_fence(void) { _mm_sfence(); }
 #define SR_CAN_STREAM 1
 static inline void sr_stream_8(void* p, const void* v) { long long x; memcpy(&x, v, 8); _mm_stream_si64((long long*)p, x); }
 static inline void sr_stream_4(void* p, const void* v) { int x; memcpy(&x, v, 4); _mm_stream_si32((int*)p, x); }
+/* memcpy of n bytes whose target goes straight to memory: the bytes before the target's
+ * first 16-byte boundary and after its last one by memcpy, the lines between in 16-byte
+ * streaming stores (SSE2, every x86-64), so the target's lines are not read first (the
+ * one pass of SpGEMM copying a chunk from its thread's buffer: spgemm.pyx). */
+static inline void sr_stream_copy(void* dst, const void* src, size_t n) {
+    char* d = (char*)dst;
+    const char* s = (const char*)src;
+    size_t head = (16 - (uintptr_t)d % 16) % 16, i;
+    if (n < head + 64) { memcpy(d, s, n); return; }
+    memcpy(d, s, head);
+    d += head; s += head; n -= head;
+    for (i = 0; i + 16 <= n; i += 16) _mm_stream_si128((__m128i*)(d + i), _mm_loadu_si128((const __m128i*)(s + i)));
+    memcpy(d + i, s + i, n - i);
+}
 #else
 static inline void sr_store_fence(void) { }
 #define SR_CAN_STREAM 0
 static inline void sr_stream_8(void* p, const void* v) { memcpy(p, v, 8); }
 static inline void sr_stream_4(void* p, const void* v) { memcpy(p, v, 4); }
+static inline void sr_stream_copy(void* dst, const void* src, size_t n) { memcpy(dst, src, n); }
 #endif
 
 /* The widest level this CPU (and compiler) has. */

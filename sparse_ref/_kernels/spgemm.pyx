@@ -30,6 +30,7 @@ cdef extern from "_simd.h":
     void stream_8 "sr_stream_8"(void* p, const void* v) noexcept nogil
     void stream_4 "sr_stream_4"(void* p, const void* v) noexcept nogil
     void store_fence "sr_store_fence"() noexcept nogil
+    void stream_copy "sr_stream_copy"(void* dst, const void* src, size_t n) noexcept nogil
     bint band_row "sr_band_row"(const idx_t* col, idx_t start, idx_t end, idx_t band) noexcept nogil
 
 include "_simd.pxi"
@@ -677,6 +678,21 @@ cdef enum:
     INCLUSIVE = 2       # status = end << 2 | INCLUSIVE
 
 
+# Whether the one pass copies each chunk to the output with streaming stores (sr_stream_copy
+# in _simd.h): the copy is a sixth of its time on the Laplacian, and its target lines,
+# cold, are otherwise read before they are written. Tuning hook _set_stream_copy.
+cdef bint stream_copies = True
+
+
+def _set_stream_copy(bint on):
+    """Tuning hook (not part of the kernel interface): copy the one pass's chunks with
+    streaming stores (True, the default) or with memcpy; returns the previous setting."""
+    global stream_copies
+    previous = stream_copies
+    stream_copies = on
+    return previous
+
+
 cdef inline idx_t look_back(long long* status, idx_t c) noexcept nogil:
     """Where chunk c starts: the counts of the chunks before it, read back from c - 1 until
     a chunk that knows where it ends; waits on a chunk still being computed (one that a
@@ -775,6 +791,7 @@ def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef idx_t room = min(out_col.shape[0], out_val.shape[0])
     cdef idx_t stamp, products, capacity
     cdef long long next_chunk = 0, failed = 0, needed = 0
+    cdef bint copy_streamed = CAN_STREAM and stream_copies
     cdef long long* status = NULL
     cdef idx_t* staged_col = NULL
     cdef value_t* staged_val = NULL
@@ -844,11 +861,16 @@ def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                     store_release(&needed, start + n)  # (any thread's figure will do for the message)
                     fetch_or(&failed, 2)
                 elif load_acquire(&failed) == 0:
-                    if n > 0:  # (an empty chunk may have no buffer, and start may be past the arrays)
+                    if n > 0 and copy_streamed:  # (an empty chunk may have no buffer, and start may be past the arrays)
+                        stream_copy(&out_col[start], staged_col, n * sizeof(idx_t))
+                        stream_copy(&out_val[start], staged_val, n * sizeof(value_t))
+                    elif n > 0:
                         memcpy(&out_col[start], staged_col, n * sizeof(idx_t))
                         memcpy(&out_val[start], staged_val, n * sizeof(value_t))
                     for i in range(r0, r1):
                         out_crow[i + 1] = out_crow[i + 1] + start
+            if copy_streamed:  # each thread's streaming stores are done before the region ends
+                store_fence()
             free(staged_col)
             free(staged_val)
     finally:
