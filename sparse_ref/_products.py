@@ -178,7 +178,7 @@ def _spgemm_onepass(onepass, a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, 
                     out_val[at:], nt)
             crow[r0 + 1:r1 + 1] = part[1:] + at
     nnz = int(crow[nrows])
-    if 4 * nnz < upper:  # a loose bound (a small product's): keep arrays of C's size, not 4x it or more
+    if 4 * nnz < upper:  # a loose bound (a small product's): keep arrays of C's size, never over 4x it
         indices, values = empty((buf.shape[0], nnz), I64), empty(nnz, out_val.dtype)
         indices[-1], values[:] = buf[-1, :nnz], out_val[:nnz]
         return indices, values, crow
@@ -204,9 +204,11 @@ def spgemm(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, n_threads=None, ma
     in rows than A in entries) skips the per-row bounds: one chunk of work, whose
     symbolic pass takes milliseconds before the exact count is checked.
 
-    Where the backend has ``spgemm_onepass`` and arrays as long as the bound (C's
-    products) fit in memory, the symbolic pass is skipped: C's arrays are then the first
-    nnz entries of arrays of that length (the pages past them are not touched).
+    Where the backend has ``spgemm_onepass``, there is no ``max_nnz`` and arrays as long
+    as the bound (C's products, or a small product's nnz(A) x the longest row of B) fit in
+    memory, the symbolic pass is skipped: C's arrays are then the first nnz entries of
+    arrays of that length (the pages past them are not touched), or copies of those when
+    the bound is over 4x nnz.
 
     The kernels keep one slot per column of B and thread: with very many columns, the
     columns that occur are numbered first (order-preserving) and named back after."""
