@@ -749,7 +749,7 @@ def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
         Row pointers of C, as ``spgemm_symbolic`` counts them (``out_crow[0] = 0``).
     out_col : int64[at least nnz(C)]
         Columns of C in its first ``out_crow[nrows]`` entries, ascending within each row;
-        the entries past them are not defined.
+        the entries past them are left as they were.
     out_val : value[as long as out_col]
         Values of C in its first ``out_crow[nrows]`` entries, summed as in
         ``spgemm_numeric``.

@@ -21,7 +21,9 @@ The report gives, per kernel function, PASS or the first failing case as a snipp
 reproduces it (the inputs, what the reference gives, what the package gives) and the
 contract line that was broken. A function the package lacks is reported as taken from
 the reference, not as passed; an optional one it lacks (``_backend.OPTIONAL``) as left
-out, since the ops then run on its other kernels.
+out, since the ops then run on its other kernels; a public function whose name the
+interface lacks is named (a misspelt kernel is not checked), and a package of which
+nothing could be checked fails.
 """
 
 from __future__ import annotations

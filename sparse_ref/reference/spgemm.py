@@ -230,7 +230,7 @@ def spgemm_onepass(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, out_crow, 
         Row pointers of C, as ``spgemm_symbolic`` counts them (``out_crow[0] = 0``).
     out_col : int64[at least nnz(C)]
         Columns of C in its first ``out_crow[nrows]`` entries, ascending within each row;
-        the entries past them are not defined.
+        the entries past them are left as they were.
     out_val : value[as long as out_col]
         Values of C in its first ``out_crow[nrows]`` entries, summed as in
         ``spgemm_numeric``.
