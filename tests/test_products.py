@@ -164,6 +164,55 @@ def test_spmm_cython_equals_reference_bitwise(case):
             assert (g_arg is None and e_arg is None) or np.array_equal(g_arg, e_arg)
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32, np.float64, np.complex64, np.complex128])
+def test_the_spmm_kernel_takes_each_value_type_to_its_own_typed_body(dtype, rng):
+    """The Cython spmm checks its arrays itself and picks the typed body by the values'
+    dtype (_args.pxi): each of the six gives the reference's bits, and an index array of
+    another name for int64 (``np.longlong``) is taken as one."""
+    from sparse_ref._backend import kernel_module
+
+    a = random_sparse(rng, (40, 30), 200, dtype)
+    crow, col, val = a._csr()
+    b = (rng.integers(-3, 4, (30, 7)) * (1 + 1j if np.dtype(dtype).kind == "c" else 1)).astype(dtype)
+    expected = np.empty((40, 7), dtype)
+    kernel_module("spmm", "reference").spmm(crow, col, val, b, expected, 1)
+    for threads in (1, 2):
+        out = np.full((40, 7), 99, dtype)
+        kernel_module("spmm", "cython").spmm(crow.astype(np.longlong), col.astype(np.longlong), val, b, out, threads)
+        assert same_bits(out, expected)
+
+
+def test_the_spmm_kernel_refuses_arrays_a_typed_memoryview_would_refuse():
+    """Each refusal names the argument, and nothing is written to ``out``."""
+    from sparse_ref._backend import kernel_module
+
+    spmm = kernel_module("spmm", "cython").spmm
+    crow, col, val = np.array([0, 1, 2]), np.array([0, 1]), np.array([2.0, 3.0])
+    b, out = np.ones((2, 3)), np.zeros((2, 3))
+    read_only = np.zeros((2, 3))
+    read_only.flags.writeable = False
+    cases = [
+        ((None, col, val, b, out), TypeError, "a_crow: expected a NumPy array, got NoneType"),
+        (([0, 1, 2], col, val, b, out), TypeError, "a_crow: expected a NumPy array, got list"),
+        ((crow.astype(np.int32), col, val, b, out), TypeError, "a_crow: expected int64, got int32"),
+        ((crow, col.reshape(1, 2), val, b, out), ValueError, "a_col: expected 1 dimension, got 2"),
+        ((crow, col, val.astype(np.float16), b, out), TypeError, "a_val: no kernel for dtype float16"),
+        ((crow, col, val.astype(bool), b, out), TypeError, "a_val: no kernel for dtype bool"),
+        ((crow, col, val, b.astype(np.float32), out), TypeError, "b: expected float64, got float32"),
+        ((crow, col, val, b, out.astype(np.complex128)), TypeError, "out: expected float64, got complex128"),
+        ((crow, col, val, np.ones((3, 2)).T, out), ValueError, "b: must be C-contiguous"),
+        ((crow, col, val.astype(">f8"), b.astype(">f8"), out), ValueError, "a_val: must be C-contiguous, aligned and in native byte order"),
+        ((crow, col, val, b, read_only), ValueError, "out: an output must be writable"),
+        ((crow, col, val, b, np.zeros(6)), ValueError, "out: expected 2 dimensions, got 1"),
+    ]
+    for args, exc, message in cases:
+        with pytest.raises(exc, match=message.replace("(", r"\(")):
+            spmm(*args, 1)
+        assert not out.any()
+    spmm(crow, col, val, b, out, 1)  # and the same arrays, as they should be, are taken
+    assert out.tolist() == [[2.0] * 3, [3.0] * 3]
+
+
 @settings(max_examples=60, deadline=None)
 @given(case=product_cases())
 def test_spgemm_cython_equals_reference_bitwise(case):

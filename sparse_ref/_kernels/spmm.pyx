@@ -6,6 +6,8 @@ Typed twin of ``sparse_ref/reference/spmm.py``.
 from cython.parallel cimport parallel, prange
 
 from sparse_ref._kernels._arith cimport div_count, mul
+from libc.stdint cimport int32_t, int64_t
+
 from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 __all__ = ["spmm", "spmm_reduce"]
@@ -42,6 +44,7 @@ cdef extern from "_simd.h":
     int outer_hint "sr_outer_hint"(idx_t reach, const idx_t* col, idx_t start, idx_t end) noexcept nogil
 
 include "_simd.pxi"
+include "_args.pxi"
 
 
 def _set_prefetch(idx_t ahead, idx_t nbytes, bint from_line=True, idx_t ahead_narrow=20,
@@ -285,8 +288,7 @@ cdef inline value_t spmv_row(const idx_t* a_col, const value_t* a_val, idx_t sta
     return acc
 
 
-def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
-         const value_t[:, ::1] b, value_t[:, ::1] out, int n_threads=1):
+def spmm(a_crow, a_col, a_val, b, out, int n_threads=1):
     """Sparse times dense: ``out[i, :] = sum_q a_val[q] * b[a_col[q], :]`` over row i.
 
     Simple version
@@ -337,45 +339,64 @@ def spmm(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_v
     ---------
     The row-by-row product of CSR and dense matrices, as in SciPy's ``csr_matvecs``.
     """
-    cdef idx_t nrows = a_crow.shape[0] - 1
-    cdef idx_t n = b.shape[1]
+    # (the arrays are checked as ``const int64[::1]`` a_crow and a_col, ``const value[::1]``
+    # a_val, ``const value[:, ::1]`` b and ``value[:, ::1]`` out would be: _args.pxi says why
+    # not with memoryviews; then the value type picks the typed body)
+    cdef int t = value_type(a_val, "a_val")
+    cdef const idx_t* crow = <const idx_t*>data(a_crow, cnp.NPY_INT64, 1, False, "a_crow")
+    cdef const idx_t* col = <const idx_t*>data(a_col, cnp.NPY_INT64, 1, False, "a_col")
+    cdef const void* val = data(a_val, t, 1, False, "a_val")
+    cdef const void* bp = data(b, t, 2, False, "b")
+    cdef void* outp = data(out, t, 2, True, "out")
+    cdef idx_t nrows = length(a_crow, 0) - 1, nnz = length(a_col, 0), b_rows = length(b, 0), n = length(b, 1)
+    with nogil:
+        if t == cnp.NPY_FLOAT64:
+            spmm_typed(crow, col, <const double*>val, nrows, nnz, <const double*>bp, b_rows, n, <double*>outp, n_threads)
+        elif t == cnp.NPY_FLOAT32:
+            spmm_typed(crow, col, <const float*>val, nrows, nnz, <const float*>bp, b_rows, n, <float*>outp, n_threads)
+        elif t == cnp.NPY_COMPLEX128:
+            spmm_typed(crow, col, <const double complex*>val, nrows, nnz, <const double complex*>bp, b_rows, n,
+                       <double complex*>outp, n_threads)
+        elif t == cnp.NPY_COMPLEX64:
+            spmm_typed(crow, col, <const float complex*>val, nrows, nnz, <const float complex*>bp, b_rows, n,
+                       <float complex*>outp, n_threads)
+        elif t == cnp.NPY_INT64:
+            spmm_typed(crow, col, <const int64_t*>val, nrows, nnz, <const int64_t*>bp, b_rows, n, <int64_t*>outp, n_threads)
+        else:
+            spmm_typed(crow, col, <const int32_t*>val, nrows, nnz, <const int32_t*>bp, b_rows, n, <int32_t*>outp, n_threads)
+
+
+cdef void spmm_typed(const idx_t* a_crow, const idx_t* a_col, const value_t* a_val, idx_t nrows, idx_t nnz,
+                     const value_t* b, idx_t b_rows, idx_t n, value_t* out, int n_threads) noexcept nogil:
+    """``spmm`` on checked arrays: A's row pointers, columns and values, B (b_rows x n) and
+    the output (nrows x n)."""
     cdef idx_t t, tasks, per, j0, width
     cdef int stream
-    cdef const value_t* b_ptr
-    cdef const idx_t* col_ptr
-    cdef const value_t* val_ptr
+    global last_streamed
     if nrows <= 0 or n == 0:
         return
-    b_ptr = &b[0, 0] if b.shape[0] > 0 else NULL
-    col_ptr = &a_col[0] if a_col.shape[0] > 0 else NULL
-    val_ptr = &a_val[0] if a_val.shape[0] > 0 else NULL
-    width = column_block(b.shape[0], n, sizeof(value_t))
-    stream = (value_t is double or value_t is float) and streams(nrows, n, sizeof(value_t), width, &out[0, 0])
-    global last_streamed
+    width = column_block(b_rows, n, sizeof(value_t))
+    stream = (value_t is double or value_t is float) and streams(nrows, n, sizeof(value_t), width, out)
     last_streamed = stream  # never for one column (rows of 4 or 8 bytes)
     if n == 1 and use_spmv:  # a matrix-vector product: spmm_row's one-column case, without its per-row setup
-        with nogil:
-            spmv(&a_crow[0], col_ptr, val_ptr, nrows, b_ptr, &out[0, 0], n_threads)
+        spmv(a_crow, a_col, a_val, nrows, b, out, n_threads)
         return
     per = rows_per_task(nrows, max(n_threads, 1))
     tasks = (nrows + per - 1) // per
-    with nogil:
-        j0 = 0
-        while j0 < n:
-            if n_threads <= 1:  # no parallel region at all: it costs about 1 us, a small call's whole work
-                spmm_rows(&a_crow[0], col_ptr, val_ptr, a_col.shape[0], b_ptr, n, j0,
-                          min(j0 + width, n), &out[0, 0], 0, nrows, stream)
-            else:
-                with parallel(num_threads=n_threads):
-                    for t in prange(tasks, schedule="guided"):
-                        spmm_rows(&a_crow[0], col_ptr, val_ptr, a_col.shape[0], b_ptr, n, j0,
-                                  min(j0 + width, n), &out[0, 0], t * per, min(t * per + per, nrows),
-                                  stream)
-                    if stream:  # each thread's streaming stores are done before the region ends
-                        store_fence()
-            j0 = j0 + width
-        if stream and n_threads <= 1:
-            store_fence()
+    j0 = 0
+    while j0 < n:
+        if n_threads <= 1:  # no parallel region at all: it costs about 1 us, a small call's whole work
+            spmm_rows(a_crow, a_col, a_val, nnz, b, n, j0, min(j0 + width, n), out, 0, nrows, stream)
+        else:
+            with parallel(num_threads=n_threads):
+                for t in prange(tasks, schedule="guided"):
+                    spmm_rows(a_crow, a_col, a_val, nnz, b, n, j0, min(j0 + width, n), out, t * per,
+                              min(t * per + per, nrows), stream)
+                if stream:  # each thread's streaming stores are done before the region ends
+                    store_fence()
+        j0 = j0 + width
+    if stream and n_threads <= 1:
+        store_fence()
 
 
 # amax/amin ask for the row of B of the entry this many places on (the sum's rows do it in C)

@@ -1,0 +1,54 @@
+# The arrays a kernel's entry takes, checked as typed memoryviews (``const double[::1]``,
+# ``double[:, ::1]``) would check them, without making the memoryviews. Acquiring one costs
+# about 0.2 us (a Python object, the buffer's format string parsed), and choosing among a
+# fused type's versions 0.3 us more: measured, five memoryview arguments took 1.05-1.15 us
+# a call against 0.1 us for these checks, a 10 x 10 product's whole work. So the entries
+# that small calls go through (spmm) take plain arrays, check them here, and pass pointers
+# to a typed body; the checks name the argument that fails them.
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+# The value types of ``_types.value_t``, as NumPy type numbers, in its order.
+cdef int VALUE_TYPES[6]
+VALUE_TYPES[:] = [cnp.NPY_INT32, cnp.NPY_INT64, cnp.NPY_FLOAT32, cnp.NPY_FLOAT64,
+                  cnp.NPY_COMPLEX64, cnp.NPY_COMPLEX128]
+
+
+cdef int value_type(object x, str name) except -1:
+    """The NumPy type number of ``x``'s values (one of VALUE_TYPES), or TypeError."""
+    cdef int t, i
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+    t = cnp.PyArray_TYPE(<cnp.ndarray>x)
+    for i in range(6):
+        if cnp.PyArray_EquivTypenums(t, VALUE_TYPES[i]):
+            return VALUE_TYPES[i]
+    raise TypeError(f"{name}: no kernel for dtype {(<cnp.ndarray>x).dtype}: int32, int64, float32, "
+                    "float64, complex64 or complex128")
+
+
+cdef inline void* data(object x, int typenum, int ndim, bint out, str name) except? NULL:
+    """The first element of ``x``, the argument ``name``, once it is an array of ``ndim``
+    dimensions, of type ``typenum``, C-contiguous, aligned, in the machine's byte order and,
+    for an ``out`` argument, writable; else TypeError (not an array, another dtype) or
+    ValueError, as a typed memoryview would refuse it."""
+    cdef cnp.ndarray a
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+    a = <cnp.ndarray>x
+    if cnp.PyArray_NDIM(a) != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimension{'s' if ndim > 1 else ''}, got {a.ndim}")
+    if not cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(a), typenum):
+        raise TypeError(f"{name}: expected {cnp.PyArray_DescrFromType(typenum)}, got {a.dtype}")
+    if not cnp.PyArray_ISCARRAY_RO(a):  # (C order, aligned, not byte-swapped)
+        raise ValueError(f"{name}: must be C-contiguous, aligned and in native byte order")
+    if out and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name}: an output must be writable; this array is read-only")
+    return cnp.PyArray_DATA(a)
+
+
+cdef inline idx_t length(object x, int dim) noexcept:
+    """Dimension ``dim`` of ``x``, an array that :func:`data` accepted."""
+    return cnp.PyArray_DIM(<cnp.ndarray>x, dim)
