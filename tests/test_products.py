@@ -165,28 +165,47 @@ def test_spmm_cython_equals_reference_bitwise(case):
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32, np.float64, np.complex64, np.complex128])
-def test_the_spmm_kernel_takes_each_value_type_to_its_own_typed_body(dtype, rng):
-    """The Cython spmm checks its arrays itself and picks the typed body by the values'
-    dtype (_args.pxi): each of the six gives the reference's bits, and an index array of
-    another name for int64 (``np.longlong``) is taken as one."""
+def test_the_small_call_kernels_take_each_value_type_to_its_own_typed_body(dtype, rng):
+    """spmm, spmm_reduce and sddmm check their arrays themselves and pick the typed body by
+    the values' dtype (_args.pxi): each of the six gives the reference's bits, and an
+    index array of another name for int64 (``np.longlong``) is taken as one."""
     from sparse_ref._backend import kernel_module
 
+    ref, fast = kernel_module("spmm", "reference"), kernel_module("spmm", "cython")
     a = random_sparse(rng, (40, 30), 200, dtype)
     crow, col, val = a._csr()
-    b = (rng.integers(-3, 4, (30, 7)) * (1 + 1j if np.dtype(dtype).kind == "c" else 1)).astype(dtype)
+    crow_ll, col_ll = crow.astype(np.longlong), col.astype(np.longlong)
+    complex_ = np.dtype(dtype).kind == "c"
+    b = (rng.integers(-3, 4, (30, 7)) * (1 + 1j if complex_ else 1)).astype(dtype)
     expected = np.empty((40, 7), dtype)
-    kernel_module("spmm", "reference").spmm(crow, col, val, b, expected, 1)
+    ref.spmm(crow, col, val, b, expected, 1)
+    for reduce in ("mean",) + (() if complex_ else ("amax",)):
+        e_out, e_arg = np.empty((40, 7), dtype), np.empty((40, 7), np.int64)
+        ref.spmm_reduce(crow, col, val, b, reduce, e_out, e_arg, 1)
+        for threads in (1, 2):
+            out, arg = np.full((40, 7), 99, dtype), np.full((40, 7), -7, np.int64)
+            fast.spmm_reduce(crow_ll, col_ll, val, b, reduce, out, arg, threads)
+            assert same_bits(out, e_out)
+            assert np.array_equal(arg, e_arg) if reduce == "amax" else (arg == -7).all()
+    rows, cols = a._coalesced_form()._idx
+    x = (rng.integers(-3, 4, (40, 9)) * (1 - 2j if complex_ else 1)).astype(dtype)
+    y = (rng.integers(-3, 4, (30, 9)) * (1 + 1j if complex_ else 1)).astype(dtype)
+    e_s = np.empty(rows.shape[0], dtype)
+    kernel_module("sddmm", "reference").sddmm(rows, cols, x, y, e_s, 1)
     for threads in (1, 2):
         out = np.full((40, 7), 99, dtype)
-        kernel_module("spmm", "cython").spmm(crow.astype(np.longlong), col.astype(np.longlong), val, b, out, threads)
+        fast.spmm(crow_ll, col_ll, val, b, out, threads)
         assert same_bits(out, expected)
+        s = np.full(rows.shape[0], 99, dtype)
+        kernel_module("sddmm", "cython").sddmm(rows.astype(np.longlong), cols, x, y, s, threads)
+        assert same_bits(s, e_s)
 
 
-def test_the_spmm_kernel_refuses_arrays_a_typed_memoryview_would_refuse():
+def test_the_small_call_kernels_refuse_arrays_a_typed_memoryview_would_refuse():
     """Each refusal names the argument, and nothing is written to ``out``."""
     from sparse_ref._backend import kernel_module
 
-    spmm = kernel_module("spmm", "cython").spmm
+    spmm, sddmm = kernel_module("spmm", "cython"), kernel_module("sddmm", "cython").sddmm
     crow, col, val = np.array([0, 1, 2]), np.array([0, 1]), np.array([2.0, 3.0])
     b, out = np.ones((2, 3)), np.zeros((2, 3))
     read_only = np.zeros((2, 3))
@@ -201,16 +220,38 @@ def test_the_spmm_kernel_refuses_arrays_a_typed_memoryview_would_refuse():
         ((crow, col, val, b.astype(np.float32), out), TypeError, "b: expected float64, got float32"),
         ((crow, col, val, b, out.astype(np.complex128)), TypeError, "out: expected float64, got complex128"),
         ((crow, col, val, np.ones((3, 2)).T, out), ValueError, "b: must be C-contiguous"),
-        ((crow, col, val.astype(">f8"), b.astype(">f8"), out), ValueError, "a_val: must be C-contiguous, aligned and in native byte order"),
+        ((crow, col, val.astype(">f8"), b.astype(">f8"), out), ValueError,
+         "a_val: must be C-contiguous, aligned and in native byte order"),
         ((crow, col, val, b, read_only), ValueError, "out: an output must be writable"),
         ((crow, col, val, b, np.zeros(6)), ValueError, "out: expected 2 dimensions, got 1"),
     ]
     for args, exc, message in cases:
         with pytest.raises(exc, match=message.replace("(", r"\(")):
-            spmm(*args, 1)
+            spmm.spmm(*args, 1)
+        with pytest.raises(exc, match=message.replace("(", r"\(")):
+            spmm.spmm_reduce(*args[:4], "amax", args[4], np.zeros((2, 3), np.int64), 1)
         assert not out.any()
-    spmm(crow, col, val, b, out, 1)  # and the same arrays, as they should be, are taken
+    arg = np.zeros((2, 3), np.int64)
+    for bad, exc, message in [(arg.astype(np.int32), TypeError, "out_arg: expected int64, got int32"),
+                              (None, TypeError, "out_arg: expected a NumPy array, got NoneType")]:
+        with pytest.raises(exc, match=message):
+            spmm.spmm_reduce(crow, col, val, b, "amax", out, bad, 1)
+    with pytest.raises(ValueError, match="not in tuple"):  # (REDUCTIONS.index: an op the wrapper checked)
+        spmm.spmm_reduce(crow, col, val, b, "median", out, arg, 1)
+    rows, x, s = np.array([0, 1]), np.ones((2, 3)), np.zeros(2)
+    for args, exc, message in [((rows, col, x, x, s.astype(np.float32)), TypeError, "x: expected float32, got float64"),
+                               ((rows, col, x, x, read_only[0, :2]), ValueError, "out: an output must be writable"),
+                               ((rows, None, x, x, s), TypeError, "p_col: expected a NumPy array, got NoneType"),
+                               ((rows, col, x, x[:, ::2], s), ValueError, "y: must be C-contiguous")]:
+        with pytest.raises(exc, match=message):
+            sddmm(*args, 1)
+        assert not s.any()
+    spmm.spmm(crow, col, val, b, out, 1)  # and the same arrays, as they should be, are taken
     assert out.tolist() == [[2.0] * 3, [3.0] * 3]
+    spmm.spmm_reduce(crow, col, val, b, "amax", out, arg, 1)
+    assert out.tolist() == [[2.0] * 3, [3.0] * 3] and arg.tolist() == [[0] * 3, [1] * 3]
+    sddmm(rows, col, x, x, s, 1)
+    assert s.tolist() == [3.0, 3.0]
 
 
 @settings(max_examples=60, deadline=None)

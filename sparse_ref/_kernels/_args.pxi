@@ -2,9 +2,12 @@
 # ``double[:, ::1]``) would check them, without making the memoryviews. Acquiring one costs
 # about 0.2 us (a Python object, the buffer's format string parsed), and choosing among a
 # fused type's versions 0.3 us more: measured, five memoryview arguments took 1.05-1.15 us
-# a call against 0.1 us for these checks, a 10 x 10 product's whole work. So the entries
-# that small calls go through (spmm) take plain arrays, check them here, and pass pointers
-# to a typed body; the checks name the argument that fails them.
+# a call against 0.1 us for these checks, a 10 x 10 product's whole work, and a fresh
+# output costs more (NumPy describes its buffer on first export). So the entries that small
+# calls go through (spmm, spmm_reduce and sddmm: a product and its gradients) take plain
+# arrays, check them here, and pass pointers to a typed body; the checks name the argument
+# that fails them. The other kernels, which run once per larger step (coalesce, the
+# conversions, SpGEMM), keep their memoryviews.
 
 cimport numpy as cnp
 

@@ -5,6 +5,8 @@ Typed twin of ``sparse_ref/reference/sddmm.py``.
 
 from cython.parallel cimport prange
 
+from libc.stdint cimport int32_t, int64_t
+
 from sparse_ref._kernels._arith cimport mul
 from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
@@ -19,6 +21,7 @@ cdef extern from "_simd.h":
     bint simd_dot_wide "sr_dot_wide"() noexcept nogil
 
 include "_simd.pxi"
+include "_args.pxi"
 
 # The sum over j runs as LANES interleaved partial sums (the contract's order).
 cdef enum:
@@ -77,8 +80,7 @@ cdef inline value_t dot_lanes(const value_t* x, const value_t* y, idx_t n) noexc
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-def sddmm(const idx_t[::1] p_row, const idx_t[::1] p_col, const value_t[:, ::1] x,
-          const value_t[:, ::1] y, value_t[::1] out, int n_threads=1):
+def sddmm(p_row, p_col, x, y, out, int n_threads=1):
     """``out[p] = sum_j x[p_row[p], j] * y[p_col[p], j]`` for every sampled position p.
 
     Simple version
@@ -119,8 +121,36 @@ def sddmm(const idx_t[::1] p_row, const idx_t[::1] p_col, const value_t[:, ::1] 
     -----------
     A ``prange`` over sampled positions; each output is independent.
     """
-    cdef idx_t nnz = p_row.shape[0]
-    cdef idx_t n = x.shape[1]
+    # (the arrays are checked as ``const int64[::1]`` p_row and p_col, ``const value[:, ::1]``
+    # x and y and ``value[::1]`` out would be: _args.pxi says why not with memoryviews; then
+    # the value type picks the typed body)
+    cdef int t = value_type(out, "out")
+    cdef const idx_t* rows = <const idx_t*>data(p_row, cnp.NPY_INT64, 1, False, "p_row")
+    cdef const idx_t* cols = <const idx_t*>data(p_col, cnp.NPY_INT64, 1, False, "p_col")
+    cdef const void* xp = data(x, t, 2, False, "x")
+    cdef const void* yp = data(y, t, 2, False, "y")
+    cdef void* outp = data(out, t, 1, True, "out")
+    cdef idx_t nnz = length(p_row, 0), n = length(x, 1)
+    with nogil:
+        if t == cnp.NPY_FLOAT64:
+            sddmm_typed(rows, cols, <const double*>xp, <const double*>yp, nnz, n, <double*>outp, n_threads)
+        elif t == cnp.NPY_FLOAT32:
+            sddmm_typed(rows, cols, <const float*>xp, <const float*>yp, nnz, n, <float*>outp, n_threads)
+        elif t == cnp.NPY_COMPLEX128:
+            sddmm_typed(rows, cols, <const double complex*>xp, <const double complex*>yp, nnz, n,
+                        <double complex*>outp, n_threads)
+        elif t == cnp.NPY_COMPLEX64:
+            sddmm_typed(rows, cols, <const float complex*>xp, <const float complex*>yp, nnz, n,
+                        <float complex*>outp, n_threads)
+        elif t == cnp.NPY_INT64:
+            sddmm_typed(rows, cols, <const int64_t*>xp, <const int64_t*>yp, nnz, n, <int64_t*>outp, n_threads)
+        else:
+            sddmm_typed(rows, cols, <const int32_t*>xp, <const int32_t*>yp, nnz, n, <int32_t*>outp, n_threads)
+
+
+cdef void sddmm_typed(const idx_t* p_row, const idx_t* p_col, const value_t* x, const value_t* y, idx_t nnz,
+                      idx_t n, value_t* out, int n_threads) noexcept nogil:
+    """``sddmm`` on checked arrays: x's and y's rows have n columns."""
     cdef idx_t p
     if nnz == 0:
         return
@@ -128,8 +158,7 @@ def sddmm(const idx_t[::1] p_row, const idx_t[::1] p_col, const value_t[:, ::1] 
         for p in range(nnz):
             out[p] = 0
         return
-    with nogil:
-        for p in prange(nnz, schedule="static", num_threads=max(n_threads, 1)):
-            if p + AHEAD < nnz:
-                prefetch_row(&y[p_col[p + AHEAD], 0], n)
-            out[p] = dot(&x[p_row[p], 0], &y[p_col[p], 0], n)
+    for p in prange(nnz, schedule="static", num_threads=max(n_threads, 1)):
+        if p + AHEAD < nnz:
+            prefetch_row(y + p_col[p + AHEAD] * n, n)
+        out[p] = dot(x + p_row[p] * n, y + p_col[p] * n, n)

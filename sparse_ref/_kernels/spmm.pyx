@@ -463,9 +463,7 @@ cdef inline void reduce_row(const idx_t* a_col, const value_t* a_val, idx_t star
                 arg_row[j] = q if better else arg_row[j]
 
 
-def spmm_reduce(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[::1] a_val,
-                const value_t[:, ::1] b, str reduce, value_t[:, ::1] out, idx_t[:, ::1] out_arg,
-                int n_threads=1):
+def spmm_reduce(a_crow, a_col, a_val, b, str reduce, out, out_arg, int n_threads=1):
     """Sparse times dense with a row-wise reduction instead of a sum:
     ``out[i, j] = reduce_q (a_val[q] * b[a_col[q], j])`` over the stored entries q of row i.
 
@@ -511,20 +509,45 @@ def spmm_reduce(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_t[:
     -----------
     A ``prange`` over rows of A, as ``spmm``: each row's work is sequential.
     """
-    cdef idx_t nrows = a_crow.shape[0] - 1
-    cdef idx_t n = b.shape[1]
-    cdef idx_t i
+    # (the arrays are checked as for spmm, out_arg as ``int64[:, ::1]``)
     cdef int op = REDUCTIONS.index(reduce)
-    cdef bint with_arg = op == AMAX or op == AMIN
-    cdef const value_t* b_ptr
-    cdef const idx_t* col_ptr
-    cdef const value_t* val_ptr
+    cdef int t = value_type(a_val, "a_val")
+    cdef const idx_t* crow = <const idx_t*>data(a_crow, cnp.NPY_INT64, 1, False, "a_crow")
+    cdef const idx_t* col = <const idx_t*>data(a_col, cnp.NPY_INT64, 1, False, "a_col")
+    cdef const void* val = data(a_val, t, 1, False, "a_val")
+    cdef const void* bp = data(b, t, 2, False, "b")
+    cdef void* outp = data(out, t, 2, True, "out")
+    cdef idx_t* arg = <idx_t*>data(out_arg, cnp.NPY_INT64, 2, True, "out_arg")
+    cdef idx_t nrows = length(a_crow, 0) - 1, nnz = length(a_col, 0), n = length(b, 1)
+    if op != AMAX and op != AMIN:
+        arg = NULL  # (not written for sum and mean: it may have no rows)
+    with nogil:
+        if t == cnp.NPY_FLOAT64:
+            reduce_typed(crow, col, <const double*>val, nrows, nnz, <const double*>bp, n, op, <double*>outp, arg,
+                         n_threads)
+        elif t == cnp.NPY_FLOAT32:
+            reduce_typed(crow, col, <const float*>val, nrows, nnz, <const float*>bp, n, op, <float*>outp, arg,
+                         n_threads)
+        elif t == cnp.NPY_COMPLEX128:
+            reduce_typed(crow, col, <const double complex*>val, nrows, nnz, <const double complex*>bp, n, op,
+                         <double complex*>outp, arg, n_threads)
+        elif t == cnp.NPY_COMPLEX64:
+            reduce_typed(crow, col, <const float complex*>val, nrows, nnz, <const float complex*>bp, n, op,
+                         <float complex*>outp, arg, n_threads)
+        elif t == cnp.NPY_INT64:
+            reduce_typed(crow, col, <const int64_t*>val, nrows, nnz, <const int64_t*>bp, n, op, <int64_t*>outp, arg,
+                         n_threads)
+        else:
+            reduce_typed(crow, col, <const int32_t*>val, nrows, nnz, <const int32_t*>bp, n, op, <int32_t*>outp, arg,
+                         n_threads)
+
+
+cdef void reduce_typed(const idx_t* a_crow, const idx_t* a_col, const value_t* a_val, idx_t nrows, idx_t nnz,
+                       const value_t* b, idx_t n, int op, value_t* out, idx_t* arg, int n_threads) noexcept nogil:
+    """``spmm_reduce`` on checked arrays (``arg``: NULL for sum and mean)."""
+    cdef idx_t i
     if nrows <= 0 or n == 0:
         return
-    b_ptr = &b[0, 0] if b.shape[0] > 0 else NULL
-    col_ptr = &a_col[0] if a_col.shape[0] > 0 else NULL
-    val_ptr = &a_val[0] if a_val.shape[0] > 0 else NULL
-    with nogil:
-        for i in prange(nrows, schedule="guided", num_threads=max(n_threads, 1)):
-            reduce_row(col_ptr, val_ptr, a_crow[i], a_crow[i + 1], a_col.shape[0], b_ptr, n, op, &out[i, 0],
-                       &out_arg[i, 0] if with_arg else NULL)
+    for i in prange(nrows, schedule="guided", num_threads=max(n_threads, 1)):
+        reduce_row(a_col, a_val, a_crow[i], a_crow[i + 1], nnz, b, n, op, out + i * n,
+                   arg + i * n if arg != NULL else NULL)
