@@ -34,9 +34,11 @@ cdef int value_type(object x, str name) except -1:
 
 cdef inline void* data(object x, int typenum, int ndim, bint out, str name) except? NULL:
     """The first element of ``x``, the argument ``name``, once it is an array of ``ndim``
-    dimensions, of type ``typenum``, C-contiguous, aligned, in the machine's byte order and,
-    for an ``out`` argument, writable; else TypeError (not an array, another dtype) or
-    ValueError, as a typed memoryview would refuse it."""
+    dimensions, of type ``typenum``, C-contiguous, in the machine's byte order and, for an
+    ``out`` argument, writable; else TypeError (not an array, another dtype) or ValueError,
+    as a typed memoryview would refuse it. Like a memoryview, it takes an array whose data
+    are not aligned to their type (NumPy can make one from a buffer, and a Dask worker
+    does, from a message): the kernels read and write such data as x86 allows."""
     cdef cnp.ndarray a
     if not cnp.PyArray_Check(x):
         raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
@@ -45,8 +47,10 @@ cdef inline void* data(object x, int typenum, int ndim, bint out, str name) exce
         raise ValueError(f"{name}: expected {ndim} dimension{'s' if ndim > 1 else ''}, got {a.ndim}")
     if not cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(a), typenum):
         raise TypeError(f"{name}: expected {cnp.PyArray_DescrFromType(typenum)}, got {a.dtype}")
-    if not cnp.PyArray_ISCARRAY_RO(a):  # (C order, aligned, not byte-swapped)
-        raise ValueError(f"{name}: must be C-contiguous, aligned and in native byte order")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError(f"{name}: must be C-contiguous")
+    if not cnp.PyArray_ISNOTSWAPPED(a):
+        raise ValueError(f"{name}: must be in the machine's byte order, not {a.dtype.str}")
     if out and not cnp.PyArray_ISWRITEABLE(a):
         raise ValueError(f"{name}: an output must be writable; this array is read-only")
     return cnp.PyArray_DATA(a)
