@@ -100,6 +100,12 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   cache on (so on pages of their own in both variants). Each timed call follows an
   untimed call of the same variant, so the cache holds what a loop of such calls
   leaves in it.
+- ``spgemm bitmap scan``: band rows of C put in order by a bitmap of their columns, read
+  word by word, with the dense sums kept at zero between rows (the default on AMD),
+  against their ranks or a sort, as before and as elsewhere until this lever has run
+  there (``spgemm._set_bitmap_scan(0)``): one pass on 1 and 2 threads, the numeric pass
+  on 2 (kernels alone), and the whole ``sr.sparse.mm(A, A)``; the random matrices' rows
+  are wide (no row scans: controls).
 
     python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree]
         [--start /tmp/starttree] [--repeat 9]
@@ -118,6 +124,7 @@ float64 unless named, and only the kernel call is timed (no Python layer):
     python benchmarks/bench_levers.py --only "spgemm band prefetch"
     python benchmarks/bench_levers.py --only "prefetch hint"
     python benchmarks/bench_levers.py --only "spgemm chunks"
+    python benchmarks/bench_levers.py --only "spgemm bitmap scan"
 """
 
 import argparse
@@ -354,7 +361,7 @@ def main():
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
                                            "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
                                            "spgemm band prefetch", "prefetch hint", "spgemm chunks",
-                                           "spgemm one pass", "spgemm stream copy"],
+                                           "spgemm one pass", "spgemm stream copy", "spgemm bitmap scan"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -1058,6 +1065,46 @@ def spgemm_stream_copy(repeat, record, quick=False):
         SPGEMM._set_stream_copy(True)
 
 
+def spgemm_bitmap_scan(repeat, record, quick=False):
+    """SpGEMM's band rows put in order by a bitmap scan (the default) against their ranks
+    or a sort (``spgemm._set_bitmap_scan(0)``): the one pass on 1 and 2 threads (output
+    as long as the bound) and the numeric pass on 2 (kernels alone), then whole
+    ``sr.sparse.mm(A, A)`` calls, interleaved; the hook is read when a call allocates its
+    workspace."""
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    try:
+        for name in ("laplacian", "uniform", "powerlaw"):
+            m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+            crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+            flops = np.empty(n, np.int64)
+            SPGEMM.spgemm_bounds(crow, col, crow, flops, np.empty(n, np.int64), THREADS)
+            room_col, room_val = np.zeros(int(flops.sum()), np.int64), np.zeros(int(flops.sum()))
+            one_crow = np.empty(n + 1, np.int64)
+            a = sr.from_scipy(m).to_sparse()
+            calls = {"one pass, 1 thread": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, one_crow,
+                                                                          room_col, room_val, 1),
+                     f"one pass, {THREADS} threads": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n,
+                                                                                   one_crow, room_col, room_val, THREADS),
+                     f"numeric pass, {THREADS} threads": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n,
+                                                                                       out_crow, out_col, out_val, THREADS),
+                     "sr.sparse.mm(A, A)": lambda: sr.sparse.mm(a, a)}
+            reps = 3 * repeat if name == "laplacian" else max(repeat // 3, 3)
+            for what, call in calls.items():
+                def run(on, call=call):
+                    def f():
+                        SPGEMM._set_bitmap_scan(on)
+                        call()
+                    return f
+                record("spgemm bitmap scan", f"spgemm {name} {what}",
+                       interleaved({"ranks or sort": run(False), "bitmap scan": run(True)}, reps),
+                       "bitmap scan" if SPMM._prefetch_outer()[1] else "ranks or sort")  # (kept: on AMD)
+            del room_col, room_val
+    finally:
+        SPGEMM._set_bitmap_scan(-1)  # (this CPU's choice)
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -1080,7 +1127,8 @@ def only(args):
               "spgemm band prefetch": spgemm_band_prefetch, "prefetch hint": prefetch_hint,
               "spgemm chunks": spgemm_chunks,
               "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since),
-              "spgemm one pass": spgemm_one_pass, "spgemm stream copy": spgemm_stream_copy}
+              "spgemm one pass": spgemm_one_pass, "spgemm stream copy": spgemm_stream_copy,
+              "spgemm bitmap scan": spgemm_bitmap_scan}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

@@ -734,7 +734,9 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
     # slots; both share the "new column?" stamps, row after row on one thread. Rows of
     # both kinds (a band, and random rows of B), empty rows, stamps restarting mid-matrix,
     # 1-3 threads: the reference's columns and bits with the dense array never (with and
-    # without finding the spans first), as by default, and for every row (any span).
+    # without finding the spans first), as by default, and for every row (any span); with
+    # the band rows' bitmap scan and without (the dense sums then go back to zero after
+    # rows of both kinds, on one thread, and a scanned row after a row with slots).
     from sparse_ref._kernels import spgemm as fast
 
     (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val) = \
@@ -748,9 +750,11 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
     band_default = fast._set_prefetch_band(0)
     try:
         assert band_default > k_rows  # the default: no row of two entries or more prefetches here
-        for limits in ((-1, 32 << 10, False), (-1, 32 << 10, True), (4 << 20, 32 << 10, True),
-                       (4 << 20, 1 << 40, False)):
+        for limits, scan in (((-1, 32 << 10, False), True), ((-1, 32 << 10, True), True),
+                             ((4 << 20, 32 << 10, True), True), ((4 << 20, 32 << 10, True), False),
+                             ((4 << 20, 1 << 40, False), True), ((4 << 20, 1 << 40, False), False)):
             fast._set_dense_limit(*limits)
+            fast._set_bitmap_scan(scan)
             for rank_range in ((16, 128), (16, 0), (0, 1000)):  # rows by rank, sorted, both
                 fast._set_rank_range(*rank_range)
                 # the stamps restart every few rows (the longest row plus 40), or never
@@ -766,7 +770,7 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
                         got_col, got_val = np.full(nnz, -1, np.int64), np.zeros(nnz, dtype)
                         fast.spgemm_numeric(crow, col, a_val, b_crow, b_col, b_val, ncols, out_crow, got_col,
                                             got_val, threads)
-                        where = (limits, rank_range, tags, threads, band)
+                        where = (limits, scan, rank_range, tags, threads, band)
                         assert np.array_equal(got_crow, out_crow), where
                         assert np.array_equal(got_col, want_col), where
                         assert np.array_equal(got_val.view(np.uint8), want_val.view(np.uint8)), where
@@ -775,6 +779,23 @@ def test_spgemm_dense_accumulator_gives_the_same_bits(dtype):
         fast._set_rank_range(*ranks)
         fast._set_tag_limit(2**31 - 1)
         fast._set_prefetch_band(band_default)
+        fast._set_bitmap_scan(-1)
+
+
+def test_the_bitmap_scan_of_band_rows_is_the_cpus_choice():
+    """On for AMD, off elsewhere until it is timed there (spgemm.pyx says why); the hook
+    restores that choice with -1."""
+    from sparse_ref._kernels import spgemm as fast
+    from sparse_ref._kernels import spmm
+
+    amd = bool(spmm._prefetch_outer()[1])
+    try:
+        assert fast._set_bitmap_scan(0) == amd  # the setting at import
+        assert fast._set_bitmap_scan(1) == 0
+        assert fast._set_bitmap_scan(-1) == 1
+        assert fast._set_bitmap_scan(-1) == amd
+    finally:
+        fast._set_bitmap_scan(-1)
 
 
 def test_spgemm_chunks_hold_about_102400_products():
@@ -858,7 +879,9 @@ def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
     assert upper > nnz + 40  # room to spare
     dense, chunk = fast._set_dense_limit(4 << 20), fast._set_chunk_products(0)
     try:
-        for module, limits in ((slow, None), (fast, (-1, 32 << 10, True)), (fast, (4 << 20, 32 << 10, True))):
+        for module, limits, scan in ((slow, None, True), (fast, (-1, 32 << 10, True), True),
+                                     (fast, (4 << 20, 32 << 10, True), True), (fast, (4 << 20, 32 << 10, True), False)):
+            fast._set_bitmap_scan(scan)  # (the band rows' bitmap scan, or their ranks and sorts)
             if limits is not None:
                 fast._set_dense_limit(*limits)
             for room in (upper, nnz):
@@ -873,7 +896,7 @@ def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
                             got_col, got_val = np.full(room + 3, -7, np.int64), np.full(room + 3, 5, dtype)
                             module.spgemm_onepass(crow, col, a_val, b_crow, b_col, b_val, ncols, got_crow,
                                                   got_col[:room], got_val[:room], threads)
-                            where = (module.__name__, limits, room, tags, threads, products)
+                            where = (module.__name__, limits, scan, room, tags, threads, products)
                             assert np.array_equal(got_crow, out_crow), where
                             assert np.array_equal(got_col[:nnz], want_col), where
                             assert np.array_equal(got_val[:nnz].view(np.uint8), want_val.view(np.uint8)), where
@@ -883,6 +906,7 @@ def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
         fast._set_chunk_products(chunk)
         fast._set_tag_limit(2**31 - 1)
         fast._set_stream_copy(True)
+        fast._set_bitmap_scan(-1)
 
 
 def test_spgemm_onepass_refuses_output_arrays_shorter_than_c():

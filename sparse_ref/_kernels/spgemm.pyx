@@ -32,6 +32,7 @@ cdef extern from "_simd.h":
     void store_fence "sr_store_fence"() noexcept nogil
     void stream_copy "sr_stream_copy"(void* dst, const void* src, size_t n) noexcept nogil
     bint band_row "sr_band_row"(const idx_t* col, idx_t start, idx_t end, idx_t band) noexcept nogil
+    int cpu_is_amd "sr_cpu_is_amd"() noexcept nogil
 
 include "_simd.pxi"
 
@@ -391,17 +392,20 @@ cdef enum:
 # kind, one region per thread (thread_stride: no cache line shared between threads):
 # the slots over the columns of B (``where``), the short list of sums of the current row
 # (``vals``, values of ``itemsize`` bytes), the dense sums (``dense``, one per column of B,
-# or NULL: DENSE_MAX_BYTES), the keys and their sort buffer, where each row of B's new
-# columns begin (``runs``), the ranks of a row (``ranks``) and the stamp.
+# or NULL: DENSE_MAX_BYTES; zero between rows), a bit per column of B for a band row's
+# columns (``bits``, with ``dense`` under bitmap_scan, else NULL; zero between rows), the
+# keys and their sort buffer, where each row of B's new columns begin (``runs``), the
+# ranks of a row (``ranks``) and the stamp.
 cdef struct workspace:
     int32_t* where
     char* vals
     char* dense
+    uint64_t* bits
     uint64_t* keys
     idx_t* runs
     idx_t* ranks
     idx_t* stamps
-    idx_t where_stride, vals_stride, keys_stride, runs_stride, ranks_stride, rank_low, rank_high
+    idx_t where_stride, vals_stride, keys_stride, runs_stride, ranks_stride, rank_low, rank_high, bits_stride
 
 
 cdef int workspace_alloc(workspace* w, idx_t ncols, idx_t longest, idx_t a_longest, int n_workers,
@@ -411,6 +415,8 @@ cdef int workspace_alloc(workspace* w, idx_t ncols, idx_t longest, idx_t a_longe
     MemoryError (naming ``who``) with nothing left allocated."""
     cdef idx_t j
     w.where, w.vals, w.dense, w.keys, w.runs, w.ranks, w.stamps = NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    w.bits = NULL
+    w.bits_stride = thread_stride(ncols // 64 + 1)
     w.rank_low, w.rank_high = rank_min, rank_max  # (read once: ranks are sized by it)
     w.where_stride = thread_stride(ncols)
     w.vals_stride = thread_stride(longest)
@@ -431,7 +437,9 @@ cdef int workspace_alloc(workspace* w, idx_t ncols, idx_t longest, idx_t a_longe
         workspace_free(w)
         raise MemoryError(f"{who}: no memory for the accumulators")
     if ncols <= DENSE_MAX_BYTES // itemsize:
-        w.dense = <char*> malloc(w.where_stride * n_workers * itemsize)  # NULL: slots only
+        w.dense = <char*> calloc(w.where_stride * n_workers, itemsize)  # NULL: slots only
+        if w.dense != NULL and bitmap_scan:
+            w.bits = <uint64_t*> calloc(w.bits_stride * n_workers, sizeof(uint64_t))
     with nogil:
         for j in range(w.where_stride * n_workers):
             w.where[j] = -1
@@ -442,16 +450,51 @@ cdef void workspace_free(workspace* w) noexcept nogil:
     free(w.where)
     free(w.vals)
     free(w.dense)
+    free(w.bits)
     free(w.keys)
     free(w.runs)
     free(w.ranks)
     free(w.stamps)
     w.where, w.vals, w.dense, w.keys, w.runs, w.ranks, w.stamps = NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    w.bits = NULL
+
+
+# A band row's columns in order without sorting them: a row that keeps its sums in the
+# dense array and whose span takes fewer 64-column words than twice its products (plus 4)
+# marks each column it meets in a bitmap over the columns of B, one bit each, and then
+# reads the words of its span in turn: the set bits, lowest first, are its columns in
+# order (the Laplacian's 13 columns span 1801, 29 words, from 25 products). No ``where``
+# stamp, no key list, no sort, and no "new column?" branch: the dense array is kept at
+# zero between rows (allocated zeroed, and each row sets the sums it wrote back to zero as
+# it writes them out), so every product is added to its column's sum as it comes, and the
+# bitmap's words are cleared as they are read. The same sums in the same order (each
+# column's starts from 0, as a new column's does): the same bits. Measured on the AMD
+# EPYC (bench_levers.py "spgemm bitmap scan", kernels alone, interleaved): the
+# Laplacian's one pass 1.04-1.07x on 1 thread and 1.06-1.07x on 2, its numeric pass
+# 1.00-1.10x, the whole sr.sparse.mm(A, A) 1.03-1.10x; matrices of 2000 columns (every
+# row a "band") 1.7-2.6x. A first bitmap, which kept the branch (a test of the bit), ran at
+# 0.73x on an Intel Xeon (docs/algorithms/spgemm.rst), and this one has not been timed
+# there yet: so it is the CPU's choice, on for AMD and off elsewhere, until it has.
+cdef bint bitmap_scan = cpu_is_amd()
+
+
+def _set_bitmap_scan(int on):
+    """Tuning hook for benchmarks and tests (not public API): whether band rows are put in
+    order by the bitmap scan (1) or by their ranks or a sort as other rows (0); -1: this
+    CPU's choice (on for AMD). Returns the previous setting (0 or 1)."""
+    global bitmap_scan
+    previous = bitmap_scan
+    bitmap_scan = cpu_is_amd() if on < 0 else on != 0
+    return previous
+
+
+cdef extern from *:
+    int ctz64 "__builtin_ctzll"(unsigned long long x) noexcept nogil  # the lowest set bit's place (x != 0)
 
 
 cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start, idx_t end,
                            idx_t a_nnz, const idx_t* b_crow, const idx_t* b_col, const value_t* b_val,
-                           idx_t stamp, int32_t* where, value_t* vals, value_t* dense, uint64_t* keys,
+                           idx_t stamp, int32_t* where, value_t* vals, value_t* dense, uint64_t* bits, uint64_t* keys,
                            idx_t* runs, idx_t* ranks, idx_t rank_low, idx_t rank_high, idx_t* out_col,
                            value_t* out_val, bint stream) noexcept nogil:
     """Accumulate one row of C and write it sorted; return the next stamp.
@@ -461,13 +504,16 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
     when the next stamp could pass tag_limit). With ``dense`` (one sum per column of B,
     DENSE_MAX_BYTES), column j's sum is ``dense[j]`` instead of its slot's: ``where`` then
     only says whether j is new in this row (the same stamps), and no load of ``where``
-    lies on the way to the sum (DENSE_MAX_BYTES says why)."""
+    lies on the way to the sum (DENSE_MAX_BYTES says why); the sums written out are set
+    back to zero. With ``bits`` too (``bitmap_scan``), a band row marks its columns there
+    and reads them back in order instead (no ``where``, no keys)."""
     cdef idx_t q, r, j, k, t, slot, n_keys = 0
     cdef value_t a
     cdef uint64_t* sorted_keys
     cdef idx_t ahead = row_ahead(a_col, start, end)
     cdef idx_t n_runs = 0   # runs[r]: where the new columns of the r-th row of B begin
-    cdef idx_t lo, hi
+    cdef idx_t lo, hi, products = 0
+    cdef uint64_t word
     runs[0] = 0
     if dense != NULL or span_first:  # the row's span of columns (DENSE_MAX_BYTES)
         lo, hi = PY_SSIZE_T_MAX, -1
@@ -476,8 +522,30 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
             if b_crow[k] < b_crow[k + 1]:
                 lo = min(lo, b_col[b_crow[k]])
                 hi = max(hi, b_col[b_crow[k + 1] - 1])
+                products = products + b_crow[k + 1] - b_crow[k]
         if hi < lo or hi - lo >= DENSE_SPAN_BYTES // <idx_t>sizeof(value_t):
             dense = NULL
+        elif bits != NULL and (hi >> 6) - (lo >> 6) < 2 * products + 4:  # (bitmap_scan)
+            for q in range(start, end):
+                if ahead > 0:
+                    prefetch_b_row(a_col, q, a_nnz, ahead, b_crow, b_col, b_val, sizeof(value_t))
+                k = a_col[q]
+                a = a_val[q]
+                for r in range(b_crow[k], b_crow[k + 1]):
+                    j = b_col[r]
+                    bits[j >> 6] = bits[j >> 6] | ((<uint64_t>1) << (j & 63))
+                    dense[j] = dense[j] + mul(a, b_val[r])
+            for r in range(lo >> 6, (hi >> 6) + 1):
+                word = bits[r]
+                if word != 0:
+                    bits[r] = 0
+                    while word != 0:
+                        j = (r << 6) + ctz64(word)
+                        store_entry(out_col, out_val, n_keys, j, dense[j], stream)
+                        dense[j] = 0
+                        n_keys += 1
+                        word = word & (word - 1)
+            return stamp + n_keys
     for q in range(start, end):
         if ahead > 0:
             prefetch_b_row(a_col, q, a_nnz, ahead, b_crow, b_col, b_val, sizeof(value_t))
@@ -517,6 +585,7 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
             for t in range(n_keys):
                 j = <idx_t>keys[<idx_t>sorted_keys[t]]
                 store_entry(out_col, out_val, t, j, dense[j], stream)
+                dense[j] = 0
             return stamp + n_keys
         for t in range(n_keys):
             slot = <idx_t>sorted_keys[t]
@@ -532,6 +601,7 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
         for t in range(n_keys):
             j = <idx_t>sorted_keys[t]
             store_entry(out_col, out_val, t, j, dense[j], stream)
+            dense[j] = 0
         return stamp + n_keys
     for t in range(n_keys):
         j = <idx_t>sorted_keys[t]
@@ -612,6 +682,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef int32_t* my_where = NULL
     cdef value_t* my_vals = NULL
     cdef value_t* my_dense = NULL
+    cdef uint64_t* my_bits = NULL
     cdef uint64_t* my_keys = NULL
     cdef idx_t* out_col_ptr
     cdef value_t* out_val_ptr
@@ -630,6 +701,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
             my_where = w.where + w.where_stride * omp_get_thread_num()
             my_vals = <value_t*> w.vals + w.vals_stride * omp_get_thread_num()
             my_dense = <value_t*> w.dense + w.where_stride * omp_get_thread_num() if w.dense != NULL else NULL
+            my_bits = w.bits + w.bits_stride * omp_get_thread_num() if w.bits != NULL else NULL
             my_keys = w.keys + w.keys_stride * omp_get_thread_num()
             my_runs = w.runs + w.runs_stride * omp_get_thread_num()
             my_ranks = w.ranks + w.ranks_stride * omp_get_thread_num()
@@ -642,7 +714,7 @@ def spgemm_numeric(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                     my_stamp[0] = 0
                 my_stamp[0] = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
                                        &b_col[0], &b_val[0], my_stamp[0], my_where, my_vals,
-                                       my_dense, my_keys, my_runs, my_ranks, w.rank_low, w.rank_high, out_col_ptr + crow[i],
+                                       my_dense, my_bits, my_keys, my_runs, my_ranks, w.rank_low, w.rank_high, out_col_ptr + crow[i],
                                        out_val_ptr + crow[i], stream)
             if stream:  # each thread's streaming stores are done before the region ends
                 store_fence()
@@ -799,6 +871,7 @@ def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
     cdef int32_t* my_where = NULL
     cdef value_t* my_vals = NULL
     cdef value_t* my_dense = NULL
+    cdef uint64_t* my_bits = NULL
     cdef uint64_t* my_keys = NULL
     cdef idx_t* my_runs = NULL
     cdef idx_t* my_ranks = NULL
@@ -822,6 +895,7 @@ def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
             my_where = w.where + w.where_stride * omp_get_thread_num()
             my_vals = <value_t*> w.vals + w.vals_stride * omp_get_thread_num()
             my_dense = <value_t*> w.dense + w.where_stride * omp_get_thread_num() if w.dense != NULL else NULL
+            my_bits = w.bits + w.bits_stride * omp_get_thread_num() if w.bits != NULL else NULL
             my_keys = w.keys + w.keys_stride * omp_get_thread_num()
             my_runs = w.runs + w.runs_stride * omp_get_thread_num()
             my_ranks = w.ranks + w.ranks_stride * omp_get_thread_num()
@@ -849,7 +923,7 @@ def spgemm_onepass(const idx_t[::1] a_crow, const idx_t[::1] a_col, const value_
                                 my_where[j] = -1
                             stamp = 0
                         q = fill_row(&a_col[0], &a_val[0], a_crow[i], a_crow[i + 1], a_col.shape[0], &b_crow[0],
-                                     &b_col[0], &b_val[0], stamp, my_where, my_vals, my_dense, my_keys, my_runs,
+                                     &b_col[0], &b_val[0], stamp, my_where, my_vals, my_dense, my_bits, my_keys, my_runs,
                                      my_ranks, w.rank_low, w.rank_high, staged_col + n, staged_val + n, False)
                         n = n + q - stamp
                         stamp = q
