@@ -648,6 +648,24 @@ def spgemm_arrays(m):
     return crow, col, val, n, out_crow, np.empty(nnz, np.int64), np.empty(nnz)
 
 
+def switched(hook, call, settings: dict) -> dict:
+    """{variant: a callable that sets ``hook(setting)``, then makes ``call``}, for
+    :func:`interleaved`."""
+    def run(setting):
+        def f():
+            hook(setting)
+            call()
+        return f
+    return {variant: run(setting) for variant, setting in settings.items()}
+
+
+def onepass_room(crow, col, n):
+    """Output arrays for ``spgemm_onepass`` of A @ A as long as its products (the bound)."""
+    flops = np.empty(n, np.int64)
+    SPGEMM.spgemm_bounds(crow, col, crow, flops, np.empty(n, np.int64), THREADS)
+    return np.zeros(int(flops.sum()), np.int64), np.zeros(int(flops.sum()))
+
+
 def spgemm_streaming(repeat, record, quick=False):
     """SpGEMM's output written with non-temporal stores (the default for 128 MiB and more)
     against cached stores, the numeric kernel alone and the whole ``sr.sparse.mm(A, A)``."""
@@ -1044,22 +1062,16 @@ def spgemm_stream_copy(repeat, record, quick=False):
         for name in ("laplacian", "uniform", "powerlaw"):
             m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
             crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
-            flops = np.empty(n, np.int64)
-            SPGEMM.spgemm_bounds(crow, col, crow, flops, np.empty(n, np.int64), THREADS)
-            room_col, room_val = np.zeros(int(flops.sum()), np.int64), np.zeros(int(flops.sum()))
+            room_col, room_val = onepass_room(crow, col, n)
             a = sr.from_scipy(m).to_sparse()
             calls = {"one pass": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, out_crow, room_col,
                                                               room_val, THREADS),
                      "sr.sparse.mm(A, A)": lambda: sr.sparse.mm(a, a)}
             reps = repeat if name == "laplacian" else max(repeat // 3, 3)
             for what, call in calls.items():
-                def run(on, call=call):
-                    def f():
-                        SPGEMM._set_stream_copy(on)
-                        call()
-                    return f
                 record("spgemm stream copy", f"spgemm {name} {what} ({out_col.shape[0] * 16 / 1e6:.0f} MB output)",
-                       interleaved({"memcpy": run(False), "streaming stores": run(True)}, reps), "streaming stores")
+                       interleaved(switched(SPGEMM._set_stream_copy, call, {"memcpy": False, "streaming stores": True}),
+                                   reps), "streaming stores")
             del room_col, room_val
     finally:
         SPGEMM._set_stream_copy(True)
@@ -1078,9 +1090,7 @@ def spgemm_bitmap_scan(repeat, record, quick=False):
         for name in ("laplacian", "uniform", "powerlaw"):
             m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
             crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
-            flops = np.empty(n, np.int64)
-            SPGEMM.spgemm_bounds(crow, col, crow, flops, np.empty(n, np.int64), THREADS)
-            room_col, room_val = np.zeros(int(flops.sum()), np.int64), np.zeros(int(flops.sum()))
+            room_col, room_val = onepass_room(crow, col, n)
             one_crow = np.empty(n + 1, np.int64)
             a = sr.from_scipy(m).to_sparse()
             calls = {"one pass, 1 thread": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, one_crow,
@@ -1092,13 +1102,8 @@ def spgemm_bitmap_scan(repeat, record, quick=False):
                      "sr.sparse.mm(A, A)": lambda: sr.sparse.mm(a, a)}
             reps = 3 * repeat if name == "laplacian" else max(repeat // 3, 3)
             for what, call in calls.items():
-                def run(on, call=call):
-                    def f():
-                        SPGEMM._set_bitmap_scan(on)
-                        call()
-                    return f
                 record("spgemm bitmap scan", f"spgemm {name} {what}",
-                       interleaved({"ranks or sort": run(False), "bitmap scan": run(True)}, reps),
+                       interleaved(switched(SPGEMM._set_bitmap_scan, call, {"ranks or sort": 0, "bitmap scan": 1}), reps),
                        "bitmap scan" if SPMM._prefetch_outer()[1] else "ranks or sort")  # (kept: on AMD)
             del room_col, room_val
     finally:
