@@ -798,6 +798,33 @@ def test_the_bitmap_scan_of_band_rows_is_the_cpus_choice():
         fast._set_bitmap_scan(-1)
 
 
+def test_a_band_row_of_b_out_of_order_still_gives_every_column_in_order():
+    """check_invariants=False lets a CSR matrix in with a row's columns out of order: a
+    wrong order is the caller's, but a product with it must still be the product (every
+    column, sorted) and must write nothing past its arrays. The bitmap scan takes a row's
+    span from the ends of the rows of B it meets, so it reads the span again from every
+    column (a review found column 5 lost and the row written one entry past C)."""
+    from sparse_ref._kernels import spgemm as fast
+
+    b = sr.sparse_csr_tensor([0, 3, 5], [130, 5, 200, 1, 2], [1., 2., 3., 4., 5.], (2, 300),
+                             dtype=sr.float64, check_invariants=False)
+    a = sr.sparse_csr_tensor([0, 1, 2], [0, 1], [1., 1.], (2, 2), dtype=sr.float64)
+    want = [[0, 0, 0, 1, 1], [5, 130, 200, 1, 2]]
+    try:
+        for scan in (1, 0):
+            fast._set_bitmap_scan(scan)
+            c = sr.sparse.mm(a, b)
+            assert c.to_dense()._data[0, [5, 130, 200]].tolist() == [2., 1., 3.]
+            assert c.to_sparse_coo().coalesce().indices()._data.tolist() == want
+            out_crow = np.empty(3, np.int64)
+            fast.spgemm_symbolic(*a._csr()[:2], *b._csr()[:2], 300, out_crow, 1)
+            cols, vals = np.full(7, -1, np.int64), np.full(7, -1.0)
+            fast.spgemm_numeric(*a._csr(), *b._csr(), 300, out_crow, cols[:5], vals[:5], 1)
+            assert cols.tolist() == want[1] + [-1, -1] and vals[5:].tolist() == [-1.0, -1.0], scan
+    finally:
+        fast._set_bitmap_scan(-1)
+
+
 def test_spgemm_chunks_hold_about_102400_products():
     # rows per chunk: about 102,400 products by the average row, between the other
     # kernels' chunk (1/64 of a thread's share, at most 1024 rows) and 1/16 of a share

@@ -533,6 +533,8 @@ cdef inline idx_t fill_row(const idx_t* a_col, const value_t* a_val, idx_t start
                 a = a_val[q]
                 for r in range(b_crow[k], b_crow[k + 1]):
                     j = b_col[r]
+                    lo = min(lo, j)  # (the span again, from every column: a row of B out of order,
+                    hi = max(hi, j)  # from check_invariants=False, still has all its bits read)
                     bits[j >> 6] = bits[j >> 6] | ((<uint64_t>1) << (j & 63))
                     dense[j] = dense[j] + mul(a, b_val[r])
             for r in range(lo >> 6, (hi >> 6) + 1):
