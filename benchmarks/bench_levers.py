@@ -105,7 +105,8 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   against their ranks or a sort, as before and as elsewhere until this lever has run
   there (``spgemm._set_bitmap_scan(0)``): one pass on 1 and 2 threads, the numeric pass
   on 2 (kernels alone), and the whole ``sr.sparse.mm(A, A)``; the random matrices' rows
-  are wide (no row scans: controls).
+  are wide (no row scans: controls), and a uniform matrix of 4000 columns has every row
+  scanned.
 
     python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree]
         [--start /tmp/starttree] [--repeat 9]
@@ -1082,13 +1083,18 @@ def spgemm_bitmap_scan(repeat, record, quick=False):
     or a sort (``spgemm._set_bitmap_scan(0)``): the one pass on 1 and 2 threads (output
     as long as the bound) and the numeric pass on 2 (kernels alone), then whole
     ``sr.sparse.mm(A, A)`` calls, interleaved; the hook is read when a call allocates its
-    workspace."""
+    workspace. The benchmark matrices, and a uniform one of 4000 rows (10 a row), all of
+    whose rows take the scan."""
     import sparse_ref as sr
 
     sr.set_num_threads(THREADS)
     try:
-        for name in ("laplacian", "uniform", "powerlaw"):
-            m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        # uniform 4000: every row of C spans fewer than 4096 columns, so every row scans
+        for name in ("laplacian", "uniform", "powerlaw", "uniform 4000"):
+            if name == "uniform 4000":
+                m = MATRICES["uniform"](400 if quick else 4000)
+            else:
+                m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
             crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
             room_col, room_val = onepass_room(crow, col, n)
             one_crow = np.empty(n + 1, np.int64)
@@ -1100,7 +1106,7 @@ def spgemm_bitmap_scan(repeat, record, quick=False):
                      f"numeric pass, {THREADS} threads": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n,
                                                                                        out_crow, out_col, out_val, THREADS),
                      "sr.sparse.mm(A, A)": lambda: sr.sparse.mm(a, a)}
-            reps = 3 * repeat if name == "laplacian" else max(repeat // 3, 3)
+            reps = max(repeat // 3, 3) if name in ("uniform", "powerlaw") else 3 * repeat
             for what, call in calls.items():
                 record("spgemm bitmap scan", f"spgemm {name} {what}",
                        interleaved(switched(SPGEMM._set_bitmap_scan, call, {"ranks or sort": 0, "bitmap scan": 1}), reps),

@@ -469,12 +469,14 @@ cdef void workspace_free(workspace* w) noexcept nogil:
 # it writes them out), so every product is added to its column's sum as it comes, and the
 # bitmap's words are cleared as they are read. The same sums in the same order (each
 # column's starts from 0, as a new column's does): the same bits. Measured on the AMD
-# EPYC (bench_levers.py "spgemm bitmap scan", kernels alone, interleaved): the
-# Laplacian's one pass 1.04-1.07x on 1 thread and 1.06-1.07x on 2, its numeric pass
-# 1.00-1.10x, the whole sr.sparse.mm(A, A) 1.03-1.10x; matrices of 2000 columns (every
-# row a "band") 1.7-2.6x. A first bitmap, which kept the branch (a test of the bit), ran at
-# 0.73x on an Intel Xeon (docs/algorithms/spgemm.rst), and this one has not been timed
-# there yet: so it is the CPU's choice, on for AMD and off elsewhere, until it has.
+# EPYC (bench_levers.py "spgemm bitmap scan", kernels alone, interleaved, four runs): the
+# Laplacian's one pass 0.96-1.07x on 1 thread and 1.00-1.07x on 2, its numeric pass
+# 0.99-1.10x, the whole sr.sparse.mm(A, A) 1.00-1.10x: at most a few percent, within the
+# host's noise; a uniform matrix of 4000 columns (every row a "band", rows of C of about
+# 100) 1.51-1.69x, and of 2000 columns 1.7-2.6x. A first bitmap, which kept the branch (a
+# test of the bit), ran at 0.73x on an Intel Xeon (docs/algorithms/spgemm.rst), and this
+# one has not been timed there yet: so it is the CPU's choice, on for AMD and off
+# elsewhere, until it has.
 cdef bint bitmap_scan = cpu_is_amd()
 
 
