@@ -32,11 +32,12 @@ cdef int value_type(object x, str name) except -1:
                     "float64, complex64 or complex128")
 
 
-cdef inline void* data(object x, int typenum, int ndim, bint out, str name) except? NULL:
+cdef inline void* data(object x, int typenum, int ndim, bint out, str name, str like=None) except? NULL:
     """The first element of ``x``, the argument ``name``, once it is an array of ``ndim``
     dimensions, of type ``typenum``, C-contiguous, in the machine's byte order and, for an
     ``out`` argument, writable; else TypeError (not an array, another dtype) or ValueError,
-    as a typed memoryview would refuse it. Like a memoryview, it takes an array whose data
+    as a typed memoryview would refuse it. ``like``: the argument whose dtype ``typenum`` is
+    (named in the message, so that the odd one out is plain). Like a memoryview, it takes an array whose data
     are not aligned to their type (NumPy can make one from a buffer, and a Dask worker
     does, from a message): the kernels read and write such data as x86 allows."""
     cdef cnp.ndarray a
@@ -46,7 +47,8 @@ cdef inline void* data(object x, int typenum, int ndim, bint out, str name) exce
     if cnp.PyArray_NDIM(a) != ndim:
         raise ValueError(f"{name}: expected {ndim} dimension{'s' if ndim > 1 else ''}, got {a.ndim}")
     if not cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(a), typenum):
-        raise TypeError(f"{name}: expected {cnp.PyArray_DescrFromType(typenum)}, got {a.dtype}")
+        raise TypeError(f"{name}: expected {cnp.PyArray_DescrFromType(typenum)}, got {a.dtype}"
+                        + (f" ({like} is {cnp.PyArray_DescrFromType(typenum)}; they must share one dtype)" if like else ""))
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
         raise ValueError(f"{name}: must be C-contiguous")
     if not cnp.PyArray_ISNOTSWAPPED(a):

@@ -127,8 +127,8 @@ def sddmm(p_row, p_col, x, y, out, int n_threads=1):
     cdef int t = value_type(out, "out")
     cdef const idx_t* rows = <const idx_t*>data(p_row, cnp.NPY_INT64, 1, False, "p_row")
     cdef const idx_t* cols = <const idx_t*>data(p_col, cnp.NPY_INT64, 1, False, "p_col")
-    cdef const void* xp = data(x, t, 2, False, "x")
-    cdef const void* yp = data(y, t, 2, False, "y")
+    cdef const void* xp = data(x, t, 2, False, "x", "out")
+    cdef const void* yp = data(y, t, 2, False, "y", "out")
     cdef void* outp = data(out, t, 1, True, "out")
     cdef idx_t nnz = length(p_row, 0), n = length(x, 1)
     with nogil:

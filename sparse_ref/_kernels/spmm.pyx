@@ -346,8 +346,8 @@ def spmm(a_crow, a_col, a_val, b, out, int n_threads=1):
     cdef const idx_t* crow = <const idx_t*>data(a_crow, cnp.NPY_INT64, 1, False, "a_crow")
     cdef const idx_t* col = <const idx_t*>data(a_col, cnp.NPY_INT64, 1, False, "a_col")
     cdef const void* val = data(a_val, t, 1, False, "a_val")
-    cdef const void* bp = data(b, t, 2, False, "b")
-    cdef void* outp = data(out, t, 2, True, "out")
+    cdef const void* bp = data(b, t, 2, False, "b", "a_val")
+    cdef void* outp = data(out, t, 2, True, "out", "a_val")
     cdef idx_t nrows = length(a_crow, 0) - 1, nnz = length(a_col, 0), b_rows = length(b, 0), n = length(b, 1)
     with nogil:
         if t == cnp.NPY_FLOAT64:
@@ -515,8 +515,8 @@ def spmm_reduce(a_crow, a_col, a_val, b, str reduce, out, out_arg, int n_threads
     cdef const idx_t* crow = <const idx_t*>data(a_crow, cnp.NPY_INT64, 1, False, "a_crow")
     cdef const idx_t* col = <const idx_t*>data(a_col, cnp.NPY_INT64, 1, False, "a_col")
     cdef const void* val = data(a_val, t, 1, False, "a_val")
-    cdef const void* bp = data(b, t, 2, False, "b")
-    cdef void* outp = data(out, t, 2, True, "out")
+    cdef const void* bp = data(b, t, 2, False, "b", "a_val")
+    cdef void* outp = data(out, t, 2, True, "out", "a_val")
     cdef idx_t* arg = <idx_t*>data(out_arg, cnp.NPY_INT64, 2, True, "out_arg")
     cdef idx_t nrows = length(a_crow, 0) - 1, nnz = length(a_col, 0), n = length(b, 1)
     if op != AMAX and op != AMIN:
