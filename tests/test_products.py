@@ -226,6 +226,11 @@ def test_the_small_call_kernels_refuse_arrays_a_typed_memoryview_would_refuse():
          "a_val: must be in the machine's byte order, not >f8"),
         ((crow, col, val, b, read_only), ValueError, "out: an output must be writable"),
         ((crow, col, val, b, np.zeros(6)), ValueError, "out: expected 2 dimensions, got 1"),
+        # the lengths one call's arrays share (O(1) checks: past them a kernel would write)
+        ((crow, col, val, b, np.zeros((3, 3))), ValueError,
+         "out: expected 2 x 3 (a row per row of A, a column per column of b), got 3 x 3"),
+        ((crow, col, val, b, np.zeros((2, 2))), ValueError, "out: expected 2 x 3"),
+        ((crow, col, np.ones(3), b, out), ValueError, "a_val: expected 2 (one value per column in a_col), got 3"),
     ]
     for args, exc, message in cases:
         with pytest.raises(exc, match=re.escape(message)):
@@ -235,7 +240,8 @@ def test_the_small_call_kernels_refuse_arrays_a_typed_memoryview_would_refuse():
         assert not out.any()
     arg = np.zeros((2, 3), np.int64)
     for bad, exc, message in [(arg.astype(np.int32), TypeError, "out_arg: expected int64, got int32"),
-                              (None, TypeError, "out_arg: expected a NumPy array, got NoneType")]:
+                              (None, TypeError, "out_arg: expected a NumPy array, got NoneType"),
+                              (np.zeros((2, 2), np.int64), ValueError, r"out_arg: expected 2 x 3 \(out's shape\)")]:
         with pytest.raises(exc, match=message):
             spmm.spmm_reduce(crow, col, val, b, "amax", out, bad, 1)
     with pytest.raises(ValueError, match="not in tuple"):  # (REDUCTIONS.index: an op the wrapper checked)
@@ -245,7 +251,11 @@ def test_the_small_call_kernels_refuse_arrays_a_typed_memoryview_would_refuse():
                                 "x: expected float32, got float64 \\(out is float32"),
                                ((rows, col, x, x, read_only[0, :2]), ValueError, "out: an output must be writable"),
                                ((rows, None, x, x, s), TypeError, "p_col: expected a NumPy array, got NoneType"),
-                               ((rows, col, x, x[:, ::2], s), ValueError, "y: must be C-contiguous")]:
+                               ((rows, col, x, x[:, ::2], s), ValueError, "y: must be C-contiguous"),
+                               ((rows, col, x, np.ones((2, 2)), s), ValueError,
+                                r"y: expected 2 x 3 \(as many columns as x\), got 2 x 2"),
+                               ((rows, col[:1], x, x, s), ValueError, "p_col: expected 2"),
+                               ((rows, col, x, x, np.zeros(3)), ValueError, "out: expected 2")]:
         with pytest.raises(exc, match=message):
             sddmm(*args, 1)
         assert not s.any()

@@ -36,10 +36,11 @@ cdef inline void* data(object x, int typenum, int ndim, bint out, str name, str 
     """The first element of ``x``, the argument ``name``, once it is an array of ``ndim``
     dimensions, of type ``typenum``, C-contiguous, in the machine's byte order and, for an
     ``out`` argument, writable; else TypeError (not an array, another dtype) or ValueError,
-    as a typed memoryview would refuse it. ``like``: the argument whose dtype ``typenum`` is
-    (named in the message, so that the odd one out is plain). Like a memoryview, it takes an array whose data
-    are not aligned to their type (NumPy can make one from a buffer, and a Dask worker
-    does, from a message): the kernels read and write such data as x86 allows."""
+    as a typed memoryview would refuse it. ``like``: the argument whose dtype ``typenum``
+    is (named in the message, so that the odd one out is plain). Like a memoryview, it
+    takes an array whose data are not aligned to their type (NumPy can make one from a
+    buffer, and a Dask worker does, from a message): the kernels read and write such data
+    as x86 allows."""
     cdef cnp.ndarray a
     if not cnp.PyArray_Check(x):
         raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
@@ -61,3 +62,16 @@ cdef inline void* data(object x, int typenum, int ndim, bint out, str name, str 
 cdef inline idx_t length(object x, int dim) noexcept:
     """Dimension ``dim`` of ``x``, an array that :func:`data` accepted."""
     return cnp.PyArray_DIM(<cnp.ndarray>x, dim)
+
+
+cdef int sized(object x, idx_t rows, idx_t cols, str name, str what) except -1:
+    """ValueError unless ``x`` (an array :func:`data` accepted) has ``rows`` rows and, when
+    ``cols`` >= 0, ``cols`` columns: the lengths that the arrays of one call must share
+    (``what`` says which), checked in O(1) before the kernel reads or writes past one.
+    The values inside (columns in range, row pointers in order) stay the caller's
+    preconditions, as with memoryviews."""
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    if cnp.PyArray_DIM(a, 0) != rows or (cols >= 0 and cnp.PyArray_DIM(a, 1) != cols):
+        want = f"{rows}" if cols < 0 else f"{rows} x {cols}"
+        raise ValueError(f"{name}: expected {want} ({what}), got {' x '.join(map(str, x.shape))}")
+    return 0

@@ -131,6 +131,9 @@ def sddmm(p_row, p_col, x, y, out, int n_threads=1):
     cdef const void* yp = data(y, t, 2, False, "y", "out")
     cdef void* outp = data(out, t, 1, True, "out")
     cdef idx_t nnz = length(p_row, 0), n = length(x, 1)
+    sized(p_col, nnz, -1, "p_col", "one column per row in p_row")
+    sized(out, nnz, -1, "out", "one value per sampled position")
+    sized(y, length(y, 0), n, "y", "as many columns as x")
     with nogil:
         if t == cnp.NPY_FLOAT64:
             sddmm_typed(rows, cols, <const double*>xp, <const double*>yp, nnz, n, <double*>outp, n_threads)

@@ -349,6 +349,9 @@ def spmm(a_crow, a_col, a_val, b, out, int n_threads=1):
     cdef const void* bp = data(b, t, 2, False, "b", "a_val")
     cdef void* outp = data(out, t, 2, True, "out", "a_val")
     cdef idx_t nrows = length(a_crow, 0) - 1, nnz = length(a_col, 0), b_rows = length(b, 0), n = length(b, 1)
+    sized(a_val, nnz, -1, "a_val", "one value per column in a_col")
+    if nrows >= 0:
+        sized(out, nrows, n, "out", "a row per row of A, a column per column of b")
     with nogil:
         if t == cnp.NPY_FLOAT64:
             spmm_typed(crow, col, <const double*>val, nrows, nnz, <const double*>bp, b_rows, n, <double*>outp, n_threads)
@@ -519,8 +522,13 @@ def spmm_reduce(a_crow, a_col, a_val, b, str reduce, out, out_arg, int n_threads
     cdef void* outp = data(out, t, 2, True, "out", "a_val")
     cdef idx_t* arg = <idx_t*>data(out_arg, cnp.NPY_INT64, 2, True, "out_arg")
     cdef idx_t nrows = length(a_crow, 0) - 1, nnz = length(a_col, 0), n = length(b, 1)
+    sized(a_val, nnz, -1, "a_val", "one value per column in a_col")
+    if nrows >= 0:
+        sized(out, nrows, n, "out", "a row per row of A, a column per column of b")
     if op != AMAX and op != AMIN:
         arg = NULL  # (not written for sum and mean: it may have no rows)
+    elif nrows >= 0:
+        sized(out_arg, nrows, n, "out_arg", "out's shape")
     with nogil:
         if t == cnp.NPY_FLOAT64:
             reduce_typed(crow, col, <const double*>val, nrows, nnz, <const double*>bp, n, op, <double*>outp, arg,
