@@ -5,9 +5,9 @@ Typed twin of ``sparse_ref/reference/spmm.py``.
 
 from cython.parallel cimport parallel, prange
 
-from sparse_ref._kernels._arith cimport div_count, mul
 from libc.stdint cimport int32_t, int64_t
 
+from sparse_ref._kernels._arith cimport div_count, mul
 from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 __all__ = ["spmm", "spmm_reduce"]
@@ -288,6 +288,34 @@ cdef inline value_t spmv_row(const idx_t* a_col, const value_t* a_val, idx_t sta
     return acc
 
 
+# spmm's and spmm_reduce's arrays once checked: they are checked as ``const int64[::1]``
+# a_crow and a_col, ``const value[::1]`` a_val, ``const value[:, ::1]`` b and
+# ``value[:, ::1]`` out would be (_args.pxi says why not with memoryviews), with the
+# lengths they share; then the value type ``t`` picks the typed body.
+cdef struct Operands:
+    int t
+    const idx_t* crow
+    const idx_t* col
+    const void* val
+    const void* b
+    void* out
+    idx_t nrows, nnz, b_rows, n
+
+
+cdef int operands(Operands* o, a_crow, a_col, a_val, b, out) except -1:
+    o.t = value_type(a_val, "a_val")
+    o.crow = <const idx_t*>data(a_crow, cnp.NPY_INT64, 1, False, "a_crow")
+    o.col = <const idx_t*>data(a_col, cnp.NPY_INT64, 1, False, "a_col")
+    o.val = data(a_val, o.t, 1, False, "a_val")
+    o.b = data(b, o.t, 2, False, "b", "a_val")
+    o.out = data(out, o.t, 2, True, "out", "a_val")
+    o.nrows, o.nnz, o.b_rows, o.n = length(a_crow, 0) - 1, length(a_col, 0), length(b, 0), length(b, 1)
+    sized(a_val, o.nnz, -1, "a_val", "one value per column in a_col")
+    if o.nrows >= 0:
+        sized(out, o.nrows, o.n, "out", "a row per row of A, a column per column of b")
+    return 0
+
+
 def spmm(a_crow, a_col, a_val, b, out, int n_threads=1):
     """Sparse times dense: ``out[i, :] = sum_q a_val[q] * b[a_col[q], :]`` over row i.
 
@@ -339,34 +367,29 @@ def spmm(a_crow, a_col, a_val, b, out, int n_threads=1):
     ---------
     The row-by-row product of CSR and dense matrices, as in SciPy's ``csr_matvecs``.
     """
-    # (the arrays are checked as ``const int64[::1]`` a_crow and a_col, ``const value[::1]``
-    # a_val, ``const value[:, ::1]`` b and ``value[:, ::1]`` out would be: _args.pxi says why
-    # not with memoryviews; then the value type picks the typed body)
-    cdef int t = value_type(a_val, "a_val")
-    cdef const idx_t* crow = <const idx_t*>data(a_crow, cnp.NPY_INT64, 1, False, "a_crow")
-    cdef const idx_t* col = <const idx_t*>data(a_col, cnp.NPY_INT64, 1, False, "a_col")
-    cdef const void* val = data(a_val, t, 1, False, "a_val")
-    cdef const void* bp = data(b, t, 2, False, "b", "a_val")
-    cdef void* outp = data(out, t, 2, True, "out", "a_val")
-    cdef idx_t nrows = length(a_crow, 0) - 1, nnz = length(a_col, 0), b_rows = length(b, 0), n = length(b, 1)
-    sized(a_val, nnz, -1, "a_val", "one value per column in a_col")
-    if nrows >= 0:
-        sized(out, nrows, n, "out", "a row per row of A, a column per column of b")
+    cdef Operands o
+    operands(&o, a_crow, a_col, a_val, b, out)
     with nogil:
-        if t == cnp.NPY_FLOAT64:
-            spmm_typed(crow, col, <const double*>val, nrows, nnz, <const double*>bp, b_rows, n, <double*>outp, n_threads)
-        elif t == cnp.NPY_FLOAT32:
-            spmm_typed(crow, col, <const float*>val, nrows, nnz, <const float*>bp, b_rows, n, <float*>outp, n_threads)
-        elif t == cnp.NPY_COMPLEX128:
-            spmm_typed(crow, col, <const double complex*>val, nrows, nnz, <const double complex*>bp, b_rows, n,
-                       <double complex*>outp, n_threads)
-        elif t == cnp.NPY_COMPLEX64:
-            spmm_typed(crow, col, <const float complex*>val, nrows, nnz, <const float complex*>bp, b_rows, n,
-                       <float complex*>outp, n_threads)
-        elif t == cnp.NPY_INT64:
-            spmm_typed(crow, col, <const int64_t*>val, nrows, nnz, <const int64_t*>bp, b_rows, n, <int64_t*>outp, n_threads)
+        if o.t == cnp.NPY_FLOAT64:
+            spmm_typed(o.crow, o.col, <const double*>o.val, o.nrows, o.nnz,
+                       <const double*>o.b, o.b_rows, o.n, <double*>o.out, n_threads)
+        elif o.t == cnp.NPY_FLOAT32:
+            spmm_typed(o.crow, o.col, <const float*>o.val, o.nrows, o.nnz,
+                       <const float*>o.b, o.b_rows, o.n, <float*>o.out, n_threads)
+        elif o.t == cnp.NPY_COMPLEX128:
+            spmm_typed(o.crow, o.col, <const double complex*>o.val, o.nrows, o.nnz,
+                       <const double complex*>o.b, o.b_rows, o.n,
+                       <double complex*>o.out, n_threads)
+        elif o.t == cnp.NPY_COMPLEX64:
+            spmm_typed(o.crow, o.col, <const float complex*>o.val, o.nrows, o.nnz,
+                       <const float complex*>o.b, o.b_rows, o.n,
+                       <float complex*>o.out, n_threads)
+        elif o.t == cnp.NPY_INT64:
+            spmm_typed(o.crow, o.col, <const int64_t*>o.val, o.nrows, o.nnz,
+                       <const int64_t*>o.b, o.b_rows, o.n, <int64_t*>o.out, n_threads)
         else:
-            spmm_typed(crow, col, <const int32_t*>val, nrows, nnz, <const int32_t*>bp, b_rows, n, <int32_t*>outp, n_threads)
+            spmm_typed(o.crow, o.col, <const int32_t*>o.val, o.nrows, o.nnz,
+                       <const int32_t*>o.b, o.b_rows, o.n, <int32_t*>o.out, n_threads)
 
 
 cdef void spmm_typed(const idx_t* a_crow, const idx_t* a_col, const value_t* a_val, idx_t nrows, idx_t nnz,
@@ -514,39 +537,37 @@ def spmm_reduce(a_crow, a_col, a_val, b, str reduce, out, out_arg, int n_threads
     """
     # (the arrays are checked as for spmm, out_arg as ``int64[:, ::1]``)
     cdef int op = REDUCTIONS.index(reduce)
-    cdef int t = value_type(a_val, "a_val")
-    cdef const idx_t* crow = <const idx_t*>data(a_crow, cnp.NPY_INT64, 1, False, "a_crow")
-    cdef const idx_t* col = <const idx_t*>data(a_col, cnp.NPY_INT64, 1, False, "a_col")
-    cdef const void* val = data(a_val, t, 1, False, "a_val")
-    cdef const void* bp = data(b, t, 2, False, "b", "a_val")
-    cdef void* outp = data(out, t, 2, True, "out", "a_val")
+    cdef Operands o
+    operands(&o, a_crow, a_col, a_val, b, out)
     cdef idx_t* arg = <idx_t*>data(out_arg, cnp.NPY_INT64, 2, True, "out_arg")
-    cdef idx_t nrows = length(a_crow, 0) - 1, nnz = length(a_col, 0), n = length(b, 1)
-    sized(a_val, nnz, -1, "a_val", "one value per column in a_col")
-    if nrows >= 0:
-        sized(out, nrows, n, "out", "a row per row of A, a column per column of b")
     if op != AMAX and op != AMIN:
         arg = NULL  # (not written for sum and mean: it may have no rows)
-    elif nrows >= 0:
-        sized(out_arg, nrows, n, "out_arg", "out's shape")
+    elif o.nrows >= 0:
+        sized(out_arg, o.nrows, o.n, "out_arg", "out's shape")
     with nogil:
-        if t == cnp.NPY_FLOAT64:
-            reduce_typed(crow, col, <const double*>val, nrows, nnz, <const double*>bp, n, op, <double*>outp, arg,
+        if o.t == cnp.NPY_FLOAT64:
+            reduce_typed(o.crow, o.col, <const double*>o.val, o.nrows, o.nnz,
+                         <const double*>o.b, o.n, op, <double*>o.out, arg,
                          n_threads)
-        elif t == cnp.NPY_FLOAT32:
-            reduce_typed(crow, col, <const float*>val, nrows, nnz, <const float*>bp, n, op, <float*>outp, arg,
+        elif o.t == cnp.NPY_FLOAT32:
+            reduce_typed(o.crow, o.col, <const float*>o.val, o.nrows, o.nnz,
+                         <const float*>o.b, o.n, op, <float*>o.out, arg,
                          n_threads)
-        elif t == cnp.NPY_COMPLEX128:
-            reduce_typed(crow, col, <const double complex*>val, nrows, nnz, <const double complex*>bp, n, op,
-                         <double complex*>outp, arg, n_threads)
-        elif t == cnp.NPY_COMPLEX64:
-            reduce_typed(crow, col, <const float complex*>val, nrows, nnz, <const float complex*>bp, n, op,
-                         <float complex*>outp, arg, n_threads)
-        elif t == cnp.NPY_INT64:
-            reduce_typed(crow, col, <const int64_t*>val, nrows, nnz, <const int64_t*>bp, n, op, <int64_t*>outp, arg,
+        elif o.t == cnp.NPY_COMPLEX128:
+            reduce_typed(o.crow, o.col, <const double complex*>o.val, o.nrows, o.nnz,
+                         <const double complex*>o.b, o.n, op,
+                         <double complex*>o.out, arg, n_threads)
+        elif o.t == cnp.NPY_COMPLEX64:
+            reduce_typed(o.crow, o.col, <const float complex*>o.val, o.nrows, o.nnz,
+                         <const float complex*>o.b, o.n, op,
+                         <float complex*>o.out, arg, n_threads)
+        elif o.t == cnp.NPY_INT64:
+            reduce_typed(o.crow, o.col, <const int64_t*>o.val, o.nrows, o.nnz,
+                         <const int64_t*>o.b, o.n, op, <int64_t*>o.out, arg,
                          n_threads)
         else:
-            reduce_typed(crow, col, <const int32_t*>val, nrows, nnz, <const int32_t*>bp, n, op, <int32_t*>outp, arg,
+            reduce_typed(o.crow, o.col, <const int32_t*>o.val, o.nrows, o.nnz,
+                         <const int32_t*>o.b, o.n, op, <int32_t*>o.out, arg,
                          n_threads)
 
 
