@@ -101,12 +101,11 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   untimed call of the same variant, so the cache holds what a loop of such calls
   leaves in it.
 - ``spgemm bitmap scan``: band rows of C put in order by a bitmap of their columns, read
-  word by word, with the dense sums kept at zero between rows (the default on AMD),
-  against their ranks or a sort, as before and as elsewhere until this lever has run
-  there (``spgemm._set_bitmap_scan(0)``): one pass on 1 and 2 threads, the numeric pass
-  on 2 (kernels alone), and the whole ``sr.sparse.mm(A, A)``; the random matrices' rows
-  are wide (no row scans: controls), and a uniform matrix of 4000 columns has every row
-  scanned.
+  word by word, with the dense sums kept at zero between rows (the default),
+  against their ranks or a sort, as before (``spgemm._set_bitmap_scan(0)``): one pass
+  on 1 and 2 threads, the numeric pass on 2 (kernels alone), and the whole
+  ``sr.sparse.mm(A, A)``; the random matrices' rows are wide (no row scans: controls),
+  and a uniform matrix of 4000 columns has every row scanned.
 
     python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree]
         [--start /tmp/starttree] [--repeat 9]
@@ -1110,10 +1109,10 @@ def spgemm_bitmap_scan(repeat, record, quick=False):
             for what, call in calls.items():
                 record("spgemm bitmap scan", f"spgemm {name} {what}",
                        interleaved(switched(SPGEMM._set_bitmap_scan, call, {"ranks or sort": 0, "bitmap scan": 1}), reps),
-                       "bitmap scan" if SPMM._prefetch_outer()[1] else "ranks or sort")  # (kept: on AMD)
+                       "bitmap scan")  # (kept on both families)
             del room_col, room_val
     finally:
-        SPGEMM._set_bitmap_scan(-1)  # (this CPU's choice)
+        SPGEMM._set_bitmap_scan(-1)  # (the default)
 
 
 def only(args):

@@ -32,7 +32,6 @@ cdef extern from "_simd.h":
     void store_fence "sr_store_fence"() noexcept nogil
     void stream_copy "sr_stream_copy"(void* dst, const void* src, size_t n) noexcept nogil
     bint band_row "sr_band_row"(const idx_t* col, idx_t start, idx_t end, idx_t band) noexcept nogil
-    int cpu_is_amd "sr_cpu_is_amd"() noexcept nogil
 
 include "_simd.pxi"
 
@@ -468,25 +467,28 @@ cdef void workspace_free(workspace* w) noexcept nogil:
 # zero between rows (allocated zeroed, and each row sets the sums it wrote back to zero as
 # it writes them out), so every product is added to its column's sum as it comes, and the
 # bitmap's words are cleared as they are read. The same sums in the same order (each
-# column's starts from 0, as a new column's does): the same bits. Measured on the AMD
-# EPYC (bench_levers.py "spgemm bitmap scan", kernels alone, interleaved, four runs): the
-# Laplacian's one pass 0.96-1.07x on 1 thread and 1.00-1.07x on 2, its numeric pass
-# 0.99-1.10x, the whole sr.sparse.mm(A, A) 1.00-1.10x: at most a few percent, within the
-# host's noise; a uniform matrix of 4000 columns (every row a "band", rows of C of about
-# 100) 1.51-1.69x, and of 2000 columns 1.7-2.6x. A first bitmap, which kept the branch (a
-# test of the bit), ran at 0.73x on an Intel Xeon (docs/algorithms/spgemm.rst), and this
-# one has not been timed there yet: so it is the CPU's choice, on for AMD and off
-# elsewhere, until it has.
-cdef bint bitmap_scan = cpu_is_amd()
+# column's starts from 0, as a new column's does): the same bits. Measured
+# (bench_levers.py "spgemm bitmap scan", kernels alone, interleaved) on both families:
+# - AMD EPYC (four runs): the Laplacian's one pass 0.96-1.07x on 1 thread and 1.00-1.07x
+#   on 2, its numeric pass 0.99-1.10x, the whole sr.sparse.mm(A, A) 1.00-1.10x; a uniform
+#   matrix of 4000 columns (every row a "band", rows of C of about 100) 1.51-1.69x, and
+#   of 2000 columns 1.7-2.6x;
+# - Intel Xeon, 2 MiB L2 a core (three runs): the Laplacian's one pass 1.04-1.08x on 1
+#   thread and 1.04-1.06x on 2, its numeric pass 1.03-1.05x, the whole call 0.95-1.04x;
+#   uniform 4000 1.39-1.48x on 1 thread, 1.28-1.32x on 2, the whole call 1.27-1.38x.
+# A few percent at most on the Laplacian, within the hosts' noise, and a clear gain where
+# rows are bands of about 100 columns: on for every CPU. (A first bitmap, which kept the
+# branch, a test of the bit, ran at 0.73x on another Intel Xeon: docs/algorithms/spgemm.rst.)
+cdef bint bitmap_scan = 1
 
 
 def _set_bitmap_scan(int on):
     """Tuning hook for benchmarks and tests (not public API): whether band rows are put in
-    order by the bitmap scan (1) or by their ranks or a sort as other rows (0); -1: this
-    CPU's choice (on for AMD). Returns the previous setting (0 or 1)."""
+    order by the bitmap scan (1) or by their ranks or a sort as other rows (0); -1: the
+    default (on). Returns the previous setting (0 or 1)."""
     global bitmap_scan
     previous = bitmap_scan
-    bitmap_scan = cpu_is_amd() if on < 0 else on != 0
+    bitmap_scan = 1 if on < 0 else on != 0
     return previous
 
 
