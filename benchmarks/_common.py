@@ -92,6 +92,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": _cpu_model(),
+        "cpu_id": _cpu_id(),
         "cores": os.cpu_count(),
         "caches": caches(),
         "bandwidth_gb_s": bandwidth(),
@@ -175,6 +176,25 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def _cpu_id() -> str | None:
+    """"family F model M stepping S" from /proc/cpuinfo: the model names of these virtual
+    machines ("Intel(R) Xeon(R) Processor") do not say which chip it is."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("cpu family", "model", "stepping") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:
+                break
+    except OSError:
+        return None
+    if len(fields) < 3:
+        return None
+    return f"family {fields['cpu family']} model {fields['model']} stepping {fields['stepping']}"
 
 
 def cpu_slug() -> str:

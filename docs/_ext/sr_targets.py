@@ -159,8 +159,11 @@ def machines(results: Path):
         info = first.get("machine", {})
         caches = info.get("caches", {})
         label = info.get("processor", folder.name)
-        if caches.get("L2"):
-            label += f", L2 {caches['L2']}"
+        if info.get("cpu_id"):  # (model numbers: from the twentieth session's runs on)
+            label += f" ({info['cpu_id'].split(' stepping')[0]})"
+        for level in ("L2", "L3"):  # (two Intel Xeons differ only in their L3)
+            if caches.get(level):
+                label += f", {level} {caches[level]}"
         label += f" ({first.get('date', '?')})"
         found.append((first.get("date", ""), label, runs))
     # by date (a folder's name says which CPU, not when: "amd-..." sorts before "intel-...")
