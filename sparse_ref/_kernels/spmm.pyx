@@ -489,7 +489,7 @@ cdef inline void reduce_row(const idx_t* a_col, const value_t* a_val, idx_t star
                 arg_row[j] = q if better else arg_row[j]
 
 
-def spmm_reduce(a_crow, a_col, a_val, b, str reduce, out, out_arg, int n_threads=1):
+def spmm_reduce(a_crow, a_col, a_val, b, reduce, out, out_arg, int n_threads=1):
     """Sparse times dense with a row-wise reduction instead of a sum:
     ``out[i, j] = reduce_q (a_val[q] * b[a_col[q], j])`` over the stored entries q of row i.
 
@@ -511,7 +511,7 @@ def spmm_reduce(a_crow, a_col, a_val, b, str reduce, out, out_arg, int n_threads
         The dense matrix B.
     reduce : str
         ``"sum"``, ``"mean"`` (the sum divided by the row's stored count), ``"amax"`` or
-        ``"amin"``.
+        ``"amin"``; anything else is refused (ValueError) before anything is written.
 
     Outputs
     -------
@@ -536,6 +536,8 @@ def spmm_reduce(a_crow, a_col, a_val, b, str reduce, out, out_arg, int n_threads
     A ``prange`` over rows of A, as ``spmm``: each row's work is sequential.
     """
     # (the arrays are checked as for spmm, out_arg as ``int64[:, ::1]``)
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"spmm_reduce: reduce must be one of {REDUCTIONS}, got {reduce!r}")
     cdef int op = REDUCTIONS.index(reduce)
     cdef Operands o
     operands(&o, a_crow, a_col, a_val, b, out)

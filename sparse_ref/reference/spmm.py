@@ -98,7 +98,7 @@ def spmm_reduce(a_crow, a_col, a_val, b, reduce, out, out_arg, n_threads=1):
         The dense matrix B.
     reduce : str
         ``"sum"``, ``"mean"`` (the sum divided by the row's stored count), ``"amax"`` or
-        ``"amin"``.
+        ``"amin"``; anything else is refused (ValueError) before anything is written.
 
     Outputs
     -------
@@ -122,6 +122,8 @@ def spmm_reduce(a_crow, a_col, a_val, b, reduce, out, out_arg, n_threads=1):
     -----------
     A ``prange`` over rows of A, as ``spmm``: each row's work is sequential.
     """
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"spmm_reduce: reduce must be one of {REDUCTIONS}, got {reduce!r}")
     for i in range(len(a_crow) - 1):
         arg_row = out_arg[i] if reduce in ("amax", "amin") else None
         reduce_row(a_col, a_val, a_crow[i], a_crow[i + 1], b, reduce, out[i], arg_row)
