@@ -112,8 +112,9 @@ static inline int sr_outer_hint(int64_t reach, const int64_t* col, int64_t start
  *   the random matrices' rows of 64 to 256 bytes (whole sr.sparse.mm calls 0.97-1.76x);
  *   slower on 48-byte rows (0.61-0.89x), which keep prefetcht0, and on the Laplacian's
  *   rows (0.83-0.96x), hence the band rule (0.96-1.02x with it). So 1 on AMD.
- * - Intel Xeon (model 207; 2 MiB L2), 2026-12-02: prefetcht2 0.83-1.07x. So 0 on Intel
- *   (and on any other maker: untried).
+ * - Intel Xeon (model 207; 2 MiB L2), 2026-12-02: prefetcht2 0.83-1.07x; and on another
+ *   (model 167; 2 MiB L2, 105 MiB L3) the same evening, 0.81-1.05x (whole calls
+ *   0.96-1.06x). So 0 on Intel (and on any other maker: untried).
  * One explanation, not measured here: a line asked for into L1 holds one of L1's few
  * miss buffers until it comes, and a random row from memory comes late; asked for into
  * L2 it waits in L2's. The values are the same either way: only where a line waits

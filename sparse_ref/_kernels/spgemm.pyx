@@ -473,9 +473,10 @@ cdef void workspace_free(workspace* w) noexcept nogil:
 #   on 2, its numeric pass 0.99-1.10x, the whole sr.sparse.mm(A, A) 1.00-1.10x; a uniform
 #   matrix of 4000 columns (every row a "band", rows of C of about 100) 1.51-1.69x, and
 #   of 2000 columns 1.7-2.6x;
-# - Intel Xeon, 2 MiB L2 a core (three runs): the Laplacian's one pass 1.04-1.08x on 1
-#   thread and 1.04-1.06x on 2, its numeric pass 1.03-1.05x, the whole call 0.95-1.04x;
-#   uniform 4000 1.39-1.48x on 1 thread, 1.28-1.32x on 2, the whole call 1.27-1.38x.
+# - the Intel Xeon of 2026-12-02 evening (model 167; 2 MiB L2 a core, 105 MiB L3; four
+#   runs): the Laplacian's one pass 0.98-1.08x on 1 thread and 1.04-1.06x on 2, its
+#   numeric pass 0.94-1.05x, the whole call 0.95-1.04x; uniform 4000 1.38-1.48x on 1
+#   thread, 1.28-1.32x on 2, its numeric pass 1.32-1.40x, the whole call 1.27-1.38x.
 # A few percent at most on the Laplacian, within the hosts' noise, and a clear gain where
 # rows are bands of about 100 columns: on for every CPU. (A first bitmap, which kept the
 # branch, a test of the bit, ran at 0.73x on another Intel Xeon: docs/algorithms/spgemm.rst.)
