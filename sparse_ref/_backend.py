@@ -443,11 +443,8 @@ def register_backend(name: str, package) -> Backend:
     if not isinstance(package, str):
         raise TypeError(f"register_backend: package must be a package or its import name, got "
                         f"{type(package).__name__}")
-    own = package.split(".")[0] == __name__.split(".")[0]  # a package of this library: never imported anew
-    if name in BACKENDS and BACKENDS[name].package == package and not own:  # again: the edited files anew
-        for module in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
-            del sys.modules[module]
-        importlib.invalidate_caches()
+    if name in BACKENDS and BACKENDS[name].package == package:  # again: the edited files anew
+        forget_imports(package)
     backend = Backend(name, package, fallback=BACKENDS["reference"], guarded=True)
     backend.check()
     BACKENDS[name] = backend
@@ -455,6 +452,16 @@ def register_backend(name: str, package) -> Backend:
         warnings.warn(f"backend {name!r}: {', '.join(backend.fallbacks)} not found in {package}; "
                       "the reference runs in their place", UserWarning, stacklevel=2)
     return backend
+
+
+def forget_imports(package: str) -> None:
+    """Let the next import of ``package`` read its files anew (its Python modules: a
+    compiled one stays the one first loaded). Never for a package of this library."""
+    if package.split(".")[0] == __name__.split(".")[0]:
+        return
+    for module in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[module]
+    importlib.invalidate_caches()
 
 
 def _check(name) -> Backend:

@@ -447,6 +447,25 @@ def test_registering_a_package_again_imports_the_edited_files(tmp_path):
     assert _result(results, "convert.csr_to_coo").status == "pass"
 
 
+def test_check_leaves_a_backend_name_as_it_found_it(tmp_path):
+    """check() registers the package under ``name`` while it checks: a backend the caller
+    had under that name is back afterwards, and a name that was free is free again."""
+    from sparse_ref import _backend
+
+    name = package(tmp_path, {"convert": COPY["convert"]})
+    mine = sr.register_backend("student", "sparse_ref.reference")
+    try:
+        assert _result(check.check(name, kernels=["convert.csr_to_coo"]), "convert.csr_to_coo").status == "pass"
+        assert _backend.BACKENDS["student"] is mine
+        with sr.use_backend("student"):  # still the caller's, and usable
+            assert sr.sparse_coo_tensor([[1, 0], [0, 1]], [1., 2.], (2, 2)).coalesce().indices().tolist() == \
+                [[0, 1], [1, 0]]
+    finally:
+        _backend.BACKENDS.pop("student", None)
+    check.check(name, kernels=["convert.csr_to_coo"], name="free")
+    assert "free" not in _backend.BACKENDS
+
+
 def test_exercise_refuses_a_module_name_python_has_and_says_so(tmp_path):
     for taken in ("numpy", "types", "sparse_ref", "sys"):
         with pytest.raises(ValueError, match="module Python already has"):

@@ -549,8 +549,24 @@ def check(package: str, kernels=None, allow_reordering: bool = False, name: str 
           _whole: bool = True, _parts=("cases", "gradients")) -> list:
     """Check ``package`` (an import name) against the reference; returns one
     :class:`Result` per kernel function (``kernels``: names like "spmm" or
-    "spmm.spmm_reduce" to check only those)."""
+    "spmm.spmm_reduce" to check only those). The package is a backend named ``name``
+    while it is checked; afterwards that name is what it was before (a backend the caller
+    registered under it is back, or there is none)."""
     kernels = _known_names(kernels)
+    before = _backend.BACKENDS.get(name) if isinstance(name, str) else None
+    try:
+        return _check_as(package, kernels, allow_reordering, name, _whole, _parts)
+    finally:
+        if isinstance(name, str) and name not in _backend.BUILT_IN:
+            if before is None:
+                _backend.BACKENDS.pop(name, None)
+            else:
+                _backend.BACKENDS[name] = before
+
+
+def _check_as(package, kernels, allow_reordering, name, _whole, _parts) -> list:
+    """:func:`check`'s work, with ``package`` registered as the backend ``name``."""
+    _backend.forget_imports(package)  # its files as they are now (a student edits, checks again)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fallbacks are reported below, each by name
         backend = _backend.register_backend(name, package)
