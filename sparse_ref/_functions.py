@@ -154,13 +154,19 @@ def neg(input) -> Tensor:
 def pow(input, exponent) -> Tensor:
     """``input ** exponent`` for a real number ``exponent``; differentiable. A sparse
     input: its stored values' powers, its pattern kept (exponent 0 is refused, as torch).
+    Or a number to the power of a dense tensor (``2 ** t``, ``sr.pow(2, t)``), in the
+    tensor's dtype, differentiable in the tensor.
 
     Examples
     --------
     >>> import sparse_ref as sr
     >>> sr.pow(sr.tensor([2., 3.]), 2)
     tensor([4., 9.])
+    >>> 2 ** sr.tensor([0., 0.5, 3.])
+    tensor([1.0000, 1.4142, 8.0000])
     """
+    if not isinstance(input, (Tensor, SparseTensor)) and isinstance(exponent, (Tensor, SparseTensor)):
+        return _number_to_the(input, exponent)
     if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
         raise TypeError(f"**: the exponent must be a real number, got {type(exponent).__name__}")
     if isinstance(input, SparseTensor):  # the stored values' powers, as torch's
@@ -176,6 +182,24 @@ def pow(input, exponent) -> Tensor:
     if input.dtype.kind in "iu" and (exponent != int(exponent) or exponent < 0):
         raise _errors.DTypeError(f"**: exponent {exponent} needs a floating tensor, got {input.dtype.name}")
     return dense_ops.Pow.apply(input, exponent)
+
+
+def _number_to_the(base, exponent) -> Tensor:
+    """``base ** exponent`` for a number base and a dense tensor exponent (torch's
+    ``pow(Scalar, Tensor)``): the base taken in the tensor's dtype, as any number meeting
+    a tensor here (so a float base needs a floating tensor, a complex one a complex
+    tensor); an integer tensor takes no negative exponent (as torch: integers to negative
+    integer powers are not allowed)."""
+    if isinstance(exponent, SparseTensor):
+        raise TypeError("**: a number to the power of a sparse tensor would be dense (torch has no such op "
+                        "for sparse tensors either); use t.to_dense()")
+    if exponent.dtype == np.bool_:
+        raise _errors.DTypeError("**: a bool tensor as an exponent: sparse_ref does not promote dtypes; "
+                                 "cast first: t.long() or t.float()")
+    base = exponent._operand(base, "**")._data.item()  # (checked as any number meeting this tensor)
+    if exponent.dtype.kind in "iu" and (exponent._data < 0).any():
+        raise ValueError("**: integers to negative integer powers are not allowed (as torch)")
+    return dense_ops.RPow.apply(exponent, base)
 
 
 def sum(input, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001 (torch's name)

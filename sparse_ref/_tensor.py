@@ -734,6 +734,9 @@ class Tensor(_Differentiable):
     def __pow__(self, p):
         return _F.pow(self, p)
 
+    def __rpow__(self, base):
+        return _F.pow(base, self)
+
     def pow(self, p):
         return _F.pow(self, p)
 
@@ -1509,6 +1512,9 @@ class SparseTensor(_Differentiable):
 
     def __pow__(self, exponent):
         return _F.pow(self, exponent)
+
+    def __rpow__(self, base):  # (refused, with the reason: the result would be dense)
+        return _F.pow(base, self)
 
     def relu(self) -> "SparseTensor":
         return _F.relu(self)

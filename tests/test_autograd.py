@@ -500,6 +500,48 @@ def test_pow_zero_has_zero_gradient():
     assert x.grad.tolist() == [0.0, 0.0]
 
 
+def test_a_number_to_the_power_of_a_tensor_and_its_gradient(rng):
+    """``2 ** t`` (torch's pow(Scalar, Tensor)): gradcheck in float64 and complex128,
+    values and gradients as torch's (to rounding: NumPy's and torch's pow are different
+    code), base 0 with a zero gradient where the exponent is >= 0, as torch's."""
+    for dt in (F64, sr.complex128):
+        x = leaf(random_dense(rng, (4,), dt))
+        assert gradcheck(lambda x: 2.5 ** x + sr.pow(0.5, x), (x,))
+    torch = torch_or_skip()
+    for dt, tdt, tol in ((F64, torch.float64, 1e-15), (sr.float32, torch.float32, 1e-6),
+                         (sr.complex128, torch.complex128, 1e-15)):
+        data = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 3.0, -2.5])
+        for c in ((2, 2.5, 0.1, 0, -1.5) if dt != sr.complex128 else (2, 2.5, 0.1, -1.5)):
+            t, tt = leaf(sr.tensor(data, dtype=dt)), torch.tensor(data, dtype=tdt, requires_grad=True)
+            y, ty = c ** t, c ** tt
+            g = np.linspace(-1, 1, data.size)
+            y.backward(sr.tensor(g, dtype=dt))
+            ty.backward(torch.tensor(g, dtype=tdt))
+            assert y.grad_fn is not None and y.dtype == dt
+            np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=tol, atol=0)
+            np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=10 * tol, atol=0)
+    zero = leaf(sr.tensor([0.0, 2.0, -1.0], dtype=F64))
+    (0 ** zero).sum().backward()
+    assert zero.grad.tolist()[:2] == [0.0, 0.0] and zero.grad.tolist()[2] == -np.inf  # as torch's
+    assert (2 ** sr.tensor([0, 1, 5])).tolist() == [1, 2, 32]  # an integer tensor stays integer
+    # a complex 0 ** 0 is 1, as Python's 0j ** 0j and NumPy's (torch's gives nan + nanj)
+    assert (0 ** sr.tensor([0j, 2 + 0j])).tolist() == [1 + 0j, 0j]
+
+
+def test_a_number_to_the_power_of_a_tensor_refuses_what_it_cannot_represent():
+    for call, exc, message in [
+            (lambda: 2.5 ** sr.tensor([1, 2]), TypeError, "2.5 would be truncated to the integer dtype int64"),
+            (lambda: 2 ** sr.tensor([3, -1]), ValueError, "integers to negative integer powers are not allowed"),
+            (lambda: 1j ** sr.tensor([1.0]), TypeError, "a complex number needs a complex tensor"),
+            (lambda: 2 ** sr.tensor([True]), sr.DTypeError if hasattr(sr, "DTypeError") else TypeError,
+             "a bool tensor as an exponent"),
+            (lambda: 2 ** sr.tensor([[1.0, 0.0], [0.0, 1.0]]).to_sparse(), TypeError,
+             "a number to the power of a sparse tensor would be dense"),
+            (lambda: "a" ** sr.tensor([1.0]), TypeError, "expected a Tensor or a number, got str")]:
+        with pytest.raises(exc, match=message):
+            call()
+
+
 def test_division_and_its_gradient(rng):
     x, y = leaf(random_dense(rng, (3,), F64)), leaf(sr.tensor([1.5, -2.0, 3.0], dtype=F64))
     assert gradcheck(lambda x, y: x / y + 1.0 / y - y / 2.0, (x, y))

@@ -200,6 +200,39 @@ class Pow(Function):
         return conj(p * self.x ** (p - 1)) * grad, None
 
 
+@ieee
+class RPow(Function):
+    """``out = c ** x`` for a number c (``2 ** x``); ``grad_x = conj(out * log(c)) * grad``,
+    and 0 where c is 0 and x >= 0 (where torch's is 0 too: no ``0 * log(0)``). A half x
+    is computed in float32 with c as a float32 and rounded once, as torch computes it. The
+    values are NumPy's ``power``: to rounding those of torch, whose code differs, and
+    where a complex power has special values, NumPy's (a complex ``0 ** 0`` is 1, as
+    Python's ``0j ** 0j``; torch's gives nan + nanj)."""
+
+    _name = "PowBackward1"
+
+    def forward(self, x, c):
+        self.x, self.small = x._data, _precision.small_dtype(x._data)
+        self.c = _precision.wide(x._data).dtype.type(c)
+        self.out = np.power(self.c, _precision.wide(x._data))
+        return Tensor(_precision.finish(self.out, self.small))
+
+    def backward(self, grad):
+        # log(c) in double, then in the dtype, as torch's Scalar log; a half result is the
+        # rounded one times it, rounded, then times grad, rounded: torch's steps in half
+        log_c = np.log(np.complex128(self.c) if self.out.dtype.kind == "c" else np.float64(self.c))
+        log_c = self.out.dtype.type(log_c)
+        if self.small is None:
+            g = grad * conj(self.out * log_c)
+        else:
+            rounded_out = _precision.wide(_precision.finish(self.out, self.small))
+            g = _precision.wide(grad) * _precision.wide(_precision.finish(rounded_out * log_c, self.small))
+        if self.c == 0:
+            x = _precision.wide(self.x)
+            g = np.where((x.real >= 0) & (x.imag == 0) if x.dtype.kind == "c" else x >= 0, 0, g)
+        return _precision.finish(np.asarray(g, dtype=self.out.dtype), self.small), None
+
+
 class MatMul(Function):
     """Dense ``out = A @ B``; ``grad_A = grad @ B^H``, ``grad_B = A^H @ grad``."""
 
