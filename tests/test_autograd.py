@@ -542,6 +542,66 @@ def test_a_number_to_the_power_of_a_tensor_refuses_what_it_cannot_represent():
             call()
 
 
+def test_autograd_grad_returns_the_gradients_and_leaves_every_grad_alone(rng):
+    """sr.autograd.grad (torch.autograd.grad): the torch doc example's gradients, returned,
+    the same bits as backward's, with no .grad written (a retain_grad tensor's neither)."""
+    torch = torch_or_skip()
+    a = sr.randn(3, 4).to_sparse().requires_grad_(True)
+    b = sr.randn(4, 2, requires_grad=True)
+    y = sr.sparse.mm(a, b)
+    y.retain_grad()
+    ga, gb = sr.autograd.grad(y.sum(), [a, b], retain_graph=True)
+    assert a.grad is None and b.grad is None and y.grad is None
+    assert ga.layout == sr.sparse_coo and ga.is_coalesced() and gb.shape == (4, 2)
+    y.sum().backward()
+    assert same_bits(ga.to_dense().numpy(), a.grad.to_dense().numpy())
+    assert same_bits(gb.numpy(), b.grad.numpy())
+    ta, tb = sr.to_torch(a.detach()).requires_grad_(True), sr.to_torch(b.detach()).requires_grad_(True)
+    tga, tgb = torch.autograd.grad(torch.sparse.mm(ta, tb).sum(), [ta, tb])
+    np.testing.assert_allclose(ga.to_dense().numpy(), tga.to_dense().numpy(), rtol=1e-14)
+    np.testing.assert_allclose(gb.numpy(), tgb.numpy(), rtol=1e-14)
+
+
+def test_autograd_grad_of_tensors_made_by_ops_of_several_outputs_and_unused_inputs():
+    x = leaf(sr.tensor([1.0, 2.0, 3.0], dtype=F64))
+    h = x * 2
+    gh, gx = sr.autograd.grad((h * h).sum(), [h, x])  # an op's output: its whole gradient
+    assert gh.tolist() == [4.0, 8.0, 12.0] and gx.tolist() == [8.0, 16.0, 24.0]
+    u = x * 3  # two outputs of one graph: their gradients add, as torch's
+    assert sr.autograd.grad([u.sum(), (u * u).sum()], x)[0].tolist() == [21.0, 39.0, 57.0]
+    v = x * x  # a gradient for a non-scalar output
+    assert sr.autograd.grad(v, x, grad_outputs=sr.tensor([1.0, 0.0, -1.0], dtype=F64))[0].tolist() == \
+        [2.0, 0.0, -6.0]
+    w = leaf(sr.tensor([1.0], dtype=F64))
+    with pytest.raises(RuntimeError, match=r"inputs\[1\]\) appears to not have been used in the graph"):
+        sr.autograd.grad((x * x).sum(), [x, w])
+    assert sr.autograd.grad((x * x).sum(), [x, w], allow_unused=True)[1] is None
+    assert sr.autograd.grad((x * x).sum(), [x, w], materialize_grads=True)[1].tolist() == [0.0]
+    loss = (x * x).sum()
+    assert sr.autograd.grad(loss, x, retain_graph=True)[0].tolist() == [2.0, 4.0, 6.0]
+    sr.autograd.grad(loss, x)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        sr.autograd.grad(loss, x)
+    assert x.grad is None and w.grad is None
+
+
+def test_autograd_grad_refuses_what_it_cannot_do():
+    x = leaf(sr.tensor([1.0, 2.0], dtype=F64))
+    loss = (x * x).sum()
+    for kwargs, exc, message in [({"create_graph": True}, NotImplementedError, "higher-order gradients"),
+                                 ({"is_grads_batched": True}, NotImplementedError, "is_grads_batched"),
+                                 ({"grad_outputs": [None, None]}, RuntimeError, "one grad_output per output")]:
+        with pytest.raises(exc, match=message):
+            sr.autograd.grad(loss, x, **kwargs)
+    with pytest.raises(RuntimeError, match=r"inputs\[0\]\) does not require grad"):
+        sr.autograd.grad(loss, sr.tensor([1.0]))
+    with pytest.raises(TypeError, match="inputs must be a tensor or a sequence of tensors, got int"):
+        sr.autograd.grad(loss, 3)
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+        sr.autograd.grad(x * x, x)
+    assert sr.autograd.grad(loss, x)[0].tolist() == [2.0, 4.0]  # (nothing was freed by the refusals)
+
+
 def test_division_and_its_gradient(rng):
     x, y = leaf(random_dense(rng, (3,), F64)), leaf(sr.tensor([1.5, -2.0, 3.0], dtype=F64))
     assert gradcheck(lambda x, y: x / y + 1.0 / y - y / 2.0, (x, y))

@@ -1,4 +1,4 @@
-"""A small reverse-mode autograd: ``requires_grad``, ``grad_fn``, ``backward``, ``no_grad``
+"""A small reverse-mode autograd: ``requires_grad``, ``grad_fn``, ``backward``, ``grad``, ``no_grad``
 and ``gradcheck``, with torch's names.
 
 - grad mode (``no_grad`` and friends) lives in ``sparse_ref._grad_mode``, below the tensor
@@ -11,8 +11,8 @@ and ``gradcheck``, with torch's names.
 """
 
 from sparse_ref._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from sparse_ref.autograd.engine import Function, backward
+from sparse_ref.autograd.engine import Function, backward, grad
 from sparse_ref.autograd.gradcheck import GradcheckError, gradcheck
 
-__all__ = ["Function", "GradcheckError", "backward", "enable_grad", "gradcheck", "is_grad_enabled",
+__all__ = ["Function", "GradcheckError", "backward", "enable_grad", "grad", "gradcheck", "is_grad_enabled",
            "no_grad", "set_grad_enabled"]

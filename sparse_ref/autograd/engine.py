@@ -327,39 +327,46 @@ def _add_to_grad(leaf, grad: np.ndarray, fresh: bool = False, seen=None) -> None
     pattern of ``seen`` (the leaf as the op's forward saw it), else of the leaf now."""
     if isinstance(leaf, External):  # its gradient's form is its own business
         leaf._accumulate(grad)
-    elif isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
+    else:
+        leaf.grad = _plus(leaf, leaf.grad, grad, fresh, seen)
+
+
+def _plus(leaf, held, grad: np.ndarray, fresh: bool = False, seen=None):
+    """``held`` (a gradient of ``leaf`` so far, or None) with ``grad`` added, as
+    :func:`_add_to_grad` adds it to ``leaf.grad``: the tensor to keep (a dense ``held``
+    that can be written is added to in place)."""
+    if isinstance(leaf, SparseTensor):  # COO or CSR: the gradient has the coalesced pattern
         pattern = (leaf._now() if seen is None else seen)._coalesced_form()
         if grad.shape[:1] != (pattern._nnz(),):  # (another thread changed its pattern just now)
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
                 f"inplace operation: [{leaf.layout!r} {leaf.dtype.name} {list(leaf.shape)}] has other "
                 "stored entries than its gradient (an in-place op changed its pattern during backward)")
-        held = leaf.grad
         if isinstance(held, SparseTensor):
             held = held._now()  # (one state of it: see SparseTensor._now)
         if held is None:
-            leaf.grad = pattern._with_values(np.array(grad, copy=not fresh))
-        elif held.is_coalesced() and held._nnz() == pattern._nnz() and (
+            return pattern._with_values(np.array(grad, copy=not fresh))
+        if held.is_coalesced() and held._nnz() == pattern._nnz() and (
                 held._idx is pattern._idx or np.array_equal(held._idx, pattern._idx)):
-            leaf.grad = held._with_values(held._val + grad)
+            return held._with_values(held._val + grad)
         else:  # a .grad assigned with another pattern: added where each entry is (the union,
             # as torch), not by position: both sets of entries, coalesced (held's first)
             both = SparseTensor._make(np.concatenate([held._idx, pattern._idx], axis=1),
                                       np.concatenate([held._val, grad]), leaf.shape, coalesced=False)
             summed = both.coalesce()
-            leaf.grad = summed.to_sparse_csr() if leaf.is_sparse_csr else summed
+            return summed.to_sparse_csr() if leaf.is_sparse_csr else summed
     else:
         if grad.shape != leaf.shape:  # the leaf's .data was replaced by one of another shape
             raise RuntimeError(f"backward: the gradient has shape {list(grad.shape)}, but the leaf now has shape "
                                f"{list(leaf.shape)} (its .data was replaced after the graph was built)")
-        held = leaf.grad
         if held is None:
-            leaf.grad = Tensor(np.array(grad, copy=not fresh))
-        elif held._data.flags.writeable and held._data.dtype == grad.dtype:
+            return Tensor(np.array(grad, copy=not fresh))
+        if held._data.flags.writeable and held._data.dtype == grad.dtype:
             np.add(held._data, grad, out=held._data)  # in place, as torch's: g = x.grad sees it
             held._version[0] += 1
-        else:  # (a read-only .grad, or one of another dtype assigned by hand)
-            leaf.grad = Tensor(held._data + grad)
+            return held
+        # (a read-only .grad, or one of another dtype assigned by hand)
+        return Tensor(held._data + grad)
 
 
 def backward(root, gradient=None, retain_graph: bool = False) -> None:
@@ -380,10 +387,29 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
     """
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
-    seed = seed_gradient(root, gradient)
+    _backward(root, seed_gradient(root, gradient), retain_graph)
+
+
+def _backward(root, seed, retain_graph: bool, into: dict | None = None) -> None:
+    """The backward pass from ``root`` with its gradient ``seed`` (carried form). Into the
+    leaves' ``.grad``, or, with ``into`` ({id(tensor): [tensor, gradient so far]}), only
+    into the gradients of those tensors (leaves or not), and no ``.grad`` at all."""
+
+    def deliver(tensor, g, fresh=False, seen=None):
+        if into is None:
+            _accumulate_leaf(tensor, g, fresh, seen)
+        elif id(tensor) in into:
+            slot = into[id(tensor)]
+            with _grad_lock:
+                slot[1] = _plus(tensor, slot[1], g, fresh, seen)
+
     if root.grad_fn is None:
-        _accumulate_leaf(root, seed)
+        deliver(root, seed)
         return
+    outputs = {}  # with ``into``: the tensors in it that an op made, by that op
+    for tensor, _ in (into or {}).values():
+        if tensor.grad_fn is not None:
+            outputs.setdefault(id(tensor.grad_fn), []).append(tensor)
     # Kahn's order: an op runs once every consumer of its output has passed its gradient.
     # An op whose incoming gradients were all None still "runs" (it passes None on), so
     # the ops below it are released and no other path into them is starved.
@@ -393,8 +419,11 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
     while ready:
         fn = ready.pop()
         grad = grads.pop(id(fn), None)
-        if grad is not None and fn.retained is not None and fn.retained() is not None:
+        if grad is not None and into is None and fn.retained is not None and fn.retained() is not None:
             _accumulate_leaf(fn.retained(), grad)  # retain_grad(): this output's whole gradient
+        if grad is not None:
+            for tensor in outputs.get(id(fn), ()):  # a tensor asked for: this output's whole gradient
+                deliver(tensor, grad)
         seen = fn.__dict__.get("_seen")  # (the inputs as forward saw them; release drops it)
         if grad is None:
             in_grads = (None,) * len(fn.inputs)
@@ -412,7 +441,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
                 continue
             if a.grad_fn is None:
                 if g is not None:
-                    _accumulate_leaf(a, g, fn.fresh_grads and sum(x is g for x in in_grads) == 1, seen[i])
+                    deliver(a, g, fn.fresh_grads and sum(x is g for x in in_grads) == 1, seen[i])
                 continue
             key = id(a.grad_fn)
             if g is not None:
@@ -420,6 +449,83 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             pending[key] -= 1
             if pending[key] == 0:
                 ready.append(a.grad_fn)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         allow_unused=None, is_grads_batched: bool = False, materialize_grads: bool = False) -> tuple:
+    """The gradients of ``outputs`` with respect to ``inputs``, returned instead of added
+    to ``.grad`` (torch's ``torch.autograd.grad``): no tensor's ``.grad`` changes.
+
+    ``outputs`` and ``inputs`` are tensors or sequences of them; ``inputs`` may be leaves
+    or tensors made by ops (their whole gradient). ``grad_outputs``, one per output, as
+    ``backward``'s ``gradient`` (None for a one-element output). An input the outputs do
+    not depend on is an error unless ``allow_unused`` (its gradient is then None, or zeros
+    with ``materialize_grads``). The graph is freed unless ``retain_graph``. Higher-order
+    gradients (``create_graph=True``) and ``is_grads_batched`` are not supported.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> x = sr.tensor([1., 2.], requires_grad=True)
+    >>> sr.autograd.grad((x * x).sum(), x)
+    (tensor([2., 4.]),)
+    >>> x.grad is None
+    True
+    """
+    if create_graph:
+        raise NotImplementedError("grad: create_graph=True (higher-order gradients) is not supported in sparse_ref: "
+                                  "its backward ops are not differentiable themselves")
+    if is_grads_batched:
+        raise NotImplementedError("grad: is_grads_batched=True is not supported in sparse_ref")
+    outputs = _tensors(outputs, "outputs")
+    inputs = _tensors(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError("grad requires non-empty inputs.")
+    if grad_outputs is None or _is_tensor(grad_outputs):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    else:
+        grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad requires one grad_output per output: got {len(grad_outputs)} for "
+                           f"{len(outputs)} outputs")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"One of the differentiated Tensors (inputs[{i}]) does not require grad")
+    for i, out in enumerate(outputs):
+        if not out.requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+    seeds = [seed_gradient(out, g) for out, g in zip(outputs, grad_outputs)]  # (all checked first)
+    into = {id(t): [t, None] for t in inputs}
+    keep = bool(retain_graph)
+    for k, (out, seed) in enumerate(zip(outputs, seeds)):  # each output's pass; a shared graph is
+        _backward(out, seed, keep or k < len(outputs) - 1, into)  # kept until the last one
+    result = []
+    for i, t in enumerate(inputs):
+        g = into[id(t)][1]
+        if g is None:
+            if not allow_unused and not materialize_grads:
+                raise RuntimeError(f"One of the differentiated Tensors (inputs[{i}]) appears to not have been "
+                                   "used in the graph. Set allow_unused=True if this is the desired behavior.")
+            if materialize_grads:
+                g = _zeros_like(t)
+        result.append(g)
+    return tuple(result)
+
+
+def _tensors(x, what: str) -> list:
+    if _is_tensor(x):
+        return [x]
+    if isinstance(x, (list, tuple)) and all(_is_tensor(t) for t in x):
+        return list(x)
+    raise TypeError(f"grad: {what} must be a tensor or a sequence of tensors, got {type(x).__name__}")
+
+
+def _zeros_like(t):
+    """A zero gradient of ``t``'s form: dense zeros, or ``t``'s coalesced pattern with zeros."""
+    if isinstance(t, SparseTensor):
+        pattern = t._now()._coalesced_form()
+        return pattern._with_values(np.zeros_like(pattern._val))
+    return Tensor(np.zeros(t.shape, dtype=t.dtype))
 
 
 def _checked_grads(fn: Function, in_grads: tuple, seen: tuple) -> tuple:
