@@ -24,6 +24,7 @@ Layer 0: this module imports nothing of the package; the array-level ops (``_for
 import contextvars
 import functools
 import importlib
+import importlib.machinery
 import inspect
 import os
 import sys
@@ -448,18 +449,30 @@ def register_backend(name: str, package) -> Backend:
     backend = Backend(name, package, fallback=BACKENDS["reference"], guarded=True)
     backend.check()
     BACKENDS[name] = backend
+    _REGISTERED.add(package)
     if backend.fallbacks:
         warnings.warn(f"backend {name!r}: {', '.join(backend.fallbacks)} not found in {package}; "
                       "the reference runs in their place", UserWarning, stacklevel=2)
     return backend
 
 
+_REGISTERED = set()  # the packages register_backend has taken as backends, by import name
+
+
 def forget_imports(package: str) -> None:
-    """Let the next import of ``package`` read its files anew (its Python modules: a
-    compiled one stays the one first loaded). Never for a package of this library."""
-    if package.split(".")[0] == __name__.split(".")[0]:
+    """Let the next import of ``package`` read its files anew. Only for a package that
+    was registered as a backend before and is Python files alone: never one of this
+    library, nor one with a compiled module loaded (such a module cannot be loaded twice in
+    a process -- NumPy refuses, torch crashes -- and would stay the one first loaded), nor
+    any other package a process may have imported (``numpy``, a name mistyped)."""
+    if package.split(".")[0] == __name__.split(".")[0] or package not in _REGISTERED:
         return
-    for module in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+    loaded = [m for m in sys.modules if m == package or m.startswith(package + ".")]
+    if any(isinstance(getattr(sys.modules[m], "__spec__", None), importlib.machinery.ModuleSpec)
+           and isinstance(sys.modules[m].__spec__.loader, importlib.machinery.ExtensionFileLoader)
+           for m in loaded):
+        return
+    for module in loaded:
         del sys.modules[module]
     importlib.invalidate_caches()
 

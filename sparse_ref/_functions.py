@@ -165,8 +165,11 @@ def pow(input, exponent) -> Tensor:
     >>> 2 ** sr.tensor([0., 0.5, 3.])
     tensor([1.0000, 1.4142, 8.0000])
     """
-    if not isinstance(input, (Tensor, SparseTensor)) and isinstance(exponent, (Tensor, SparseTensor)):
-        return _number_to_the(input, exponent)
+    if not isinstance(input, (Tensor, SparseTensor)):
+        if isinstance(exponent, (Tensor, SparseTensor)):
+            return _number_to_the(input, exponent)
+        raise TypeError(f"pow: expected a tensor as the base or the exponent, got {type(input).__name__} and "
+                        f"{type(exponent).__name__}")
     if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
         raise TypeError(f"**: the exponent must be a real number, got {type(exponent).__name__}")
     if isinstance(input, SparseTensor):  # the stored values' powers, as torch's
@@ -188,8 +191,8 @@ def _number_to_the(base, exponent) -> Tensor:
     """``base ** exponent`` for a number base and a dense tensor exponent (torch's
     ``pow(Scalar, Tensor)``): the base taken in the tensor's dtype, as any number meeting
     a tensor here (so a float base needs a floating tensor, a complex one a complex
-    tensor); an integer tensor takes no negative exponent (as torch: integers to negative
-    integer powers are not allowed)."""
+    tensor); an integer tensor's negative exponents give what torch's give (0, or 1 and
+    -1 for the bases 1 and -1)."""
     if isinstance(exponent, SparseTensor):
         raise TypeError("**: a number to the power of a sparse tensor would be dense (torch has no such op "
                         "for sparse tensors either); use t.to_dense()")
@@ -197,8 +200,6 @@ def _number_to_the(base, exponent) -> Tensor:
         raise _errors.DTypeError("**: a bool tensor as an exponent: sparse_ref does not promote dtypes; "
                                  "cast first: t.long() or t.float()")
     base = exponent._operand(base, "**")._data.item()  # (checked as any number meeting this tensor)
-    if exponent.dtype.kind in "iu" and (exponent._data < 0).any():
-        raise ValueError("**: integers to negative integer powers are not allowed (as torch)")
     return dense_ops.RPow.apply(exponent, base)
 
 

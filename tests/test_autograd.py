@@ -524,6 +524,13 @@ def test_a_number_to_the_power_of_a_tensor_and_its_gradient(rng):
     (0 ** zero).sum().backward()
     assert zero.grad.tolist()[:2] == [0.0, 0.0] and zero.grad.tolist()[2] == -np.inf  # as torch's
     assert (2 ** sr.tensor([0, 1, 5])).tolist() == [1, 2, 32]  # an integer tensor stays integer
+    for c in (2, 1, -1, 0, -3):  # negative integer exponents as torch's (NumPy refuses them)
+        assert (c ** sr.tensor([-3, -2, -1, 0, 1, 2])).tolist() == \
+            (c ** torch.tensor([-3, -2, -1, 0, 1, 2])).tolist()
+    out = 2 ** leaf(sr.tensor([1.0, 2.0], dtype=F64))
+    out.detach().mul_(10)  # backward reads the output: a change of it is refused, as torch's
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
     # a complex 0 ** 0 is 1, as Python's 0j ** 0j and NumPy's (torch's gives nan + nanj)
     assert (0 ** sr.tensor([0j, 2 + 0j])).tolist() == [1 + 0j, 0j]
 
@@ -531,7 +538,7 @@ def test_a_number_to_the_power_of_a_tensor_and_its_gradient(rng):
 def test_a_number_to_the_power_of_a_tensor_refuses_what_it_cannot_represent():
     for call, exc, message in [
             (lambda: 2.5 ** sr.tensor([1, 2]), TypeError, "2.5 would be truncated to the integer dtype int64"),
-            (lambda: 2 ** sr.tensor([3, -1]), ValueError, "integers to negative integer powers are not allowed"),
+            (lambda: sr.pow(2, 3), TypeError, "pow: expected a tensor as the base or the exponent, got int and int"),
             (lambda: 1j ** sr.tensor([1.0]), TypeError, "a complex number needs a complex tensor"),
             (lambda: 2 ** sr.tensor([True]), sr.DTypeError if hasattr(sr, "DTypeError") else TypeError,
              "a bool tensor as an exponent"),
@@ -544,14 +551,15 @@ def test_a_number_to_the_power_of_a_tensor_refuses_what_it_cannot_represent():
 
 def test_autograd_grad_returns_the_gradients_and_leaves_every_grad_alone(rng):
     """sr.autograd.grad (torch.autograd.grad): the torch doc example's gradients, returned,
-    the same bits as backward's, with no .grad written (a retain_grad tensor's neither)."""
+    the same bits as backward's, with no leaf's .grad written."""
     torch = torch_or_skip()
     a = sr.randn(3, 4).to_sparse().requires_grad_(True)
     b = sr.randn(4, 2, requires_grad=True)
     y = sr.sparse.mm(a, b)
     y.retain_grad()
     ga, gb = sr.autograd.grad(y.sum(), [a, b], retain_graph=True)
-    assert a.grad is None and b.grad is None and y.grad is None
+    assert a.grad is None and b.grad is None
+    assert y.grad.tolist() == [[1.0, 1.0]] * 3  # a retain_grad tensor's is kept, as torch keeps it
     assert ga.layout == sr.sparse_coo and ga.is_coalesced() and gb.shape == (4, 2)
     y.sum().backward()
     assert same_bits(ga.to_dense().numpy(), a.grad.to_dense().numpy())
@@ -585,12 +593,29 @@ def test_autograd_grad_of_tensors_made_by_ops_of_several_outputs_and_unused_inpu
     assert x.grad is None and w.grad is None
 
 
+def test_autograd_grad_runs_no_op_below_what_it_is_asked_for():
+    """As torch's: an op below every input is not run, so not freed and not checked."""
+    x = leaf(sr.tensor([1.0, 2.0], dtype=F64))
+    h = x * x
+    y1, y2 = (h * 3).sum(), (h * 4).sum()
+    assert sr.autograd.grad(y1, h)[0].tolist() == [3.0, 3.0]
+    y2.backward()  # h's op was not freed by grad
+    assert x.grad.tolist() == [8.0, 16.0]
+    a = x * x
+    y = a * 3
+    with sr.no_grad():
+        x.mul_(5)  # below a: never read by grad(y, a)
+    assert sr.autograd.grad(y.sum(), a)[0].tolist() == [3.0, 3.0]
+
+
 def test_autograd_grad_refuses_what_it_cannot_do():
     x = leaf(sr.tensor([1.0, 2.0], dtype=F64))
     loss = (x * x).sum()
     for kwargs, exc, message in [({"create_graph": True}, NotImplementedError, "higher-order gradients"),
                                  ({"is_grads_batched": True}, NotImplementedError, "is_grads_batched"),
-                                 ({"grad_outputs": [None, None]}, RuntimeError, "one grad_output per output")]:
+                                 ({"grad_outputs": [None, None]}, RuntimeError, "one grad_output per output"),
+                                 ({"materialize_grads": True, "allow_unused": False}, ValueError,
+                                  "Expected allow_unused to be True or not passed")]:
         with pytest.raises(exc, match=message):
             sr.autograd.grad(loss, x, **kwargs)
     with pytest.raises(RuntimeError, match=r"inputs\[0\]\) does not require grad"):

@@ -466,6 +466,19 @@ def test_check_leaves_a_backend_name_as_it_found_it(tmp_path):
     assert "free" not in _backend.BACKENDS
 
 
+def test_check_of_a_package_the_process_already_has_leaves_it_loaded():
+    """Checking a name such as numpy (a slip, or a student's folder shadowing it) never
+    unloads it: a compiled module loaded twice breaks NumPy and crashes torch."""
+    numpy_module = sys.modules["numpy"]
+    for name in ("numpy", "numpy"):  # (the second time too: it is no backend of ours to import anew)
+        try:
+            check.check(name, kernels=["convert.csr_to_coo"])
+        except Exception:  # (whatever the checker says of numpy as a kernel package)
+            pass
+        assert sys.modules["numpy"] is numpy_module
+    assert sr.tensor([1.0, 2.0]).sum().item() == 3.0
+
+
 def test_exercise_refuses_a_module_name_python_has_and_says_so(tmp_path):
     for taken in ("numpy", "types", "sparse_ref", "sys"):
         with pytest.raises(ValueError, match="module Python already has"):

@@ -209,12 +209,14 @@ class RPow(Function):
     where a complex power has special values, NumPy's (a complex ``0 ** 0`` is 1, as
     Python's ``0j ** 0j``; torch's gives nan + nanj)."""
 
-    _name = "PowBackward1"
+    _name = "PowBackward2"
+    saves_output = True  # backward reads forward's output
 
     def forward(self, x, c):
         self.x, self.small = x._data, _precision.small_dtype(x._data)
         self.c = _precision.wide(x._data).dtype.type(c)
-        self.out = np.power(self.c, _precision.wide(x._data))
+        self.out = _integer_power(self.c, x._data) if x.dtype.kind in "iu" else \
+            np.power(self.c, _precision.wide(x._data))
         return Tensor(_precision.finish(self.out, self.small))
 
     def backward(self, grad):
@@ -231,6 +233,17 @@ class RPow(Function):
             x = _precision.wide(self.x)
             g = np.where((x.real >= 0) & (x.imag == 0) if x.dtype.kind == "c" else x >= 0, 0, g)
         return _precision.finish(np.asarray(g, dtype=self.out.dtype), self.small), None
+
+
+def _integer_power(c, e: np.ndarray) -> np.ndarray:
+    """``c ** e`` for an integer c and integer exponents as torch computes them: a negative
+    exponent gives 0, except for c = 1 (1) and c = -1 (1 or -1 by the exponent's parity);
+    NumPy refuses negative exponents of integers instead."""
+    out = np.power(c, np.maximum(e, 0)).astype(e.dtype, copy=False)
+    negative = e < 0
+    if negative.any():
+        out[negative] = 1 if c == 1 else np.where(e[negative] % 2 == 0, 1, -1) if c == -1 else 0
+    return out
 
 
 class MatMul(Function):

@@ -410,6 +410,7 @@ def _backward(root, seed, retain_graph: bool, into: dict | None = None) -> None:
     for tensor, _ in (into or {}).values():
         if tensor.grad_fn is not None:
             outputs.setdefault(id(tensor.grad_fn), []).append(tensor)
+    needed = None if into is None else _leading_to(root.grad_fn, into)
     # Kahn's order: an op runs once every consumer of its output has passed its gradient.
     # An op whose incoming gradients were all None still "runs" (it passes None on), so
     # the ops below it are released and no other path into them is starved.
@@ -419,11 +420,13 @@ def _backward(root, seed, retain_graph: bool, into: dict | None = None) -> None:
     while ready:
         fn = ready.pop()
         grad = grads.pop(id(fn), None)
-        if grad is not None and into is None and fn.retained is not None and fn.retained() is not None:
-            _accumulate_leaf(fn.retained(), grad)  # retain_grad(): this output's whole gradient
         if grad is not None:
             for tensor in outputs.get(id(fn), ()):  # a tensor asked for: this output's whole gradient
                 deliver(tensor, grad)
+            if needed is not None and id(fn) not in needed:
+                grad = None  # nothing asked for lies below: not run, not freed (as torch's grad)
+        if grad is not None and fn.retained is not None and fn.retained() is not None:
+            _accumulate_leaf(fn.retained(), grad)  # retain_grad(): this output's whole gradient
         seen = fn.__dict__.get("_seen")  # (the inputs as forward saw them; release drops it)
         if grad is None:
             in_grads = (None,) * len(fn.inputs)
@@ -477,6 +480,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
                                   "its backward ops are not differentiable themselves")
     if is_grads_batched:
         raise NotImplementedError("grad: is_grads_batched=True is not supported in sparse_ref")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
+                         "allow_unused=False.")
     outputs = _tensors(outputs, "outputs")
     inputs = _tensors(inputs, "inputs")
     if not inputs:
@@ -526,6 +532,34 @@ def _zeros_like(t):
         pattern = t._now()._coalesced_form()
         return pattern._with_values(np.zeros_like(pattern._val))
     return Tensor(np.zeros(t.shape, dtype=t.dtype))
+
+
+def _leading_to(root_fn: Function, into: dict) -> set:
+    """The ids of the ops below ``root_fn`` whose backward a gradient of a tensor in
+    ``into`` needs: an op with such a leaf among its inputs, or an input made by an op
+    that is one or that ``into`` asks for."""
+    wanted = {id(t.grad_fn) for t, _ in into.values() if t.grad_fn is not None}
+    pending, order, ready = _consumer_counts(root_fn), [], [root_fn]
+    while ready:  # Kahn's order, as backward walks: every op after all that feed it
+        fn = ready.pop()
+        order.append(fn)
+        for a in fn.inputs:
+            nxt = a.grad_fn if _is_tensor(a) else None
+            if nxt is not None:
+                pending[id(nxt)] -= 1
+                if pending[id(nxt)] == 0:
+                    ready.append(nxt)
+    needed = set()
+    for fn in reversed(order):  # each op after every op below it: one pass
+        for a in fn.inputs:
+            if not _is_tensor(a):
+                continue
+            below = a.grad_fn
+            if (below is None and id(a) in into) or (below is not None and (
+                    id(below) in needed or id(below) in wanted)):
+                needed.add(id(fn))
+                break
+    return needed
 
 
 def _checked_grads(fn: Function, in_grads: tuple, seen: tuple) -> tuple:
