@@ -1,4 +1,4 @@
-"""``sr.optim``: SGD and Adam with torch's update formulas (layer 5), step for step.
+"""``sr.optim``: SGD, Adam and AdamW with torch's update formulas (layer 5), step for step.
 
 An optimiser holds the parameters and, per parameter, its state (momentum buffer, Adam's
 moments) as NumPy arrays; ``step()`` changes each parameter in place, outside the graph,
@@ -24,11 +24,11 @@ import numpy as np
 from sparse_ref._errors import ArgumentError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
 
-__all__ = ["Adam", "Optimizer", "SGD"]
+__all__ = ["Adam", "AdamW", "Optimizer", "SGD"]
 
 
 class Optimizer:
-    """What SGD and Adam share: the parameter list, ``zero_grad`` and per-parameter state."""
+    """What the optimisers share: the parameter list, ``zero_grad`` and per-parameter state."""
 
     def __init__(self, params, defaults: dict):
         if isinstance(params, Tensor):  # (its rows would be taken for the parameters)
@@ -126,8 +126,10 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam, torch's formula: ``g = grad + wd p``; ``m = m + (1 - b1)(g - m)``;
     ``v = b2 v + (1 - b2) g g``; ``p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
-    A complex parameter is two real ones, its real and imaginary parts (torch's
-    ``view_as_real``), each with its own ``m`` and ``v``.
+    With ``decoupled_weight_decay`` (AdamW) the decay is taken from the parameter first,
+    ``p = p (1 - lr wd)``, instead of being added to the gradient. A complex parameter is
+    two real ones, its real and imaginary parts (torch's ``view_as_real``), each with its
+    own ``m`` and ``v``.
 
     Examples
     --------
@@ -140,14 +142,16 @@ class Adam(Optimizer):
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False):
+                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False):
         _check("learning rate", lr)
         _check("epsilon", eps)
         _check("weight_decay", weight_decay)
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
             raise ArgumentError(f"Invalid beta parameters: {betas}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, maximize=maximize))
+                                      amsgrad=amsgrad, maximize=maximize,
+                                      decoupled_weight_decay=bool(decoupled_weight_decay)))
 
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
@@ -163,7 +167,9 @@ class Adam(Optimizer):
                                                   "max_exp_avg_sq": np.zeros_like(data)})
             state["step"] += 1
             t = state["step"]
-            if group["weight_decay"]:
+            if group["weight_decay"] and group["decoupled_weight_decay"]:
+                data = data * (1 - group["lr"] * group["weight_decay"])  # (AdamW: from p, first)
+            elif group["weight_decay"]:
                 g = g + group["weight_decay"] * data
             m = state["exp_avg"] = state["exp_avg"] + (1 - beta1) * (g - state["exp_avg"])  # torch's lerp
             v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g  # addcmul
@@ -173,6 +179,26 @@ class Adam(Optimizer):
             denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
             new = data + (-step_size * m) / denom  # torch's addcdiv order
             self._update(p, new.view(p._data.dtype) if pairs else new)
+
+
+class AdamW(Adam):
+    """AdamW: Adam with the weight decay taken from the parameter, ``p = p (1 - lr wd)``,
+    before the step (decoupled), as torch's; ``weight_decay`` defaults to 0.01.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> w = sr.tensor([1.], requires_grad=True)
+    >>> opt = sr.optim.AdamW([w], lr=0.1, weight_decay=0.5)
+    >>> (w * w).sum().backward(); opt.step()
+    >>> round(w.item(), 4)
+    0.85
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize, decoupled_weight_decay=True)
 
 
 def __getattr__(name):

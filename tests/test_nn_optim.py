@@ -96,6 +96,10 @@ OPTIMISERS = {
     "adam": lambda m, ps: m.optim.Adam(ps, lr=0.1),
     "adam_wd_amsgrad": lambda m, ps: m.optim.Adam(ps, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
                                                   amsgrad=True),
+    "adamw": lambda m, ps: m.optim.AdamW(ps, lr=0.1),
+    "adamw_wd_amsgrad_maximize": lambda m, ps: m.optim.AdamW(ps, lr=0.05, betas=(0.8, 0.99), weight_decay=0.3,
+                                                             amsgrad=True, maximize=True),
+    "adam_decoupled": lambda m, ps: m.optim.Adam(ps, lr=0.1, weight_decay=0.2, decoupled_weight_decay=True),
 }
 
 
@@ -302,7 +306,8 @@ def test_load_state_dict_refuses_values_the_parameters_cannot_hold_and_writes_no
     assert layer.weight.dtype == sr.float32 and layer.weight.tolist() == [[1.0, 1.0]]
 
 
-@pytest.mark.parametrize("kw", [{}, {"amsgrad": True, "weight_decay": 0.1}, {"maximize": True}])
+@pytest.mark.parametrize("kw", [{}, {"amsgrad": True, "weight_decay": 0.1}, {"maximize": True},
+                                {"weight_decay": 0.1, "decoupled_weight_decay": True}])
 def test_adam_on_complex_parameters_matches_torch(kw):
     # (probe) sr used v = g conj(g), one v for both parts: -0.0707-0.0707j after a step of
     # lr 0.1 where torch (view_as_real: the parts are two parameters) gives -0.1-0.1j
