@@ -666,3 +666,79 @@ def test_load_state_dict_returns_what_it_skipped_printed_as_torchs():
     assert repr(ours.load_state_dict(ours.state_dict())) == repr(theirs.load_state_dict(theirs.state_dict()))
     skipped = ours.load_state_dict({"weight": ours.weight.detach()}, strict=False)
     assert skipped.missing_keys == ["bias"] and skipped.unexpected_keys == []
+
+
+# -- learning-rate schedules ------------------------------------------------------------------
+
+SCHEDULES = {
+    "step": lambda m, o: m.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+    "multistep": lambda m, o: m.optim.lr_scheduler.MultiStepLR(o, milestones=[2, 5, 5, 9], gamma=0.3),
+    "exponential": lambda m, o: m.optim.lr_scheduler.ExponentialLR(o, gamma=0.9),
+    "cosine": lambda m, o: m.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01),
+    "lambda": lambda m, o: m.optim.lr_scheduler.LambdaLR(o, lr_lambda=lambda e: 0.95 ** e),
+    "lambdas": lambda m, o: m.optim.lr_scheduler.LambdaLR(o, lr_lambda=[lambda e: 1 / (e + 1), lambda e: 0.5]),
+}
+
+
+def schedule(m, name, steps=30):
+    """The rates of two parameter groups over ``steps`` epochs, one set by hand midway
+    (the chainable forms carry it on)."""
+    w1, w2 = m.tensor([1.0], requires_grad=True), m.tensor([2.0], requires_grad=True)
+    opt = m.optim.SGD([{"params": [w1]}, {"params": [w2], "lr": 0.3}], lr=0.1)
+    sched, rates = SCHEDULES[name](m, opt), []
+    for epoch in range(steps):
+        opt.step()
+        rates.append(tuple(sched.get_last_lr()))
+        sched.step()
+        if epoch == 12:
+            for group in opt.param_groups:
+                group["lr"] = group["lr"] * 0.7
+    return rates
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_learning_rate_schedules_give_torchs_rates_to_the_bit(name):
+    torch = torch_or_skip()
+    assert schedule(sr, name) == schedule(torch, name)
+
+
+def test_a_cosine_schedule_resumed_at_an_epoch_gives_torchs_rates():
+    torch = torch_or_skip()
+
+    def rates(m):
+        w = m.tensor([1.0], requires_grad=True)
+        opt = m.optim.SGD([w], lr=0.2)
+        for group in opt.param_groups:
+            group["initial_lr"] = 0.2  # (as a loaded checkpoint has it)
+        sched = m.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.0, last_epoch=4)
+        out = []
+        for _ in range(8):
+            opt.step()
+            out.append(sched.get_last_lr()[0])
+            sched.step()
+        return out
+
+    assert rates(sr) == rates(torch)
+
+
+def test_learning_rate_schedules_refuse_what_torch_refuses():
+    w = sr.tensor([1.0], requires_grad=True)
+    opt = sr.optim.SGD([w], lr=0.1)
+    lrs = sr.optim.lr_scheduler
+    for call, exc, message in [
+            (lambda: lrs.StepLR(w, step_size=2), TypeError, "Tensor is not an Optimizer"),
+            (lambda: lrs.StepLR(opt, step_size=0), ValueError, "step_size must be a positive integer"),
+            (lambda: lrs.ExponentialLR(opt, gamma="0.9"), TypeError, "gamma must be a finite number"),
+            (lambda: lrs.LambdaLR(opt, lr_lambda=[lambda e: 1, lambda e: 2]), ValueError,
+             "Expected 1 lr_lambdas, but got 2"),
+            (lambda: lrs.CosineAnnealingLR(opt, T_max=5, last_epoch=3), KeyError, "initial_lr"),
+            (lambda: lrs.StepLR(opt, step_size=2).step(3), TypeError, "step\\(epoch\\) is deprecated"),
+            (lambda: lrs.ReduceLROnPlateau, AttributeError, "not \\(yet\\) part of it")]:
+        with pytest.raises(exc, match=message):
+            call()
+    sched = lrs.StepLR(opt, step_size=1, gamma=0.5)
+    state = sched.state_dict()
+    assert "optimizer" not in state and state["last_epoch"] == 0
+    sched.step()
+    sched.load_state_dict(state)
+    assert sched.last_epoch == 0

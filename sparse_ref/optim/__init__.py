@@ -1,4 +1,5 @@
-"""``sr.optim``: SGD, Adam and AdamW with torch's update formulas (layer 5), step for step.
+"""``sr.optim``: SGD, Adam and AdamW with torch's update formulas (layer 5), step for step,
+and torch's learning-rate schedules (``sr.optim.lr_scheduler``).
 
 An optimiser holds the parameters and, per parameter, its state (momentum buffer, Adam's
 moments) as NumPy arrays; ``step()`` changes each parameter in place, outside the graph,
@@ -24,7 +25,7 @@ import numpy as np
 from sparse_ref._errors import ArgumentError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
 
-__all__ = ["Adam", "AdamW", "Optimizer", "SGD"]
+__all__ = ["Adam", "AdamW", "Optimizer", "SGD", "lr_scheduler"]
 
 
 class Optimizer:
@@ -199,6 +200,9 @@ class AdamW(Adam):
                  weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                          maximize=maximize, decoupled_weight_decay=True)
+
+
+from sparse_ref.optim import lr_scheduler  # noqa: E402  (it builds on Optimizer, above)
 
 
 def __getattr__(name):
