@@ -742,3 +742,56 @@ def test_learning_rate_schedules_refuse_what_torch_refuses():
     sched.step()
     sched.load_state_dict(state)
     assert sched.last_epoch == 0
+
+
+# -- initialisations --------------------------------------------------------------------------
+
+def test_initialisations_use_torchs_bounds_and_gains():
+    """The same formulas as torch's (the samples are sparse_ref's own): every uniform draw
+    inside its bound, the standard deviations within 3 % of the formula's, the gains
+    equal to torch's."""
+    import math
+
+    init = sr.nn.init
+    gen = sr.Generator().manual_seed(3)
+    shape = (300, 200)
+    glorot, he = math.sqrt(2.0 / 500), math.sqrt(2.0) / math.sqrt(200)  # (a = 0: leaky_relu of slope 0)
+    for fill, bound, std in [(lambda t: init.xavier_uniform_(t, generator=gen), math.sqrt(3) * glorot, glorot),
+                             (lambda t: init.xavier_normal_(t, generator=gen), None, glorot),
+                             (lambda t: init.kaiming_uniform_(t, generator=gen), math.sqrt(3) * he, he),
+                             (lambda t: init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu", generator=gen),
+                              None, math.sqrt(2.0) / math.sqrt(300)),
+                             (lambda t: init.uniform_(t, -0.5, 0.25, generator=gen), None, 0.75 / math.sqrt(12)),
+                             (lambda t: init.normal_(t, 1.0, 0.1, generator=gen), None, 0.1)]:
+        w = sr.zeros(*shape)
+        version = w._version[0]
+        assert fill(w) is w and w._version[0] == version + 1
+        data = w.numpy()
+        if bound is not None:
+            assert np.abs(data).max() <= np.float32(bound)  # (the bound as float32 rounds it)
+        assert abs(data.std() / std - 1) < 0.03
+    torch = torch_or_skip()
+    for name, param in [("linear", None), ("sigmoid", None), ("tanh", None), ("relu", None), ("selu", None),
+                        ("leaky_relu", None), ("leaky_relu", 0.2), ("conv2d", None)]:
+        assert init.calculate_gain(name, param) == torch.nn.init.calculate_gain(name, param)
+    assert init.eye_(sr.zeros(2, 3)).tolist() == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    layer = sr.nn.Linear(3, 2)
+    init.zeros_(layer.weight)
+    assert layer.weight.tolist() == [[0.0] * 3] * 2 and layer.weight.requires_grad
+
+
+def test_initialisations_refuse_what_they_cannot_fill():
+    from sparse_ref._errors import ConversionError
+
+    init = sr.nn.init
+    for call, exc, message in [
+            (lambda: init.xavier_uniform_(sr.zeros(3)), ValueError, "fewer than 2 dimensions"),
+            (lambda: init.uniform_(sr.zeros(2, dtype=sr.int64)), TypeError, "needs a floating tensor, got int64"),
+            (lambda: init.normal_(sr.zeros(2, 2).to_sparse()), TypeError, "expected a dense tensor"),
+            (lambda: init.constant_(sr.zeros(2).to(sr.float16), 1e6), ConversionError, "would become inf"),
+            (lambda: init.kaiming_uniform_(sr.zeros(2, 2), mode="x"), ValueError, "Mode x not supported"),
+            (lambda: init.calculate_gain("swish"), ValueError, "Unsupported nonlinearity swish"),
+            (lambda: init.normal_(sr.zeros(2), std=-1.0), ValueError, "expects std >= 0.0"),
+            (lambda: init.orthogonal_, AttributeError, "not \\(yet\\) part of it")]:
+        with pytest.raises(exc, match=message):
+            call()

@@ -31,10 +31,10 @@ from sparse_ref import _dtypes, _factories, _tensor_str
 from sparse_ref._arrays import converted
 from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import Tensor
-from sparse_ref.nn import functional
+from sparse_ref.nn import functional, init
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "LeakyReLU", "Linear", "MSELoss", "Module",
-           "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh", "functional"]
+           "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh", "functional", "init"]
 
 
 class Parameter(Tensor):
