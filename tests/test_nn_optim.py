@@ -795,3 +795,52 @@ def test_initialisations_refuse_what_they_cannot_fill():
             (lambda: init.orthogonal_, AttributeError, "not \\(yet\\) part of it")]:
         with pytest.raises(exc, match=message):
             call()
+
+
+def test_probe_cases_of_init_schedules_and_adam():
+    """(probe) uniform_ in a half type gave b itself (rounded up); NumPy numbers were
+    refused; a range too wide for float16 was refused only when a draw overflowed; a
+    zero-element kaiming init raised where torch warns; LambdaLR's state held its lambdas
+    (no pickle, and loading took the other schedule's); an np.float64 rate broke Adam on
+    a complex64 parameter after updating the others."""
+    import pickle
+    import warnings
+
+    init, lrs = sr.nn.init, sr.optim.lr_scheduler
+    gen = sr.Generator().manual_seed(7)
+    for dt in (sr.float16, sr.bfloat16):
+        assert init.uniform_(sr.zeros(100000, dtype=dt), generator=gen).numpy().astype(np.float32).max() < 1.0
+    assert init.constant_(sr.zeros(2), np.float32(0.5)).tolist() == [0.5, 0.5]
+    assert init.constant_(sr.zeros(1), float("inf")).tolist() == [float("inf")]  # (as torch)
+    assert init.xavier_uniform_(sr.zeros(3, 4), gain=np.float64(2.0), generator=gen).shape == (3, 4)
+    for call in (lambda: init.uniform_(sr.zeros(3, dtype=sr.float16), -6e4, 6e4),
+                 lambda: init.normal_(sr.zeros(3, dtype=sr.float16), 0.0, 3e4)):
+        with pytest.raises(ValueError, match="float16"):
+            call()
+    with pytest.raises(ValueError, match="gain must be >= 0"):
+        init.xavier_uniform_(sr.zeros(2, 2), gain=-1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert init.kaiming_uniform_(sr.zeros(5, 0)).shape == (5, 0)
+    assert any("zero-element tensors is a no-op" in str(w.message) for w in caught)
+
+    p, q = sr.tensor([1.0], requires_grad=True), sr.tensor([1.0], requires_grad=True)
+    first = lrs.LambdaLR(sr.optim.SGD([p], lr=1.0), lambda e: 0.5 ** e)
+    for _ in range(3):
+        first.step()
+    second = lrs.LambdaLR(sr.optim.SGD([q], lr=1.0), lambda e: 0.1 * e)
+    second.load_state_dict(pickle.loads(pickle.dumps(first.state_dict())))
+    second.step()
+    assert second.get_last_lr() == [0.1 * 4]  # its own function, at the loaded epoch (as torch)
+    steps = lrs.MultiStepLR(sr.optim.SGD([p], lr=1.0), milestones=np.arange(2, 6, 2), gamma=np.float32(0.5))
+    for _ in range(5):
+        steps.step()
+    assert steps.get_last_lr() == [0.25]
+
+    a = sr.tensor([1.0, 2.0], requires_grad=True)
+    b = sr.tensor([1 + 1j], dtype=sr.complex64, requires_grad=True)
+    opt = sr.optim.AdamW([a, b], lr=np.float64(0.1))
+    a.grad, b.grad = sr.tensor([1.0, 1.0]), sr.tensor([1 + 1j], dtype=sr.complex64)
+    opt.step()
+    assert b.dtype == sr.complex64 and abs(b.item() - (0.899 + 0.899j)) < 1e-6
+    assert opt.state[id(a)]["exp_avg"].dtype == np.float32

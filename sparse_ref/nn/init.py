@@ -19,6 +19,8 @@ True
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 
 import numpy as np
 
@@ -47,8 +49,8 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     if nonlinearity == "leaky_relu":
         if param is None:
             slope = 0.01
-        elif isinstance(param, (int, float)) and not isinstance(param, bool):
-            slope = param
+        elif isinstance(param, numbers.Real) and not isinstance(param, bool):
+            slope = float(param)
         else:
             raise ValueError(f"negative_slope {param} not a valid number")
         return math.sqrt(2.0 / (1 + slope ** 2))
@@ -75,34 +77,61 @@ def _fill(tensor: Tensor, values, where: str) -> Tensor:
     return tensor
 
 
-def _finite(name: str, value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{where}: {name} must be a finite number, got {value!r}")
+def _real(name: str, value, where: str, finite: bool = True) -> float:
+    """``value`` (a Python or NumPy real number) as a float; refused unless finite, where
+    ``finite``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
+            finite and not math.isfinite(value)):
+        raise TypeError(f"{where}: {name} must be a {'finite ' if finite else ''}real number, got {value!r}")
     return float(value)
 
 
+def _half_max(dt) -> float:
+    import ml_dtypes  # (the half types come from it: present whenever a half tensor is)
+
+    return float(ml_dtypes.finfo(dt).max)
+
+
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
-    """Fill with draws uniform on ``[a, b)``."""
+    """Fill with draws uniform on ``[a, b)``: never ``b`` itself, in any dtype (a draw
+    that would round up to ``b`` takes the dtype's largest value below it). Bounds the
+    dtype cannot hold, or a range wider than its largest value, are refused (as torch)."""
     t = _target(tensor, "uniform_")
-    a, b = _finite("a", a, "uniform_"), _finite("b", b, "uniform_")
+    a, b = _real("a", a, "uniform_"), _real("b", b, "uniform_")
     if a > b:
-        raise ValueError(f"uniform_: expects a <= b, got a={a} and b={b}")
-    return _fill(t, _factories._rng(generator, "uniform_").uniform(a, b, t.shape), "uniform_")
+        raise ValueError(f"uniform_: expects to return a [a, b) range, but found a={a} > b={b}")
+    top = _half_max(t.dtype) if _dtypes.is_half(t.dtype) else float(np.finfo(t.dtype).max)
+    if max(abs(a), abs(b)) > top or b - a > top:
+        raise ValueError(f"uniform_: the range [{a}, {b}) does not fit in {t.dtype.name} (largest value {top})")
+    values = converted(_factories._rng(generator, "uniform_").uniform(a, b, t.shape), t.dtype, "uniform_")
+    if a < b:  # (rounded into a narrower type, a draw just below b can become b)
+        below = np.array(b, dtype=t.dtype)
+        while float(below) >= b:
+            below = np.nextafter(below, np.array(-np.inf, dtype=t.dtype))
+        values[values.astype(np.float64) >= b] = below
+    t._data[...] = values
+    t._version[0] += 1
+    return t
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
-    """Fill with draws from the normal distribution N(mean, std^2)."""
+    """Fill with draws from the normal distribution N(mean, std^2). A distribution whose
+    draws could overflow the dtype (``|mean| + 10 std`` above its largest value) is
+    refused before drawing, so the answer never depends on the draw."""
     t = _target(tensor, "normal_")
-    mean, std = _finite("mean", mean, "normal_"), _finite("std", std, "normal_")
+    mean, std = _real("mean", mean, "normal_"), _real("std", std, "normal_")
     if std < 0:
         raise ValueError(f"normal_: expects std >= 0.0, but found std {std}")
+    top = _half_max(t.dtype) if _dtypes.is_half(t.dtype) else float(np.finfo(t.dtype).max)
+    if abs(mean) + 10 * std > top:
+        raise ValueError(f"normal_: N({mean}, {std}^2) would overflow {t.dtype.name} (largest value {top})")
     return _fill(t, _factories._rng(generator, "normal_").normal(mean, std, t.shape), "normal_")
 
 
 def constant_(tensor, val: float) -> Tensor:
-    """Fill with ``val``."""
+    """Fill with ``val`` (inf and NaN too, as torch's)."""
     t = _target(tensor, "constant_")
-    return _fill(t, np.full(t.shape, _finite("val", val, "constant_")), "constant_")
+    return _fill(t, np.full(t.shape, _real("val", val, "constant_", finite=False)), "constant_")
 
 
 def ones_(tensor) -> Tensor:
@@ -132,31 +161,43 @@ def _fans(tensor: Tensor, where: str) -> tuple:
     return tensor.shape[1] * field, tensor.shape[0] * field
 
 
+def _glorot_std(t: Tensor, gain, where: str) -> float:
+    fan_in, fan_out = _fans(t, where)
+    gain = _real("gain", gain, where)
+    if gain < 0:
+        raise ValueError(f"{where}: gain must be >= 0, got {gain}")
+    return gain * math.sqrt(2.0 / float(fan_in + fan_out))
+
+
 def xavier_uniform_(tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot's uniform: on ``[-a, a]`` with ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
     t = _target(tensor, "xavier_uniform_")
-    fan_in, fan_out = _fans(t, "xavier_uniform_")
-    std = _finite("gain", gain, "xavier_uniform_") * math.sqrt(2.0 / float(fan_in + fan_out))
-    a = math.sqrt(3.0) * std
-    return _fill(t, _factories._rng(generator, "xavier_uniform_").uniform(-a, a, t.shape), "xavier_uniform_")
+    if t._data.size == 0:
+        return t
+    a = math.sqrt(3.0) * _glorot_std(t, gain, "xavier_uniform_")
+    return uniform_(t, -a, a, generator)
 
 
 def xavier_normal_(tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot's normal: N(0, std^2) with ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     t = _target(tensor, "xavier_normal_")
-    fan_in, fan_out = _fans(t, "xavier_normal_")
-    std = _finite("gain", gain, "xavier_normal_") * math.sqrt(2.0 / float(fan_in + fan_out))
-    return _fill(t, _factories._rng(generator, "xavier_normal_").normal(0.0, std, t.shape), "xavier_normal_")
+    if t._data.size == 0:
+        return t
+    return normal_(t, 0.0, _glorot_std(t, gain, "xavier_normal_"), generator)
 
 
 def _kaiming_std(t: Tensor, a, mode: str, nonlinearity: str, where: str) -> float:
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"{where}: Mode {mode} not supported, please use one of fan_in, fan_out")
     fan_in, fan_out = _fans(t, where)
-    fan = fan_in if mode == "fan_in" else fan_out
-    if fan == 0:  # (torch warns and leaves the tensor as it is)
-        raise ValueError(f"{where}: cannot initialise a tensor with a zero {mode}")
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+
+
+def _empty(t: Tensor) -> bool:
+    if t._data.size == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", UserWarning, stacklevel=3)  # (as torch)
+        return True
+    return False
 
 
 def kaiming_uniform_(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
@@ -164,17 +205,19 @@ def kaiming_uniform_(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: s
     """He's uniform: on ``[-bound, bound]`` with ``bound = gain * sqrt(3 / fan)``, the gain
     of ``nonlinearity`` (with slope ``a`` for leaky_relu) and fan ``mode``'s."""
     t = _target(tensor, "kaiming_uniform_")
+    if _empty(t):
+        return t
     bound = math.sqrt(3.0) * _kaiming_std(t, a, mode, nonlinearity, "kaiming_uniform_")
-    return _fill(t, _factories._rng(generator, "kaiming_uniform_").uniform(-bound, bound, t.shape),
-                 "kaiming_uniform_")
+    return uniform_(t, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                     generator=None) -> Tensor:
     """He's normal: N(0, std^2) with ``std = gain / sqrt(fan)``."""
     t = _target(tensor, "kaiming_normal_")
-    std = _kaiming_std(t, a, mode, nonlinearity, "kaiming_normal_")
-    return _fill(t, _factories._rng(generator, "kaiming_normal_").normal(0.0, std, t.shape), "kaiming_normal_")
+    if _empty(t):
+        return t
+    return normal_(t, 0.0, _kaiming_std(t, a, mode, nonlinearity, "kaiming_normal_"), generator)
 
 
 def __getattr__(name):

@@ -112,16 +112,16 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
-            g = -g if group["maximize"] else g
-            if group["weight_decay"]:
-                g = g + group["weight_decay"] * p._data
-            m = group["momentum"]
+            lr, wd, m = float(group["lr"]), float(group["weight_decay"]), float(group["momentum"])
+            g = -g if group["maximize"] else g  # (settings as Python floats, as in Adam.step)
+            if wd:
+                g = g + wd * p._data
             if m:
                 buf = self.state.get(id(p))
-                buf = np.array(g, copy=True) if buf is None else buf * m + (1 - group["dampening"]) * g
+                buf = np.array(g, copy=True) if buf is None else buf * m + (1 - float(group["dampening"])) * g
                 self.state[id(p)] = buf
                 g = g + m * buf if group["nesterov"] else buf
-            self._update(p, p._data - group["lr"] * g)
+            self._update(p, p._data - lr * g)
 
 
 class Adam(Optimizer):
@@ -156,29 +156,34 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
+            # the settings as Python floats: a NumPy float64 (a schedule's rate may be one)
+            # would turn float32 arithmetic into float64 (NumPy's promotion), not torch's
+            lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+            beta1, beta2 = (float(b) for b in group["betas"])
             g = -g if group["maximize"] else g
             data, pairs = p._data, p._data.dtype.kind == "c"
             if pairs:  # as torch (view_as_real): the real and imaginary parts are two
                 real = np.dtype(data.dtype.char.lower())  # parameters, each its own m and v
                 data = np.ascontiguousarray(data).view(real)
                 g = np.ascontiguousarray(g, dtype=p._data.dtype).view(real)
-            beta1, beta2 = group["betas"]
             state = self.state.setdefault(id(p), {"step": 0, "exp_avg": np.zeros_like(data),
                                                   "exp_avg_sq": np.zeros_like(data),
                                                   "max_exp_avg_sq": np.zeros_like(data)})
             state["step"] += 1
             t = state["step"]
-            if group["weight_decay"] and group["decoupled_weight_decay"]:
-                data = data * (1 - group["lr"] * group["weight_decay"])  # (AdamW: from p, first)
-            elif group["weight_decay"]:
-                g = g + group["weight_decay"] * data
+            if wd and group["decoupled_weight_decay"]:
+                data = data * (1 - lr * wd)  # (AdamW: from p, first)
+            elif wd:
+                g = g + wd * data
             m = state["exp_avg"] = state["exp_avg"] + (1 - beta1) * (g - state["exp_avg"])  # torch's lerp
             v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g  # addcmul
             if group["amsgrad"]:
                 v = state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
-            step_size = group["lr"] / (1 - beta1 ** t)
-            denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
+            step_size = lr / (1 - beta1 ** t)
+            denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
             new = data + (-step_size * m) / denom  # torch's addcdiv order
+            if new.dtype != data.dtype:  # (never, with the settings as Python floats)
+                raise RuntimeError(f"Adam: the update came out {new.dtype.name} for a {data.dtype.name} parameter")
             self._update(p, new.view(p._data.dtype) if pairs else new)
 
 

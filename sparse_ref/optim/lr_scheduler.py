@@ -23,6 +23,8 @@ Examples
 from __future__ import annotations
 
 import math
+import numbers
+import types
 from collections import Counter
 
 from sparse_ref._errors import missing
@@ -92,14 +94,18 @@ def _is_optimizer(x) -> bool:
     return isinstance(groups, list) and all(isinstance(g, dict) and "lr" in g for g in groups)
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+def _positive_int(name: str, value) -> int:
+    """``value`` as an int (a NumPy integer too), refused unless a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
-def _number(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+def _number(name: str, value) -> float:
+    """``value`` as a float (a NumPy number too), refused unless a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise TypeError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 class LambdaLR(LRScheduler):
@@ -121,14 +127,29 @@ class LambdaLR(LRScheduler):
     def get_lr(self) -> list:
         return [base * f(self.last_epoch) for f, base in zip(self.lr_lambdas, self.base_lrs)]
 
+    def state_dict(self) -> dict:
+        """As torch's: the functions are not saved (a plain function or lambda is None; a
+        callable object, its attributes), so the state pickles and loading it keeps this
+        schedule's own functions."""
+        state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [None if isinstance(f, types.FunctionType) else dict(f.__dict__)
+                               for f in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas", [None] * len(self.lr_lambdas))
+        self.__dict__.update(state)
+        for f, attributes in zip(self.lr_lambdas, saved):
+            if attributes is not None:
+                f.__dict__.update(attributes)
+
 
 class StepLR(LRScheduler):
     """The rate times ``gamma`` every ``step_size`` epochs."""
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        _positive_int("step_size", step_size)
-        _number("gamma", gamma)
-        self.step_size, self.gamma = step_size, gamma
+        self.step_size, self.gamma = _positive_int("step_size", step_size), _number("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -142,11 +163,10 @@ class MultiStepLR(LRScheduler):
     milestone given twice, as torch's)."""
 
     def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
-        milestones = list(milestones)
-        if not all(isinstance(m, int) and not isinstance(m, bool) for m in milestones):
+        milestones = list(milestones)  # (np.arange(...) too: NumPy integers are taken as ints)
+        if not all(isinstance(m, numbers.Integral) and not isinstance(m, bool) for m in milestones):
             raise TypeError(f"milestones must be integers, got {milestones!r}")
-        _number("gamma", gamma)
-        self.milestones, self.gamma = Counter(milestones), gamma
+        self.milestones, self.gamma = Counter(int(m) for m in milestones), _number("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -159,8 +179,7 @@ class ExponentialLR(LRScheduler):
     """The rate times ``gamma`` every epoch."""
 
     def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
-        _number("gamma", gamma)
-        self.gamma = gamma
+        self.gamma = _number("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -175,9 +194,7 @@ class CosineAnnealingLR(LRScheduler):
     before, so it follows a rate set by hand as torch's does."""
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):  # noqa: N803
-        _positive_int("T_max", T_max)
-        _number("eta_min", eta_min)
-        self.T_max, self.eta_min = T_max, eta_min
+        self.T_max, self.eta_min = _positive_int("T_max", T_max), _number("eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
