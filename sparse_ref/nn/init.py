@@ -86,12 +86,6 @@ def _real(name: str, value, where: str, finite: bool = True) -> float:
     return float(value)
 
 
-def _half_max(dt) -> float:
-    import ml_dtypes  # (the half types come from it: present whenever a half tensor is)
-
-    return float(ml_dtypes.finfo(dt).max)
-
-
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with draws uniform on ``[a, b)``: never ``b`` itself, in any dtype (a draw
     that would round up to ``b`` takes the dtype's largest value below it). Bounds the
@@ -100,7 +94,7 @@ def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     a, b = _real("a", a, "uniform_"), _real("b", b, "uniform_")
     if a > b:
         raise ValueError(f"uniform_: expects to return a [a, b) range, but found a={a} > b={b}")
-    top = _half_max(t.dtype) if _dtypes.is_half(t.dtype) else float(np.finfo(t.dtype).max)
+    top = float(_dtypes.finfo(t.dtype).max)
     if max(abs(a), abs(b)) > top or b - a > top:
         raise ValueError(f"uniform_: the range [{a}, {b}) does not fit in {t.dtype.name} (largest value {top})")
     values = converted(_factories._rng(generator, "uniform_").uniform(a, b, t.shape), t.dtype, "uniform_")
@@ -122,7 +116,7 @@ def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tens
     mean, std = _real("mean", mean, "normal_"), _real("std", std, "normal_")
     if std < 0:
         raise ValueError(f"normal_: expects std >= 0.0, but found std {std}")
-    top = _half_max(t.dtype) if _dtypes.is_half(t.dtype) else float(np.finfo(t.dtype).max)
+    top = float(_dtypes.finfo(t.dtype).max)
     if abs(mean) + 10 * std > top:
         raise ValueError(f"normal_: N({mean}, {std}^2) would overflow {t.dtype.name} (largest value {top})")
     return _fill(t, _factories._rng(generator, "normal_").normal(mean, std, t.shape), "normal_")
