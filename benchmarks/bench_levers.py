@@ -361,7 +361,8 @@ def main():
                                            "spgemm streaming stores", "row widths", "spgemm ranks",
                                            "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
                                            "spgemm band prefetch", "prefetch hint", "spgemm chunks",
-                                           "spgemm one pass", "spgemm stream copy", "spgemm bitmap scan"],
+                                           "spgemm one pass", "spgemm stream copy", "spgemm bitmap scan",
+                                           "sddmm loop"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -570,6 +571,30 @@ def narrow_tails(repeat, record, quick=False, old=None):
                                        crow, col, val, b, out, THREADS)}, repeat)
             record("narrow tails", f"spmm {name} k={k} {np.dtype(dt).name} ({SPMM._simd_level()})", medians,
                    "narrower vectors")
+
+
+def sddmm_loop(repeat, record, quick=False, old=None):
+    """SDDMM with AVX-512: a thread's share of positions in one C loop with the dot inlined
+    (now) against a Cython loop calling the dot once per position (the build ``old``),
+    kernel only, uniform pattern, line-aligned factors, 1 and 2 threads."""
+    if old is None:
+        raise SystemExit('--only "sddmm loop" needs --old PATH: a build of commit 784cee4')
+    before = load_old(old, "sddmm")
+    m = MATRICES["uniform"](*((2000,) if quick else ()))
+    coo = m.tocoo()
+    row, col = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    for threads in (2, 1):
+        for k, dt in ((16, np.float64), (16, np.float32), (64, np.float64), (64, np.float32)):
+            x, y = line_aligned((m.shape[0], k), dt), line_aligned((m.shape[1], k), dt)
+            x[...] = np.random.default_rng(1).standard_normal(x.shape)
+            y[...] = np.random.default_rng(2).standard_normal(y.shape)
+            out = np.empty(row.shape[0], dtype=dt)
+            medians = interleaved({"a call per position": lambda x=x, y=y, out=out, t=threads: before.sddmm(
+                                       row, col, x, y, out, t),
+                                   "one loop per thread": lambda x=x, y=y, out=out, t=threads: SDDMM.sddmm(
+                                       row, col, x, y, out, t)}, repeat)
+            record("sddmm loop", f"sddmm uniform k={k} {np.dtype(dt).name}, {threads} thread(s) "
+                   f"({SDDMM._simd_level()})", medians, "one loop per thread")
 
 
 def fixed_widths(repeat, record, quick=False, old=None):
@@ -1138,7 +1163,8 @@ def only(args):
               "spgemm chunks": spgemm_chunks,
               "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since),
               "spgemm one pass": spgemm_one_pass, "spgemm stream copy": spgemm_stream_copy,
-              "spgemm bitmap scan": spgemm_bitmap_scan}
+              "spgemm bitmap scan": spgemm_bitmap_scan,
+              "sddmm loop": lambda *a: sddmm_loop(*a, old=args.old)}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

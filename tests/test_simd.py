@@ -114,9 +114,10 @@ def test_sddmm_dot_gives_the_reference_bits_on_every_level(level, dtype):
         slow.sddmm(row, col, x, y, want)
         for name in LEVELS[:LEVELS.index(level) + 1]:
             assert sddmm_kernel._set_simd_level(name) == name
-            out = np.full(30, np.nan, dtype=dtype)
-            sddmm_kernel.sddmm(row, col, x, y, out, 2)
-            assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n)
+            for threads in (1, 2, 3, 7, 40):  # shares of 30 positions, even, uneven, some empty
+                out = np.full(30, np.nan, dtype=dtype)
+                sddmm_kernel.sddmm(row, col, x, y, out, threads)
+                assert np.array_equal(out.view(np.uint8), want.view(np.uint8)), (name, n, threads)
 
 
 def aligned(shape, dtype, offset=0):

@@ -12,13 +12,18 @@ from sparse_ref._kernels._types cimport idx_t, prefetch, value_t
 
 __all__ = ["sddmm"]
 
-# float64 and float32 dot products run in C with AVX-512 where the CPU has it (the 8
-# partial sums are the lanes of one vector: the same order; _simd.h), and as the loop of
-# 8 scalar sums below elsewhere (measured faster there than the C vectors).
+# float64 and float32 run in C with AVX-512 where the CPU has it: a thread's share of
+# positions in one loop whose dot products keep the 8 partial sums in the lanes of one
+# vector (the same order; _simd.h). Elsewhere, and for the other types, the loop below
+# with its 8 scalar sums (measured faster there than the C vectors).
 cdef extern from "_simd.h":
-    double simd_dot_f64 "sr_dot_f64"(const double* x, const double* y, idx_t n) noexcept nogil
-    float simd_dot_f32 "sr_dot_f32"(const float* x, const float* y, idx_t n) noexcept nogil
     bint simd_dot_wide "sr_dot_wide"() noexcept nogil
+    void simd_sddmm_f64 "sr_sddmm_f64"(const idx_t* p_row, const idx_t* p_col, const double* x, const double* y,
+                                       idx_t p0, idx_t p1, idx_t nnz, idx_t n, idx_t ahead,
+                                       double* out) noexcept nogil
+    void simd_sddmm_f32 "sr_sddmm_f32"(const idx_t* p_row, const idx_t* p_col, const float* x, const float* y,
+                                       idx_t p0, idx_t p1, idx_t nnz, idx_t n, idx_t ahead,
+                                       float* out) noexcept nogil
 
 include "_simd.pxi"
 include "_args.pxi"
@@ -40,15 +45,6 @@ cdef inline void prefetch_row(const value_t* row, idx_t n) noexcept nogil:
 
 
 cdef inline value_t dot(const value_t* x, const value_t* y, idx_t n) noexcept nogil:
-    if value_t is double:  # the same order in one AVX-512 register, where there is one
-        return simd_dot_f64(x, y, n) if simd_dot_wide() else dot_lanes(x, y, n)
-    elif value_t is float:
-        return simd_dot_f32(x, y, n) if simd_dot_wide() else dot_lanes(x, y, n)
-    else:
-        return dot_lanes(x, y, n)
-
-
-cdef inline value_t dot_lanes(const value_t* x, const value_t* y, idx_t n) noexcept nogil:
     # LANES = 8 independent partial sums, s_r over j = r, r + 8, ...: the compiler keeps
     # them in SIMD registers.
     cdef value_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
@@ -151,15 +147,31 @@ def sddmm(p_row, p_col, x, y, out, int n_threads=1):
             sddmm_typed(rows, cols, <const int32_t*>xp, <const int32_t*>yp, nnz, n, <int32_t*>outp, n_threads)
 
 
+cdef inline idx_t share(idx_t nnz, idx_t threads, idx_t t) noexcept nogil:
+    """Where thread t's positions start (t = threads: nnz), shares differing by at most one."""
+    return t * (nnz // threads) + min(t, nnz % threads)
+
+
 cdef void sddmm_typed(const idx_t* p_row, const idx_t* p_col, const value_t* x, const value_t* y, idx_t nnz,
                       idx_t n, value_t* out, int n_threads) noexcept nogil:
     """``sddmm`` on checked arrays: x's and y's rows have n columns."""
-    cdef idx_t p
+    cdef idx_t p, t, threads = max(n_threads, 1)
     if nnz == 0:
         return
     if n == 0:
         for p in range(nnz):
             out[p] = 0
+        return
+    if (value_t is double or value_t is float) and simd_dot_wide():
+        # with AVX-512: each thread's share of positions in one C loop (_simd.h), the same
+        # static split and the same bits as the loop below
+        for t in prange(threads, schedule="static", num_threads=threads):
+            if value_t is double:
+                simd_sddmm_f64(p_row, p_col, x, y, share(nnz, threads, t), share(nnz, threads, t + 1), nnz, n,
+                               AHEAD, out)
+            else:
+                simd_sddmm_f32(p_row, p_col, x, y, share(nnz, threads, t), share(nnz, threads, t + 1), nnz, n,
+                               AHEAD, out)
         return
     for p in prange(nnz, schedule="static", num_threads=max(n_threads, 1)):
         if p + AHEAD < nnz:
