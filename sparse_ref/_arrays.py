@@ -76,6 +76,12 @@ def converted(arr: np.ndarray, dt: np.dtype, where: str) -> np.ndarray:
     return out
 
 
+def c_order(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in C order, its shape kept: a 0-d array stays 0-d (``np.ascontiguousarray``
+    makes it 1-d, which a gradient of a scalar must not become)."""
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
 def _part_bytes(dt: np.dtype) -> int:
     """The bytes of one real number of ``dt``: its own, or half a complex one's (float64
     into complex64 narrows: 8 bytes of a real part into 4)."""

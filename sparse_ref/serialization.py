@@ -95,8 +95,8 @@ def _plain(obj):
 
 
 def _array_data(arr: np.ndarray) -> tuple:
-    arr = np.ascontiguousarray(arr)
-    return (arr.dtype.name, tuple(int(n) for n in arr.shape), arr.tobytes())
+    # (tobytes is in C order whatever the layout; np.ascontiguousarray would make a 0-d array 1-d)
+    return (arr.dtype.name, tuple(int(n) for n in arr.shape), arr.tobytes(order="C"))
 
 
 def _tensor_data(t) -> tuple:

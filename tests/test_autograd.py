@@ -890,3 +890,14 @@ def test_grad_mode_decorators_hold_inside_a_generator_and_without_parentheses():
     next(wrapped)
     assert wrapped.throw(KeyError("k")) is False
     wrapped.close()
+
+
+@pytest.mark.parametrize("op", ["t", "T", "permute", "stack"])
+def test_a_scalars_gradient_through_a_reordering_op_stays_a_scalar(op):
+    # (their backward made the gradient C-ordered with np.ascontiguousarray, which turns
+    # a 0-d array into a 1-d one: backward then refused the scalar leaf's gradient)
+    x = sr.tensor(2.0, requires_grad=True)
+    y = {"t": lambda: x.t(), "T": lambda: x.T, "permute": lambda: x.permute(()),
+         "stack": lambda: sr.stack([x, x * 2])}[op]()
+    (y * 3).sum().backward()
+    assert x.grad.shape == () and x.grad.item() == (9.0 if op == "stack" else 3.0)

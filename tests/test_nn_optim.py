@@ -844,3 +844,138 @@ def test_probe_cases_of_init_schedules_and_adam():
     opt.step()
     assert b.dtype == sr.complex64 and abs(b.item() - (0.899 + 0.899j)) < 1e-6
     assert opt.state[id(a)]["exp_avg"].dtype == np.float32
+
+
+# -- optimizer checkpoints: state_dict / load_state_dict --------------------------------------
+
+OPTIMIZERS = [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)), ("SGD", dict(lr=0.1)),
+              ("Adam", dict(lr=0.1, amsgrad=True)), ("AdamW", dict(lr=0.1, weight_decay=0.1))]
+
+
+def train(m, name, kw, before, after, reload, path=None):
+    """``before`` steps, optionally a checkpoint (through sr.save/sr.load when ``path``) into
+    a new optimizer over new parameters, then ``after`` steps: (w, z, the final state_dict)."""
+    w0, z0 = arr((3, 2), 5), arr(4, 6) + 1j * arr(4, 7)
+
+    def make(w_data, z_data):
+        w, z = m.tensor(w_data, requires_grad=True), m.tensor(z_data, requires_grad=True)
+        return w, z, getattr(m.optim, name)([{"params": [w]}, {"params": [z], "lr": 0.05}], **kw)
+
+    w, z, opt = make(w0, z0)
+    for t in range(before + after):
+        if t == before and reload:
+            state = opt.state_dict()
+            if path is not None:
+                sr.save(state, path)
+                state = sr.load(path)
+            w, z, opt = make(w.detach().numpy().copy(), z.detach().numpy().copy())
+            opt.load_state_dict(state)
+        opt.zero_grad()
+        (w * w).sum().backward()
+        z.grad = m.tensor(z.detach().numpy() * 0.5 + 0.25j)
+        opt.step()
+    return w.detach().numpy(), z.detach().numpy(), opt.state_dict()
+
+
+@pytest.mark.parametrize("name, kw", OPTIMIZERS)
+def test_an_optimizer_resumed_from_its_state_dict_takes_the_same_steps_bit_for_bit(name, kw, tmp_path):
+    straight = train(sr, name, kw, 3, 3, reload=False)
+    for path in (None, tmp_path / "opt.pt"):  # in memory, and through a file
+        resumed = train(sr, name, kw, 3, 3, reload=True, path=path)
+        for a, b in zip(straight[:2], resumed[:2]):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name, kw", OPTIMIZERS)
+def test_an_optimizer_state_dict_has_torchs_layout_and_values(name, kw):
+    torch = torch_or_skip()
+    ours, theirs = train(sr, name, kw, 3, 0, False)[2], train(torch, name, kw, 3, 0, False)[2]
+    assert [g["params"] for g in ours["param_groups"]] == [[0], [1]]
+    for g, tg in zip(ours["param_groups"], theirs["param_groups"]):
+        assert {k: v for k, v in tg.items() if k in g} == g  # torch's settings, and a few more of its own
+    assert ours["state"].keys() == theirs["state"].keys()
+    for i, state in ours["state"].items():
+        assert state.keys() == theirs["state"][i].keys()
+        for key, value in state.items():
+            want = theirs["state"][i][key].numpy()
+            assert value.shape == want.shape and value.dtype == want.dtype, (i, key)
+            np.testing.assert_allclose(value.numpy(), want, rtol=1e-12, atol=1e-15)
+
+
+def test_a_state_dict_is_a_copy_and_loading_leaves_it_unchanged():
+    w = sr.tensor([1., 2.], requires_grad=True)
+    opt = sr.optim.SGD([w], lr=0.1, momentum=0.9)
+    (w * w).sum().backward()
+    opt.step()
+    state = opt.state_dict()
+    buf = state["state"][0]["momentum_buffer"]
+    buf.mul_(0)  # the optimizer's buffer is not this tensor
+    assert opt.state_dict()["state"][0]["momentum_buffer"].tolist() == [2.0, 4.0]  # the first gradient
+    state["state"][0]["momentum_buffer"] = sr.tensor([1., 1.])
+    opt.load_state_dict(state)
+    state["state"][0]["momentum_buffer"].mul_(5)  # nor is the one loaded
+    assert opt.state_dict()["state"][0]["momentum_buffer"].tolist() == [1.0, 1.0]
+
+
+def test_a_state_dict_keeps_a_schedules_initial_rate():
+    w = sr.tensor([1.], requires_grad=True)
+    opt = sr.optim.SGD([w], lr=0.4)
+    sched = sr.optim.lr_scheduler.StepLR(opt, 1, 0.5)
+    opt.step()
+    sched.step()
+    state, sched_state = opt.state_dict(), sched.state_dict()
+    w2 = sr.tensor([1.], requires_grad=True)
+    opt2 = sr.optim.SGD([w2], lr=0.4)
+    sched2 = sr.optim.lr_scheduler.StepLR(opt2, 1, 0.5)
+    opt2.load_state_dict(state)
+    sched2.load_state_dict(sched_state)
+    assert opt2.param_groups[0]["lr"] == 0.2 and opt2.param_groups[0]["initial_lr"] == 0.4
+    sched2.step()
+    assert opt2.param_groups[0]["lr"] == 0.1
+
+
+def test_load_state_dict_refuses_what_does_not_fit_and_changes_nothing():
+    w, z = sr.tensor([1., 2.], requires_grad=True), sr.tensor([1 + 1j], requires_grad=True)
+    opt = sr.optim.Adam([w, z], lr=0.1, amsgrad=True)
+    (w * w).sum().backward()
+    z.grad = sr.tensor([0.5j])
+    opt.step()
+    good = opt.state_dict()
+    groups, s0, s1 = good["param_groups"], good["state"][0], good["state"][1]
+    bad = [
+        ({"state": {}}, "expected a dict with 'state' and 'param_groups'"),
+        ([1, 2], "expected a dict"),
+        ({"state": {}, "param_groups": []}, "different number of parameter groups"),
+        ({"state": {}, "param_groups": [{**groups[0], "params": [0]}]}, "doesn't match the size"),
+        ({"state": {5: s0}, "param_groups": groups}, r"state for \[5\]"),
+        ({"state": {}, "param_groups": [{**groups[0], "params": [0, 0]}]}, "an index given twice"),
+        ({"state": {}, "param_groups": [{**groups[0], "params": [0.0, 1]}]}, "indices"),
+        ({"state": {0: {"momentum_buffer": sr.zeros(2)}}, "param_groups": groups}, "another optimizer's state"),
+        ({"state": {0: {**s0, "exp_avg": sr.zeros(3)}}, "param_groups": groups}, r"shape \[2\], the saved value \[3\]"),
+        ({"state": {0: s1}, "param_groups": groups}, r"shape \[2\], the saved value \[1\]"),
+        ({"state": {0: {**s0, "exp_avg": sr.tensor([1j, 0])}}, "param_groups": groups}, "exp_avg"),  # complex
+        ({"state": {0: {**s0, "step": 1.5}}, "param_groups": groups}, "whole number of steps"),
+        ({"state": {0: {k: v for k, v in s0.items() if k != "max_exp_avg_sq"}}, "param_groups": groups},
+         "max_exp_avg_sq"),  # amsgrad needs its maxima
+        ({"state": {0: {**s0, "exp_avg": sr.tensor([1e300, 0.], dtype=sr.float64)}}, "param_groups": groups},
+         "without overflow"),  # a float32 parameter: refused, never made inf
+        ({"state": {}, "param_groups": [{**groups[0], "lr": -1}]}, "Invalid learning rate"),
+        ({"state": {}, "param_groups": [{k: v for k, v in groups[0].items() if k != "betas"}]}, "betas"),
+    ]
+    before = opt.state_dict()
+    for state_dict, message in bad:
+        with pytest.raises((ValueError, TypeError, RuntimeError), match=message):
+            opt.load_state_dict(state_dict)
+        now = opt.state_dict()
+        assert now["param_groups"] == before["param_groups"]
+        for i in (0, 1):
+            for key, value in before["state"][i].items():
+                assert np.array_equal(now["state"][i][key].numpy(), value.numpy())
+
+
+def test_a_groups_own_settings_are_checked_as_the_defaults_are():
+    w = sr.tensor([1.], requires_grad=True)
+    with pytest.raises(ValueError, match="Invalid learning rate value: -1"):
+        sr.optim.SGD([{"params": [w], "lr": -1}], lr=0.1)
+    with pytest.raises(ValueError, match="Invalid beta parameters"):
+        sr.optim.Adam([{"params": [w], "betas": (0.9, 1.5)}])

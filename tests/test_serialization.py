@@ -200,3 +200,15 @@ def test_a_tensor_saved_twice_is_stored_once_and_loads_shared():
     buf.seek(0)
     back = sr.load(buf)
     assert back["a"] is back["b"][0] is back["b"][1] and sr.equal(back["a"], big)
+
+
+def test_a_zero_dimensional_tensor_keeps_its_shape_through_save_and_load(tmp_path):
+    path = tmp_path / "scalars.pt"
+    saved = {"loss": sr.tensor(0.25), "step": sr.tensor(3, dtype=sr.int64),
+             "w": sr.nn.Parameter(sr.tensor(2.0)), "column": sr.tensor([[1.0], [2.0]]).t()}
+    sr.save(saved, path)
+    back = sr.load(path)
+    for key, t in saved.items():
+        assert back[key].shape == t.shape and back[key].dtype == t.dtype, key
+        assert back[key].tolist() == t.tolist()
+    assert isinstance(back["w"], sr.nn.Parameter)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from sparse_ref import _precision
+from sparse_ref._arrays import c_order
 from sparse_ref._tensor import Tensor
 from sparse_ref.autograd.engine import Function
 
@@ -285,7 +286,7 @@ class Transpose(Function):
         return out
 
     def backward(self, grad):
-        return (np.ascontiguousarray(grad.T),)
+        return (c_order(grad.T),)
 
 
 def _view(out: Tensor, x: Tensor) -> Tensor:
@@ -324,7 +325,7 @@ class Permute(Function):
         return _view(Tensor(np.transpose(x._data, dims)), x)
 
     def backward(self, grad):
-        return np.ascontiguousarray(np.transpose(grad, self.inverse)), None
+        return c_order(np.transpose(grad, self.inverse)), None
 
 
 def _basic_key(key) -> bool:
@@ -396,7 +397,7 @@ class Stack(Function):
         parts = np.split(grad, np.cumsum(self.sizes)[:-1], axis=self.dim)
         if self.join == "stack":
             parts = [np.squeeze(p, axis=self.dim) for p in parts]
-        return (None, None, *[np.ascontiguousarray(p) for p in parts])
+        return (None, None, *[c_order(p) for p in parts])
 
 
 # -- elementwise math -----------------------------------------------------------------------

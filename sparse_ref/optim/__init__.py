@@ -19,10 +19,12 @@ tensor([0.8000, 1.6000], requires_grad=True)
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
-from sparse_ref._errors import ArgumentError, missing
+from sparse_ref._arrays import converted
+from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
 
 __all__ = ["Adam", "AdamW", "Optimizer", "SGD", "lr_scheduler"]
@@ -42,6 +44,7 @@ class Optimizer:
         self.param_groups = []
         for group in groups:
             group = {**defaults, **group, "params": list(group["params"])}
+            self._check_settings(group)  # (a group's own settings too)
             for p in group["params"]:
                 if not isinstance(p, Tensor) or isinstance(p, SparseTensor):
                     raise TypeError(f"optimizer can only optimize dense Tensors, got {type(p).__name__}")
@@ -79,6 +82,110 @@ class Optimizer:
         p._data[...] = new
         p._version[0] += 1
 
+    # -- checkpoints: torch's layout, {"state": {index: {name: value}}, "param_groups": [...]}
+
+    def state_dict(self) -> dict:
+        """The settings of each group and the state of each parameter, as torch's: a
+        parameter is its index in the order of the groups, its state a dict of tensors
+        (copies) of the parameter's shape and dtype (Adam's ``step`` a 0-d float32 tensor).
+        ``sr.save`` writes it; ``load_state_dict`` takes it back."""
+        index = {id(p): i for i, p in enumerate(p for group in self.param_groups for p in group["params"])}
+        groups = [{**{key: value for key, value in group.items() if key != "params"},
+                   "params": [index[id(p)] for p in group["params"]]} for group in self.param_groups]
+        state = {index[id(p)]: self._state_out(group, p, self.state[id(p)])
+                 for group in self.param_groups for p in group["params"] if id(p) in self.state}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Take the settings and state of ``state_dict`` (made by ``state_dict()`` of an
+        optimizer of the same kind over parameters of the same shapes, in the same groups).
+        Everything is checked before anything changes: the groups and their sizes, each
+        setting, each parameter's state (its names, shapes, and values its dtype can hold)."""
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            has = f"a dict with the keys {list(state_dict)}" if isinstance(state_dict, dict) else _kind(state_dict)
+            raise ArgumentError(f"{where}: expected a dict with 'state' and 'param_groups' (an optimizer's "
+                                f"state_dict()), got {has}")
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, dict) and isinstance(
+                g.get("params"), (list, tuple)) for g in saved_groups):
+            raise ArgumentError(f"{where}: 'param_groups' must be a list of dicts, each with a list 'params'")
+        if len(saved_groups) != len(self.param_groups):
+            raise ArgumentError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(mine["params"]) for g, mine in zip(saved_groups, self.param_groups)):
+            raise ArgumentError("loaded state dict contains a parameter group that doesn't match the size of "
+                                "optimizer's group")
+        if not isinstance(saved_state, dict):
+            raise ArgumentError(f"{where}: 'state' must be a dict of each parameter's state by its index")
+        if not all(type(i) is int for g in saved_groups for i in g["params"]):
+            raise ArgumentError(f"{where}: a saved group's 'params' must be the parameters' indices (ints)")
+        params = {}  # saved index -> (this parameter, the number of its group)
+        for number, (g, mine) in enumerate(zip(saved_groups, self.param_groups)):
+            for i, p in zip(g["params"], mine["params"]):
+                params[i] = (p, number)
+        unknown = [i for i in saved_state if i not in params]
+        if unknown or len(params) != sum(len(g["params"]) for g in saved_groups):
+            raise ArgumentError(f"{where}: the saved parameter indices do not match its groups "
+                                f"({'state for ' + repr(unknown) if unknown else 'an index given twice'})")
+        groups = []
+        for g, mine in zip(saved_groups, self.param_groups):
+            group = {**{key: value for key, value in g.items() if key != "params"}, "params": mine["params"]}
+            missing_keys = [key for key in mine if key not in group]
+            if missing_keys:
+                raise ArgumentError(f"{where}: a saved group has no {missing_keys}")
+            self._check_settings(group)
+            groups.append(group)
+        state = {}
+        for i, value in saved_state.items():
+            p, number = params[i]
+            state[id(p)] = self._state_in(groups[number], p, value, f"{where}: state of parameter {i}")
+        self.param_groups[:] = groups
+        self.state = state
+
+    # what each optimizer says of its settings and its state (SGD and Adam, below); an
+    # optimizer of one's own keeps these: no check, and its state as it is
+    def _check_settings(self, group: dict) -> None:
+        pass
+
+    def _state_out(self, group: dict, p: Tensor, state):
+        return state
+
+    def _state_in(self, group: dict, p: Tensor, value, where: str):
+        return value
+
+
+def _kind(x) -> str:
+    return type(x).__name__
+
+
+def _state_names(value, required: tuple, optional: tuple, where: str) -> None:
+    if not isinstance(value, dict):
+        raise ArgumentError(f"{where}: expected a dict, got {_kind(value)}")
+    missing_names = [name for name in required if name not in value]
+    allowed = required + tuple(name for name in optional if name not in required)
+    unknown = [name for name in value if name not in allowed]
+    if missing_names or unknown:
+        raise ArgumentError(f"{where}: expected the names {list(allowed)}"
+                            + (f"; {missing_names} missing" if missing_names else "")
+                            + (f"; {unknown} unknown (another optimizer's state?)" if unknown else ""))
+
+
+def _state_array(value, p: Tensor, where: str) -> np.ndarray:
+    """A saved state tensor as a private array of p's shape and dtype (torch casts a
+    floating state to the parameter's dtype; a value that dtype cannot hold is refused)."""
+    if isinstance(value, SparseTensor) or not isinstance(value, (Tensor, np.ndarray)):
+        raise ArgumentError(f"{where}: expected a dense tensor, got {_kind(value)}")
+    arr = value._data if isinstance(value, Tensor) else value
+    if arr.shape != p.shape:
+        raise ShapeError(f"{where}: the parameter has shape {list(p.shape)}, the saved value {list(arr.shape)}")
+    if arr.dtype.kind not in "fcbiu":
+        raise ArgumentError(f"{where}: a {arr.dtype} array is not a state tensor")
+    return converted(arr, p._data.dtype, where)  # (a copy: the optimizer owns its state)
+
+
+def _out(arr: np.ndarray) -> Tensor:
+    return Tensor(np.array(arr, copy=True))
+
 
 def _check(name: str, value, low: float = 0.0) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
@@ -103,12 +210,22 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
-        for name, v in (("learning rate", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
-            _check(name, v)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ArgumentError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+
+    def _check_settings(self, group: dict) -> None:
+        for name, key in (("learning rate", "lr"), ("momentum", "momentum"), ("weight_decay", "weight_decay")):
+            _check(name, group[key])
+        _check("dampening", group["dampening"], -math.inf)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ArgumentError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _state_out(self, group: dict, p: Tensor, buf) -> dict:
+        return {"momentum_buffer": _out(buf)}
+
+    def _state_in(self, group: dict, p: Tensor, value, where: str):
+        _state_names(value, ("momentum_buffer",), (), where)
+        return _state_array(value["momentum_buffer"], p, f"{where}, momentum_buffer")
 
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
@@ -145,14 +262,43 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
                  decoupled_weight_decay: bool = False):
-        _check("learning rate", lr)
-        _check("epsilon", eps)
-        _check("weight_decay", weight_decay)
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ArgumentError(f"Invalid beta parameters: {betas}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize,
                                       decoupled_weight_decay=bool(decoupled_weight_decay)))
+
+    def _check_settings(self, group: dict) -> None:
+        _check("learning rate", group["lr"])
+        _check("epsilon", group["eps"])
+        _check("weight_decay", group["weight_decay"])
+        betas = group["betas"]
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
+                not isinstance(b, bool) and isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+            raise ArgumentError(f"Invalid beta parameters: {betas}")
+
+    def _state_out(self, group: dict, p: Tensor, state: dict) -> dict:
+        # (a complex parameter's moments are kept as its real view: handed out as complex)
+        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        out = {"step": Tensor(np.array(float(state["step"]), dtype=np.float32))}
+        out.update({name: _out(state[name].view(p._data.dtype).reshape(p.shape)) for name in names})
+        return out
+
+    def _state_in(self, group: dict, p: Tensor, value, where: str) -> dict:
+        required = ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        _state_names(value, required, ("max_exp_avg_sq",), where)
+        step = value["step"]
+        step = step.item() if isinstance(step, Tensor) and step.numel() == 1 and not step.is_sparse else step
+        if isinstance(step, bool) or not isinstance(step, numbers.Real) or not (
+                math.isfinite(step) and step >= 0 and step == int(step)):
+            raise ArgumentError(f"{where}: step must be a whole number of steps, got {step!r}")
+        arrays = {name: _state_array(value[name], p, f"{where}, {name}")
+                  for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if name in value}
+        arrays.setdefault("max_exp_avg_sq", np.zeros_like(arrays["exp_avg"]))
+        if p._data.dtype.kind == "c":  # kept as the real view that step() works on
+            real = np.dtype(p._data.dtype.char.lower())
+            arrays = {name: np.ascontiguousarray(a).view(real) for name, a in arrays.items()}
+        return {"step": int(step), **arrays}
 
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
