@@ -246,8 +246,9 @@ def _dims(dim, ndim: int, where: str):
         dims = tuple(_validate.dim_arg(d, ndim, where) for d in dim)
         if len(set(dims)) != len(dims):
             raise ArgumentError(f"{where}: dim {list(dim)} names a dimension twice")
-        return dims
-    return _validate.dim_arg(dim, ndim, where)
+        return None if ndim == 0 else dims  # (a scalar's dim 0 or -1 is the whole of it, as torch)
+    dim = _validate.dim_arg(dim, ndim, where)
+    return None if ndim == 0 else dim
 
 
 def t(input):
@@ -507,6 +508,8 @@ def transpose(input, dim0: int, dim1: int) -> Tensor:
         return input if a == b else t(input)
     _dense_arg(input, "transpose")
     a, b = (_validate.dim_arg(d, input.ndim, "transpose") for d in (dim0, dim1))
+    if input.ndim == 0:  # (dims 0 and -1 of a scalar: itself, as torch)
+        return dense_ops.Permute.apply(input, ())
     dims = list(range(input.ndim))
     dims[a], dims[b] = dims[b], dims[a]
     return dense_ops.Permute.apply(input, tuple(dims))
@@ -824,6 +827,9 @@ def _extreme(input, dim, keepdim, where: str):
     if dim is None:
         return dense_ops.MaxAll.apply(input, np.max if where == "max" else np.min)
     d = _validate.dim_arg(dim, input.ndim, where)
+    if input.ndim == 0:  # (dim 0 or -1 of a scalar: the scalar, at index 0, as torch)
+        values = dense_ops.MaxAll.apply(input, np.max if where == "max" else np.min)
+        return _ValuesIndices((values, Tensor(np.zeros((), dtype=np.int64))))
     arg = np.argmax if where == "max" else np.argmin
     values = dense_ops.MaxDim.apply(input, d, keepdim, arg)
     indices = np.expand_dims(arg(input._data, axis=d), d) if keepdim else arg(input._data, axis=d)

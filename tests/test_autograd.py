@@ -901,3 +901,15 @@ def test_a_scalars_gradient_through_a_reordering_op_stays_a_scalar(op):
          "stack": lambda: sr.stack([x, x * 2])}[op]()
     (y * 3).sum().backward()
     assert x.grad.shape == () and x.grad.item() == (9.0 if op == "stack" else 3.0)
+
+
+@pytest.mark.parametrize("op", ["sum", "sum keepdim", "mean", "max", "min", "transpose"])
+def test_a_scalars_dim_0_or_minus_1_is_the_whole_scalar_as_in_torch(op):
+    x = sr.tensor(3.0, requires_grad=True)
+    y = {"sum": lambda: x.sum(0), "sum keepdim": lambda: x.sum(-1, keepdim=True), "mean": lambda: x.mean(0),
+         "max": lambda: x.max(0).values, "min": lambda: x.min(-1).values, "transpose": lambda: x.transpose(0, -1)}[op]()
+    assert y.shape == () and y.item() == 3.0
+    (y * 2).backward()
+    assert x.grad.shape == () and x.grad.item() == 2.0
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        x.sum(1)

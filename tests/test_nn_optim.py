@@ -843,7 +843,7 @@ def test_probe_cases_of_init_schedules_and_adam():
     a.grad, b.grad = sr.tensor([1.0, 1.0]), sr.tensor([1 + 1j], dtype=sr.complex64)
     opt.step()
     assert b.dtype == sr.complex64 and abs(b.item() - (0.899 + 0.899j)) < 1e-6
-    assert opt.state[id(a)]["exp_avg"].dtype == np.float32
+    assert opt.state[a]["exp_avg"].dtype == np.float32
 
 
 # -- optimizer checkpoints: state_dict / load_state_dict --------------------------------------
@@ -979,3 +979,102 @@ def test_a_groups_own_settings_are_checked_as_the_defaults_are():
         sr.optim.SGD([{"params": [w], "lr": -1}], lr=0.1)
     with pytest.raises(ValueError, match="Invalid beta parameters"):
         sr.optim.Adam([{"params": [w], "betas": (0.9, 1.5)}])
+
+
+def test_a_bfloat16_optimizer_takes_back_its_own_state_dict():
+    for make in (lambda p: sr.optim.Adam(p, lr=0.1), lambda p: sr.optim.SGD(p, lr=0.1, momentum=0.9)):
+        w = sr.tensor([1., 2.], dtype=sr.bfloat16, requires_grad=True)
+        opt = make([w])
+        w.grad = sr.ones_like(w)
+        opt.step()
+        state = opt.state_dict()
+        opt.load_state_dict(state)
+        for key, value in opt.state_dict()["state"][0].items():
+            assert np.array_equal(value.numpy(), state["state"][0][key].numpy()), key
+
+
+def test_a_copied_or_pickled_optimizer_keeps_its_state_with_the_copied_parameters():
+    import pickle
+
+    w = sr.tensor([1., 2.], requires_grad=True)
+    opt = sr.optim.Adam([w], lr=0.1)
+    w.grad = sr.ones_like(w)
+    opt.step()
+    for twin in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        p = twin.param_groups[0]["params"][0]
+        assert p is not w and twin.state[p]["step"] == 1
+        p.grad = sr.ones_like(p)
+        twin.step()
+        assert twin.state_dict()["state"][0]["step"].item() == 2.0
+    assert opt.state[w]["step"] == 1
+
+
+def test_an_optimizer_of_ones_own_uses_torchs_idioms_and_checkpoints():
+    class Counting(sr.optim.Optimizer):  # as a torch user writes one
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, dict(lr=lr))
+
+        def step(self):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    state = self.state[p]  # torch's defaultdict(dict), keyed by the parameter
+                    state["n"] = state.get("n", 0) + 1
+
+    w = sr.tensor([1.], requires_grad=True)
+    opt = Counting([w])
+    opt.step()
+    opt.step()
+    assert opt.defaults == {"lr": 0.1}
+    state = opt.state_dict()
+    assert state == {"state": {0: {"n": 2}}, "param_groups": [{"lr": 0.1, "params": [0]}]}
+    other = Counting([sr.tensor([1.], requires_grad=True)])
+    other.load_state_dict(state)
+    other.step()
+    assert other.state_dict()["state"][0]["n"] == 3
+
+
+def test_loading_keeps_a_schedule_made_before_it_and_copies_the_saved_settings():
+    w = sr.tensor([1.], requires_grad=True)
+    opt = sr.optim.Adam([w], lr=0.1)
+    checkpoint = opt.state_dict()  # saved with no schedule
+    w2 = sr.tensor([1.], requires_grad=True)
+    opt2 = sr.optim.Adam([w2], lr=0.1)
+    sched = sr.optim.lr_scheduler.StepLR(opt2, step_size=1, gamma=0.5)
+    opt2.load_state_dict(checkpoint)
+    assert opt2.param_groups[0]["initial_lr"] == 0.1
+    checkpoint["param_groups"][0]["betas"] = (0.0, 0.0)  # the caller's dict stays its own
+    assert opt2.param_groups[0]["betas"] == (0.9, 0.999)
+    opt2.step()
+    sched.step()
+    assert opt2.param_groups[0]["lr"] == 0.05
+
+
+def test_settings_may_be_numpy_numbers_and_a_group_may_be_one_tensor():
+    w = sr.tensor([[1., 2.], [3., 4.]], requires_grad=True)
+    opt = sr.optim.SGD([{"params": w, "lr": np.float32(0.5)}], lr=np.int64(1), momentum=0.9)
+    assert len(opt.param_groups[0]["params"]) == 1 and opt.param_groups[0]["params"][0] is w
+    w.grad = sr.ones_like(w)
+    opt.step()
+    opt.load_state_dict(opt.state_dict())
+    with pytest.raises(ValueError, match="a number is needed, not a Tensor"):
+        sr.optim.SGD([w], lr=sr.tensor(0.1))
+
+
+def test_a_multisteplr_checkpoint_loads_with_weights_only(tmp_path):
+    w = sr.tensor([1.], requires_grad=True)
+    opt = sr.optim.SGD([w], lr=0.1)
+    sched = sr.optim.lr_scheduler.MultiStepLR(opt, milestones=[2, 2, 4], gamma=0.5)
+    opt.step()
+    sched.step()
+    sr.save({"opt": opt.state_dict(), "sched": sched.state_dict()}, tmp_path / "ck.pt")
+    back = sr.load(tmp_path / "ck.pt")
+    w2 = sr.tensor([1.], requires_grad=True)
+    opt2 = sr.optim.SGD([w2], lr=0.1)
+    sched2 = sr.optim.lr_scheduler.MultiStepLR(opt2, milestones=[1], gamma=0.5)
+    opt2.load_state_dict(back["opt"])
+    sched2.load_state_dict(back["sched"])
+    rates = []
+    for _ in range(4):
+        opt.step(), sched.step(), opt2.step(), sched2.step()
+        rates.append((opt.param_groups[0]["lr"], opt2.param_groups[0]["lr"]))
+    assert all(a == b for a, b in rates) and rates[0][0] == 0.025  # (milestone 2 twice: gamma squared)

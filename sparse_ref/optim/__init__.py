@@ -18,11 +18,14 @@ tensor([0.8000, 1.6000], requires_grad=True)
 
 from __future__ import annotations
 
+import collections
+import copy
 import math
 import numbers
 
 import numpy as np
 
+from sparse_ref import _dtypes
 from sparse_ref._arrays import converted
 from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
@@ -43,7 +46,8 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups = []
         for group in groups:
-            group = {**defaults, **group, "params": list(group["params"])}
+            params_of = group["params"]  # (one tensor alone, as torch takes it)
+            group = {**defaults, **group, "params": [params_of] if isinstance(params_of, Tensor) else list(params_of)}
             self._check_settings(group)  # (a group's own settings too)
             for p in group["params"]:
                 if not isinstance(p, Tensor) or isinstance(p, SparseTensor):
@@ -57,7 +61,11 @@ class Optimizer:
         seen = [id(p) for group in self.param_groups for p in group["params"]]
         if len(seen) != len(set(seen)):  # a parameter twice would take each step twice
             raise ArgumentError("some parameters appear more than once in the parameter groups")
-        self.state = {}
+        self.defaults = dict(defaults)
+        # each parameter's state, keyed by the parameter itself (tensors hash by identity), as
+        # torch's: ``self.state[p]`` is a dict, empty at first; a deepcopy or pickle of the
+        # optimizer keeps it with the copied parameters
+        self.state = collections.defaultdict(dict)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop (or, with ``set_to_none=False``, zero) every parameter's gradient."""
@@ -92,8 +100,8 @@ class Optimizer:
         index = {id(p): i for i, p in enumerate(p for group in self.param_groups for p in group["params"])}
         groups = [{**{key: value for key, value in group.items() if key != "params"},
                    "params": [index[id(p)] for p in group["params"]]} for group in self.param_groups]
-        state = {index[id(p)]: self._state_out(group, p, self.state[id(p)])
-                 for group in self.param_groups for p in group["params"] if id(p) in self.state}
+        state = {index[id(p)]: self._state_out(group, p, self.state[p])
+                 for group in self.param_groups for p in group["params"] if p in self.state}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -129,16 +137,20 @@ class Optimizer:
                                 f"({'state for ' + repr(unknown) if unknown else 'an index given twice'})")
         groups = []
         for g, mine in zip(saved_groups, self.param_groups):
-            group = {**{key: value for key, value in g.items() if key != "params"}, "params": mine["params"]}
-            missing_keys = [key for key in mine if key not in group]
+            missing_keys = [key for key in self.defaults if key not in g]
             if missing_keys:
                 raise ArgumentError(f"{where}: a saved group has no {missing_keys}")
+            # the saved settings (copies, as torch's: the caller's dict stays its own); a key
+            # only this optimizer's group has (a schedule's initial_lr) is kept
+            saved = copy.deepcopy({key: value for key, value in g.items() if key != "params"})
+            group = {**{key: value for key, value in mine.items() if key not in g}, **saved,
+                     "params": mine["params"]}
             self._check_settings(group)
             groups.append(group)
-        state = {}
+        state = collections.defaultdict(dict)
         for i, value in saved_state.items():
             p, number = params[i]
-            state[id(p)] = self._state_in(groups[number], p, value, f"{where}: state of parameter {i}")
+            state[p] = self._state_in(groups[number], p, value, f"{where}: state of parameter {i}")
         self.param_groups[:] = groups
         self.state = state
 
@@ -178,7 +190,7 @@ def _state_array(value, p: Tensor, where: str) -> np.ndarray:
     arr = value._data if isinstance(value, Tensor) else value
     if arr.shape != p.shape:
         raise ShapeError(f"{where}: the parameter has shape {list(p.shape)}, the saved value {list(arr.shape)}")
-    if arr.dtype.kind not in "fcbiu":
+    if arr.dtype.kind not in "fcbiu" and not _dtypes.is_half(arr.dtype):  # (bfloat16's kind is V)
         raise ArgumentError(f"{where}: a {arr.dtype} array is not a state tensor")
     return converted(arr, p._data.dtype, where)  # (a copy: the optimizer owns its state)
 
@@ -188,7 +200,9 @@ def _out(arr: np.ndarray) -> Tensor:
 
 
 def _check(name: str, value, low: float = 0.0) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # (NumPy numbers too)
+        raise ArgumentError(f"Invalid {name} value: {value!r} (a number is needed, not a {_kind(value)})")
+    if not value >= low:
         raise ArgumentError(f"Invalid {name} value: {value}")
 
 
@@ -220,12 +234,13 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ArgumentError("Nesterov momentum requires a momentum and zero dampening")
 
-    def _state_out(self, group: dict, p: Tensor, buf) -> dict:
-        return {"momentum_buffer": _out(buf)}
+    def _state_out(self, group: dict, p: Tensor, state: dict) -> dict:
+        return {"momentum_buffer": _out(state["momentum_buffer"])} if "momentum_buffer" in state else {}
 
     def _state_in(self, group: dict, p: Tensor, value, where: str):
-        _state_names(value, ("momentum_buffer",), (), where)
-        return _state_array(value["momentum_buffer"], p, f"{where}, momentum_buffer")
+        _state_names(value, (), ("momentum_buffer",), where)
+        return {"momentum_buffer": _state_array(value["momentum_buffer"], p, f"{where}, momentum_buffer")
+                } if "momentum_buffer" in value else {}
 
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
@@ -234,9 +249,9 @@ class SGD(Optimizer):
             if wd:
                 g = g + wd * p._data
             if m:
-                buf = self.state.get(id(p))
+                buf = self.state[p].get("momentum_buffer")
                 buf = np.array(g, copy=True) if buf is None else buf * m + (1 - float(group["dampening"])) * g
-                self.state[id(p)] = buf
+                self.state[p]["momentum_buffer"] = buf
                 g = g + m * buf if group["nesterov"] else buf
             self._update(p, p._data - lr * g)
 
@@ -279,19 +294,23 @@ class Adam(Optimizer):
 
     def _state_out(self, group: dict, p: Tensor, state: dict) -> dict:
         # (a complex parameter's moments are kept as its real view: handed out as complex)
+        if not state:  # (a parameter not stepped yet whose state was looked at)
+            return {}
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
         out = {"step": Tensor(np.array(float(state["step"]), dtype=np.float32))}
         out.update({name: _out(state[name].view(p._data.dtype).reshape(p.shape)) for name in names})
         return out
 
     def _state_in(self, group: dict, p: Tensor, value, where: str) -> dict:
+        if isinstance(value, dict) and not value:  # not stepped yet
+            return {}
         required = ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
         _state_names(value, required, ("max_exp_avg_sq",), where)
         step = value["step"]
         step = step.item() if isinstance(step, Tensor) and step.numel() == 1 and not step.is_sparse else step
         if isinstance(step, bool) or not isinstance(step, numbers.Real) or not (
-                math.isfinite(step) and step >= 0 and step == int(step)):
-            raise ArgumentError(f"{where}: step must be a whole number of steps, got {step!r}")
+                0 <= step <= 2 ** 53 and step == int(step)):  # (NaN fails the first test)
+            raise ArgumentError(f"{where}: step must be a whole number of steps (0 to 2**53), got {step!r}")
         arrays = {name: _state_array(value[name], p, f"{where}, {name}")
                   for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if name in value}
         arrays.setdefault("max_exp_avg_sq", np.zeros_like(arrays["exp_avg"]))
@@ -312,9 +331,10 @@ class Adam(Optimizer):
                 real = np.dtype(data.dtype.char.lower())  # parameters, each its own m and v
                 data = np.ascontiguousarray(data).view(real)
                 g = np.ascontiguousarray(g, dtype=p._data.dtype).view(real)
-            state = self.state.setdefault(id(p), {"step": 0, "exp_avg": np.zeros_like(data),
-                                                  "exp_avg_sq": np.zeros_like(data),
-                                                  "max_exp_avg_sq": np.zeros_like(data)})
+            state = self.state[p]
+            if not state:
+                state.update(step=0, exp_avg=np.zeros_like(data), exp_avg_sq=np.zeros_like(data),
+                             max_exp_avg_sq=np.zeros_like(data))
             state["step"] += 1
             t = state["step"]
             if wd and group["decoupled_weight_decay"]:

@@ -174,6 +174,17 @@ class MultiStepLR(LRScheduler):
             return self._rates()
         return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._rates()]
 
+    def state_dict(self) -> dict:
+        """As torch's, with the milestones as a plain dict (a Counter is a class, which
+        ``sr.load`` with ``weights_only=True`` does not make)."""
+        state = super().state_dict()
+        state["milestones"] = dict(self.milestones)
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.milestones = Counter(self.milestones)
+
 
 class ExponentialLR(LRScheduler):
     """The rate times ``gamma`` every epoch."""
