@@ -324,11 +324,13 @@ def coalesced_flag(is_coalesced, where: str = "sparse_coo_tensor") -> bool:
 
 
 def index_bounds(indices: np.ndarray, shape: tuple, where: str = "sparse_coo_tensor") -> None:
-    """Reject negative and out-of-range indices (one vectorised pass per dimension)."""
+    """Reject negative and out-of-range indices (two vectorised passes: every dimension's
+    least and largest index)."""
     if indices.shape[1] == 0:
         return
+    lows, highs = indices.min(axis=1), indices.max(axis=1)
     for dim in range(indices.shape[0]):
-        lo, hi = indices[dim].min(), indices[dim].max()
+        lo, hi = lows[dim], highs[dim]
         if lo < 0:
             raise IndexRangeError(f"{where}: found negative index {lo} for dim {dim} (size {shape[dim]})")
         if hi >= shape[dim]:
