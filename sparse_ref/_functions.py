@@ -409,10 +409,10 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     (2, 12)
     """
     _dense_arg(input, "flatten")
-    if input.ndim == 0:
-        return reshape(input, (1,))
     a = _validate.dim_arg(start_dim, input.ndim, "flatten")
     b = _validate.dim_arg(end_dim, input.ndim, "flatten")
+    if input.ndim == 0:
+        return reshape(input, (1,))
     if a > b:
         raise ArgumentError("flatten() has invalid args: start_dim cannot come after end_dim")
     shape = input.shape
@@ -821,12 +821,14 @@ def _extreme(input, dim, keepdim, where: str):
     _dense_arg(input, where)
     if input.dtype.kind == "c":
         raise _errors.DTypeError(f"{where} is not implemented for complex tensors.")
-    if input.numel() == 0:
-        raise ArgumentError(f"{where}(): Expected reduction dim to be specified for input.numel() == 0. "
-                            "Specify the reduction dim with the 'dim' argument.")
     if dim is None:
+        if input.numel() == 0:
+            raise ArgumentError(f"{where}(): Expected reduction dim to be specified for input.numel() == 0. "
+                                "Specify the reduction dim with the 'dim' argument.")
         return dense_ops.MaxAll.apply(input, np.max if where == "max" else np.min)
     d = _validate.dim_arg(dim, input.ndim, where)
+    if input.ndim and input.shape[d] == 0:  # (an empty tensor along another dim: an empty result)
+        raise _errors.IndexRangeError(f"{where}(): Expected reduction dim {d} to have non-zero size.")
     if input.ndim == 0:  # (dim 0 or -1 of a scalar: the scalar, at index 0, as torch)
         values = dense_ops.MaxAll.apply(input, np.max if where == "max" else np.min)
         return _ValuesIndices((values, Tensor(np.zeros((), dtype=np.int64))))
@@ -887,6 +889,8 @@ def norm(input, p=2, dim=None, keepdim: bool = False) -> Tensor:
         raise ArgumentError(f"norm: p must be a positive finite number or 'fro', got {p!r}")
     if dim is not None:
         dim = _validate.dim_arg(dim, input.ndim, "norm")
+        if input.ndim == 0:  # (a scalar's dim 0 or -1 is the whole of it, as torch)
+            dim = None
     return dense_ops.Norm.apply(input, p, dim, keepdim)
 
 

@@ -412,6 +412,12 @@ class Tensor(_Differentiable):
             raise TypeError("len() of a 0-d tensor")
         return self._data.shape[0]
 
+    def __iter__(self):
+        """Its rows, as ``self[0], self[1], ...``; a 0-d tensor is refused, as torch's."""
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory and the version counter, like
         torch's; NumPy sees it read-only when this tensor requires grad)."""

@@ -913,3 +913,24 @@ def test_a_scalars_dim_0_or_minus_1_is_the_whole_scalar_as_in_torch(op):
     assert x.grad.shape == () and x.grad.item() == 2.0
     with pytest.raises(IndexError, match="Dimension out of range"):
         x.sum(1)
+
+
+def test_edge_shapes_as_torch_norm_of_a_scalar_softmax_and_max_of_empty_tensors_iteration():
+    x = sr.tensor(3.0, requires_grad=True)
+    x.norm(dim=0).backward()  # (the scalar's dim 0: its gradient stays 0-d)
+    assert x.grad.shape == () and x.grad.item() == 1.0
+    empty = sr.zeros(0, 3, requires_grad=True)
+    for dim in (0, 1):
+        out = empty.softmax(dim) + empty.log_softmax(dim)
+        assert out.shape == (0, 3)
+        out.sum().backward()
+        assert empty.grad.shape == (0, 3)
+    values, indices = sr.zeros(3, 0).max(0)  # an empty result, the reduced dim being 3 long
+    assert values.shape == (0,) and indices.shape == (0,) and sr.zeros(0, 3).min(-1).values.shape == (0,)
+    with pytest.raises(IndexError, match="Expected reduction dim 0 to have non-zero size"):
+        sr.zeros(0, 3).max(0)
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(sr.tensor(3.0))
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        sr.tensor(3.0).flatten(5)
+    assert [t.tolist() for t in sr.tensor([[1.0, 2.0], [3.0, 4.0]])] == [[1.0, 2.0], [3.0, 4.0]]

@@ -642,6 +642,14 @@ class Norm(Function):
         return g.astype(self.x.dtype), None, None, None
 
 
+def _row_max(data: np.ndarray, dim: int) -> np.ndarray:
+    """The largest value along ``dim`` (kept), the shift that makes softmax stable; of an
+    empty tensor, an empty shift (NumPy's max has no value for an empty axis)."""
+    if data.size == 0:
+        return np.zeros_like(data, shape=data.shape[:dim] + (1,) + data.shape[dim + 1:] if data.ndim else ())
+    return np.max(data, axis=dim, keepdims=True)
+
+
 class Softmax(Function):
     """``out = exp(x) / sum(exp(x), dim)``; ``grad_x = out * (grad - sum(grad * out, dim))``."""
 
@@ -650,7 +658,7 @@ class Softmax(Function):
 
     def forward(self, x, dim):
         self.dim = dim
-        shifted = x._data - np.max(x._data, axis=dim, keepdims=True)
+        shifted = x._data - _row_max(x._data, dim)
         e = np.exp(shifted)
         self.out = e / e.sum(axis=dim, keepdims=True)
         return Tensor(self.out)
@@ -667,8 +675,9 @@ class LogSoftmax(Function):
 
     def forward(self, x, dim):
         self.dim = dim
-        shifted = x._data - np.max(x._data, axis=dim, keepdims=True)
-        self.out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+        shifted = x._data - _row_max(x._data, dim)
+        with np.errstate(divide="ignore"):  # (an empty axis sums to 0: log 0, into no element)
+            self.out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
         return Tensor(self.out)
 
     def backward(self, grad):
