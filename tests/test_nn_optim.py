@@ -76,7 +76,8 @@ def test_dropout_scales_what_it_keeps_and_is_off_in_eval():
 @pytest.mark.parametrize("call, error, match", [
     (lambda: F.nll_loss(sr.zeros(2, 3), sr.tensor([0, 3])), IndexError, "Target 3 is out of bounds"),
     (lambda: F.nll_loss(sr.zeros(2, 3), sr.tensor([0.0, 1.0])), RuntimeError, "integer tensor"),
-    (lambda: F.cross_entropy(sr.zeros(3), sr.tensor([0])), RuntimeError, "2-D tensor"),
+    (lambda: F.cross_entropy(sr.zeros(3), sr.tensor([0])), RuntimeError, "target must be a 0-d integer tensor"),
+    (lambda: F.cross_entropy(sr.zeros(2, 3, 4), sr.tensor([0, 1])), RuntimeError, "2-D tensor"),
     (lambda: F.mse_loss(sr.zeros(2), sr.zeros(3)), RuntimeError, "differ"),
     (lambda: F.mse_loss(sr.zeros(2), sr.zeros(2), reduction="avg"), RuntimeError, "not a valid value"),
     (lambda: F.binary_cross_entropy_with_logits(sr.zeros(2), sr.zeros(3)), RuntimeError, "Target size"),
@@ -1078,3 +1079,24 @@ def test_a_multisteplr_checkpoint_loads_with_weights_only(tmp_path):
         opt.step(), sched.step(), opt2.step(), sched2.step()
         rates.append((opt.param_groups[0]["lr"], opt2.param_groups[0]["lr"]))
     assert all(a == b for a, b in rates) and rates[0][0] == 0.025  # (milestone 2 twice: gamma squared)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_an_unbatched_sample_takes_the_loss_and_gradient_of_a_batch_of_one_as_torch(name, reduction):
+    torch = torch_or_skip()
+    got = []
+    for m in (sr, torch):
+        x = m.tensor(arr(4, 8), requires_grad=True)
+        for target in (2, -100):
+            loss = getattr(m.nn.functional, name)(x if name == "cross_entropy" else x.log_softmax(0),
+                                                   m.tensor(target), reduction=reduction)
+            loss.sum().backward()
+            got.append((tuple(loss.shape), loss.detach().numpy().copy(), x.grad.numpy().copy()))
+            x.grad = None
+    for ours, theirs in zip(got[:2], got[2:]):
+        assert ours[0] == theirs[0] == ()
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="target must be a 0-d integer tensor"):
+        getattr(sr.nn.functional, name)(sr.tensor(arr(4, 8)), sr.tensor([2]))

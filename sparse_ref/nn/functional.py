@@ -90,9 +90,19 @@ def _reduce(loss: Tensor, reduction: str, where: str) -> Tensor:
     return loss if reduction == "none" else (loss.sum() if reduction == "sum" else loss.mean())
 
 
+def _one_sample(loss, input, target, reduction: str, ignore_index: int, where: str):
+    """An unbatched call (input of C scores, a 0-d target), as torch takes it: the batched
+    loss of one row; with ``reduction="none"`` a 0-d loss."""
+    if not isinstance(target, Tensor) or target.ndim != 0:
+        raise ArgumentError(f"{where}: with a 1-D input (one sample of C classes) the target must be a 0-d "
+                            f"integer tensor, got {getattr(target, 'shape', type(target).__name__)}")
+    out = loss(input.unsqueeze(0), target.reshape(1), reduction, ignore_index)
+    return out.reshape(()) if reduction == "none" else out
+
+
 def _targets(input, target, where: str, ignore_index: int):
     if not isinstance(input, Tensor) or input.ndim != 2:
-        raise ArgumentError(f"{where}: input must be a 2-D tensor (N x C), got "
+        raise ArgumentError(f"{where}: input must be a 2-D tensor (N x C) or 1-D (one sample of C), got "
                             f"{getattr(input, 'ndim', type(input).__name__)}")
     if not isinstance(target, Tensor):
         raise ArgumentError(f"{where}: target must be a sparse_ref tensor (sr.tensor(...)), got "
@@ -123,7 +133,11 @@ def nll_loss(input, target, reduction: str = "mean", ignore_index: int = -100) -
     tensor(0.3000)
     >>> F.nll_loss(sr.tensor([[-0.5, -1.0], [-2.0, -0.1]]), sr.tensor([0, -100]))
     tensor(0.5000)
+    >>> F.nll_loss(sr.tensor([-0.5, -1.0]), sr.tensor(1))  # one sample, unbatched
+    tensor(1.)
     """
+    if isinstance(input, Tensor) and input.ndim == 1:
+        return _one_sample(nll_loss, input, target, reduction, ignore_index, "nll_loss")
     t = _targets(input, target, "nll_loss", ignore_index)
     _check_reduction(reduction, "nll_loss")
     kept = t != ignore_index
@@ -142,7 +156,9 @@ def nll_loss(input, target, reduction: str = "mean", ignore_index: int = -100) -
 
 def cross_entropy(input, target, reduction: str = "mean", ignore_index: int = -100) -> Tensor:
     """``nll_loss(log_softmax(input, 1), target)``: the loss for unnormalised scores
-    (``ignore_index`` as there)."""
+    (``ignore_index`` as there); a 1-D input with a 0-d target is one sample, unbatched."""
+    if isinstance(input, Tensor) and input.ndim == 1:
+        return _one_sample(cross_entropy, input, target, reduction, ignore_index, "cross_entropy")
     _targets(input, target, "cross_entropy", ignore_index)
     _check_reduction(reduction, "cross_entropy")
     return nll_loss(log_softmax(input, 1), target, reduction, ignore_index)
