@@ -645,8 +645,8 @@ class Norm(Function):
 def _row_max(data: np.ndarray, dim: int) -> np.ndarray:
     """The largest value along ``dim`` (kept), the shift that makes softmax stable; of an
     empty tensor, an empty shift (NumPy's max has no value for an empty axis)."""
-    if data.size == 0:
-        return np.zeros_like(data, shape=data.shape[:dim] + (1,) + data.shape[dim + 1:] if data.ndim else ())
+    if data.size == 0:  # (never 0-d: a scalar has one element)
+        return np.zeros_like(data, shape=data.shape[:dim] + (1,) + data.shape[dim + 1:])
     return np.max(data, axis=dim, keepdims=True)
 
 
