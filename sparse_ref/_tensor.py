@@ -52,6 +52,12 @@ _F = _Unbound()  # the public functions the methods call (sparse_ref/_functions.
 # changing one tensor at once never give two patterns the same number, as "old + 1" could)
 _NEW_PATTERN = itertools.count(1)
 _ROWS_LOCK = threading.Lock()  # SparseTensor._write_rows: a lazy result's indices are made once
+# A tensor's autograd attributes (``.grad``, ``requires_grad``, ``retain_grad``) are set under
+# this lock, and a sparse in-place op (``SparseTensor._update``) copies the tensor's state and
+# swaps in the new one under it too: a ``.grad`` set on another thread lands before the copy
+# (and is kept) or after the swap (in the new state), never in the old state in between,
+# where it was lost.
+_ATTR_LOCK = threading.Lock()
 
 
 def bind(functions) -> None:
@@ -95,7 +101,8 @@ class _Differentiable:
                                "use .detach() to get a tensor cut from the graph")
         if requires_grad and _dtypes.kind(self.dtype) not in "fc":
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
-        self._requires_grad = bool(requires_grad)
+        with _ATTR_LOCK:
+            self._requires_grad = bool(requires_grad)
         return self
 
     @property
@@ -234,15 +241,17 @@ class _Differentiable:
                 raise RuntimeError(f"attempting to assign a gradient with dtype '{value.dtype.name}' to a tensor "
                                    f"with dtype '{self.dtype.name}'. Please ensure that the gradient and the "
                                    "tensor have the same dtype")
-        self._grad = value
+        with _ATTR_LOCK:
+            self._grad = value
 
     def retain_grad(self) -> None:
         """Let ``backward`` fill ``.grad`` of this non-leaf tensor too (a no-op on a leaf)."""
         if not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self.grad_fn is not None and not self._retains_grad:
-            self._retains_grad = True
-            self.grad_fn.retained = weakref.ref(self)
+        with _ATTR_LOCK:
+            if self.grad_fn is not None and not self._retains_grad:
+                self._retains_grad = True
+                self.grad_fn.retained = weakref.ref(self)
 
     @property
     def retains_grad(self) -> bool:
@@ -1572,20 +1581,13 @@ class SparseTensor(_Differentiable):
                                f"tensor; in torch too, add(sparse, dense) is not supported. Use "
                                f"add(dense, sparse) instead")
         keep = ("_requires_grad", "grad_fn", "_grad", "_version", "_retains_grad", "_guarded", "_pattern")
-        old = self.__dict__
-        mine = old.copy()  # (one step: _write_rows on another thread may add _idx)
         state = {k: v for k, v in vars(result).items() if k not in keep}
-        state.update((k, v) for k, v in mine.items() if k in keep)
-        if any(a is not b for a, b in zip(self._index_arrays(mine), result._index_arrays(result.__dict__))):
-            state["_pattern"] = next(_NEW_PATTERN)
-        self.__dict__ = state
-        # another thread's x.grad = None between the copy and the swap went into the old
-        # dict: carry it over (an attribute set is one step, so none lands there after the
-        # swap). Before, it was lost, and the next backward added to the old gradient (a
-        # CI run's thread test saw 4.0 where every gradient is 2.0).
-        for k in keep:
-            if k != "_pattern" and k in old and old[k] is not mine.get(k):
-                state[k] = old[k]
+        with _ATTR_LOCK:  # (no .grad set between the copy and the swap: see _ATTR_LOCK)
+            mine = self.__dict__.copy()  # (one step: _write_rows on another thread may add _idx)
+            state.update((k, v) for k, v in mine.items() if k in keep)
+            if any(a is not b for a, b in zip(self._index_arrays(mine), result._index_arrays(result.__dict__))):
+                state["_pattern"] = next(_NEW_PATTERN)
+            self.__dict__ = state
         self._version[0] += 1
         return self
 

@@ -1065,8 +1065,12 @@ def test_a_grad_set_while_another_thread_changes_the_tensor_in_place_is_not_lost
     """CI's clean clone once saw a gradient of 4.0 where every one is 2.0 (the test above):
     the reader's ``a.grad = None`` landed in the dict an in-place op on the other thread
     had copied and was about to replace, so the old gradient came back and the next
-    backward added to it. Measured before the fix: 1 to 4 lost sets in 100,000 (this
-    test failed 3 runs of 3); after: none in 320,000."""
+    backward added to it. Measured before the first fix: 1 to 4 lost sets in 100,000 (this
+    test failed 3 runs of 3); after: none in 320,000. That fix carried a set in the old
+    state over after the swap, which left a window (a set just after the swap, then the
+    carry-over wrote the old one on top: CI lost one set in a later run); now the copy and
+    the swap happen under the lock that ``.grad``'s setter takes, so a set lands before the
+    copy or after the swap."""
     a = sr.sparse_coo_tensor([[0, 1, 2], [1, 0, 2]], [1., 2., 3.], (3, 3)).coalesce().requires_grad_()
     b = sr.sparse_coo_tensor([[0, 1, 2, 0], [0, 0, 1, 2]], [1., 1., 1., 1.], (3, 3)).coalesce()
     g = b.detach()
