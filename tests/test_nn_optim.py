@@ -609,8 +609,8 @@ def test_module_repr_named_modules_apply_slices_and_extend_as_torch():
     layers += [sr.nn.Tanh()]
     layers.extend([sr.nn.Linear(2, 2)])
     assert [type(m).__name__ for m in layers] == ["ReLU", "Tanh", "Linear"] and len(list(layers.parameters())) == 2
-    with pytest.raises(AttributeError, match="'Net' object has no attribute 'register_buffer': sparse_ref implements"):
-        ours.register_buffer("x", sr.ones(1))
+    with pytest.raises(AttributeError, match="'Net' object has no attribute 'register_forward_hook': sparse_ref implements"):
+        ours.register_forward_hook(lambda *a: None)
 
 
 def test_slices_keep_names_a_shared_module_is_applied_once_and_numpy_ints_index():
@@ -1100,3 +1100,109 @@ def test_an_unbatched_sample_takes_the_loss_and_gradient_of_a_batch_of_one_as_to
         np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="target must be a 0-d integer tensor"):
         getattr(sr.nn.functional, name)(sr.tensor(arr(4, 8)), sr.tensor([2]))
+
+
+def _with_buffers(nn, lib):
+    class Norm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.register_buffer("mean", lib.tensor([0.5, -0.5]))
+            self.register_buffer("count", lib.tensor([3, 4]))
+            self.register_buffer("mask", lib.tensor([1., 0.]), persistent=False)
+            self.register_buffer("empty", None)
+
+        def forward(self, x):
+            return self.lin(x - self.mean) * self.mask
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(lib.ones(2))
+            self.register_buffer("scale", lib.tensor([2., 3.]))
+            self.inner = Norm()
+    return Outer()
+
+
+def test_buffers_as_torch_names_order_state_dict_and_casts():
+    """register_buffer: the buffers' names and order, state_dict's keys (a module's own
+    parameters, then its persistent buffers, then each sub-module's), torch's refusals,
+    and to(dtype) casting the floating-point buffers only: the same as torch 2.13."""
+    torch = torch_or_skip()
+    ours, theirs = _with_buffers(sr.nn, sr), _with_buffers(torch.nn, torch)
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.inner.named_buffers(prefix="x", recurse=False)] == \
+        [n for n, _ in theirs.inner.named_buffers(prefix="x", recurse=False)]
+    assert [n for n, _ in ours.named_parameters(prefix="m")] == [n for n, _ in theirs.named_parameters(prefix="m")]
+    assert len(list(ours.buffers())) == len(list(theirs.buffers())) == 4
+    np.testing.assert_array_equal(ours.state_dict()["inner.count"].numpy(), [3, 4])
+    for model in (ours, theirs):  # the same refusals, the same exception types
+        for name, value, kind in ((1, None, TypeError), ("a.b", None, KeyError), ("", None, KeyError),
+                                  ("w", None, KeyError), ("lin", None, KeyError), ("q", 3, TypeError)):
+            with pytest.raises(kind):
+                (model.inner if name == "lin" else model).register_buffer(name, value)
+        with pytest.raises(TypeError, match="as buffer 'scale'"):
+            model.scale = 3
+    ours.double(), theirs.double()
+    assert str(ours.inner.mean.dtype) == "float64" and str(ours.inner.count.dtype) == "int64"
+    assert str(theirs.inner.mean.dtype) == "torch.float64" and str(theirs.inner.count.dtype) == "torch.int64"
+    assert str(ours.inner.mask.dtype) == "float64"  # (not persistent, still cast)
+    # a Parameter set on a buffer's name makes it a parameter, None keeps the place
+    for model, nn, lib in ((ours, sr.nn, sr), (theirs, torch.nn, torch)):
+        model.scale = nn.Parameter(lib.ones(2, dtype=lib.float64))
+        model.inner.mean = None
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()] == \
+        ["inner.count", "inner.mask"]
+    ours.inner.mean = sr.tensor([1., 2.], dtype=sr.float64)  # (still a buffer's place)
+    assert "inner.mean" in dict(ours.named_buffers())
+
+
+def test_buffers_load_and_save_with_the_checks_of_parameters(tmp_path):
+    """load_state_dict writes persistent buffers in place (an int buffer as int), checks
+    their shapes and dtypes before writing anything, and a missing buffer is a missing
+    key; sr.save / sr.load carry them."""
+    model = _with_buffers(sr.nn, sr)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["inner.count"] = sr.tensor([7, 8])
+    state["scale"] = sr.tensor([5., 6.])
+    mean = model.inner.mean
+    assert model.load_state_dict(state).missing_keys == []
+    assert model.inner.mean is mean  # (in place, as torch's copy_)
+    np.testing.assert_array_equal(model.inner.count.numpy(), [7, 8])
+    np.testing.assert_array_equal(model.scale.numpy(), [5., 6.])
+    bad = dict(state, **{"inner.mean": sr.ones(3)})
+    with pytest.raises(sr._errors.ShapeError, match="inner.mean"):
+        model.load_state_dict(bad)
+    np.testing.assert_array_equal(model.scale.numpy(), [5., 6.])
+    too_big = dict(state, **{"inner.count": sr.tensor([2 ** 40, 1]).to(sr.float64)})
+    model.inner.count = sr.tensor([1, 2], dtype=sr.int32)
+    with pytest.raises(Exception, match="inner.count"):
+        model.load_state_dict(too_big)  # (2**40 does not fit int32: refused, not wrapped)
+    missing = {k: v for k, v in state.items() if k != "inner.mean"}
+    with pytest.raises(sr._errors.ArgumentError, match="inner.mean"):
+        model.load_state_dict(missing)
+    assert model.load_state_dict(missing, strict=False).missing_keys == ["inner.mean"]
+    sr.save(model.state_dict(), tmp_path / "m.pt")
+    again = _with_buffers(sr.nn, sr)
+    again.load_state_dict(sr.load(tmp_path / "m.pt"))
+    np.testing.assert_array_equal(again.inner.count.numpy(), [7, 8])
+    assert again.inner.count.dtype == sr.int64  # (the int32 buffer's values, into int64)
+
+
+def test_a_sparse_buffer_is_saved_and_replaced_on_load():
+    class M(sr.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("adj", sr.sparse_coo_tensor([[0, 1], [1, 0]], [1., 2.], (2, 2)).coalesce())
+    m = M()
+    other = sr.sparse_coo_tensor([[0], [0]], [5.], (2, 2)).coalesce()
+    m.load_state_dict({"adj": other})
+    assert m.adj is not other and m.adj.to_dense().tolist() == [[5., 0.], [0., 0.]]
+    with pytest.raises(sr._errors.ArgumentError, match="adj"):
+        m.load_state_dict({"adj": sr.zeros(2, 2)})
+    with pytest.raises(sr._errors.ShapeError, match="adj"):
+        m.load_state_dict({"adj": sr.sparse_coo_tensor([[0], [0]], [5.], (3, 3))})
+    assert m.double().adj.dtype == sr.float64

@@ -30,7 +30,7 @@ import numpy as np
 from sparse_ref import _dtypes, _factories, _tensor_str
 from sparse_ref._arrays import converted
 from sparse_ref._errors import ArgumentError, ShapeError, missing
-from sparse_ref._tensor import Tensor
+from sparse_ref._tensor import SparseTensor, Tensor
 from sparse_ref.nn import functional, init
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "LeakyReLU", "Linear", "MSELoss", "Module",
@@ -93,6 +93,13 @@ class Module:
                 and not (value is None or isinstance(value, Parameter))):
             raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
                             "(sr.nn.Parameter or None expected)")
+        buffers = self.__dict__.get("_buffer_names", {})
+        if name in buffers:  # a buffer's place takes a tensor or None; a Parameter makes it a parameter's
+            if isinstance(value, Parameter):
+                self.__dict__["_buffer_names"] = {k: v for k, v in buffers.items() if k != name}
+            elif not (value is None or isinstance(value, (Tensor, SparseTensor))):
+                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
+                                "(sr.Tensor or None expected)")
         if isinstance(value, Parameter) and name not in names:  # (a new set: a copy.copy shares none)
             self.__dict__["_parameter_names"] = names | {name}
         object.__setattr__(self, name, value)
@@ -102,6 +109,85 @@ class Module:
         names = self.__dict__.get("_parameter_names", frozenset())
         if name in names:  # deleted, the name is free again (as torch's)
             self.__dict__["_parameter_names"] = names - {name}
+        buffers = self.__dict__.get("_buffer_names", {})
+        if name in buffers:
+            self.__dict__["_buffer_names"] = {k: v for k, v in buffers.items() if k != name}
+
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """Keep ``tensor`` as ``self.<name>``: state of the module that is not a parameter
+        (no gradient, no optimizer step), such as a running mean or a fixed mask, as
+        torch's. ``state_dict`` and ``load_state_dict`` include it unless ``persistent``
+        is False; ``to(dtype)`` casts it when it is floating point; ``buffers()`` and
+        ``named_buffers()`` list it. Setting the attribute later replaces the buffer (a
+        tensor or None).
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> class Scaled(sr.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.lin = sr.nn.Linear(2, 2)
+        ...         self.register_buffer("scale", sr.tensor([1., 10.]))
+        ...     def forward(self, x):
+        ...         return self.lin(x) * self.scale
+        >>> net = Scaled()
+        >>> list(net.state_dict())
+        ['scale', 'lin.weight', 'lin.bias']
+        >>> [name for name, _ in net.named_parameters()]
+        ['lin.weight', 'lin.bias']
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"buffer name should be a string. Got {type(name).__name__}")
+        if "." in name:
+            raise KeyError('buffer name can\'t contain "."')
+        if name == "":
+            raise KeyError('buffer name can\'t be empty string ""')
+        buffers = self.__dict__.get("_buffer_names", {})
+        if name not in buffers and (name in self.__dict__ or hasattr(type(self), name)):
+            raise KeyError(f"attribute '{name}' already exists")
+        if not (tensor is None or isinstance(tensor, (Tensor, SparseTensor))) or isinstance(tensor, Parameter):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
+                            "(sr.Tensor or None required)")
+        self.__dict__["_buffer_names"] = {**buffers, name: bool(persistent)}
+        object.__setattr__(self, name, tensor)
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True):
+        """``(name, buffer)`` of this module's buffers (those set, not None) and, with
+        ``recurse``, its sub-modules', each once, as torch's."""
+        seen = set()
+        for name, b, _ in self._named_buffers(prefix + "." if prefix else "", recurse):
+            if id(b) not in seen:
+                seen.add(id(b))
+                yield name, b
+
+    def buffers(self, recurse: bool = True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
+
+    def _named_buffers(self, prefix, recurse=True):
+        # ``(name, buffer, persistent)``: a module's own first, in the order registered
+        for name, persistent in self.__dict__.get("_buffer_names", {}).items():
+            value = self.__dict__.get(name)
+            if value is not None:
+                yield prefix + name, value, persistent
+        if recurse:
+            for name, value in list(vars(self).items()):
+                if isinstance(value, Module):
+                    yield from value._named_buffers(f"{prefix}{name}.")
+
+    def _named_state(self, prefix):
+        # what state_dict holds, in torch's order: a module's own parameters, then its own
+        # persistent buffers, then each sub-module's, depth first
+        items = list(vars(self).items())
+        for name, value in items:
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, value, persistent in self._named_buffers(prefix, recurse=False):
+            if persistent:
+                yield name, value
+        for name, value in items:
+            if isinstance(value, Module):
+                yield from value._named_state(f"{prefix}{name}.")
 
     def forward(self, *args, **kwargs):  # pragma: no cover - every model overrides it
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"forward\" function")
@@ -154,7 +240,7 @@ class Module:
 
     def __getattr__(self, name):
         # reached only for a name that is not set: torch's Module names sparse_ref lacks
-        # (register_buffer, cuda, ...) say so, as sr's and Tensor's do
+        # (cuda, register_forward_hook, ...) say so, as sr's and Tensor's do
         raise missing(f"'{type(self).__name__}' object", name)
 
     def __repr__(self) -> str:
@@ -173,7 +259,7 @@ class Module:
     def named_parameters(self, prefix: str = ""):
         """``(name, parameter)`` of this module's and its sub-modules', each once."""
         seen = set()
-        for name, p in self._named_parameters(prefix):
+        for name, p in self._named_parameters(prefix + "." if prefix else ""):  # ("x": x.weight, as torch)
             if id(p) not in seen:
                 seen.add(id(p))
                 yield name, p
@@ -223,9 +309,15 @@ class Module:
         dt = _dtypes.as_dtype(dtype, "Module.to", dense=True)
         params = list(self.parameters())
         cast = [p._data if p.dtype == dt else converted(p._data, dt, "Module.to") for p in params]
+        # the floating-point buffers too (an integer one, a count or a mask, stays as it is,
+        # as torch's): each becomes a new tensor of the dtype
+        buffers = [(m, name, b.to(dt)) for m in self.modules() for name, b, _ in m._named_buffers("", recurse=False)
+                   if b.dtype != dt and _dtypes.kind(b.dtype) in "fc" and _dtypes.kind(dt) in "fc"]
         for p, data in zip(params, cast):
             if p.dtype != dt:
                 p.data = Tensor(data)
+        for m, name, b in buffers:
+            setattr(m, name, b)
         return self
 
     def double(self) -> "Module":
@@ -238,17 +330,18 @@ class Module:
         return self.to(_dtypes.float16)
 
     def state_dict(self) -> dict:
-        """Every parameter, by name, as a tensor cut from the graph that shares its memory,
+        """Every parameter and persistent buffer (:meth:`register_buffer`), by name, in
+        torch's order, as a tensor cut from the graph that shares its memory,
         as torch's: a later step changes it too, so keep a snapshot with
         ``copy.deepcopy(model.state_dict())`` (copies made here would make early stopping
         end on other parameters than the same script's in torch)."""
-        return {name: p.detach() for name, p in self._named_parameters("")}  # (a tied layer under each name)
+        return {name: p.detach() for name, p in self._named_state("")}  # (a tied layer under each name)
 
     def load_state_dict(self, state: dict, strict: bool = True):
         """Copy values into the parameters of the same names (shapes and dtypes must match).
         With ``strict=False``, keys on one side only are skipped; either way it returns
         ``(missing_keys, unexpected_keys)``, as torch's."""
-        params = dict(self._named_parameters(""))  # (a layer held under two names: both, as state_dict)
+        params = dict(self._named_state(""))  # (a layer held under two names: both, as state_dict)
         missing = [name for name in params if name not in state]  # (in their orders, as torch's)
         unexpected = [name for name in state if name not in params]
         if strict and (missing or unexpected):
@@ -257,6 +350,16 @@ class Module:
         values = {}
         for name, p in params.items():  # every value checked before any is written
             value = state[name]
+            if isinstance(p, SparseTensor) or isinstance(value, SparseTensor):
+                if not (isinstance(p, SparseTensor) and isinstance(value, SparseTensor)
+                        and value.layout == p.layout):
+                    raise ArgumentError(f"load_state_dict: {name} is {p.layout!r}, the value "
+                                        f"{getattr(value, 'layout', type(value).__name__)!r}")
+                if value.shape != p.shape:
+                    raise ShapeError(f"load_state_dict: {name} has shape {list(p.shape)}, the value "
+                                     f"{list(value.shape)}")
+                values[name] = value.detach().to(p.dtype, copy=True)  # (a sparse buffer is replaced, not written)
+                continue
             value = value._data if isinstance(value, Tensor) else np.asarray(value)
             if value.shape != p.shape:
                 raise ShapeError(f"load_state_dict: {name} has shape {list(p.shape)}, the value {list(value.shape)}")
@@ -267,6 +370,13 @@ class Module:
             # part, an integer out of range) is refused, as everywhere (docs/field.rst)
             values[name] = value if value.dtype == p.dtype else converted(value, p.dtype, f"load_state_dict: {name}")
         for name, p in params.items():
+            if isinstance(p, SparseTensor):
+                *path, attr = name.split(".")
+                owner = self
+                for part in path:
+                    owner = getattr(owner, part)
+                setattr(owner, attr, values[name])
+                continue
             p._data[...] = values[name]
             p._version[0] += 1
         return IncompatibleKeys(missing, unexpected)
