@@ -1206,3 +1206,117 @@ def test_a_sparse_buffer_is_saved_and_replaced_on_load():
     with pytest.raises(sr._errors.ShapeError, match="adj"):
         m.load_state_dict({"adj": sr.sparse_coo_tensor([[0], [0]], [5.], (3, 3))})
     assert m.double().adj.dtype == sr.float64
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2, -1])
+@pytest.mark.parametrize("by_freq", [False, True])
+def test_embedding_forward_and_weight_gradient_as_torch(padding_idx, by_freq):
+    """F.embedding and its weight's gradient (the padding row's none, scaled by each
+    index's count with scale_grad_by_freq) against torch 2.13, on 2-D, 1-D, 0-d, int32
+    and empty indices."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((6, 4))
+    for ids in (np.array([[0, 5, 5, 2], [1, 0, 2, 2]]), np.array([3, 3, 3]), np.array(4),
+                np.array([1, 5], dtype=np.int32), np.zeros((0, 2), dtype=np.int64)):
+        g = rng.standard_normal(ids.shape + (4,))
+        w = sr.tensor(w0.copy(), requires_grad=True)
+        y = F.embedding(sr.tensor(ids), w, padding_idx=padding_idx, scale_grad_by_freq=by_freq)
+        y.backward(sr.tensor(g))
+        tw = torch.tensor(w0.copy(), requires_grad=True)
+        ty = torch.nn.functional.embedding(torch.from_numpy(ids), tw, padding_idx=padding_idx,
+                                           scale_grad_by_freq=by_freq)
+        ty.backward(torch.from_numpy(g))
+        assert y.shape == tuple(ty.shape)
+        np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+        np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-14, atol=0)
+
+
+def test_embedding_max_norm_renormalises_the_rows_it_takes_in_place_as_torch():
+    torch = torch_or_skip()
+    rng = np.random.default_rng(4)
+    w0 = rng.standard_normal((5, 3)) * 3
+    ids = np.array([[0, 1], [1, 4]])
+    for norm_type in (2.0, 1.0):
+        w = sr.tensor(w0.copy(), requires_grad=True)
+        version = w._version[0]
+        y = F.embedding(sr.tensor(ids), w, max_norm=1.5, norm_type=norm_type)
+        tw = torch.tensor(w0.copy(), requires_grad=True)
+        ty = torch.nn.functional.embedding(torch.from_numpy(ids), tw, max_norm=1.5, norm_type=norm_type)
+        np.testing.assert_allclose(w.detach().numpy(), tw.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+        assert w._version[0] == version + 1  # (changed in place: the rows 0, 1 and 4)
+        np.testing.assert_array_equal(w.detach().numpy()[[2, 3]], w0[[2, 3]])
+        y.sum().backward()
+        ty.sum().backward()
+        np.testing.assert_array_equal(w.grad.numpy(), tw.grad.numpy())
+
+
+def test_embedding_refuses_what_torch_refuses_before_any_work():
+    w = sr.ones(5, 3, requires_grad=True)
+    for ids, kind, match in ((sr.tensor([1, 5]), IndexError, "index out of range in self"),
+                             (sr.tensor([-1]), IndexError, "index out of range in self"),
+                             (sr.tensor([1.]), sr._errors.DTypeError, "int64 or int32"),
+                             (sr.tensor([True]), sr._errors.DTypeError, "int64 or int32"),
+                             (sr.tensor([1.], dtype=sr.float32), sr._errors.DTypeError, "int64 or int32"),
+                             ([1, 2], TypeError, "dense tensor of indices")):
+        with pytest.raises(kind, match=match):
+            F.embedding(ids, w)
+    with pytest.raises(sr._errors.ShapeError, match="must be 2-D"):
+        F.embedding(sr.tensor([0]), sr.ones(5))
+    for bad in (5, -6):
+        with pytest.raises(sr._errors.ArgumentError, match="Padding_idx must be within num_embeddings"):
+            F.embedding(sr.tensor([0]), w, padding_idx=bad)
+        with pytest.raises(sr._errors.ArgumentError, match="Padding_idx must be within num_embeddings"):
+            sr.nn.Embedding(5, 3, padding_idx=bad)
+    with pytest.raises(sr._errors.ArgumentError, match="sparse=True"):
+        sr.nn.Embedding(5, 3, sparse=True)
+    with pytest.raises(sr._errors.ArgumentError, match="sparse=True"):
+        F.embedding(sr.tensor([0]), w, sparse=True)
+    with pytest.raises(sr._errors.ArgumentError, match="max_norm"):
+        F.embedding(sr.tensor([0]), w, max_norm=float("nan"))
+    assert w.grad is None and w._version[0] == 0
+
+
+def test_embedding_module_as_torch_init_repr_from_pretrained_and_training():
+    """nn.Embedding: torch's repr, the padding row zero (a negative padding_idx counted
+    from the end), from_pretrained frozen by default and sharing memory, and a few SGD
+    steps of a bag-of-embeddings classifier that move every row but the padding one."""
+    torch = torch_or_skip()
+    for kwargs in ({}, {"padding_idx": -1}, {"padding_idx": 0, "max_norm": 1.0},
+                   {"norm_type": 1.0, "scale_grad_by_freq": True}):
+        ours, theirs = sr.nn.Embedding(7, 2, **kwargs), torch.nn.Embedding(7, 2, **kwargs)
+        assert repr(ours) == repr(theirs)
+        assert ours.padding_idx == theirs.padding_idx
+        if ours.padding_idx is not None:
+            assert ours.weight.detach().numpy()[ours.padding_idx].tolist() == [0., 0.]
+    assert sr.nn.Embedding(3, 2, dtype=sr.float64).weight.dtype == sr.float64
+    table = sr.tensor([[1., 2.], [3., 4.]])
+    frozen = sr.nn.Embedding.from_pretrained(table)
+    assert not frozen.weight.requires_grad and frozen(sr.tensor([1])).tolist() == [[3., 4.]]
+    assert sr.nn.Embedding.from_pretrained(table, freeze=False).weight.requires_grad
+    with pytest.raises(sr._errors.ShapeError, match="2-dimensional"):
+        sr.nn.Embedding.from_pretrained(sr.ones(3))
+
+    class Bag(sr.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = sr.nn.Embedding(6, 4, padding_idx=0, generator=np.random.default_rng(0))
+            self.out = sr.nn.Linear(4, 2, generator=np.random.default_rng(1))
+
+        def forward(self, ids):
+            return self.out(self.emb(ids).mean(dim=1))
+    model = Bag()
+    before = model.emb.weight.detach().numpy().copy()
+    opt = sr.optim.SGD(model.parameters(), lr=0.5)
+    ids, labels = sr.tensor([[1, 2, 0], [3, 4, 5]]), sr.tensor([0, 1])
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(ids), labels)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    after = model.emb.weight.detach().numpy()
+    assert losses[-1] < losses[0]
+    assert after[0].tolist() == [0.0] * 4 and (after[1:] != before[1:]).all()

@@ -704,3 +704,29 @@ class BinaryCrossEntropyWithLogits(Function):
         s = np.where(self.x >= 0, 1 / (1 + e), e / (1 + e))
         scale = grad / self.x.size if self.reduction == "mean" else grad
         return ((s - self.y) * scale).astype(self.x.dtype), (-self.x * scale).astype(self.x.dtype), None
+
+
+class Embedding(Function):
+    """``out = weight[ids]``: row ``ids[...]`` of ``weight`` for each index, a gather.
+    ``grad_weight`` is each index's row of ``grad`` added into its row of ``weight`` (a
+    scatter-add: the product ``one_hot(ids)^T @ grad``), in the order of ``ids`` flattened;
+    the row ``padding`` gets none, and with ``by_freq`` each row's sum is divided by how
+    often its index occurs in ``ids``, as torch's ``scale_grad_by_freq``."""
+
+    _name = "EmbeddingBackward0"
+    saves = ()  # (backward reads the indices only, which forward copied)
+
+    def forward(self, weight, ids, padding, by_freq):
+        self.ids, self.shape, self.padding, self.by_freq = ids, weight.shape, padding, by_freq
+        return Tensor(np.take(weight._data, ids, axis=0))
+
+    def backward(self, grad):
+        flat = self.ids.reshape(-1)
+        rows = grad.reshape(flat.shape[0], self.shape[1])
+        if self.by_freq:
+            rows = rows / np.bincount(flat, minlength=self.shape[0])[flat][:, None].astype(rows.real.dtype)
+        out = np.zeros(self.shape, dtype=grad.dtype)
+        np.add.at(out, flat, rows)
+        if self.padding is not None:
+            out[self.padding] = 0
+        return out, None, None, None

@@ -33,7 +33,7 @@ from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
 from sparse_ref.nn import functional, init
 
-__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "LeakyReLU", "Linear", "MSELoss", "Module",
+__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "LeakyReLU", "Linear", "MSELoss", "Module",
            "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh", "functional", "init"]
 
 
@@ -411,6 +411,83 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A lookup table: ``forward(ids)`` is row ``ids[...]`` of ``weight``
+    (``num_embeddings`` x ``embedding_dim``, drawn from N(0, 1) as torch's, the row
+    ``padding_idx`` zero), shape ``ids.shape + (embedding_dim,)``; see
+    :func:`sparse_ref.nn.functional.embedding`. ``sparse=True`` is not available (the
+    gradient of the weight is dense).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> emb = sr.nn.Embedding(10, 3, padding_idx=0)
+    >>> emb
+    Embedding(10, 3, padding_idx=0)
+    >>> emb(sr.tensor([[1, 2, 0], [4, 0, 0]])).shape
+    (2, 3, 3)
+    >>> emb.weight[0].tolist()
+    [0.0, 0.0, 0.0]
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, max_norm=None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False, _weight=None,
+                 _freeze: bool = False, dtype=None, generator=None):
+        super().__init__()
+        for name, n in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+                raise ArgumentError(f"Embedding: {name} must be a non-negative int, got {n!r}")
+        if sparse:
+            raise ArgumentError("Embedding: sparse=True (a sparse COO gradient for the weight, as torch's) is not "
+                                "implemented in sparse_ref; use sparse=False, whose gradient has the same values "
+                                "as a dense tensor")
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.padding_idx = functional._padding_index(padding_idx, self.num_embeddings, "Embedding")
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            dt = _dtypes.as_dtype(dtype, "Embedding") if dtype is not None else _dtypes.default_dtype
+            rng = _factories._rng(generator, "Embedding")
+            data = rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(dt)
+            if self.padding_idx is not None:
+                data[self.padding_idx] = 0
+            self.weight = Parameter(Tensor(data), requires_grad=not _freeze)
+        else:
+            if not isinstance(_weight, Tensor) or _weight.shape != (self.num_embeddings, self.embedding_dim):
+                raise ShapeError(f"Embedding: _weight must be a dense tensor of shape "
+                                 f"{[self.num_embeddings, self.embedding_dim]}, got "
+                                 f"{list(getattr(_weight, 'shape', ())) or type(_weight).__name__}")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx=None, max_norm=None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False):
+        """An Embedding whose weight is ``embeddings`` (2-D; the same memory), frozen
+        (``requires_grad=False``) unless ``freeze=False``, as torch's."""
+        if not isinstance(embeddings, Tensor) or embeddings.ndim != 2:
+            raise ShapeError("Embeddings parameter is expected to be 2-dimensional, got "
+                             f"{list(getattr(embeddings, 'shape', ())) or type(embeddings).__name__}")
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse, _weight=embeddings, _freeze=freeze)
+
+    def forward(self, input):
+        return functional.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                                    self.scale_grad_by_freq, self.sparse)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        return s
 
 
 class _Listed(Module):

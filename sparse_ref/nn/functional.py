@@ -80,6 +80,90 @@ def dropout(input, p: float = 0.5, training: bool = True, generator=None) -> Ten
     return input * Tensor((keep * scale).astype(input.dtype))
 
 
+def _padding_index(padding_idx, rows: int, where: str):
+    """``padding_idx`` as a row of a weight of ``rows`` rows (a negative one counts from
+    the end), checked as torch checks it; None stays None."""
+    if padding_idx is None:
+        return None
+    if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
+        raise TypeError(f"{where}: padding_idx must be an int or None, got {type(padding_idx).__name__}")
+    if not -rows <= padding_idx < rows:
+        raise ArgumentError(f"{where}: Padding_idx must be within num_embeddings (got {padding_idx} "
+                            f"for {rows} embeddings)")
+    return int(padding_idx) % rows
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Row ``input[...]`` of ``weight`` for each index: a tensor of shape
+    ``input.shape + (embedding_dim,)``. It is the product ``one_hot(input) @ weight``
+    without the one-hot matrix, so ``weight``'s gradient is the sum of the output
+    gradient's rows for each index (the row ``padding_idx`` gets none). With
+    ``max_norm``, each row that ``input`` takes whose ``norm_type``-norm exceeds it is
+    first scaled in place to norm ``max_norm`` (as torch's, which changes ``weight``).
+
+    ``sparse=True`` (torch's sparse COO gradient for the weight) is not available:
+    sparse_ref's gradients of a dense weight are dense.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr, sparse_ref.nn.functional as F
+    >>> weight = sr.tensor([[0., 0.], [1., 2.], [3., 4.]], requires_grad=True)
+    >>> F.embedding(sr.tensor([[2, 1], [1, 1]]), weight).shape
+    (2, 2, 2)
+    >>> F.embedding(sr.tensor([2, 1, 1]), weight, padding_idx=2).sum().backward()
+    >>> weight.grad
+    tensor([[0., 0.],
+            [2., 2.],
+            [0., 0.]])
+    """
+    where = "embedding"
+    if sparse:
+        raise ArgumentError("embedding: sparse=True (a sparse COO gradient for the dense weight, as torch's) "
+                            "is not implemented in sparse_ref; use sparse=False, whose gradient is the same "
+                            "values as a dense tensor")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{where}: input must be a dense tensor of indices, got {type(input).__name__}")
+    if input.dtype not in (np.dtype(np.int64), np.dtype(np.int32)):
+        raise DTypeError(f"{where}: expected indices of dtype int64 or int32 (Long or Int), got {input.dtype.name}")
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{where}: weight must be a dense tensor, got {type(weight).__name__}")
+    if weight.ndim != 2:
+        raise ShapeError(f"{where}: 'weight' must be 2-D, got shape {list(weight.shape)}")
+    rows = weight.shape[0]
+    padding = _padding_index(padding_idx, rows, where)
+    ids = np.array(input._data, dtype=np.int64)  # (a copy: backward reads it, whatever the caller does later)
+    if ids.size and (ids.min() < 0 or ids.max() >= rows):
+        bad = ids[(ids < 0) | (ids >= rows)].flat[0]
+        raise IndexError(f"{where}: index out of range in self (index {bad}, {rows} embeddings)")
+    if not isinstance(scale_grad_by_freq, (bool, np.bool_)):
+        raise TypeError(f"{where}: scale_grad_by_freq must be a bool, got {type(scale_grad_by_freq).__name__}")
+    if max_norm is not None:
+        _renorm_rows(weight, ids, max_norm, norm_type, where)
+    return dense_ops.Embedding.apply(weight, ids, padding, bool(scale_grad_by_freq))
+
+
+def _renorm_rows(weight: Tensor, ids: np.ndarray, max_norm, norm_type, where: str) -> None:
+    """torch's ``embedding_renorm_``: each row of ``weight`` that ``ids`` takes, whose
+    ``norm_type``-norm is over ``max_norm``, scaled in place by ``max_norm / (norm + 1e-7)``
+    (not recorded by autograd, as torch's; the version counter moves)."""
+    for name, value in (("max_norm", max_norm), ("norm_type", norm_type)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value):
+            raise ArgumentError(f"{where}: {name} must be a finite number, got {value!r}")
+    if _dtypes.kind(weight.dtype) not in "fc":
+        raise DTypeError(f"{where}: max_norm needs a floating weight, got {weight.dtype.name}")
+    if not weight._data.flags.writeable:
+        raise RuntimeError(f"{where}: max_norm scales rows of weight in place, and its data is read-only")
+    rows = np.unique(ids)
+    norms = np.linalg.norm(weight._data[rows], ord=float(norm_type), axis=1)
+    over = norms > max_norm
+    if over.any():
+        scale = (max_norm / (norms[over] + 1e-7)).astype(weight._data.real.dtype)
+        weight._data[rows[over]] *= scale[:, None]
+        weight._version[0] += 1
+
+
 def _check_reduction(reduction: str, where: str) -> None:
     if reduction not in REDUCTIONS:
         raise ArgumentError(f"{where}: {reduction!r} is not a valid value for reduction (mean, sum, none)")
