@@ -51,7 +51,7 @@ from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
 from sparse_ref.interop import from_scipy, from_torch, to_scipy, to_torch
 from sparse_ref.serialization import load, save
-from sparse_ref import _functions, _tensor, autograd, datasets, nn, optim, sparse, viz  # sr.sparse.mm, like torch
+from sparse_ref import _functions, _tensor, autograd, datasets, nn, optim, sparse, utils, viz  # sr.sparse.mm, like torch
 from sparse_ref import _dtypes, _errors  # sr.bfloat16 (below)
 
 # The one edge that runs up (see sparse_ref/_tensor.py): tensor methods call these functions.
@@ -79,6 +79,7 @@ __all__ = [
     "optim",
     "nn",
     "datasets",
+    "utils",
     "zeros_like",
     "from_numpy",
     "as_tensor",

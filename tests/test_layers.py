@@ -9,7 +9,7 @@ The layers (a module may import its own layer or lower ones):
     L2  _tensor_str _tensor                 (the classes and how they print)
     L3  _validate                           (argument checks, torch's messages)
     L4  autograd/                           (engine and the Functions, forward beside backward)
-    L5  sparse _batched _factories _functions interop serialization nn optim datasets course viz distributed
+    L5  sparse _batched _factories _functions interop serialization nn optim datasets utils course viz distributed
         (public functions; distributed needs the optional Dask)
     L6  __init__ __main__
 """
@@ -29,7 +29,8 @@ LAYERS = {
     2: ["_tensor_str", "_tensor"],
     3: ["_validate"],
     4: ["autograd"],
-    5: ["sparse", "_batched", "_factories", "_functions", "interop", "serialization", "nn", "optim", "datasets", "course",
+    5: ["sparse", "_batched", "_factories", "_functions", "interop", "serialization", "nn", "optim", "datasets", "utils",
+        "course",
         "viz", "distributed"],
     6: ["__init__", "__main__"],
 }
