@@ -1320,3 +1320,89 @@ def test_embedding_module_as_torch_init_repr_from_pretrained_and_training():
     after = model.emb.weight.detach().numpy()
     assert losses[-1] < losses[0]
     assert after[0].tolist() == [0.0] * 4 and (after[1:] != before[1:]).all()
+
+
+@pytest.mark.parametrize("shape,normalized", [((4, 5), (5,)), ((2, 3, 4), (3, 4)), ((3, 6), 6), ((7,), (7,))])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_values_and_gradients_as_torch(shape, normalized, affine):
+    torch = torch_or_skip()
+    rng = np.random.default_rng(6)
+    x0, g = rng.standard_normal(shape) * 3 + 1, rng.standard_normal(shape)
+    ours, theirs = sr.nn.LayerNorm(normalized, dtype=sr.float64), torch.nn.LayerNorm(normalized,
+                                                                                     dtype=torch.float64)
+    if not affine:
+        ours, theirs = (sr.nn.LayerNorm(normalized, elementwise_affine=False),
+                        torch.nn.LayerNorm(normalized, elementwise_affine=False))
+    assert repr(ours) == repr(theirs)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    with sr.no_grad(), torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters()):  # (not ones and zeros: a real test)
+            p._data[...] = rng.standard_normal(p.shape)
+            q.copy_(torch.tensor(p.detach().numpy()))
+    x, tx = sr.tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
+    y, ty = ours(x), theirs(tx)
+    y.backward(sr.tensor(g))
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(sr._errors.ShapeError, match="normalized_shape"):
+        ours(sr.ones(2, 9, dtype=sr.float64))
+
+
+@pytest.mark.parametrize("momentum", [0.1, None, 0.5])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_batch_norm_trains_and_evaluates_as_torch(momentum, ndim):
+    """BatchNorm1d through three training batches (outputs, input and parameter gradients,
+    running statistics and the batch count), then eval mode (the running statistics),
+    its state_dict, against torch 2.13."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(7)
+    ours = sr.nn.BatchNorm1d(3, momentum=momentum, dtype=sr.float64)
+    theirs = torch.nn.BatchNorm1d(3, momentum=momentum, dtype=torch.float64)
+    assert repr(ours) == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    shape = (5, 3) if ndim == 2 else (4, 3, 6)
+    for step in range(3):
+        x0, g = rng.standard_normal(shape) * (step + 1) + step, rng.standard_normal(shape)
+        x, tx = sr.tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
+        y, ty = ours(x), theirs(tx)
+        y.backward(sr.tensor(g))
+        ty.backward(torch.from_numpy(g))
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-11, atol=1e-12)
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+        for name in ("weight", "bias"):
+            np.testing.assert_allclose(getattr(ours, name).grad.numpy(), getattr(theirs, name).grad.numpy(),
+                                       rtol=1e-10, atol=1e-12)
+    for name, value in ours.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), theirs.state_dict()[name].numpy(), rtol=1e-13, err_msg=name)
+    assert ours.num_batches_tracked.item() == 3 and ours.num_batches_tracked.dtype == sr.int64
+    ours.eval(), theirs.eval()
+    x0 = rng.standard_normal(shape)
+    np.testing.assert_allclose(ours(sr.tensor(x0)).detach().numpy(), theirs(torch.tensor(x0)).detach().numpy(),
+                               rtol=1e-12)
+    assert ours.num_batches_tracked.item() == 3  # (eval mode counts nothing)
+
+
+def test_batch_norm_refusals_and_no_running_stats_as_torch():
+    torch = torch_or_skip()
+    bn = sr.nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        bn(sr.ones(1, 3))
+    assert bn.num_batches_tracked.item() == 0 and bn.running_mean.tolist() == [0., 0., 0.]
+    with pytest.raises(ValueError, match="expected 2D or 3D input"):
+        bn(sr.ones(2, 3, 4, 5))
+    with pytest.raises(ValueError, match="channels"):
+        bn(sr.ones(2, 4))
+    bn.eval()
+    assert bn(sr.ones(1, 3)).shape == (1, 3)  # (eval mode: one sample is fine)
+    assert repr(sr.nn.BatchNorm1d(3, bias=False)) == repr(torch.nn.BatchNorm1d(3, bias=False))
+    assert list(sr.nn.BatchNorm1d(3, bias=False).state_dict()) == list(torch.nn.BatchNorm1d(3, bias=False).state_dict())
+    ours = sr.nn.BatchNorm1d(2, track_running_stats=False, affine=False)
+    theirs = torch.nn.BatchNorm1d(2, track_running_stats=False, affine=False)
+    assert repr(ours) == repr(theirs) and list(ours.state_dict()) == list(theirs.state_dict()) == []
+    x0 = np.array([[1., 2.], [3., 8.], [4., 4.]], dtype=np.float32)
+    for m in (ours, theirs):
+        m.eval()  # (no running statistics: the batch's, in eval mode too)
+    np.testing.assert_allclose(ours(sr.tensor(x0)).numpy(), theirs(torch.tensor(x0)).numpy(), rtol=1e-6)

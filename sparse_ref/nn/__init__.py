@@ -33,7 +33,7 @@ from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
 from sparse_ref.nn import functional, init
 
-__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "LeakyReLU", "Linear", "MSELoss", "Module",
+__all__ = ["BatchNorm1d", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "LayerNorm", "LeakyReLU", "Linear", "MSELoss", "Module",
            "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh", "functional", "init"]
 
 
@@ -488,6 +488,111 @@ class Embedding(Module):
         if self.scale_grad_by_freq:
             s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
         return s
+
+
+def _normalized_shape(shape, where: str) -> tuple:
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if not shape or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0 for n in shape):
+        raise ArgumentError(f"{where}: normalized_shape must be positive ints, got {list(shape)}")
+    return tuple(int(n) for n in shape)
+
+
+class LayerNorm(Module):
+    """Each sample normalised over its last dims (``normalized_shape``), then scaled by
+    ``weight`` (ones) and shifted by ``bias`` (zeros) when ``elementwise_affine``; see
+    :func:`sparse_ref.nn.functional.layer_norm`.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> norm = sr.nn.LayerNorm(4)
+    >>> norm
+    LayerNorm((4,), eps=1e-05, elementwise_affine=True, bias=True)
+    >>> y = norm(sr.tensor([[1., 2., 3., 4.]]))
+    >>> round(y.mean().item(), 6), round((y * y).mean().item(), 3)
+    (0.0, 1.0)
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 dtype=None):
+        super().__init__()
+        self.normalized_shape = _normalized_shape(normalized_shape, "LayerNorm")
+        self.eps, self.elementwise_affine = eps, bool(elementwise_affine)
+        dt = _dtypes.as_dtype(dtype, "LayerNorm") if dtype is not None else _dtypes.default_dtype
+        self.weight = Parameter(Tensor(np.ones(self.normalized_shape, dt))) if elementwise_affine else None
+        self.bias = Parameter(Tensor(np.zeros(self.normalized_shape, dt))) if elementwise_affine and bias else None
+
+    def forward(self, input):
+        return functional.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+
+class BatchNorm1d(Module):
+    """Each channel of an (N, C) or (N, C, L) input normalised by the batch's statistics
+    while training, by the running ones (buffers ``running_mean``, ``running_var``,
+    ``num_batches_tracked``) in eval mode, then scaled by ``weight`` (ones) and shifted
+    by ``bias`` (zeros; none with ``bias=False``) when ``affine``, as torch's.
+    ``momentum=None`` makes the running statistics the plain average over the batches
+    seen. See
+    :func:`sparse_ref.nn.functional.batch_norm`.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> bn = sr.nn.BatchNorm1d(2)
+    >>> bn
+    BatchNorm1d(2, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
+    >>> _ = bn(sr.tensor([[1., 10.], [3., 30.]]))
+    >>> bn.running_mean, bn.num_batches_tracked
+    (tensor([0.2000, 2.0000]), tensor(1))
+    >>> list(bn.state_dict())
+    ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype=None, *, bias: bool = True):
+        super().__init__()
+        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features <= 0:
+            raise ArgumentError(f"BatchNorm1d: num_features must be a positive int, got {num_features!r}")
+        if momentum is not None:
+            functional._real_number(momentum, "momentum", "BatchNorm1d")
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        dt = _dtypes.as_dtype(dtype, "BatchNorm1d") if dtype is not None else _dtypes.default_dtype
+        self.weight = Parameter(Tensor(np.ones(self.num_features, dt))) if affine else None
+        self.bias = Parameter(Tensor(np.zeros(self.num_features, dt))) if affine and bias else None
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(self.num_features, dt)))
+            self.register_buffer("running_var", Tensor(np.ones(self.num_features, dt)))
+            self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def forward(self, input):
+        if isinstance(input, Tensor) and input.ndim not in (2, 3):
+            raise ShapeError(f"expected 2D or 3D input (got {input.ndim}D input)")
+        if isinstance(input, Tensor) and input.ndim >= 2 and input.shape[1] != self.num_features:
+            raise ShapeError(f"BatchNorm1d: the input has {input.shape[1]} channels (dim 1), the layer "
+                             f"{self.num_features}")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            if input.numel() // max(self.num_features, 1) > 1:  # (a refused batch counts for nothing)
+                self.num_batches_tracked.add_(1)
+            factor = 1.0 / max(int(self.num_batches_tracked.item()), 1) if self.momentum is None else self.momentum
+        use_batch = self.training or self.running_mean is None
+        track = not self.training or self.track_running_stats
+        return functional.batch_norm(input, self.running_mean if track else None,
+                                     self.running_var if track else None, self.weight, self.bias,
+                                     use_batch, factor, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class _Listed(Module):

@@ -18,6 +18,7 @@ import numpy as np
 
 from sparse_ref import _dtypes, _factories, _functions
 from sparse_ref._errors import ArgumentError, DTypeError, ShapeError, missing
+from sparse_ref._grad_mode import no_grad
 from sparse_ref._tensor import Tensor
 from sparse_ref.autograd import dense_ops
 
@@ -162,6 +163,119 @@ def _renorm_rows(weight: Tensor, ids: np.ndarray, max_norm, norm_type, where: st
         scale = (max_norm / (norms[over] + 1e-7)).astype(weight._data.real.dtype)
         weight._data[rows[over]] *= scale[:, None]
         weight._version[0] += 1
+
+
+def _normalized(x: Tensor, dims: tuple, eps: float, mean=None, var=None) -> Tensor:
+    """``(x - mean) / sqrt(var + eps)`` over ``dims``: the batch's own mean and biased
+    variance when none are given (differentiable through both, as torch's)."""
+    if mean is None:
+        mean = x.mean(dim=dims, keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(dim=dims, keepdim=True)
+    else:
+        centred = x - mean
+    return centred / _functions.sqrt(var + eps)
+
+
+def _real_number(value, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ArgumentError(f"{where}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Each sample normalised over its last ``len(normalized_shape)`` dims, as torch's:
+    ``(x - mean) / sqrt(var + eps) * weight + bias``, with the mean and the biased
+    variance of those dims. The gradient is that of these ops.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr, sparse_ref.nn.functional as F
+    >>> F.layer_norm(sr.tensor([[1., 2., 3.], [2., 2., 2.]]), (3,))
+    tensor([[-1.2247,  0.0000,  1.2247],
+            [ 0.0000,  0.0000,  0.0000]])
+    """
+    where = "layer_norm"
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if not isinstance(input, Tensor) or _dtypes.kind(input.dtype) not in "fc":
+        raise DTypeError(f"{where}: needs a floating dense tensor, got "
+                         f"{getattr(input, 'dtype', type(input).__name__)}")
+    if not shape or input.ndim < len(shape) or tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise ShapeError(f"{where}: Given normalized_shape={list(shape)}, expected input with shape "
+                         f"[*, {', '.join(map(str, shape))}], but got input of size {list(input.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and (not isinstance(t, Tensor) or tuple(t.shape) != shape):
+            raise ShapeError(f"{where}: {name} must be a tensor of shape {list(shape)}, got "
+                             f"{list(getattr(t, 'shape', ())) if isinstance(t, Tensor) else type(t).__name__}")
+    eps = _real_number(eps, "eps", where)
+    out = _normalized(input, tuple(range(input.ndim - len(shape), input.ndim)), eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum=0.1, eps: float = 1e-5) -> Tensor:
+    """Each channel (dim 1 of an (N, C) or (N, C, L) input) normalised, as torch's: by the
+    batch's mean and biased variance while ``training`` (then ``running_mean`` and
+    ``running_var``, if given, move towards the batch's mean and unbiased variance by
+    ``momentum``, in place), else by ``running_mean`` and ``running_var``; then scaled by
+    ``weight`` and shifted by ``bias`` (each of C values). The gradient is that of these
+    ops (the running statistics take none).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr, sparse_ref.nn.functional as F
+    >>> mean, var = sr.zeros(2), sr.ones(2)
+    >>> F.batch_norm(sr.tensor([[1., 10.], [3., 30.]]), mean, var, training=True)
+    tensor([[-1.0000, -1.0000],
+            [ 1.0000,  1.0000]])
+    >>> mean, var
+    (tensor([0.2000, 2.0000]), tensor([ 1.1000, 20.9000]))
+    """
+    where = "batch_norm"
+    if not isinstance(input, Tensor) or _dtypes.kind(input.dtype) not in "fc":
+        raise DTypeError(f"{where}: needs a floating dense tensor, got "
+                         f"{getattr(input, 'dtype', type(input).__name__)}")
+    if input.ndim < 2:
+        raise ShapeError(f"{where}: expected an input of at least 2 dims (N, C, ...), got shape {list(input.shape)}")
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        if t is not None and (not isinstance(t, Tensor) or tuple(t.shape) != (c,)):
+            raise ShapeError(f"{where}: {name} must be a tensor of {c} values (one a channel), got "
+                             f"{list(t.shape) if isinstance(t, Tensor) else type(t).__name__}")
+    eps = _real_number(eps, "eps", where)
+    dims = (0,) + tuple(range(2, input.ndim))
+    count = input.numel() // c if c else 0
+    per_channel = (1, c) + (1,) * (input.ndim - 2)
+    if training:
+        if count <= 1:
+            raise ArgumentError(f"Expected more than 1 value per channel when training, got input size "
+                                f"{list(input.shape)}")
+        momentum = _real_number(momentum, "momentum", where)
+        out = _normalized(input, dims, eps)
+        with no_grad():  # the running statistics: no graph, changed in place
+            data = input.detach()
+            mean = data.mean(dim=dims)
+            unbiased = ((data - mean.reshape(per_channel)) ** 2).sum(dim=dims) / (count - 1)
+            for stat, batch in ((running_mean, mean), (running_var, unbiased)):
+                if stat is not None:
+                    if not stat._data.flags.writeable:
+                        raise RuntimeError(f"{where}: a running statistic is read-only; nothing was changed")
+                    stat.mul_(1 - momentum).add_(batch.to(stat.dtype) * momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ArgumentError(f"{where}: running_mean and running_var are needed when not training")
+        out = _normalized(input, dims, eps, running_mean.reshape(per_channel), running_var.reshape(per_channel))
+    if weight is not None:
+        out = out * weight.reshape(per_channel)
+    if bias is not None:
+        out = out + bias.reshape(per_channel)
+    return out
 
 
 def _check_reduction(reduction: str, where: str) -> None:
