@@ -9,7 +9,7 @@ import sparse_ref as sr
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DATA = {"float16", "float32", "float64", "complex64", "complex128", "int32", "int64", "bool", "strided", "sparse_coo",
-        "sparse_csr", "sparse", "autograd", "nn", "optim", "datasets", "viz",
+        "sparse_csr", "sparse", "autograd", "nn", "optim", "datasets", "utils", "viz",
         "long", "int", "float", "double", "half", "cfloat", "cdouble"}  # dtypes, layouts and subpackages
 
 

@@ -703,6 +703,82 @@ def test_learning_rate_schedules_give_torchs_rates_to_the_bit(name):
     assert schedule(sr, name) == schedule(torch, name)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"patience": 2, "factor": 0.5}, {"mode": "max", "patience": 1},
+                                    {"threshold_mode": "abs", "threshold": 0.05, "patience": 0},
+                                    {"cooldown": 2, "patience": 1, "min_lr": [0.02, 0.001]},
+                                    {"patience": 0, "factor": 0.9, "eps": 0.01}])
+def test_reduce_on_plateau_gives_torchs_rates_to_the_bit(kwargs):
+    """Forty epochs of a noisy, flattening loss (given as a number, a 0-d tensor and a
+    one-element tensor in turn), two parameter groups: the same rates as torch's and the
+    same counters (best, bad epochs, cooldown) in state_dict."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(8)
+    losses = 1 / np.arange(1, 41) + 0.02 * rng.random(40)
+
+    def rates(m):
+        w1, w2 = m.tensor([1.0], requires_grad=True), m.tensor([2.0], requires_grad=True)
+        opt = m.optim.SGD([{"params": [w1]}, {"params": [w2], "lr": 0.3}], lr=0.1)
+        sched, out = m.optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs), []
+        for epoch, loss in enumerate(losses):
+            opt.step()
+            sched.step([float(loss), m.tensor(loss), m.tensor([loss])][epoch % 3])
+            out.append(tuple(sched.get_last_lr()))
+        state = sched.state_dict()
+        return out, (state["best"], state["num_bad_epochs"], state["cooldown_counter"], state["last_epoch"])
+
+    assert rates(sr) == rates(torch)
+
+
+@pytest.mark.parametrize("kwargs", [{"total_steps": 23}, {"epochs": 4, "steps_per_epoch": 6, "pct_start": 0.25},
+                                    {"total_steps": 20, "anneal_strategy": "linear", "three_phase": True},
+                                    {"total_steps": 10, "cycle_momentum": False, "div_factor": 10.0},
+                                    {"total_steps": 15, "max_lr": [0.5, 2.0], "base_momentum": [0.8, 0.7]}])
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_one_cycle_gives_torchs_rates_momenta_and_weights_to_the_bit(kwargs, optimizer):
+    """OneCycleLR over every step of its cycle, two groups: the rates and the momentum (SGD)
+    or first beta (Adam) it sets, to the bit, and the weights the optimiser reaches, as
+    torch's; one step past the end is refused as torch refuses it."""
+    torch = torch_or_skip()
+    kwargs = {"max_lr": 1.0, **kwargs}
+
+    def run(m):
+        w1 = m.tensor([1.0, -2.0], dtype=m.float64, requires_grad=True)
+        w2 = m.tensor([0.5], dtype=m.float64, requires_grad=True)
+        groups = [{"params": [w1]}, {"params": [w2], "lr": 0.3}]
+        opt = m.optim.SGD(groups, lr=0.1, momentum=0.9) if optimizer == "SGD" else m.optim.Adam(groups, lr=0.1)
+        sched, out = m.optim.lr_scheduler.OneCycleLR(opt, **kwargs), []
+        steps = kwargs.get("total_steps") or kwargs["epochs"] * kwargs["steps_per_epoch"]
+        for _ in range(steps):
+            opt.zero_grad()
+            ((w1 * w1).sum() * 0.1 + (w2 * w2).sum() * 0.2).backward()
+            opt.step()
+            key = "momentum" if optimizer == "SGD" else "betas"
+            out.append((tuple(sched.get_last_lr()), tuple(str(g[key]) for g in opt.param_groups)))
+            sched.step()
+        with pytest.raises(ValueError, match=f"Tried to step {steps + 1} times"):
+            sched.step()
+        return out, np.concatenate([w1.detach().numpy(), w2.detach().numpy()])
+
+    (ours, w_ours), (theirs, w_theirs) = run(sr), run(torch)
+    assert ours == theirs  # (the rates and momenta to the bit)
+    np.testing.assert_allclose(w_ours, w_theirs, rtol=1e-13)
+
+
+def test_one_cycle_refuses_what_torch_refuses_and_changes_nothing():
+    torch = torch_or_skip()
+    for kwargs, match in (({}, "You must define either total_steps OR"),
+                          ({"total_steps": 0}, "Expected positive integer total_steps"),
+                          ({"epochs": 2, "steps_per_epoch": 0}, "Expected positive integer steps_per_epoch"),
+                          ({"total_steps": 5, "pct_start": 1}, "Expected float between 0 and 1 pct_start"),
+                          ({"total_steps": 5, "anneal_strategy": "exp"}, "anneal_strategy must be one of"),
+                          ({"total_steps": 5, "max_lr": [1.0, 2.0]}, "max_lr must have the same length")):
+        for m in (sr, torch):
+            opt = m.optim.SGD([m.tensor([1.0], requires_grad=True)], lr=0.1)
+            with pytest.raises(ValueError, match=match):
+                m.optim.lr_scheduler.OneCycleLR(opt, **{"max_lr": 1.0, **kwargs})
+            assert "initial_lr" not in opt.param_groups[0] and opt.param_groups[0]["lr"] == 0.1
+
+
 def test_a_cosine_schedule_resumed_at_an_epoch_gives_torchs_rates():
     torch = torch_or_skip()
 
@@ -734,7 +810,13 @@ def test_learning_rate_schedules_refuse_what_torch_refuses():
              "Expected 1 lr_lambdas, but got 2"),
             (lambda: lrs.CosineAnnealingLR(opt, T_max=5, last_epoch=3), KeyError, "initial_lr"),
             (lambda: lrs.StepLR(opt, step_size=2).step(3), TypeError, "step\\(epoch\\) is deprecated"),
-            (lambda: lrs.ReduceLROnPlateau, AttributeError, "not \\(yet\\) part of it")]:
+            (lambda: lrs.CyclicLR, AttributeError, "not \\(yet\\) part of it"),
+            (lambda: lrs.ReduceLROnPlateau(opt, factor=1.0), ValueError, "Factor should be < 1.0."),
+            (lambda: lrs.ReduceLROnPlateau(opt, mode="low"), ValueError, "mode low is unknown!"),
+            (lambda: lrs.ReduceLROnPlateau(opt, threshold_mode="x"), ValueError, "threshold mode x is unknown!"),
+            (lambda: lrs.ReduceLROnPlateau(opt, min_lr=[0, 0]), ValueError, "expected 1 min_lrs, got 2"),
+            (lambda: lrs.ReduceLROnPlateau(opt).step("low"), TypeError, "metrics must be a number"),
+            (lambda: lrs.ReduceLROnPlateau(opt).step(sr.ones(2)), TypeError, "metrics must be a number")]:
         with pytest.raises(exc, match=message):
             call()
     sched = lrs.StepLR(opt, step_size=1, gamma=0.5)
