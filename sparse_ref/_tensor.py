@@ -231,6 +231,8 @@ class _Differentiable:
     def grad(self, value) -> None:
         if value is not None:
             kind = SparseTensor if isinstance(self, SparseTensor) else Tensor
+            if kind is Tensor and isinstance(value, SparseTensor) and not value.is_sparse_csr:
+                kind = SparseTensor  # a dense tensor's sparse gradient (an embedding's, sparse=True), as torch's
             if not isinstance(value, kind):
                 raise TypeError(f"assigned grad expected to be a {kind.__name__}, got {type(value).__name__}")
             if value.shape != self.shape:

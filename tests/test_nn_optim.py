@@ -1351,10 +1351,6 @@ def test_embedding_refuses_what_torch_refuses_before_any_work():
             F.embedding(sr.tensor([0]), w, padding_idx=bad)
         with pytest.raises(sr._errors.ArgumentError, match="Padding_idx must be within num_embeddings"):
             sr.nn.Embedding(5, 3, padding_idx=bad)
-    with pytest.raises(sr._errors.ArgumentError, match="sparse=True"):
-        sr.nn.Embedding(5, 3, sparse=True)
-    with pytest.raises(sr._errors.ArgumentError, match="sparse=True"):
-        F.embedding(sr.tensor([0]), w, sparse=True)
     with pytest.raises(sr._errors.ArgumentError, match="max_norm"):
         F.embedding(sr.tensor([0]), w, max_norm=float("nan"))
     assert w.grad is None and w._version[0] == 0
@@ -1488,3 +1484,108 @@ def test_batch_norm_refusals_and_no_running_stats_as_torch():
     for m in (ours, theirs):
         m.eval()  # (no running statistics: the batch's, in eval mode too)
     np.testing.assert_allclose(ours(sr.tensor(x0)).numpy(), theirs(torch.tensor(x0)).numpy(), rtol=1e-6)
+
+
+def _sparse_grad_parts(g):
+    """A sparse gradient's raw entries (indices and values in their stored order)."""
+    if hasattr(g, "_indices"):  # torch
+        return g._indices().numpy().tolist(), g._values().detach().numpy()
+    return g._now()._idx.tolist(), g._now()._val
+
+
+@pytest.mark.parametrize("padding_idx", [None, 1])
+def test_a_sparse_embedding_gradient_is_torchs_entries_and_accumulates_as_torch(padding_idx):
+    """Embedding(sparse=True): weight.grad is an uncoalesced COO tensor with torch's
+    entries in torch's order (the padding's left out); a second backward adds its
+    entries (still sparse, the same coalesced tensor as torch's); a dense gradient on
+    top makes it dense, as torch's."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(9)
+    w0 = rng.standard_normal((6, 3))
+    ids1, ids2 = np.array([[1, 4, 1], [0, 5, 1]]), np.array([2, 4])
+    g1, g2 = rng.standard_normal((2, 3, 3)), rng.standard_normal((2, 3))
+    grads = []
+    for m in (sr, torch):
+        emb = m.nn.Embedding(6, 3, padding_idx=padding_idx, sparse=True, dtype=m.float64)
+        with m.no_grad():
+            emb.weight.copy_(m.tensor(w0)) if m is torch else emb.weight._data.__setitem__(Ellipsis, w0)
+        emb(m.tensor(ids1)).backward(m.tensor(g1))
+        first = _sparse_grad_parts(emb.weight.grad)
+        assert emb.weight.grad.is_sparse and not emb.weight.grad.is_coalesced()
+        emb(m.tensor(ids2)).backward(m.tensor(g2))
+        assert emb.weight.grad.is_sparse and not emb.weight.grad.is_coalesced()
+        second = _sparse_grad_parts(emb.weight.grad.coalesce())  # (torch's entry order after an
+        # addition depends on its sparse add's merge; ours appends: the same entries, coalesced)
+        (emb.weight * 3).sum().backward()
+        grads.append((first, second, emb.weight.grad.is_sparse, emb.weight.grad.detach().numpy()))
+    (a1, a2, a_sparse, a_dense), (b1, b2, b_sparse, b_dense) = grads
+    for (ia, va), (ib, vb) in ((a1, b1), (a2, b2)):
+        assert ia == ib
+        np.testing.assert_array_equal(va, vb)
+    assert a_sparse is b_sparse is False
+    np.testing.assert_allclose(a_dense, b_dense, rtol=1e-15)  # (a row's entries summed in another order)
+    assert repr(sr.nn.Embedding(6, 3, sparse=True)) == repr(torch.nn.Embedding(6, 3, sparse=True))
+
+
+@pytest.mark.parametrize("make", [
+    lambda m, ps: m.optim.SGD(ps, lr=0.1),
+    lambda m, ps: m.optim.SGD(ps, lr=0.1, maximize=True),
+    lambda m, ps: m.optim.SparseAdam(ps, lr=0.1),
+    lambda m, ps: m.optim.SparseAdam(ps, lr=0.05, betas=(0.8, 0.9), maximize=True),
+    lambda m, ps: m.optim.SGD(ps, lr=0.1, momentum=0.9),
+    lambda m, ps: m.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+], ids=["sgd", "sgd-maximize", "sparse-adam", "sparse-adam-betas", "sgd-momentum", "sgd-nesterov"])
+def test_optimisers_take_sparse_embedding_gradients_as_torch(make, request):
+    """Ten steps of an embedding bag trained with sparse gradients, repeated indices in
+    every batch: the weights are torch's up to rounding (a few units in the last place:
+    torch's dense += sparse and its coalesce round in their own order; with momentum the
+    buffer is dense here and sparse in torch); the state_dict's keys (and SparseAdam's
+    kinds of state) as torch's."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(10)
+    w0, batches = rng.standard_normal((7, 4)), [rng.integers(0, 7, (3, 5)) for _ in range(10)]
+    targets = [rng.standard_normal((3, 4)) for _ in range(10)]
+    out = []
+    for m in (sr, torch):
+        w = m.tensor(w0.copy(), requires_grad=True)
+        opt = make(m, [w])
+        for ids, y in zip(batches, targets):
+            opt.zero_grad()
+            e = m.nn.functional.embedding(m.tensor(ids), w, sparse=True)
+            # (a loss whose gradient, y, both have exactly: the optimisers are compared)
+            (e * m.tensor(y[:, None, :])).sum().backward()
+            opt.step()
+        state = opt.state_dict()["state"].get(0, {})
+        out.append((w.detach().numpy().copy(), sorted(state), {k: type(v).__name__ for k, v in state.items()}))
+    (ours, our_keys, our_types), (theirs, their_keys, their_types) = out
+    assert our_keys == their_keys
+    np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-14)
+    assert np.abs(ours - w0).max() > 0.1  # (they moved)
+    if "sparse-adam" in request.node.callspec.id:
+        assert our_types == their_types == {"step": "int", "exp_avg": "Tensor", "exp_avg_sq": "Tensor"}
+
+
+def test_optimisers_refuse_the_gradients_torch_refuses_and_change_nothing():
+    emb = sr.nn.Embedding(4, 2, sparse=True)
+    dense = sr.nn.Linear(2, 2)
+    emb(sr.tensor([1, 2])).sum().backward()
+    dense(sr.ones(1, 2)).sum().backward()
+    before = emb.weight.detach().clone().numpy(), dense.weight.detach().clone().numpy()
+    for opt, match in ((sr.optim.Adam([dense.weight, emb.weight]), "Adam does not support sparse gradients, "
+                        "please consider SparseAdam instead"),
+                       (sr.optim.AdamW([emb.weight]), "AdamW does not support sparse gradients"),
+                       (sr.optim.SparseAdam([emb.weight, dense.weight]), "SparseAdam does not support dense "
+                        "gradients, please consider Adam instead"),
+                       (sr.optim.SGD([dense.weight, emb.weight], lr=0.1, weight_decay=0.1),
+                        "weight_decay with a sparse gradient")):
+        with pytest.raises(RuntimeError, match=match):
+            opt.step()
+        np.testing.assert_array_equal(emb.weight.detach().numpy(), before[0])
+        np.testing.assert_array_equal(dense.weight.detach().numpy(), before[1])
+    opt = sr.optim.SparseAdam([emb.weight])
+    opt.step()
+    again = sr.optim.SparseAdam([sr.nn.Parameter(sr.zeros(4, 2))])
+    again.load_state_dict(opt.state_dict())
+    assert again.state_dict()["state"][0]["step"] == 1
+    emb.zero_grad(set_to_none=False)  # (a sparse .grad zeroed: no entries left, as torch's)
+    assert emb.weight.grad.is_sparse and emb.weight.grad._nnz() == 0

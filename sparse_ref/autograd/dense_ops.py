@@ -12,7 +12,7 @@ import numpy as np
 from sparse_ref import _precision
 from sparse_ref._arrays import c_order
 from sparse_ref._tensor import Tensor
-from sparse_ref.autograd.engine import Function
+from sparse_ref.autograd.engine import Function, RowGrad
 
 
 def ieee(cls):
@@ -711,13 +711,15 @@ class Embedding(Function):
     ``grad_weight`` is each index's row of ``grad`` added into its row of ``weight`` (a
     scatter-add: the product ``one_hot(ids)^T @ grad``), in the order of ``ids`` flattened;
     the row ``padding`` gets none, and with ``by_freq`` each row's sum is divided by how
-    often its index occurs in ``ids``, as torch's ``scale_grad_by_freq``."""
+    often its index occurs in ``ids``, as torch's ``scale_grad_by_freq``. With ``sparse``
+    the rows are not added up: the gradient is a :class:`RowGrad` (a sparse COO
+    ``.grad``, one entry per index, as torch's)."""
 
     _name = "EmbeddingBackward0"
     saves = ()  # (backward reads the indices only, which forward copied)
 
-    def forward(self, weight, ids, padding, by_freq):
-        self.ids, self.shape, self.padding, self.by_freq = ids, weight.shape, padding, by_freq
+    def forward(self, weight, ids, padding, by_freq, sparse=False):
+        self.ids, self.shape, self.padding, self.by_freq, self.sparse = ids, weight.shape, padding, by_freq, sparse
         return Tensor(np.take(weight._data, ids, axis=0))
 
     def backward(self, grad):
@@ -725,8 +727,11 @@ class Embedding(Function):
         rows = grad.reshape(flat.shape[0], self.shape[1])
         if self.by_freq:
             rows = rows / np.bincount(flat, minlength=self.shape[0])[flat][:, None].astype(rows.real.dtype)
+        if self.sparse:  # the rows as they are, one per index (the padding's left out), as torch's
+            keep = slice(None) if self.padding is None else flat != self.padding
+            return RowGrad(flat[keep], np.array(rows[keep], dtype=grad.dtype), self.shape), None, None, None, None
         out = np.zeros(self.shape, dtype=grad.dtype)
         np.add.at(out, flat, rows)
         if self.padding is not None:
             out[self.padding] = 0
-        return out, None, None, None
+        return out, None, None, None, None

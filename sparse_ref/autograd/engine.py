@@ -44,6 +44,41 @@ class External:
         raise NotImplementedError
 
 
+class RowGrad:
+    """The gradient of a dense tensor that is zero outside some of its rows, carried as
+    those rows: ``rows`` (int64, one per entry, repeats allowed) and ``values`` (one row
+    each), torch's sparse gradient of an embedding (``sparse=True``). A leaf's ``.grad``
+    gets it as an uncoalesced sparse COO tensor with one sparse dim (the rows), as
+    torch's; an op's backward, or a dense gradient it meets, gets it dense."""
+
+    __slots__ = ("rows", "values", "shape")
+    __array_ufunc__ = None  # (ndarray + RowGrad comes here, to __radd__)
+
+    def __init__(self, rows: np.ndarray, values: np.ndarray, shape: tuple):
+        self.rows, self.values, self.shape = rows, values, tuple(shape)
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros(self.shape, dtype=self.values.dtype)
+        np.add.at(out, self.rows, self.values)  # (in the entries' order, a repeated row summed in turn)
+        return out
+
+    def sparse(self) -> SparseTensor:
+        return SparseTensor._make(self.rows.reshape(1, -1), self.values, self.shape, coalesced=False)
+
+    def __add__(self, other):
+        if isinstance(other, RowGrad):
+            return RowGrad(np.concatenate([self.rows, other.rows]), np.concatenate([self.values, other.values]),
+                           self.shape)
+        return self.dense() + other
+
+    def __radd__(self, other):
+        return other + self.dense()
+
+
 def _is_tensor(x) -> bool:
     return isinstance(x, (Tensor, SparseTensor, External))
 
@@ -331,6 +366,28 @@ def _add_to_grad(leaf, grad: np.ndarray, fresh: bool = False, seen=None) -> None
         leaf.grad = _plus(leaf, leaf.grad, grad, fresh, seen)
 
 
+def _plus_rows(leaf, held, grad):
+    """A dense leaf's gradient so far (``held``: None, dense, or the sparse one of earlier
+    :class:`RowGrad` s) with ``grad`` added, as torch's: sparse while every part is a
+    RowGrad (their entries one after the other, uncoalesced), dense once one is dense."""
+    if grad.shape != leaf.shape:
+        raise RuntimeError(f"backward: the gradient has shape {list(grad.shape)}, but the leaf now has shape "
+                           f"{list(leaf.shape)} (its .data was replaced after the graph was built)")
+    if isinstance(held, SparseTensor):
+        held = held._now()
+        if isinstance(grad, RowGrad) and held.sparse_dim() == 1 and held.dtype == grad.dtype:
+            return SparseTensor._make(np.concatenate([held._idx, grad.rows.reshape(1, -1)], axis=1),
+                                      np.concatenate([held._val, grad.values]), leaf.shape, coalesced=False)
+        held = held.to_dense()  # (a sparse .grad of another form, assigned by hand: added densely)
+    if held is None:
+        return grad.sparse() if isinstance(grad, RowGrad) else Tensor(np.array(grad))
+    if isinstance(grad, RowGrad) and held._data.flags.writeable and held._data.dtype == grad.dtype:
+        np.add.at(held._data, grad.rows, grad.values)  # in place, as a dense .grad is added to
+        held._version[0] += 1
+        return held
+    return Tensor(held._data + (grad.dense() if isinstance(grad, RowGrad) else grad))
+
+
 def _plus(leaf, held, grad: np.ndarray, fresh: bool = False, seen=None):
     """``held`` (a gradient of ``leaf`` so far, or None) with ``grad`` added, as
     :func:`_add_to_grad` adds it to ``leaf.grad``: the tensor to keep (a dense ``held``
@@ -356,6 +413,8 @@ def _plus(leaf, held, grad: np.ndarray, fresh: bool = False, seen=None):
             summed = both.coalesce()
             return summed.to_sparse_csr() if leaf.is_sparse_csr else summed
     else:
+        if isinstance(grad, RowGrad) or isinstance(held, SparseTensor):
+            return _plus_rows(leaf, held, grad)
         if grad.shape != leaf.shape:  # the leaf's .data was replaced by one of another shape
             raise RuntimeError(f"backward: the gradient has shape {list(grad.shape)}, but the leaf now has shape "
                                f"{list(leaf.shape)} (its .data was replaced after the graph was built)")
@@ -448,6 +507,8 @@ def _backward(root, seed, retain_graph: bool, into: dict | None = None) -> None:
                 continue
             key = id(a.grad_fn)
             if g is not None:
+                if isinstance(g, RowGrad):  # (an op's backward takes a dense gradient)
+                    g = g.dense()
                 grads[key] = g if key not in grads else grads[key] + g
             pending[key] -= 1
             if pending[key] == 0:

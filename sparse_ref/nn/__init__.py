@@ -417,8 +417,9 @@ class Embedding(Module):
     """A lookup table: ``forward(ids)`` is row ``ids[...]`` of ``weight``
     (``num_embeddings`` x ``embedding_dim``, drawn from N(0, 1) as torch's, the row
     ``padding_idx`` zero), shape ``ids.shape + (embedding_dim,)``; see
-    :func:`sparse_ref.nn.functional.embedding`. ``sparse=True`` is not available (the
-    gradient of the weight is dense).
+    :func:`sparse_ref.nn.functional.embedding`. With ``sparse=True`` the weight's
+    gradient is a sparse COO tensor of the rows looked up, as torch's (for ``SGD`` or
+    :class:`~sparse_ref.optim.SparseAdam`).
 
     Examples
     --------
@@ -439,10 +440,6 @@ class Embedding(Module):
         for name, n in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
                 raise ArgumentError(f"Embedding: {name} must be a non-negative int, got {n!r}")
-        if sparse:
-            raise ArgumentError("Embedding: sparse=True (a sparse COO gradient for the weight, as torch's) is not "
-                                "implemented in sparse_ref; use sparse=False, whose gradient has the same values "
-                                "as a dense tensor")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         self.padding_idx = functional._padding_index(padding_idx, self.num_embeddings, "Embedding")
         self.max_norm, self.norm_type = max_norm, norm_type
@@ -487,6 +484,8 @@ class Embedding(Module):
             s += f", norm_type={self.norm_type}"
         if self.scale_grad_by_freq:
             s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        if self.sparse:
+            s += ", sparse=True"
         return s
 
 

@@ -103,8 +103,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     ``max_norm``, each row that ``input`` takes whose ``norm_type``-norm exceeds it is
     first scaled in place to norm ``max_norm`` (as torch's, which changes ``weight``).
 
-    ``sparse=True`` (torch's sparse COO gradient for the weight) is not available:
-    sparse_ref's gradients of a dense weight are dense.
+    With ``sparse=True`` the weight's gradient is sparse, as torch's: a COO tensor with
+    one sparse dim (the rows) and one entry per index (the padding's left out), not
+    coalesced, which ``SGD`` and ``SparseAdam`` take (``Adam`` refuses it, as torch's).
+    Where the weight is not a leaf (``embedding(ids, w * 2, sparse=True)``) the gradient
+    reaches the op that made it dense (torch keeps it sparse through some ops).
 
     Examples
     --------
@@ -117,12 +120,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     tensor([[0., 0.],
             [2., 2.],
             [0., 0.]])
+    >>> weight.grad = None
+    >>> F.embedding(sr.tensor([2, 1, 1]), weight, padding_idx=2, sparse=True).sum().backward()
+    >>> weight.grad.is_coalesced(), weight.grad.coalesce().indices(), weight.grad.coalesce().values()
+    (False, tensor([[1]]), tensor([[2., 2.]]))
     """
     where = "embedding"
-    if sparse:
-        raise ArgumentError("embedding: sparse=True (a sparse COO gradient for the dense weight, as torch's) "
-                            "is not implemented in sparse_ref; use sparse=False, whose gradient is the same "
-                            "values as a dense tensor")
     if not isinstance(input, Tensor):
         raise TypeError(f"{where}: input must be a dense tensor of indices, got {type(input).__name__}")
     if input.dtype not in (np.dtype(np.int64), np.dtype(np.int32)):
@@ -141,7 +144,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
         raise TypeError(f"{where}: scale_grad_by_freq must be a bool, got {type(scale_grad_by_freq).__name__}")
     if max_norm is not None:
         _renorm_rows(weight, ids, max_norm, norm_type, where)
-    return dense_ops.Embedding.apply(weight, ids, padding, bool(scale_grad_by_freq))
+    return dense_ops.Embedding.apply(weight, ids, padding, bool(scale_grad_by_freq), bool(sparse))
 
 
 def _renorm_rows(weight: Tensor, ids: np.ndarray, max_norm, norm_type, where: str) -> None:

@@ -30,7 +30,7 @@ from sparse_ref._arrays import converted
 from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
 
-__all__ = ["Adam", "AdamW", "Optimizer", "SGD", "lr_scheduler"]
+__all__ = ["Adam", "AdamW", "Optimizer", "SGD", "SparseAdam", "lr_scheduler"]
 
 
 class Optimizer:
@@ -77,13 +77,34 @@ class Optimizer:
         """``(group, p, grad)`` of every parameter with a gradient, after checking that each
         can be written: a step updates all of them or none (``p.data`` may have been set
         to a read-only array since the optimizer was made)."""
-        todo = [(group, p, p.grad._data) for group in self.param_groups for p in group["params"]
-                if p.grad is not None]
-        for _, p, _ in todo:
+        todo = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is not None:  # a sparse gradient (an embedding's, sparse=True) as one state of it
+                    todo.append((group, p, g._now() if isinstance(g, SparseTensor) else g._data))
+        for group, p, g in todo:
             if not p._data.flags.writeable:
                 raise RuntimeError("optimizer step: a parameter's data is read-only (it views a sparse "
                                    "tensor's values or a read-only array); nothing was updated")
+            self._check_gradient(group, g)
         return todo
+
+    def _check_gradient(self, group: dict, g) -> None:
+        """Refuse a gradient this optimizer cannot take (before any parameter changes):
+        by default, a sparse one."""
+        if isinstance(g, SparseTensor):
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients, please consider "
+                               "SparseAdam instead")
+
+    @staticmethod
+    def _rows(g: SparseTensor, maximize: bool) -> tuple:
+        """A dense parameter's sparse gradient as ``(rows, values)``, its entries in order
+        (a row may repeat: it is added to in turn, as torch's dense += sparse)."""
+        if g.sparse_dim() != 1 or g.is_sparse_csr:
+            raise RuntimeError(f"optimizer step: a sparse gradient of a dense parameter must be COO with one "
+                               f"sparse dim (an embedding's rows), got sparse_dim {g.sparse_dim()}")
+        return g._idx[0], (-g._val if maximize else g._val)
 
     @staticmethod
     def _update(p: Tensor, new: np.ndarray) -> None:
@@ -242,10 +263,27 @@ class SGD(Optimizer):
         return {"momentum_buffer": _state_array(value["momentum_buffer"], p, f"{where}, momentum_buffer")
                 } if "momentum_buffer" in value else {}
 
+    def _check_gradient(self, group: dict, g) -> None:
+        if isinstance(g, SparseTensor) and float(group["weight_decay"]):
+            raise RuntimeError("SGD: weight_decay with a sparse gradient adds the dense parameter to it, which "
+                               "torch refuses too (add(sparse, dense) is not supported); use weight_decay=0")
+        if isinstance(g, SparseTensor):
+            self._rows(g, False)
+
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
             lr, wd, m = float(group["lr"]), float(group["weight_decay"]), float(group["momentum"])
-            g = -g if group["maximize"] else g  # (settings as Python floats, as in Adam.step)
+            if isinstance(g, SparseTensor):  # an embedding's rows (sparse=True)
+                rows, values = self._rows(g, group["maximize"])
+                if not m:  # p + (-lr g), an entry at a time, as torch's dense += sparse
+                    new = np.array(p._data, copy=True)
+                    np.add.at(new, rows, -lr * values)
+                    self._update(p, new)
+                    continue
+                g = np.zeros_like(p._data)  # with momentum the buffer is dense (torch's is sparse:
+                np.add.at(g, rows, values)  # the same values, up to rounding)
+            else:
+                g = -g if group["maximize"] else g  # (settings as Python floats, as in Adam.step)
             if wd:
                 g = g + wd * p._data
             if m:
@@ -351,6 +389,81 @@ class Adam(Optimizer):
             if new.dtype != data.dtype:  # (never, with the settings as Python floats)
                 raise RuntimeError(f"Adam: the update came out {new.dtype.name} for a {data.dtype.name} parameter")
             self._update(p, new.view(p._data.dtype) if pairs else new)
+
+
+class SparseAdam(Optimizer):
+    """Adam for sparse gradients (an embedding's, ``sparse=True``), torch's "lazy"
+    version: only the rows in the gradient move, and only their moments are updated,
+    ``m = m + (1 - b1)(g - m)``, ``v = v + (1 - b2)(g g - v)`` there, then
+    ``p = p - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`` there (``t`` the
+    parameter's steps). A dense gradient is refused, as torch's.
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> emb = sr.nn.Embedding(5, 2, sparse=True)
+    >>> opt = sr.optim.SparseAdam(emb.parameters(), lr=0.1)
+    >>> before = emb.weight.detach().clone()
+    >>> emb(sr.tensor([1, 3])).sum().backward(); opt.step()
+    >>> (emb.weight.detach() != before).numpy().any(axis=1).tolist()
+    [False, True, False, True, False]
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, maximize: bool = False):
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ArgumentError(f"Invalid beta parameters: {betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
+
+    def _check_settings(self, group: dict) -> None:
+        Adam._check_settings(self, {**group, "weight_decay": 0.0})
+
+    def _check_gradient(self, group: dict, g) -> None:
+        if not isinstance(g, SparseTensor):
+            raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
+        self._rows(g, False)
+
+    def _state_out(self, group: dict, p: Tensor, state: dict) -> dict:
+        if not state:
+            return {}
+        return {"step": int(state["step"]), "exp_avg": _out(state["exp_avg"]), "exp_avg_sq": _out(state["exp_avg_sq"])}
+
+    def _state_in(self, group: dict, p: Tensor, value, where: str) -> dict:
+        if isinstance(value, dict) and not value:
+            return {}
+        _state_names(value, ("step", "exp_avg", "exp_avg_sq"), (), where)
+        step = value["step"]
+        step = step.item() if isinstance(step, Tensor) and step.numel() == 1 and not step.is_sparse else step
+        if isinstance(step, bool) or not isinstance(step, numbers.Real) or not (
+                0 <= step <= 2 ** 53 and step == int(step)):
+            raise ArgumentError(f"{where}: step must be a whole number of steps (0 to 2**53), got {step!r}")
+        return {"step": int(step), **{name: _state_array(value[name], p, f"{where}, {name}")
+                                      for name in ("exp_avg", "exp_avg_sq")}}
+
+    def step(self) -> None:
+        for group, p, g in self._params_with_grad():
+            g = g.coalesce()  # (the update is not linear: each row once, its entries summed)
+            rows, values = self._rows(g, group["maximize"])
+            if values.size == 0:
+                continue
+            lr, eps = float(group["lr"]), float(group["eps"])
+            beta1, beta2 = (float(b) for b in group["betas"])
+            state = self.state[p]
+            if not state:
+                state.update(step=0, exp_avg=np.zeros_like(p._data), exp_avg_sq=np.zeros_like(p._data))
+            state["step"] += 1
+            t = state["step"]
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            old_m, old_v = m[rows], v[rows]
+            m_update = (values - old_m) * (1 - beta1)
+            v_update = (values ** 2 - old_v) * (1 - beta2)
+            m[rows] = old_m + m_update  # (the moments are the optimizer's own arrays: in place)
+            v[rows] = old_v + v_update
+            numer = m_update + old_m
+            denom = np.sqrt(v_update + old_v) + eps
+            step_size = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+            new = np.array(p._data, copy=True)
+            new[rows] = new[rows] + (-step_size * (numer / denom))
+            self._update(p, new)
 
 
 class AdamW(Adam):
