@@ -1589,3 +1589,62 @@ def test_optimisers_refuse_the_gradients_torch_refuses_and_change_nothing():
     assert again.state_dict()["state"][0]["step"] == 1
     emb.zero_grad(set_to_none=False)  # (a sparse .grad zeroed: no entries left, as torch's)
     assert emb.weight.grad.is_sparse and emb.weight.grad._nnz() == 0
+
+
+def test_probe_findings_on_the_new_layers_and_optimisers():
+    """(probe, mended) SparseAdam did not count a step whose gradient had no entries (an
+    all-padding batch), so its bias correction drifted from torch's; Module.to(int64)
+    changed half a module and then failed, and double() cast an integer Parameter;
+    layer_norm and batch_norm took complex input (a variance of c*c, not |c|^2);
+    scale_grad_by_freq with sparse=True was taken; a Parameter or Module set on a
+    buffer's name kept the buffer's place in the listings; a .grad assigned by hand with
+    two sparse dims was refused by the optimisers."""
+    torch = torch_or_skip()
+    steps = []
+    for m in (sr, torch):
+        e = m.nn.Embedding(3, 2, padding_idx=0, sparse=True)
+        opt = m.optim.SparseAdam(e.parameters(), lr=0.1)
+        for ids in ([0, 0], [1], [2, 1]):
+            opt.zero_grad()
+            e(m.tensor(ids)).sum().backward()
+            opt.step()
+        steps.append(opt.state[e.weight]["step"])
+    assert steps[0] == steps[1] == 3
+    lin = sr.nn.Linear(2, 2)
+    lin.weight.requires_grad_(False)
+    with pytest.raises(TypeError, match="only accepts floating point or complex dtypes"):
+        lin.to(sr.int64)
+    assert lin.weight.dtype == lin.bias.dtype == sr.float32
+    lin.idx = sr.nn.Parameter(sr.tensor([1, 2]), requires_grad=False)
+    assert lin.double().idx.dtype == sr.int64 and lin.weight.dtype == sr.float64
+    for f in (lambda x: F.layer_norm(x, (2,)), lambda x: F.batch_norm(x, None, None, training=True)):
+        with pytest.raises(sr._errors.DTypeError, match="real floating"):
+            f(sr.tensor([[1 + 1j, 2 - 1j], [0j, 1j]]))
+    with pytest.raises(RuntimeError, match="scale_grad_by_freq not supported with sparse gradients"):
+        F.embedding(sr.tensor([1]), sr.ones(3, 2), scale_grad_by_freq=True, sparse=True)
+    with pytest.raises(RuntimeError, match="requires grad"):
+        F.batch_norm(sr.ones(3, 2), sr.zeros(2, requires_grad=True), sr.ones(2), training=True)
+    for m in (sr, torch):
+        mod = m.nn.Module()
+        mod.w = m.nn.Parameter(m.ones(1))
+        mod.register_buffer("a", m.ones(1))
+        mod.z = m.nn.Parameter(m.ones(1))
+        mod.a = m.nn.Parameter(m.ones(1))
+        mod.register_buffer("b", m.ones(1))
+        mod.b = m.nn.Linear(1, 1)
+        steps.append(([n for n, _ in mod.named_parameters()], list(mod.state_dict()), len(list(mod.buffers())),
+                      len(list(mod.parameters(recurse=False)))))
+    assert steps[2] == steps[3]
+    w = sr.tensor([[1., 2.], [3., 4.]], requires_grad=True)
+    tw = torch.tensor([[1., 2.], [3., 4.]], requires_grad=True)
+    w.grad = sr.sparse_coo_tensor([[0, 1, 0], [1, 0, 1]], [1., 2., 4.], (2, 2))
+    tw.grad = torch.sparse_coo_tensor([[0, 1, 0], [1, 0, 1]], [1., 2., 4.], (2, 2))
+    sr.optim.SGD([w], lr=0.5).step()
+    torch.optim.SGD([tw], lr=0.5).step()
+    np.testing.assert_array_equal(w.detach().numpy(), tw.detach().numpy())
+    w.grad, tw.grad = w.grad.coalesce(), tw.grad.coalesce()
+    sr.optim.SparseAdam([w], lr=0.5).step()
+    torch.optim.SparseAdam([tw], lr=0.5).step()
+    np.testing.assert_allclose(w.detach().numpy(), tw.detach().numpy(), rtol=1e-6)
+    ones = F.embedding(sr.tensor([[0, 1]]), sr.tensor([[3., 4.], [1., 0.]]), max_norm=2.0, norm_type=float("inf"))
+    np.testing.assert_allclose(ones.numpy(), [[[1.5, 2.0], [1.0, 0.0]]], rtol=1e-6)

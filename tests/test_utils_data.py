@@ -167,3 +167,38 @@ def test_samples_that_require_grad_are_stacked_with_their_graph():
     (xb,) = next(iter(DataLoader(TensorDataset(w), batch_size=3)))
     xb.sum().backward()
     assert w.grad.tolist() == [[1., 1.]] * 3 + [[0., 0.]]
+
+
+def test_a_batch_of_numbers_takes_torchs_dtype_from_all_of_them():
+    """(probe) default_collate took the first sample's type for the whole batch: [0, 0.5,
+    1.5] came out int64 [0, 0, 1], silently. torch infers from all of them."""
+    torch = torch_or_skip()
+    for batch in ([0, 0.5, 1.5], [True, 2], [True, False], [1, 2 + 1j], [1.5, 2], [np.int64(1), 2.5],
+                  [np.float32(.25), np.float64(.1)], [np.int32(1), np.int32(2)]):
+        _same(default_collate(batch), torch.utils.data.default_collate(batch))
+    _same(next(iter(DataLoader([0, 0.5, 1.5], batch_size=3))),
+          next(iter(torch.utils.data.DataLoader([0, 0.5, 1.5], batch_size=3))))
+    with pytest.raises(ValueError, match="overflow"):
+        default_collate([0, 1e300])  # (float32, torch's dtype here, cannot hold it: refused, not inf)
+
+
+def test_loader_options_and_indices_as_torch_checks_them():
+    """(probe) A float index took the rows' fast path and was truncated ([0.5, 1.7] gave
+    rows 0 and 1); torch's options timeout, prefetch_factor, persistent_workers and
+    worker_init_fn were refused as unknown; batch_size=None with drop_last was taken."""
+    ds = TensorDataset(sr.arange(5))
+    with pytest.raises(IndexError):
+        list(DataLoader(ds, batch_size=2, sampler=[0.5, 1.7]))
+    with pytest.raises(ValueError):
+        list(DataLoader(ds, batch_sampler=[[]]))
+    for kwargs, match in (({"timeout": -1}, "timeout option should be non-negative"),
+                          ({"prefetch_factor": 2}, "prefetch_factor option could only be specified"),
+                          ({"persistent_workers": True}, "persistent_workers option needs num_workers > 0"),
+                          ({"batch_size": None, "drop_last": True}, "mutually exclusive with drop_last")):
+        with pytest.raises(ValueError, match=match):
+            DataLoader(ds, **kwargs)
+    seen = []
+    loader = DataLoader(ds, batch_size=2, num_workers=2, prefetch_factor=4, persistent_workers=True, timeout=5,
+                        worker_init_fn=seen.append)
+    assert [b[0].tolist() for b in loader] == [[0, 1], [2, 3], [4]] and seen == [0]
+    assert Subset(ds, [4, 3, 2])[[0, 2]][0].tolist() == [4, 2]  # (the list handed on, as torch's)

@@ -94,9 +94,10 @@ class Module:
             raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
                             "(sr.nn.Parameter or None expected)")
         buffers = self.__dict__.get("_buffer_names", {})
-        if name in buffers:  # a buffer's place takes a tensor or None; a Parameter makes it a parameter's
-            if isinstance(value, Parameter):
+        if name in buffers:  # a buffer's place takes a tensor or None; a Parameter or a Module takes it over
+            if isinstance(value, (Parameter, Module)):
                 self.__dict__["_buffer_names"] = {k: v for k, v in buffers.items() if k != name}
+                self.__dict__.pop(name, None)  # (so it comes after those set before, as torch lists it)
             elif not (value is None or isinstance(value, (Tensor, SparseTensor))):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
                                 "(sr.Tensor or None expected)")
@@ -152,12 +153,13 @@ class Module:
         self.__dict__["_buffer_names"] = {**buffers, name: bool(persistent)}
         object.__setattr__(self, name, tensor)
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True):
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """``(name, buffer)`` of this module's buffers (those set, not None) and, with
-        ``recurse``, its sub-modules', each once, as torch's."""
+        ``recurse``, its sub-modules', each once (unless ``remove_duplicate=False``), as
+        torch's."""
         seen = set()
         for name, b, _ in self._named_buffers(prefix + "." if prefix else "", recurse):
-            if id(b) not in seen:
+            if id(b) not in seen or not remove_duplicate:
                 seen.add(id(b))
                 yield name, b
 
@@ -256,27 +258,29 @@ class Module:
         """The settings a module prints inside its parentheses (override it, as in torch)."""
         return ""
 
-    def named_parameters(self, prefix: str = ""):
-        """``(name, parameter)`` of this module's and its sub-modules', each once."""
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """``(name, parameter)`` of this module's and (with ``recurse``) its sub-modules',
+        each once (unless ``remove_duplicate=False``), as torch's."""
         seen = set()
-        for name, p in self._named_parameters(prefix + "." if prefix else ""):  # ("x": x.weight, as torch)
-            if id(p) not in seen:
+        for name, p in self._named_parameters(prefix + "." if prefix else "", recurse):  # ("x": x.weight, as torch)
+            if id(p) not in seen or not remove_duplicate:
                 seen.add(id(p))
                 yield name, p
 
-    def _named_parameters(self, prefix):
+    def _named_parameters(self, prefix, recurse=True):
         # a module's own parameters first, then its sub-modules', each in the order set, as
         # torch's (it walks named_modules() and lists each module's own parameters)
         items = list(vars(self).items())
         for name, value in items:
             if isinstance(value, Parameter):
                 yield prefix + name, value
-        for name, value in items:
-            if isinstance(value, Module):
-                yield from value._named_parameters(f"{prefix}{name}.")
+        if recurse:
+            for name, value in items:
+                if isinstance(value, Module):
+                    yield from value._named_parameters(f"{prefix}{name}.")
 
-    def parameters(self):
-        return (p for _, p in self.named_parameters())
+    def parameters(self, recurse: bool = True):
+        return (p for _, p in self.named_parameters(recurse=recurse))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop (or, with ``set_to_none=False``, zero) every parameter's gradient."""
@@ -307,7 +311,11 @@ class Module:
                 raise ArgumentError(f"Module.to: sparse_ref runs on the CPU only, got device {dtype!r}")
             return self
         dt = _dtypes.as_dtype(dtype, "Module.to", dense=True)
-        params = list(self.parameters())
+        if _dtypes.kind(dt) not in "fc":  # (before anything changes)
+            raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired "
+                            f"dtype={dt.name}")
+        # the floating-point parameters (an integer one, a count or an index, stays, as torch's)
+        params = [p for p in self.parameters() if _dtypes.kind(p.dtype) in "fc"]
         cast = [p._data if p.dtype == dt else converted(p._data, dt, "Module.to") for p in params]
         # the floating-point buffers too (an integer one, a count or a mask, stays as it is,
         # as torch's): each becomes a new tensor of the dtype

@@ -107,7 +107,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     one sparse dim (the rows) and one entry per index (the padding's left out), not
     coalesced, which ``SGD`` and ``SparseAdam`` take (``Adam`` refuses it, as torch's).
     Where the weight is not a leaf (``embedding(ids, w * 2, sparse=True)``) the gradient
-    reaches the op that made it dense (torch keeps it sparse through some ops).
+    reaches the op that made it dense (torch keeps it sparse through some ops). Such a
+    gradient has a dense dim (each entry a row), and sparse_ref's sparse arithmetic takes
+    2-D sparse matrices only: ``coalesce()``, ``to_dense()``, the optimisers
+    and ``w.add_(w.grad, alpha=...)`` take it; ``w.grad + w.grad`` does not (torch's does).
 
     Examples
     --------
@@ -142,6 +145,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
         raise IndexError(f"{where}: index out of range in self (index {bad}, {rows} embeddings)")
     if not isinstance(scale_grad_by_freq, (bool, np.bool_)):
         raise TypeError(f"{where}: scale_grad_by_freq must be a bool, got {type(scale_grad_by_freq).__name__}")
+    if scale_grad_by_freq and sparse:
+        raise ArgumentError("embedding_backward: scale_grad_by_freq not supported with sparse gradients")
     if max_norm is not None:
         _renorm_rows(weight, ids, max_norm, norm_type, where)
     return dense_ops.Embedding.apply(weight, ids, padding, bool(scale_grad_by_freq), bool(sparse))
@@ -153,8 +158,8 @@ def _renorm_rows(weight: Tensor, ids: np.ndarray, max_norm, norm_type, where: st
     (not recorded by autograd, as torch's; the version counter moves)."""
     for name, value in (("max_norm", max_norm), ("norm_type", norm_type)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(value):
-            raise ArgumentError(f"{where}: {name} must be a finite number, got {value!r}")
+                or np.isnan(value) or (name == "max_norm" and not np.isfinite(value)):
+            raise ArgumentError(f"{where}: {name} must be a number (max_norm finite), got {value!r}")
     if _dtypes.kind(weight.dtype) not in "fc":
         raise DTypeError(f"{where}: max_norm needs a floating weight, got {weight.dtype.name}")
     if not weight._data.flags.writeable:
@@ -201,8 +206,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     """
     where = "layer_norm"
     shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
-    if not isinstance(input, Tensor) or _dtypes.kind(input.dtype) not in "fc":
-        raise DTypeError(f"{where}: needs a floating dense tensor, got "
+    if not isinstance(input, Tensor) or _dtypes.kind(input.dtype) != "f":
+        raise DTypeError(f"{where}: needs a real floating dense tensor (torch has no complex one), got "
                          f"{getattr(input, 'dtype', type(input).__name__)}")
     if not shape or input.ndim < len(shape) or tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise ShapeError(f"{where}: Given normalized_shape={list(shape)}, expected input with shape "
@@ -240,8 +245,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     (tensor([0.2000, 2.0000]), tensor([ 1.1000, 20.9000]))
     """
     where = "batch_norm"
-    if not isinstance(input, Tensor) or _dtypes.kind(input.dtype) not in "fc":
-        raise DTypeError(f"{where}: needs a floating dense tensor, got "
+    if not isinstance(input, Tensor) or _dtypes.kind(input.dtype) != "f":
+        raise DTypeError(f"{where}: needs a real floating dense tensor (torch has no complex one), got "
                          f"{getattr(input, 'dtype', type(input).__name__)}")
     if input.ndim < 2:
         raise ShapeError(f"{where}: expected an input of at least 2 dims (N, C, ...), got shape {list(input.shape)}")
@@ -252,6 +257,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ShapeError(f"{where}: {name} must be a tensor of {c} values (one a channel), got "
                              f"{list(t.shape) if isinstance(t, Tensor) else type(t).__name__}")
     eps = _real_number(eps, "eps", where)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.requires_grad:
+            raise ArgumentError(f"{where}: {name} requires grad; the running statistics take no gradient "
+                                "(torch refuses them too): pass a tensor that does not require grad")
     dims = (0,) + tuple(range(2, input.ndim))
     count = input.numel() // c if c else 0
     per_channel = (1, c) + (1,) * (input.ndim - 2)

@@ -99,12 +99,13 @@ class Optimizer:
 
     @staticmethod
     def _rows(g: SparseTensor, maximize: bool) -> tuple:
-        """A dense parameter's sparse gradient as ``(rows, values)``, its entries in order
-        (a row may repeat: it is added to in turn, as torch's dense += sparse)."""
-        if g.sparse_dim() != 1 or g.is_sparse_csr:
-            raise RuntimeError(f"optimizer step: a sparse gradient of a dense parameter must be COO with one "
-                               f"sparse dim (an embedding's rows), got sparse_dim {g.sparse_dim()}")
-        return g._idx[0], (-g._val if maximize else g._val)
+        """A dense parameter's sparse COO gradient as ``(where, values)``: ``where`` the
+        tuple of its index arrays (one per sparse dim: an embedding's rows, or rows and
+        columns of a ``.grad`` assigned by hand) for NumPy's indexing, its entries in order
+        (one may repeat: it is added to in turn, as torch's dense += sparse)."""
+        if g.is_sparse_csr:
+            raise RuntimeError("optimizer step: a sparse gradient of a dense parameter must be COO, got CSR")
+        return tuple(g._idx), (-g._val if maximize else g._val)
 
     @staticmethod
     def _update(p: Tensor, new: np.ndarray) -> None:
@@ -443,15 +444,15 @@ class SparseAdam(Optimizer):
         for group, p, g in self._params_with_grad():
             g = g.coalesce()  # (the update is not linear: each row once, its entries summed)
             rows, values = self._rows(g, group["maximize"])
-            if values.size == 0:
-                continue
             lr, eps = float(group["lr"]), float(group["eps"])
             beta1, beta2 = (float(b) for b in group["betas"])
             state = self.state[p]
             if not state:
                 state.update(step=0, exp_avg=np.zeros_like(p._data), exp_avg_sq=np.zeros_like(p._data))
-            state["step"] += 1
+            state["step"] += 1  # (a step with no entries counts too, as torch's: an all-padding batch)
             t = state["step"]
+            if values.size == 0:
+                continue
             m, v = state["exp_avg"], state["exp_avg_sq"]
             old_m, old_v = m[rows], v[rows]
             m_update = (values - old_m) * (1 - beta1)

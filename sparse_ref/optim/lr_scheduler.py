@@ -379,8 +379,8 @@ class ReduceLROnPlateau(LRScheduler):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold mode {threshold_mode} is unknown!")
         for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
         self.optimizer, self.mode, self.threshold_mode = optimizer, mode, threshold_mode
         self.patience, self.cooldown = int(patience), int(cooldown)
         self.threshold, self.eps = _number("threshold", threshold), _number("eps", eps)

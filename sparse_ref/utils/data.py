@@ -3,7 +3,7 @@
 :class:`Dataset` (``len`` and ``[i]``), :class:`TensorDataset` (rows of tensors with one
 first dimension), :class:`Subset` and :func:`random_split`, and :class:`DataLoader`, which
 hands out batches made by :func:`default_collate` as torch's does: a batch of tensors is
-stacked, numbers become a tensor (an int as int64, a float as float64, as torch), a tuple
+stacked, numbers become a tensor (ints as int64, floats as float64, as torch), a tuple
 or list becomes a list of batches field by field, a dict a dict.
 
 Differences from torch, on purpose:
@@ -11,7 +11,10 @@ Differences from torch, on purpose:
 - ``shuffle`` and ``random_split`` draw from sparse_ref's generator (or the one given),
   not torch's: the same seed gives other orders than torch.
 - ``num_workers`` is accepted and the batches are made in the calling process, in the
-  same order (the batches are the same as torch's with workers).
+  same order (the batches are the same as torch's with workers); ``worker_init_fn``, if
+  given with workers, is called once per epoch with worker id 0, in this process.
+  ``timeout``, ``prefetch_factor``, ``persistent_workers`` and ``pin_memory`` are checked
+  as torch checks them and change nothing.
 
 Examples
 --------
@@ -36,7 +39,8 @@ import numbers
 
 import numpy as np
 
-from sparse_ref import _factories, _functions
+from sparse_ref import _dtypes, _factories, _functions
+from sparse_ref._arrays import converted
 from sparse_ref._errors import ArgumentError, ShapeError
 from sparse_ref._tensor import SparseTensor, Tensor
 
@@ -89,8 +93,8 @@ class Subset(Dataset):
         self.dataset, self.indices = dataset, list(indices)
 
     def __getitem__(self, index):
-        if isinstance(index, (list, tuple)):
-            return [self.dataset[self.indices[i]] for i in index]
+        if isinstance(index, list):  # (the dataset gets the list, as torch's Subset hands it on)
+            return self.dataset[[self.indices[i] for i in index]]
         return self.dataset[self.indices[index]]
 
     def __len__(self) -> int:
@@ -142,7 +146,8 @@ def default_collate(batch):
     along a new first dimension; NumPy arrays and numbers as tensors (an int as int64, a
     float as float64, a bool as bool); strings kept as a list; a dict of batches for
     dicts; a list of batches, field by field, for tuples and lists (a named tuple stays
-    one). Samples of different shapes or lengths are refused."""
+    one). Numbers take torch's dtype for the whole batch (``[0, 0.5]`` is a float batch).
+    Samples of different shapes or lengths are refused."""
     if not isinstance(batch, (list, tuple)) or not batch:
         raise ArgumentError(f"default_collate: needs a non-empty list of samples, got {batch!r}")
     elem = batch[0]
@@ -158,14 +163,9 @@ def default_collate(batch):
         return _functions.stack(list(batch))
     if isinstance(elem, np.ndarray) and elem.dtype.kind not in "OSUV":
         return _functions.stack([Tensor(np.asarray(b)) for b in batch])
-    if isinstance(elem, (bool, np.bool_)):
-        return Tensor(np.array(batch, dtype=bool))
-    if isinstance(elem, (int, np.integer)) and not isinstance(elem, np.generic):
-        return Tensor(np.array(batch, dtype=np.int64))
-    if isinstance(elem, float):
-        return Tensor(np.array(batch, dtype=np.float64))
-    if isinstance(elem, np.generic) and elem.dtype.kind in "iufc":
-        return Tensor(np.array(batch, dtype=elem.dtype))
+    if isinstance(elem, (numbers.Number, np.bool_)) and not isinstance(elem, np.ndarray):
+        # (through converted: a value the batch's dtype cannot hold, 1e300 in float32, is refused)
+        return Tensor(converted(np.array(batch), _numbers_dtype(batch), "default_collate"))
     if isinstance(elem, (str, bytes)):
         return list(batch)
     if isinstance(elem, collections.abc.Mapping):
@@ -178,6 +178,36 @@ def default_collate(batch):
         return [default_collate(list(field)) for field in zip(*batch)]
     raise TypeError("default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
                     f"found {type(elem).__name__}")
+
+
+_ORDER = "bifc"  # bool < integer < floating < complex
+
+
+def _numbers_dtype(batch) -> np.dtype:
+    """The dtype torch gives a batch of numbers: float64 when the first is a Python float
+    (``torch.tensor(batch, dtype=float64)``), else torch's inference over all of them --
+    the highest kind present (bool, integer, floating, complex), and in it the widest
+    dtype present, a Python int counting as int64 and a Python float or complex as the
+    default dtype's -- so ``[0, 0.5]`` is a float batch, not ``[0, 0]``."""
+    default = _dtypes.default_dtype
+    kinds = []
+    for x in batch:
+        if isinstance(x, (bool, np.bool_)):
+            kinds.append(("b", np.dtype(bool)))
+        elif isinstance(x, np.generic) and x.dtype.kind in "iufc":
+            kinds.append(("i" if x.dtype.kind in "iu" else x.dtype.kind, x.dtype))
+        elif isinstance(x, numbers.Integral):
+            kinds.append(("i", np.dtype(np.int64)))
+        elif isinstance(x, numbers.Real):
+            kinds.append(("f", np.dtype(default)))
+        elif isinstance(x, numbers.Complex):
+            kinds.append(("c", np.result_type(default, np.complex64)))
+        else:
+            raise TypeError(f"default_collate: the samples mix numbers and {type(x).__name__}")
+    top = max((k for k, _ in kinds), key=_ORDER.index)
+    if isinstance(batch[0], float) and top != "c":
+        return np.dtype(np.float64)
+    return np.result_type(*[dt for k, dt in kinds if k == top])
 
 
 def _convert(sample):
@@ -213,13 +243,26 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size=1, shuffle: bool = False, sampler=None, batch_sampler=None,
                  num_workers: int = 0, collate_fn=None, pin_memory: bool = False, drop_last: bool = False,
-                 generator=None):
+                 timeout: float = 0, worker_init_fn=None, generator=None, *, prefetch_factor=None,
+                 persistent_workers: bool = False, pin_memory_device: str = "", in_order: bool = True):
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                        or batch_size <= 0):
             raise ArgumentError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
             raise ArgumentError("num_workers option should be non-negative; use num_workers=0 to disable "
                                 f"multiprocessing (got {num_workers!r})")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ArgumentError("timeout option should be non-negative")
+        if num_workers == 0 and prefetch_factor is not None:
+            raise ArgumentError("prefetch_factor option could only be specified in multiprocessing. let "
+                                "num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None.")
+        if persistent_workers and num_workers == 0:
+            raise ArgumentError("persistent_workers option needs num_workers > 0")
+        if worker_init_fn is not None and not callable(worker_init_fn):
+            raise TypeError(f"DataLoader: worker_init_fn must be callable, got {type(worker_init_fn).__name__}")
+        if batch_size is None and drop_last:
+            raise ArgumentError("batch_size=None option disables auto-batching and is mutually exclusive with "
+                                "drop_last")
         if sampler is not None and shuffle:
             raise ArgumentError("sampler option is mutually exclusive with shuffle")
         if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
@@ -232,6 +275,8 @@ class DataLoader:
         self.dataset, self.shuffle, self.sampler, self.batch_sampler = dataset, bool(shuffle), sampler, batch_sampler
         self.batch_size = None if batch_sampler is not None else batch_size
         self.num_workers, self.pin_memory, self.drop_last = int(num_workers), bool(pin_memory), bool(drop_last)
+        self.timeout, self.worker_init_fn, self.prefetch_factor = timeout, worker_init_fn, prefetch_factor
+        self.persistent_workers = bool(persistent_workers)
         self.collate_fn = collate_fn if collate_fn is not None else (
             default_collate if self.batch_size is not None or batch_sampler is not None else _convert)
 
@@ -257,6 +302,8 @@ class DataLoader:
             yield batch
 
     def __iter__(self):
+        if self.worker_init_fn is not None and self.num_workers > 0:
+            self.worker_init_fn(0)  # (the one "worker" is this process: see the module's notes)
         if self.batch_size is None and self.batch_sampler is None:
             for i in self._order():
                 yield self.collate_fn(self.dataset[i])
@@ -264,8 +311,10 @@ class DataLoader:
         fast = (self.collate_fn is default_collate and type(self.dataset) is TensorDataset
                 and self.dataset.tensors and not any(t.requires_grad for t in self.dataset.tensors))
         for indices in self._batches():
-            if fast:  # the rows at once: the same tensors as stacking the samples
-                at = np.asarray(indices, dtype=np.int64)
+            at = np.asarray(indices) if fast else None
+            if at is not None and at.ndim == 1 and at.size and at.dtype.kind in "iu":
+                # the rows at once: the same tensors as stacking the samples (any other index,
+                # a float or an empty batch, goes the samples' way and meets their errors)
                 yield [Tensor(t._data[at]) for t in self.dataset.tensors]
             else:
                 yield self.collate_fn([self.dataset[i] for i in indices])
