@@ -42,7 +42,8 @@ from sparse_ref._factories import (
 from sparse_ref._functions import (  # noqa: A004 (torch's names: sr.sum, sr.max, sr.abs, ...)
     abs, add, allclose, argmax, argmin, bmm, cat, clamp, clone, div, equal, exp, flatten, floor_divide, isfinite,
     isinf, isnan, log,
-    log_softmax, matmul, max, maximum, mean, min, minimum, mm, mul, neg, norm, permute, pow, relu, reshape, sigmoid,
+    log_softmax, matmul, max, maximum, mean, min, minimum, mm, mul, neg, nonzero, norm, permute, pow, relu,
+    reshape, sigmoid,
     remainder, softmax, sqrt, squeeze, stack, sub, sum, t, tanh, transpose, unsqueeze, where,
 )
 from sparse_ref._grad_mode import enable_grad, no_grad, set_grad_enabled
@@ -164,6 +165,7 @@ __all__ = [
     "unsqueeze",
     "use_backend",
     "where",
+    "nonzero",
     "zeros",
     "long",
     "int",

@@ -47,15 +47,29 @@ def _dense(input, other, op: str, opmath: bool = False):
     return input, other
 
 
-def add(input, other) -> Tensor:
-    """``input + other`` (dense; ``other`` may be a number); broadcasts, differentiable.
+def _scaled_other(other, alpha, op: str):
+    """``alpha * other`` for torch's ``add(input, other, alpha=)`` (``other`` as it is when
+    alpha is 1)."""
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
+        raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
+    return other if alpha == 1 else other * alpha
+
+
+def add(input, other, *, alpha=1) -> Tensor:
+    """``input + alpha * other`` (dense; either may be a number); broadcasts,
+    differentiable.
 
     Examples
     --------
     >>> import sparse_ref as sr
     >>> sr.add(sr.tensor([1., 2.]), 1.5)
     tensor([2.5000, 3.5000])
+    >>> sr.add(sr.tensor([1., 2.]), sr.tensor([1., 1.]), alpha=2)
+    tensor([3., 4.])
     """
+    other = _scaled_other(other, alpha, "add")
+    if not isinstance(input, (Tensor, SparseTensor)) and isinstance(other, Tensor):  # add(2, x), as torch
+        return other + input
     if isinstance(input, SparseTensor):
         return sparse_add(input, other)
     if isinstance(other, SparseTensor):  # dense + sparse: a dense result, as torch
@@ -63,8 +77,8 @@ def add(input, other) -> Tensor:
     return dense_ops.Add.apply(*_dense(input, other, "add", opmath=True))
 
 
-def sub(input, other) -> Tensor:
-    """``input - other`` (see :func:`add`).
+def sub(input, other, *, alpha=1) -> Tensor:
+    """``input - alpha * other`` (see :func:`add`).
 
     Examples
     --------
@@ -72,6 +86,9 @@ def sub(input, other) -> Tensor:
     >>> sr.sub(sr.tensor([1., 2.]), sr.tensor([0.5, 0.5]))
     tensor([0.5000, 1.5000])
     """
+    other = _scaled_other(other, alpha, "sub")
+    if not isinstance(input, (Tensor, SparseTensor)) and isinstance(other, Tensor):  # sub(2, x), as torch
+        return input - other
     if isinstance(input, SparseTensor):
         return sparse_sub(input, other)
     if isinstance(other, SparseTensor):  # dense - sparse: a dense result, as torch
@@ -152,7 +169,8 @@ def neg(input) -> Tensor:
 
 
 def pow(input, exponent) -> Tensor:
-    """``input ** exponent`` for a real number ``exponent``; differentiable. A sparse
+    """``input ** exponent`` for a real number ``exponent``, or elementwise for a floating
+    dense ``exponent`` of input's dtype (broadcast); differentiable. A sparse
     input: its stored values' powers, its pattern kept (exponent 0 is refused, as torch).
     Or a number to the power of a dense tensor (``2 ** t``, ``sr.pow(2, t)``), in the
     tensor's dtype, differentiable in the tensor.
@@ -170,8 +188,14 @@ def pow(input, exponent) -> Tensor:
             return _number_to_the(input, exponent)
         raise TypeError(f"pow: expected a tensor as the base or the exponent, got {type(input).__name__} and "
                         f"{type(exponent).__name__}")
+    if isinstance(exponent, Tensor) and not isinstance(input, SparseTensor):  # x ** y, elementwise
+        x, y = _dense(input, exponent, "**")
+        if _dtypes.kind(x.dtype) not in "fc":
+            raise _errors.DTypeError(f"**: a tensor exponent needs floating tensors (sparse_ref does not promote "
+                                     f"dtypes), got {x.dtype.name}; cast first: t.float()")
+        return dense_ops.PowTensor.apply(x, y)
     if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
-        raise TypeError(f"**: the exponent must be a real number, got {type(exponent).__name__}")
+        raise TypeError(f"**: the exponent must be a real number or a dense tensor, got {type(exponent).__name__}")
     if isinstance(input, SparseTensor):  # the stored values' powers, as torch's
         if exponent == 0:
             raise ArgumentError("pow: cannot raise to zeroth power on sparse tensor; it would make the "
@@ -203,8 +227,9 @@ def _number_to_the(base, exponent) -> Tensor:
     return dense_ops.RPow.apply(exponent, base)
 
 
-def sum(input, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001 (torch's name)
-    """The sum of all elements, or along ``dim``; of a sparse tensor, the sum of its stored
+def sum(input, dim: int | None = None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001
+    """The sum of all elements, or along ``dim`` (with ``dtype``, of the input cast to it
+    first); of a sparse tensor, the sum of its stored
     values (every stored entry receives the gradient, explicit zeros included), along one
     ``dim`` a sparse vector (:func:`sparse_ref.sparse.sum`).
 
@@ -214,6 +239,8 @@ def sum(input, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa
     >>> sr.sum(sr.tensor([[1., 2.], [3., 4.]]), 1)
     tensor([3., 7.])
     """
+    if dtype is not None:  # the input cast first, then summed (torch's dtype=: no overflow of a narrow type)
+        input = input.to(dtype)
     if isinstance(input, SparseTensor):
         return sparse_sum(input, dim, keepdim)
     return dense_ops.Sum.apply(input, _dims(dim, input.ndim, "sum"), keepdim)
@@ -471,6 +498,10 @@ def squeeze(input, dim=None) -> Tensor:
     _dense_arg(input, "squeeze")
     if dim is None:
         shape = tuple(n for n in input.shape if n != 1)
+    elif isinstance(dim, (tuple, list)):  # each of these dims of size 1 removed, as torch
+        dims = _dims(dim, input.ndim, "squeeze") or ()
+        dims = (dims,) if isinstance(dims, int) else dims
+        shape = tuple(n for i, n in enumerate(input.shape) if not (i in dims and n == 1))
     else:
         d = _validate.dim_arg(dim, input.ndim, "squeeze")
         shape = input.shape if input.ndim == 0 or input.shape[d] != 1 else input.shape[:d] + input.shape[d + 1:]
@@ -547,6 +578,9 @@ def _join(join: str, tensors, dim: int) -> Tensor:
     for k, x in enumerate(tensors):
         _dense_arg(x, f"{join}: tensors[{k}]")
         _validate.same_dtype_arg(tensors[0], x, join)
+    if join == "cat":  # torch's legacy rule: an empty 1-D tensor (shape [0]) is skipped
+        kept = [x for x in tensors if x.shape != (0,)]
+        tensors = kept or tensors[:1]
     first = tensors[0]
     d = _validate.dim_arg(dim, first.ndim + (join == "stack"), join)
     for k, x in enumerate(tensors):
@@ -748,8 +782,30 @@ def _broadcast(a, b, where: str) -> None:
                     f"({b.shape[-k]}) at non-singleton dimension {builtins.max(a.ndim, b.ndim) - k}") from None
 
 
-def where(condition, input, other) -> Tensor:
+def nonzero(input, *, as_tuple: bool = False):
+    """The indices of the nonzero (True) elements, in row-major order: an (n, ndim) int64
+    tensor, or with ``as_tuple`` one 1-D tensor of indices per dim (a 0-d input counts as
+    1-D, as torch's).
+
+    Examples
+    --------
+    >>> import sparse_ref as sr
+    >>> sr.nonzero(sr.tensor([[0, 3], [1, 0]]))
+    tensor([[0, 1],
+            [1, 0]])
+    >>> sr.nonzero(sr.tensor([0., 2., 5.]), as_tuple=True)
+    (tensor([1, 2]),)
+    """
+    _dense_arg(input, "nonzero")
+    data = input._data
+    if as_tuple:
+        return tuple(Tensor(np.asarray(i, dtype=np.int64)) for i in np.nonzero(np.atleast_1d(data)))
+    return Tensor(np.asarray(np.argwhere(data), dtype=np.int64))
+
+
+def where(condition, input=None, other=None) -> Tensor:
     """``input`` where ``condition`` holds, else ``other`` (numbers take the tensor's dtype).
+    With the condition alone, ``nonzero(condition, as_tuple=True)``, as torch's.
 
     Examples
     --------
@@ -757,7 +813,13 @@ def where(condition, input, other) -> Tensor:
     >>> x = sr.tensor([-1., 2.])
     >>> sr.where(x > 0, x, 0.)
     tensor([0., 2.])
+    >>> sr.where(x > 0)
+    (tensor([1]),)
     """
+    if input is None and other is None:
+        return nonzero(condition, as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where() takes the condition alone, or the condition, input and other")
     cond = np.array(condition._data if isinstance(condition, Tensor) else condition)  # a copy: backward
     # reads the condition forward read, whatever the caller's tensor holds by then
     if cond.dtype != np.bool_:
@@ -802,6 +864,8 @@ def max(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
     >>> sr.max(x, 1).indices
     tensor([1, 0])
     """
+    if isinstance(dim, Tensor) and not isinstance(input, SparseTensor):  # max(x, y): torch's maximum
+        return maximum(input, dim)
     return _extreme(input, dim, keepdim, "max")
 
 
@@ -814,6 +878,8 @@ def min(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
     >>> sr.min(sr.tensor([[1., 5.], [4., 2.]]), 0).values
     tensor([1., 2.])
     """
+    if isinstance(dim, Tensor) and not isinstance(input, SparseTensor):  # min(x, y): torch's minimum
+        return minimum(input, dim)
     return _extreme(input, dim, keepdim, "min")
 
 
@@ -822,6 +888,8 @@ def _extreme(input, dim, keepdim, where: str):
     if input.dtype.kind == "c":
         raise _errors.DTypeError(f"{where} is not implemented for complex tensors.")
     if dim is None:
+        if keepdim:
+            raise TypeError(f"{where}(): keepdim=True needs a dim (torch's max() takes no keepdim without one)")
         if input.numel() == 0:
             raise ArgumentError(f"{where}(): Expected reduction dim to be specified for input.numel() == 0. "
                                 "Specify the reduction dim with the 'dim' argument.")
@@ -867,14 +935,20 @@ def _arg(input, dim, keepdim, arg, where: str) -> Tensor:
     if input.dtype.kind == "c":
         raise _errors.DTypeError(f"{where} is not implemented for complex tensors.")
     if dim is None:
+        if input.numel() == 0:
+            raise ArgumentError(f"{where}(): Expected reduction dim to be specified for input.numel() == 0.")
         out = np.asarray(arg(input._data))
         return Tensor(out.reshape((1,) * input.ndim) if keepdim else out.astype(np.int64))
     d = _validate.dim_arg(dim, input.ndim, where)
+    if input.ndim and input.shape[d] == 0:
+        raise _errors.IndexRangeError(f"{where}(): Expected reduction dim {d} to have non-zero size.")
     return Tensor(np.asarray(arg(input._data, axis=d, keepdims=keepdim), dtype=np.int64))
 
 
 def norm(input, p=2, dim=None, keepdim: bool = False) -> Tensor:
-    """The p-norm of all elements, or along ``dim`` (``p="fro"`` is p = 2); a real result.
+    """The p-norm of all elements, or along ``dim`` (one or a tuple of dims; ``p="fro"`` is
+    p = 2, ``p=inf`` the largest ``|x|``, ``-inf`` the smallest, ``0`` the count of
+    nonzeros); a real result.
 
     Examples
     --------
@@ -885,13 +959,13 @@ def norm(input, p=2, dim=None, keepdim: bool = False) -> Tensor:
     _dense_arg(input, "norm")
     _validate.floating_arg(input, "norm")
     p = 2 if p == "fro" else p
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < float("inf"):
-        raise ArgumentError(f"norm: p must be a positive finite number or 'fro', got {p!r}")
-    if dim is not None:
-        dim = _validate.dim_arg(dim, input.ndim, "norm")
-        if input.ndim == 0:  # (a scalar's dim 0 or -1 is the whole of it, as torch)
-            dim = None
-    return dense_ops.Norm.apply(input, p, dim, keepdim)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not (p >= 0 or p == float("-inf")):
+        raise ArgumentError(f"norm: p must be a number >= 0, inf, -inf or 'fro', got {p!r}")
+    dim = _dims(dim, input.ndim, "norm")  # (one dim or a tuple of them; a scalar's is the whole of it)
+    if p in (float("inf"), float("-inf")) and input.numel() == 0:
+        raise ArgumentError("linalg.vector_norm cannot compute the inf norm on an empty tensor because the "
+                            "operation does not have an identity")
+    return dense_ops.Norm.apply(input, float(p) if p in (float("inf"), float("-inf")) else p, dim, keepdim)
 
 
 def softmax(input, dim: int) -> Tensor:
@@ -973,12 +1047,37 @@ def index(input, key) -> Tensor:
     """``input[key]``: a view for ints and slices, a gather for integer tensors, arrays or
     lists and for boolean masks; differentiable (the gradient is scattered back)."""
     if input.ndim == 0 and key not in ((), Ellipsis, None):
-        raise IndexError("invalid index of a 0-dim tensor. Use tensor.item() to get a Python number")
+        shape = _scalar_key_shape(key)
+        if shape is None:
+            raise IndexError("invalid index of a 0-dim tensor. Use tensor.item() to get a Python number")
+        if 0 in shape:  # a False mask: nothing taken (still from the graph, as torch's)
+            return reshape(dense_ops.Index.apply(reshape(input, (1,)), slice(0, 0)), shape)
+        return reshape(input, shape)
     key = _validate.index_key(key, input.shape)
     split = _validate.ints_first(key)
     if split is not None:  # torch's layout: the ints select first (see ints_first)
         return dense_ops.Index.apply(dense_ops.Index.apply(input, split[0]), split[1])
     return dense_ops.Index.apply(input, key)
+
+
+def _scalar_key_shape(key):
+    """The shape of ``x[key]`` for a 0-d x and a key of None, ``...`` and at most one
+    boolean mask (a bool or a 0-d bool tensor), as torch: each None a dim of 1, the mask a
+    dim of 1 (True) or 0 (False); None for any other key (an int has nothing to index)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    shape, masks = [], 0
+    for part in parts:
+        if part is None:
+            shape.append(1)
+        elif part is Ellipsis:
+            continue
+        elif isinstance(part, (bool, np.bool_)) or (isinstance(part, Tensor) and part.ndim == 0
+                                                    and part.dtype == np.bool_):
+            masks += 1
+            shape.append(1 if bool(part._data if isinstance(part, Tensor) else part) else 0)
+        else:
+            return None
+    return tuple(shape) if masks <= 1 else None
 
 
 index_key = _validate.index_key  # __setitem__ checks its key the same way

@@ -757,8 +757,8 @@ class Tensor(_Differentiable):
     def pow(self, p):
         return _F.pow(self, p)
 
-    def sum(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
-        """Sum of all elements, or along ``dim`` (differentiable).
+    def sum(self, dim: int | None = None, keepdim: bool = False, *, dtype=None) -> "Tensor":
+        """Sum of all elements, or along ``dim`` (differentiable; ``dtype``: cast first).
 
         Examples
         --------
@@ -766,7 +766,7 @@ class Tensor(_Differentiable):
         >>> sr.tensor([[1., 2.], [3., 4.]]).sum(0)
         tensor([4., 6.])
         """
-        return _F.sum(self, dim, keepdim)
+        return _F.sum(self, dim, keepdim, dtype=dtype)
 
     def mean(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
         """Mean of all elements, or along ``dim`` (differentiable).
@@ -838,6 +838,10 @@ class Tensor(_Differentiable):
         hi = None if max is None else self._operand(max, "clamp_")._data
         np.clip(data, lo, hi, out=data)
         return self._bump()
+
+    def nonzero(self, *, as_tuple: bool = False):
+        """See :func:`sparse_ref.nonzero`."""
+        return _F.nonzero(self, as_tuple=as_tuple)
 
     def maximum(self, other) -> "Tensor":
         return _F.maximum(self, other)
@@ -929,6 +933,10 @@ class Tensor(_Differentiable):
     @property
     def mT(self) -> "Tensor":
         """The last two dimensions swapped (a batch of matrix transposes)."""
+        if self.ndim == 0:  # (torch's mT gives a scalar back as it is, with this warning)
+            warnings.warn("Tensor.mT is deprecated on 0-D tensors. This function is the identity in these cases.",
+                          UserWarning, stacklevel=2)
+            return _F.reshape(self, ())
         if self.ndim < 2:
             raise ArgumentError(f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor.")
         return _F.transpose(self, -2, -1)
@@ -942,11 +950,11 @@ class Tensor(_Differentiable):
     # -- torch's method forms of the operators and tests (each calls its function) ------
     def add(self, other, *, alpha=1) -> "Tensor":
         """``self + alpha * other`` (a new tensor; ``add_`` is the in-place form)."""
-        return _F.add(self, other if alpha == 1 else other * alpha)
+        return _F.add(self, other, alpha=alpha)
 
     def sub(self, other, *, alpha=1) -> "Tensor":
         """``self - alpha * other``."""
-        return _F.sub(self, other if alpha == 1 else other * alpha)
+        return _F.sub(self, other, alpha=alpha)
 
     def mul(self, other) -> "Tensor":
         return self * other

@@ -788,3 +788,59 @@ def test_floor_division_and_remainder_as_torch_without_gradient():
         assert (sr.tensor([3.0], requires_grad=True) % 2.0).tolist() == [1.0]
     with pytest.raises(TypeError, match="complex"):
         sr.tensor([1j]) // 1j
+
+
+def test_torch_spellings_of_the_edge_sweep_give_torchs_values_and_gradients():
+    """The names and arguments the last sweep found missing, against torch 2.13: add/sub
+    with alpha= and a number first; x ** y for two tensors (both gradients, 0 ** y);
+    norm with p = inf, -inf and 0 and a tuple of dims; sum(dtype=); squeeze of a tuple of
+    dims; max/min of two tensors; where(cond) and nonzero; cat skipping an empty 1-D
+    tensor; mT and None / boolean-mask indexing of a 0-d tensor."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(11)
+    a0, b0 = rng.random((3, 4)) + 0.5, rng.standard_normal((3, 4))
+
+    def run(m):
+        a = m.tensor(a0, requires_grad=True)
+        b = m.tensor(b0, requires_grad=True)
+        outs = [m.add(a, b, alpha=2), m.sub(a, b, alpha=0.5), m.add(2.0, a), m.sub(2.0, a), a.add(b, alpha=3),
+                a ** b, a ** m.tensor([0., 1., 2., 0.5], dtype=m.float64),
+                b.norm(p=float("inf")), b.norm(p=float("-inf"), dim=1), b.norm(p=0), b.norm(dim=(0, 1)),
+                a.norm(p=3, dim=(1, 0), keepdim=True),
+                m.max(a, b), m.min(a, b), m.cat([a, m.tensor([], dtype=m.float64)]),
+                a.sum(dtype=m.float64), a.unsqueeze(0).unsqueeze(2).squeeze((0, 2)),
+                b[0, 0][None, True, ...], b[1, 1][m.tensor(False)], b[2, 2].mT]
+        total = sum((o.sum() for o in outs[1:]), outs[0].sum())
+        total.backward()
+        values = [o.detach().numpy().tolist() for o in outs]
+        return values, a.grad.numpy(), b.grad.numpy()
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Tensor.mT is deprecated on 0-D tensors", UserWarning)  # (both warn)
+        (ours, ga, gb), (theirs, ta, tb) = run(sr), run(torch)
+    with pytest.warns(UserWarning, match="Tensor.mT is deprecated on 0-D tensors"):
+        sr.tensor(3.).mT
+    for k, (x, y) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(np.asarray(x, dtype=float), np.asarray(y, dtype=float), rtol=1e-13,
+                                   err_msg=f"output {k}")
+    np.testing.assert_allclose(ga, ta, rtol=1e-12)
+    np.testing.assert_allclose(gb, tb, rtol=1e-12)
+    zero = sr.tensor([0., 0., 2.], requires_grad=True)
+    tzero = torch.tensor([0., 0., 2.], requires_grad=True)
+    for x, m in ((zero, sr), (tzero, torch)):  # 0 ** y: no log(0) in y's gradient (torch's rule)
+        y = m.tensor([2., 0., 1.], requires_grad=True)
+        (x ** y).sum().backward()
+        assert np.isfinite(y.grad.numpy()).all()
+    assert [t.tolist() for t in sr.where(sr.tensor([0, 3, 0, 1]))] == [[1, 3]]
+    assert sr.nonzero(sr.tensor([[0, 3], [1, 0]])).tolist() == [[0, 1], [1, 0]]
+    assert [t.tolist() for t in sr.tensor([[0., 1.]]).nonzero(as_tuple=True)] == [[0], [1]]
+    with pytest.raises(IndexError, match="Expected reduction dim 0 to have non-zero size"):
+        sr.ones(0, 3).argmax(dim=0)
+    with pytest.raises(TypeError, match="keepdim=True needs a dim"):
+        sr.ones(2, 2).max(keepdim=True)
+    with pytest.raises(sr._errors.DTypeError, match="floating"):
+        sr.tensor([2, 3]) ** sr.tensor([1, 2])
+    with pytest.raises(IndexError, match="invalid index of a 0-dim tensor"):
+        sr.tensor(3.)[0]
+    with pytest.raises(ValueError, match="inf norm on an empty tensor"):
+        sr.ones(0).norm(p=float("inf"))

@@ -236,6 +236,31 @@ class RPow(Function):
         return _precision.finish(np.asarray(g, dtype=self.out.dtype), self.small), None
 
 
+@ieee
+class PowTensor(Function):
+    """``out = x ** y`` elementwise for two floating tensors (broadcast);
+    ``grad_x = conj(y * x ** (y - 1)) * grad``, ``grad_y = conj(out * log(x)) * grad``, 0
+    where x is 0 and y >= 0 (as torch's: no ``0 * log(0)``); each summed back to its shape."""
+
+    _name = "PowBackward1"
+    saves_output = True
+
+    def forward(self, x, y):
+        self.x, self.y = x._data, y._data
+        self.out = np.power(self.x, self.y)
+        return Tensor(self.out)
+
+    def backward(self, grad):
+        x, y = self.x, self.y
+        gx = np.where(y == 0, 0, conj(y * x ** (y - 1))) * grad  # (x ** 0 is constant: 0, not 0 * x ** -1)
+        log_x = np.log(x)
+        real = x.dtype.kind != "c"
+        gy = conj(self.out * log_x) * grad
+        gy = np.where((x == 0) & ((y >= 0) if real else (y.real >= 0)), 0, gy)
+        return (np.asarray(unbroadcast(gx, x.shape), dtype=x.dtype),
+                np.asarray(unbroadcast(gy, y.shape), dtype=y.dtype))
+
+
 def _integer_power(c, e: np.ndarray) -> np.ndarray:
     """``c ** e`` for an integer c and integer exponents as torch computes them: a negative
     exponent gives 0, except for c = 1 (1) and c = -1 (1 or -1 by the exponent's parity);
@@ -618,7 +643,10 @@ class MaxDim(Function):
 
 class Norm(Function):
     """``out = ||x||_p`` over all elements or ``dim``;
-    ``grad_x = x |x|^(p-2) / out^(p-1) * grad`` (for p = 2: ``x / out * grad``), 0 where out is 0."""
+    ``grad_x = x |x|^(p-2) / out^(p-1) * grad`` (for p = 2: ``x / out * grad``), 0 where out is 0.
+    ``p = inf`` (``-inf``): the largest (smallest) ``|x|``, its gradient ``x / |x| * grad``
+    split evenly among the elements that reach it; ``p = 0``: the count of nonzeros, no
+    gradient (torch's rules)."""
 
     _name = "NormBackward1"
     saves_output = True  # backward reads forward's output
@@ -626,8 +654,13 @@ class Norm(Function):
     def forward(self, x, p, dim, keepdim):
         self.x, self.p, self.dim, self.keepdim = x._data, p, dim, keepdim
         size = np.abs(x._data)
-        out = np.sqrt(np.sum(size * size, axis=dim, keepdims=True)) if p == 2 else \
-            np.sum(size ** p, axis=dim, keepdims=True) ** (1.0 / p)
+        if p == np.inf or p == -np.inf:  # the largest (smallest) |x|
+            out = (np.max if p > 0 else np.min)(size, axis=dim, keepdims=True)
+        elif p == 0:  # how many are not zero
+            out = np.sum(size != 0, axis=dim, keepdims=True)
+        else:
+            out = np.sqrt(np.sum(size * size, axis=dim, keepdims=True)) if p == 2 else \
+                np.sum(size ** p, axis=dim, keepdims=True) ** (1.0 / p)
         self.out = out.astype(size.dtype)
         return Tensor(np.asarray(self.out if keepdim else (
             self.out.reshape(()) if dim is None else np.squeeze(self.out, axis=dim))))
@@ -636,6 +669,14 @@ class Norm(Function):
         grad = grad.reshape(self.out.shape) if self.dim is None else (
             grad if self.keepdim else np.expand_dims(grad, self.dim))
         size = np.abs(self.x)
+        if self.p == 0:  # a count: no gradient, as torch's
+            return np.zeros_like(self.x), None, None, None
+        if self.p in (np.inf, -np.inf):  # split evenly among the elements at the extreme, as torch
+            at = size == self.out
+            with np.errstate(divide="ignore", invalid="ignore"):
+                direction = np.where(size != 0, self.x / size, 0)
+            g = direction * at / np.sum(at, axis=self.dim, keepdims=True) * grad
+            return g.astype(self.x.dtype), None, None, None
         with np.errstate(divide="ignore", invalid="ignore"):  # (|x|^(p-2) is inf at 0 for p < 2:
             scale = self.x if self.p == 2 else np.where(size != 0, self.x * size ** (self.p - 2), 0)
             g = np.where(self.out != 0, scale / self.out ** (self.p - 1), 0) * grad  # 0 there, as torch)
