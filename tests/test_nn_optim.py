@@ -1400,6 +1400,17 @@ def test_embedding_module_as_torch_init_repr_from_pretrained_and_training():
     assert after[0].tolist() == [0.0] * 4 and (after[1:] != before[1:]).all()
 
 
+def _same_forward_and_backward(ours, theirs, x0, g, torch):
+    """Our layer and torch's on the same input and output gradient: the same output and
+    input gradient (to float64 rounding)."""
+    x, tx = sr.tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
+    y, ty = ours(x), theirs(tx)
+    y.backward(sr.tensor(g))
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
 @pytest.mark.parametrize("shape,normalized", [((4, 5), (5,)), ((2, 3, 4), (3, 4)), ((3, 6), 6), ((7,), (7,))])
 @pytest.mark.parametrize("affine", [True, False])
 def test_layer_norm_values_and_gradients_as_torch(shape, normalized, affine):
@@ -1417,12 +1428,7 @@ def test_layer_norm_values_and_gradients_as_torch(shape, normalized, affine):
         for p, q in zip(ours.parameters(), theirs.parameters()):  # (not ones and zeros: a real test)
             p._data[...] = rng.standard_normal(p.shape)
             q.copy_(torch.tensor(p.detach().numpy()))
-    x, tx = sr.tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
-    y, ty = ours(x), theirs(tx)
-    y.backward(sr.tensor(g))
-    ty.backward(torch.from_numpy(g))
-    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    _same_forward_and_backward(ours, theirs, x0, g, torch)
     for p, q in zip(ours.parameters(), theirs.parameters()):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-10, atol=1e-12)
     with pytest.raises(sr._errors.ShapeError, match="normalized_shape"):
@@ -1444,12 +1450,7 @@ def test_batch_norm_trains_and_evaluates_as_torch(momentum, ndim):
     shape = (5, 3) if ndim == 2 else (4, 3, 6)
     for step in range(3):
         x0, g = rng.standard_normal(shape) * (step + 1) + step, rng.standard_normal(shape)
-        x, tx = sr.tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
-        y, ty = ours(x), theirs(tx)
-        y.backward(sr.tensor(g))
-        ty.backward(torch.from_numpy(g))
-        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-11, atol=1e-12)
-        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+        _same_forward_and_backward(ours, theirs, x0, g, torch)
         for name in ("weight", "bias"):
             np.testing.assert_allclose(getattr(ours, name).grad.numpy(), getattr(theirs, name).grad.numpy(),
                                        rtol=1e-10, atol=1e-12)
