@@ -1649,3 +1649,53 @@ def test_probe_findings_on_the_new_layers_and_optimisers():
     np.testing.assert_allclose(w.detach().numpy(), tw.detach().numpy(), rtol=1e-6)
     ones = F.embedding(sr.tensor([[0, 1]]), sr.tensor([[3., 4.], [1., 0.]]), max_norm=2.0, norm_type=float("inf"))
     np.testing.assert_allclose(ones.numpy(), [[[1.5, 2.0], [1.0, 0.0]]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, "inf", 3.5])
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_grad_norm_and_value_as_torch(norm_type, max_norm):
+    """nn.utils.clip_grad_norm_ (the total norm returned, each gradient scaled in place, a
+    reference to a .grad sees it) and clip_grad_value_, against torch 2.13, float64 and
+    float32; non-finite and sparse refusals as torch's."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(12)
+    for dtype in ("float64", "float32"):
+        g1, g2 = rng.standard_normal((3, 2)).astype(dtype), rng.standard_normal(4).astype(dtype)
+        results = []
+        for m in (sr, torch):
+            p1, p2, p3 = (m.nn.Parameter(m.zeros(3, 2, dtype=getattr(m, dtype))),
+                          m.nn.Parameter(m.zeros(4, dtype=getattr(m, dtype))), m.nn.Parameter(m.zeros(1)))
+            p1.grad, p2.grad = m.tensor(g1.copy()), m.tensor(g2.copy())  # (p3 has no gradient)
+            held = p1.grad
+            total = m.nn.utils.clip_grad_norm_([p1, p2, p3], max_norm, norm_type=norm_type)
+            results.append((float(total), held.numpy().copy(), p2.grad.numpy().copy()))
+            m.nn.utils.clip_grad_value_([p1, p2], 0.1)
+            results.append((0.0, p1.grad.numpy().copy(), p2.grad.numpy().copy()))
+        tol = 1e-12 if dtype == "float64" else 1e-5
+        for ours, theirs in ((results[0], results[2]), (results[1], results[3])):
+            for a, b in zip(ours, theirs):
+                np.testing.assert_allclose(a, b, rtol=tol)
+    w = sr.nn.Parameter(sr.zeros(2))
+    w.grad = sr.tensor([3., float("nan")])
+    with pytest.raises(RuntimeError, match="non-finite, so it cannot be clipped"):
+        sr.nn.utils.clip_grad_norm_([w], 1.0, error_if_nonfinite=True)
+    assert float(sr.nn.utils.clip_grad_norm_([], 1.0)) == 0.0
+    emb = sr.nn.Embedding(3, 2, sparse=True)
+    emb(sr.tensor([1])).sum().backward()
+    with pytest.raises(TypeError, match="sparse gradient"):
+        sr.nn.utils.clip_grad_norm_(emb.parameters(), 0.5)
+
+
+def test_parameters_to_vector_and_back_as_torch():
+    torch = torch_or_skip()
+    ours, theirs = sr.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    vec = np.arange(8, dtype=np.float32)
+    sr.nn.utils.vector_to_parameters(sr.tensor(vec), ours.parameters())
+    torch.nn.utils.vector_to_parameters(torch.tensor(vec), theirs.parameters())
+    np.testing.assert_array_equal(sr.nn.utils.parameters_to_vector(ours.parameters()).detach().numpy(),
+                                  torch.nn.utils.parameters_to_vector(theirs.parameters()).detach().numpy())
+    v = sr.nn.utils.parameters_to_vector(ours.parameters())
+    (v * v).sum().backward()
+    np.testing.assert_array_equal(ours.weight.grad.numpy(), 2 * vec[:6].reshape(2, 3))
+    with pytest.raises(ValueError, match="8 values"):
+        sr.nn.utils.vector_to_parameters(sr.ones(5), ours.parameters())

@@ -31,10 +31,11 @@ from sparse_ref import _dtypes, _factories, _tensor_str
 from sparse_ref._arrays import converted
 from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
-from sparse_ref.nn import functional, init
+from sparse_ref.nn import functional, init, utils
 
-__all__ = ["BatchNorm1d", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "LayerNorm", "LeakyReLU", "Linear", "MSELoss", "Module",
-           "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh", "functional", "init"]
+__all__ = ["BatchNorm1d", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "LayerNorm", "LeakyReLU",
+           "Linear", "MSELoss", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh",
+           "functional", "init", "utils"]
 
 
 class Parameter(Tensor):
