@@ -47,11 +47,15 @@ def _dense(input, other, op: str, opmath: bool = False):
     return input, other
 
 
-def _scaled_other(other, alpha, op: str):
+def _scaled_other(other, alpha, op: str, input=None):
     """``alpha * other`` for torch's ``add(input, other, alpha=)`` (``other`` as it is when
-    alpha is 1)."""
+    alpha is 1); a non-integer alpha with integer tensors refused, as torch's."""
     if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
         raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
+    integral = [t for t in (input, other) if isinstance(t, (Tensor, SparseTensor)) and t.dtype.kind in "iub"]
+    if integral and not isinstance(alpha, (int, np.integer)):
+        raise TypeError(f"{op}: for integral input tensors, argument alpha must not be a floating point number "
+                        f"(got {alpha!r})")
     return other if alpha == 1 else other * alpha
 
 
@@ -67,8 +71,11 @@ def add(input, other, *, alpha=1) -> Tensor:
     >>> sr.add(sr.tensor([1., 2.]), sr.tensor([1., 1.]), alpha=2)
     tensor([3., 4.])
     """
-    other = _scaled_other(other, alpha, "add")
+    other = _scaled_other(other, alpha, "add", input)
     if not isinstance(input, (Tensor, SparseTensor)) and isinstance(other, Tensor):  # add(2, x), as torch
+        if isinstance(other, SparseTensor):
+            raise TypeError("add: a number plus a sparse tensor would be dense (torch has no such op for sparse "
+                            "tensors either); use t.to_dense()")
         return other + input
     if isinstance(input, SparseTensor):
         return sparse_add(input, other)
@@ -86,8 +93,11 @@ def sub(input, other, *, alpha=1) -> Tensor:
     >>> sr.sub(sr.tensor([1., 2.]), sr.tensor([0.5, 0.5]))
     tensor([0.5000, 1.5000])
     """
-    other = _scaled_other(other, alpha, "sub")
+    other = _scaled_other(other, alpha, "sub", input)
     if not isinstance(input, (Tensor, SparseTensor)) and isinstance(other, Tensor):  # sub(2, x), as torch
+        if isinstance(other, SparseTensor):
+            raise TypeError("sub: a number minus a sparse tensor would be dense (torch has no such op for sparse "
+                            "tensors either); use t.to_dense()")
         return input - other
     if isinstance(input, SparseTensor):
         return sparse_sub(input, other)
@@ -188,6 +198,9 @@ def pow(input, exponent) -> Tensor:
             return _number_to_the(input, exponent)
         raise TypeError(f"pow: expected a tensor as the base or the exponent, got {type(input).__name__} and "
                         f"{type(exponent).__name__}")
+    if isinstance(exponent, Tensor) and isinstance(input, SparseTensor):
+        raise TypeError("**: a sparse tensor to the power of a tensor is not supported (torch's neither); "
+                        "use a number exponent, or input.to_dense()")
     if isinstance(exponent, Tensor) and not isinstance(input, SparseTensor):  # x ** y, elementwise
         x, y = _dense(input, exponent, "**")
         if _dtypes.kind(x.dtype) not in "fc":
@@ -239,8 +252,10 @@ def sum(input, dim: int | None = None, keepdim: bool = False, *, dtype=None) -> 
     >>> sr.sum(sr.tensor([[1., 2.], [3., 4.]]), 1)
     tensor([3., 7.])
     """
-    if dtype is not None:  # the input cast first, then summed (torch's dtype=: no overflow of a narrow type)
-        input = input.to(dtype)
+    if dtype is not None:  # the input cast first, then summed, the sum in that dtype (torch's dtype=;
+        input = input.to(dtype)  # a sum the dtype cannot hold is refused, where torch's wraps around)
+        out = sum(input, dim, keepdim)
+        return out if out.dtype == input.dtype else out.to(input.dtype)
     if isinstance(input, SparseTensor):
         return sparse_sum(input, dim, keepdim)
     return dense_ops.Sum.apply(input, _dims(dim, input.ndim, "sum"), keepdim)
@@ -578,17 +593,24 @@ def _join(join: str, tensors, dim: int) -> Tensor:
     for k, x in enumerate(tensors):
         _dense_arg(x, f"{join}: tensors[{k}]")
         _validate.same_dtype_arg(tensors[0], x, join)
-    if join == "cat":  # torch's legacy rule: an empty 1-D tensor (shape [0]) is skipped
-        kept = [x for x in tensors if x.shape != (0,)]
-        tensors = kept or tensors[:1]
-    first = tensors[0]
+    if join == "cat":
+        for k, x in enumerate(tensors):
+            if x.ndim == 0:
+                raise ArgumentError(f"cat: zero-dimensional tensor (at position {k}) cannot be concatenated")
+    # torch's legacy rule for cat: an empty 1-D tensor (shape [0]) among others is skipped (Stack)
+    kept = [x for x in tensors if x.shape != (0,)] if join == "cat" else tensors
+    first = (kept or tensors)[0]
     d = _validate.dim_arg(dim, first.ndim + (join == "stack"), join)
     for k, x in enumerate(tensors):
+        if join == "cat" and kept and x.shape == (0,):
+            continue
         same = x.shape == first.shape if join == "stack" else (
             x.ndim == first.ndim and x.shape[:d] + x.shape[d + 1:] == first.shape[:d] + first.shape[d + 1:])
         if not same:
             raise _errors.ShapeError(f"{join}: tensors[{k}] has shape {list(x.shape)}, which does not fit "
                                      f"tensors[0]'s {list(first.shape)}")
+    if join == "cat" and not kept:  # (all empty 1-D: torch's result is the empty 1-D tensor)
+        d = 0
     return dense_ops.Stack.apply(join, d, *tensors)
 
 
@@ -864,7 +886,7 @@ def max(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
     >>> sr.max(x, 1).indices
     tensor([1, 0])
     """
-    if isinstance(dim, Tensor) and not isinstance(input, SparseTensor):  # max(x, y): torch's maximum
+    if isinstance(dim, (Tensor, SparseTensor)):  # max(x, y): torch's maximum
         return maximum(input, dim)
     return _extreme(input, dim, keepdim, "max")
 
@@ -878,7 +900,7 @@ def min(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
     >>> sr.min(sr.tensor([[1., 5.], [4., 2.]]), 0).values
     tensor([1., 2.])
     """
-    if isinstance(dim, Tensor) and not isinstance(input, SparseTensor):  # min(x, y): torch's minimum
+    if isinstance(dim, (Tensor, SparseTensor)):  # min(x, y): torch's minimum
         return minimum(input, dim)
     return _extreme(input, dim, keepdim, "min")
 
@@ -889,7 +911,7 @@ def _extreme(input, dim, keepdim, where: str):
         raise _errors.DTypeError(f"{where} is not implemented for complex tensors.")
     if dim is None:
         if keepdim:
-            raise TypeError(f"{where}(): keepdim=True needs a dim (torch's max() takes no keepdim without one)")
+            raise TypeError(f"{where}(): keepdim=True needs a dim (torch's {where}() takes no keepdim without one)")
         if input.numel() == 0:
             raise ArgumentError(f"{where}(): Expected reduction dim to be specified for input.numel() == 0. "
                                 "Specify the reduction dim with the 'dim' argument.")
@@ -962,7 +984,9 @@ def norm(input, p=2, dim=None, keepdim: bool = False) -> Tensor:
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not (p >= 0 or p == float("-inf")):
         raise ArgumentError(f"norm: p must be a number >= 0, inf, -inf or 'fro', got {p!r}")
     dim = _dims(dim, input.ndim, "norm")  # (one dim or a tuple of them; a scalar's is the whole of it)
-    if p in (float("inf"), float("-inf")) and input.numel() == 0:
+    reduced = range(input.ndim) if dim is None else ((dim,) if isinstance(dim, int) else dim)
+    if p in (float("inf"), float("-inf")) and (input.numel() == 0 if dim is None else
+                                                any(input.shape[d] == 0 for d in reduced)):
         raise ArgumentError("linalg.vector_norm cannot compute the inf norm on an empty tensor because the "
                             "operation does not have an identity")
     return dense_ops.Norm.apply(input, float(p) if p in (float("inf"), float("-inf")) else p, dim, keepdim)
@@ -1046,7 +1070,7 @@ _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater
 def index(input, key) -> Tensor:
     """``input[key]``: a view for ints and slices, a gather for integer tensors, arrays or
     lists and for boolean masks; differentiable (the gradient is scattered back)."""
-    if input.ndim == 0 and key not in ((), Ellipsis, None):
+    if input.ndim == 0 and not (key is None or key is Ellipsis or (type(key) is tuple and len(key) == 0)):
         shape = _scalar_key_shape(key)
         if shape is None:
             raise IndexError("invalid index of a 0-dim tensor. Use tensor.item() to get a Python number")
@@ -1061,23 +1085,19 @@ def index(input, key) -> Tensor:
 
 
 def _scalar_key_shape(key):
-    """The shape of ``x[key]`` for a 0-d x and a key of None, ``...`` and at most one
-    boolean mask (a bool or a 0-d bool tensor), as torch: each None a dim of 1, the mask a
-    dim of 1 (True) or 0 (False); None for any other key (an int has nothing to index)."""
+    """The shape of ``x[key]`` for a 0-d x and a key of None, ``...`` and boolean masks
+    (bools or 0-d bool tensors), as torch's (and NumPy's): each None a dim of 1, the masks
+    together one dim of 1 (all True) or 0; None for any other key (an int has nothing to
+    index)."""
     parts = key if isinstance(key, tuple) else (key,)
-    shape, masks = [], 0
+    plain = []
     for part in parts:
-        if part is None:
-            shape.append(1)
-        elif part is Ellipsis:
-            continue
-        elif isinstance(part, (bool, np.bool_)) or (isinstance(part, Tensor) and part.ndim == 0
-                                                    and part.dtype == np.bool_):
-            masks += 1
-            shape.append(1 if bool(part._data if isinstance(part, Tensor) else part) else 0)
-        else:
+        if isinstance(part, Tensor) and part.ndim == 0 and part.dtype == np.bool_:
+            part = bool(part._data)
+        if not (part is None or part is Ellipsis or isinstance(part, (bool, np.bool_))):
             return None
-    return tuple(shape) if masks <= 1 else None
+        plain.append(part)
+    return np.empty((), dtype=np.int8)[tuple(plain)].shape
 
 
 index_key = _validate.index_key  # __setitem__ checks its key the same way

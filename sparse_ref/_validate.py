@@ -849,8 +849,8 @@ def index_key(key, shape: tuple, where: str = "index", stacklevel: int = 4):
             if not -shape[axis] <= k < shape[axis]:
                 raise IndexRangeError(f"{where}: index {k} is out of bounds for dimension {axis} with size {shape[axis]}")
             axis += 1
-        elif k is not None and k is not Ellipsis:
-            axis += 1
+        elif k is not None and k is not Ellipsis and not isinstance(k, (bool, np.bool_)):
+            axis += 1  # (a Python bool is a 0-d mask: it adds a dim, as None does, and takes none)
         out.append(k)
     return tuple(out) if isinstance(key, tuple) else out[0]
 
@@ -863,7 +863,7 @@ def _dims_taken(parts) -> int:
         k = k._data if isinstance(k, Tensor) else k
         if isinstance(k, np.ndarray) and k.dtype.kind == "b":
             taken += k.ndim
-        elif k is not None and k is not Ellipsis:
+        elif k is not None and k is not Ellipsis and not isinstance(k, (bool, np.bool_)):
             taken += 1
     return taken
 

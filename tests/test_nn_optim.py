@@ -1699,3 +1699,26 @@ def test_parameters_to_vector_and_back_as_torch():
     np.testing.assert_array_equal(ours.weight.grad.numpy(), 2 * vec[:6].reshape(2, 3))
     with pytest.raises(ValueError, match="8 values"):
         sr.nn.utils.vector_to_parameters(sr.ones(5), ours.parameters())
+
+
+def test_clipping_follows_torchs_dtypes_and_refuses_complex_values():
+    """(probe, mended) clip_grad_norm_ took the first gradient's dtype for the total (a
+    float64 gradient after a float32 one was scaled by a float32 coefficient) and zeroed
+    float16 gradients (their norm was inf); clip_grad_value_ ordered complex gradients."""
+    torch = torch_or_skip()
+    results = []
+    for m in (sr, torch):
+        a, b = m.nn.Parameter(m.zeros(1)), m.nn.Parameter(m.zeros(1, dtype=m.float64))
+        a.grad, b.grad = m.tensor([3.]), m.tensor([4.], dtype=m.float64)
+        total = m.nn.utils.clip_grad_norm_([a, b], 1.0)
+        h = m.nn.Parameter(m.zeros(2, dtype=m.float16))
+        h.grad = m.tensor([300., 400.], dtype=m.float16)
+        results.append((str(total.dtype).replace("torch.", ""), b.grad.tolist(),
+                        float(m.nn.utils.clip_grad_norm_([h], 1.0)), h.grad.numpy().astype(float).tolist()))
+    assert results[0][:3] == results[1][:3]
+    np.testing.assert_allclose(results[0][3], results[1][3], rtol=2e-3)
+    q = sr.nn.Parameter(sr.zeros(1, dtype=sr.complex64))
+    q.grad = sr.tensor([3 + 4j], dtype=sr.complex64)
+    with pytest.raises(TypeError, match="clamp is not supported for complex types"):
+        sr.nn.utils.clip_grad_value_([q], 1.0)
+    assert q.grad.tolist() == [3 + 4j]

@@ -256,7 +256,7 @@ class PowTensor(Function):
         log_x = np.log(x)
         real = x.dtype.kind != "c"
         gy = conj(self.out * log_x) * grad
-        gy = np.where((x == 0) & ((y >= 0) if real else (y.real >= 0)), 0, gy)
+        gy = np.where((x == 0) & ((y >= 0) if real else ((y.real >= 0) & (y.imag == 0))), 0, gy)
         return (np.asarray(unbroadcast(gx, x.shape), dtype=x.dtype),
                 np.asarray(unbroadcast(gy, y.shape), dtype=y.dtype))
 
@@ -411,18 +411,21 @@ class Stack(Function):
 
     def forward(self, join, dim, *xs):
         self.dim, self.join = dim, join
-        self.sizes = [x.shape[dim] if join == "cat" else 1 for x in xs]
-        data = [x._data for x in xs]
+        # cat's legacy rule: an empty 1-D tensor among others is skipped (it gets an empty gradient)
+        self.skip = [join == "cat" and x.shape == (0,) and any(y.shape != (0,) for y in xs) for x in xs]
+        kept = [x for x, skip in zip(xs, self.skip) if not skip]
+        self.sizes = [x.shape[dim] if join == "cat" else 1 for x in kept]
+        data = [x._data for x in kept]
         return Tensor(np.concatenate(data, axis=dim) if join == "cat" else np.stack(data, axis=dim))
 
     def name(self) -> str:
         return "CatBackward0" if self.join == "cat" else "StackBackward0"
 
     def backward(self, grad):
-        parts = np.split(grad, np.cumsum(self.sizes)[:-1], axis=self.dim)
+        parts = iter(np.split(grad, np.cumsum(self.sizes)[:-1], axis=self.dim))
         if self.join == "stack":
-            parts = [np.squeeze(p, axis=self.dim) for p in parts]
-        return (None, None, *[c_order(p) for p in parts])
+            parts = iter([np.squeeze(p, axis=self.dim) for p in parts])
+        return (None, None, *[np.zeros(0, dtype=grad.dtype) if skip else c_order(next(parts)) for skip in self.skip])
 
 
 # -- elementwise math -----------------------------------------------------------------------
@@ -652,8 +655,11 @@ class Norm(Function):
     saves_output = True  # backward reads forward's output
 
     def forward(self, x, p, dim, keepdim):
-        self.x, self.p, self.dim, self.keepdim = x._data, p, dim, keepdim
-        size = np.abs(x._data)
+        # a half tensor's norm is taken in float32 and rounded once, as torch's (its squares
+        # would overflow or vanish in float16: [300, 400] gave inf)
+        self.small = _precision.small_dtype(x._data)
+        self.x, self.p, self.dim, self.keepdim = _precision.wide(x._data), p, dim, keepdim
+        size = np.abs(self.x)
         if p == np.inf or p == -np.inf:  # the largest (smallest) |x|
             out = (np.max if p > 0 else np.min)(size, axis=dim, keepdims=True)
         elif p == 0:  # how many are not zero
@@ -662,25 +668,25 @@ class Norm(Function):
             out = np.sqrt(np.sum(size * size, axis=dim, keepdims=True)) if p == 2 else \
                 np.sum(size ** p, axis=dim, keepdims=True) ** (1.0 / p)
         self.out = out.astype(size.dtype)
-        return Tensor(np.asarray(self.out if keepdim else (
-            self.out.reshape(()) if dim is None else np.squeeze(self.out, axis=dim))))
+        return Tensor(_precision.finish(np.asarray(self.out if keepdim else (
+            self.out.reshape(()) if dim is None else np.squeeze(self.out, axis=dim))), self.small))
 
     def backward(self, grad):
         grad = grad.reshape(self.out.shape) if self.dim is None else (
             grad if self.keepdim else np.expand_dims(grad, self.dim))
-        size = np.abs(self.x)
+        size, grad = np.abs(self.x), _precision.wide(grad)
         if self.p == 0:  # a count: no gradient, as torch's
-            return np.zeros_like(self.x), None, None, None
+            return _precision.finish(np.zeros_like(self.x), self.small), None, None, None
         if self.p in (np.inf, -np.inf):  # split evenly among the elements at the extreme, as torch
             at = size == self.out
             with np.errstate(divide="ignore", invalid="ignore"):
                 direction = np.where(size != 0, self.x / size, 0)
             g = direction * at / np.sum(at, axis=self.dim, keepdims=True) * grad
-            return g.astype(self.x.dtype), None, None, None
+            return _precision.finish(g.astype(self.x.dtype), self.small), None, None, None
         with np.errstate(divide="ignore", invalid="ignore"):  # (|x|^(p-2) is inf at 0 for p < 2:
             scale = self.x if self.p == 2 else np.where(size != 0, self.x * size ** (self.p - 2), 0)
             g = np.where(self.out != 0, scale / self.out ** (self.p - 1), 0) * grad  # 0 there, as torch)
-        return g.astype(self.x.dtype), None, None, None
+        return _precision.finish(g.astype(self.x.dtype), self.small), None, None, None
 
 
 def _row_max(data: np.ndarray, dim: int) -> np.ndarray:

@@ -150,9 +150,10 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
                 slope = (loss_with(k, plus.reshape(base.shape)) - loss_with(k, minus.reshape(base.shape))) / (2 * eps)
                 numerical[idx] += unit * slope
         diff = np.abs(analytical - numerical)
-        bad = diff > atol + rtol * np.abs(numerical)
+        bad = ~(diff <= atol + rtol * np.abs(numerical))  # (a NaN on either side fails, as torch's allclose)
         if bad.any():
-            worst = int(np.argmax(diff - (atol + rtol * np.abs(numerical))))
+            worst = int(np.argmax(np.where(bad, np.nan_to_num(diff - (atol + rtol * np.abs(numerical)),
+                                                              nan=np.inf), -np.inf)))
             raise GradcheckError(
                 f"gradcheck: input {k} ({'sparse' if isinstance(t, SparseTensor) else 'dense'}), entry {worst}: "
                 f"analytical {analytical[worst]} vs numerical {numerical[worst]} "

@@ -85,7 +85,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite: boo
     if not grads:
         return Tensor(np.array(0.0, dtype=np.float32))
     norms = [_functions.norm(Tensor(g._data), p=norm_type) for g in grads]  # (no graph: the data)
-    total = _functions.norm(_functions.stack([n.to(norms[0].dtype) for n in norms]), p=norm_type)
+    widest = np.result_type(*[n.dtype for n in norms])  # (torch's stack promotes: float32 and float64 -> float64)
+    total = _functions.norm(_functions.stack([n.to(widest) for n in norms]), p=norm_type)
     value = float(total._data)
     if error_if_nonfinite and not math.isfinite(value):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so "
@@ -113,7 +114,10 @@ def clip_grad_value_(parameters, clip_value, foreach=None) -> None:
     where = "clip_grad_value_"
     if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real) or math.isnan(clip_value):
         raise ArgumentError(f"{where}: clip_value must be a number, got {clip_value!r}")
-    for g in _grads(_params(parameters, where), where):
+    grads = _grads(_params(parameters, where), where)
+    if any(g.dtype.kind == "c" for g in grads):  # (before any is changed)
+        raise TypeError(f"{where}: clamp is not supported for complex types (a complex gradient has no order)")
+    for g in grads:
         clipped = np.clip(g._data, -clip_value, clip_value)
         if g._data.flags.writeable:
             g._data[...] = clipped
