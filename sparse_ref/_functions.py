@@ -49,14 +49,20 @@ def _dense(input, other, op: str, opmath: bool = False):
 
 def _scaled_other(other, alpha, op: str, input=None):
     """``alpha * other`` for torch's ``add(input, other, alpha=)`` (``other`` as it is when
-    alpha is 1); a non-integer alpha with integer tensors refused, as torch's."""
+    alpha is 1), and whether ``input`` is a number before a dense tensor (``add(2, x)``);
+    a non-integer alpha with integer tensors, and a number with a sparse tensor (a dense
+    result), refused as torch's."""
     if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
         raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
     integral = [t for t in (input, other) if isinstance(t, (Tensor, SparseTensor)) and t.dtype.kind in "iub"]
     if integral and not isinstance(alpha, (int, np.integer)):
         raise TypeError(f"{op}: for integral input tensors, argument alpha must not be a floating point number "
                         f"(got {alpha!r})")
-    return other if alpha == 1 else other * alpha
+    number_first = not isinstance(input, (Tensor, SparseTensor)) and isinstance(other, (Tensor, SparseTensor))
+    if number_first and isinstance(other, SparseTensor):
+        raise TypeError(f"{op}: a number and a sparse tensor would make a dense result (torch has no such op for "
+                        "sparse tensors either); use t.to_dense()")
+    return (other if alpha == 1 else other * alpha), number_first
 
 
 def add(input, other, *, alpha=1) -> Tensor:
@@ -71,11 +77,8 @@ def add(input, other, *, alpha=1) -> Tensor:
     >>> sr.add(sr.tensor([1., 2.]), sr.tensor([1., 1.]), alpha=2)
     tensor([3., 4.])
     """
-    other = _scaled_other(other, alpha, "add", input)
-    if not isinstance(input, (Tensor, SparseTensor)) and isinstance(other, Tensor):  # add(2, x), as torch
-        if isinstance(other, SparseTensor):
-            raise TypeError("add: a number plus a sparse tensor would be dense (torch has no such op for sparse "
-                            "tensors either); use t.to_dense()")
+    other, number_first = _scaled_other(other, alpha, "add", input)
+    if number_first:  # add(2, x), as torch
         return other + input
     if isinstance(input, SparseTensor):
         return sparse_add(input, other)
@@ -93,11 +96,8 @@ def sub(input, other, *, alpha=1) -> Tensor:
     >>> sr.sub(sr.tensor([1., 2.]), sr.tensor([0.5, 0.5]))
     tensor([0.5000, 1.5000])
     """
-    other = _scaled_other(other, alpha, "sub", input)
-    if not isinstance(input, (Tensor, SparseTensor)) and isinstance(other, Tensor):  # sub(2, x), as torch
-        if isinstance(other, SparseTensor):
-            raise TypeError("sub: a number minus a sparse tensor would be dense (torch has no such op for sparse "
-                            "tensors either); use t.to_dense()")
+    other, number_first = _scaled_other(other, alpha, "sub", input)
+    if number_first:  # sub(2, x), as torch
         return input - other
     if isinstance(input, SparseTensor):
         return sparse_sub(input, other)

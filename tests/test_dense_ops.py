@@ -886,3 +886,6 @@ def test_second_probe_findings_on_the_new_spellings():
     assert sr.zeros(0, 3).norm(p=float("inf"), dim=1).shape == tuple(torch.zeros(0, 3).norm(p=float("inf"), dim=1).shape)
     with pytest.raises(TypeError, match="not supported"):
         sr.sparse_coo_tensor([[0], [0]], [2.], (1, 1)) ** sr.ones(1, 1)
+    for op in (sr.add, sr.sub):  # (a number first, a sparse tensor second: named, not "expected a dense Tensor")
+        with pytest.raises(TypeError, match="a number and a sparse tensor would make a dense result"):
+            op(2, sr.sparse_coo_tensor([[0], [0]], [2.], (1, 1)))
