@@ -101,10 +101,9 @@ class Optimizer:
     def _rows(g: SparseTensor, maximize: bool) -> tuple:
         """A dense parameter's sparse COO gradient as ``(where, values)``: ``where`` the
         tuple of its index arrays (one per sparse dim: an embedding's rows, or rows and
-        columns of a ``.grad`` assigned by hand) for NumPy's indexing, its entries in order
-        (one may repeat: it is added to in turn, as torch's dense += sparse)."""
-        if g.is_sparse_csr:
-            raise RuntimeError("optimizer step: a sparse gradient of a dense parameter must be COO, got CSR")
+        columns of a ``.grad`` assigned by hand; a dense tensor's ``.grad`` setter takes COO
+        only) for NumPy's indexing, its entries in order (one may repeat: it is added to in
+        turn, as torch's dense += sparse)."""
         return tuple(g._idx), (-g._val if maximize else g._val)
 
     @staticmethod
@@ -217,6 +216,16 @@ def _state_array(value, p: Tensor, where: str) -> np.ndarray:
     return converted(arr, p._data.dtype, where)  # (a copy: the optimizer owns its state)
 
 
+def _state_step(step, where: str) -> int:
+    """A saved step count (Adam's 0-d tensor or SparseAdam's int) as an int, refused unless
+    a whole number of steps."""
+    step = step.item() if isinstance(step, Tensor) and step.numel() == 1 and not step.is_sparse else step
+    if isinstance(step, bool) or not isinstance(step, numbers.Real) or not (
+            0 <= step <= 2 ** 53 and step == int(step)):  # (NaN fails the first test)
+        raise ArgumentError(f"{where}: step must be a whole number of steps (0 to 2**53), got {step!r}")
+    return int(step)
+
+
 def _out(arr: np.ndarray) -> Tensor:
     return Tensor(np.array(arr, copy=True))
 
@@ -268,8 +277,6 @@ class SGD(Optimizer):
         if isinstance(g, SparseTensor) and float(group["weight_decay"]):
             raise RuntimeError("SGD: weight_decay with a sparse gradient adds the dense parameter to it, which "
                                "torch refuses too (add(sparse, dense) is not supported); use weight_decay=0")
-        if isinstance(g, SparseTensor):
-            self._rows(g, False)
 
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
@@ -345,18 +352,14 @@ class Adam(Optimizer):
             return {}
         required = ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
         _state_names(value, required, ("max_exp_avg_sq",), where)
-        step = value["step"]
-        step = step.item() if isinstance(step, Tensor) and step.numel() == 1 and not step.is_sparse else step
-        if isinstance(step, bool) or not isinstance(step, numbers.Real) or not (
-                0 <= step <= 2 ** 53 and step == int(step)):  # (NaN fails the first test)
-            raise ArgumentError(f"{where}: step must be a whole number of steps (0 to 2**53), got {step!r}")
+        step = _state_step(value["step"], where)
         arrays = {name: _state_array(value[name], p, f"{where}, {name}")
                   for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if name in value}
         arrays.setdefault("max_exp_avg_sq", np.zeros_like(arrays["exp_avg"]))
         if p._data.dtype.kind == "c":  # kept as the real view that step() works on
             real = np.dtype(p._data.dtype.char.lower())
             arrays = {name: np.ascontiguousarray(a).view(real) for name, a in arrays.items()}
-        return {"step": int(step), **arrays}
+        return {"step": step, **arrays}
 
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
@@ -421,24 +424,18 @@ class SparseAdam(Optimizer):
     def _check_gradient(self, group: dict, g) -> None:
         if not isinstance(g, SparseTensor):
             raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
-        self._rows(g, False)
 
     def _state_out(self, group: dict, p: Tensor, state: dict) -> dict:
         if not state:
             return {}
-        return {"step": int(state["step"]), "exp_avg": _out(state["exp_avg"]), "exp_avg_sq": _out(state["exp_avg_sq"])}
+        return {"step": int(state["step"]), **{name: _out(state[name]) for name in ("exp_avg", "exp_avg_sq")}}
 
     def _state_in(self, group: dict, p: Tensor, value, where: str) -> dict:
         if isinstance(value, dict) and not value:
             return {}
         _state_names(value, ("step", "exp_avg", "exp_avg_sq"), (), where)
-        step = value["step"]
-        step = step.item() if isinstance(step, Tensor) and step.numel() == 1 and not step.is_sparse else step
-        if isinstance(step, bool) or not isinstance(step, numbers.Real) or not (
-                0 <= step <= 2 ** 53 and step == int(step)):
-            raise ArgumentError(f"{where}: step must be a whole number of steps (0 to 2**53), got {step!r}")
-        return {"step": int(step), **{name: _state_array(value[name], p, f"{where}, {name}")
-                                      for name in ("exp_avg", "exp_avg_sq")}}
+        arrays = {name: _state_array(value[name], p, f"{where}, {name}") for name in ("exp_avg", "exp_avg_sq")}
+        return {"step": _state_step(value["step"], where), **arrays}
 
     def step(self) -> None:
         for group, p, g in self._params_with_grad():
