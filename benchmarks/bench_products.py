@@ -17,6 +17,10 @@ from _common import bandwidth, per_call, save, table, timeit, timeit_interleaved
 from matrices import MATRICES
 
 import sparse_ref as sr
+from sparse_ref._kernels.spmm import _gathers_only as gathers_only
+
+# how far ahead (entries) the gathers-only loop asks for rows of B; 0: not at all
+GATHER_AHEAD = (0, 16, 32, 64)
 
 
 def peak_rss_delta(fn):
@@ -70,9 +74,17 @@ def spmm_rows(record, name, m, a, a_csr, ta_csr, ta_csr32, k, dt, rng, repeat):
     if k == 1 and dt == np.float64:
         fns["torch_csr_int32"] = lambda: torch.sparse.mm(ta_csr32, tb)
     fns["scipy"] = lambda: m @ b_np
+    # the gathers alone: the same rows of B read in the same order, no arithmetic, no
+    # output (spmm._gathers_only), asking for rows GATHER_AHEAD entries on; the best of
+    # those is recorded on sparse_ref's row
+    col, b_bytes = np.ascontiguousarray(m.indices, dtype=np.int64), b.numpy().view(np.uint8)
+    for ahead in GATHER_AHEAD:
+        fns[f"gathers {ahead}"] = lambda ahead=ahead: gathers_only(col, b_bytes, ahead, 2)
     stats = timeit_interleaved(fns, repeat)
+    gathers = min((stats.pop(f"gathers {ahead}")["median_ms"], ahead) for ahead in GATHER_AHEAD)
     for library, st in stats.items():
-        more = {"min_bytes": least, "gathered_bytes": gathered} if library == "sparse_ref" else {}
+        more = ({"min_bytes": least, "gathered_bytes": gathered, "gathers_only_ms": gathers[0],
+                 "gathers_ahead": gathers[1]} if library == "sparse_ref" else {})
         record("spmm", name, library, st, **extra, **more)
 
 
@@ -176,7 +188,7 @@ def main():
             if r.get(key):
                 r[frac] = round(r[key] / (r["median_ms"] / 1e3) / 1e9 / ceiling, 3)
     print(table(rows, ["op", "matrix", "k", "dtype", "library", "median_ms", "ratio_vs_sparse_ref",
-                       "peak_extra_bytes", "fraction_of_bandwidth", "gathered_fraction"]))
+                       "peak_extra_bytes", "fraction_of_bandwidth", "gathered_fraction", "gathers_only_ms"]))
     if not args.quick:
         print(f"\nwrote {save('products', {'dtype': 'float64', 'threads': 2, 'results': rows})}")
 

@@ -558,3 +558,32 @@ def test_spgemm_rows_put_in_order_by_rank_give_the_same_bits(dtype):
         fast._set_rank_range(*previous_range)
         fast._set_stream(previous_stream)
         fast._set_dense_limit(*previous_dense)
+
+
+@pytest.mark.parametrize("width", [1, 4, 48, 64, 128, 200])
+@pytest.mark.parametrize("ahead", [0, 3])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_the_gathers_only_hook_reads_every_line_of_the_rows_asked_for(width, ahead, n_threads):
+    # bench_products.py times spmm's gathers alone with this hook; it must read what spmm
+    # reads: each row of B named by A's columns, at every line (offsets 0, 64, ... and the
+    # last byte when rows are not whole lines apart), in the order of A's entries
+    rng = np.random.default_rng(width)
+    big = np.zeros(64 * 40 * width + 64, np.uint8)  # a line-aligned start, as the library's arrays
+    start = (-big.ctypes.data) % 64
+    b = big[start:start + 40 * width].reshape(40, width)
+    b[...] = rng.integers(0, 256, b.shape)
+    col = rng.integers(0, 40, 50_000).astype(np.int64)  # more than one share of the dynamic schedule
+    offsets = list(range(0, width, 64))
+    if width % 64:
+        offsets.append(width - 1)
+    want = int(b[:, offsets].astype(np.int64).sum(axis=1)[col].sum())
+    assert kernel._gathers_only(col, b, ahead, n_threads) == want
+    assert kernel._gathers_only(col[:0], b, ahead, n_threads) == 0
+
+
+def test_the_gathers_only_hook_refuses_a_row_b_does_not_have():
+    b = np.zeros((4, 64), np.uint8)
+    with pytest.raises(ValueError, match="column 4 at 1 is not a row of b"):
+        kernel._gathers_only(np.array([0, 4], dtype=np.int64), b)
+    with pytest.raises(ValueError, match="column -1 at 0"):
+        kernel._gathers_only(np.array([-1], dtype=np.int64), b)

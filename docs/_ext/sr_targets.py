@@ -103,6 +103,34 @@ def _fraction(runs, op, matrix=None, k=None):
     return None
 
 
+def _gathers(runs, matrix, k, dtype, anchor, goal):
+    """(sparse_ref's time, the time the target asks for) over the time of the gathers alone
+    (``gathers_only_ms``: the same rows of B read in the same order, nothing else), or None
+    for a run that did not time them."""
+    rows = runs.get("products", {}).get("results", [])
+    for r in rows:
+        if (r["op"] == "spmm" and r["matrix"] == matrix and r.get("k") == k and r["library"] == "sparse_ref"
+                and r.get("dtype", "float64") == dtype and r.get("gathers_only_ms")):
+            theirs = _median(rows, op="spmm", matrix=matrix, k=k, library=anchor, dtype=dtype)
+            if theirs is None:
+                return None
+            return r["median_ms"] / r["gathers_only_ms"], theirs / goal / r["gathers_only_ms"]
+    return None
+
+
+def gathers_rows():
+    """(label, figure(runs)) for every SpMM target: _gathers against its anchor and goal."""
+    rows = []
+    for dtype in ("float64", "float32"):
+        for matrix, anchor, goal, ks in (("uniform", "torch_csr", 2.0, (16, 64, 256)),
+                                         ("powerlaw", "torch_csr", 2.0, (16, 64, 256)),
+                                         ("laplacian", "scipy", 1.2, (1, 16, 64, 256))):
+            for k in ks:
+                rows.append((f"{matrix}, k = {k}, {dtype}",
+                             lambda r, m=matrix, k=k, d=dtype, a=anchor, g=goal: _gathers(r, m, k, d, a, g)))
+    return rows
+
+
 def targets():
     """(section, label, target, lower_is_better, figure(runs)) for every row of the table."""
     rows = []
@@ -195,7 +223,7 @@ def _table(header, body, widths):
 
 class SrTargets(SphinxDirective):
     has_content = False
-    option_spec = {"bandwidth": lambda x: True, "levers": lambda x: True}
+    option_spec = {"bandwidth": lambda x: True, "levers": lambda x: True, "gathers": lambda x: True}
 
     def run(self):
         results = Path(self.env.srcdir).parent / "benchmarks" / "results"
@@ -214,6 +242,16 @@ class SrTargets(SphinxDirective):
                     cells.append("\u2014" if value is None else f"{value:.0%}")
                 body.append(["fraction of copy bandwidth", label, ""] + cells)
             return [_table(header, body, [14, 22, 6] + [12] * len(found))]
+        if "gathers" in self.options:  # only the machines whose runs timed the gathers alone
+            timed = [(label, runs) for label, runs in found
+                     if any(f(runs) is not None for _, f in gathers_rows())]
+            for label, figure in gathers_rows():
+                cells = []
+                for _, runs in timed:
+                    value = figure(runs)
+                    cells.append("\u2014" if value is None else f"{value[0]:.2f} ({value[1]:.2f})")
+                body.append(["SpMM / gathers alone (the target's)", label] + cells)
+            return [_table(["", "case"] + [label for label, _ in timed], body, [14, 22] + [14] * len(timed))]
         for section, label, goal, lower, figure in targets():
             cells = []
             for _, runs in found:

@@ -75,6 +75,64 @@ def _outer_hint(idx_t reach, const idx_t[::1] row_cols):
     return outer_hint(reach, &row_cols[0] if row_cols.shape[0] > 0 else &dummy, 0, row_cols.shape[0])
 
 
+
+# _gathers_only's loop, in C as the float rows are: the loads of one thread's share of the
+# entries, nothing else in the way.
+cdef extern from *:
+    """
+    static unsigned long long sr_gather_share(const int64_t* col, int64_t lo, int64_t hi, int64_t nnz,
+                                              const unsigned char* b, int64_t width, int64_t ahead) {
+        /* every line of a row: its first byte's, one each 64 bytes on, and (when rows are
+           not whole lines apart, or B does not start on a line) its last byte's */
+        unsigned long long seen = 0;
+        int64_t q, off, last = width - 1;
+        int extra = !(width % 64 == 0 && (uintptr_t)b % 64 == 0);
+        for (q = lo; q < hi; q++) {
+            const unsigned char* row = b + col[q] * width;
+            if (ahead > 0 && q + ahead < nnz) {
+                const unsigned char* next = b + col[q + ahead] * width;
+                for (off = 0; off < width; off += 64) SPARSE_REF_PREFETCH(next + off);
+                if (extra) SPARSE_REF_PREFETCH(next + last);
+            }
+            for (off = 0; off < width; off += 64) seen += row[off];
+            if (extra) seen += row[last];
+        }
+        return seen;
+    }
+    """
+    unsigned long long gather_share "sr_gather_share"(const idx_t* col, idx_t lo, idx_t hi, idx_t nnz,
+                                                      const unsigned char* b, idx_t width, idx_t ahead) noexcept nogil
+
+
+cdef enum:
+    GATHER_SHARE = 16384
+
+
+def _gathers_only(const idx_t[::1] a_col, const unsigned char[:, ::1] b, idx_t ahead=0, int n_threads=1):
+    """Benchmark hook (not public API): read every cache line of the rows of ``b`` (B's
+    bytes, one row per row of B) that ``spmm`` gathers for A's columns ``a_col``, in that
+    order, and nothing else: no product, no sum, no output. Asks for the row of the entry
+    ``ahead`` places on (0: no prefetch) as ``spmm`` does; ``n_threads`` threads take
+    the entries GATHER_SHARE at a time (dynamic schedule: a thread the host preempts holds
+    up no more than that). Returns the sum of the bytes read (at offsets 0, 64, 128, ...
+    of each row, and its last byte when rows are not whole lines apart or ``b`` does not
+    start on one), so that the reads are kept. Its time, at the best ``ahead``, is what
+    the wait for B's lines alone costs: benchmarks/bench_products.py records it with each
+    SpMM (``gathers_only_ms``), to show how much of ``spmm``'s time is that wait."""
+    cdef idx_t nnz = a_col.shape[0], rows = b.shape[0], width = b.shape[1], q, t, share
+    cdef int nt = max(n_threads, 1)
+    cdef unsigned long long seen = 0
+    for q in range(nnz):
+        if a_col[q] < 0 or a_col[q] >= rows:
+            raise ValueError(f"_gathers_only: column {a_col[q]} at {q} is not a row of b ({rows} rows)")
+    if nnz == 0 or width == 0:
+        return 0
+    share = GATHER_SHARE
+    with nogil:
+        for t in prange((nnz + share - 1) // share, schedule="dynamic", num_threads=nt):
+            seen += gather_share(&a_col[0], t * share, min(t * share + share, nnz), nnz, &b[0, 0], width, ahead)
+    return seen
+
 _set_prefetch(10, 512)  # the defaults, with this CPU's choice of hint
 
 REDUCTIONS = ("sum", "mean", "amax", "amin")
