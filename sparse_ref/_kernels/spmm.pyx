@@ -81,15 +81,23 @@ def _outer_hint(idx_t reach, const idx_t[::1] row_cols):
 cdef extern from *:
     """
     static unsigned long long sr_gather_share(const int64_t* col, int64_t lo, int64_t hi, int64_t nnz,
-                                              const unsigned char* b, int64_t width, int64_t ahead) {
+                                              const unsigned char* b, int64_t rows, int64_t width,
+                                              int64_t ahead, int* bad) {
         /* every line of a row: its first byte's, one each 64 bytes on, and (when rows are
-           not whole lines apart, or B does not start on a line) its last byte's */
+           not whole lines apart, or B does not start on a line) its last byte's; a column
+           that is not a row of B is skipped and flagged in *bad (checked here, in the
+           threads, rather than in a pass of its own that would read A once more first) */
         unsigned long long seen = 0;
         int64_t q, off, last = width - 1;
         int extra = !(width % 64 == 0 && (uintptr_t)b % 64 == 0);
         for (q = lo; q < hi; q++) {
-            const unsigned char* row = b + col[q] * width;
-            if (ahead > 0 && q + ahead < nnz) {
+            const unsigned char* row;
+            if ((uint64_t)col[q] >= (uint64_t)rows) {
+                __atomic_store_n(bad, 1, __ATOMIC_RELAXED);
+                continue;
+            }
+            row = b + col[q] * width;
+            if (ahead > 0 && q + ahead < nnz && (uint64_t)col[q + ahead] < (uint64_t)rows) {
                 const unsigned char* next = b + col[q + ahead] * width;
                 for (off = 0; off < width; off += 64) SPARSE_REF_PREFETCH(next + off);
                 if (extra) SPARSE_REF_PREFETCH(next + last);
@@ -101,7 +109,8 @@ cdef extern from *:
     }
     """
     unsigned long long gather_share "sr_gather_share"(const idx_t* col, idx_t lo, idx_t hi, idx_t nnz,
-                                                      const unsigned char* b, idx_t width, idx_t ahead) noexcept nogil
+                                                      const unsigned char* b, idx_t rows, idx_t width,
+                                                      idx_t ahead, int* bad) noexcept nogil
 
 
 cdef enum:
@@ -122,16 +131,20 @@ def _gathers_only(const idx_t[::1] a_col, const unsigned char[:, ::1] b, idx_t a
     cdef idx_t nnz = a_col.shape[0], rows = b.shape[0], width = b.shape[1], q, t, share
     cdef int nt = max(n_threads, 1)
     cdef unsigned long long seen = 0
-    for q in range(nnz):
-        if a_col[q] < 0 or a_col[q] >= rows:
-            raise ValueError(f"_gathers_only: column {a_col[q]} at {q} is not a row of b ({rows} rows)")
+    cdef int bad = 0
     if nnz == 0 or width == 0:
         return 0
     share = GATHER_SHARE
     with nogil:
         for t in prange((nnz + share - 1) // share, schedule="dynamic", num_threads=nt):
-            seen += gather_share(&a_col[0], t * share, min(t * share + share, nnz), nnz, &b[0, 0], width, ahead)
+            seen += gather_share(&a_col[0], t * share, min(t * share + share, nnz), nnz, &b[0, 0], rows,
+                                 width, ahead, &bad)
+    if bad:
+        for q in range(nnz):
+            if a_col[q] < 0 or a_col[q] >= rows:
+                raise ValueError(f"_gathers_only: column {a_col[q]} at {q} is not a row of b ({rows} rows)")
     return seen
+
 
 _set_prefetch(10, 512)  # the defaults, with this CPU's choice of hint
 
