@@ -107,6 +107,13 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   ``sr.sparse.mm(A, A)``; the random matrices' rows are wide (no row scans: controls),
   and a uniform matrix of 4000 columns has every row scanned.
 
+- ``int32 columns``: whole ``sr.sparse.mm(A, x)`` calls with ``x`` of one column (a
+  matrix-vector product, which reads little but A), on the int32 copy of A's columns
+  that the tensor keeps (now) against its int64 columns (before: ``_csr_col32`` patched to
+  give None), the same ``spmv`` kernel either way; a SciPy product of the same matrix runs
+  untimed before each call, so that A's arrays are not all in the cache, as in a program
+  that does other work between products.
+
     python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree]
         [--start /tmp/starttree] [--repeat 9]
     python benchmarks/bench_levers.py --only "output cache"   # that lever alone, its rows
@@ -362,7 +369,7 @@ def main():
                                            "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
                                            "spgemm band prefetch", "prefetch hint", "spgemm chunks",
                                            "spgemm one pass", "spgemm stream copy", "spgemm bitmap scan",
-                                           "sddmm loop"],
+                                           "sddmm loop", "int32 columns"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -516,6 +523,35 @@ def spmv_loop(repeat, record, quick=False):
                 SPMM._set_spmv(True)
                 record("spmv loop", f"spmm {name} k=1 {np.dtype(dt).name}, {threads} thread(s)", medians,
                        "spmv loop")
+
+
+def int32_columns(repeat, record, quick=False):
+    """Whole products with one column on int32 columns (the tensor's kept copy) against
+    int64 ones (the same spmv kernel), 2 threads, a SciPy product untimed between calls."""
+    import sparse_ref as sr
+    from sparse_ref._tensor import SparseTensor
+
+    sr.set_num_threads(THREADS)
+    original = SparseTensor._csr_col32
+    for name in ("laplacian", "uniform", "powerlaw"):
+        m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+        for dt in (np.float64, np.float32):
+            ms = m.astype(dt)
+            a = sr.from_scipy(ms).to_sparse()
+            x_np = np.random.default_rng(1).standard_normal((m.shape[1], 1)).astype(dt)
+            x = sr.tensor(x_np)
+
+            def run(narrow, a=a, x=x):
+                def f():
+                    SparseTensor._csr_col32 = original if narrow else (lambda self: None)
+                    try:
+                        sr.sparse.mm(a, x)
+                    finally:
+                        SparseTensor._csr_col32 = original
+                return f
+            medians = interleaved({"int64 columns": run(False), "int32 columns": run(True)},
+                                  repeat * 3 if name == "laplacian" else repeat, between=lambda ms=ms, x_np=x_np: ms @ x_np)
+            record("int32 columns", f"sr.sparse.mm {name} k=1 {np.dtype(dt).name}", medians, "int32 columns")
 
 
 def line_aligned(shape, dtype):
@@ -1164,7 +1200,7 @@ def only(args):
               "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since),
               "spgemm one pass": spgemm_one_pass, "spgemm stream copy": spgemm_stream_copy,
               "spgemm bitmap scan": spgemm_bitmap_scan,
-              "sddmm loop": lambda *a: sddmm_loop(*a, old=args.old)}
+              "sddmm loop": lambda *a: sddmm_loop(*a, old=args.old), "int32 columns": int32_columns}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

@@ -65,14 +65,16 @@ INTERFACE = {
     "spmm": {
         "spmm": ("a_crow", "a_col", "a_val", "b", "out", "n_threads"),
         "spmm_reduce": ("a_crow", "a_col", "a_val", "b", "reduce", "out", "out_arg", "n_threads"),
+        "spmv": ("a_crow", "a_col", "a_val", "b", "out", "n_threads"),
     },
 }
 
 
 # Kernels a backend may leave out, "module.function": the ops then reach the same result
 # another way, on the backend's own kernels (SpGEMM without spgemm_onepass: its two passes,
-# spgemm_symbolic then spgemm_numeric). Nothing is taken from a fallback for them.
-OPTIONAL = ("spgemm.spgemm_onepass",)
+# spgemm_symbolic then spgemm_numeric; a product with one column without spmv: spmm, with
+# int64 columns). Nothing is taken from a fallback for them.
+OPTIONAL = ("spgemm.spgemm_onepass", "spmm.spmv")
 
 
 class BackendError(ImportError):
@@ -415,7 +417,7 @@ def register_backend(name: str, package) -> Backend:
     ``spmm.spmm``, ...). What it lacks -- a whole module or one function -- falls back to
     the reference, and the fallback is visible: a warning names it, and the returned
     backend lists it in ``fallbacks``; an optional kernel it lacks (:data:`OPTIONAL`,
-    ``spgemm.spgemm_onepass``) is not taken from the reference: the ops then run on its
+    ``spgemm.spgemm_onepass``, ``spmm.spmv``) is not taken from the reference: the ops then run on its
     other kernels. A function with other parameters is refused. A
     name may be registered again (say, after the student edited the package: its Python
     files are imported anew; a compiled module, such as a built Cython kernel, stays the

@@ -18,9 +18,11 @@ from sparse_ref._threads import effective_n_threads
 I64 = np.int64
 
 
-def spmm(crow, col, val, b, n_threads=None, wide=False):
+def spmm(crow, col, val, b, n_threads=None, wide=False, col32=None):
     """Dense ``A @ B`` for A in CSR arrays and a dense B (made C-contiguous, as the kernel
-    needs: a gradient can arrive as a broadcast view, ``sum()``'s)."""
+    needs: a gradient can arrive as a broadcast view, ``sum()``'s). A B of one column goes
+    to the backend's ``spmv`` when it has one (an optional kernel), with ``col32``, the
+    same columns as int32 (``SparseTensor._csr_col32``), when given: the same bits."""
     val, b = np.ascontiguousarray(val), np.ascontiguousarray(b)
     small = _precision.small_dtype(val, b)
     if small is not None:
@@ -28,7 +30,12 @@ def spmm(crow, col, val, b, n_threads=None, wide=False):
     nrows, n = crow.shape[0] - 1, b.shape[1]
     out = empty((nrows, n), val.dtype)
     nt = effective_n_threads(n_threads, work=col.shape[0] * max(n, 1) + nrows)
-    kernel_module("spmm").spmm(crow, col, val, b, out, nt)
+    k = kernel_module("spmm")
+    spmv = getattr(k, "spmv", None) if n == 1 else None
+    if spmv is not None:
+        spmv(crow, col if col32 is None else col32, val, b, out, nt)
+    else:
+        k.spmm(crow, col, val, b, out, nt)
     return out if wide else _precision.finish(out, small)
 
 

@@ -1328,3 +1328,107 @@ def test_sampled_addmm_backward_takes_the_broadcast_gradient_of_a_sum(layout, re
     xv = np.arange(6.).reshape(3, 2)
     np.testing.assert_allclose(grads["cython"], dense @ xv + dense.T @ xv, rtol=1e-15)
     assert np.array_equal(grads["cython"], grads["reference"])
+
+
+# -- spmv: a product with one column, on int32 or int64 columns ------------------------------
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("n_threads", THREADS)
+def test_spmv_gives_spmms_bits_on_int32_and_int64_columns(dtype, n_threads):
+    from sparse_ref._kernels import spmm as fast
+    from sparse_ref.reference import spmm as ref
+
+    rng = np.random.default_rng(11)
+    a = random_sparse(rng, (300, 70), 2500, dtype).coalesce()
+    crow, col, val = a._csr()
+    x = np.ascontiguousarray(random_dense(rng, (70, 1), dtype).numpy())
+    x[::7] = 0  # (zeros, and the NaN and infinities of products of them below)
+    if np.dtype(dtype).kind in "fc":
+        x[3], x[5], x[6] = np.nan, np.inf, -0.0
+    want = np.empty((300, 1), x.dtype)
+    fast._set_spmv(False)  # spmm's general row loop, not its own one-column loop
+    try:
+        fast.spmm(crow, col, val, x, want, n_threads)
+    finally:
+        fast._set_spmv(True)
+    for cols in (col, col.astype(np.int32)):
+        for module in (fast, ref):
+            got = np.full((300, 1), 7, x.dtype)
+            module.spmv(crow, cols, val, x, got, n_threads)
+            assert same_bits(got, want), (module.__name__, cols.dtype)
+
+
+def test_spmv_refuses_what_it_cannot_take():
+    from sparse_ref._kernels import spmm as fast
+
+    crow, col, val = np.array([0, 1, 2]), np.array([1, 0]), np.array([1.0, 2.0])
+    out = np.zeros((2, 1))
+    with pytest.raises(ValueError, match=r"b: expected 2 x 1 \(one column\), got 2 x 3"):
+        fast.spmv(crow, col, val, np.zeros((2, 3)), out)
+    with pytest.raises(TypeError, match="a_col: expected int32 or int64, got int16"):
+        fast.spmv(crow, col.astype(np.int16), val, np.zeros((2, 1)), out)
+    with pytest.raises(ValueError, match=r"out: expected 2 x 1"):
+        fast.spmv(crow, col, val, np.zeros((2, 1)), np.zeros((3, 1)))
+    with pytest.raises(TypeError, match="b: expected float64, got float32"):
+        fast.spmv(crow, col, val, np.zeros((2, 1), np.float32), out)
+    with pytest.raises(ValueError, match=r"a_val: expected 2 \(one value per column in a_col\)"):
+        fast.spmv(crow, col, val[:1], np.zeros((2, 1)), out)
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+def test_a_product_with_one_column_reads_a_kept_int32_copy_of_the_columns(layout):
+    rng = np.random.default_rng(12)
+    a = random_sparse(rng, (200, 90), 1500).coalesce()
+    if layout == "csr":
+        a = a.to_sparse_csr()
+    x = random_dense(rng, (90, 1))
+    two = sr.cat([x, random_dense(rng, (90, 1))], dim=1)
+    y = sr.sparse.mm(a, x)
+    col32 = a._cache["col32"]
+    assert col32.dtype == np.int32 and not col32.flags.writeable
+    assert np.array_equal(col32, a._csr()[1])
+    assert sr.sparse.mm(a, x)._data is not y._data and a._cache["col32"] is col32  # made once
+    # the same bits as the first column of a product with two (spmm's loop, int64 columns)
+    assert same_bits(y.numpy()[:, 0], sr.sparse.mm(a, two).numpy()[:, 0])
+    # an in-place change makes a new state, with a cache of its own: the product follows it
+    a.mul_(2)
+    assert same_bits(sr.sparse.mm(a, x).numpy(), 2 * y.numpy())
+
+
+def test_no_int32_columns_for_a_matrix_too_wide_for_them():
+    a = sr.sparse_coo_tensor([[0, 1], [2**31 + 4, 7]], [1.0, 2.0], (2, 2**31 + 5))
+    assert a._csr_col32() is None
+    b = sr.sparse_coo_tensor([[0, 1], [2**31 - 2, 7]], [1.0, 2.0], (2, 2**31 - 1))
+    assert b._csr_col32().tolist() == [2**31 - 2, 7]
+
+
+def test_a_backend_without_spmv_runs_products_with_one_column_on_its_spmm(tmp_path):
+    import textwrap
+
+    calls = tmp_path / "calls.txt"
+    folder = tmp_path / "onlyspmm"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "spmm.py").write_text(textwrap.dedent(f"""
+        from sparse_ref.reference.spmm import spmm as _ref, spmm_reduce
+        def spmm(a_crow, a_col, a_val, b, out, n_threads=1):
+            with open({str(calls)!r}, "a") as f:
+                f.write(str(a_col.dtype) + "\\n")
+            _ref(a_crow, a_col, a_val, b, out)
+        """))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.warns(UserWarning):  # (the other modules fall back to the reference)
+            backend = sr.register_backend("onlyspmm", "onlyspmm")
+        assert "spmm.spmv" not in backend.fallbacks
+        a = sr.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2))
+        x = sr.tensor([[3.0], [4.0]])
+        with sr.use_backend("onlyspmm"):
+            y = sr.sparse.mm(a, x)
+        assert y.tolist() == [[4.0], [6.0]]
+        assert calls.read_text().split() == ["int64"]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("onlyspmm", None)
+        sys.modules.pop("onlyspmm.spmm", None)

@@ -64,6 +64,9 @@ def cases(name, kernel, rng, dtype):
     b = random_values(rng, k * width, dtype).reshape(k, width)
     if kernel == "spmm":
         return dict(a_crow=a_crow, a_col=a_col, a_val=a_val, b=b, out=z((m, width), dtype)), ["out"]
+    if kernel == "spmv":  # one column, on int32 columns (it takes int64 too)
+        return (dict(a_crow=a_crow, a_col=a_col.astype(np.int32), a_val=a_val, b=b[:, :1].copy(),
+                     out=z((m, 1), dtype)), ["out"])
     if kernel == "spgemm_bounds":
         return (dict(a_crow=a_crow, a_col=a_col, b_crow=b_crow, out_flops=z(m, np.int64),
                      out_longest=z(m, np.int64)), ["out_flops", "out_longest"])

@@ -68,7 +68,8 @@ def sparse_dense(a, b: np.ndarray, reduce: str = "sum", wide: bool = False):
         fits(b, a._shape[1], None, "mm")
     b = np.ascontiguousarray(b)
     if reduce == "sum":
-        return _products.spmm(crow, col, val, b, wide=wide), None
+        col32 = a._csr_col32() if b.shape[1] == 1 else None  # (a vector: int32 columns, read faster)
+        return _products.spmm(crow, col, val, b, wide=wide, col32=col32), None
     return _products.spmm_reduce(crow, col, val, b, reduce)
 
 

@@ -151,6 +151,11 @@ def calls(module: str, function: str):
                 b = _dense(rng, (ncols, k), case, val.dtype)
                 yield f"{case}, B with {k} columns", dict(a_crow=crow, a_col=ccol, a_val=cval, b=b,
                                                           out=_marker((nrows, k), val.dtype))
+        elif (module, function) == ("spmm", "spmv"):
+            b = _dense(rng, (ncols, 1), case, val.dtype)
+            for cols in (ccol, ccol.astype(np.int32)):
+                yield f"{case}, {cols.dtype} columns", dict(a_crow=crow, a_col=cols, a_val=cval, b=b,
+                                                             out=_marker((nrows, 1), val.dtype))
         elif (module, function) == ("spmm", "spmm_reduce"):
             b = _dense(rng, (ncols, 3), case, val.dtype)
             for reduce in ("sum", "mean") if val.dtype.kind == "c" else ("sum", "mean", "amax", "amin"):
