@@ -188,7 +188,8 @@ class _Differentiable:
         return self.__dict__
 
     def __getstate__(self):
-        state = {k: v for k, v in self._state().items() if k not in ("_retains_grad", "_guarded")}
+        # (a sparse tensor's derived forms, "_cache", are made again on load: never stored)
+        state = {k: v for k, v in self._state().items() if k not in ("_retains_grad", "_guarded", "_cache")}
         state.update(_grad=None, grad_fn=None, _version=[0])
         return state
 
@@ -208,7 +209,7 @@ class _Differentiable:
                                "deepcopy protocol at the moment; deepcopy x.detach() (and set requires_grad)")
         new = type(self).__new__(type(self))
         memo[id(self)] = new
-        state = {k: v for k, v in self._state().items() if k != "_guarded"}  # (a copy of its own)
+        state = {k: v for k, v in self._state().items() if k not in ("_guarded", "_cache")}  # (a copy of its own)
         new.__setstate__(copy.deepcopy(state, memo))
         return new
 

@@ -1374,6 +1374,11 @@ def test_spmv_refuses_what_it_cannot_take():
         fast.spmv(crow, col, val, np.zeros((2, 1), np.float32), out)
     with pytest.raises(ValueError, match=r"a_val: expected 2 \(one value per column in a_col\)"):
         fast.spmv(crow, col, val[:1], np.zeros((2, 1)), out)
+    with pytest.raises(ValueError, match=r"out: expected 0 x 1"):  # (a matrix of no rows too)
+        fast.spmv(np.array([0]), col[:0], val[:0], np.zeros((2, 1)), np.zeros((5, 3)))
+    from sparse_ref.reference import spmm as ref
+    with pytest.raises(TypeError, match="a_col: expected int32 or int64, got int16"):
+        ref.spmv(crow, col.astype(np.int16), val, np.zeros((2, 1)), out)
 
 
 @pytest.mark.parametrize("layout", ["coo", "csr"])
@@ -1432,3 +1437,42 @@ def test_a_backend_without_spmv_runs_products_with_one_column_on_its_spmm(tmp_pa
         sys.path.remove(str(tmp_path))
         sys.modules.pop("onlyspmm", None)
         sys.modules.pop("onlyspmm.spmm", None)
+
+
+def test_a_product_with_one_column_reads_one_state_of_a_tensor_another_thread_changes(monkeypatch):
+    # sparse_dense reads two forms of A for a vector (the CSR arrays and the int32
+    # columns); an in-place op on another thread between the two reads must not pair one
+    # state's row pointers and values with another's columns (a probe's real threads got
+    # "a_val: expected 0 ..." and a result of neither state). Replayed here: the op runs
+    # just as the int32 columns are asked for.
+    from sparse_ref._tensor import SparseTensor
+
+    p = sr.sparse_coo_tensor([[0, 1], [0, 1]], [1.0, 2.0], (4, 4)).coalesce()
+    q = sr.sparse_coo_tensor([[2, 3], [3, 2]], [3.0, 4.0], (4, 4)).coalesce()  # same nnz, other pattern
+    a = p.clone()
+    x = sr.tensor([[1.0], [10.0], [100.0], [1000.0]])
+    original = SparseTensor._csr_col32
+    changed = []
+
+    def meanwhile(self):
+        if not changed:
+            changed.append(True)
+            a.zero_()
+            a.add_(q)
+        return original(self)
+
+    monkeypatch.setattr(SparseTensor, "_csr_col32", meanwhile)
+    y = sr.sparse.mm(a, x)
+    assert changed and y.tolist() == [[1.0], [20.0], [0.0], [0.0]]  # p @ x: the state the call began with
+    assert sr.sparse.mm(a, x).tolist() == [[0.0], [0.0], [3000.0], [400.0]]  # q @ x, once it is a's
+
+
+def test_pickles_and_deep_copies_leave_a_sparse_tensors_derived_forms_behind():
+    a = sr.sparse_coo_tensor([[0, 1, 1], [1, 0, 2]], [1.0, 2.0, 3.0], (2, 3)).coalesce()
+    before = len(pickle.dumps(a))
+    sr.sparse.mm(a, sr.ones(3, 1))  # CSR arrays and int32 columns, kept on a
+    sr.sparse.mm(a.t(), sr.ones(2, 1))
+    assert "col32" in a._cache
+    assert len(pickle.dumps(a)) == before
+    assert copy.deepcopy(a)._cache == {} and pickle.loads(pickle.dumps(a))._cache == {}
+    assert sr.sparse.mm(copy.deepcopy(a), sr.ones(3, 1)).tolist() == [[1.0], [5.0]]

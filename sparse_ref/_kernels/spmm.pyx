@@ -614,9 +614,10 @@ def spmv(a_crow, a_col, a_val, b, out, int n_threads=1):
     cdef idx_t nrows = length(a_crow, 0) - 1
     sized(a_val, length(a_col, 0), -1, "a_val", "one value per column in a_col")
     sized(b, length(b, 0), 1, "b", "one column")
+    if nrows >= 0:
+        sized(out, nrows, 1, "out", "a row per row of A, one column")
     if nrows <= 0:
         return
-    sized(out, nrows, 1, "out", "a row per row of A, one column")
     with nogil:
         if narrow:
             spmv_typed(t, crow, <const int32_t*>col, val, nrows, x, y, max(n_threads, 1))

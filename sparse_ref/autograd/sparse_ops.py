@@ -63,12 +63,15 @@ def fits(x: np.ndarray, rows, cols, where: str) -> np.ndarray:
 def sparse_dense(a, b: np.ndarray, reduce: str = "sum", wide: bool = False):
     """``(out, arg)`` of ``A @ B`` for sparse A and dense B (arg: amax/amin winners);
     ``wide``: a half product in float32, not yet rounded."""
+    col32 = None
+    if b.ndim == 2 and b.shape[1] == 1 and reduce == "sum":  # a vector: int32 columns, read faster
+        a = a._now()  # (both forms from one state: SparseMm.reads_whole hands over the tensor itself)
+        col32 = a._csr_col32()
     crow, col, val = a._csr()
     if b.ndim != 2 or b.shape[0] != a._shape[1]:  # (fits, inline: every product asks it)
         fits(b, a._shape[1], None, "mm")
     b = np.ascontiguousarray(b)
     if reduce == "sum":
-        col32 = a._csr_col32() if b.shape[1] == 1 else None  # (a vector: int32 columns, read faster)
         return _products.spmm(crow, col, val, b, wide=wide, col32=col32), None
     return _products.spmm_reduce(crow, col, val, b, reduce)
 
@@ -137,7 +140,7 @@ class SparseMm(Function):
 
     _name = "SparseAddmmBackward0"
     fresh_grads = True  # both gradients are new kernel outputs (sddmm, spmm, or np.zeros)
-    reads_whole = True  # forward reads A through _csr() alone (sparse_dense)
+    reads_whole = True  # forward reads A through _csr() alone, or with _csr_col32() from one _now() (sparse_dense)
 
     def forward(self, a, b, reduce="sum"):
         if reduce != "sum":

@@ -453,7 +453,8 @@ def _gradient_checks(module: str):
         "coalesce": [("coalesce()", lambda v: sparse_coo_tensor(idx, v, (3, 3)).coalesce(), (leaf(5),))],
         "convert": [("to_sparse_csr()", lambda x: x.to_sparse_csr(), (a,)),
                     ("t() then mm", lambda x, b: mm(x.t(), b), (a, leaf((3, 2))))],
-        "spmm": [("sparse.mm(sparse, dense)", lambda x, b: mm(x, b), (a, leaf((3, 4))))],
+        "spmm": [("sparse.mm(sparse, dense)", lambda x, b: mm(x, b), (a, leaf((3, 4)))),
+                 ("sparse.mm(sparse, one column)", lambda x, b: mm(x, b), (a, leaf((3, 1))))],  # (spmv's)
         "sddmm": [("sampled_addmm", lambda x, y: sampled_addmm(coo(np.ones(5)), x, y), (leaf((3, 4)), leaf((4, 3))))],
         "spgemm": [("sparse.mm(sparse, sparse)", lambda x: mm(x, x.t()), (a,))],
     }

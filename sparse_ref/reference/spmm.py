@@ -200,6 +200,8 @@ def spmv(a_crow, a_col, a_val, b, out, n_threads=1):
     ---------
     SciPy's ``csr_matvec``, which also reads int32 indices when they fit.
     """
+    if a_col.dtype not in (np.int32, np.int64):
+        raise TypeError(f"a_col: expected int32 or int64, got {a_col.dtype}")
     if b.ndim != 2 or b.shape[1] != 1:
         raise ValueError(f"b: expected {b.shape[0] if b.ndim else 0} x 1 (one column), got {' x '.join(map(str, b.shape))}")
     spmm(a_crow, a_col, a_val, b, out)
