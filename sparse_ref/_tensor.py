@@ -1745,8 +1745,8 @@ class SparseTensor(_Differentiable):
         stored entry), or None: a matrix of 2**31 columns or more, or a registered
         backend's op (``_backend.trusted``: nothing is kept for it). A product with one
         column reads these instead of the int64 columns (``_products.spmm``'s ``col32``):
-        it reads little else, and 4 bytes less per stored entry made it 1.1-1.3x faster
-        (docs/performance.rst)."""
+        it reads little else, and 4 bytes less per stored entry made whole calls 0.95-1.25x
+        as fast, 1.07-1.25x on a stencil (docs/algorithms/spmm.rst)."""
         if not _backend.trusted() or self._shape[-1] > np.iinfo(np.int32).max:
             return None
         col32 = self._cache.get("col32")  # (one read: a state's cache holds that state's arrays)

@@ -193,8 +193,8 @@ def spmv(a_crow, a_col, a_val, b, out, n_threads=1):
 
     Parallelism
     -----------
-    A ``prange`` over rows of A (guided schedule); a row's sum is sequential, so ``out``
-    has the same bits on any number of threads.
+    A ``prange`` over blocks of up to 64 rows of A (guided schedule); a row's sum is
+    sequential, so ``out`` has the same bits on any number of threads.
 
     Reference
     ---------
