@@ -919,7 +919,9 @@ def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
     slow.spgemm_bounds(crow, col, b_crow, flops, np.empty(nrows, np.int64))
     upper = int(flops.sum())
     assert upper > nnz + 40  # room to spare
-    dense, chunk = fast._set_dense_limit(4 << 20), fast._set_chunk_products(0)
+    dense, chunk, stage = fast._set_dense_limit(4 << 20), fast._set_chunk_products(0), fast._set_stage_bound(0)
+    fast._set_stage_bound(stage)
+    assert stage == 131072
     try:
         for module, limits, scan in ((slow, None, True), (fast, (-1, 32 << 10, True), True),
                                      (fast, (4 << 20, 32 << 10, True), True), (fast, (4 << 20, 32 << 10, True), False)):
@@ -934,6 +936,8 @@ def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
                         for products in ((0, 1, 64 * 25) if module is fast else (0,)):
                             fast._set_chunk_products(products)  # 0: chunks of nrows // (64 threads)
                             fast._set_stream_copy(products != 1)  # chunks copied streamed, or by memcpy
+                            # buffers from the rows' bound (up to 131,072 entries), or from a count
+                            fast._set_stage_bound(0 if products == 1 else stage)
                             got_crow = np.full(nrows + 1, -1, np.int64)
                             got_col, got_val = np.full(room + 3, -7, np.int64), np.full(room + 3, 5, dtype)
                             module.spgemm_onepass(crow, col, a_val, b_crow, b_col, b_val, ncols, got_crow,
@@ -949,6 +953,7 @@ def test_spgemm_onepass_gives_the_two_passes_bits(dtype):
         fast._set_tag_limit(2**31 - 1)
         fast._set_stream_copy(True)
         fast._set_bitmap_scan(-1)
+        fast._set_stage_bound(stage)
 
 
 def test_spgemm_onepass_refuses_output_arrays_shorter_than_c():
@@ -960,9 +965,11 @@ def test_spgemm_onepass_refuses_output_arrays_shorter_than_c():
     (crow, col, a_val), (b_crow, b_col, b_val), ncols, (out_crow, want_col, want_val) = \
         _band_and_random_spgemm(np.float64)
     nnz = want_col.shape[0]
-    chunk = fast._set_chunk_products(0)
+    chunk, stage = fast._set_chunk_products(0), fast._set_stage_bound(0)
     try:
-        for module, threads in ((slow, 1), (fast, 1), (fast, 2), (fast, 4)):
+        for module, threads, bound in ((slow, 1, 0), (fast, 1, 0), (fast, 2, 0), (fast, 4, 0), (fast, 1, stage),
+                                       (fast, 2, stage), (fast, 4, stage)):
+            fast._set_stage_bound(bound)  # chunks' buffers from a count of products, or from the rows' bound
             got_col, got_val = np.full(nnz + 2, -7, np.int64), np.full(nnz + 2, 5.0)
             with pytest.raises(ValueError, match=f"spgemm_onepass: the output arrays hold {nnz - 1} entries"):
                 module.spgemm_onepass(crow, col, a_val, b_crow, b_col, b_val, ncols,
@@ -971,6 +978,7 @@ def test_spgemm_onepass_refuses_output_arrays_shorter_than_c():
             assert (got_col[nnz - 1:] == -7).all() and (got_val[nnz - 1:] == 5.0).all(), (module.__name__, threads)
     finally:
         fast._set_chunk_products(chunk)
+        fast._set_stage_bound(stage)
 
 
 def test_spgemm_onepass_of_no_products_gives_empty_rows():

@@ -245,8 +245,9 @@ def spgemm_onepass(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, out_crow, 
     ----------
     As ``spgemm_numeric``, with its per-thread memory sized for rows of C of at most
     min(longest row of A x longest row of B, ncols) entries, plus a buffer per thread for
-    one chunk of rows (its products); the symbolic pass is not needed, at the price of
-    output arrays as long as the bound.
+    one chunk of rows (its products, or its rows times that bound when this is at most
+    131,072 entries); the symbolic pass is not needed, at the price of output arrays as
+    long as the bound.
 
     Parallelism
     -----------
