@@ -113,6 +113,11 @@ float64 unless named, and only the kernel call is timed (no Python layer):
   give None), the same ``spmv`` kernel either way; a SciPy product of the same matrix runs
   untimed before each call, so that A's arrays are not all in the cache, as in a program
   that does other work between products.
+- ``spgemm stage bound``: SpGEMM's one pass sizing a chunk's buffer from its rows' bound
+  when that is at most 131,072 entries (now) against counting the chunk's products
+  first (before: ``spgemm._set_stage_bound(0)``): the one pass on 1 and 2 threads
+  (kernel alone, output as long as the bound) and the whole ``sr.sparse.mm(A, A)`` on 2,
+  interleaved; the random matrices' bounds are too long (controls: a count either way).
 
     python benchmarks/bench_levers.py [--old /tmp/oldtree] [--since /tmp/sincetree]
         [--start /tmp/starttree] [--repeat 9]
@@ -369,7 +374,7 @@ def main():
                                            "coalesce ranks", "spgemm dense accumulator", "dynamic schedule",
                                            "spgemm band prefetch", "prefetch hint", "spgemm chunks",
                                            "spgemm one pass", "spgemm stream copy", "spgemm bitmap scan",
-                                           "sddmm loop", "int32 columns"],
+                                           "sddmm loop", "int32 columns", "spgemm stage bound"],
                         help="run this lever alone and replace its rows in the saved file (dated)")
     args = parser.parse_args()
     if args.only:
@@ -1176,6 +1181,38 @@ def spgemm_bitmap_scan(repeat, record, quick=False):
         SPGEMM._set_bitmap_scan(-1)  # (the default)
 
 
+def spgemm_stage_bound(repeat, record, quick=False):
+    """SpGEMM's one pass with chunks' buffers from their rows' bound (the default) against
+    a count of each chunk's products (``spgemm._set_stage_bound(0)``): the one pass on 1
+    and 2 threads (output as long as the bound), then whole ``sr.sparse.mm(A, A)`` calls,
+    interleaved."""
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    default = SPGEMM._set_stage_bound(0)
+    SPGEMM._set_stage_bound(default)
+    try:
+        for name in ("laplacian", "uniform", "powerlaw"):
+            m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+            crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+            room_col, room_val = onepass_room(crow, col, n)
+            one_crow = np.empty(n + 1, np.int64)
+            a = sr.from_scipy(m).to_sparse()
+            calls = {"one pass, 1 thread": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, one_crow,
+                                                                          room_col, room_val, 1),
+                     f"one pass, {THREADS} threads": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n,
+                                                                                   one_crow, room_col, room_val, THREADS),
+                     "sr.sparse.mm(A, A)": lambda: sr.sparse.mm(a, a)}
+            reps = max(repeat // 3, 3) if name in ("uniform", "powerlaw") else 3 * repeat
+            for what, call in calls.items():
+                record("spgemm stage bound", f"spgemm {name} {what}",
+                       interleaved(switched(SPGEMM._set_stage_bound, call, {"count": 0, "rows' bound": default}),
+                                   reps), "rows' bound")
+            del room_col, room_val
+    finally:
+        SPGEMM._set_stage_bound(default)
+
+
 def only(args):
     """One lever; its rows (each with today's date) replace that lever's rows in this
     machine's saved file, and every other row is kept as it was."""
@@ -1200,7 +1237,8 @@ def only(args):
               "dynamic schedule": lambda *a: dynamic_schedule(*a, old=args.old, since=args.since),
               "spgemm one pass": spgemm_one_pass, "spgemm stream copy": spgemm_stream_copy,
               "spgemm bitmap scan": spgemm_bitmap_scan,
-              "sddmm loop": lambda *a: sddmm_loop(*a, old=args.old), "int32 columns": int32_columns}
+              "sddmm loop": lambda *a: sddmm_loop(*a, old=args.old), "int32 columns": int32_columns,
+              "spgemm stage bound": spgemm_stage_bound}
     levers[args.only](args.repeat, record, args.quick)
     print(table(rows, ["lever", "case", "variant", "median_ms", "speedup_vs_first", "kept"]))
     if args.quick:

@@ -764,8 +764,11 @@ cdef enum:
 # ncols) and the chunk's rows times that bound is at most stage_bound entries (2 MiB of
 # float64 entries and columns), that product is room enough and the count is skipped: the
 # Laplacian's chunks of 4096 rows of at most 25 products each. Only the size of a buffer
-# changes, never a bit. Measured (the Laplacian's whole sr.sparse.mm(A, A), 30 interleaved
-# calls a side, three runs, Intel Xeon model 167): 0.99-1.04x on 1 thread, 1.02-1.04x on 2.
+# changes, never a bit. Measured (Intel Xeon model 167): the Laplacian's whole
+# sr.sparse.mm(A, A) 0.99-1.04x on 1 thread and 1.02-1.04x on 2 (30 interleaved calls a
+# side, three runs); bench_levers.py "spgemm stage bound": its one pass 1.03x on 1 thread
+# and 1.07x on 2, the whole call 1.05x (the random matrices, whose bounds are too long for
+# it: the same code either way, 0.87-1.05x).
 # Tuning hook _set_stage_bound (0: always count, as before).
 cdef idx_t stage_bound = 131072
 
