@@ -134,6 +134,42 @@ def test_ties_share_the_gradient_as_torch():
         np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
 
 
+def test_a_nan_on_either_side_of_max_or_min_gives_both_sides_the_gradient_as_torch():
+    # torch's rule for maximum/minimum (and max/min of two tensors): a side gets grad (half
+    # at a tie) unless it lost, and a NaN loses no comparison; we used to give it to one side
+    torch = torch_or_skip()
+    nan = float("nan")
+    x0 = np.array([[1.0, nan, 3.0, 2.0, nan], [4.0, 0.5, nan, -1.0, 2.0]])
+    y0 = np.array([2.0, 1.0, nan, 2.0, nan])
+    weights = np.arange(1.0, 11.0).reshape(2, 5)
+    for name in ("maximum", "minimum", "max", "min"):
+        got = []
+        for m in (sr, torch):
+            x, y = m.tensor(x0, requires_grad=True), m.tensor(y0, requires_grad=True)
+            (getattr(m, name)(x, y) * m.tensor(weights)).sum().backward()
+            got.append((x.grad.numpy(), y.grad.numpy()))
+        (gx, gy), (tx, ty) = got
+        np.testing.assert_array_equal(gx, tx, err_msg=name)
+        np.testing.assert_array_equal(gy, ty, err_msg=name)
+        assert gx[0, 1] == 2.0 and gx[0, 4] == 5.0, name  # NaN in x, in both: x still gets its gradient
+
+
+def test_the_count_of_nonzeros_has_no_gradient_at_all_as_torch():
+    # norm(p=0) is a count: torch's backward gives no gradient (None, not zeros), so a
+    # leaf reached only through it keeps .grad None and autograd.grad calls it unused
+    torch = torch_or_skip()
+    for m in (sr, torch):
+        x = m.tensor([[1.0, 0.0], [3.0, 4.0]], requires_grad=True)
+        x.norm(p=0, dim=1).sum().backward()
+        assert x.grad is None, m.__name__
+        x = m.tensor([1.0, 0.0, 3.0], requires_grad=True)
+        assert m.autograd.grad(x.norm(p=0), x, allow_unused=True) == (None,), m.__name__
+        with pytest.raises(RuntimeError, match="appears to not have been used in the graph"):
+            m.autograd.grad(x.norm(p=0), x)
+        (x.norm(p=0) + x.sum()).backward()  # another path still gives its gradient
+        assert x.grad.numpy().tolist() == [1.0, 1.0, 1.0], m.__name__
+
+
 # -- the update step and in-place rules ---------------------------------------------------------
 
 def sgd_steps(m, steps=3):

@@ -567,7 +567,7 @@ class Clamp(Function):
 
 class Maximum(Function):
     """``out = maximum(x, y)`` (``minimum`` with ``pick=np.minimum``); the larger gets
-    ``grad``, and a tie gives each half, as torch."""
+    ``grad``, a tie gives each half, and where either is NaN both get ``grad``, as torch."""
 
     _name = "MaximumBackward0"
 
@@ -578,12 +578,13 @@ class Maximum(Function):
         return Tensor(pick(x._data, y._data))
 
     def backward(self, grad):
-        first = self.x > self.y if self.pick is np.maximum else self.x < self.y
-        tie = self.x == self.y
-        gx = np.where(first, grad, 0) + np.where(tie, grad / 2, 0)
-        gy = np.where(~first & ~tie, grad, 0) + np.where(tie, grad / 2, 0)
-        return (unbroadcast(gx.astype(grad.dtype), self.x.shape),
-                unbroadcast(gy.astype(grad.dtype), self.y.shape), None)
+        # torch's rule: each side gets grad (half of it at a tie) unless it lost. A NaN on
+        # either side loses no comparison, so then both sides get all of grad.
+        loses_x, loses_y = (np.less, np.greater) if self.pick is np.maximum else (np.greater, np.less)
+        zero = np.zeros((), dtype=grad.dtype)
+        share = np.where(self.x == self.y, grad / 2, grad).astype(grad.dtype)
+        return (unbroadcast(np.where(loses_x(self.x, self.y), zero, share), self.x.shape),
+                unbroadcast(np.where(loses_y(self.x, self.y), zero, share), self.y.shape), None)
 
 
 class Where(Function):
@@ -675,8 +676,8 @@ class Norm(Function):
         grad = grad.reshape(self.out.shape) if self.dim is None else (
             grad if self.keepdim else np.expand_dims(grad, self.dim))
         size, grad = np.abs(self.x), _precision.wide(grad)
-        if self.p == 0:  # a count: no gradient, as torch's
-            return _precision.finish(np.zeros_like(self.x), self.small), None, None, None
+        if self.p == 0:  # a count: no gradient at all (None, not zeros), as torch's
+            return None, None, None, None
         if self.p in (np.inf, -np.inf):  # split evenly among the elements at the extreme, as torch
             at = size == self.out
             with np.errstate(divide="ignore", invalid="ignore"):
