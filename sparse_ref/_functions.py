@@ -47,13 +47,24 @@ def _dense(input, other, op: str, opmath: bool = False):
     return input, other
 
 
+def alpha_number(alpha, op: str):
+    """torch's ``alpha=`` (a Scalar) as a number: a number, or a dense 0-d tensor, which
+    stands for its value (``alpha=sr.tensor(2.)``, as torch takes it). No gradient could
+    flow to alpha, so a tensor that requires one is refused, as torch refuses it; so are
+    a bool, an array and a tensor of one or more dims."""
+    if isinstance(alpha, Tensor) and alpha.ndim == 0 and not alpha.requires_grad:
+        alpha = alpha.item()
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
+        raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
+    return alpha
+
+
 def _scaled_other(other, alpha, op: str, input=None):
     """``alpha * other`` for torch's ``add(input, other, alpha=)`` (``other`` as it is when
     alpha is 1), and whether ``input`` is a number before a dense tensor (``add(2, x)``);
     a non-integer alpha with integer tensors, and a number with a sparse tensor (a dense
     result), refused as torch's."""
-    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
-        raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
+    alpha = alpha_number(alpha, op)
     integral = [t for t in (input, other) if isinstance(t, (Tensor, SparseTensor)) and t.dtype.kind in "iub"]
     if integral and not isinstance(alpha, (int, np.integer)):
         raise TypeError(f"{op}: for integral input tensors, argument alpha must not be a floating point number "
@@ -873,9 +884,10 @@ class _ValuesIndices(tuple):
         return self[1]
 
 
-def max(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
+def max(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001 (torch's name)
     """The largest element; with ``dim``, ``(values, indices)`` along it (the first of
-    equal ones), as torch. Real dtypes.
+    equal ones), as torch. Real dtypes. ``max(x, y)`` or ``max(x, other=y)``: the larger
+    of each pair of elements (:func:`maximum`).
 
     Examples
     --------
@@ -886,13 +898,17 @@ def max(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
     >>> sr.max(x, 1).indices
     tensor([1, 0])
     """
+    if other is not None:
+        _other_alone(dim, keepdim, "max")
+        return maximum(input, other)
     if isinstance(dim, (Tensor, SparseTensor)):  # max(x, y): torch's maximum
         return maximum(input, dim)
     return _extreme(input, dim, keepdim, "max")
 
 
-def min(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
-    """The smallest element; with ``dim``, ``(values, indices)`` along it (see :func:`max`).
+def min(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001 (torch's name)
+    """The smallest element; with ``dim``, ``(values, indices)`` along it (see :func:`max`;
+    ``min(x, other=y)``: :func:`minimum`).
 
     Examples
     --------
@@ -900,9 +916,19 @@ def min(input, dim=None, keepdim: bool = False):  # noqa: A001 (torch's name)
     >>> sr.min(sr.tensor([[1., 5.], [4., 2.]]), 0).values
     tensor([1., 2.])
     """
+    if other is not None:
+        _other_alone(dim, keepdim, "min")
+        return minimum(input, other)
     if isinstance(dim, (Tensor, SparseTensor)):  # min(x, y): torch's minimum
         return minimum(input, dim)
     return _extreme(input, dim, keepdim, "min")
+
+
+def _other_alone(dim, keepdim, where: str) -> None:
+    """``max``/``min`` with ``other=`` takes nothing else, as torch's."""
+    if dim is not None or keepdim:
+        raise TypeError(f"{where}(): other= compares two tensors element by element and takes no dim or "
+                        f"keepdim (got dim={dim!r}, keepdim={keepdim!r})")
 
 
 def _extreme(input, dim, keepdim, where: str):
@@ -981,14 +1007,15 @@ def norm(input, p=2, dim=None, keepdim: bool = False) -> Tensor:
     _dense_arg(input, "norm")
     _validate.floating_arg(input, "norm")
     p = 2 if p == "fro" else p
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not (p >= 0 or p == float("-inf")):
-        raise ArgumentError(f"norm: p must be a number >= 0, inf, -inf or 'fro', got {p!r}")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or p != p:
+        raise ArgumentError(f"norm: p must be a number (not NaN), inf, -inf or 'fro', got {p!r}")
     dim = _dims(dim, input.ndim, "norm")  # (one dim or a tuple of them; a scalar's is the whole of it)
     reduced = range(input.ndim) if dim is None else ((dim,) if isinstance(dim, int) else dim)
-    if p in (float("inf"), float("-inf")) and (input.numel() == 0 if dim is None else
-                                                any(input.shape[d] == 0 for d in reduced)):
-        raise ArgumentError("linalg.vector_norm cannot compute the inf norm on an empty tensor because the "
-                            "operation does not have an identity")
+    if (p < 0 or p == float("inf")) and (input.numel() == 0 if dim is None else
+                                          any(input.shape[d] == 0 for d in reduced)):
+        # (an empty max, min or sum of |x|^p for p < 0, whose p-th root is infinite)
+        raise ArgumentError(f"linalg.vector_norm cannot compute the {float(p):g} norm on an empty tensor "
+                            "because the operation does not have an identity")
     return dense_ops.Norm.apply(input, float(p) if p in (float("inf"), float("-inf")) else p, dim, keepdim)
 
 

@@ -535,9 +535,9 @@ class Tensor(_Differentiable):
 
     def _alpha(self, alpha, op: str):
         """``alpha`` of ``add_``/``sub_`` as a scalar of this dtype, or None for an exact 1
-        (no multiply); a number only, as torch's "alpha must be Number"."""
-        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
-            raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
+        (no multiply); a number only, as torch's "alpha must be Number" (or a 0-d tensor,
+        which stands for its value: ``_F.alpha_number``)."""
+        alpha = _F.alpha_number(alpha, op)
         value = self._operand(alpha, op, opmath=True)._data
         return None if alpha == 1 else value
 
@@ -780,13 +780,13 @@ class Tensor(_Differentiable):
         """
         return _F.mean(self, dim, keepdim)
 
-    def max(self, dim=None, keepdim: bool = False):
+    def max(self, dim=None, keepdim: bool = False, *, other=None):
         """See :func:`sparse_ref.max`."""
-        return _F.max(self, dim, keepdim)
+        return _F.max(self, dim, keepdim, other=other)
 
-    def min(self, dim=None, keepdim: bool = False):
+    def min(self, dim=None, keepdim: bool = False, *, other=None):
         """See :func:`sparse_ref.min`."""
-        return _F.min(self, dim, keepdim)
+        return _F.min(self, dim, keepdim, other=other)
 
     def argmax(self, dim=None, keepdim: bool = False) -> "Tensor":
         return _F.argmax(self, dim, keepdim)
@@ -922,8 +922,8 @@ class Tensor(_Differentiable):
     def unsqueeze(self, dim: int) -> "Tensor":
         return _F.unsqueeze(self, dim)
 
-    def squeeze(self, dim=None) -> "Tensor":
-        return _F.squeeze(self, dim)
+    def squeeze(self, dim=None, *more) -> "Tensor":  # x.squeeze(0, 2) as x.squeeze((0, 2)), as torch's
+        return _F.squeeze(self, (dim,) + more if more else dim)
 
     def permute(self, *dims) -> "Tensor":
         return _F.permute(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
@@ -1603,8 +1603,7 @@ class SparseTensor(_Differentiable):
         return self
 
     def _scaled(self, other, alpha, op: str):
-        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, complex, np.number)):
-            raise TypeError(f"{op}: alpha must be a number, not {type(alpha).__name__}")
+        alpha = _F.alpha_number(alpha, op)
         return other if alpha == 1 else other * alpha
 
     def add_(self, other, *, alpha=1) -> "SparseTensor":

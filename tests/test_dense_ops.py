@@ -170,6 +170,44 @@ def test_the_count_of_nonzeros_has_no_gradient_at_all_as_torch():
         assert x.grad.numpy().tolist() == [1.0, 1.0, 1.0], m.__name__
 
 
+def test_more_argument_forms_torch_takes():
+    # x.squeeze(0, 2); max/min(x, other=y) (and no dim or keepdim beside it); a 0-d tensor
+    # as alpha, dense and sparse (one that requires grad refused, as torch); norm with p < 0,
+    # its value and gradient (0 where an element is 0), and its refusal on an empty tensor
+    torch = torch_or_skip()
+    x0 = np.arange(1.0, 7.0).reshape(1, 3, 1, 2)
+    results = []
+    for m in (sr, torch):
+        x = m.tensor(x0, requires_grad=True)
+        x.squeeze(0, 2).sum().backward()
+        got = [tuple(x.squeeze(0, 2).shape), tuple(x.squeeze(2, 0).shape), x.grad.numpy().tolist()]
+        y = m.tensor(x0[..., ::-1].copy())
+        got += [m.max(x, other=y).detach().numpy().tolist(), x.min(other=y).detach().numpy().tolist()]
+        for call in (lambda: m.max(x, 1, other=y), lambda: m.min(x, other=y, keepdim=True)):
+            with pytest.raises(TypeError):
+                call()
+        got += [m.add(m.ones(2), m.ones(2), alpha=m.tensor(2.5)).numpy().tolist(),
+                m.sub(m.ones(2, dtype=m.int64), m.ones(2, dtype=m.int64), alpha=m.tensor(3)).numpy().tolist(),
+                m.ones(2, 2).to_sparse().add(m.ones(2, 2).to_sparse(), alpha=m.tensor(2.0)).to_dense().numpy().tolist()]
+        with pytest.raises(TypeError, match="alpha"):
+            m.add(m.ones(2), m.ones(2), alpha=m.tensor(2.0, requires_grad=True))
+        for v in ([1.0, 2.0, 4.0], [1.0, 0.0, -4.0], [[1.0, -2.0], [0.5, 3.0]]):
+            for p in (-1, -2.0, -0.5):
+                t = m.tensor(v, dtype=m.float64, requires_grad=True)
+                n = t.norm(p=p, dim=-1).sum()
+                n.backward()
+                got += [n.item(), t.grad.numpy().tolist()]
+        with pytest.raises(RuntimeError, match="cannot compute the -1 norm on an empty tensor"):
+            m.tensor([]).norm(p=-1)
+        assert m.ones(0, 3).norm(p=-1, dim=1).shape == (0,)
+        results.append(got)
+    ours, theirs = results
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-13, err_msg=str(k))
+    with pytest.raises(ValueError, match="p must be a number"):  # (torch gives NaN; we refuse it)
+        sr.tensor([1.0]).norm(p=float("nan"))
+
+
 # -- the update step and in-place rules ---------------------------------------------------------
 
 def sgd_steps(m, steps=3):

@@ -483,12 +483,18 @@ def test_empty_tensors_name_their_dtype_as_torch():
 
 
 def test_alpha_of_an_in_place_add_is_a_number():
+    # a number, or a 0-d tensor standing for one (torch takes it as a Scalar); not a bool,
+    # a string, a tensor of one or more dims, or a tensor that requires grad (torch's
+    # "must be Number, not Tensor": no gradient could reach it)
     d = sr.zeros(2)
     for other in (sr.ones(2), sr.sparse_coo_tensor([[1]], [1.], (2,))):
-        for alpha in (True, sr.tensor(2.), "2"):
+        for alpha in (True, sr.tensor(True), sr.tensor([2.]), sr.tensor(2., requires_grad=True), "2"):
             with pytest.raises(TypeError, match="alpha must be a number"):
                 d.add_(other, alpha=alpha)
     assert d.tolist() == [0.0, 0.0]
+    d.add_(sr.ones(2), alpha=sr.tensor(2.))
+    d.sub_(sr.sparse_coo_tensor([[1]], [1.], (2,)), alpha=sr.tensor(0.5))
+    assert d.tolist() == [2.0, 1.5]
 
 
 @pytest.mark.parametrize("layout", ["dense", "sparse"])

@@ -650,7 +650,8 @@ class Norm(Function):
     ``grad_x = x |x|^(p-2) / out^(p-1) * grad`` (for p = 2: ``x / out * grad``), 0 where out is 0.
     ``p = inf`` (``-inf``): the largest (smallest) ``|x|``, its gradient ``x / |x| * grad``
     split evenly among the elements that reach it; ``p = 0``: the count of nonzeros, no
-    gradient (torch's rules)."""
+    gradient; ``p < 0``: the same formula, 0 where an element is 0 (the norm is then 0)
+    (torch's rules)."""
 
     _name = "NormBackward1"
     saves_output = True  # backward reads forward's output
@@ -665,9 +666,11 @@ class Norm(Function):
             out = (np.max if p > 0 else np.min)(size, axis=dim, keepdims=True)
         elif p == 0:  # how many are not zero
             out = np.sum(size != 0, axis=dim, keepdims=True)
+        elif p == 2:
+            out = np.sqrt(np.sum(size * size, axis=dim, keepdims=True))
         else:
-            out = np.sqrt(np.sum(size * size, axis=dim, keepdims=True)) if p == 2 else \
-                np.sum(size ** p, axis=dim, keepdims=True) ** (1.0 / p)
+            with np.errstate(divide="ignore"):  # (p < 0: 0 ** p is inf, and the norm then 0, as torch's)
+                out = np.sum(size ** p, axis=dim, keepdims=True) ** (1.0 / p)
         self.out = out.astype(size.dtype)
         return Tensor(_precision.finish(np.asarray(self.out if keepdim else (
             self.out.reshape(()) if dim is None else np.squeeze(self.out, axis=dim))), self.small))
