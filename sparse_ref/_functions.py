@@ -899,7 +899,7 @@ def max(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001 (t
     tensor([1, 0])
     """
     if other is not None:
-        _other_alone(dim, keepdim, "max")
+        _other_alone(other, dim, keepdim, "max")
         return maximum(input, other)
     if isinstance(dim, (Tensor, SparseTensor)):  # max(x, y): torch's maximum
         return maximum(input, dim)
@@ -917,15 +917,17 @@ def min(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001 (t
     tensor([1., 2.])
     """
     if other is not None:
-        _other_alone(dim, keepdim, "min")
+        _other_alone(other, dim, keepdim, "min")
         return minimum(input, other)
     if isinstance(dim, (Tensor, SparseTensor)):  # min(x, y): torch's minimum
         return minimum(input, dim)
     return _extreme(input, dim, keepdim, "min")
 
 
-def _other_alone(dim, keepdim, where: str) -> None:
-    """``max``/``min`` with ``other=`` takes nothing else, as torch's."""
+def _other_alone(other, dim, keepdim, where: str) -> None:
+    """``max``/``min`` with ``other=`` takes a tensor and nothing else, as torch's."""
+    if not isinstance(other, (Tensor, SparseTensor)):
+        raise TypeError(f"{where}(): other= must be a Tensor, got {type(other).__name__}")
     if dim is not None or keepdim:
         raise TypeError(f"{where}(): other= compares two tensors element by element and takes no dim or "
                         f"keepdim (got dim={dim!r}, keepdim={keepdim!r})")

@@ -170,6 +170,47 @@ def test_the_count_of_nonzeros_has_no_gradient_at_all_as_torch():
         assert x.grad.numpy().tolist() == [1.0, 1.0, 1.0], m.__name__
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32", "complex128"])
+def test_norm_gradients_at_zero_tiny_infinite_and_nan_elements_are_torchs(dtype):
+    # torch's norm_backward branch by branch: sgn (0 at a real NaN), |x|^(p-1) below p = 2
+    # (x |x|^(p-2) overflowed at a tiny float32 element and gave inf * 0 = NaN at an
+    # infinite one), the extreme elements or NaNs for p = +-inf, 0 where the norm is 0
+    torch = torch_or_skip()
+    nan, inf = float("nan"), float("inf")
+    rows = [[1e-39, 1.0, -2.0], [inf, 1.0, 0.5], [nan, 1.0, -3.0], [0.0, -0.0, 2.0], [1e-30, 4.0, -inf],
+            [0.0, 0.0, 0.0], [3.0, -3.0, 1.0]]
+    v = np.array(rows, dtype=dtype)
+    if dtype == "complex128":
+        v = v + 1j * np.array([[0.5, -1.0, 0.0]] * len(rows))
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for p in (1, 2, 3, 0.5, 1.5, -1, -0.5, -2.0, inf, -inf):
+        got = []
+        for m in (sr, torch):
+            x = m.tensor(v, requires_grad=True)
+            n = x.norm(p=p, dim=1)
+            (n * m.tensor(np.arange(1.0, 8.0).astype(np.float32 if dtype == "float32" else np.float64))).sum().backward()
+            got.append((n.detach().numpy(), x.grad.numpy()))
+        (a, ga), (b, gb) = got
+        np.testing.assert_allclose(a, b, rtol=tol, equal_nan=True, err_msg=f"norm p={p}")
+        np.testing.assert_allclose(ga, gb, rtol=tol, atol=1e-300, equal_nan=True, err_msg=f"gradient p={p}")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_a_broadcast_half_gradient_is_summed_in_float32_as_torch(dtype):
+    # unbroadcast summed a bfloat16 gradient in bfloat16 (-12.0 where torch has -11.875);
+    # now every half gradient is summed in float32 and rounded once, as torch's
+    torch = torch_or_skip()
+    g = np.random.default_rng(5).standard_normal((64, 1)).astype(np.float32)
+    for name in ("add", "mul", "maximum"):
+        got = []
+        for m in (sr, torch):
+            x = m.tensor([1.5], dtype=getattr(m, dtype), requires_grad=True)
+            y = m.ones(64, 1, dtype=getattr(m, dtype), requires_grad=True)
+            getattr(m, name)(x, y).backward(m.tensor(g, dtype=getattr(m, dtype)))
+            got.append(np.asarray(x.grad.to(m.float32).numpy()))
+        np.testing.assert_array_equal(got[0], got[1], err_msg=name)
+
+
 def test_more_argument_forms_torch_takes():
     # x.squeeze(0, 2); max/min(x, other=y) (and no dim or keepdim beside it); a 0-d tensor
     # as alpha, dense and sparse (one that requires grad refused, as torch); norm with p < 0,
@@ -183,7 +224,7 @@ def test_more_argument_forms_torch_takes():
         got = [tuple(x.squeeze(0, 2).shape), tuple(x.squeeze(2, 0).shape), x.grad.numpy().tolist()]
         y = m.tensor(x0[..., ::-1].copy())
         got += [m.max(x, other=y).detach().numpy().tolist(), x.min(other=y).detach().numpy().tolist()]
-        for call in (lambda: m.max(x, 1, other=y), lambda: m.min(x, other=y, keepdim=True)):
+        for call in (lambda: m.max(x, 1, other=y), lambda: m.min(x, other=y, keepdim=True), lambda: m.max(x, other=3.0)):
             with pytest.raises(TypeError):
                 call()
         got += [m.add(m.ones(2), m.ones(2), alpha=m.tensor(2.5)).numpy().tolist(),

@@ -46,13 +46,16 @@ def conj(x: np.ndarray) -> np.ndarray:
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum ``grad`` over the dimensions that broadcasting added or stretched."""
-    while grad.ndim > len(shape):
-        grad = grad.sum(axis=0)
-    for axis, n in enumerate(shape):
-        if n == 1 and grad.shape[axis] != 1:
-            grad = grad.sum(axis=axis, keepdims=True)
-    return grad
+    """Sum ``grad`` over the dimensions that broadcasting added or stretched; a float16 or
+    bfloat16 ``grad`` is summed in float32 and rounded once, as torch accumulates it
+    (bfloat16 summed in bfloat16 drifted: -12.0 for torch's -11.875 over 64 rows)."""
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + axis for axis, n in enumerate(shape)
+                                      if n == 1 and grad.shape[lead + axis] != 1)
+    if not axes:
+        return grad
+    summed = _precision.reduced(lambda g: g.sum(axis=axes, keepdims=True), grad)
+    return summed.reshape(shape)
 
 
 class Sum(Function):
@@ -669,28 +672,40 @@ class Norm(Function):
         elif p == 2:
             out = np.sqrt(np.sum(size * size, axis=dim, keepdims=True))
         else:
-            with np.errstate(divide="ignore"):  # (p < 0: 0 ** p is inf, and the norm then 0, as torch's)
+            with np.errstate(divide="ignore", over="ignore"):  # (p < 0: 0 ** p is inf, the norm then 0, as torch's)
                 out = np.sum(size ** p, axis=dim, keepdims=True) ** (1.0 / p)
         self.out = out.astype(size.dtype)
         return Tensor(_precision.finish(np.asarray(self.out if keepdim else (
             self.out.reshape(()) if dim is None else np.squeeze(self.out, axis=dim))), self.small))
 
     def backward(self, grad):
+        # torch's norm_backward, branch by branch (the same formulas, so the same values at
+        # 0, inf and NaN): sgn is torch's (0 for a real NaN), |x|^(p-1) rather than
+        # x |x|^(p-2) below p = 2 (no inf * 0 at a tiny or infinite element), and 0 wherever
+        # the norm is 0
         grad = grad.reshape(self.out.shape) if self.dim is None else (
             grad if self.keepdim else np.expand_dims(grad, self.dim))
-        size, grad = np.abs(self.x), _precision.wide(grad)
-        if self.p == 0:  # a count: no gradient at all (None, not zeros), as torch's
+        x, p, out, grad = self.x, self.p, self.out, _precision.wide(grad)
+        if p == 0:  # a count: no gradient at all (None, not zeros), as torch's
             return None, None, None, None
-        if self.p in (np.inf, -np.inf):  # split evenly among the elements at the extreme, as torch
-            at = size == self.out
-            with np.errstate(divide="ignore", invalid="ignore"):
-                direction = np.where(size != 0, self.x / size, 0)
-            g = direction * at / np.sum(at, axis=self.dim, keepdims=True) * grad
-            return _precision.finish(g.astype(self.x.dtype), self.small), None, None, None
-        with np.errstate(divide="ignore", invalid="ignore"):  # (|x|^(p-2) is inf at 0 for p < 2:
-            scale = self.x if self.p == 2 else np.where(size != 0, self.x * size ** (self.p - 2), 0)
-            g = np.where(self.out != 0, scale / self.out ** (self.p - 1), 0) * grad  # 0 there, as torch)
-        return _precision.finish(g.astype(self.x.dtype), self.small), None, None, None
+        size = np.abs(x)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # (torch's sgn: x / |x| for complex, NaN where a part is infinite; 0 for a real NaN)
+            sgn = np.where(size == 0, 0, x / size) if x.dtype.kind == "c" else np.where(np.isnan(x), 0, np.sign(x))
+            if p == 1:
+                g = sgn * grad
+            elif p == 2:
+                g = grad * np.where(out == 0, 0, x / out)
+            elif p in (np.inf, -np.inf):  # split evenly among the elements at the extreme (or NaN)
+                at = (size == out) | np.isnan(size)
+                g = sgn * (grad / np.sum(at, axis=self.dim, keepdims=True) * at)
+            elif p < 1:
+                g = sgn * np.where(x == 0, 0, size ** (p - 1)) * grad * out ** (1 - p)
+            elif p < 2:
+                g = sgn * size ** (p - 1) * np.where(out == 0, 0, grad / out ** (p - 1))
+            else:
+                g = x * size ** (p - 2) * np.where(out == 0, 0, grad / out ** (p - 1))
+        return _precision.finish(np.asarray(g).astype(x.dtype), self.small), None, None, None
 
 
 def _row_max(data: np.ndarray, dim: int) -> np.ndarray:
