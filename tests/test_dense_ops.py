@@ -152,6 +152,14 @@ def test_a_nan_on_either_side_of_max_or_min_gives_both_sides_the_gradient_as_tor
         np.testing.assert_array_equal(gx, tx, err_msg=name)
         np.testing.assert_array_equal(gy, ty, err_msg=name)
         assert gx[0, 1] == 2.0 and gx[0, 4] == 5.0, name  # NaN in x, in both: x still gets its gradient
+    zeros = np.array([0.0, -0.0, 0.0, -0.0])  # a tie of signed zeros gives the first operand, as torch
+    for dt in ("float64", "float32", "float16", "bfloat16"):
+        for name in ("maximum", "minimum"):
+            ours = getattr(sr, name)(sr.tensor(zeros, dtype=getattr(sr, dt)), sr.tensor(zeros[::-1].copy(), dtype=getattr(sr, dt)))
+            theirs = getattr(torch, name)(torch.tensor(zeros, dtype=getattr(torch, dt)),
+                                          torch.tensor(zeros[::-1].copy(), dtype=getattr(torch, dt)))
+            assert np.signbit(ours.to(sr.float64).numpy()).tolist() == \
+                np.signbit(theirs.double().numpy()).tolist() == [False, True, False, True], (name, dt)
 
 
 def test_the_count_of_nonzeros_has_no_gradient_at_all_as_torch():

@@ -578,7 +578,7 @@ class Maximum(Function):
         self.x, self.y, self.pick = x._data, y._data, pick
         if pick is np.minimum:
             self._name = "MinimumBackward0"
-        return Tensor(pick(x._data, y._data))
+        return Tensor(pick(y._data, x._data))  # (NumPy gives its second operand at a tie, torch its first: 0. vs -0.)
 
     def backward(self, grad):
         # torch's rule: each side gets grad (half of it at a tie) unless it lost. A NaN on
