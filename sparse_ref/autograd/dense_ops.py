@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparse_ref import _precision
+from sparse_ref import _dtypes, _precision
 from sparse_ref._arrays import c_order
 from sparse_ref._tensor import Tensor
 from sparse_ref.autograd.engine import Function, RowGrad
@@ -578,7 +578,13 @@ class Maximum(Function):
         self.x, self.y, self.pick = x._data, y._data, pick
         if pick is np.minimum:
             self._name = "MinimumBackward0"
-        return Tensor(pick(y._data, x._data))  # (NumPy gives its second operand at a tie, torch its first: 0. vs -0.)
+        a, b = x._data, y._data
+        if _dtypes.kind(a.dtype) != "f":
+            return Tensor(pick(a, b))
+        # torch gives its first operand at a tie (0. and -0.), and a NaN from either side;
+        # NumPy's float32/float64 give the second at a tie (its float16, the first)
+        wins = np.greater_equal(a, b) if pick is np.maximum else np.less_equal(a, b)
+        return Tensor(np.where(wins | np.isnan(a), a, b))
 
     def backward(self, grad):
         # torch's rule: each side gets grad (half of it at a tie) unless it lost. A NaN on
