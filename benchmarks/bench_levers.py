@@ -1143,6 +1143,50 @@ def spgemm_stream_copy(repeat, record, quick=False):
         SPGEMM._set_stream_copy(True)
 
 
+def lever_matrix(name: str, quick: bool):
+    """A benchmark matrix by name (small with ``quick``); "uniform 4000" is a uniform one of
+    4000 rows, all of whose rows of A @ A are bands of fewer than 4096 columns."""
+    if name == "uniform 4000":
+        return MATRICES["uniform"](400 if quick else 4000)
+    return MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
+
+
+def onepass_calls(m, numeric: bool) -> dict:
+    """{label: call} for ``A @ A``: the one pass on 1 and THREADS threads (kernel alone,
+    output as long as the bound), with ``numeric`` the numeric pass on THREADS, and the
+    whole ``sr.sparse.mm(A, A)``."""
+    import sparse_ref as sr
+
+    crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
+    room_col, room_val = onepass_room(crow, col, n)
+    one_crow = np.empty(n + 1, np.int64)
+    a = sr.from_scipy(m).to_sparse()
+    calls = {"one pass, 1 thread": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, one_crow,
+                                                                  room_col, room_val, 1),
+             f"one pass, {THREADS} threads": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n,
+                                                                           one_crow, room_col, room_val, THREADS)}
+    if numeric:
+        calls[f"numeric pass, {THREADS} threads"] = lambda: SPGEMM.spgemm_numeric(
+            crow, col, val, crow, col, val, n, out_crow, out_col, out_val, THREADS)
+    calls["sr.sparse.mm(A, A)"] = lambda: sr.sparse.mm(a, a)
+    return calls
+
+
+def onepass_ab(repeat, record, quick, lever, hook, variants, kept, names, numeric=False):
+    """Each of ``onepass_calls`` on each matrix of ``names`` under each of ``variants``
+    ({label: the value given to the tuning ``hook`` before each call}), interleaved; the
+    random matrices fewer times (their products take seconds)."""
+    import sparse_ref as sr
+
+    sr.set_num_threads(THREADS)
+    for name in names:
+        calls = onepass_calls(lever_matrix(name, quick), numeric)
+        reps = max(repeat // 3, 3) if name in ("uniform", "powerlaw") else 3 * repeat
+        for what, call in calls.items():
+            record(lever, f"spgemm {name} {what}", interleaved(switched(hook, call, variants), reps), kept)
+        del calls  # (the output room of this matrix, before the next one's)
+
+
 def spgemm_bitmap_scan(repeat, record, quick=False):
     """SpGEMM's band rows put in order by a bitmap scan (the default) against their ranks
     or a sort (``spgemm._set_bitmap_scan(0)``): the one pass on 1 and 2 threads (output
@@ -1150,33 +1194,10 @@ def spgemm_bitmap_scan(repeat, record, quick=False):
     ``sr.sparse.mm(A, A)`` calls, interleaved; the hook is read when a call allocates its
     workspace. The benchmark matrices, and a uniform one of 4000 rows (10 a row), all of
     whose rows take the scan."""
-    import sparse_ref as sr
-
-    sr.set_num_threads(THREADS)
     try:
-        # uniform 4000: every row of C spans fewer than 4096 columns, so every row scans
-        for name in ("laplacian", "uniform", "powerlaw", "uniform 4000"):
-            if name == "uniform 4000":
-                m = MATRICES["uniform"](400 if quick else 4000)
-            else:
-                m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
-            crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
-            room_col, room_val = onepass_room(crow, col, n)
-            one_crow = np.empty(n + 1, np.int64)
-            a = sr.from_scipy(m).to_sparse()
-            calls = {"one pass, 1 thread": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, one_crow,
-                                                                          room_col, room_val, 1),
-                     f"one pass, {THREADS} threads": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n,
-                                                                                   one_crow, room_col, room_val, THREADS),
-                     f"numeric pass, {THREADS} threads": lambda: SPGEMM.spgemm_numeric(crow, col, val, crow, col, val, n,
-                                                                                       out_crow, out_col, out_val, THREADS),
-                     "sr.sparse.mm(A, A)": lambda: sr.sparse.mm(a, a)}
-            reps = max(repeat // 3, 3) if name in ("uniform", "powerlaw") else 3 * repeat
-            for what, call in calls.items():
-                record("spgemm bitmap scan", f"spgemm {name} {what}",
-                       interleaved(switched(SPGEMM._set_bitmap_scan, call, {"ranks or sort": 0, "bitmap scan": 1}), reps),
-                       "bitmap scan")  # (kept on both families)
-            del room_col, room_val
+        onepass_ab(repeat, record, quick, "spgemm bitmap scan", SPGEMM._set_bitmap_scan,
+                   {"ranks or sort": 0, "bitmap scan": 1}, "bitmap scan",  # (kept on both families)
+                   ("laplacian", "uniform", "powerlaw", "uniform 4000"), numeric=True)
     finally:
         SPGEMM._set_bitmap_scan(-1)  # (the default)
 
@@ -1186,29 +1207,11 @@ def spgemm_stage_bound(repeat, record, quick=False):
     a count of each chunk's products (``spgemm._set_stage_bound(0)``): the one pass on 1
     and 2 threads (output as long as the bound), then whole ``sr.sparse.mm(A, A)`` calls,
     interleaved."""
-    import sparse_ref as sr
-
-    sr.set_num_threads(THREADS)
     default = SPGEMM._set_stage_bound(0)
     SPGEMM._set_stage_bound(default)
     try:
-        for name in ("laplacian", "uniform", "powerlaw"):
-            m = MATRICES[name](*((2000,) if name != "laplacian" else (40,))) if quick else MATRICES[name]()
-            crow, col, val, n, out_crow, out_col, out_val = spgemm_arrays(m)
-            room_col, room_val = onepass_room(crow, col, n)
-            one_crow = np.empty(n + 1, np.int64)
-            a = sr.from_scipy(m).to_sparse()
-            calls = {"one pass, 1 thread": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n, one_crow,
-                                                                          room_col, room_val, 1),
-                     f"one pass, {THREADS} threads": lambda: SPGEMM.spgemm_onepass(crow, col, val, crow, col, val, n,
-                                                                                   one_crow, room_col, room_val, THREADS),
-                     "sr.sparse.mm(A, A)": lambda: sr.sparse.mm(a, a)}
-            reps = max(repeat // 3, 3) if name in ("uniform", "powerlaw") else 3 * repeat
-            for what, call in calls.items():
-                record("spgemm stage bound", f"spgemm {name} {what}",
-                       interleaved(switched(SPGEMM._set_stage_bound, call, {"count": 0, "rows' bound": default}),
-                                   reps), "rows' bound")
-            del room_col, room_val
+        onepass_ab(repeat, record, quick, "spgemm stage bound", SPGEMM._set_stage_bound,
+                   {"count": 0, "rows' bound": default}, "rows' bound", ("laplacian", "uniform", "powerlaw"))
     finally:
         SPGEMM._set_stage_bound(default)
 

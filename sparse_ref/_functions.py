@@ -998,7 +998,8 @@ def _arg(input, dim, keepdim, arg, where: str) -> Tensor:
 def norm(input, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """The p-norm of all elements, or along ``dim`` (one or a tuple of dims; ``p="fro"`` is
     p = 2, ``p=inf`` the largest ``|x|``, ``-inf`` the smallest, ``0`` the count of
-    nonzeros); a real result.
+    nonzeros, which has no gradient; p < 0 as torch, 0 when an element is 0); a real
+    result. Its gradient is torch's, branch by branch.
 
     Examples
     --------
