@@ -655,12 +655,14 @@ class MaxDim(Function):
 
 
 class Norm(Function):
-    """``out = ||x||_p`` over all elements or ``dim``;
-    ``grad_x = x |x|^(p-2) / out^(p-1) * grad`` (for p = 2: ``x / out * grad``), 0 where out is 0.
-    ``p = inf`` (``-inf``): the largest (smallest) ``|x|``, its gradient ``x / |x| * grad``
-    split evenly among the elements that reach it; ``p = 0``: the count of nonzeros, no
-    gradient; ``p < 0``: the same formula, 0 where an element is 0 (the norm is then 0)
-    (torch's rules)."""
+    """``out = ||x||_p`` over all elements or ``dim``; the gradient is torch's
+    ``norm_backward``, with ``sgn(x) = x / |x|`` (0 at 0 and at a real NaN):
+    ``sgn(x) * grad`` for p = 1; ``x / out * grad`` for p = 2;
+    ``sgn(x) |x|^(p-1) / out^(p-1) * grad`` for 1 < p < 2 and ``x |x|^(p-2) / out^(p-1) * grad``
+    above, 0 where out is 0; ``sgn(x) |x|^(p-1) out^(1-p) * grad`` for p < 1 (p < 0 too), 0
+    where x is 0. ``p = inf`` (``-inf``): the largest (smallest) ``|x|``, its gradient
+    ``sgn(x) * grad`` split evenly among the elements that reach it (or are NaN). ``p = 0``:
+    the count of nonzeros, no gradient at all (None)."""
 
     _name = "NormBackward1"
     saves_output = True  # backward reads forward's output
