@@ -377,11 +377,13 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None) -> Tensor:
         info = np.iinfo(dt)
         if low < info.min or high - 1 > info.max:
             raise _validate.ConversionError(f"randint: [{low}, {high}) does not fit in {dt.name}")
-    elif kind in "fc":  # a float type: every integer drawn must be finite there (float16 ends at 65504)
-        top = float(_dtypes.finfo(dt).max)  # (a complex type's: its parts')
-        if max(abs(low), abs(high - 1)) > top:
-            raise _validate.ConversionError(f"randint: [{low}, {high}) does not fit in {dt.name} (its largest "
-                                            f"finite value is {top:g})")
+    elif kind in "fc":  # a float type: every integer drawn must be exact there, or a draw
+        # could round (up to high itself, outside the range; torch warns of that)
+        exact = 2 ** (int(_dtypes.finfo(dt).nmant) + 1)  # (a complex type's: its parts')
+        if max(abs(low), abs(high - 1)) > exact:
+            raise _validate.ConversionError(f"randint: [{low}, {high}) has integers {dt.name} cannot hold exactly "
+                                            f"(it holds every integer up to 2**{exact.bit_length() - 1} = {exact} "
+                                            "in magnitude); a draw would be rounded")
     data = _rng(generator, "randint").integers(low, high, shape)
     return Tensor(_new(shape, dt, data))
 
@@ -493,6 +495,12 @@ def arange(start, end=None, step=1, *, dtype=None, requires_grad: bool = False) 
         raise ArgumentError("arange: upper bound and larger bound inconsistent with step sign")
     ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
     dt = _dtypes.as_dtype(dtype, "arange") if dtype is not None else (_dtypes.int64 if ints else _dtypes.default_dtype)
+    if dt.kind in "iu":
+        for name, v in (("start", start), ("end", end), ("step", step)):
+            if not float(v).is_integer():  # (torch truncates start and step, and counts from end as
+                # given for int32 but truncated for int64: arange(0, 10, 2.5) is [0, 2, 4, 6] or [0, 2, 4, 6, 8])
+                raise TypeError(f"arange: {name} {v} would be truncated to the integer dtype {dt.name}; "
+                                "pass whole numbers")
     count = int(np.ceil((end - start) / step))
     if ints and count:  # every value an exact Python int first: int64 arithmetic would wrap
         info = np.iinfo(np.int64)

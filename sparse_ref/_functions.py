@@ -264,7 +264,9 @@ def sum(input, dim: int | None = None, keepdim: bool = False, *, dtype=None) -> 
     tensor([3., 7.])
     """
     if dtype is not None:  # the input cast first, then summed, the sum in that dtype (torch's dtype=;
-        input = input.to(dtype)  # a sum the dtype cannot hold is refused, where torch's wraps around)
+        # an int32 sum that int32 cannot hold is refused, where torch's wraps around; an int64
+        # one wraps, as torch's and as every integer sum and product here, the kernels' included)
+        input = input.to(dtype)
         out = sum(input, dim, keepdim)
         return out if out.dtype == input.dtype else out.to(input.dtype)
     if isinstance(input, SparseTensor):

@@ -170,16 +170,19 @@ def _load_pool():
 
 def empty(shape, dtype) -> np.ndarray:
     """``np.empty(shape, dtype)`` for a product's output: through the cache when it is
-    large, a plain NumPy array either way (owns its memory, no base)."""
+    large, a plain NumPy array either way (owns its memory, no base). One of more than
+    ``CHECK_ABOVE`` bytes is refused first if it cannot fit (:func:`check_fits`)."""
     if _pool is None:
         _load_pool()
-    if _use:  # (a limit of 0: NumPy's own allocator, as if there were no cache)
-        # (the dtype's size without np.dtype() when it is one already: a small call's
-        # whole allocation costs less than that conversion)
-        nbytes = (dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)).itemsize
-        nbytes *= math.prod(shape) if isinstance(shape, (tuple, list)) else shape
-        if nbytes >= _POOL_MIN:
-            return _pool.empty(shape, dtype)
+    # (the dtype's size without np.dtype() when it is one already: a small call's whole
+    # allocation costs less than that conversion)
+    nbytes = (dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)).itemsize
+    nbytes *= math.prod(shape) if isinstance(shape, (tuple, list)) else shape
+    if nbytes > CHECK_ABOVE:  # refused now, not killed by the system when the kernel writes it
+        check_fits(nbytes, f"an array of shape {tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)} "
+                           f"and dtype {np.dtype(dtype).name}")
+    if _use and nbytes >= _POOL_MIN:  # (a limit of 0: NumPy's own allocator, as if there were no cache)
+        return _pool.empty(shape, dtype)
     return np.empty(shape, dtype)
 
 

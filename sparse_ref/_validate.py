@@ -25,6 +25,17 @@ INT64_MAX = int(np.iinfo(np.int64).max)
 EXPECTED_2D = "expected a 2-D sparse matrix (sparse_dim=2, dense_dim=0)"
 
 
+def torch_values(v, where: str) -> np.ndarray:
+    """A CPU torch tensor's values as a NumPy array. NumPy has no bfloat16, and torch will
+    not hand one over: its 16 bits go across as int16 and become ml_dtypes' bfloat16."""
+    if str(v.dtype) == "torch.bfloat16":
+        if _dtypes.bfloat16 is None:
+            raise TypeError(f"{where}: {_dtypes.BFLOAT16_MISSING}")
+        import torch  # (loaded already: v is one of its tensors)
+        return v.contiguous().view(torch.int16).numpy().view(_dtypes.bfloat16)
+    return np.asarray(v.resolve_conj().resolve_neg().numpy())
+
+
 def _as_array(data, where: str):
     """An ndarray view of array-likes, sr tensors and torch tensors; a flag says if it came
     from plain Python numbers (which take torch's default dtypes)."""
@@ -40,7 +51,7 @@ def _as_array(data, where: str):
     if isinstance(data, np.generic):  # a NumPy scalar keeps its dtype, as in torch
         return _numbers(np.asarray(data), where), False
     if type(data).__module__.startswith("torch"):
-        return np.asarray(data.detach().cpu().resolve_conj().resolve_neg().numpy()), False
+        return torch_values(data.detach().cpu(), where), False
     if isinstance(data, (list, tuple)):
         data = _one_element_tensors_as_numbers(data, where)
     try:

@@ -118,16 +118,6 @@ def to_scipy(t: SparseTensor):
     return out
 
 
-def _numpy_values(v, torch):
-    """A torch tensor's values as a NumPy array. NumPy has no bfloat16, and torch will not
-    hand one over: its 16 bits go across as int16 and become ml_dtypes' bfloat16."""
-    if v.dtype == torch.bfloat16:
-        if _dtypes.bfloat16 is None:
-            raise TypeError(f"from_torch: {_dtypes.BFLOAT16_MISSING}")
-        return v.contiguous().view(torch.int16).numpy().view(_dtypes.bfloat16)
-    return v.resolve_conj().resolve_neg().numpy()
-
-
 def _torch_values(arr: np.ndarray, torch):
     """A copy of a NumPy array as a torch tensor (bfloat16 through its 16 bits)."""
     if _dtypes.bfloat16 is not None and arr.dtype == _dtypes.bfloat16:
@@ -153,9 +143,9 @@ def from_torch(t):
         raise TypeError(f"from_torch: expected a torch.Tensor, got {type(t).__name__}")
     t = t.detach().cpu()
     if t.layout == torch.strided:
-        return tensor(_numpy_values(t, torch))
+        return tensor(_validate.torch_values(t, "from_torch"))
     if t.layout == torch.sparse_coo:
-        indices, values = t._indices().numpy(), _numpy_values(t._values(), torch)
+        indices, values = t._indices().numpy(), _validate.torch_values(t._values(), "from_torch")
         if t.is_coalesced():  # torch trusts is_coalesced=True unchecked: verify it
             try:
                 return sparse_coo_tensor(indices, values, tuple(t.shape), is_coalesced=True)
@@ -163,8 +153,8 @@ def from_torch(t):
                 pass  # not sorted and unique after all: an uncoalesced tensor, as from_scipy
         return sparse_coo_tensor(indices, values, tuple(t.shape))
     if t.layout == torch.sparse_csr:  # (torch accepts unsorted columns unless asked to check)
-        return _compressed(t.crow_indices().numpy(), t.col_indices().numpy(), _numpy_values(t.values(), torch),
-                           tuple(t.shape), False, "from_torch")
+        return _compressed(t.crow_indices().numpy(), t.col_indices().numpy(),
+                           _validate.torch_values(t.values(), "from_torch"), tuple(t.shape), False, "from_torch")
     raise TypeError(f"from_torch: layout {t.layout} is not supported; use strided, sparse_coo or sparse_csr")
 
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import torch_or_skip
 
 import sparse_ref as sr
+from sparse_ref._errors import ConversionError
 from sparse_ref.autograd import gradcheck
 
 F64, C128 = sr.float64, sr.complex128
@@ -1012,3 +1013,38 @@ def test_second_probe_findings_on_the_new_spellings():
     for op in (sr.add, sr.sub):  # (a number first, a sparse tensor second: named, not "expected a dense Tensor")
         with pytest.raises(TypeError, match="a number and a sparse tensor would make a dense result"):
             op(2, sr.sparse_coo_tensor([[0], [0]], [2.], (1, 1)))
+
+
+def test_pow_takes_a_number_exponent_as_a_double():
+    # rounded to float32, 16777217 became even and 1e-50 became 0: every base gave 1
+    assert sr.tensor([-1.]) ** 16777217 == sr.tensor([-1.])
+    out = (sr.tensor([0., float("inf"), float("nan"), 2.]) ** 1e-50).tolist()
+    assert out[:2] == [0., float("inf")] and np.isnan(out[2]) and out[3] == 1.
+    x = np.array([0.3, 1.7, 2.5, 9.25], dtype=np.float32)
+    for p in (0.1, 1 / 3, 2.7, -1.3):  # raised in double and rounded once
+        want = (x.astype(np.float64) ** p).astype(np.float32)
+        assert np.array_equal((sr.tensor(x) ** p).numpy(), want)
+        g = sr.tensor(x, requires_grad=True)
+        (g ** p).sum().backward()
+        assert np.array_equal(g.grad.numpy(), np.float32(p) * (x.astype(np.float64) ** (p - 1)).astype(np.float32))
+    z = np.array([1 + 1j, -2 + 0.5j], dtype=np.complex64)
+    assert np.array_equal((sr.tensor(z) ** 2.5).numpy(), (z.astype(np.complex128) ** 2.5).astype(np.complex64))
+
+
+def test_pow_of_a_half_tensor_refuses_an_exponent_it_cannot_hold():
+    torch = torch_or_skip()
+    with pytest.raises(ConversionError, match="float16 without overflow"):
+        sr.tensor([-1.], dtype=sr.float16) ** 70001
+    x = np.array([0.5, 3., 7.], dtype=np.float16)
+    for p in (2.5, 1 / 3, 3.0000001):  # the exponent in float16, as torch's
+        assert np.array_equal((sr.tensor(x) ** p).numpy(), (torch.from_numpy(x) ** p).numpy())
+
+
+def test_arange_refuses_a_fraction_with_an_integer_dtype():
+    # torch truncates start and step and counts from end as given for int32, truncated for
+    # int64: [0, 2, 4, 6] or [0, 2, 4, 6, 8]; sparse_ref gave [0, 2, 5, 7]
+    for args in ((0, 10, 2.5), (0, 1, 0.25), (0.5, 10, 2), (0, 10.5, 2)):
+        for dt in (sr.int32, sr.int64):
+            with pytest.raises(TypeError, match="would be truncated"):
+                sr.arange(*args, dtype=dt)
+    assert sr.arange(0., 10., 2., dtype=sr.int32).tolist() == [0, 2, 4, 6, 8]

@@ -646,9 +646,20 @@ def ref_narrow(x: np.ndarray, dt) -> np.ndarray:
 
 @pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
 def test_randint_refuses_what_the_half_type_cannot_hold(dt):
-    with pytest.raises(ConversionError, match="does not fit in"):  # float16 ends at 65504, bfloat16 at 3.4e38
-        sr.randint(0, 10**6 if dt == sr.float16 else 2**130, (4,), dtype=dt)
-    assert sr.randint(0, 1000, (4,), dtype=dt).dtype == dt
+    exact = 2048 if dt == sr.float16 else 256  # every integer up to it is exact in dt, not beyond
+    for high in (10**6 if dt == sr.float16 else 2**130, exact + 4):  # inf there; rounded (to high, say)
+        with pytest.raises(ConversionError, match="cannot hold exactly"):
+            sr.randint(exact - 8 if high == exact + 4 else 0, high, (4,), dtype=dt)
+    x = sr.randint(-exact, exact + 1, (2000,), dtype=dt)
+    assert x.dtype == dt and -exact <= float(x.min()) <= float(x.max()) <= exact
+
+
+def test_randint_refuses_a_float_range_it_would_round():
+    # float32 holds every integer up to 2**24: beyond, a draw could round to high itself
+    with pytest.raises(ConversionError, match="cannot hold exactly"):
+        sr.randint(2**24, 2**24 + 8, (10,), dtype=sr.float32)
+    x = sr.randint(2**24 - 8, 2**24 + 1, (2000,), dtype=sr.float32)
+    assert float(x.max()) <= 2**24
 
 
 # -- a number meets a half tensor in float32, and the result is rounded once ----------------

@@ -238,3 +238,13 @@ def test_from_torch_verifies_torchs_unchecked_claims_as_from_scipy_does():
     assert s.to_dense().tolist() == c.to_dense().tolist()
     with pytest.raises(IndexError, match="out of range"):
         sr.from_torch(torch.sparse_csr_tensor([0, 1], [5], [1.0], (1, 2), check_invariants=False))
+
+
+def test_a_torch_bfloat16_tensor_as_data():
+    torch = torch_or_skip()
+    pytest.importorskip("ml_dtypes")
+    t = torch.tensor([1.5, -2.25, 3e38], dtype=torch.bfloat16)
+    x = sr.tensor(t)  # it leaked torch's "Got unsupported ScalarType BFloat16"
+    assert x.dtype == sr.bfloat16 and x.tolist() == t.tolist()
+    s = sr.sparse_coo_tensor([[0, 1], [1, 0]], t[:2], (2, 2))
+    assert s.dtype == sr.bfloat16 and s.to_dense().tolist() == [[0., 1.5], [-2.25, 0.]]

@@ -351,3 +351,14 @@ def test_large_dense_copies_start_on_a_page_of_their_own(limit):
             assert handler_name(arr) == "sparse_ref_pool" and arr.ctypes.data % (2 << 20) == 0
         np.testing.assert_array_equal(arr, data)
         assert not np.shares_memory(arr, data)
+
+
+def test_a_large_output_that_cannot_fit_is_refused_before_it_is_written(monkeypatch):
+    # a product's dense output was allocated unchecked: past the memory left, the system's
+    # out-of-memory killer stopped the process when the kernel wrote it
+    a = sr.sparse_coo_tensor([[0], [0]], [1.], (2**20, 2), dtype=sr.float64)
+    b = sr.ones(2, 64, dtype=sr.float64)  # the product: 512 MiB
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 256 << 20)
+    with pytest.raises(MemoryError, match=r"an array of shape \(1048576, 64\) and dtype float64 needs"):
+        sr.sparse.mm(a, b)
+    assert sr.sparse.mm(a, b[:, :8]).shape == (2**20, 8)  # 64 MiB: fits

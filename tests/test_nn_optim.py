@@ -1722,3 +1722,53 @@ def test_clipping_follows_torchs_dtypes_and_refuses_complex_values():
     with pytest.raises(TypeError, match="clamp is not supported for complex types"):
         sr.nn.utils.clip_grad_value_([q], 1.0)
     assert q.grad.tolist() == [3 + 4j]
+
+
+@pytest.mark.parametrize("make", [lambda ps: sr.optim.SGD(ps, lr=0.5), lambda ps: sr.optim.Adam(ps, lr=0.5),
+                                  lambda ps: sr.optim.AdamW(ps, lr=0.5)])
+def test_an_optimizer_refuses_an_integer_parameter(make):
+    # it truncated (SGD: [1, 2] - 0.5 * [1, 1] -> [0, 1]) or wrapped; torch refuses too
+    w = sr.tensor([1, 2])
+    w.grad = sr.tensor([1, 1])
+    x = sr.tensor([1., 2.], requires_grad=True)
+    x.grad = sr.tensor([1., 1.])
+    with pytest.raises(TypeError, match="int64 parameter"):
+        make([x, w]).step()
+    assert w.tolist() == [1, 2] and x.tolist() == [1., 2.]  # nothing was updated
+
+
+def test_sgd_refuses_a_setting_the_half_parameter_cannot_hold():
+    # lr=1e5 in a float16 product was inf: the parameter became -inf (torch refuses)
+    for settings in (dict(lr=1e5), dict(lr=0.1, weight_decay=1e5), dict(lr=0.1, momentum=0.5, dampening=-7e4)):
+        w = sr.tensor([1.], dtype=sr.float16, requires_grad=True)
+        w.grad = sr.tensor([1e-3], dtype=sr.float16)
+        with pytest.raises(RuntimeError, match="float16 without overflow"):
+            sr.optim.SGD([w], **settings).step()
+        assert w.tolist() == [1.]
+    sr.optim.SGD([w], lr=100.).step()
+    assert w.tolist() == [float(np.float16(1) - np.float16(100) * np.float16(1e-3))]
+
+
+def test_vector_to_parameters_refuses_what_a_parameter_cannot_hold():
+    lin = sr.nn.Linear(1, 1)
+    before = lin.weight.tolist(), lin.bias.tolist()
+    with pytest.raises(RuntimeError, match="float32 without overflow"):
+        sr.nn.utils.vector_to_parameters(sr.tensor([1e300, 2.], dtype=sr.float64), lin.parameters())
+    with pytest.raises(TypeError, match="imaginary part"):
+        sr.nn.utils.vector_to_parameters(sr.tensor([2., 1 + 5j]), lin.parameters())
+    p = sr.nn.Parameter(sr.tensor([1, 2]), requires_grad=False)
+    with pytest.raises(RuntimeError, match="NaN and inf"):
+        sr.nn.utils.vector_to_parameters(sr.tensor([float("nan"), 2.5]), [p])
+    assert (lin.weight.tolist(), lin.bias.tolist()) == before and p.tolist() == [1, 2]  # nothing written
+    sr.nn.utils.vector_to_parameters(sr.tensor([3., 4.], dtype=sr.float64), lin.parameters())
+    assert (lin.weight.tolist(), lin.bias.tolist()) == ([[3.]], [4.])
+
+
+def test_clip_grad_value_refuses_a_fraction_for_an_integer_gradient():
+    p = sr.nn.Parameter(sr.tensor([5, -5]), requires_grad=False)
+    p.grad = sr.tensor([5, -5])
+    with pytest.raises(TypeError, match="would be truncated"):
+        sr.nn.utils.clip_grad_value_([p], 2.5)  # it clipped to [2, -2]
+    assert p.grad.tolist() == [5, -5]
+    sr.nn.utils.clip_grad_value_([p], 2)
+    assert p.grad.tolist() == [2, -2]

@@ -251,3 +251,17 @@ def test_a_bool_sparse_tensor_is_refused_before_a_kernel():
         with pytest.raises(DTypeError, match="coalesce: bool values cannot be summed by the kernels"):
             op()
     assert sr.sparse.mm(s.long(), m.long()).tolist() == [[1, 0], [2, 1]]
+
+
+def test_a_float_beyond_an_integer_range_before_truncation_is_refused():
+    # torch refuses 2147483647.5 and -2147483648.5 for int32; float32's 2**31 is refused too
+    for v in (2147483647.5, -2147483648.5, -2147483649.0, 2.0 ** 31):
+        with pytest.raises(ConversionError, match="int32 without overflow"):
+            sr.tensor([v], dtype=sr.int32)
+    with pytest.raises(ConversionError, match="int32 without overflow"):
+        sr.tensor(np.array([2.0 ** 31], dtype=np.float32), dtype=sr.int32)
+    assert sr.tensor([2147483647.0, -2147483648.0, -7.9], dtype=sr.int32).tolist() == [2147483647, -2147483648, -7]
+    assert sr.tensor(np.array([2147483520.0], dtype=np.float32), dtype=sr.int32).tolist() == [2147483520]
+    assert sr.tensor([-2.0 ** 63, 2147483647.5], dtype=sr.int64).tolist() == [-2 ** 63, 2147483647]
+    with pytest.raises(ConversionError, match="int64 without overflow"):
+        sr.tensor([2.0 ** 63], dtype=sr.int64)

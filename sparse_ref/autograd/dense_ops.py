@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from sparse_ref import _dtypes, _precision
-from sparse_ref._arrays import c_order
+from sparse_ref._arrays import c_order, converted
 from sparse_ref._tensor import Tensor
 from sparse_ref.autograd.engine import Function, RowGrad
 
@@ -195,13 +195,31 @@ class Pow(Function):
 
     def forward(self, x, p):
         self.x, self.p = x._data, p
-        return Tensor(x._data ** x.dtype.type(p))
+        return Tensor(_power(x._data, p))
 
     def backward(self, grad):
         if self.p == 0:  # x ** 0 is constant: no gradient (not 0 * x ** -1, NaN at 0)
             return np.zeros_like(grad), None
-        p = self.x.dtype.type(self.p)
-        return conj(p * self.x ** (p - 1)) * grad, None
+        return conj(self.x.dtype.type(self.p) * _power(self.x, self.p - 1)) * grad, None
+
+
+def _power(x: np.ndarray, p) -> np.ndarray:
+    """``x ** p`` for a number ``p``, taken as torch takes it: as a double for float32 and
+    complex64 values too (raised in double precision and rounded once, so that ``p`` keeps
+    its parity and its size: ``(-1.) ** 16777217`` is -1 and ``0. ** 1e-50`` is 0, where
+    ``p`` rounded to float32 gave 1 for both); in the half type for float16 and bfloat16
+    values, as torch's, and refused where it would be inf there (``**`` of a float16
+    tensor by 70001); in the integer type for integer values (``pow`` checked it is a
+    whole number)."""
+    dt = x.dtype
+    if _dtypes.is_half(dt):
+        return x ** converted(np.asarray(p, dtype=np.float64), dt, "**")[()]
+    if dt.kind in "iu":
+        return x ** dt.type(p)
+    if dt.itemsize < 16 and dt.kind == "c" or dt.itemsize < 8:  # complex64, float32
+        wide = np.complex128 if dt.kind == "c" else np.float64
+        return (x.astype(wide) ** p).astype(dt)
+    return x ** p  # (a Python number meets a float64 or complex128 array as a double)
 
 
 @ieee

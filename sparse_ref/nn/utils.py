@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from sparse_ref import _functions
+from sparse_ref._arrays import converted
 from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
 
@@ -117,6 +118,9 @@ def clip_grad_value_(parameters, clip_value, foreach=None) -> None:
     grads = _grads(_params(parameters, where), where)
     if any(g.dtype.kind == "c" for g in grads):  # (before any is changed)
         raise TypeError(f"{where}: clamp is not supported for complex types (a complex gradient has no order)")
+    if any(g.dtype.kind in "iu" for g in grads) and not float(clip_value).is_integer():  # (torch refuses too)
+        raise TypeError(f"{where}: clip_value {clip_value} would be truncated for an integer gradient; "
+                        "sparse_ref does not promote dtypes")
     for g in grads:
         clipped = np.clip(g._data, -clip_value, clip_value)
         if g._data.flags.writeable:
@@ -163,12 +167,14 @@ def vector_to_parameters(vec, parameters) -> None:
     for p in params:
         if not p._data.flags.writeable:
             raise RuntimeError(f"{where}: a parameter's data is read-only; nothing was written")
-    at = 0
-    for p in params:
+    pieces, at = [], 0
+    for p in params:  # each piece in its parameter's dtype (a value it cannot hold is refused), then written
         n = p.numel()
-        p._data[...] = vec._data[at:at + n].reshape(p.shape).astype(p._data.dtype, copy=False)
-        p._version[0] += 1
+        pieces.append(converted(vec._data[at:at + n].reshape(p.shape), p._data.dtype, where))
         at += n
+    for p, piece in zip(params, pieces):
+        p._data[...] = piece
+        p._version[0] += 1
 
 
 def __getattr__(name):
