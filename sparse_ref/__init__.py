@@ -46,7 +46,7 @@ from sparse_ref._functions import (  # noqa: A004 (torch's names: sr.sum, sr.max
     reshape, sigmoid,
     remainder, softmax, sqrt, squeeze, stack, sub, sum, t, tanh, transpose, unsqueeze, where,
 )
-from sparse_ref._grad_mode import enable_grad, no_grad, set_grad_enabled
+from sparse_ref._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from sparse_ref._memory import cache_info, empty_cache, set_cache_limit
 from sparse_ref._tensor import SparseCsrTensor, SparseTensor, Tensor
 from sparse_ref._threads import get_num_threads, openmp_enabled, set_num_threads
@@ -108,6 +108,7 @@ __all__ = [
     "complex128",
     "div",
     "enable_grad",
+    "is_grad_enabled",
     "exp",
     "flatten",
     "float16",

@@ -1772,3 +1772,56 @@ def test_clip_grad_value_refuses_a_fraction_for_an_integer_gradient():
     assert p.grad.tolist() == [5, -5]
     sr.nn.utils.clip_grad_value_([p], 2)
     assert p.grad.tolist() == [2, -2]
+
+
+def test_third_probe_findings_on_modules_and_loaders():
+    # a Parameter's deepcopy leaves its .grad behind, as torch's (a plain tensor's keeps it)
+    p = sr.nn.Parameter(sr.ones(2))
+    (p * 2).sum().backward()
+    assert copy.deepcopy(p).grad is None and p.grad.tolist() == [2., 2.]
+    t = sr.ones(2, requires_grad=True)
+    (t * 2).sum().backward()
+    assert copy.deepcopy(t).grad.tolist() == [2., 2.]
+    # Dropout's probability is checked when the module is made, as torch's
+    for bad in (2.0, -0.1, True):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            sr.nn.Dropout(bad)
+    # shuffling an empty dataset is refused, as torch's RandomSampler refuses it
+    empty = sr.utils.data.TensorDataset(sr.zeros(0, 2))
+    with pytest.raises(ValueError, match="num_samples=0"):
+        sr.utils.data.DataLoader(empty, shuffle=True)
+    assert list(sr.utils.data.DataLoader(empty)) == []
+
+
+@pytest.mark.parametrize("op", ["sigmoid", "exp", "relu", "tanh", "sqrt", "softmax", "log_softmax"])
+def test_an_op_that_keeps_its_output_lets_its_input_change(op):
+    # as torch's: backward reads the output, so an in-place change of the input under
+    # no_grad between forward and backward is no error (it was refused here)
+    torch = torch_or_skip()
+    grads = []
+    for lib in (sr, torch):
+        w = lib.nn.Parameter(lib.tensor([0.5, 2.], dtype=lib.float64))
+        f = getattr(lib, op) if op not in ("softmax", "log_softmax") else (lambda x, f=getattr(lib, op): f(x, 0))
+        y = (f(w) * lib.tensor([1., 3.], dtype=lib.float64)).sum()
+        with lib.no_grad():
+            w.mul_(5)
+        y.backward()
+        grads.append(w.grad.tolist())
+    assert np.allclose(grads[0], grads[1], rtol=1e-15, atol=0)
+
+
+def test_torch_names_sparse_ref_lacks_say_so():
+    # these were plain "has no attribute" or "unexpected keyword argument" errors
+    w = sr.tensor([1.], requires_grad=True)
+    for owner, name in ((sr.autograd, "detect_anomaly"), (sr.utils.data, "RandomSampler"), (sr.utils, "checkpoint"),
+                        (sr.optim.Adam([w]), "add_param_group"), (sr.optim.SGD([w]), "register_step_pre_hook")):
+        with pytest.raises(AttributeError, match="not \\(yet\\) part of it"):
+            getattr(owner, name)
+    for make in (lambda: sr.nn.ReLU(inplace=True), lambda: sr.nn.LeakyReLU(0.1, inplace=True),
+                 lambda: sr.nn.Dropout(0.5, inplace=True)):
+        with pytest.raises(ValueError, match="inplace=True is not supported"):
+            make()
+    assert sr.nn.ReLU(inplace=False)(sr.tensor([-1., 2.])).tolist() == [0., 2.]
+    assert sr.is_grad_enabled()
+    with sr.no_grad():
+        assert not sr.is_grad_enabled()

@@ -10,9 +10,15 @@ and ``gradcheck``, with torch's names.
 - ``gradcheck``: analytical gradients against central differences.
 """
 
+from sparse_ref._errors import missing
 from sparse_ref._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from sparse_ref.autograd.engine import Function, backward, grad
 from sparse_ref.autograd.gradcheck import GradcheckError, gradcheck
 
 __all__ = ["Function", "GradcheckError", "backward", "enable_grad", "grad", "gradcheck", "is_grad_enabled",
            "no_grad", "set_grad_enabled"]
+
+
+def __getattr__(name):
+    """A torch name sparse_ref does not have: an AttributeError that says so."""
+    raise missing("module 'sparse_ref.autograd'", name)

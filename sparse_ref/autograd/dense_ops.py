@@ -456,6 +456,7 @@ class Exp(Function):
 
     _name = "ExpBackward0"
     saves_output = True  # backward reads forward's output
+    saves = ()  # and no input's data: an input changed in place since is no matter, as in torch
 
     def forward(self, x):
         self.out = np.exp(x._data)
@@ -485,6 +486,7 @@ class Sqrt(Function):
 
     _name = "SqrtBackward0"
     saves_output = True  # backward reads forward's output
+    saves = ()  # and no input's data: an input changed in place since is no matter, as in torch
 
     def forward(self, x):
         with np.errstate(invalid="ignore"):
@@ -518,6 +520,7 @@ class Relu(Function):
 
     _name = "ReluBackward0"
     saves_output = True  # backward reads forward's output
+    saves = ()  # and no input's data: an input changed in place since is no matter, as in torch
 
     def forward(self, x):
         self.out = np.maximum(x._data, 0)
@@ -532,6 +535,7 @@ class Sigmoid(Function):
 
     _name = "SigmoidBackward0"
     saves_output = True  # backward reads forward's output
+    saves = ()  # and no input's data: an input changed in place since is no matter, as in torch
 
     def forward(self, x):
         data = x._data
@@ -551,6 +555,7 @@ class Tanh(Function):
 
     _name = "TanhBackward0"
     saves_output = True  # backward reads forward's output
+    saves = ()  # and no input's data: an input changed in place since is no matter, as in torch
 
     def forward(self, x):
         self.out = np.tanh(x._data)
@@ -747,6 +752,7 @@ class Softmax(Function):
 
     _name = "SoftmaxBackward0"
     saves_output = True  # backward reads forward's output
+    saves = ()  # and no input's data: an input changed in place since is no matter, as in torch
 
     def forward(self, x, dim):
         self.dim = dim
@@ -764,6 +770,7 @@ class LogSoftmax(Function):
 
     _name = "LogSoftmaxBackward0"
     saves_output = True  # backward reads forward's output
+    saves = ()  # and no input's data: an input changed in place since is no matter, as in torch
 
     def forward(self, x, dim):
         self.dim = dim

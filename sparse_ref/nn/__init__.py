@@ -61,6 +61,13 @@ class Parameter(Tensor):
         # backward must refuse it, as torch's does
         self._version = data._version
 
+    def __deepcopy__(self, memo):
+        # as torch's: a copy of the data and of requires_grad, without the .grad (a plain
+        # tensor's deepcopy keeps it)
+        new = super().__deepcopy__(memo)
+        new._grad = None
+        return new
+
     def __repr__(self) -> str:
         return "Parameter containing:\n" + _tensor_str.dense_str(self)
 
@@ -681,8 +688,20 @@ class ModuleList(_Listed):
 
 # -- activations, dropout and losses as modules (each calls its sr.nn.functional twin) -----
 
+def _out_of_place(inplace, name: str) -> None:
+    """torch's ``inplace=`` of an activation or dropout: False only (an in-place ReLU in the
+    middle of a graph is what torch's own autograd refuses most often)."""
+    if inplace:
+        raise ArgumentError(f"{name}: inplace=True is not supported (sparse_ref's modules do not change their "
+                            f"input); use {name}() and its result")
+
+
 class ReLU(Module):
     """``functional.relu`` as a module."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        _out_of_place(inplace, "ReLU")
 
     def forward(self, input):
         return functional.relu(input)
@@ -705,8 +724,9 @@ class Sigmoid(Module):
 class LeakyReLU(Module):
     """``functional.leaky_relu`` as a module."""
 
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
+        _out_of_place(inplace, "LeakyReLU")
         self.negative_slope = negative_slope
 
     def extra_repr(self) -> str:
@@ -720,8 +740,11 @@ class Dropout(Module):
     """``functional.dropout`` as a module: active in ``train()`` mode, the identity after
     ``eval()``."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
+        _out_of_place(inplace, "Dropout")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:  # (as torch, when made)
+            raise ArgumentError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = p
 
     def extra_repr(self) -> str:

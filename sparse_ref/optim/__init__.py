@@ -67,6 +67,11 @@ class Optimizer:
         # optimizer keeps it with the copied parameters
         self.state = collections.defaultdict(dict)
 
+    def __getattr__(self, name):
+        """A torch name an optimizer here does not have (``add_param_group``, the step
+        hooks): an AttributeError that says so."""
+        raise missing(f"'{type(self).__name__}' object", name)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop (or, with ``set_to_none=False``, zero) every parameter's gradient."""
         for group in self.param_groups:

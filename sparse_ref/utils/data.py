@@ -41,7 +41,7 @@ import numpy as np
 
 from sparse_ref import _dtypes, _factories, _functions
 from sparse_ref._arrays import converted
-from sparse_ref._errors import ArgumentError, ShapeError
+from sparse_ref._errors import ArgumentError, ShapeError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
 
 __all__ = ["DataLoader", "Dataset", "Subset", "TensorDataset", "default_collate", "random_split"]
@@ -270,6 +270,8 @@ class DataLoader:
                                 "and drop_last")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
+        if shuffle and hasattr(dataset, "__len__") and len(dataset) == 0:  # (torch's RandomSampler refuses it)
+            raise ArgumentError("num_samples should be a positive integer value, but got num_samples=0")
         self.generator = generator
         _factories._rng(generator, "DataLoader")  # (checked now, not at the first epoch)
         self.dataset, self.shuffle, self.sampler, self.batch_sampler = dataset, bool(shuffle), sampler, batch_sampler
@@ -326,3 +328,8 @@ class DataLoader:
         if self.batch_size is None:
             return n
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+def __getattr__(name):
+    """A torch name sparse_ref does not have: an AttributeError that says so."""
+    raise missing("module 'sparse_ref.utils.data'", name)
