@@ -1036,13 +1036,18 @@ class Tensor(_Differentiable):
             return f"sparse_ref.{_dtypes.tensor_type_name(self.dtype)}"
         if isinstance(dtype, str) and dtype.rpartition(".")[0] in ("torch", "sparse_ref"):
             # a type's name, as torch takes it: x.type(y.type()), x.type("torch.IntTensor")
-            by_name = {_dtypes.tensor_type_name(np.dtype(d)): d for d in ("bool", "int32", "int64", "float16",
-                                                                          "float32", "float64", "complex64",
-                                                                          "complex128")}
             name = dtype.rpartition(".")[2]
-            if name not in by_name:
-                raise TypeError(f"type: invalid type: {dtype!r}")
-            dtype = np.dtype(by_name[name])
+            if name == "BFloat16Tensor":  # (its dtype needs ml_dtypes)
+                if _dtypes.bfloat16 is None:
+                    raise TypeError(f"type: {_dtypes.BFLOAT16_MISSING}")
+                dtype = _dtypes.bfloat16
+            else:
+                by_name = {_dtypes.tensor_type_name(np.dtype(d)): d for d in ("bool", "int32", "int64", "float16",
+                                                                              "float32", "float64", "complex64",
+                                                                              "complex128")}
+                if name not in by_name:
+                    raise TypeError(f"type: invalid type: {dtype!r}")
+                dtype = np.dtype(by_name[name])
         return _F.to(self, dtype)
 
     def backward(self, gradient: "Tensor | None" = None, retain_graph: bool = False) -> None:

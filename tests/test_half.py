@@ -728,3 +728,12 @@ def test_a_number_the_half_type_cannot_hold_still_scales_a_half_tensor(dt):
     assert same16((x / 1e5).numpy(), library_rounding(np.float32([3.0, -2.0]) / np.float32(1e5), dt))
     with pytest.raises(ConversionError):
         x * 1e40  # beyond float32 as well: refused, never taken as inf
+
+
+@pytest.mark.parametrize("dt", HALF, ids=HALF_IDS)
+def test_type_by_name_of_a_half_type(dt):
+    # x.type(y.type()) refused "sparse_ref.BFloat16Tensor" as an invalid type
+    y = sr.tensor([1.5, -2.], dtype=dt)
+    for name in (y.type(), "torch." + y.type().rpartition(".")[2]):
+        x = sr.tensor([1.5, -2.]).type(name)
+        assert x.dtype == dt and x.tolist() == [1.5, -2.]
