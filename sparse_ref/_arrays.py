@@ -109,11 +109,11 @@ def _fits_integer(arr: np.ndarray, dt: np.dtype, where: str) -> None:
             raise ConversionError(f"{where}: value {x} cannot be converted to type {dt.name} "
                                   "(NaN and inf have no integer value)")
         # as torch, a value beyond the range before its fraction is dropped is refused
-        # (2147483647.5 for int32); float(info.max) may round up to 2**63, itself refused
-        # (compared in float64 at least: float32's nearest to 2147483647 is 2**31 itself)
-        lo, hi = float(info.min), float(info.max)
-        wide = arr if arr.dtype.itemsize >= 8 else arr.astype(np.float64)
-        bad = (wide < lo) | ((wide > hi) if hi == info.max else (wide >= hi))
+        # (2147483647.5 for int32). The bounds in the source's own type: the minimum (a
+        # power of two) exactly; the maximum may round up (to 2**63 in float64, to 2**31 in
+        # float32), and is then itself out of range
+        lo, hi = arr.dtype.type(info.min), arr.dtype.type(info.max)
+        bad = (arr < lo) | ((arr > hi) if int(hi) == info.max else (arr >= hi))
     else:
         lo_ok = arr.min() >= info.min if arr.dtype.kind == "i" or info.min == 0 else True
         hi_ok = int(arr.max()) <= info.max

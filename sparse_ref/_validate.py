@@ -32,7 +32,7 @@ def torch_values(v, where: str) -> np.ndarray:
         if _dtypes.bfloat16 is None:
             raise TypeError(f"{where}: {_dtypes.BFLOAT16_MISSING}")
         import torch  # (loaded already: v is one of its tensors)
-        return v.contiguous().view(torch.int16).numpy().view(_dtypes.bfloat16)
+        return v.resolve_neg().contiguous().view(torch.int16).numpy().view(_dtypes.bfloat16)
     return np.asarray(v.resolve_conj().resolve_neg().numpy())
 
 

@@ -327,11 +327,11 @@ def test_a_changed_input_of_exp_is_no_matter_as_in_torch():
     assert np.allclose(grads[0], grads[1], rtol=1e-15, atol=0)
     x = sr.tensor([1.0, 2.0, 3.0], requires_grad=True)
     z = (x * 1.0).exp()
-    w = z * x
+    w = z.sum()  # (Sum reads nothing: only Exp's own check can catch the change)
     with sr.no_grad():
-        z[0] = 5.0  # the output Exp and Mul read: refused, as torch refuses it
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        w.sum().backward()
+        z[0] = 5.0  # the output Exp's backward reads: refused, as torch refuses it
+    with pytest.raises(RuntimeError, match="output 0 of ExpBackward0"):
+        w.backward()
 
 
 # -- retain_grad and the non-leaf warning -------------------------------------------------------
@@ -1028,26 +1028,25 @@ def test_second_probe_findings_on_the_new_spellings():
             op(2, sr.sparse_coo_tensor([[0], [0]], [2.], (1, 1)))
 
 
-def test_pow_takes_a_number_exponent_as_a_double():
-    # rounded to float32, 16777217 became even and 1e-50 became 0: every base gave 1
-    assert sr.tensor([-1.]) ** 16777217 == sr.tensor([-1.])
-    out = (sr.tensor([0., float("inf"), float("nan"), 2.]) ** 1e-50).tolist()
-    assert out[:2] == [0., float("inf")] and np.isnan(out[2]) and out[3] == 1.
-    x = np.array([0.3, 1.7, 2.5, 9.25], dtype=np.float32)
-    for p in (0.1, 1 / 3, 2.7, -1.3):  # raised in double and rounded once
-        want = (x.astype(np.float64) ** p).astype(np.float32)
-        assert np.array_equal((sr.tensor(x) ** p).numpy(), want)
-        g = sr.tensor(x, requires_grad=True)
-        (g ** p).sum().backward()
-        assert np.array_equal(g.grad.numpy(), np.float32(p) * (x.astype(np.float64) ** (p - 1)).astype(np.float32))
-    z = np.array([1 + 1j, -2 + 0.5j], dtype=np.complex64)
-    assert np.array_equal((sr.tensor(z) ** 2.5).numpy(), (z.astype(np.complex128) ** 2.5).astype(np.complex64))
+def test_pow_takes_a_number_exponent_in_the_dtype_as_torch():
+    # torch's vectorised kernel rounds p to float32 for a float32 tensor: 16777217 is even there
+    torch = torch_or_skip()
+    # (torch runs the tail of a tensor that is not whole vectors in double: 1000 elements end in -1)
+    assert (sr.full((1024,), -1.) ** 16777217).tolist() == (torch.full((1024,), -1.) ** 16777217).tolist()
+    x = np.abs(np.random.default_rng(0).standard_normal(4096)).astype(np.float32) * 3
+    for p in (0.1, 1 / 3, 2.7, -1.3):
+        ours, theirs = (sr.tensor(x) ** p).numpy(), (torch.from_numpy(x) ** p).numpy()
+        assert np.allclose(ours, theirs, rtol=4e-7, atol=0)  # (torch's pow differs from NumPy's by an ulp)
 
 
 def test_pow_of_a_half_tensor_refuses_an_exponent_it_cannot_hold():
     torch = torch_or_skip()
-    with pytest.raises(ConversionError, match="float16 without overflow"):
-        sr.tensor([-1.], dtype=sr.float16) ** 70001
+    for p in (70001, 65510, -65519):  # torch refuses any exponent beyond 65504 for float16
+        with pytest.raises(ConversionError, match="float16 without overflow"):
+            sr.tensor([-1.], dtype=sr.float16) ** p
+        with pytest.raises(RuntimeError, match="without overflow"):
+            torch.tensor([-1.], dtype=torch.float16) ** p
+    assert (sr.tensor([-1.], dtype=sr.float16) ** 65504).tolist() == [1.]
     x = np.array([0.5, 3., 7.], dtype=np.float16)
     for p in (2.5, 1 / 3, 3.0000001):  # the exponent in float16, as torch's
         assert np.array_equal((sr.tensor(x) ** p).numpy(), (torch.from_numpy(x) ** p).numpy())

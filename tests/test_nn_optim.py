@@ -9,6 +9,7 @@ from conftest import torch_or_skip
 
 import sparse_ref as sr
 import sparse_ref.nn.functional as F
+from sparse_ref._errors import ConversionError
 from sparse_ref.autograd import gradcheck
 
 
@@ -1738,15 +1739,30 @@ def test_an_optimizer_refuses_an_integer_parameter(make):
 
 
 def test_sgd_refuses_a_setting_the_half_parameter_cannot_hold():
-    # lr=1e5 in a float16 product was inf: the parameter became -inf (torch refuses)
-    for settings in (dict(lr=1e5), dict(lr=0.1, weight_decay=1e5), dict(lr=0.1, momentum=0.5, dampening=-7e4)):
-        w = sr.tensor([1.], dtype=sr.float16, requires_grad=True)
-        w.grad = sr.tensor([1e-3], dtype=sr.float16)
-        with pytest.raises(RuntimeError, match="float16 without overflow"):
-            sr.optim.SGD([w], **settings).step()
-        assert w.tolist() == [1.]
-    sr.optim.SGD([w], lr=100.).step()
-    assert w.tolist() == [float(np.float16(1) - np.float16(100) * np.float16(1e-3))]
+    # lr=1e5 in a float16 product was inf: the parameter became -inf. torch refuses each
+    # setting beyond 65504 at the step that multiplies by it (1 - dampening: from the second)
+    torch = torch_or_skip()
+    cases = (dict(lr=1e5), dict(lr=65510.), dict(lr=0.1, weight_decay=1e5), dict(lr=1e-4, momentum=0.5, dampening=-65519.),
+             dict(lr=1e-4, momentum=0.5, dampening=-65000.))
+    ours = []
+    for settings in cases:
+        fails_at = []
+        for lib, error in ((sr, ConversionError), (torch, RuntimeError)):
+            w = lib.nn.Parameter(lib.tensor([1.], dtype=lib.float16))
+            opt = lib.optim.SGD([w], **settings)
+            at = None
+            for step in (1, 2):
+                w.grad = lib.tensor([1e-3], dtype=lib.float16)
+                try:
+                    opt.step()
+                except error as e:
+                    assert "without overflow" in str(e)
+                    at = step
+                    break
+            fails_at.append((at, w.tolist()))
+        assert fails_at[0] == fails_at[1], settings
+        ours.append(fails_at[0][0])
+    assert ours == [1, 1, 1, 2, None]  # the step each case is refused at, in both libraries
 
 
 def test_vector_to_parameters_refuses_what_a_parameter_cannot_hold():
@@ -1764,14 +1780,15 @@ def test_vector_to_parameters_refuses_what_a_parameter_cannot_hold():
     assert (lin.weight.tolist(), lin.bias.tolist()) == ([[3.]], [4.])
 
 
-def test_clip_grad_value_refuses_a_fraction_for_an_integer_gradient():
-    p = sr.nn.Parameter(sr.tensor([5, -5]), requires_grad=False)
-    p.grad = sr.tensor([5, -5])
-    with pytest.raises(TypeError, match="would be truncated"):
-        sr.nn.utils.clip_grad_value_([p], 2.5)  # it clipped to [2, -2]
-    assert p.grad.tolist() == [5, -5]
-    sr.nn.utils.clip_grad_value_([p], 2)
-    assert p.grad.tolist() == [2, -2]
+def test_clip_grad_value_refuses_an_integer_gradient():
+    torch = torch_or_skip()
+    for lib, error in ((sr, TypeError), (torch, RuntimeError)):
+        p = lib.nn.Parameter(lib.tensor([5, -5]), requires_grad=False)
+        p.grad = lib.tensor([5, -5])
+        for bound in (2.5, 2.0, 2):  # 2.5 clipped to [2, -2] here; torch refuses every bound
+            with pytest.raises(error):
+                lib.nn.utils.clip_grad_value_([p], bound)
+        assert p.grad.tolist() == [5, -5]
 
 
 def test_third_probe_findings_on_modules_and_loaders():
@@ -1782,10 +1799,12 @@ def test_third_probe_findings_on_modules_and_loaders():
     t = sr.ones(2, requires_grad=True)
     (t * 2).sum().backward()
     assert copy.deepcopy(t).grad.tolist() == [2., 2.]
-    # Dropout's probability is checked when the module is made, as torch's
+    # Dropout's probability is checked when the module is made, as torch's (and a bool is
+    # refused, which torch takes as 0 or 1)
     for bad in (2.0, -0.1, True):
         with pytest.raises(ValueError, match="between 0 and 1"):
             sr.nn.Dropout(bad)
+    assert sr.nn.Dropout(np.float32(0.25)).p == 0.25
     # shuffling an empty dataset is refused, as torch's RandomSampler refuses it
     empty = sr.utils.data.TensorDataset(sr.zeros(0, 2))
     with pytest.raises(ValueError, match="num_samples=0"):

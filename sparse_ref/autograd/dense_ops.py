@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from sparse_ref import _dtypes, _precision
-from sparse_ref._arrays import c_order, converted
+from sparse_ref._arrays import c_order
+from sparse_ref._errors import ConversionError
 from sparse_ref._tensor import Tensor
 from sparse_ref.autograd.engine import Function, RowGrad
 
@@ -204,22 +205,15 @@ class Pow(Function):
 
 
 def _power(x: np.ndarray, p) -> np.ndarray:
-    """``x ** p`` for a number ``p``, taken as torch takes it: as a double for float32 and
-    complex64 values too (raised in double precision and rounded once, so that ``p`` keeps
-    its parity and its size: ``(-1.) ** 16777217`` is -1 and ``0. ** 1e-50`` is 0, where
-    ``p`` rounded to float32 gave 1 for both); in the half type for float16 and bfloat16
-    values, as torch's, and refused where it would be inf there (``**`` of a float16
-    tensor by 70001); in the integer type for integer values (``pow`` checked it is a
-    whole number)."""
+    """``x ** p`` for a number ``p``, taken in x's dtype, as torch's vectorised kernel takes
+    it (so a float32 tensor's ``16777217`` is 16777216, even: ``(-1.) ** 16777217`` is 1 in
+    torch too, but for tensors of fewer elements than a vector). Where the dtype makes
+    ``p`` inf, as a float16 tensor's 70001, it is refused, as torch refuses any ``p``
+    beyond the dtype's largest value (65504 for float16)."""
     dt = x.dtype
-    if _dtypes.is_half(dt):
-        return x ** converted(np.asarray(p, dtype=np.float64), dt, "**")[()]
-    if dt.kind in "iu":
-        return x ** dt.type(p)
-    if dt.itemsize < 16 and dt.kind == "c" or dt.itemsize < 8:  # complex64, float32
-        wide = np.complex128 if dt.kind == "c" else np.float64
-        return (x.astype(wide) ** p).astype(dt)
-    return x ** p  # (a Python number meets a float64 or complex128 array as a double)
+    if _dtypes.kind(dt) == "f" and abs(p) > float(_dtypes.finfo(dt).max):
+        raise ConversionError(f"**: the exponent {p} cannot be converted to type {dt.name} without overflow")
+    return x ** dt.type(p)
 
 
 @ieee

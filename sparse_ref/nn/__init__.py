@@ -743,8 +743,7 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         _out_of_place(inplace, "Dropout")
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:  # (as torch, when made)
-            raise ArgumentError(f"dropout probability has to be between 0 and 1, but got {p}")
+        functional._dropout_probability(p)  # (when made, as torch's)
         self.p = p
 
     def extra_repr(self) -> str:

@@ -14,6 +14,8 @@ Examples
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from sparse_ref import _dtypes, _factories, _functions
@@ -57,6 +59,12 @@ def linear(input, weight, bias=None) -> Tensor:
     return out if bias is None else out + bias
 
 
+def _dropout_probability(p) -> None:
+    """Refuse a dropout probability outside [0, 1] (or not a number), as torch's."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ArgumentError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
 def dropout(input, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``
     while ``training``; the identity otherwise. The draws come from ``generator`` or the
@@ -69,8 +77,7 @@ def dropout(input, p: float = 0.5, training: bool = True, generator=None) -> Ten
     >>> F.dropout(sr.ones(4), p=0.5, training=False)
     tensor([1., 1., 1., 1.])
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ArgumentError(f"dropout probability has to be between 0 and 1, but got {p}")
+    _dropout_probability(p)
     if not isinstance(input, Tensor) or _dtypes.kind(input.dtype) not in "fc":
         raise DTypeError(f"dropout: needs a floating or complex tensor, got "
                          f"{getattr(input, 'dtype', type(input).__name__)} (the kept values are scaled by 1 / (1 - p))")

@@ -118,9 +118,9 @@ def clip_grad_value_(parameters, clip_value, foreach=None) -> None:
     grads = _grads(_params(parameters, where), where)
     if any(g.dtype.kind == "c" for g in grads):  # (before any is changed)
         raise TypeError(f"{where}: clamp is not supported for complex types (a complex gradient has no order)")
-    if any(g.dtype.kind in "iu" for g in grads) and not float(clip_value).is_integer():  # (torch refuses too)
-        raise TypeError(f"{where}: clip_value {clip_value} would be truncated for an integer gradient; "
-                        "sparse_ref does not promote dtypes")
+    if any(g.dtype.kind in "iu" for g in grads):  # (torch's clamps it with a float bound, which it refuses)
+        raise TypeError(f"{where}: an integer gradient cannot be clipped (torch refuses it too: its float "
+                        "result cannot be cast back to the integer type)")
     for g in grads:
         clipped = np.clip(g._data, -clip_value, clip_value)
         if g._data.flags.writeable:

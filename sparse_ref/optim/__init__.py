@@ -27,7 +27,7 @@ import numpy as np
 
 from sparse_ref import _dtypes
 from sparse_ref._arrays import converted
-from sparse_ref._errors import ArgumentError, DTypeError, ShapeError, missing
+from sparse_ref._errors import ArgumentError, ConversionError, DTypeError, ShapeError, missing
 from sparse_ref._tensor import SparseTensor, Tensor
 
 __all__ = ["Adam", "AdamW", "Optimizer", "SGD", "SparseAdam", "lr_scheduler"]
@@ -88,7 +88,6 @@ class Optimizer:
                 g = p.grad
                 if g is not None:  # a sparse gradient (an embedding's, sparse=True) as one state of it
                     todo.append((group, p, g._now() if isinstance(g, SparseTensor) else g._data))
-        checked = set()
         for group, p, g in todo:
             if not p._data.flags.writeable:
                 raise RuntimeError("optimizer step: a parameter's data is read-only (it views a sparse "
@@ -97,18 +96,19 @@ class Optimizer:
             if _dtypes.kind(dt) not in "fc":  # (torch refuses too: an integral update's alpha is a float)
                 raise DTypeError(f"{type(self).__name__}: a {dt.name} parameter has a gradient, but an "
                                  "optimizer updates floating or complex parameters only; nothing was updated")
-            if (id(group), dt) not in checked:
-                checked.add((id(group), dt))
-                for name in self._settings_in_dtype:
-                    value = float(group[name])  # refused where the parameter's dtype makes it inf
-                    converted(np.asarray(value), dt, f"{type(self).__name__}: {name}={value} for a {dt.name} parameter")
+            top = float(_dtypes.finfo(dt).max)  # (a complex dtype's: its parts')
+            for name, value in self._settings_in_dtype(group, p):
+                if abs(value) > top:  # as torch's Scalar conversion refuses it
+                    raise ConversionError(f"{type(self).__name__}: {name} = {value} cannot be converted to type "
+                                          f"{dt.name} without overflow (for a {dt.name} parameter)")
             self._check_gradient(group, g)
         return todo
 
-    # The settings a step multiplies in the parameter's own dtype, which torch refuses when
-    # that dtype cannot hold them (SGD's lr=1e5 for a float16 parameter, in a float16
-    # product, would be inf).
-    _settings_in_dtype: tuple = ()
+    def _settings_in_dtype(self, group: dict, p: Tensor) -> list:
+        """The settings this step multiplies by in p's own dtype, as ``(name, value)``: torch
+        refuses one that dtype cannot hold (SGD's lr=1e5 for a float16 parameter, in a
+        float16 product, would be inf). None by default (Adam's are combined in double)."""
+        return []
 
     def _check_gradient(self, group: dict, g) -> None:
         """Refuse a gradient this optimizer cannot take (before any parameter changes):
@@ -278,7 +278,16 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
 
-    _settings_in_dtype = ("lr", "weight_decay", "momentum", "dampening")
+    def _settings_in_dtype(self, group: dict, p: Tensor) -> list:
+        # (torch's steps: p.add_(g, alpha=-lr); g.add(p, alpha=wd); from the second step on,
+        # buf.mul_(m).add_(g, alpha=1 - dampening); with nesterov, g.add(buf, alpha=m))
+        lr, wd, m = float(group["lr"]), float(group["weight_decay"]), float(group["momentum"])
+        out = [("lr", lr)] + ([("weight_decay", wd)] if wd else [])
+        if m:
+            out += [("momentum", m)]
+            if "momentum_buffer" in self.state.get(p, {}):
+                out += [("1 - dampening", 1 - float(group["dampening"]))]
+        return out
 
     def _check_settings(self, group: dict) -> None:
         for name, key in (("learning rate", "lr"), ("momentum", "momentum"), ("weight_decay", "weight_decay")):
