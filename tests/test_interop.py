@@ -248,3 +248,4 @@ def test_a_torch_bfloat16_tensor_as_data():
     assert x.dtype == sr.bfloat16 and x.tolist() == t.tolist()
     s = sr.sparse_coo_tensor([[0, 1], [1, 0]], t[:2], (2, 2))
     assert s.dtype == sr.bfloat16 and s.to_dense().tolist() == [[0., 1.5], [-2.25, 0.]]
+    assert sr.tensor(torch._neg_view(t[:2])).tolist() == [-1.5, 2.25]  # (a negative view: its sign resolved)
