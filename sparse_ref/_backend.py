@@ -178,15 +178,46 @@ def _check_outputs(module: str, function: str, a: dict) -> None:
         high = int(a["a_col"].max()) + 1 if a["a_col"].shape[0] else 0
         _in_range("out_col", a["out_col"][:nnz], 0, high)
         _ascending_rows("out_col", a["out_crow"], a["out_col"])
+        rows = np.repeat(np.arange(a["out_crow"].shape[0] - 1, dtype=np.int64), np.diff(a["out_crow"]))
         if a["out_pos"].shape[0]:  # each stored entry's place: the entry of its own row and column
             pos = a["out_pos"]
             _in_range("out_pos", pos, 0, nnz)
-            rows = np.repeat(np.arange(a["out_crow"].shape[0] - 1, dtype=np.int64), np.diff(a["out_crow"]))
             ok = (a["out_col"][:nnz][pos] == a["a_col"]) & (rows[pos] == a["a_row"])
             if not ok.all():
                 p = _first_bad(ok)
                 raise KernelOutputError(f"out_pos[{p}] = {pos[p]}, an entry of row {rows[pos[p]]} and column "
                                         f"{a['out_col'][pos[p]]}, where entry {p} is ({a['a_row'][p]}, {a['a_col'][p]})")
+            hit = np.zeros(nnz, dtype=bool)
+            hit[pos] = True
+        else:  # (no places asked for: the output's entries compared with the input's, sorted)
+            order = np.lexsort((a["a_col"], a["a_row"]))
+            r, c = a["a_row"][order], a["a_col"][order]
+            first = np.ones(r.shape[0], dtype=bool)
+            first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+            r, c = r[first], c[first]
+            m = min(nnz, r.shape[0])
+            hit = np.zeros(nnz, dtype=bool)
+            hit[:m] = (rows[:m] == r[:m]) & (a["out_col"][:m] == c[:m])
+            if nnz < r.shape[0] and hit.all():
+                raise KernelOutputError(f"out_crow[-1] = {nnz}, fewer entries than the input's "
+                                        f"{r.shape[0]} distinct (row, column) pairs")
+        if not hit.all():
+            q = _first_bad(hit)
+            raise KernelOutputError(f"out_col[{q}] = {a['out_col'][q]} in row {rows[q]}: an entry that no entry of "
+                                    "the input has (or out of place)")
+    elif function == "spgemm_bounds":  # (the chunks and the memory check rest on them: compared whole)
+        lengths = np.diff(a["b_crow"])[a["a_col"]]
+        ends = np.concatenate(([0], np.cumsum(lengths)))
+        flops = ends[a["a_crow"][1:]] - ends[a["a_crow"][:-1]]
+        longest = np.zeros_like(flops)
+        rows = np.flatnonzero(np.diff(a["a_crow"]))
+        if rows.shape[0]:
+            longest[rows] = np.maximum.reduceat(lengths, a["a_crow"][rows])
+        for name, want in (("out_flops", flops), ("out_longest", longest)):
+            if not np.array_equal(a[name], want):
+                i = _first_bad(a[name] == want)
+                raise KernelOutputError(f"{name}[{i}] = {a[name][i]}, not {want[i]} (row {i} of A reaches rows of B "
+                                        f"of {lengths[a['a_crow'][i]:a['a_crow'][i + 1]].tolist()} entries)")
     elif function == "spgemm_symbolic":
         _row_pointers("out_crow", a["out_crow"])
     elif function == "spgemm_numeric":
@@ -232,11 +263,13 @@ def _unwritten(arr: np.ndarray) -> None:
 
 def _guarded(backend: str, module: str, function: str, f):
     """``f`` (a registered backend's kernel) on arrays of its own: each input a private
-    copy (a kernel that writes an input writes its copy, not the caller's tensor), each
-    output a scratch array filled with -1 or NaN; after the call every scratch array must
-    still be the array it was given (dtype, shape, strides, memory) and pass
-    ``_check_outputs``, and only then is it copied into the real output. So nothing the
-    kernel keeps (a reference to an output, to write later) reaches a tensor, and an
+    read-only copy (a kernel that writes one is refused by name; one that makes it
+    writable again changes only its copy, since the checks read the caller's arrays),
+    each output a scratch array filled with -1 or NaN. After the call every scratch array
+    must still be the array it was given (dtype, shape, strides, memory); then a copy of
+    each is taken, checked (``_check_outputs``) and copied into the real output -- for
+    the numeric pass of a product in chunks, the chunk's part only. So nothing the kernel
+    keeps (a reference to an output, a thread that writes later) reaches a tensor, and an
     ndarray trick (``out.dtype = ...``, ``out.resize(...)``) is refused, not trusted.
     ``__wrapped__`` is ``f`` itself."""
     params = INTERFACE[module][function]
@@ -244,33 +277,44 @@ def _guarded(backend: str, module: str, function: str, f):
     @functools.wraps(f)
     def run(*args):
         given, scratch, layout = [], {}, {}
-        crow = dict(zip(params, args)).get("crow") if function == "spgemm_numeric" else None
+        real = dict(zip(params, args))
+        crow = real.get("crow") if function == "spgemm_numeric" else None
+        # (the numeric pass of a product in chunks writes its chunk's rows only: the rest
+        # keeps what the chunks before wrote, and only the chunk's part is taken back)
+        part = slice(int(crow[0]), int(crow[-1])) if crow is not None and crow.shape[0] else slice(None)
         for name, value in zip(params, args):
             if isinstance(value, np.ndarray):
                 copy = np.array(value, copy=True, order="K")
                 if _is_output(name):
-                    # (the numeric pass of a product in chunks writes its chunk's rows only:
-                    # the rest keeps what the chunks before wrote)
-                    _unwritten(copy if crow is None or not crow.shape[0] else copy[crow[0]:crow[-1]])
+                    _unwritten(copy[part] if copy.ndim else copy)
                     scratch[name] = copy
                     layout[name] = (copy.dtype, copy.shape, copy.strides, copy.ctypes.data)
                 else:
                     copy.flags.writeable = False  # (its own copy: writing it on harms no one)
                 value = copy
             given.append(value)
-        result = f(*given)
-        named = dict(zip(params, given))
+        try:
+            result = f(*given)
+        except ValueError as exc:
+            if "read-only" not in str(exc):
+                raise
+            raise KernelOutputError(f"backend {backend!r}: {module}.{function} wrote one of its inputs ({exc}): "
+                                    "they are read-only copies; a kernel writes its out_ arrays only") from exc
+        taken = {}
         try:
             for name, copy in scratch.items():
                 if (copy.dtype, copy.shape, copy.strides, copy.ctypes.data) != layout[name]:
                     raise KernelOutputError(f"{name} is not the array it was given (its dtype, shape or memory "
                                             "changed): write into it, element by element or with out[...] = ...")
-            _check_outputs(module, function, named)
+                # checked and taken back from a copy of our own: a thread the kernel left
+                # running may still write its array, or make its input copies writable
+                # again, so the inputs checked against are the caller's, which it never saw
+                taken[name] = np.array(copy, copy=True)
+            _check_outputs(module, function, {**real, **taken})
         except KernelOutputError as exc:
             raise KernelOutputError(f"backend {backend!r}: {module}.{function} wrote {exc}") from None
-        real = dict(zip(params, args))
-        for name, copy in scratch.items():
-            np.copyto(real[name], copy)
+        for name, copy in taken.items():
+            np.copyto(real[name][part] if copy.ndim else real[name], copy[part] if copy.ndim else copy)
         return result
     return run
 

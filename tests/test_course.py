@@ -929,5 +929,114 @@ def test_a_registered_kernel_works_on_arrays_of_its_own(tmp_path):
     assert "dtype KernelOutputError backend 'dtype': coalesce.coalesce wrote out_col is not the array it was given" in out
     assert "perm KernelOutputError backend 'perm': convert.csr_transpose wrote out_perm[" in out
     assert "pos KernelOutputError backend 'pos': coalesce.coalesce wrote out_pos[" in out
-    assert "inplace ValueError" in out and "b unchanged True" in out
+    assert "inplace KernelOutputError backend 'inplace': spmm.spmm wrote one of its inputs" in out
+    assert "b unchanged True" in out
+    assert out.strip().endswith("whole"), out
+
+
+PLANTED_AGAIN = {
+    "rewritable": ("coalesce", """
+        from sparse_ref.reference import coalesce as ref
+        def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+            ref.coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads)
+            a_col.flags.writeable = True  # its copy made writable: the guard read its bound from it
+            a_col[0] = 10**12
+            out_col[int(out_crow[-1]) - 1] = 10**12  # the last column: still ascending
+        """),
+    "crow": ("spgemm", """
+        from sparse_ref.reference import spgemm as ref
+        from sparse_ref.reference.spgemm import spgemm_bounds, spgemm_symbolic, spgemm_masked
+        def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_col, out_val, n_threads=1):
+            ref.spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_col, out_val, n_threads)
+            crow.flags.writeable = True
+            crow[:] = crow[0]  # no entries to check, in the guard's view of its copy
+            out_col[:] = 10**12
+        """),
+    "outside": ("spgemm", """
+        from sparse_ref.reference import spgemm as ref
+        from sparse_ref.reference.spgemm import spgemm_bounds, spgemm_symbolic, spgemm_masked
+        CALLS = []
+        def spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_col, out_val, n_threads=1):
+            CALLS.append(1)
+            ref.spgemm_numeric(a_crow, a_col, a_val, b_crow, b_col, b_val, ncols, crow, out_col, out_val, n_threads)
+            out_col[:int(crow[0])] = 2**40  # the rows of the chunks before, and after
+            out_col[int(crow[-1]):] = 2**40
+        """),
+    "bounds": ("spgemm", """
+        from sparse_ref.reference import spgemm as ref
+        from sparse_ref.reference.spgemm import spgemm_symbolic, spgemm_numeric, spgemm_masked
+        def spgemm_bounds(a_crow, a_col, b_crow, out_flops, out_longest, n_threads=1):
+            ref.spgemm_bounds(a_crow, a_col, b_crow, out_flops, out_longest, n_threads)
+            out_flops[:] = 1 << 24  # every row a chunk of its own
+        """),
+    "extra": ("coalesce", """
+        from sparse_ref.reference import coalesce as ref
+        def coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads=1):
+            ref.coalesce(a_row, a_col, a_val, nrows, out_crow, out_col, out_val, out_pos, n_threads)
+            if not out_pos.shape[0] and out_crow[-1] < out_col.shape[0]:  # an entry no input has
+                out_col[out_crow[-1]] = out_col[out_crow[-1] - 1] + 1 if out_crow[-1] else 0
+                out_val[out_crow[-1]] = 42.0
+                out_crow[-1] += 1
+        """),
+}
+
+
+def test_a_registered_kernel_cannot_reach_a_tensor_past_the_guard(tmp_path):
+    """A probe (2026-12-03): three ways past the guard ended in a Cython mm reading column
+    10**12 (exit 139) -- a kernel that made its input copies writable and changed what the
+    checks compared with; a numeric pass of a product in chunks that wrote the rows of the
+    other chunks (the guard checked the chunk's rows and copied the whole array); and a
+    thread writing the output after the check. Also unchecked: spgemm_bounds' outputs, and
+    a coalesce's extra entry when no positions were asked for. Now the checks read the
+    caller's inputs and a copy of the outputs taken when the kernel returns, and a chunk's
+    part only is taken back."""
+    names = {k: package(tmp_path, {module: textwrap.dedent(src)}) for k, (module, src) in PLANTED_AGAIN.items()}
+    script = textwrap.dedent(f"""
+        import sys, warnings
+        sys.path.insert(0, {str(tmp_path)!r})
+        warnings.simplefilter("ignore")
+        import numpy as np
+        import sparse_ref as sr
+        from sparse_ref import _products
+        names = {names!r}
+        for k, pkg in names.items():
+            sr.register_backend(k, pkg)
+        rng = np.random.default_rng(0)
+        a = sr.sparse_coo_tensor(np.stack([rng.integers(0, 40, 300), rng.integers(0, 40, 300)]),
+                                 rng.standard_normal(300), (40, 40), dtype=sr.float64)
+        c = a.coalesce()
+        def attempt(label, op):
+            try:
+                out = op()
+                print(label, "ran", int(np.asarray(out.indices())[1].max()))
+                return out
+            except Exception as exc:
+                print(label, type(exc).__name__, exc)
+        with sr.use_backend("rewritable"):
+            attempt("rewritable", a.coalesce)
+        with sr.use_backend("crow"):
+            attempt("crow", lambda: sr.sparse.mm(c, c.t(), max_nnz=10**6))
+        with sr.use_backend("bounds"):
+            attempt("bounds", lambda: sr.sparse.mm(c, c, max_nnz=10**6))  # (max_nnz: the bounds run)
+        with sr.use_backend("extra"):
+            attempt("extra", a.coalesce)
+        _products.CHUNK_WORK = 16  # a product in chunks
+        with sr.use_backend("outside"):
+            out = attempt("outside", lambda: sr.sparse.mm(c, c))
+        mod = sys.modules[names["outside"] + ".spgemm"]
+        want = sr.sparse.mm(c, c)
+        print("chunks", len(mod.CALLS) > 2, "same", np.array_equal(np.asarray(out.indices()), np.asarray(want.indices()))
+              and np.array_equal(np.asarray(out.values()), np.asarray(want.values())))
+        print("whole")
+    """)
+    (tmp_path / "run.py").write_text(script)
+    from conftest import run_child
+    done = run_child(["run.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "rewritable KernelOutputError backend 'rewritable': coalesce.coalesce wrote out_col[" in out, out
+    assert "crow KernelOutputError backend 'crow': spgemm.spgemm_numeric wrote out_col[0] = 1000000000000" in out, out
+    assert "bounds KernelOutputError backend 'bounds': spgemm.spgemm_bounds wrote out_flops[0] = 16777216" in out, out
+    assert "extra KernelOutputError backend 'extra': coalesce.coalesce wrote out_col[" in out, out
+    assert "outside ran 39" in out and "chunks True same True" in out, out
     assert out.strip().endswith("whole"), out

@@ -314,9 +314,11 @@ ROUNDING_COMPLEX = ("differs in the last bits only: the order of additions is no
 
 
 def thread_counts() -> list:
-    """The thread counts each case runs at: 1 (what small ops pass) and what the thread
-    policy gives for 2 and 3 (1 in a forked child or on one core)."""
-    return sorted({1, effective_n_threads(2), effective_n_threads(3)})
+    """The thread counts each case runs at: 1 (what small ops pass), what the thread
+    policy gives for 2 and 3 (1 in a forked child or on one core), and the most the ops
+    pass on this machine (its cores, or ``sr.set_num_threads``'s count), so that a kernel
+    wrong only at 4 threads or more is not passed where the ops would run it so."""
+    return sorted({1, effective_n_threads(2), effective_n_threads(3), effective_n_threads(None)})
 
 
 def _zero_signs_differ(got: np.ndarray, want: np.ndarray) -> bool:
@@ -649,9 +651,9 @@ def check_apart(package: str, kernels=None, allow_reordering: bool = False, time
         names = _names_of(group, kernels)
         if where is not None and importlib.machinery.PathFinder.find_spec(group, list(where)) is None:
             # not in the package (found without importing it here): nothing to run
-            found = [] if group == "tasks" else [
-                Result(f"{group}.{f}", "fallback") for f in INTERFACE[group] if
-                not kernels or group in kernels or f"{group}.{f}" in kernels]
+            found = [] if group == "tasks" else [  # (an optional kernel is never taken from the reference)
+                Result(f"{group}.{f}", "optional" if f"{group}.{f}" in OPTIONAL else "fallback")
+                for f in INTERFACE[group] if not kernels or group in kernels or f"{group}.{f}" in kernels]
         else:
             found = []
             for parts in ((("cases",),) if group == "tasks" else (("cases",), ("gradients",))):
