@@ -84,7 +84,7 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     return SparseCsrTensor._make_csr(crow, col, val, shape, requires_grad=requires_grad)
 
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: bool = False,
-                      is_coalesced: bool | None = None) -> SparseTensor:
+                      check_invariants: bool | None = None, is_coalesced: bool | None = None) -> SparseTensor:
     """A sparse COO tensor from indices (S x nnz) and values ``(nnz, *dense_sizes)``, like torch's.
 
     S = ``indices.shape[0]`` >= 1 is the tensor's ``sparse_dim()``; the values hold one
@@ -96,7 +96,9 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, requires_grad: 
     Every index is checked against ``size`` (negative and out-of-range indices raise
     ``IndexError``); when ``size`` is omitted it is inferred as max index + 1 in every
     sparse dim, then the block's shape. Inputs are copied, so later changes to them do not
-    reach the tensor. ``is_coalesced=True`` is verified, not trusted.
+    reach the tensor. ``is_coalesced=True`` is verified, not trusted. ``check_invariants``
+    is taken as torch takes it, and the indices are checked either way (a kernel never
+    reads an index out of range).
 
     Examples
     --------

@@ -585,6 +585,19 @@ class Tensor(_Differentiable):
         return _F.clone(self)
 
     # -- conversions ----------------------------------------------------------------
+    def to_dense(self) -> "Tensor":
+        """The tensor itself, as torch's ``to_dense()`` of a dense tensor (so code that
+        densifies whatever it is handed works on dense tensors too).
+
+        Examples
+        --------
+        >>> import sparse_ref as sr
+        >>> x = sr.tensor([1., 2.])
+        >>> x.to_dense() is x
+        True
+        """
+        return self
+
     def to_sparse(self, sparse_dim: int | None = None) -> "SparseTensor":
         """The nonzero entries as a coalesced COO tensor: zeros (and -0.0) are dropped, NaN kept.
 
@@ -1462,11 +1475,12 @@ class SparseTensor(_Differentiable):
         """The transpose (indices swapped; like torch, the result is flagged uncoalesced)."""
         return _F.t(self)
 
-    def sum(self, dim=None, keepdim: bool = False):
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
         """The sum of the stored values (a 0-d dense tensor), or along ``dim``: then, as in
         torch, a sparse vector holding one entry per row (``dim=1``) or column (``dim=0``)
         that stores anything, explicit zeros included (``keepdim=True``: a sparse n x 1 or
-        1 x n matrix). Differentiable: every stored entry receives its sum's gradient.
+        1 x n matrix); with ``dtype``, of the values cast to it first (:func:`sparse_ref.sum`).
+        Differentiable: every stored entry receives its sum's gradient.
 
         Examples
         --------
@@ -1479,7 +1493,7 @@ class SparseTensor(_Differentiable):
         >>> s.sum(1).indices()
         tensor([[0, 2]])
         """
-        return _F.sparse_sum(self, dim, keepdim)
+        return _F.sum(self, dim, keepdim, dtype=dtype) if dtype is not None else _F.sparse_sum(self, dim, keepdim)
 
     # -- arithmetic (sparse_ref.autograd.sparse_ops; results keep a CSR input's layout) --
     def __mul__(self, other):

@@ -1180,3 +1180,19 @@ def test_sparse_division_by_a_tensor_another_thread_reshapes_is_refused_whole():
 
     errors, reads = _race(write, read)
     assert errors == [] and reads > 0 and bad == [], (errors[:3], bad[:3])
+
+
+def test_fourth_probe_findings_on_sparse_names():
+    torch = torch_or_skip()
+    for lib in (sr, torch):  # torch's keywords and spellings, each as torch's
+        s = lib.sparse_coo_tensor([[0, 1, 1], [1, 0, 1]], lib.tensor([1, 2, 3], dtype=lib.int32), (2, 2),
+                                  check_invariants=True)
+        assert s.sum(dtype=lib.int64).item() == 6 and s.sum(dtype=lib.int64).dtype == lib.int64
+        assert s.sum(0, dtype=lib.int64).to_dense().tolist() == [2, 4]
+        x = lib.tensor([1., 2.])
+        assert x.to_dense() is x
+        one = lib.sparse_coo_tensor([[0], [1]], [2.], (2, 2))
+        assert one.is_coalesced() and not one.t().is_coalesced()  # one entry: flagged uncoalesced after t()
+        assert lib.sparse_coo_tensor([[], []], [], (2, 2)).coalesce().t().is_coalesced()
+    with pytest.raises(IndexError):  # checked whatever check_invariants says
+        sr.sparse_coo_tensor([[0], [5]], [1.], (2, 2), check_invariants=False)

@@ -537,7 +537,9 @@ class SparseTranspose(Function):
 
     def forward(self, s):
         self.s = s
-        return SparseTensor._make(s._idx[::-1], s._val, s.shape[::-1], coalesced=False)
+        out = SparseTensor._make(s._idx[::-1], s._val, s.shape[::-1], coalesced=False)
+        out._coalesced = s._val.shape[0] == 0  # (one entry is flagged uncoalesced too, as torch's)
+        return out
 
     def backward(self, grad):
         # S's coalesced pattern in CSR form, its rows renamed first when there are far more
