@@ -873,15 +873,11 @@ PLANTED = {
 }
 
 
-def test_a_registered_kernel_works_on_arrays_of_its_own(tmp_path):
-    """A second review: a kernel that kept its output and wrote it on the next call, or
-    changed the output's dtype (out_col.dtype = float64), passed the guard and left
-    columns of 2**40 in a tensor (a later Cython mm: exit 139); a csr_transpose whose
-    out_perm was all 0, a coalesce whose out_pos was reversed, passed (in range) and gave
-    wrong gradients; a kernel that wrote its input B doubled the user's tensor. Kernels
-    now get private copies of the inputs and scratch outputs, checked (the permutation
-    and the positions whole) before they are copied to the tensor's arrays."""
-    names = {k: package(tmp_path, {module: textwrap.dedent(src)}) for k, (module, src) in PLANTED.items()}
+def _run_planted(tmp_path, planted: dict, body: str) -> str:
+    """Register each planted kernel package in a child process, run ``body`` there (with
+    ``np``, ``sr``, ``names`` and ``attempt(label, op)``, which prints what op did), and
+    return its output (a crash would end the child, not the tests)."""
+    names = {k: package(tmp_path, {module: textwrap.dedent(src)}) for k, (module, src) in planted.items()}
     script = textwrap.dedent(f"""
         import sys, warnings
         sys.path.insert(0, {str(tmp_path)!r})
@@ -891,16 +887,34 @@ def test_a_registered_kernel_works_on_arrays_of_its_own(tmp_path):
         names = {names!r}
         for k, pkg in names.items():
             sr.register_backend(k, pkg)
+        def attempt(label, op):
+            try:
+                out = op()
+                print(label, "ran", *([int(np.asarray(out.indices())[1].max())] if hasattr(out, "indices") else []))
+                return out
+            except Exception as exc:
+                print(label, type(exc).__name__, exc)
+    """) + textwrap.dedent(body)
+    (tmp_path / "run.py").write_text(script)
+    from conftest import run_child
+    done = run_child(["run.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_a_registered_kernel_works_on_arrays_of_its_own(tmp_path):
+    """A second review: a kernel that kept its output and wrote it on the next call, or
+    changed the output's dtype (out_col.dtype = float64), passed the guard and left
+    columns of 2**40 in a tensor (a later Cython mm: exit 139); a csr_transpose whose
+    out_perm was all 0, a coalesce whose out_pos was reversed, passed (in range) and gave
+    wrong gradients; a kernel that wrote its input B doubled the user's tensor. Kernels
+    now get private copies of the inputs and scratch outputs, checked (the permutation
+    and the positions whole) before they are copied to the tensor's arrays."""
+    out = _run_planted(tmp_path, PLANTED, """
         dup = sr.sparse_coo_tensor([[0, 1, 1, 0], [1, 0, 0, 1]], [1., 2., 3., 4.], (2, 2), dtype=sr.float64)
         three = sr.sparse_coo_tensor([[0, 0, 1], [1, 1, 0], [2, 2, 1]], [1., 2., 3.], (2, 2, 3), dtype=sr.float64)
         a = sr.sparse_coo_tensor([[0, 1, 2], [1, 2, 0]], [1., 2., 3.], (3, 3), dtype=sr.float64)
         b = sr.tensor(np.arange(6.).reshape(3, 2), requires_grad=True)
-        def attempt(label, op):
-            try:
-                op()
-                print(label, "ran")
-            except Exception as exc:
-                print(label, type(exc).__name__, exc)
         with sr.use_backend("stash"):
             kept = [dup.coalesce() for _ in range(3)]
         with sr.use_backend("dtype"):
@@ -921,11 +935,6 @@ def test_a_registered_kernel_works_on_arrays_of_its_own(tmp_path):
             assert sr.sparse.mm(c, sr.ones(2, 1, dtype=sr.float64)).tolist() == [[5.0], [5.0]]
         print("whole")
     """)
-    (tmp_path / "run.py").write_text(script)
-    from conftest import run_child
-    done = run_child(["run.py"], tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
     assert "dtype KernelOutputError backend 'dtype': coalesce.coalesce wrote out_col is not the array it was given" in out
     assert "perm KernelOutputError backend 'perm': convert.csr_transpose wrote out_perm[" in out
     assert "pos KernelOutputError backend 'pos': coalesce.coalesce wrote out_pos[" in out
@@ -990,28 +999,12 @@ def test_a_registered_kernel_cannot_reach_a_tensor_past_the_guard(tmp_path):
     a coalesce's extra entry when no positions were asked for. Now the checks read the
     caller's inputs and a copy of the outputs taken when the kernel returns, and a chunk's
     part only is taken back."""
-    names = {k: package(tmp_path, {module: textwrap.dedent(src)}) for k, (module, src) in PLANTED_AGAIN.items()}
-    script = textwrap.dedent(f"""
-        import sys, warnings
-        sys.path.insert(0, {str(tmp_path)!r})
-        warnings.simplefilter("ignore")
-        import numpy as np
-        import sparse_ref as sr
+    out = _run_planted(tmp_path, PLANTED_AGAIN, """
         from sparse_ref import _products
-        names = {names!r}
-        for k, pkg in names.items():
-            sr.register_backend(k, pkg)
         rng = np.random.default_rng(0)
         a = sr.sparse_coo_tensor(np.stack([rng.integers(0, 40, 300), rng.integers(0, 40, 300)]),
                                  rng.standard_normal(300), (40, 40), dtype=sr.float64)
         c = a.coalesce()
-        def attempt(label, op):
-            try:
-                out = op()
-                print(label, "ran", int(np.asarray(out.indices())[1].max()))
-                return out
-            except Exception as exc:
-                print(label, type(exc).__name__, exc)
         with sr.use_backend("rewritable"):
             attempt("rewritable", a.coalesce)
         with sr.use_backend("crow"):
@@ -1029,11 +1022,6 @@ def test_a_registered_kernel_cannot_reach_a_tensor_past_the_guard(tmp_path):
               and np.array_equal(np.asarray(out.values()), np.asarray(want.values())))
         print("whole")
     """)
-    (tmp_path / "run.py").write_text(script)
-    from conftest import run_child
-    done = run_child(["run.py"], tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
     assert "rewritable KernelOutputError backend 'rewritable': coalesce.coalesce wrote out_col[" in out, out
     assert "crow KernelOutputError backend 'crow': spgemm.spgemm_numeric wrote out_col[0] = 1000000000000" in out, out
     assert "bounds KernelOutputError backend 'bounds': spgemm.spgemm_bounds wrote out_flops[0] = 16777216" in out, out
