@@ -499,8 +499,9 @@ def arange(start, end=None, step=1, *, dtype=None, requires_grad: bool = False) 
     dt = _dtypes.as_dtype(dtype, "arange") if dtype is not None else (_dtypes.int64 if ints else _dtypes.default_dtype)
     if dt.kind in "iu":
         for name, v in (("start", start), ("end", end), ("step", step)):
-            if not isinstance(v, (int, np.integer)) and not float(v).is_integer():  # (torch truncates start and step, and counts from end as
-                # given for int32 but truncated for int64: arange(0, 10, 2.5) is [0, 2, 4, 6] or [0, 2, 4, 6, 8])
+            # (torch truncates start and step, and counts from end as given for int32 but
+            # truncated for int64: arange(0, 10, 2.5) is [0, 2, 4, 6] or [0, 2, 4, 6, 8])
+            if not isinstance(v, (int, np.integer)) and not float(v).is_integer():
                 raise TypeError(f"arange: {name} {v} would be truncated to the integer dtype {dt.name}; "
                                 "pass whole numbers")
     count = int(np.ceil((end - start) / step))

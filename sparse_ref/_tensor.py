@@ -1050,17 +1050,11 @@ class Tensor(_Differentiable):
         if isinstance(dtype, str) and dtype.rpartition(".")[0] in ("torch", "sparse_ref"):
             # a type's name, as torch takes it: x.type(y.type()), x.type("torch.IntTensor")
             name = dtype.rpartition(".")[2]
-            if name == "BFloat16Tensor":  # (its dtype needs ml_dtypes)
-                if _dtypes.bfloat16 is None:
-                    raise TypeError(f"type: {_dtypes.BFLOAT16_MISSING}")
-                dtype = _dtypes.bfloat16
-            else:
-                by_name = {_dtypes.tensor_type_name(np.dtype(d)): d for d in ("bool", "int32", "int64", "float16",
-                                                                              "float32", "float64", "complex64",
-                                                                              "complex128")}
-                if name not in by_name:
-                    raise TypeError(f"type: invalid type: {dtype!r}")
-                dtype = np.dtype(by_name[name])
+            by_name = {_dtypes.tensor_type_name(d): d for d in (_dtypes.bool_, *_dtypes.SUPPORTED)}
+            if name not in by_name:  # (bfloat16 is among them when ml_dtypes is installed)
+                missing = f" ({_dtypes.BFLOAT16_MISSING})" if name == "BFloat16Tensor" else ""
+                raise TypeError(f"type: invalid type: {dtype!r}{missing}")
+            dtype = by_name[name]
         return _F.to(self, dtype)
 
     def backward(self, gradient: "Tensor | None" = None, retain_graph: bool = False) -> None:
